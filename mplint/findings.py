@@ -1,0 +1,51 @@
+"""The one currency of the tool: every check, static or runtime, produces `Finding`s."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Applicability(str, enum.Enum):
+    """Whether `--fix` may apply a fix on its own (safe) or only with `--unsafe-fixes`."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A textual replacement of one span of the file (1-based lines, 0-based columns)."""
+
+    description: str
+    applicability: Applicability
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    replacement: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem at one place. `column`/`end_column` are 1-based, as editors show them."""
+
+    code: str
+    name: str
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    message: str
+    severity: Severity = Severity.ERROR
+    fix: Optional[Fix] = field(default=None, compare=False)
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line, self.column, self.code)

@@ -1,0 +1,55 @@
+"""The base every rule in `mplint.rules` derives from, Fixit style.
+
+A rule module reads top to bottom: the class docstring (What it does / Why is this bad /
+Example / Fix, in Markdown; its first line is the one-line summary), `MESSAGE`, `VALID` and
+`INVALID` example snippets, then small `visit_*` methods. Rules never walk the tree for dtype
+facts themselves: they ask `self.precision` (the shared precision model) and report.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, ClassVar, Optional
+
+import libcst as cst
+
+from mplint.findings import Applicability, Severity
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
+    from mplint.precision.model import PrecisionModel
+
+
+class Rule(cst.BatchableCSTVisitor):
+    CODE: ClassVar[str]
+    NAME: ClassVar[str]
+    MESSAGE: ClassVar[str] = ""
+    SEVERITY: ClassVar[Severity] = Severity.ERROR
+    # None when the rule has no autofix; otherwise whether `--fix` applies it by default.
+    FIX: ClassVar[Optional[Applicability]] = None
+    # Source snippets the rule must stay quiet on / must report (checked by the test suite).
+    VALID: ClassVar[tuple[str, ...]] = ()
+    INVALID: ClassVar[tuple[str, ...]] = ()
+    # Words of which a file must contain at least one for this rule to possibly fire
+    # (the engine's text prefilter skips parsing files that mention none of any rule's).
+    TRIGGERS: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, context: "FileContext") -> None:
+        super().__init__()
+        self.context = context
+
+    @property
+    def precision(self) -> "PrecisionModel":
+        return self.context.precision
+
+    def report(self, node: cst.CSTNode, message: str, *, path: Optional[str] = None) -> None:
+        """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere)."""
+        self.context.report(self, node, message, path=path)
+
+    @classmethod
+    def summary(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "").splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def docs(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")

@@ -46,6 +46,11 @@ class Finding:
     message: str
     severity: Severity = Severity.ERROR
     fix: Optional[Fix] = field(default=None, compare=False)
+    # Set by the runtime verifier only: "confirmed" / "refuted" / "not-reached" / "runtime-only",
+    # what it saw, and where it ran ("cuda", "cpu", "emulated-cuda").
+    verdict: Optional[str] = None
+    evidence: tuple[str, ...] = ()
+    device: Optional[str] = None
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.code)

@@ -1,0 +1,1 @@
+"""Runtime verifier. Importing this package must not import torch: only its functions do."""

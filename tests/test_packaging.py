@@ -1,0 +1,141 @@
+"""The package installs the way users get it: a wheel, an editable checkout, and no torch.
+
+`rules/` lives at the top of the repository but installs as `mplint.rules`; these tests build
+the real artefacts to make sure that mapping, and the hand-written package list in
+pyproject.toml, hold for wheels and for editable installs alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+VERSION = PROJECT["project"]["version"]
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "mplint", "rules")
+
+
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def repo_sources(directory: str) -> list[str]:
+    """Python files under `directory` of the checkout, relative to it."""
+    root = REPO / directory
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
+    # Build from a copy: an in-tree build leaves build/ behind, and stale files there would
+    # end up in the next wheel and hide a module missing from the package list.
+    source = tmp_path_factory.mktemp("source")
+    for name in BUILD_INPUTS:
+        if (REPO / name).is_dir():
+            shutil.copytree(
+                REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        elif (REPO / name).exists():
+            shutil.copy2(REPO / name, source / name)
+    out = tmp_path_factory.mktemp("wheel")
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    run([*pip_wheel, "-w", str(out), "."], cwd=source)
+    (path,) = out.glob(f"mplint-{VERSION}-*.whl")
+    with zipfile.ZipFile(path) as archive:
+        yield archive
+
+
+@pytest.fixture(scope="module")
+def editable_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv that sees the system torch/libcst/click and holds mplint as editable."""
+    venv = tmp_path_factory.mktemp("venv")
+    # --without-pip: the venv then uses the system pip and setuptools, which is what
+    # --no-build-isolation needs (a venv's bundled setuptools may predate the one we require).
+    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], REPO)
+    python = venv / "bin" / "python"
+    run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-e", "."], REPO)
+    return python
+
+
+@pytest.mark.slow
+def test_wheel_ships_every_rule_module_under_mplint_rules(wheel: zipfile.ZipFile) -> None:
+    rule_modules = repo_sources("rules")
+    assert "__init__.py" in rule_modules
+    shipped = set(wheel.namelist())
+    assert {f"mplint/rules/{name}" for name in rule_modules} <= shipped
+    assert not any(name.startswith("rules/") for name in shipped)
+
+
+@pytest.mark.slow
+def test_wheel_ships_every_module_of_the_package(wheel: zipfile.ZipFile) -> None:
+    missing = {f"mplint/{name}" for name in repo_sources("mplint")} - set(wheel.namelist())
+    assert not missing, "add their packages to [tool.setuptools] packages"
+
+
+@pytest.mark.slow
+def test_wheel_declares_the_mplint_console_script(wheel: zipfile.ZipFile) -> None:
+    entry_points = wheel.read(f"mplint-{VERSION}.dist-info/entry_points.txt").decode()
+    assert "[console_scripts]\nmplint = mplint.cli:main" in entry_points
+
+
+@pytest.mark.slow
+def test_editable_install_maps_mplint_rules_to_the_checkout(
+    editable_venv: Path, tmp_path: Path
+) -> None:
+    # Run outside the checkout so the current directory cannot be what makes `mplint` importable.
+    probe = (
+        "import mplint, mplint.rules; print(mplint.__path__[0]); print(mplint.rules.__path__[0])"
+    )
+    package, rules = run([str(editable_venv), "-c", probe], cwd=tmp_path).stdout.splitlines()
+    assert Path(package).resolve() == REPO / "mplint"
+    assert Path(rules).resolve() == REPO / "rules"
+
+
+@pytest.mark.slow
+def test_editable_install_runs_python_dash_m_mplint(editable_venv: Path, tmp_path: Path) -> None:
+    result = run([str(editable_venv), "-m", "mplint", "--version"], cwd=tmp_path)
+    assert VERSION in result.stdout
+
+
+# Runs `python -m mplint ARGS` in-process, then reports on stderr's last line whether any
+# torch module got imported along the way (the static path must stay light and torch-free).
+TORCH_PROBE = """
+import runpy, sys
+sys.argv = ["mplint", *sys.argv[1:]]
+try:
+    runpy.run_module("mplint", run_name="__main__", alter_sys=True)
+except SystemExit as done:
+    status = done.code or 0
+else:
+    status = 0
+torch_modules = sorted(name for name in sys.modules if name.split(".")[0] == "torch")
+print(f"probe status={status} torch={torch_modules}", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--version"], ["examples/"]], ids=["version", "lint-examples"])
+def test_static_path_never_imports_torch(args: list[str]) -> None:
+    # examples/ is real training code that imports torch itself: linting must only read it.
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_PROBE, *args], cwd=REPO, capture_output=True, text=True
+    )
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line in ("probe status=0 torch=[]", "probe status=1 torch=[]"), result.stderr

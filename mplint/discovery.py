@@ -1,0 +1,86 @@
+"""Which files a run checks, and their text.
+
+Directories are walked for `.py` files, pruning excluded directories, virtualenvs and
+symlinked directories (which are not followed, so links cannot loop). As in ruff, a path
+named on the command line is always checked, even if an exclude pattern matches it; the
+patterns only prune what a walk finds. The order is sorted, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tokenize
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from mplint.config import Settings, display_path
+from mplint.engine import SourceFile
+from mplint.errors import MissingPathError
+
+
+def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> list[SourceFile]:
+    """The sources of every Python file under `paths`, each file once, sorted by display path."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        if not os.path.lexists(path):
+            raise MissingPathError(f"{os.fspath(path)}: no such file or directory")
+        for file in _python_files(Path(path), settings):
+            found.setdefault(os.path.realpath(file), file)
+    files = sorted((display_path(file), file) for file in found.values())
+    return [read_source(file, display) for display, file in files]
+
+
+def read_source(path: str | os.PathLike[str], display: str | None = None) -> SourceFile:
+    """The decoded text of the file at `path`, or why it has none."""
+    display = display if display is not None else display_path(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return SourceFile(path=display, text=None, error=f"cannot read file: {error.strerror}")
+    return decode_source(data, display)
+
+
+def decode_source(data: bytes, path: str) -> SourceFile:
+    """`data` decoded as Python source: UTF-8 unless a PEP 263 coding cookie says otherwise."""
+    if b"\x00" in data:
+        return SourceFile(path=path, text=None, error="binary file (contains NUL bytes)")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as error:
+        return SourceFile(path=path, text=None, error=f"bad encoding declaration: {error.msg}")
+    try:
+        # `utf-8-sig` (what detect_encoding reports for a BOM) strips the BOM.
+        return SourceFile(path=path, text=data.decode(encoding), error=None)
+    except UnicodeDecodeError as error:
+        name = "UTF-8" if encoding.startswith("utf-8") else encoding
+        byte = data[error.start]
+        return SourceFile(
+            path=path,
+            text=None,
+            error=f"not valid {name} (byte 0x{byte:02x} at offset {error.start})",
+        )
+
+
+def _python_files(path: Path, settings: Settings) -> Iterator[Path]:
+    if not path.is_dir():
+        yield path
+        return
+    for directory, subdirectories, filenames in os.walk(path):
+        base = Path(directory)
+        # Pruning in place stops os.walk from descending; sorting makes the walk deterministic.
+        subdirectories[:] = sorted(
+            name for name in subdirectories if not _is_skipped_directory(base / name, settings)
+        )
+        for name in sorted(filenames):
+            file = base / name
+            if name.endswith(".py") and not settings.is_excluded(file):
+                yield file
+
+
+def _is_skipped_directory(directory: Path, settings: Settings) -> bool:
+    return (
+        directory.is_symlink()
+        or (directory / "pyvenv.cfg").is_file()
+        or settings.is_excluded(directory)
+    )

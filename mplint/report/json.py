@@ -1,0 +1,46 @@
+"""A JSON array of findings, one object each, keys in a stable order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from mplint.findings import Finding, Fix
+
+
+def render(findings: Sequence[Finding]) -> str:
+    return json.dumps([_finding(finding) for finding in findings], indent=2)
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "code": finding.code,
+        "name": finding.name,
+        "path": finding.path,
+        "line": finding.line,
+        "column": finding.column,
+        "end_line": finding.end_line,
+        "end_column": finding.end_column,
+        "message": finding.message,
+        "severity": finding.severity.value,
+    }
+    if finding.fix is not None:
+        data["fix"] = _fix(finding.fix)
+    if finding.verdict is not None:
+        data["verdict"] = finding.verdict
+        data["evidence"] = list(finding.evidence)
+        data["device"] = finding.device
+    return data
+
+
+def _fix(fix: Fix) -> dict[str, Any]:
+    return {
+        "description": fix.description,
+        "applicability": fix.applicability.value,
+        "line": fix.line,
+        "column": fix.column,
+        "end_line": fix.end_line,
+        "end_column": fix.end_column,
+        "replacement": fix.replacement,
+    }

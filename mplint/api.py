@@ -1,0 +1,90 @@
+"""The plain Python API behind the CLI: check paths or one source text, get findings.
+
+`select`/`ignore` (codes or prefixes such as `MP0`, or `ALL`) layer on top of the configured
+ones as the CLI's `--select`/`--ignore` do: a `select` replaces the configured selection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+from mplint import engine
+from mplint.config import Settings, display_path, load_settings
+from mplint.discovery import decode_source, discover
+from mplint.findings import Finding
+from mplint.registry import all_rules
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+STDIN = "<stdin>"
+# Produced by the engine itself for files it cannot decode or parse; selectable like a rule.
+INVALID_SYNTAX_CODE = "MP000"
+
+
+@dataclass(frozen=True)
+class LintResult:
+    findings: tuple[Finding, ...]
+    files_checked: int
+
+
+def lint_paths(
+    paths: Sequence[StrPath],
+    *,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    config_file: StrPath | None = None,
+) -> LintResult:
+    """Check every Python file under `paths` (files or directories) together."""
+    settings = _settings(paths[0] if paths else None, select, ignore, config_file)
+    files = discover(paths, settings)
+    return LintResult(findings=tuple(_lint(files, settings)), files_checked=len(files))
+
+
+def lint_source(
+    source: str | bytes,
+    path: str = STDIN,
+    *,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    config_file: StrPath | None = None,
+) -> list[Finding]:
+    """Check one source text as if it were the file at `path` (its config, its per-file-ignores).
+
+    Bytes are decoded as a file's would be (BOM, coding cookie); undecodable ones yield MP000.
+    """
+    named = path != STDIN
+    settings = _settings(path if named else None, select, ignore, config_file)
+    display = display_path(path) if named else path
+    if isinstance(source, bytes):
+        file = decode_source(source, display)
+    else:
+        file = engine.SourceFile(path=display, text=source, error=None)
+    return _lint([file], settings)
+
+
+def _settings(
+    start: StrPath | None,
+    select: Iterable[str] | None,
+    ignore: Iterable[str] | None,
+    config_file: StrPath | None,
+) -> Settings:
+    known_codes = {rule.CODE for rule in all_rules()} | {INVALID_SYNTAX_CODE}
+    settings = load_settings(start, config_file=config_file, known_codes=known_codes)
+    return settings.with_selection(_split_codes(select), _split_codes(ignore), known_codes)
+
+
+def _split_codes(codes: Iterable[str] | None) -> list[str] | None:
+    """`"MP001,MP002"`, `["MP001", "MP002"]` and `["MP001,MP002"]` all mean the same two codes."""
+    if codes is None:
+        return None
+    items = [codes] if isinstance(codes, str) else codes
+    return [code.strip() for item in items for code in item.split(",") if code.strip()]
+
+
+def _lint(files: Sequence[engine.SourceFile], settings: Settings) -> list[Finding]:
+    rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
+    findings = engine.lint_files(files, rules)
+    return [finding for finding in findings if settings.is_enabled(finding.code, finding.path)]

@@ -271,7 +271,7 @@ def _settings_from_table(
         exclude=_strings(table.get("exclude", DEFAULT_EXCLUDE), "exclude", where),
         extend_exclude=_strings(table.get("extend-exclude", []), "extend-exclude", where),
         per_file_ignores=tuple(
-            (pattern, _codes(codes, f"per-file-ignores '{pattern}'", where, known_codes))
+            (pattern, _codes(codes, f'per-file-ignores."{pattern}"', where, known_codes))
             for pattern, codes in per_file_ignores.items()
         ),
         config_file=path,

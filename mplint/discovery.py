@@ -21,14 +21,20 @@ from mplint.errors import MissingPathError
 
 def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> list[SourceFile]:
     """The sources of every Python file under `paths`, each file once, sorted by display path."""
-    found: dict[str, Path] = {}
     for path in paths:
         if not os.path.lexists(path):
             raise MissingPathError(f"{os.fspath(path)}: no such file or directory")
-        for file in _python_files(Path(path), settings):
-            found.setdefault(os.path.realpath(file), file)
-    files = sorted((display_path(file), file) for file in found.values())
-    return [read_source(file, display) for display, file in files]
+    candidates = [
+        (file.is_symlink(), display_path(file), file)
+        for path in paths
+        for file in _python_files(Path(path), settings)
+    ]
+    # A file reached twice (named twice, or also through a symlink) is checked once, under
+    # its own name when that was reached.
+    unique: dict[str, tuple[str, Path]] = {}
+    for _, display, file in sorted(candidates):
+        unique.setdefault(os.path.realpath(file), (display, file))
+    return [read_source(file, display) for display, file in sorted(unique.values())]
 
 
 def read_source(path: str | os.PathLike[str], display: str | None = None) -> SourceFile:

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Mapping
 from typing import Optional
 
 # Matches `noqa`, `NOQA`, `noqa: MP001,MP002` and `noqa:MP001 MP002` after a `#`;
-# anything after the codes is prose.
+# anything after the codes is prose. `noqa-ish` or `noqaX` is not a directive.
 _NOQA = re.compile(
-    r"#\s*noqa(?::[\s]*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?",
+    r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*)|(?=[\s:#]|$))",
     re.IGNORECASE,
 )
 _CODE = re.compile(r"[A-Z]+[0-9]+", re.IGNORECASE)

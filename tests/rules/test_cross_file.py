@@ -1,0 +1,239 @@
+"""Precision followed across the files of one run: helpers imported from other modules are
+summarised and applied at their call sites, and factories return what they build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mplint.api import lint_paths
+
+from .casekit import check_files, line_of
+
+GATHER_HELPER = """
+    import torch
+
+
+    def gather_logprobs(logits, labels):
+        logp = logits.log_softmax(dim=-1)  # expect: MP001
+        return logp.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+"""
+
+GATHER_HELPER_UPCAST = """
+    import torch
+
+
+    def gather_logprobs(logits, labels):
+        logp = logits.float().log_softmax(dim=-1)
+        return logp.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+"""
+
+PPO_STEP_BF16 = """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from utils.logprobs import gather_logprobs
+
+    policy = AutoModelForCausalLM.from_pretrained(cfg.policy, torch_dtype=torch.bfloat16)
+    for batch in loader:
+        new_logp = gather_logprobs(policy(batch["input_ids"]).logits, batch["labels"])
+        ratio = torch.exp(new_logp - batch["old_logp"])
+"""
+
+PPO_STEP_FP32 = """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from utils.logprobs import gather_logprobs
+
+    policy = AutoModelForCausalLM.from_pretrained(cfg.policy, torch_dtype=torch.float32)
+    for batch in loader:
+        new_logp = gather_logprobs(policy(batch["input_ids"]).logits, batch["labels"])
+"""
+
+# The same helper, for runs in which it must stay quiet.
+GATHER_HELPER_UNMARKED = GATHER_HELPER.replace("  # expect: MP001", "")
+
+LOAD_POLICY = """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+
+    def load_policy(name):
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        model.gradient_checkpointing_enable()
+        return model
+"""
+
+FP16_LOSS_HELPER = """
+    import torch
+    import torch.nn.functional as F
+
+
+    def compute_loss(model, batch):
+        with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+            logits = model(batch["images"])
+            return F.cross_entropy(logits, batch["labels"])
+"""
+
+CONFIGURE_OPTIMIZERS = """
+    import torch
+
+
+    def configure_optimizers(model, weight_decay, learning_rate):
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.95))  # expect: MP003
+"""
+
+CASES = [
+    pytest.param(
+        "MP001",
+        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER, "train.py": PPO_STEP_BF16},
+        id="bug-MP001-helper-in-other-file-gets-bf16-logits",
+    ),
+    pytest.param(
+        "MP001",
+        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER_UPCAST, "train.py": PPO_STEP_BF16},
+        id="ok-MP001-helper-in-other-file-upcasts",
+    ),
+    pytest.param(
+        "MP001",
+        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER_UNMARKED, "train.py": PPO_STEP_FP32},
+        id="ok-MP001-helper-in-other-file-gets-fp32-logits",
+    ),
+    # With no caller in the run, the helper's `logits` is a bare parameter: unknown provenance.
+    pytest.param(
+        "MP001",
+        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER_UNMARKED},
+        id="ok-MP001-helper-without-callers",
+    ),
+    pytest.param(
+        "MP001",
+        {
+            "models.py": LOAD_POLICY,
+            "train.py": """
+                import torch.nn.functional as F
+
+                from models import load_policy
+
+                policy = load_policy("meta-llama/Llama-3.2-1B")
+                logits = policy(input_ids).logits
+                logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+            """,
+        },
+        id="bug-MP001-factory-in-other-file-returns-bf16-model",
+    ),
+    pytest.param(
+        "MP001",
+        {
+            "utils/__init__.py": "",
+            "utils/logprobs.py": GATHER_HELPER,
+            "train.py": PPO_STEP_BF16.replace(
+                "from utils.logprobs import gather_logprobs", "from utils import logprobs"
+            ).replace("gather_logprobs(policy", "logprobs.gather_logprobs(policy"),
+        },
+        id="bug-MP001-helper-called-through-module-attribute",
+    ),
+    pytest.param(
+        "MP002",
+        {
+            "losses.py": FP16_LOSS_HELPER,
+            "train.py": """
+                from losses import compute_loss
+
+                for batch in loader:
+                    loss = compute_loss(model, batch)
+                    loss.backward()
+                    optimizer.step()
+            """,
+        },
+        id="bug-MP002-region-in-other-file-backpropagated-unscaled",
+    ),
+    pytest.param(
+        "MP002",
+        {
+            "losses.py": FP16_LOSS_HELPER.replace("  # expect: MP002", ""),
+            "train.py": """
+                import torch
+
+                from losses import compute_loss
+
+                scaler = torch.amp.GradScaler("cuda")
+                for batch in loader:
+                    loss = compute_loss(model, batch)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+            """,
+        },
+        id="ok-MP002-region-in-other-file-scaled-by-caller",
+    ),
+    pytest.param(
+        "MP003",
+        {
+            "optim_utils.py": CONFIGURE_OPTIMIZERS,
+            "train.py": """
+                import torch
+                from transformers import AutoModelForCausalLM
+
+                from optim_utils import configure_optimizers
+
+                model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+                optimizer = configure_optimizers(model, weight_decay=0.1, learning_rate=6e-4)
+            """,
+        },
+        id="bug-MP003-optimizer-helper-in-other-file-gets-bf16-model",
+    ),
+    pytest.param(
+        "MP003",
+        {
+            "optim_utils.py": CONFIGURE_OPTIMIZERS.replace("  # expect: MP003", ""),
+            "train.py": """
+                import torch
+                from transformers import AutoModelForCausalLM
+
+                from optim_utils import configure_optimizers
+
+                model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.float32)
+                optimizer = configure_optimizers(model, weight_decay=0.1, learning_rate=6e-4)
+            """,
+        },
+        id="ok-MP003-optimizer-helper-in-other-file-gets-fp32-model",
+    ),
+    pytest.param(
+        "MP003",
+        {
+            "model.py": """
+                def build_model(cfg):
+                    model = GPT(cfg)
+                    model.half()
+                    return model
+            """,
+            "train.py": """
+                import torch
+
+                from model import build_model
+
+                model = build_model(cfg)
+                optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)  # expect: MP003
+            """,
+        },
+        id="bug-MP003-factory-in-other-file-returns-fp16-model",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "files"), CASES)
+def test_cross_file(code: str, files: dict[str, str], tmp_path: Path) -> None:
+    check_files(files, code, tmp_path)
+
+
+def test_message_points_at_the_cast_in_the_calling_file(tmp_path: Path) -> None:
+    files = {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER, "train.py": PPO_STEP_BF16}
+    check_files(files, "MP001", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP001"]).findings
+    assert "bfloat16" in finding.message
+    assert f"train.py:{line_of(PPO_STEP_BF16, 'from_pretrained')}" in finding.message

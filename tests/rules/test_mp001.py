@@ -1,0 +1,617 @@
+"""MP001 uncast-log-softmax: a log-probability computed from half-precision logits.
+
+Reported at the log-prob op itself. Torch facts the expectations rest on: under CUDA autocast
+`softmax`, `log_softmax`, `log`, `exp` and `logsumexp` run in fp32 (inputs are upcast), under
+CPU autocast they do not; `cross_entropy` is not on CUDA autocast's fp32 list and calls its
+inner `log_softmax` with the input's dtype, so per-token `cross_entropy` stays half there, while
+CPU autocast does list `cross_entropy` as fp32.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, line_of, lint, ok
+
+CODE = "MP001"
+
+CASES = [
+    bug(
+        "hf-torch-dtype-bf16-functional",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        policy.cuda()
+
+        def policy_logprobs(input_ids, labels):
+            logits = policy(input_ids).logits
+            logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+            return torch.gather(logp, -1, labels.unsqueeze(-1)).squeeze(-1)
+    """,
+    ),
+    bug(
+        "hf-dtype-string-attribute-method",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_name)
+        model = AutoModelForCausalLM.from_pretrained(model_name, dtype="bfloat16", device_map="cuda")
+        batch = tokenizer(prompts, return_tensors="pt", padding=True).to("cuda")
+        with torch.no_grad():
+            out = model(**batch)
+        logprobs = out.logits.log_softmax(-1)  # expect: MP001
+    """,
+    ),
+    # `model.half()` as a bare statement casts the module in place; `.to("cuda")` keeps the dtype.
+    bug(
+        "bare-half-in-place-dict-item",
+        """
+        import torch
+        from model import GPT, GPTConfig
+
+        model = GPT(GPTConfig(n_layer=12, n_head=12, n_embd=768))
+        model.half()
+        model.to("cuda")
+        out = model(idx)
+        token_logp = torch.log_softmax(out["logits"], dim=-1)  # expect: MP001
+    """,
+    ),
+    bug(
+        "to-device-dtype-categorical",
+        """
+        import torch
+        import torch.nn as nn
+        from torch.distributions import Categorical
+
+        class PolicyNet(nn.Module):
+            def __init__(self, obs_dim, n_actions):
+                super().__init__()
+                self.body = nn.Sequential(nn.Linear(obs_dim, 256), nn.Tanh(), nn.Linear(256, n_actions))
+
+            def forward(self, obs):
+                return self.body(obs)
+
+        device = torch.device("cuda")
+        policy = PolicyNet(obs_dim, n_actions).to(device, dtype=torch.bfloat16)
+        logits = policy(obs)
+        dist = Categorical(logits=logits)  # expect: MP001
+        action = dist.sample()
+        logp = dist.log_prob(action)
+    """,
+    ),
+    bug(
+        "torch-distributions-categorical-fp16-head",
+        """
+        import torch
+
+        actor = torch.nn.Linear(hidden_size, n_actions).cuda().half()
+
+        def act(features):
+            dist = torch.distributions.Categorical(logits=actor(features))  # expect: MP001
+            action = dist.sample()
+            return action, dist.log_prob(action)
+    """,
+    ),
+    # cross_entropy is not upcast by CUDA autocast: its log_softmax runs in the logits' bf16.
+    bug(
+        "per-token-cross-entropy-inside-cuda-autocast",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(input_ids).logits[:, :-1]
+            nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), reduction="none")  # expect: MP001
+            token_logp = -nll.view(labels.size(0), -1)
+    """,
+    ),
+    # Logits produced under bf16 autocast are bf16; outside the region nothing upcasts them.
+    bug(
+        "autocast-logits-used-after-region",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(name).cuda()
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            logits = policy(input_ids=input_ids, attention_mask=attention_mask).logits
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+    """,
+    ),
+    bug(
+        "log-of-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(ckpt, torch_dtype=torch.float16)
+        logits = model(**inputs).logits
+        log_probs = torch.log(F.softmax(logits, dim=-1))  # expect: MP001
+    """,
+    ),
+    bug(
+        "gather-minus-logsumexp-reference-model",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        ref_model = AutoModelForCausalLM.from_pretrained(ref_path, torch_dtype=torch.bfloat16)
+        ref_model.eval()
+
+        @torch.no_grad()
+        def reference_logprobs(input_ids, labels):
+            logits = ref_model(input_ids).logits
+            return logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)  # expect: MP001
+    """,
+    ),
+    # The trainer casts the model it is given in __init__ and uses it from another method.
+    bug(
+        "trainer-self-model-other-method",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        class GRPOTrainer:
+            def __init__(self, hf_model, tokenizer, clip=0.2):
+                self.model = hf_model.to(torch.bfloat16)
+                self.tokenizer = tokenizer
+                self.clip = clip
+
+            def sequence_logprobs(self, input_ids, attention_mask):
+                logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+                logp = F.log_softmax(logits[:, :-1], dim=-1)  # expect: MP001
+                return logp.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+            def step(self, batch, old_logp, advantages):
+                logp = self.sequence_logprobs(batch["input_ids"], batch["attention_mask"])
+                ratio = torch.exp(logp - old_logp)
+                clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
+                loss = -torch.min(ratio * advantages, clipped * advantages).mean()
+                loss.backward()
+    """,
+    ),
+    # The helper's own parameter is unknown; its one caller passes a bf16 model.
+    bug(
+        "helper-called-with-bf16-model",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def compute_logprobs(model, batch):
+            logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            return torch.log_softmax(logits, dim=-1)  # expect: MP001
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+        for batch in loader:
+            logp = compute_logprobs(policy, batch)
+    """,
+    ),
+    bug(
+        "helper-taking-logits-ppo-ratio",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def gather_logprobs(logits, labels):
+            logp = logits.log_softmax(dim=-1)  # expect: MP001
+            return logp.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+
+        policy = AutoModelForCausalLM.from_pretrained(cfg.policy_path, torch_dtype=torch.bfloat16)
+        new_logp = gather_logprobs(policy(query_responses).logits, labels)
+        ratio = torch.exp(new_logp - old_logp)
+    """,
+    ),
+    bug(
+        "constant-dtype-flow",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        HALF = torch.float16
+
+        lm = TransformerLM(vocab_size, d_model=512).cuda().to(dtype=HALF)
+        logp = F.log_softmax(lm(tokens), dim=-1)  # expect: MP001
+    """,
+    ),
+    # nanoGPT-style dtype table with a literal key: ptdtype is known to be bf16.
+    bug(
+        "nanogpt-ptdtype-module-cast",
+        """
+        import torch
+        import torch.nn.functional as F
+        from model import GPT, GPTConfig
+
+        dtype = "bfloat16"
+        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        model = GPT(GPTConfig(**model_args))
+        model.to(device=device, dtype=ptdtype)
+        logits, _ = model(idx)
+        next_logp = F.log_softmax(logits[:, -1, :], dim=-1)  # expect: MP001
+    """,
+    ),
+    bug(
+        "set-default-dtype-before-build",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        torch.set_default_dtype(torch.bfloat16)
+        policy = nn.Sequential(nn.Linear(obs_dim, 64), nn.Tanh(), nn.Linear(64, n_actions))
+        logp = F.log_softmax(policy(obs), dim=-1)  # expect: MP001
+    """,
+    ),
+    # The model is fp32, but its logits are cast down to save memory before the log-softmax.
+    bug(
+        "explicit-tensor-cast-to-bf16",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.float32)
+        logits = model(input_ids).logits.to(torch.bfloat16)
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+    """,
+    ),
+    bug(
+        "module-type-cuda-half-tensor",
+        """
+        import torch
+        from torch.nn import functional as F
+
+        net = ConvNet(num_classes=10).cuda()
+        net.type(torch.cuda.HalfTensor)
+        scores = net(images)
+        log_probs = F.log_softmax(scores, dim=1)  # expect: MP001
+    """,
+    ),
+    # CPU autocast runs Linear in bf16 and leaves log_softmax in bf16 (checked on torch 2.13).
+    bug(
+        "cpu-autocast-does-not-upcast",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        head = nn.Linear(hidden_size, vocab_size)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = head(hidden)
+            logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+    """,
+    ),
+    # no_grad changes nothing about precision: DPO reference log-probs from an fp16 model.
+    bug(
+        "from-import-log-softmax-dpo-reference",
+        """
+        import torch
+        from torch.nn.functional import log_softmax
+        from transformers import AutoModelForCausalLM
+
+        ref_model = AutoModelForCausalLM.from_pretrained(sft_path, torch_dtype=torch.float16).eval()
+        with torch.no_grad():
+            ref_logits = ref_model(chosen_ids).logits
+        ref_chosen_logps = log_softmax(ref_logits, dim=-1)  # expect: MP001
+    """,
+    ),
+    ok(
+        "float-before-log-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        logits = policy(input_ids).logits.float()
+        logp = F.log_softmax(logits, dim=-1)
+    """,
+    ),
+    ok(
+        "dtype-float32-argument",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        logits = policy(input_ids).logits
+        logp = F.log_softmax(logits, dim=-1, dtype=torch.float32)
+    """,
+    ),
+    # CUDA autocast runs log_softmax in fp32 whatever the input dtype.
+    ok(
+        "inside-cuda-autocast-bf16",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logp = F.log_softmax(model(input_ids).logits, dim=-1)
+    """,
+    ),
+    ok(
+        "inside-cuda-amp-autocast-alias",
+        """
+        import torch
+        from torch.cuda.amp import autocast
+
+        model = Seq2SeqModel(cfg).cuda()
+        model.half()
+        with autocast():
+            logits = model(src, tgt)
+            logp = logits.log_softmax(-1)
+    """,
+    ),
+    ok(
+        "decorated-with-cuda-autocast",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16).cuda()
+
+        @torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        def policy_logprobs(input_ids):
+            return F.log_softmax(policy(input_ids).logits, dim=-1)
+    """,
+    ),
+    ok(
+        "stored-autocast-context",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        amp_ctx = torch.amp.autocast(device_type="cuda", dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16).cuda()
+        with amp_ctx:
+            logits = model(input_ids).logits
+            logp = F.log_softmax(logits, dim=-1)
+    """,
+    ),
+    # A bare parameter that nobody in the run passes anything to: unknown, so quiet.
+    ok(
+        "unknown-parameter",
+        """
+        import torch.nn.functional as F
+
+        def token_logprobs(logits, labels):
+            logp = F.log_softmax(logits, dim=-1)
+            return logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    """,
+    ),
+    ok(
+        "unknown-factory",
+        """
+        import torch
+        import torch.nn.functional as F
+        from myproject.models import build_policy
+
+        policy = build_policy(cfg)
+        logits = policy(obs)
+        logp = F.log_softmax(logits, dim=-1)
+    """,
+    ),
+    # Mean-reduced cross_entropy is the ordinary training loss, never a per-token log-prob.
+    ok(
+        "mean-cross-entropy",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        logits = model(input_ids).logits
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100)
+        loss.backward()
+    """,
+    ),
+    # The dtype depends on a flag only known at run time: unknown, so quiet (precision first).
+    ok(
+        "conditional-dtype",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        load_dtype = torch.bfloat16 if args.bf16 else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=load_dtype)
+        logp = F.log_softmax(model(input_ids).logits, dim=-1)
+    """,
+    ),
+    ok(
+        "to-float32-on-attribute",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.bfloat16)
+        out = model(input_ids=input_ids)
+        logits = out.logits.to(torch.float32)
+        logp = torch.log_softmax(logits, dim=-1)
+    """,
+    ),
+    ok(
+        "double-before-categorical",
+        """
+        import torch
+        from torch.distributions import Categorical
+
+        actor = ActorNet(obs_dim, n_actions).cuda().half()
+        dist = Categorical(logits=actor(obs).double())
+    """,
+    ),
+    ok(
+        "type-float32-before-log-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = ConvNet().cuda().half()
+        scores = model(images).type(torch.float32)
+        log_probs = F.log_softmax(scores, dim=1)
+    """,
+    ),
+    # CPU autocast lists cross_entropy as fp32: the whole loss is upcast (checked on torch 2.13).
+    ok(
+        "cpu-autocast-per-token-cross-entropy",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        head = nn.Linear(hidden_size, vocab_size)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = head(hidden)
+            nll = F.cross_entropy(logits, targets, reduction="none")
+    """,
+    ),
+    # A tensor cast returns a copy; unlike a module's, it does not change `logits` in place.
+    ok(
+        "bare-half-on-tensor-is-not-in-place",
+        """
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        head = nn.Linear(hidden_size, vocab_size).cuda()
+        logits = head(hidden_states)
+        logits.half()
+        logp = F.log_softmax(logits, dim=-1)
+    """,
+    ),
+    ok(
+        "helper-casts-before-log-softmax",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def compute_logprobs(model, batch):
+            logits = model(batch["input_ids"]).logits.float()
+            return torch.log_softmax(logits, dim=-1)
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+        logp = compute_logprobs(policy, batch)
+    """,
+    ),
+    # `model.float()` as a bare statement casts the module back to fp32 in place.
+    ok(
+        "module-cast-back-to-float",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        model.float()
+        logp = F.log_softmax(model(input_ids).logits, dim=-1)
+    """,
+    ),
+    # Sampling needs probabilities, not log-probabilities.
+    ok(
+        "softmax-for-sampling",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        logits = model(idx).logits[:, -1, :]
+        probs = F.softmax(logits, dim=-1)
+        next_token = torch.multinomial(probs, num_samples=1)
+    """,
+    ),
+    ok(
+        "log-of-softmax-inside-cuda-autocast",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        classifier = ResNet50().cuda().half()
+        with torch.autocast("cuda", dtype=torch.float16):
+            log_probs = torch.log(F.softmax(classifier(images), dim=-1))
+    """,
+    ),
+    ok(
+        "gather-minus-logsumexp-after-float",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        logits = policy(input_ids).logits.float()
+        logp = torch.gather(logits, -1, labels.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    """,
+    ),
+    # nanoGPT: ctx is either a no-op or bf16 CUDA autocast. The logits are only half when the
+    # autocast is active, and then log_softmax runs in fp32: no path computes it in bf16.
+    ok(
+        "nanogpt-optional-autocast-context",
+        """
+        from contextlib import nullcontext
+
+        import torch
+        import torch.nn.functional as F
+        from model import GPT, GPTConfig
+
+        device = "cuda"
+        device_type = "cuda" if "cuda" in device else "cpu"
+        dtype = "bfloat16"
+        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        ctx = nullcontext() if device_type == "cpu" else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+        model = GPT(GPTConfig(**model_args)).to(device)
+        with ctx:
+            logits, _ = model(idx)
+            next_logp = F.log_softmax(logits[:, -1, :], dim=-1)
+    """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_mp001(source: str) -> None:
+    check(source, CODE)
+
+
+MESSAGE_CASE = """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+    policy = policy.to(torch.bfloat16)
+    logits = policy(input_ids).logits
+    logp = F.log_softmax(logits, dim=-1)
+"""
+
+
+def test_message_names_dtype_and_where_the_cast_is() -> None:
+    [finding] = lint(MESSAGE_CASE, CODE)
+    assert finding.line == line_of(MESSAGE_CASE, "F.log_softmax")
+    assert "bfloat16" in finding.message
+    assert f"train.py:{line_of(MESSAGE_CASE, 'policy.to(torch.bfloat16)')}" in finding.message
+
+
+def test_message_of_a_model_made_half_in_place() -> None:
+    source = """
+        import torch
+        from model import GPT, GPTConfig
+
+        model = GPT(GPTConfig())
+        model.half()
+        logp = model(idx).log_softmax(-1)
+    """
+    [finding] = lint(source, CODE)
+    assert "float16" in finding.message
+    assert "bfloat16" not in finding.message
+    assert f"train.py:{line_of(source, 'model.half()')}" in finding.message

@@ -1,0 +1,570 @@
+"""MP002 fp16-autocast-without-scaler: an fp16 autocast region whose result is backpropagated
+with no loss scaling anywhere in the program.
+
+Reported at the autocast call: the `torch.autocast(...)` of the `with`, of `ctx = ...`, or of the
+decorator. `torch.autocast("cuda")` without a dtype and `torch.cuda.amp.autocast()` are fp16;
+`torch.autocast("cpu")` is bf16, and bf16 never needs a scaler.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, ok
+
+CODE = "MP002"
+
+CASES = [
+    bug(
+        "autocast-fp16-no-scaler",
+        """
+        import torch
+        import torch.nn.functional as F
+        from torchvision.models import resnet50
+
+        model = resnet50().cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for images, targets in train_loader:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", dtype=torch.float16):  # expect: MP002
+                loss = F.cross_entropy(model(images.cuda()), targets.cuda())
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    bug(
+        "autocast-cuda-default-dtype-is-fp16",
+        """
+        import torch
+
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda"):  # expect: MP002
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    """,
+    ),
+    bug(
+        "cuda-amp-autocast-imported-name",
+        """
+        import torch.nn as nn
+        from torch.cuda.amp import autocast
+
+        criterion = nn.CrossEntropyLoss()
+        for inputs, labels in loader:
+            optimizer.zero_grad()
+            with autocast():  # expect: MP002
+                outputs = net(inputs.cuda())
+                loss = criterion(outputs, labels.cuda())
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    bug(
+        "cuda-amp-autocast-backward-inside-region",
+        """
+        import torch
+
+        for x, y in loader:
+            with torch.cuda.amp.autocast():  # expect: MP002
+                pred = model(x)
+                loss = torch.nn.functional.mse_loss(pred, y)
+                loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    """,
+    ),
+    bug(
+        "from-torch-import-autocast-as-alias",
+        """
+        import torch
+        from torch import autocast as ac
+
+        with ac(device_type="cuda", dtype=torch.half):  # expect: MP002
+            loss = model(input_ids, labels=labels).loss
+        loss.backward()
+    """,
+    ),
+    bug(
+        "stored-context-object",
+        """
+        import torch
+
+        amp_ctx = torch.amp.autocast(device_type="cuda", dtype=torch.float16)  # expect: MP002
+
+        def train_epoch(model, loader, optimizer):
+            for batch in loader:
+                with amp_ctx:
+                    loss = model(**batch).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+    """,
+    ),
+    # The decorated function's result is the region's result; the caller backpropagates it.
+    bug(
+        "decorator-region-result-backpropagated",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        @torch.autocast("cuda", dtype=torch.float16)  # expect: MP002
+        def forward_loss(model, batch):
+            logits = model(batch["input_ids"])
+            return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
+
+        for batch in loader:
+            loss = forward_loss(model, batch)
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    bug(
+        "constant-dtype-flow",
+        """
+        import torch
+
+        HALF = torch.float16
+
+        for batch in loader:
+            with torch.autocast("cuda", dtype=HALF):  # expect: MP002
+                loss = model(batch).mean()
+            loss.backward()
+    """,
+    ),
+    # nanoGPT with dtype set to float16 but the GradScaler removed: the dtype table resolves.
+    bug(
+        "nanogpt-float16-without-scaler",
+        """
+        from contextlib import nullcontext
+
+        import torch
+        from model import GPT, GPTConfig
+
+        device = "cuda"
+        dtype = "float16"
+        device_type = "cuda" if "cuda" in device else "cpu"
+        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        ctx = nullcontext() if device_type == "cpu" else torch.amp.autocast(device_type=device_type, dtype=ptdtype)  # expect: MP002
+        model = GPT(GPTConfig()).to(device)
+        optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+        for micro_step in range(gradient_accumulation_steps):
+            with ctx:
+                logits, loss = model(X, Y)
+                loss = loss / gradient_accumulation_steps
+            X, Y = get_batch("train")
+            loss.backward()
+        optimizer.step()
+    """,
+    ),
+    bug(
+        "trainer-method-attribute-loss",
+        """
+        import torch
+
+        class Trainer:
+            def __init__(self, model, optimizer):
+                self.model = model.cuda()
+                self.optimizer = optimizer
+
+            def training_step(self, batch):
+                with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                    outputs = self.model(**batch)
+                    loss = outputs.loss
+                loss.backward()
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+                return loss.detach()
+    """,
+    ),
+    bug(
+        "helper-returns-loss-from-region",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def compute_loss(model, batch):
+            with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                logits = model(batch["x"])
+                return F.cross_entropy(logits, batch["y"])
+
+        for batch in loader:
+            loss = compute_loss(model, batch)
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # Whenever the flag turns autocast on, the backward is unscaled fp16: a bug in that setup.
+    bug(
+        "enabled-by-flag",
+        """
+        import torch
+
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):  # expect: MP002
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    bug(
+        "ppo-losses-in-dict",
+        """
+        import torch
+
+        for mb in minibatches:
+            with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                logp, values = agent.evaluate(mb["obs"], mb["actions"])
+                ratio = torch.exp(logp - mb["old_logp"])
+                clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps)
+                losses = {
+                    "policy": -torch.min(ratio * mb["adv"], clipped * mb["adv"]).mean(),
+                    "value": (values - mb["returns"]).pow(2).mean(),
+                }
+            total = losses["policy"] + 0.5 * losses["value"]
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+    """,
+    ),
+    bug(
+        "gradient-accumulation",
+        """
+        import torch
+
+        for step, (x, y) in enumerate(loader):
+            with torch.autocast(device_type="cuda", dtype=torch.float16):  # expect: MP002
+                loss = model(input_ids=x, labels=y).loss
+            loss = loss / accum_steps
+            loss.backward()
+            if (step + 1) % accum_steps == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+    """,
+    ),
+    bug(
+        "cuda-amp-autocast-with-second-context",
+        """
+        import torch
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with torch.cuda.amp.autocast(dtype=torch.float16), sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # expect: MP002
+            loss = model(tokens, targets=targets)
+        loss.backward()
+    """,
+    ),
+    bug(
+        "amp-module-import",
+        """
+        from torch import amp
+
+        for batch in loader:
+            with amp.autocast("cuda"):  # expect: MP002
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    ok(
+        "cuda-amp-grad-scaler",
+        """
+        import torch
+
+        scaler = torch.cuda.amp.GradScaler()
+        for x, y in loader:
+            optimizer.zero_grad()
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+    """,
+    ),
+    ok(
+        "torch-amp-grad-scaler",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            with torch.amp.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+    """,
+    ),
+    # nanoGPT as published: the scaler is on exactly when the dtype is float16.
+    ok(
+        "nanogpt-float16-with-conditional-scaler",
+        """
+        from contextlib import nullcontext
+
+        import torch
+
+        device = "cuda"
+        dtype = "float16"
+        device_type = "cuda" if "cuda" in device else "cpu"
+        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        ctx = nullcontext() if device_type == "cpu" else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+        scaler = torch.cuda.amp.GradScaler(enabled=(dtype == "float16"))
+        for micro_step in range(gradient_accumulation_steps):
+            with ctx:
+                logits, loss = model(X, Y)
+                loss = loss / gradient_accumulation_steps
+            scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    """,
+    ),
+    ok(
+        "bf16-never-needs-a-scaler",
+        """
+        import torch
+
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # torch.autocast("cpu") defaults to bf16.
+    ok(
+        "cpu-autocast-default-is-bf16",
+        """
+        import torch
+
+        for x, y in loader:
+            with torch.autocast("cpu"):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    ok(
+        "inference-under-no-grad",
+        """
+        import torch
+
+        model.eval()
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+            preds = model(images.cuda()).argmax(dim=-1)
+    """,
+    ),
+    # fp16 only in evaluation; the training loop that backpropagates runs in fp32.
+    ok(
+        "fp16-eval-fp32-training",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def evaluate(model, loader):
+            model.eval()
+            correct = 0
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+                for x, y in loader:
+                    correct += (model(x).argmax(-1) == y).sum().item()
+            return correct / len(loader.dataset)
+
+        for epoch in range(epochs):
+            model.train()
+            for x, y in train_loader:
+                loss = F.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            print(evaluate(model, val_loader))
+    """,
+    ),
+    ok(
+        "accelerate-fp16-backward",
+        """
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+    """,
+    ),
+    ok(
+        "deepspeed-engine-backward",
+        """
+        import deepspeed
+        import torch
+
+        model_engine, optimizer, _, _ = deepspeed.initialize(args=args, model=model, model_parameters=model.parameters())
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model_engine(batch["input_ids"], labels=batch["labels"]).loss
+            model_engine.backward(loss)
+            model_engine.step()
+    """,
+    ),
+    ok(
+        "lightning-16-mixed-manual-backward",
+        """
+        import lightning as L
+        import torch
+        import torch.nn.functional as F
+
+        class LitClassifier(L.LightningModule):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+                self.automatic_optimization = False
+
+            def training_step(self, batch, batch_idx):
+                opt = self.optimizers()
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = F.cross_entropy(self.net(batch[0]), batch[1])
+                opt.zero_grad()
+                self.manual_backward(loss)
+                opt.step()
+
+        trainer = L.Trainer(precision="16-mixed", max_epochs=3)
+        trainer.fit(LitClassifier(net), train_loader)
+    """,
+    ),
+    ok(
+        "apex-amp-scale-loss",
+        """
+        import torch
+        from apex import amp
+
+        model, optimizer = amp.initialize(model, optimizer, opt_level="O1")
+        for x, y in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(model(x), y)
+            optimizer.zero_grad()
+            with amp.scale_loss(loss, optimizer) as scaled_loss:
+                scaled_loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # timm's NativeScaler scales and backpropagates the loss itself.
+    ok(
+        "timm-native-scaler",
+        """
+        import torch
+        from timm.utils import NativeScaler
+
+        loss_scaler = NativeScaler()
+        for samples, targets in data_loader:
+            with torch.cuda.amp.autocast():
+                outputs = model(samples)
+                loss = criterion(outputs, targets)
+            optimizer.zero_grad()
+            loss_scaler(loss, optimizer, clip_grad=max_norm, parameters=model.parameters())
+    """,
+    ),
+    ok(
+        "scaler-enabled-by-flag",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda", enabled=args.fp16)
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=args.fp16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+    """,
+    ),
+    # fp16 or bf16 depending on a flag: which one is unknown, so quiet (precision first).
+    ok(
+        "conditional-dtype",
+        """
+        import torch
+
+        amp_dtype = torch.float16 if args.fp16 else torch.bfloat16
+        for batch in loader:
+            with torch.autocast("cuda", dtype=amp_dtype):
+                loss = model(**batch).loss
+            loss.backward()
+    """,
+    ),
+    ok(
+        "nanogpt-bfloat16",
+        """
+        from contextlib import nullcontext
+
+        import torch
+
+        device_type = "cuda"
+        dtype = "bfloat16"
+        ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        ctx = nullcontext() if device_type == "cpu" else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+        with ctx:
+            logits, loss = model(X, Y)
+        loss.backward()
+    """,
+    ),
+    ok(
+        "scaler-on-self",
+        """
+        import torch
+        from torch.cuda.amp import GradScaler, autocast
+
+        class Trainer:
+            def __init__(self, model, optimizer):
+                self.model = model
+                self.optimizer = optimizer
+                self.scaler = GradScaler()
+
+            def step(self, batch):
+                with autocast():
+                    loss = self.model(**batch).loss
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+    """,
+    ),
+    ok(
+        "autocast-disabled",
+        """
+        import torch
+
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=False):
+                loss = model(**batch).loss
+            loss.backward()
+    """,
+    ),
+    # Distillation: only the frozen teacher runs in fp16, under no_grad; no gradient flows
+    # through the fp16 region, so nothing there can underflow.
+    ok(
+        "fp16-frozen-teacher-distillation",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        for images, _ in loader:
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+                teacher_logits = teacher(images)
+            student_logits = student(images)
+            loss = F.kl_div(
+                F.log_softmax(student_logits / T, dim=-1),
+                F.softmax(teacher_logits.float() / T, dim=-1),
+                reduction="batchmean",
+            ) * T * T
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_mp002(source: str) -> None:
+    check(source, CODE)

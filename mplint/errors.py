@@ -13,3 +13,12 @@ class ConfigError(MplintError):
 
 class MissingPathError(MplintError):
     """A path named on the command line does not exist."""
+
+
+class InternalError(Exception):
+    """A bug in mplint itself, while checking `path`: reported with the file named, exit 2."""
+
+    def __init__(self, path: str, what: str, cause: BaseException) -> None:
+        super().__init__(f"{what} while checking {path}: {type(cause).__name__}: {cause}")
+        self.path = path
+        self.cause = cause

@@ -18,6 +18,7 @@ from mplint.findings import Applicability, Severity
 if TYPE_CHECKING:
     from mplint.engine import FileContext
     from mplint.precision.model import PrecisionModel
+    from mplint.precision.values import Origin
 
 
 class Rule(cst.BatchableCSTVisitor):
@@ -45,6 +46,14 @@ class Rule(cst.BatchableCSTVisitor):
     def report(self, node: cst.CSTNode, message: str, *, path: Optional[str] = None) -> None:
         """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere)."""
         self.context.report(self, node, message, path=path)
+
+    def describe_origin(self, origin: Optional["Origin"]) -> str:
+        """`from `policy`, cast at train.py:5`: where a value's low precision came from."""
+        if origin is None:
+            return "origin not traced"
+        line = self.context.line_of(origin.node, origin.path)
+        subject = f"from `{origin.subject}`, " if origin.subject else ""
+        return f"{subject}{origin.how} at {origin.path}:{line}"
 
     @classmethod
     def summary(cls) -> str:

@@ -1,0 +1,1133 @@
+"""Per-scope abstract interpretation: what each name holds, which autocast region is active, and
+what every call sees.
+
+The interpreter walks statements in order, binding names to `Value`s, joining values where
+`if`/`else` paths meet, and entering autocast regions at `with` statements and decorators. Every
+call it evaluates leaves a `CallFact` (callee, argument values, active region, result): that is
+all the rules read. Calls into functions and classes of the linted files are evaluated in the
+caller's context (see `summaries`), across files of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Optional, Sequence, Union
+
+import libcst as cst
+
+from mplint.precision import torch_api as api
+from mplint.precision.project import ModuleIndex
+from mplint.precision.summaries import CallMemo, Definition
+from mplint.precision.values import (
+    UNKNOWN,
+    Kind,
+    Origin,
+    Precision,
+    Region,
+    Value,
+    const,
+    dotted,
+    join,
+)
+
+# Names real snippets use without importing them (bug reports, notebooks); they mean these.
+CONVENTIONAL_NAMES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "optim": "torch.optim"}
+# Builtins that hand back (a view of) their first argument.
+PASSTHROUGH_BUILTINS = frozenset({"list", "tuple", "filter", "iter", "sorted", "reversed", "set"})
+MAX_EVALUATED_CALLS = 200_000
+
+
+@dataclass(frozen=True)
+class CallFact:
+    """What one evaluation of one call saw."""
+
+    node: cst.Call
+    path: str
+    function: Optional[str]  # dotted callee name (`torch.nn.functional.log_softmax`), when it is one
+    method: Optional[str]  # `receiver.method(...)` on a value that is not a dotted name
+    receiver: Value
+    args: tuple[Value, ...]
+    kwargs: tuple[tuple[str, Value], ...]
+    region: Optional[Region]  # the innermost autocast region active at the call
+    result: Value
+
+    @property
+    def op(self) -> Optional[str]:
+        return self.method if self.function is None else api.last_part(self.function)
+
+    def arg(self, index: Optional[int], keyword: Optional[str] = None) -> Optional[Value]:
+        """The value passed as positional `index` or as `keyword`, whichever was used."""
+        if keyword is not None:
+            for name, value in self.kwargs:
+                if name == keyword:
+                    return value
+        if index is not None and index < len(self.args):
+            return self.args[index]
+        return None
+
+    def input(self) -> Optional[Value]:
+        """The tensor an op works on: the receiver of a method call, else the first argument."""
+        return self.receiver if self.method is not None else self.arg(0, "input")
+
+
+@dataclass(frozen=True)
+class LateCast:
+    """A module cast to half in place after an optimizer was built over its parameters, then stepped."""
+
+    cast: cst.Call
+    path: str
+    optimizer: cst.Call
+    optimizer_path: str
+    precision: Precision
+
+
+class Scope:
+    """Names bound in one function (or module, or class body) evaluation. Attribute paths that the
+    code assigns (`self.model = ...`) are tracked as names too (`"self.model"`)."""
+
+    def __init__(self, module: "ModuleState", parent: Optional["Scope"] = None) -> None:
+        self.module = module
+        self.parent = parent
+        self.names: dict[str, Value] = {}
+
+    def lookup(self, name: str) -> Optional[Value]:
+        scope: Optional[Scope] = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        return None
+
+
+@dataclass
+class ModuleState:
+    path: str
+    module: cst.Module
+    scope: Scope = field(init=False)
+    state: str = "pending"  # pending -> running -> done
+
+    def __post_init__(self) -> None:
+        self.scope = Scope(self)
+
+
+@dataclass(frozen=True)
+class Context:
+    scope: Scope
+    region: Optional[Region] = None
+    class_body: Optional[Definition] = None  # the class whose body is being executed (its defs are methods)
+
+
+@dataclass
+class Frame:
+    """One function evaluation: what it returns, and in-place casts waiting for an optimizer step."""
+
+    returns: list[Value] = field(default_factory=list)
+    pending_casts: list[LateCast] = field(default_factory=list)
+
+
+class Interpreter:
+    def __init__(
+        self, roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], paths: list[str]
+    ) -> None:
+        self.roots = list(roots)
+        self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
+        self.load = load
+        self.index = ModuleIndex(paths)
+        self.facts: dict[cst.Call, list[CallFact]] = {}
+        self.late_casts: dict[cst.Call, list[LateCast]] = {}
+        self.loss_scaling_paths: set[str] = set()
+        self.memo = CallMemo()
+        self.class_attrs: dict[Definition, dict[str, Value]] = {}
+        self.frames: list[Frame] = [Frame()]
+        self.default_dtype: dict[str, tuple[Precision, Origin]] = {}
+        self.evaluated_calls = 0
+
+    # ----------------------------------------------------------------------------------- driver
+    def run(self) -> None:
+        for path in self.roots:
+            self.run_module(self.modules[path])
+        for path in self.roots:
+            for definition in self.definitions(self.modules[path].scope):
+                self.evaluate_standalone(definition)
+
+    def module_state(self, path: str) -> Optional[ModuleState]:
+        """A file of the run, parsed on first use when it is not a root."""
+        if path not in self.modules:
+            module = self.load(path)
+            if module is None:
+                return None
+            self.modules[path] = ModuleState(path, module)
+        return self.modules[path]
+
+    def run_module(self, state: ModuleState) -> None:
+        if state.state != "pending":
+            return
+        state.state = "running"
+        self.exec_block(state.module.body, Context(state.scope))
+        state.state = "done"
+
+    def definitions(self, scope: Scope) -> Iterator[Definition]:
+        for value in list(scope.names.values()):
+            if value.kind in (Kind.FUNCTION, Kind.CLASS) and isinstance(value.payload, Definition):
+                if value.payload.scope is scope:
+                    yield value.payload
+
+    def evaluate_standalone(self, definition: Definition) -> None:
+        """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
+        if isinstance(definition.node, cst.ClassDef):
+            receiver = self.instance_of(definition, definition.node, ())
+            for method in definition.methods.values():
+                self.call_definition(method, [], {}, None, receiver=receiver)
+            return
+        self.call_definition(definition, [], {}, None)
+
+    # ------------------------------------------------------------------------------- statements
+    def exec_block(self, body: Sequence[cst.CSTNode], ctx: Context) -> bool:
+        """Execute statements in order; False when the block always leaves (return/raise/continue/break)."""
+        for statement in body:
+            if not self.exec_statement(statement, ctx):
+                return False
+        return True
+
+    def exec_suite(self, suite: cst.BaseSuite, ctx: Context) -> bool:
+        if isinstance(suite, cst.IndentedBlock):
+            return self.exec_block(suite.body, ctx)
+        return self.exec_block([suite], ctx) if isinstance(suite, cst.SimpleStatementSuite) else True
+
+    def exec_statement(self, node: cst.CSTNode, ctx: Context) -> bool:
+        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in node.body:
+                if not self.exec_small(small, ctx):
+                    return False
+            return True
+        if isinstance(node, cst.If):
+            return self.exec_branches(ctx, node.test, [node.body], node.orelse)
+        if isinstance(node, (cst.For, cst.While)):
+            if isinstance(node, cst.For):
+                iterable = self.eval(node.iter, ctx)
+                self.assign(node.target, self.element_of(iterable), ctx)
+            else:
+                self.eval(node.test, ctx)
+            self.exec_suite(node.body, ctx)
+            if node.orelse is not None:
+                self.exec_suite(node.orelse.body, ctx)
+            return True
+        if isinstance(node, cst.With):
+            return self.exec_with(node, ctx)
+        if isinstance(node, cst.Try) or isinstance(node, getattr(cst, "TryStar", cst.Try)):
+            self.exec_suite(node.body, ctx)
+            for handler in node.handlers:
+                self.exec_suite(handler.body, ctx)
+            if node.orelse is not None:
+                self.exec_suite(node.orelse.body, ctx)
+            if node.finalbody is not None:
+                self.exec_suite(node.finalbody.body, ctx)
+            return True
+        if isinstance(node, cst.FunctionDef):
+            self.define_function(node, ctx)
+            return True
+        if isinstance(node, cst.ClassDef):
+            self.define_class(node, ctx)
+            return True
+        if isinstance(node, cst.Match):
+            self.eval(node.subject, ctx)
+            return self.exec_branches(ctx, None, [case.body for case in node.cases], None)
+        return True
+
+    def exec_branches(
+        self,
+        ctx: Context,
+        test: Optional[cst.BaseExpression],
+        bodies: list[cst.BaseSuite],
+        orelse: Union[cst.If, cst.Else, None],
+    ) -> bool:
+        """Run each branch from the same starting names, then join the names of those that fall through."""
+        if test is not None:
+            self.eval(test, ctx)
+        names = ctx.scope.names
+        before = dict(names)
+        outcomes: list[dict[str, Value]] = []
+        branches: list[Callable[[], bool]] = [lambda body=body: self.exec_suite(body, ctx) for body in bodies]
+        if isinstance(orelse, cst.If):
+            branches.append(lambda: self.exec_statement(orelse, ctx))
+        elif isinstance(orelse, cst.Else):
+            branches.append(lambda: self.exec_suite(orelse.body, ctx))
+        else:
+            branches.append(lambda: True)  # no else: the path that skips the `if`
+        for branch in branches:
+            names.clear()
+            names.update(before)
+            if branch():
+                outcomes.append(dict(names))
+        names.clear()
+        if not outcomes:
+            names.update(before)
+            return False
+        merged = dict(outcomes[0])
+        for outcome in outcomes[1:]:
+            for key in set(merged) | set(outcome):
+                if key in merged and key in outcome:
+                    merged[key] = join(merged[key], outcome[key])
+                elif key in outcome:
+                    merged[key] = outcome[key]
+        names.update(merged)
+        return True
+
+    def exec_with(self, node: cst.With, ctx: Context) -> bool:
+        region = ctx.region
+        for item in node.items:
+            value = self.eval(item.item, ctx)
+            if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
+                region = value.payload
+            if item.asname is not None:
+                self.assign(item.asname.name, value, ctx)
+        return self.exec_suite(node.body, replace(ctx, region=region))
+
+    def exec_small(self, node: cst.BaseSmallStatement, ctx: Context) -> bool:
+        if isinstance(node, cst.Assign):
+            value = self.in_region(self.eval(node.value, ctx), ctx)
+            for target in node.targets:
+                self.assign(target.target, value, ctx)
+        elif isinstance(node, cst.AnnAssign):
+            if node.value is not None:
+                self.assign(node.target, self.eval(node.value, ctx), ctx)
+        elif isinstance(node, cst.AugAssign):
+            combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
+            self.assign(node.target, combined, ctx)
+        elif isinstance(node, cst.Expr):
+            value = self.eval(node.value, ctx)
+            self.apply_in_place_cast(node.value, value, ctx)
+            self.apply_parameter_collection(node.value, ctx)
+        elif isinstance(node, cst.Return):
+            self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))
+            return False
+        elif isinstance(node, cst.Raise):
+            return False
+        elif isinstance(node, (cst.Continue, cst.Break)):
+            return False
+        elif isinstance(node, cst.Import):
+            for alias in node.names:
+                self.bind_import(alias, ctx)
+        elif isinstance(node, cst.ImportFrom):
+            self.bind_import_from(node, ctx)
+        return True
+
+    @staticmethod
+    def in_region(value: Value, ctx: Context) -> Value:
+        """A value computed inside an autocast region remembers it (for where its gradients come from)."""
+        region = ctx.region
+        if region is None or region.enabled is False or value.region is not None:
+            return value
+        return value.with_(region=region) if value.kind in (Kind.ANY, Kind.TENSOR) and value.payload is None else value
+
+    # --------------------------------------------------------------------------------- binding
+    def assign(self, target: cst.BaseExpression, value: Value, ctx: Context) -> None:
+        if isinstance(target, cst.Name):
+            ctx.scope.names[target.value] = self.named(value, target.value)
+        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+            key = f"{target.value.value}.{target.attr.value}"
+            ctx.scope.names[key] = self.named(value, key)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = [element.value for element in target.elements]
+            for index, element in enumerate(elements):
+                self.assign(element, self.unpacked(value, index, len(elements)), ctx)
+        elif isinstance(target, cst.Subscript):
+            self.eval(target.value, ctx)
+
+    @staticmethod
+    def named(value: Value, name: str) -> Value:
+        """Give a low-precision value's origin the name it is first bound to (for messages)."""
+        if value.origin is not None and not value.origin.subject:
+            return value.with_(origin=replace(value.origin, subject=name))
+        return value
+
+    @staticmethod
+    def unpacked(value: Value, index: int, count: int) -> Value:
+        if value.kind is Kind.ANY and value.payload is not None and isinstance(value.payload, tuple):
+            elements = value.payload
+            return elements[index] if index < len(elements) and len(elements) == count else UNKNOWN
+        if value.kind is Kind.TENSOR:
+            return value  # a model output unpacked (`logits, values = model(x)`) holds its precision
+        return UNKNOWN
+
+    @staticmethod
+    def element_of(iterable: Value) -> Value:
+        return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
+
+    def bind_import(self, alias: cst.ImportAlias, ctx: Context) -> None:
+        name = _dotted_text(alias.name)
+        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+            ctx.scope.names[alias.asname.name.value] = dotted(name)
+        else:
+            head = name.split(".")[0]
+            ctx.scope.names[head] = dotted(head)
+
+    def bind_import_from(self, node: cst.ImportFrom, ctx: Context) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            return
+        module = _dotted_text(node.module) if node.module is not None else ""
+        level = len(node.relative)
+        source = self.index.resolve(module, ctx.scope.module.path, level) if module or level else None
+        for alias in node.names:
+            imported = _dotted_text(alias.name)
+            local = alias.asname.name.value if isinstance(alias.asname, cst.AsName) and isinstance(alias.asname.name, cst.Name) else imported
+            value = self.exported(source, imported) if source is not None else None
+            if value is None and level == 0:
+                value = dotted(f"{module}.{imported}")
+            ctx.scope.names[local] = value or UNKNOWN
+
+    def exported(self, path: str, name: str) -> Optional[Value]:
+        state = self.module_state(path)
+        if state is None:
+            return None
+        self.run_module(state)
+        return state.scope.names.get(name)
+
+    def lookup_dotted(self, name: str, importer: str) -> Optional[Value]:
+        """A dotted name that refers into a linted file (`utils.logprobs.gather`), if it does."""
+        module, _, attr = name.rpartition(".")
+        if not module or name.startswith("torch."):
+            return None  # torch's own names keep their API meaning, even when torch's sources are linted
+        path = self.index.resolve(module, importer)
+        return self.exported(path, attr) if path is not None else None
+
+    # ----------------------------------------------------------------------------- definitions
+    def define_function(self, node: cst.FunctionDef, ctx: Context) -> None:
+        region: Optional[Region] = None
+        for decorator in node.decorators:
+            value = self.eval(decorator.decorator, ctx)
+            if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
+                region = value.payload
+        definition = Definition(node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region)
+        if ctx.class_body is not None:
+            ctx.class_body.methods[node.name.value] = definition
+        ctx.scope.names[node.name.value] = Value(kind=Kind.FUNCTION, payload=definition)
+
+    def define_class(self, node: cst.ClassDef, ctx: Context) -> None:
+        bases = [self.eval(base.value, ctx) for base in node.bases]
+        is_module = any(
+            (base.name is not None and api.is_module_base(base.name))
+            or (isinstance(base.payload, Definition) and base.payload.is_module)
+            for base in bases
+        )
+        definition = Definition(node, ctx.scope.module.path, ctx.scope, is_module=is_module)
+        for base in bases:  # inherited methods, overridden by the class's own below
+            if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
+                definition.methods.update(base.payload.methods)
+        body_scope = Scope(ctx.scope.module, ctx.scope)
+        self.exec_suite(node.body, Context(body_scope, ctx.region, class_body=definition))
+        ctx.scope.names[node.name.value] = Value(kind=Kind.CLASS, payload=definition)
+
+    def instance_of(self, definition: Definition, node: cst.CSTNode, items: tuple[tuple[str, Value], ...]) -> Value:
+        if definition.is_module:
+            precision, origin = self.default_dtype.get(definition.path, (Precision.FP32, None))
+            return Value(Kind.MODULE, precision, origin=origin, payload=definition, items=items, identity=node)
+        return Value(Kind.INSTANCE, payload=definition, items=items, identity=node)
+
+    def attributes_of(self, definition: Definition) -> dict[str, Value]:
+        """What `self.<attr>` holds across the class's methods (its `__init__` first)."""
+        if definition in self.class_attrs:
+            return self.class_attrs[definition]
+        self.class_attrs[definition] = {}
+        bare = self.instance_of(definition, definition.node, ())
+        attrs: dict[str, Value] = {}
+        init = definition.method("__init__")
+        if init is not None:
+            attrs.update(self.call_definition(init, [], {}, None, receiver=bare)[1])
+        receiver = bare.with_(items=tuple(sorted(attrs.items())))
+        for name, method in definition.methods.items():
+            if name == "__init__":
+                continue
+            for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
+                attrs[attr] = _join_attribute(attrs[attr], value) if attr in attrs else value
+        self.class_attrs[definition] = attrs
+        return attrs
+
+    def call_definition(
+        self,
+        definition: Definition,
+        args: list[Value],
+        kwargs: dict[str, Value],
+        region: Optional[Region],
+        *,
+        receiver: Optional[Value] = None,
+    ) -> tuple[Value, dict[str, Value]]:
+        """Evaluate a function of the linted code in the caller's context; memoised per context."""
+        if isinstance(definition.node, cst.ClassDef):
+            return UNKNOWN, {}
+        region = definition.region or region
+        key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver)
+        if key in self.memo.results:
+            return self.memo.results[key]  # type: ignore[return-value]
+        if not self.memo.admits(definition) or self.evaluated_calls > MAX_EVALUATED_CALLS:
+            return UNKNOWN, {}
+        self.evaluated_calls += 1
+        self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
+        self.memo.in_progress.append(definition)
+        self.frames.append(Frame())
+        scope = Scope(self.modules[definition.path], definition.scope)
+        self_name = self.bind_parameters(definition, scope, args, kwargs, receiver)
+        ctx = Context(scope, region)
+        try:
+            self.exec_suite(definition.node.body, ctx)
+        finally:
+            frame = self.frames.pop()
+            self.memo.in_progress.pop()
+        returns = frame.returns
+        result = returns[0] if returns else const(None)
+        for value in returns[1:]:
+            result = join(result, value)
+        writes: dict[str, Value] = {}
+        if self_name is not None:
+            prefix = f"{self_name}."
+            writes = {key[len(prefix):]: value for key, value in scope.names.items() if key.startswith(prefix)}
+        outcome = (result, writes)
+        self.memo.results[key] = outcome  # type: ignore[assignment]
+        return outcome
+
+    def bind_parameters(
+        self,
+        definition: Definition,
+        scope: Scope,
+        args: list[Value],
+        kwargs: dict[str, Value],
+        receiver: Optional[Value],
+    ) -> Optional[str]:
+        """Bind a call's arguments to the function's parameters; returns the name of `self`, if any."""
+        params = definition.node.params  # type: ignore[union-attr]
+        positional = [*params.posonly_params, *params.params]
+        self_name: Optional[str] = None
+        if receiver is not None and positional:
+            self_name = positional[0].name.value
+            scope.names[self_name] = receiver
+            positional = positional[1:]
+        for index, param in enumerate(positional):
+            name = param.name.value
+            if index < len(args):
+                scope.names[name] = args[index]
+            elif name in kwargs:
+                scope.names[name] = kwargs[name]
+            elif param.default is not None:
+                scope.names[name] = self.eval(param.default, Context(definition.scope))
+            else:
+                scope.names[name] = UNKNOWN
+        for param in params.kwonly_params:
+            name = param.name.value
+            if name in kwargs:
+                scope.names[name] = kwargs[name]
+            elif param.default is not None:
+                scope.names[name] = self.eval(param.default, Context(definition.scope))
+            else:
+                scope.names[name] = UNKNOWN
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                scope.names[star.name.value] = UNKNOWN
+        return self_name
+
+    # ------------------------------------------------------------------------------ expressions
+    def eval(self, node: cst.BaseExpression, ctx: Context) -> Value:
+        if isinstance(node, cst.Name):
+            return self.eval_name(node.value, ctx)
+        if isinstance(node, cst.Attribute):
+            return self.eval_attribute(node, ctx)
+        if isinstance(node, cst.Call):
+            return self.eval_call(node, ctx)
+        if isinstance(node, cst.Subscript):
+            return self.eval_subscript(node, ctx)
+        if isinstance(node, cst.BinaryOperation):
+            left, right = self.eval(node.left, ctx), self.eval(node.right, ctx)
+            return self.binary(left, right, node.operator, ctx.region)
+        if isinstance(node, cst.UnaryOperation):
+            return self.eval(node.expression, ctx)
+        if isinstance(node, cst.IfExp):
+            self.eval(node.test, ctx)
+            return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+            text = node.evaluated_value
+            return const(text if isinstance(text, str) else None)
+        if isinstance(node, cst.Integer):
+            return const(int(node.evaluated_value) if node.value.isdigit() else None)
+        if isinstance(node, cst.Float):
+            return const(node.evaluated_value)
+        if isinstance(node, (cst.Tuple, cst.List)):
+            elements = tuple(self.eval(element.value, ctx) for element in node.elements)
+            return self.sequence(elements)
+        if isinstance(node, cst.Dict):
+            return self.eval_dict(node, ctx)
+        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp)):
+            return self.eval_comprehension(node, ctx)
+        if isinstance(node, cst.BooleanOperation):
+            return join(self.eval(node.left, ctx), self.eval(node.right, ctx))
+        if isinstance(node, cst.Comparison):
+            self.eval(node.left, ctx)
+            for target in node.comparisons:
+                self.eval(target.comparator, ctx)
+            return UNKNOWN
+        if isinstance(node, cst.NamedExpr):
+            value = self.eval(node.value, ctx)
+            self.assign(node.target, value, ctx)
+            return value
+        if isinstance(node, cst.Await):
+            return self.eval(node.expression, ctx)
+        return UNKNOWN
+
+    def eval_name(self, name: str, ctx: Context) -> Value:
+        value = ctx.scope.lookup(name)
+        if value is not None:
+            return value
+        if name in ("True", "False", "None"):
+            return const({"True": True, "False": False, "None": None}[name])
+        if name in CONVENTIONAL_NAMES:
+            return dotted(CONVENTIONAL_NAMES[name])
+        return dotted(name) if name in _BUILTINS else UNKNOWN
+
+    def eval_attribute(self, node: cst.Attribute, ctx: Context) -> Value:
+        attr = node.attr.value
+        if isinstance(node.value, cst.Name):
+            tracked = ctx.scope.lookup(f"{node.value.value}.{attr}")
+            if tracked is not None:
+                return tracked
+        base = self.eval(node.value, ctx)
+        return self.attribute_of(base, attr)
+
+    def attribute_of(self, base: Value, attr: str) -> Value:
+        if base.kind is Kind.NAME:
+            full = f"{base.name}.{attr}"
+            precision = api.dtype_of_name(full)
+            if precision is not None and full in api.DTYPE_NAMES:
+                return Value(Kind.DTYPE, precision)
+            return dotted(full)
+        if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
+            item = base.item(attr)
+            if item is not None:
+                return item
+            known = self.attributes_of(base.payload).get(attr)
+            if known is not None:
+                return known
+            method = base.payload.method(attr)
+            if method is not None:
+                return Value(Kind.FUNCTION, payload=method)
+            return UNKNOWN
+        if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
+            return Value(Kind.DTYPE, base.precision)
+        if base.kind is Kind.MODULE:
+            return UNKNOWN if attr in api.MODULE_NON_SUBMODULE_ATTRS else base
+        if base.kind is Kind.TENSOR:
+            return UNKNOWN if attr in ("shape", "device", "ndim", "is_cuda", "requires_grad") else base
+        if base.kind is Kind.DICT:
+            return UNKNOWN
+        return UNKNOWN
+
+    def eval_subscript(self, node: cst.Subscript, ctx: Context) -> Value:
+        base = self.eval(node.value, ctx)
+        keys = [self.eval(element.slice.value, ctx) for element in node.slice if isinstance(element.slice, cst.Index)]
+        if base.kind in (Kind.TENSOR, Kind.PARAMS):
+            return base
+        if base.kind is Kind.DICT and len(keys) == 1:
+            return self.dict_item(base, keys[0])
+        if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
+            index = keys[0].const
+            if isinstance(index, int) and -len(base.payload) <= index < len(base.payload):
+                return base.payload[index]
+        return UNKNOWN
+
+    @staticmethod
+    def dict_item(mapping: Value, key: Value) -> Value:
+        choices = key.payload if key.kind is Kind.CONST and isinstance(key.payload, frozenset) else {key.const}
+        found = [mapping.item(choice) for choice in choices if isinstance(choice, str)]
+        if not found or any(value is None for value in found):
+            return UNKNOWN
+        result = found[0]
+        for value in found[1:]:
+            result = join(result, value)  # type: ignore[arg-type]
+        return result  # type: ignore[return-value]
+
+    def eval_dict(self, node: cst.Dict, ctx: Context) -> Value:
+        items: list[tuple[str, Value]] = []
+        for element in node.elements:
+            if isinstance(element, cst.DictElement):
+                key = self.eval(element.key, ctx)
+                value = self.eval(element.value, ctx)
+                if isinstance(key.const, str):
+                    items.append((key.const, value))
+            else:
+                self.eval(element.value, ctx)
+        return Value(Kind.DICT, items=tuple(items))
+
+    def eval_comprehension(self, node: Union[cst.ListComp, cst.GeneratorExp, cst.SetComp], ctx: Context) -> Value:
+        scope = Scope(ctx.scope.module, ctx.scope)
+        inner = replace(ctx, scope=scope)
+        clause: Optional[cst.CompFor] = node.for_in
+        first: Optional[Value] = None
+        while clause is not None:
+            iterable = self.eval(clause.iter, inner)
+            first = iterable if first is None else first
+            self.assign(clause.target, self.element_of(iterable), inner)
+            for condition in clause.ifs:
+                self.eval(condition.test, inner)
+            clause = clause.inner_for_in
+        element = self.eval(node.elt, inner)
+        if first is not None and first.kind is Kind.PARAMS:
+            return first  # [p for n, p in model.named_parameters() if ...]
+        return Value(Kind.TENSOR, element.precision, element.origin, element.region) if element.kind is Kind.TENSOR else UNKNOWN
+
+    @staticmethod
+    def sequence(elements: tuple[Value, ...]) -> Value:
+        """A list/tuple literal: parameter lists and param-group lists are parameters; else a tuple."""
+        groups = [element.item("params") if element.kind is Kind.DICT else element for element in elements]
+        if groups and all(group is not None and group.kind is Kind.PARAMS for group in groups):
+            result = groups[0]
+            for group in groups[1:]:
+                result = join(result, group)  # type: ignore[arg-type]
+            return result  # type: ignore[return-value]
+        return Value(Kind.ANY, payload=elements)
+
+    def binary(self, left: Value, right: Value, operator: Optional[cst.BaseBinaryOp], region: Optional[Region] = None) -> Value:
+        if isinstance(operator, cst.MatrixMultiply):
+            return self.lowered(_promote(left, right), region)
+        if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
+            return join(*(value for value in (left, right) if not _is_empty_sequence(value))) if any(
+                _is_empty_sequence(value) for value in (left, right)) else join(left, right)
+        return _promote(left, right)
+
+    # ------------------------------------------------------------------------------------ calls
+    def eval_call(self, node: cst.Call, ctx: Context) -> Value:
+        receiver = UNKNOWN
+        method: Optional[str] = None
+        function: Optional[str] = None
+        callee = UNKNOWN
+        if isinstance(node.func, cst.Attribute):
+            attr = node.func.attr.value
+            base = self.eval(node.func.value, ctx)
+            held = self.held_attribute(node.func, base, ctx)
+            if base.kind is Kind.NAME:
+                function = f"{base.name}.{attr}"
+                callee = dotted(function)
+            elif held is not None and _is_callable_value(held):
+                callee = held  # self.model(x): a module held in an attribute
+            else:
+                receiver, method = base, attr
+        else:
+            callee = self.eval(node.func, ctx)
+            function = callee.name
+        args: list[Value] = []
+        kwargs: dict[str, Value] = {}
+        for arg in node.args:
+            value = self.eval(arg.value, ctx)
+            if arg.keyword is not None:
+                kwargs[arg.keyword.value] = value
+            elif not arg.star:
+                args.append(value)
+        if function is not None:
+            linted = self.lookup_dotted(function, ctx.scope.module.path)
+            if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
+                callee, function = linted, None
+        result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
+        if result.region is None and result.kind in (Kind.ANY, Kind.TENSOR):
+            # Whatever is computed from a value of an autocast region still carries its gradient path.
+            tainted = next((value.region for value in (receiver, *args, *kwargs.values()) if value.region), None)
+            if tainted is not None:
+                result = result.with_(region=tainted)
+        fact = CallFact(
+            node, ctx.scope.module.path, function, method, receiver, tuple(args),
+            tuple(kwargs.items()), ctx.region, result,
+        )
+        facts = self.facts.setdefault(node, [])
+        if fact not in facts:
+            facts.append(fact)
+        return result
+
+    def held_attribute(self, node: cst.Attribute, base: Value, ctx: Context) -> Optional[Value]:
+        """What an attribute holds when the code assigned it (`self.model = ...`), else None."""
+        if isinstance(node.value, cst.Name):
+            tracked = ctx.scope.lookup(f"{node.value.value}.{node.attr.value}")
+            if tracked is not None:
+                return tracked
+        if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
+            return base.item(node.attr.value) or self.attributes_of(base.payload).get(node.attr.value)
+        return None
+
+    def dispatch(
+        self,
+        node: cst.Call,
+        ctx: Context,
+        callee: Value,
+        function: Optional[str],
+        receiver: Value,
+        method: Optional[str],
+        args: list[Value],
+        kwargs: dict[str, Value],
+    ) -> Value:
+        if method is not None:
+            return self.call_method(node, ctx, receiver, method, args, kwargs)
+        if function is not None:
+            return self.call_named(node, ctx, function, args, kwargs)
+        if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
+            return self.call_definition(callee.payload, args, kwargs, ctx.region)[0]
+        if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
+            return self.construct(node, ctx, callee.payload, args, kwargs)
+        if callee.kind in (Kind.MODULE, Kind.ANY) and (callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE):
+            return self.forward(callee, args, kwargs, ctx)
+        return UNKNOWN
+
+    def construct(self, node: cst.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        bare = self.instance_of(definition, node, ())
+        init = definition.method("__init__")
+        writes: dict[str, Value] = {}
+        if init is not None:
+            writes = self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1]
+        return self.instance_of(definition, node, tuple(sorted(writes.items())))
+
+    def forward(self, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
+        """The output of calling a module: its own precision, lowered by an active autocast region."""
+        definition = module.payload if isinstance(module.payload, Definition) else None
+        region = ctx.region
+        if definition is not None:
+            forward = definition.method("forward")
+            if forward is not None:
+                result = self.call_definition(forward, args, kwargs, region, receiver=module)[0]
+                if result.precision is not Precision.UNKNOWN or result.region is not None:
+                    return result
+                region = forward.region or region
+        output = Value(Kind.TENSOR, module.precision, origin=module.origin if module.precision.is_low else None)
+        return self.lowered(output, region)
+
+    def lowered(self, value: Value, region: Optional[Region]) -> Value:
+        """An op autocast runs in low precision (matmul, linear, a module's forward) inside `region`."""
+        value = value.with_(kind=Kind.TENSOR)
+        if region is None or region.enabled is False:
+            return value
+        tainted = value.with_(region=region)
+        if region.enabled is None or not region.precision.is_low:
+            return tainted.with_(precision=Precision.UNKNOWN, origin=None) if not value.precision.is_low else tainted
+        origin = Origin("", f"computed under {region.describe()}", region.path, region.node)
+        return tainted.with_(precision=region.precision, origin=origin)
+
+    def call_named(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        path = ctx.scope.module.path
+        leaf = api.last_part(function)
+        first = args[0] if args else kwargs.get("input", UNKNOWN)
+        if function in api.AUTOCAST_ENTRY_POINTS:
+            return self.autocast(node, ctx, function, args, kwargs)
+        if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
+            precision = self.dtype_value(args[0])
+            if precision is not None:
+                self.default_dtype[path] = (precision, Origin("", "default dtype set", path, node))
+            return UNKNOWN
+        if function in api.GRAD_SCALERS or leaf in ("DynamicLossScaler", "NativeScalerWithGradNormCount"):
+            self.loss_scaling_paths.add(path)
+            return Value(Kind.SCALER)
+        if _is_loss_scaling_framework(function, kwargs):
+            self.loss_scaling_paths.add(path)
+            return UNKNOWN
+        if api.is_optimizer(function):
+            params = first if args else kwargs.get("params", UNKNOWN)
+            return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+        if leaf in ("from_pretrained", "from_config"):
+            return self.loaded_model(node, path, kwargs)
+        if function in api.MODULE_WRAPPERS:
+            return first
+        if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):
+            return UNKNOWN if "mixed_precision" in kwargs or "mp_policy" in kwargs else first
+        if api.is_nn_module_class(function):
+            precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
+            return Value(Kind.MODULE, precision, origin=origin, identity=node)
+        if function.startswith("torch.") and leaf in ("randn", "rand", "zeros", "ones", "empty", "full", "tensor", "randn_like", "zeros_like", "ones_like", "empty_like"):
+            return self.created_tensor(node, path, leaf, args, kwargs)
+        if function.startswith(("torch.", "F.")) or function in _BUILTINS:
+            return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
+        return UNKNOWN
+
+    def call_method(self, node: cst.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
+            return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
+        if receiver.kind is Kind.SCALER:
+            return UNKNOWN
+        if receiver.kind is Kind.OPTIMIZER:
+            if method == "step":
+                self.commit_late_casts(receiver)
+            return UNKNOWN
+        if method == "step" and args and args[0].kind is Kind.OPTIMIZER:
+            self.commit_late_casts(args[0])  # scaler.step(optimizer) with an untracked scaler
+        if receiver.kind is Kind.DICT:
+            key = args[0].const if method == "get" and args else None
+            return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
+        if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
+            definition = receiver.payload.method(method)
+            if definition is not None:
+                return self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)[0]
+        cast = self.cast_target(method, args, kwargs, receiver)
+        if cast is not None:
+            if cast is Precision.UNKNOWN:
+                return receiver.with_(precision=Precision.UNKNOWN, origin=None)
+            return self.cast(receiver, cast, node, ctx)
+        if receiver.kind in (Kind.MODULE, Kind.ANY):
+            if method in api.PARAMETER_METHODS:
+                return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=receiver.identity)
+            if method in ("forward", "__call__"):
+                return self.forward(receiver, args, kwargs, ctx)
+            if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
+                return receiver
+            if method in api.KNOWN_SUBMODULES and receiver.kind is Kind.MODULE:
+                return self.forward(receiver.with_(payload=None, items=()), args, kwargs, ctx)
+            if receiver.kind is Kind.MODULE:
+                return UNKNOWN
+        if receiver.kind is Kind.TENSOR or (receiver.kind is Kind.ANY and receiver.precision is not Precision.UNKNOWN):
+            return self.tensor_op(node, ctx, method, None, receiver, args, kwargs)
+        if receiver.kind is Kind.ANY and receiver.region is not None:
+            return receiver if method in api.PRESERVING_OPS else UNKNOWN
+        return UNKNOWN
+
+    def cast_target(self, method: str, args: list[Value], kwargs: dict[str, Value], receiver: Value) -> Optional[Precision]:
+        """The precision `.half()`/`.to(...)`/`.type(...)` casts to; UNKNOWN for an unresolvable dtype."""
+        if method in api.CAST_METHODS and not args:
+            return api.CAST_METHODS[method]
+        if method == "to":
+            candidates = [kwargs["dtype"]] if "dtype" in kwargs else args[:2]
+            for candidate in candidates:
+                precision = self.dtype_value(candidate)
+                if precision is not None:
+                    return precision
+                if candidate.kind is Kind.TENSOR:
+                    return candidate.precision  # x.to(other) takes other's dtype
+            if "dtype" in kwargs:
+                return Precision.UNKNOWN
+            return None
+        if method == "type" and args:
+            return self.dtype_value(args[0]) or Precision.UNKNOWN
+        return None
+
+    def cast(self, receiver: Value, precision: Precision, node: cst.Call, ctx: Context) -> Value:
+        origin = Origin("", "cast", ctx.scope.module.path, node) if precision.is_low else None
+        kind = receiver.kind if receiver.kind in (Kind.MODULE, Kind.TENSOR, Kind.PARAMS, Kind.INSTANCE) else Kind.ANY
+        if kind is Kind.INSTANCE:
+            kind = Kind.MODULE
+        items = tuple((name, self.cast(item, precision, node, ctx) if item.kind is Kind.MODULE else item) for name, item in receiver.items)
+        identity = receiver.identity if receiver.identity is not None else node
+        return receiver.with_(kind=kind, precision=precision, origin=origin, items=items, identity=identity, op=None)
+
+    def apply_in_place_cast(self, expression: cst.BaseExpression, value: Value, ctx: Context) -> None:
+        """`model.half()` as a statement casts the module in place (a tensor cast there would be a no-op)."""
+        if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+            return
+        target = expression.func.value
+        if not isinstance(target, (cst.Name, cst.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
+            return
+        if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
+            return
+        before = self.eval(target, ctx)
+        if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST):
+            return
+        cast = value.with_(kind=Kind.MODULE)
+        self.assign(target, cast, ctx)
+        if value.precision.is_low and before.identity is not None:
+            self.note_cast_after_optimizer(expression, before.identity, value.precision, ctx)
+
+    def apply_parameter_collection(self, expression: cst.BaseExpression, ctx: Context) -> None:
+        """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
+        if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+            return
+        target = expression.func.value
+        if expression.func.attr.value not in ("append", "extend") or not isinstance(target, cst.Name):
+            return
+        added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
+        if added and added[0].kind is Kind.PARAMS:
+            current = self.eval(target, ctx)
+            grown = added[0] if _is_empty_sequence(current) else join(current, added[0])
+            self.assign(target, grown, ctx)
+
+    def note_cast_after_optimizer(self, cast: cst.Call, identity: cst.CSTNode, precision: Precision, ctx: Context) -> None:
+        scope: Optional[Scope] = ctx.scope
+        while scope is not None:
+            for value in scope.names.values():
+                if value.kind is Kind.OPTIMIZER and value.identity is identity and isinstance(value.payload, cst.Call):
+                    late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
+                    self.frames[-1].pending_casts.append(late)
+            scope = scope.parent
+
+    def commit_late_casts(self, optimizer: Value) -> None:
+        for late in self.frames[-1].pending_casts:
+            if late.optimizer is optimizer.payload:
+                casts = self.late_casts.setdefault(late.cast, [])
+                if late not in casts:
+                    casts.append(late)
+
+    def path_of_call(self, node: cst.Call) -> str:
+        facts = self.facts.get(node)
+        return facts[0].path if facts else ""
+
+    # --------------------------------------------------------------------------- torch semantics
+    def dtype_value(self, value: Value) -> Optional[Precision]:
+        """The precision a dtype-like value names (`torch.bfloat16`, `"bf16"`, `torch.HalfTensor`)."""
+        if value.kind is Kind.DTYPE:
+            return value.precision
+        if value.kind is Kind.NAME:
+            return api.dtype_of_name(value.name or "")
+        if value.kind is Kind.CONST:
+            if isinstance(value.payload, str):
+                return api.dtype_of_string(value.payload)
+            if isinstance(value.payload, frozenset):
+                found = [api.dtype_of_string(choice) for choice in value.payload if isinstance(choice, str)]
+                if found and all(found):
+                    result = found[0]
+                    for precision in found[1:]:
+                        result = result.join(precision)  # type: ignore[union-attr]
+                    return result
+        return None
+
+    def autocast(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        fixed_device, fixed_dtype = api.AUTOCAST_ENTRY_POINTS[function]
+        device: Optional[str] = fixed_device
+        if fixed_device is None:
+            device_arg = kwargs.get("device_type", args[0] if args else UNKNOWN)
+            device = self.device_value(device_arg)
+        dtype_arg = kwargs.get("dtype", args[1] if fixed_device is None and len(args) > 1 else None)
+        if dtype_arg is not None and not (dtype_arg.kind is Kind.CONST and dtype_arg.payload is None):
+            precision = self.dtype_value(dtype_arg) or Precision.UNKNOWN
+        else:
+            precision = fixed_dtype or (api.AUTOCAST_DEFAULT_DTYPE.get(device, Precision.UNKNOWN) if device else Precision.UNKNOWN)
+        enabled_arg = kwargs.get("enabled", args[0] if fixed_device is not None and args else None)
+        enabled: Optional[bool] = True
+        if enabled_arg is not None:
+            enabled = enabled_arg.const if isinstance(enabled_arg.const, bool) else None
+        region = Region(device, precision, enabled, ctx.scope.module.path, node)
+        return Value(Kind.AUTOCAST, payload=region)
+
+    def device_value(self, value: Value) -> Optional[str]:
+        text = value.const
+        if isinstance(text, str):
+            return text.split(":")[0].strip() or None
+        return None
+
+    def loaded_model(self, node: cst.Call, path: str, kwargs: dict[str, Value]) -> Value:
+        for keyword in ("torch_dtype", "dtype"):
+            if keyword in kwargs:
+                precision = self.dtype_value(kwargs[keyword])
+                if precision is not None and precision.is_low:
+                    origin = Origin("", f"loaded in {precision.value}", path, node)
+                    return Value(Kind.MODULE, precision, origin=origin, identity=node)
+                return Value(Kind.MODULE, precision or Precision.UNKNOWN, identity=node)
+        if any(key in kwargs for key in ("load_in_8bit", "load_in_4bit", "quantization_config")):
+            return UNKNOWN
+        return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
+
+    def created_tensor(self, node: cst.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if "dtype" in kwargs:
+            precision = self.dtype_value(kwargs["dtype"]) or Precision.UNKNOWN
+            origin = Origin("", "created", path, node) if precision.is_low else None
+            return Value(Kind.TENSOR, precision, origin=origin)
+        if leaf.endswith("_like") and args:
+            return args[0].with_(op=None) if args[0].kind is Kind.TENSOR else UNKNOWN
+        if leaf == "tensor":
+            return UNKNOWN  # integer data gives an integer tensor
+        precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
+        return Value(Kind.TENSOR, precision, origin=origin)
+
+    def tensor_op(
+        self,
+        node: cst.Call,
+        ctx: Context,
+        op: str,
+        function: Optional[str],
+        tensor: Value,
+        args: list[Value],
+        kwargs: dict[str, Value],
+    ) -> Value:
+        """A torch function or tensor method on `tensor`: its output precision under the active region."""
+        region = ctx.region
+        if function in PASSTHROUGH_BUILTINS or (function == "getattr" and len(args) >= 2):
+            if function == "getattr" and tensor.kind is Kind.NAME and isinstance(args[1].const, str):
+                return self.attribute_of(tensor, args[1].const)
+            if function == "filter" and len(args) >= 2:
+                return args[1]
+            return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN
+        if function == "dict":
+            return Value(Kind.DICT, items=tuple(kwargs.items()))
+        if tensor.kind not in (Kind.TENSOR, Kind.ANY) or (tensor.kind is Kind.ANY and tensor.precision is Precision.UNKNOWN and tensor.region is None):
+            if op in api.AUTOCAST_LOWERED_OPS:
+                return self.lowered(Value(Kind.TENSOR), region)
+            return UNKNOWN
+        tensor = tensor.with_(kind=Kind.TENSOR)
+        if op in api.AUTOCAST_LOWERED_OPS:
+            other = args[1] if function is not None and len(args) > 1 else (args[0] if args else UNKNOWN)
+            return self.lowered(_promote(tensor, other), region)
+        dtype = kwargs.get("dtype")
+        requested = self.dtype_value(dtype) if dtype is not None else None
+        if requested is not None:
+            return tensor.with_(precision=requested, origin=None if requested.is_full else tensor.origin, op=op)
+        if op in api.SOFTMAX_OPS or op in ("cross_entropy", "nll_loss", "sum", "layer_norm"):
+            upcasts = api.region_upcasts(region, op)
+            if upcasts is None:
+                return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op)
+            if upcasts:
+                return tensor.with_(precision=Precision.FP32, origin=None, op=op)
+            return tensor.with_(op=op)
+        if op in api.PRESERVING_OPS:
+            return tensor
+        if op in ("backward", "item", "tolist", "numpy", "argmax", "argmin", "long", "int", "bool", "size", "dim"):
+            return UNKNOWN
+        return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op) if tensor.region else UNKNOWN
+
+
+def _is_tensor_like(value: Value) -> bool:
+    return value.kind is Kind.TENSOR or (value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN)
+
+
+def _is_empty_sequence(value: Value) -> bool:
+    return value.kind is Kind.ANY and value.payload == ()
+
+
+def _promote(left: Value, right: Value) -> Value:
+    """Binary op between a tensor and something: Python scalars keep the tensor's precision."""
+    tensor, other = (left, right) if _is_tensor_like(left) else (right, left)
+    region = left.region or right.region
+    scaled = left.scaled or right.scaled
+    if not _is_tensor_like(tensor):
+        return Value(Kind.TENSOR, region=region, scaled=scaled) if region or scaled else UNKNOWN
+    if other.kind is Kind.CONST:
+        precision = tensor.precision
+    elif _is_tensor_like(other):
+        precision = tensor.precision.promote(other.precision)
+    else:
+        precision = Precision.UNKNOWN
+    origin = (tensor.origin or other.origin) if precision.is_low else None
+    return Value(Kind.TENSOR, precision, origin=origin, region=region, scaled=scaled)
+
+
+def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
+    """Frameworks that scale the loss themselves when asked for fp16 (or that always manage it)."""
+    leaf = api.last_part(function)
+    if function.startswith("deepspeed.") and leaf == "initialize":
+        return True
+    if leaf in ("scale_loss", "NativeScaler", "ApexScaler"):
+        return True
+    if leaf in ("Accelerator", "Fabric", "Trainer"):
+        setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const
+        return setting is not None and str(setting) in ("fp16", "16", "16-mixed")
+    return False
+
+
+def _join_attribute(first: Value, second: Value) -> Value:
+    """`self.model = None` in `__init__` and a model assigned in `setup()`: None only means "not yet"."""
+    if first.kind is Kind.CONST and first.payload is None:
+        return second
+    if second.kind is Kind.CONST and second.payload is None:
+        return first
+    return join(first, second)
+
+
+def _is_callable_value(value: Value) -> bool:
+    return value.kind in (Kind.MODULE, Kind.FUNCTION, Kind.CLASS) or (
+        value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN
+    )
+
+
+def _dotted_text(node: Union[cst.Attribute, cst.Name, cst.BaseExpression]) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted_text(node.value)}.{node.attr.value}"
+    return ""
+
+
+_BUILTINS = frozenset({*PASSTHROUGH_BUILTINS, "getattr", "dict", "len", "isinstance", "print", "range", "zip", "enumerate"})

@@ -1,0 +1,37 @@
+"""The precision model's answers, as the rules ask for them."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import libcst as cst
+
+from mplint.precision.flow import CallFact, Interpreter, LateCast
+
+
+class PrecisionModel:
+    """Facts about the linted files, computed once for all rules by running the interpreter."""
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        self._interpreter = interpreter
+
+    def calls(self, node: cst.Call) -> Sequence[CallFact]:
+        """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
+        return self._interpreter.facts.get(node, ())
+
+    def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
+        return self._interpreter.late_casts.get(node, ())
+
+    def scales_loss(self, path: str) -> bool:
+        """Whether the file builds a loss scaler, or a framework that scales the loss for it."""
+        return path in self._interpreter.loss_scaling_paths
+
+
+def analyze(
+    roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], paths: Sequence[str]
+) -> PrecisionModel:
+    """Interpret `roots` (files that mention a trigger); other files of the run (`paths`) are parsed
+    through `load` only when a root imports from them."""
+    interpreter = Interpreter(roots, load, list(paths))
+    interpreter.run()
+    return PrecisionModel(interpreter)

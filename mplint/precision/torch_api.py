@@ -1,0 +1,218 @@
+"""What torch's (and its ecosystem's) names mean for precision. Data only: no torch import.
+
+The autocast op lists mirror `torch/include/ATen/autocast_mode.h` of torch 2.13 (CUDA's
+`AT_FORALL_FP32` / `AT_FORALL_FP32_SET_OPT_DTYPE`, and the CPU kernels registered on
+`AutocastCPU`), reduced to the ops whose names appear in training code.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from mplint.precision.values import Precision, Region
+
+DTYPE_NAMES: dict[str, Precision] = {
+    "torch.float16": Precision.FP16,
+    "torch.half": Precision.FP16,
+    "torch.bfloat16": Precision.BF16,
+    "torch.float32": Precision.FP32,
+    "torch.float": Precision.FP32,
+    "torch.float64": Precision.FP64,
+    "torch.double": Precision.FP64,
+}
+
+# Strings accepted where a dtype is given by name (`torch_dtype="bfloat16"`, nanoGPT's `dtype = 'float16'`).
+DTYPE_STRINGS: dict[str, Precision] = {
+    "float16": Precision.FP16,
+    "fp16": Precision.FP16,
+    "half": Precision.FP16,
+    "torch.float16": Precision.FP16,
+    "bfloat16": Precision.BF16,
+    "bf16": Precision.BF16,
+    "torch.bfloat16": Precision.BF16,
+    "float32": Precision.FP32,
+    "fp32": Precision.FP32,
+    "float": Precision.FP32,
+    "torch.float32": Precision.FP32,
+    "float64": Precision.FP64,
+    "double": Precision.FP64,
+}
+
+TENSOR_TYPE_NAMES: dict[str, Precision] = {
+    f"{prefix}{name}": precision
+    for prefix in ("torch.", "torch.cuda.")
+    for name, precision in (
+        ("HalfTensor", Precision.FP16),
+        ("BFloat16Tensor", Precision.BF16),
+        ("FloatTensor", Precision.FP32),
+        ("DoubleTensor", Precision.FP64),
+    )
+}
+
+CAST_METHODS: dict[str, Precision] = {
+    "half": Precision.FP16,
+    "bfloat16": Precision.BF16,
+    "float": Precision.FP32,
+    "double": Precision.FP64,
+}
+
+# Autocast entry points: dotted name -> (fixed device or None when it is the first argument, default dtype).
+AUTOCAST_ENTRY_POINTS: dict[str, tuple[Optional[str], Optional[Precision]]] = {
+    "torch.autocast": (None, None),
+    "torch.amp.autocast": (None, None),
+    "torch.amp.autocast_mode.autocast": (None, None),
+    "torch.cuda.amp.autocast": ("cuda", Precision.FP16),
+    "torch.cuda.amp.autocast_mode.autocast": ("cuda", Precision.FP16),
+    "torch.cpu.amp.autocast": ("cpu", Precision.BF16),
+    "torch.cpu.amp.autocast_mode.autocast": ("cpu", Precision.BF16),
+}
+
+# `torch.autocast(device_type)` without a dtype uses the device's default lower precision.
+AUTOCAST_DEFAULT_DTYPE: dict[str, Precision] = {
+    "cuda": Precision.FP16,
+    "cpu": Precision.BF16,
+    "xpu": Precision.BF16,
+    "hpu": Precision.BF16,
+    "mps": Precision.FP16,
+}
+
+# Ops autocast runs in fp32 whatever their input, per device (the CUDA lists are the upstream
+# AT_FORALL_FP32 and AT_FORALL_FP32_SET_OPT_DTYPE; CPU's differ: no softmax family, but cross_entropy).
+AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
+    "cuda": frozenset(
+        {
+            "softmax", "log_softmax", "log", "exp", "logsumexp", "layer_norm", "group_norm",
+            "rms_norm", "nll_loss", "sum", "cumsum", "prod", "pow", "softplus", "mse_loss",
+            "l1_loss", "smooth_l1_loss", "kl_div", "binary_cross_entropy_with_logits",
+            "cosine_similarity", "norm",
+        }
+    ),
+    "cpu": frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "kl_div"}),
+}
+
+# Ops autocast runs in its lower precision on every device (matmul-like).
+AUTOCAST_LOWERED_OPS = frozenset(
+    {
+        "linear", "matmul", "mm", "bmm", "baddbmm", "addmm", "addbmm", "einsum", "conv1d", "conv2d",
+        "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+        "scaled_dot_product_attention", "prelu",
+    }
+)
+
+# Tensor methods and torch functions that keep their (first) tensor input's precision.
+PRESERVING_OPS = frozenset(
+    {
+        "detach", "clone", "contiguous", "view", "view_as", "reshape", "reshape_as", "flatten",
+        "squeeze", "unsqueeze", "permute", "transpose", "t", "expand", "expand_as", "repeat",
+        "narrow", "select", "index_select", "gather", "take_along_dim", "masked_fill", "roll",
+        "flip", "cuda", "cpu", "requires_grad_", "clamp", "clip", "clamp_min", "clamp_max", "tanh",
+        "sigmoid", "relu", "neg", "abs", "mul", "div", "add", "sub", "true_divide", "pin_memory",
+        "cat", "concat", "stack", "pad", "where", "squeeze_", "unsqueeze_", "mean", "max", "amax",
+        "min", "amin", "logit", "nan_to_num", "tril", "triu", "diagonal", "movedim", "swapaxes",
+    }
+)
+
+# Ops whose output rules care about, by the name they have as a function and as a method.
+SOFTMAX_OPS = frozenset({"softmax", "log_softmax", "logsumexp", "log", "exp"})
+
+MODULE_PASSTHROUGH_METHODS = frozenset(
+    {"cuda", "cpu", "train", "eval", "requires_grad_", "share_memory", "to_empty", "apply", "xpu"}
+)
+MODULE_NON_SUBMODULE_ATTRS = frozenset(
+    {"config", "device", "training", "generation_config", "name_or_path", "dtype", "hf_device_map"}
+)
+# Attributes of a Hugging Face style model that are themselves (half, if it is) modules.
+KNOWN_SUBMODULES = frozenset({"lm_head", "model", "transformer", "backbone", "base_model", "pretrained_model", "embed_out"})
+PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
+
+# Wrappers that keep the wrapped module's parameters as they are.
+MODULE_WRAPPERS = frozenset(
+    {
+        "torch.compile",
+        "torch.nn.DataParallel",
+        "torch.nn.parallel.DataParallel",
+        "torch.nn.parallel.DistributedDataParallel",
+        "torch.nn.parallel.distributed.DistributedDataParallel",
+    }
+)
+
+GRAD_SCALERS = frozenset(
+    {
+        "torch.cuda.amp.GradScaler",
+        "torch.cuda.amp.grad_scaler.GradScaler",
+        "torch.amp.GradScaler",
+        "torch.amp.grad_scaler.GradScaler",
+        "torch.cpu.amp.GradScaler",
+        "torch.GradScaler",
+        "torch.distributed.fsdp.sharded_grad_scaler.ShardedGradScaler",
+        "timm.utils.NativeScaler",
+        "timm.utils.ApexScaler",
+        "timm.utils.cuda.NativeScaler",
+    }
+)
+
+# Optimizer families whose update is done right on half params (Kahan summation / stochastic rounding).
+LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES = ("optimi.", "torchoptimi.")
+LOW_PRECISION_SAFE_OPTIMIZER_FLAGS = ("kahan_sum", "bf16_stochastic_round", "use_kahan_summation")
+
+OPTIMIZER_MODULES = (
+    "torch.optim.",
+    "bitsandbytes.optim.",
+    "apex.optimizers.",
+    "transformers.optimization.",
+    "torchao.optim.",
+    "torchao.prototype.low_bit_optim.",
+    "timm.optim.",
+)
+OPTIMIZER_NAMES = frozenset({"transformers.AdamW", "transformers.Adafactor", "bitsandbytes.optim.AdamW"})
+NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
+
+
+def dtype_of_name(name: str) -> Optional[Precision]:
+    return DTYPE_NAMES.get(name) or TENSOR_TYPE_NAMES.get(name)
+
+
+def dtype_of_string(text: str) -> Optional[Precision]:
+    return DTYPE_STRINGS.get(text.strip().lower()) or TENSOR_TYPE_NAMES.get(text.strip())
+
+
+def is_optimizer(name: str) -> bool:
+    if name in OPTIMIZER_NAMES:
+        return True
+    module, _, leaf = name.rpartition(".")
+    if not leaf[:1].isupper() or leaf in NOT_OPTIMIZERS:
+        return False
+    return any(f"{module}.".startswith(prefix) for prefix in OPTIMIZER_MODULES)
+
+
+def is_nn_module_class(name: str) -> bool:
+    """`torch.nn.Linear`, `nn.modules.linear.Linear`: a torch module class, by its dotted name."""
+    module, _, leaf = name.rpartition(".")
+    return module.startswith("torch.nn") and leaf[:1].isupper() and not module.startswith("torch.nn.functional")
+
+
+def is_module_base(name: str) -> bool:
+    """A base class that makes a class an nn.Module (torch's, or a Hugging Face pretrained model)."""
+    return name in ("torch.nn.Module", "torch.nn.modules.module.Module") or name.endswith(
+        ("PreTrainedModel", "LightningModule")
+    )
+
+
+# Words of which a file must mention one for low precision to originate in it (the prefilter).
+LOW_PRECISION_WORDS = frozenset(
+    {"half", "bfloat16", "float16", "bf16", "fp16", "autocast", "HalfTensor", "set_default_dtype"}
+)
+
+
+def region_upcasts(region: Optional[Region], op: str) -> Optional[bool]:
+    """Does `op` run in fp32 because of the autocast region active around it? None when unknowable
+    (a device or an `enabled=` that depends on the run)."""
+    if region is None or region.enabled is False:
+        return False
+    if region.enabled is None or region.device is None:
+        return None
+    return op in AUTOCAST_FP32_OPS.get(region.device, frozenset())
+
+
+def last_part(name: str) -> str:
+    return name.rpartition(".")[2]

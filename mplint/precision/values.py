@@ -1,0 +1,180 @@
+"""What a value can be, as far as precision goes: the abstract domain of the precision model.
+
+Values are immutable; the interpreter in `flow.py` builds new ones. Every low-precision value
+remembers its `Origin` (the cast, load or autocast region it came from) so that a finding can
+say *why* a tensor is half, not just that it is.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import libcst as cst
+
+
+class Precision(enum.Enum):
+    FP64 = "float64"
+    FP32 = "float32"
+    BF16 = "bfloat16"
+    FP16 = "float16"
+    HALF = "bfloat16 or float16"  # low precision, but which one depends on a runtime condition
+    UNKNOWN = "unknown"
+
+    @property
+    def is_low(self) -> bool:
+        return self in (Precision.BF16, Precision.FP16, Precision.HALF)
+
+    @property
+    def is_full(self) -> bool:
+        return self in (Precision.FP32, Precision.FP64)
+
+    def join(self, other: "Precision") -> "Precision":
+        """What a name holds when two control-flow paths meet."""
+        if self is other:
+            return self
+        if self.is_low and other.is_low:
+            return Precision.HALF
+        return Precision.UNKNOWN
+
+    def promote(self, other: "Precision") -> "Precision":
+        """torch's type promotion for a binary op between two floating tensors."""
+        if self is other:
+            return self
+        if Precision.UNKNOWN in (self, other):
+            return Precision.UNKNOWN
+        if Precision.FP64 in (self, other):
+            return Precision.FP64
+        if self.is_full or other.is_full:
+            return Precision.FP32
+        if Precision.HALF in (self, other):
+            return Precision.UNKNOWN  # HALF with BF16 is bf16 or fp32, depending on the run
+        return Precision.FP32  # bf16 with fp16
+
+
+class Kind(enum.Enum):
+    ANY = "any"  # nothing known about what it is
+    TENSOR = "tensor"
+    MODULE = "module"  # an nn.Module (or a model object standing for one)
+    PARAMS = "params"  # parameters of a module, in any container shape
+    DTYPE = "dtype"
+    CONST = "const"  # a Python literal: str, int, float, bool, None
+    NAME = "name"  # an imported or well-known dotted name (torch.float16, F.log_softmax, ...)
+    AUTOCAST = "autocast"  # an autocast context object
+    SCALER = "scaler"
+    OPTIMIZER = "optimizer"
+    FUNCTION = "function"  # a function defined in the linted code
+    CLASS = "class"  # a class defined in the linted code
+    INSTANCE = "instance"  # an instance of a class defined in the linted code
+    DICT = "dict"  # a dict literal with known string keys
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where low precision came from: `subject` was made half by `how` at `node` of `path`."""
+
+    subject: str
+    how: str
+    path: str
+    node: cst.CSTNode
+
+
+@dataclass(frozen=True)
+class Region:
+    """An autocast region: its device, its dtype, and whether it is enabled.
+
+    `device` is "cuda", "cpu", another device type, or None when unresolvable. `enabled` is None when it
+    depends on a runtime condition (`enabled=args.amp`).
+    """
+
+    device: Optional[str]
+    precision: Precision
+    enabled: Optional[bool]
+    path: str
+    node: cst.CSTNode
+
+    def describe(self) -> str:
+        device = self.device or "unknown-device"
+        return f"{device} {self.precision.value} autocast"
+
+
+@dataclass(frozen=True)
+class Value:
+    kind: Kind = Kind.ANY
+    precision: Precision = Precision.UNKNOWN
+    origin: Optional[Origin] = None
+    # The autocast region the value was computed under, kept after the region ends.
+    region: Optional[Region] = None
+    # A loss multiplied by an enabled-or-conditional loss scaler (`scaler.scale(loss)`).
+    scaled: bool = False
+    # The last op that produced a tensor ("softmax", "logsumexp"), for rules about op chains.
+    op: Optional[str] = None
+    # Kind.NAME: the dotted name; Kind.CONST: the literal; FUNCTION/CLASS/INSTANCE: a `Definition`.
+    payload: object = None
+    # Kind.DICT: known items; Kind.INSTANCE / Kind.OPTIMIZER: attributes / construction facts.
+    items: tuple[tuple[str, "Value"], ...] = ()
+    # Kind.MODULE and Kind.PARAMS: the call that created the module (its identity across casts);
+    # Kind.OPTIMIZER: the identity of the module whose parameters it updates.
+    identity: Optional[cst.CSTNode] = None
+
+    def with_(self, **changes: object) -> "Value":
+        return replace(self, **changes)
+
+    def item(self, key: str) -> Optional["Value"]:
+        for name, value in self.items:
+            if name == key:
+                return value
+        return None
+
+    @property
+    def name(self) -> Optional[str]:
+        return self.payload if self.kind is Kind.NAME else None  # type: ignore[return-value]
+
+    @property
+    def const(self) -> object:
+        return self.payload if self.kind is Kind.CONST else None
+
+
+UNKNOWN = Value()
+
+
+def const(value: object) -> Value:
+    return Value(kind=Kind.CONST, payload=value)
+
+
+def dotted(name: str) -> Value:
+    return Value(kind=Kind.NAME, payload=name)
+
+
+def join(left: Value, right: Value) -> Value:
+    """Merge two paths' values: agree where they agree, forget where they don't (precision first)."""
+    if left == right:
+        return left
+    if left.kind is not right.kind:
+        # An autocast object on one path and nothing on the other (`nullcontext() if ... else autocast(...)`)
+        # is a region that may or may not be active.
+        for maybe in (left, right):
+            if maybe.kind is Kind.AUTOCAST and isinstance(maybe.payload, Region):
+                return maybe.with_(payload=replace(maybe.payload, enabled=None))
+        return UNKNOWN
+    if left.kind is Kind.CONST:
+        return Value(kind=Kind.CONST, payload=_choices(left.payload) | _choices(right.payload))
+    precision = left.precision.join(right.precision)
+    if left.kind is Kind.DTYPE:
+        return Value(kind=Kind.DTYPE, precision=precision)
+    return Value(
+        kind=left.kind,
+        precision=precision,
+        origin=(left.origin or right.origin) if precision.is_low else None,
+        region=left.region if left.region == right.region else None,
+        scaled=left.scaled and right.scaled,
+        op=left.op if left.op == right.op else None,
+        identity=left.identity if left.identity is right.identity else None,
+        payload=left.payload if left.payload == right.payload else None,
+    )
+
+
+def _choices(payload: object) -> frozenset:
+    """A constant is one choice; a joined constant (`"bf16" if x else "fp16"`) is a set of them."""
+    return payload if isinstance(payload, frozenset) else frozenset([payload])

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from mplint.precision import torch_api
+from mplint.precision.flow import CallFact
+from mplint.precision.values import Kind, Value
+from mplint.rule import Rule
+
+
+class UncastLogSoftmax(Rule):
+    """A log-probability is computed from half-precision (bf16/fp16) logits.
+
+    ## What it does
+    Finds `log_softmax` (`F.log_softmax`, `torch.log_softmax`, `logits.log_softmax(...)`),
+    `torch.distributions.Categorical(logits=...)`, per-token `F.cross_entropy(...,
+    reduction="none")`, `torch.log(F.softmax(...))` and `logits.gather(...) -
+    logits.logsumexp(...)` applied to logits whose precision is bfloat16 or float16: logits of a
+    model cast with `.half()`/`.to(torch.bfloat16)` or loaded with `torch_dtype=torch.bfloat16`, or
+    computed inside an autocast region and used after it. It names where the low precision came from.
+
+    It stays quiet when the op runs in fp32 anyway: inside an active CUDA autocast region (where
+    autocast upcasts `log_softmax`, `softmax`, `logsumexp`, `log`), after `.float()`, with
+    `dtype=torch.float32`, or when the logits' precision cannot be traced (precision first).
+
+    ## Why is this bad
+    bfloat16 keeps 8 bits of mantissa: a log-probability near -2.0 is rounded to a multiple of
+    2^-6 ≈ 0.016. RL objectives (PPO, GRPO) use `ratio = exp(logp - old_logp)`, where the two
+    terms come from different forward passes: rounding noise of that size swamps the real
+    change, ratios jitter around 1 ± 0.03 for identical policies, clipping fires at random and
+    the KL estimate is noise. The run trains, just worse. CPU autocast does not upcast
+    `log_softmax`, and `cross_entropy` is not on CUDA autocast's fp32 list either (its inner
+    `log_softmax` keeps the input dtype), so per-token losses stay half there too.
+
+    ## Example
+    ```python
+    policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+    logits = policy(input_ids).logits
+    logp = F.log_softmax(logits, dim=-1).gather(-1, actions[..., None]).squeeze(-1)
+    ratio = torch.exp(logp - old_logp)
+    ```
+
+    ## Fix
+    Cast the logits to fp32 at the op: `F.log_softmax(logits.float(), dim=-1)` (or pass
+    `dtype=torch.float32`). The cast costs one fp32 copy of the logits; for large vocabularies,
+    compute the log-probs chunk by chunk.
+    """
+
+    CODE = "MP001"
+    NAME = "uncast-log-softmax"
+    MESSAGE = "{op} on {dtype} logits ({origin}); cast with .float() first"
+    TRIGGERS = torch_api.LOW_PRECISION_WORDS
+    VALID = (
+        """
+import torch
+import torch.nn.functional as F
+policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+logp = F.log_softmax(policy(torch.randn(2, 8)).float(), dim=-1)
+""",
+        """
+import torch
+model = torch.nn.Linear(8, 8)
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    logp = model(torch.randn(2, 8)).log_softmax(-1)
+""",
+        """
+import torch.nn.functional as F
+def logprobs(logits):
+    return F.log_softmax(logits, dim=-1)
+""",
+    )
+    INVALID = (
+        """
+import torch
+import torch.nn.functional as F
+policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+logp = F.log_softmax(policy(torch.randn(2, 8)), dim=-1)
+""",
+        """
+import torch
+model = torch.nn.Linear(8, 8)
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    logp = model(torch.randn(2, 8)).log_softmax(-1)
+""",
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for fact in self.precision.calls(node):
+            found = _log_prob_input(fact)
+            if found is None:
+                continue
+            logits, op, shown = found
+            if logits.precision.is_low and torch_api.region_upcasts(fact.region, op) is False:
+                self.report(node, self._message(shown, logits))
+                return
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax."""
+        if not (isinstance(node.operator, cst.Subtract) and isinstance(node.right, cst.Call)):
+            return
+        for fact in self.precision.calls(node.right):
+            if fact.op != "logsumexp":
+                continue
+            logits = fact.input()
+            if logits is not None and logits.precision.is_low and torch_api.region_upcasts(fact.region, "logsumexp") is False:
+                self.report(node.right, self._message("logsumexp", logits))
+                return
+
+    def _message(self, op: str, logits: Value) -> str:
+        return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=self.describe_origin(logits.origin))
+
+
+def _log_prob_input(fact: CallFact) -> Optional[tuple[Value, str, str]]:
+    """(the logits, the op whose autocast policy applies, how to name it) when `fact` forms log-probs."""
+    op = fact.op
+    function = fact.function or ""
+    if op == "log_softmax":
+        requested = fact.arg(None, "dtype")
+        if requested is not None and requested.kind is Kind.DTYPE and requested.precision.is_full:
+            return None
+        logits = fact.input()
+        return (logits, "log_softmax", "log_softmax") if logits is not None else None
+    if function.startswith("torch.distributions") and op == "Categorical":
+        logits = fact.arg(1, "logits")
+        return (logits, "logsumexp", "Categorical(logits=...)") if logits is not None else None
+    reduction = fact.arg(None, "reduction")
+    if op == "cross_entropy" and reduction is not None and reduction.const == "none":
+        logits = fact.arg(0, "input")
+        return (logits, "cross_entropy", "cross_entropy(reduction='none')") if logits is not None else None
+    if op == "log":
+        probs = fact.input()
+        if probs is not None and probs.op == "softmax":
+            return probs, "log", "log(softmax(...))"
+    return None
+

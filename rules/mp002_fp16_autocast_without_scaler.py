@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from mplint.precision.flow import CallFact
+from mplint.precision.values import Kind, Precision, Value
+from mplint.rule import Rule
+
+
+class Fp16AutocastWithoutScaler(Rule):
+    """An fp16 autocast region feeds `.backward()` with no loss scaling.
+
+    ## What it does
+    Finds float16 autocast regions (`torch.autocast("cuda")` without a dtype,
+    `torch.cuda.amp.autocast()`, or any autocast with `dtype=torch.float16`) whose results reach
+    `loss.backward()` or `torch.autograd.backward(loss)` unscaled, in a file that builds no loss
+    scaler. Scaling counts in every form: a `GradScaler` (either API, any `enabled=`), `accelerate`
+    with `mixed_precision="fp16"`, DeepSpeed, Lightning `precision="16-mixed"`, apex
+    `amp.scale_loss`, timm's `NativeScaler`. bfloat16 regions and inference-only regions are fine.
+
+    ## Why is this bad
+    float16's smallest normal number is 6.1e-5 (subnormals reach 6e-8). Gradients of a
+    typical network are far smaller than the loss: in fp16 many underflow to zero, so those
+    weights silently stop learning. A `GradScaler` multiplies the loss (by 65536 at first) before
+    `backward()` and divides the gradients back in fp32 before the optimizer step.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        with torch.autocast("cuda"):  # float16
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    ## Fix
+    ```python
+    scaler = torch.amp.GradScaler("cuda")
+    for x, y in loader:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    ```
+    Or use `dtype=torch.bfloat16` where the GPU supports it: bf16 has fp32's range and needs no scaler.
+    """
+
+    CODE = "MP002"
+    NAME = "fp16-autocast-without-scaler"
+    MESSAGE = (
+        "float16 autocast region reaches `{backward}` at {path}:{line} with no loss scaling; "
+        "small gradients underflow to zero in fp16: use torch.amp.GradScaler (or dtype=torch.bfloat16)"
+    )
+    TRIGGERS = frozenset({"autocast"})
+    VALID = (
+        """
+import torch
+scaler = torch.amp.GradScaler("cuda")
+with torch.autocast("cuda", dtype=torch.float16):
+    loss = model(x).mean()
+scaler.scale(loss).backward()
+""",
+        """
+import torch
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    loss = model(x).mean()
+loss.backward()
+""",
+    )
+    INVALID = (
+        """
+import torch
+model = torch.nn.Linear(4, 4)
+with torch.autocast("cuda"):
+    loss = model(torch.randn(2, 4)).mean()
+loss.backward()
+""",
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for fact in self.precision.calls(node):
+            loss = _backward_root(fact)
+            if loss is None or loss.scaled or loss.region is None:
+                continue
+            region = loss.region
+            if region.precision is not Precision.FP16 or region.enabled is False:
+                continue
+            if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):
+                continue
+            shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
+            message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.context.line_of(node, fact.path))
+            self.report(region.node, message, path=region.path)
+
+
+def _backward_root(fact: CallFact) -> Optional[Value]:
+    """The tensor a backward pass starts from: `loss.backward()`, `torch.autograd.backward(loss)`."""
+    if fact.method == "backward" and fact.receiver.kind in (Kind.TENSOR, Kind.ANY):
+        return fact.receiver
+    if fact.function == "torch.autograd.backward":
+        return fact.arg(0, "tensors")
+    return None
+

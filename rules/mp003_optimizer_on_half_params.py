@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mplint.precision import torch_api
+from mplint.precision.flow import CallFact
+from mplint.precision.values import Kind
+from mplint.rule import Rule
+
+
+class OptimizerOnHalfParams(Rule):
+    """An optimizer updates half-precision parameters, with no fp32 master weights.
+
+    ## What it does
+    Finds an optimizer (`torch.optim.*`, bitsandbytes, apex `FusedAdam`, `transformers.AdamW`, ...)
+    built over the parameters of a module made bfloat16/float16 (`model.half()`,
+    `.to(torch.bfloat16)`, `from_pretrained(..., torch_dtype=torch.bfloat16)`,
+    `torch.set_default_dtype(torch.bfloat16)` before the model is built), whether the
+    parameters are passed as `model.parameters()`, a `named_parameters()` comprehension, a
+    `filter(...)`, param-group dicts or lists built from them, or through helper functions. It
+    also reports a module cast to half in place *after* its optimizer was built, then stepped.
+
+    Not reported: an fp32 model trained under autocast; an optimizer handed to
+    `deepspeed.initialize` (DeepSpeed keeps fp32 masters); FSDP with `MixedPrecision` (shards stay
+    fp32); optimizers that compensate (`optimi`'s Kahan summation, `kahan_sum=True`,
+    `bf16_stochastic_round=True`).
+
+    ## Why is this bad
+    The update `w - lr * step` is rounded to the parameter's precision. With bf16's 8-bit
+    mantissa, any update smaller than ~1/256 of the weight is rounded away entirely: at a
+    learning rate of 1e-5 most updates vanish and training stalls while the loss looks merely
+    slow. The optimizer's state (`exp_avg`, `exp_avg_sq`) is half too and loses its own
+    small increments.
+
+    ## Example
+    ```python
+    model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    ```
+
+    ## Fix
+    Keep the parameters fp32 and run the forward pass under autocast:
+    ```python
+    model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.float32)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = model(**batch).loss
+    ```
+    Or keep an fp32 master copy the optimizer updates, copying it back into the bf16 model
+    after each step; or use an optimizer with Kahan summation / stochastic rounding
+    (`optimi.AdamW`, torchao's `bf16_stochastic_round=True`).
+    """
+
+    CODE = "MP003"
+    NAME = "optimizer-on-half-params"
+    MESSAGE = (
+        "{optimizer} over {dtype} parameters ({origin}): no fp32 master weights, small updates round away; "
+        "keep the parameters fp32 and use autocast"
+    )
+    LATE_MESSAGE = (
+        "module cast to {dtype} in place after {optimizer} was built over its parameters ({path}:{line}) and "
+        "stepped after: updates now round to {dtype} with no fp32 master weights"
+    )
+    TRIGGERS = torch_api.LOW_PRECISION_WORDS
+    VALID = (
+        """
+import torch
+model = torch.nn.Linear(8, 8)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    loss = model(torch.randn(2, 8)).sum()
+""",
+    )
+    INVALID = (
+        """
+import torch
+model = torch.nn.Linear(8, 8).half()
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+""",
+    )
+
+    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(context)
+        self.pending: list[tuple[cst.Call, str]] = []
+        self.handed_to_deepspeed: set[cst.CSTNode] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for fact in self.precision.calls(node):
+            self._note_deepspeed(fact)
+            message = self._half_params_message(fact)
+            if message is not None:
+                self.pending.append((node, message))
+                break
+        for late in self.precision.casts_after_optimizer(node):
+            optimizer_line = self.context.line_of(late.optimizer, late.optimizer_path)
+            optimizer = _optimizer_name(self.precision.calls(late.optimizer))
+            self.report(
+                node,
+                self.LATE_MESSAGE.format(
+                    dtype=late.precision.value, optimizer=optimizer, path=late.optimizer_path, line=optimizer_line
+                ),
+            )
+            break
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for node, message in self.pending:
+            if node not in self.handed_to_deepspeed:
+                self.report(node, message)
+
+    def _note_deepspeed(self, fact: CallFact) -> None:
+        if (fact.function or "").startswith("deepspeed.") and fact.op == "initialize":
+            optimizer = fact.arg(None, "optimizer")
+            if optimizer is not None and isinstance(optimizer.payload, cst.Call):
+                self.handed_to_deepspeed.add(optimizer.payload)
+
+    def _half_params_message(self, fact: CallFact) -> "str | None":
+        if fact.result.kind is not Kind.OPTIMIZER or fact.function is None:
+            return None
+        if fact.function.startswith(torch_api.LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES):
+            return None
+        if any(_is_true(fact.arg(None, flag)) for flag in torch_api.LOW_PRECISION_SAFE_OPTIMIZER_FLAGS):
+            return None
+        params = fact.arg(0, "params")
+        if params is None or params.kind is not Kind.PARAMS or not params.precision.is_low:
+            return None
+        return self.MESSAGE.format(
+            optimizer=torch_api.last_part(fact.function),
+            dtype=params.precision.value,
+            origin=self.describe_origin(params.origin),
+        )
+
+
+def _optimizer_name(facts: "tuple[CallFact, ...] | list[CallFact]") -> str:
+    return next((torch_api.last_part(fact.function) for fact in facts if fact.function), "the optimizer")
+
+
+def _is_true(value: object) -> bool:
+    return getattr(value, "payload", None) is True

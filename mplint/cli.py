@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from mplint import __version__
-from mplint.errors import MplintError
+from mplint.errors import InternalError, MplintError
 from mplint.findings import Finding
 from mplint.report import FORMATS, renderer
 from mplint.runtime.command import verify
@@ -167,6 +167,8 @@ def _errors_reported(activity: str) -> Iterator[None]:
         yield
     except MplintError as error:
         _fail(str(error))
+    except InternalError as error:  # the engine names the file it was checking
+        _fail(f"internal error: {error}; please report this at {ISSUE_TRACKER}")
     except Exception as error:  # noqa: BLE001 - the last line of defence is the point
         _fail(
             f"internal error while {activity}: {type(error).__name__}: {error}; "

@@ -51,13 +51,15 @@ def decode_source(data: bytes, path: str) -> SourceFile:
     """`data` decoded as Python source: UTF-8 unless a PEP 263 coding cookie says otherwise."""
     if b"\x00" in data:
         return SourceFile(path=path, text=None, error="binary file (contains NUL bytes)")
+    declaration_error = None
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
-        return SourceFile(path=path, text=None, error=f"bad encoding declaration: {error.msg}")
+        # Also raised for undecodable bytes in the first two lines: naming the byte is clearer.
+        encoding, declaration_error = "utf-8", f"bad encoding declaration: {error.msg}"
     try:
         # `utf-8-sig` (what detect_encoding reports for a BOM) strips the BOM.
-        return SourceFile(path=path, text=data.decode(encoding), error=None)
+        text = data.decode(encoding)
     except UnicodeDecodeError as error:
         name = "UTF-8" if encoding.startswith("utf-8") else encoding
         byte = data[error.start]
@@ -66,6 +68,9 @@ def decode_source(data: bytes, path: str) -> SourceFile:
             text=None,
             error=f"not valid {name} (byte 0x{byte:02x} at offset {error.start})",
         )
+    if declaration_error is not None:
+        return SourceFile(path=path, text=None, error=declaration_error)
+    return SourceFile(path=path, text=text, error=None)
 
 
 def _python_files(path: Path, settings: Settings) -> Iterator[Path]:

@@ -141,6 +141,7 @@ def test_sources_are_decoded_like_python_decodes_them(data: bytes, text: str) ->
     ("data", "error"),
     [
         (b"x = 1\nname = 'caf\xe9'\n", "not valid UTF-8 (byte 0xe9 at offset 17)"),
+        (b"x = 1\ny = 2\nname = 'caf\xe9'\n", "not valid UTF-8 (byte 0xe9 at offset 23)"),
         (b"\x7fELF\x02\x01\x00\x00", "binary file (contains NUL bytes)"),
         (b"# coding: klingon\nx = 1\n", "bad encoding declaration: unknown encoding: klingon"),
     ],

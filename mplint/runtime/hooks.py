@@ -1,0 +1,235 @@
+"""Patches and global hooks: autocast regions, optimizers, GradScaler and backward roots.
+
+Everything here is installed on an ExitStack, so closing the stack puts torch back as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Optional
+
+from mplint.runtime.observations import AutocastRegion, BackwardPass, OptimizerUse, RunLog, Site
+from mplint.runtime.patching import patch
+from mplint.runtime.sites import UserCode
+
+if TYPE_CHECKING:
+    import torch
+
+SCALED_MARK = "_mplint_scaled"  # set on the tensors an enabled GradScaler.scale returned
+REGION_KEY = "mplint_region"  # grad_fn.metadata key: the autocast region the node was made in
+SITE_KEY = "mplint_site"  # grad_fn.metadata key: the user's line that made the node
+
+
+class StepLimitReached(BaseException):
+    """Raised from an optimizer step post-hook; a BaseException so `except Exception` lets it by."""
+
+
+def dtype_name(dtype: "torch.dtype") -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def install(
+    stack: contextlib.ExitStack,
+    log: RunLog,
+    user_code: UserCode,
+    *,
+    steps: Optional[int],
+    emulating: bool,
+    on_region_change: Callable[[Optional[AutocastRegion]], None],
+    progress: bool,
+) -> None:
+    """Install every hook on `stack`."""
+    _install_autocast(stack, log, user_code, emulating, on_region_change)
+    _install_scaler(stack, emulating)
+    _install_backward(stack, log, user_code)
+    _install_optimizer(stack, log, user_code, steps, progress)
+
+
+def _install_autocast(
+    stack: contextlib.ExitStack,
+    log: RunLog,
+    user_code: UserCode,
+    emulating: bool,
+    on_region_change: Callable[[Optional[AutocastRegion]], None],
+) -> None:
+    import torch
+
+    autocast = torch.amp.autocast_mode.autocast
+    original_init, original_enter, original_exit = autocast.__init__, autocast.__enter__, autocast.__exit__
+
+    def init(self: Any, device_type: str, dtype: Optional["torch.dtype"] = None, enabled: bool = True, cache_enabled: Optional[bool] = None) -> None:
+        opened_for = device_type
+        if emulating and device_type == "cuda":
+            # Run the region as CPU autocast; the emulating kernels give it CUDA's policy.
+            device_type, dtype = "cpu", dtype or torch.get_autocast_dtype("cuda")
+        original_init(self, device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+        site = user_code.caller()
+        ran_on = log.device if opened_for == "cuda" else opened_for
+        self._mplint_region = (
+            AutocastRegion(site, opened_for, dtype_name(self.fast_dtype), bool(self._enabled), ran_on) if site else None
+        )
+
+    def enter(self: Any) -> Any:
+        region = getattr(self, "_mplint_region", None)
+        log.region_stack.append(region)
+        if region is not None:
+            log.regions[region] = None
+        on_region_change(log.region)
+        return original_enter(self)
+
+    def exit_(self: Any, *exc_info: Any) -> Any:
+        try:
+            return original_exit(self, *exc_info)
+        finally:
+            log.region_stack.pop()
+            on_region_change(log.region)
+
+    patch(stack, autocast, "__init__", init)
+    patch(stack, autocast, "__enter__", enter)
+    patch(stack, autocast, "__exit__", exit_)
+
+
+def _install_scaler(stack: contextlib.ExitStack, emulating: bool) -> None:
+    import torch
+
+    scaler = torch.amp.GradScaler
+    original_scale = scaler.scale
+
+    def scale(self: Any, outputs: Any) -> Any:
+        scaled = original_scale(self, outputs)
+        if self.is_enabled():
+            _mark_scaled(scaled)
+        return scaled
+
+    patch(stack, scaler, "scale", scale)
+    if emulating:
+        original_init = scaler.__init__
+
+        def init(self: Any, device: str = "cuda", *args: Any, **kwargs: Any) -> None:
+            original_init(self, "cpu" if device == "cuda" else device, *args, **kwargs)
+
+        patch(stack, scaler, "__init__", init)
+
+
+def _mark_scaled(outputs: Any) -> None:
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        setattr(outputs, SCALED_MARK, True)
+    elif isinstance(outputs, (list, tuple)):
+        for output in outputs:
+            _mark_scaled(output)
+    elif isinstance(outputs, dict):
+        _mark_scaled(list(outputs.values()))
+
+
+def _install_backward(stack: contextlib.ExitStack, log: RunLog, user_code: UserCode) -> None:
+    import torch
+
+    original_backward = torch.autograd.backward
+
+    def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+        roots = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+        site = user_code.caller()
+        # Read the graph before backward frees it.
+        scaled = any(getattr(root, SCALED_MARK, False) for root in roots)
+        regions = regions_feeding(root.grad_fn for root in roots)
+        fp16_before, underflowed_before = log.fp16_values, log.underflowed
+        result = original_backward(tensors, *args, **kwargs)
+        if site is not None:
+            log.backward_passes.append(
+                BackwardPass(
+                    site=site,
+                    scaled=scaled,
+                    regions=regions,
+                    fp16_values=log.fp16_values - fp16_before,
+                    underflowed=log.underflowed - underflowed_before,
+                    device=log.device,
+                )
+            )
+        return result
+
+    patch(stack, torch.autograd, "backward", backward)
+
+
+def regions_feeding(roots: Iterable[Any]) -> tuple[AutocastRegion, ...]:
+    """The autocast regions recorded on the graph nodes behind `roots`, in the order first met."""
+    found: dict[AutocastRegion, None] = {}
+    seen: set[int] = set()
+    pending = [node for node in roots if node is not None]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        region = node.metadata.get(REGION_KEY)
+        if region is not None:
+            found[region] = None
+        pending.extend(child for child, _ in node.next_functions if child is not None)
+    return tuple(found)
+
+
+def _dtype_counts(optimizer: "torch.optim.Optimizer") -> tuple[tuple[str, int], ...]:
+    counts = Counter(dtype_name(param.dtype) for group in optimizer.param_groups for param in group["params"])
+    return tuple(sorted(counts.items()))
+
+
+def _state_dtypes(optimizer: "torch.optim.Optimizer") -> tuple[tuple[str, str], ...]:
+    import torch
+
+    found = {
+        (key, dtype_name(value.dtype))
+        for state in optimizer.state.values()
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor)
+    }
+    return tuple(sorted(found))
+
+
+def _install_optimizer(stack: contextlib.ExitStack, log: RunLog, user_code: UserCode, steps: Optional[int], progress: bool) -> None:
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    tracked: dict[int, "torch.optim.Optimizer"] = {}  # keeps the ids in `log.optimizers` unique
+
+    def track(optimizer: "torch.optim.Optimizer", site: Optional[Site]) -> None:
+        if site is not None and id(optimizer) not in log.optimizers:
+            tracked[id(optimizer)] = optimizer
+            log.optimizers[id(optimizer)] = OptimizerUse(site, type(optimizer).__name__, log.device, _dtype_counts(optimizer))
+
+    original_add_param_group = torch.optim.Optimizer.add_param_group
+
+    def add_param_group(self: "torch.optim.Optimizer", param_group: dict[str, Any]) -> None:
+        original_add_param_group(self, param_group)
+        use = log.optimizers.get(id(self))
+        if use is None:
+            track(self, user_code.caller())
+        else:
+            log.optimizers[id(self)] = dataclasses.replace(use, param_dtypes=_dtype_counts(self))
+
+    def before_step(optimizer: "torch.optim.Optimizer", args: Any, kwargs: Any) -> None:
+        # An optimizer built before recording began is known from its first step on.
+        track(optimizer, user_code.caller())
+        if id(optimizer) in log.optimizers:
+            log.optimizers[id(optimizer)] = dataclasses.replace(log.optimizers[id(optimizer)], step_param_dtypes=_dtype_counts(optimizer))
+
+    def after_step(optimizer: "torch.optim.Optimizer", args: Any, kwargs: Any) -> None:
+        use = log.optimizers.get(id(optimizer))
+        if use is None:
+            return
+        log.optimizers[id(optimizer)] = dataclasses.replace(use, state_dtypes=_state_dtypes(optimizer), steps=use.steps + 1)
+        log.steps = max(other.steps for other in log.optimizers.values())
+        if progress:
+            sys.stderr.write(f"\rmplint verify: step {log.steps}/{steps or '?'}, {sum(log.op_calls.values())} ops recorded")
+            sys.stderr.flush()
+        stepped = [other.steps for other in log.optimizers.values() if other.steps]
+        if steps is not None and min(stepped) >= steps:
+            raise StepLimitReached
+
+    patch(stack, torch.optim.Optimizer, "add_param_group", add_param_group)
+    stack.callback(register_optimizer_step_pre_hook(before_step).remove)
+    stack.callback(register_optimizer_step_post_hook(after_step).remove)

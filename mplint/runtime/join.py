@@ -1,0 +1,232 @@
+"""Verdicts: each static MP001–MP003 finding meets what the run showed at its lines.
+
+A static finding becomes `confirmed`, `refuted` or `not-reached`, with evidence. What the run
+showed that no static finding covers becomes a runtime-only finding (MP901–MP903).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from mplint.config import display_path
+from mplint.findings import Finding
+from mplint.runtime.codes import MP901, MP902, MP903, RuntimeCode
+from mplint.runtime.observations import HALF_DTYPES, AutocastRegion, BackwardPass, Observations, OpCall, OptimizerUse, Site
+
+STATIC_CODES = ("MP001", "MP002", "MP003")
+LOG_SPACE_OPS = frozenset({"aten._log_softmax", "aten.logsumexp"})
+
+CONFIRMED, REFUTED, NOT_REACHED, RUNTIME_ONLY = "confirmed", "refuted", "not-reached", "runtime-only"
+
+
+@dataclass(frozen=True)
+class Span:
+    """The lines of one static finding, in the real path the recorder keys sites by."""
+
+    path: str
+    first: int
+    last: int
+
+    @classmethod
+    def of(cls, finding: Finding) -> "Span":
+        return cls(os.path.realpath(finding.path), finding.line, max(finding.line, finding.end_line))
+
+    def holds(self, site: Optional[Site]) -> bool:
+        return site is not None and site.path == self.path and self.first <= site.line <= self.last
+
+
+def static_findings(files: Iterable[str]) -> tuple[Finding, ...]:
+    """What the static pass says about `files` (the script and the project files it imported)."""
+    from mplint.api import lint_paths
+
+    paths = [display_path(path) for path in files]
+    return lint_paths(paths, select=list(STATIC_CODES)).findings if paths else ()
+
+
+def join(static: Iterable[Finding], observations: Observations) -> tuple[Finding, ...]:
+    """Static findings with verdicts, then the runtime-only findings, in report order."""
+    static = [finding for finding in static if finding.code in STATIC_CODES]
+    judged = [_judge(finding, observations) for finding in static]
+    spans = {code: [Span.of(finding) for finding in static if finding.code == code] for code in STATIC_CODES}
+    runtime_only = [
+        *_half_log_softmax(observations, spans["MP001"]),
+        *_unscaled_backward(observations, spans["MP002"]),
+        *_half_optimizers(observations, spans["MP003"]),
+    ]
+    return tuple(sorted([*judged, *runtime_only], key=Finding.sort_key))
+
+
+def has_problems(findings: Sequence[Finding]) -> bool:
+    """Whether the exit code is 1: something confirmed, or found only at run time."""
+    return any(finding.verdict in (CONFIRMED, RUNTIME_ONLY) for finding in findings)
+
+
+def _judge(finding: Finding, observations: Observations) -> Finding:
+    span = Span.of(finding)
+    if finding.code == "MP001":
+        verdict, evidence, device = _judge_log_softmax(span, observations)
+    elif finding.code == "MP002":
+        verdict, evidence, device = _judge_autocast(span, observations)
+    else:
+        verdict, evidence, device = _judge_optimizer(span, observations)
+    return dataclasses.replace(finding, verdict=verdict, evidence=evidence, device=device)
+
+
+Judgement = tuple[str, tuple[str, ...], Optional[str]]
+
+
+def _op_evidence(calls: list[tuple[OpCall, int]]) -> tuple[str, ...]:
+    counts: Counter[tuple[str, str, Site]] = Counter()
+    for call, count in calls:
+        counts[(call.op, "/".join(call.outputs[:1]), call.site)] += count
+    return tuple(
+        f"{op} ran on {dtype} at {site.describe()}, {count} call{'s' if count != 1 else ''}"
+        for (op, dtype, site), count in sorted(counts.items(), key=lambda item: (item[0][2], item[0][0]))
+    )
+
+
+def _runs_half(call: OpCall) -> bool:
+    return bool(call.outputs) and call.outputs[0] in HALF_DTYPES
+
+
+def _judge_log_softmax(span: Span, observations: Observations) -> Judgement:
+    calls = observations.calls_at(span.first, span.last, span.path, LOG_SPACE_OPS)
+    if not calls:
+        return NOT_REACHED, (f"no log-softmax or logsumexp ran at {_describe(span)}",), None
+    half = [(call, count) for call, count in calls if _runs_half(call)]
+    deciding = half or calls
+    return (CONFIRMED if half else REFUTED), _op_evidence(deciding), deciding[0][0].device
+
+
+def _regions_at(span: Span, passes: Iterable[BackwardPass]) -> list[tuple[BackwardPass, list[AutocastRegion]]]:
+    found = []
+    for backward in passes:
+        regions = [region for region in backward.regions if span.holds(region.site)]
+        if regions:
+            found.append((backward, regions))
+    return found
+
+
+def _is_fp16(region: AutocastRegion) -> bool:
+    return region.enabled and region.dtype == "float16"
+
+
+def _judge_autocast(span: Span, observations: Observations) -> Judgement:
+    regions = [region for region in observations.regions if span.holds(region.site)]
+    if not regions:
+        return NOT_REACHED, (f"the autocast region at {_describe(span)} never ran",), None
+    device = regions[0].device
+    passes = _regions_at(span, observations.backward_passes)
+    if not passes:
+        return NOT_REACHED, (f"no backward pass went through the autocast region at {_describe(span)}",), device
+    unscaled = [backward for backward, used in passes if not backward.scaled and any(map(_is_fp16, used))]
+    if unscaled:
+        return CONFIRMED, _backward_evidence(unscaled, f"float16 autocast at {_describe(span)}"), device
+    if not any(_is_fp16(region) for _, used in passes for region in used):
+        dtypes = sorted({region.dtype if region.enabled else "disabled" for region in regions})
+        return REFUTED, (f"the autocast region at {_describe(span)} ran as {', '.join(dtypes)}: no float16 gradients",), device
+    sites = sorted({backward.site for backward, _ in passes})
+    where = ", ".join(site.describe() for site in sites)
+    return REFUTED, (f"every backward through it ({where}) started from an enabled GradScaler.scale",), device
+
+
+def _backward_evidence(passes: list[BackwardPass], cause: str) -> tuple[str, ...]:
+    counts = Counter(backward.site for backward in passes)
+    fp16 = sum(backward.fp16_values for backward in passes)
+    underflowed = sum(backward.underflowed for backward in passes)
+    evidence = [
+        f"backward at {site.describe()} ran after {cause} without an enabled GradScaler, {count} pass{'es' if count != 1 else ''}"
+        for site, count in sorted(counts.items())
+    ]
+    if fp16:
+        evidence.append(
+            f"measured: {underflowed / fp16:.2%} of fp16 gradient values ({underflowed:,} of {fp16:,}) "
+            "were subnormal or flushed to zero where fp32 was not"
+        )
+    return tuple(evidence)
+
+
+def _optimizer_evidence(use: OptimizerUse) -> tuple[str, ...]:
+    dtypes = ", ".join(f"{count} {dtype}" for dtype, count in use.param_dtypes)
+    evidence = [f"{use.kind} at {use.site.describe()} was built over {use.params} params ({dtypes})"]
+    if use.step_param_dtypes and use.step_param_dtypes != use.param_dtypes:
+        at_step = ", ".join(f"{count} {dtype}" for dtype, count in use.step_param_dtypes)
+        evidence.append(f"at its last step they were {at_step}")
+    if use.state_dtypes:
+        state = ", ".join(f"{key} {dtype}" for key, dtype in use.state_dtypes)
+        evidence.append(f"after {use.steps} step{'s' if use.steps != 1 else ''} its state was: {state}")
+    return tuple(evidence)
+
+
+def _judge_optimizer(span: Span, observations: Observations) -> Judgement:
+    uses = [use for use in observations.optimizers if span.holds(use.site)]
+    if not uses:
+        return NOT_REACHED, (f"no optimizer was built at {_describe(span)}",), None
+    half = [use for use in uses if use.half_params]
+    deciding = half or uses
+    evidence = tuple(line for use in deciding for line in _optimizer_evidence(use))
+    return (CONFIRMED if half else REFUTED), evidence, deciding[0].device
+
+
+def _describe(span: Span) -> str:
+    return Site(span.path, span.first).describe()
+
+
+def _covered(site: Site, spans: Sequence[Span]) -> bool:
+    return any(span.holds(site) for span in spans)
+
+
+def _runtime_finding(code: RuntimeCode, site: Site, evidence: tuple[str, ...], device: Optional[str]) -> Finding:
+    return Finding(
+        code=code.code,
+        name=code.name,
+        path=display_path(site.path),
+        line=site.line,
+        column=1,
+        end_line=site.line,
+        end_column=1,
+        message=code.message,
+        verdict=RUNTIME_ONLY,
+        evidence=evidence,
+        device=device,
+    )
+
+
+def _half_log_softmax(observations: Observations, spans: Sequence[Span]) -> list[Finding]:
+    by_site: dict[Site, list[tuple[OpCall, int]]] = {}
+    for call, count in observations.op_calls:
+        if call.op in LOG_SPACE_OPS and not call.backward and _runs_half(call) and not _covered(call.site, spans):
+            by_site.setdefault(call.site, []).append((call, count))
+    return [_runtime_finding(MP901, site, _op_evidence(calls), calls[0][0].device) for site, calls in by_site.items()]
+
+
+def _unscaled_backward(observations: Observations, spans: Sequence[Span]) -> list[Finding]:
+    """Unscaled fp16 backward passes: reported at their fp16 autocast call, else at `backward()`."""
+    by_site: dict[Site, list[BackwardPass]] = {}
+    causes: dict[Site, str] = {}
+    for backward in observations.backward_passes:
+        if backward.scaled:
+            continue
+        fp16_regions = [region for region in backward.regions if _is_fp16(region)]
+        if any(_covered(region.site, spans) for region in fp16_regions):
+            continue
+        for region in fp16_regions:
+            by_site.setdefault(region.site, []).append(backward)
+            causes[region.site] = f"float16 autocast at {region.site.describe()}"
+        if not fp16_regions and backward.fp16_values:
+            by_site.setdefault(backward.site, []).append(backward)
+            causes[backward.site] = "float16 forward ops"
+    return [_runtime_finding(MP902, site, _backward_evidence(passes, causes[site]), passes[0].device) for site, passes in by_site.items()]
+
+
+def _half_optimizers(observations: Observations, spans: Sequence[Span]) -> list[Finding]:
+    return [
+        _runtime_finding(MP903, use.site, _optimizer_evidence(use), use.device)
+        for use in observations.optimizers
+        if use.half_params and not _covered(use.site, spans)
+    ]

@@ -1,0 +1,137 @@
+"""What a run showed, keyed by the user's `file:line`: plain data (no torch), merged across ranks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+from mplint.config import display_path
+
+HALF_DTYPES = frozenset({"float16", "bfloat16"})
+
+
+@dataclass(frozen=True, order=True)
+class Site:
+    path: str  # real, absolute path
+    line: int
+
+    def describe(self) -> str:
+        return f"{display_path(self.path)}:{self.line}"
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One kind of aten call at one place: the counts of identical calls are kept beside it."""
+
+    site: Site
+    op: str  # e.g. "aten._log_softmax"
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    backward: bool  # a backward op, attributed to the forward site that created its node
+    device: str  # "cuda", "cpu", "emulated-cuda"
+
+
+@dataclass(frozen=True)
+class AutocastRegion:
+    site: Site  # where `torch.autocast(...)` was called
+    device_type: str  # as the script opened it
+    dtype: str
+    enabled: bool
+    device: str  # where its ops ran: "cuda", "cpu", "emulated-cuda"
+
+
+def _half_count(dtype_counts: tuple[tuple[str, int], ...]) -> int:
+    return sum(count for dtype, count in dtype_counts if dtype in HALF_DTYPES)
+
+
+@dataclass(frozen=True)
+class OptimizerUse:
+    site: Site  # the optimizer's constructor call
+    kind: str  # e.g. "AdamW"
+    device: str
+    param_dtypes: tuple[tuple[str, int], ...]  # at construction: dtype -> number of params
+    step_param_dtypes: tuple[tuple[str, int], ...] = ()  # at its last step
+    state_dtypes: tuple[tuple[str, str], ...] = ()  # e.g. ("exp_avg", "float16") after a step
+    steps: int = 0
+
+    @property
+    def half_params(self) -> int:
+        """Half params when built or at the last step (a model may be `.half()`-ed in between)."""
+        return max(_half_count(self.param_dtypes), _half_count(self.step_param_dtypes))
+
+    @property
+    def params(self) -> int:
+        return sum(count for _, count in self.param_dtypes)
+
+
+@dataclass(frozen=True)
+class BackwardPass:
+    site: Site  # the `backward()` call
+    scaled: bool  # its root came out of an enabled GradScaler.scale
+    regions: tuple[AutocastRegion, ...]  # autocast regions whose ops feed the root
+    fp16_values: int  # fp16 values produced by backward ops
+    underflowed: int  # of those, subnormal or flushed to zero where fp32 would not be
+    device: str
+
+
+@dataclass(frozen=True)
+class Observations:
+    op_calls: tuple[tuple[OpCall, int], ...] = ()
+    regions: tuple[AutocastRegion, ...] = ()
+    optimizers: tuple[OptimizerUse, ...] = ()
+    backward_passes: tuple[BackwardPass, ...] = ()
+    steps: int = 0
+    ranks: int = 1
+
+    def calls_at(self, first_line: int, last_line: int, path: str, ops: frozenset[str]) -> list[tuple[OpCall, int]]:
+        """Forward calls of `ops` recorded on lines first_line..last_line of `path`."""
+        return [
+            (call, count)
+            for call, count in self.op_calls
+            if call.op in ops and not call.backward and call.site.path == path and first_line <= call.site.line <= last_line
+        ]
+
+
+def merge(parts: list[Observations]) -> Observations:
+    """One report for a distributed run: counts add up, identical records collapse."""
+    counts: Counter[OpCall] = Counter()
+    for part in parts:
+        for call, count in part.op_calls:
+            counts[call] += count
+    return Observations(
+        op_calls=tuple(counts.items()),
+        regions=tuple(dict.fromkeys(region for part in parts for region in part.regions)),
+        optimizers=tuple(dict.fromkeys(use for part in parts for use in part.optimizers)),
+        backward_passes=tuple(dict.fromkeys(backward for part in parts for backward in part.backward_passes)),
+        steps=max((part.steps for part in parts), default=0),
+        ranks=len(parts),
+    )
+
+
+@dataclass
+class RunLog:
+    """The mutable notebook the recorder and hooks write into during a run."""
+
+    device: str
+    op_calls: Counter[OpCall] = field(default_factory=Counter)
+    regions: dict[AutocastRegion, None] = field(default_factory=dict)
+    optimizers: dict[int, OptimizerUse] = field(default_factory=dict)
+    backward_passes: list[BackwardPass] = field(default_factory=list)
+    fp16_values: int = 0
+    underflowed: int = 0
+    steps: int = 0
+    region_stack: list[AutocastRegion] = field(default_factory=list)
+
+    @property
+    def region(self) -> Optional[AutocastRegion]:
+        return self.region_stack[-1] if self.region_stack else None
+
+    def freeze(self) -> Observations:
+        return Observations(
+            op_calls=tuple(self.op_calls.items()),
+            regions=tuple(self.regions),
+            optimizers=tuple(self.optimizers.values()),
+            backward_passes=tuple(self.backward_passes),
+            steps=self.steps,
+        )

@@ -1,0 +1,102 @@
+"""One instrumented stretch of execution: install the recorder, hooks and emulation; undo them all."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from types import TracebackType
+from typing import Optional
+
+from mplint.errors import MplintError
+from mplint.runtime import hooks
+from mplint.runtime.emulate import CudaPolicyKernels, cuda_facade, cuda_to_cpu_mode
+from mplint.runtime.observations import AutocastRegion, RunLog
+from mplint.runtime.patching import patch
+from mplint.runtime.recorder import graph_tagger, op_recorder
+from mplint.runtime.sites import UserCode
+
+_LABELS = {"cuda": "cuda", "cpu": "cpu", "emulate-cuda": "emulated-cuda"}
+
+
+def resolve_device(device: str) -> str:
+    """`auto` becomes `cuda` when a GPU is present, else `emulate-cuda`."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "emulate-cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MplintError("--device cuda: no CUDA device is available (use --device emulate-cuda)")
+    return device
+
+
+class Session:
+    """Context manager: records into a RunLog while active; leaves torch as it found it."""
+
+    def __init__(self, device: str, user_code: UserCode, *, steps: Optional[int] = None, progress: bool = False) -> None:
+        self.device = resolve_device(device)
+        self.log = RunLog(device=_LABELS[self.device])
+        self._user_code = user_code
+        self._steps = steps
+        self._progress = progress
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> RunLog:
+        import torch
+
+        emulating = self.device == "emulate-cuda"
+        kernels = CudaPolicyKernels() if emulating else None
+        try:
+            self._stack.callback(_autocast_state_restorer())
+            if kernels is not None:
+                self._stack.callback(kernels.unregister)
+                for name, value in cuda_facade().items():
+                    patch(self._stack, torch.cuda, name, value)
+            hooks.install(
+                self._stack,
+                self.log,
+                self._user_code,
+                steps=self._steps,
+                emulating=emulating,
+                on_region_change=lambda region: _follow_region(kernels, region),
+                progress=self._progress,
+            )
+            self._stack.enter_context(graph_tagger(self.log, self._user_code))
+            if emulating:
+                self._stack.enter_context(cuda_to_cpu_mode())
+            self._stack.enter_context(op_recorder(self.log, self._user_code))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self.log
+
+    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
+        self._stack.close()
+
+
+def _follow_region(kernels: Optional[CudaPolicyKernels], region: Optional[AutocastRegion]) -> None:
+    """CUDA's policy while the innermost region was opened for CUDA; CPU's own when for the CPU."""
+    if kernels is None or region is None:
+        return
+    if region.device_type == "cuda":
+        kernels.register()
+    elif region.device_type == "cpu":
+        kernels.unregister()
+
+
+def _autocast_state_restorer() -> Callable[[], None]:
+    """Snapshot autocast and grad mode; the returned callable restores them (a script may die mid-region)."""
+    import torch
+
+    enabled = {device: torch.is_autocast_enabled(device) for device in ("cpu", "cuda")}
+    dtypes = {device: torch.get_autocast_dtype(device) for device in ("cpu", "cuda")}
+    cache_enabled = torch.is_autocast_cache_enabled()
+    grad_enabled = torch.is_grad_enabled()
+
+    def restore() -> None:
+        for device in ("cpu", "cuda"):
+            torch.set_autocast_enabled(device, enabled[device])
+            torch.set_autocast_dtype(device, dtypes[device])
+        torch.set_autocast_cache_enabled(cache_enabled)
+        torch.set_grad_enabled(grad_enabled)
+
+    return restore

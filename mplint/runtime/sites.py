@@ -1,0 +1,58 @@
+"""Which files are the user's, and the user's `file:line` a call came from."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+from typing import Optional
+
+from mplint.runtime.observations import Site
+
+_MPLINT_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
+_LIBRARY_DIRS = tuple(
+    {str(Path(path).resolve()) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib") if (path := sysconfig.get_paths().get(key))}
+)
+
+
+class UserCode:
+    """Files under the project roots that are neither installed libraries nor mplint itself."""
+
+    def __init__(self, roots: Iterable[str]) -> None:
+        self.roots = tuple(sorted({os.path.realpath(root) + os.sep for root in roots}))
+        self._verdicts: dict[str, bool] = {}
+
+    def owns(self, filename: str) -> bool:
+        verdict = self._verdicts.get(filename)
+        if verdict is None:
+            path = os.path.realpath(filename)
+            verdict = (
+                os.path.isabs(filename)  # not "<frozen runpy>", "<string>"
+                and path.startswith(self.roots)
+                and not path.startswith(_MPLINT_DIR)
+                and not path.startswith(_LIBRARY_DIRS)
+                and "site-packages" not in path
+            )
+            self._verdicts[filename] = verdict
+        return verdict
+
+    def caller(self, frame: Optional[FrameType] = None) -> Optional[Site]:
+        """The innermost frame of the calling stack that runs user code, as a Site."""
+        frame = frame or sys._getframe(1)
+        while frame is not None:
+            if self.owns(frame.f_code.co_filename):
+                return Site(os.path.realpath(frame.f_code.co_filename), frame.f_lineno)
+            frame = frame.f_back
+        return None
+
+    def loaded_files(self) -> list[str]:
+        """User files among the imported modules (the project files a script pulled in)."""
+        files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+        return sorted(
+            os.path.realpath(name)
+            for name in files
+            if name and name.endswith(".py") and os.path.isfile(name) and self.owns(name)
+        )

@@ -15,6 +15,14 @@ model = torch.nn.Linear(4, 4).to(torch.bfloat16)
 logp = F.log_softmax(model(torch.randn(2, 4)), dim=-1)
 """
 
+# A training script cut off mid-edit: it mentions bfloat16, so the engine's prefilter parses
+# it, and it does not parse (MP000).
+UNPARSABLE = """\
+import torch
+model = model.to(torch.bfloat16
+logp = model(batch).log_softmax(-1)
+"""
+
 FileTree = Mapping[str, "str | bytes"]
 
 
@@ -39,3 +47,8 @@ def write_files() -> Callable[[Path, FileTree], Path]:
 @pytest.fixture
 def uncast_log_softmax() -> str:
     return UNCAST_LOG_SOFTMAX
+
+
+@pytest.fixture
+def unparsable() -> str:
+    return UNPARSABLE

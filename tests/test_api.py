@@ -69,8 +69,8 @@ def test_lint_source_decodes_bytes_like_files(project) -> None:
     assert "not valid UTF-8 (byte 0xe9" in finding.message
 
 
-def test_invalid_syntax_is_reported_unless_ignored(project, write_files) -> None:
-    write_files(project, {"broken.py": "def rollout(policy:\n"})
+def test_invalid_syntax_is_reported_unless_ignored(project, write_files, unparsable) -> None:
+    write_files(project, {"broken.py": unparsable})
 
     assert [finding.code for finding in lint_paths(["."]).findings] == ["MP000"]
     assert lint_paths(["."], ignore=["MP000"]) == LintResult(findings=(), files_checked=1)

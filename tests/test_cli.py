@@ -24,7 +24,6 @@ import torch.nn.functional as F
 model = torch.nn.Linear(4, 4).to(torch.bfloat16)
 logp = F.log_softmax(model(torch.randn(2, 4)).float(), dim=-1)
 """
-BROKEN = "def rollout(policy:\n    return policy(\n"
 
 
 def mplint(
@@ -102,9 +101,11 @@ def test_check_is_the_default_command_and_dot_the_default_path(
     assert codes_by_location(result.stdout) == [("train.py", 4, "MP001")]
 
 
-def test_findings_are_sorted_by_path_then_line(project, write_files, uncast_log_softmax) -> None:
+def test_findings_are_sorted_by_path_then_line(
+    project, write_files, uncast_log_softmax, unparsable
+) -> None:
     twice = uncast_log_softmax + "ref_logp = F.log_softmax(model(torch.randn(2, 4)), dim=-1)\n"
-    write_files(project, {"trainers/sft.py": uncast_log_softmax, "b.py": twice, "a.py": BROKEN})
+    write_files(project, {"trainers/sft.py": uncast_log_softmax, "b.py": twice, "a.py": unparsable})
 
     result = mplint(".", cwd=project)
 
@@ -296,12 +297,12 @@ def test_stdin_cannot_be_combined_with_paths(project, write_files) -> None:
 
 
 def test_unparsable_and_binary_files_are_mp000_and_the_run_goes_on(
-    project, write_files, uncast_log_softmax
+    project, write_files, uncast_log_softmax, unparsable
 ) -> None:
     write_files(
         project,
         {
-            "a_broken.py": BROKEN,
+            "a_broken.py": unparsable,
             "b_binary.py": b"\x7fELF\x00\x01",
             "c_train.py": uncast_log_softmax,
         },

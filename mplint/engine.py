@@ -3,6 +3,7 @@ one batched visit per file; MP000 for files that cannot be read or parsed; noqa 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -13,6 +14,7 @@ from mplint import suppression
 from mplint.errors import InternalError
 from mplint.findings import Finding, Severity
 from mplint.precision.model import PrecisionModel, analyze
+from mplint.precision.project import ModuleIndex
 from mplint.rule import Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 
@@ -85,7 +87,9 @@ class FileContext:
 
 
 def lint_files(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> list[Finding]:
-    triggers = frozenset().union(*(rule.TRIGGERS for rule in rules)) if rules else frozenset()
+    # Files that mention no rule's trigger word are never parsed (so MP000 is only reported for
+    # files some rule needed); with MP000 alone selected, every file is parsed.
+    triggers = frozenset().union(*(rule.TRIGGERS for rule in rules if rule is not InvalidSyntax))
     findings: list[Finding] = []
     parsed: dict[str, ParsedFile] = {}
     by_path = {source.path: source for source in files}
@@ -102,12 +106,10 @@ def lint_files(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> list
         return parsed[path].module
 
     roots: dict[str, cst.Module] = {}
-    for source in files:
-        if source.text is None:
-            findings.append(_invalid(source.path, 1, 1, source.error or "cannot read file"))
-            continue
-        if rules and not any(word in source.text for word in triggers):
-            continue  # the cheap prefilter: no rule could fire on this file
+    readable = [source for source in files if source.text is not None]
+    findings.extend(_invalid(source.path, 1, 1, source.error or "cannot read file") for source in files if source.text is None)
+    for source in _prefiltered(readable, triggers) if triggers else readable:
+        assert source.text is not None
         try:
             roots[source.path] = cst.parse_module(source.text)
             parsed[source.path] = ParsedFile(source, roots[source.path])
@@ -129,6 +131,35 @@ def lint_files(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> list
             raise InternalError(path, "a rule failed", error) from error
         findings.extend(context.findings)
     return _unsuppressed(sorted(set(findings), key=Finding.sort_key), parsed)
+
+
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.MULTILINE)
+
+
+def _prefiltered(files: list[SourceFile], triggers: frozenset[str]) -> list[SourceFile]:
+    """The cheap text prefilter: files that mention a trigger word, and files that import from
+    those (their calls may carry low precision across files). The others are never parsed."""
+    index = ModuleIndex([source.path for source in files])
+    selected = {source.path for source in files if any(word in source.text for word in triggers)}  # type: ignore[operator]
+    imports = {source.path: _imported_paths(source, index) for source in files if source.path not in selected}
+    grew = True
+    while grew:
+        grew = False
+        for path, imported in imports.items():
+            if path not in selected and imported & selected:
+                selected.add(path)
+                grew = True
+    return [source for source in files if source.path in selected]
+
+
+def _imported_paths(source: SourceFile, index: ModuleIndex) -> set[str]:
+    found: set[str] = set()
+    for dots, from_module, plain_module in _IMPORT.findall(source.text or ""):
+        name = from_module or plain_module
+        path = index.resolve(name, source.path, len(dots))
+        if path is not None:
+            found.add(path)
+    return found
 
 
 def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> list[Finding]:

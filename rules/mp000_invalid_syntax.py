@@ -26,3 +26,5 @@ class InvalidSyntax(Rule):
     CODE = "MP000"
     NAME = "invalid-syntax"
     MESSAGE = "cannot parse: {reason}"
+    VALID = ("import torch\nmodel = torch.nn.Linear(4, 4).half()\n",)
+    INVALID = ("import torch\ndef train(:\n    model.half()\n",)

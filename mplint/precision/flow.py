@@ -21,6 +21,7 @@ from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     UNKNOWN,
     Kind,
+    combine_params,
     Origin,
     Precision,
     Region,
@@ -32,6 +33,7 @@ from mplint.precision.values import (
 
 # Names real snippets use without importing them (bug reports, notebooks); they mean these.
 CONVENTIONAL_NAMES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "optim": "torch.optim"}
+NO_GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode"})
 # Builtins that hand back (a view of) their first argument.
 PASSTHROUGH_BUILTINS = frozenset({"list", "tuple", "filter", "iter", "sorted", "reversed", "set"})
 MAX_EVALUATED_CALLS = 200_000
@@ -115,6 +117,7 @@ class Context:
     scope: Scope
     region: Optional[Region] = None
     class_body: Optional[Definition] = None  # the class whose body is being executed (its defs are methods)
+    no_grad: bool = False  # inside `torch.no_grad()` / `torch.inference_mode()`: nothing reaches backward
 
 
 @dataclass
@@ -274,14 +277,15 @@ class Interpreter:
         return True
 
     def exec_with(self, node: cst.With, ctx: Context) -> bool:
-        region = ctx.region
+        region, no_grad = ctx.region, ctx.no_grad
         for item in node.items:
             value = self.eval(item.item, ctx)
             if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
                 region = value.payload
+            no_grad = no_grad or _is_no_grad(value)
             if item.asname is not None:
                 self.assign(item.asname.name, value, ctx)
-        return self.exec_suite(node.body, replace(ctx, region=region))
+        return self.exec_suite(node.body, replace(ctx, region=region, no_grad=no_grad))
 
     def exec_small(self, node: cst.BaseSmallStatement, ctx: Context) -> bool:
         if isinstance(node, cst.Assign):
@@ -316,6 +320,8 @@ class Interpreter:
     def in_region(value: Value, ctx: Context) -> Value:
         """A value computed inside an autocast region remembers it (for where its gradients come from)."""
         region = ctx.region
+        if ctx.no_grad:
+            return value.with_(region=None) if value.region is not None else value
         if region is None or region.enabled is False or value.region is not None:
             return value
         return value.with_(region=region) if value.kind in (Kind.ANY, Kind.TENSOR) and value.payload is None else value
@@ -346,8 +352,10 @@ class Interpreter:
         if value.kind is Kind.ANY and value.payload is not None and isinstance(value.payload, tuple):
             elements = value.payload
             return elements[index] if index < len(elements) and len(elements) == count else UNKNOWN
-        if value.kind is Kind.TENSOR:
-            return value  # a model output unpacked (`logits, values = model(x)`) holds its precision
+        if value.kind in (Kind.TENSOR, Kind.PARAMS):
+            # A model output unpacked (`logits, values = model(x)`) holds its precision;
+            # `for name, p in model.named_parameters()` binds parameters.
+            return value
         return UNKNOWN
 
     @staticmethod
@@ -394,11 +402,15 @@ class Interpreter:
     # ----------------------------------------------------------------------------- definitions
     def define_function(self, node: cst.FunctionDef, ctx: Context) -> None:
         region: Optional[Region] = None
+        no_grad = False
         for decorator in node.decorators:
             value = self.eval(decorator.decorator, ctx)
             if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
                 region = value.payload
-        definition = Definition(node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region)
+            no_grad = no_grad or _is_no_grad(value)
+        definition = Definition(
+            node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad
+        )
         if ctx.class_body is not None:
             ctx.class_body.methods[node.name.value] = definition
         ctx.scope.names[node.name.value] = Value(kind=Kind.FUNCTION, payload=definition)
@@ -467,7 +479,7 @@ class Interpreter:
         self.frames.append(Frame())
         scope = Scope(self.modules[definition.path], definition.scope)
         self_name = self.bind_parameters(definition, scope, args, kwargs, receiver)
-        ctx = Context(scope, region)
+        ctx = Context(scope, region, no_grad=definition.no_grad)
         try:
             self.exec_suite(definition.node.body, ctx)
         finally:
@@ -554,7 +566,7 @@ class Interpreter:
             return self.sequence(elements)
         if isinstance(node, cst.Dict):
             return self.eval_dict(node, ctx)
-        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp)):
+        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
             return self.eval_comprehension(node, ctx)
         if isinstance(node, cst.BooleanOperation):
             return join(self.eval(node.left, ctx), self.eval(node.right, ctx))
@@ -654,7 +666,9 @@ class Interpreter:
                 self.eval(element.value, ctx)
         return Value(Kind.DICT, items=tuple(items))
 
-    def eval_comprehension(self, node: Union[cst.ListComp, cst.GeneratorExp, cst.SetComp], ctx: Context) -> Value:
+    def eval_comprehension(
+        self, node: Union[cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp], ctx: Context
+    ) -> Value:
         scope = Scope(ctx.scope.module, ctx.scope)
         inner = replace(ctx, scope=scope)
         clause: Optional[cst.CompFor] = node.for_in
@@ -666,28 +680,26 @@ class Interpreter:
             for condition in clause.ifs:
                 self.eval(condition.test, inner)
             clause = clause.inner_for_in
-        element = self.eval(node.elt, inner)
-        if first is not None and first.kind is Kind.PARAMS:
-            return first  # [p for n, p in model.named_parameters() if ...]
-        return Value(Kind.TENSOR, element.precision, element.origin, element.region) if element.kind is Kind.TENSOR else UNKNOWN
+        element = self.eval(node.value if isinstance(node, cst.DictComp) else node.elt, inner)
+        if element.kind is Kind.DICT:
+            element = element.item("params") or UNKNOWN  # one param group per parameter
+        if element.kind is Kind.PARAMS:
+            return element  # [p for n, p in model.named_parameters() if ...], {n: p for ...}
+        return element.with_(op=None) if element.kind is Kind.TENSOR else UNKNOWN
 
     @staticmethod
     def sequence(elements: tuple[Value, ...]) -> Value:
         """A list/tuple literal: parameter lists and param-group lists are parameters; else a tuple."""
         groups = [element.item("params") if element.kind is Kind.DICT else element for element in elements]
         if groups and all(group is not None and group.kind is Kind.PARAMS for group in groups):
-            result = groups[0]
-            for group in groups[1:]:
-                result = join(result, group)  # type: ignore[arg-type]
-            return result  # type: ignore[return-value]
+            return combine_params(groups)  # type: ignore[arg-type]
         return Value(Kind.ANY, payload=elements)
 
     def binary(self, left: Value, right: Value, operator: Optional[cst.BaseBinaryOp], region: Optional[Region] = None) -> Value:
         if isinstance(operator, cst.MatrixMultiply):
             return self.lowered(_promote(left, right), region)
         if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
-            return join(*(value for value in (left, right) if not _is_empty_sequence(value))) if any(
-                _is_empty_sequence(value) for value in (left, right)) else join(left, right)
+            return combine_params([value for value in (left, right) if not _is_empty_sequence(value)])
         return _promote(left, right)
 
     # ------------------------------------------------------------------------------------ calls
@@ -809,6 +821,8 @@ class Interpreter:
         first = args[0] if args else kwargs.get("input", UNKNOWN)
         if function in api.AUTOCAST_ENTRY_POINTS:
             return self.autocast(node, ctx, function, args, kwargs)
+        if function in NO_GRAD_CONTEXTS:
+            return dotted(function)
         if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
             precision = self.dtype_value(args[0])
             if precision is not None:
@@ -849,6 +863,8 @@ class Interpreter:
             return UNKNOWN
         if method == "step" and args and args[0].kind is Kind.OPTIMIZER:
             self.commit_late_casts(args[0])  # scaler.step(optimizer) with an untracked scaler
+        if receiver.kind is Kind.PARAMS and (method in ("items", "values") or method in api.PRESERVING_OPS):
+            return receiver  # param_dict.items(), p.detach(): still those parameters
         if receiver.kind is Kind.DICT:
             key = args[0].const if method == "get" and args else None
             return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
@@ -863,7 +879,8 @@ class Interpreter:
             return self.cast(receiver, cast, node, ctx)
         if receiver.kind in (Kind.MODULE, Kind.ANY):
             if method in api.PARAMETER_METHODS:
-                return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=receiver.identity)
+                identity = receiver.identity or _binding_key(node.func.value)  # type: ignore[attr-defined]
+                return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
             if method in ("forward", "__call__"):
                 return self.forward(receiver, args, kwargs, ctx)
             if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
@@ -920,8 +937,9 @@ class Interpreter:
             return
         cast = value.with_(kind=Kind.MODULE)
         self.assign(target, cast, ctx)
-        if value.precision.is_low and before.identity is not None:
-            self.note_cast_after_optimizer(expression, before.identity, value.precision, ctx)
+        identity = before.identity or _binding_key(target)
+        if value.precision.is_low and identity is not None:
+            self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
 
     def apply_parameter_collection(self, expression: cst.BaseExpression, ctx: Context) -> None:
         """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
@@ -933,14 +951,14 @@ class Interpreter:
         added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
         if added and added[0].kind is Kind.PARAMS:
             current = self.eval(target, ctx)
-            grown = added[0] if _is_empty_sequence(current) else join(current, added[0])
+            grown = added[0] if _is_empty_sequence(current) else combine_params([current, added[0]])
             self.assign(target, grown, ctx)
 
-    def note_cast_after_optimizer(self, cast: cst.Call, identity: cst.CSTNode, precision: Precision, ctx: Context) -> None:
+    def note_cast_after_optimizer(self, cast: cst.Call, identity: object, precision: Precision, ctx: Context) -> None:
         scope: Optional[Scope] = ctx.scope
         while scope is not None:
             for value in scope.names.values():
-                if value.kind is Kind.OPTIMIZER and value.identity is identity and isinstance(value.payload, cst.Call):
+                if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
                     late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
                     self.frames[-1].pending_casts.append(late)
             scope = scope.parent
@@ -1062,11 +1080,18 @@ class Interpreter:
             if upcasts:
                 return tensor.with_(precision=Precision.FP32, origin=None, op=op)
             return tensor.with_(op=op)
+        if op == "detach":
+            return tensor.with_(region=None, scaled=False)  # no gradient flows back through it
         if op in api.PRESERVING_OPS:
             return tensor
         if op in ("backward", "item", "tolist", "numpy", "argmax", "argmin", "long", "int", "bool", "size", "dim"):
             return UNKNOWN
         return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op) if tensor.region else UNKNOWN
+
+
+def _is_no_grad(value: Value) -> bool:
+    """`torch.no_grad()` / `torch.inference_mode()`, as a context manager or a decorator."""
+    return value.kind is Kind.NAME and value.name in NO_GRAD_CONTEXTS
 
 
 def _is_tensor_like(value: Value) -> bool:
@@ -1120,6 +1145,15 @@ def _is_callable_value(value: Value) -> bool:
     return value.kind in (Kind.MODULE, Kind.FUNCTION, Kind.CLASS) or (
         value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN
     )
+
+
+def _binding_key(expression: cst.BaseExpression) -> Optional[str]:
+    """`model` / `self.model`: the name a module is reached by, its identity when nothing better is known."""
+    if isinstance(expression, cst.Name):
+        return expression.value
+    if isinstance(expression, cst.Attribute) and isinstance(expression.value, cst.Name):
+        return f"{expression.value.value}.{expression.attr.value}"
+    return None
 
 
 def _dotted_text(node: Union[cst.Attribute, cst.Name, cst.BaseExpression]) -> str:

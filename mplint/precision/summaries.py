@@ -34,6 +34,8 @@ class Definition:
     owner: Optional["Definition"] = None
     # An autocast decorator (`@torch.autocast("cuda")`) applies its region to every call.
     region: Optional[Region] = None
+    # `@torch.no_grad()` / `@torch.inference_mode()`: nothing computed in it reaches backward.
+    no_grad: bool = False
     # Classes: whether they are nn.Modules (by their bases), and their methods by name.
     is_module: bool = False
     methods: dict[str, "Definition"] = field(default_factory=dict, repr=False)

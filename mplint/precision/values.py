@@ -116,7 +116,7 @@ class Value:
     items: tuple[tuple[str, "Value"], ...] = ()
     # Kind.MODULE and Kind.PARAMS: the call that created the module (its identity across casts);
     # Kind.OPTIMIZER: the identity of the module whose parameters it updates.
-    identity: Optional[cst.CSTNode] = None
+    identity: object = None
 
     def with_(self, **changes: object) -> "Value":
         return replace(self, **changes)
@@ -173,6 +173,18 @@ def join(left: Value, right: Value) -> Value:
         identity=left.identity if left.identity is right.identity else None,
         payload=left.payload if left.payload == right.payload else None,
     )
+
+
+def combine_params(groups: list[Value]) -> Value:
+    """Parameters gathered from several places (param groups, concatenated lists): an optimizer
+    over them updates half weights as soon as one group is half."""
+    for group in groups:
+        if group.kind is Kind.PARAMS and group.precision.is_low:
+            return group
+    result = groups[0] if groups else UNKNOWN
+    for group in groups[1:]:
+        result = join(result, group)
+    return result
 
 
 def _choices(payload: object) -> frozenset:

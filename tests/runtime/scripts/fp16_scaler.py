@@ -11,7 +11,7 @@ scaler = torch.cuda.amp.GradScaler(init_scale=2.0**10)
 for _ in range(20):
     inputs = torch.randn(16, 32, device=device)
     targets = torch.randn(16, 1, device=device)
-    with torch.cuda.amp.autocast():
+    with torch.cuda.amp.autocast():  # autocast
         predictions = model(inputs)
     loss = 1e-4 * (predictions.float() - targets).pow(2).mean()
     optimizer.zero_grad()

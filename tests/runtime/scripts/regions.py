@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).to("cuda")
-optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)  # AdamW
 
 for _ in range(10):
     inputs = torch.randn(8, 16, device="cuda")

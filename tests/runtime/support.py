@@ -1,0 +1,74 @@
+"""Helpers for the runtime verifier's tests: the scripts it runs, and a fingerprint of torch."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from click.testing import CliRunner, Result
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def script(name: str) -> str:
+    return str(SCRIPTS / name)
+
+
+def marked_line(name: str, marker: str) -> int:
+    """The line of `name` that ends with the comment `# marker`."""
+    lines = (SCRIPTS / name).read_text().splitlines()
+    return next(number for number, text in enumerate(lines, 1) if text.rstrip().endswith(f"# {marker}"))
+
+
+def verify(*args: str) -> Result:
+    """`mplint verify ARGS` in this process, so the test can look at torch afterwards."""
+    from mplint.runtime.command import verify as command
+
+    return CliRunner().invoke(command, list(args), catch_exceptions=False)
+
+
+def verify_json(*args: str) -> tuple[int, list[dict[str, Any]]]:
+    result = verify("--format", "json", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def torch_fingerprint() -> dict[str, Any]:
+    """Everything a run patches, registers or switches, as comparable values."""
+    from torch.optim import optimizer
+
+    autocast = torch.amp.autocast_mode.autocast
+    return {
+        "kernels": {
+            op: torch._C._dispatch_dump(op)
+            for op in ("aten::mm", "aten::log_softmax.int", "aten::cross_entropy_loss", "aten::binary_cross_entropy")
+        },
+        "autocast_cpu_registrations": sorted(torch._C._dispatch_get_registrations_for_dispatch_key("AutocastCPU")),
+        "methods": {
+            name: vars(owner).get(attribute)
+            for name, owner, attribute in (
+                ("autocast.__init__", autocast, "__init__"),
+                ("autocast.__enter__", autocast, "__enter__"),
+                ("autocast.__exit__", autocast, "__exit__"),
+                ("GradScaler.__init__", torch.amp.GradScaler, "__init__"),
+                ("GradScaler.scale", torch.amp.GradScaler, "scale"),
+                ("Optimizer.add_param_group", torch.optim.Optimizer, "add_param_group"),
+                ("autograd.backward", torch.autograd, "backward"),
+                ("cuda.is_available", torch.cuda, "is_available"),
+                ("cuda.synchronize", torch.cuda, "synchronize"),
+            )
+        },
+        "global_optimizer_hooks": (len(optimizer._global_optimizer_pre_hooks), len(optimizer._global_optimizer_post_hooks)),
+        "mode_stacks": (torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()),
+        "autocast_state": [
+            (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)) for device in ("cpu", "cuda")
+        ]
+        + [torch.is_autocast_cache_enabled()],
+        "grad_enabled": torch.is_grad_enabled(),
+        "sigalrm": signal.getsignal(signal.SIGALRM),
+        "argv": list(sys.argv),
+        "path": list(sys.path),
+    }

@@ -31,7 +31,9 @@ _MARKER = re.compile(r"#\s*expect:\s*(?P<codes>MP\d{3}(?:\s*,\s*MP\d{3})*)\s*$")
 def bug(case_id: str, source: str) -> ParameterSet:
     """A case that must be reported: at least one line carries an `# expect:` marker."""
     if not marked_lines(source):
-        raise ValueError(f"case {case_id!r} is a bug but marks no line with '# expect: MPxxx'")
+        raise ValueError(
+            f"case {case_id!r} is a bug but marks no line with '# expect: MPxxx'"
+        )
     return pytest.param(source, id=f"bug-{case_id}")
 
 
@@ -69,17 +71,21 @@ def check(source: str, code: str) -> None:
     """Rule `code` reports exactly the lines of `source` marked for it."""
     findings = [finding for finding in lint(source, code) if finding.code == code]
     expected = {
-        (SNIPPET_PATH, line, marked) for line, marked in marked_lines(source) if marked == code
+        (SNIPPET_PATH, line, marked)
+        for line, marked in marked_lines(source)
+        if marked == code
     }
     reported = {(SNIPPET_PATH, finding.line, finding.code) for finding in findings}
-    assert reported == expected, _explain({SNIPPET_PATH: source}, expected, findings, relative=str)
+    assert reported == expected, _explain(
+        {SNIPPET_PATH: source}, expected, findings, relative=str
+    )
 
 
 def check_files(files: Mapping[str, str], code: str, root: Path) -> None:
     """Rule `code`, run over the project `files` (relative path -> source) written under
     `root`, reports exactly the (path, line) pairs marked for it in those files."""
-    for relative, source in files.items():
-        target = root / relative
+    for name, source in files.items():
+        target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(source), encoding="utf-8")
     base = root.resolve()
@@ -88,7 +94,9 @@ def check_files(files: Mapping[str, str], code: str, root: Path) -> None:
         return Path(path).resolve().relative_to(base).as_posix()
 
     findings = [
-        finding for finding in lint_paths([root], select=[code]).findings if finding.code == code
+        finding
+        for finding in lint_paths([root], select=[code]).findings
+        if finding.code == code
     ]
     expected = {
         (name, line, marked)
@@ -96,7 +104,9 @@ def check_files(files: Mapping[str, str], code: str, root: Path) -> None:
         for line, marked in marked_lines(source)
         if marked == code
     }
-    reported = {(relative(finding.path), finding.line, finding.code) for finding in findings}
+    reported = {
+        (relative(finding.path), finding.line, finding.code) for finding in findings
+    }
     assert reported == expected, _explain(files, expected, findings, relative=relative)
 
 
@@ -116,10 +126,19 @@ def _explain(
         out.append(f"--- {name}")
         for number, line in enumerate(textwrap.dedent(source).splitlines(), start=1):
             key = (name, number)
-            flag = "+" if key in wanted - reported else "!" if key in reported - wanted else " "
+            flag = (
+                "+"
+                if key in wanted - reported
+                else "!"
+                if key in reported - wanted
+                else " "
+            )
             out.append(f"{flag}{number:3} {line}")
             if key in messages:
                 out.append(f"       ^ {messages[key]}")
     return "\n".join(
-        ["reported findings differ from the marked ones (+ missed, ! unexpected):", *out]
+        [
+            "reported findings differ from the marked ones (+ missed, ! unexpected):",
+            *out,
+        ]
     )

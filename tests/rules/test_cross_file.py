@@ -91,17 +91,29 @@ CONFIGURE_OPTIMIZERS = """
 CASES = [
     pytest.param(
         "MP001",
-        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER, "train.py": PPO_STEP_BF16},
+        {
+            "utils/__init__.py": "",
+            "utils/logprobs.py": GATHER_HELPER,
+            "train.py": PPO_STEP_BF16,
+        },
         id="bug-MP001-helper-in-other-file-gets-bf16-logits",
     ),
     pytest.param(
         "MP001",
-        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER_UPCAST, "train.py": PPO_STEP_BF16},
+        {
+            "utils/__init__.py": "",
+            "utils/logprobs.py": GATHER_HELPER_UPCAST,
+            "train.py": PPO_STEP_BF16,
+        },
         id="ok-MP001-helper-in-other-file-upcasts",
     ),
     pytest.param(
         "MP001",
-        {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER_UNMARKED, "train.py": PPO_STEP_FP32},
+        {
+            "utils/__init__.py": "",
+            "utils/logprobs.py": GATHER_HELPER_UNMARKED,
+            "train.py": PPO_STEP_FP32,
+        },
         id="ok-MP001-helper-in-other-file-gets-fp32-logits",
     ),
     # With no caller in the run, the helper's `logits` is a bare parameter: unknown provenance.
@@ -132,7 +144,8 @@ CASES = [
             "utils/__init__.py": "",
             "utils/logprobs.py": GATHER_HELPER,
             "train.py": PPO_STEP_BF16.replace(
-                "from utils.logprobs import gather_logprobs", "from utils import logprobs"
+                "from utils.logprobs import gather_logprobs",
+                "from utils import logprobs",
             ).replace("gather_logprobs(policy", "logprobs.gather_logprobs(policy"),
         },
         id="bug-MP001-helper-called-through-module-attribute",
@@ -232,7 +245,11 @@ def test_cross_file(code: str, files: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_message_points_at_the_cast_in_the_calling_file(tmp_path: Path) -> None:
-    files = {"utils/__init__.py": "", "utils/logprobs.py": GATHER_HELPER, "train.py": PPO_STEP_BF16}
+    files = {
+        "utils/__init__.py": "",
+        "utils/logprobs.py": GATHER_HELPER,
+        "train.py": PPO_STEP_BF16,
+    }
     check_files(files, "MP001", tmp_path)
     [finding] = lint_paths([tmp_path], select=["MP001"]).findings
     assert "bfloat16" in finding.message

@@ -302,6 +302,16 @@ CASES = [
         ref_chosen_logps = log_softmax(ref_logits, dim=-1)  # expect: MP001
     """,
     ),
+    bug(
+        "tensor-created-in-bf16",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        logits = torch.randn(batch_size, vocab_size, dtype=torch.bfloat16, device="cuda")
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+    """,
+    ),
     ok(
         "float-before-log-softmax",
         """
@@ -575,6 +585,65 @@ CASES = [
             next_logp = F.log_softmax(logits[:, -1, :], dim=-1)
     """,
     ),
+    # The parameter shadows the bf16 global of the same name: what the caller passes is unknown.
+    ok(
+        "parameter-shadows-bf16-global",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+
+        def score(policy, input_ids):
+            return F.log_softmax(policy(input_ids).logits, dim=-1)
+    """,
+    ),
+    # Another class's `self.model` is a different attribute: only Actor casts its model.
+    ok(
+        "self-model-of-another-class",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        class Actor:
+            def __init__(self, model):
+                self.model = model.to(torch.bfloat16)
+
+        class Critic:
+            def __init__(self, model):
+                self.model = model
+
+            def logprobs(self, x):
+                return F.log_softmax(self.model(x), dim=-1)
+    """,
+    ),
+    # The device is only known at run time: on CUDA log_softmax is upcast, on CPU it is not.
+    ok(
+        "autocast-device-unknown",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            logp = F.log_softmax(model(input_ids).logits, dim=-1)
+    """,
+    ),
+    # Summed cross_entropy is a loss like the mean, not per-token log-probs.
+    ok(
+        "sum-cross-entropy",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        logits = model(input_ids).logits
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), reduction="sum") / num_tokens
+    """,
+    ),
 ]
 
 
@@ -599,7 +668,10 @@ def test_message_names_dtype_and_where_the_cast_is() -> None:
     [finding] = lint(MESSAGE_CASE, CODE)
     assert finding.line == line_of(MESSAGE_CASE, "F.log_softmax")
     assert "bfloat16" in finding.message
-    assert f"train.py:{line_of(MESSAGE_CASE, 'policy.to(torch.bfloat16)')}" in finding.message
+    assert (
+        f"train.py:{line_of(MESSAGE_CASE, 'policy.to(torch.bfloat16)')}"
+        in finding.message
+    )
 
 
 def test_message_of_a_model_made_half_in_place() -> None:

@@ -562,6 +562,25 @@ CASES = [
             optimizer.step()
     """,
     ),
+    # The scaler is made in main() and handed to the step function that scales the loss.
+    ok(
+        "scaler-passed-to-train-step",
+        """
+        import torch
+
+        def train_step(model, batch, optimizer, scaler):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+        def main():
+            scaler = torch.cuda.amp.GradScaler()
+            for batch in loader:
+                train_step(model, batch, optimizer, scaler)
+    """,
+    ),
 ]
 
 

@@ -14,16 +14,21 @@ from .casekit import bug, check, ok
 CODE = "MP003"
 
 CASES = [
-    bug("hf-bf16-adamw", """
+    bug(
+        "hf-bf16-adamw",
+        """
         import torch
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, torch_dtype=torch.bfloat16)
         model.gradient_checkpointing_enable()
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.0)  # expect: MP003
-    """),
+    """,
+    ),
     # `.half()` as a bare statement casts the module in place.
-    bug("bare-half-sgd", """
+    bug(
+        "bare-half-sgd",
+        """
         import torch
         import torchvision
 
@@ -31,8 +36,11 @@ CASES = [
         model.cuda()
         model.half()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # expect: MP003
-    """),
-    bug("named-parameters-decay-groups", """
+    """,
+    ),
+    bug(
+        "named-parameters-decay-groups",
+        """
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -40,9 +48,12 @@ CASES = [
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n]
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=3e-4)  # expect: MP003
-    """),
+    """,
+    ),
     # nanoGPT's configure_optimizers, inlined, on a model cast to bf16 in place.
-    bug("nanogpt-param-dict-groups", """
+    bug(
+        "nanogpt-param-dict-groups",
+        """
         import torch
         from model import GPT, GPTConfig
 
@@ -56,41 +67,56 @@ CASES = [
             {"params": nodecay_params, "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, fused=True)  # expect: MP003
-    """),
-    bug("filter-requires-grad", """
+    """,
+    ),
+    bug(
+        "filter-requires-grad",
+        """
         import torch
 
         model = VisionTransformer(img_size=224, num_classes=1000).to(torch.float16)
         for p in model.patch_embed.parameters():
             p.requires_grad = False
         optimizer = torch.optim.Adam(filter(lambda p: p.requires_grad, model.parameters()), lr=1e-4)  # expect: MP003
-    """),
+    """,
+    ),
     # 8-bit state does not help: the update is still applied to bf16 weights.
-    bug("bitsandbytes-adamw8bit", """
+    bug(
+        "bitsandbytes-adamw8bit",
+        """
         import bitsandbytes as bnb
         import torch
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         optimizer = bnb.optim.AdamW8bit(model.parameters(), lr=2e-5, betas=(0.9, 0.999))  # expect: MP003
-    """),
-    bug("apex-fused-adam", """
+    """,
+    ),
+    bug(
+        "apex-fused-adam",
+        """
         import torch
         from apex.optimizers import FusedAdam
 
         model = BertForPreTraining(config).cuda()
         model.half()
         optimizer = FusedAdam(model.parameters(), lr=1e-4, weight_decay=0.01)  # expect: MP003
-    """),
-    bug("transformers-adamw", """
+    """,
+    ),
+    bug(
+        "transformers-adamw",
+        """
         import torch
         from transformers import AdamW, AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(ckpt, num_labels=2, torch_dtype=torch.float16)
         optimizer = AdamW(model.parameters(), lr=2e-5, correct_bias=False)  # expect: MP003
-    """),
+    """,
+    ),
     # The helper's parameter is unknown on its own; its caller passes an fp16 model.
-    bug("helper-builds-optimizer", """
+    bug(
+        "helper-builds-optimizer",
+        """
         import torch
         from transformers import AutoModelForSequenceClassification
 
@@ -104,8 +130,11 @@ CASES = [
 
         model = AutoModelForSequenceClassification.from_pretrained(ckpt, torch_dtype=torch.float16)
         optimizer = build_optimizer(model, lr=2e-5, weight_decay=0.01)
-    """),
-    bug("helper-returns-param-groups", """
+    """,
+    ),
+    bug(
+        "helper-returns-param-groups",
+        """
         import torch
 
         def param_groups(model, weight_decay):
@@ -115,10 +144,13 @@ CASES = [
 
         model = Transformer(model_args).bfloat16()
         optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=3e-4)  # expect: MP003
-    """),
+    """,
+    ),
     # The optimizer holds the same Parameter objects the in-place cast turns into fp16, and it
     # steps afterwards: reported at the cast.
-    bug("cast-after-optimizer-then-stepped", """
+    bug(
+        "cast-after-optimizer-then-stepped",
+        """
         import torch
         import torch.nn.functional as F
 
@@ -130,8 +162,11 @@ CASES = [
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    """),
-    bug("trainer-self-model-other-method", """
+    """,
+    ),
+    bug(
+        "trainer-self-model-other-method",
+        """
         import torch
 
         class SFTTrainer:
@@ -142,8 +177,11 @@ CASES = [
             def create_optimizer(self):
                 self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.args.lr, betas=(0.9, 0.95))  # expect: MP003
                 return self.optimizer
-    """),
-    bug("set-default-dtype-before-build", """
+    """,
+    ),
+    bug(
+        "set-default-dtype-before-build",
+        """
         import torch
         import torch.nn as nn
         from torch import optim
@@ -151,23 +189,32 @@ CASES = [
         torch.set_default_dtype(torch.bfloat16)
         encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(d_model=512, nhead=8), num_layers=6)
         optimizer = optim.Adam(encoder.parameters(), lr=1e-4)  # expect: MP003
-    """),
-    bug("to-device-dtype-imported-adamw", """
+    """,
+    ),
+    bug(
+        "to-device-dtype-imported-adamw",
+        """
         import torch
         from torch.optim import AdamW
 
         device = torch.device("cuda")
         model = Llama(model_config).to(device, dtype=torch.bfloat16)
         optimizer = AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)  # expect: MP003
-    """),
-    bug("module-type-half-tensor", """
+    """,
+    ),
+    bug(
+        "module-type-half-tensor",
+        """
         import torch
 
         model = LSTMTagger(embedding_dim, hidden_dim, vocab_size, tagset_size)
         model = model.type(torch.HalfTensor)
         optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3)  # expect: MP003
-    """),
-    bug("constant-dtype-flow", """
+    """,
+    ),
+    bug(
+        "constant-dtype-flow",
+        """
         import torch
 
         HALF = torch.float16
@@ -175,9 +222,12 @@ CASES = [
         model = UNet(in_channels=3, out_channels=1)
         model = model.to(HALF)
         optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))  # expect: MP003
-    """),
+    """,
+    ),
     # Only the head is trained, but it belongs to the bf16 model: its parameters are bf16.
-    bug("submodule-parameters", """
+    bug(
+        "submodule-parameters",
+        """
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -185,25 +235,73 @@ CASES = [
         model.requires_grad_(False)
         model.lm_head.requires_grad_(True)
         optimizer = torch.optim.AdamW(model.lm_head.parameters(), lr=1e-4)  # expect: MP003
-    """),
+    """,
+    ),
     # One half module among the parameter lists is enough.
-    bug("actor-critic-list-concatenation", """
+    bug(
+        "actor-critic-list-concatenation",
+        """
         import torch
 
         actor = Actor(obs_dim, act_dim).to(device).half()
         critic = Critic(obs_dim).to(device)
         optimizer = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=3e-4)  # expect: MP003
-    """),
-    bug("trainable-params-list", """
+    """,
+    ),
+    bug(
+        "trainable-params-list",
+        """
         import torch
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-5)  # expect: MP003
-    """),
+    """,
+    ),
+    # Wrappers keep the wrapped module's parameters: DDP and torch.compile change no dtype.
+    bug(
+        "ddp-wrapped-half-model",
+        """
+        import torch
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = Net().cuda().half()
+        model = DDP(model, device_ids=[local_rank])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)  # expect: MP003
+    """,
+    ),
+    bug(
+        "compiled-bf16-model",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        model = torch.compile(model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    # The first optimizer is replaced before anything steps: only the rebuilt one is reported.
+    bug(
+        "optimizer-rebuilt-after-cast",
+        """
+        import torch
+
+        model = Net().cuda()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.bfloat16()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # expect: MP003
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
     # The standard AMP recipe: fp32 weights, low precision only inside autocast.
-    ok("fp32-model-with-autocast", """
+    ok(
+        "fp32-model-with-autocast",
+        """
         import torch
 
         model = Net().cuda()
@@ -215,9 +313,12 @@ CASES = [
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-    """),
+    """,
+    ),
     # DeepSpeed wraps the client optimizer and keeps fp32 master weights.
-    ok("deepspeed-initialize-with-optimizer", """
+    ok(
+        "deepspeed-initialize-with-optimizer",
+        """
         import deepspeed
         import torch
         from transformers import AutoModelForCausalLM
@@ -225,56 +326,77 @@ CASES = [
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
         engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config="ds_config.json")
-    """),
+    """,
+    ),
     # FSDP's param_dtype is a compute dtype: the sharded parameters the optimizer sees stay fp32.
-    ok("fsdp-mixed-precision", """
+    ok(
+        "fsdp-mixed-precision",
+        """
         import torch
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, MixedPrecision
 
         bf16_policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16, buffer_dtype=torch.bfloat16)
         model = FSDP(Transformer(cfg), mixed_precision=bf16_policy, device_id=torch.cuda.current_device())
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    """),
-    ok("optimi-kahan-sum", """
+    """,
+    ),
+    ok(
+        "optimi-kahan-sum",
+        """
         import torch
         from optimi import AdamW
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         optimizer = AdamW(model.parameters(), lr=1e-5, kahan_sum=True)
-    """),
+    """,
+    ),
     # optimi turns Kahan summation on by itself for low-precision parameters.
-    ok("optimi-default", """
+    ok(
+        "optimi-default",
+        """
         import optimi
         import torch
 
         model = VisionTransformer(num_classes=1000).to(torch.bfloat16)
         optimizer = optimi.StableAdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    """),
-    ok("torchao-bf16-stochastic-round", """
+    """,
+    ),
+    ok(
+        "torchao-bf16-stochastic-round",
+        """
         import torch
         from torchao.prototype.low_bit_optim import _AdamW
 
         model = Transformer(args).to("cuda", dtype=torch.bfloat16)
         optimizer = _AdamW(model.parameters(), lr=3e-4, bf16_stochastic_round=True)
-    """),
-    ok("torchao-8bit-stochastic-round", """
+    """,
+    ),
+    ok(
+        "torchao-8bit-stochastic-round",
+        """
         import torch
         from torchao.optim import AdamW8bit
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         optimizer = AdamW8bit(model.parameters(), lr=1e-5, bf16_stochastic_round=True)
-    """),
+    """,
+    ),
     # A bare parameter nobody in the run passes anything to: unknown, so quiet.
-    ok("unknown-parameter", """
+    ok(
+        "unknown-parameter",
+        """
         import torch
 
         def make_optimizer(model, lr):
             return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95))
-    """),
+    """,
+    ),
     # peft's wrapper is treated as unknown provenance (its adapters are fp32 by default).
-    ok("peft-model", """
+    ok(
+        "peft-model",
+        """
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM
@@ -282,17 +404,23 @@ CASES = [
         base = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         model = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"]))
         optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
-    """),
+    """,
+    ),
     # The dtype depends on a flag only known at run time: unknown, so quiet (precision first).
-    ok("conditional-dtype", """
+    ok(
+        "conditional-dtype",
+        """
         import torch
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16 if args.bf16 else torch.float32)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    """),
+    """,
+    ),
     # Cast to half for export once training is over: the optimizer never steps again.
-    ok("cast-for-export-after-training", """
+    ok(
+        "cast-for-export-after-training",
+        """
         import torch
         import torch.nn.functional as F
 
@@ -305,34 +433,46 @@ CASES = [
             optimizer.step()
         model.half()
         torch.save(model.state_dict(), "model_fp16.pt")
-    """),
+    """,
+    ),
     # Only the frozen teacher is half; the optimizer trains the fp32 student.
-    ok("frozen-half-teacher", """
+    ok(
+        "frozen-half-teacher",
+        """
         import torch
 
         teacher = ResNet152().cuda().eval()
         teacher.half()
         student = ResNet18().cuda()
         optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
-    """),
+    """,
+    ),
     # `model.float()` as a bare statement casts the module back to fp32 in place.
-    ok("upcast-before-optimizer", """
+    ok(
+        "upcast-before-optimizer",
+        """
         import torch
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         model.float()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    """),
+    """,
+    ),
     # Manual mixed precision: the optimizer updates fp32 master copies of the fp16 weights.
-    ok("fp32-master-copies", """
+    ok(
+        "fp32-master-copies",
+        """
         import torch
 
         model = Net().cuda().half()
         master_params = [p.detach().clone().float().requires_grad_() for p in model.parameters()]
         optimizer = torch.optim.SGD(master_params, lr=0.1, momentum=0.9)
-    """),
-    ok("frozen-bf16-base-fp32-head", """
+    """,
+    ),
+    ok(
+        "frozen-bf16-base-fp32-head",
+        """
         import torch
         import torch.nn as nn
         from transformers import AutoModel
@@ -341,9 +481,12 @@ CASES = [
         base.requires_grad_(False)
         head = nn.Linear(base.config.hidden_size, num_labels)
         optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3)
-    """),
+    """,
+    ),
     # fp16 input batches (as DALI pipelines deliver them) are tensor casts, not module casts.
-    ok("tensor-cast-is-not-a-module-cast", """
+    ok(
+        "tensor-cast-is-not-a-module-cast",
+        """
         import torch
 
         model = Net().cuda()
@@ -356,8 +499,11 @@ CASES = [
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-    """),
-    ok("device-moves-only", """
+    """,
+    ),
+    ok(
+        "device-moves-only",
+        """
         import torch
 
         model = Net()
@@ -365,7 +511,22 @@ CASES = [
         model.cuda()
         model.to("cuda", non_blocking=True)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    """),
+    """,
+    ),
+    # Half only when a flag is set, fp32 otherwise: unknown, so quiet (precision first).
+    ok(
+        "half-only-under-a-flag",
+        """
+        import torch
+
+        model = Net().cuda()
+        if args.fp16:
+            model = model.half()
+        else:
+            model = model.float()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    """,
+    ),
 ]
 
 

@@ -454,3 +454,22 @@ def test_an_unknown_option_is_a_usage_error(project) -> None:
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_an_engine_error_names_the_file_it_was_checking(project, write_files, monkeypatch) -> None:
+    from mplint import api
+    from mplint.errors import InternalError
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise InternalError("rl/ppo.py", "a rule failed", KeyError("logits"))
+
+    monkeypatch.setattr(api, "lint_paths", crash)
+    write_files(project, {"rl/ppo.py": CLEAN})
+
+    result = CliRunner().invoke(main, ["rl"])
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "mplint: internal error: a rule failed while checking rl/ppo.py: KeyError: 'logits'; "
+        "please report this at "
+    )

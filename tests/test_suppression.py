@@ -99,8 +99,8 @@ def test_unterminated_source_falls_back_to_reading_lines() -> None:
     assert directives == {1: frozenset({"MP001"})}
 
 
-@given(st.text())
-def test_any_text_yields_directives_without_raising(source: str) -> None:
-    directives = noqa_directives(source)
+@given(st.text(), st.sampled_from(["# noqa", "# noqa: MP001", "#NOQA:mp002 "]), st.text())
+def test_any_text_yields_directives_without_raising(before: str, comment: str, after: str) -> None:
+    directives = noqa_directives(before + comment + after)
 
     assert all(line >= 1 for line in directives)

@@ -20,8 +20,6 @@ from mplint.registry import all_rules
 StrPath = Union[str, "os.PathLike[str]"]
 
 STDIN = "<stdin>"
-# Produced by the engine itself for files it cannot decode or parse; selectable like a rule.
-INVALID_SYNTAX_CODE = "MP000"
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,8 @@ def _settings(
     ignore: Iterable[str] | None,
     config_file: StrPath | None,
 ) -> Settings:
-    known_codes = {rule.CODE for rule in all_rules()} | {INVALID_SYNTAX_CODE}
+    # MP000 comes from the engine itself (files it cannot decode or parse), selectable like a rule.
+    known_codes = {rule.CODE for rule in all_rules()} | {engine.INVALID_SYNTAX[0]}
     settings = load_settings(start, config_file=config_file, known_codes=known_codes)
     return settings.with_selection(_split_codes(select), _split_codes(ignore), known_codes)
 

@@ -69,8 +69,7 @@ def _settings(
     ignore: Iterable[str] | None,
     config_file: StrPath | None,
 ) -> Settings:
-    # MP000 comes from the engine itself (files it cannot decode or parse), selectable like a rule.
-    known_codes = {rule.CODE for rule in all_rules()} | {engine.INVALID_SYNTAX[0]}
+    known_codes = {rule.CODE for rule in all_rules()}  # MP000 (invalid-syntax) included
     settings = load_settings(start, config_file=config_file, known_codes=known_codes)
     return settings.with_selection(_split_codes(select), _split_codes(ignore), known_codes)
 

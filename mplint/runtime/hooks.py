@@ -67,16 +67,14 @@ def _install_autocast(
             # Run the region as CPU autocast; the emulating kernels give it CUDA's policy.
             device_type, dtype = "cpu", dtype or torch.get_autocast_dtype("cuda")
         original_init(self, device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
-        site = user_code.caller()
         ran_on = log.device if opened_for == "cuda" else opened_for
-        self._mplint_region = (
-            AutocastRegion(site, opened_for, dtype_name(self.fast_dtype), bool(self._enabled), ran_on) if site else None
-        )
+        # Made even where no user frame calls (a library's region): emulation needs its device.
+        self._mplint_region = AutocastRegion(user_code.caller(), opened_for, dtype_name(self.fast_dtype), bool(self._enabled), ran_on)
 
     def enter(self: Any) -> Any:
         region = getattr(self, "_mplint_region", None)
         log.region_stack.append(region)
-        if region is not None:
+        if region is not None and region.site is not None:
             log.regions[region] = None
         on_region_change(log.region)
         return original_enter(self)

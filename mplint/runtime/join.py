@@ -212,12 +212,13 @@ def _unscaled_backward(observations: Observations, spans: Sequence[Span]) -> lis
     for backward in observations.backward_passes:
         if backward.scaled:
             continue
-        fp16_regions = [region for region in backward.regions if _is_fp16(region)]
+        fp16_regions = [region for region in backward.regions if _is_fp16(region) and region.site is not None]
         if any(_covered(region.site, spans) for region in fp16_regions):
             continue
         for region in fp16_regions:
-            by_site.setdefault(region.site, []).append(backward)
-            causes[region.site] = f"float16 autocast at {region.site.describe()}"
+            site = region.site
+            by_site.setdefault(site, []).append(backward)
+            causes[site] = f"float16 autocast at {site.describe()}"
         if not fp16_regions and backward.fp16_values:
             by_site.setdefault(backward.site, []).append(backward)
             causes[backward.site] = "float16 forward ops"

@@ -34,7 +34,7 @@ class OpCall:
 
 @dataclass(frozen=True)
 class AutocastRegion:
-    site: Site  # where `torch.autocast(...)` was called
+    site: Optional[Site]  # where `torch.autocast(...)` was called; None outside the user's files
     device_type: str  # as the script opened it
     dtype: str
     enabled: bool

@@ -54,6 +54,7 @@ def run_script(
     user_code = UserCode([os.path.dirname(path), os.getcwd()])
     session = Session(device, user_code, steps=steps, progress=progress)
     failure = ""
+    already_loaded = set(sys.modules)
     with _script_environment(path, script_args), _alarm(timeout):
         try:
             with session:
@@ -68,7 +69,7 @@ def run_script(
             failure = "" if outcome is Outcome.FINISHED else f"the script called sys.exit({exit_.code!r})"
         except Exception as error:  # the script's own error: reported as its, not mplint's
             outcome, failure = Outcome.FAILED, script_traceback(error, user_code)
-        user_files = tuple(dict.fromkeys([os.path.realpath(path), *user_code.loaded_files()]))
+        user_files = tuple(dict.fromkeys([os.path.realpath(path), *user_code.loaded_files(already_loaded)]))
     if progress:
         sys.stderr.write("\n")
     return ScriptRun(outcome, session.log.freeze(), user_files, failure)

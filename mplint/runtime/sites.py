@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Set as AbstractSet
 from pathlib import Path
 from types import FrameType
 from typing import Optional
@@ -48,9 +48,9 @@ class UserCode:
             frame = frame.f_back
         return None
 
-    def loaded_files(self) -> list[str]:
-        """User files among the imported modules (the project files a script pulled in)."""
-        files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+    def loaded_files(self, already_loaded: AbstractSet[str]) -> list[str]:
+        """User files among the modules imported since `already_loaded` (what a script pulled in)."""
+        files = {getattr(module, "__file__", None) for name, module in list(sys.modules.items()) if name not in already_loaded}
         return sorted(
             os.path.realpath(name)
             for name in files

@@ -65,7 +65,7 @@ def test_fp32_params_refute_the_half_optimizer_claim(regions_run) -> None:
     [finding] = [f for f in join([static_finding("MP003", "regions.py", optimizer_line)], regions_run) if f.code == "MP003"]
 
     assert finding.verdict == "refuted"
-    assert finding.evidence[0].endswith("was built over 4 params (4 float32)")
+    assert finding.evidence[0].endswith("was built over 8 params (8 float32)")
 
 
 def test_a_scaled_backward_refutes_the_missing_scaler_claim() -> None:

@@ -114,3 +114,15 @@ def test_bad_arguments_are_one_line_usage_errors(args: list[str], message: str) 
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_project_files_the_script_imports_are_linted_and_judged() -> None:
+    exit_code, findings = verify_json(script("imports_helper.py"))
+
+    [log_softmax] = findings_by_code(findings, "MP001")
+    assert exit_code == 1
+    assert (log_softmax["path"], log_softmax["line"], log_softmax["verdict"]) == (
+        "tests/runtime/scripts/policy_math.py",
+        marked_line("policy_math.py", "MP001"),
+        "confirmed",
+    )

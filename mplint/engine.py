@@ -12,10 +12,10 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from mplint import suppression
 from mplint.errors import InternalError
-from mplint.findings import Finding, Severity
+from mplint.findings import Edit, Finding, Fix, Severity
 from mplint.precision.model import PrecisionModel, analyze
 from mplint.precision.project import ModuleIndex
-from mplint.rule import Rule
+from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 
 
@@ -42,6 +42,16 @@ class ParsedFile:
             self._positions = dict(wrapper.resolve(PositionProvider))
         return self._positions[node]
 
+    def fix(self, autofix: Autofix) -> Fix:
+        """A rule's node replacements as text edits of this file (1-based columns, end exclusive)."""
+        edits = []
+        for replacement in autofix.replacements:
+            span = self.position(replacement.node)
+            new = replacement.new
+            text = new if isinstance(new, str) else self.module.code_for_node(new)
+            edits.append(Edit(span.start.line, span.start.column + 1, span.end.line, span.end.column + 1, text))
+        return Fix(autofix.description, autofix.applicability, tuple(edits))
+
     def statement_line(self, line: int) -> int:
         """First line of the innermost simple statement (or compound header) covering `line`."""
         if self._statements is None:
@@ -66,19 +76,23 @@ class FileContext:
         self.precision = precision
         self.findings: list[Finding] = []
 
-    def report(self, rule: Rule, node: cst.CSTNode, message: str, *, path: Optional[str] = None) -> None:
-        span = self.files[path or self.path].position(node)
+    def report(
+        self, rule: Rule, node: cst.CSTNode, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
+    ) -> None:
+        file = self.files[path or self.path]
+        span = file.position(node)
         self.findings.append(
             Finding(
                 code=rule.CODE,
                 name=rule.NAME,
-                path=path or self.path,
+                path=file.source.path,
                 line=span.start.line,
                 column=span.start.column + 1,
                 end_line=span.end.line,
                 end_column=span.end.column + 1,
                 message=message,
                 severity=rule.SEVERITY,
+                fix=file.fix(fix) if fix is not None else None,
             )
         )
 

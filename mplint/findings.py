@@ -20,16 +20,23 @@ class Applicability(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Fix:
-    """A textual replacement of one span of the file (1-based lines, 0-based columns)."""
+class Edit:
+    """Replace the text from (line, column) up to (end_line, end_column): 1-based, end exclusive."""
 
-    description: str
-    applicability: Applicability
     line: int
     column: int
     end_line: int
     end_column: int
     replacement: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """What `--fix` does for one finding: one or more non-overlapping edits of the finding's file."""
+
+    description: str
+    applicability: Applicability
+    edits: tuple[Edit, ...]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ facts themselves: they ask `self.precision` (the shared precision model) and rep
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, ClassVar, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Optional, Union
 
 import libcst as cst
 
@@ -19,6 +20,24 @@ if TYPE_CHECKING:
     from mplint.engine import FileContext
     from mplint.precision.model import PrecisionModel
     from mplint.precision.values import Origin
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Put `new` (a node, or source text) where `node` is. Replace expressions or small statements
+    (an `ImportFrom`, a `Call`), not whole lines: their span excludes indentation and newlines."""
+
+    node: cst.CSTNode
+    new: Union[cst.CSTNode, str]
+
+
+@dataclass(frozen=True)
+class Autofix:
+    """A fix a rule offers with a finding; the engine turns it into text edits of the file."""
+
+    description: str
+    replacements: tuple[Replacement, ...]
+    applicability: Applicability = Applicability.SAFE
 
 
 class Rule(cst.BatchableCSTVisitor):
@@ -43,9 +62,12 @@ class Rule(cst.BatchableCSTVisitor):
     def precision(self) -> "PrecisionModel":
         return self.context.precision
 
-    def report(self, node: cst.CSTNode, message: str, *, path: Optional[str] = None) -> None:
-        """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere)."""
-        self.context.report(self, node, message, path=path)
+    def report(
+        self, node: cst.CSTNode, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
+    ) -> None:
+        """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere),
+        optionally with an autofix (its replacements must be nodes of the same file)."""
+        self.context.report(self, node, message, path=path, fix=fix)
 
     def describe_origin(self, origin: Optional["Origin"]) -> str:
         """`from `policy`, cast at train.py:5`: where a value's low precision came from."""

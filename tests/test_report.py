@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mplint.findings import Applicability, Finding, Fix, Severity
+from mplint.findings import Applicability, Edit, Finding, Fix, Severity
 from mplint.report import FORMATS, renderer
 from mplint.report import json as json_report
 from mplint.report import text as text_report
@@ -34,11 +34,7 @@ FIXABLE = Finding(
     fix=Fix(
         description="cast the logits with .float()",
         applicability=Applicability.SAFE,
-        line=57,
-        column=21,
-        end_line=57,
-        end_column=27,
-        replacement="logits.float()",
+        edits=(Edit(line=57, column=21, end_line=57, end_column=27, replacement="logits.float()"),),
     ),
 )
 CONFIRMED = Finding(
@@ -100,11 +96,7 @@ def test_json_objects_carry_the_documented_keys_in_order() -> None:
     assert fixable["fix"] == {
         "description": "cast the logits with .float()",
         "applicability": "safe",
-        "line": 57,
-        "column": 21,
-        "end_line": 57,
-        "end_column": 27,
-        "replacement": "logits.float()",
+        "edits": [{"line": 57, "column": 21, "end_line": 57, "end_column": 27, "replacement": "logits.float()"}],
     }
     assert list(confirmed) == [*base_keys, "verdict", "evidence", "device"]
     assert (confirmed["severity"], confirmed["verdict"], confirmed["device"]) == (

@@ -38,9 +38,14 @@ def _fix(fix: Fix) -> dict[str, Any]:
     return {
         "description": fix.description,
         "applicability": fix.applicability.value,
-        "line": fix.line,
-        "column": fix.column,
-        "end_line": fix.end_line,
-        "end_column": fix.end_column,
-        "replacement": fix.replacement,
+        "edits": [
+            {
+                "line": edit.line,
+                "column": edit.column,
+                "end_line": edit.end_line,
+                "end_column": edit.end_column,
+                "replacement": edit.replacement,
+            }
+            for edit in fix.edits
+        ],
     }

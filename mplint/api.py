@@ -6,12 +6,13 @@ ones as the CLI's `--select`/`--ignore` do: a `select` replaces the configured s
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Union
 
-from mplint import engine
+from mplint import engine, fixes
 from mplint.config import Settings, display_path, load_settings
 from mplint.discovery import decode_source, discover
 from mplint.findings import Finding
@@ -53,14 +54,57 @@ def lint_source(
 
     Bytes are decoded as a file's would be (BOM, coding cookie); undecodable ones yield MP000.
     """
+    file, settings = _one_source(source, path, select, ignore, config_file)
+    return _lint([file], settings)
+
+
+def fix_paths(
+    paths: Sequence[StrPath],
+    *,
+    unsafe: bool = False,
+    write: bool = True,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    config_file: StrPath | None = None,
+) -> fixes.FixResult:
+    """Apply the fixes of what `lint_paths` finds (the safe ones; unsafe ones too with `unsafe`)
+    and write the changed files; with `write=False` the result only says what would change."""
+    settings = _settings(paths[0] if paths else None, select, ignore, config_file)
+    files = discover(paths, settings)
+    lint = functools.partial(_lint, settings=settings)
+    result = fixes.fix_sources(files, lint, unsafe=unsafe)
+    return fixes.write_fixes(result, files, lint, unsafe=unsafe) if write else result
+
+
+def fix_source(
+    source: str | bytes,
+    path: str = STDIN,
+    *,
+    unsafe: bool = False,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    config_file: StrPath | None = None,
+) -> fixes.FixResult:
+    """`lint_source` with the fixes applied: the fixed text is in the result's `changes` (none
+    when nothing changed); nothing is written."""
+    file, settings = _one_source(source, path, select, ignore, config_file)
+    return fixes.fix_sources([file], functools.partial(_lint, settings=settings), unsafe=unsafe)
+
+
+def _one_source(
+    source: str | bytes,
+    path: str,
+    select: Iterable[str] | None,
+    ignore: Iterable[str] | None,
+    config_file: StrPath | None,
+) -> tuple[engine.SourceFile, Settings]:
+    """One source text as the file at `path` (its config), decoded as a file's would be."""
     named = path != STDIN
     settings = _settings(path if named else None, select, ignore, config_file)
     display = display_path(path) if named else path
     if isinstance(source, bytes):
-        file = decode_source(source, display)
-    else:
-        file = engine.SourceFile(path=display, text=source, error=None)
-    return _lint([file], settings)
+        return decode_source(source, display), settings
+    return engine.SourceFile(path=display, text=source, error=None), settings
 
 
 def _settings(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from mplint.errors import InternalError, MplintError
 from mplint.findings import Finding
 from mplint.report import FORMATS, renderer
 from mplint.runtime.command import verify
+
+if TYPE_CHECKING:
+    from mplint.fixes import FixResult
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -86,6 +89,24 @@ def main() -> None:
     metavar="NAME",
     help="Read the source from stdin (path `-`, or no path) and report it as the file NAME.",
 )
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Apply the safe fixes in place, then report what remains. With stdin, print the "
+    "fixed source on stdout and the findings on stderr.",
+)
+@click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    help="Also apply (with --fix or --diff) or show as fixable the fixes that may change "
+    "behaviour.",
+)
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Print the fixes as a unified diff instead of applying them; exit 1 if there is "
+    "something to fix.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -95,6 +116,9 @@ def check(
     output_format: str,
     config_file: str | None,
     stdin_filename: str | None,
+    fix: bool,
+    unsafe_fixes: bool,
+    diff: bool,
 ) -> None:
     """Check PATHS (files and directories; default: the current directory)."""
     if ctx.meta.get(_NOTHING_AFTER_SEPARATOR) and not paths:
@@ -102,30 +126,63 @@ def check(
     from_stdin = paths == ("-",) or (not paths and stdin_filename is not None)
     subject = (stdin_filename or "<stdin>") if from_stdin else ", ".join(paths) or "."
     with _errors_reported(f"checking {subject}"):
-        from mplint import api
+        from mplint import api, fixes
 
         options: dict[str, Any] = {
             "select": select or None,
             "ignore": ignore or None,
             "config_file": config_file,
         }
-        if from_stdin:
-            source = click.get_binary_stream("stdin").read()
-            findings: Sequence[Finding] = api.lint_source(
-                source, stdin_filename or api.STDIN, **options
-            )
-            files_checked = 1
+        if "-" in paths and not from_stdin:
+            raise MplintError("'-' (standard input) cannot be combined with other paths")
+        source = click.get_binary_stream("stdin").read() if from_stdin else None
+        name = stdin_filename or api.STDIN
+        fixed: fixes.FixResult | None = None
+        if (fix or diff) and source is not None:
+            fixed = api.fix_source(source, name, unsafe=unsafe_fixes, **options)
+        elif fix or diff:
+            fixed = api.fix_paths(paths or (".",), unsafe=unsafe_fixes, write=not diff, **options)
+        if fixed is not None:
+            findings: Sequence[Finding] = fixed.findings
+            files_checked = fixed.files_checked
+        elif source is not None:
+            findings, files_checked = api.lint_source(source, name, **options), 1
         else:
-            if "-" in paths:
-                raise MplintError("'-' (standard input) cannot be combined with other paths")
             result = api.lint_paths(paths or (".",), **options)
             findings, files_checked = result.findings, result.files_checked
-        output = renderer(output_format)(findings)
+        output = renderer(output_format)(fixes.visible(findings, unsafe_fixes))
+        if fixed is not None and fixed.changes and source is not None:
+            source = fixed.changes[0].after.encode(fixes.source_encoding(source))
 
+    if fixed is None:
+        if output:
+            click.echo(output)
+        click.echo(_summary(findings, files_checked), err=True)
+        ctx.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
+    _report_fixes(ctx, fixed, output, diff, source if fix else None)
+
+
+def _report_fixes(
+    ctx: click.Context, result: FixResult, output: str, diff: bool, stdin_source: bytes | None
+) -> None:
+    """What `--fix` and `--diff` print. `--diff` shows the changes and exits 1 if there are any;
+    `--fix` reports what remains (with stdin, the source goes to stdout and the findings to
+    stderr, as editors expect) and exits 1 if anything does."""
+    from mplint.fixes import unified_diff
+
+    for notice in result.notices:
+        click.echo(f"mplint: {notice}", err=True)
+    if diff:
+        click.echo("".join(unified_diff(change) for change in result.changes), nl=False)
+        click.echo(f"Would fix {_count(result.fixed, 'finding')}.", err=True)
+        ctx.exit(EXIT_FINDINGS if result.changes or result.notices else EXIT_CLEAN)
+    if stdin_source is not None:
+        click.get_binary_stream("stdout").write(stdin_source)
     if output:
-        click.echo(output)
-    click.echo(_summary(findings, files_checked), err=True)
-    ctx.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
+        click.echo(output, err=stdin_source is not None)
+    remaining = len(result.findings)
+    click.echo(f"Fixed {_count(result.fixed, 'finding')} ({remaining} remaining).", err=True)
+    ctx.exit(EXIT_FINDINGS if result.findings else EXIT_CLEAN)
 
 
 @main.command("rules")

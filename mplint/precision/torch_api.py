@@ -180,8 +180,8 @@ def is_optimizer(name: str) -> bool:
     if name in OPTIMIZER_NAMES:
         return True
     module, _, leaf = name.rpartition(".")
-    if not leaf[:1].isupper() or leaf in NOT_OPTIMIZERS:
-        return False
+    if not leaf[:1].isupper() or leaf in NOT_OPTIMIZERS or NOT_OPTIMIZERS.intersection(module.split(".")):
+        return False  # torch.optim.lr_scheduler.CosineAnnealingLR is a scheduler
     return any(f"{module}.".startswith(prefix) for prefix in OPTIMIZER_MODULES)
 
 

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from mplint.precision import torch_api
+from mplint.precision.flow import CallFact
+from mplint.rule import Rule
+
+
+class AutocastDeviceFromStr(Rule):
+    """An autocast `device_type` built from a device string (`str(device)`, `"cuda:0"`).
+
+    ## What it does
+    Finds the device argument of `torch.autocast(...)` / `torch.amp.autocast(...)` when it is
+    `str(device)`, an f-string that formats a device or an index (`f"cuda:{rank}"`), a tensor's
+    `x.type()` (`"torch.cuda.FloatTensor"`), or a string (literal or held in a variable) that
+    carries a device index (`"cuda:0"`). Reported at the argument. `device.type`,
+    `x.device.type` and plain `"cuda"` / `"cpu"` are fine.
+
+    ## Why is this bad
+    `device_type` is a device *type*, not a device. `str(torch.device("cuda", local_rank))` is
+    `"cuda:0"`, and an index there is not what autocast expects: older torch releases raise
+    `RuntimeError: User specified an unsupported autocast device_type 'cuda:0'`; recent ones
+    accept the string but compare it literally with `"cuda"`, so the CUDA-specific handling is
+    skipped (autocast is not disabled with a warning when CUDA is unavailable, bf16 support is not
+    checked). `x.type()` names a tensor type and raises `Invalid device string`. The code usually
+    works in a single-GPU test (`str(torch.device("cuda"))` is `"cuda"`) and breaks under `torchrun`
+    where the device gains its rank index.
+
+    ## Example
+    ```python
+    device = torch.device(f"cuda:{local_rank}")
+    with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
+        loss = model(batch).loss
+    ```
+
+    ## Fix
+    Pass the device's type: `torch.autocast(device_type=device.type, dtype=torch.bfloat16)`
+    (for a tensor, `x.device.type`; for a string, `torch.device(name).type`).
+    """
+
+    CODE = "MP202"
+    NAME = "autocast-device-from-str"
+    MESSAGE = "autocast's device_type gets {what}; it takes a device type without an index: pass `device.type`"
+    TRIGGERS = frozenset({"autocast"})
+    VALID = (
+        """
+import torch
+device = torch.device(f"cuda:{local_rank}")
+with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+    loss = model(x).mean()
+""",
+    )
+    INVALID = (
+        """
+import torch
+device = torch.device(f"cuda:{local_rank}")
+with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
+    loss = model(x).mean()
+""",
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for fact in self.precision.calls(node):
+            if fact.function not in torch_api.AUTOCAST_ENTRY_POINTS or torch_api.AUTOCAST_ENTRY_POINTS[fact.function][0]:
+                continue  # not an autocast, or one with a fixed device (torch.cuda.amp.autocast)
+            argument = _device_argument(node)
+            what = _misuse(argument, fact) if argument is not None else None
+            if argument is not None and what is not None:
+                self.report(argument, self.MESSAGE.format(what=what))
+            return
+
+
+def _device_argument(node: cst.Call) -> Optional[cst.BaseExpression]:
+    for arg in node.args:
+        if arg.keyword is not None and arg.keyword.value == "device_type":
+            return arg.value
+    positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
+    return positional[0].value if positional else None
+
+
+def _misuse(argument: cst.BaseExpression, fact: CallFact) -> Optional[str]:
+    """What is wrong with the expression given as the device type, or None when it is a device type."""
+    if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Name) and argument.func.value == "str":
+        return "`str(...)` of a device (\"cuda:0\" once the device has an index)"
+    if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Attribute) and argument.func.attr.value == "type":
+        if not argument.args:
+            return "a tensor type name (`x.type()` is \"torch.cuda.FloatTensor\")"
+    if isinstance(argument, cst.FormattedString) and not _formats_device_types(argument):
+        return "an f-string that formats a device or an index"
+    value = fact.arg(0, "device_type")
+    text = value.const if value is not None else None
+    if isinstance(text, str) and ":" in text:
+        return f"{text!r}, a device with an index"
+    return None
+
+
+def _formats_device_types(node: cst.FormattedString) -> bool:
+    """`f"{device.type}"`: every placeholder is a `.type` and no literal part adds an index."""
+    for part in node.parts:
+        if isinstance(part, cst.FormattedStringText) and ":" in part.value:
+            return False
+        if isinstance(part, cst.FormattedStringExpression):
+            expression = part.expression
+            if not (isinstance(expression, cst.Attribute) and expression.attr.value == "type"):
+                return False
+    return True

@@ -225,7 +225,10 @@ def write_fixed(path: str | os.PathLike[str], before: str, after: str) -> None:
         raise FixRefused(f"cannot read it again: {error.strerror}") from error
     encoding = source_encoding(data)
     try:
-        if data.decode(encoding) != before:
+        now = data.decode(encoding)
+        if now == after:  # another run (a concurrent `mplint --fix`) got there first
+            return
+        if now != before:
             raise FixRefused("it changed while mplint was fixing it")
         new = after.encode(encoding)
     except UnicodeError as error:

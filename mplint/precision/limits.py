@@ -1,0 +1,48 @@
+"""float16's range, and the numeric constants of the linted code that fall outside it.
+
+Data and arithmetic only (no torch import): rules compare the constants the precision model
+traced (`eps=1e-8`, `masked_fill(mask, -1e9)`) with what a float16 tensor can hold.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from mplint.precision.values import Kind, Precision, Value
+
+FP16_MAX = 65504.0
+FP16_SMALLEST_SUBNORMAL = 2.0**-24  # 5.96e-08: anything smaller rounds to 0 or to this
+
+
+def as_fp16(number: float) -> float:
+    """`number` rounded to the nearest float16 (IEEE binary16), for messages: 1e-08 -> 0.0."""
+    try:
+        return float(struct.unpack("<e", struct.pack("<e", number))[0])
+    except OverflowError:
+        return float("inf") if number > 0 else float("-inf")
+
+
+def underflows_fp16(number: float) -> bool:
+    """A non-zero magnitude below float16's smallest subnormal: stored in fp16 it is 0 (or 5.96e-08)."""
+    return 0 < abs(number) < FP16_SMALLEST_SUBNORMAL
+
+
+def overflows_fp16(number: float) -> bool:
+    """A finite magnitude beyond float16's largest value (65504): stored in fp16 it is inf."""
+    return FP16_MAX < abs(number) < float("inf")
+
+
+def numbers(value: Value) -> tuple[float, ...]:
+    """The numeric constant(s) a value may be: one literal, or each choice of a joined one
+    (`1e-8 if fp32 else 1e-4`); empty when any choice is not a number (precision first)."""
+    if value.kind is not Kind.CONST:
+        return ()
+    choices = value.payload if isinstance(value.payload, frozenset) else (value.payload,)
+    if not choices or not all(isinstance(choice, (int, float)) and not isinstance(choice, bool) for choice in choices):
+        return ()
+    return tuple(float(choice) for choice in choices)  # type: ignore[arg-type]
+
+
+def may_be_fp16(precision: Precision) -> bool:
+    """float16, or a low precision that is float16 on some runs (`torch.float16 if fp16 else torch.bfloat16`)."""
+    return precision in (Precision.FP16, Precision.HALF)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from mplint.findings import Applicability
+from mplint.rule import Autofix, Replacement, Rule
+
+# The dotted names (as the precision model resolves them) of a softmax and of a log.
+_SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
+_LOG_FUNCTIONS = frozenset({"torch.log"})
+
+
+class LogOfSoftmax(Rule):
+    """`log(softmax(x))` is computed in two steps instead of one `log_softmax`.
+
+    ## What it does
+    Finds a log taken directly of a softmax: `torch.log(F.softmax(x, dim))`,
+    `torch.log(torch.softmax(x, dim))`, `F.softmax(x, dim).log()`, `x.softmax(dim).log()` and
+    `torch.log(x.softmax(dim))`, whatever the precision. MP001 reports the same expression on
+    half-precision logits (cast them to fp32); this rule is about the op itself.
+
+    Not reported: a guarded log (`torch.log(F.softmax(x, -1) + 1e-8)`, `probs.clamp(min=eps).log()`),
+    which is a different function on purpose (it bounds the log-probabilities and their
+    gradients), and a softmax bound to a name first (`probs = F.softmax(...)`), whose
+    probabilities are usually needed themselves (sampling, entropy).
+
+    ## Why is this bad
+    `softmax` rounds probabilities smaller than the dtype's tiniest value to 0 (about 1e-45 in
+    fp32, 6e-8 in fp16): a logit 104 below the row's maximum is enough in fp32. `log(0)` is
+    `-inf`, and `-inf` times a zero target in a cross-entropy or KL sum is NaN. The gradient of
+    `log(p)` is `1/p`, which blows up long before `p` reaches 0. `log_softmax` computes
+    `x - max - log(sum(exp(x - max)))` in one stable pass, never forms the probabilities, and is
+    also one kernel instead of two.
+
+    ## Example
+    ```python
+    log_probs = torch.log(F.softmax(logits, dim=-1))
+    loss = -(targets * log_probs).sum(-1).mean()
+    ```
+
+    ## Fix
+    `F.log_softmax(logits, dim=-1)` (same module alias, same arguments, including `dtype=`);
+    `x.softmax(-1).log()` becomes `x.log_softmax(-1)`. The autofix is safe: the result is the
+    same function of `x`, only computed without the rounding.
+    """
+
+    CODE = "MP303"
+    NAME = "log-of-softmax"
+    FIX = Applicability.SAFE
+    MESSAGE = (
+        "log of softmax: probabilities that round to 0 give -inf (and NaN gradients); "
+        "use {replacement}, which is stable in every precision"
+    )
+    TRIGGERS = frozenset({"softmax"})
+    VALID = (
+        """
+import torch.nn.functional as F
+log_probs = F.log_softmax(logits, dim=-1)
+""",
+        """
+import torch
+import torch.nn.functional as F
+log_probs = torch.log(F.softmax(logits, dim=-1) + 1e-8)
+""",
+    )
+    INVALID = (
+        """
+import torch
+import torch.nn.functional as F
+log_probs = torch.log(F.softmax(logits, dim=-1))
+""",
+    )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        softmax = self._softmax_under_log(node)
+        if softmax is None:
+            return
+        if not isinstance(softmax.func, cst.Attribute):  # `from ... import softmax`: log_softmax is not imported
+            self.report(node, self.MESSAGE.format(replacement="log_softmax(...)"))
+            return
+        fused = softmax.with_changes(func=softmax.func.with_changes(attr=cst.Name("log_softmax")))
+        shown = cst.Module([]).code_for_node(fused.func)
+        self.report(
+            node,
+            self.MESSAGE.format(replacement=f"{shown}(...)"),
+            fix=Autofix(f"use {shown}", (Replacement(node, fused),), Applicability.SAFE),
+        )
+
+    def _softmax_under_log(self, node: cst.Call) -> Optional[cst.Call]:
+        """The softmax call `node` takes the log of directly: `torch.log(<softmax>)` or `<softmax>.log()`."""
+        for fact in self.precision.calls(node):
+            if fact.function in _LOG_FUNCTIONS and len(node.args) == 1 and node.args[0].keyword is None:
+                inner = node.args[0].value
+            elif fact.method == "log" and not node.args and isinstance(node.func, cst.Attribute):
+                inner = node.func.value
+            else:
+                continue
+            if isinstance(inner, cst.Call) and not inner.lpar and self._is_softmax(inner):
+                return inner
+        return None
+
+    def _is_softmax(self, node: cst.Call) -> bool:
+        return any(
+            fact.function in _SOFTMAX_FUNCTIONS or (fact.function is None and fact.method == "softmax")
+            for fact in self.precision.calls(node)
+        )
+

@@ -1,0 +1,7 @@
+import torch
+
+encoder = torch.nn.Linear(256, 256).half()
+hidden = encoder(features)
+pad = attention_mask.half()
+scores = hidden @ hidden.transpose(-2, -1) + pad * torch.finfo(pad.dtype).min
+other = hidden @ hidden.transpose(-2, -1) + (1.0 - pad) * -1e9

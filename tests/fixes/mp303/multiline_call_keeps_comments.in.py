@@ -1,0 +1,10 @@
+import torch
+import torch.nn.functional as F
+
+log_p = torch.log(
+    F.softmax(
+        logits,  # [batch, classes]
+        dim=-1,
+    )
+)
+guarded = torch.log(F.softmax(logits, dim=-1) + 1e-8)

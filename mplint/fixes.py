@@ -31,8 +31,6 @@ from mplint.findings import Applicability, Finding, Fix
 # A fix that keeps producing new fixes is a rule bug; stop instead of looping forever.
 MAX_PASSES = 10
 
-ISSUE_TRACKER = "the mplint issue tracker"
-
 Lint = Callable[[Sequence[SourceFile]], Sequence[Finding]]
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -169,7 +167,7 @@ def fix_sources(sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool) -> F
             if problem is not None:
                 notices.append(
                     f"{path}: fixes not applied: the fixed text would not parse ({problem}); "
-                    f"please report this at {ISSUE_TRACKER}"
+                    "please report this mplint bug"
                 )
                 current[path], fixed[path] = original[path], 0
                 frozen.add(path)
@@ -185,7 +183,7 @@ def fix_sources(sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool) -> F
             {f.path for f in findings if is_applicable(f.fix, unsafe) and f.path not in frozen}
         )
         notices += [
-            f"{path}: fixes did not settle after {MAX_PASSES} passes; please report this at {ISSUE_TRACKER}"
+            f"{path}: fixes did not settle after {MAX_PASSES} passes; please report this mplint bug"
             for path in unsettled
         ]
     changes = tuple(
@@ -224,14 +222,16 @@ def write_fixed(path: str | os.PathLike[str], before: str, after: str) -> None:
     except OSError as error:
         raise FixRefused(f"cannot read it again: {error.strerror}") from error
     encoding = source_encoding(data)
+    now = data.decode(encoding, errors="replace")
+    if now == after:  # another run (a concurrent `mplint --fix`) got there first
+        return
+    if now != before:
+        raise FixRefused("it changed while mplint was fixing it")
+    if not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise FixRefused("it is read-only")
     try:
-        now = data.decode(encoding)
-        if now == after:  # another run (a concurrent `mplint --fix`) got there first
-            return
-        if now != before:
-            raise FixRefused("it changed while mplint was fixing it")
         new = after.encode(encoding)
-    except UnicodeError as error:
+    except UnicodeEncodeError as error:
         raise FixRefused(
             f"the fixed text cannot be encoded as {encoding}: {error.reason}"
         ) from error

@@ -261,6 +261,18 @@ def test_a_file_changed_since_it_was_read_is_not_overwritten(project: Path) -> N
     assert script.read_text(encoding="utf-8").endswith("# edited in the editor meanwhile\n")
 
 
+def test_a_read_only_file_is_not_replaced(project: Path) -> None:
+    script = project / "train.py"
+    script.write_text(TRAIN, encoding="utf-8")
+    script.chmod(0o444)
+
+    result = mplint("--fix", "train.py")
+
+    assert script.read_text(encoding="utf-8") == TRAIN
+    assert result.stderr.splitlines()[0] == "mplint: train.py: fixes not written: it is read-only"
+    assert result.exit_code == 1
+
+
 def test_fix_never_writes_a_file_with_nothing_to_fix(project: Path) -> None:
     (project / "train.py").write_text(TRAIN, encoding="utf-8")
     (project / "clean.py").write_text(TRAIN_FIXED, encoding="utf-8")

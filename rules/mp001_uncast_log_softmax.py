@@ -4,10 +4,11 @@ from typing import Optional
 
 import libcst as cst
 
+from mplint.findings import Applicability
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Value
-from mplint.rule import Rule
+from mplint.rule import Autofix, Replacement, Rule
 
 
 class UncastLogSoftmax(Rule):
@@ -51,6 +52,7 @@ class UncastLogSoftmax(Rule):
     CODE = "MP001"
     NAME = "uncast-log-softmax"
     MESSAGE = "{op} on {dtype} logits ({origin}); cast with .float() first"
+    FIX = Applicability.UNSAFE
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
     VALID = (
         """
@@ -93,7 +95,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 continue
             logits, op, shown = found
             if logits.precision.is_low and torch_api.region_upcasts(fact.region, op) is False:
-                self.report(node, self._message(shown, logits))
+                self.report(node, self._message(shown, logits), fix=self._float_logits_fix(node, shown))
                 return
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -105,8 +107,35 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 continue
             logits = fact.input()
             if logits is not None and logits.precision.is_low and torch_api.region_upcasts(fact.region, "logsumexp") is False:
-                self.report(node.right, self._message("logsumexp", logits))
+                self.report(node.right, self._message("logsumexp", logits), fix=self._float_logits_fix(node.right, "logsumexp"))
                 return
+
+    def _float_logits_fix(self, node: cst.Call, shown: str) -> Optional[Autofix]:
+        """Insert `.float()` on the logits at the op (unsafe: it makes an fp32 copy of the logits)."""
+        if shown == "log(softmax(...))":
+            inner = node.args[0].value if node.args else None
+            logits = self._tensor_argument(inner, 0, "input") if isinstance(inner, cst.Call) else None
+        elif shown == "Categorical(logits=...)":
+            logits = self._tensor_argument(node, 1, "logits")
+        else:
+            logits = self._tensor_argument(node, 0, "input")
+        if logits is None:
+            return None
+        atomic = isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or bool(logits.lpar)
+        target = logits if atomic else logits.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        cast = cst.Call(func=cst.Attribute(value=target, attr=cst.Name("float")))
+        return Autofix("cast the logits to fp32 at the op", (Replacement(logits, cast),), Applicability.UNSAFE)
+
+    def _tensor_argument(self, node: cst.Call, index: int, keyword: str) -> Optional[cst.BaseExpression]:
+        """The receiver of `x.op(...)`, else the expression passed as positional `index` or as `keyword`."""
+        on_method = any(fact.method is not None for fact in self.precision.calls(node))
+        if on_method and isinstance(node.func, cst.Attribute) and keyword == "input":
+            return node.func.value
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value == keyword:
+                return arg.value
+        positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+        return positional[index] if index < len(positional) else None
 
     def _message(self, op: str, logits: Value) -> str:
         return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=self.describe_origin(logits.origin))

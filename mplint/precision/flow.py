@@ -10,6 +10,7 @@ caller's context (see `summaries`), across files of the run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -70,6 +71,17 @@ class CallFact:
     def input(self) -> Optional[Value]:
         """The tensor an op works on: the receiver of a method call, else the first argument."""
         return self.receiver if self.method is not None else self.arg(0, "input")
+
+
+@dataclass(frozen=True)
+class OperationFact:
+    """What one evaluation of an arithmetic operator (`scores + mask * -1e9`) saw."""
+
+    node: cst.BinaryOperation
+    path: str
+    left: Value
+    right: Value
+    result: Value
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,7 @@ class Interpreter:
         self.index = ModuleIndex(paths)
         self.facts: dict[cst.Call, list[CallFact]] = {}
         self.late_casts: dict[cst.Call, list[LateCast]] = {}
+        self.operations: dict[cst.BinaryOperation, list[OperationFact]] = {}
         self.loss_scaling_paths: set[str] = set()
         self.memo = CallMemo()
         self.class_attrs: dict[Definition, dict[str, Value]] = {}
@@ -548,9 +561,15 @@ class Interpreter:
             return self.eval_subscript(node, ctx)
         if isinstance(node, cst.BinaryOperation):
             left, right = self.eval(node.left, ctx), self.eval(node.right, ctx)
-            return self.binary(left, right, node.operator, ctx.region)
+            result = self.binary(left, right, node.operator, ctx.region)
+            self.note_operation(node, ctx, left, right, result)
+            return result
         if isinstance(node, cst.UnaryOperation):
-            return self.eval(node.expression, ctx)
+            operand = self.eval(node.expression, ctx)
+            number = operand.const
+            if isinstance(node.operator, cst.Minus) and isinstance(number, (int, float)) and not isinstance(number, bool):
+                return const(-number)
+            return operand
         if isinstance(node, cst.IfExp):
             self.eval(node.test, ctx)
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
@@ -700,6 +719,9 @@ class Interpreter:
             return self.lowered(_promote(left, right), region)
         if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
             return combine_params([value for value in (left, right) if not _is_empty_sequence(value)])
+        folded = _fold_numbers(operator, left.const, right.const)
+        if folded is not None:
+            return const(folded)  # `head_dim ** -0.5`: a scale factor stays a Python number
         return _promote(left, right)
 
     # ------------------------------------------------------------------------------------ calls
@@ -748,6 +770,12 @@ class Interpreter:
         if fact not in facts:
             facts.append(fact)
         return result
+
+    def note_operation(self, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value) -> None:
+        fact = OperationFact(node, ctx.scope.module.path, left, right, result)
+        facts = self.operations.setdefault(node, [])
+        if fact not in facts:
+            facts.append(fact)
 
     def held_attribute(self, node: cst.Attribute, base: Value, ctx: Context) -> Optional[Value]:
         """What an attribute holds when the code assigned it (`self.model = ...`), else None."""
@@ -848,6 +876,9 @@ class Interpreter:
             return Value(Kind.MODULE, precision, origin=origin, identity=node)
         if function.startswith("torch.") and leaf in ("randn", "rand", "zeros", "ones", "empty", "full", "tensor", "randn_like", "zeros_like", "ones_like", "empty_like"):
             return self.created_tensor(node, path, leaf, args, kwargs)
+        if function in ("math.sqrt", "math.exp", "math.log") and len(args) == 1:
+            folded = _fold_numbers(function, args[0].const, None)
+            return const(folded) if folded is not None else UNKNOWN  # `/ math.sqrt(d_k)`: a Python number
         if function.startswith(("torch.", "F.")) or function in _BUILTINS:
             return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
         return UNKNOWN
@@ -1073,7 +1104,7 @@ class Interpreter:
         requested = self.dtype_value(dtype) if dtype is not None else None
         if requested is not None:
             return tensor.with_(precision=requested, origin=None if requested.is_full else tensor.origin, op=op)
-        if op in api.SOFTMAX_OPS or op in ("cross_entropy", "nll_loss", "sum", "layer_norm"):
+        if op in api.SOFTMAX_OPS or op in ("cross_entropy", "nll_loss", "sum", "layer_norm", "pow", "rsqrt", "reciprocal"):
             upcasts = api.region_upcasts(region, op)
             if upcasts is None:
                 return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op)
@@ -1087,6 +1118,30 @@ class Interpreter:
         if op in ("backward", "item", "tolist", "numpy", "argmax", "argmin", "long", "int", "bool", "size", "dim"):
             return UNKNOWN
         return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op) if tensor.region else UNKNOWN
+
+
+_FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {
+    cst.Add: lambda a, b: a + b,
+    cst.Subtract: lambda a, b: a - b,
+    cst.Multiply: lambda a, b: a * b,
+    cst.Divide: lambda a, b: a / b,
+    cst.Power: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
+}
+_FOLDED_FUNCTIONS: dict[str, Callable[[float], float]] = {"math.sqrt": math.sqrt, "math.exp": math.exp, "math.log": math.log}
+
+
+def _fold_numbers(operation: object, left: object, right: object) -> Optional[float]:
+    """Arithmetic on numeric literals (`64 ** -0.5`, `math.sqrt(64)`); None when not numbers or undefined."""
+    numbers = [value for value in (left, right) if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    try:
+        if isinstance(operation, str) and len(numbers) == 1 and right is None:
+            return _FOLDED_FUNCTIONS[operation](numbers[0])
+        if type(operation) in _FOLDED_OPERATORS and len(numbers) == 2:
+            result = _FOLDED_OPERATORS[type(operation)](numbers[0], numbers[1])
+            return result if isinstance(result, (int, float)) else None
+    except (ArithmeticError, ValueError):
+        return None
+    return None
 
 
 def _is_no_grad(value: Value) -> bool:

@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence
 
 import libcst as cst
 
-from mplint.precision.flow import CallFact, Interpreter, LateCast
+from mplint.precision.flow import CallFact, Interpreter, LateCast, OperationFact
 
 
 class PrecisionModel:
@@ -18,6 +18,10 @@ class PrecisionModel:
     def calls(self, node: cst.Call) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
         return self._interpreter.facts.get(node, ())
+
+    def operations(self, node: cst.BinaryOperation) -> Sequence[OperationFact]:
+        """Every distinct context in which this arithmetic operator was evaluated, with its operands."""
+        return self._interpreter.operations.get(node, ())
 
     def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())

@@ -84,7 +84,7 @@ AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
             "softmax", "log_softmax", "log", "exp", "logsumexp", "layer_norm", "group_norm",
             "rms_norm", "nll_loss", "sum", "cumsum", "prod", "pow", "softplus", "mse_loss",
             "l1_loss", "smooth_l1_loss", "kl_div", "binary_cross_entropy_with_logits",
-            "cosine_similarity", "norm",
+            "cosine_similarity", "norm", "rsqrt", "reciprocal",
         }
     ),
     "cpu": frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "kl_div"}),
@@ -109,6 +109,7 @@ PRESERVING_OPS = frozenset(
         "sigmoid", "relu", "neg", "abs", "mul", "div", "add", "sub", "true_divide", "pin_memory",
         "cat", "concat", "stack", "pad", "where", "squeeze_", "unsqueeze_", "mean", "max", "amax",
         "min", "amin", "logit", "nan_to_num", "tril", "triu", "diagonal", "movedim", "swapaxes",
+        "sqrt", "square", "var", "std", "chunk", "split", "unbind",
     }
 )
 

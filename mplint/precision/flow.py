@@ -53,6 +53,9 @@ class CallFact:
     kwargs: tuple[tuple[str, Value], ...]
     region: Optional[Region]  # the innermost autocast region active at the call
     result: Value
+    # The function or method of the linted code the call ran, when it ran one (for per-path rules
+    # that follow a training step into its helpers).
+    callee: Optional[Definition] = None
 
     @property
     def op(self) -> Optional[str]:
@@ -764,7 +767,7 @@ class Interpreter:
                 result = result.with_(region=tainted)
         fact = CallFact(
             node, ctx.scope.module.path, function, method, receiver, tuple(args),
-            tuple(kwargs.items()), ctx.region, result,
+            tuple(kwargs.items()), ctx.region, result, _called_definition(callee, receiver, method),
         )
         facts = self.facts.setdefault(node, [])
         if fact not in facts:
@@ -858,7 +861,7 @@ class Interpreter:
             return UNKNOWN
         if function in api.GRAD_SCALERS or leaf in ("DynamicLossScaler", "NativeScalerWithGradNormCount"):
             self.loss_scaling_paths.add(path)
-            return Value(Kind.SCALER)
+            return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
         if _is_loss_scaling_framework(function, kwargs):
             self.loss_scaling_paths.add(path)
             return UNKNOWN
@@ -1141,6 +1144,15 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
             return result if isinstance(result, (int, float)) else None
     except (ArithmeticError, ValueError):
         return None
+    return None
+
+
+def _called_definition(callee: Value, receiver: Value, method: Optional[str]) -> Optional[Definition]:
+    """The linted function a call runs: `helper(...)`, or `obj.method(...)` on an instance of a linted class."""
+    if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
+        return callee.payload
+    if method is not None and receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
+        return receiver.payload.method(method)
     return None
 
 

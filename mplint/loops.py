@@ -1,0 +1,574 @@
+"""Which loss-scaling calls happen on each path through a training step, in which order.
+
+The GradScaler lifecycle rules (MP101-MP105) ask ordering questions the precision model does not
+answer: "is `unscale_` called between the scaled backward and this clip on every path?", "can an
+iteration end after `scaler.step` without `scaler.update()`?". This module answers them with a small
+structured walk over each function body (and the module body): statements in order, both arms of
+an `if`, `continue`/`break`/`return` leaving early, loops run zero, one and two times (so that two
+consecutive iterations are visible), and calls into helper functions of the linted code followed
+into their bodies. Every path is the sequence of `Event`s met on it.
+
+Two things keep the paths honest. A path remembers the conditions it took, so a second
+`if use_amp:` follows the first one's choice (no path scales the loss and then steps the optimizer
+unscaled); a condition that mentions a name the loop assigns (`if (step + 1) % accum == 0:`) is
+forgotten at the next iteration. And what an event *is* comes from the precision model: a
+scaler is a value of kind SCALER (or a receiver that `.scale(...)`s a loss and also `.update()`s,
+`.step(...)`s or `.unscale_(...)`s: structural evidence, not a name), a scaled backward is the
+backward of a value marked `scaled`, an optimizer a value of kind OPTIMIZER (or what a scaler steps).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Optional, Union
+
+import libcst as cst
+
+from mplint.precision.values import Kind, Value
+
+if TYPE_CHECKING:
+    from mplint.precision.flow import CallFact
+    from mplint.precision.model import PrecisionModel
+    from mplint.precision.summaries import Definition
+
+# Paths kept per function before the walk gives up (a rule then stays quiet there).
+MAX_PATHS = 512
+# How deep the walk follows helper calls.
+MAX_INLINE_DEPTH = 3
+
+CLIP_FUNCTIONS = frozenset(
+    {
+        f"torch.nn.utils{module}.{name}"
+        for module in ("", ".clip_grad")
+        for name in ("clip_grad_norm_", "clip_grad_norm", "clip_grad_value_")
+    }
+)
+# Methods that clip a wrapped model's gradients with torch's semantics (FSDP, DeepSpeed-free wrappers).
+CLIP_METHODS = frozenset({"clip_grad_norm_"})
+# Ops whose result depends on the magnitude of the gradient they read (a norm logged, a manual clamp).
+GRADIENT_MAGNITUDE_OPS = frozenset(
+    {"norm", "vector_norm", "abs", "max", "amax", "clamp", "clamp_", "clip", "clip_", "pow", "sum", "mean", "std"}
+)
+LoopNode = Union[cst.For, cst.While]
+
+
+class EventKind(enum.Enum):
+    ITERATION = "iteration"  # a loop starts an iteration (the node is the loop)
+    SCALED_BACKWARD = "scaled backward"
+    BACKWARD = "backward"
+    UNSCALE = "unscale_"
+    SCALER_STEP = "scaler.step"
+    UPDATE = "update"
+    OPTIMIZER_STEP = "optimizer.step"
+    CLIP = "clip"  # clip_grad_norm_/clip_grad_value_, or a computation on a `.grad`
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    node: cst.CSTNode
+    # Identities (a construction call, or the receiver's source text when untracked).
+    scaler: object = None
+    optimizer: object = None
+    # The loops around the event in the walked function (around the call site, for a helper's events).
+    loops: tuple[LoopNode, ...] = ()
+    # Under an `if` (or `match`) inside its innermost loop's iteration: not run on every iteration.
+    guarded: bool = False
+
+
+Path = tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Every path through one function body (or the module body), as event sequences."""
+
+    paths: tuple[Path, ...]
+
+    def occurrences(self, node: cst.CSTNode) -> Iterator[tuple[Path, int]]:
+        """Each (path, index) at which `node`'s event happens."""
+        for path in self.paths:
+            for index, event in enumerate(path):
+                if event.node is node:
+                    yield path, index
+
+    def nodes(self, kind: EventKind) -> list[cst.CSTNode]:
+        """The distinct nodes of `kind`'s events, in the order the walk first met them."""
+        seen: dict[cst.CSTNode, None] = {}
+        for path in self.paths:
+            for event in path:
+                if event.kind is kind:
+                    seen.setdefault(event.node)
+        return list(seen)
+
+    def training_loops(self) -> frozenset[cst.CSTNode]:
+        """Loops whose iterations run a scaled backward: a training step is one of their iterations."""
+        return frozenset(
+            loop for path in self.paths for event in path if event.kind is EventKind.SCALED_BACKWARD for loop in event.loops
+        )
+
+
+def last_backward(path: Path, index: int) -> Optional[int]:
+    """The index of the latest backward (scaled or not) before `index` on `path`."""
+    for position in range(index - 1, -1, -1):
+        if path[position].kind in (EventKind.SCALED_BACKWARD, EventKind.BACKWARD):
+            return position
+    return None
+
+
+def between(path: Path, start: int, end: int, kind: EventKind) -> list[Event]:
+    return [event for event in path[start + 1 : end] if event.kind is kind]
+
+
+def traces(module: cst.Module, precision: "PrecisionModel") -> tuple[Trace, ...]:
+    """Every function's (and the module body's) trace; computed once per file for all rules."""
+    if _LAST and _LAST[0][0] is module and _LAST[0][1] is precision:
+        return _LAST[0][2]
+    classifier = _Classifier(module, precision)
+    found = []
+    for body in _bodies(module):
+        walker = _Walker(classifier)
+        try:
+            paths = walker.function(body)
+        except _TooComplex:
+            continue
+        if any(paths):
+            found.append(Trace(tuple(sorted(paths, key=len))))
+    result = tuple(found)
+    _LAST[:] = [(module, precision, result)]
+    return result
+
+
+# The rules of one batched visit ask about the same file in turn: remember the last file's traces.
+_LAST: "list[tuple[cst.Module, PrecisionModel, tuple[Trace, ...]]]" = []
+
+
+class _TooComplex(Exception):
+    pass
+
+
+def _bodies(module: cst.Module) -> Iterator[Sequence[cst.CSTNode]]:
+    yield module.body
+    functions: list[cst.FunctionDef] = []
+
+    class Functions(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            functions.append(node)
+
+    module.visit(Functions())
+    for node in functions:
+        yield _statements(node)
+
+
+def _statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
+    body = function.body
+    return body.body if isinstance(body, cst.IndentedBlock) else [body]
+
+
+def _calls_in(node: cst.CSTNode, *, nested: bool = False) -> list[cst.Call]:
+    """Calls in evaluation order (arguments before the call); in nested scopes too when `nested`."""
+    calls: list[cst.Call] = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return nested
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+            return nested
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return nested
+
+        def leave_Call(self, original_node: cst.Call) -> None:
+            calls.append(original_node)
+
+    node.visit(Calls())
+    return calls
+
+
+def _source(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _receiver(call: cst.Call) -> Optional[cst.BaseExpression]:
+    return call.func.value if isinstance(call.func, cst.Attribute) else None
+
+
+def _method(call: cst.Call) -> Optional[str]:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+
+
+def _first_arg(call: cst.Call) -> Optional[cst.BaseExpression]:
+    positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+    return positional[0] if positional else None
+
+
+def _reads_grad(expression: Optional[cst.BaseExpression]) -> bool:
+    """`p.grad` or `p.grad.data`."""
+    if isinstance(expression, cst.Attribute) and expression.attr.value == "data":
+        expression = expression.value
+    return isinstance(expression, cst.Attribute) and expression.attr.value == "grad"
+
+
+class _Classifier:
+    """What each call of the linted code is, as an event (or a helper the walk enters)."""
+
+    def __init__(self, module: cst.Module, precision: "PrecisionModel") -> None:
+        self.precision = precision
+        self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
+        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Optional["Definition"]]] = {}
+
+    def _structural_evidence(self, module: cst.Module) -> tuple[frozenset[str], frozenset[str]]:
+        """Receivers that act as a scaler (they scale a loss and update/step/unscale), and what they step."""
+        methods: dict[str, set[str]] = {}
+        stepped: dict[str, set[str]] = {}
+        zeroed: set[str] = set()
+        for call in _calls_in(module, nested=True):
+            receiver, method = _receiver(call), _method(call)
+            if receiver is None or method is None:
+                continue
+            if any(fact.receiver.kind in (Kind.TENSOR, Kind.MODULE, Kind.OPTIMIZER) for fact in self.precision.calls(call)):
+                continue
+            text = _source(receiver)
+            if method == "scale" and _first_arg(call) is None:
+                continue
+            methods.setdefault(text, set()).add(method)
+            argument = _first_arg(call)
+            if method in ("step", "unscale_") and argument is not None:
+                stepped.setdefault(text, set()).add(_source(argument))
+            if method == "zero_grad":
+                zeroed.add(text)
+        scalers = frozenset(
+            text for text, called in methods.items() if "scale" in called and called & {"update", "step", "unscale_"}
+        )
+        optimizers = frozenset(zeroed | {optimizer for scaler in scalers for optimizer in stepped.get(scaler, ())})
+        return scalers, optimizers
+
+    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Optional["Definition"]]:
+        if call not in self.memo:
+            facts = self.precision.calls(call)
+            callee = next((fact.callee for fact in facts if fact.callee is not None), None)
+            self.memo[call] = (self._events(call, facts), callee)
+        return self.memo[call]
+
+    def _events(self, call: cst.Call, facts: Sequence["CallFact"]) -> list[tuple[EventKind, object, object]]:
+        method, receiver = _method(call), _receiver(call)
+        if any(fact.function in CLIP_FUNCTIONS for fact in facts):
+            return [(EventKind.CLIP, None, None)]
+        if method in CLIP_METHODS and any(fact.receiver.kind is Kind.MODULE for fact in facts):
+            return [(EventKind.CLIP, None, None)]
+        if any(fact.op in GRADIENT_MAGNITUDE_OPS for fact in facts) and (
+            _reads_grad(receiver) or _reads_grad(_first_arg(call))
+        ):
+            return [(EventKind.CLIP, None, None)]
+        backward = self._backward(facts)
+        if backward is not None:
+            return [(backward, None, None)]
+        if method is None or receiver is None:
+            return []
+        scaler = self._scaler(receiver, facts)
+        argument = _first_arg(call)
+        if scaler is not None:
+            optimizer = self._optimizer(argument, [fact.arg(0, "optimizer") for fact in facts]) if argument else None
+            kind = {"unscale_": EventKind.UNSCALE, "step": EventKind.SCALER_STEP, "update": EventKind.UPDATE}.get(method)
+            return [(kind, scaler, optimizer)] if kind is not None else []
+        if method == "step" and argument is None:
+            receivers = [fact.receiver for fact in facts]
+            if any(value.kind is Kind.OPTIMIZER for value in receivers) or _source(receiver) in self.optimizer_texts:
+                return [(EventKind.OPTIMIZER_STEP, None, self._optimizer(receiver, receivers))]
+        return []
+
+    @staticmethod
+    def _backward(facts: Sequence["CallFact"]) -> Optional[EventKind]:
+        """`loss.backward()` / `torch.autograd.backward(loss)`: scaled when any context saw a scaled loss."""
+        roots: list[Value] = []
+        for fact in facts:
+            if fact.method == "backward" and fact.receiver.kind in (Kind.TENSOR, Kind.ANY):
+                roots.append(fact.receiver)
+                roots.extend(fact.args[:1])  # accelerator.backward(loss) and the like
+            elif fact.function == "torch.autograd.backward":
+                roots.extend(value for value in (fact.arg(0, "tensors"),) if value is not None)
+        if not roots:
+            return None
+        return EventKind.SCALED_BACKWARD if any(root.scaled for root in roots) else EventKind.BACKWARD
+
+    def _scaler(self, receiver: cst.BaseExpression, facts: Sequence["CallFact"]) -> object:
+        for fact in facts:
+            if fact.receiver.kind is Kind.SCALER:
+                return fact.receiver.identity or _source(receiver)
+        text = _source(receiver)
+        return text if text in self.scaler_texts else None
+
+    @staticmethod
+    def _optimizer(expression: cst.BaseExpression, values: Sequence[Optional[Value]]) -> object:
+        for value in values:
+            if value is not None and value.kind is Kind.OPTIMIZER and value.payload is not None:
+                return value.payload
+        return _source(expression)
+
+
+@dataclass(frozen=True)
+class _State:
+    """One path so far: its events, and the conditions it took."""
+
+    events: Path = ()
+    decisions: frozenset["_Decision"] = frozenset()
+
+
+@dataclass(frozen=True)
+class _Decision:
+    test: str  # the condition's source
+    truth: bool
+    names: frozenset[str]  # the identifiers it mentions
+
+    def negated(self) -> "_Decision":
+        return replace(self, truth=not self.truth)
+
+
+@dataclass
+class _Exits:
+    """Paths that leave a loop iteration (`continue`/`break`) or the function (`return`) early."""
+
+    continues: set[_State] = field(default_factory=set)
+    breaks: set[_State] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Place:
+    loops: tuple[LoopNode, ...] = ()
+    guarded: bool = False
+    # Names assigned in the innermost loop: conditions on them change from one iteration to the next.
+    varying: frozenset[str] = frozenset()
+
+
+class _Walker:
+    def __init__(self, classifier: _Classifier) -> None:
+        self.classifier = classifier
+        self.inlining: list["Definition"] = []
+        self.returns: set[_State] = set()  # paths that returned from the function being walked
+
+    def function(self, body: Sequence[cst.CSTNode]) -> set[Path]:
+        states = self.run_function(body, {_State()}, _Place())
+        return {state.events for state in states}
+
+    def run_function(self, body: Sequence[cst.CSTNode], states: set[_State], place: _Place) -> set[_State]:
+        saved, self.returns = self.returns, set()
+        try:
+            return self.block(body, states, place, _Exits()) | self.returns
+        finally:
+            self.returns = saved
+
+    # ----------------------------------------------------------------------------- statements
+    def block(self, body: Sequence[cst.CSTNode], states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+        for statement in body:
+            if not states:
+                break
+            states = self.statement(statement, states, place, exits)
+            if len(states) > MAX_PATHS:
+                raise _TooComplex
+        return states
+
+    def suite(self, suite: cst.BaseSuite, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+        if isinstance(suite, cst.IndentedBlock):
+            return self.block(suite.body, states, place, exits)
+        return self.block([suite], states, place, exits)
+
+    def statement(self, node: cst.CSTNode, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in node.body:
+                states = self.calls(small, states, place)
+                if isinstance(small, cst.Return):
+                    self.returns.update(states)
+                    return set()
+                if isinstance(small, cst.Raise):
+                    return set()
+                if isinstance(small, cst.Continue):
+                    exits.continues.update(states)
+                    return set()
+                if isinstance(small, cst.Break):
+                    exits.breaks.update(states)
+                    return set()
+            return states
+        if isinstance(node, cst.If):
+            return self.branch(node, states, place, exits)
+        if isinstance(node, (cst.For, cst.While)):
+            return self.loop(node, states, place)
+        if isinstance(node, cst.With):
+            for item in node.items:
+                states = self.calls(item.item, states, place)
+            return self.suite(node.body, states, place, exits)
+        if isinstance(node, (cst.Try, getattr(cst, "TryStar", cst.Try))):
+            body = self.suite(node.body, states, place, exits)
+            handled: set[_State] = set()
+            for handler in node.handlers:
+                handled |= self.suite(handler.body, states | body, replace(place, guarded=True), exits)
+            if node.orelse is not None:
+                body = self.suite(node.orelse.body, body, place, exits)
+            out = body | handled
+            return self.suite(node.finalbody.body, out, place, exits) if node.finalbody is not None else out
+        if isinstance(node, cst.Match):
+            states = self.calls(node.subject, states, place)
+            guarded = replace(place, guarded=True)
+            out = set(states)
+            for case in node.cases:
+                out |= self.suite(case.body, states, guarded, exits)
+            return out
+        return states  # def, class: other scopes, walked on their own
+
+    def branch(self, node: cst.If, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+        states = self.calls(node.test, states, place)
+        decision = _condition(node.test)
+        taken: set[_State] = set()
+        skipped: set[_State] = set()
+        for state in states:
+            if decision.negated() not in state.decisions:
+                taken.add(replace(state, decisions=state.decisions | {decision}))
+            if decision not in state.decisions:
+                skipped.add(replace(state, decisions=state.decisions | {decision.negated()}))
+        guarded = replace(place, guarded=True)
+        out = self.suite(node.body, taken, guarded, exits) if taken else set()
+        if isinstance(node.orelse, cst.If):
+            out |= self.branch(node.orelse, skipped, guarded, exits) if skipped else set()
+        elif isinstance(node.orelse, cst.Else):
+            out |= self.suite(node.orelse.body, skipped, guarded, exits) if skipped else set()
+        else:
+            out |= skipped
+        return out
+
+    def loop(self, node: LoopNode, states: set[_State], place: _Place) -> set[_State]:
+        states = self.calls(node.iter if isinstance(node, cst.For) else node.test, states, place)
+        varying = _assigned_names(node)
+        inner = _Place((*place.loops, node), False, varying)
+        exits = _Exits()
+        iterated = states
+        after = set() if _is_forever(node) else set(states)
+        if not self.has_events(node):
+            return states  # nothing of interest inside: the loop is invisible to the rules
+        for _ in range(2):  # zero, one and two iterations
+            starts = {
+                replace(state, events=(*state.events, Event(EventKind.ITERATION, node, loops=inner.loops)),
+                        decisions=_forget(state.decisions, varying))
+                for state in iterated
+            }
+            ended = self.suite(node.body, starts, inner, exits) | exits.continues
+            exits.continues = set()
+            iterated = ended
+            if not _is_forever(node):
+                after |= ended
+        after |= exits.breaks
+        if node.orelse is not None:
+            after = self.suite(node.orelse.body, after, place, _Exits())
+        return {replace(state, decisions=_forget(state.decisions, varying)) for state in after}
+
+    # ---------------------------------------------------------------------------------- calls
+    def calls(self, node: cst.CSTNode, states: set[_State], place: _Place) -> set[_State]:
+        for call in _calls_in(node):
+            events, callee = self.classifier.classify(call)
+            if events:
+                added = tuple(
+                    Event(kind, call, scaler, optimizer, place.loops, place.guarded) for kind, scaler, optimizer in events
+                )
+                states = {replace(state, events=state.events + added) for state in states}
+            elif callee is not None:
+                states = self.enter(callee, states, place)
+        return states
+
+    def has_events(self, node: cst.CSTNode) -> bool:
+        """Whether any call under `node` is an event or a helper the walk would enter."""
+        return any(self.classifier.classify(call) != ([], None) for call in _calls_in(node))
+
+    def enter(self, callee: "Definition", states: set[_State], place: _Place) -> set[_State]:
+        """Follow a helper: its events happen here, as part of the caller's path."""
+        if callee in self.inlining or len(self.inlining) >= MAX_INLINE_DEPTH or not isinstance(callee.node, cst.FunctionDef):
+            return states
+        self.inlining.append(callee)
+        try:
+            return self.run_function(_statements(callee.node), states, place)
+        finally:
+            self.inlining.pop()
+
+
+def _condition(test: cst.BaseExpression) -> _Decision:
+    """A condition taken true: `not use_amp` is `use_amp` taken false."""
+    truth = True
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, truth = test.expression, not truth
+    return _Decision(_source(test).strip(), truth, frozenset(_names(test)))
+
+
+def _forget(decisions: frozenset[_Decision], varying: frozenset[str]) -> frozenset[_Decision]:
+    """Drop what a path knew about conditions on names the loop rebinds (they change per iteration)."""
+    return frozenset(decision for decision in decisions if not decision.names & varying)
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    """Every identifier in an expression, attribute names included (`self.step` gives self and step)."""
+    found: set[str] = set()
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.add(name.value)
+
+    node.visit(Names())
+    return found
+
+
+def _assigned_names(loop: LoopNode) -> frozenset[str]:
+    """Names a loop rebinds on each iteration: its targets, and what its body assigns (last attribute part)."""
+    targets: list[cst.CSTNode] = [loop.target] if isinstance(loop, cst.For) else []
+
+    class Targets(cst.CSTVisitor):
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            targets.append(node.target)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            targets.append(node.target)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            targets.append(node.target)
+
+        def visit_For(self, node: cst.For) -> None:
+            targets.append(node.target)
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            targets.append(node.target)
+
+    loop.body.visit(Targets())
+    names: set[str] = set()
+    for target in targets:
+        if isinstance(target, cst.Attribute):
+            names.add(target.attr.value)
+        else:
+            names |= _names(target)
+    return frozenset(names)
+
+
+def _is_forever(loop: LoopNode) -> bool:
+    """`while True:` runs at least once and leaves only by `break` (or return/raise)."""
+    return isinstance(loop, cst.While) and isinstance(loop.test, cst.Name) and loop.test.value == "True"
+
+
+def boundaries(trace: Trace, event: Event) -> frozenset[cst.CSTNode]:
+    """The loops whose next iteration ends `event`'s training step: the training loops around it,
+    or, where the trace shows no scaled backward around it, every loop around it."""
+    training = trace.training_loops() & frozenset(event.loops)
+    return training or frozenset(event.loops)
+
+
+def same_step_before(path: Path, index: int, stop: frozenset[cst.CSTNode]) -> Path:
+    """The events before `index` back to the start of the iteration of a loop in `stop`."""
+    start = index
+    while start > 0 and not (path[start - 1].kind is EventKind.ITERATION and path[start - 1].node in stop):
+        start -= 1
+    return path[start:index]
+
+
+def same_step_after(path: Path, index: int, stop: frozenset[cst.CSTNode]) -> Optional[Path]:
+    """The events after `index` up to the next iteration of a loop in `stop`; None when the path
+    ends first (the step may be finished by a caller)."""
+    for end in range(index + 1, len(path)):
+        if path[end].kind is EventKind.ITERATION and path[end].node in stop:
+            return path[index + 1 : end]
+    return None

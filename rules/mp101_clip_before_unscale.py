@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mplint import loops
+from mplint.loops import EventKind, Path, Trace
+from mplint.rule import Rule
+
+
+class ClipBeforeUnscale(Rule):
+    """Gradients are clipped (or their norm read) while still multiplied by the GradScaler's scale.
+
+    ## What it does
+    Follows every path through a training step (a loop body, or a function, with gradient
+    accumulation conditions, early `continue`s and helper functions) and finds
+    `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_` (or a wrapped model's
+    `clip_grad_norm_`), or a computation on `.grad` (`p.grad.norm()`, `p.grad.data.clamp_(...)`),
+    that runs after `scaler.scale(loss).backward()` with no `scaler.unscale_(optimizer)` in between,
+    on every path that reaches it. The scaler is the one the precision model tracks from its
+    `GradScaler(...)` construction, or a receiver that scales a loss and also steps, updates or
+    unscales: a structural fact, not its name. A commented-out `unscale_` is no call and does not count.
+
+    ## Why is this bad
+    After `scaler.scale(loss).backward()` every gradient is multiplied by the current scale
+    (65536 at first). `clip_grad_norm_(params, 1.0)` then compares a norm tens of thousands of
+    times too large with the threshold and shrinks every update to almost nothing (and a logged
+    grad norm is meaningless); `clip_grad_value_` clips the scaled values, which is a different,
+    far smaller threshold. PyTorch's AMP examples ("Working with Unscaled Gradients"): call
+    `scaler.unscale_(optimizer)` first; `scaler.step` then knows they are unscaled and does not
+    unscale twice.
+
+    ## Example
+    ```python
+    scaler.scale(loss).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    scaler.step(optimizer)
+    scaler.update()
+    ```
+
+    ## Fix
+    ```python
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    scaler.step(optimizer)
+    scaler.update()
+    ```
+    With gradient accumulation, unscale inside the accumulation condition, right before clipping.
+    """
+
+    CODE = "MP101"
+    NAME = "clip-before-unscale"
+    MESSAGE = (
+        "{what} sees gradients still multiplied by the loss scale (scaled backward at line {line}, no "
+        "`scaler.unscale_(optimizer)` in between): call `scaler.unscale_(optimizer)` first"
+    )
+    TRIGGERS = frozenset({"scale", "Scale"})
+    VALID = (
+        """
+import torch
+scaler = torch.amp.GradScaler("cuda")
+for x, y in loader:
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = model(x, y)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+""",
+    )
+    INVALID = (
+        """
+import torch
+scaler = torch.amp.GradScaler("cuda")
+for x, y in loader:
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = model(x, y)
+    scaler.scale(loss).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+""",
+    )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        reported: set[cst.CSTNode] = set()
+        for trace in loops.traces(node, self.precision):
+            for clip in trace.nodes(EventKind.CLIP):
+                backward = _scaled_backward_on_every_path(trace, clip)
+                if backward is not None and clip not in reported:
+                    reported.add(clip)
+                    line = self.context.line_of(backward, self.precision.calls(backward)[0].path)
+                    self.report(clip, self.MESSAGE.format(what=_describe(clip), line=line))
+
+
+def _scaled_backward_on_every_path(trace: Trace, clip: cst.CSTNode) -> "cst.CSTNode | None":
+    """The scaled backward whose gradients `clip` reads unscaled, when every path to it has one."""
+    found = None
+    for path, index in trace.occurrences(clip):
+        backward = _unscaled_since(path, index)
+        if backward is None:
+            return None
+        found = found or backward
+    return found
+
+
+def _unscaled_since(path: Path, index: int) -> "cst.CSTNode | None":
+    backward = loops.last_backward(path, index)
+    if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
+        return None
+    if loops.between(path, backward, index, EventKind.UNSCALE):
+        return None
+    return path[backward].node
+
+
+def _describe(clip: cst.CSTNode) -> str:
+    if isinstance(clip, cst.Call) and isinstance(clip.func, (cst.Name, cst.Attribute)):
+        name = clip.func.value if isinstance(clip.func, cst.Name) else clip.func.attr.value
+        if "clip_grad" in name:
+            return f"`{name}`"
+    return "this computation on `.grad`"

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mplint import loops
+from mplint.loops import EventKind, Path, Trace
+from mplint.rule import Rule
+
+
+class ScalerUpdatePerOptimizer(Rule):
+    """`scaler.update()` runs more than once in one training iteration.
+
+    ## What it does
+    Follows every path through one iteration of a training loop and finds a second
+    `scaler.update()` on the same scaler before the iteration ends: typically one update after
+    each optimizer's `scaler.step(...)` (GANs, actor/critic, an encoder and a head with their own
+    optimizers), or an update inside a `for optimizer in optimizers:` loop. Two different
+    `GradScaler`s, each updated once, are fine.
+
+    ## Why is this bad
+    PyTorch's AMP examples ("Working with Multiple Models, Losses, and Optimizers"): "`scaler.update`
+    should only be called once, after all optimizers used this iteration have been stepped".
+    `update()` consumes the inf/NaN checks recorded by every `scaler.step` since the last update and
+    resets them: the first update halves or grows the scale on one optimizer's evidence, the second
+    finds no recorded checks for the others (or adapts the scale twice per iteration), so the
+    scale drifts and overflowing steps of the later optimizers go unnoticed.
+
+    ## Example
+    ```python
+    scaler.scale(loss_d).backward()
+    scaler.step(opt_d)
+    scaler.update()
+    scaler.scale(loss_g).backward()
+    scaler.step(opt_g)
+    scaler.update()
+    ```
+
+    ## Fix
+    ```python
+    scaler.scale(loss_d).backward()
+    scaler.step(opt_d)
+    scaler.scale(loss_g).backward()
+    scaler.step(opt_g)
+    scaler.update()
+    ```
+    """
+
+    CODE = "MP103"
+    NAME = "scaler-update-per-optimizer"
+    MESSAGE = (
+        "second `scaler.update()` in the same training iteration (the first at line {line}): update "
+        "once, after every optimizer of the iteration has been stepped"
+    )
+    TRIGGERS = frozenset({"scale", "Scale"})
+    VALID = (
+        """
+import torch
+scaler = torch.amp.GradScaler("cuda")
+for real in loader:
+    scaler.scale(d_loss(real)).backward()
+    scaler.step(opt_d)
+    scaler.scale(g_loss(real)).backward()
+    scaler.step(opt_g)
+    scaler.update()
+""",
+    )
+    INVALID = (
+        """
+import torch
+scaler = torch.amp.GradScaler("cuda")
+for real in loader:
+    scaler.scale(d_loss(real)).backward()
+    scaler.step(opt_d)
+    scaler.update()
+    scaler.scale(g_loss(real)).backward()
+    scaler.step(opt_g)
+    scaler.update()
+""",
+    )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        reported: set[cst.CSTNode] = set()
+        for trace in loops.traces(node, self.precision):
+            for update in trace.nodes(EventKind.UPDATE):
+                earlier = _earlier_update(trace, update)
+                if earlier is not None and update not in reported:
+                    reported.add(update)
+                    line = self.context.line_of(earlier, self.precision.calls(earlier)[0].path)
+                    self.report(update, self.MESSAGE.format(line=line))
+
+
+def _earlier_update(trace: Trace, update: cst.CSTNode) -> "cst.CSTNode | None":
+    for path, index in trace.occurrences(update):
+        found = _update_before(trace, path, index)
+        if found is not None:
+            return found
+    return None
+
+
+def _update_before(trace: Trace, path: Path, index: int) -> "cst.CSTNode | None":
+    event = path[index]
+    for earlier in reversed(loops.same_step_before(path, index, loops.boundaries(trace, event))):
+        if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler:
+            return earlier.node
+    return None

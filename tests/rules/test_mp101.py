@@ -1,0 +1,303 @@
+"""MP101 clip-before-unscale: gradients clipped or read between a scaled backward and the step.
+
+Reported at the clip (or `.grad` computation). Torch facts: `scaler.scale(loss).backward()` leaves
+every `.grad` multiplied by the scale until `scaler.unscale_(optimizer)` (or `scaler.step`) divides it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, ok
+
+CODE = "MP101"
+
+CASES = [
+    bug(
+        "pytorch-forum-clip-after-scaled-backward",
+        """
+        import torch
+        from torch.cuda.amp import GradScaler, autocast
+
+        scaler = GradScaler()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+        for images, targets in loader:
+            optimizer.zero_grad()
+            with autocast():
+                loss = criterion(model(images), targets)
+            scaler.scale(loss).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)  # expect: MP101
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    bug(
+        "commented-out-unscale-accumulation",
+        """
+        import torch
+        from torch.nn.utils import clip_grad_norm_
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(train_loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss / args.gradient_accumulation_steps
+            scaler.scale(loss).backward()
+            if (step + 1) % args.gradient_accumulation_steps == 0:
+                # scaler.unscale_(optimizer)
+                clip_grad_norm_(model.parameters(), args.max_grad_norm)  # expect: MP101
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+        """,
+    ),
+    bug(
+        "clip-grad-value-nn-alias",
+        """
+        import torch
+        import torch.nn as nn
+
+        scaler = torch.cuda.amp.GradScaler()
+        for x, y in loader:
+            with torch.cuda.amp.autocast():
+                loss = nn.functional.mse_loss(net(x), y)
+            scaler.scale(loss).backward()
+            nn.utils.clip_grad_value_(net.parameters(), clip_value=0.5)  # expect: MP101
+            scaler.step(opt)
+            scaler.update()
+        """,
+    ),
+    bug(
+        "grad-norm-logged-before-unscale",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for it, (x, y) in enumerate(loader):
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            total = 0.0
+            for p in model.parameters():
+                if p.grad is not None:
+                    total += p.grad.data.norm(2).item() ** 2  # expect: MP101
+            writer.add_scalar("grad_norm", total ** 0.5, it)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    bug(
+        "scaler-passed-as-parameter-structural",
+        """
+        import torch
+
+        def train_one_epoch(model, loader, optimizer, scaler, max_norm):
+            for samples, targets in loader:
+                with torch.autocast("cuda"):
+                    loss = model(samples, targets)
+                scaler.scale(loss).backward()
+                if max_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # expect: MP101
+                scaler.step(optimizer)
+                scaler.update()
+        """,
+    ),
+    bug(
+        "backward-in-helper-method",
+        """
+        import torch
+
+        class Trainer:
+            def __init__(self, model, optimizer):
+                self.model = model
+                self.optimizer = optimizer
+                self.scaler = torch.amp.GradScaler("cuda")
+
+            def backward(self, loss):
+                self.scaler.scale(loss).backward()
+
+            def fit(self, loader):
+                for batch in loader:
+                    with torch.autocast("cuda"):
+                        loss = self.model(batch)
+                    self.backward(loss)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)  # expect: MP101
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+        """,
+    ),
+    bug(
+        "fsdp-clip-method",
+        """
+        import torch
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        model = FSDP(torch.nn.Linear(1024, 1024))
+        scaler = ShardedGradScaler()
+        for x in loader:
+            with torch.autocast("cuda"):
+                loss = model(x).sum()
+            scaler.scale(loss).backward()
+            model.clip_grad_norm_(1.0)  # expect: MP101
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    bug(
+        "step-function-without-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+
+        def train_step(model, batch, optimizer):
+            with torch.autocast("cuda"):
+                loss = model(batch)
+            scaler.scale(loss).backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: MP101
+            scaler.step(optimizer)
+            scaler.update()
+            return loss, grad_norm
+        """,
+    ),
+    ok(
+        "unscale-first",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    ok(
+        "unscale-inside-accumulation-condition",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda"):
+                loss = model(batch) / accum
+            scaler.scale(loss).backward()
+            if (step + 1) % accum == 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+        """,
+    ),
+    ok(
+        "amp-and-fp32-paths-correlated",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
+        for x, y in loader:
+            with torch.autocast("cuda", enabled=args.amp):
+                loss = model(x, y)
+            if args.amp:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if args.amp:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+        """,
+    ),
+    ok(
+        "unscaled-backward-fp32",
+        """
+        import torch
+
+        for x, y in loader:
+            loss = model(x, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "clip-after-step-in-next-block",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
+    ok(
+        "zeroing-grad-is-no-read",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            for p in frozen_params:
+                p.grad = None
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    ok(
+        "accelerate-clips-for-you",
+        """
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        for batch in loader:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+        """,
+    ),
+    ok(
+        "unscale-in-helper",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+
+        def clip_gradients(optimizer, params, max_norm):
+            scaler.unscale_(optimizer)
+            return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            clip_gradients(optimizer, model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_mp101(source: str) -> None:
+    check(source, CODE)

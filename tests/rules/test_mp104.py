@@ -1,0 +1,229 @@
+"""MP104 optimizer-step-bypasses-scaler: `optimizer.step()` on gradients of a scaled backward.
+Reported at the `optimizer.step()` call, when every path to it last ran a scaled backward."""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, ok
+
+CODE = "MP104"
+
+CASES = [
+    bug(
+        "scaler-never-steps",
+        """
+        import torch
+        from torch.cuda.amp import GradScaler, autocast
+
+        model = Net().cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        scaler = GradScaler()
+        for data, target in train_loader:
+            optimizer.zero_grad()
+            with autocast():
+                loss = F.nll_loss(model(data), target)
+            scaler.scale(loss).backward()
+            optimizer.step()  # expect: MP104
+            scaler.update()
+        """,
+    ),
+    bug(
+        "stepped-twice",
+        """
+        import torch
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            with torch.autocast("cuda"):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            optimizer.step()  # expect: MP104
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
+    bug(
+        "second-optimizer-bypasses",
+        """
+        import torch
+
+        backbone_opt = torch.optim.SGD(backbone.parameters(), lr=0.1)
+        head_opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = criterion(head(backbone(x)), y)
+            scaler.scale(loss).backward()
+            scaler.step(backbone_opt)
+            head_opt.step()  # expect: MP104
+            scaler.update()
+        """,
+    ),
+    bug(
+        "accumulation-boundary",
+        """
+        import torch
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+        scaler = torch.amp.GradScaler("cuda")
+        for step, (x, y) in enumerate(loader):
+            with torch.autocast("cuda"):
+                loss = model(x, y) / accum_steps
+            scaler.scale(loss).backward()
+            if (step + 1) % accum_steps == 0:
+                optimizer.step()  # expect: MP104
+                scaler.update()
+                optimizer.zero_grad()
+        """,
+    ),
+    bug(
+        "trainer-attributes",
+        """
+        import torch
+
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.optimizer = torch.optim.AdamW(model.parameters())
+                self.scaler = torch.cuda.amp.GradScaler()
+
+            def train_step(self, batch):
+                with torch.cuda.amp.autocast():
+                    loss = self.model(batch)
+                self.scaler.scale(loss).backward()
+                self.optimizer.step()  # expect: MP104
+                self.scaler.update()
+        """,
+    ),
+    bug(
+        "optimizer-parameter-known-by-zero-grad",
+        """
+        import torch
+
+        def train(model, loader, optimizer, scaler):
+            for x, y in loader:
+                optimizer.zero_grad()
+                with torch.autocast("cuda"):
+                    loss = model(x, y)
+                scaler.scale(loss).backward()
+                optimizer.step()  # expect: MP104
+                scaler.update()
+        """,
+    ),
+    ok(
+        "scaler-steps",
+        """
+        import torch
+
+        optimizer = torch.optim.AdamW(model.parameters())
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+        """,
+    ),
+    ok(
+        "fp32-fallback-branch",
+        """
+        import torch
+
+        optimizer = torch.optim.AdamW(model.parameters())
+        scaler = torch.amp.GradScaler("cuda") if args.amp else None
+        for x, y in loader:
+            with torch.autocast("cuda", enabled=args.amp):
+                loss = model(x, y)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+        """,
+    ),
+    ok(
+        "gan-generator-unscaled",
+        """
+        import torch
+
+        opt_d = torch.optim.Adam(netD.parameters())
+        opt_g = torch.optim.Adam(netG.parameters())
+        scaler = torch.amp.GradScaler("cuda")
+        for real in loader:
+            with torch.autocast("cuda"):
+                d_loss = d_criterion(real)
+            scaler.scale(d_loss).backward()
+            scaler.step(opt_d)
+            scaler.update()
+            g_loss = g_criterion(real)
+            g_loss.backward()
+            opt_g.step()
+        """,
+    ),
+    ok(
+        "backward-branches-differ",
+        """
+        import torch
+
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda", enabled=use_amp):
+                loss = model(x, y)
+            if use_amp:
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            if amp_enabled:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+        """,
+    ),
+    ok(
+        "lr-scheduler-step",
+        """
+        import torch
+
+        optimizer = torch.optim.AdamW(model.parameters())
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+        """,
+    ),
+    ok(
+        "accelerate-backward",
+        """
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        optimizer = torch.optim.AdamW(model.parameters())
+        model, optimizer = accelerator.prepare(model, optimizer)
+        for batch in loader:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_mp104(source: str) -> None:
+    check(source, CODE)

@@ -1,0 +1,170 @@
+"""MP107 half-params-with-scaler: float16 loss scaling over float16 trainable parameters.
+Reported at the scaler construction or the trainer setting; PyTorch raises
+"Attempting to unscale FP16 gradients." from `GradScaler.unscale_`."""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, ok
+
+CODE = "MP107"
+
+CASES = [
+    bug(
+        "model-half-with-scaler",
+        """
+        import torch
+        from torch.cuda.amp import GradScaler, autocast
+
+        model = ResNet50().cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = GradScaler()  # expect: MP107
+        for x, y in loader:
+            with autocast():
+                loss = criterion(model(x.half()), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    bug(
+        "hf-trainer-fp16-true-on-fp16-model",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("facebook/opt-350m", torch_dtype=torch.float16)
+        args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, fp16=True)  # expect: MP107
+        trainer = Trainer(model=model, args=args, train_dataset=train_ds)
+        trainer.train()
+        """,
+    ),
+    bug(
+        "lightning-precision-16",
+        """
+        import torch
+        import lightning as L
+
+        model = LitClassifier()
+        model.half()
+        trainer = L.Trainer(accelerator="gpu", precision=16)  # expect: MP107
+        trainer.fit(model, train_loader)
+        """,
+    ),
+    bug(
+        "accelerate-fp16-prepare",
+        """
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="fp16")  # expect: MP107
+        model = Net().to(torch.float16)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        """,
+    ),
+    bug(
+        "to-dtype-param-groups",
+        """
+        import torch
+
+        model = Transformer(cfg).to(device="cuda", dtype=torch.float16)
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}])
+        scaler = torch.amp.GradScaler("cuda")  # expect: MP107
+        """,
+    ),
+    bug(
+        "lightning-16-mixed-string",
+        """
+        import torch
+        from lightning.pytorch import Trainer
+        from transformers import AutoModel
+
+        backbone = AutoModel.from_pretrained("bert-base-uncased", torch_dtype=torch.float16)
+        trainer = Trainer(max_epochs=3, precision="16-mixed")  # expect: MP107
+        trainer.fit(backbone, datamodule=dm)
+        """,
+    ),
+    ok(
+        "fp32-params-with-scaler",
+        """
+        import torch
+
+        model = ResNet50().cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cuda")
+        with torch.autocast("cuda"):
+            loss = model(x).mean()
+        scaler.scale(loss).backward()
+        """,
+    ),
+    ok(
+        "half-model-no-scaler",
+        """
+        import torch
+
+        model = Net().cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = model(x.half()).float().mean()
+        loss.backward()
+        optimizer.step()
+        """,
+    ),
+    ok(
+        "lora-adapters-on-fp16-model",
+        """
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        base = AutoModelForCausalLM.from_pretrained("facebook/opt-350m", torch_dtype=torch.float16)
+        model = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))
+        args = TrainingArguments(output_dir="out", fp16=True)
+        Trainer(model=model, args=args, train_dataset=train_ds).train()
+        """,
+    ),
+    ok(
+        "disabled-scaler",
+        """
+        import torch
+
+        model = Net().cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        """,
+    ),
+    ok(
+        "bf16-model-bf16-settings",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        args = TrainingArguments(output_dir="out", bf16=True)
+        """,
+    ),
+    ok(
+        "fp16-inference-model-beside-fp32-training",
+        """
+        import torch
+
+        teacher = Teacher().cuda().half().eval()
+        student = Student().cuda()
+        optimizer = torch.optim.AdamW(student.parameters())
+        scaler = torch.amp.GradScaler("cuda")
+        with torch.no_grad():
+            targets = teacher(x.half())
+        with torch.autocast("cuda"):
+            loss = criterion(student(x), targets.float())
+        scaler.scale(loss).backward()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_mp107(source: str) -> None:
+    check(source, CODE)

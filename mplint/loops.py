@@ -106,7 +106,11 @@ class Trace:
     def training_loops(self) -> frozenset[cst.CSTNode]:
         """Loops whose iterations run a scaled backward: a training step is one of their iterations."""
         return frozenset(
-            loop for path in self.paths for event in path if event.kind is EventKind.SCALED_BACKWARD for loop in event.loops
+            loop
+            for path in self.paths
+            for event in path
+            if event.kind is EventKind.SCALED_BACKWARD
+            for loop in event.loops
         )
 
 
@@ -122,7 +126,7 @@ def between(path: Path, start: int, end: int, kind: EventKind) -> list[Event]:
     return [event for event in path[start + 1 : end] if event.kind is kind]
 
 
-def traces(module: cst.Module, precision: "PrecisionModel") -> tuple[Trace, ...]:
+def traces(module: cst.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
     """Every function's (and the module body's) trace; computed once per file for all rules."""
     if _LAST and _LAST[0][0] is module and _LAST[0][1] is precision:
         return _LAST[0][2]
@@ -142,7 +146,7 @@ def traces(module: cst.Module, precision: "PrecisionModel") -> tuple[Trace, ...]
 
 
 # The rules of one batched visit ask about the same file in turn: remember the last file's traces.
-_LAST: "list[tuple[cst.Module, PrecisionModel, tuple[Trace, ...]]]" = []
+_LAST: list[tuple[cst.Module, PrecisionModel, tuple[Trace, ...]]] = []
 
 
 class _TooComplex(Exception):
@@ -215,10 +219,10 @@ def _reads_grad(expression: Optional[cst.BaseExpression]) -> bool:
 class _Classifier:
     """What each call of the linted code is, as an event (or a helper the walk enters)."""
 
-    def __init__(self, module: cst.Module, precision: "PrecisionModel") -> None:
+    def __init__(self, module: cst.Module, precision: PrecisionModel) -> None:
         self.precision = precision
         self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
-        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Optional["Definition"]]] = {}
+        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
 
     def _structural_evidence(self, module: cst.Module) -> tuple[frozenset[str], frozenset[str]]:
         """Receivers that act as a scaler (they scale a loss and update/step/unscale), and what they step."""
@@ -229,7 +233,9 @@ class _Classifier:
             receiver, method = _receiver(call), _method(call)
             if receiver is None or method is None:
                 continue
-            if any(fact.receiver.kind in (Kind.TENSOR, Kind.MODULE, Kind.OPTIMIZER) for fact in self.precision.calls(call)):
+            if any(
+                fact.receiver.kind in (Kind.TENSOR, Kind.MODULE, Kind.OPTIMIZER) for fact in self.precision.calls(call)
+            ):
                 continue
             text = _source(receiver)
             if method == "scale" and _first_arg(call) is None:
@@ -246,14 +252,14 @@ class _Classifier:
         optimizers = frozenset(zeroed | {optimizer for scaler in scalers for optimizer in stepped.get(scaler, ())})
         return scalers, optimizers
 
-    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Optional["Definition"]]:
+    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Optional[Definition]]:
         if call not in self.memo:
             facts = self.precision.calls(call)
             callee = next((fact.callee for fact in facts if fact.callee is not None), None)
             self.memo[call] = (self._events(call, facts), callee)
         return self.memo[call]
 
-    def _events(self, call: cst.Call, facts: Sequence["CallFact"]) -> list[tuple[EventKind, object, object]]:
+    def _events(self, call: cst.Call, facts: Sequence[CallFact]) -> list[tuple[EventKind, object, object]]:
         method, receiver = _method(call), _receiver(call)
         if any(fact.function in CLIP_FUNCTIONS for fact in facts):
             return [(EventKind.CLIP, None, None)]
@@ -272,7 +278,9 @@ class _Classifier:
         argument = _first_arg(call)
         if scaler is not None:
             optimizer = self._optimizer(argument, [fact.arg(0, "optimizer") for fact in facts]) if argument else None
-            kind = {"unscale_": EventKind.UNSCALE, "step": EventKind.SCALER_STEP, "update": EventKind.UPDATE}.get(method)
+            kind = {"unscale_": EventKind.UNSCALE, "step": EventKind.SCALER_STEP, "update": EventKind.UPDATE}.get(
+                method
+            )
             return [(kind, scaler, optimizer)] if kind is not None else []
         if method == "step" and argument is None:
             receivers = [fact.receiver for fact in facts]
@@ -281,7 +289,7 @@ class _Classifier:
         return []
 
     @staticmethod
-    def _backward(facts: Sequence["CallFact"]) -> Optional[EventKind]:
+    def _backward(facts: Sequence[CallFact]) -> Optional[EventKind]:
         """`loss.backward()` / `torch.autograd.backward(loss)`: scaled when any context saw a scaled loss."""
         roots: list[Value] = []
         for fact in facts:
@@ -294,7 +302,7 @@ class _Classifier:
             return None
         return EventKind.SCALED_BACKWARD if any(root.scaled for root in roots) else EventKind.BACKWARD
 
-    def _scaler(self, receiver: cst.BaseExpression, facts: Sequence["CallFact"]) -> object:
+    def _scaler(self, receiver: cst.BaseExpression, facts: Sequence[CallFact]) -> object:
         for fact in facts:
             if fact.receiver.kind is Kind.SCALER:
                 return fact.receiver.identity or _source(receiver)
@@ -314,7 +322,7 @@ class _State:
     """One path so far: its events, and the conditions it took."""
 
     events: Path = ()
-    decisions: frozenset["_Decision"] = frozenset()
+    decisions: frozenset[_Decision] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -323,7 +331,7 @@ class _Decision:
     truth: bool
     names: frozenset[str]  # the identifiers it mentions
 
-    def negated(self) -> "_Decision":
+    def negated(self) -> _Decision:
         return replace(self, truth=not self.truth)
 
 
@@ -346,7 +354,7 @@ class _Place:
 class _Walker:
     def __init__(self, classifier: _Classifier) -> None:
         self.classifier = classifier
-        self.inlining: list["Definition"] = []
+        self.inlining: list[Definition] = []
         self.returns: set[_State] = set()  # paths that returned from the function being walked
 
     def function(self, body: Sequence[cst.CSTNode]) -> set[Path]:
@@ -448,8 +456,11 @@ class _Walker:
             return states  # nothing of interest inside: the loop is invisible to the rules
         for _ in range(2):  # zero, one and two iterations
             starts = {
-                replace(state, events=(*state.events, Event(EventKind.ITERATION, node, loops=inner.loops)),
-                        decisions=_forget(state.decisions, varying))
+                replace(
+                    state,
+                    events=(*state.events, Event(EventKind.ITERATION, node, loops=inner.loops)),
+                    decisions=_forget(state.decisions, varying),
+                )
                 for state in iterated
             }
             ended = self.suite(node.body, starts, inner, exits) | exits.continues
@@ -468,7 +479,8 @@ class _Walker:
             events, callee = self.classifier.classify(call)
             if events:
                 added = tuple(
-                    Event(kind, call, scaler, optimizer, place.loops, place.guarded) for kind, scaler, optimizer in events
+                    Event(kind, call, scaler, optimizer, place.loops, place.guarded)
+                    for kind, scaler, optimizer in events
                 )
                 states = {replace(state, events=state.events + added) for state in states}
             elif callee is not None:
@@ -479,9 +491,13 @@ class _Walker:
         """Whether any call under `node` is an event or a helper the walk would enter."""
         return any(self.classifier.classify(call) != ([], None) for call in _calls_in(node))
 
-    def enter(self, callee: "Definition", states: set[_State], place: _Place) -> set[_State]:
+    def enter(self, callee: Definition, states: set[_State], place: _Place) -> set[_State]:
         """Follow a helper: its events happen here, as part of the caller's path."""
-        if callee in self.inlining or len(self.inlining) >= MAX_INLINE_DEPTH or not isinstance(callee.node, cst.FunctionDef):
+        if (
+            callee in self.inlining
+            or len(self.inlining) >= MAX_INLINE_DEPTH
+            or not isinstance(callee.node, cst.FunctionDef)
+        ):
             return states
         self.inlining.append(callee)
         try:

@@ -94,7 +94,7 @@ for x, y in loader:
                     self.report(clip, self.MESSAGE.format(what=_describe(clip), line=line))
 
 
-def _scaled_backward_on_every_path(trace: Trace, clip: cst.CSTNode) -> "cst.CSTNode | None":
+def _scaled_backward_on_every_path(trace: Trace, clip: cst.CSTNode) -> cst.CSTNode | None:
     """The scaled backward whose gradients `clip` reads unscaled, when every path to it has one."""
     found = None
     for path, index in trace.occurrences(clip):
@@ -105,7 +105,7 @@ def _scaled_backward_on_every_path(trace: Trace, clip: cst.CSTNode) -> "cst.CSTN
     return found
 
 
-def _unscaled_since(path: Path, index: int) -> "cst.CSTNode | None":
+def _unscaled_since(path: Path, index: int) -> cst.CSTNode | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None

@@ -89,7 +89,7 @@ for real in loader:
                     self.report(update, self.MESSAGE.format(line=line))
 
 
-def _earlier_update(trace: Trace, update: cst.CSTNode) -> "cst.CSTNode | None":
+def _earlier_update(trace: Trace, update: cst.CSTNode) -> cst.CSTNode | None:
     for path, index in trace.occurrences(update):
         found = _update_before(trace, path, index)
         if found is not None:
@@ -97,7 +97,7 @@ def _earlier_update(trace: Trace, update: cst.CSTNode) -> "cst.CSTNode | None":
     return None
 
 
-def _update_before(trace: Trace, path: Path, index: int) -> "cst.CSTNode | None":
+def _update_before(trace: Trace, path: Path, index: int) -> cst.CSTNode | None:
     event = path[index]
     for earlier in reversed(loops.same_step_before(path, index, loops.boundaries(trace, event))):
         if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler:

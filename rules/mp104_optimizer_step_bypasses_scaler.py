@@ -45,9 +45,7 @@ class OptimizerStepBypassesScaler(Rule):
 
     CODE = "MP104"
     NAME = "optimizer-step-bypasses-scaler"
-    MESSAGE = (
-        "`{optimizer}.step()` after a scaled backward (line {line}) {what}: use `scaler.step({optimizer})`"
-    )
+    MESSAGE = "`{optimizer}.step()` after a scaled backward (line {line}) {what}: use `scaler.step({optimizer})`"
     UNSCALED = "applies gradients still multiplied by the loss scale, and skips the inf/NaN check"
     TWICE = "steps again after `scaler.step({optimizer})` already did: every update is applied twice"
     TRIGGERS = frozenset({"scale", "Scale"})
@@ -93,7 +91,7 @@ for x, y in loader:
                 self.report(step, self.MESSAGE.format(optimizer=optimizer, line=line, what=what))
 
 
-def _scaled_on_every_path(trace: Trace, step: cst.CSTNode) -> "tuple[cst.CSTNode, bool] | None":
+def _scaled_on_every_path(trace: Trace, step: cst.CSTNode) -> tuple[cst.CSTNode, bool] | None:
     """The scaled backward before `step` on every path, and whether the scaler stepped it already."""
     found = None
     twice = True
@@ -102,12 +100,14 @@ def _scaled_on_every_path(trace: Trace, step: cst.CSTNode) -> "tuple[cst.CSTNode
         if backward is None:
             return None
         optimizer = path[index].optimizer
-        twice = twice and any(event.optimizer == optimizer for event in loops.between(path, backward, index, EventKind.SCALER_STEP))
+        twice = twice and any(
+            event.optimizer == optimizer for event in loops.between(path, backward, index, EventKind.SCALER_STEP)
+        )
         found = found or path[backward].node
     return (found, twice) if found is not None else None
 
 
-def _scaled_backward(path: Path, index: int) -> "int | None":
+def _scaled_backward(path: Path, index: int) -> int | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None

@@ -53,8 +53,8 @@ class UnscaleEveryMicrobatch(Rule):
     NAME = "unscale-every-microbatch"
     MESSAGE = (
         "`scaler.unscale_(...)` runs on every iteration, but the next iteration can reach it again before "
-        "`scaler.update()` (line {line} updates only on accumulation boundaries): raises \"unscale_() has already "
-        "been called on this optimizer since the last update()\"; unscale inside the accumulation condition"
+        '`scaler.update()` (line {line} updates only on accumulation boundaries): raises "unscale_() has already '
+        'been called on this optimizer since the last update()"; unscale inside the accumulation condition'
     )
     TRIGGERS = frozenset({"scale", "Scale"})
     VALID = (

@@ -86,9 +86,9 @@ scaler.scale(loss).backward()
                 continue
             if _always_on_scaler(fact):
                 self.scalers.append(node)
-            if fact.result.kind is Kind.AUTOCAST and isinstance(fact.result.payload, Region):
-                if fact.result.payload.enabled is not False:
-                    self.regions.append(fact.result.payload)
+            region = fact.result.payload if fact.result.kind is Kind.AUTOCAST else None
+            if isinstance(region, Region) and region.enabled is not False:
+                self.regions.append(region)
             params = fact.arg(0, "params") if fact.result.kind is Kind.OPTIMIZER else None
             if params is not None and params.kind is Kind.PARAMS and params.precision is Precision.BF16:
                 self.bf16_optimizers.append(node)

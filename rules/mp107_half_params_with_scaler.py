@@ -58,8 +58,8 @@ class HalfParamsWithScaler(Rule):
     CODE = "MP107"
     NAME = "half-params-with-scaler"
     MESSAGE = (
-        "{setup} over float16 trainable parameters ({origin}): `scaler.step` raises \"Attempting to unscale "
-        "FP16 gradients\"; keep the parameters float32 and let autocast run the forward pass in float16"
+        '{setup} over float16 trainable parameters ({origin}): `scaler.step` raises "Attempting to unscale '
+        'FP16 gradients"; keep the parameters float32 and let autocast run the forward pass in float16'
     )
     TRIGGERS = frozenset({"Scaler", "fp16", "precision"})
     VALID = (
@@ -122,12 +122,18 @@ def _trained_half(fact: CallFact) -> Optional[Value]:
     """float16 parameters an optimizer updates, or a float16 model handed to a trainer."""
     if fact.result.kind is Kind.OPTIMIZER:
         params = fact.arg(0, "params")
-        return params if params is not None and params.kind is Kind.PARAMS and params.precision is Precision.FP16 else None
+        return (
+            params if params is not None and params.kind is Kind.PARAMS and params.precision is Precision.FP16 else None
+        )
     if fact.op not in MODEL_HANDOFFS:
         return None
     candidates = [fact.arg(None, MODEL_HANDOFFS[fact.op]), *fact.args] if MODEL_HANDOFFS[fact.op] else list(fact.args)
     return next(
-        (value for value in candidates if value is not None and value.kind is Kind.MODULE and value.precision is Precision.FP16),
+        (
+            value
+            for value in candidates
+            if value is not None and value.kind is Kind.MODULE and value.precision is Precision.FP16
+        ),
         None,
     )
 

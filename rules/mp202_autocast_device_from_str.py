@@ -85,9 +85,8 @@ def _misuse(argument: cst.BaseExpression, fact: CallFact) -> Optional[str]:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
     if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Name) and argument.func.value == "str":
         return "`str(...)` of a device (\"cuda:0\" once the device has an index)"
-    if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Attribute) and argument.func.attr.value == "type":
-        if not argument.args:
-            return "a tensor type name (`x.type()` is \"torch.cuda.FloatTensor\")"
+    if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Attribute) and argument.func.attr.value == "type" and not argument.args:
+        return "a tensor type name (`x.type()` is \"torch.cuda.FloatTensor\")"
     if isinstance(argument, cst.FormattedString) and not _formats_device_types(argument):
         return "an f-string that formats a device or an index"
     value = fact.arg(0, "device_type")

@@ -203,9 +203,9 @@ with autocast():
         """One finding per import statement that binds deprecated names; returns the locals it covers."""
         by_statement: dict[cst.CSTNode, list[Binding]] = {}
         for binding in names.bindings:
-            if binding.target in DEPRECATED or binding.target in DEPRECATED_MODULES:
-                if names.target_of(binding.local) == binding.target:
-                    by_statement.setdefault(binding.statement, []).append(binding)
+            deprecated = binding.target in DEPRECATED or binding.target in DEPRECATED_MODULES
+            if deprecated and names.target_of(binding.local) == binding.target:
+                by_statement.setdefault(binding.statement, []).append(binding)
         covered: set[str] = set()
         for statement, bindings in by_statement.items():
             rewrites = [self._use_rewrites(binding) for binding in bindings]

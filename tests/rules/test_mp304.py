@@ -1,0 +1,157 @@
+"""MP304 norm-eps-underflow: a normalization eps below float16's smallest subnormal added to a float16 tensor.
+
+Reported at the addition. Torch facts (torch 2.13): `fp16_zero + 1e-12` is 0; a hand-written
+BertLayerNorm made `.half()` returns NaN on a constant row; nn.LayerNorm / GroupNorm / RMSNorm
+add eps in fp32 for half inputs, so they stay quiet.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, ok
+
+CODE = "MP304"
+
+BERT_LAYER_NORM = """
+import torch
+import torch.nn as nn
+
+class BertLayerNorm(nn.Module):
+    def __init__(self, hidden_size, eps=1e-12):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        u = x.mean(-1, keepdim=True)
+        s = (x - u).pow(2).mean(-1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.variance_epsilon)  # MARK
+        return self.weight * x + self.bias
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, vocab_size, hidden_size):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, hidden_size)
+        self.LayerNorm = BertLayerNorm(hidden_size, eps=EPS)
+
+    def forward(self, input_ids):
+        return self.LayerNorm(self.word_embeddings(input_ids))
+"""
+
+
+def _bert(eps: str, mark: str, tail: str) -> str:
+    return BERT_LAYER_NORM.replace("EPS", eps).replace("# MARK", mark) + tail
+
+
+CASES = [
+    bug(
+        "bert-layer-norm-half-model",
+        _bert("1e-12", "# expect: MP304", "\nmodel = BertEmbeddings(30522, 768).cuda().half()\nout = model(input_ids)\n"),
+    ),
+    bug(
+        "bert-layer-norm-to-float16",
+        _bert("1e-12", "# expect: MP304", "\nmodel = BertEmbeddings(30522, 768).to(device, dtype=torch.float16)\nout = model(input_ids)\n"),
+    ),
+    bug(
+        "bert-layer-norm-default-dtype",
+        _bert("1e-10", "# expect: MP304", "\ntorch.set_default_dtype(torch.float16)\nmodel = BertEmbeddings(30522, 768)\nout = model(input_ids)\n"),
+    ),
+    bug(
+        "rms-norm-under-fp16-autocast",
+        """
+        import torch
+
+        proj = torch.nn.Linear(512, 512).cuda()
+        with torch.autocast("cuda", dtype=torch.float16):
+            h = proj(x)
+            h = h * torch.rsqrt(h.square().mean(-1, keepdim=True) + 1e-12)  # expect: MP304
+    """,
+    ),
+    bug(
+        "normalize-embeddings-by-hand",
+        """
+        import torch
+
+        encoder = torch.nn.Linear(768, 256).half()
+        emb = encoder(features)
+        emb = emb / torch.sqrt(emb.pow(2).sum(dim=-1, keepdim=True) + 1e-12)  # expect: MP304
+    """,
+    ),
+    bug(
+        "variance-of-half-tensor",
+        """
+        import torch
+
+        feats = torch.randn(8, 64, dtype=torch.float16, device="cuda")
+        var = feats.var(dim=0, keepdim=True)
+        whitened = (feats - feats.mean(0)) / torch.sqrt(var + 1e-9)  # expect: MP304
+    """,
+    ),
+    ok(
+        "bert-layer-norm-fp32-model",
+        _bert("1e-12", "", "\nmodel = BertEmbeddings(30522, 768).cuda()\nout = model(input_ids)\n"),
+    ),
+    ok(
+        "bert-layer-norm-bf16-model",
+        _bert("1e-12", "", "\nmodel = BertEmbeddings(30522, 768).to(torch.bfloat16)\nout = model(input_ids)\n"),
+    ),
+    ok(
+        "bert-layer-norm-fp16-safe-eps",
+        _bert("1e-5", "", "\nmodel = BertEmbeddings(30522, 768).half()\nout = model(input_ids)\n"),
+    ),
+    ok(
+        "native-layer-norm-adds-eps-in-fp32",
+        """
+        import torch.nn as nn
+
+        class Block(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.ln = nn.LayerNorm(d, eps=1e-12)
+                self.fc = nn.Linear(d, d)
+
+            def forward(self, x):
+                return self.fc(self.ln(x))
+
+        model = Block(768).half()
+        y = model(x)
+    """,
+    ),
+    ok(
+        "llama-rms-norm-upcasts",
+        """
+        import torch
+
+        proj = torch.nn.Linear(512, 512).half()
+        h = proj(x)
+        h32 = h.float()
+        h = (h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + 1e-12)).to(h.dtype)
+    """,
+    ),
+    ok(
+        "eps-from-config",
+        """
+        import torch
+
+        proj = torch.nn.Linear(512, 512).half()
+        h = proj(x)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + config.rms_norm_eps)
+    """,
+    ),
+    ok(
+        "unknown-input-precision",
+        """
+        import torch
+
+        def rms_norm(x, eps=1e-12):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_case(source: str) -> None:
+    check(source, CODE)

@@ -53,6 +53,9 @@ class Rule(cst.BatchableCSTVisitor):
     # Words of which a file must contain at least one for this rule to possibly fire
     # (the engine's text prefilter skips parsing files that mention none of any rule's).
     TRIGGERS: ClassVar[frozenset[str]] = frozenset()
+    # Words a file that mentions no trigger must contain to be checked as a *caller* of a file that
+    # does (a `train.py` calling a bf16 model factory defined elsewhere).
+    SINKS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, context: "FileContext") -> None:
         super().__init__()

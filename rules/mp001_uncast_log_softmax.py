@@ -54,6 +54,7 @@ class UncastLogSoftmax(Rule):
     MESSAGE = "{op} on {dtype} logits ({origin}); cast with .float() first"
     FIX = Applicability.UNSAFE
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
+    SINKS = frozenset({"log_softmax", "logsumexp", "cross_entropy", "Categorical", "softmax"})
     VALID = (
         """
 import torch

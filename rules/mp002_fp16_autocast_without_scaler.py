@@ -55,6 +55,7 @@ class Fp16AutocastWithoutScaler(Rule):
         "small gradients underflow to zero in fp16: use torch.amp.GradScaler (or dtype=torch.bfloat16)"
     )
     TRIGGERS = frozenset({"autocast"})
+    SINKS = frozenset({"backward"})
     VALID = (
         """
 import torch

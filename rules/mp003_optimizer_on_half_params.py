@@ -62,6 +62,7 @@ class OptimizerOnHalfParams(Rule):
         "stepped after: updates now round to {dtype} with no fp32 master weights"
     )
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
+    SINKS = frozenset({"optim", "Adam", "SGD", ".step("})
     VALID = (
         """
 import torch

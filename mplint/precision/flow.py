@@ -145,12 +145,12 @@ class Frame:
 
 class Interpreter:
     def __init__(
-        self, roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], paths: list[str]
+        self, roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
     ) -> None:
         self.roots = list(roots)
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
-        self.index = ModuleIndex(paths)
+        self.index = index
         self.facts: dict[cst.Call, list[CallFact]] = {}
         self.late_casts: dict[cst.Call, list[LateCast]] = {}
         self.operations: dict[cst.BinaryOperation, list[OperationFact]] = {}
@@ -1123,6 +1123,15 @@ class Interpreter:
         return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op) if tensor.region else UNKNOWN
 
 
+def _called_definition(callee: Value, receiver: Value, method: Optional[str]) -> Optional[Definition]:
+    """The linted function a call runs: `helper(...)`, or `obj.method(...)` on an instance of a linted class."""
+    if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
+        return callee.payload
+    if method is not None and receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
+        return receiver.payload.method(method)
+    return None
+
+
 _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {
     cst.Add: lambda a, b: a + b,
     cst.Subtract: lambda a, b: a - b,
@@ -1144,15 +1153,6 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
             return result if isinstance(result, (int, float)) else None
     except (ArithmeticError, ValueError):
         return None
-    return None
-
-
-def _called_definition(callee: Value, receiver: Value, method: Optional[str]) -> Optional[Definition]:
-    """The linted function a call runs: `helper(...)`, or `obj.method(...)` on an instance of a linted class."""
-    if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
-        return callee.payload
-    if method is not None and receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
-        return receiver.payload.method(method)
     return None
 
 

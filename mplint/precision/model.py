@@ -7,6 +7,7 @@ from typing import Callable, Optional, Sequence
 import libcst as cst
 
 from mplint.precision.flow import CallFact, Interpreter, LateCast, OperationFact
+from mplint.precision.project import ModuleIndex
 
 
 class PrecisionModel:
@@ -32,10 +33,10 @@ class PrecisionModel:
 
 
 def analyze(
-    roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], paths: Sequence[str]
+    roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
 ) -> PrecisionModel:
-    """Interpret `roots` (files that mention a trigger); other files of the run (`paths`) are parsed
-    through `load` only when a root imports from them."""
-    interpreter = Interpreter(roots, load, list(paths))
+    """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
+    only when a root reads a name from them."""
+    interpreter = Interpreter(roots, load, index)
     interpreter.run()
     return PrecisionModel(interpreter)

@@ -201,7 +201,7 @@ def is_module_base(name: str) -> bool:
 
 # Words of which a file must mention one for low precision to originate in it (the prefilter).
 LOW_PRECISION_WORDS = frozenset(
-    {"half", "bfloat16", "float16", "bf16", "fp16", "autocast", "HalfTensor", "set_default_dtype"}
+    {".half(", "torch.half", "bfloat16", "float16", "bf16", "fp16", "autocast", "HalfTensor", "set_default_dtype"}
 )
 
 

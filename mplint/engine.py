@@ -18,6 +18,7 @@ from mplint.precision.model import PrecisionModel, analyze
 from mplint.precision.project import ModuleIndex
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
+from mplint.tree import children
 
 
 
@@ -181,8 +182,10 @@ class Run:
         findings: list[Finding] = []
         for path, file in list(files.items()):
             context = FileContext(file, files, precision)
+            # A rule visits only files that mention one of its words: it could not fire elsewhere.
+            relevant = [rule for rule in rules if _mentions(file.source, rule.TRIGGERS | rule.SINKS)]
             try:
-                visit_rules(file.module, [rule(context) for rule in rules])
+                visit_rules(file.module, [rule(context) for rule in relevant])
             except Exception as error:  # a rule bug must name the file, not print a traceback
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)
@@ -205,16 +208,9 @@ def unreadable(source: SourceFile) -> Finding:
     return _invalid(source.path, 1, 1, source.error or "cannot read file")
 
 
-# Fields of libcst nodes that only ever hold whitespace and punctuation: no rule visits those.
-_SKIPPED_FIELDS = frozenset({"lpar", "rpar", "comma", "semicolon", "leading_lines", "header", "footer", "newline",
-                             "lines_after_decorators", "dot", "colon", "equal", "star", "lbracket", "rbracket",
-                             "lbrace", "rbrace", "whitespace_before_colon"})
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
 def visit_rules(module: cst.Module, rules: Sequence[Rule]) -> None:
     """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after, in one
-    walk over the tree's dataclass fields (libcst's own visit rebuilds every node: ~2x slower)."""
+    walk over the tree (see `mplint.tree`: libcst's own visit rebuilds every node)."""
     handlers: dict[type, tuple[list, list]] = {}
     stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
     while stack:
@@ -234,24 +230,7 @@ def visit_rules(module: cst.Module, rules: Sequence[Rule]) -> None:
         for visit in visits:
             visit(node)
         stack.append((node, True))
-        stack.extend((child, False) for child in reversed(_children(node)))
-
-
-def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    kind = type(node)
-    fields = _CHILD_FIELDS.get(kind)
-    if fields is None:
-        fields = _CHILD_FIELDS[kind] = tuple(
-            name for name in node.__dataclass_fields__ if name not in _SKIPPED_FIELDS and "whitespace" not in name
-        )
-    children: list[cst.CSTNode] = []
-    for name in fields:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            children.append(value)
-        elif isinstance(value, (list, tuple)):
-            children.extend(item for item in value if isinstance(item, cst.CSTNode))
-    return children
+        stack.extend((child, False) for child in reversed(children(node)))
 
 
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.MULTILINE)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Optional, Union
 import libcst as cst
 
 from mplint.precision.values import Kind, Value
+from mplint.tree import walk, walk_post
 
 if TYPE_CHECKING:
     from mplint.precision.flow import CallFact
@@ -155,15 +156,9 @@ class _TooComplex(Exception):
 
 def _bodies(module: cst.Module) -> Iterator[Sequence[cst.CSTNode]]:
     yield module.body
-    functions: list[cst.FunctionDef] = []
-
-    class Functions(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            functions.append(node)
-
-    module.visit(Functions())
-    for node in functions:
-        yield _statements(node)
+    for node in walk(module):
+        if isinstance(node, cst.FunctionDef):
+            yield _statements(node)
 
 
 def _statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
@@ -173,23 +168,10 @@ def _statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
 
 def _calls_in(node: cst.CSTNode, *, nested: bool = False) -> list[cst.Call]:
     """Calls in evaluation order (arguments before the call); in nested scopes too when `nested`."""
-    calls: list[cst.Call] = []
+    def into(child: cst.CSTNode) -> bool:
+        return nested or not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda))
 
-    class Calls(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return nested
-
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return nested
-
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return nested
-
-        def leave_Call(self, original_node: cst.Call) -> None:
-            calls.append(original_node)
-
-    node.visit(Calls())
-    return calls
+    return [child for child in walk_post(node, into) if isinstance(child, cst.Call)]
 
 
 def _source(node: cst.CSTNode) -> str:
@@ -521,37 +503,14 @@ def _forget(decisions: frozenset[_Decision], varying: frozenset[str]) -> frozens
 
 def _names(node: cst.CSTNode) -> set[str]:
     """Every identifier in an expression, attribute names included (`self.step` gives self and step)."""
-    found: set[str] = set()
-
-    class Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.add(name.value)
-
-    node.visit(Names())
-    return found
+    return {child.value for child in walk(node) if isinstance(child, cst.Name)}
 
 
 def _assigned_names(loop: LoopNode) -> frozenset[str]:
     """Names a loop rebinds on each iteration: its targets, and what its body assigns (last attribute part)."""
     targets: list[cst.CSTNode] = [loop.target] if isinstance(loop, cst.For) else []
-
-    class Targets(cst.CSTVisitor):
-        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-            targets.append(node.target)
-
-        def visit_AugAssign(self, node: cst.AugAssign) -> None:
-            targets.append(node.target)
-
-        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-            targets.append(node.target)
-
-        def visit_For(self, node: cst.For) -> None:
-            targets.append(node.target)
-
-        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-            targets.append(node.target)
-
-    loop.body.visit(Targets())
+    binders = (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)
+    targets += [node.target for node in walk(loop.body) if isinstance(node, binders)]
     names: set[str] = set()
     for target in targets:
         if isinstance(target, cst.Attribute):

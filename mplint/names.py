@@ -8,12 +8,14 @@ to nothing, so a rule built on it stays quiet rather than guessing.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import libcst as cst
 
 from mplint.precision.flow import CONVENTIONAL_NAMES
+from mplint.tree import walk
 
 ImportStatement = Union[cst.Import, cst.ImportFrom]
 
@@ -28,12 +30,22 @@ class Binding:
     alias: cst.ImportAlias
 
 
+@functools.lru_cache(maxsize=4)
+def import_table(module: cst.Module) -> "ImportTable":
+    """The module's import table, built once however many rules ask for it."""
+    return ImportTable(module)
+
+
 class ImportTable:
     """Every import binding of one module, nested ones included."""
 
     def __init__(self, module: cst.Module) -> None:
         collector = _ImportCollector()
-        module.visit(collector)
+        for node in walk(module):
+            if isinstance(node, cst.Import):
+                collector.visit_Import(node)
+            elif isinstance(node, cst.ImportFrom):
+                collector.visit_ImportFrom(node)
         self.bindings = tuple(collector.bindings)
         targets: dict[str, set[str]] = {}
         for binding in self.bindings:
@@ -68,7 +80,7 @@ def dotted_text(node: cst.BaseExpression) -> str:
     return ""
 
 
-class _ImportCollector(cst.CSTVisitor):
+class _ImportCollector:
     def __init__(self) -> None:
         self.bindings: list[Binding] = []
 

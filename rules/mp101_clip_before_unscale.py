@@ -54,7 +54,7 @@ class ClipBeforeUnscale(Rule):
         "{what} sees gradients still multiplied by the loss scale (scaled backward at line {line}, no "
         "`scaler.unscale_(optimizer)` in between): call `scaler.unscale_(optimizer)` first"
     )
-    TRIGGERS = frozenset({"scale", "Scale"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
     VALID = (
         """
 import torch

@@ -50,7 +50,7 @@ class ScalerUpdateMissing(Rule):
         "`scaler.step(...)` here can end the training iteration without `scaler.update()` ({why}): the "
         "loss scale never adapts; call `scaler.update()` after every step"
     )
-    TRIGGERS = frozenset({"scale", "Scale"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
     VALID = (
         """
 import torch

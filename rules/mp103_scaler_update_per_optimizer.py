@@ -51,7 +51,7 @@ class ScalerUpdatePerOptimizer(Rule):
         "second `scaler.update()` in the same training iteration (the first at line {line}): update "
         "once, after every optimizer of the iteration has been stepped"
     )
-    TRIGGERS = frozenset({"scale", "Scale"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
     VALID = (
         """
 import torch

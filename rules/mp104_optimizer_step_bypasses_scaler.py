@@ -48,7 +48,7 @@ class OptimizerStepBypassesScaler(Rule):
     MESSAGE = "`{optimizer}.step()` after a scaled backward (line {line}) {what}: use `scaler.step({optimizer})`"
     UNSCALED = "applies gradients still multiplied by the loss scale, and skips the inf/NaN check"
     TWICE = "steps again after `scaler.step({optimizer})` already did: every update is applied twice"
-    TRIGGERS = frozenset({"scale", "Scale"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
     VALID = (
         """
 import torch

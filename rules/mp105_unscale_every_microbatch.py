@@ -56,7 +56,7 @@ class UnscaleEveryMicrobatch(Rule):
         '`scaler.update()` (line {line} updates only on accumulation boundaries): raises "unscale_() has already '
         'been called on this optimizer since the last update()"; unscale inside the accumulation condition'
     )
-    TRIGGERS = frozenset({"scale", "Scale"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
     VALID = (
         """
 import torch

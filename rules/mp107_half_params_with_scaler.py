@@ -61,7 +61,7 @@ class HalfParamsWithScaler(Rule):
         '{setup} over float16 trainable parameters ({origin}): `scaler.step` raises "Attempting to unscale '
         'FP16 gradients"; keep the parameters float32 and let autocast run the forward pass in float16'
     )
-    TRIGGERS = frozenset({"Scaler", "fp16", "precision"})
+    TRIGGERS = frozenset({"Scaler", "fp16", "precision=16", "16-mixed", "mixed_precision"})
     VALID = (
         """
 import torch

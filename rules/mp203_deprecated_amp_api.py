@@ -7,7 +7,7 @@ from typing import Optional, Union
 import libcst as cst
 
 from mplint.findings import Applicability, Severity
-from mplint.names import Binding, ImportTable, dotted_text
+from mplint.names import Binding, ImportTable, dotted_text, import_table
 from mplint.rule import Autofix, Replacement, Rule
 
 
@@ -159,7 +159,7 @@ with autocast():
         self.import_depth = 0
 
     def visit_Module(self, node: cst.Module) -> None:
-        self.names = ImportTable(node)
+        self.names = import_table(node)
 
     # Collect the shapes every reference can take; decide once the whole file is seen.
     def visit_Call(self, node: cst.Call) -> None:

@@ -5,7 +5,7 @@ from typing import Optional
 import libcst as cst
 import libcst.matchers as m
 
-from mplint.names import ImportTable
+from mplint.names import ImportTable, import_table
 from mplint.precision import torch_api
 from mplint.rule import Rule
 
@@ -111,7 +111,7 @@ class FusedLayerNorm(torch.autograd.Function):
         self.loaded_extensions: set[str] = set()
 
     def visit_Module(self, node: cst.Module) -> None:
-        self.names = ImportTable(node)
+        self.names = import_table(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         """`ext = load(name="ext", sources=[...])`: `ext` is a compiled module."""

@@ -35,11 +35,15 @@ def lint_paths(
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     config_file: StrPath | None = None,
+    jobs: int = 1,
+    cache: bool = False,
 ) -> LintResult:
-    """Check every Python file under `paths` (files or directories) together."""
+    """Check every Python file under `paths` (files or directories) together, in `jobs`
+    processes, reusing and updating the project's `.mplint_cache/` when `cache` is set."""
     settings = _settings(paths[0] if paths else None, select, ignore, config_file)
     files = discover(paths, settings)
-    return LintResult(findings=tuple(_lint(files, settings)), files_checked=len(files))
+    findings = _lint(files, settings, jobs=jobs, cache=cache)
+    return LintResult(findings=tuple(findings), files_checked=len(files))
 
 
 def lint_source(
@@ -126,7 +130,18 @@ def _split_codes(codes: Iterable[str] | None) -> list[str] | None:
     return [code.strip() for item in items for code in item.split(",") if code.strip()]
 
 
-def _lint(files: Sequence[engine.SourceFile], settings: Settings) -> list[Finding]:
+def _lint(
+    files: Sequence[engine.SourceFile], settings: Settings, *, jobs: int = 1, cache: bool = False
+) -> list[Finding]:
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
-    findings = engine.lint_files(files, rules)
+    if jobs == 1 and not cache:
+        findings = engine.lint_files(files, rules)
+    else:
+        from mplint import parallel
+        from mplint.cache import open_cache
+
+        texts = {source.path: source.text for source in files}
+        codes = [rule.CODE for rule in rules]
+        store = open_cache(settings.root, texts, codes, settings.config_file) if cache else None
+        findings = parallel.lint_files(files, rules, jobs=jobs, cache=store)
     return [finding for finding in findings if settings.is_enabled(finding.code, finding.path)]

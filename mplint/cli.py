@@ -8,6 +8,9 @@ commands import the engine and the rules when they run.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,7 @@ import click
 from mplint import __version__
 from mplint.errors import InternalError, MplintError
 from mplint.findings import Finding
-from mplint.report import FORMATS, renderer
+from mplint.report import FORMATS, renderer, text
 from mplint.runtime.command import verify
 
 if TYPE_CHECKING:
@@ -107,6 +110,36 @@ def main() -> None:
     help="Print the fixes as a unified diff instead of applying them; exit 1 if there is "
     "something to fix.",
 )
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add a `# noqa: CODE` comment for every current finding, so that only new ones are "
+    "reported from now on.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Check files in N processes (default: the number of CPUs).",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Neither read nor write the results cache (.mplint_cache/ at the project root).",
+)
+@click.option(
+    "--output-file",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="PATH",
+    help="Write the findings to PATH instead of stdout.",
+)
+@click.option(
+    "--show-source", is_flag=True, help="Show each finding's source line, a caret under it."
+)
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has instead.")
+@click.option("--quiet", "-q", is_flag=True, help="Print the findings and nothing else.")
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -119,6 +152,13 @@ def check(
     fix: bool,
     unsafe_fixes: bool,
     diff: bool,
+    add_noqa: bool,
+    jobs: int | None,
+    no_cache: bool,
+    output_file: str | None,
+    show_source: bool,
+    statistics: bool,
+    quiet: bool,
 ) -> None:
     """Check PATHS (files and directories; default: the current directory)."""
     if ctx.meta.get(_NOTHING_AFTER_SEPARATOR) and not paths:
@@ -135,6 +175,11 @@ def check(
         }
         if "-" in paths and not from_stdin:
             raise MplintError("'-' (standard input) cannot be combined with other paths")
+        if add_noqa:
+            if fix or diff or from_stdin:
+                raise MplintError("--add-noqa edits files: not with --fix, --diff or stdin")
+            result = api.lint_paths(paths or (".",), jobs=jobs or 1, **options)
+            _add_noqa(ctx, result.findings, quiet)
         source = click.get_binary_stream("stdin").read() if from_stdin else None
         name = stdin_filename or api.STDIN
         fixed: fixes.FixResult | None = None
@@ -148,18 +193,80 @@ def check(
         elif source is not None:
             findings, files_checked = api.lint_source(source, name, **options), 1
         else:
-            result = api.lint_paths(paths or (".",), **options)
+            from mplint.parallel import default_jobs
+
+            result = api.lint_paths(
+                paths or (".",), jobs=jobs or default_jobs(), cache=not no_cache, **options
+            )
             findings, files_checked = result.findings, result.files_checked
-        output = renderer(output_format)(fixes.visible(findings, unsafe_fixes))
+        shown = fixes.visible(findings, unsafe_fixes)
+        if statistics:
+            output = text.statistics(shown)
+        elif show_source and output_format == "text":
+            color = output_file is None and _colour_wanted()
+            output = text.render_with_source(shown, _source_lines(name, source), color)
+        else:
+            output = renderer(output_format)(shown)
         if fixed is not None and fixed.changes and source is not None:
             source = fixed.changes[0].after.encode(fixes.source_encoding(source))
 
     if fixed is None:
-        if output:
-            click.echo(output)
-        click.echo(_summary(findings, files_checked), err=True)
+        _write_output(output, output_file)
+        if not quiet:
+            click.echo(_summary(findings, files_checked), err=True)
         ctx.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
     _report_fixes(ctx, fixed, output, diff, source if fix else None)
+
+
+def _write_output(output: str, output_file: str | None) -> None:
+    if output_file is None:
+        if output:
+            click.echo(output)
+        return
+    try:
+        with open(output_file, "w", encoding="utf-8") as stream:
+            stream.write(output + "\n" if output else "")
+    except OSError as error:
+        _fail(f"cannot write {output_file}: {error.strerror or error}")
+
+
+def _colour_wanted() -> bool:
+    """Colour on a terminal only, and never when NO_COLOR is set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _source_lines(stdin_name: str, stdin_source: bytes | None) -> text.SourceLines:
+    """Read a reported file's lines when `--show-source` first needs them (stdin's from memory)."""
+    from mplint.discovery import decode_source, read_source
+
+    cached: dict[str, Sequence[str] | None] = {}
+
+    def lines(path: str) -> Sequence[str] | None:
+        if path not in cached:
+            if stdin_source is not None and path == stdin_name:
+                file = decode_source(stdin_source, path)
+            else:
+                file = read_source(path, path)
+            cached[path] = None if file.text is None else _split_lines(file.text)
+        return cached[path]
+
+    return lines
+
+
+def _split_lines(source: str) -> list[str]:
+    return [line.rstrip("\n") for line in io.StringIO(source, newline=None)]
+
+
+def _add_noqa(ctx: click.Context, findings: Sequence[Finding], quiet: bool) -> None:
+    """Silence `findings` with noqa comments; exit 2 when a file could not be changed."""
+    from mplint.add_noqa import add_noqa
+
+    outcome = add_noqa(findings)
+    for notice in outcome.notices:
+        click.echo(f"mplint: {notice}", err=True)
+    if not quiet:
+        click.echo(f"Added {_count(outcome.added, 'noqa directive')}.", err=True)
+    raise click.exceptions.Exit(EXIT_ERROR if outcome.notices else EXIT_CLEAN)
 
 
 def _report_fixes(
@@ -222,6 +329,8 @@ def _errors_reported(activity: str) -> Iterator[None]:
     """Turn any exception into one line on stderr and exit 2: users never see a traceback."""
     try:
         yield
+    except click.exceptions.Exit:
+        raise
     except MplintError as error:
         _fail(str(error))
     except InternalError as error:  # the engine names the file it was checking

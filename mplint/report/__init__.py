@@ -9,7 +9,7 @@ from typing import Callable
 from mplint.findings import Finding
 
 # Adding a format is adding `mplint/report/<name>.py` and its name here.
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github")
 
 
 def renderer(format_name: str) -> Callable[[Sequence[Finding]], str]:

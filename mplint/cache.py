@@ -1,0 +1,169 @@
+"""Findings of earlier runs, kept in `.mplint_cache/` at the project root and reused when nothing
+they depend on changed.
+
+There is one entry per unit (a root file analysed with the files it read) and one per file only
+checked for syntax. An entry is valid while the content hash of every file it read is the same,
+the run has the same files (imports resolve against them), and the salt is the same: mplint's
+version and code, the selected rules and the configuration file. Entries are JSON written
+through a temporary file and renamed into place, so concurrent runs never see half an entry;
+an entry that cannot be read or decoded is treated as missing and rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import mplint
+import mplint.rules
+from mplint.findings import Applicability, Edit, Finding, Fix, Severity
+
+DIRECTORY = ".mplint_cache"
+# Bumped when the entry layout changes, so old entries read as stale rather than malformed.
+_LAYOUT = 1
+
+
+class Cache:
+    """The entries under `directory`, valid for runs with this `salt` over files of `hashes`."""
+
+    def __init__(self, directory: Path, salt: str, hashes: Mapping[str, str]) -> None:
+        self.directory = directory
+        self.salt = salt
+        self.hashes = hashes
+        # Imports resolve against the run's file list: another list may read other files.
+        self.files_digest = digest("\0".join(sorted(hashes)))
+        self._ready = False
+
+    def get(self, kind: str, path: str) -> Optional[tuple[Finding, ...]]:
+        """The cached findings of the unit (`kind` "unit") or syntax check ("syntax") of `path`,
+        or None when there is no valid entry."""
+        try:
+            entry = json.loads(self._entry_path(kind, path).read_bytes())
+            if entry["salt"] != self.salt or entry["files"] != self.files_digest:
+                return None
+            read: dict[str, str] = entry["read"]
+            if any(self.hashes.get(name) != hashed for name, hashed in read.items()):
+                return None
+            return tuple(_finding(data) for data in entry["findings"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing, truncated or from another layout: rebuilt by the caller
+
+    def put(self, kind: str, path: str, read: Iterable[str], findings: Sequence[Finding]) -> None:
+        """Store the findings of `path`'s unit or syntax check, which read the files `read`.
+        A cache that cannot be written is not an error: the next run recomputes."""
+        entry = {
+            "salt": self.salt,
+            "files": self.files_digest,
+            "read": {name: self.hashes[name] for name in read},
+            "findings": [_data(finding) for finding in findings],
+        }
+        with contextlib.suppress(OSError):
+            self._prepare()
+            _write_atomically(self._entry_path(kind, path), json.dumps(entry).encode())
+
+    def _entry_path(self, kind: str, path: str) -> Path:
+        return self.directory / f"{kind}-{digest(path)[:32]}.json"
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ignore = self.directory / ".gitignore"
+        if not ignore.exists():
+            _write_atomically(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
+        self._ready = True
+
+
+def open_cache(
+    root: Path, texts: Mapping[str, Optional[str]], rule_codes: Iterable[str], config_file: Optional[Path]
+) -> Cache:
+    """The cache of the project at `root` for a run over `texts` ({path: text}) with these rules."""
+    hashes = {path: digest(text) for path, text in texts.items() if text is not None}
+    config = _read_or_empty(config_file) if config_file is not None else b""
+    salt = digest(
+        "\0".join([str(_LAYOUT), mplint.__version__, code_fingerprint(), *sorted(rule_codes)])
+        + hashlib.blake2b(config).hexdigest()
+    )
+    return Cache(root / DIRECTORY, salt, hashes)
+
+
+def digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+
+
+def code_fingerprint() -> str:
+    """mplint's own sources by name, size and modification time: an edited rule or engine
+    (a development checkout, where the version stays the same) makes old results stale."""
+    directories = {Path(mplint.__file__).parent, *map(Path, mplint.rules.__path__)}
+    stamps = []
+    for directory in directories:
+        for source in sorted(directory.rglob("*.py")):
+            with contextlib.suppress(OSError):
+                status = source.stat()
+                stamps.append(f"{source}:{status.st_size}:{status.st_mtime_ns}")
+    return digest("\n".join(sorted(stamps)))
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _data(finding: Finding) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "code": finding.code,
+        "name": finding.name,
+        "path": finding.path,
+        "span": [finding.line, finding.column, finding.end_line, finding.end_column],
+        "message": finding.message,
+        "severity": finding.severity.value,
+    }
+    if finding.fix is not None:
+        data["fix"] = {
+            "description": finding.fix.description,
+            "applicability": finding.fix.applicability.value,
+            "edits": [
+                [edit.line, edit.column, edit.end_line, edit.end_column, edit.replacement]
+                for edit in finding.fix.edits
+            ],
+        }
+    return data
+
+
+def _finding(data: dict[str, Any]) -> Finding:
+    fix = data.get("fix")
+    return Finding(
+        data["code"],
+        data["name"],
+        data["path"],
+        *data["span"],
+        data["message"],
+        Severity(data["severity"]),
+        fix=None
+        if fix is None
+        else Fix(
+            fix["description"],
+            Applicability(fix["applicability"]),
+            tuple(Edit(*edit) for edit in fix["edits"]),
+        ),
+    )

@@ -1,0 +1,136 @@
+"""`engine.lint_files` spread over processes and backed by the cache: the same findings, faster.
+
+A run is split by the engine's plan into units (a root file analysed with what it imports) and
+files only checked for syntax. Whatever the cache does not hold is checked by a pool of worker
+processes, each with its own `engine.Run` over the same files, so a worker parses a helper once
+for all the units it handles. The findings are merged as `engine.lint_files` merges them (a set,
+sorted), so the output does not depend on the number of processes or on which ran first.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
+from mplint import engine
+from mplint.cache import Cache
+from mplint.errors import InternalError
+from mplint.findings import Finding
+from mplint.rule import Rule
+
+UNIT = "unit"
+SYNTAX = "syntax"
+# Work items per chunk sent to a worker, times the workers: small enough to balance uneven
+# units, large enough that a worker keeps parsed helpers across several of them.
+_CHUNKS_PER_WORKER = 8
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What checking one work item (`kind`, `path`) found, and the files it read."""
+
+    kind: str
+    path: str
+    read: tuple[str, ...]
+    findings: tuple[Finding, ...]
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+def lint_files(
+    files: Sequence[engine.SourceFile],
+    rules: Sequence[type[Rule]],
+    *,
+    jobs: int = 1,
+    cache: Optional[Cache] = None,
+    start_method: Optional[str] = None,
+) -> list[Finding]:
+    """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`."""
+    run = engine.Run(files)
+    plan = run.plan(rules)
+    work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
+    findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
+    pending = []
+    for kind, path in work:
+        cached = cache.get(kind, path) if cache is not None else None
+        if cached is None:
+            pending.append((kind, path))
+        else:
+            findings.extend(cached)
+    for checked in _check(run, files, rules, pending, jobs, start_method):
+        findings.extend(checked.findings)
+        if cache is not None:
+            cache.put(checked.kind, checked.path, checked.read, checked.findings)
+    return sorted(set(findings), key=Finding.sort_key)
+
+
+def _check(
+    run: engine.Run,
+    files: Sequence[engine.SourceFile],
+    rules: Sequence[type[Rule]],
+    work: list[tuple[str, str]],
+    jobs: int,
+    start_method: Optional[str],
+) -> Iterator[Checked]:
+    workers = min(jobs, len(work))
+    if workers <= 1:
+        yield from _check_items(run, rules, work)
+        return
+    size = max(1, len(work) // (workers * _CHUNKS_PER_WORKER))
+    chunks = [work[start : start + size] for start in range(0, len(work), size)]
+    context = multiprocessing.get_context(start_method)
+    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(files, rules)) as pool:
+        for outcome in pool.map(_check_chunk, chunks):
+            if isinstance(outcome, _Failure):
+                raise _WorkerFailure(outcome.path, outcome.message)
+            yield from outcome
+
+
+def _check_items(run: engine.Run, rules: Sequence[type[Rule]], work: list[tuple[str, str]]) -> Iterator[Checked]:
+    for kind, path in work:
+        if kind == UNIT:
+            unit = run.lint_unit(path, rules)
+            yield Checked(kind, path, unit.read, unit.findings)
+        else:
+            yield Checked(kind, path, (path,), tuple(engine.check_syntax(run.files[path])))
+
+
+# A worker's run and rules, set once by `_start_worker` and used by every chunk it checks.
+_worker: Optional[tuple[engine.Run, Sequence[type[Rule]]]] = None
+
+
+def _start_worker(files: Sequence[engine.SourceFile], rules: Sequence[type[Rule]]) -> None:
+    global _worker
+    _worker = (engine.Run(files), rules)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An InternalError in a worker, sent back as data (the exception itself does not pickle)."""
+
+    path: str
+    message: str
+
+
+def _check_chunk(work: list[tuple[str, str]]) -> "list[Checked] | _Failure":
+    assert _worker is not None, "the pool's initializer sets the worker's run"
+    run, rules = _worker
+    try:
+        return list(_check_items(run, rules, work))
+    except InternalError as error:
+        return _Failure(error.path, str(error))
+
+
+class _WorkerFailure(InternalError):
+    """A worker's InternalError, raised again in the parent with the worker's message."""
+
+    def __init__(self, path: str, message: str) -> None:
+        Exception.__init__(self, message)
+        self.path = path
+        self.cause = RuntimeError(message)

@@ -1,0 +1,146 @@
+"""`.mplint_cache/`: a repeat run reuses results of files that did not change, and never
+reuses one that no longer holds (a changed file or helper, config, rules, a corrupt entry)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mplint import api, engine
+from mplint.cache import DIRECTORY
+from tests.test_cli import mplint
+from tests.training_project import EXPECTED, TRAINING_PROJECT
+
+# The files analysed as units (broken.py and data.py mention no rule's words: syntax only).
+UNITS = ["pkg/amp.py", "pkg/models.py", "pkg/train.py"]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_files: Callable) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return write_files(tmp_path, TRAINING_PROJECT)
+
+
+@pytest.fixture
+def analysed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The roots of the units this process analyses from now on (the cache's misses)."""
+    roots: list[str] = []
+    lint_unit = engine.Run.lint_unit
+
+    def recording(self: engine.Run, root: str, rules: object) -> engine.UnitResult:
+        roots.append(root)
+        return lint_unit(self, root, rules)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.Run, "lint_unit", recording)
+    return roots
+
+
+def located(result: api.LintResult) -> list[tuple[str, int, str]]:
+    return [(finding.path, finding.line, finding.code) for finding in result.findings]
+
+
+def cached_lint(**options: object) -> api.LintResult:
+    return api.lint_paths(["pkg"], cache=True, **options)  # type: ignore[arg-type]
+
+
+def test_a_warm_run_analyses_nothing_and_finds_the_same(project: Path, analysed: list[str]) -> None:
+    cold = cached_lint()
+    assert sorted(analysed) == UNITS
+    analysed.clear()
+    warm = cached_lint()
+    assert analysed == []
+    assert warm == cold
+    assert located(warm) == EXPECTED
+    # Fixes survive the round trip through the cache: --fix works from a warm cache too.
+    assert [f.fix for f in warm.findings] == [f.fix for f in api.lint_paths(["pkg"]).findings]
+
+
+def test_the_cache_directory_ignores_itself_in_git(project: Path) -> None:
+    cached_lint()
+    assert (project / DIRECTORY / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_editing_a_helper_reanalyses_the_units_that_read_it(project: Path, analysed: list[str]) -> None:
+    cached_lint()
+    analysed.clear()
+    models = project / "pkg/models.py"
+    models.write_text(models.read_text().replace("torch.bfloat16", "torch.float32"))
+    warm = cached_lint()
+    # models.py no longer mentions a low precision: only checked for syntax now.
+    assert analysed == ["pkg/train.py"]
+    assert located(warm) == [EXPECTED[0], EXPECTED[1]]
+
+
+def test_a_new_file_in_the_run_invalidates_entries(project: Path, analysed: list[str]) -> None:
+    # Imports resolve against the run's files: a new module can change what a unit reads.
+    cached_lint()
+    analysed.clear()
+    (project / "pkg/extra.py").write_text("import torch\nx = torch.ones(2).half()\n")
+    cached_lint()
+    assert "pkg/train.py" in analysed
+
+
+def test_a_config_change_invalidates_every_entry(project: Path, analysed: list[str]) -> None:
+    (project / "pyproject.toml").write_text("[tool.mplint]\nselect = ['ALL']\n")
+    cached_lint()
+    analysed.clear()
+    (project / "pyproject.toml").write_text("[tool.mplint]\nselect = ['MP001', 'MP002']\n")
+    warm = cached_lint()
+    assert sorted(analysed) == UNITS
+    assert located(warm) == [EXPECTED[0], EXPECTED[3]]
+
+
+def test_a_selection_on_the_command_line_is_part_of_the_key(project: Path, analysed: list[str]) -> None:
+    cached_lint()
+    analysed.clear()
+    narrowed = cached_lint(select=["MP003"])
+    assert analysed  # not the findings of all rules, filtered afterwards
+    assert located(narrowed) == [EXPECTED[2]]
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"salt": ', b"\x00\xff garbage", b'{"salt": 1}', b"[]"])
+def test_a_corrupt_entry_is_ignored_and_rebuilt(project: Path, analysed: list[str], damage: bytes) -> None:
+    cold = cached_lint()
+    entries = sorted((project / DIRECTORY).glob("unit-*.json"))
+    for entry in entries:
+        entry.write_bytes(damage)
+    analysed.clear()
+    assert cached_lint() == cold
+    assert len(analysed) == len(entries)
+    assert all(json.loads(entry.read_bytes())["findings"] is not None for entry in entries)
+
+
+def test_no_cache_neither_reads_nor_writes(project: Path) -> None:
+    completed = mplint("--no-cache", "pkg", cwd=project)
+    assert completed.returncode == 1
+    assert not (project / DIRECTORY).exists()
+
+
+def test_the_cache_lives_at_the_project_root_whatever_the_working_directory(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.mplint]\n")
+    completed = mplint("amp.py", cwd=project / "pkg")
+    assert completed.returncode == 1
+    assert (project / DIRECTORY).is_dir()
+    assert not (project / "pkg" / DIRECTORY).exists()
+
+
+def test_an_unwritable_cache_is_not_an_error(project: Path) -> None:
+    (project / DIRECTORY).write_text("a file where the cache directory would be")
+    completed = mplint("pkg", cwd=project)
+    assert completed.returncode == 1
+    assert completed.stderr == "Found 4 findings in 3 files.\n"
+
+
+def test_concurrent_runs_share_the_cache_safely(project: Path) -> None:
+    command = [sys.executable, "-m", "mplint", "-j", "1", "pkg"]
+    runs = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [1] * 4
+    assert len(set(outputs)) == 1
+    assert mplint("pkg", cwd=project).stdout == outputs[0]
+    assert not [path for path in (project / DIRECTORY).iterdir() if path.suffix == ".tmp"]

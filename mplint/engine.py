@@ -37,6 +37,20 @@ class ParsedFile:
         self.module = module
         self._positions: Optional[dict[cst.CSTNode, CodeRange]] = None
         self._statements: Optional[list[tuple[int, int]]] = None
+        self._events: Optional[list[tuple[cst.CSTNode, bool]]] = None
+
+    def events(self) -> list[tuple[cst.CSTNode, bool]]:
+        """The tree as (node, leaving) pairs in visit order, computed on first use."""
+        if self._events is None:
+            self._events = []
+            stack: list[tuple[cst.CSTNode, bool]] = [(self.module, False)]
+            while stack:
+                node, leaving = stack.pop()
+                self._events.append((node, leaving))
+                if not leaving:
+                    stack.append((node, True))
+                    stack.extend((child, False) for child in reversed(children(node)))
+        return self._events
 
     def position(self, node: cst.CSTNode) -> CodeRange:
         if self._positions is None:
@@ -181,11 +195,13 @@ class Run:
             raise InternalError(root, "the precision model ran out of stack", error) from error
         findings: list[Finding] = []
         for path, file in list(files.items()):
+            if not precision.entered(path):
+                continue  # only read for names (class bases, constants): no facts of its own here
             context = FileContext(file, files, precision)
             # A rule visits only files that mention one of its words: it could not fire elsewhere.
             relevant = [rule for rule in rules if _mentions(file.source, rule.TRIGGERS | rule.SINKS)]
             try:
-                visit_rules(file.module, [rule(context) for rule in relevant])
+                visit_rules(file, [rule(context) for rule in relevant])
             except Exception as error:  # a rule bug must name the file, not print a traceback
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)
@@ -208,13 +224,11 @@ def unreadable(source: SourceFile) -> Finding:
     return _invalid(source.path, 1, 1, source.error or "cannot read file")
 
 
-def visit_rules(module: cst.Module, rules: Sequence[Rule]) -> None:
-    """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after, in one
-    walk over the tree (see `mplint.tree`: libcst's own visit rebuilds every node)."""
+def visit_rules(file: "ParsedFile", rules: Sequence[Rule]) -> None:
+    """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after. The walk
+    itself (see `mplint.tree`) is done once per file, however many units visit it."""
     handlers: dict[type, tuple[list, list]] = {}
-    stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
-    while stack:
-        node, leaving = stack.pop()
+    for node, leaving in file.events():
         kind = type(node)
         if kind not in handlers:
             name = kind.__name__
@@ -222,15 +236,8 @@ def visit_rules(module: cst.Module, rules: Sequence[Rule]) -> None:
                 [getattr(rule, f"visit_{name}") for rule in rules if hasattr(rule, f"visit_{name}")],
                 [getattr(rule, f"leave_{name}") for rule in rules if hasattr(rule, f"leave_{name}")],
             )
-        visits, leaves = handlers[kind]
-        if leaving:
-            for leave in leaves:
-                leave(node)
-            continue
-        for visit in visits:
-            visit(node)
-        stack.append((node, True))
-        stack.extend((child, False) for child in reversed(children(node)))
+        for handler in handlers[kind][leaving]:
+            handler(node)
 
 
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.MULTILINE)

@@ -18,6 +18,7 @@ import libcst as cst
 
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
+from mplint.tree import walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     UNKNOWN,
@@ -122,9 +123,29 @@ class ModuleState:
     module: cst.Module
     scope: Scope = field(init=False)
     state: str = "pending"  # pending -> running -> done
+    # Files a root imports from are not run top to bottom: only the statements that bind the
+    # names read from them, each once (reading `Module` from torch/nn/modules/module.py must not
+    # execute all of it).
+    lazy: bool = False
+    executed: set[int] = field(default_factory=set)
+    _bindings: Optional[dict[str, list[cst.CSTNode]]] = None
 
     def __post_init__(self) -> None:
         self.scope = Scope(self)
+
+    def binding_statements(self, name: str) -> list[cst.CSTNode]:
+        """Top-level statements (also inside top-level if/try) that may bind `name`."""
+        if self._bindings is None:
+            self._bindings = {}
+            pending: list[cst.CSTNode] = list(self.module.body)
+            while pending:
+                statement = pending.pop(0)
+                if isinstance(statement, (cst.If, cst.Try)):
+                    pending[:0] = _nested_statements(statement)
+                    continue
+                for bound in _bound_names(statement):
+                    self._bindings.setdefault(bound, []).append(statement)
+        return self._bindings.get(name, [])
 
 
 @dataclass(frozen=True)
@@ -160,6 +181,9 @@ class Interpreter:
         self.frames: list[Frame] = [Frame()]
         self.default_dtype: dict[str, tuple[Precision, Origin]] = {}
         self.evaluated_calls = 0
+        self.strings: dict[cst.CSTNode, Value] = {}
+        # Files whose functions this analysis ran (with its own arguments): rules visit only those.
+        self.entered_paths: set[str] = set(roots)
 
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> None:
@@ -175,7 +199,7 @@ class Interpreter:
             module = self.load(path)
             if module is None:
                 return None
-            self.modules[path] = ModuleState(path, module)
+            self.modules[path] = ModuleState(path, module, lazy=True)
         return self.modules[path]
 
     def run_module(self, state: ModuleState) -> None:
@@ -395,16 +419,32 @@ class Interpreter:
         for alias in node.names:
             imported = _dotted_text(alias.name)
             local = alias.asname.name.value if isinstance(alias.asname, cst.AsName) and isinstance(alias.asname.name, cst.Name) else imported
-            value = self.exported(source, imported) if source is not None else None
-            if value is None and level == 0:
-                value = dotted(f"{module}.{imported}")
-            ctx.scope.names[local] = value or UNKNOWN
+            fallback = dotted(f"{module}.{imported}") if level == 0 else UNKNOWN
+            if source is not None:  # read from the linted file when (if ever) the name is used
+                ctx.scope.names[local] = Value(Kind.IMPORT, payload=(source, imported, fallback))
+            else:
+                ctx.scope.names[local] = fallback
+
+    def imported(self, value: Value) -> Value:
+        """What a name imported from a linted file holds, read on first use (re-exports followed)."""
+        hops = 0
+        while value.kind is Kind.IMPORT and hops < 16:
+            path, name, fallback = value.payload  # type: ignore[misc]
+            value = self.exported(path, name) or fallback
+            hops += 1
+        return UNKNOWN if value.kind is Kind.IMPORT else value
 
     def exported(self, path: str, name: str) -> Optional[Value]:
         state = self.module_state(path)
         if state is None:
             return None
-        self.run_module(state)
+        if not state.lazy:
+            self.run_module(state)
+            return state.scope.names.get(name)
+        for statement in state.binding_statements(name):
+            if id(statement) not in state.executed:
+                state.executed.add(id(statement))
+                self.exec_statement(statement, Context(state.scope))
         return state.scope.names.get(name)
 
     def lookup_dotted(self, name: str, importer: str) -> Optional[Value]:
@@ -463,6 +503,9 @@ class Interpreter:
         if init is not None:
             attrs.update(self.call_definition(init, [], {}, None, receiver=bare)[1])
         receiver = bare.with_(items=tuple(sorted(attrs.items())))
+        if self.modules[definition.path].lazy:
+            self.class_attrs[definition] = attrs
+            return attrs  # a class only read from another file: its __init__ tells enough
         for name, method in definition.methods.items():
             if name == "__init__":
                 continue
@@ -490,6 +533,7 @@ class Interpreter:
         if not self.memo.admits(definition) or self.evaluated_calls > MAX_EVALUATED_CALLS:
             return UNKNOWN, {}
         self.evaluated_calls += 1
+        self.entered_paths.add(definition.path)
         self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
         self.memo.in_progress.append(definition)
         self.frames.append(Frame())
@@ -577,8 +621,10 @@ class Interpreter:
             self.eval(node.test, ctx)
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
         if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-            text = node.evaluated_value
-            return const(text if isinstance(text, str) else None)
+            if node not in self.strings:
+                text = node.evaluated_value  # literal_eval: worth doing once per node
+                self.strings[node] = const(text if isinstance(text, str) else None)
+            return self.strings[node]
         if isinstance(node, cst.Integer):
             return const(int(node.evaluated_value) if node.value.isdigit() else None)
         if isinstance(node, cst.Float):
@@ -607,8 +653,10 @@ class Interpreter:
 
     def eval_name(self, name: str, ctx: Context) -> Value:
         value = ctx.scope.lookup(name)
+        if value is None and ctx.scope.module.lazy:
+            value = self.exported(ctx.scope.module.path, name)  # a global of a lazily read file
         if value is not None:
-            return value
+            return self.imported(value)
         if name in ("True", "False", "None"):
             return const({"True": True, "False": False, "None": None}[name])
         if name in CONVENTIONAL_NAMES:
@@ -1154,6 +1202,39 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
     except (ArithmeticError, ValueError):
         return None
     return None
+
+
+def _nested_statements(statement: Union[cst.If, cst.Try]) -> list[cst.CSTNode]:
+    suites: list[cst.BaseSuite] = [statement.body]
+    if isinstance(statement, cst.If) and statement.orelse is not None:
+        orelse = statement.orelse
+        return [*_suite_statements(statement.body), *(_nested_statements(orelse) if isinstance(orelse, cst.If) else _suite_statements(orelse.body))]
+    if isinstance(statement, cst.Try):
+        suites += [handler.body for handler in statement.handlers]
+        suites += [part.body for part in (statement.orelse, statement.finalbody) if part is not None]
+    return [inner for suite in suites for inner in _suite_statements(suite)]
+
+
+def _suite_statements(suite: cst.BaseSuite) -> list[cst.CSTNode]:
+    return list(suite.body) if isinstance(suite, cst.IndentedBlock) else [suite]
+
+
+def _bound_names(statement: cst.CSTNode) -> list[str]:
+    """The names a top-level statement may bind (def, class, assignment, import)."""
+    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+        return [statement.name.value]
+    if not isinstance(statement, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        return []
+    names: list[str] = []
+    for small in statement.body:
+        if isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+            targets = [target.target for target in small.targets] if isinstance(small, cst.Assign) else [small.target]
+            names += [node.value for target in targets for node in walk(target) if isinstance(node, cst.Name)]
+        elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+            for alias in small.names:
+                bound = alias.asname.name if alias.asname is not None else alias.name
+                names.append(_dotted_text(bound).split(".")[0])  # type: ignore[arg-type]
+    return names
 
 
 def _is_no_grad(value: Value) -> bool:

@@ -27,6 +27,10 @@ class PrecisionModel:
     def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())
 
+    def entered(self, path: str) -> bool:
+        """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
+        return path in self._interpreter.entered_paths
+
     def scales_loss(self, path: str) -> bool:
         """Whether the file builds a loss scaler, or a framework that scales the loss for it."""
         return path in self._interpreter.loss_scaling_paths

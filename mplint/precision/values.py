@@ -68,6 +68,7 @@ class Kind(enum.Enum):
     CLASS = "class"  # a class defined in the linted code
     INSTANCE = "instance"  # an instance of a class defined in the linted code
     DICT = "dict"  # a dict literal with known string keys
+    IMPORT = "import"  # a name imported from a linted file, not read yet: (path, name, fallback)
 
 
 @dataclass(frozen=True)

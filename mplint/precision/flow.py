@@ -400,6 +400,9 @@ class Interpreter:
 
     @staticmethod
     def element_of(iterable: Value) -> Value:
+        """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
+        if iterable.op == "zip" and isinstance(iterable.payload, tuple):
+            return Value(Kind.ANY, payload=iterable.payload)
         return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
     def bind_import(self, alias: cst.ImportAlias, ctx: Context) -> None:
@@ -1135,6 +1138,9 @@ class Interpreter:
     ) -> Value:
         """A torch function or tensor method on `tensor`: its output precision under the active region."""
         region = ctx.region
+        if function in ("zip", "enumerate"):
+            elements = tuple(self.element_of(arg) for arg in args)
+            return Value(Kind.ANY, op="zip", payload=(UNKNOWN, *elements) if function == "enumerate" else elements)
         if function in PASSTHROUGH_BUILTINS or (function == "getattr" and len(args) >= 2):
             if function == "getattr" and tensor.kind is Kind.NAME and isinstance(args[1].const, str):
                 return self.attribute_of(tensor, args[1].const)

@@ -58,8 +58,10 @@ def python_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.py"))
 
 
-def run_checked(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True)
+def run_checked(
+    argv: list[str], ok_codes: tuple[int, ...] = (0,), cwd: Optional[Path] = None
+) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
     if result.returncode not in ok_codes:
         last_line = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or [
             "no output"

@@ -315,10 +315,14 @@ def explain(rule: str) -> None:
     with _errors_reported("loading the rules"):
         from mplint.registry import all_rules
 
-        found = [r for r in all_rules() if rule.upper() == r.CODE or rule.lower() == r.NAME]
+        from mplint.runtime.codes import RUNTIME_CODES
+
+        found = [(r.CODE, r.NAME, r.docs()) for r in all_rules() if rule.upper() == r.CODE or rule.lower() == r.NAME]
+        found += [(c.code, c.name, c.docs) for c in RUNTIME_CODES.values() if rule.upper() == c.code or rule.lower() == c.name]
     if not found:
         _fail(f"unknown rule '{rule}'; `mplint rules` lists them")
-    click.echo(f"{found[0].CODE} ({found[0].NAME})\n\n{found[0].docs()}")
+    code, name, docs = found[0]
+    click.echo(f"{code} ({name})\n\n{docs}")
 
 
 main.add_command(verify)

@@ -382,10 +382,19 @@ class Interpreter:
 
     @staticmethod
     def named(value: Value, name: str) -> Value:
-        """Give a low-precision value's origin the name it is first bound to (for messages)."""
-        if value.origin is not None and not value.origin.subject:
-            return value.with_(origin=replace(value.origin, subject=name))
-        return value
+        """Give a low-precision value's origin the name it is first bound to (for messages); the
+        submodules a cast made half with it (`policy.lm_head`) share that name."""
+        origin = value.origin
+        if origin is None or origin.subject:
+            return value
+        renamed = replace(origin, subject=name)
+
+        def rename(item: Value) -> Value:
+            if item.origin is not None and item.origin.node is origin.node and not item.origin.subject:
+                return item.with_(origin=renamed, items=tuple((key, rename(sub)) for key, sub in item.items))
+            return item
+
+        return rename(value)
 
     @staticmethod
     def unpacked(value: Value, index: int, count: int) -> Value:

@@ -191,8 +191,8 @@ class Run:
 
         try:
             precision = analyze({root: parsed.module}, load, self.index)
-        except RecursionError as error:
-            raise InternalError(root, "the precision model ran out of stack", error) from error
+        except RecursionError:  # expressions nested deeper than a recursive walk can follow
+            return UnitResult((_invalid(root, 1, 1, TOO_DEEP),), (root,))
         findings: list[Finding] = []
         for path, file in list(files.items()):
             if not precision.entered(path):
@@ -294,6 +294,10 @@ def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> lis
 
 def _syntax_message(error: cst.ParserSyntaxError) -> str:
     return "cannot parse: " + str(error.message).strip().splitlines()[0]
+
+
+# CPython itself refuses more than 200 nested brackets; libcst parses deeper than its own walks go.
+TOO_DEEP = "cannot analyse: nested too deeply"
 
 
 def _invalid(path: str, line: int, column: int, message: str) -> Finding:

@@ -202,6 +202,8 @@ class Run:
             relevant = [rule for rule in rules if _mentions(file.source, rule.TRIGGERS | rule.SINKS)]
             try:
                 visit_rules(file, [rule(context) for rule in relevant])
+            except RecursionError:  # libcst's position walk, on a finding in a deeply nested file
+                return UnitResult((_invalid(path, 1, 1, TOO_DEEP),), tuple(sorted(files)))
             except Exception as error:  # a rule bug must name the file, not print a traceback
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)

@@ -171,7 +171,11 @@ class Run:
             try:
                 self.parsed[path] = ParsedFile(source, cst.parse_module(source.text))
             except cst.ParserSyntaxError as error:
-                self.parsed[path] = _invalid(path, error.raw_line, error.raw_column + 1, _syntax_message(error))
+                # CPython's message and position when it rejects the text too: libcst's native
+                # parser puts parser errors one line late, and says less.
+                self.parsed[path] = next(iter(check_syntax(source)), None) or _invalid(
+                    path, error.raw_line, error.raw_column + 1, _syntax_message(error)
+                )
             except (RecursionError, ValueError) as error:
                 self.parsed[path] = _invalid(path, 1, 1, f"cannot parse: {type(error).__name__}: {error}")
         return self.parsed[path]

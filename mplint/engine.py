@@ -253,17 +253,14 @@ def _prefiltered(
     files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str], index: ModuleIndex
 ) -> set[str]:
     """The cheap text prefilter: files that mention a trigger word, and files that import one of
-    those and mention a sink word (a caller whose calls carry low precision across files)."""
+    those directly and mention a sink word (a caller whose calls carry low precision across files)."""
     selected = {source.path for source in files if _mentions(source, triggers)}
-    callers = {source.path: _imported_paths(source, index) for source in files if source.path not in selected and _mentions(source, sinks)}
-    grew = True
-    while grew:
-        grew = False
-        for path, imported in callers.items():
-            if path not in selected and imported & selected:
-                selected.add(path)
-                grew = True
-    return selected
+    callers = {
+        source.path
+        for source in files
+        if source.path not in selected and _mentions(source, sinks) and _imported_paths(source, index) & selected
+    }
+    return selected | callers
 
 
 def _mentions(source: SourceFile, words: frozenset[str]) -> bool:

@@ -62,7 +62,6 @@ class NormEpsUnderflow(Rule):
         "(x.float()) or use nn.LayerNorm / nn.RMSNorm, which add eps in fp32"
     )
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
-    SINKS = frozenset({"eps", "epsilon", "1e-"})
     VALID = (
         """
 import torch

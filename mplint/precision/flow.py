@@ -440,7 +440,7 @@ class Interpreter:
     def imported(self, value: Value) -> Value:
         """What a name imported from a linted file holds, read on first use (re-exports followed)."""
         hops = 0
-        while value.kind is Kind.IMPORT and hops < 16:
+        while value.kind is Kind.IMPORT and isinstance(value.payload, tuple) and hops < 16:
             path, name, fallback = value.payload  # type: ignore[misc]
             value = self.exported(path, name) or fallback
             hops += 1

@@ -159,6 +159,8 @@ def join(left: Value, right: Value) -> Value:
             if maybe.kind is Kind.AUTOCAST and isinstance(maybe.payload, Region):
                 return maybe.with_(payload=replace(maybe.payload, enabled=None))
         return UNKNOWN
+    if left.kind in (Kind.IMPORT, Kind.FUNCTION, Kind.CLASS, Kind.NAME) and left.payload != right.payload:
+        return UNKNOWN  # two different things by the same name (`try: import a / except: import b`)
     if left.kind is Kind.CONST:
         return Value(kind=Kind.CONST, payload=_choices(left.payload) | _choices(right.payload))
     precision = left.precision.join(right.precision)

@@ -67,7 +67,8 @@ def run_script(
         except SystemExit as exit_:
             outcome = Outcome.FINISHED if exit_.code in (None, 0) else Outcome.FAILED
             failure = "" if outcome is Outcome.FINISHED else f"the script called sys.exit({exit_.code!r})"
-        except Exception as error:  # the script's own error: reported as its, not mplint's
+        # The script's own error, reported as its, not mplint's; Ctrl-C too: where it stopped.
+        except (Exception, KeyboardInterrupt) as error:
             outcome, failure = Outcome.FAILED, script_traceback(error, user_code)
         user_files = tuple(dict.fromkeys([os.path.realpath(path), *user_code.loaded_files(already_loaded)]))
     if progress:

@@ -1,0 +1,5 @@
+import torch
+
+
+def token_loss(logp: torch.Tensor) -> torch.Tensor:
+    return -logp.float().mean()

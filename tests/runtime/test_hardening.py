@@ -1,0 +1,82 @@
+"""The verifier on scripts that misbehave: interrupted, reading stdin, forking DataLoader
+workers, written as part of a package. Each gives a clear report and the right exit code, and
+leaves torch exactly as it found it (see `torch_fingerprint`). Scripts that raise, call
+`sys.exit(3)` or run past `--timeout` are covered in test_verify.py.
+"""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from mplint.runtime.command import verify as verify_command
+from tests.runtime.support import marked_line, verify
+from tests.runtime.support import script as scripts_path
+
+HARDENING = "hardening/"
+
+
+def script(name: str) -> str:
+    return scripts_path(HARDENING + name)
+
+
+def confirmed_lines(output: str, code: str) -> list[int]:
+    return [
+        int(line.split(":")[1])
+        for line in output.splitlines()
+        if f" {code} [" in line and "[confirmed:" in line
+    ]
+
+
+def test_a_keyboard_interrupt_is_a_failure_with_the_scripts_traceback(torch_left_as_it_was) -> None:
+    result = verify(script("interrupted.py"))
+
+    assert result.exit_code == 2
+    assert "the script failed; its own traceback follows" in result.stderr
+    assert 'interrupted.py", line 12, in <module>' in result.stderr
+    assert result.stderr.rstrip().endswith("mplint verify: 1 optimizer step recorded; no findings.")
+    assert "KeyboardInterrupt" in result.stderr
+    assert "Aborted" not in result.output
+    torch_left_as_it_was()
+
+
+def test_a_script_reads_its_own_stdin(torch_left_as_it_was) -> None:
+    result = CliRunner().invoke(
+        verify_command, [script("reads_stdin.py")], input="0.01\n", catch_exceptions=False
+    )
+
+    assert result.exit_code == 1
+    assert confirmed_lines(result.stdout, "MP001") == [
+        marked_line(HARDENING + "reads_stdin.py", "MP001")
+    ]
+    torch_left_as_it_was()
+
+
+def test_a_script_whose_stdin_is_empty_fails_with_its_own_error(torch_left_as_it_was) -> None:
+    result = CliRunner().invoke(
+        verify_command, [script("reads_stdin.py")], input="", catch_exceptions=False
+    )
+
+    assert result.exit_code == 2
+    assert "ValueError: could not convert string to float: ''" in result.stderr
+    torch_left_as_it_was()
+
+
+def test_dataloader_workers_do_not_disturb_the_run(torch_left_as_it_was) -> None:
+    result = verify("--timeout", "120", script("dataloader_workers.py"))
+
+    assert result.exit_code == 1, result.stderr
+    assert confirmed_lines(result.stdout, "MP001") == [
+        marked_line(HARDENING + "dataloader_workers.py", "MP001")
+    ]
+    assert "2 optimizer steps recorded" in result.stderr
+    torch_left_as_it_was()
+
+
+def test_a_relative_import_fails_as_python_would_and_says_so(torch_left_as_it_was) -> None:
+    result = verify(script("trainer/train.py"))
+
+    assert result.exit_code == 2
+    assert 'train.py", line 6, in <module>' in result.stderr
+    assert "ImportError: attempted relative import with no known parent package" in result.stderr
+    assert "runpy" not in result.stderr
+    torch_left_as_it_was()

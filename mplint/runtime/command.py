@@ -52,7 +52,10 @@ def verify(script: str, script_args: tuple[str, ...], steps: int, device: str, o
     except MplintError as error:
         _exit(f"mplint: {error}", EXIT_ERROR)
     except Exception as error:  # noqa: BLE001 - a bug in mplint: one line, never a traceback
-        _exit(f"mplint: internal error while verifying {script}: {type(error).__name__}: {error}", EXIT_ERROR)
+        from mplint.cli import ISSUE_TRACKER  # the command module is imported by the CLI's
+
+        what = f"internal error while verifying {script}: {type(error).__name__}: {error}"
+        _exit(f"mplint: {what}; please report this at {ISSUE_TRACKER}", EXIT_ERROR)
     if observations is None:  # a rank other than 0: rank 0 prints the merged report
         sys.exit(EXIT_ERROR if run.outcome is Outcome.FAILED else EXIT_CLEAN)
     if run.failure:

@@ -80,3 +80,23 @@ def test_a_relative_import_fails_as_python_would_and_says_so(torch_left_as_it_wa
     assert "ImportError: attempted relative import with no known parent package" in result.stderr
     assert "runpy" not in result.stderr
     torch_left_as_it_was()
+
+
+def test_an_internal_error_names_the_script_and_asks_for_a_report(
+    monkeypatch, torch_left_as_it_was
+) -> None:
+    from mplint.runtime import join
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyError("aten::mm")
+
+    monkeypatch.setattr(join, "join", crash)
+
+    result = verify(script("interrupted.py"))
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        f"mplint: internal error while verifying {script('interrupted.py')}: KeyError: 'aten::mm'; "
+        "please report this at "
+    )
+    torch_left_as_it_was()

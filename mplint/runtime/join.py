@@ -16,6 +16,7 @@ from typing import Optional
 from mplint.config import display_path
 from mplint.findings import Finding
 from mplint.runtime.codes import MP901, MP902, MP903, RuntimeCode
+from mplint.runtime.recorder import REDUCED_LOSS
 from mplint.runtime.observations import HALF_DTYPES, AutocastRegion, BackwardPass, Observations, OpCall, OptimizerUse, Site
 
 STATIC_CODES = ("MP001", "MP002", "MP003")
@@ -199,9 +200,13 @@ def _runtime_finding(code: RuntimeCode, site: Site, evidence: tuple[str, ...], d
 
 def _half_log_softmax(observations: Observations, spans: Sequence[Span]) -> list[Finding]:
     by_site: dict[Site, list[tuple[OpCall, int]]] = {}
+    # The static rule deliberately leaves mean-reduced cross_entropy alone (the standard training
+    # loss); a line that computes one is not a runtime-only log-prob finding either.
+    loss_sites = {call.site for call, _ in observations.op_calls if call.op == REDUCED_LOSS}
     for call, count in observations.op_calls:
         if call.op in LOG_SPACE_OPS and not call.backward and _runs_half(call) and not _covered(call.site, spans):
-            by_site.setdefault(call.site, []).append((call, count))
+            if call.site not in loss_sites:
+                by_site.setdefault(call.site, []).append((call, count))
     return [_runtime_finding(MP901, site, _op_evidence(calls), calls[0][0].device) for site, calls in by_site.items()]
 
 

@@ -114,6 +114,8 @@ def op_recorder(log: RunLog, user_code: UserCode) -> "TorchDispatchMode":
             name = op_names.get(func)
             if name is None:
                 name = op_names[func] = str(func.overloadpacket)
+            if name == REDUCED_LOSS_OP and len(args) > 3 and args[3] != 0:
+                name = REDUCED_LOSS  # a mean/sum loss: its log_softmax is a training loss, not log-probs
             region = node.metadata.get(REGION_KEY) if node is not None else log.region
             device = region.device if region is not None else log.device
             log.op_calls[OpCall(site, name, names(args), outputs, node is not None, device)] += 1
@@ -122,3 +124,9 @@ def op_recorder(log: RunLog, user_code: UserCode) -> "TorchDispatchMode":
             return result
 
     return OpRecorder()
+
+
+# `F.cross_entropy(..., reduction="mean"|"sum")` dispatches `_log_softmax` then `nll_loss_forward`
+# with reduction != 0: recorded under its own name so the join can tell it from per-token log-probs.
+REDUCED_LOSS_OP = "aten.nll_loss_forward"
+REDUCED_LOSS = "aten.nll_loss_forward(reduced)"

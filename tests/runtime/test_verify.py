@@ -126,3 +126,13 @@ def test_project_files_the_script_imports_are_linted_and_judged() -> None:
         marked_line("policy_math.py", "MP001"),
         "confirmed",
     )
+
+
+def test_mean_reduced_cross_entropy_under_fp16_autocast_is_not_a_runtime_log_prob_finding() -> None:
+    # CUDA autocast runs cross_entropy's inner log_softmax in fp16 (it is not on the fp32 list), but
+    # a mean-reduced loss is the standard training loss: the static MP001 leaves it alone, and so
+    # must the runtime-only MP901, or every fp16 classifier would be reported.
+    exit_code, findings = verify_json(script("fp16_classifier.py"))
+
+    assert findings_by_code(findings, "MP901") == []
+    assert exit_code == 0

@@ -235,6 +235,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{display_path(path)}: cannot read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{display_path(path)}: invalid TOML: {error}") from None
+    except UnicodeDecodeError as error:  # TOML is UTF-8; tomllib lets the decode error through
+        byte = error.object[error.start]
+        raise ConfigError(
+            f"{display_path(path)}: invalid TOML: not valid UTF-8 (byte 0x{byte:02x} at offset {error.start})"
+        ) from None
 
 
 def _tool_table(data: Mapping[str, Any]) -> Any | None:

@@ -427,3 +427,39 @@ def test_paths_with_spaces_and_non_ascii_names(tmp_path: Path, relative: str) ->
     assert result.returncode == named.returncode == 1
     assert result.stdout.startswith(f"{relative}:{POLICY_FINDING_LINE}:")
     assert named.stdout == result.stdout
+
+
+# --- Configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param(
+            b'[tool.mplint]\nselect = ["MP001"]  # caf\xe9\n',
+            "mplint: pyproject.toml: invalid TOML: not valid UTF-8 (byte 0xe9 at offset 39)\n",
+            id="latin-1",
+        ),
+        pytest.param(
+            b"\x00\x01[tool.mplint]\n",
+            "mplint: pyproject.toml: invalid TOML: ",
+            id="binary",
+        ),
+        pytest.param(
+            b"[tool.mplint]\nselect = [\"MP001\"]\n[tool.mplint]\nignore = []\n",
+            "mplint: pyproject.toml: invalid TOML: ",
+            id="table-twice",
+        ),
+    ],
+)
+def test_a_config_file_that_is_not_toml_is_one_line_and_exit_2(
+    tmp_path: Path, config: bytes, message: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(config)
+    (tmp_path / "train.py").write_text(POLICY, encoding="utf-8")
+
+    result = run_mplint("train.py", cwd=tmp_path)
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1

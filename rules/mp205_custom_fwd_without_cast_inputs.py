@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
 from mplint.names import ImportTable, import_table
 from mplint.precision import torch_api
 from mplint.rule import Rule
+from mplint.tree import walk
 
 AUTOGRAD_FUNCTIONS = frozenset(
     {
@@ -136,7 +136,7 @@ class FusedLayerNorm(torch.autograd.Function):
         inputs = _input_names(forward)
         if _casts_inputs(forward, inputs):
             return
-        for call in m.findall(forward.body, m.Call()):
+        for call in (node for node in walk(forward.body) if isinstance(node, cst.Call)):
             assert isinstance(call, cst.Call)
             op = self._extension_op(call)
             if op is not None and any(_mentions(arg.value, inputs) for arg in call.args):
@@ -186,17 +186,17 @@ def _input_names(forward: cst.FunctionDef) -> set[str]:
     """The forward's inputs (every parameter but `ctx`) and the locals computed from them."""
     params = [*forward.params.posonly_params, *forward.params.params, *forward.params.kwonly_params]
     names = {param.name.value for param in params[1:]}
-    for assign in m.findall(forward.body, m.Assign()):  # in source order: `x2d = x.view(-1, n)`
+    for assign in (node for node in walk(forward.body) if isinstance(node, cst.Assign)):  # in source order: `x2d = x.view(-1, n)`
         assert isinstance(assign, cst.Assign)
         if _mentions(assign.value, names):
             for target in assign.targets:
-                names.update(name.value for name in m.findall(target.target, m.Name()) if isinstance(name, cst.Name))
+                names.update(name.value for name in walk(target.target) if isinstance(name, cst.Name))
     return names
 
 
 def _casts_inputs(forward: cst.FunctionDef, inputs: set[str]) -> bool:
     """Whether `forward` casts an input itself (`x.float()`, `weight.to(x.dtype)`, `b.type_as(x)`)."""
-    for call in m.findall(forward.body, m.Call(func=m.Attribute())):
+    for call in (node for node in walk(forward.body) if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
         assert isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)
         if call.func.attr.value in CAST_METHODS and _mentions(call.func.value, inputs):
             return True
@@ -205,7 +205,7 @@ def _casts_inputs(forward: cst.FunctionDef, inputs: set[str]) -> bool:
 
 def _mentions(expression: cst.BaseExpression, names: set[str]) -> bool:
     """Whether `expression` reads one of `names` (the inputs reach the call through it)."""
-    return any(isinstance(node, cst.Name) and node.value in names for node in m.findall(expression, m.Name()))
+    return any(isinstance(node, cst.Name) and node.value in names for node in walk(expression))
 
 
 def _spelling(node: cst.BaseExpression) -> str:

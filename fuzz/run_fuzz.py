@@ -13,6 +13,7 @@ import hashlib
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="first batch seed (runs replay)")
     parser.add_argument("--cli-every", type=int, default=10, help="also run the CLI on every Nth program")
     options = parser.parse_args(argv)
+    # hypothesmith compiles what it generates; CPython's warnings about it are noise here.
+    warnings.simplefilter("ignore", SyntaxWarning)
 
     campaign = Campaign(options.cli_every)
     sources: list[tuple[str, Callable[[], st.SearchStrategy[Program]]]] = [

@@ -19,6 +19,9 @@ from fuzz.inputs import (
     training_snippets,
 )
 
+# hypothesmith compiles what it generates, and CPython warns about some of it (`1()`).
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
+
 # No example database: it would be an untracked directory in every checkout; a failure prints
 # the program and the seed that reproduce it.
 FUZZ = settings(

@@ -3,9 +3,10 @@
 Two sources of programs: hypothesmith's valid Python (with a trailing comment naming every
 rule's trigger words, so the prefilter lets the precision model and all rules see them), and
 mutations of real training code: the rule-test snippets in `tests/rules/test_mp*.py`, the
-fix fixtures and `examples/*.py`, with lines deleted or duplicated, identifiers swapped,
-bytes flipped, line endings mixed, or the text cut short. `check_program` states the properties; the test suite
-(`tests/test_fuzz.py`) and the long-running script (`fuzz/run_fuzz.py`) both call it.
+fix fixtures and `examples/*.py`, with lines deleted, duplicated or pasted from another
+snippet, identifiers swapped, bytes flipped, line endings mixed, or the text cut short.
+`check_program` states the properties; the test suite (`tests/test_fuzz.py`) and the
+long-running script (`fuzz/run_fuzz.py`) both call it.
 """
 
 from __future__ import annotations
@@ -36,27 +37,35 @@ ALL_RULES = ("ALL",)
 Program = Union[str, bytes]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trigger_comment() -> str:
     """A comment that mentions every rule's trigger and sink words: the engine's text
     prefilter then hands the file to the precision model and to every rule."""
-    words = sorted({word for rule in all_rules() for word in rule.TRIGGERS | rule.SINKS})
+    words = sorted(
+        {word for rule in all_rules() for word in rule.TRIGGERS | rule.SINKS}
+    )
     return "# " + " ".join(words) + "\n"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def training_snippets() -> tuple[str, ...]:
     """Real training code: every multi-line string in the rule tests that parses as a program
     mentioning torch, the fix fixtures' inputs, and the examples; sorted, so runs replay."""
     found: set[str] = set()
     for test in sorted((REPOSITORY / "tests" / "rules").glob("test_mp*.py")):
         for node in ast.walk(ast.parse(test.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" in node.value:
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and "\n" in node.value
+            ):
                 snippet = textwrap.dedent(node.value)
                 if "torch" in snippet and _parses(snippet):
                     found.add(snippet)
     for pattern in ("tests/fixes/*/*.in.py", "examples/*.py"):
-        found.update(path.read_text(encoding="utf-8") for path in REPOSITORY.glob(pattern))
+        found.update(
+            path.read_text(encoding="utf-8") for path in REPOSITORY.glob(pattern)
+        )
     return tuple(sorted(found))
 
 
@@ -92,16 +101,31 @@ def _duplicate_line(draw: st.DrawFn, source: str) -> str:
 
 
 @st.composite
+def _splice(draw: st.DrawFn, source: str) -> str:
+    """A run of lines from another snippet pasted in: code from two scripts merged by hand."""
+    lines = source.splitlines(keepends=True)
+    donor = draw(st.sampled_from(training_snippets())).splitlines(keepends=True) or [""]
+    start = draw(st.integers(0, len(donor) - 1))
+    end = draw(st.integers(start + 1, len(donor)))
+    at = draw(st.integers(0, len(lines)))
+    return "".join(lines[:at] + donor[start:end] + lines[at:])
+
+
+@st.composite
 def _swap_identifiers(draw: st.DrawFn, source: str) -> str:
     """Exchange two names everywhere (`model` and `scaler`), or replace one use of a name by
     another: the shapes a half-finished refactoring leaves."""
     names = _identifiers(source)
     if len(names) < 2:
         return source
-    first, second = draw(st.lists(st.sampled_from(names), min_size=2, max_size=2, unique=True))
+    first, second = draw(
+        st.lists(st.sampled_from(names), min_size=2, max_size=2, unique=True)
+    )
     if draw(st.booleans()):
         swapped = {first: second, second: first}
-        return re.sub(rf"\b(?:{first}|{second})\b", lambda m: swapped[m.group()], source)
+        return re.sub(
+            rf"\b(?:{first}|{second})\b", lambda m: swapped[m.group()], source
+        )
     uses = [match.span() for match in re.finditer(rf"\b{first}\b", source)]
     start, end = draw(st.sampled_from(uses))
     return source[:start] + second + source[end:]
@@ -120,8 +144,16 @@ def _flip_bytes(draw: st.DrawFn, source: str) -> bytes:
 def _mix_line_endings(draw: st.DrawFn, source: str) -> str:
     """Some lines ending in `\\r\\n` or a lone `\\r`: files edited on two systems."""
     lines = source.split("\n")
-    endings = draw(st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=len(lines) - 1, max_size=len(lines) - 1))
-    return "".join(line + ending for line, ending in zip(lines[:-1], endings)) + lines[-1]
+    endings = draw(
+        st.lists(
+            st.sampled_from(["\n", "\r\n", "\r"]),
+            min_size=len(lines) - 1,
+            max_size=len(lines) - 1,
+        )
+    )
+    return (
+        "".join(line + ending for line, ending in zip(lines[:-1], endings)) + lines[-1]
+    )
 
 
 @st.composite
@@ -132,6 +164,7 @@ def _truncate(draw: st.DrawFn, source: str) -> str:
 _MUTATIONS = (
     _delete_lines,
     _duplicate_line,
+    _splice,
     _swap_identifiers,
     _flip_bytes,
     _mix_line_endings,
@@ -154,7 +187,11 @@ def generated_programs() -> st.SearchStrategy[str]:
     """Valid Python from hypothesmith (its grammar- and its libcst-node-based generators), made
     to mention every trigger word."""
     programs = st.one_of(hypothesmith.from_grammar(), hypothesmith.from_node())
-    return programs.map(lambda program: program + ("" if program.endswith("\n") else "\n") + trigger_comment())
+    return programs.map(
+        lambda program: (
+            program + ("" if program.endswith("\n") else "\n") + trigger_comment()
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -179,7 +216,9 @@ def check_program(program: Program) -> Checked:
     for change in fixed.changes:
         cst.parse_module(change.after)  # raises when a fix broke the file
         again = api.fix_source(change.after, LINTED_AS, unsafe=True, select=ALL_RULES)
-        assert not again.changes, f"a second fix changed the text again:\n{change.after}"
+        assert not again.changes, (
+            f"a second fix changed the text again:\n{change.after}"
+        )
     return Checked(tuple(findings), fixed.fixed)
 
 
@@ -187,8 +226,9 @@ def check_cli(program: Program) -> int:
     """`mplint --select ALL -` on the program: 0 or 1, never 2 (an internal error)."""
     data = program if isinstance(program, bytes) else program.encode("utf-8")
     result = CliRunner().invoke(
-        main, ["check", "--select", "ALL", "--stdin-filename", LINTED_AS, "-"], input=data
+        main,
+        ["check", "--select", "ALL", "--stdin-filename", LINTED_AS, "-"],
+        input=data,
     )
     assert result.exit_code in (0, 1), f"exit {result.exit_code}: {result.output}"
     return result.exit_code
-

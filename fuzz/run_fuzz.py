@@ -19,10 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
-from fuzz.inputs import Program, check_cli, check_program, generated_programs, mutated_training_code  # noqa: E402
+from fuzz.inputs import (
+    Program,
+    check_cli,
+    check_program,
+    generated_programs,
+    mutated_training_code,
+)
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
 BATCH = 200
@@ -40,7 +46,9 @@ class Campaign:
         if self.tried % self.check_cli_every == 0:
             check_cli(program)
 
-    def batch(self, name: str, strategy: st.SearchStrategy[Program], batch_seed: int) -> None:
+    def batch(
+        self, name: str, strategy: st.SearchStrategy[Program], batch_seed: int
+    ) -> None:
         captured: list[Program] = []
 
         @seed(batch_seed)
@@ -62,7 +70,11 @@ class Campaign:
             self.record(name, captured[0] if captured else "", error)
 
     def record(self, name: str, program: Program, error: BaseException) -> None:
-        data = program if isinstance(program, bytes) else program.encode("utf-8", "surrogatepass")
+        data = (
+            program
+            if isinstance(program, bytes)
+            else program.encode("utf-8", "surrogatepass")
+        )
         key = hashlib.sha256(data).hexdigest()[:12]
         if key in self.crashes:
             return
@@ -70,15 +82,24 @@ class Campaign:
         self.crashes[key] = summary
         CRASHES.mkdir(exist_ok=True)
         (CRASHES / f"{name}-{key}.py").write_bytes(data)
-        (CRASHES / f"{name}-{key}.txt").write_text("".join(traceback.format_exception(error)))
+        (CRASHES / f"{name}-{key}.txt").write_text(
+            "".join(traceback.format_exception(error))
+        )
         print(f"crash {name}-{key}: {summary}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run")
-    parser.add_argument("--seed", type=int, default=0, help="first batch seed (runs replay)")
-    parser.add_argument("--cli-every", type=int, default=10, help="also run the CLI on every Nth program")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="first batch seed (runs replay)"
+    )
+    parser.add_argument(
+        "--cli-every",
+        type=int,
+        default=10,
+        help="also run the CLI on every Nth program",
+    )
     options = parser.parse_args(argv)
     # hypothesmith compiles what it generates; CPython's warnings about it are noise here.
     warnings.simplefilter("ignore", SyntaxWarning)
@@ -94,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, strategy in sources:
             campaign.batch(name, strategy(), batch_seed)
         batch_seed += 1
-        print(f"{campaign.tried} programs tried, {len(campaign.crashes)} distinct crashes", flush=True)
-    print(f"done: {campaign.tried} programs tried in {options.minutes:g} minutes, {len(campaign.crashes)} crashes")
+        print(
+            f"{campaign.tried} programs tried, {len(campaign.crashes)} distinct crashes",
+            flush=True,
+        )
+    print(
+        f"done: {campaign.tried} programs tried in {options.minutes:g} minutes, {len(campaign.crashes)} crashes"
+    )
     for key, summary in campaign.crashes.items():
         print(f"  {key}: {summary}")
     return 1 if campaign.crashes else 0

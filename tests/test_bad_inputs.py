@@ -30,11 +30,14 @@ logp = F.log_softmax(policy(torch.randn(4, 16)), dim=-1)
 POLICY_FINDING_LINE = 5
 
 
-def run_mplint(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_mplint(
+    *args: str, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mplint", *args],
         cwd=cwd,
         capture_output=True,
+        check=False,
         text=True,
         encoding="utf-8",
         errors="replace",
@@ -59,7 +62,10 @@ def assert_survived(result: subprocess.CompletedProcess[str]) -> None:
     [
         pytest.param(b"", id="empty"),
         pytest.param(b"\n\n\n", id="blank-lines"),
-        pytest.param(b"# train.py: bf16 policy, see README\n# TODO: autocast\n", id="only-comments"),
+        pytest.param(
+            b"# train.py: bf16 policy, see README\n# TODO: autocast\n",
+            id="only-comments",
+        ),
         pytest.param(b"\xef\xbb\xbf", id="only-a-bom"),
         pytest.param(b"\x0c\n", id="only-a-form-feed"),
         pytest.param(b'"""Trains the bf16 policy."""', id="docstring-without-newline"),
@@ -76,9 +82,13 @@ def test_files_with_nothing_to_check_pass(data: bytes) -> None:
         pytest.param(POLICY.replace("\n", "\r\n").encode(), id="crlf"),
         pytest.param(POLICY.replace("\n", "\r").encode(), id="cr-only"),
         pytest.param(POLICY.replace("\nlogp", "\n\x0clogp").encode(), id="form-feed"),
-        pytest.param(POLICY.encode() + b"# coding trailer, no newline", id="no-final-newline"),
         pytest.param(
-            b"# -*- coding: latin-1 -*-\n" + POLICY.encode() + "# caf\xe9\n".encode("latin-1"),
+            POLICY.encode() + b"# coding trailer, no newline", id="no-final-newline"
+        ),
+        pytest.param(
+            b"# -*- coding: latin-1 -*-\n"
+            + POLICY.encode()
+            + "# caf\xe9\n".encode("latin-1"),
             id="latin-1-cookie",
         ),
     ],
@@ -112,7 +122,10 @@ def test_a_fix_keeps_crlf_and_tabs() -> None:
     result = fix_source(source, "train.py", unsafe=True, select=["MP001"])
 
     (change,) = result.changes
-    assert "\tlogp = F.log_softmax(policy(torch.randn(4, 16)).float(), dim=-1)\r\n" in change.after
+    assert (
+        "\tlogp = F.log_softmax(policy(torch.randn(4, 16)).float(), dim=-1)\r\n"
+        in change.after
+    )
     assert change.after.count("\r\n") == source.count("\r\n")
     assert "\n" not in change.after.replace("\r\n", "")
 
@@ -123,11 +136,17 @@ def test_a_fix_keeps_crlf_and_tabs() -> None:
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        pytest.param(b"policy = 'caf\xe9'\n# bfloat16\n", "not valid UTF-8", id="latin-1-bytes"),
-        pytest.param(b"\xff\xfe" + "import torch\n".encode("utf-16-le"), "binary", id="utf-16"),
+        pytest.param(
+            b"policy = 'caf\xe9'\n# bfloat16\n", "not valid UTF-8", id="latin-1-bytes"
+        ),
+        pytest.param(
+            b"\xff\xfe" + "import torch\n".encode("utf-16-le"), "binary", id="utf-16"
+        ),
         pytest.param(bytes(range(256)) * 4, "binary", id="all-bytes"),
         pytest.param(b"\x7fELF\x02\x01\x01\x00" + os.urandom(64), "binary", id="elf"),
-        pytest.param(b"# -*- coding: klingon -*-\nimport torch\n", "encoding", id="unknown-codec"),
+        pytest.param(
+            b"# -*- coding: klingon -*-\nimport torch\n", "encoding", id="unknown-codec"
+        ),
     ],
 )
 def test_undecodable_bytes_are_one_mp000(data: bytes, reason: str) -> None:
@@ -144,7 +163,10 @@ def test_a_binary_file_named_py_does_not_stop_the_run(tmp_path: Path) -> None:
     result = run_mplint(".", cwd=tmp_path)
 
     assert_survived(result)
-    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["train.py", "weights.py"]
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "train.py",
+        "weights.py",
+    ]
     assert "binary file" in result.stdout
 
 
@@ -162,7 +184,9 @@ BASE_KIB = 300 * 2**10
     "megabytes",
     [pytest.param(1, id="1-MB"), pytest.param(10, id="10-MB", marks=pytest.mark.slow)],
 )
-def test_a_huge_generated_file_is_parsed_in_bounded_memory(tmp_path: Path, megabytes: int) -> None:
+def test_a_huge_generated_file_is_parsed_in_bounded_memory(
+    tmp_path: Path, megabytes: int
+) -> None:
     # Many small training steps, each mentioning bfloat16 so the prefilter cannot skip the
     # file: the whole file really goes through the parser and the precision model.
     step = textwrap.dedent(
@@ -190,13 +214,20 @@ def test_a_huge_generated_file_is_parsed_in_bounded_memory(tmp_path: Path, megab
     )
 
     completed = subprocess.run(
-        [sys.executable, "-c", measure], cwd=tmp_path, capture_output=True, text=True, timeout=1200
+        [sys.executable, "-c", measure],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=1200,
     )
 
     assert completed.returncode == 0, completed.stderr
     files_checked, findings, peak_kib = map(int, completed.stdout.split())
     assert (files_checked, findings) == (1, 0)
-    assert peak_kib < BASE_KIB + size * BYTES_PER_SOURCE_BYTE // 1024, f"peak RSS {peak_kib // 1024} MiB"
+    assert peak_kib < BASE_KIB + size * BYTES_PER_SOURCE_BYTE // 1024, (
+        f"peak RSS {peak_kib // 1024} MiB"
+    )
 
 
 def test_a_directory_of_10000_small_files(tmp_path: Path) -> None:
@@ -205,9 +236,12 @@ def test_a_directory_of_10000_small_files(tmp_path: Path) -> None:
         directory.mkdir(parents=True)
         for module in range(100):
             (directory / f"config_{module:03d}.py").write_text(
-                f"LEARNING_RATE = {module}e-4\nBATCH_SIZE = {package}\n", encoding="utf-8"
+                f"LEARNING_RATE = {module}e-4\nBATCH_SIZE = {package}\n",
+                encoding="utf-8",
             )
-    (tmp_path / "experiments" / "run_000" / "train.py").write_text(POLICY, encoding="utf-8")
+    (tmp_path / "experiments" / "run_000" / "train.py").write_text(
+        POLICY, encoding="utf-8"
+    )
 
     result = run_mplint("experiments", cwd=tmp_path, timeout=600)
 
@@ -224,27 +258,41 @@ BF16 = "import torch\nimport torch.nn.functional as F\nx = torch.randn(4, 16).to
 @pytest.mark.parametrize(
     "source",
     [
-        pytest.param(BF16 + "y = " + "(" * 1000 + "x" + ")" * 1000 + "\n", id="1000-parentheses"),
-        pytest.param(BF16 + "y = " + " + ".join(["x"] * 1200) + "\n", id="1200-term-sum"),
-        pytest.param(BF16 + "y = " + "f(" * 400 + "x" + ")" * 400 + "\n", id="400-nested-calls"),
+        pytest.param(
+            BF16 + "y = " + "(" * 1000 + "x" + ")" * 1000 + "\n", id="1000-parentheses"
+        ),
+        pytest.param(
+            BF16 + "y = " + " + ".join(["x"] * 1200) + "\n", id="1200-term-sum"
+        ),
+        pytest.param(
+            BF16 + "y = " + "f(" * 400 + "x" + ")" * 400 + "\n", id="400-nested-calls"
+        ),
         pytest.param(BF16 + "y = x" + ".half()" * 700 + "\n", id="700-method-chain"),
         pytest.param(BF16 + "y = x" + "[0]" * 700 + "\n", id="700-subscripts"),
-        pytest.param(BF16 + "y = " + "[" * 600 + "]" * 600 + "\n", id="600-nested-lists"),
+        pytest.param(
+            BF16 + "y = " + "[" * 600 + "]" * 600 + "\n", id="600-nested-lists"
+        ),
         pytest.param(BF16 + "y = " + "-" * 2000 + "x\n", id="2000-unary-minus"),
-        pytest.param(BF16 + "y = " + "x if x else " * 800 + "x\n", id="800-conditionals"),
+        pytest.param(
+            BF16 + "y = " + "x if x else " * 800 + "x\n", id="800-conditionals"
+        ),
         pytest.param(BF16 + "f = " + "lambda: " * 800 + "x\n", id="800-lambdas"),
         pytest.param(
             BF16 + "logp = F.log_softmax(" + " + ".join(["x"] * 600) + ", dim=-1)\n",
             id="log-softmax-of-600-terms",
         ),
         pytest.param(
-            "".join(" " * depth + "with torch.autocast('cuda'):\n" for depth in range(120))
+            "".join(
+                " " * depth + "with torch.autocast('cuda'):\n" for depth in range(120)
+            )
             + " " * 120
             + "loss.backward()\n",
             id="120-nested-with",
         ),
         # No trigger word: only CPython's parser sees it, and it gives up at this depth.
-        pytest.param("y = " + " + ".join(["x"] * 5000) + "\n", id="5000-term-sum-unanalysed"),
+        pytest.param(
+            "y = " + " + ".join(["x"] * 5000) + "\n", id="5000-term-sum-unanalysed"
+        ),
     ],
 )
 def test_deep_nesting_is_findings_mp000_or_clean_never_an_error(source: str) -> None:
@@ -255,17 +303,24 @@ def test_deep_nesting_is_findings_mp000_or_clean_never_an_error(source: str) -> 
     assert not fixed.notices
     for finding in findings:
         if finding.code == "MP000":
-            assert finding.message.startswith(("cannot analyse: nested too deeply", "cannot parse"))
+            assert finding.message.startswith(
+                ("cannot analyse: nested too deeply", "cannot parse")
+            )
 
 
 def test_deep_nesting_through_the_command_line_exits_0_or_1(tmp_path: Path) -> None:
-    (tmp_path / "deep.py").write_text(BF16 + "y = x" + ".float()" * 700 + "\n", encoding="utf-8")
+    (tmp_path / "deep.py").write_text(
+        BF16 + "y = x" + ".float()" * 700 + "\n", encoding="utf-8"
+    )
     (tmp_path / "train.py").write_text(POLICY, encoding="utf-8")
 
     result = run_mplint(".", "--select", "ALL", cwd=tmp_path)
 
     assert_survived(result)
-    assert "deep.py:1:1: MP000 [invalid-syntax] cannot analyse: nested too deeply" in result.stdout
+    assert (
+        "deep.py:1:1: MP000 [invalid-syntax] cannot analyse: nested too deeply"
+        in result.stdout
+    )
     assert f"train.py:{POLICY_FINDING_LINE}:" in result.stdout
 
 
@@ -275,14 +330,17 @@ def test_deep_nesting_through_the_command_line_exits_0_or_1(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("source", "line"),
     [
-        pytest.param("import torch\nprint 'bfloat16 policy'\n", 2, id="print-statement"),
+        pytest.param(
+            "import torch\nprint 'bfloat16 policy'\n", 2, id="print-statement"
+        ),
         pytest.param("import torch\nexec 'x = 1'\n", 2, id="exec-statement"),
         pytest.param(
             "import torch\ntry:\n    pass\nexcept ValueError, error:\n    pass\n",
             4,
             id="except-comma",
             marks=pytest.mark.xfail(
-                strict=True, reason="libcst parses `except X, e:`; only CPython's parser refuses it"
+                strict=True,
+                reason="libcst parses `except X, e:`; only CPython's parser refuses it",
             ),
         ),
         pytest.param("import torch\nsteps = 10L\n", 2, id="long-literal"),
@@ -348,7 +406,9 @@ def test_new_syntax_is_analysed(body: str) -> None:
     header = "import torch\nimport torch.nn.functional as F\npolicy = torch.nn.Linear(16, 16).to(torch.bfloat16)\n"
     source = header + textwrap.dedent(body)
     expected = [
-        number for number, line in enumerate(source.splitlines(), 1) if line.endswith("# expect")
+        number
+        for number, line in enumerate(source.splitlines(), 1)
+        if line.endswith("# expect")
     ]
 
     findings = lint_source(source, "train.py", select=["ALL"])
@@ -371,8 +431,12 @@ def test_a_symlink_loop_is_not_followed(tmp_path: Path) -> None:
 
     assert_survived(result)
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"src/loop_a.py:1:1: MP000 [invalid-syntax] cannot read file: ")
-    assert lines[1].startswith(f"src/loop_b.py:1:1: MP000 [invalid-syntax] cannot read file: ")
+    assert lines[0].startswith(
+        "src/loop_a.py:1:1: MP000 [invalid-syntax] cannot read file: "
+    )
+    assert lines[1].startswith(
+        "src/loop_b.py:1:1: MP000 [invalid-syntax] cannot read file: "
+    )
     assert lines[2].startswith(f"src/train.py:{POLICY_FINDING_LINE}:")
     assert len(lines) == 3
 
@@ -410,12 +474,19 @@ def test_a_chmod_000_file_through_the_command_line(tmp_path: Path) -> None:
     result = run_mplint(".", cwd=tmp_path)
 
     assert_survived(result)
-    assert result.stdout.startswith("secret.py:1:1: MP000 [invalid-syntax] cannot read file: Permission denied")
+    assert result.stdout.startswith(
+        "secret.py:1:1: MP000 [invalid-syntax] cannot read file: Permission denied"
+    )
 
 
 @pytest.mark.parametrize(
     "relative",
-    ["my experiments/train run.py", "données/entraîne.py", "実験/学習.py", "emoji 🚀/train.py"],
+    [
+        "my experiments/train run.py",
+        "données/entraîne.py",
+        "実験/学習.py",
+        "emoji 🚀/train.py",
+    ],
 )
 def test_paths_with_spaces_and_non_ascii_names(tmp_path: Path, relative: str) -> None:
     (tmp_path / relative).parent.mkdir(parents=True)
@@ -446,7 +517,7 @@ def test_paths_with_spaces_and_non_ascii_names(tmp_path: Path, relative: str) ->
             id="binary",
         ),
         pytest.param(
-            b"[tool.mplint]\nselect = [\"MP001\"]\n[tool.mplint]\nignore = []\n",
+            b'[tool.mplint]\nselect = ["MP001"]\n[tool.mplint]\nignore = []\n',
             "mplint: pyproject.toml: invalid TOML: ",
             id="table-twice",
         ),

@@ -49,7 +49,9 @@ def test_every_training_snippet_lints_and_fixes_cleanly() -> None:
 
 @settings(FUZZ, max_examples=400)
 @given(mutated_training_code())
-def test_damaged_training_code_lints_and_fixes_without_crashing(program: Program) -> None:
+def test_damaged_training_code_lints_and_fixes_without_crashing(
+    program: Program,
+) -> None:
     check_program(program)
 
 
@@ -68,9 +70,16 @@ def test_generated_programs_lint_and_fix_without_crashing(program: str) -> None:
 @pytest.mark.parametrize(
     "program",
     [
-        pytest.param(b"import torch\r# bfloat16\nx = 1\ry = 2\r\n", id="cr-lf-and-lone-cr"),
-        pytest.param(b"\xef\xbb\xbfimport torch\n\xef\xbb\xbfx = 1  # autocast\n", id="second-bom"),
-        pytest.param(b"import torch\nx = torch.zeros(2).half(\x00)\n", id="nul-in-call"),
+        pytest.param(
+            b"import torch\r# bfloat16\nx = 1\ry = 2\r\n", id="cr-lf-and-lone-cr"
+        ),
+        pytest.param(
+            b"\xef\xbb\xbfimport torch\n\xef\xbb\xbfx = 1  # autocast\n",
+            id="second-bom",
+        ),
+        pytest.param(
+            b"import torch\nx = torch.zeros(2).half(\x00)\n", id="nul-in-call"
+        ),
     ],
 )
 def test_inputs_the_fuzzers_shrank_to_hold(program: Program) -> None:

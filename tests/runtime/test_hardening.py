@@ -27,13 +27,17 @@ def confirmed_lines(output: str, code: str) -> list[int]:
     ]
 
 
-def test_a_keyboard_interrupt_is_a_failure_with_the_scripts_traceback(torch_left_as_it_was) -> None:
+def test_a_keyboard_interrupt_is_a_failure_with_the_scripts_traceback(
+    torch_left_as_it_was,
+) -> None:
     result = verify(script("interrupted.py"))
 
     assert result.exit_code == 2
     assert "the script failed; its own traceback follows" in result.stderr
     assert 'interrupted.py", line 12, in <module>' in result.stderr
-    assert result.stderr.rstrip().endswith("mplint verify: 1 optimizer step recorded; no findings.")
+    assert result.stderr.rstrip().endswith(
+        "mplint verify: 1 optimizer step recorded; no findings."
+    )
     assert "KeyboardInterrupt" in result.stderr
     assert "Aborted" not in result.output
     torch_left_as_it_was()
@@ -41,7 +45,10 @@ def test_a_keyboard_interrupt_is_a_failure_with_the_scripts_traceback(torch_left
 
 def test_a_script_reads_its_own_stdin(torch_left_as_it_was) -> None:
     result = CliRunner().invoke(
-        verify_command, [script("reads_stdin.py")], input="0.01\n", catch_exceptions=False
+        verify_command,
+        [script("reads_stdin.py")],
+        input="0.01\n",
+        catch_exceptions=False,
     )
 
     assert result.exit_code == 1
@@ -51,7 +58,9 @@ def test_a_script_reads_its_own_stdin(torch_left_as_it_was) -> None:
     torch_left_as_it_was()
 
 
-def test_a_script_whose_stdin_is_empty_fails_with_its_own_error(torch_left_as_it_was) -> None:
+def test_a_script_whose_stdin_is_empty_fails_with_its_own_error(
+    torch_left_as_it_was,
+) -> None:
     result = CliRunner().invoke(
         verify_command, [script("reads_stdin.py")], input="", catch_exceptions=False
     )
@@ -72,12 +81,17 @@ def test_dataloader_workers_do_not_disturb_the_run(torch_left_as_it_was) -> None
     torch_left_as_it_was()
 
 
-def test_a_relative_import_fails_as_python_would_and_says_so(torch_left_as_it_was) -> None:
+def test_a_relative_import_fails_as_python_would_and_says_so(
+    torch_left_as_it_was,
+) -> None:
     result = verify(script("trainer/train.py"))
 
     assert result.exit_code == 2
     assert 'train.py", line 6, in <module>' in result.stderr
-    assert "ImportError: attempted relative import with no known parent package" in result.stderr
+    assert (
+        "ImportError: attempted relative import with no known parent package"
+        in result.stderr
+    )
     assert "runpy" not in result.stderr
     torch_left_as_it_was()
 

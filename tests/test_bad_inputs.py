@@ -534,3 +534,19 @@ def test_a_config_file_that_is_not_toml_is_one_line_and_exit_2(
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="flow.exec_branches recurses into each elif, and libcst's PositionProvider does too: "
+    "a chain of a few hundred branches is reported as MP000 'nested too deeply'",
+)
+def test_a_long_elif_chain_is_analysed() -> None:
+    # Generated dispatch code: one branch per token id, the last one the bug.
+    branches = "".join(f"elif token == {n}:\n    scale = {n}\n" for n in range(1, 400))
+    source = BF16 + "if token == 0:\n    scale = 0\n" + branches + "else:\n"
+    source += "    logp = F.log_softmax(x, dim=-1)\n"
+
+    findings = lint_source(source, "train.py", select=["ALL"])
+
+    assert codes(findings) == [(source.count("\n"), "MP001")]

@@ -289,6 +289,13 @@ BF16 = "import torch\nimport torch.nn.functional as F\nx = torch.randn(4, 16).to
             + "loss.backward()\n",
             id="120-nested-with",
         ),
+        pytest.param(
+            BF16
+            + "if k == 0:\n    y = 0\n"
+            + "".join(f"elif k == {n}:\n    y = {n}\n" for n in range(1, 4000))
+            + "else:\n    logp = F.log_softmax(x, dim=-1)\n",
+            id="4000-branch-elif-chain-with-a-finding",
+        ),
         # No trigger word: only CPython's parser sees it, and it gives up at this depth.
         pytest.param(
             "y = " + " + ".join(["x"] * 5000) + "\n", id="5000-term-sum-unanalysed"
@@ -317,10 +324,10 @@ def test_deep_nesting_through_the_command_line_exits_0_or_1(tmp_path: Path) -> N
     result = run_mplint(".", "--select", "ALL", cwd=tmp_path)
 
     assert_survived(result)
-    assert (
-        "deep.py:1:1: MP000 [invalid-syntax] cannot analyse: nested too deeply"
-        in result.stdout
-    )
+    # Analysed, or MP000 where it is deeper than mplint follows; either way the run goes on.
+    deep = [line for line in result.stdout.splitlines() if line.startswith("deep.py:")]
+    too_deep = "deep.py:1:1: MP000 [invalid-syntax] cannot analyse: nested too deeply"
+    assert deep in ([], [too_deep])
     assert f"train.py:{POLICY_FINDING_LINE}:" in result.stdout
 
 

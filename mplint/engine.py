@@ -4,9 +4,11 @@ one batched visit per file; MP000 for files that cannot be read or parsed; noqa 
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
+import sys
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -62,10 +64,15 @@ class ParsedFile:
         """A rule's node replacements as text edits of this file (1-based columns, end exclusive)."""
         edits = []
         for replacement in autofix.replacements:
-            span = self.position(replacement.node)
-            new = replacement.new
+            node, new = replacement.node, replacement.new
+            start, end = self.position(node).start, self.position(node).end
+            if not isinstance(new, str):
+                # A node's position excludes its parentheses but its code includes them: replace
+                # them too, or every fix would add a pair.
+                start = self.position(node.lpar[0]).start if getattr(node, "lpar", None) else start
+                end = self.position(node.rpar[-1]).end if getattr(node, "rpar", None) else end
             text = new if isinstance(new, str) else self.module.code_for_node(new)
-            edits.append(Edit(span.start.line, span.start.column + 1, span.end.line, span.end.column + 1, text))
+            edits.append(Edit(start.line, start.column + 1, end.line, end.column + 1, text))
         return Fix(autofix.description, autofix.applicability, tuple(edits))
 
     def statement_line(self, line: int) -> int:
@@ -168,6 +175,9 @@ class Run:
         if path not in self.parsed:
             source = self.files[path]
             assert source.text is not None
+            if _too_deep_for_libcst(source.text):
+                self.parsed[path] = _invalid(path, 1, 1, TOO_DEEP)
+                return self.parsed[path]
             try:
                 self.parsed[path] = ParsedFile(source, cst.parse_module(source.text))
             except cst.ParserSyntaxError as error:
@@ -181,6 +191,10 @@ class Run:
         return self.parsed[path]
 
     def lint_unit(self, root: str, rules: Sequence[type[Rule]]) -> UnitResult:
+        with _recursion_limit(DEEP_RECURSION):
+            return self._lint_unit(root, rules)
+
+    def _lint_unit(self, root: str, rules: Sequence[type[Rule]]) -> UnitResult:
         parsed = self.parse(root)
         if isinstance(parsed, Finding):
             return UnitResult((parsed,), (root,))
@@ -212,6 +226,38 @@ class Run:
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)
         return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(files)))
+
+
+# The interpreter and libcst's position walk recurse once per nesting level of the code; Python's
+# default limit (1000) stops them at a few hundred nested elifs or parentheses. 3.11 runs
+# Python-to-Python calls without the C stack, so a higher limit is safe; deeper still is MP000.
+DEEP_RECURSION = 6000
+
+
+@contextlib.contextmanager
+def _recursion_limit(limit: int, *, exact: bool = False) -> Iterator[None]:
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit if exact else max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def _too_deep_for_libcst(text: str) -> bool:
+    """libcst's native parser overflows its stack (a segfault, no exception) on expressions nested
+    a few thousand deep; CPython's parser refuses them with a RecursionError at the default limit,
+    so it screens the text first (at a fifth of libcst's parse time)."""
+    with _recursion_limit(1000, exact=True):
+        try:
+            ast.parse(text)
+        except (RecursionError, MemoryError):
+            return True
+        except SyntaxError as error:  # "too many nested parentheses", "too complex"
+            return "nested" in str(error.msg) or "complex" in str(error.msg)
+        except ValueError:
+            return False  # libcst reports it itself
+    return False
 
 
 def check_syntax(source: SourceFile) -> list[Finding]:

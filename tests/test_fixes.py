@@ -130,11 +130,6 @@ def test_an_edit_outside_the_file_is_an_internal_error_naming_it() -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.ParsedFile.fix spans a node without its parentheses but renders the new node "
-    "with them, so a parenthesized node gains a pair per fix",
-)
 def test_a_parenthesized_node_keeps_one_pair_of_parentheses() -> None:
     source = "import torch\nteacher = (build_teacher()\n    .half())  # frozen\n"
 

@@ -244,7 +244,17 @@ class Interpreter:
                     return False
             return True
         if isinstance(node, cst.If):
-            return self.exec_branches(ctx, node.test, [node.body], node.orelse)
+            # An elif chain is one many-way branch (not nested ones: generated dispatch code has
+            # hundreds of elifs).
+            tests, bodies = [node.test], [node.body]
+            orelse = node.orelse
+            while isinstance(orelse, cst.If):
+                tests.append(orelse.test)
+                bodies.append(orelse.body)
+                orelse = orelse.orelse
+            for test in tests[1:]:
+                self.eval(test, ctx)
+            return self.exec_branches(ctx, node.test, bodies, orelse)
         if isinstance(node, (cst.For, cst.While)):
             if isinstance(node, cst.For):
                 iterable = self.eval(node.iter, ctx)
@@ -284,6 +294,7 @@ class Interpreter:
         bodies: list[cst.BaseSuite],
         orelse: Union[cst.If, cst.Else, None],
     ) -> bool:
+        assert not isinstance(orelse, cst.If), "elif chains are flattened by the caller"
         """Run each branch from the same starting names, then join the names of those that fall through."""
         if test is not None:
             self.eval(test, ctx)
@@ -291,9 +302,7 @@ class Interpreter:
         before = dict(names)
         outcomes: list[dict[str, Value]] = []
         branches: list[Callable[[], bool]] = [lambda body=body: self.exec_suite(body, ctx) for body in bodies]
-        if isinstance(orelse, cst.If):
-            branches.append(lambda: self.exec_statement(orelse, ctx))
-        elif isinstance(orelse, cst.Else):
+        if isinstance(orelse, cst.Else):
             branches.append(lambda: self.exec_suite(orelse.body, ctx))
         else:
             branches.append(lambda: True)  # no else: the path that skips the `if`

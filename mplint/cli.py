@@ -47,6 +47,13 @@ class _CheckByDefault(click.Group):
             args = ["check", *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1, which reads as "findings"
+            click.echo("mplint: interrupted", err=True)
+            ctx.exit(2)
+
 
 @click.group(cls=_CheckByDefault)
 @click.version_option(__version__, "--version", prog_name="mplint", message="%(prog)s %(version)s")

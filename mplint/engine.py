@@ -7,6 +7,7 @@ import ast
 import contextlib
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Union
 
@@ -248,7 +249,8 @@ def _too_deep_for_libcst(text: str) -> bool:
     """libcst's native parser overflows its stack (a segfault, no exception) on expressions nested
     a few thousand deep; CPython's parser refuses them with a RecursionError at the default limit,
     so it screens the text first (at a fifth of libcst's parse time)."""
-    with _recursion_limit(1000, exact=True):
+    with _recursion_limit(1000, exact=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not ours to print
         try:
             ast.parse(text)
         except (RecursionError, MemoryError):
@@ -263,7 +265,9 @@ def _too_deep_for_libcst(text: str) -> bool:
 def check_syntax(source: SourceFile) -> list[Finding]:
     """MP000 for a file no rule needed to parse: CPython's parser is ~5x faster than libcst's."""
     try:
-        ast.parse(source.text or "", filename=source.path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(source.text or "", filename=source.path)
     except SyntaxError as error:
         reason = f"cannot parse: {error.msg}"
         return [_invalid(source.path, error.lineno or 1, error.offset or 1, reason)]

@@ -473,3 +473,16 @@ def test_an_engine_error_names_the_file_it_was_checking(project, write_files, mo
         "mplint: internal error: a rule failed while checking rl/ppo.py: KeyError: 'logits'; "
         "please report this at "
     )
+
+
+def test_ctrl_c_is_an_interruption_not_findings(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mplint.api
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mplint.api, "lint_paths", interrupted)
+    result = CliRunner().invoke(main, ["."])
+
+    assert result.exit_code == 2
+    assert "mplint: interrupted" in result.output

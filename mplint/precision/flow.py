@@ -11,6 +11,7 @@ caller's context (see `summaries`), across files of the run.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -643,7 +644,9 @@ class Interpreter:
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
         if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
             if node not in self.strings:
-                text = node.evaluated_value  # literal_eval: worth doing once per node
+                with warnings.catch_warnings():  # invalid escapes in the user's strings
+                    warnings.simplefilter("ignore")
+                    text = node.evaluated_value  # literal_eval: worth doing once per node
                 self.strings[node] = const(text if isinstance(text, str) else None)
             return self.strings[node]
         if isinstance(node, cst.Integer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import re
 import sys
 import warnings
@@ -41,9 +42,11 @@ class ParsedFile:
         self._positions: Optional[dict[cst.CSTNode, CodeRange]] = None
         self._statements: Optional[list[tuple[int, int]]] = None
         self._events: Optional[list[tuple[cst.CSTNode, bool]]] = None
+        self._filtered: dict[frozenset[str], list[tuple[cst.CSTNode, bool]]] = {}
 
-    def events(self) -> list[tuple[cst.CSTNode, bool]]:
-        """The tree as (node, leaving) pairs in visit order, computed on first use."""
+    def events(self, kinds: frozenset[str]) -> list[tuple[cst.CSTNode, bool]]:
+        """The tree as (node, leaving) pairs in visit order, only nodes whose type name is in
+        `kinds`; the walk is done once, each filtered list on first use."""
         if self._events is None:
             self._events = []
             stack: list[tuple[cst.CSTNode, bool]] = [(self.module, False)]
@@ -53,7 +56,9 @@ class ParsedFile:
                 if not leaving:
                     stack.append((node, True))
                     stack.extend((child, False) for child in reversed(children(node)))
-        return self._events
+        if kinds not in self._filtered:
+            self._filtered[kinds] = [event for event in self._events if type(event[0]).__name__ in kinds]
+        return self._filtered[kinds]
 
     def position(self, node: cst.CSTNode) -> CodeRange:
         if self._positions is None:
@@ -282,18 +287,34 @@ def unreadable(source: SourceFile) -> Finding:
 
 def visit_rules(file: "ParsedFile", rules: Sequence[Rule]) -> None:
     """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after. The walk
-    itself (see `mplint.tree`) is done once per file, however many units visit it."""
-    handlers: dict[type, tuple[list, list]] = {}
-    for node, leaving in file.events():
-        kind = type(node)
-        if kind not in handlers:
-            name = kind.__name__
-            handlers[kind] = (
-                [getattr(rule, f"visit_{name}") for rule in rules if hasattr(rule, f"visit_{name}")],
-                [getattr(rule, f"leave_{name}") for rule in rules if hasattr(rule, f"leave_{name}")],
-            )
-        for handler in handlers[kind][leaving]:
+    itself (see `mplint.tree`) is done once per file, and replayed with only the node types some
+    rule handles, however many units visit the file."""
+    handlers: dict[str, tuple[list, list]] = {}
+    for rule in rules:
+        for name in _handled_names(type(rule)):
+            handlers.setdefault(name, ([], []))
+    for name, (visits, leaves) in handlers.items():
+        visits += _handlers(rules, f"visit_{name}")
+        leaves += _handlers(rules, f"leave_{name}")
+    for node, leaving in file.events(frozenset(handlers)):
+        for handler in handlers[type(node).__name__][leaving]:
             handler(node)
+
+
+@functools.lru_cache(maxsize=None)
+def _handled_names(rule: type[Rule]) -> frozenset[str]:
+    """Node type names a rule class has its own visit_/leave_ methods for."""
+    return frozenset(
+        attr.split("_", 1)[1]
+        for attr in dir(rule)
+        if attr.startswith(("visit_", "leave_")) and getattr(rule, attr) is not getattr(cst.BatchableCSTVisitor, attr, None)
+    )
+
+
+def _handlers(rules: Sequence[Rule], name: str) -> list:
+    """The rules' own `name` methods: libcst's visitor base defines a no-op for every node type."""
+    inherited = getattr(cst.BatchableCSTVisitor, name, None)
+    return [getattr(rule, name) for rule in rules if getattr(type(rule), name, None) not in (None, inherited)]
 
 
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.MULTILINE)

@@ -15,7 +15,7 @@ from typing import Optional, Union
 import libcst as cst
 
 from mplint.precision.flow import CONVENTIONAL_NAMES
-from mplint.tree import walk
+from mplint.tree import dotted_text, walk
 
 ImportStatement = Union[cst.Import, cst.ImportFrom]
 
@@ -68,16 +68,6 @@ class ImportTable:
             base = self.resolve(expression.value)
             return f"{base}.{expression.attr.value}" if base is not None else None
         return None
-
-
-def dotted_text(node: cst.BaseExpression) -> str:
-    """The source spelling of a Name/Attribute chain (`torch.cuda.amp`); "" for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_text(node.value)
-        return f"{base}.{node.attr.value}" if base else ""
-    return ""
 
 
 class _ImportCollector:

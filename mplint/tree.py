@@ -63,3 +63,13 @@ def walk_post(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
         stack.append((current, True))
         if current is node or into is None or into(current):
             stack.extend((child, False) for child in reversed(children(current)))
+
+
+def dotted_text(node: cst.BaseExpression) -> str:
+    """The source spelling of a Name/Attribute chain (`torch.cuda.amp`); "" for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted_text(node.value)
+        return f"{base}.{node.attr.value}" if base else ""
+    return ""

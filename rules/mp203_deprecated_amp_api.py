@@ -7,8 +7,9 @@ from typing import Optional, Union
 import libcst as cst
 
 from mplint.findings import Applicability, Severity
-from mplint.names import Binding, ImportTable, dotted_text, import_table
+from mplint.names import Binding, ImportTable, import_table
 from mplint.rule import Autofix, Replacement, Rule
+from mplint.tree import dotted_text
 
 
 class Form(enum.Enum):

@@ -19,7 +19,7 @@ import libcst as cst
 
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
-from mplint.tree import walk
+from mplint.tree import dotted_text, walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     UNKNOWN,
@@ -425,7 +425,7 @@ class Interpreter:
         return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
     def bind_import(self, alias: cst.ImportAlias, ctx: Context) -> None:
-        name = _dotted_text(alias.name)
+        name = dotted_text(alias.name)
         if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
             ctx.scope.names[alias.asname.name.value] = dotted(name)
         else:
@@ -435,11 +435,11 @@ class Interpreter:
     def bind_import_from(self, node: cst.ImportFrom, ctx: Context) -> None:
         if isinstance(node.names, cst.ImportStar):
             return
-        module = _dotted_text(node.module) if node.module is not None else ""
+        module = dotted_text(node.module) if node.module is not None else ""
         level = len(node.relative)
         source = self.index.resolve(module, ctx.scope.module.path, level) if module or level else None
         for alias in node.names:
-            imported = _dotted_text(alias.name)
+            imported = dotted_text(alias.name)
             local = alias.asname.name.value if isinstance(alias.asname, cst.AsName) and isinstance(alias.asname.name, cst.Name) else imported
             fallback = dotted(f"{module}.{imported}") if level == 0 else UNKNOWN
             if source is not None:  # read from the linted file when (if ever) the name is used
@@ -1260,7 +1260,7 @@ def _bound_names(statement: cst.CSTNode) -> list[str]:
         elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
             for alias in small.names:
                 bound = alias.asname.name if alias.asname is not None else alias.name
-                names.append(_dotted_text(bound).split(".")[0])  # type: ignore[arg-type]
+                names.append(dotted_text(bound).split(".")[0])  # type: ignore[arg-type]
     return names
 
 
@@ -1329,14 +1329,6 @@ def _binding_key(expression: cst.BaseExpression) -> Optional[str]:
     if isinstance(expression, cst.Attribute) and isinstance(expression.value, cst.Name):
         return f"{expression.value.value}.{expression.attr.value}"
     return None
-
-
-def _dotted_text(node: Union[cst.Attribute, cst.Name, cst.BaseExpression]) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_dotted_text(node.value)}.{node.attr.value}"
-    return ""
 
 
 _BUILTINS = frozenset({*PASSTHROUGH_BUILTINS, "getattr", "dict", "len", "isinstance", "print", "range", "zip", "enumerate"})

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import libcst as cst
-
-from mplint import engine
 from mplint.discovery import read_source
 from mplint.findings import Finding
 from mplint.fixes import FixRefused, write_fixed
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
+from mplint.source import ParsedFile, SourceFile, parse
 from mplint.suppression import _CODE, _NOQA
 
 
@@ -49,7 +47,7 @@ def add_noqa(findings: Iterable[Finding]) -> NoqaResult:
             continue
         try:
             text, count = with_noqa(source, found)
-        except (tokenize.TokenError, SyntaxError, cst.ParserSyntaxError) as error:
+        except (tokenize.TokenError, SyntaxError) as error:
             notices.append(f"{path}: not changed: cannot tokenize it: {error}")
             continue
         try:
@@ -61,18 +59,21 @@ def add_noqa(findings: Iterable[Finding]) -> NoqaResult:
     return NoqaResult(added, tuple(notices))
 
 
-def with_noqa(source: engine.SourceFile, findings: Iterable[Finding]) -> tuple[str, int]:
+def with_noqa(source: SourceFile, findings: Iterable[Finding]) -> tuple[str, int]:
     """`source`'s text with the codes of `findings` in noqa comments, and how many were added."""
     assert source.text is not None
     lines = io.StringIO(source.text, newline="").readlines()
     commentable, comments = _line_ends(source.text)
-    statements: Optional[engine.ParsedFile] = None
+    statements: Optional[ParsedFile] = None
     codes: dict[int, set[str]] = defaultdict(set)
     for finding in findings:
         line = finding.line
         if line not in commentable:
             if statements is None:
-                statements = engine.ParsedFile(source, cst.parse_module(source.text))
+                tree = parse(source)
+                if isinstance(tree, Finding):
+                    raise SyntaxError(tree.message)
+                statements = ParsedFile(source, tree)
             line = statements.statement_line(line)
         if line in commentable:
             codes[line].add(finding.code)

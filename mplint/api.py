@@ -17,6 +17,7 @@ from mplint.config import Settings, display_path, load_settings
 from mplint.discovery import decode_source, discover
 from mplint.findings import Finding
 from mplint.registry import all_rules
+from mplint.source import SourceFile
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -101,14 +102,14 @@ def _one_source(
     select: Iterable[str] | None,
     ignore: Iterable[str] | None,
     config_file: StrPath | None,
-) -> tuple[engine.SourceFile, Settings]:
+) -> tuple[SourceFile, Settings]:
     """One source text as the file at `path` (its config), decoded as a file's would be."""
     named = path != STDIN
     settings = _settings(path if named else None, select, ignore, config_file)
     display = display_path(path) if named else path
     if isinstance(source, bytes):
         return decode_source(source, display), settings
-    return engine.SourceFile(path=display, text=source, error=None), settings
+    return SourceFile(path=display, text=source, error=None), settings
 
 
 def _settings(
@@ -131,7 +132,7 @@ def _split_codes(codes: Iterable[str] | None) -> list[str] | None:
 
 
 def _lint(
-    files: Sequence[engine.SourceFile], settings: Settings, *, jobs: int = 1, cache: bool = False
+    files: Sequence[SourceFile], settings: Settings, *, jobs: int = 1, cache: bool = False
 ) -> list[Finding]:
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
     if jobs == 1 and not cache:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mplint.config import Settings, display_path
-from mplint.engine import SourceFile
+from mplint.source import SourceFile
 from mplint.errors import MissingPathError
 
 

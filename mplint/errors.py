@@ -19,7 +19,7 @@ class InternalError(Exception):
     """A bug in mplint itself, while checking `path`: reported with the file named, exit 2."""
 
     def __init__(self, path: str, what: str, cause: BaseException) -> None:
-        detail = (str(cause).strip().splitlines() or [""])[0][:200]  # a libcst node's repr runs to pages
+        detail = (str(cause).strip().splitlines() or [""])[0][:200]  # a repr can run to pages
         super().__init__(f"{what} while checking {path}: {type(cause).__name__}: {detail}")
         self.path = path
         self.cause = cause

@@ -3,8 +3,8 @@
 A pass applies every applicable fix whose edits overlap none already accepted in that pass;
 the ones left out (and any a fix makes possible) are found by linting the fixed text again,
 until nothing applicable remains or `MAX_PASSES` is reached. A file whose fixed text would
-not parse is refused and left as it was. Columns are characters of the line, as libcst counts
-them (a tab or a non-ASCII character is one), and lines end only at `\\r\\n`, `\\r` or `\\n`.
+not parse is refused and left as it was. Columns are characters of the line (a tab or a non-ASCII
+character is one), and lines end only at `\\r\\n`, `\\r` or `\\n`, as Python's tokenizer ends them.
 """
 
 from __future__ import annotations
@@ -22,18 +22,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import libcst as cst
-
-from mplint.engine import SourceFile
 from mplint.errors import InternalError
 from mplint.findings import Applicability, Finding, Fix
+from mplint.source import SourceFile, parse, split_lines
 
 # A fix that keeps producing new fixes is a rule bug; stop instead of looping forever.
 MAX_PASSES = 10
 
 Lint = Callable[[Sequence[SourceFile]], Sequence[Finding]]
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
@@ -84,7 +81,7 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, tuple[Fix, ...]]:
     """`text` with those of `fixes` applied that change it and whose edits overlap neither each
     other nor those of a fix accepted before them (in order of position); returns the text and
     the fixes applied. An edit outside the text is a rule bug: ValueError."""
-    lines = _lines(text)
+    lines = split_lines(text)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
@@ -276,7 +273,7 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
 def unified_diff(change: FileFix) -> str:
     """The change as `git diff` shows it, with `a/` and `b/` headers."""
     lines = difflib.unified_diff(
-        _lines(change.before), _lines(change.after), f"a/{change.path}", f"b/{change.path}"
+        split_lines(change.before), split_lines(change.after), f"a/{change.path}", f"b/{change.path}"
     )
     return "".join(
         line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
@@ -285,24 +282,13 @@ def unified_diff(change: FileFix) -> str:
 
 
 def parse_error(text: str) -> str | None:
-    """Why libcst cannot parse `text`, in one line; None when it can."""
-    try:
-        cst.parse_module(text)
-    except cst.ParserSyntaxError as error:
-        return f"line {error.raw_line}: {str(error.message).strip().splitlines()[0]}"
-    except (RecursionError, ValueError) as error:
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def _lines(text: str) -> list[str]:
-    """The lines with their endings, split where Python's tokenizer ends a line (not at form
-    feeds or U+2028, which `str.splitlines` also splits at)."""
-    return _LINE.findall(text)
+    """Why `text` does not parse (as mplint parses files), in one line; None when it does."""
+    tree = parse(SourceFile("<fixed>", text))
+    return f"line {tree.line}: {tree.message}" if isinstance(tree, Finding) else None
 
 
 def _first_newline(lines: Sequence[str]) -> str:
-    """The file's line ending, as libcst picks it: that of its first line (`\\n` when none)."""
+    """The file's line ending: that of its first line (`\\n` when none)."""
     for line in lines:
         match = _NEWLINE.search(line)
         if match:

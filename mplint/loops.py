@@ -19,15 +19,14 @@ backward of a value marked `scaled`, an optimizer a value of kind OPTIMIZER (or 
 
 from __future__ import annotations
 
+import ast
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional, Union
 
-import libcst as cst
-
 from mplint.precision.values import Kind, Value
-from mplint.tree import walk, walk_post
+from mplint.tree import dotted_text, positional_args, walk, walk_post
 
 if TYPE_CHECKING:
     from mplint.precision.flow import CallFact
@@ -52,7 +51,7 @@ CLIP_METHODS = frozenset({"clip_grad_norm_"})
 GRADIENT_MAGNITUDE_OPS = frozenset(
     {"norm", "vector_norm", "abs", "max", "amax", "clamp", "clamp_", "clip", "clip_", "pow", "sum", "mean", "std"}
 )
-LoopNode = Union[cst.For, cst.While]
+LoopNode = Union[ast.For, ast.AsyncFor, ast.While]
 
 
 class EventKind(enum.Enum):
@@ -69,7 +68,7 @@ class EventKind(enum.Enum):
 @dataclass(frozen=True)
 class Event:
     kind: EventKind
-    node: cst.CSTNode
+    node: ast.AST
     # Identities (a construction call, or the receiver's source text when untracked).
     scaler: object = None
     optimizer: object = None
@@ -88,23 +87,23 @@ class Trace:
 
     paths: tuple[Path, ...]
 
-    def occurrences(self, node: cst.CSTNode) -> Iterator[tuple[Path, int]]:
+    def occurrences(self, node: ast.AST) -> Iterator[tuple[Path, int]]:
         """Each (path, index) at which `node`'s event happens."""
         for path in self.paths:
             for index, event in enumerate(path):
                 if event.node is node:
                     yield path, index
 
-    def nodes(self, kind: EventKind) -> list[cst.CSTNode]:
+    def nodes(self, kind: EventKind) -> list[ast.AST]:
         """The distinct nodes of `kind`'s events, in the order the walk first met them."""
-        seen: dict[cst.CSTNode, None] = {}
+        seen: dict[ast.AST, None] = {}
         for path in self.paths:
             for event in path:
                 if event.kind is kind:
                     seen.setdefault(event.node)
         return list(seen)
 
-    def training_loops(self) -> frozenset[cst.CSTNode]:
+    def training_loops(self) -> frozenset[ast.AST]:
         """Loops whose iterations run a scaled backward: a training step is one of their iterations."""
         return frozenset(
             loop
@@ -127,7 +126,7 @@ def between(path: Path, start: int, end: int, kind: EventKind) -> list[Event]:
     return [event for event in path[start + 1 : end] if event.kind is kind]
 
 
-def traces(module: cst.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
+def traces(module: ast.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
     """Every function's (and the module body's) trace; computed once per file for all rules."""
     if _LAST and _LAST[0][0] is module and _LAST[0][1] is precision:
         return _LAST[0][2]
@@ -140,73 +139,79 @@ def traces(module: cst.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
         except _TooComplex:
             continue
         if any(paths):
-            found.append(Trace(tuple(sorted(paths, key=len))))
+            found.append(Trace(tuple(sorted(paths, key=_path_order))))
     result = tuple(found)
     _LAST[:] = [(module, precision, result)]
     return result
 
 
 # The rules of one batched visit ask about the same file in turn: remember the last file's traces.
-_LAST: list[tuple[cst.Module, PrecisionModel, tuple[Trace, ...]]] = []
+_LAST: list[tuple[ast.Module, PrecisionModel, tuple[Trace, ...]]] = []
 
 
 class _TooComplex(Exception):
     pass
 
 
-def _bodies(module: cst.Module) -> Iterator[Sequence[cst.CSTNode]]:
+def _path_order(path: Path) -> tuple[int, tuple[tuple[int, int, str], ...]]:
+    """Shorter paths first, then by where their events are: the walk collects paths in sets, and
+    "the first update" a message names must not depend on set order (nor differ between runs)."""
+    return len(path), tuple((event.node.lineno, event.node.col_offset, event.kind.value) for event in path)  # type: ignore[attr-defined]
+
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_SCOPES = (*_FUNCTIONS, ast.ClassDef, ast.Lambda)
+
+
+def _bodies(module: ast.Module) -> Iterator[Sequence[ast.stmt]]:
     yield module.body
     for node in walk(module):
-        if isinstance(node, cst.FunctionDef):
-            yield _statements(node)
+        if isinstance(node, _FUNCTIONS):
+            yield node.body
 
 
-def _statements(function: cst.FunctionDef) -> Sequence[cst.CSTNode]:
-    body = function.body
-    return body.body if isinstance(body, cst.IndentedBlock) else [body]
-
-
-def _calls_in(node: cst.CSTNode, *, nested: bool = False) -> list[cst.Call]:
+def _calls_in(node: ast.AST, *, nested: bool = False) -> list[ast.Call]:
     """Calls in evaluation order (arguments before the call); in nested scopes too when `nested`."""
-    def into(child: cst.CSTNode) -> bool:
-        return nested or not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda))
+    def into(child: ast.AST) -> bool:
+        return nested or not isinstance(child, _SCOPES)
 
-    return [child for child in walk_post(node, into) if isinstance(child, cst.Call)]
-
-
-def _source(node: cst.CSTNode) -> str:
-    return cst.Module([]).code_for_node(node)
+    return [child for child in walk_post(node, into) if isinstance(child, ast.Call)]
 
 
-def _receiver(call: cst.Call) -> Optional[cst.BaseExpression]:
-    return call.func.value if isinstance(call.func, cst.Attribute) else None
+def _source(node: ast.AST) -> str:
+    """The expression's code, normalised (`self.scaler`, `opt[0]`): how an untracked receiver is told apart."""
+    return dotted_text(node) or ast.unparse(node)
 
 
-def _method(call: cst.Call) -> Optional[str]:
-    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+def _receiver(call: ast.Call) -> Optional[ast.expr]:
+    return call.func.value if isinstance(call.func, ast.Attribute) else None
 
 
-def _first_arg(call: cst.Call) -> Optional[cst.BaseExpression]:
-    positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+def _method(call: ast.Call) -> Optional[str]:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else None
+
+
+def _first_arg(call: ast.Call) -> Optional[ast.expr]:
+    positional = positional_args(call)
     return positional[0] if positional else None
 
 
-def _reads_grad(expression: Optional[cst.BaseExpression]) -> bool:
+def _reads_grad(expression: Optional[ast.expr]) -> bool:
     """`p.grad` or `p.grad.data`."""
-    if isinstance(expression, cst.Attribute) and expression.attr.value == "data":
+    if isinstance(expression, ast.Attribute) and expression.attr == "data":
         expression = expression.value
-    return isinstance(expression, cst.Attribute) and expression.attr.value == "grad"
+    return isinstance(expression, ast.Attribute) and expression.attr == "grad"
 
 
 class _Classifier:
     """What each call of the linted code is, as an event (or a helper the walk enters)."""
 
-    def __init__(self, module: cst.Module, precision: PrecisionModel) -> None:
+    def __init__(self, module: ast.Module, precision: PrecisionModel) -> None:
         self.precision = precision
         self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
-        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
+        self.memo: dict[ast.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
 
-    def _structural_evidence(self, module: cst.Module) -> tuple[frozenset[str], frozenset[str]]:
+    def _structural_evidence(self, module: ast.Module) -> tuple[frozenset[str], frozenset[str]]:
         """Receivers that act as a scaler (they scale a loss and update/step/unscale), and what they step."""
         methods: dict[str, set[str]] = {}
         stepped: dict[str, set[str]] = {}
@@ -234,14 +239,14 @@ class _Classifier:
         optimizers = frozenset(zeroed | {optimizer for scaler in scalers for optimizer in stepped.get(scaler, ())})
         return scalers, optimizers
 
-    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Optional[Definition]]:
+    def classify(self, call: ast.Call) -> tuple[list[tuple[EventKind, object, object]], Optional[Definition]]:
         if call not in self.memo:
             facts = self.precision.calls(call)
             callee = next((fact.callee for fact in facts if fact.callee is not None), None)
             self.memo[call] = (self._events(call, facts), callee)
         return self.memo[call]
 
-    def _events(self, call: cst.Call, facts: Sequence[CallFact]) -> list[tuple[EventKind, object, object]]:
+    def _events(self, call: ast.Call, facts: Sequence[CallFact]) -> list[tuple[EventKind, object, object]]:
         method, receiver = _method(call), _receiver(call)
         if any(fact.function in CLIP_FUNCTIONS for fact in facts):
             return [(EventKind.CLIP, None, None)]
@@ -284,7 +289,7 @@ class _Classifier:
             return None
         return EventKind.SCALED_BACKWARD if any(root.scaled for root in roots) else EventKind.BACKWARD
 
-    def _scaler(self, receiver: cst.BaseExpression, facts: Sequence[CallFact]) -> object:
+    def _scaler(self, receiver: ast.expr, facts: Sequence[CallFact]) -> object:
         for fact in facts:
             if fact.receiver.kind is Kind.SCALER:
                 return fact.receiver.identity or _source(receiver)
@@ -292,7 +297,7 @@ class _Classifier:
         return text if text in self.scaler_texts else None
 
     @staticmethod
-    def _optimizer(expression: cst.BaseExpression, values: Sequence[Optional[Value]]) -> object:
+    def _optimizer(expression: ast.expr, values: Sequence[Optional[Value]]) -> object:
         for value in values:
             if value is not None and value.kind is Kind.OPTIMIZER and value.payload is not None:
                 return value.payload
@@ -339,11 +344,11 @@ class _Walker:
         self.inlining: list[Definition] = []
         self.returns: set[_State] = set()  # paths that returned from the function being walked
 
-    def function(self, body: Sequence[cst.CSTNode]) -> set[Path]:
+    def function(self, body: Sequence[ast.stmt]) -> set[Path]:
         states = self.run_function(body, {_State()}, _Place())
         return {state.events for state in states}
 
-    def run_function(self, body: Sequence[cst.CSTNode], states: set[_State], place: _Place) -> set[_State]:
+    def run_function(self, body: Sequence[ast.stmt], states: set[_State], place: _Place) -> set[_State]:
         saved, self.returns = self.returns, set()
         try:
             return self.block(body, states, place, _Exits()) | self.returns
@@ -351,7 +356,7 @@ class _Walker:
             self.returns = saved
 
     # ----------------------------------------------------------------------------- statements
-    def block(self, body: Sequence[cst.CSTNode], states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+    def block(self, body: Sequence[ast.stmt], states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
         for statement in body:
             if not states:
                 break
@@ -360,54 +365,46 @@ class _Walker:
                 raise _TooComplex
         return states
 
-    def suite(self, suite: cst.BaseSuite, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
-        if isinstance(suite, cst.IndentedBlock):
-            return self.block(suite.body, states, place, exits)
-        return self.block([suite], states, place, exits)
-
-    def statement(self, node: cst.CSTNode, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
-        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            for small in node.body:
-                states = self.calls(small, states, place)
-                if isinstance(small, cst.Return):
-                    self.returns.update(states)
-                    return set()
-                if isinstance(small, cst.Raise):
-                    return set()
-                if isinstance(small, cst.Continue):
-                    exits.continues.update(states)
-                    return set()
-                if isinstance(small, cst.Break):
-                    exits.breaks.update(states)
-                    return set()
-            return states
-        if isinstance(node, cst.If):
+    def statement(self, node: ast.stmt, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+        if isinstance(node, ast.If):
             return self.branch(node, states, place, exits)
-        if isinstance(node, (cst.For, cst.While)):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
             return self.loop(node, states, place)
-        if isinstance(node, cst.With):
+        if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
-                states = self.calls(item.item, states, place)
-            return self.suite(node.body, states, place, exits)
-        if isinstance(node, (cst.Try, getattr(cst, "TryStar", cst.Try))):
-            body = self.suite(node.body, states, place, exits)
+                states = self.calls(item.context_expr, states, place)
+            return self.block(node.body, states, place, exits)
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            body = self.block(node.body, states, place, exits)
             handled: set[_State] = set()
             for handler in node.handlers:
-                handled |= self.suite(handler.body, states | body, replace(place, guarded=True), exits)
-            if node.orelse is not None:
-                body = self.suite(node.orelse.body, body, place, exits)
-            out = body | handled
-            return self.suite(node.finalbody.body, out, place, exits) if node.finalbody is not None else out
-        if isinstance(node, cst.Match):
+                handled |= self.block(handler.body, states | body, replace(place, guarded=True), exits)
+            body = self.block(node.orelse, body, place, exits)
+            return self.block(node.finalbody, body | handled, place, exits)
+        if isinstance(node, ast.Match):
             states = self.calls(node.subject, states, place)
             guarded = replace(place, guarded=True)
             out = set(states)
             for case in node.cases:
-                out |= self.suite(case.body, states, guarded, exits)
+                out |= self.block(case.body, states, guarded, exits)
             return out
-        return states  # def, class: other scopes, walked on their own
+        if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+            return states  # other scopes, walked on their own
+        states = self.calls(node, states, place)
+        if isinstance(node, ast.Return):
+            self.returns.update(states)
+            return set()
+        if isinstance(node, ast.Raise):
+            return set()
+        if isinstance(node, ast.Continue):
+            exits.continues.update(states)
+            return set()
+        if isinstance(node, ast.Break):
+            exits.breaks.update(states)
+            return set()
+        return states
 
-    def branch(self, node: cst.If, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+    def branch(self, node: ast.If, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
         states = self.calls(node.test, states, place)
         decision = _condition(node.test)
         taken: set[_State] = set()
@@ -418,17 +415,15 @@ class _Walker:
             if decision not in state.decisions:
                 skipped.add(replace(state, decisions=state.decisions | {decision.negated()}))
         guarded = replace(place, guarded=True)
-        out = self.suite(node.body, taken, guarded, exits) if taken else set()
-        if isinstance(node.orelse, cst.If):
-            out |= self.branch(node.orelse, skipped, guarded, exits) if skipped else set()
-        elif isinstance(node.orelse, cst.Else):
-            out |= self.suite(node.orelse.body, skipped, guarded, exits) if skipped else set()
+        out = self.block(node.body, taken, guarded, exits) if taken else set()
+        if node.orelse:  # `else:` or an `elif` (an `if` alone in the else branch)
+            out |= self.block(node.orelse, skipped, guarded, exits) if skipped else set()
         else:
             out |= skipped
         return out
 
     def loop(self, node: LoopNode, states: set[_State], place: _Place) -> set[_State]:
-        states = self.calls(node.iter if isinstance(node, cst.For) else node.test, states, place)
+        states = self.calls(node.test if isinstance(node, ast.While) else node.iter, states, place)
         varying = _assigned_names(node)
         inner = _Place((*place.loops, node), False, varying)
         exits = _Exits()
@@ -445,18 +440,17 @@ class _Walker:
                 )
                 for state in iterated
             }
-            ended = self.suite(node.body, starts, inner, exits) | exits.continues
+            ended = self.block(node.body, starts, inner, exits) | exits.continues
             exits.continues = set()
             iterated = ended
             if not _is_forever(node):
                 after |= ended
         after |= exits.breaks
-        if node.orelse is not None:
-            after = self.suite(node.orelse.body, after, place, _Exits())
+        after = self.block(node.orelse, after, place, _Exits())
         return {replace(state, decisions=_forget(state.decisions, varying)) for state in after}
 
     # ---------------------------------------------------------------------------------- calls
-    def calls(self, node: cst.CSTNode, states: set[_State], place: _Place) -> set[_State]:
+    def calls(self, node: ast.AST, states: set[_State], place: _Place) -> set[_State]:
         for call in _calls_in(node):
             events, callee = self.classifier.classify(call)
             if events:
@@ -469,7 +463,7 @@ class _Walker:
                 states = self.enter(callee, states, place)
         return states
 
-    def has_events(self, node: cst.CSTNode) -> bool:
+    def has_events(self, node: ast.AST) -> bool:
         """Whether any call under `node` is an event or a helper the walk would enter."""
         return any(self.classifier.classify(call) != ([], None) for call in _calls_in(node))
 
@@ -478,22 +472,22 @@ class _Walker:
         if (
             callee in self.inlining
             or len(self.inlining) >= MAX_INLINE_DEPTH
-            or not isinstance(callee.node, cst.FunctionDef)
+            or not isinstance(callee.node, _FUNCTIONS)
         ):
             return states
         self.inlining.append(callee)
         try:
-            return self.run_function(_statements(callee.node), states, place)
+            return self.run_function(callee.node.body, states, place)
         finally:
             self.inlining.pop()
 
 
-def _condition(test: cst.BaseExpression) -> _Decision:
+def _condition(test: ast.expr) -> _Decision:
     """A condition taken true: `not use_amp` is `use_amp` taken false."""
     truth = True
-    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        test, truth = test.expression, not truth
-    return _Decision(_source(test).strip(), truth, frozenset(_names(test)))
+    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, truth = test.operand, not truth
+    return _Decision(_source(test), truth, frozenset(_names(test)))
 
 
 def _forget(decisions: frozenset[_Decision], varying: frozenset[str]) -> frozenset[_Decision]:
@@ -501,20 +495,30 @@ def _forget(decisions: frozenset[_Decision], varying: frozenset[str]) -> frozens
     return frozenset(decision for decision in decisions if not decision.names & varying)
 
 
-def _names(node: cst.CSTNode) -> set[str]:
+def _names(node: ast.AST) -> set[str]:
     """Every identifier in an expression, attribute names included (`self.step` gives self and step)."""
-    return {child.value for child in walk(node) if isinstance(child, cst.Name)}
+    names: set[str] = set()
+    for child in walk(node):
+        if isinstance(child, ast.Name):
+            names.add(child.id)
+        elif isinstance(child, ast.Attribute):
+            names.add(child.attr)
+    return names
 
 
 def _assigned_names(loop: LoopNode) -> frozenset[str]:
     """Names a loop rebinds on each iteration: its targets, and what its body assigns (last attribute part)."""
-    targets: list[cst.CSTNode] = [loop.target] if isinstance(loop, cst.For) else []
-    binders = (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)
-    targets += [node.target for node in walk(loop.body) if isinstance(node, binders)]
+    targets: list[ast.expr] = [] if isinstance(loop, ast.While) else [loop.target]
+    for statement in loop.body:
+        for node in walk(statement):
+            if isinstance(node, ast.Assign):
+                targets.extend(node.targets)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr)):
+                targets.append(node.target)
     names: set[str] = set()
     for target in targets:
-        if isinstance(target, cst.Attribute):
-            names.add(target.attr.value)
+        if isinstance(target, ast.Attribute):
+            names.add(target.attr)
         else:
             names |= _names(target)
     return frozenset(names)
@@ -522,17 +526,17 @@ def _assigned_names(loop: LoopNode) -> frozenset[str]:
 
 def _is_forever(loop: LoopNode) -> bool:
     """`while True:` runs at least once and leaves only by `break` (or return/raise)."""
-    return isinstance(loop, cst.While) and isinstance(loop.test, cst.Name) and loop.test.value == "True"
+    return isinstance(loop, ast.While) and isinstance(loop.test, ast.Constant) and loop.test.value is True
 
 
-def boundaries(trace: Trace, event: Event) -> frozenset[cst.CSTNode]:
+def boundaries(trace: Trace, event: Event) -> frozenset[ast.AST]:
     """The loops whose next iteration ends `event`'s training step: the training loops around it,
     or, where the trace shows no scaled backward around it, every loop around it."""
     training = trace.training_loops() & frozenset(event.loops)
     return training or frozenset(event.loops)
 
 
-def same_step_before(path: Path, index: int, stop: frozenset[cst.CSTNode]) -> Path:
+def same_step_before(path: Path, index: int, stop: frozenset[ast.AST]) -> Path:
     """The events before `index` back to the start of the iteration of a loop in `stop`."""
     start = index
     while start > 0 and not (path[start - 1].kind is EventKind.ITERATION and path[start - 1].node in stop):
@@ -540,7 +544,7 @@ def same_step_before(path: Path, index: int, stop: frozenset[cst.CSTNode]) -> Pa
     return path[start:index]
 
 
-def same_step_after(path: Path, index: int, stop: frozenset[cst.CSTNode]) -> Optional[Path]:
+def same_step_after(path: Path, index: int, stop: frozenset[ast.AST]) -> Optional[Path]:
     """The events after `index` up to the next iteration of a loop in `stop`; None when the path
     ends first (the step may be finished by a caller)."""
     for end in range(index + 1, len(path)):

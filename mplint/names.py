@@ -8,16 +8,15 @@ to nothing, so a rule built on it stays quiet rather than guessing.
 
 from __future__ import annotations
 
+import ast
 import functools
 from dataclasses import dataclass
 from typing import Optional, Union
 
-import libcst as cst
-
 from mplint.precision.flow import CONVENTIONAL_NAMES
-from mplint.tree import dotted_text, walk
+from mplint.tree import walk
 
-ImportStatement = Union[cst.Import, cst.ImportFrom]
+ImportStatement = Union[ast.Import, ast.ImportFrom]
 
 
 @dataclass(frozen=True)
@@ -27,11 +26,11 @@ class Binding:
     local: str
     target: str
     statement: ImportStatement
-    alias: cst.ImportAlias
+    alias: ast.alias
 
 
 @functools.lru_cache(maxsize=4)
-def import_table(module: cst.Module) -> "ImportTable":
+def import_table(module: ast.Module) -> "ImportTable":
     """The module's import table, built once however many rules ask for it."""
     return ImportTable(module)
 
@@ -39,14 +38,12 @@ def import_table(module: cst.Module) -> "ImportTable":
 class ImportTable:
     """Every import binding of one module, nested ones included."""
 
-    def __init__(self, module: cst.Module) -> None:
-        collector = _ImportCollector()
+    def __init__(self, module: ast.Module) -> None:
+        bindings: list[Binding] = []
         for node in walk(module):
-            if isinstance(node, cst.Import):
-                collector.visit_Import(node)
-            elif isinstance(node, cst.ImportFrom):
-                collector.visit_ImportFrom(node)
-        self.bindings = tuple(collector.bindings)
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                bindings.extend(_bindings(node))
+        self.bindings = tuple(bindings)
         targets: dict[str, set[str]] = {}
         for binding in self.bindings:
             targets.setdefault(binding.local, set()).add(binding.target)
@@ -60,35 +57,27 @@ class ImportTable:
             return None  # bound to several things: ambiguous
         return CONVENTIONAL_NAMES.get(local)
 
-    def resolve(self, expression: cst.BaseExpression) -> Optional[str]:
+    def resolve(self, expression: ast.AST) -> Optional[str]:
         """`th.cuda.amp.autocast` -> "torch.cuda.amp.autocast" under `import torch as th`."""
-        if isinstance(expression, cst.Name):
-            return self.target_of(expression.value)
-        if isinstance(expression, cst.Attribute):
+        if isinstance(expression, ast.Name):
+            return self.target_of(expression.id)
+        if isinstance(expression, ast.Attribute):
             base = self.resolve(expression.value)
-            return f"{base}.{expression.attr.value}" if base is not None else None
+            return f"{base}.{expression.attr}" if base is not None else None
         return None
 
 
-class _ImportCollector:
-    def __init__(self) -> None:
-        self.bindings: list[Binding] = []
-
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            name = dotted_text(alias.name)
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.bindings.append(Binding(alias.asname.name.value, name, node, alias))
-            else:
-                head = name.split(".")[0]
-                self.bindings.append(Binding(head, head, node, alias))
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar):
-            return
-        module = "." * len(node.relative) + (dotted_text(node.module) if node.module is not None else "")
-        for alias in node.names:
-            name = dotted_text(alias.name)
-            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
-            target = f"{module}.{name}" if not module.endswith(".") else f"{module}{name}"
-            self.bindings.append(Binding(local, target, node, alias))
+def _bindings(node: ImportStatement) -> list[Binding]:
+    if isinstance(node, ast.Import):
+        return [
+            Binding(alias.asname, alias.name, node, alias)
+            if alias.asname is not None
+            else Binding(alias.name.split(".")[0], alias.name.split(".")[0], node, alias)
+            for alias in node.names
+        ]
+    module = "." * (node.level or 0) + (node.module or "")
+    return [
+        Binding(alias.asname or alias.name, f"{module}{alias.name}" if module.endswith(".") else f"{module}.{alias.name}", node, alias)
+        for alias in node.names
+        if alias.name != "*"
+    ]

@@ -21,6 +21,7 @@ from mplint.cache import Cache
 from mplint.errors import InternalError
 from mplint.findings import Finding
 from mplint.rule import Rule
+from mplint.source import SourceFile
 
 UNIT = "unit"
 SYNTAX = "syntax"
@@ -44,7 +45,7 @@ def default_jobs() -> int:
 
 
 def lint_files(
-    files: Sequence[engine.SourceFile],
+    files: Sequence[SourceFile],
     rules: Sequence[type[Rule]],
     *,
     jobs: int = 1,
@@ -72,7 +73,7 @@ def lint_files(
 
 def _check(
     run: engine.Run,
-    files: Sequence[engine.SourceFile],
+    files: Sequence[SourceFile],
     rules: Sequence[type[Rule]],
     work: list[tuple[str, str]],
     jobs: int,
@@ -105,7 +106,7 @@ def _check_items(run: engine.Run, rules: Sequence[type[Rule]], work: list[tuple[
 _worker: Optional[tuple[engine.Run, Sequence[type[Rule]]]] = None
 
 
-def _start_worker(files: Sequence[engine.SourceFile], rules: Sequence[type[Rule]]) -> None:
+def _start_worker(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> None:
     global _worker
     _worker = (engine.Run(files), rules)
 

@@ -8,11 +8,10 @@ facts themselves: they ask `self.precision` (the shared precision model) and rep
 
 from __future__ import annotations
 
+import ast
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Optional, Union
-
-import libcst as cst
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 from mplint.findings import Applicability, Severity
 
@@ -24,11 +23,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Replacement:
-    """Put `new` (a node, or source text) where `node` is. Replace expressions or small statements
-    (an `ImportFrom`, a `Call`), not whole lines: their span excludes indentation and newlines."""
+    """Put the text `new` from character offset `start` to `end` (exclusive) of the file's text; an
+    insertion when they are equal. `Rule.replace`/`Rule.insert` build them from nodes."""
 
-    node: cst.CSTNode
-    new: Union[cst.CSTNode, str]
+    start: int
+    end: int
+    new: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Autofix:
     applicability: Applicability = Applicability.SAFE
 
 
-class Rule(cst.BatchableCSTVisitor):
+class Rule:
     CODE: ClassVar[str]
     NAME: ClassVar[str]
     MESSAGE: ClassVar[str] = ""
@@ -58,7 +58,6 @@ class Rule(cst.BatchableCSTVisitor):
     SINKS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, context: "FileContext") -> None:
-        super().__init__()
         self.context = context
 
     @property
@@ -66,17 +65,32 @@ class Rule(cst.BatchableCSTVisitor):
         return self.context.precision
 
     def report(
-        self, node: cst.CSTNode, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
+        self, node: ast.AST, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
     ) -> None:
         """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere),
-        optionally with an autofix (its replacements must be nodes of the same file)."""
+        optionally with an autofix (its replacements must be of the same file)."""
         self.context.report(self, node, message, path=path, fix=fix)
+
+    # Fixes are text edits of the visited file, built from its nodes' positions and source.
+    def source_of(self, node: ast.AST) -> str:
+        """`node`'s text as written in the visited file (without enclosing parentheses)."""
+        return self.context.parsed.source_of(node)
+
+    def replace(self, node: ast.AST, new: str) -> Replacement:
+        """Put `new` where `node`'s text is."""
+        return Replacement(*self.context.parsed.offsets(node), new)
+
+    def insert(self, node: ast.AST, text: str, *, after: bool = False) -> Replacement:
+        """Put `text` just before `node` (or just after it)."""
+        start, end = self.context.parsed.offsets(node)
+        at = end if after else start
+        return Replacement(at, at, text)
 
     def describe_origin(self, origin: Optional["Origin"]) -> str:
         """`from `policy`, cast at train.py:5`: where a value's low precision came from."""
         if origin is None:
             return "origin not traced"
-        line = self.context.line_of(origin.node, origin.path)
+        line = origin.node.lineno  # type: ignore[attr-defined]
         subject = f"from `{origin.subject}`, " if origin.subject else ""
         return f"{subject}{origin.how} at {origin.path}:{line}"
 

@@ -1,47 +1,42 @@
-"""Fast walks over libcst trees.
+"""Fast walks over `ast` trees, in source order.
 
-libcst's own `visit` rebuilds every node it passes (it is a transformer walk), which costs about
-twice a plain walk over the nodes' dataclass fields. These walks skip the fields that only hold
-whitespace and punctuation, which no rule needs.
+`ast.walk` is breadth-first and `ast.iter_child_nodes` re-reads every field each time; these walks
+read only the fields that can hold nodes (never the shared `ctx`/operator singletons) and keep
+source order, which the per-path rules rely on (a call's arguments before the call).
 """
 
 from __future__ import annotations
 
+import ast
 from typing import Callable, Iterator, Optional
 
-import libcst as cst
-
-_PUNCTUATION_FIELDS = frozenset(
-    {
-        "lpar", "rpar", "comma", "semicolon", "leading_lines", "header", "footer", "newline",
-        "lines_after_decorators", "dot", "colon", "equal", "star", "lbracket", "rbracket", "lbrace",
-        "rbrace", "whitespace_before_colon",
-    }
-)
+# Fields that hold only context or operator singletons (one `ast.Load()` object for the whole
+# process): never children worth visiting.
+_SKIPPED_FIELDS = frozenset({"ctx", "op", "ops"})
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
-Into = Optional[Callable[[cst.CSTNode], bool]]
+Into = Optional[Callable[[ast.AST], bool]]
 
 
-def children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The node's syntactic children in source order (no whitespace or punctuation nodes)."""
+def children(node: ast.AST) -> list[ast.AST]:
+    """The node's child nodes in source order."""
     kind = type(node)
     fields = _CHILD_FIELDS.get(kind)
     if fields is None:
-        fields = _CHILD_FIELDS[kind] = tuple(
-            name for name in node.__dataclass_fields__ if name not in _PUNCTUATION_FIELDS and "whitespace" not in name
-        )
-    found: list[cst.CSTNode] = []
+        fields = _CHILD_FIELDS[kind] = tuple(name for name in kind._fields if name not in _SKIPPED_FIELDS)
+    if kind is ast.Dict:  # keys and values interleave in the source; a `**spread` has key None
+        return [item for pair in zip(node.keys, node.values) for item in pair if item is not None]  # type: ignore[attr-defined]
+    found: list[ast.AST] = []
     for name in fields:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
             found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+        elif isinstance(value, list):
+            found.extend(item for item in value if isinstance(item, ast.AST))
     return found
 
 
-def walk(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
+def walk(node: ast.AST, into: Into = None) -> Iterator[ast.AST]:
     """Every node under `node` (itself first), parents before children; a node for which `into`
     returns False is yielded but not entered."""
     stack = [node]
@@ -52,9 +47,9 @@ def walk(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
             stack.extend(reversed(children(current)))
 
 
-def walk_post(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
+def walk_post(node: ast.AST, into: Into = None) -> Iterator[ast.AST]:
     """Every node under `node`, children before parents (a call's arguments before the call)."""
-    stack: list[tuple[cst.CSTNode, bool]] = [(node, False)]
+    stack: list[tuple[ast.AST, bool]] = [(node, False)]
     while stack:
         current, expanded = stack.pop()
         if expanded:
@@ -65,11 +60,36 @@ def walk_post(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
             stack.extend((child, False) for child in reversed(children(current)))
 
 
-def dotted_text(node: cst.BaseExpression) -> str:
-    """The source spelling of a Name/Attribute chain (`torch.cuda.amp`); "" for anything else."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_text(node.value)
-        return f"{base}.{node.attr.value}" if base else ""
-    return ""
+def dotted_text(node: ast.AST) -> str:
+    """The dotted spelling of a Name/Attribute chain (`torch.cuda.amp`); "" for anything else."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ""
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def positional_args(call: ast.Call) -> list[ast.expr]:
+    """The call's positional arguments, `*spread`s left out."""
+    return [arg for arg in call.args if not isinstance(arg, ast.Starred)]
+
+
+def keyword_arg(call: ast.Call, name: str) -> Optional[ast.expr]:
+    """The expression passed as keyword `name`, if it was."""
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+def argument(call: ast.Call, index: Optional[int], keyword: Optional[str] = None) -> Optional[ast.expr]:
+    """The expression passed as positional `index` or as `keyword`, whichever was used."""
+    if keyword is not None:
+        found = keyword_arg(call, keyword)
+        if found is not None:
+            return found
+    positional = positional_args(call)
+    return positional[index] if index is not None and index < len(positional) else None

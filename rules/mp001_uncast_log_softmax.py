@@ -1,14 +1,14 @@
 from __future__ import annotations
 
+import ast
 from typing import Optional
-
-import libcst as cst
 
 from mplint.findings import Applicability
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Value
-from mplint.rule import Autofix, Replacement, Rule
+from mplint.rule import Autofix, Rule
+from mplint.tree import argument
 
 
 class UncastLogSoftmax(Rule):
@@ -89,7 +89,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
 """,
     )
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         for fact in self.precision.calls(node):
             found = _log_prob_input(fact)
             if found is None:
@@ -99,9 +99,9 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 self.report(node, self._message(shown, logits), fix=self._float_logits_fix(node, shown))
                 return
 
-    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+    def visit_BinOp(self, node: ast.BinOp) -> None:
         """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax."""
-        if not (isinstance(node.operator, cst.Subtract) and isinstance(node.right, cst.Call)):
+        if not (isinstance(node.op, ast.Sub) and isinstance(node.right, ast.Call)):
             return
         for fact in self.precision.calls(node.right):
             if fact.op != "logsumexp":
@@ -111,32 +111,40 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 self.report(node.right, self._message("logsumexp", logits), fix=self._float_logits_fix(node.right, "logsumexp"))
                 return
 
-    def _float_logits_fix(self, node: cst.Call, shown: str) -> Optional[Autofix]:
+    def _float_logits_fix(self, node: ast.Call, shown: str) -> Optional[Autofix]:
         """Insert `.float()` on the logits at the op (unsafe: it makes an fp32 copy of the logits)."""
+        call: Optional[ast.Call] = node
         if shown == "log(softmax(...))":
-            inner = node.args[0].value if node.args else None
-            logits = self._tensor_argument(inner, 0, "input") if isinstance(inner, cst.Call) else None
+            inner = node.args[0] if node.args else None
+            call = inner if isinstance(inner, ast.Call) else None
+            logits = self._tensor_argument(call, 0, "input") if call is not None else None
         elif shown == "Categorical(logits=...)":
             logits = self._tensor_argument(node, 1, "logits")
         else:
             logits = self._tensor_argument(node, 0, "input")
-        if logits is None:
+        if logits is None or call is None:
             return None
-        atomic = isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or bool(logits.lpar)
-        target = logits if atomic else logits.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        cast = cst.Call(func=cst.Attribute(value=target, attr=cst.Name("float")))
-        return Autofix("cast the logits to fp32 at the op", (Replacement(logits, cast),), Applicability.UNSAFE)
+        text = self.source_of(logits)
+        atomic = isinstance(logits, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)) or self._parenthesized(logits, call)
+        cast = f"{text}.float()" if atomic else f"({text}).float()"
+        return Autofix("cast the logits to fp32 at the op", (self.replace(logits, cast),), Applicability.UNSAFE)
 
-    def _tensor_argument(self, node: cst.Call, index: int, keyword: str) -> Optional[cst.BaseExpression]:
+    def _tensor_argument(self, node: ast.Call, index: int, keyword: str) -> Optional[ast.expr]:
         """The receiver of `x.op(...)`, else the expression passed as positional `index` or as `keyword`."""
         on_method = any(fact.method is not None for fact in self.precision.calls(node))
-        if on_method and isinstance(node.func, cst.Attribute) and keyword == "input":
+        if on_method and isinstance(node.func, ast.Attribute) and keyword == "input":
             return node.func.value
-        for arg in node.args:
-            if arg.keyword is not None and arg.keyword.value == keyword:
-                return arg.value
-        positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
-        return positional[index] if index < len(positional) else None
+        return argument(node, index, keyword)
+
+    def _parenthesized(self, expression: ast.expr, call: ast.Call) -> bool:
+        """Whether `expression` (an argument or the receiver of `call`) is written in parentheses of its
+        own: `ast` positions leave them out, and the call's own parenthesis does not count."""
+        text = self.context.parsed.text
+        start, end = self.context.parsed.offsets(expression)
+        before, after = text[:start].rstrip(), text[end:].lstrip()
+        if not (before.endswith("(") and after.startswith(")")):
+            return False
+        return len(before) - 1 != text.find("(", self.context.parsed.offsets(call.func)[1])
 
     def _message(self, op: str, logits: Value) -> str:
         return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=self.describe_origin(logits.origin))

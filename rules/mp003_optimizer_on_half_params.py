@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
@@ -82,10 +82,10 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self.pending: list[tuple[cst.Call, str]] = []
-        self.handed_to_deepspeed: set[cst.CSTNode] = set()
+        self.pending: list[tuple[ast.Call, str]] = []
+        self.handed_to_deepspeed: set[ast.AST] = set()
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         for fact in self.precision.calls(node):
             self._note_deepspeed(fact)
             message = self._half_params_message(fact)
@@ -93,7 +93,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 self.pending.append((node, message))
                 break
         for late in self.precision.casts_after_optimizer(node):
-            optimizer_line = self.context.line_of(late.optimizer, late.optimizer_path)
+            optimizer_line = late.optimizer.lineno
             optimizer = _optimizer_name(self.precision.calls(late.optimizer))
             self.report(
                 node,
@@ -103,7 +103,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             )
             break
 
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def leave_Module(self, original_node: ast.Module) -> None:
         for node, message in self.pending:
             if node not in self.handed_to_deepspeed:
                 self.report(node, message)
@@ -111,7 +111,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     def _note_deepspeed(self, fact: CallFact) -> None:
         if (fact.function or "").startswith("deepspeed.") and fact.op == "initialize":
             optimizer = fact.arg(None, "optimizer")
-            if optimizer is not None and isinstance(optimizer.payload, cst.Call):
+            if optimizer is not None and isinstance(optimizer.payload, ast.Call):
                 self.handed_to_deepspeed.add(optimizer.payload)
 
     def _half_params_message(self, fact: CallFact) -> "str | None":

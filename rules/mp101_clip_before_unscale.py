@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
@@ -83,18 +83,18 @@ for x, y in loader:
 """,
     )
 
-    def visit_Module(self, node: cst.Module) -> None:
-        reported: set[cst.CSTNode] = set()
+    def visit_Module(self, node: ast.Module) -> None:
+        reported: set[ast.AST] = set()
         for trace in loops.traces(node, self.precision):
             for clip in trace.nodes(EventKind.CLIP):
                 backward = _scaled_backward_on_every_path(trace, clip)
                 if backward is not None and clip not in reported:
                     reported.add(clip)
-                    line = self.context.line_of(backward, self.precision.calls(backward)[0].path)
+                    line = backward.lineno
                     self.report(clip, self.MESSAGE.format(what=_describe(clip), line=line))
 
 
-def _scaled_backward_on_every_path(trace: Trace, clip: cst.CSTNode) -> cst.CSTNode | None:
+def _scaled_backward_on_every_path(trace: Trace, clip: ast.AST) -> ast.AST | None:
     """The scaled backward whose gradients `clip` reads unscaled, when every path to it has one."""
     found = None
     for path, index in trace.occurrences(clip):
@@ -105,7 +105,7 @@ def _scaled_backward_on_every_path(trace: Trace, clip: cst.CSTNode) -> cst.CSTNo
     return found
 
 
-def _unscaled_since(path: Path, index: int) -> cst.CSTNode | None:
+def _unscaled_since(path: Path, index: int) -> ast.AST | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None
@@ -114,9 +114,9 @@ def _unscaled_since(path: Path, index: int) -> cst.CSTNode | None:
     return path[backward].node
 
 
-def _describe(clip: cst.CSTNode) -> str:
-    if isinstance(clip, cst.Call) and isinstance(clip.func, (cst.Name, cst.Attribute)):
-        name = clip.func.value if isinstance(clip.func, cst.Name) else clip.func.attr.value
+def _describe(clip: ast.AST) -> str:
+    if isinstance(clip, ast.Call) and isinstance(clip.func, (ast.Name, ast.Attribute)):
+        name = clip.func.id if isinstance(clip.func, ast.Name) else clip.func.attr
         if "clip_grad" in name:
             return f"`{name}`"
     return "this computation on `.grad`"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from mplint import loops
 from mplint.loops import Event, EventKind, Path, Trace
@@ -75,8 +75,8 @@ for x, y in loader:
 """,
     )
 
-    def visit_Module(self, node: cst.Module) -> None:
-        reported: set[cst.CSTNode] = set()
+    def visit_Module(self, node: ast.Module) -> None:
+        reported: set[ast.AST] = set()
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.SCALER_STEP):
                 if step in reported or not _can_skip_update(trace, step):
@@ -87,7 +87,7 @@ for x, y in loader:
                 self.report(step, self.MESSAGE.format(why=why))
 
 
-def _can_skip_update(trace: Trace, step: cst.CSTNode) -> bool:
+def _can_skip_update(trace: Trace, step: ast.AST) -> bool:
     return any(_skips_update(trace, path, index) for path, index in trace.occurrences(step))
 
 

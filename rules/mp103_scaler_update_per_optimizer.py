@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
@@ -78,18 +78,18 @@ for real in loader:
 """,
     )
 
-    def visit_Module(self, node: cst.Module) -> None:
-        reported: set[cst.CSTNode] = set()
+    def visit_Module(self, node: ast.Module) -> None:
+        reported: set[ast.AST] = set()
         for trace in loops.traces(node, self.precision):
             for update in trace.nodes(EventKind.UPDATE):
                 earlier = _earlier_update(trace, update)
                 if earlier is not None and update not in reported:
                     reported.add(update)
-                    line = self.context.line_of(earlier, self.precision.calls(earlier)[0].path)
+                    line = earlier.lineno
                     self.report(update, self.MESSAGE.format(line=line))
 
 
-def _earlier_update(trace: Trace, update: cst.CSTNode) -> cst.CSTNode | None:
+def _earlier_update(trace: Trace, update: ast.AST) -> ast.AST | None:
     for path, index in trace.occurrences(update):
         found = _update_before(trace, path, index)
         if found is not None:
@@ -97,7 +97,7 @@ def _earlier_update(trace: Trace, update: cst.CSTNode) -> cst.CSTNode | None:
     return None
 
 
-def _update_before(trace: Trace, path: Path, index: int) -> cst.CSTNode | None:
+def _update_before(trace: Trace, path: Path, index: int) -> ast.AST | None:
     event = path[index]
     for earlier in reversed(loops.same_step_before(path, index, loops.boundaries(trace, event))):
         if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler:

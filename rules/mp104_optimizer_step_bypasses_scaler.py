@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
@@ -76,8 +76,8 @@ for x, y in loader:
 """,
     )
 
-    def visit_Module(self, node: cst.Module) -> None:
-        reported: set[cst.CSTNode] = set()
+    def visit_Module(self, node: ast.Module) -> None:
+        reported: set[ast.AST] = set()
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.OPTIMIZER_STEP):
                 found = _scaled_on_every_path(trace, step)
@@ -87,11 +87,11 @@ for x, y in loader:
                 backward, twice = found
                 optimizer = _receiver_text(step)
                 what = (self.TWICE if twice else self.UNSCALED).format(optimizer=optimizer)
-                line = self.context.line_of(backward, self.precision.calls(backward)[0].path)
+                line = backward.lineno
                 self.report(step, self.MESSAGE.format(optimizer=optimizer, line=line, what=what))
 
 
-def _scaled_on_every_path(trace: Trace, step: cst.CSTNode) -> tuple[cst.CSTNode, bool] | None:
+def _scaled_on_every_path(trace: Trace, step: ast.AST) -> tuple[ast.AST, bool] | None:
     """The scaled backward before `step` on every path, and whether the scaler stepped it already."""
     found = None
     twice = True
@@ -117,7 +117,7 @@ def _scaled_backward(path: Path, index: int) -> int | None:
     return backward
 
 
-def _receiver_text(step: cst.CSTNode) -> str:
-    if isinstance(step, cst.Call) and isinstance(step.func, cst.Attribute):
-        return cst.Module([]).code_for_node(step.func.value)
+def _receiver_text(step: ast.AST) -> str:
+    if isinstance(step, ast.Call) and isinstance(step.func, ast.Attribute):
+        return ast.unparse(step.func.value)
     return "optimizer"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import libcst as cst
+import ast
 
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
@@ -84,19 +84,19 @@ for step, (x, y) in enumerate(loader):
 """,
     )
 
-    def visit_Module(self, node: cst.Module) -> None:
-        reported: set[cst.CSTNode] = set()
+    def visit_Module(self, node: ast.Module) -> None:
+        reported: set[ast.AST] = set()
         for trace in loops.traces(node, self.precision):
             updates = trace.nodes(EventKind.UPDATE)
             for unscale in trace.nodes(EventKind.UNSCALE):
                 if unscale in reported or not updates or not _unscaled_twice(trace, unscale):
                     continue
                 reported.add(unscale)
-                line = self.context.line_of(updates[0], self.precision.calls(updates[0])[0].path)
+                line = updates[0].lineno
                 self.report(unscale, self.MESSAGE.format(line=line))
 
 
-def _unscaled_twice(trace: Trace, unscale: cst.CSTNode) -> bool:
+def _unscaled_twice(trace: Trace, unscale: ast.AST) -> bool:
     return any(_again_before_update(path, index) for path, index in trace.occurrences(unscale))
 
 

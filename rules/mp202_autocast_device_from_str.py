@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+import ast
 from typing import Optional
-
-import libcst as cst
 
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
 from mplint.rule import Rule
+from mplint.tree import argument
 
 
 class AutocastDeviceFromStr(Rule):
@@ -62,32 +62,29 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
 """,
     )
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         for fact in self.precision.calls(node):
             if fact.function not in torch_api.AUTOCAST_ENTRY_POINTS or torch_api.AUTOCAST_ENTRY_POINTS[fact.function][0]:
                 continue  # not an autocast, or one with a fixed device (torch.cuda.amp.autocast)
-            argument = _device_argument(node)
-            what = _misuse(argument, fact) if argument is not None else None
-            if argument is not None and what is not None:
-                self.report(argument, self.MESSAGE.format(what=what))
+            given = argument(node, 0, "device_type")
+            what = _misuse(given, fact) if given is not None else None
+            if given is not None and what is not None:
+                self.report(given, self.MESSAGE.format(what=what))
             return
 
 
-def _device_argument(node: cst.Call) -> Optional[cst.BaseExpression]:
-    for arg in node.args:
-        if arg.keyword is not None and arg.keyword.value == "device_type":
-            return arg.value
-    positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
-    return positional[0].value if positional else None
-
-
-def _misuse(argument: cst.BaseExpression, fact: CallFact) -> Optional[str]:
+def _misuse(given: ast.expr, fact: CallFact) -> Optional[str]:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
-    if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Name) and argument.func.value == "str":
+    if isinstance(given, ast.Call) and isinstance(given.func, ast.Name) and given.func.id == "str":
         return "`str(...)` of a device (\"cuda:0\" once the device has an index)"
-    if isinstance(argument, cst.Call) and isinstance(argument.func, cst.Attribute) and argument.func.attr.value == "type" and not argument.args:
+    if (
+        isinstance(given, ast.Call)
+        and isinstance(given.func, ast.Attribute)
+        and given.func.attr == "type"
+        and not (given.args or given.keywords)
+    ):
         return "a tensor type name (`x.type()` is \"torch.cuda.FloatTensor\")"
-    if isinstance(argument, cst.FormattedString) and not _formats_device_types(argument):
+    if isinstance(given, ast.JoinedStr) and not _formats_device_types(given):
         return "an f-string that formats a device or an index"
     value = fact.arg(0, "device_type")
     text = value.const if value is not None else None
@@ -96,13 +93,13 @@ def _misuse(argument: cst.BaseExpression, fact: CallFact) -> Optional[str]:
     return None
 
 
-def _formats_device_types(node: cst.FormattedString) -> bool:
+def _formats_device_types(node: ast.JoinedStr) -> bool:
     """`f"{device.type}"`: every placeholder is a `.type` and no literal part adds an index."""
-    for part in node.parts:
-        if isinstance(part, cst.FormattedStringText) and ":" in part.value:
+    for part in node.values:
+        if isinstance(part, ast.Constant) and ":" in str(part.value):
             return False
-        if isinstance(part, cst.FormattedStringExpression):
-            expression = part.expression
-            if not (isinstance(expression, cst.Attribute) and expression.attr.value == "type"):
+        if isinstance(part, ast.FormattedValue):
+            expression = part.value
+            if not (isinstance(expression, ast.Attribute) and expression.attr == "type"):
                 return False
     return True

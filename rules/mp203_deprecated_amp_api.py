@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import ast
 import enum
+import re
 from dataclasses import dataclass
-from typing import Optional, Union
-
-import libcst as cst
+from typing import Optional
 
 from mplint.findings import Applicability, Severity
 from mplint.names import Binding, ImportTable, import_table
@@ -56,8 +56,6 @@ DEPRECATED_MODULES = {
     **{f"torch.{device}.amp": "torch.amp" for device in ("cuda", "cpu")},
     **{f"torch.{device}.amp.{sub}": "torch.amp" for device in ("cuda", "cpu") for sub in ("autocast_mode", "grad_scaler")},
 }
-_NO_SPACE = cst.SimpleWhitespace("")
-_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
 class DeprecatedAmpApi(Rule):
@@ -152,49 +150,34 @@ with autocast():
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self.names: Optional[ImportTable] = None
-        self.calls: dict[cst.CSTNode, cst.Call] = {}  # func expression -> its call
-        self.decorated: set[cst.CSTNode] = set()  # bare decorator expressions
-        self.owners: dict[cst.CSTNode, cst.Attribute] = {}  # `amp` -> `amp.autocast`
-        self.uses: dict[str, list[cst.Name]] = {}  # every loaded Name, by identifier
-        self.not_uses: set[cst.Name] = set()  # attribute names, keywords, names inside imports
-        self.import_depth = 0
+        self.calls: dict[ast.AST, ast.Call] = {}  # func expression -> its call
+        self.decorated: set[ast.AST] = set()  # decorator expressions
+        self.owners: dict[ast.AST, ast.Attribute] = {}  # `amp` -> `amp.autocast`
+        self.uses: dict[str, list[ast.Name]] = {}  # every Name, by identifier
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.names = import_table(node)
 
     # Collect the shapes every reference can take; decide once the whole file is seen.
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         self.calls[node.func] = node
 
-    def visit_Decorator(self, node: cst.Decorator) -> None:
-        self.decorated.add(node.decorator)
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.decorated.update(node.decorator_list)
 
-    def visit_Attribute(self, node: cst.Attribute) -> None:
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self.decorated.update(node.decorator_list)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.decorated.update(node.decorator_list)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
         self.owners[node.value] = node
-        self.not_uses.add(node.attr)
 
-    def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None:
-            self.not_uses.add(node.keyword)
+    def visit_Name(self, node: ast.Name) -> None:
+        self.uses.setdefault(node.id, []).append(node)
 
-    def visit_Import(self, node: cst.Import) -> None:
-        self.import_depth += 1
-
-    def leave_Import(self, original_node: cst.Import) -> None:
-        self.import_depth -= 1
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        self.import_depth += 1
-
-    def leave_ImportFrom(self, original_node: cst.ImportFrom) -> None:
-        self.import_depth -= 1
-
-    def visit_Name(self, node: cst.Name) -> None:
-        if self.import_depth:
-            self.not_uses.add(node)
-        self.uses.setdefault(node.value, []).append(node)
-
-    def leave_Module(self, original_node: cst.Module) -> None:
+    def leave_Module(self, original_node: ast.Module) -> None:
         assert self.names is not None
         handled_bindings = self._report_imports(self.names)
         self._report_spelled_out(self.names, handled_bindings)
@@ -202,7 +185,7 @@ with autocast():
     # ------------------------------------------------------------------------------ imports
     def _report_imports(self, names: ImportTable) -> set[str]:
         """One finding per import statement that binds deprecated names; returns the locals it covers."""
-        by_statement: dict[cst.CSTNode, list[Binding]] = {}
+        by_statement: dict[ast.AST, list[Binding]] = {}
         for binding in names.bindings:
             deprecated = binding.target in DEPRECATED or binding.target in DEPRECATED_MODULES
             if deprecated and names.target_of(binding.local) == binding.target:
@@ -214,9 +197,9 @@ with autocast():
                 continue  # an alias of torch.cuda.amp never used for a deprecated entry point
             covered.update(binding.local for binding in bindings)
             fix = None
-            new_statement = _modern_import(statement, bindings)
-            if new_statement is not None and all(rewrite is not None for rewrite in rewrites):
-                replacements = [Replacement(statement, new_statement)]
+            new_module = self._modern_import(statement, bindings)
+            if new_module is not None and all(rewrite is not None for rewrite in rewrites):
+                replacements = [new_module]
                 for rewrite in rewrites:
                     replacements.extend(rewrite or ())
                 fix = Autofix("import from torch.amp and pass the device", tuple(replacements), Applicability.SAFE)
@@ -227,22 +210,45 @@ with autocast():
         """Rewrites of every use of an imported name, or None when one of them cannot be rewritten."""
         replacements: list[Replacement] = []
         for name in self.uses.get(binding.local, ()):
-            if name in self.not_uses:
-                continue
+            reference: ast.expr
             if binding.target in DEPRECATED:
-                reference: cst.BaseExpression = name
-                modern = DEPRECATED[binding.target]
+                reference, modern = name, DEPRECATED[binding.target]
             else:
                 owner = self.owners.get(name)
-                leaf = f"{binding.target}.{owner.attr.value}" if owner is not None else ""
+                leaf = f"{binding.target}.{owner.attr}" if owner is not None else ""
                 if owner is None or leaf not in DEPRECATED:
                     return None
                 reference, modern = owner, DEPRECATED[leaf]
-            replacement = self._modern_reference(reference, reference, modern)
-            if replacement is None:
+            rewrite = self._modern_reference(reference, None, modern)
+            if rewrite is None:
                 return None
-            replacements.append(replacement)
+            replacements.extend(rewrite)
         return replacements
+
+    def _modern_import(self, statement: ast.AST, bindings: list[Binding]) -> Optional[Replacement]:
+        """The import's module rewritten to `torch.amp` (or `torch`), when every name it binds has moved there."""
+        module: Optional[str] = None
+        if isinstance(statement, ast.ImportFrom):
+            if any(alias.name == "*" for alias in statement.names) or len(bindings) != len(statement.names):
+                return None
+            if all(binding.target in DEPRECATED for binding in bindings):
+                module = "torch.amp"
+            elif (
+                len(bindings) == 1
+                and DEPRECATED_MODULES.get(bindings[0].target) == "torch.amp"
+                and bindings[0].target.count(".") == 2
+            ):
+                module = "torch"  # from torch.cuda import amp
+        elif isinstance(statement, ast.Import) and len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES:
+            module = "torch.amp"  # import torch.cuda.amp as amp
+        if module is None:
+            return None
+        # The module name is the first dotted name after `from`/`import`, however it is spaced.
+        spelled = _MODULE_NAME.match(self.source_of(statement))
+        if spelled is None:
+            return None
+        start = self.context.parsed.offsets(statement)[0]
+        return Replacement(start + spelled.start(1), start + spelled.end(1), module)
 
     # ------------------------------------------------------------------------- spelled out
     def _report_spelled_out(self, names: ImportTable, covered: set[str]) -> None:
@@ -251,7 +257,7 @@ with autocast():
         for func, call in self.calls.items():
             target = names.resolve(func)
             if target in DEPRECATED:
-                if isinstance(func, cst.Attribute) and _head(func) not in covered:
+                if isinstance(func, ast.Attribute) and _head(func) not in covered:
                     self._report_reference(func, call, DEPRECATED[target], names)
             else:  # through a variable or another module of the run: no fix, the binding is elsewhere
                 for fact in self.precision.calls(call):
@@ -260,19 +266,17 @@ with autocast():
                         break
         for decorator in self.decorated:
             target = names.resolve(decorator)
-            if target in DEPRECATED and isinstance(decorator, cst.Attribute) and _head(decorator) not in covered:
+            if target in DEPRECATED and isinstance(decorator, ast.Attribute) and _head(decorator) not in covered:
                 self._report_reference(decorator, decorator, DEPRECATED[target], names)
 
-    def _report_reference(self, func: cst.Attribute, node: cst.CSTNode, modern: Modern, names: ImportTable) -> None:
+    def _report_reference(self, func: ast.Attribute, node: ast.AST, modern: Modern, names: ImportTable) -> None:
         torch = _torch_head(func, names)
         fix = None
         if torch is not None:
-            new_func = cst.Attribute(value=cst.Attribute(value=torch, attr=cst.Name("amp")), attr=cst.Name(modern.leaf))
-            replacement = self._modern_reference(func, new_func, modern)
-            if replacement is not None:
-                fix = Autofix(f"use torch.amp.{modern.leaf} with the device", (replacement,), Applicability.SAFE)
-        old = self.context.parsed.module.code_for_node(func)
-        self.report(node, self._message(old, modern), fix=fix)
+            rewrite = self._modern_reference(func, f"{dotted_text(torch)}.amp.{modern.leaf}", modern)
+            if rewrite is not None:
+                fix = Autofix(f"use torch.amp.{modern.leaf} with the device", tuple(rewrite), Applicability.SAFE)
+        self.report(node, self._message(dotted_text(func), modern), fix=fix)
 
     def _message(self, old: str, modern: Modern) -> str:
         if modern.form is Form.DECORATOR:
@@ -282,98 +286,87 @@ with autocast():
         return self.MESSAGE.format(old=old, new=new)
 
     # ----------------------------------------------------------------------------- rewrites
-    def _modern_reference(
-        self, reference: cst.BaseExpression, new_func: cst.BaseExpression, modern: Modern
-    ) -> Optional[Replacement]:
-        """The rewrite of one use: its call gets the device (and keywords), a bare decorator becomes a call."""
+    def _modern_reference(self, reference: ast.expr, new_func: Optional[str], modern: Modern) -> Optional[list[Replacement]]:
+        """The rewrite of one use (its callee spelled `new_func`, when given): its call gets the
+        device (and keywords), a bare decorator becomes a call; None when it cannot be rewritten."""
+        renamed = [self.replace(reference, new_func)] if new_func is not None else []
         call = self.calls.get(reference)
         if call is not None:
-            arguments = _modern_arguments(call, modern)
-            if arguments is None:
-                return None
-            return Replacement(call, call.with_changes(func=new_func, args=arguments))
+            arguments = self._modern_arguments(call, modern)
+            return None if arguments is None else [*renamed, *arguments]
         if reference in self.decorated and modern.form is Form.DECORATOR:
-            return Replacement(reference, cst.Call(func=new_func, args=(_device_keyword(modern.device),)))
+            return [*renamed, self.insert(reference, f'(device_type="{modern.device}")', after=True)]
         return None
 
-
-def _modern_arguments(call: cst.Call, modern: Modern) -> Optional[list[cst.Arg]]:
-    """The old call's arguments in the new API's terms; None when `*args` hides what they mean."""
-    args = call.args
-    if any(arg.star == "*" for arg in args):
-        return None
-    positional = [arg for arg in args if arg.keyword is None and not arg.star]
-    rest = [arg for arg in args if arg.keyword is not None or arg.star]
-    if modern.form is Form.DECORATOR:
-        if any(arg.keyword is not None and arg.keyword.value == "device_type" for arg in rest):
+    def _modern_arguments(self, call: ast.Call, modern: Modern) -> Optional[list[Replacement]]:
+        """Insertions that put the old call's arguments in the new API's terms; None when `*args`
+        hides what they mean."""
+        if any(isinstance(arg, ast.Starred) for arg in call.args):
             return None
-        return _with_commas([*positional, _device_keyword(modern.device), *rest])
-    if len(positional) > len(modern.old_positional):
-        return None
-    named = [
-        arg.with_changes(keyword=cst.Name(name), equal=cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE))
-        for arg, name in zip(positional, modern.old_positional)
-    ]
-    device = cst.Arg(cst.SimpleString(f'"{modern.device}"'))
-    if args and isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
-        device = device.with_changes(comma=cst.Comma(whitespace_after=call.whitespace_before_args))  # one per line
-    return _with_commas([device, *named, *rest])
-
-
-def _device_keyword(device: str) -> cst.Arg:
-    return cst.Arg(
-        cst.SimpleString(f'"{device}"'),
-        keyword=cst.Name("device_type"),
-        equal=cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE),
-    )
-
-
-def _with_commas(args: list[cst.Arg]) -> list[cst.Arg]:
-    """Every argument but the last is followed by a comma (existing commas, and their comments, kept)."""
-    return [
-        arg.with_changes(comma=_COMMA) if index < len(args) - 1 and isinstance(arg.comma, cst.MaybeSentinel) else arg
-        for index, arg in enumerate(args)
-    ]
-
-
-def _modern_import(statement: Union[cst.Import, cst.ImportFrom], bindings: list[Binding]) -> Optional[cst.CSTNode]:
-    """The import rewritten to `torch.amp`, when every name it binds has moved there."""
-    if isinstance(statement, cst.ImportFrom):
-        names = statement.names
-        if isinstance(names, cst.ImportStar) or len(bindings) != len(names):
+        positional, keywords = call.args, call.keywords
+        if modern.form is Form.DECORATOR:
+            if any(keyword.arg == "device_type" for keyword in keywords):
+                return None
+            device = f'device_type="{modern.device}"'
+            if positional:
+                return [self.insert(positional[-1], f", {device}", after=True)]
+            if keywords:
+                return [self.insert(keywords[0], f"{device}, ")]
+            return [self._inside_empty_call(call, device)]
+        if len(positional) > len(modern.old_positional):
             return None
-        if all(binding.target in DEPRECATED for binding in bindings):
-            return statement.with_changes(module=cst.parse_expression("torch.amp"))
-        if len(bindings) == 1 and DEPRECATED_MODULES.get(bindings[0].target) == "torch.amp" and bindings[0].target.count(".") == 2:
-            return statement.with_changes(module=cst.Name("torch"))  # from torch.cuda import amp
-        return None
-    if len(statement.names) != 1 or bindings[0].target not in DEPRECATED_MODULES:
-        return None
-    alias = statement.names[0]
-    return statement.with_changes(names=[alias.with_changes(name=cst.parse_expression("torch.amp"))])
+        device = f'"{modern.device}"'
+        # The old positionals become keywords, the device goes first (on a line of its own when the
+        # arguments are one per line); one insertion per place, or they would conflict.
+        named = [f"{name}=" for name in modern.old_positional[: len(positional)]]
+        first = positional[0] if positional else (keywords[0] if keywords else None)
+        if first is None:
+            return [self._inside_empty_call(call, device)]
+        separator = self._line_break_before(call, first) or " "
+        insertions = [self.insert(first, f"{device},{separator}{named[0] if positional else ''}")]
+        insertions += [self.insert(argument, name) for argument, name in zip(positional[1:], named[1:])]
+        return insertions
+
+    def _inside_empty_call(self, call: ast.Call, text: str) -> Replacement:
+        end = self.context.parsed.offsets(call)[1] - 1  # the closing parenthesis
+        return Replacement(end, end, text)
+
+    def _line_break_before(self, call: ast.Call, first: ast.AST) -> str:
+        """The newline and indentation between the call's `(` and its first argument, if there is one."""
+        text = self.context.parsed.text
+        opening = text.find("(", self.context.parsed.offsets(call.func)[1])
+        between = text[opening + 1 : self.context.parsed.offsets(first)[0]]
+        if "\n" not in between and "\r" not in between:
+            return ""
+        newline = "\r\n" if "\r\n" in between else ("\n" if "\n" in between else "\r")
+        indent = between.replace("\r", "\n").rsplit("\n", 1)[1]
+        return newline + indent if not indent.strip() else ""
 
 
-def _torch_head(func: cst.Attribute, names: ImportTable) -> Optional[cst.BaseExpression]:
+# `from torch.cuda.amp import ...` / `import torch.cuda.amp as amp`: the module's dotted name.
+_MODULE_NAME = re.compile(r"(?:from|import)\s+(\w+(?:\s*\.\s*\w+)*)")
+
+
+def _torch_head(func: ast.Attribute, names: ImportTable) -> Optional[ast.expr]:
     """The part of `th.cuda.amp.autocast` that names torch itself (`th`), if the chain goes through it."""
-    node: cst.BaseExpression = func.value
-    while isinstance(node, cst.Attribute):
+    node: ast.expr = func.value
+    while isinstance(node, ast.Attribute):
         if names.resolve(node) == "torch":
             return node
         node = node.value
     return node if names.resolve(node) == "torch" else None
 
 
-def _head(node: cst.BaseExpression) -> str:
-    while isinstance(node, cst.Attribute):
+def _head(node: ast.expr) -> str:
+    while isinstance(node, ast.Attribute):
         node = node.value
-    return node.value if isinstance(node, cst.Name) else ""
+    return node.id if isinstance(node, ast.Name) else ""
 
 
-def _spelled(statement: Union[cst.Import, cst.ImportFrom]) -> str:
+def _spelled(statement: ast.AST) -> str:
     """`from torch.cuda.amp import autocast, GradScaler` on one line, however it is laid out."""
-    aliases = [] if isinstance(statement.names, cst.ImportStar) else statement.names
-    names = ", ".join(dotted_text(alias.name) for alias in aliases)
-    if isinstance(statement, cst.Import):
+    assert isinstance(statement, (ast.Import, ast.ImportFrom))
+    names = ", ".join(alias.name for alias in statement.names)
+    if isinstance(statement, ast.Import):
         return f"import {names}"
-    module = "." * len(statement.relative) + (dotted_text(statement.module) if statement.module is not None else "")
-    return f"from {module} import {names}"
+    return f"from {'.' * (statement.level or 0)}{statement.module or ''} import {names}"

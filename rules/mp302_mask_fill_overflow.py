@@ -1,16 +1,16 @@
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import Iterator, Optional
-
-import libcst as cst
 
 from mplint.findings import Applicability
 from mplint.precision import limits, torch_api
 from mplint.precision.values import Value
-from mplint.rule import Autofix, Replacement, Rule
+from mplint.rule import Autofix, Rule
+from mplint.tree import argument, dotted_text
 
-_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult)
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,9 @@ class _Overflow:
     """A constant too large for float16 (`constant`) meeting a float16 tensor (`tensor`)."""
 
     tensor: Value
-    tensor_node: cst.BaseExpression
+    tensor_node: ast.expr
     constant: float
-    constant_node: cst.BaseExpression
+    constant_node: ast.expr
 
 
 class MaskFillOverflow(Rule):
@@ -98,20 +98,20 @@ scores = scores.masked_fill(mask == 0, -1e9)
         super().__init__(context)
         self.torch_alias: Optional[str] = None
 
-    def visit_Module(self, node: cst.Module) -> None:
+    def visit_Module(self, node: ast.Module) -> None:
         self.torch_alias = _torch_alias(node)
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         for fact in self.precision.calls(node):
             op = fact.op
             if op in ("masked_fill", "masked_fill_"):
                 on_method = fact.method is not None
-                tensor_node = node.func.value if on_method else _argument(node, 0, "input")  # type: ignore[attr-defined]
-                value_node = _argument(node, 1 if on_method else 2, "value")
+                tensor_node = node.func.value if on_method else argument(node, 0, "input")  # type: ignore[attr-defined]
+                value_node = argument(node, 1 if on_method else 2, "value")
                 candidates = [(fact.input(), tensor_node, fact.arg(1 if on_method else 2, "value"), value_node)]
                 consequence = self.FILL_CONSEQUENCE
             elif fact.function == "torch.where" and len(fact.args) == 3:
-                first, second = _argument(node, 1, None), _argument(node, 2, None)
+                first, second = argument(node, 1), argument(node, 2)
                 candidates = [(fact.args[1], first, fact.args[2], second), (fact.args[2], second, fact.args[1], first)]
                 consequence = self.ARITHMETIC_CONSEQUENCE
             else:
@@ -120,8 +120,8 @@ scores = scores.masked_fill(mask == 0, -1e9)
                 self._report(node, op or "where", overflow, consequence)
                 return
 
-    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        if not isinstance(node.operator, _ARITHMETIC):
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if not isinstance(node.op, _ARITHMETIC):
             return
         for fact in self.precision.operations(node):
             if not limits.may_be_fp16(fact.result.precision):
@@ -131,7 +131,7 @@ scores = scores.masked_fill(mask == 0, -1e9)
                 self._report(node, "arithmetic mask", overflow, self.ARITHMETIC_CONSEQUENCE)
                 return
 
-    def _report(self, node: cst.CSTNode, op: str, overflow: _Overflow, consequence: str) -> None:
+    def _report(self, node: ast.AST, op: str, overflow: _Overflow, consequence: str) -> None:
         message = self.MESSAGE.format(
             op=op,
             constant=overflow.constant,
@@ -143,18 +143,19 @@ scores = scores.masked_fill(mask == 0, -1e9)
 
     def _fix(self, overflow: _Overflow) -> Optional[Autofix]:
         """`torch.finfo(<tensor>.dtype).min` in place of the constant, when `<tensor>` can be repeated safely."""
-        if self.torch_alias is None or not _is_name_chain(overflow.tensor_node):
+        # `scores`, `self.attn.scores`: evaluating a name chain twice reads the same tensor, runs nothing.
+        tensor = dotted_text(overflow.tensor_node)
+        if self.torch_alias is None or not tensor:
             return None
-        tensor = cst.Module([]).code_for_node(overflow.tensor_node)
         bound = "min" if overflow.constant < 0 else "max"
         replacement = f"{self.torch_alias}.finfo({tensor}.dtype).{bound}"
         return Autofix(
-            f"use {replacement}", (Replacement(overflow.constant_node, replacement),), Applicability.UNSAFE
+            f"use {replacement}", (self.replace(overflow.constant_node, replacement),), Applicability.UNSAFE
         )
 
 
 def _overflows(
-    candidates: list[tuple[Optional[Value], Optional[cst.BaseExpression], Optional[Value], Optional[cst.BaseExpression]]],
+    candidates: list[tuple[Optional[Value], Optional[ast.expr], Optional[Value], Optional[ast.expr]]],
 ) -> Iterator[_Overflow]:
     """(tensor, its node, constant, its node) pairings where the tensor may be fp16 and the constant overflows it."""
     for tensor, tensor_node, constant, constant_node in candidates:
@@ -167,34 +168,14 @@ def _overflows(
             yield _Overflow(tensor, tensor_node, too_large[0], constant_node)
 
 
-def _argument(node: cst.Call, index: int, keyword: Optional[str]) -> Optional[cst.BaseExpression]:
-    """The expression passed as positional `index` or as `keyword`."""
-    for arg in node.args:
-        if keyword is not None and arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
-    return positional[index] if index < len(positional) else None
-
-
-def _is_name_chain(node: cst.BaseExpression) -> bool:
-    """`scores`, `self.attn.scores`: evaluating it twice reads the same tensor and runs nothing."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return isinstance(node, cst.Name)
-
-
-def _torch_alias(module: cst.Module) -> Optional[str]:
+def _torch_alias(module: ast.Module) -> Optional[str]:
     """The name `torch` is bound to by a module-level import (`import torch`, `import torch as th`)."""
     for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
+        if not isinstance(statement, ast.Import):
             continue
-        for small in statement.body:
-            if not isinstance(small, cst.Import):
-                continue
-            for alias in small.names:
-                name = cst.Module([]).code_for_node(alias.name)
-                if alias.asname is None and (name == "torch" or name.startswith("torch.")):
-                    return "torch"
-                if alias.asname is not None and name == "torch" and isinstance(alias.asname.name, cst.Name):
-                    return alias.asname.name.value
+        for alias in statement.names:
+            if alias.asname is None and (alias.name == "torch" or alias.name.startswith("torch.")):
+                return "torch"
+            if alias.asname is not None and alias.name == "torch":
+                return alias.asname
     return None

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
+import ast
 from typing import Optional
 
-import libcst as cst
-
 from mplint.findings import Applicability
-from mplint.rule import Autofix, Replacement, Rule
+from mplint.rule import Autofix, Rule
 
 # The dotted names (as the precision model resolves them) of a softmax and of a log.
 _SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
@@ -73,35 +72,39 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
 """,
     )
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def visit_Call(self, node: ast.Call) -> None:
         softmax = self._softmax_under_log(node)
         if softmax is None:
             return
-        if not isinstance(softmax.func, cst.Attribute):  # `from ... import softmax`: log_softmax is not imported
+        if not isinstance(softmax.func, ast.Attribute):  # `from ... import softmax`: log_softmax is not imported
             self.report(node, self.MESSAGE.format(replacement="log_softmax(...)"))
             return
-        fused = softmax.with_changes(func=softmax.func.with_changes(attr=cst.Name("log_softmax")))
-        shown = cst.Module([]).code_for_node(fused.func)
+        # The softmax call as written, its method or function name made log_softmax.
+        start = self.context.parsed.offsets(softmax)[0]
+        name_start, name_end = (offset - start for offset in self.context.parsed.attribute_name(softmax.func))
+        written = self.source_of(softmax)
+        fused = f"{written[:name_start]}log_softmax{written[name_end:]}"
+        shown = fused[: name_start + len("log_softmax")]
         self.report(
             node,
             self.MESSAGE.format(replacement=f"{shown}(...)"),
-            fix=Autofix(f"use {shown}", (Replacement(node, fused),), Applicability.SAFE),
+            fix=Autofix(f"use {shown}", (self.replace(node, fused),), Applicability.SAFE),
         )
 
-    def _softmax_under_log(self, node: cst.Call) -> Optional[cst.Call]:
+    def _softmax_under_log(self, node: ast.Call) -> Optional[ast.Call]:
         """The softmax call `node` takes the log of directly: `torch.log(<softmax>)` or `<softmax>.log()`."""
         for fact in self.precision.calls(node):
-            if fact.function in _LOG_FUNCTIONS and len(node.args) == 1 and node.args[0].keyword is None:
-                inner = node.args[0].value
-            elif fact.method == "log" and not node.args and isinstance(node.func, cst.Attribute):
+            if fact.function in _LOG_FUNCTIONS and len(node.args) == 1 and not node.keywords:
+                inner = node.args[0]
+            elif fact.method == "log" and not (node.args or node.keywords) and isinstance(node.func, ast.Attribute):
                 inner = node.func.value
             else:
                 continue
-            if isinstance(inner, cst.Call) and not inner.lpar and self._is_softmax(inner):
+            if isinstance(inner, ast.Call) and self._is_softmax(inner):
                 return inner
         return None
 
-    def _is_softmax(self, node: cst.Call) -> bool:
+    def _is_softmax(self, node: ast.Call) -> bool:
         return any(
             fact.function in _SOFTMAX_FUNCTIONS or (fact.function is None and fact.method == "softmax")
             for fact in self.precision.calls(node)

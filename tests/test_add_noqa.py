@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mplint.add_noqa import with_noqa
-from mplint.engine import SourceFile
+from mplint.source import SourceFile
 from mplint.findings import Finding
 from tests.test_cli import mplint
 from tests.training_project import TRAINING_PROJECT

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from mplint import api, fixes
 from mplint.cli import main
-from mplint.engine import SourceFile
+from mplint.source import SourceFile
 from mplint.errors import InternalError
 from mplint.findings import Applicability, Edit, Fix
 from tests.fixes import support

@@ -64,7 +64,7 @@ def project(tmp_path: Path) -> tuple[Path, Path]:
         + "import torch  # GradScaler\n",
         # Shadows of what mplint itself imports: running them would be running user code.
         "click.py": leaves_sentinel(sentinels, "click"),
-        "libcst/__init__.py": leaves_sentinel(sentinels, "libcst"),
+        "ast.py": leaves_sentinel(sentinels, "ast"),
         "torch/__init__.py": leaves_sentinel(sentinels, "torch"),
         # Configuration values that look like code are strings to match, nothing more.
         "pyproject.toml": textwrap.dedent(

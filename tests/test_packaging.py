@@ -65,7 +65,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
 
 @pytest.fixture(scope="module")
 def editable_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv that sees the system torch/libcst/click and holds mplint as editable."""
+    """A fresh venv that sees the system torch and click and holds mplint as editable."""
     venv = tmp_path_factory.mktemp("venv")
     # --without-pip: the venv then uses the system pip and setuptools, which is what
     # --no-build-isolation needs (a venv's bundled setuptools may predate the one we require).

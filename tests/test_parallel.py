@@ -12,11 +12,12 @@ from mplint.errors import InternalError
 from mplint.api import _settings
 from mplint.discovery import discover
 from mplint.registry import all_rules
+from mplint.source import SourceFile
 from tests.test_cli import mplint
 from tests.training_project import EXPECTED, TRAINING_PROJECT
 
 
-def sources(root: Path) -> list[engine.SourceFile]:
+def sources(root: Path) -> list[SourceFile]:
     return discover([root / "pkg"], _settings(root, None, None, None))
 
 

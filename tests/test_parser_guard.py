@@ -1,6 +1,7 @@
-"""libcst's native parser overflows its stack (a segfault: no exception, no message) on
-expressions nested a few thousand deep. The engine screens such text with CPython's parser first;
-these run in a subprocess so that a regression fails the test instead of killing pytest."""
+"""Expressions nested a few thousand deep are past what CPython's parser builds (and what a
+recursive walk follows): they are one MP000, never a crash. A native parser can overflow its
+stack on such input (a segfault: no exception, no message), so these run in a subprocess: a
+regression fails the test instead of killing pytest."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ HEADER = "import torch\npolicy = torch.nn.Linear(2, 2).to(torch.bfloat16)\n"
         pytest.param("f(" * 3000 + "x" + ")" * 3000, id="3000-nested-calls"),
     ],
 )
-def test_expressions_nested_past_libcst_are_mp000_not_a_crash(expression: str, tmp_path: Path) -> None:
+def test_expressions_nested_past_the_parser_are_mp000_not_a_crash(expression: str, tmp_path: Path) -> None:
     (tmp_path / "deep.py").write_text(HEADER + f"y = {expression}\n", encoding="utf-8")
 
     result = subprocess.run(

@@ -1,5 +1,5 @@
 """The pre-commit hooks of `.pre-commit-hooks.yaml`, run by the real pre-commit: it installs this
-checkout into a fresh virtualenv (pip needs an index for libcst and click), so these are slow."""
+checkout into a fresh virtualenv (pip needs an index for click), so these are slow."""
 
 from __future__ import annotations
 

@@ -10,16 +10,14 @@ caller's context (see `summaries`), across files of the run.
 
 from __future__ import annotations
 
+import ast
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Optional, Sequence, Union
 
-import libcst as cst
-
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
-from mplint.tree import dotted_text, walk
+from mplint.tree import walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     UNKNOWN,
@@ -46,7 +44,7 @@ MAX_EVALUATED_CALLS = 200_000
 class CallFact:
     """What one evaluation of one call saw."""
 
-    node: cst.Call
+    node: ast.Call
     path: str
     function: Optional[str]  # dotted callee name (`torch.nn.functional.log_softmax`), when it is one
     method: Optional[str]  # `receiver.method(...)` on a value that is not a dotted name
@@ -82,7 +80,7 @@ class CallFact:
 class OperationFact:
     """What one evaluation of an arithmetic operator (`scores + mask * -1e9`) saw."""
 
-    node: cst.BinaryOperation
+    node: ast.BinOp
     path: str
     left: Value
     right: Value
@@ -93,9 +91,9 @@ class OperationFact:
 class LateCast:
     """A module cast to half in place after an optimizer was built over its parameters, then stepped."""
 
-    cast: cst.Call
+    cast: ast.Call
     path: str
-    optimizer: cst.Call
+    optimizer: ast.Call
     optimizer_path: str
     precision: Precision
 
@@ -121,7 +119,7 @@ class Scope:
 @dataclass
 class ModuleState:
     path: str
-    module: cst.Module
+    module: ast.Module
     scope: Scope = field(init=False)
     state: str = "pending"  # pending -> running -> done
     # Files a root imports from are not run top to bottom: only the statements that bind the
@@ -129,20 +127,20 @@ class ModuleState:
     # execute all of it).
     lazy: bool = False
     executed: set[int] = field(default_factory=set)
-    _bindings: Optional[dict[str, list[cst.CSTNode]]] = None
+    _bindings: Optional[dict[str, list[ast.stmt]]] = None
 
     def __post_init__(self) -> None:
         self.scope = Scope(self)
 
-    def binding_statements(self, name: str) -> list[cst.CSTNode]:
+    def binding_statements(self, name: str) -> list[ast.stmt]:
         """Top-level statements (also inside top-level if/try) that may bind `name`."""
         if self._bindings is None:
             self._bindings = {}
-            pending: list[cst.CSTNode] = list(self.module.body)
+            pending: list[ast.stmt] = list(reversed(self.module.body))
             while pending:
-                statement = pending.pop(0)
-                if isinstance(statement, (cst.If, cst.Try)):
-                    pending[:0] = _nested_statements(statement)
+                statement = pending.pop()
+                if isinstance(statement, _BRANCHING_STATEMENTS):
+                    pending.extend(reversed(_nested_statements(statement)))
                     continue
                 for bound in _bound_names(statement):
                     self._bindings.setdefault(bound, []).append(statement)
@@ -167,22 +165,21 @@ class Frame:
 
 class Interpreter:
     def __init__(
-        self, roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
+        self, roots: dict[str, ast.Module], load: Callable[[str], Optional[ast.Module]], index: ModuleIndex
     ) -> None:
         self.roots = list(roots)
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
         self.index = index
-        self.facts: dict[cst.Call, list[CallFact]] = {}
-        self.late_casts: dict[cst.Call, list[LateCast]] = {}
-        self.operations: dict[cst.BinaryOperation, list[OperationFact]] = {}
+        self.facts: dict[ast.Call, list[CallFact]] = {}
+        self.late_casts: dict[ast.Call, list[LateCast]] = {}
+        self.operations: dict[ast.BinOp, list[OperationFact]] = {}
         self.loss_scaling_paths: set[str] = set()
         self.memo = CallMemo()
         self.class_attrs: dict[Definition, dict[str, Value]] = {}
         self.frames: list[Frame] = [Frame()]
         self.default_dtype: dict[str, tuple[Precision, Origin]] = {}
         self.evaluated_calls = 0
-        self.strings: dict[cst.CSTNode, Value] = {}
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
 
@@ -218,7 +215,7 @@ class Interpreter:
 
     def evaluate_standalone(self, definition: Definition) -> None:
         """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
-        if isinstance(definition.node, cst.ClassDef):
+        if isinstance(definition.node, ast.ClassDef):
             receiver = self.instance_of(definition, definition.node, ())
             for method in definition.methods.values():
                 self.call_definition(method, [], {}, None, receiver=receiver)
@@ -226,91 +223,77 @@ class Interpreter:
         self.call_definition(definition, [], {}, None)
 
     # ------------------------------------------------------------------------------- statements
-    def exec_block(self, body: Sequence[cst.CSTNode], ctx: Context) -> bool:
+    def exec_block(self, body: Sequence[ast.stmt], ctx: Context) -> bool:
         """Execute statements in order; False when the block always leaves (return/raise/continue/break)."""
         for statement in body:
             if not self.exec_statement(statement, ctx):
                 return False
         return True
 
-    def exec_suite(self, suite: cst.BaseSuite, ctx: Context) -> bool:
-        if isinstance(suite, cst.IndentedBlock):
-            return self.exec_block(suite.body, ctx)
-        return self.exec_block([suite], ctx) if isinstance(suite, cst.SimpleStatementSuite) else True
-
-    def exec_statement(self, node: cst.CSTNode, ctx: Context) -> bool:
-        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            for small in node.body:
-                if not self.exec_small(small, ctx):
-                    return False
-            return True
-        if isinstance(node, cst.If):
+    def exec_statement(self, node: ast.stmt, ctx: Context) -> bool:
+        if isinstance(node, _SIMPLE_STATEMENTS):
+            return self.exec_simple(node, ctx)
+        if isinstance(node, ast.If):
             # An elif chain is one many-way branch (not nested ones: generated dispatch code has
             # hundreds of elifs).
             tests, bodies = [node.test], [node.body]
             orelse = node.orelse
-            while isinstance(orelse, cst.If):
-                tests.append(orelse.test)
-                bodies.append(orelse.body)
-                orelse = orelse.orelse
+            while len(orelse) == 1 and isinstance(orelse[0], ast.If):
+                tests.append(orelse[0].test)
+                bodies.append(orelse[0].body)
+                orelse = orelse[0].orelse
             for test in tests[1:]:
                 self.eval(test, ctx)
             return self.exec_branches(ctx, node.test, bodies, orelse)
-        if isinstance(node, (cst.For, cst.While)):
-            if isinstance(node, cst.For):
-                iterable = self.eval(node.iter, ctx)
-                self.assign(node.target, self.element_of(iterable), ctx)
-            else:
-                self.eval(node.test, ctx)
-            self.exec_suite(node.body, ctx)
-            if node.orelse is not None:
-                self.exec_suite(node.orelse.body, ctx)
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            iterable = self.eval(node.iter, ctx)
+            self.assign(node.target, self.element_of(iterable), ctx)
+            self.exec_block(node.body, ctx)
+            self.exec_block(node.orelse, ctx)
             return True
-        if isinstance(node, cst.With):
+        if isinstance(node, ast.While):
+            self.eval(node.test, ctx)
+            self.exec_block(node.body, ctx)
+            self.exec_block(node.orelse, ctx)
+            return True
+        if isinstance(node, (ast.With, ast.AsyncWith)):
             return self.exec_with(node, ctx)
-        if isinstance(node, cst.Try) or isinstance(node, getattr(cst, "TryStar", cst.Try)):
-            self.exec_suite(node.body, ctx)
+        if isinstance(node, _TRY_STATEMENTS):
+            self.exec_block(node.body, ctx)
             for handler in node.handlers:
-                self.exec_suite(handler.body, ctx)
-            if node.orelse is not None:
-                self.exec_suite(node.orelse.body, ctx)
-            if node.finalbody is not None:
-                self.exec_suite(node.finalbody.body, ctx)
+                self.exec_block(handler.body, ctx)
+            self.exec_block(node.orelse, ctx)
+            self.exec_block(node.finalbody, ctx)
             return True
-        if isinstance(node, cst.FunctionDef):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.define_function(node, ctx)
             return True
-        if isinstance(node, cst.ClassDef):
+        if isinstance(node, ast.ClassDef):
             self.define_class(node, ctx)
             return True
-        if isinstance(node, cst.Match):
+        if isinstance(node, ast.Match):
             self.eval(node.subject, ctx)
-            return self.exec_branches(ctx, None, [case.body for case in node.cases], None)
+            return self.exec_branches(ctx, None, [case.body for case in node.cases], [])
         return True
 
     def exec_branches(
         self,
         ctx: Context,
-        test: Optional[cst.BaseExpression],
-        bodies: list[cst.BaseSuite],
-        orelse: Union[cst.If, cst.Else, None],
+        test: Optional[ast.expr],
+        bodies: list[list[ast.stmt]],
+        orelse: list[ast.stmt],
     ) -> bool:
-        assert not isinstance(orelse, cst.If), "elif chains are flattened by the caller"
-        """Run each branch from the same starting names, then join the names of those that fall through."""
+        """Run each branch from the same starting names, then join the names of those that fall
+        through; a missing `else` is the path that skips every branch."""
         if test is not None:
             self.eval(test, ctx)
         names = ctx.scope.names
         before = dict(names)
         outcomes: list[dict[str, Value]] = []
-        branches: list[Callable[[], bool]] = [lambda body=body: self.exec_suite(body, ctx) for body in bodies]
-        if isinstance(orelse, cst.Else):
-            branches.append(lambda: self.exec_suite(orelse.body, ctx))
-        else:
-            branches.append(lambda: True)  # no else: the path that skips the `if`
-        for branch in branches:
+        for body in [*bodies, orelse]:
             names.clear()
             names.update(before)
-            if branch():
+            if self.exec_block(body, ctx):
                 outcomes.append(dict(names))
         names.clear()
         if not outcomes:
@@ -326,43 +309,41 @@ class Interpreter:
         names.update(merged)
         return True
 
-    def exec_with(self, node: cst.With, ctx: Context) -> bool:
+    def exec_with(self, node: Union[ast.With, ast.AsyncWith], ctx: Context) -> bool:
         region, no_grad = ctx.region, ctx.no_grad
         for item in node.items:
-            value = self.eval(item.item, ctx)
+            value = self.eval(item.context_expr, ctx)
             if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
                 region = value.payload
             no_grad = no_grad or _is_no_grad(value)
-            if item.asname is not None:
-                self.assign(item.asname.name, value, ctx)
-        return self.exec_suite(node.body, replace(ctx, region=region, no_grad=no_grad))
+            if item.optional_vars is not None:
+                self.assign(item.optional_vars, value, ctx)
+        return self.exec_block(node.body, replace(ctx, region=region, no_grad=no_grad))
 
-    def exec_small(self, node: cst.BaseSmallStatement, ctx: Context) -> bool:
-        if isinstance(node, cst.Assign):
+    def exec_simple(self, node: ast.stmt, ctx: Context) -> bool:
+        if isinstance(node, ast.Assign):
             value = self.in_region(self.eval(node.value, ctx), ctx)
             for target in node.targets:
-                self.assign(target.target, value, ctx)
-        elif isinstance(node, cst.AnnAssign):
-            if node.value is not None:
-                self.assign(node.target, self.eval(node.value, ctx), ctx)
-        elif isinstance(node, cst.AugAssign):
-            combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
-            self.assign(node.target, combined, ctx)
-        elif isinstance(node, cst.Expr):
+                self.assign(target, value, ctx)
+        elif isinstance(node, ast.Expr):
             value = self.eval(node.value, ctx)
             self.apply_in_place_cast(node.value, value, ctx)
             self.apply_parameter_collection(node.value, ctx)
-        elif isinstance(node, cst.Return):
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                self.assign(node.target, self.eval(node.value, ctx), ctx)
+        elif isinstance(node, ast.AugAssign):
+            combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
+            self.assign(node.target, combined, ctx)
+        elif isinstance(node, ast.Return):
             self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))
             return False
-        elif isinstance(node, cst.Raise):
+        elif isinstance(node, (ast.Raise, ast.Continue, ast.Break)):
             return False
-        elif isinstance(node, (cst.Continue, cst.Break)):
-            return False
-        elif isinstance(node, cst.Import):
+        elif isinstance(node, ast.Import):
             for alias in node.names:
                 self.bind_import(alias, ctx)
-        elif isinstance(node, cst.ImportFrom):
+        elif isinstance(node, ast.ImportFrom):
             self.bind_import_from(node, ctx)
         return True
 
@@ -377,17 +358,17 @@ class Interpreter:
         return value.with_(region=region) if value.kind in (Kind.ANY, Kind.TENSOR) and value.payload is None else value
 
     # --------------------------------------------------------------------------------- binding
-    def assign(self, target: cst.BaseExpression, value: Value, ctx: Context) -> None:
-        if isinstance(target, cst.Name):
-            ctx.scope.names[target.value] = self.named(value, target.value)
-        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
-            key = f"{target.value.value}.{target.attr.value}"
+    def assign(self, target: ast.expr, value: Value, ctx: Context) -> None:
+        if isinstance(target, ast.Name):
+            ctx.scope.names[target.id] = self.named(value, target.id)
+        elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+            key = f"{target.value.id}.{target.attr}"
             ctx.scope.names[key] = self.named(value, key)
-        elif isinstance(target, (cst.Tuple, cst.List)):
-            elements = [element.value for element in target.elements]
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            elements = [element.value if isinstance(element, ast.Starred) else element for element in target.elts]
             for index, element in enumerate(elements):
                 self.assign(element, self.unpacked(value, index, len(elements)), ctx)
-        elif isinstance(target, cst.Subscript):
+        elif isinstance(target, ast.Subscript):
             self.eval(target.value, ctx)
 
     @staticmethod
@@ -424,23 +405,22 @@ class Interpreter:
             return Value(Kind.ANY, payload=iterable.payload)
         return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
-    def bind_import(self, alias: cst.ImportAlias, ctx: Context) -> None:
-        name = dotted_text(alias.name)
-        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-            ctx.scope.names[alias.asname.name.value] = dotted(name)
+    def bind_import(self, alias: ast.alias, ctx: Context) -> None:
+        if alias.asname is not None:
+            ctx.scope.names[alias.asname] = dotted(alias.name)
         else:
-            head = name.split(".")[0]
+            head = alias.name.split(".")[0]
             ctx.scope.names[head] = dotted(head)
 
-    def bind_import_from(self, node: cst.ImportFrom, ctx: Context) -> None:
-        if isinstance(node.names, cst.ImportStar):
+    def bind_import_from(self, node: ast.ImportFrom, ctx: Context) -> None:
+        if any(alias.name == "*" for alias in node.names):
             return
-        module = dotted_text(node.module) if node.module is not None else ""
-        level = len(node.relative)
+        module = node.module or ""
+        level = node.level or 0
         source = self.index.resolve(module, ctx.scope.module.path, level) if module or level else None
         for alias in node.names:
-            imported = dotted_text(alias.name)
-            local = alias.asname.name.value if isinstance(alias.asname, cst.AsName) and isinstance(alias.asname.name, cst.Name) else imported
+            imported = alias.name
+            local = alias.asname or imported
             fallback = dotted(f"{module}.{imported}") if level == 0 else UNKNOWN
             if source is not None:  # read from the linted file when (if ever) the name is used
                 ctx.scope.names[local] = Value(Kind.IMPORT, payload=(source, imported, fallback))
@@ -478,11 +458,11 @@ class Interpreter:
         return self.exported(path, attr) if path is not None else None
 
     # ----------------------------------------------------------------------------- definitions
-    def define_function(self, node: cst.FunctionDef, ctx: Context) -> None:
+    def define_function(self, node: Union[ast.FunctionDef, ast.AsyncFunctionDef], ctx: Context) -> None:
         region: Optional[Region] = None
         no_grad = False
-        for decorator in node.decorators:
-            value = self.eval(decorator.decorator, ctx)
+        for decorator in node.decorator_list:
+            value = self.eval(decorator, ctx)
             if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
                 region = value.payload
             no_grad = no_grad or _is_no_grad(value)
@@ -490,11 +470,11 @@ class Interpreter:
             node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad
         )
         if ctx.class_body is not None:
-            ctx.class_body.methods[node.name.value] = definition
-        ctx.scope.names[node.name.value] = Value(kind=Kind.FUNCTION, payload=definition)
+            ctx.class_body.methods[node.name] = definition
+        ctx.scope.names[node.name] = Value(kind=Kind.FUNCTION, payload=definition)
 
-    def define_class(self, node: cst.ClassDef, ctx: Context) -> None:
-        bases = [self.eval(base.value, ctx) for base in node.bases]
+    def define_class(self, node: ast.ClassDef, ctx: Context) -> None:
+        bases = [self.eval(base, ctx) for base in node.bases]
         is_module = any(
             (base.name is not None and api.is_module_base(base.name))
             or (isinstance(base.payload, Definition) and base.payload.is_module)
@@ -505,10 +485,10 @@ class Interpreter:
             if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
                 definition.methods.update(base.payload.methods)
         body_scope = Scope(ctx.scope.module, ctx.scope)
-        self.exec_suite(node.body, Context(body_scope, ctx.region, class_body=definition))
-        ctx.scope.names[node.name.value] = Value(kind=Kind.CLASS, payload=definition)
+        self.exec_block(node.body, Context(body_scope, ctx.region, class_body=definition))
+        ctx.scope.names[node.name] = Value(kind=Kind.CLASS, payload=definition)
 
-    def instance_of(self, definition: Definition, node: cst.CSTNode, items: tuple[tuple[str, Value], ...]) -> Value:
+    def instance_of(self, definition: Definition, node: ast.AST, items: tuple[tuple[str, Value], ...]) -> Value:
         if definition.is_module:
             precision, origin = self.default_dtype.get(definition.path, (Precision.FP32, None))
             return Value(Kind.MODULE, precision, origin=origin, payload=definition, items=items, identity=node)
@@ -546,7 +526,7 @@ class Interpreter:
         receiver: Optional[Value] = None,
     ) -> tuple[Value, dict[str, Value]]:
         """Evaluate a function of the linted code in the caller's context; memoised per context."""
-        if isinstance(definition.node, cst.ClassDef):
+        if isinstance(definition.node, ast.ClassDef):
             return UNKNOWN, {}
         region = definition.region or region
         key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver)
@@ -563,7 +543,7 @@ class Interpreter:
         self_name = self.bind_parameters(definition, scope, args, kwargs, receiver)
         ctx = Context(scope, region, no_grad=definition.no_grad)
         try:
-            self.exec_suite(definition.node.body, ctx)
+            self.exec_block(definition.node.body, ctx)
         finally:
             frame = self.frames.pop()
             self.memo.in_progress.pop()
@@ -588,91 +568,90 @@ class Interpreter:
         receiver: Optional[Value],
     ) -> Optional[str]:
         """Bind a call's arguments to the function's parameters; returns the name of `self`, if any."""
-        params = definition.node.params  # type: ignore[union-attr]
-        positional = [*params.posonly_params, *params.params]
+        params = definition.node.args  # type: ignore[union-attr]
+        positional = [*params.posonlyargs, *params.args]
+        # Defaults belong to the last positional parameters, in order.
+        defaults = dict(zip(positional[len(positional) - len(params.defaults) :], params.defaults))
+        defaults.update((param, default) for param, default in zip(params.kwonlyargs, params.kw_defaults) if default is not None)
         self_name: Optional[str] = None
         if receiver is not None and positional:
-            self_name = positional[0].name.value
+            self_name = positional[0].arg
             scope.names[self_name] = receiver
             positional = positional[1:]
         for index, param in enumerate(positional):
-            name = param.name.value
+            name = param.arg
             if index < len(args):
                 scope.names[name] = args[index]
             elif name in kwargs:
                 scope.names[name] = kwargs[name]
-            elif param.default is not None:
-                scope.names[name] = self.eval(param.default, Context(definition.scope))
+            elif param in defaults:
+                scope.names[name] = self.eval(defaults[param], Context(definition.scope))
             else:
                 scope.names[name] = UNKNOWN
-        for param in params.kwonly_params:
-            name = param.name.value
+        for param in params.kwonlyargs:
+            name = param.arg
             if name in kwargs:
                 scope.names[name] = kwargs[name]
-            elif param.default is not None:
-                scope.names[name] = self.eval(param.default, Context(definition.scope))
+            elif param in defaults:
+                scope.names[name] = self.eval(defaults[param], Context(definition.scope))
             else:
                 scope.names[name] = UNKNOWN
-        for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
-                scope.names[star.name.value] = UNKNOWN
+        for star in (params.vararg, params.kwarg):
+            if star is not None:
+                scope.names[star.arg] = UNKNOWN
         return self_name
 
     # ------------------------------------------------------------------------------ expressions
-    def eval(self, node: cst.BaseExpression, ctx: Context) -> Value:
-        if isinstance(node, cst.Name):
-            return self.eval_name(node.value, ctx)
-        if isinstance(node, cst.Attribute):
+    def eval(self, node: ast.expr, ctx: Context) -> Value:
+        if isinstance(node, ast.Name):
+            return self.eval_name(node.id, ctx)
+        if isinstance(node, ast.Attribute):
             return self.eval_attribute(node, ctx)
-        if isinstance(node, cst.Call):
+        if isinstance(node, ast.Call):
             return self.eval_call(node, ctx)
-        if isinstance(node, cst.Subscript):
+        if isinstance(node, ast.Constant):
+            return _constant(node.value)
+        if isinstance(node, ast.Subscript):
             return self.eval_subscript(node, ctx)
-        if isinstance(node, cst.BinaryOperation):
+        if isinstance(node, ast.BinOp):
             left, right = self.eval(node.left, ctx), self.eval(node.right, ctx)
-            result = self.binary(left, right, node.operator, ctx.region)
+            result = self.binary(left, right, node.op, ctx.region)
             self.note_operation(node, ctx, left, right, result)
             return result
-        if isinstance(node, cst.UnaryOperation):
-            operand = self.eval(node.expression, ctx)
+        if isinstance(node, ast.UnaryOp):
+            operand = self.eval(node.operand, ctx)
             number = operand.const
-            if isinstance(node.operator, cst.Minus) and isinstance(number, (int, float)) and not isinstance(number, bool):
+            if isinstance(node.op, ast.USub) and isinstance(number, (int, float)) and not isinstance(number, bool):
                 return const(-number)
             return operand
-        if isinstance(node, cst.IfExp):
+        if isinstance(node, ast.IfExp):
             self.eval(node.test, ctx)
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
-        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-            if node not in self.strings:
-                with warnings.catch_warnings():  # invalid escapes in the user's strings
-                    warnings.simplefilter("ignore")
-                    text = node.evaluated_value  # literal_eval: worth doing once per node
-                self.strings[node] = const(text if isinstance(text, str) else None)
-            return self.strings[node]
-        if isinstance(node, cst.Integer):
-            return const(int(node.evaluated_value) if node.value.isdigit() else None)
-        if isinstance(node, cst.Float):
-            return const(node.evaluated_value)
-        if isinstance(node, (cst.Tuple, cst.List)):
-            elements = tuple(self.eval(element.value, ctx) for element in node.elements)
+        if isinstance(node, (ast.Tuple, ast.List)):
+            elements = tuple(
+                self.eval(element.value if isinstance(element, ast.Starred) else element, ctx) for element in node.elts
+            )
             return self.sequence(elements)
-        if isinstance(node, cst.Dict):
+        if isinstance(node, ast.Dict):
             return self.eval_dict(node, ctx)
-        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)):
             return self.eval_comprehension(node, ctx)
-        if isinstance(node, cst.BooleanOperation):
-            return join(self.eval(node.left, ctx), self.eval(node.right, ctx))
-        if isinstance(node, cst.Comparison):
+        if isinstance(node, ast.BoolOp):
+            result = self.eval(node.values[0], ctx)
+            for operand in node.values[1:]:
+                result = join(result, self.eval(operand, ctx))
+            return result
+        if isinstance(node, ast.Compare):
             self.eval(node.left, ctx)
-            for target in node.comparisons:
-                self.eval(target.comparator, ctx)
+            for comparator in node.comparators:
+                self.eval(comparator, ctx)
             return UNKNOWN
-        if isinstance(node, cst.NamedExpr):
+        if isinstance(node, ast.NamedExpr):
             value = self.eval(node.value, ctx)
             self.assign(node.target, value, ctx)
             return value
-        if isinstance(node, cst.Await):
-            return self.eval(node.expression, ctx)
+        if isinstance(node, ast.Await):
+            return self.eval(node.value, ctx)
         return UNKNOWN
 
     def eval_name(self, name: str, ctx: Context) -> Value:
@@ -681,16 +660,14 @@ class Interpreter:
             value = self.exported(ctx.scope.module.path, name)  # a global of a lazily read file
         if value is not None:
             return self.imported(value)
-        if name in ("True", "False", "None"):
-            return const({"True": True, "False": False, "None": None}[name])
         if name in CONVENTIONAL_NAMES:
             return dotted(CONVENTIONAL_NAMES[name])
         return dotted(name) if name in _BUILTINS else UNKNOWN
 
-    def eval_attribute(self, node: cst.Attribute, ctx: Context) -> Value:
-        attr = node.attr.value
-        if isinstance(node.value, cst.Name):
-            tracked = ctx.scope.lookup(f"{node.value.value}.{attr}")
+    def eval_attribute(self, node: ast.Attribute, ctx: Context) -> Value:
+        attr = node.attr
+        if isinstance(node.value, ast.Name):
+            tracked = ctx.scope.lookup(f"{node.value.id}.{attr}")
             if tracked is not None:
                 return tracked
         base = self.eval(node.value, ctx)
@@ -724,17 +701,19 @@ class Interpreter:
             return UNKNOWN
         return UNKNOWN
 
-    def eval_subscript(self, node: cst.Subscript, ctx: Context) -> Value:
+    def eval_subscript(self, node: ast.Subscript, ctx: Context) -> Value:
         base = self.eval(node.value, ctx)
-        keys = [self.eval(element.slice.value, ctx) for element in node.slice if isinstance(element.slice, cst.Index)]
+        index = node.slice
+        elements = index.elts if isinstance(index, ast.Tuple) else [index]
+        keys = [self.eval(element, ctx) for element in elements if not isinstance(element, ast.Slice)]
         if base.kind in (Kind.TENSOR, Kind.PARAMS):
             return base
         if base.kind is Kind.DICT and len(keys) == 1:
             return self.dict_item(base, keys[0])
         if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
-            index = keys[0].const
-            if isinstance(index, int) and -len(base.payload) <= index < len(base.payload):
-                return base.payload[index]
+            position = keys[0].const
+            if isinstance(position, int) and -len(base.payload) <= position < len(base.payload):
+                return base.payload[position]
         return UNKNOWN
 
     @staticmethod
@@ -748,33 +727,29 @@ class Interpreter:
             result = join(result, value)  # type: ignore[arg-type]
         return result  # type: ignore[return-value]
 
-    def eval_dict(self, node: cst.Dict, ctx: Context) -> Value:
+    def eval_dict(self, node: ast.Dict, ctx: Context) -> Value:
         items: list[tuple[str, Value]] = []
-        for element in node.elements:
-            if isinstance(element, cst.DictElement):
-                key = self.eval(element.key, ctx)
-                value = self.eval(element.value, ctx)
-                if isinstance(key.const, str):
-                    items.append((key.const, value))
-            else:
-                self.eval(element.value, ctx)
+        for key_node, value_node in zip(node.keys, node.values):
+            if key_node is None:  # a `**spread`
+                self.eval(value_node, ctx)
+                continue
+            key = self.eval(key_node, ctx)
+            value = self.eval(value_node, ctx)
+            if isinstance(key.const, str):
+                items.append((key.const, value))
         return Value(Kind.DICT, items=tuple(items))
 
     def eval_comprehension(
-        self, node: Union[cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp], ctx: Context
+        self, node: Union[ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp], ctx: Context
     ) -> Value:
         scope = Scope(ctx.scope.module, ctx.scope)
         inner = replace(ctx, scope=scope)
-        clause: Optional[cst.CompFor] = node.for_in
-        first: Optional[Value] = None
-        while clause is not None:
+        for clause in node.generators:
             iterable = self.eval(clause.iter, inner)
-            first = iterable if first is None else first
             self.assign(clause.target, self.element_of(iterable), inner)
             for condition in clause.ifs:
-                self.eval(condition.test, inner)
-            clause = clause.inner_for_in
-        element = self.eval(node.value if isinstance(node, cst.DictComp) else node.elt, inner)
+                self.eval(condition, inner)
+        element = self.eval(node.value if isinstance(node, ast.DictComp) else node.elt, inner)
         if element.kind is Kind.DICT:
             element = element.item("params") or UNKNOWN  # one param group per parameter
         if element.kind is Kind.PARAMS:
@@ -789,8 +764,8 @@ class Interpreter:
             return combine_params(groups)  # type: ignore[arg-type]
         return Value(Kind.ANY, payload=elements)
 
-    def binary(self, left: Value, right: Value, operator: Optional[cst.BaseBinaryOp], region: Optional[Region] = None) -> Value:
-        if isinstance(operator, cst.MatrixMultiply):
+    def binary(self, left: Value, right: Value, operator: Optional[ast.operator], region: Optional[Region] = None) -> Value:
+        if isinstance(operator, ast.MatMult):
             return self.lowered(_promote(left, right), region)
         if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
             return combine_params([value for value in (left, right) if not _is_empty_sequence(value)])
@@ -800,13 +775,13 @@ class Interpreter:
         return _promote(left, right)
 
     # ------------------------------------------------------------------------------------ calls
-    def eval_call(self, node: cst.Call, ctx: Context) -> Value:
+    def eval_call(self, node: ast.Call, ctx: Context) -> Value:
         receiver = UNKNOWN
         method: Optional[str] = None
         function: Optional[str] = None
         callee = UNKNOWN
-        if isinstance(node.func, cst.Attribute):
-            attr = node.func.attr.value
+        if isinstance(node.func, ast.Attribute):
+            attr = node.func.attr
             base = self.eval(node.func.value, ctx)
             held = self.held_attribute(node.func, base, ctx)
             if base.kind is Kind.NAME:
@@ -822,11 +797,14 @@ class Interpreter:
         args: list[Value] = []
         kwargs: dict[str, Value] = {}
         for arg in node.args:
-            value = self.eval(arg.value, ctx)
-            if arg.keyword is not None:
-                kwargs[arg.keyword.value] = value
-            elif not arg.star:
-                args.append(value)
+            if isinstance(arg, ast.Starred):
+                self.eval(arg.value, ctx)  # `*spread`: which parameters it fills is unknown
+            else:
+                args.append(self.eval(arg, ctx))
+        for keyword in node.keywords:
+            value = self.eval(keyword.value, ctx)
+            if keyword.arg is not None:
+                kwargs[keyword.arg] = value
         if function is not None:
             linted = self.lookup_dotted(function, ctx.scope.module.path)
             if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
@@ -846,25 +824,25 @@ class Interpreter:
             facts.append(fact)
         return result
 
-    def note_operation(self, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value) -> None:
+    def note_operation(self, node: ast.BinOp, ctx: Context, left: Value, right: Value, result: Value) -> None:
         fact = OperationFact(node, ctx.scope.module.path, left, right, result)
         facts = self.operations.setdefault(node, [])
         if fact not in facts:
             facts.append(fact)
 
-    def held_attribute(self, node: cst.Attribute, base: Value, ctx: Context) -> Optional[Value]:
+    def held_attribute(self, node: ast.Attribute, base: Value, ctx: Context) -> Optional[Value]:
         """What an attribute holds when the code assigned it (`self.model = ...`), else None."""
-        if isinstance(node.value, cst.Name):
-            tracked = ctx.scope.lookup(f"{node.value.value}.{node.attr.value}")
+        if isinstance(node.value, ast.Name):
+            tracked = ctx.scope.lookup(f"{node.value.id}.{node.attr}")
             if tracked is not None:
                 return tracked
         if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
-            return base.item(node.attr.value) or self.attributes_of(base.payload).get(node.attr.value)
+            return base.item(node.attr) or self.attributes_of(base.payload).get(node.attr)
         return None
 
     def dispatch(
         self,
-        node: cst.Call,
+        node: ast.Call,
         ctx: Context,
         callee: Value,
         function: Optional[str],
@@ -885,7 +863,7 @@ class Interpreter:
             return self.forward(callee, args, kwargs, ctx)
         return UNKNOWN
 
-    def construct(self, node: cst.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def construct(self, node: ast.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> Value:
         bare = self.instance_of(definition, node, ())
         init = definition.method("__init__")
         writes: dict[str, Value] = {}
@@ -918,7 +896,7 @@ class Interpreter:
         origin = Origin("", f"computed under {region.describe()}", region.path, region.node)
         return tainted.with_(precision=region.precision, origin=origin)
 
-    def call_named(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def call_named(self, node: ast.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         path = ctx.scope.module.path
         leaf = api.last_part(function)
         first = args[0] if args else kwargs.get("input", UNKNOWN)
@@ -958,7 +936,7 @@ class Interpreter:
             return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
         return UNKNOWN
 
-    def call_method(self, node: cst.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def call_method(self, node: ast.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
             return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
         if receiver.kind is Kind.SCALER:
@@ -1020,7 +998,7 @@ class Interpreter:
             return self.dtype_value(args[0]) or Precision.UNKNOWN
         return None
 
-    def cast(self, receiver: Value, precision: Precision, node: cst.Call, ctx: Context) -> Value:
+    def cast(self, receiver: Value, precision: Precision, node: ast.Call, ctx: Context) -> Value:
         origin = Origin("", "cast", ctx.scope.module.path, node) if precision.is_low else None
         kind = receiver.kind if receiver.kind in (Kind.MODULE, Kind.TENSOR, Kind.PARAMS, Kind.INSTANCE) else Kind.ANY
         if kind is Kind.INSTANCE:
@@ -1029,12 +1007,12 @@ class Interpreter:
         identity = receiver.identity if receiver.identity is not None else node
         return receiver.with_(kind=kind, precision=precision, origin=origin, items=items, identity=identity, op=None)
 
-    def apply_in_place_cast(self, expression: cst.BaseExpression, value: Value, ctx: Context) -> None:
+    def apply_in_place_cast(self, expression: ast.expr, value: Value, ctx: Context) -> None:
         """`model.half()` as a statement casts the module in place (a tensor cast there would be a no-op)."""
-        if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        if not (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute)):
             return
         target = expression.func.value
-        if not isinstance(target, (cst.Name, cst.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
+        if not isinstance(target, (ast.Name, ast.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
             return
         if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
             return
@@ -1047,12 +1025,12 @@ class Interpreter:
         if value.precision.is_low and identity is not None:
             self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
 
-    def apply_parameter_collection(self, expression: cst.BaseExpression, ctx: Context) -> None:
+    def apply_parameter_collection(self, expression: ast.expr, ctx: Context) -> None:
         """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
-        if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        if not (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute)):
             return
         target = expression.func.value
-        if expression.func.attr.value not in ("append", "extend") or not isinstance(target, cst.Name):
+        if expression.func.attr not in ("append", "extend") or not isinstance(target, ast.Name):
             return
         added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
         if added and added[0].kind is Kind.PARAMS:
@@ -1060,11 +1038,11 @@ class Interpreter:
             grown = added[0] if _is_empty_sequence(current) else combine_params([current, added[0]])
             self.assign(target, grown, ctx)
 
-    def note_cast_after_optimizer(self, cast: cst.Call, identity: object, precision: Precision, ctx: Context) -> None:
+    def note_cast_after_optimizer(self, cast: ast.Call, identity: object, precision: Precision, ctx: Context) -> None:
         scope: Optional[Scope] = ctx.scope
         while scope is not None:
             for value in scope.names.values():
-                if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
+                if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, ast.Call):
                     late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
                     self.frames[-1].pending_casts.append(late)
             scope = scope.parent
@@ -1076,7 +1054,7 @@ class Interpreter:
                 if late not in casts:
                     casts.append(late)
 
-    def path_of_call(self, node: cst.Call) -> str:
+    def path_of_call(self, node: ast.Call) -> str:
         facts = self.facts.get(node)
         return facts[0].path if facts else ""
 
@@ -1099,7 +1077,7 @@ class Interpreter:
                     return result
         return None
 
-    def autocast(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def autocast(self, node: ast.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         fixed_device, fixed_dtype = api.AUTOCAST_ENTRY_POINTS[function]
         device: Optional[str] = fixed_device
         if fixed_device is None:
@@ -1123,7 +1101,7 @@ class Interpreter:
             return text.split(":")[0].strip() or None
         return None
 
-    def loaded_model(self, node: cst.Call, path: str, kwargs: dict[str, Value]) -> Value:
+    def loaded_model(self, node: ast.Call, path: str, kwargs: dict[str, Value]) -> Value:
         for keyword in ("torch_dtype", "dtype"):
             if keyword in kwargs:
                 precision = self.dtype_value(kwargs[keyword])
@@ -1135,7 +1113,7 @@ class Interpreter:
             return UNKNOWN
         return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
-    def created_tensor(self, node: cst.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def created_tensor(self, node: ast.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if "dtype" in kwargs:
             precision = self.dtype_value(kwargs["dtype"]) or Precision.UNKNOWN
             origin = Origin("", "created", path, node) if precision.is_low else None
@@ -1149,7 +1127,7 @@ class Interpreter:
 
     def tensor_op(
         self,
-        node: cst.Call,
+        node: ast.Call,
         ctx: Context,
         op: str,
         function: Optional[str],
@@ -1208,11 +1186,11 @@ def _called_definition(callee: Value, receiver: Value, method: Optional[str]) ->
 
 
 _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {
-    cst.Add: lambda a, b: a + b,
-    cst.Subtract: lambda a, b: a - b,
-    cst.Multiply: lambda a, b: a * b,
-    cst.Divide: lambda a, b: a / b,
-    cst.Power: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
 }
 _FOLDED_FUNCTIONS: dict[str, Callable[[float], float]] = {"math.sqrt": math.sqrt, "math.exp": math.exp, "math.log": math.log}
 
@@ -1231,37 +1209,40 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
     return None
 
 
-def _nested_statements(statement: Union[cst.If, cst.Try]) -> list[cst.CSTNode]:
-    suites: list[cst.BaseSuite] = [statement.body]
-    if isinstance(statement, cst.If) and statement.orelse is not None:
-        orelse = statement.orelse
-        return [*_suite_statements(statement.body), *(_nested_statements(orelse) if isinstance(orelse, cst.If) else _suite_statements(orelse.body))]
-    if isinstance(statement, cst.Try):
-        suites += [handler.body for handler in statement.handlers]
-        suites += [part.body for part in (statement.orelse, statement.finalbody) if part is not None]
-    return [inner for suite in suites for inner in _suite_statements(suite)]
+def _constant(value: object) -> Value:
+    """A literal: str, number, bool or None; bytes, complex numbers and `...` tell nothing here."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return const(value)
+    return const(None) if isinstance(value, bytes) else UNKNOWN
 
 
-def _suite_statements(suite: cst.BaseSuite) -> list[cst.CSTNode]:
-    return list(suite.body) if isinstance(suite, cst.IndentedBlock) else [suite]
+_SIMPLE_STATEMENTS = (
+    ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return, ast.Raise, ast.Continue, ast.Break,
+    ast.Import, ast.ImportFrom, ast.Pass, ast.Delete, ast.Assert, ast.Global, ast.Nonlocal,
+)
+_TRY_STATEMENTS = (ast.Try, getattr(ast, "TryStar", ast.Try))
+_BRANCHING_STATEMENTS = (ast.If, *_TRY_STATEMENTS)
 
 
-def _bound_names(statement: cst.CSTNode) -> list[str]:
+def _nested_statements(statement: ast.stmt) -> list[ast.stmt]:
+    """The statements directly inside a top-level `if`/`try`, every branch of it."""
+    if isinstance(statement, ast.If):
+        return [*statement.body, *statement.orelse]
+    assert isinstance(statement, _TRY_STATEMENTS)
+    handlers = [inner for handler in statement.handlers for inner in handler.body]
+    return [*statement.body, *handlers, *statement.orelse, *statement.finalbody]
+
+
+def _bound_names(statement: ast.stmt) -> list[str]:
     """The names a top-level statement may bind (def, class, assignment, import)."""
-    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
-        return [statement.name.value]
-    if not isinstance(statement, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-        return []
-    names: list[str] = []
-    for small in statement.body:
-        if isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
-            targets = [target.target for target in small.targets] if isinstance(small, cst.Assign) else [small.target]
-            names += [node.value for target in targets for node in walk(target) if isinstance(node, cst.Name)]
-        elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
-            for alias in small.names:
-                bound = alias.asname.name if alias.asname is not None else alias.name
-                names.append(dotted_text(bound).split(".")[0])  # type: ignore[arg-type]
-    return names
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [statement.name]
+    if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        return [node.id for target in targets for node in walk(target) if isinstance(node, ast.Name)]
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return [(alias.asname or alias.name).split(".")[0] for alias in statement.names if alias.name != "*"]
+    return []
 
 
 def _is_no_grad(value: Value) -> bool:
@@ -1322,12 +1303,12 @@ def _is_callable_value(value: Value) -> bool:
     )
 
 
-def _binding_key(expression: cst.BaseExpression) -> Optional[str]:
+def _binding_key(expression: ast.expr) -> Optional[str]:
     """`model` / `self.model`: the name a module is reached by, its identity when nothing better is known."""
-    if isinstance(expression, cst.Name):
-        return expression.value
-    if isinstance(expression, cst.Attribute) and isinstance(expression.value, cst.Name):
-        return f"{expression.value.value}.{expression.attr.value}"
+    if isinstance(expression, ast.Name):
+        return expression.id
+    if isinstance(expression, ast.Attribute) and isinstance(expression.value, ast.Name):
+        return f"{expression.value.id}.{expression.attr}"
     return None
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import ast
 from typing import Callable, Optional, Sequence
-
-import libcst as cst
 
 from mplint.precision.flow import CallFact, Interpreter, LateCast, OperationFact
 from mplint.precision.project import ModuleIndex
@@ -16,15 +15,15 @@ class PrecisionModel:
     def __init__(self, interpreter: Interpreter) -> None:
         self._interpreter = interpreter
 
-    def calls(self, node: cst.Call) -> Sequence[CallFact]:
+    def calls(self, node: ast.Call) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
         return self._interpreter.facts.get(node, ())
 
-    def operations(self, node: cst.BinaryOperation) -> Sequence[OperationFact]:
+    def operations(self, node: ast.BinOp) -> Sequence[OperationFact]:
         """Every distinct context in which this arithmetic operator was evaluated, with its operands."""
         return self._interpreter.operations.get(node, ())
 
-    def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
+    def casts_after_optimizer(self, node: ast.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())
 
     def entered(self, path: str) -> bool:
@@ -37,7 +36,7 @@ class PrecisionModel:
 
 
 def analyze(
-    roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
+    roots: dict[str, ast.Module], load: Callable[[str], Optional[ast.Module]], index: ModuleIndex
 ) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
     only when a root reads a name from them."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Union
 
-import libcst as cst
+import ast
 
 from mplint.precision.values import Region, Value
 
@@ -27,7 +27,7 @@ MAX_CONTEXTS_PER_FUNCTION = 12
 class Definition:
     """A `def` or `class` of the linted code, with the scope it was defined in (for globals/closures)."""
 
-    node: Union[cst.FunctionDef, cst.ClassDef]
+    node: Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef]
     path: str
     scope: "Scope" = field(repr=False)
     # Methods: the class they belong to.
@@ -42,7 +42,7 @@ class Definition:
 
     @property
     def name(self) -> str:
-        return self.node.name.value
+        return self.node.name
 
     def method(self, name: str) -> Optional["Definition"]:
         return self.methods.get(name)

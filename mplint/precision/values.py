@@ -7,11 +7,10 @@ say *why* a tensor is half, not just that it is.
 
 from __future__ import annotations
 
+import ast
 import enum
 from dataclasses import dataclass, replace
 from typing import Optional
-
-import libcst as cst
 
 
 class Precision(enum.Enum):
@@ -78,7 +77,7 @@ class Origin:
     subject: str
     how: str
     path: str
-    node: cst.CSTNode
+    node: ast.AST
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ class Region:
     precision: Precision
     enabled: Optional[bool]
     path: str
-    node: cst.CSTNode
+    node: ast.AST
 
     def describe(self) -> str:
         device = self.device or "unknown-device"

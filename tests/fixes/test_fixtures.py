@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import libcst as cst
+import ast
+
 import pytest
 
 from mplint import api
 from mplint.fixes import parse_error
-from mplint.rule import Autofix, Replacement
+from mplint.rule import Autofix
 from tests.fixes import support
 
 FIXTURES = Path(__file__).parent
@@ -157,9 +158,9 @@ def test_runner_fails_a_fix_that_never_settles(
     class Doubling(support.HalfCall):
         """A rule bug: its fix (`.half()` -> `x.half().half()`) is reported and fixed again."""
 
-        def visit_Call(self, node: cst.Call) -> None:
+        def visit_Call(self, node: ast.Call) -> None:
             if support.is_method_call(node, "half"):
-                fix = Autofix("double it", (Replacement(node, "x.half().half()"),))
+                fix = Autofix("double it", (self.replace(node, "x.half().half()"),))
                 self.report(node, "double it", fix=fix)
 
     support.register(monkeypatch, Doubling, support.BFloat16Call)

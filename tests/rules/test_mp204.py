@@ -94,6 +94,18 @@ CASES = [
             return x
     """,
     ),
+    # torch's own autocast tests pass the device by keyword.
+    ok(
+        "query-with-device-type-keyword",
+        """
+        import torch
+
+        def check_autocast(self, device, amp_dtype):
+            self.assertFalse(torch.is_autocast_enabled(device_type=device))
+            with torch.amp.autocast(device_type=device, dtype=amp_dtype):
+                self.assertTrue(torch.is_autocast_enabled(device_type=device))
+    """,
+    ),
     ok(
         "gpu-dtype-in-cuda-only-file",
         """

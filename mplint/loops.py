@@ -54,6 +54,10 @@ GRADIENT_MAGNITUDE_OPS = frozenset(
 LoopNode = Union[ast.For, ast.AsyncFor, ast.While]
 
 
+# Methods whose receiver's role (a scaler, an optimizer) structural evidence infers.
+_SCALER_API = frozenset({"scale", "update", "step", "unscale_", "zero_grad"})
+
+
 class EventKind(enum.Enum):
     ITERATION = "iteration"  # a loop starts an iteration (the node is the loop)
     SCALED_BACKWARD = "scaled backward"
@@ -63,6 +67,10 @@ class EventKind(enum.Enum):
     UPDATE = "update"
     OPTIMIZER_STEP = "optimizer.step"
     CLIP = "clip"  # clip_grad_norm_/clip_grad_value_, or a computation on a `.grad`
+
+
+# Events of a loss scaler's lifecycle: a path without one is of no interest to any rule here.
+_SCALER_EVENTS = frozenset({EventKind.SCALED_BACKWARD, EventKind.UNSCALE, EventKind.SCALER_STEP, EventKind.UPDATE})
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,8 @@ def traces(module: ast.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
     classifier = _Classifier(module, precision)
     found = []
     for body in _bodies(module):
+        if not classifier.reaches_scaler(body):
+            continue  # every rule of this walk needs a loss-scaler call on the path
         walker = _Walker(classifier)
         try:
             paths = walker.function(body)
@@ -208,8 +218,38 @@ class _Classifier:
 
     def __init__(self, module: ast.Module, precision: PrecisionModel) -> None:
         self.precision = precision
+        self.calls_memo: dict[ast.AST, list[ast.Call]] = {}
         self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
         self.memo: dict[ast.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
+        self.unreaching: set[Definition] = set()  # helpers known to reach no loss-scaler event
+
+    def calls_in(self, node: ast.AST) -> list[ast.Call]:
+        """`_calls_in(node)`, computed once per node: the walk meets a loop body twice per pass."""
+        if node not in self.calls_memo:
+            self.calls_memo[node] = _calls_in(node)
+        return self.calls_memo[node]
+
+    def reaches_scaler(self, body: Sequence[ast.stmt]) -> bool:
+        """Whether a call in `body`, or in a helper it calls (however deep), is a loss-scaler event."""
+        explored: set[Definition] = set()
+        if self._reaches_scaler(body, explored):
+            return True
+        self.unreaching |= explored  # explored to the end without finding one: none of them reaches one
+        return False
+
+    def _reaches_scaler(self, body: Sequence[ast.stmt], explored: set[Definition]) -> bool:
+        for statement in body:
+            for call in self.calls_in(statement):
+                events, callee = self.classify(call)
+                if any(kind in _SCALER_EVENTS for kind, _, _ in events):
+                    return True
+                if events or callee is None or not isinstance(callee.node, _FUNCTIONS):
+                    continue
+                if callee not in explored and callee not in self.unreaching:
+                    explored.add(callee)
+                    if self._reaches_scaler(callee.node.body, explored):
+                        return True
+        return False
 
     def _structural_evidence(self, module: ast.Module) -> tuple[frozenset[str], frozenset[str]]:
         """Receivers that act as a scaler (they scale a loss and update/step/unscale), and what they step."""
@@ -218,7 +258,7 @@ class _Classifier:
         zeroed: set[str] = set()
         for call in _calls_in(module, nested=True):
             receiver, method = _receiver(call), _method(call)
-            if receiver is None or method is None:
+            if receiver is None or method not in _SCALER_API:
                 continue
             if any(
                 fact.receiver.kind in (Kind.TENSOR, Kind.MODULE, Kind.OPTIMIZER) for fact in self.precision.calls(call)
@@ -451,7 +491,7 @@ class _Walker:
 
     # ---------------------------------------------------------------------------------- calls
     def calls(self, node: ast.AST, states: set[_State], place: _Place) -> set[_State]:
-        for call in _calls_in(node):
+        for call in self.classifier.calls_in(node):
             events, callee = self.classifier.classify(call)
             if events:
                 added = tuple(
@@ -465,7 +505,7 @@ class _Walker:
 
     def has_events(self, node: ast.AST) -> bool:
         """Whether any call under `node` is an event or a helper the walk would enter."""
-        return any(self.classifier.classify(call) != ([], None) for call in _calls_in(node))
+        return any(self.classifier.classify(call) != ([], None) for call in self.classifier.calls_in(node))
 
     def enter(self, callee: Definition, states: set[_State], place: _Place) -> set[_State]:
         """Follow a helper: its events happen here, as part of the caller's path."""

@@ -1,6 +1,6 @@
 """What the fuzzers feed mplint, and what must hold for every input.
 
-Two sources of programs: hypothesmith's valid Python (with a trailing comment naming every
+Two sources of programs: hypothesmith's valid Python (with a trailing line of code naming every
 rule's trigger words, so the prefilter lets the precision model and all rules see them), and
 mutations of real training code: the rule-test snippets in `tests/rules/test_mp*.py`, the
 fix fixtures and `examples/*.py`, with lines deleted, duplicated or pasted from another
@@ -37,13 +37,13 @@ Program = Union[str, bytes]
 
 
 @functools.cache
-def trigger_comment() -> str:
-    """A comment that mentions every rule's trigger and sink words: the engine's text
-    prefilter then hands the file to the precision model and to every rule."""
+def trigger_line() -> str:
+    """An assignment whose string mentions every rule's trigger and sink words (code, not a
+    comment: the prefilter reads code only), so the precision model and every rule see the file."""
     words = sorted(
         {word for rule in all_rules() for word in rule.TRIGGERS | rule.SINKS}
     )
-    return "# " + " ".join(words) + "\n"
+    return f"_rule_words = {' '.join(words)!r}\n"
 
 
 @functools.cache
@@ -188,7 +188,7 @@ def generated_programs() -> st.SearchStrategy[str]:
     programs = st.one_of(hypothesmith.from_grammar(), hypothesmith.from_node())
     return programs.map(
         lambda program: (
-            program + ("" if program.endswith("\n") else "\n") + trigger_comment()
+            program + ("" if program.endswith("\n") else "\n") + trigger_line()
         )
     )
 

@@ -4,15 +4,17 @@ one batched visit per file; MP000 for files that cannot be read or parsed; noqa 
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
-import re
+import gc
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 from mplint import suppression
 from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix
 from mplint.precision.model import PrecisionModel, analyze
+from mplint.prefilter import Prefilter
 from mplint.precision.project import ModuleIndex
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
@@ -83,12 +85,29 @@ class UnitResult:
 
 def lint_files(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> list[Finding]:
     """Check `files` together in one process: the plain composition of the pieces below."""
-    run = Run(files)
-    plan = run.plan(rules)
-    findings = [finding for root in plan.units for finding in run.lint_unit(root, rules).findings]
-    findings += [finding for source in plan.unanalysed for finding in check_syntax(source)]
-    findings += [unreadable(source) for source in plan.unreadable]
+    with collector_paused():
+        run = Run(files)
+        plan = run.plan(rules)
+        findings = [finding for root in plan.units for finding in run.lint_unit(root, rules).findings]
+        findings += [finding for source in plan.unanalysed for finding in check_syntax(source)]
+        findings += [unreadable(source) for source in plan.unreadable]
     return sorted(set(findings), key=Finding.sort_key)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a run lints. A run holds millions of
+    long-lived objects (parse trees, facts) that every full collection traverses again: that was
+    40% of a cold run over torch/ (84 s -> 50 s without it) and two thirds on one 10 MB file
+    (47 s -> 15 s), while the run makes little cyclic garbage (peak memory +15% and +1.5%).
+    Reference counting still frees everything else; the collector is restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Run:
@@ -97,8 +116,10 @@ class Run:
     def __init__(self, files: Sequence[SourceFile]) -> None:
         self.files = {source.path: source for source in files}
         self.index = ModuleIndex(list(self.files))
+        self.prefilter = Prefilter(self.index)
         self.parsed: dict[str, Union[ParsedFile, Finding]] = {}
         self._events: dict[str, Events] = {}
+        self._filtered_events: dict[tuple[str, frozenset[type]], Events] = {}
         self._relevant: dict[str, list[type[Rule]]] = {}
 
     def plan(self, rules: Sequence[type[Rule]]) -> Plan:
@@ -108,7 +129,7 @@ class Run:
         sinks = frozenset().union(*(rule.SINKS for rule in rules))
         if not triggers:  # MP000 alone: every file is parsed
             return Plan(tuple(source.path for source in readable), (), unreadable_files)
-        roots = _prefiltered(readable, triggers, sinks, self.index)
+        roots = self.prefilter.roots(readable, triggers, sinks)
         unanalysed = tuple(source for source in readable if source.path not in roots)
         return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files)
 
@@ -147,7 +168,7 @@ class Run:
                 continue  # only read for names (class bases, constants): no facts of its own here
             context = FileContext(file, files, precision)
             try:
-                visit_rules(self._events_of(file), [rule(context) for rule in self._relevant_rules(file, rules)])
+                visit_rules(functools.partial(self._events_of, file), [rule(context) for rule in self._relevant_rules(file, rules)])
             except RecursionError:  # a rule's own walk, in a deeply nested file
                 return UnitResult((invalid(path, 1, 1, TOO_DEEP),), tuple(sorted(files)))
             except Exception as error:  # a rule bug must name the file, not print a traceback
@@ -158,22 +179,28 @@ class Run:
     def _relevant_rules(self, file: ParsedFile, rules: Sequence[type[Rule]]) -> list[type[Rule]]:
         """The rules whose words the file mentions: a rule could not fire elsewhere."""
         if file.path not in self._relevant:
-            self._relevant[file.path] = [rule for rule in rules if _mentions(file.source, rule.TRIGGERS | rule.SINKS)]
+            self._relevant[file.path] = [
+                rule for rule in rules if self.prefilter.mentions(file.source, rule.TRIGGERS | rule.SINKS)
+            ]
         return self._relevant[file.path]
 
-    def _events_of(self, file: ParsedFile) -> Events:
-        """The file's tree as (node, leaving) pairs in visit order, walked once however many units visit it."""
-        if file.path not in self._events:
-            events: Events = []
-            stack: Events = [(file.module, False)]
-            while stack:
-                node, leaving = stack.pop()
-                events.append((node, leaving))
-                if not leaving:
-                    stack.append((node, True))
-                    stack.extend((child, False) for child in reversed(children(node)))
-            self._events[file.path] = events
-        return self._events[file.path]
+    def _events_of(self, file: ParsedFile, kinds: frozenset[type]) -> Events:
+        """The file's tree as (node, leaving) pairs in visit order, only nodes of `kinds`: the tree is
+        walked once, and each filtered list made once, however many units visit the file."""
+        key = (file.path, kinds)
+        if key not in self._filtered_events:
+            if file.path not in self._events:
+                events: Events = []
+                stack: Events = [(file.module, False)]
+                while stack:
+                    node, leaving = stack.pop()
+                    events.append((node, leaving))
+                    if not leaving:
+                        stack.append((node, True))
+                        stack.extend((child, False) for child in reversed(children(node)))
+                self._events[file.path] = events
+            self._filtered_events[key] = [event for event in self._events[file.path] if type(event[0]) in kinds]
+        return self._filtered_events[key]
 
 
 def check_syntax(source: SourceFile) -> list[Finding]:
@@ -186,9 +213,9 @@ def unreadable(source: SourceFile) -> Finding:
     return invalid(source.path, 1, 1, source.error or "cannot read file")
 
 
-def visit_rules(events: Events, rules: Sequence[Rule]) -> None:
-    """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after, for only
-    the node types some rule handles."""
+def visit_rules(events: Callable[[frozenset[type]], Events], rules: Sequence[Rule]) -> None:
+    """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after, replaying
+    `events` of only the node types some rule handles."""
     handlers: dict[type, tuple[list[Callable[[ast.AST], None]], list[Callable[[ast.AST], None]]]] = {}
     for rule in rules:
         for name in _handled_names(type(rule)):
@@ -198,11 +225,9 @@ def visit_rules(events: Events, rules: Sequence[Rule]) -> None:
                 method = getattr(rule, prefix + name, None)
                 if method is not None:
                     found.append(method)
-    for node, leaving in events:
-        handled = handlers.get(type(node))
-        if handled is not None:
-            for handler in handled[leaving]:
-                handler(node)
+    for node, leaving in events(frozenset(handlers)):
+        for handler in handlers[type(node)][leaving]:
+            handler(node)
 
 
 @functools.lru_cache(maxsize=None)
@@ -212,38 +237,6 @@ def _handled_names(rule: type[Rule]) -> frozenset[str]:
     unknown = sorted(name for name in names if not isinstance(getattr(ast, name, None), type))
     assert not unknown, f"{rule.__name__} handles node types that `ast` does not have: {unknown}"
     return names
-
-
-_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.MULTILINE)
-
-
-def _prefiltered(
-    files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str], index: ModuleIndex
-) -> set[str]:
-    """The cheap text prefilter: files that mention a trigger word, and files that import one of
-    those directly and mention a sink word (a caller whose calls carry low precision across files)."""
-    selected = {source.path for source in files if _mentions(source, triggers)}
-    callers = {
-        source.path
-        for source in files
-        if source.path not in selected and _mentions(source, sinks) and _imported_paths(source, index) & selected
-    }
-    return selected | callers
-
-
-def _mentions(source: SourceFile, words: frozenset[str]) -> bool:
-    text = source.text or ""
-    return any(word in text for word in words)
-
-
-def _imported_paths(source: SourceFile, index: ModuleIndex) -> set[str]:
-    found: set[str] = set()
-    for dots, from_module, plain_module in _IMPORT.findall(source.text or ""):
-        name = from_module or plain_module
-        path = index.resolve(name, source.path, len(dots))
-        if path is not None:
-            found.add(path)
-    return found
 
 
 def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> list[Finding]:

@@ -9,6 +9,7 @@ sorted), so the output does not depend on the number of processes or on which ra
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -53,21 +54,22 @@ def lint_files(
     start_method: Optional[str] = None,
 ) -> list[Finding]:
     """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`."""
-    run = engine.Run(files)
-    plan = run.plan(rules)
-    work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
-    findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
-    pending = []
-    for kind, path in work:
-        cached = cache.get(kind, path) if cache is not None else None
-        if cached is None:
-            pending.append((kind, path))
-        else:
-            findings.extend(cached)
-    for checked in _check(run, files, rules, pending, jobs, start_method):
-        findings.extend(checked.findings)
-        if cache is not None:
-            cache.put(checked.kind, checked.path, checked.read, checked.findings)
+    with engine.collector_paused():
+        run = engine.Run(files)
+        plan = run.plan(rules)
+        work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
+        findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
+        pending = []
+        for kind, path in work:
+            cached = cache.get(kind, path) if cache is not None else None
+            if cached is None:
+                pending.append((kind, path))
+            else:
+                findings.extend(cached)
+        for checked in _check(run, files, rules, pending, jobs, start_method):
+            findings.extend(checked.findings)
+            if cache is not None:
+                cache.put(checked.kind, checked.path, checked.read, checked.findings)
     return sorted(set(findings), key=Finding.sort_key)
 
 
@@ -108,6 +110,7 @@ _worker: Optional[tuple[engine.Run, Sequence[type[Rule]]]] = None
 
 def _start_worker(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> None:
     global _worker
+    gc.disable()  # as `engine.collector_paused` does for the parent, for the worker's whole life
     _worker = (engine.Run(files), rules)
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import ast
 from typing import Callable, Iterator, Optional
 
-# Fields that hold only context or operator singletons (one `ast.Load()` object for the whole
-# process): never children worth visiting.
-_SKIPPED_FIELDS = frozenset({"ctx", "op", "ops"})
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+# Fields that never hold a child worth visiting: context and operator singletons (one `ast.Load()`
+# object for the whole process) and the identifiers, flags and numbers of a node.
+_SKIPPED_FIELDS = frozenset(
+    {"ctx", "op", "ops", "id", "attr", "name", "arg", "asname", "module", "level", "kind", "is_async", "conversion", "type_comment", "tag"}
+)
+# A Constant's `value` is the literal itself; a Name (the commonest node) has no children either.
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: (), ast.MatchSingleton: (), ast.Name: ()}
 
 Into = Optional[Callable[[ast.AST], bool]]
 

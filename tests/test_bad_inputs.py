@@ -351,7 +351,7 @@ def test_deep_nesting_through_the_command_line_exits_0_or_1(tmp_path: Path) -> N
     ],
 )
 def test_python_2_syntax_is_one_mp000_on_its_line(source: str, line: int) -> None:
-    source += "# bfloat16\n"  # the prefilter then hands the file to the analysis
+    source += "dtype = 'bfloat16'\n"  # the prefilter then hands the file to the analysis
 
     findings = lint_source(source, "train.py", select=["ALL"])
 

@@ -28,7 +28,7 @@ UNIT = "unit"
 SYNTAX = "syntax"
 # Work items per chunk sent to a worker, times the workers: small enough to balance uneven
 # units, large enough that a worker keeps parsed helpers across several of them.
-_CHUNKS_PER_WORKER = 8
+_CHUNKS_PER_WORKER = 32
 
 
 @dataclass(frozen=True)

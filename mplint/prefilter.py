@@ -16,10 +16,13 @@ from collections.abc import Iterable
 from mplint.precision.project import ModuleIndex
 from mplint.source import SourceFile
 
+# A comment, or a string (long or short, single or double quoted; escapes skipped). Unrolled loops
+# and no groups: every alternative then starts with a literal, which lets `re` skip ahead to the
+# next `#`, `'` or `"` (4x faster than the grouped form on torch/).
 _STRING_OR_COMMENT = re.compile(
-    r"""(?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\""""
-    r"""|'(?:[^'\\\r\n]|\\(?:\r\n|.))*'|"(?:[^"\\\r\n]|\\(?:\r\n|.))*")"""
-    r"""|(?P<comment>\#[^\r\n]*)""",
+    r"""\#[^\r\n]*"""
+    r"""|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*\"\"\""""
+    r"""|'[^'\\\r\n]*(?:\\(?:\r\n|.)[^'\\\r\n]*)*'|"[^"\\\r\n]*(?:\\(?:\r\n|.)[^"\\\r\n]*)*\"""",
     re.DOTALL,
 )
 # Before a string that starts a statement: indentation and a string prefix (`r`, `b`, `rb`, `f`...).
@@ -40,7 +43,7 @@ def code_text(text: str) -> str:
         depth -= code.count(")") + code.count("]") + code.count("}")
         pieces.append(code)
         position = end
-        if match.lastgroup == "comment" or (depth <= 0 and _is_statement(text, start, end)):
+        if text[start] == "#" or (depth <= 0 and _is_statement(text, start, end)):
             pieces.append(" ")
         else:
             pieces.append(match.group())

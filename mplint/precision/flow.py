@@ -289,24 +289,22 @@ class Interpreter:
             self.eval(test, ctx)
         names = ctx.scope.names
         before = dict(names)
+        # What each branch that falls through bound differently (most bind a few names of many).
         outcomes: list[dict[str, Value]] = []
         for body in [*bodies, orelse]:
+            if self.exec_block(body, ctx):
+                outcomes.append({key: value for key, value in names.items() if before.get(key, _UNBOUND) is not value})
             names.clear()
             names.update(before)
-            if self.exec_block(body, ctx):
-                outcomes.append(dict(names))
-        names.clear()
         if not outcomes:
-            names.update(before)
             return False
-        merged = dict(outcomes[0])
-        for outcome in outcomes[1:]:
-            for key in set(merged) | set(outcome):
-                if key in merged and key in outcome:
-                    merged[key] = join(merged[key], outcome[key])
-                elif key in outcome:
-                    merged[key] = outcome[key]
-        names.update(merged)
+        for key in {key for outcome in outcomes for key in outcome}:
+            # A name one branch binds for the first time keeps that value where the others leave it unbound.
+            values = [outcome[key] if key in outcome else before[key] for outcome in outcomes if key in outcome or key in before]
+            merged = values[0]
+            for value in values[1:]:
+                merged = join(merged, value)
+            names[key] = merged
         return True
 
     def exec_with(self, node: Union[ast.With, ast.AsyncWith], ctx: Context) -> bool:
@@ -1215,6 +1213,8 @@ def _constant(value: object) -> Value:
         return const(value)
     return const(None) if isinstance(value, bytes) else UNKNOWN
 
+
+_UNBOUND = object()  # a name's value before a branch that binds it for the first time
 
 _SIMPLE_STATEMENTS = (
     ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return, ast.Raise, ast.Continue, ast.Break,

@@ -86,9 +86,9 @@ class UnitResult:
 def lint_files(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> list[Finding]:
     """Check `files` together in one process: the plain composition of the pieces below."""
     with collector_paused():
-        run = Run(files)
-        plan = run.plan(rules)
-        findings = [finding for root in plan.units for finding in run.lint_unit(root, rules).findings]
+        run = Run(files, rules)
+        plan = run.plan()
+        findings = [finding for root in plan.units for finding in run.lint_unit(root).findings]
         findings += [finding for source in plan.unanalysed for finding in check_syntax(source)]
         findings += [unreadable(source) for source in plan.unreadable]
     return sorted(set(findings), key=Finding.sort_key)
@@ -111,18 +111,21 @@ def collector_paused() -> Iterator[None]:
 
 
 class Run:
-    """The files of one run, parsed at most once each, shared by the units a process analyses."""
+    """The files of one run with its rules; each file parsed at most once, shared by the units a
+    process analyses."""
 
-    def __init__(self, files: Sequence[SourceFile]) -> None:
+    def __init__(self, files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> None:
         self.files = {source.path: source for source in files}
+        self.rules = tuple(rules)
         self.index = ModuleIndex(list(self.files))
-        self.prefilter = Prefilter(self.index)
+        self.prefilter = Prefilter(self.index, (word for rule in rules for word in rule.TRIGGERS | rule.SINKS))
         self.parsed: dict[str, Union[ParsedFile, Finding]] = {}
         self._events: dict[str, Events] = {}
         self._filtered_events: dict[tuple[str, frozenset[type]], Events] = {}
         self._relevant: dict[str, list[type[Rule]]] = {}
 
-    def plan(self, rules: Sequence[type[Rule]]) -> Plan:
+    def plan(self) -> Plan:
+        rules = self.rules
         readable = [source for source in self.files.values() if source.text is not None]
         unreadable_files = tuple(source for source in self.files.values() if source.text is None)
         triggers = frozenset().union(*(rule.TRIGGERS for rule in rules if rule is not InvalidSyntax))
@@ -141,11 +144,11 @@ class Run:
             self.parsed[path] = tree if isinstance(tree, Finding) else ParsedFile(source, tree)
         return self.parsed[path]
 
-    def lint_unit(self, root: str, rules: Sequence[type[Rule]]) -> UnitResult:
+    def lint_unit(self, root: str) -> UnitResult:
         with recursion_limit(DEEP_RECURSION):
-            return self._lint_unit(root, rules)
+            return self._lint_unit(root)
 
-    def _lint_unit(self, root: str, rules: Sequence[type[Rule]]) -> UnitResult:
+    def _lint_unit(self, root: str) -> UnitResult:
         parsed = self.parse(root)
         if isinstance(parsed, Finding):
             return UnitResult((parsed,), (root,))
@@ -168,7 +171,7 @@ class Run:
                 continue  # only read for names (class bases, constants): no facts of its own here
             context = FileContext(file, files, precision)
             try:
-                visit_rules(functools.partial(self._events_of, file), [rule(context) for rule in self._relevant_rules(file, rules)])
+                self._visit(file, context)
             except RecursionError:  # a rule's own walk, in a deeply nested file
                 return UnitResult((invalid(path, 1, 1, TOO_DEEP),), tuple(sorted(files)))
             except Exception as error:  # a rule bug must name the file, not print a traceback
@@ -176,13 +179,23 @@ class Run:
             findings.extend(context.findings)
         return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(files)))
 
-    def _relevant_rules(self, file: ParsedFile, rules: Sequence[type[Rule]]) -> list[type[Rule]]:
-        """The rules whose words the file mentions: a rule could not fire elsewhere."""
+    def _visit(self, file: ParsedFile, context: FileContext) -> None:
+        """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that
+        read the tree over every node, those that read facts over the nodes this unit evaluated."""
         if file.path not in self._relevant:
-            self._relevant[file.path] = [
-                rule for rule in rules if self.prefilter.mentions(file.source, rule.TRIGGERS | rule.SINKS)
-            ]
-        return self._relevant[file.path]
+            words = self.prefilter.words(file.source)
+            self._relevant[file.path] = [rule for rule in self.rules if not words.isdisjoint(rule.TRIGGERS | rule.SINKS)]
+        rules = [rule(context) for rule in self._relevant[file.path]]
+        syntactic = [rule for rule in rules if rule.SYNTACTIC]
+        if syntactic:
+            visit_rules(functools.partial(self._events_of, file), syntactic)
+        evaluated = context.precision.evaluated(file.path)
+
+        def evaluated_events(kinds: frozenset[type]) -> Events:
+            nodes: Events = [(node, False) for node in evaluated if type(node) in kinds]
+            return [(file.module, False), *nodes, (file.module, True)] if ast.Module in kinds else nodes
+
+        visit_rules(evaluated_events, [rule for rule in rules if not rule.SYNTACTIC])
 
     def _events_of(self, file: ParsedFile, kinds: frozenset[type]) -> Events:
         """The file's tree as (node, leaving) pairs in visit order, only nodes of `kinds`: the tree is
@@ -236,7 +249,13 @@ def _handled_names(rule: type[Rule]) -> frozenset[str]:
     names = frozenset(attr.split("_", 1)[1] for attr in dir(rule) if attr.startswith(("visit_", "leave_")))
     unknown = sorted(name for name in names if not isinstance(getattr(ast, name, None), type))
     assert not unknown, f"{rule.__name__} handles node types that `ast` does not have: {unknown}"
+    unvisited = sorted(names - _EVALUATED_KINDS) if not rule.SYNTACTIC else []
+    assert not unvisited, f"{rule.__name__} reads facts (not SYNTACTIC), so it is never shown {unvisited} nodes"
     return names
+
+
+# What a rule that reads facts visits: the module, and the nodes that facts are about.
+_EVALUATED_KINDS = frozenset({"Module", "Call", "BinOp"})
 
 
 def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> list[Finding]:

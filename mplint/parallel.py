@@ -55,8 +55,8 @@ def lint_files(
 ) -> list[Finding]:
     """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`."""
     with engine.collector_paused():
-        run = engine.Run(files)
-        plan = run.plan(rules)
+        run = engine.Run(files, rules)
+        plan = run.plan()
         work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
         findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
         pending = []
@@ -66,52 +66,46 @@ def lint_files(
                 pending.append((kind, path))
             else:
                 findings.extend(cached)
-        for checked in _check(run, files, rules, pending, jobs, start_method):
+        for checked in _check(run, pending, jobs, start_method):
             findings.extend(checked.findings)
             if cache is not None:
                 cache.put(checked.kind, checked.path, checked.read, checked.findings)
     return sorted(set(findings), key=Finding.sort_key)
 
 
-def _check(
-    run: engine.Run,
-    files: Sequence[SourceFile],
-    rules: Sequence[type[Rule]],
-    work: list[tuple[str, str]],
-    jobs: int,
-    start_method: Optional[str],
-) -> Iterator[Checked]:
+def _check(run: engine.Run, work: list[tuple[str, str]], jobs: int, start_method: Optional[str]) -> Iterator[Checked]:
     workers = min(jobs, len(work))
     if workers <= 1:
-        yield from _check_items(run, rules, work)
+        yield from _check_items(run, work)
         return
     size = max(1, len(work) // (workers * _CHUNKS_PER_WORKER))
     chunks = [work[start : start + size] for start in range(0, len(work), size)]
     context = multiprocessing.get_context(start_method)
-    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(files, rules)) as pool:
+    initargs = (tuple(run.files.values()), run.rules)
+    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=initargs) as pool:
         for outcome in pool.map(_check_chunk, chunks):
             if isinstance(outcome, _Failure):
                 raise _WorkerFailure(outcome.path, outcome.message)
             yield from outcome
 
 
-def _check_items(run: engine.Run, rules: Sequence[type[Rule]], work: list[tuple[str, str]]) -> Iterator[Checked]:
+def _check_items(run: engine.Run, work: list[tuple[str, str]]) -> Iterator[Checked]:
     for kind, path in work:
         if kind == UNIT:
-            unit = run.lint_unit(path, rules)
+            unit = run.lint_unit(path)
             yield Checked(kind, path, unit.read, unit.findings)
         else:
             yield Checked(kind, path, (path,), tuple(engine.check_syntax(run.files[path])))
 
 
-# A worker's run and rules, set once by `_start_worker` and used by every chunk it checks.
-_worker: Optional[tuple[engine.Run, Sequence[type[Rule]]]] = None
+# A worker's run, set once by `_start_worker` and used by every chunk it checks.
+_worker: Optional[engine.Run] = None
 
 
 def _start_worker(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> None:
     global _worker
     gc.disable()  # as `engine.collector_paused` does for the parent, for the worker's whole life
-    _worker = (engine.Run(files), rules)
+    _worker = engine.Run(files, rules)
 
 
 @dataclass(frozen=True)
@@ -124,9 +118,8 @@ class _Failure:
 
 def _check_chunk(work: list[tuple[str, str]]) -> "list[Checked] | _Failure":
     assert _worker is not None, "the pool's initializer sets the worker's run"
-    run, rules = _worker
     try:
-        return list(_check_items(run, rules, work))
+        return list(_check_items(_worker, work))
     except InternalError as error:
         return _Failure(error.path, str(error))
 

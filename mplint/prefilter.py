@@ -60,18 +60,27 @@ def _is_statement(text: str, start: int, end: int) -> bool:
 
 
 class Prefilter:
-    """The files of one run, by the words their code mentions (each file's code made once)."""
+    """The files of one run, by which of the rules' words their code mentions (found once per file)."""
 
-    def __init__(self, index: ModuleIndex) -> None:
+    def __init__(self, index: ModuleIndex, vocabulary: Iterable[str]) -> None:
         self.index = index
+        self.vocabulary = tuple(sorted(set(vocabulary)))
+        self._words: dict[str, frozenset[str]] = {}
         self._code: dict[str, str] = {}
 
-    def mentions(self, source: SourceFile, words: Iterable[str]) -> bool:
-        words = tuple(words)
-        text = source.text or ""
-        if not any(word in text for word in words):
-            return False  # most files: no need to tell code from comments
-        return any(word in self.code_of(source) for word in words)
+    def words(self, source: SourceFile) -> frozenset[str]:
+        """The words of the vocabulary that the code of `source` mentions."""
+        if source.path not in self._words:
+            text = source.text or ""
+            present = [word for word in self.vocabulary if word in text]
+            if present:  # most files mention none: no need to tell their code from their comments
+                code = self.code_of(source)
+                present = [word for word in present if word in code]
+            self._words[source.path] = frozenset(present)
+        return self._words[source.path]
+
+    def mentions(self, source: SourceFile, words: frozenset[str]) -> bool:
+        return not self.words(source).isdisjoint(words)
 
     def code_of(self, source: SourceFile) -> str:
         if source.path not in self._code:

@@ -56,6 +56,10 @@ class Rule:
     # Words a file that mentions no trigger must contain to be checked as a *caller* of a file that
     # does (a `train.py` calling a bf16 model factory defined elsewhere).
     SINKS: ClassVar[frozenset[str]] = frozenset()
+    # A rule reads facts: it visits only the Call and BinOp nodes the precision model evaluated (the
+    # only ones with facts), in source order, with Module first and last. A rule that reads the tree
+    # itself (names, imports, class bodies) says so and visits every node of the types it handles.
+    SYNTACTIC: ClassVar[bool] = False
 
     def __init__(self, context: "FileContext") -> None:
         self.context = context

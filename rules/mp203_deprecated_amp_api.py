@@ -122,6 +122,7 @@ class DeprecatedAmpApi(Rule):
     MESSAGE = "`{old}` is deprecated since torch 2.4 (a FutureWarning on every call): use `{new}`"
     IMPORT_MESSAGE = "`{old}` imports deprecated AMP entry points (torch 2.4+ warns on every call): import them from `torch.amp` and pass the device"
     TRIGGERS = frozenset({"cuda.amp", "cpu.amp", "cuda import amp", "cpu import amp"})
+    SYNTACTIC = True  # every reference to a deprecated name is rewritten, evaluated or not
     VALID = (
         """
 import torch

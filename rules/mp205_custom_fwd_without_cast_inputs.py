@@ -83,6 +83,7 @@ class CustomFwdWithoutCastInputs(Rule):
         "pass cast_inputs=<the dtype the kernel expects>"
     )
     TRIGGERS = frozenset({"custom_fwd"})
+    SYNTACTIC = True  # it reads class bodies and decorators, not facts
     VALID = (
         """
 import torch

@@ -32,9 +32,9 @@ def analysed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     roots: list[str] = []
     lint_unit = engine.Run.lint_unit
 
-    def recording(self: engine.Run, root: str, rules: object) -> engine.UnitResult:
+    def recording(self: engine.Run, root: str) -> engine.UnitResult:
         roots.append(root)
-        return lint_unit(self, root, rules)  # type: ignore[arg-type]
+        return lint_unit(self, root)
 
     monkeypatch.setattr(engine.Run, "lint_unit", recording)
     return roots

@@ -50,7 +50,7 @@ def test_more_jobs_than_work_runs_in_this_process(project: Path, monkeypatch: py
 def test_a_rule_failing_in_a_worker_is_an_internal_error_naming_the_file(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing(self: engine.Run, root: str, rules: object) -> engine.UnitResult:
+    def failing(self: engine.Run, root: str) -> engine.UnitResult:
         raise InternalError(root, "a rule failed", ValueError("boom"))
 
     monkeypatch.setattr(engine.Run, "lint_unit", failing)  # forked workers inherit the patch

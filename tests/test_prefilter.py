@@ -109,7 +109,7 @@ def test_a_file_mentioning_low_precision_only_in_comments_and_docstrings_is_not_
         SourceFile("train.py", header + POLICY + LOG_PROBS),
     ]
 
-    plan = engine.Run(files).plan(all_rules())
+    plan = engine.Run(files, all_rules()).plan()
 
     assert plan.units == ("train.py",)
     assert [source.path for source in plan.unanalysed] == ["notes.py"]

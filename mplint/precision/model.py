@@ -14,6 +14,7 @@ class PrecisionModel:
 
     def __init__(self, interpreter: Interpreter) -> None:
         self._interpreter = interpreter
+        self._evaluated: Optional[dict[str, list[ast.AST]]] = None
 
     def calls(self, node: ast.Call) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
@@ -26,6 +27,16 @@ class PrecisionModel:
     def casts_after_optimizer(self, node: ast.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())
 
+    def evaluated(self, path: str) -> Sequence[ast.AST]:
+        """The Call and BinOp nodes of `path` the analysis evaluated, in source order (parents first)."""
+        if self._evaluated is None:
+            by_path: dict[str, list[ast.AST]] = {}
+            for facts in (self._interpreter.facts, self._interpreter.operations):
+                for node, seen in facts.items():
+                    by_path.setdefault(seen[0].path, []).append(node)
+            self._evaluated = {path: sorted(nodes, key=_source_order) for path, nodes in by_path.items()}
+        return self._evaluated.get(path, ())
+
     def entered(self, path: str) -> bool:
         """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
         return path in self._interpreter.entered_paths
@@ -33,6 +44,11 @@ class PrecisionModel:
     def scales_loss(self, path: str) -> bool:
         """Whether the file builds a loss scaler, or a framework that scales the loss for it."""
         return path in self._interpreter.loss_scaling_paths
+
+
+def _source_order(node: ast.AST) -> tuple[int, int, int, int]:
+    """Earlier first; of two nodes starting at one place, the enclosing one (`a.b(c)` in `a.b(c).d()`)."""
+    return (node.lineno, node.col_offset, -(node.end_lineno or 0), -(node.end_col_offset or 0))  # type: ignore[attr-defined]
 
 
 def analyze(

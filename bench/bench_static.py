@@ -1,8 +1,9 @@
 """Time the static linter against TorchFix 0.7.0 on the `torch/nn` sources of the installed torch.
 
 Each figure is the median of several runs of a fresh process (wall clock, including
-interpreter start-up), except the libcst floor, which times `libcst.parse_module` over every
-file in this process: no linter built on libcst can be faster than that on one core.
+interpreter start-up), except the parse floors, which time a parser over every file in this
+process: `ast.parse` (what mplint parses with) and, for reference when it is installed,
+`libcst.parse_module` (what TorchFix and Fixit parse with, and mplint did until session 2).
 
     python bench/bench_static.py                  # 5 runs each, TorchFix once, a markdown table
     python bench/bench_static.py --json out.json  # the same figures, also as JSON
@@ -14,17 +15,18 @@ flake8 never meet this project's.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import importlib.util
 import json
 import statistics
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
-
-import libcst
 
 TORCHFIX_VERSION = "0.7.0"
 MPLINT = (sys.executable, "-m", "mplint")
@@ -121,17 +123,28 @@ def time_command(name: str, argv: list[str], runs: int, ok_codes: tuple[int, ...
     return median_of(name, " ".join(argv), runs, lambda: run_checked(argv, ok_codes))
 
 
-def time_parse_floor(files: list[Path], runs: int) -> Measurement:
-    def parse_all() -> None:
-        for path in files:
-            libcst.parse_module(path.read_bytes())
+def time_parse_floors(files: list[Path], runs: int) -> list[Measurement]:
+    """`ast.parse` of every file; `libcst.parse_module` too where libcst is installed."""
+    sources = [path.read_bytes() for path in files]
 
-    return median_of(
-        "libcst.parse_module floor",
-        "libcst.parse_module(path.read_bytes()) per file",
-        runs,
-        parse_all,
-    )
+    def ast_parse_all() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own SyntaxWarnings
+            for source in sources:
+                ast.parse(source)
+
+    floors = [median_of("ast.parse floor", "ast.parse(path.read_bytes()) per file", runs, ast_parse_all)]
+    if importlib.util.find_spec("libcst") is not None:
+        libcst = importlib.import_module("libcst")
+        floors.append(
+            median_of(
+                "libcst.parse_module (reference)",
+                "libcst.parse_module(path.read_bytes()) per file",
+                runs,
+                lambda: [libcst.parse_module(source) for source in sources],
+            )
+        )
+    return floors
 
 
 def target_cell(measurement: Measurement) -> str:
@@ -163,7 +176,7 @@ def main() -> int:
         "--torchfix-venv", type=Path, default=Path(__file__).parent / ".venv-torchfix"
     )
     parser.add_argument(
-        "--skip-torchfix", action="store_true", help="time mplint and the floor only"
+        "--skip-torchfix", action="store_true", help="time mplint and the parse floors only"
     )
     parser.add_argument(
         "--target", type=Path, help="source tree to lint (default: torch/nn of the installed torch)"
@@ -194,7 +207,7 @@ def main() -> int:
             measurements.append(
                 time_command("TorchFix 0.7.0 -j1", argv, args.torchfix_runs, ok_codes=(0, 1))
             )
-        measurements.append(time_parse_floor(files, args.runs))
+        measurements.extend(time_parse_floors(files, args.runs))
     except BenchError as error:
         print(f"bench_static: {error}", file=sys.stderr)
         return 2

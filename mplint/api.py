@@ -71,12 +71,16 @@ def fix_paths(
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     config_file: StrPath | None = None,
+    jobs: int = 1,
+    cache: bool = False,
 ) -> fixes.FixResult:
     """Apply the fixes of what `lint_paths` finds (the safe ones; unsafe ones too with `unsafe`)
-    and write the changed files; with `write=False` the result only says what would change."""
+    and write the changed files; with `write=False` the result only says what would change.
+    `jobs` and `cache` serve every lint pass as in `lint_paths`: a pass after a fix re-analyses
+    only the units whose files the fix changed."""
     settings = _settings(paths[0] if paths else None, select, ignore, config_file)
     files = discover(paths, settings)
-    lint = functools.partial(_lint, settings=settings)
+    lint = functools.partial(_lint, settings=settings, jobs=jobs, cache=cache)
     result = fixes.fix_sources(files, lint, unsafe=unsafe)
     return fixes.write_fixes(result, files, lint, unsafe=unsafe) if write else result
 

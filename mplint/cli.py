@@ -19,7 +19,7 @@ import click
 from mplint import __version__
 from mplint.errors import InternalError, MplintError
 from mplint.findings import Finding
-from mplint.report import FORMATS, renderer, text
+from mplint.report import FORMATS, STATISTICS_FORMATS, renderer, statistics_renderer, text
 from mplint.runtime.command import verify
 
 if TYPE_CHECKING:
@@ -145,7 +145,9 @@ def main() -> None:
 @click.option(
     "--show-source", is_flag=True, help="Show each finding's source line, a caret under it."
 )
-@click.option("--statistics", is_flag=True, help="Print how many findings each rule has instead.")
+@click.option(
+    "--statistics", is_flag=True, help="Print how many findings each rule has instead (as text or json)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings and nothing else.")
 @click.pass_context
 def check(
@@ -170,6 +172,8 @@ def check(
     """Check PATHS (files and directories; default: the current directory)."""
     if ctx.meta.get(_NOTHING_AFTER_SEPARATOR) and not paths:
         ctx.exit(EXIT_CLEAN)
+    if statistics and output_format not in STATISTICS_FORMATS:
+        _fail(f"--statistics prints {' or '.join(STATISTICS_FORMATS)}, not {output_format}")
     from_stdin = paths == ("-",) or (not paths and stdin_filename is not None)
     subject = (stdin_filename or "<stdin>") if from_stdin else ", ".join(paths) or "."
     with _errors_reported(f"checking {subject}"):
@@ -185,7 +189,7 @@ def check(
         if add_noqa:
             if fix or diff or from_stdin:
                 raise MplintError("--add-noqa edits files: not with --fix, --diff or stdin")
-            result = api.lint_paths(paths or (".",), jobs=jobs or 1, **options)
+            result = api.lint_paths(paths or (".",), jobs=_jobs(jobs), cache=not no_cache, **options)
             _add_noqa(ctx, result.findings, quiet)
         source = click.get_binary_stream("stdin").read() if from_stdin else None
         name = stdin_filename or api.STDIN
@@ -193,22 +197,20 @@ def check(
         if (fix or diff) and source is not None:
             fixed = api.fix_source(source, name, unsafe=unsafe_fixes, **options)
         elif fix or diff:
-            fixed = api.fix_paths(paths or (".",), unsafe=unsafe_fixes, write=not diff, **options)
+            fixed = api.fix_paths(
+                paths or (".",), unsafe=unsafe_fixes, write=not diff, jobs=_jobs(jobs), cache=not no_cache, **options
+            )
         if fixed is not None:
             findings: Sequence[Finding] = fixed.findings
             files_checked = fixed.files_checked
         elif source is not None:
             findings, files_checked = api.lint_source(source, name, **options), 1
         else:
-            from mplint.parallel import default_jobs
-
-            result = api.lint_paths(
-                paths or (".",), jobs=jobs or default_jobs(), cache=not no_cache, **options
-            )
+            result = api.lint_paths(paths or (".",), jobs=_jobs(jobs), cache=not no_cache, **options)
             findings, files_checked = result.findings, result.files_checked
         shown = fixes.visible(findings, unsafe_fixes)
         if statistics:
-            output = text.statistics(shown)
+            output = statistics_renderer(output_format)(shown)
         elif show_source and output_format == "text":
             color = output_file is None and _colour_wanted()
             output = text.render_with_source(shown, _source_lines(name, source), color)
@@ -223,6 +225,13 @@ def check(
             click.echo(_summary(findings, files_checked), err=True)
         ctx.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
     _report_fixes(ctx, fixed, output, diff, source if fix else None)
+
+
+def _jobs(requested: int | None) -> int:
+    """`-j N`, else one process per CPU."""
+    from mplint.parallel import default_jobs
+
+    return requested or default_jobs()
 
 
 def _write_output(output: str, output_file: str | None) -> None:
@@ -301,14 +310,17 @@ def _report_fixes(
 
 @main.command("rules")
 def list_rules() -> None:
-    """List the rules: code, name, autofix (safe, unsafe or -) and what each catches."""
+    """List the rules: code, name, autofix (safe, unsafe or -) and what each catches; then the
+    codes only `mplint verify` reports."""
     with _errors_reported("loading the rules"):
         from mplint.registry import all_rules
+        from mplint.runtime.codes import RUNTIME_CODES
 
         rows = [("CODE", "NAME", "FIX", "SUMMARY")] + [
             (rule.CODE, rule.NAME, rule.FIX.value if rule.FIX else "-", rule.summary())
             for rule in all_rules()
         ]
+        rows += [(code.code, code.name, "-", f"{code.summary()} (runtime only: mplint verify)") for code in RUNTIME_CODES.values()]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]
@@ -321,7 +333,6 @@ def explain(rule: str) -> None:
     """Show the full documentation of RULE (a code such as MP001, or a rule name)."""
     with _errors_reported("loading the rules"):
         from mplint.registry import all_rules
-
         from mplint.runtime.codes import RUNTIME_CODES
 
         found = [(r.CODE, r.NAME, r.docs()) for r in all_rules() if rule.upper() == r.CODE or rule.lower() == r.NAME]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -61,3 +63,21 @@ class Finding:
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line, self.column, self.code)
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    """How many findings one rule has (`--statistics`), and whether some of them have a fix."""
+
+    code: str
+    name: str
+    count: int
+    fixable: bool
+
+
+def counts_by_rule(findings: Sequence[Finding]) -> tuple[RuleCount, ...]:
+    """One count per rule that has findings, the most frequent first (then by code)."""
+    counts = Counter((finding.code, finding.name) for finding in findings)
+    fixable = {finding.code for finding in findings if finding.fix is not None}
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(RuleCount(code, name, count, code in fixable) for (code, name), count in rows)

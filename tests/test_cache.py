@@ -144,3 +144,15 @@ def test_concurrent_runs_share_the_cache_safely(project: Path) -> None:
     assert len(set(outputs)) == 1
     assert mplint("pkg", cwd=project).stdout == outputs[0]
     assert not [path for path in (project / DIRECTORY).iterdir() if path.suffix == ".tmp"]
+
+
+def test_fix_passes_reuse_the_cache_and_reanalyse_only_what_a_fix_changed(project: Path, analysed: list[str]) -> None:
+    cached_lint()
+    analysed.clear()
+
+    result = api.fix_paths(["pkg"], unsafe=True, write=False, cache=True)
+
+    # The first pass is all cache hits; the pass after the fix re-analyses the fixed file alone.
+    assert analysed == ["pkg/train.py"]
+    assert [change.path for change in result.changes] == ["pkg/train.py"]
+    assert result.changes[0].after == api.fix_paths(["pkg"], unsafe=True, write=False).changes[0].after

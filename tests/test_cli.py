@@ -411,16 +411,19 @@ def test_an_internal_error_is_one_line_and_exit_code_2(project, write_files, mon
     assert result.stderr.count("\n") == 1
 
 
-def test_rules_lists_every_rule(project) -> None:
+def test_rules_lists_every_rule_then_the_runtime_codes(project) -> None:
     from mplint.registry import all_rules
+    from mplint.runtime.codes import RUNTIME_CODES
 
     result = mplint("rules", cwd=project)
 
     header, *rows = result.stdout.splitlines()
     assert result.returncode == 0
     assert header.split() == ["CODE", "NAME", "FIX", "SUMMARY"]
-    assert [row.split()[:2] for row in rows] == [[rule.CODE, rule.NAME] for rule in all_rules()]
+    expected = [[rule.CODE, rule.NAME] for rule in all_rules()] + [[code.code, code.name] for code in RUNTIME_CODES.values()]
+    assert [row.split()[:2] for row in rows] == expected
     assert any(row.startswith("MP001 ") for row in rows)
+    assert rows[-1].startswith("MP903 ") and rows[-1].endswith("(runtime only: mplint verify)")
 
 
 @pytest.mark.parametrize("rule", ["MP001", "mp001", "uncast-log-softmax"])

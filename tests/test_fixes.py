@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mplint import api, fixes
+from mplint.cache import DIRECTORY
 from mplint.cli import main
 from mplint.source import SourceFile
 from mplint.errors import InternalError
@@ -229,7 +230,9 @@ def test_a_failed_write_is_one_line_and_the_finding_remains(
     result = mplint("--fix", ".")
 
     assert (project / "train.py").read_text(encoding="utf-8") == TRAIN
-    assert sorted(os.listdir(project)) == ["train.py"]
+    # No temporary file left behind (the cache, failing to write too, is only its directory).
+    assert sorted(os.listdir(project)) == [DIRECTORY, "train.py"]
+    assert os.listdir(project / DIRECTORY) == []
     assert result.exit_code == 1
     assert result.stderr == (
         "mplint: train.py: fixes not written: cannot write it: No space left on device\n"
@@ -414,4 +417,5 @@ def test_two_concurrent_fix_runs_leave_every_file_fixed(project: Path) -> None:
     assert [run.returncode for run in runs] == [0, 0], outputs
     expected = DISTILL.replace(".half()", ".to(torch.float16)").replace(".bfloat16()", ".float()")
     assert {path.read_text(encoding="utf-8") for path in project.rglob("*.py")} == {expected}
-    assert sorted(path.name for path in project.rglob("*") if path.is_file()) == ["train.py"] * 40
+    written = [path for path in project.rglob("*") if path.is_file() and DIRECTORY not in path.parts]
+    assert sorted(path.name for path in written) == ["train.py"] * 40  # no temporary file left

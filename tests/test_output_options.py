@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,6 +70,23 @@ def test_statistics_count_findings_per_rule_most_frequent_first() -> None:
     assert text.statistics([other, UNCAST, FIXABLE]) == (
         "2  MP001  [*] [uncast-log-softmax]\n1  MP002  [fp16-autocast-without-scaler]"
     )
+
+
+def test_statistics_as_json_are_the_same_counts(project: Path) -> None:
+    completed = mplint("--statistics", "--format", "json", "train.py", cwd=project)
+
+    assert completed.returncode == 1
+    assert json.loads(completed.stdout) == [
+        {"code": "MP001", "name": "uncast-log-softmax", "count": 1, "fixable": False}
+    ]
+
+
+def test_statistics_in_a_format_without_counts_is_a_usage_error(project: Path) -> None:
+    completed = mplint("--statistics", "--format", "sarif", "train.py", cwd=project)
+
+    assert completed.returncode == 2
+    assert completed.stderr == "mplint: --statistics prints text or json, not sarif\n"
+    assert completed.stdout == ""
 
 
 def test_quiet_prints_findings_and_nothing_else(project: Path) -> None:

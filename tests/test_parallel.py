@@ -70,3 +70,13 @@ def test_jobs_must_be_a_positive_number(project: Path) -> None:
     completed = mplint("-j", "0", "pkg", cwd=project)
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
+
+
+def test_fix_through_a_pool_fixes_what_one_process_fixes(project: Path) -> None:
+    from mplint import api
+
+    one = api.fix_paths(["pkg"], unsafe=True, write=False, jobs=1)
+    pooled = api.fix_paths(["pkg"], unsafe=True, write=False, jobs=2)
+
+    assert pooled == one
+    assert [change.path for change in pooled.changes] == ["pkg/train.py"]

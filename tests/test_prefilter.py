@@ -22,6 +22,9 @@ from mplint.prefilter import code_text
 from mplint.registry import all_rules
 from mplint.source import SourceFile
 
+# hypothesmith compiles the programs it generates; CPython's SyntaxWarnings about them are noise.
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
+
 WORDS = sorted({word for rule in all_rules() for word in rule.TRIGGERS | rule.SINKS if word.isidentifier()})
 
 POLICY = "policy = torch.nn.Linear(16, 16).to(torch.bfloat16)\n"

@@ -10,7 +10,13 @@ from mplint.findings import Finding
 
 # Adding a format is adding `mplint/report/<name>.py` and its name here.
 FORMATS = ("text", "json", "sarif", "github")
+# The formats whose module also renders counts per rule (`statistics(findings) -> str`).
+STATISTICS_FORMATS = ("text", "json")
 
 
 def renderer(format_name: str) -> Callable[[Sequence[Finding]], str]:
     return importlib.import_module(f"{__name__}.{format_name}").render
+
+
+def statistics_renderer(format_name: str) -> Callable[[Sequence[Finding]], str]:
+    return importlib.import_module(f"{__name__}.{format_name}").statistics

@@ -1,4 +1,4 @@
-"""A JSON array of findings, one object each, keys in a stable order."""
+"""A JSON array of findings, one object each, keys in a stable order; or of counts per rule."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mplint.findings import Finding, Fix
+from mplint.findings import Finding, Fix, counts_by_rule
 
 
 def render(findings: Sequence[Finding]) -> str:
     return json.dumps([_finding(finding) for finding in findings], indent=2)
+
+
+def statistics(findings: Sequence[Finding]) -> str:
+    """`--statistics --format json`: `{"code", "name", "count", "fixable"}` per rule, most frequent first."""
+    return json.dumps(
+        [{"code": row.code, "name": row.name, "count": row.count, "fixable": row.fixable} for row in counts_by_rule(findings)],
+        indent=2,
+    )
 
 
 def _finding(finding: Finding) -> dict[str, Any]:

@@ -4,13 +4,12 @@ per rule (`--statistics`)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Callable, Optional
 
 import click
 
-from mplint.findings import Finding
+from mplint.findings import Finding, counts_by_rule
 
 # The lines of the file at a path (without line endings), or None when it cannot be read.
 SourceLines = Callable[[str], Optional[Sequence[str]]]
@@ -42,13 +41,10 @@ def render_with_source(findings: Sequence[Finding], source_lines: SourceLines, c
 
 def statistics(findings: Sequence[Finding]) -> str:
     """`count  CODE  [name]` per rule, most frequent first; `[*]` when some have a fix."""
-    counts = Counter((finding.code, finding.name) for finding in findings)
-    fixable = {finding.code for finding in findings if finding.fix is not None}
-    width = len(str(max(counts.values(), default=0)))
-    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    counts = counts_by_rule(findings)
+    width = len(str(max((row.count for row in counts), default=0)))
     return "\n".join(
-        f"{count:>{width}}  {code}  {'[*] ' if code in fixable else ''}[{name}]"
-        for (code, name), count in rows
+        f"{row.count:>{width}}  {row.code}  {'[*] ' if row.fixable else ''}[{row.name}]" for row in counts
     )
 
 

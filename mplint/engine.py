@@ -15,7 +15,7 @@ from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix
 from mplint.precision.model import PrecisionModel, analyze
 from mplint.prefilter import Prefilter
-from mplint.precision.project import ModuleIndex
+from mplint.precision.project import ImportGraph, ModuleIndex
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.source import DEEP_RECURSION, TOO_DEEP, ParsedFile, SourceFile, invalid, parse, recursion_limit
@@ -28,12 +28,24 @@ Events = list[tuple[ast.AST, bool]]
 class FileContext:
     """What a rule sees of the file it is visiting, and where its reports go."""
 
-    def __init__(self, parsed: ParsedFile, files: dict[str, ParsedFile], precision: PrecisionModel) -> None:
+    def __init__(
+        self,
+        parsed: ParsedFile,
+        files: dict[str, ParsedFile],
+        precision: PrecisionModel,
+        imports: Callable[[], ImportGraph],
+    ) -> None:
         self.parsed = parsed
         self.path = parsed.path
         self.files = files
         self.precision = precision
+        self._imports = imports
         self.findings: list[Finding] = []
+
+    def used_elsewhere(self, name: str) -> bool:
+        """Whether another file of the run may use this file's module-level `name` (it imports
+        it, `*`, or the module and mentions `.name`): a fix that rewires the name breaks them."""
+        return self._imports().used_elsewhere(self.path, name)
 
     def report(
         self, rule: Rule, node: ast.AST, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
@@ -136,6 +148,11 @@ class Run:
         unanalysed = tuple(source for source in readable if source.path not in roots)
         return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files)
 
+    @functools.cached_property
+    def imports(self) -> ImportGraph:
+        """Who imports what from whom in this run (made when a rule first asks)."""
+        return ImportGraph(self.index, {path: source.text for path, source in self.files.items() if source.text is not None})
+
     def parse(self, path: str) -> Union[ParsedFile, Finding]:
         """The file's tree, or its MP000 finding when it does not parse."""
         if path not in self.parsed:
@@ -169,7 +186,7 @@ class Run:
         for path, file in list(files.items()):
             if not precision.entered(path):
                 continue  # only read for names (class bases, constants): no facts of its own here
-            context = FileContext(file, files, precision)
+            context = FileContext(file, files, precision, lambda: self.imports)
             try:
                 self._visit(file, context)
             except RecursionError:  # a rule's own walk, in a deeply nested file

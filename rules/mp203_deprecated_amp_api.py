@@ -4,6 +4,7 @@ import ast
 import enum
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Optional
 
 from mplint.findings import Applicability, Severity
@@ -112,7 +113,9 @@ class DeprecatedAmpApi(Rule):
     ```
     `torch.amp.GradScaler` and `torch.amp.custom_fwd(device_type=...)` need torch 2.4 or newer
     (the release that deprecated the old names): code that must still run on older torch should keep
-    the old API and silence the warning instead.
+    the old API and silence the warning instead. The fix of an import is unsafe (`--unsafe-fixes`)
+    when other modules may call the names through this one (a package's `__init__.py`, a name in
+    `__all__`, another file of the run importing it): their calls would need the device too.
     """
 
     CODE = "MP203"
@@ -203,9 +206,19 @@ with autocast():
                 replacements = [new_module]
                 for rewrite in rewrites:
                     replacements.extend(rewrite or ())
-                fix = Autofix("import from torch.amp and pass the device", tuple(replacements), Applicability.SAFE)
+                # Calls elsewhere of a name this file re-exports would need the device too: not safe.
+                exported = self._exported([binding.local for binding in bindings])
+                applicability = Applicability.UNSAFE if exported else Applicability.SAFE
+                fix = Autofix("import from torch.amp and pass the device", tuple(replacements), applicability)
             self.report(statement, self.IMPORT_MESSAGE.format(old=_spelled(statement)), fix=fix)
         return covered
+
+    def _exported(self, names: list[str]) -> bool:
+        """Whether other modules may use these names from this one: a package's `__init__.py`, a
+        name in `__all__`, or one another file of the run imports from here."""
+        if PurePosixPath(self.context.path).name == "__init__.py":
+            return True
+        return any(name in _all_names(self.context.parsed.module) or self.context.used_elsewhere(name) for name in names)
 
     def _use_rewrites(self, binding: Binding) -> Optional[list[Replacement]]:
         """Rewrites of every use of an imported name, or None when one of them cannot be rewritten."""
@@ -346,6 +359,18 @@ with autocast():
 
 # `from torch.cuda.amp import ...` / `import torch.cuda.amp as amp`: the module's dotted name.
 _MODULE_NAME = re.compile(r"(?:from|import)\s+(\w+(?:\s*\.\s*\w+)*)")
+
+
+def _all_names(module: ast.Module) -> set[str]:
+    """The string names a module lists in `__all__` (assigned or extended at its top level)."""
+    names: set[str] = set()
+    for statement in module.body:
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        if any(isinstance(target, ast.Name) and target.id == "__all__" for target in targets):
+            value = getattr(statement, "value", None)
+            if isinstance(value, (ast.List, ast.Tuple)):
+                names.update(item.value for item in value.elts if isinstance(item, ast.Constant) and isinstance(item.value, str))
+    return names
 
 
 def _torch_head(func: ast.Attribute, names: ImportTable) -> Optional[ast.expr]:

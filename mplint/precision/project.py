@@ -1,7 +1,10 @@
-"""Which file of the run a dotted module name (`utils.logprobs`, `.helpers`) refers to."""
+"""Which file of the run a dotted module name (`utils.logprobs`, `.helpers`) refers to, and which
+names the files import from each other."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Optional
 
@@ -48,3 +51,56 @@ def _module_name(path: str) -> str:
 def _dotted_suffixes(path: str) -> list[str]:
     parts = _module_name(path).split(".")
     return [".".join(parts[index:]) for index in range(len(parts)) if parts[index:]]
+
+
+# `from .x import a, b as c` (in parentheses or after a backslash, names may span lines) and `import a.b, c as d`.
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|(?:[^\r\n\\]|\\(?:\r\n|.))*)", re.MULTILINE | re.DOTALL
+)
+_PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\r\n]*)", re.MULTILINE)
+MODULE_ITSELF = ""  # what `import utils` imports from utils.py: any name, as an attribute
+
+
+class ImportGraph:
+    """Which names the files of the run import from each other, read off their text: what a fix
+    that renames or rewires a module-level name of one file must not break in another."""
+
+    def __init__(self, index: ModuleIndex, texts: Mapping[str, str]) -> None:
+        self._imported: dict[str, dict[str, set[str]]] = {}  # module path -> name -> importers
+        self._texts = texts
+        for importer, text in texts.items():
+            for dots, module, names in _FROM_IMPORT.findall(text):
+                source = index.resolve(module, importer, len(dots)) if module or dots else None
+                for name in _names(names):
+                    submodule = index.resolve(f"{module}.{name}" if module else name, importer, len(dots))
+                    if submodule is not None:  # `from pkg import utils`: the module utils itself
+                        self._add(submodule, MODULE_ITSELF, importer)
+                    elif source is not None:
+                        self._add(source, name, importer)
+            for modules in _PLAIN_IMPORT.findall(text):
+                for module in _names(modules):
+                    source = index.resolve(module, importer)
+                    if source is not None:
+                        self._add(source, MODULE_ITSELF, importer)
+
+    def _add(self, path: str, name: str, importer: str) -> None:
+        if importer != path:
+            self._imported.setdefault(path, {}).setdefault(name, set()).add(importer)
+
+    def used_elsewhere(self, path: str, name: str) -> bool:
+        """Whether another file of the run may use `name` of the module at `path`: it imports the
+        name, or `*`, or the module itself and mentions `.name`."""
+        imported = self._imported.get(path, {})
+        if name in imported or "*" in imported:
+            return True
+        return any(f".{name}" in self._texts[importer] for importer in imported.get(MODULE_ITSELF, ()))
+
+
+def _names(imported: str) -> list[str]:
+    """`(a, b as c,  # note\n d)` -> ["a", "b", "d"]: the imported names, aliases and comments dropped."""
+    names = []
+    for part in re.sub(r"#[^\r\n]*|[()\\]", " ", imported).split(","):
+        words = part.split()
+        if words and re.fullmatch(r"[\w.*]+", words[0]):
+            names.append(words[0])
+    return names

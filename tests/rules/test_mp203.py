@@ -6,7 +6,12 @@ The fixes themselves are checked by the fixture pairs under tests/fixes/mp203/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
+
+from mplint.api import lint_paths
 
 from .casekit import bug, check, lint, ok
 
@@ -196,3 +201,44 @@ def test_fixes_are_safe_and_message_names_the_replacement() -> None:
     )
     assert finding.fix is not None and finding.fix.applicability.value == "safe"
     assert 'torch.amp.GradScaler("cuda", ...)' in finding.message
+
+
+AMP_UTILS = """\
+from torch.cuda.amp import autocast
+
+
+def forward(model, batch):
+    with autocast():
+        return model(batch)
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "safe"),
+    [
+        pytest.param({"utils.py": AMP_UTILS, "train.py": "from utils import forward\n"}, True, id="only-its-own-uses"),
+        pytest.param(
+            {"utils.py": AMP_UTILS, "train.py": "from utils import autocast\nwith autocast():\n    pass\n"},
+            False,
+            id="re-exported-by-name",
+        ),
+        pytest.param(
+            {"utils.py": AMP_UTILS, "train.py": "import utils\nwith utils.autocast():\n    pass\n"},
+            False,
+            id="re-exported-as-an-attribute",
+        ),
+        pytest.param({"utils.py": AMP_UTILS, "train.py": "from utils import *\n"}, False, id="star-imported"),
+        pytest.param({"utils.py": AMP_UTILS + '__all__ = ["autocast", "forward"]\n'}, False, id="listed-in-all"),
+        pytest.param({"pkg/__init__.py": AMP_UTILS}, False, id="package-init"),
+    ],
+)
+def test_the_import_fix_is_unsafe_when_other_modules_may_call_the_name(
+    files: dict[str, str], safe: bool, tmp_path: Path, write_files: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `from utils import autocast; autocast()` elsewhere would lose its device after the rewrite.
+    monkeypatch.chdir(write_files(tmp_path, files))
+
+    [finding] = [f for f in lint_paths(["."], select=[CODE]).findings if f.line == 1]
+
+    assert finding.fix is not None
+    assert finding.fix.applicability.value == ("safe" if safe else "unsafe")

@@ -1,0 +1,42 @@
+"""The import graph: which names the files of a run import from each other, read off their text."""
+
+from __future__ import annotations
+
+import pytest
+
+from mplint.precision.project import ImportGraph, ModuleIndex
+
+UTILS = "pkg/utils.py"
+
+
+def graph(importer: str) -> ImportGraph:
+    texts = {UTILS: "def autocast(): ...\ndef forward(): ...\n", "pkg/__init__.py": "", "pkg/train.py": importer}
+    return ImportGraph(ModuleIndex(list(texts)), texts)
+
+
+@pytest.mark.parametrize(
+    ("importer", "used"),
+    [
+        pytest.param("from pkg.utils import autocast\n", {"autocast"}, id="by-name"),
+        pytest.param("from .utils import forward as run\n", {"forward"}, id="relative-with-alias"),
+        pytest.param(
+            "from pkg.utils import (\n    forward,  # the step\n    autocast,\n)\n", {"forward", "autocast"}, id="parenthesized"
+        ),
+        pytest.param("from pkg.utils import forward, \\\n    autocast\n", {"forward", "autocast"}, id="continued-line"),
+        pytest.param("from pkg.utils import *\n", {"forward", "autocast"}, id="star"),
+        pytest.param("import pkg.utils\npkg.utils.autocast()\n", {"autocast"}, id="module-attribute"),
+        pytest.param("from pkg import utils\nutils.forward()\n", {"forward"}, id="module-from-package"),
+        pytest.param("import pkg.utils as u\n", set(), id="module-no-attribute-use"),
+        pytest.param("from torch.cuda.amp import autocast\n", set(), id="another-module"),
+    ],
+)
+def test_names_used_from_another_file(importer: str, used: set[str]) -> None:
+    found = {name for name in ("autocast", "forward") if graph(importer).used_elsewhere(UTILS, name)}
+
+    assert found == used
+
+
+def test_a_file_importing_from_itself_does_not_count() -> None:
+    texts = {UTILS: "from pkg.utils import autocast\n"}
+
+    assert not ImportGraph(ModuleIndex(list(texts)), texts).used_elsewhere(UTILS, "autocast")

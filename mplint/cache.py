@@ -2,7 +2,8 @@
 they depend on changed.
 
 There is one entry per unit (a root file analysed with the files it read) and one per file only
-checked for syntax. An entry is valid while the content hash of every file it read is the same,
+checked for syntax, and one file of the prefilter's facts (which rule words each text's code
+mentions, what it imports: the plan of a run), keyed by content. An entry is valid while the content hash of every file it read is the same,
 the run has the same files (imports resolve against them), and the salt is the same: mplint's
 version and code, the selected rules and the configuration file. Entries are JSON written
 through a temporary file and renamed into place, so concurrent runs never see half an entry;
@@ -23,10 +24,14 @@ from typing import Any, Optional
 import mplint
 import mplint.rules
 from mplint.findings import Applicability, Edit, Finding, Fix, Severity
+from mplint.prefilter import CodeFacts
 
 DIRECTORY = ".mplint_cache"
 # Bumped when the entry layout changes, so old entries read as stale rather than malformed.
 _LAYOUT = 1
+# The prefilter's facts of every file read so far (one file: a run reads them all at once).
+_CODE_FACTS = "prefilter.json"
+_MAX_CODE_FACTS = 100_000
 
 
 class Cache:
@@ -66,6 +71,40 @@ class Cache:
         with contextlib.suppress(OSError):
             self._prepare()
             _write_atomically(self._entry_path(kind, path), json.dumps(entry).encode())
+
+    def code_facts(self) -> dict[str, CodeFacts]:
+        """The prefilter's facts of the run's files whose text an earlier run read, by path."""
+        try:
+            stored = json.loads((self.directory / _CODE_FACTS).read_bytes())
+            if stored["salt"] != self.salt:
+                return {}
+            by_digest = stored["facts"]
+            return {
+                path: CodeFacts(frozenset(by_digest[hashed][0]), tuple((dots, name) for dots, name in by_digest[hashed][1]))
+                for path, hashed in self.hashes.items()
+                if hashed in by_digest
+            }
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}  # missing, truncated or from another layout: the prefilter reads the files
+
+    def put_code_facts(self, facts: Mapping[str, CodeFacts]) -> None:
+        """Add the facts a run read (by path) to the stored ones, keyed by content, so that any run
+        with the same rules over the same text reuses them; bounded by dropping other runs' files."""
+        if not facts:
+            return
+        try:
+            stored = json.loads((self.directory / _CODE_FACTS).read_bytes())
+            by_digest = stored["facts"] if stored.get("salt") == self.salt else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            by_digest = {}
+        fresh = {self.hashes[path]: [sorted(found.words), [list(entry) for entry in found.imports]] for path, found in facts.items()}
+        if len(by_digest) + len(fresh) > _MAX_CODE_FACTS:
+            current = set(self.hashes.values())
+            by_digest = {hashed: entry for hashed, entry in by_digest.items() if hashed in current}
+        by_digest.update(fresh)
+        with contextlib.suppress(OSError):
+            self._prepare()
+            _write_atomically(self.directory / _CODE_FACTS, json.dumps({"salt": self.salt, "facts": by_digest}).encode())
 
     def _entry_path(self, kind: str, path: str) -> Path:
         return self.directory / f"{kind}-{digest(path)[:32]}.json"

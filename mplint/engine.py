@@ -7,6 +7,7 @@ import ast
 import contextlib
 import functools
 import gc
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -14,8 +15,8 @@ from mplint import suppression
 from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix
 from mplint.precision.model import PrecisionModel, analyze
-from mplint.prefilter import Prefilter
 from mplint.precision.project import ImportGraph, ModuleIndex
+from mplint.prefilter import CodeFacts, Prefilter
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.source import DEEP_RECURSION, TOO_DEEP, ParsedFile, SourceFile, invalid, parse, recursion_limit
@@ -126,11 +127,17 @@ class Run:
     """The files of one run with its rules; each file parsed at most once, shared by the units a
     process analyses."""
 
-    def __init__(self, files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> None:
+    def __init__(
+        self,
+        files: Sequence[SourceFile],
+        rules: Sequence[type[Rule]],
+        code_facts: Optional[Mapping[str, CodeFacts]] = None,
+    ) -> None:
         self.files = {source.path: source for source in files}
         self.rules = tuple(rules)
         self.index = ModuleIndex(list(self.files))
-        self.prefilter = Prefilter(self.index, (word for rule in rules for word in rule.TRIGGERS | rule.SINKS))
+        vocabulary = (word for rule in rules for word in rule.TRIGGERS | rule.SINKS)
+        self.prefilter = Prefilter(self.index, vocabulary, code_facts)
         self.parsed: dict[str, Union[ParsedFile, Finding]] = {}
         self._events: dict[str, Events] = {}
         self._filtered_events: dict[tuple[str, frozenset[type]], Events] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
@@ -21,6 +21,7 @@ from mplint import engine
 from mplint.cache import Cache
 from mplint.errors import InternalError
 from mplint.findings import Finding
+from mplint.prefilter import CodeFacts
 from mplint.rule import Rule
 from mplint.source import SourceFile
 
@@ -55,8 +56,10 @@ def lint_files(
 ) -> list[Finding]:
     """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`."""
     with engine.collector_paused():
-        run = engine.Run(files, rules)
+        run = engine.Run(files, rules, cache.code_facts() if cache is not None else None)
         plan = run.plan()
+        if cache is not None:
+            cache.put_code_facts(run.prefilter.computed)
         work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
         findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
         pending = []
@@ -81,7 +84,7 @@ def _check(run: engine.Run, work: list[tuple[str, str]], jobs: int, start_method
     size = max(1, len(work) // (workers * _CHUNKS_PER_WORKER))
     chunks = [work[start : start + size] for start in range(0, len(work), size)]
     context = multiprocessing.get_context(start_method)
-    initargs = (tuple(run.files.values()), run.rules)
+    initargs = (tuple(run.files.values()), run.rules, run.prefilter.known)
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=initargs) as pool:
         for outcome in pool.map(_check_chunk, chunks):
             if isinstance(outcome, _Failure):
@@ -102,10 +105,10 @@ def _check_items(run: engine.Run, work: list[tuple[str, str]]) -> Iterator[Check
 _worker: Optional[engine.Run] = None
 
 
-def _start_worker(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> None:
+def _start_worker(files: Sequence[SourceFile], rules: Sequence[type[Rule]], code_facts: Mapping[str, CodeFacts]) -> None:
     global _worker
     gc.disable()  # as `engine.collector_paused` does for the parent, for the worker's whole life
-    _worker = engine.Run(files, rules)
+    _worker = engine.Run(files, rules, code_facts)
 
 
 @dataclass(frozen=True)

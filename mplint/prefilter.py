@@ -11,7 +11,9 @@ apart as Python's tokenizer would, but malformed text is never an error (such a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 from mplint.precision.project import ModuleIndex
 from mplint.source import SourceFile
@@ -59,33 +61,38 @@ def _is_statement(text: str, start: int, end: int) -> bool:
     return not continued and bool(_STATEMENT_START.match(text, line_start, start)) and bool(_STATEMENT_END.match(text, end))
 
 
-class Prefilter:
-    """The files of one run, by which of the rules' words their code mentions (found once per file)."""
+@dataclass(frozen=True)
+class CodeFacts:
+    """What the prefilter reads off one file's code: the rules' words it mentions, and the modules
+    it imports (as `(leading dots, dotted name)`; only read where it mentions a word)."""
 
-    def __init__(self, index: ModuleIndex, vocabulary: Iterable[str]) -> None:
+    words: frozenset[str] = frozenset()
+    imports: tuple[tuple[int, str], ...] = ()
+
+
+class Prefilter:
+    """The files of one run, by the code facts of each (read once per file, or handed in by a
+    cache that read them in an earlier run of the same text)."""
+
+    def __init__(self, index: ModuleIndex, vocabulary: Iterable[str], known: Optional[Mapping[str, CodeFacts]] = None) -> None:
         self.index = index
         self.vocabulary = tuple(sorted(set(vocabulary)))
-        self._words: dict[str, frozenset[str]] = {}
-        self._code: dict[str, str] = {}
+        self.known: dict[str, CodeFacts] = dict(known or {})
+        self.computed: dict[str, CodeFacts] = {}  # path -> facts read in this run, for the cache
+
+    def facts(self, source: SourceFile) -> CodeFacts:
+        facts = self.known.get(source.path)
+        if facts is None:
+            facts = read_facts(source.text or "", self.vocabulary)
+            self.known[source.path] = self.computed[source.path] = facts
+        return facts
 
     def words(self, source: SourceFile) -> frozenset[str]:
         """The words of the vocabulary that the code of `source` mentions."""
-        if source.path not in self._words:
-            text = source.text or ""
-            present = [word for word in self.vocabulary if word in text]
-            if present:  # most files mention none: no need to tell their code from their comments
-                code = self.code_of(source)
-                present = [word for word in present if word in code]
-            self._words[source.path] = frozenset(present)
-        return self._words[source.path]
+        return self.facts(source).words
 
     def mentions(self, source: SourceFile, words: frozenset[str]) -> bool:
-        return not self.words(source).isdisjoint(words)
-
-    def code_of(self, source: SourceFile) -> str:
-        if source.path not in self._code:
-            self._code[source.path] = code_text(source.text or "")
-        return self._code[source.path]
+        return not self.facts(source).words.isdisjoint(words)
 
     def roots(self, files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str]) -> set[str]:
         """Files whose code mentions a trigger word, and files that import one of those directly and
@@ -100,8 +107,21 @@ class Prefilter:
 
     def _imported_paths(self, source: SourceFile) -> set[str]:
         found: set[str] = set()
-        for dots, from_module, plain_module in _IMPORT.findall(self.code_of(source)):
-            path = self.index.resolve(from_module or plain_module, source.path, len(dots))
+        for dots, module in self.facts(source).imports:
+            path = self.index.resolve(module, source.path, dots)
             if path is not None:
                 found.add(path)
         return found
+
+
+def read_facts(text: str, vocabulary: Sequence[str]) -> CodeFacts:
+    """The code facts of `text`, for the words of `vocabulary`."""
+    present = [word for word in vocabulary if word in text]
+    if not present:
+        return CodeFacts()  # most files mention none: no need to tell their code from their comments
+    code = code_text(text)
+    words = frozenset(word for word in present if word in code)
+    if not words:
+        return CodeFacts()
+    imports = tuple((len(dots), from_module or plain_module) for dots, from_module, plain_module in _IMPORT.findall(code))
+    return CodeFacts(words, imports)

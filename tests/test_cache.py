@@ -156,3 +156,42 @@ def test_fix_passes_reuse_the_cache_and_reanalyse_only_what_a_fix_changed(projec
     assert analysed == ["pkg/train.py"]
     assert [change.path for change in result.changes] == ["pkg/train.py"]
     assert result.changes[0].after == api.fix_paths(["pkg"], unsafe=True, write=False).changes[0].after
+
+
+@pytest.fixture
+def read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts whose code the prefilter reads from now on (the first line of each)."""
+    from mplint import prefilter
+
+    texts: list[str] = []
+    read_facts = prefilter.read_facts
+
+    def recording(text: str, vocabulary: object) -> prefilter.CodeFacts:
+        texts.append(text.splitlines()[0] if text else "")
+        return read_facts(text, vocabulary)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(prefilter, "read_facts", recording)
+    return texts
+
+
+def test_a_warm_run_plans_from_the_cache_and_reads_only_changed_files(project: Path, read: list[str]) -> None:
+    cold = cached_lint()
+    assert len(read) == len(list((project / "pkg").glob("*.py")))
+    read.clear()
+    assert cached_lint() == cold
+    assert read == []
+    (project / "pkg/data.py").write_text("# edited\nBATCH_SIZE = 64\n")
+    cached_lint()
+    assert read == ["# edited"]
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"salt": "x", "facts": {}}', b'{"facts": [1]}', b"\xff"])
+def test_a_corrupt_or_stale_prefilter_file_is_read_again(project: Path, read: list[str], damage: bytes) -> None:
+    cold = cached_lint()
+    (project / DIRECTORY / "prefilter.json").write_bytes(damage)
+    read.clear()
+    assert cached_lint() == cold
+    assert len(read) == len(list((project / "pkg").glob("*.py")))
+    read.clear()
+    cached_lint()
+    assert read == []  # rewritten

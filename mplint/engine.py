@@ -1,5 +1,7 @@
-"""Parse once per file, run the precision model over the run's files together, then every rule in
-one batched visit per file; MP000 for files that cannot be read or parsed; noqa last."""
+"""Plan a run (which files are units, which only need a syntax check), then per unit: parse what it
+reads once, run the precision model, and visit each file it entered with the rules whose words
+the file's code mentions (rules that read facts over the nodes the unit evaluated, syntactic rules
+over the whole tree); MP000 for files that cannot be read or parsed; noqa last."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from mplint.prefilter import CodeFacts, Prefilter
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.source import DEEP_RECURSION, TOO_DEEP, ParsedFile, SourceFile, invalid, parse, recursion_limit
-from mplint.tree import children
+from mplint.tree import Located, children
 
 # (node, leaving) pairs in visit order: what a batched rule visit replays.
 Events = list[tuple[ast.AST, bool]]
@@ -51,7 +51,7 @@ class FileContext:
         return self._imports().used_elsewhere(self.path, name)
 
     def report(
-        self, rule: Rule, node: ast.AST, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
+        self, rule: Rule, node: Located, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
     ) -> None:
         file = self.files[path or self.path]
         line, column, end_line, end_column = file.position(node)

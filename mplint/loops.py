@@ -23,10 +23,10 @@ import ast
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union, cast
 
 from mplint.precision.values import Kind, Value
-from mplint.tree import dotted_text, positional_args, walk, walk_post
+from mplint.tree import TRY_STATEMENTS, Located, dotted_text, positional_args, walk, walk_post
 
 if TYPE_CHECKING:
     from mplint.precision.flow import CallFact
@@ -76,7 +76,7 @@ _SCALER_EVENTS = frozenset({EventKind.SCALED_BACKWARD, EventKind.UNSCALE, EventK
 @dataclass(frozen=True)
 class Event:
     kind: EventKind
-    node: ast.AST
+    node: Located
     # Identities (a construction call, or the receiver's source text when untracked).
     scaler: object = None
     optimizer: object = None
@@ -95,23 +95,23 @@ class Trace:
 
     paths: tuple[Path, ...]
 
-    def occurrences(self, node: ast.AST) -> Iterator[tuple[Path, int]]:
+    def occurrences(self, node: Located) -> Iterator[tuple[Path, int]]:
         """Each (path, index) at which `node`'s event happens."""
         for path in self.paths:
             for index, event in enumerate(path):
                 if event.node is node:
                     yield path, index
 
-    def nodes(self, kind: EventKind) -> list[ast.AST]:
+    def nodes(self, kind: EventKind) -> list[Located]:
         """The distinct nodes of `kind`'s events, in the order the walk first met them."""
-        seen: dict[ast.AST, None] = {}
+        seen: dict[Located, None] = {}
         for path in self.paths:
             for event in path:
                 if event.kind is kind:
                     seen.setdefault(event.node)
         return list(seen)
 
-    def training_loops(self) -> frozenset[ast.AST]:
+    def training_loops(self) -> frozenset[Located]:
         """Loops whose iterations run a scaled backward: a training step is one of their iterations."""
         return frozenset(
             loop
@@ -166,7 +166,7 @@ class _TooComplex(Exception):
 def _path_order(path: Path) -> tuple[int, tuple[tuple[int, int, str], ...]]:
     """Shorter paths first, then by where their events are: the walk collects paths in sets, and
     "the first update" a message names must not depend on set order (nor differ between runs)."""
-    return len(path), tuple((event.node.lineno, event.node.col_offset, event.kind.value) for event in path)  # type: ignore[attr-defined]
+    return len(path), tuple((event.node.lineno, event.node.col_offset, event.kind.value) for event in path)
 
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -414,13 +414,14 @@ class _Walker:
             for item in node.items:
                 states = self.calls(item.context_expr, states, place)
             return self.block(node.body, states, place, exits)
-        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            body = self.block(node.body, states, place, exits)
+        if isinstance(node, TRY_STATEMENTS):
+            attempt = cast(ast.Try, node)
+            body = self.block(attempt.body, states, place, exits)
             handled: set[_State] = set()
-            for handler in node.handlers:
+            for handler in attempt.handlers:
                 handled |= self.block(handler.body, states | body, replace(place, guarded=True), exits)
-            body = self.block(node.orelse, body, place, exits)
-            return self.block(node.finalbody, body | handled, place, exits)
+            body = self.block(attempt.orelse, body, place, exits)
+            return self.block(attempt.finalbody, body | handled, place, exits)
         if isinstance(node, ast.Match):
             states = self.calls(node.subject, states, place)
             guarded = replace(place, guarded=True)
@@ -569,14 +570,14 @@ def _is_forever(loop: LoopNode) -> bool:
     return isinstance(loop, ast.While) and isinstance(loop.test, ast.Constant) and loop.test.value is True
 
 
-def boundaries(trace: Trace, event: Event) -> frozenset[ast.AST]:
+def boundaries(trace: Trace, event: Event) -> frozenset[Located]:
     """The loops whose next iteration ends `event`'s training step: the training loops around it,
     or, where the trace shows no scaled backward around it, every loop around it."""
     training = trace.training_loops() & frozenset(event.loops)
     return training or frozenset(event.loops)
 
 
-def same_step_before(path: Path, index: int, stop: frozenset[ast.AST]) -> Path:
+def same_step_before(path: Path, index: int, stop: frozenset[Located]) -> Path:
     """The events before `index` back to the start of the iteration of a loop in `stop`."""
     start = index
     while start > 0 and not (path[start - 1].kind is EventKind.ITERATION and path[start - 1].node in stop):
@@ -584,7 +585,7 @@ def same_step_before(path: Path, index: int, stop: frozenset[ast.AST]) -> Path:
     return path[start:index]
 
 
-def same_step_after(path: Path, index: int, stop: frozenset[ast.AST]) -> Optional[Path]:
+def same_step_after(path: Path, index: int, stop: frozenset[Located]) -> Optional[Path]:
     """The events after `index` up to the next iteration of a loop in `stop`; None when the path
     ends first (the step may be finished by a caller)."""
     for end in range(index + 1, len(path)):

@@ -8,12 +8,12 @@ facts themselves: they ask `self.precision` (the shared precision model) and rep
 
 from __future__ import annotations
 
-import ast
 import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional
 
 from mplint.findings import Applicability, Severity
+from mplint.tree import Located
 
 if TYPE_CHECKING:
     from mplint.engine import FileContext
@@ -69,22 +69,22 @@ class Rule:
         return self.context.precision
 
     def report(
-        self, node: ast.AST, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
+        self, node: Located, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
     ) -> None:
         """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere),
         optionally with an autofix (its replacements must be of the same file)."""
         self.context.report(self, node, message, path=path, fix=fix)
 
     # Fixes are text edits of the visited file, built from its nodes' positions and source.
-    def source_of(self, node: ast.AST) -> str:
+    def source_of(self, node: Located) -> str:
         """`node`'s text as written in the visited file (without enclosing parentheses)."""
         return self.context.parsed.source_of(node)
 
-    def replace(self, node: ast.AST, new: str) -> Replacement:
+    def replace(self, node: Located, new: str) -> Replacement:
         """Put `new` where `node`'s text is."""
         return Replacement(*self.context.parsed.offsets(node), new)
 
-    def insert(self, node: ast.AST, text: str, *, after: bool = False) -> Replacement:
+    def insert(self, node: Located, text: str, *, after: bool = False) -> Replacement:
         """Put `text` just before `node` (or just after it)."""
         start, end = self.context.parsed.offsets(node)
         at = end if after else start
@@ -94,7 +94,7 @@ class Rule:
         """`from `policy`, cast at train.py:5`: where a value's low precision came from."""
         if origin is None:
             return "origin not traced"
-        line = origin.node.lineno  # type: ignore[attr-defined]
+        line = origin.node.lineno
         subject = f"from `{origin.subject}`, " if origin.subject else ""
         return f"{subject}{origin.how} at {origin.path}:{line}"
 

@@ -18,6 +18,7 @@ from typing import Iterator, Optional, Union
 
 from mplint.findings import Finding, Severity
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
+from mplint.tree import Located
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -111,7 +112,7 @@ class ParsedFile:
             return byte_offset
         return len(text.encode("utf-8", "surrogatepass")[:byte_offset].decode("utf-8", "ignore"))
 
-    def position(self, node: ast.AST) -> tuple[int, int, int, int]:
+    def position(self, node: Located) -> tuple[int, int, int, int]:
         """(line, column, end line, end column) of `node`: 1-based, columns in characters, end exclusive."""
         line, end_line = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
         end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset  # type: ignore[attr-defined]
@@ -122,7 +123,7 @@ class ParsedFile:
             self.column(end_line, end_offset) + 1,
         )
 
-    def offsets(self, node: ast.AST) -> tuple[int, int]:
+    def offsets(self, node: Located) -> tuple[int, int]:
         """Where `node`'s text starts and ends, as character offsets into the file's text."""
         line, column, end_line, end_column = self.position(node)
         return self.offset(line, column), self.offset(end_line, end_column)
@@ -145,7 +146,7 @@ class ParsedFile:
         end = self.offsets(node)[1]
         return end - len(node.attr), end
 
-    def source_of(self, node: ast.AST) -> str:
+    def source_of(self, node: Located) -> str:
         """`node`'s text as written (its parentheses left out, as `ast` positions leave them)."""
         start, end = self.offsets(node)
         return self.text[start:end]

@@ -8,7 +8,7 @@ source order, which the per-path rules rely on (a call's arguments before the ca
 from __future__ import annotations
 
 import ast
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 # Fields that never hold a child worth visiting: context and operator singletons (one `ast.Load()`
 # object for the whole process) and the identifiers, flags and numbers of a node.
@@ -19,6 +19,10 @@ _SKIPPED_FIELDS = frozenset(
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: (), ast.MatchSingleton: (), ast.Name: ()}
 
 Into = Optional[Callable[[ast.AST], bool]]
+# A node with a position in its file (what findings, fixes and messages point at).
+Located = Union[ast.expr, ast.stmt, ast.keyword]
+# `try:` and, from Python 3.11, `try: ... except* ...:` (same fields).
+TRY_STATEMENTS: tuple[type[ast.stmt], ...] = (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
 
 
 def children(node: ast.AST) -> list[ast.AST]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
@@ -131,7 +132,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         )
 
 
-def _optimizer_name(facts: "tuple[CallFact, ...] | list[CallFact]") -> str:
+def _optimizer_name(facts: Sequence[CallFact]) -> str:
     return next((torch_api.last_part(fact.function) for fact in facts if fact.function), "the optimizer")
 
 

@@ -5,6 +5,7 @@ import ast
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
 from mplint.rule import Rule
+from mplint.tree import Located
 
 
 class ClipBeforeUnscale(Rule):
@@ -84,7 +85,7 @@ for x, y in loader:
     )
 
     def visit_Module(self, node: ast.Module) -> None:
-        reported: set[ast.AST] = set()
+        reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for clip in trace.nodes(EventKind.CLIP):
                 backward = _scaled_backward_on_every_path(trace, clip)
@@ -94,7 +95,7 @@ for x, y in loader:
                     self.report(clip, self.MESSAGE.format(what=_describe(clip), line=line))
 
 
-def _scaled_backward_on_every_path(trace: Trace, clip: ast.AST) -> ast.AST | None:
+def _scaled_backward_on_every_path(trace: Trace, clip: Located) -> Located | None:
     """The scaled backward whose gradients `clip` reads unscaled, when every path to it has one."""
     found = None
     for path, index in trace.occurrences(clip):
@@ -105,7 +106,7 @@ def _scaled_backward_on_every_path(trace: Trace, clip: ast.AST) -> ast.AST | Non
     return found
 
 
-def _unscaled_since(path: Path, index: int) -> ast.AST | None:
+def _unscaled_since(path: Path, index: int) -> Located | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None
@@ -114,7 +115,7 @@ def _unscaled_since(path: Path, index: int) -> ast.AST | None:
     return path[backward].node
 
 
-def _describe(clip: ast.AST) -> str:
+def _describe(clip: Located) -> str:
     if isinstance(clip, ast.Call) and isinstance(clip.func, (ast.Name, ast.Attribute)):
         name = clip.func.id if isinstance(clip.func, ast.Name) else clip.func.attr
         if "clip_grad" in name:

@@ -5,6 +5,7 @@ import ast
 from mplint import loops
 from mplint.loops import Event, EventKind, Path, Trace
 from mplint.rule import Rule
+from mplint.tree import Located
 
 
 class ScalerUpdateMissing(Rule):
@@ -76,7 +77,7 @@ for x, y in loader:
     )
 
     def visit_Module(self, node: ast.Module) -> None:
-        reported: set[ast.AST] = set()
+        reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.SCALER_STEP):
                 if step in reported or not _can_skip_update(trace, step):
@@ -87,7 +88,7 @@ for x, y in loader:
                 self.report(step, self.MESSAGE.format(why=why))
 
 
-def _can_skip_update(trace: Trace, step: ast.AST) -> bool:
+def _can_skip_update(trace: Trace, step: Located) -> bool:
     return any(_skips_update(trace, path, index) for path, index in trace.occurrences(step))
 
 

@@ -5,6 +5,7 @@ import ast
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
 from mplint.rule import Rule
+from mplint.tree import Located
 
 
 class ScalerUpdatePerOptimizer(Rule):
@@ -79,7 +80,7 @@ for real in loader:
     )
 
     def visit_Module(self, node: ast.Module) -> None:
-        reported: set[ast.AST] = set()
+        reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for update in trace.nodes(EventKind.UPDATE):
                 earlier = _earlier_update(trace, update)
@@ -89,7 +90,7 @@ for real in loader:
                     self.report(update, self.MESSAGE.format(line=line))
 
 
-def _earlier_update(trace: Trace, update: ast.AST) -> ast.AST | None:
+def _earlier_update(trace: Trace, update: Located) -> Located | None:
     for path, index in trace.occurrences(update):
         found = _update_before(trace, path, index)
         if found is not None:
@@ -97,7 +98,7 @@ def _earlier_update(trace: Trace, update: ast.AST) -> ast.AST | None:
     return None
 
 
-def _update_before(trace: Trace, path: Path, index: int) -> ast.AST | None:
+def _update_before(trace: Trace, path: Path, index: int) -> Located | None:
     event = path[index]
     for earlier in reversed(loops.same_step_before(path, index, loops.boundaries(trace, event))):
         if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler:

@@ -5,6 +5,7 @@ import ast
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
 from mplint.rule import Rule
+from mplint.tree import Located
 
 
 class OptimizerStepBypassesScaler(Rule):
@@ -77,7 +78,7 @@ for x, y in loader:
     )
 
     def visit_Module(self, node: ast.Module) -> None:
-        reported: set[ast.AST] = set()
+        reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.OPTIMIZER_STEP):
                 found = _scaled_on_every_path(trace, step)
@@ -91,7 +92,7 @@ for x, y in loader:
                 self.report(step, self.MESSAGE.format(optimizer=optimizer, line=line, what=what))
 
 
-def _scaled_on_every_path(trace: Trace, step: ast.AST) -> tuple[ast.AST, bool] | None:
+def _scaled_on_every_path(trace: Trace, step: Located) -> tuple[Located, bool] | None:
     """The scaled backward before `step` on every path, and whether the scaler stepped it already."""
     found = None
     twice = True
@@ -117,7 +118,7 @@ def _scaled_backward(path: Path, index: int) -> int | None:
     return backward
 
 
-def _receiver_text(step: ast.AST) -> str:
+def _receiver_text(step: Located) -> str:
     if isinstance(step, ast.Call) and isinstance(step.func, ast.Attribute):
         return ast.unparse(step.func.value)
     return "optimizer"

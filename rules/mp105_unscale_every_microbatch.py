@@ -5,6 +5,7 @@ import ast
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
 from mplint.rule import Rule
+from mplint.tree import Located
 
 
 class UnscaleEveryMicrobatch(Rule):
@@ -85,7 +86,7 @@ for step, (x, y) in enumerate(loader):
     )
 
     def visit_Module(self, node: ast.Module) -> None:
-        reported: set[ast.AST] = set()
+        reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             updates = trace.nodes(EventKind.UPDATE)
             for unscale in trace.nodes(EventKind.UNSCALE):
@@ -96,7 +97,7 @@ for step, (x, y) in enumerate(loader):
                 self.report(unscale, self.MESSAGE.format(line=line))
 
 
-def _unscaled_twice(trace: Trace, unscale: ast.AST) -> bool:
+def _unscaled_twice(trace: Trace, unscale: Located) -> bool:
     return any(_again_before_update(path, index) for path, index in trace.occurrences(unscale))
 
 

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from typing import Optional
 
 from mplint.findings import Applicability, Severity
-from mplint.names import Binding, ImportTable, import_table
+from mplint.names import Binding, ImportStatement, ImportTable, import_table
 from mplint.rule import Autofix, Replacement, Rule
 from mplint.tree import dotted_text
 
@@ -154,9 +154,9 @@ with autocast():
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self.names: Optional[ImportTable] = None
-        self.calls: dict[ast.AST, ast.Call] = {}  # func expression -> its call
-        self.decorated: set[ast.AST] = set()  # decorator expressions
-        self.owners: dict[ast.AST, ast.Attribute] = {}  # `amp` -> `amp.autocast`
+        self.calls: dict[ast.expr, ast.Call] = {}  # func expression -> its call
+        self.decorated: set[ast.expr] = set()  # decorator expressions
+        self.owners: dict[ast.expr, ast.Attribute] = {}  # `amp` -> `amp.autocast`
         self.uses: dict[str, list[ast.Name]] = {}  # every Name, by identifier
 
     def visit_Module(self, node: ast.Module) -> None:
@@ -189,7 +189,7 @@ with autocast():
     # ------------------------------------------------------------------------------ imports
     def _report_imports(self, names: ImportTable) -> set[str]:
         """One finding per import statement that binds deprecated names; returns the locals it covers."""
-        by_statement: dict[ast.AST, list[Binding]] = {}
+        by_statement: dict[ImportStatement, list[Binding]] = {}
         for binding in names.bindings:
             deprecated = binding.target in DEPRECATED or binding.target in DEPRECATED_MODULES
             if deprecated and names.target_of(binding.local) == binding.target:
@@ -239,7 +239,7 @@ with autocast():
             replacements.extend(rewrite)
         return replacements
 
-    def _modern_import(self, statement: ast.AST, bindings: list[Binding]) -> Optional[Replacement]:
+    def _modern_import(self, statement: ImportStatement, bindings: list[Binding]) -> Optional[Replacement]:
         """The import's module rewritten to `torch.amp` (or `torch`), when every name it binds has moved there."""
         module: Optional[str] = None
         if isinstance(statement, ast.ImportFrom):
@@ -283,7 +283,7 @@ with autocast():
             if target in DEPRECATED and isinstance(decorator, ast.Attribute) and _head(decorator) not in covered:
                 self._report_reference(decorator, decorator, DEPRECATED[target], names)
 
-    def _report_reference(self, func: ast.Attribute, node: ast.AST, modern: Modern, names: ImportTable) -> None:
+    def _report_reference(self, func: ast.Attribute, node: ast.expr, modern: Modern, names: ImportTable) -> None:
         torch = _torch_head(func, names)
         fix = None
         if torch is not None:
@@ -345,7 +345,7 @@ with autocast():
         end = self.context.parsed.offsets(call)[1] - 1  # the closing parenthesis
         return Replacement(end, end, text)
 
-    def _line_break_before(self, call: ast.Call, first: ast.AST) -> str:
+    def _line_break_before(self, call: ast.Call, first: ast.expr | ast.keyword) -> str:
         """The newline and indentation between the call's `(` and its first argument, if there is one."""
         text = self.context.parsed.text
         opening = text.find("(", self.context.parsed.offsets(call.func)[1])
@@ -389,9 +389,8 @@ def _head(node: ast.expr) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
-def _spelled(statement: ast.AST) -> str:
+def _spelled(statement: ImportStatement) -> str:
     """`from torch.cuda.amp import autocast, GradScaler` on one line, however it is laid out."""
-    assert isinstance(statement, (ast.Import, ast.ImportFrom))
     names = ", ".join(alias.name for alias in statement.names)
     if isinstance(statement, ast.Import):
         return f"import {names}"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from mplint.findings import Applicability
 from mplint.precision import limits, torch_api
@@ -131,7 +131,7 @@ scores = scores.masked_fill(mask == 0, -1e9)
                 self._report(node, "arithmetic mask", overflow, self.ARITHMETIC_CONSEQUENCE)
                 return
 
-    def _report(self, node: ast.AST, op: str, overflow: _Overflow, consequence: str) -> None:
+    def _report(self, node: ast.expr, op: str, overflow: _Overflow, consequence: str) -> None:
         message = self.MESSAGE.format(
             op=op,
             constant=overflow.constant,
@@ -155,7 +155,7 @@ scores = scores.masked_fill(mask == 0, -1e9)
 
 
 def _overflows(
-    candidates: list[tuple[Optional[Value], Optional[ast.expr], Optional[Value], Optional[ast.expr]]],
+    candidates: Sequence[tuple[Optional[Value], Optional[ast.expr], Optional[Value], Optional[ast.expr]]],
 ) -> Iterator[_Overflow]:
     """(tensor, its node, constant, its node) pairings where the tensor may be fp16 and the constant overflows it."""
     for tensor, tensor_node, constant, constant_node in candidates:

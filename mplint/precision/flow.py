@@ -13,11 +13,11 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union, cast
 
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
-from mplint.tree import walk
+from mplint.tree import TRY_STATEMENTS, walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     UNKNOWN,
@@ -258,12 +258,13 @@ class Interpreter:
             return True
         if isinstance(node, (ast.With, ast.AsyncWith)):
             return self.exec_with(node, ctx)
-        if isinstance(node, _TRY_STATEMENTS):
-            self.exec_block(node.body, ctx)
-            for handler in node.handlers:
+        if isinstance(node, TRY_STATEMENTS):
+            attempt = cast(ast.Try, node)
+            self.exec_block(attempt.body, ctx)
+            for handler in attempt.handlers:
                 self.exec_block(handler.body, ctx)
-            self.exec_block(node.orelse, ctx)
-            self.exec_block(node.finalbody, ctx)
+            self.exec_block(attempt.orelse, ctx)
+            self.exec_block(attempt.finalbody, ctx)
             return True
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.define_function(node, ctx)
@@ -636,8 +637,8 @@ class Interpreter:
             return self.eval_comprehension(node, ctx)
         if isinstance(node, ast.BoolOp):
             result = self.eval(node.values[0], ctx)
-            for operand in node.values[1:]:
-                result = join(result, self.eval(operand, ctx))
+            for term in node.values[1:]:
+                result = join(result, self.eval(term, ctx))
             return result
         if isinstance(node, ast.Compare):
             self.eval(node.left, ctx)
@@ -1220,17 +1221,16 @@ _SIMPLE_STATEMENTS = (
     ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return, ast.Raise, ast.Continue, ast.Break,
     ast.Import, ast.ImportFrom, ast.Pass, ast.Delete, ast.Assert, ast.Global, ast.Nonlocal,
 )
-_TRY_STATEMENTS = (ast.Try, getattr(ast, "TryStar", ast.Try))
-_BRANCHING_STATEMENTS = (ast.If, *_TRY_STATEMENTS)
+_BRANCHING_STATEMENTS: tuple[type[ast.stmt], ...] = (ast.If, *TRY_STATEMENTS)
 
 
 def _nested_statements(statement: ast.stmt) -> list[ast.stmt]:
     """The statements directly inside a top-level `if`/`try`, every branch of it."""
     if isinstance(statement, ast.If):
         return [*statement.body, *statement.orelse]
-    assert isinstance(statement, _TRY_STATEMENTS)
-    handlers = [inner for handler in statement.handlers for inner in handler.body]
-    return [*statement.body, *handlers, *statement.orelse, *statement.finalbody]
+    attempt = cast(ast.Try, statement)
+    handlers = [inner for handler in attempt.handlers for inner in handler.body]
+    return [*attempt.body, *handlers, *attempt.orelse, *attempt.finalbody]
 
 
 def _bound_names(statement: ast.stmt) -> list[str]:

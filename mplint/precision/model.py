@@ -14,7 +14,7 @@ class PrecisionModel:
 
     def __init__(self, interpreter: Interpreter) -> None:
         self._interpreter = interpreter
-        self._evaluated: Optional[dict[str, list[ast.AST]]] = None
+        self._evaluated: Optional[dict[str, list[ast.expr]]] = None
 
     def calls(self, node: ast.Call) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
@@ -27,10 +27,10 @@ class PrecisionModel:
     def casts_after_optimizer(self, node: ast.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())
 
-    def evaluated(self, path: str) -> Sequence[ast.AST]:
+    def evaluated(self, path: str) -> Sequence[ast.expr]:
         """The Call and BinOp nodes of `path` the analysis evaluated, in source order (parents first)."""
         if self._evaluated is None:
-            by_path: dict[str, list[ast.AST]] = {}
+            by_path: dict[str, list[ast.expr]] = {}
             for facts in (self._interpreter.facts, self._interpreter.operations):
                 for node, seen in facts.items():
                     by_path.setdefault(seen[0].path, []).append(node)
@@ -46,9 +46,9 @@ class PrecisionModel:
         return path in self._interpreter.loss_scaling_paths
 
 
-def _source_order(node: ast.AST) -> tuple[int, int, int, int]:
+def _source_order(node: ast.expr) -> tuple[int, int, int, int]:
     """Earlier first; of two nodes starting at one place, the enclosing one (`a.b(c)` in `a.b(c).d()`)."""
-    return (node.lineno, node.col_offset, -(node.end_lineno or 0), -(node.end_col_offset or 0))  # type: ignore[attr-defined]
+    return (node.lineno, node.col_offset, -(node.end_lineno or 0), -(node.end_col_offset or 0))
 
 
 def analyze(

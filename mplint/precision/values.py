@@ -77,7 +77,7 @@ class Origin:
     subject: str
     how: str
     path: str
-    node: ast.AST
+    node: ast.expr
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Region:
     precision: Precision
     enabled: Optional[bool]
     path: str
-    node: ast.AST
+    node: ast.expr
 
     def describe(self) -> str:
         device = self.device or "unknown-device"

@@ -81,3 +81,37 @@ def test_bad_input_raises_mplint_errors(project) -> None:
         lint_paths(["trian.py"])
     with pytest.raises(ConfigError, match="^--select: unknown rule code or prefix 'E501'$"):
         lint_source("x = 1\n", select=["E501"])
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(
+    project, write_files, uncast_log_softmax, monkeypatch: pytest.MonkeyPatch, collecting: bool
+) -> None:
+    # The collector is paused while a run holds its trees (they are long-lived): never for good.
+    import gc
+
+    from mplint import engine
+
+    write_files(project, {"train.py": uncast_log_softmax})
+    seen: list[bool] = []
+    lint_unit = engine.Run.lint_unit
+
+    def observed(self: engine.Run, root: str) -> engine.UnitResult:
+        seen.append(gc.isenabled())
+        return lint_unit(self, root)
+
+    monkeypatch.setattr(engine.Run, "lint_unit", observed)
+    (gc.enable if collecting else gc.disable)()
+    try:
+        lint_paths(["."])
+        assert (seen, gc.isenabled()) == ([False], collecting)
+
+        def failing(self: engine.Run, root: str) -> engine.UnitResult:
+            raise RuntimeError("a rule bug")
+
+        monkeypatch.setattr(engine.Run, "lint_unit", failing)
+        with pytest.raises(RuntimeError):
+            lint_paths(["."])
+        assert gc.isenabled() == collecting
+    finally:
+        gc.enable()

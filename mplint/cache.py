@@ -1,11 +1,12 @@
 """Findings of earlier runs, kept in `.mplint_cache/` at the project root and reused when nothing
 they depend on changed.
 
-There is one entry per unit (a root file analysed with the files it read) and one per file only
+There is one entry per unit (a root file analysed with the files it read), one per file only
 checked for syntax, and one file of the prefilter's facts (which rule words each text's code
-mentions, what it imports: the plan of a run), keyed by content. An entry is valid while the content hash of every file it read is the same,
-the run has the same files (imports resolve against them), and the salt is the same: mplint's
-version and code, the selected rules and the configuration file. Entries are JSON written
+mentions, what it imports: the plan of a run), keyed by content. An entry is valid while the
+content hash of every file it read is the same, the run has the same files (imports resolve
+against them), and the salt is the same: mplint's version and code, the selected rules and the
+configuration file. Entries are JSON written
 through a temporary file and renamed into place, so concurrent runs never see half an entry;
 an entry that cannot be read or decoded is treated as missing and rewritten.
 """

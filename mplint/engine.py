@@ -141,8 +141,7 @@ class Run:
         vocabulary = (word for rule in rules for word in rule.TRIGGERS | rule.SINKS)
         self.prefilter = Prefilter(self.index, vocabulary, code_facts)
         self.parsed: dict[str, Union[ParsedFile, Finding]] = {}
-        self._events: dict[str, Events] = {}
-        self._filtered_events: dict[tuple[str, frozenset[type]], Events] = {}
+        self._events: dict[tuple[str, frozenset[type]], Events] = {}
         self._relevant: dict[str, list[type[Rule]]] = {}
 
     def plan(self) -> Plan:
@@ -209,8 +208,9 @@ class Run:
         """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that
         read the tree over every node, those that read facts over the nodes this unit evaluated."""
         if file.path not in self._relevant:
-            words = self.prefilter.words(file.source)
-            self._relevant[file.path] = [rule for rule in self.rules if not words.isdisjoint(rule.TRIGGERS | rule.SINKS)]
+            self._relevant[file.path] = [
+                rule for rule in self.rules if self.prefilter.mentions(file.source, rule.TRIGGERS | rule.SINKS)
+            ]
         rules = [rule(context) for rule in self._relevant[file.path]]
         syntactic = [rule for rule in rules if rule.SYNTACTIC]
         if syntactic:
@@ -224,22 +224,21 @@ class Run:
         visit_rules(evaluated_events, [rule for rule in rules if not rule.SYNTACTIC])
 
     def _events_of(self, file: ParsedFile, kinds: frozenset[type]) -> Events:
-        """The file's tree as (node, leaving) pairs in visit order, only nodes of `kinds`: the tree is
-        walked once, and each filtered list made once, however many units visit the file."""
+        """The file's tree as (node, leaving) pairs in visit order, only nodes of `kinds`: walked
+        once however many units visit the file (its rules, hence `kinds`, are the same each time)."""
         key = (file.path, kinds)
-        if key not in self._filtered_events:
-            if file.path not in self._events:
-                events: Events = []
-                stack: Events = [(file.module, False)]
-                while stack:
-                    node, leaving = stack.pop()
+        if key not in self._events:
+            events: Events = []
+            stack: Events = [(file.module, False)]
+            while stack:
+                node, leaving = stack.pop()
+                if type(node) in kinds:
                     events.append((node, leaving))
-                    if not leaving:
-                        stack.append((node, True))
-                        stack.extend((child, False) for child in reversed(children(node)))
-                self._events[file.path] = events
-            self._filtered_events[key] = [event for event in self._events[file.path] if type(event[0]) in kinds]
-        return self._filtered_events[key]
+                if not leaving:
+                    stack.append((node, True))
+                    stack.extend((child, False) for child in reversed(children(node)))
+            self._events[key] = events
+        return self._events[key]
 
 
 def check_syntax(source: SourceFile) -> list[Finding]:

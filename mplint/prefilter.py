@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from mplint.precision.project import ModuleIndex
+from mplint.precision.project import ModuleIndex, import_statements
 from mplint.source import SourceFile
 
 # A comment, or a string (long or short, single or double quoted; escapes skipped). Unrolled loops
@@ -31,7 +31,6 @@ _STRING_OR_COMMENT = re.compile(
 _STATEMENT_START = re.compile(r"[ \t\f]*[rRbBuUfF]{0,2}\Z")
 # After a string that ends one: spaces and a comment up to the end of the line.
 _STATEMENT_END = re.compile(r"[ \t\f]*(?:\#[^\r\n]*)?(?:\r\n|\r|\n|\Z)")
-_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import|import[ \t]+([\w.]+))", re.MULTILINE)
 
 
 def code_text(text: str) -> str:
@@ -87,11 +86,8 @@ class Prefilter:
             self.known[source.path] = self.computed[source.path] = facts
         return facts
 
-    def words(self, source: SourceFile) -> frozenset[str]:
-        """The words of the vocabulary that the code of `source` mentions."""
-        return self.facts(source).words
-
     def mentions(self, source: SourceFile, words: frozenset[str]) -> bool:
+        """Whether the code of `source` mentions one of `words`."""
         return not self.facts(source).words.isdisjoint(words)
 
     def roots(self, files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str]) -> set[str]:
@@ -123,5 +119,4 @@ def read_facts(text: str, vocabulary: Sequence[str]) -> CodeFacts:
     words = frozenset(word for word in present if word in code)
     if not words:
         return CodeFacts()
-    imports = tuple((len(dots), from_module or plain_module) for dots, from_module, plain_module in _IMPORT.findall(code))
-    return CodeFacts(words, imports)
+    return CodeFacts(words, tuple((level, module) for level, module, _ in import_statements(code)))

@@ -61,6 +61,14 @@ _PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\r\n]*)", re.MULTILINE)
 MODULE_ITSELF = ""  # what `import utils` imports from utils.py: any name, as an attribute
 
 
+def import_statements(text: str) -> list[tuple[int, str, tuple[str, ...]]]:
+    """Every import of `text` as (leading dots, module, names): `from .x import a, b as c` is
+    (1, "x", ("a", "b")); `import a.b, c as d` is (0, "a.b", ()) and (0, "c", ())."""
+    found = [(len(dots), module, tuple(_names(names))) for dots, module, names in _FROM_IMPORT.findall(text)]
+    found += [(0, module, ()) for modules in _PLAIN_IMPORT.findall(text) for module in _names(modules)]
+    return found
+
+
 class ImportGraph:
     """Which names the files of the run import from each other, read off their text: what a fix
     that renames or rewires a module-level name of one file must not break in another."""
@@ -69,19 +77,16 @@ class ImportGraph:
         self._imported: dict[str, dict[str, set[str]]] = {}  # module path -> name -> importers
         self._texts = texts
         for importer, text in texts.items():
-            for dots, module, names in _FROM_IMPORT.findall(text):
-                source = index.resolve(module, importer, len(dots)) if module or dots else None
-                for name in _names(names):
-                    submodule = index.resolve(f"{module}.{name}" if module else name, importer, len(dots))
+            for level, module, names in import_statements(text):
+                source = index.resolve(module, importer, level) if module or level else None
+                if not names and source is not None:  # `import utils`
+                    self._add(source, MODULE_ITSELF, importer)
+                for name in names:
+                    submodule = index.resolve(f"{module}.{name}" if module else name, importer, level)
                     if submodule is not None:  # `from pkg import utils`: the module utils itself
                         self._add(submodule, MODULE_ITSELF, importer)
                     elif source is not None:
                         self._add(source, name, importer)
-            for modules in _PLAIN_IMPORT.findall(text):
-                for module in _names(modules):
-                    source = index.resolve(module, importer)
-                    if source is not None:
-                        self._add(source, MODULE_ITSELF, importer)
 
     def _add(self, path: str, name: str, importer: str) -> None:
         if importer != path:

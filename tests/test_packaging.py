@@ -8,13 +8,17 @@ pyproject.toml, hold for wheels and for editable installs alike.
 from __future__ import annotations
 
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +35,30 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(argv)} failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def installed(name: str) -> Version | None:
+    try:
+        return Version(version(name))
+    except PackageNotFoundError:
+        return None
+
+
+def build_isolation() -> list[str]:
+    """pip's build-isolation flags for building mplint from this interpreter.
+
+    The installed setuptools builds fast and offline, so use it when it meets [build-system];
+    a fresh venv's may not (Python 3.11's venvs ship 65.5, and setuptools before 70.1 builds no
+    wheel without the `wheel` package): then pip builds in isolation, fetching what it asks.
+    """
+    for requirement in map(Requirement, PROJECT["build-system"]["requires"]):
+        have = installed(requirement.name)
+        if have is None or not requirement.specifier.contains(have, prereleases=True):
+            return []
+    setuptools = installed("setuptools")
+    if setuptools is None or (setuptools < Version("70.1") and installed("wheel") is None):
+        return []
+    return ["--no-build-isolation"]
 
 
 def repo_sources(directory: str) -> list[str]:
@@ -56,7 +84,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
         elif (REPO / name).exists():
             shutil.copy2(REPO / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", *build_isolation()]
     run([*pip_wheel, "-w", str(out), "."], cwd=source)
     (path,) = out.glob(f"mplint-{VERSION}-*.whl")
     with zipfile.ZipFile(path) as archive:
@@ -65,13 +93,25 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
 
 @pytest.fixture(scope="module")
 def editable_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv that sees the system torch and click and holds mplint as editable."""
+    """A fresh venv that sees the running tests' click, pip and setuptools, with mplint editable."""
     venv = tmp_path_factory.mktemp("venv")
-    # --without-pip: the venv then uses the system pip and setuptools, which is what
-    # --no-build-isolation needs (a venv's bundled setuptools may predate the one we require).
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], REPO)
+    # Not --system-site-packages: from inside a venv that means the base installation's
+    # packages, not the ones README's command installed here. A .pth file puts this
+    # interpreter's site-packages on the nested venv's path instead (plain entries: their own
+    # .pth files, the checkout's editable mplint among them, stay unprocessed); --without-pip
+    # then leaves the pip and setuptools from there to run the install.
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], REPO)
     python = venv / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-e", "."], REPO)
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    nested_site = Path(run([str(python), "-c", purelib], REPO).stdout.strip())
+    outer_sites = site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        outer_sites.append(site.getusersitepackages())
+    (nested_site / "_running_tests_site.pth").write_text(
+        "".join(f"{path}\n" for path in outer_sites if Path(path).is_dir())
+    )
+    run([str(python), "-m", "pip", "install", "--no-deps", *build_isolation(), "-e", "."], REPO)
+    assert list(nested_site.glob("mplint-*.dist-info")), "mplint did not install into the venv"
     return python
 
 

@@ -15,7 +15,7 @@ from typing import Union
 from mplint import engine, fixes
 from mplint.config import Settings, display_path, load_settings
 from mplint.discovery import decode_source, discover
-from mplint.findings import Finding
+from mplint.findings import Finding, merge_routes
 from mplint.registry import all_rules
 from mplint.source import SourceFile
 
@@ -149,4 +149,4 @@ def _lint(
         codes = [rule.CODE for rule in rules]
         store = open_cache(settings.root, texts, codes, settings.config_file) if cache else None
         findings = parallel.lint_files(files, rules, jobs=jobs, cache=store)
-    return [finding for finding in findings if settings.is_enabled(finding.code, finding.path)]
+    return merge_routes([finding for finding in findings if settings.is_enabled(finding.code, finding.path)])

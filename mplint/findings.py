@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 
@@ -60,9 +60,27 @@ class Finding:
     verdict: Optional[str] = None
     evidence: tuple[str, ...] = ()
     device: Optional[str] = None
+    # Other routes to the same problem at the same place (another caller, another origin), as
+    # their messages: one finding per code and place, the rest told alongside it.
+    related: tuple[str, ...] = field(default=(), compare=False)
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.line, self.column, self.code)
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.path, self.line, self.column, self.code, self.message)
+
+
+def merge_routes(findings: Sequence[Finding]) -> list[Finding]:
+    """One finding per code and place, in order: where several units or callers reach the same
+    op (a helper called from two scripts), the first message stands and the others become its
+    `related` notes."""
+    merged: dict[tuple[str, int, int, int, int, str], Finding] = {}
+    for finding in sorted(findings, key=Finding.sort_key):
+        place = (finding.path, finding.line, finding.column, finding.end_line, finding.end_column, finding.code)
+        first = merged.get(place)
+        if first is None:
+            merged[place] = finding
+        elif finding.message != first.message and finding.message not in first.related:
+            merged[place] = replace(first, related=(*first.related, finding.message))
+    return list(merged.values())
 
 
 @dataclass(frozen=True)

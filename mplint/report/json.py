@@ -35,6 +35,8 @@ def _finding(finding: Finding) -> dict[str, Any]:
     }
     if finding.fix is not None:
         data["fix"] = _fix(finding.fix)
+    if finding.related:
+        data["related"] = [{"message": message} for message in finding.related]
     if finding.verdict is not None:
         data["verdict"] = finding.verdict
         data["evidence"] = list(finding.evidence)

@@ -69,6 +69,10 @@ def _result(finding: Finding, rule_index: int | None) -> dict[str, Any]:
         result["ruleIndex"] = rule_index
     if finding.fix is not None:
         result["fixes"] = [_fix(finding.path, finding.fix)]
+    if finding.related:
+        result["relatedLocations"] = [
+            {"id": number, "message": {"text": message}} for number, message in enumerate(finding.related, 1)
+        ]
     if finding.verdict is not None:
         result["properties"] = {
             "verdict": finding.verdict,

@@ -64,6 +64,9 @@ def _line(finding: Finding, color: bool = False) -> str:
     location = _style(f"{finding.path}:{finding.line}:{finding.column}:", color, bold=True)
     code = _style(finding.code, color, fg="red", bold=True)
     line = f"{location} {code} [{finding.name}] {finding.message}"
+    if finding.related:
+        routes = len(finding.related)
+        line += f" (and {routes} other route{'s' if routes > 1 else ''}: see --format json)"
     if finding.fix is not None:
         line += " [*]"
     if finding.verdict is not None:

@@ -5,13 +5,16 @@ over the whole tree); MP000 for files that cannot be read or parsed; noqa last."
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
 import gc
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence, Union
+
+import libcst as cst
 
 from mplint import suppression
 from mplint.errors import InternalError
@@ -21,11 +24,11 @@ from mplint.precision.project import ImportGraph, ModuleIndex
 from mplint.prefilter import CodeFacts, Prefilter
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
-from mplint.source import DEEP_RECURSION, TOO_DEEP, ParsedFile, SourceFile, invalid, parse, recursion_limit
+from mplint.source import DEEP_RECURSION, TOO_DEEP, ParsedFile, SourceFile, invalid, parse, recursion_limit, syntax_error
 from mplint.tree import Located, children
 
 # (node, leaving) pairs in visit order: what a batched rule visit replays.
-Events = list[tuple[ast.AST, bool]]
+Events = list[tuple[cst.CSTNode, bool]]
 
 
 class FileContext:
@@ -78,6 +81,13 @@ def _text_edits(file: ParsedFile, autofix: Autofix) -> Fix:
         start, end = file.location(replacement.start), file.location(replacement.end)
         edits.append(Edit(*start, *end, replacement.new))
     return Fix(autofix.description, autofix.applicability, tuple(edits))
+
+
+# Source kept parsed per process, in characters (~1 GB of libcst trees).
+PARSED_BUDGET = 2_000_000
+# Larger files (generated code, vendored bundles) are only checked for syntax: their libcst tree
+# alone would take gigabytes (10 MB of source: 7 GB).
+MAX_ANALYSED_CHARACTERS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -140,8 +150,13 @@ class Run:
         self.index = ModuleIndex(list(self.files))
         vocabulary = (word for rule in rules for word in rule.TRIGGERS | rule.SINKS)
         self.prefilter = Prefilter(self.index, vocabulary, code_facts)
-        self.parsed: dict[str, Union[ParsedFile, Finding]] = {}
-        self._events: dict[tuple[str, frozenset[type]], Events] = {}
+        # Trees of recently used files, least recently used first, within PARSED_BUDGET bytes of
+        # source (a libcst tree holds ~500 bytes per byte of source: keeping every tree of a
+        # large repository would not fit in memory).
+        self.parsed: OrderedDict[str, Union[ParsedFile, Finding]] = OrderedDict()
+        self._parsed_bytes = 0
+        # Per tree (not per path: an evicted tree's events must go with it).
+        self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
 
     def plan(self) -> Plan:
@@ -152,7 +167,8 @@ class Run:
         sinks = frozenset().union(*(rule.SINKS for rule in rules))
         if not triggers:  # MP000 alone: every file is parsed
             return Plan(tuple(source.path for source in readable), (), unreadable_files)
-        roots = self.prefilter.roots(readable, triggers, sinks)
+        analysable = [source for source in readable if len(source.text or "") <= MAX_ANALYSED_CHARACTERS]
+        roots = self.prefilter.roots(analysable, triggers, sinks)
         unanalysed = tuple(source for source in readable if source.path not in roots)
         return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files)
 
@@ -163,11 +179,17 @@ class Run:
 
     def parse(self, path: str) -> Union[ParsedFile, Finding]:
         """The file's tree, or its MP000 finding when it does not parse."""
-        if path not in self.parsed:
-            source = self.files[path]
-            tree = parse(source)
-            self.parsed[path] = tree if isinstance(tree, Finding) else ParsedFile(source, tree)
-        return self.parsed[path]
+        if path in self.parsed:
+            self.parsed.move_to_end(path)
+            return self.parsed[path]
+        source = self.files[path]
+        tree = parse(source)
+        self.parsed[path] = found = tree if isinstance(tree, Finding) else ParsedFile(source, tree)
+        self._parsed_bytes += len(source.text or "")
+        while self._parsed_bytes > PARSED_BUDGET and len(self.parsed) > 1:
+            evicted, _ = self.parsed.popitem(last=False)
+            self._parsed_bytes -= len(self.files[evicted].text or "")
+        return found
 
     def lint_unit(self, root: str) -> UnitResult:
         with recursion_limit(DEEP_RECURSION):
@@ -179,7 +201,7 @@ class Run:
             return UnitResult((parsed,), (root,))
         files: dict[str, ParsedFile] = {root: parsed}
 
-        def load(path: str) -> Optional[ast.Module]:
+        def load(path: str) -> Optional[cst.Module]:
             found = self.parse(path) if self.files[path].text is not None else None
             if isinstance(found, ParsedFile):
                 files[path] = found
@@ -215,19 +237,20 @@ class Run:
         syntactic = [rule for rule in rules if rule.SYNTACTIC]
         if syntactic:
             visit_rules(functools.partial(self._events_of, file), syntactic)
-        evaluated = context.precision.evaluated(file.path)
+        order = file.source_order()
+        evaluated = sorted(context.precision.evaluated(file.path), key=order.__getitem__)
 
         def evaluated_events(kinds: frozenset[type]) -> Events:
             nodes: Events = [(node, False) for node in evaluated if type(node) in kinds]
-            return [(file.module, False), *nodes, (file.module, True)] if ast.Module in kinds else nodes
+            return [(file.module, False), *nodes, (file.module, True)] if cst.Module in kinds else nodes
 
         visit_rules(evaluated_events, [rule for rule in rules if not rule.SYNTACTIC])
 
     def _events_of(self, file: ParsedFile, kinds: frozenset[type]) -> Events:
         """The file's tree as (node, leaving) pairs in visit order, only nodes of `kinds`: walked
         once however many units visit the file (its rules, hence `kinds`, are the same each time)."""
-        key = (file.path, kinds)
-        if key not in self._events:
+        cached = self._events.setdefault(file, {})
+        if kinds not in cached:
             events: Events = []
             stack: Events = [(file.module, False)]
             while stack:
@@ -237,14 +260,14 @@ class Run:
                 if not leaving:
                     stack.append((node, True))
                     stack.extend((child, False) for child in reversed(children(node)))
-            self._events[key] = events
-        return self._events[key]
+            cached[kinds] = events
+        return cached[kinds]
 
 
 def check_syntax(source: SourceFile) -> list[Finding]:
     """MP000 for a file no rule needs to analyse, from the same parser as analysed files."""
-    tree = parse(source)
-    return [tree] if isinstance(tree, Finding) else []
+    refused = syntax_error(source)
+    return [refused] if refused is not None else []
 
 
 def unreadable(source: SourceFile) -> Finding:
@@ -254,10 +277,10 @@ def unreadable(source: SourceFile) -> Finding:
 def visit_rules(events: Callable[[frozenset[type]], Events], rules: Sequence[Rule]) -> None:
     """Call each rule's `visit_<Node>` before a node's children and `leave_<Node>` after, replaying
     `events` of only the node types some rule handles."""
-    handlers: dict[type, tuple[list[Callable[[ast.AST], None]], list[Callable[[ast.AST], None]]]] = {}
+    handlers: dict[type, tuple[list[Callable[[cst.CSTNode], None]], list[Callable[[cst.CSTNode], None]]]] = {}
     for rule in rules:
         for name in _handled_names(type(rule)):
-            kind = getattr(ast, name)
+            kind = getattr(cst, name)
             visits, leaves = handlers.setdefault(kind, ([], []))
             for prefix, found in (("visit_", visits), ("leave_", leaves)):
                 method = getattr(rule, prefix + name, None)
@@ -270,17 +293,17 @@ def visit_rules(events: Callable[[frozenset[type]], Events], rules: Sequence[Rul
 
 @functools.lru_cache(maxsize=None)
 def _handled_names(rule: type[Rule]) -> frozenset[str]:
-    """The `ast` node type names a rule class has visit_/leave_ methods for."""
+    """The libcst node type names a rule class has visit_/leave_ methods for."""
     names = frozenset(attr.split("_", 1)[1] for attr in dir(rule) if attr.startswith(("visit_", "leave_")))
-    unknown = sorted(name for name in names if not isinstance(getattr(ast, name, None), type))
-    assert not unknown, f"{rule.__name__} handles node types that `ast` does not have: {unknown}"
+    unknown = sorted(name for name in names if not isinstance(getattr(cst, name, None), type))
+    assert not unknown, f"{rule.__name__} handles node types that libcst does not have: {unknown}"
     unvisited = sorted(names - _EVALUATED_KINDS) if not rule.SYNTACTIC else []
     assert not unvisited, f"{rule.__name__} reads facts (not SYNTACTIC), so it is never shown {unvisited} nodes"
     return names
 
 
 # What a rule that reads facts visits: the module, and the nodes that facts are about.
-_EVALUATED_KINDS = frozenset({"Module", "Call", "BinOp"})
+_EVALUATED_KINDS = frozenset({"Module", "Call", "BinaryOperation"})
 
 
 def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> list[Finding]:

@@ -19,14 +19,15 @@ backward of a value marked `scaled`, an optimizer a value of kind OPTIMIZER (or 
 
 from __future__ import annotations
 
-import ast
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional, Union, cast
 
+import libcst as cst
+
 from mplint.precision.values import Kind, Value
-from mplint.tree import TRY_STATEMENTS, Located, dotted_text, positional_args, walk, walk_post
+from mplint.tree import TRY_STATEMENTS, Located, Statement, dotted_text, positional_args, statements, walk, walk_post
 
 if TYPE_CHECKING:
     from mplint.precision.flow import CallFact
@@ -51,7 +52,7 @@ CLIP_METHODS = frozenset({"clip_grad_norm_"})
 GRADIENT_MAGNITUDE_OPS = frozenset(
     {"norm", "vector_norm", "abs", "max", "amax", "clamp", "clamp_", "clip", "clip_", "pow", "sum", "mean", "std"}
 )
-LoopNode = Union[ast.For, ast.AsyncFor, ast.While]
+LoopNode = Union[cst.For, cst.While]
 
 
 # Methods whose receiver's role (a scaler, an optimizer) structural evidence infers.
@@ -84,6 +85,8 @@ class Event:
     loops: tuple[LoopNode, ...] = ()
     # Under an `if` (or `match`) inside its innermost loop's iteration: not run on every iteration.
     guarded: bool = False
+    # The file of `node` when the walk met it in a helper (None: the walked file's own code).
+    file: Optional[str] = None
 
 
 Path = tuple[Event, ...]
@@ -111,6 +114,10 @@ class Trace:
                     seen.setdefault(event.node)
         return list(seen)
 
+    def file_of(self, node: Located) -> Optional[str]:
+        """The file `node`'s event lies in: a helper's may be another file's (None: the walked file)."""
+        return next((event.file for path in self.paths for event in path if event.node is node), None)
+
     def training_loops(self) -> frozenset[Located]:
         """Loops whose iterations run a scaled backward: a training step is one of their iterations."""
         return frozenset(
@@ -134,7 +141,7 @@ def between(path: Path, start: int, end: int, kind: EventKind) -> list[Event]:
     return [event for event in path[start + 1 : end] if event.kind is kind]
 
 
-def traces(module: ast.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
+def traces(module: cst.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
     """Every function's (and the module body's) trace; computed once per file for all rules."""
     if _LAST and _LAST[0][0] is module and _LAST[0][1] is precision:
         return _LAST[0][2]
@@ -149,87 +156,82 @@ def traces(module: ast.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
         except _TooComplex:
             continue
         if any(paths):
-            found.append(Trace(tuple(sorted(paths, key=_path_order))))
+            found.append(Trace(tuple(sorted(paths, key=walker.path_order))))
     result = tuple(found)
     _LAST[:] = [(module, precision, result)]
     return result
 
 
 # The rules of one batched visit ask about the same file in turn: remember the last file's traces.
-_LAST: list[tuple[ast.Module, PrecisionModel, tuple[Trace, ...]]] = []
+_LAST: list[tuple[cst.Module, PrecisionModel, tuple[Trace, ...]]] = []
 
 
 class _TooComplex(Exception):
     pass
 
 
-def _path_order(path: Path) -> tuple[int, tuple[tuple[int, int, str], ...]]:
-    """Shorter paths first, then by where their events are: the walk collects paths in sets, and
-    "the first update" a message names must not depend on set order (nor differ between runs)."""
-    return len(path), tuple((event.node.lineno, event.node.col_offset, event.kind.value) for event in path)
+_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+# Renders a node's code as written (a helper's may be in another file than the one walked).
+_CODE = cst.Module([])
 
 
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
-_SCOPES = (*_FUNCTIONS, ast.ClassDef, ast.Lambda)
-
-
-def _bodies(module: ast.Module) -> Iterator[Sequence[ast.stmt]]:
-    yield module.body
+def _bodies(module: cst.Module) -> Iterator[Sequence[Statement]]:
+    yield statements(module)
     for node in walk(module):
-        if isinstance(node, _FUNCTIONS):
-            yield node.body
+        if isinstance(node, cst.FunctionDef):
+            yield statements(node.body)
 
 
-def _calls_in(node: ast.AST, *, nested: bool = False) -> list[ast.Call]:
+def _calls_in(node: cst.CSTNode, *, nested: bool = False) -> list[cst.Call]:
     """Calls in evaluation order (arguments before the call); in nested scopes too when `nested`."""
-    def into(child: ast.AST) -> bool:
+    def into(child: cst.CSTNode) -> bool:
         return nested or not isinstance(child, _SCOPES)
 
-    return [child for child in walk_post(node, into) if isinstance(child, ast.Call)]
+    return [child for child in walk_post(node, into) if isinstance(child, cst.Call)]
 
 
-def _source(node: ast.AST) -> str:
-    """The expression's code, normalised (`self.scaler`, `opt[0]`): how an untracked receiver is told apart."""
-    return dotted_text(node) or ast.unparse(node)
+def _source(node: cst.CSTNode) -> str:
+    """The expression's code (`self.scaler`, `opt[0]`): how an untracked receiver is told apart."""
+    return dotted_text(node) or _CODE.code_for_node(node)
 
 
-def _receiver(call: ast.Call) -> Optional[ast.expr]:
-    return call.func.value if isinstance(call.func, ast.Attribute) else None
+def _receiver(call: cst.Call) -> Optional[cst.BaseExpression]:
+    return call.func.value if isinstance(call.func, cst.Attribute) else None
 
 
-def _method(call: ast.Call) -> Optional[str]:
-    return call.func.attr if isinstance(call.func, ast.Attribute) else None
+def _method(call: cst.Call) -> Optional[str]:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
 
 
-def _first_arg(call: ast.Call) -> Optional[ast.expr]:
+def _first_arg(call: cst.Call) -> Optional[cst.BaseExpression]:
     positional = positional_args(call)
     return positional[0] if positional else None
 
 
-def _reads_grad(expression: Optional[ast.expr]) -> bool:
+def _reads_grad(expression: Optional[cst.BaseExpression]) -> bool:
     """`p.grad` or `p.grad.data`."""
-    if isinstance(expression, ast.Attribute) and expression.attr == "data":
+    if isinstance(expression, cst.Attribute) and expression.attr.value == "data":
         expression = expression.value
-    return isinstance(expression, ast.Attribute) and expression.attr == "grad"
+    return isinstance(expression, cst.Attribute) and expression.attr.value == "grad"
 
 
 class _Classifier:
     """What each call of the linted code is, as an event (or a helper the walk enters)."""
 
-    def __init__(self, module: ast.Module, precision: PrecisionModel) -> None:
+    def __init__(self, module: cst.Module, precision: PrecisionModel) -> None:
         self.precision = precision
-        self.calls_memo: dict[ast.AST, list[ast.Call]] = {}
+        self.calls_memo: dict[cst.CSTNode, list[cst.Call]] = {}
         self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
-        self.memo: dict[ast.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
+        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
         self.unreaching: set[Definition] = set()  # helpers known to reach no loss-scaler event
 
-    def calls_in(self, node: ast.AST) -> list[ast.Call]:
+    def calls_in(self, node: cst.CSTNode) -> list[cst.Call]:
         """`_calls_in(node)`, computed once per node: the walk meets a loop body twice per pass."""
         if node not in self.calls_memo:
             self.calls_memo[node] = _calls_in(node)
         return self.calls_memo[node]
 
-    def reaches_scaler(self, body: Sequence[ast.stmt]) -> bool:
+    def reaches_scaler(self, body: Sequence[Statement]) -> bool:
         """Whether a call in `body`, or in a helper it calls (however deep), is a loss-scaler event."""
         explored: set[Definition] = set()
         if self._reaches_scaler(body, explored):
@@ -237,21 +239,21 @@ class _Classifier:
         self.unreaching |= explored  # explored to the end without finding one: none of them reaches one
         return False
 
-    def _reaches_scaler(self, body: Sequence[ast.stmt], explored: set[Definition]) -> bool:
+    def _reaches_scaler(self, body: Sequence[Statement], explored: set[Definition]) -> bool:
         for statement in body:
             for call in self.calls_in(statement):
                 events, callee = self.classify(call)
                 if any(kind in _SCALER_EVENTS for kind, _, _ in events):
                     return True
-                if events or callee is None or not isinstance(callee.node, _FUNCTIONS):
+                if events or callee is None or not isinstance(callee.node, cst.FunctionDef):
                     continue
                 if callee not in explored and callee not in self.unreaching:
                     explored.add(callee)
-                    if self._reaches_scaler(callee.node.body, explored):
+                    if self._reaches_scaler(statements(callee.node.body), explored):
                         return True
         return False
 
-    def _structural_evidence(self, module: ast.Module) -> tuple[frozenset[str], frozenset[str]]:
+    def _structural_evidence(self, module: cst.Module) -> tuple[frozenset[str], frozenset[str]]:
         """Receivers that act as a scaler (they scale a loss and update/step/unscale), and what they step."""
         methods: dict[str, set[str]] = {}
         stepped: dict[str, set[str]] = {}
@@ -279,14 +281,14 @@ class _Classifier:
         optimizers = frozenset(zeroed | {optimizer for scaler in scalers for optimizer in stepped.get(scaler, ())})
         return scalers, optimizers
 
-    def classify(self, call: ast.Call) -> tuple[list[tuple[EventKind, object, object]], Optional[Definition]]:
+    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Optional[Definition]]:
         if call not in self.memo:
             facts = self.precision.calls(call)
             callee = next((fact.callee for fact in facts if fact.callee is not None), None)
             self.memo[call] = (self._events(call, facts), callee)
         return self.memo[call]
 
-    def _events(self, call: ast.Call, facts: Sequence[CallFact]) -> list[tuple[EventKind, object, object]]:
+    def _events(self, call: cst.Call, facts: Sequence[CallFact]) -> list[tuple[EventKind, object, object]]:
         method, receiver = _method(call), _receiver(call)
         if any(fact.function in CLIP_FUNCTIONS for fact in facts):
             return [(EventKind.CLIP, None, None)]
@@ -329,7 +331,7 @@ class _Classifier:
             return None
         return EventKind.SCALED_BACKWARD if any(root.scaled for root in roots) else EventKind.BACKWARD
 
-    def _scaler(self, receiver: ast.expr, facts: Sequence[CallFact]) -> object:
+    def _scaler(self, receiver: cst.BaseExpression, facts: Sequence[CallFact]) -> object:
         for fact in facts:
             if fact.receiver.kind is Kind.SCALER:
                 return fact.receiver.identity or _source(receiver)
@@ -337,7 +339,7 @@ class _Classifier:
         return text if text in self.scaler_texts else None
 
     @staticmethod
-    def _optimizer(expression: ast.expr, values: Sequence[Optional[Value]]) -> object:
+    def _optimizer(expression: cst.BaseExpression, values: Sequence[Optional[Value]]) -> object:
         for value in values:
             if value is not None and value.kind is Kind.OPTIMIZER and value.payload is not None:
                 return value.payload
@@ -383,12 +385,24 @@ class _Walker:
         self.classifier = classifier
         self.inlining: list[Definition] = []
         self.returns: set[_State] = set()  # paths that returned from the function being walked
+        self.file: Optional[str] = None  # the file of the helper being walked (None: the walked file)
+        # Event nodes in the order the walk first met them: source order, a helper's at its call.
+        self.met: dict[Located, int] = {}
 
-    def function(self, body: Sequence[ast.stmt]) -> set[Path]:
+    def function(self, body: Sequence[Statement]) -> set[Path]:
         states = self.run_function(body, {_State()}, _Place())
         return {state.events for state in states}
 
-    def run_function(self, body: Sequence[ast.stmt], states: set[_State], place: _Place) -> set[_State]:
+    def path_order(self, path: Path) -> tuple[int, tuple[tuple[int, str], ...]]:
+        """Shorter paths first, then by where their events are: the walk collects paths in sets, and
+        "the first update" a message names must not depend on set order (nor differ between runs)."""
+        return len(path), tuple((self.met[event.node], event.kind.value) for event in path)
+
+    def event(self, kind: EventKind, node: Located, scaler: object, optimizer: object, place: _Place) -> Event:
+        self.met.setdefault(node, len(self.met))
+        return Event(kind, node, scaler, optimizer, place.loops, place.guarded, self.file)
+
+    def run_function(self, body: Sequence[Statement], states: set[_State], place: _Place) -> set[_State]:
         saved, self.returns = self.returns, set()
         try:
             return self.block(body, states, place, _Exits()) | self.returns
@@ -396,7 +410,7 @@ class _Walker:
             self.returns = saved
 
     # ----------------------------------------------------------------------------- statements
-    def block(self, body: Sequence[ast.stmt], states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+    def block(self, body: Sequence[Statement], states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
         for statement in body:
             if not states:
                 break
@@ -405,47 +419,47 @@ class _Walker:
                 raise _TooComplex
         return states
 
-    def statement(self, node: ast.stmt, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
-        if isinstance(node, ast.If):
+    def statement(self, node: Statement, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+        if isinstance(node, cst.If):
             return self.branch(node, states, place, exits)
-        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+        if isinstance(node, (cst.For, cst.While)):
             return self.loop(node, states, place)
-        if isinstance(node, (ast.With, ast.AsyncWith)):
+        if isinstance(node, cst.With):
             for item in node.items:
-                states = self.calls(item.context_expr, states, place)
-            return self.block(node.body, states, place, exits)
+                states = self.calls(item.item, states, place)
+            return self.block(statements(node.body), states, place, exits)
         if isinstance(node, TRY_STATEMENTS):
-            attempt = cast(ast.Try, node)
-            body = self.block(attempt.body, states, place, exits)
+            attempt = cast(cst.Try, node)
+            body = self.block(statements(attempt.body), states, place, exits)
             handled: set[_State] = set()
             for handler in attempt.handlers:
-                handled |= self.block(handler.body, states | body, replace(place, guarded=True), exits)
-            body = self.block(attempt.orelse, body, place, exits)
-            return self.block(attempt.finalbody, body | handled, place, exits)
-        if isinstance(node, ast.Match):
+                handled |= self.block(statements(handler.body), states | body, replace(place, guarded=True), exits)
+            body = self.block(statements(attempt.orelse), body, place, exits)
+            return self.block(statements(attempt.finalbody), body | handled, place, exits)
+        if isinstance(node, cst.Match):
             states = self.calls(node.subject, states, place)
             guarded = replace(place, guarded=True)
             out = set(states)
             for case in node.cases:
-                out |= self.block(case.body, states, guarded, exits)
+                out |= self.block(statements(case.body), states, guarded, exits)
             return out
-        if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             return states  # other scopes, walked on their own
         states = self.calls(node, states, place)
-        if isinstance(node, ast.Return):
+        if isinstance(node, cst.Return):
             self.returns.update(states)
             return set()
-        if isinstance(node, ast.Raise):
+        if isinstance(node, cst.Raise):
             return set()
-        if isinstance(node, ast.Continue):
+        if isinstance(node, cst.Continue):
             exits.continues.update(states)
             return set()
-        if isinstance(node, ast.Break):
+        if isinstance(node, cst.Break):
             exits.breaks.update(states)
             return set()
         return states
 
-    def branch(self, node: ast.If, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
+    def branch(self, node: cst.If, states: set[_State], place: _Place, exits: _Exits) -> set[_State]:
         states = self.calls(node.test, states, place)
         decision = _condition(node.test)
         taken: set[_State] = set()
@@ -456,15 +470,16 @@ class _Walker:
             if decision not in state.decisions:
                 skipped.add(replace(state, decisions=state.decisions | {decision.negated()}))
         guarded = replace(place, guarded=True)
-        out = self.block(node.body, taken, guarded, exits) if taken else set()
-        if node.orelse:  # `else:` or an `elif` (an `if` alone in the else branch)
-            out |= self.block(node.orelse, skipped, guarded, exits) if skipped else set()
+        out = self.block(statements(node.body), taken, guarded, exits) if taken else set()
+        if node.orelse is not None:  # `else:`, or an `elif` (an `if` of its own in the else branch)
+            orelse = [node.orelse] if isinstance(node.orelse, cst.If) else statements(node.orelse)
+            out |= self.block(orelse, skipped, guarded, exits) if skipped else set()
         else:
             out |= skipped
         return out
 
     def loop(self, node: LoopNode, states: set[_State], place: _Place) -> set[_State]:
-        states = self.calls(node.test if isinstance(node, ast.While) else node.iter, states, place)
+        states = self.calls(node.test if isinstance(node, cst.While) else node.iter, states, place)
         varying = _assigned_names(node)
         inner = _Place((*place.loops, node), False, varying)
         exits = _Exits()
@@ -472,39 +487,33 @@ class _Walker:
         after = set() if _is_forever(node) else set(states)
         if not self.has_events(node):
             return states  # nothing of interest inside: the loop is invisible to the rules
+        iteration = self.event(EventKind.ITERATION, node, None, None, inner)
         for _ in range(2):  # zero, one and two iterations
             starts = {
-                replace(
-                    state,
-                    events=(*state.events, Event(EventKind.ITERATION, node, loops=inner.loops)),
-                    decisions=_forget(state.decisions, varying),
-                )
+                replace(state, events=(*state.events, iteration), decisions=_forget(state.decisions, varying))
                 for state in iterated
             }
-            ended = self.block(node.body, starts, inner, exits) | exits.continues
+            ended = self.block(statements(node.body), starts, inner, exits) | exits.continues
             exits.continues = set()
             iterated = ended
             if not _is_forever(node):
                 after |= ended
         after |= exits.breaks
-        after = self.block(node.orelse, after, place, _Exits())
+        after = self.block(statements(node.orelse), after, place, _Exits())
         return {replace(state, decisions=_forget(state.decisions, varying)) for state in after}
 
     # ---------------------------------------------------------------------------------- calls
-    def calls(self, node: ast.AST, states: set[_State], place: _Place) -> set[_State]:
+    def calls(self, node: cst.CSTNode, states: set[_State], place: _Place) -> set[_State]:
         for call in self.classifier.calls_in(node):
             events, callee = self.classifier.classify(call)
             if events:
-                added = tuple(
-                    Event(kind, call, scaler, optimizer, place.loops, place.guarded)
-                    for kind, scaler, optimizer in events
-                )
+                added = tuple(self.event(kind, call, scaler, optimizer, place) for kind, scaler, optimizer in events)
                 states = {replace(state, events=state.events + added) for state in states}
             elif callee is not None:
                 states = self.enter(callee, states, place)
         return states
 
-    def has_events(self, node: ast.AST) -> bool:
+    def has_events(self, node: cst.CSTNode) -> bool:
         """Whether any call under `node` is an event or a helper the walk would enter."""
         return any(self.classifier.classify(call) != ([], None) for call in self.classifier.calls_in(node))
 
@@ -513,21 +522,23 @@ class _Walker:
         if (
             callee in self.inlining
             or len(self.inlining) >= MAX_INLINE_DEPTH
-            or not isinstance(callee.node, _FUNCTIONS)
+            or not isinstance(callee.node, cst.FunctionDef)
         ):
             return states
         self.inlining.append(callee)
+        saved, self.file = self.file, callee.path
         try:
-            return self.run_function(callee.node.body, states, place)
+            return self.run_function(statements(callee.node.body), states, place)
         finally:
             self.inlining.pop()
+            self.file = saved
 
 
-def _condition(test: ast.expr) -> _Decision:
+def _condition(test: cst.BaseExpression) -> _Decision:
     """A condition taken true: `not use_amp` is `use_amp` taken false."""
     truth = True
-    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        test, truth = test.operand, not truth
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, truth = test.expression, not truth
     return _Decision(_source(test), truth, frozenset(_names(test)))
 
 
@@ -536,30 +547,26 @@ def _forget(decisions: frozenset[_Decision], varying: frozenset[str]) -> frozens
     return frozenset(decision for decision in decisions if not decision.names & varying)
 
 
-def _names(node: ast.AST) -> set[str]:
+def _names(node: cst.CSTNode) -> set[str]:
     """Every identifier in an expression, attribute names included (`self.step` gives self and step)."""
     names: set[str] = set()
     for child in walk(node):
-        if isinstance(child, ast.Name):
-            names.add(child.id)
-        elif isinstance(child, ast.Attribute):
-            names.add(child.attr)
+        if isinstance(child, cst.Name):
+            names.add(child.value)
+        elif isinstance(child, cst.Attribute):
+            names.add(child.attr.value)
     return names
 
 
 def _assigned_names(loop: LoopNode) -> frozenset[str]:
     """Names a loop rebinds on each iteration: its targets, and what its body assigns (last attribute part)."""
-    targets: list[ast.expr] = [] if isinstance(loop, ast.While) else [loop.target]
-    for statement in loop.body:
-        for node in walk(statement):
-            if isinstance(node, ast.Assign):
-                targets.extend(node.targets)
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr)):
-                targets.append(node.target)
+    targets: list[cst.BaseExpression] = [] if isinstance(loop, cst.While) else [loop.target]
+    binders = (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)
+    targets += [node.target for node in walk(loop.body) if isinstance(node, binders)]
     names: set[str] = set()
     for target in targets:
-        if isinstance(target, ast.Attribute):
-            names.add(target.attr)
+        if isinstance(target, cst.Attribute):
+            names.add(target.attr.value)
         else:
             names |= _names(target)
     return frozenset(names)
@@ -567,7 +574,7 @@ def _assigned_names(loop: LoopNode) -> frozenset[str]:
 
 def _is_forever(loop: LoopNode) -> bool:
     """`while True:` runs at least once and leaves only by `break` (or return/raise)."""
-    return isinstance(loop, ast.While) and isinstance(loop.test, ast.Constant) and loop.test.value is True
+    return isinstance(loop, cst.While) and isinstance(loop.test, cst.Name) and loop.test.value == "True"
 
 
 def boundaries(trace: Trace, event: Event) -> frozenset[Located]:

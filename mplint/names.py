@@ -8,15 +8,16 @@ to nothing, so a rule built on it stays quiet rather than guessing.
 
 from __future__ import annotations
 
-import ast
 import functools
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from mplint.precision.flow import CONVENTIONAL_NAMES
-from mplint.tree import walk
+import libcst as cst
 
-ImportStatement = Union[ast.Import, ast.ImportFrom]
+from mplint.precision.flow import CONVENTIONAL_NAMES
+from mplint.tree import dotted_text, walk
+
+ImportStatement = Union[cst.Import, cst.ImportFrom]
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,11 @@ class Binding:
     local: str
     target: str
     statement: ImportStatement
-    alias: ast.alias
+    alias: cst.ImportAlias
 
 
 @functools.lru_cache(maxsize=4)
-def import_table(module: ast.Module) -> "ImportTable":
+def import_table(module: cst.Module) -> "ImportTable":
     """The module's import table, built once however many rules ask for it."""
     return ImportTable(module)
 
@@ -38,10 +39,10 @@ def import_table(module: ast.Module) -> "ImportTable":
 class ImportTable:
     """Every import binding of one module, nested ones included."""
 
-    def __init__(self, module: ast.Module) -> None:
+    def __init__(self, module: cst.Module) -> None:
         bindings: list[Binding] = []
         for node in walk(module):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, (cst.Import, cst.ImportFrom)):
                 bindings.extend(_bindings(node))
         self.bindings = tuple(bindings)
         targets: dict[str, set[str]] = {}
@@ -57,27 +58,31 @@ class ImportTable:
             return None  # bound to several things: ambiguous
         return CONVENTIONAL_NAMES.get(local)
 
-    def resolve(self, expression: ast.AST) -> Optional[str]:
+    def resolve(self, expression: cst.CSTNode) -> Optional[str]:
         """`th.cuda.amp.autocast` -> "torch.cuda.amp.autocast" under `import torch as th`."""
-        if isinstance(expression, ast.Name):
-            return self.target_of(expression.id)
-        if isinstance(expression, ast.Attribute):
+        if isinstance(expression, cst.Name):
+            return self.target_of(expression.value)
+        if isinstance(expression, cst.Attribute):
             base = self.resolve(expression.value)
-            return f"{base}.{expression.attr}" if base is not None else None
+            return f"{base}.{expression.attr.value}" if base is not None else None
         return None
 
 
 def _bindings(node: ImportStatement) -> list[Binding]:
-    if isinstance(node, ast.Import):
-        return [
-            Binding(alias.asname, alias.name, node, alias)
-            if alias.asname is not None
-            else Binding(alias.name.split(".")[0], alias.name.split(".")[0], node, alias)
-            for alias in node.names
-        ]
-    module = "." * (node.level or 0) + (node.module or "")
-    return [
-        Binding(alias.asname or alias.name, f"{module}{alias.name}" if module.endswith(".") else f"{module}.{alias.name}", node, alias)
-        for alias in node.names
-        if alias.name != "*"
-    ]
+    if isinstance(node.names, cst.ImportStar):
+        return []
+    module: Optional[str] = None  # `import a.b`; "..a.b" for `from ..a.b import c`
+    if isinstance(node, cst.ImportFrom):
+        module = "." * len(node.relative) + (dotted_text(node.module) if node.module is not None else "")
+    bindings: list[Binding] = []
+    for alias in node.names:
+        name, local = alias.evaluated_name, alias.evaluated_alias
+        if module is not None:  # from module import name
+            target = f"{module}{name}" if module.endswith(".") else f"{module}.{name}"
+            bindings.append(Binding(local or name, target, node, alias))
+        elif local is not None:  # import torch.cuda.amp as amp
+            bindings.append(Binding(local, name, node, alias))
+        else:  # import torch.cuda.amp binds torch
+            head = name.split(".")[0]
+            bindings.append(Binding(head, head, node, alias))
+    return bindings

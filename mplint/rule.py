@@ -2,7 +2,7 @@
 
 A rule module reads top to bottom: the class docstring (What it does / Why is this bad /
 Example / Fix, in Markdown; its first line is the one-line summary), `MESSAGE`, `VALID` and
-`INVALID` example snippets, then small `visit_*` methods. Rules never walk the tree for dtype
+`INVALID` example snippets, then small `visit_*` methods over libcst nodes (`visit_Call(self, node: cst.Call)`). Rules never walk the tree for dtype
 facts themselves: they ask `self.precision` (the shared precision model) and report.
 """
 
@@ -90,11 +90,15 @@ class Rule:
         at = end if after else start
         return Replacement(at, at, text)
 
+    def line_of(self, node: Located, path: Optional[str] = None) -> int:
+        """The 1-based line where `node` (of this file, or of `path`) starts."""
+        return self.context.files[path or self.context.path].position(node)[0]
+
     def describe_origin(self, origin: Optional["Origin"]) -> str:
         """`from `policy`, cast at train.py:5`: where a value's low precision came from."""
         if origin is None:
             return "origin not traced"
-        line = origin.node.lineno
+        line = self.line_of(origin.node, origin.path)
         subject = f"from `{origin.subject}`, " if origin.subject else ""
         return f"{subject}{origin.how} at {origin.path}:{line}"
 

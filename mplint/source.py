@@ -1,6 +1,12 @@
-"""A file of the run: its text, its tree from CPython's own parser, and positions as editors count them.
+"""A file of the run: its text, its libcst tree, and positions as editors count them.
 
-`ast` positions are 1-based lines and 0-based columns in UTF-8 bytes; findings and fixes use
+CPython's parser screens every file first (it is ~15x faster than libcst's): what it refuses for
+nesting (too many parentheses or indentation levels, recursion) never reaches libcst, whose native
+parser crashes or takes minutes on such input. Anything else CPython refuses is handed to libcst,
+which decides: syntax newer than the running interpreter (PEP 695, PEP 701) is analysed.
+
+Positions come from libcst's PositionProvider, computed for a file only when a finding, a fix or a
+message needs one (most analysed files never do). Findings and fixes use 1-based lines and
 1-based columns in characters (a tab or a non-ASCII character is one), which is what editors show.
 Lines end where Python's tokenizer ends them: at `\\r\\n`, `\\r` or `\\n`, not at a form feed or U+2028.
 """
@@ -14,11 +20,13 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import Iterator, Mapping, Optional, Union
+
+import libcst as cst
 
 from mplint.findings import Finding, Severity
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
-from mplint.tree import Located
+from mplint.tree import Located, children, walk
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -28,7 +36,12 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 # what it cannot build at this limit (RecursionError, MemoryError) rather than crash: deeper is MP000.
 DEEP_RECURSION = 6000
 TOO_DEEP = "cannot analyse: nested too deeply"
-GRAMMAR = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+# CPython builds trees through this many levels of recursion for the screen. libcst's parser is
+# superlinear in how deep an expression nests (a chain of 2,000 calls takes it 6 s, 8,000 crash it)
+# while CPython refuses such chains at this depth; sums of a few thousand terms and real code pass.
+SCREEN_DEPTH = 1000
+# What CPython refuses in every Python 3 grammar while libcst's parser accepts it (`except E, e:`).
+_INVALID_IN_EVERY_GRAMMAR = ("multiple exception types must be parenthesized",)
 
 
 @dataclass(frozen=True)
@@ -54,22 +67,65 @@ def recursion_limit(limit: int) -> Iterator[None]:
         sys.setrecursionlimit(previous)
 
 
-def parse(source: SourceFile) -> Union[ast.Module, Finding]:
-    """The file's tree, or its MP000 finding when CPython's parser (this interpreter's grammar) refuses it."""
+@contextlib.contextmanager
+def recursion_headroom(depth: int) -> Iterator[None]:
+    """Exactly `depth` more levels than the caller's stack for the block, wherever it is called from."""
+    previous = sys.getrecursionlimit()
+    frame, used = sys._getframe(), 0
+    while frame is not None:
+        frame, used = frame.f_back, used + 1  # type: ignore[assignment]
+    sys.setrecursionlimit(used + depth)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def parse(source: SourceFile) -> Union[cst.Module, Finding]:
+    """The file's libcst tree, or its MP000 finding when it cannot be analysed."""
+    assert source.text is not None
+    refused = screen(source)
+    if refused is not None and (refused.message == TOO_DEEP or refused.message.endswith(_INVALID_IN_EVERY_GRAMMAR)):
+        return refused
+    try:
+        with recursion_limit(DEEP_RECURSION):
+            return cst.parse_module(source.text)
+    except cst.ParserSyntaxError as error:
+        # CPython's words and position where both refuse (libcst's native parser reports the line after).
+        return refused or invalid(source.path, error.raw_line, error.raw_column + 1, f"cannot parse: {error.message}")
+    except (RecursionError, MemoryError):
+        return invalid(source.path, 1, 1, TOO_DEEP)
+    except Exception as error:  # libcst refuses some inputs with plain exceptions (null bytes, encodings)
+        return refused or invalid(source.path, 1, 1, f"cannot parse: {error}")
+
+
+def syntax_error(source: SourceFile) -> Optional[Finding]:
+    """MP000 for a file no rule needs to analyse, without building its libcst tree unless CPython
+    refuses it (then libcst decides, as for analysed files)."""
+    refused = screen(source)
+    if refused is None or refused.message == TOO_DEEP or refused.message.endswith(_INVALID_IN_EVERY_GRAMMAR):
+        return refused
+    parsed = parse(source)
+    return parsed if isinstance(parsed, Finding) else None
+
+
+def screen(source: SourceFile) -> Optional[Finding]:
+    """The MP000 finding of CPython's parser (this interpreter's grammar) for the file, if it refuses it."""
     assert source.text is not None
     try:
-        with recursion_limit(DEEP_RECURSION), warnings.catch_warnings():
+        with recursion_headroom(SCREEN_DEPTH), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not ours to print
-            return ast.parse(source.text, filename=source.path)
+            ast.parse(source.text, filename=source.path)
+        return None
     except SyntaxError as error:
-        if "nested" in str(error.msg) or "too complex" in str(error.msg):
+        if "nested" in str(error.msg) or "too complex" in str(error.msg) or "indentation levels" in str(error.msg):
             return invalid(source.path, 1, 1, TOO_DEEP)
         line = error.lineno or 1
         # CPython's offset counts characters of the line, 1-based, as findings do.
-        return invalid(source.path, line, error.offset or 1, f"cannot parse: {error.msg} ({GRAMMAR} grammar)")
+        return invalid(source.path, line, error.offset or 1, f"cannot parse: {error.msg}")
     except (RecursionError, MemoryError):
         return invalid(source.path, 1, 1, TOO_DEEP)
-    except ValueError as error:  # source code that ast refuses outright
+    except ValueError as error:  # source code that CPython refuses outright (null bytes)
         return invalid(source.path, 1, 1, f"cannot parse: {error}")
 
 
@@ -79,17 +135,35 @@ def invalid(path: str, line: int, column: int, message: str) -> Finding:
     return Finding(InvalidSyntax.CODE, InvalidSyntax.NAME, path, line, column, line, column, message, Severity.ERROR)
 
 
-class ParsedFile:
-    """One file's tree, with the line table that positions need computed on first use."""
+# How deep a tree libcst's position pass may walk (a few thousand elifs crash it; real code nests
+# a few dozen levels, generated dispatch code a few hundred).
+MAX_POSITION_DEPTH = 1000
 
-    def __init__(self, source: SourceFile, module: ast.Module) -> None:
+
+def _depth(module: cst.Module) -> int:
+    """How many levels the tree nests (an elif is one level below its `if`)."""
+    deepest = 0
+    stack: list[tuple[cst.CSTNode, int]] = [(module, 0)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children(node))
+    return deepest
+
+
+class ParsedFile:
+    """One file's tree, with the line table and node positions computed on first use."""
+
+    def __init__(self, source: SourceFile, module: cst.Module) -> None:
         assert source.text is not None
         self.source = source
         self.text: str = source.text
         self.module = module
         self._lines: Optional[list[str]] = None
         self._starts: Optional[list[int]] = None
+        self._positions: Optional[Mapping[cst.CSTNode, object]] = None
         self._statements: Optional[list[tuple[int, int]]] = None
+        self._order: Optional[dict[cst.CSTNode, int]] = None
 
     @property
     def path(self) -> str:
@@ -104,24 +178,35 @@ class ParsedFile:
             self._starts = starts
         return self._lines
 
-    def column(self, line: int, byte_offset: int) -> int:
-        """The 0-based character column of a 0-based UTF-8 byte offset into `line` (1-based)."""
-        lines = self.lines()
-        text = lines[line - 1] if 0 < line <= len(lines) else ""
-        if text.isascii():
-            return byte_offset
-        return len(text.encode("utf-8", "surrogatepass")[:byte_offset].decode("utf-8", "ignore"))
+    def source_order(self) -> dict[cst.CSTNode, int]:
+        """The file's calls and arithmetic operators numbered in source order, parents first: one
+        walk per file and process, however many units visit it (positions are not needed for it)."""
+        if self._order is None:
+            evaluable = (cst.Call, cst.BinaryOperation)
+            self._order = {node: index for index, node in enumerate(walk(self.module)) if isinstance(node, evaluable)}
+        return self._order
+
+    def _ranges(self) -> Mapping[cst.CSTNode, object]:
+        """Every node's range: one code generation pass over the file, done the first time a
+        position is asked for (libcst.metadata is imported only then)."""
+        if self._positions is None:
+            if _depth(self.module) > MAX_POSITION_DEPTH:
+                # libcst's code generation recurses through generators, which CPython runs on the
+                # C stack: a tree this deep would crash the process, not raise. The engine makes
+                # a RecursionError MP000 "nested too deeply" for the file.
+                raise RecursionError(f"{self.path} nests deeper than {MAX_POSITION_DEPTH} levels")
+            from libcst.metadata import MetadataWrapper, PositionProvider
+
+            with recursion_limit(DEEP_RECURSION):
+                wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+                self._positions = wrapper.resolve(PositionProvider)
+        return self._positions
 
     def position(self, node: Located) -> tuple[int, int, int, int]:
         """(line, column, end line, end column) of `node`: 1-based, columns in characters, end exclusive."""
-        line, end_line = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
-        end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset  # type: ignore[attr-defined]
-        return (
-            line,
-            self.column(line, node.col_offset) + 1,  # type: ignore[attr-defined]
-            end_line,
-            self.column(end_line, end_offset) + 1,
-        )
+        found = self._ranges()[node]
+        start, end = found.start, found.end  # type: ignore[attr-defined]
+        return start.line, start.column + 1, end.line, end.column + 1
 
     def offsets(self, node: Located) -> tuple[int, int]:
         """Where `node`'s text starts and ends, as character offsets into the file's text."""
@@ -141,21 +226,19 @@ class ParsedFile:
         line = max(bisect.bisect_right(self._starts, offset) - 1, 0)
         return line + 1, offset - self._starts[line] + 1
 
-    def attribute_name(self, node: ast.Attribute) -> tuple[int, int]:
-        """Where the name after the dot of `node` is (`ast` gives it no position of its own)."""
-        end = self.offsets(node)[1]
-        return end - len(node.attr), end
-
     def source_of(self, node: Located) -> str:
-        """`node`'s text as written (its parentheses left out, as `ast` positions leave them)."""
+        """`node`'s text as written (its own parentheses left out, as libcst positions leave them)."""
         start, end = self.offsets(node)
         return self.text[start:end]
 
     def statement_line(self, line: int) -> int:
         """First line of the innermost statement (or compound statement header) covering `line`."""
         if self._statements is None:
-            self._statements = sorted(
-                (node.lineno, node.end_lineno or node.lineno) for node in ast.walk(self.module) if isinstance(node, ast.stmt)
-            )
+            spans = []
+            for node in walk(self.module):
+                if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                    start, _, end, _ = self.position(node)
+                    spans.append((start, end))
+            self._statements = sorted(spans)
         covering = [(start, end) for start, end in self._statements if start <= line <= end]
         return min(covering, key=lambda span: span[1] - span[0])[0] if covering else line

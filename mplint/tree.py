@@ -1,49 +1,85 @@
-"""Fast walks over `ast` trees, in source order.
+"""Fast walks over libcst trees, in source order, and the small readers rules share.
 
-`ast.walk` is breadth-first and `ast.iter_child_nodes` re-reads every field each time; these walks
-read only the fields that can hold nodes (never the shared `ctx`/operator singletons) and keep
-source order, which the per-path rules rely on (a call's arguments before the call).
+libcst's own `node.children` and `visit` rebuild or re-inspect every field, whitespace and
+punctuation included; these walks read only the fields that hold code (never whitespace, commas,
+parentheses or operator tokens), from a field list computed once per node type, and keep source
+order, which the per-path rules rely on (a call's arguments before the call).
 """
 
 from __future__ import annotations
 
-import ast
-from typing import Callable, Iterator, Optional, Union
+import dataclasses
+from typing import Callable, Iterator, Optional, Sequence, Union
 
-# Fields that never hold a child worth visiting: context and operator singletons (one `ast.Load()`
-# object for the whole process) and the identifiers, flags and numbers of a node.
-_SKIPPED_FIELDS = frozenset(
-    {"ctx", "op", "ops", "id", "attr", "name", "arg", "asname", "module", "level", "kind", "is_async", "conversion", "type_comment", "tag"}
-)
-# A Constant's `value` is the literal itself; a Name (the commonest node) has no children either.
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: (), ast.MatchSingleton: (), ast.Name: ()}
+import libcst as cst
 
-Into = Optional[Callable[[ast.AST], bool]]
+Into = Optional[Callable[[cst.CSTNode], bool]]
 # A node with a position in its file (what findings, fixes and messages point at).
-Located = Union[ast.expr, ast.stmt, ast.keyword]
-# `try:` and, from Python 3.11, `try: ... except* ...:` (same fields).
-TRY_STATEMENTS: tuple[type[ast.stmt], ...] = (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+Located = cst.CSTNode
+# `try:` and `try: ... except* ...:` (same fields).
+TRY_STATEMENTS: tuple[type[cst.CSTNode], ...] = (cst.Try, cst.TryStar)
+# A statement as the interpreter runs it: a compound statement, or one small statement of a line
+# (`a = 1; b = 2` is two).
+Statement = Union[cst.BaseCompoundStatement, cst.BaseSmallStatement]
+
+# Fields that hold code; every other field is whitespace, punctuation, an operator token, or a name
+# that binds rather than reads (`def name`, `attr` after a dot, a keyword argument's name).
+_CODE_FIELDS = frozenset(
+    {
+        "annotation", "args", "bases", "body", "cases", "cause", "comparator", "comparisons", "decorator",
+        "decorators", "default", "elements", "elt", "exc", "expression", "finalbody", "for_in", "format_spec",
+        "func", "guard", "handlers", "ifs", "inner_for_in", "item", "items", "iter", "key", "keywords", "kwds",
+        "kwonly_params", "left", "lower", "msg", "names", "orelse", "params", "parts", "pattern", "patterns",
+        "posonly_params", "returns", "right", "slice", "star_arg", "star_kwarg", "step", "subject", "target",
+        "targets", "test", "upper", "value", "cls", "type",
+    }  # fmt: skip
+)
+# Where a node type's code fields are not in source order, or hold something else.
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {
+    cst.Name: (),
+    cst.Integer: (),
+    cst.Float: (),
+    cst.Imaginary: (),
+    cst.SimpleString: (),
+    cst.FormattedStringText: (),
+    cst.Attribute: ("value",),
+    cst.Arg: ("value",),
+    cst.Param: ("annotation", "default"),
+    cst.AsName: ("name",),
+    cst.ImportAlias: (),
+    cst.Global: (),
+    cst.Nonlocal: (),
+    cst.ExceptHandler: ("type", "body"),
+    cst.ExceptStarHandler: ("type", "body"),
+    cst.MatchCase: ("pattern", "guard", "body"),
+    cst.WithItem: ("item", "asname"),
+    # As CPython's `ast` orders them (decorators last), which the per-path rules were written for.
+    cst.FunctionDef: ("params", "body", "decorators", "returns"),
+    cst.ClassDef: ("bases", "keywords", "body", "decorators"),
+}
 
 
-def children(node: ast.AST) -> list[ast.AST]:
-    """The node's child nodes in source order."""
-    kind = type(node)
+def _code_fields(kind: type) -> tuple[str, ...]:
     fields = _CHILD_FIELDS.get(kind)
     if fields is None:
-        fields = _CHILD_FIELDS[kind] = tuple(name for name in kind._fields if name not in _SKIPPED_FIELDS)
-    if kind is ast.Dict:  # keys and values interleave in the source; a `**spread` has key None
-        return [item for pair in zip(node.keys, node.values) for item in pair if item is not None]  # type: ignore[attr-defined]
-    found: list[ast.AST] = []
-    for name in fields:
+        names = [field.name for field in dataclasses.fields(kind)] if dataclasses.is_dataclass(kind) else []
+        fields = _CHILD_FIELDS[kind] = tuple(name for name in names if name in _CODE_FIELDS)
+    return fields
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The node's child nodes that hold code, in source order."""
+    found: list[cst.CSTNode] = []
+    for name in _code_fields(type(node)):
         value = getattr(node, name, None)
-        if isinstance(value, ast.AST):
+        if isinstance(value, cst.CSTNode):
             found.append(value)
-        elif isinstance(value, list):
-            found.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, (list, tuple)):
+            found.extend(item for item in value if isinstance(item, cst.CSTNode))
     return found
 
 
-def walk(node: ast.AST, into: Into = None) -> Iterator[ast.AST]:
+def walk(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
     """Every node under `node` (itself first), parents before children; a node for which `into`
     returns False is yielded but not entered."""
     stack = [node]
@@ -54,9 +90,9 @@ def walk(node: ast.AST, into: Into = None) -> Iterator[ast.AST]:
             stack.extend(reversed(children(current)))
 
 
-def walk_post(node: ast.AST, into: Into = None) -> Iterator[ast.AST]:
+def walk_post(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
     """Every node under `node`, children before parents (a call's arguments before the call)."""
-    stack: list[tuple[ast.AST, bool]] = [(node, False)]
+    stack: list[tuple[cst.CSTNode, bool]] = [(node, False)]
     while stack:
         current, expanded = stack.pop()
         if expanded:
@@ -67,32 +103,49 @@ def walk_post(node: ast.AST, into: Into = None) -> Iterator[ast.AST]:
             stack.extend((child, False) for child in reversed(children(current)))
 
 
-def dotted_text(node: ast.AST) -> str:
+def statements(block: Union[cst.CSTNode, Sequence[cst.CSTNode], None]) -> list[Statement]:
+    """The statements of a module, an indented block, a one-line suite (`if x: a; b`), an `else:` or
+    `finally:` clause, in order, each small statement of a line on its own."""
+    if block is None:
+        return []
+    if isinstance(block, (cst.Else, cst.Finally)):
+        block = block.body
+    body: Sequence[cst.CSTNode] = block if isinstance(block, (list, tuple)) else getattr(block, "body", ())
+    found: list[Statement] = []
+    for statement in body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            found.extend(statement.body)
+        elif isinstance(statement, (cst.BaseCompoundStatement, cst.BaseSmallStatement)):
+            found.append(statement)
+    return found
+
+
+def dotted_text(node: cst.CSTNode) -> str:
     """The dotted spelling of a Name/Attribute chain (`torch.cuda.amp`); "" for anything else."""
     parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
         node = node.value
-    if not isinstance(node, ast.Name):
+    if not isinstance(node, cst.Name):
         return ""
-    parts.append(node.id)
+    parts.append(node.value)
     return ".".join(reversed(parts))
 
 
-def positional_args(call: ast.Call) -> list[ast.expr]:
+def positional_args(call: cst.Call) -> list[cst.BaseExpression]:
     """The call's positional arguments, `*spread`s left out."""
-    return [arg for arg in call.args if not isinstance(arg, ast.Starred)]
+    return [arg.value for arg in call.args if arg.keyword is None and not arg.star]
 
 
-def keyword_arg(call: ast.Call, name: str) -> Optional[ast.expr]:
+def keyword_arg(call: cst.Call, name: str) -> Optional[cst.BaseExpression]:
     """The expression passed as keyword `name`, if it was."""
-    for keyword in call.keywords:
-        if keyword.arg == name:
-            return keyword.value
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
     return None
 
 
-def argument(call: ast.Call, index: Optional[int], keyword: Optional[str] = None) -> Optional[ast.expr]:
+def argument(call: cst.Call, index: Optional[int], keyword: Optional[str] = None) -> Optional[cst.BaseExpression]:
     """The expression passed as positional `index` or as `keyword`, whichever was used."""
     if keyword is not None:
         found = keyword_arg(call, keyword)
@@ -100,3 +153,11 @@ def argument(call: ast.Call, index: Optional[int], keyword: Optional[str] = None
             return found
     positional = positional_args(call)
     return positional[index] if index is not None and index < len(positional) else None
+
+
+def string_value(node: cst.CSTNode) -> Optional[str]:
+    """The text of a plain string literal (`"cuda"`, implicit concatenations too), else None."""
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None

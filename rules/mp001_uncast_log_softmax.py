@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.findings import Applicability
 from mplint.precision import torch_api
@@ -89,7 +90,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             found = _log_prob_input(fact)
             if found is None:
@@ -99,9 +100,9 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 self.report(node, self._message(shown, logits), fix=self._float_logits_fix(node, shown))
                 return
 
-    def visit_BinOp(self, node: ast.BinOp) -> None:
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax."""
-        if not (isinstance(node.op, ast.Sub) and isinstance(node.right, ast.Call)):
+        if not (isinstance(node.operator, cst.Subtract) and isinstance(node.right, cst.Call)):
             return
         for fact in self.precision.calls(node.right):
             if fact.op != "logsumexp":
@@ -111,12 +112,12 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 self.report(node.right, self._message("logsumexp", logits), fix=self._float_logits_fix(node.right, "logsumexp"))
                 return
 
-    def _float_logits_fix(self, node: ast.Call, shown: str) -> Optional[Autofix]:
+    def _float_logits_fix(self, node: cst.Call, shown: str) -> Optional[Autofix]:
         """Insert `.float()` on the logits at the op (unsafe: it makes an fp32 copy of the logits)."""
-        call: Optional[ast.Call] = node
+        call: Optional[cst.Call] = node
         if shown == "log(softmax(...))":
-            inner = node.args[0] if node.args else None
-            call = inner if isinstance(inner, ast.Call) else None
+            inner = argument(node, 0)
+            call = inner if isinstance(inner, cst.Call) else None
             logits = self._tensor_argument(call, 0, "input") if call is not None else None
         elif shown == "Categorical(logits=...)":
             logits = self._tensor_argument(node, 1, "logits")
@@ -125,20 +126,20 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         if logits is None or call is None:
             return None
         text = self.source_of(logits)
-        atomic = isinstance(logits, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)) or self._parenthesized(logits, call)
+        atomic = isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or self._parenthesized(logits, call)
         cast = f"{text}.float()" if atomic else f"({text}).float()"
         return Autofix("cast the logits to fp32 at the op", (self.replace(logits, cast),), Applicability.UNSAFE)
 
-    def _tensor_argument(self, node: ast.Call, index: int, keyword: str) -> Optional[ast.expr]:
+    def _tensor_argument(self, node: cst.Call, index: int, keyword: str) -> Optional[cst.BaseExpression]:
         """The receiver of `x.op(...)`, else the expression passed as positional `index` or as `keyword`."""
         on_method = any(fact.method is not None for fact in self.precision.calls(node))
-        if on_method and isinstance(node.func, ast.Attribute) and keyword == "input":
+        if on_method and isinstance(node.func, cst.Attribute) and keyword == "input":
             return node.func.value
         return argument(node, index, keyword)
 
-    def _parenthesized(self, expression: ast.expr, call: ast.Call) -> bool:
+    def _parenthesized(self, expression: cst.BaseExpression, call: cst.Call) -> bool:
         """Whether `expression` (an argument or the receiver of `call`) is written in parentheses of its
-        own: `ast` positions leave them out, and the call's own parenthesis does not count."""
+        own: positions leave them out, and the call's own parenthesis does not count."""
         text = self.context.parsed.text
         start, end = self.context.parsed.offsets(expression)
         before, after = text[:start].rstrip(), text[end:].lstrip()

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Precision, Value
@@ -80,7 +81,7 @@ loss.backward()
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             loss = _backward_root(fact)
             if loss is None or loss.scaled or loss.region is None:
@@ -91,7 +92,7 @@ loss.backward()
             if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):
                 continue
             shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
-            message = self.MESSAGE.format(backward=shown, path=fact.path, line=node.lineno)
+            message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.line_of(node))
             self.report(region.node, message, path=region.path)
 
 

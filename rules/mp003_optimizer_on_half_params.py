@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-import ast
 from collections.abc import Sequence
+
+import libcst as cst
 
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind
 from mplint.rule import Rule
+from mplint.tree import dotted_text
 
 
 class OptimizerOnHalfParams(Rule):
@@ -83,10 +85,10 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self.pending: list[tuple[ast.Call, str]] = []
-        self.handed_to_deepspeed: set[ast.AST] = set()
+        self.pending: list[tuple[cst.Call, str]] = []
+        self.handed_to_deepspeed: set[cst.CSTNode] = set()
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             self._note_deepspeed(fact)
             message = self._half_params_message(fact)
@@ -94,7 +96,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 self.pending.append((node, message))
                 break
         for late in self.precision.casts_after_optimizer(node):
-            optimizer_line = late.optimizer.lineno
+            optimizer_line = self.line_of(late.optimizer, late.optimizer_path)
             optimizer = _optimizer_name(self.precision.calls(late.optimizer))
             self.report(
                 node,
@@ -104,7 +106,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             )
             break
 
-    def leave_Module(self, original_node: ast.Module) -> None:
+    def leave_Module(self, original_node: cst.Module) -> None:
         for node, message in self.pending:
             if node not in self.handed_to_deepspeed:
                 self.report(node, message)
@@ -112,13 +114,15 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     def _note_deepspeed(self, fact: CallFact) -> None:
         if (fact.function or "").startswith("deepspeed.") and fact.op == "initialize":
             optimizer = fact.arg(None, "optimizer")
-            if optimizer is not None and isinstance(optimizer.payload, ast.Call):
+            if optimizer is not None and isinstance(optimizer.payload, cst.Call):
                 self.handed_to_deepspeed.add(optimizer.payload)
 
     def _half_params_message(self, fact: CallFact) -> "str | None":
-        if fact.result.kind is not Kind.OPTIMIZER or fact.function is None:
+        # A project's own optimizer class (`MemoryEfficientAdamW(...)`) is named as the call spells it.
+        name = fact.function or dotted_text(fact.node.func)
+        if fact.result.kind is not Kind.OPTIMIZER or not name:
             return None
-        if fact.function.startswith(torch_api.LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES):
+        if name.startswith(torch_api.LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES):
             return None
         if any(_is_true(fact.arg(None, flag)) for flag in torch_api.LOW_PRECISION_SAFE_OPTIMIZER_FLAGS):
             return None
@@ -126,14 +130,15 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         if params is None or params.kind is not Kind.PARAMS or not params.precision.is_low:
             return None
         return self.MESSAGE.format(
-            optimizer=torch_api.last_part(fact.function),
+            optimizer=torch_api.last_part(name),
             dtype=params.precision.value,
             origin=self.describe_origin(params.origin),
         )
 
 
 def _optimizer_name(facts: Sequence[CallFact]) -> str:
-    return next((torch_api.last_part(fact.function) for fact in facts if fact.function), "the optimizer")
+    names = (fact.function or dotted_text(fact.node.func) for fact in facts)
+    return next((torch_api.last_part(name) for name in names if name), "the optimizer")
 
 
 def _is_true(value: object) -> bool:

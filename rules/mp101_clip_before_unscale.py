@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import ast
+import libcst as cst
 
 from mplint import loops
-from mplint.loops import EventKind, Path, Trace
+from mplint.loops import Event, EventKind, Path, Trace
 from mplint.rule import Rule
 from mplint.tree import Located
 
@@ -84,18 +84,19 @@ for x, y in loader:
 """,
     )
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for clip in trace.nodes(EventKind.CLIP):
                 backward = _scaled_backward_on_every_path(trace, clip)
                 if backward is not None and clip not in reported:
                     reported.add(clip)
-                    line = backward.lineno
-                    self.report(clip, self.MESSAGE.format(what=_describe(clip), line=line))
+                    line = self.line_of(backward.node, backward.file)
+                    message = self.MESSAGE.format(what=_describe(clip), line=line)
+                    self.report(clip, message, path=trace.file_of(clip))
 
 
-def _scaled_backward_on_every_path(trace: Trace, clip: Located) -> Located | None:
+def _scaled_backward_on_every_path(trace: Trace, clip: Located) -> Event | None:
     """The scaled backward whose gradients `clip` reads unscaled, when every path to it has one."""
     found = None
     for path, index in trace.occurrences(clip):
@@ -106,18 +107,18 @@ def _scaled_backward_on_every_path(trace: Trace, clip: Located) -> Located | Non
     return found
 
 
-def _unscaled_since(path: Path, index: int) -> Located | None:
+def _unscaled_since(path: Path, index: int) -> Event | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None
     if loops.between(path, backward, index, EventKind.UNSCALE):
         return None
-    return path[backward].node
+    return path[backward]
 
 
 def _describe(clip: Located) -> str:
-    if isinstance(clip, ast.Call) and isinstance(clip.func, (ast.Name, ast.Attribute)):
-        name = clip.func.id if isinstance(clip.func, ast.Name) else clip.func.attr
+    if isinstance(clip, cst.Call) and isinstance(clip.func, (cst.Name, cst.Attribute)):
+        name = clip.func.value if isinstance(clip.func, cst.Name) else clip.func.attr.value
         if "clip_grad" in name:
             return f"`{name}`"
     return "this computation on `.grad`"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import ast
+import libcst as cst
 
 from mplint import loops
 from mplint.loops import Event, EventKind, Path, Trace
@@ -76,7 +76,7 @@ for x, y in loader:
 """,
     )
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.SCALER_STEP):
@@ -85,7 +85,7 @@ for x, y in loader:
                 reported.add(step)
                 updates = trace.nodes(EventKind.UPDATE)
                 why = "it runs only under a condition" if updates else "the loop never calls it"
-                self.report(step, self.MESSAGE.format(why=why))
+                self.report(step, self.MESSAGE.format(why=why), path=trace.file_of(step))
 
 
 def _can_skip_update(trace: Trace, step: Located) -> bool:

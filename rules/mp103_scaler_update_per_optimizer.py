@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import ast
+import libcst as cst
 
 from mplint import loops
-from mplint.loops import EventKind, Path, Trace
+from mplint.loops import Event, EventKind, Path, Trace
 from mplint.rule import Rule
 from mplint.tree import Located
 
@@ -79,18 +79,18 @@ for real in loader:
 """,
     )
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for update in trace.nodes(EventKind.UPDATE):
                 earlier = _earlier_update(trace, update)
                 if earlier is not None and update not in reported:
                     reported.add(update)
-                    line = earlier.lineno
-                    self.report(update, self.MESSAGE.format(line=line))
+                    line = self.line_of(earlier.node, earlier.file)
+                    self.report(update, self.MESSAGE.format(line=line), path=trace.file_of(update))
 
 
-def _earlier_update(trace: Trace, update: Located) -> Located | None:
+def _earlier_update(trace: Trace, update: Located) -> Event | None:
     for path, index in trace.occurrences(update):
         found = _update_before(trace, path, index)
         if found is not None:
@@ -98,9 +98,9 @@ def _earlier_update(trace: Trace, update: Located) -> Located | None:
     return None
 
 
-def _update_before(trace: Trace, path: Path, index: int) -> Located | None:
+def _update_before(trace: Trace, path: Path, index: int) -> Event | None:
     event = path[index]
     for earlier in reversed(loops.same_step_before(path, index, loops.boundaries(trace, event))):
         if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler:
-            return earlier.node
+            return earlier
     return None

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import ast
+import libcst as cst
 
 from mplint import loops
-from mplint.loops import EventKind, Path, Trace
+from mplint.loops import Event, EventKind, Path, Trace
 from mplint.rule import Rule
 from mplint.tree import Located
 
@@ -77,7 +77,7 @@ for x, y in loader:
 """,
     )
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.OPTIMIZER_STEP):
@@ -88,11 +88,12 @@ for x, y in loader:
                 backward, twice = found
                 optimizer = _receiver_text(step)
                 what = (self.TWICE if twice else self.UNSCALED).format(optimizer=optimizer)
-                line = backward.lineno
-                self.report(step, self.MESSAGE.format(optimizer=optimizer, line=line, what=what))
+                line = self.line_of(backward.node, backward.file)
+                message = self.MESSAGE.format(optimizer=optimizer, line=line, what=what)
+                self.report(step, message, path=trace.file_of(step))
 
 
-def _scaled_on_every_path(trace: Trace, step: Located) -> tuple[Located, bool] | None:
+def _scaled_on_every_path(trace: Trace, step: Located) -> tuple[Event, bool] | None:
     """The scaled backward before `step` on every path, and whether the scaler stepped it already."""
     found = None
     twice = True
@@ -104,7 +105,7 @@ def _scaled_on_every_path(trace: Trace, step: Located) -> tuple[Located, bool] |
         twice = twice and any(
             event.optimizer == optimizer for event in loops.between(path, backward, index, EventKind.SCALER_STEP)
         )
-        found = found or path[backward].node
+        found = found or path[backward]
     return (found, twice) if found is not None else None
 
 
@@ -119,6 +120,6 @@ def _scaled_backward(path: Path, index: int) -> int | None:
 
 
 def _receiver_text(step: Located) -> str:
-    if isinstance(step, ast.Call) and isinstance(step.func, ast.Attribute):
-        return ast.unparse(step.func.value)
+    if isinstance(step, cst.Call) and isinstance(step.func, cst.Attribute):
+        return cst.Module([]).code_for_node(step.func.value)
     return "optimizer"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import ast
+import libcst as cst
 
 from mplint import loops
 from mplint.loops import EventKind, Path, Trace
@@ -85,7 +85,7 @@ for step, (x, y) in enumerate(loader):
 """,
     )
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         reported: set[Located] = set()
         for trace in loops.traces(node, self.precision):
             updates = trace.nodes(EventKind.UPDATE)
@@ -93,8 +93,8 @@ for step, (x, y) in enumerate(loader):
                 if unscale in reported or not updates or not _unscaled_twice(trace, unscale):
                     continue
                 reported.add(unscale)
-                line = updates[0].lineno
-                self.report(unscale, self.MESSAGE.format(line=line))
+                line = self.line_of(updates[0], trace.file_of(updates[0]))
+                self.report(unscale, self.MESSAGE.format(line=line), path=trace.file_of(unscale))
 
 
 def _unscaled_twice(trace: Trace, unscale: Located) -> bool:

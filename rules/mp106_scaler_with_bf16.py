@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.findings import Severity
 from mplint.precision import torch_api
@@ -75,11 +76,11 @@ scaler.scale(loss).backward()
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self.scalers: list[ast.Call] = []
+        self.scalers: list[cst.Call] = []
         self.regions: list[Region] = []
-        self.bf16_optimizers: list[ast.Call] = []
+        self.bf16_optimizers: list[cst.Call] = []
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             if fact.path != self.context.path:
                 continue
@@ -92,7 +93,7 @@ scaler.scale(loss).backward()
             if params is not None and params.kind is Kind.PARAMS and params.precision is Precision.BF16:
                 self.bf16_optimizers.append(node)
 
-    def leave_Module(self, original_node: ast.Module) -> None:
+    def leave_Module(self, original_node: cst.Module) -> None:
         evidence = self._bf16_evidence()
         if evidence is None:
             return
@@ -103,10 +104,10 @@ scaler.scale(loss).backward()
         if any(region.precision is not Precision.BF16 for region in self.regions):
             return None
         if self.regions:
-            lines = dict.fromkeys(str(region.node.lineno) for region in self.regions)
+            lines = dict.fromkeys(str(self.line_of(region.node, region.path)) for region in self.regions)
             return f"every autocast region of the file is bfloat16 (line {', '.join(lines)})"
         if self.bf16_optimizers:
-            return f"the optimizer at line {self.bf16_optimizers[0].lineno} updates bfloat16 parameters"
+            return f"the optimizer at line {self.line_of(self.bf16_optimizers[0])} updates bfloat16 parameters"
         return None
 
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
@@ -80,10 +81,10 @@ scaler = torch.amp.GradScaler("cuda")
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self.setups: dict[ast.Call, str] = {}
+        self.setups: dict[cst.Call, str] = {}
         self.half: Optional[Value] = None
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             if fact.path != self.context.path:
                 continue
@@ -94,7 +95,7 @@ scaler = torch.amp.GradScaler("cuda")
             if trained is not None and self.half is None:
                 self.half = trained
 
-    def leave_Module(self, original_node: ast.Module) -> None:
+    def leave_Module(self, original_node: cst.Module) -> None:
         if self.half is None:
             return
         origin = self.describe_origin(self.half.origin)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.findings import Severity
 from mplint.precision.flow import CallFact
@@ -90,13 +91,13 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             region = fact.region
             step = _training_step(fact)
             if step is None or region is None or region.enabled is False:
                 continue
-            line = region.node.lineno
+            line = self.line_of(region.node, region.path)
             self.report(node, self.MESSAGE.format(step=step, region=region.describe(), path=region.path, line=line))
             return
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
-from typing import Optional
+from typing import Iterator, Optional
+
+import libcst as cst
 
 from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
@@ -62,7 +63,7 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             if fact.function not in torch_api.AUTOCAST_ENTRY_POINTS or torch_api.AUTOCAST_ENTRY_POINTS[fact.function][0]:
                 continue  # not an autocast, or one with a fixed device (torch.cuda.amp.autocast)
@@ -73,18 +74,19 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
             return
 
 
-def _misuse(given: ast.expr, fact: CallFact) -> Optional[str]:
+def _misuse(given: cst.BaseExpression, fact: CallFact) -> Optional[str]:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
-    if isinstance(given, ast.Call) and isinstance(given.func, ast.Name) and given.func.id == "str":
+    if isinstance(given, cst.Call) and isinstance(given.func, cst.Name) and given.func.value == "str":
         return "`str(...)` of a device (\"cuda:0\" once the device has an index)"
     if (
-        isinstance(given, ast.Call)
-        and isinstance(given.func, ast.Attribute)
-        and given.func.attr == "type"
-        and not (given.args or given.keywords)
+        isinstance(given, cst.Call)
+        and isinstance(given.func, cst.Attribute)
+        and given.func.attr.value == "type"
+        and not given.args
     ):
         return "a tensor type name (`x.type()` is \"torch.cuda.FloatTensor\")"
-    if isinstance(given, ast.JoinedStr) and not _formats_device_types(given):
+    parts = list(_string_parts(given))
+    if any(isinstance(part, cst.FormattedString) for part in parts) and not _formats_device_types(parts):
         return "an f-string that formats a device or an index"
     value = fact.arg(0, "device_type")
     text = value.const if value is not None else None
@@ -93,13 +95,25 @@ def _misuse(given: ast.expr, fact: CallFact) -> Optional[str]:
     return None
 
 
-def _formats_device_types(node: ast.JoinedStr) -> bool:
+def _string_parts(node: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
+    """The literals an implicit concatenation (`"cuda:" f"{rank}"`) is made of, or `node` itself."""
+    if isinstance(node, cst.ConcatenatedString):
+        yield from _string_parts(node.left)
+        yield from _string_parts(node.right)
+    else:
+        yield node
+
+
+def _formats_device_types(parts: list[cst.BaseExpression]) -> bool:
     """`f"{device.type}"`: every placeholder is a `.type` and no literal part adds an index."""
-    for part in node.values:
-        if isinstance(part, ast.Constant) and ":" in str(part.value):
+    for part in parts:
+        if isinstance(part, cst.SimpleString) and ":" in str(part.evaluated_value):
             return False
-        if isinstance(part, ast.FormattedValue):
-            expression = part.value
-            if not (isinstance(expression, ast.Attribute) and expression.attr == "type"):
+        for piece in part.parts if isinstance(part, cst.FormattedString) else ():
+            if isinstance(piece, cst.FormattedStringText) and ":" in piece.value:
                 return False
+            if isinstance(piece, cst.FormattedStringExpression):
+                expression = piece.expression
+                if not (isinstance(expression, cst.Attribute) and expression.attr.value == "type"):
+                    return False
     return True

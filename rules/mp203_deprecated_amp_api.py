@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-import ast
 import enum
-import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Optional
 
+import libcst as cst
+
 from mplint.findings import Applicability, Severity
 from mplint.names import Binding, ImportStatement, ImportTable, import_table
 from mplint.rule import Autofix, Replacement, Rule
-from mplint.tree import dotted_text
+from mplint.tree import dotted_text, statements, string_value
 
 
 class Form(enum.Enum):
@@ -154,34 +154,28 @@ with autocast():
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
         self.names: Optional[ImportTable] = None
-        self.calls: dict[ast.expr, ast.Call] = {}  # func expression -> its call
-        self.decorated: set[ast.expr] = set()  # decorator expressions
-        self.owners: dict[ast.expr, ast.Attribute] = {}  # `amp` -> `amp.autocast`
-        self.uses: dict[str, list[ast.Name]] = {}  # every Name, by identifier
+        self.calls: dict[cst.BaseExpression, cst.Call] = {}  # func expression -> its call
+        self.decorated: set[cst.BaseExpression] = set()  # decorator expressions
+        self.owners: dict[cst.BaseExpression, cst.Attribute] = {}  # `amp` -> `amp.autocast`
+        self.uses: dict[str, list[cst.Name]] = {}  # every Name, by identifier
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         self.names = import_table(node)
 
     # Collect the shapes every reference can take; decide once the whole file is seen.
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         self.calls[node.func] = node
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self.decorated.update(node.decorator_list)
+    def visit_Decorator(self, node: cst.Decorator) -> None:
+        self.decorated.add(node.decorator)
 
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self.decorated.update(node.decorator_list)
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.decorated.update(node.decorator_list)
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
+    def visit_Attribute(self, node: cst.Attribute) -> None:
         self.owners[node.value] = node
 
-    def visit_Name(self, node: ast.Name) -> None:
-        self.uses.setdefault(node.id, []).append(node)
+    def visit_Name(self, node: cst.Name) -> None:
+        self.uses.setdefault(node.value, []).append(node)
 
-    def leave_Module(self, original_node: ast.Module) -> None:
+    def leave_Module(self, original_node: cst.Module) -> None:
         assert self.names is not None
         handled_bindings = self._report_imports(self.names)
         self._report_spelled_out(self.names, handled_bindings)
@@ -224,12 +218,12 @@ with autocast():
         """Rewrites of every use of an imported name, or None when one of them cannot be rewritten."""
         replacements: list[Replacement] = []
         for name in self.uses.get(binding.local, ()):
-            reference: ast.expr
+            reference: cst.BaseExpression
             if binding.target in DEPRECATED:
                 reference, modern = name, DEPRECATED[binding.target]
             else:
                 owner = self.owners.get(name)
-                leaf = f"{binding.target}.{owner.attr}" if owner is not None else ""
+                leaf = f"{binding.target}.{owner.attr.value}" if owner is not None else ""
                 if owner is None or leaf not in DEPRECATED:
                     return None
                 reference, modern = owner, DEPRECATED[leaf]
@@ -242,8 +236,8 @@ with autocast():
     def _modern_import(self, statement: ImportStatement, bindings: list[Binding]) -> Optional[Replacement]:
         """The import's module rewritten to `torch.amp` (or `torch`), when every name it binds has moved there."""
         module: Optional[str] = None
-        if isinstance(statement, ast.ImportFrom):
-            if any(alias.name == "*" for alias in statement.names) or len(bindings) != len(statement.names):
+        if isinstance(statement, cst.ImportFrom):
+            if isinstance(statement.names, cst.ImportStar) or len(bindings) != len(statement.names):
                 return None
             if all(binding.target in DEPRECATED for binding in bindings):
                 module = "torch.amp"
@@ -253,16 +247,12 @@ with autocast():
                 and bindings[0].target.count(".") == 2
             ):
                 module = "torch"  # from torch.cuda import amp
-        elif isinstance(statement, ast.Import) and len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES:
+        elif isinstance(statement, cst.Import) and len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES:
             module = "torch.amp"  # import torch.cuda.amp as amp
         if module is None:
             return None
-        # The module name is the first dotted name after `from`/`import`, however it is spaced.
-        spelled = _MODULE_NAME.match(self.source_of(statement))
-        if spelled is None:
-            return None
-        start = self.context.parsed.offsets(statement)[0]
-        return Replacement(start + spelled.start(1), start + spelled.end(1), module)
+        spelled = statement.module if isinstance(statement, cst.ImportFrom) else statement.names[0].name
+        return self.replace(spelled, module) if spelled is not None else None
 
     # ------------------------------------------------------------------------- spelled out
     def _report_spelled_out(self, names: ImportTable, covered: set[str]) -> None:
@@ -271,7 +261,7 @@ with autocast():
         for func, call in self.calls.items():
             target = names.resolve(func)
             if target in DEPRECATED:
-                if isinstance(func, ast.Attribute) and _head(func) not in covered:
+                if isinstance(func, cst.Attribute) and _head(func) not in covered:
                     self._report_reference(func, call, DEPRECATED[target], names)
             else:  # through a variable or another module of the run: no fix, the binding is elsewhere
                 for fact in self.precision.calls(call):
@@ -280,10 +270,10 @@ with autocast():
                         break
         for decorator in self.decorated:
             target = names.resolve(decorator)
-            if target in DEPRECATED and isinstance(decorator, ast.Attribute) and _head(decorator) not in covered:
+            if target in DEPRECATED and isinstance(decorator, cst.Attribute) and _head(decorator) not in covered:
                 self._report_reference(decorator, decorator, DEPRECATED[target], names)
 
-    def _report_reference(self, func: ast.Attribute, node: ast.expr, modern: Modern, names: ImportTable) -> None:
+    def _report_reference(self, func: cst.Attribute, node: cst.BaseExpression, modern: Modern, names: ImportTable) -> None:
         torch = _torch_head(func, names)
         fix = None
         if torch is not None:
@@ -300,7 +290,9 @@ with autocast():
         return self.MESSAGE.format(old=old, new=new)
 
     # ----------------------------------------------------------------------------- rewrites
-    def _modern_reference(self, reference: ast.expr, new_func: Optional[str], modern: Modern) -> Optional[list[Replacement]]:
+    def _modern_reference(
+        self, reference: cst.BaseExpression, new_func: Optional[str], modern: Modern
+    ) -> Optional[list[Replacement]]:
         """The rewrite of one use (its callee spelled `new_func`, when given): its call gets the
         device (and keywords), a bare decorator becomes a call; None when it cannot be rewritten."""
         renamed = [self.replace(reference, new_func)] if new_func is not None else []
@@ -312,14 +304,15 @@ with autocast():
             return [*renamed, self.insert(reference, f'(device_type="{modern.device}")', after=True)]
         return None
 
-    def _modern_arguments(self, call: ast.Call, modern: Modern) -> Optional[list[Replacement]]:
+    def _modern_arguments(self, call: cst.Call, modern: Modern) -> Optional[list[Replacement]]:
         """Insertions that put the old call's arguments in the new API's terms; None when `*args`
         hides what they mean."""
-        if any(isinstance(arg, ast.Starred) for arg in call.args):
+        if any(arg.star == "*" for arg in call.args):
             return None
-        positional, keywords = call.args, call.keywords
+        positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+        keywords = [arg for arg in call.args if arg.keyword is not None or arg.star]
         if modern.form is Form.DECORATOR:
-            if any(keyword.arg == "device_type" for keyword in keywords):
+            if any(keyword.keyword is not None and keyword.keyword.value == "device_type" for keyword in keywords):
                 return None
             device = f'device_type="{modern.device}"'
             if positional:
@@ -341,11 +334,11 @@ with autocast():
         insertions += [self.insert(argument, name) for argument, name in zip(positional[1:], named[1:])]
         return insertions
 
-    def _inside_empty_call(self, call: ast.Call, text: str) -> Replacement:
+    def _inside_empty_call(self, call: cst.Call, text: str) -> Replacement:
         end = self.context.parsed.offsets(call)[1] - 1  # the closing parenthesis
         return Replacement(end, end, text)
 
-    def _line_break_before(self, call: ast.Call, first: ast.expr | ast.keyword) -> str:
+    def _line_break_before(self, call: cst.Call, first: cst.Arg) -> str:
         """The newline and indentation between the call's `(` and its first argument, if there is one."""
         text = self.context.parsed.text
         opening = text.find("(", self.context.parsed.offsets(call.func)[1])
@@ -357,41 +350,43 @@ with autocast():
         return newline + indent if not indent.strip() else ""
 
 
-# `from torch.cuda.amp import ...` / `import torch.cuda.amp as amp`: the module's dotted name.
-_MODULE_NAME = re.compile(r"(?:from|import)\s+(\w+(?:\s*\.\s*\w+)*)")
-
-
-def _all_names(module: ast.Module) -> set[str]:
+def _all_names(module: cst.Module) -> set[str]:
     """The string names a module lists in `__all__` (assigned or extended at its top level)."""
     names: set[str] = set()
-    for statement in module.body:
-        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
-        if any(isinstance(target, ast.Name) and target.id == "__all__" for target in targets):
+    for statement in statements(module):
+        if isinstance(statement, cst.Assign):
+            targets = [target.target for target in statement.targets]
+        else:
+            targets = [getattr(statement, "target", None)]  # `__all__ += [...]`, `__all__: list[str] = [...]`
+        if any(isinstance(target, cst.Name) and target.value == "__all__" for target in targets):
             value = getattr(statement, "value", None)
-            if isinstance(value, (ast.List, ast.Tuple)):
-                names.update(item.value for item in value.elts if isinstance(item, ast.Constant) and isinstance(item.value, str))
+            if isinstance(value, (cst.List, cst.Tuple)):
+                items = [string_value(item.value) for item in value.elements if isinstance(item, cst.Element)]
+                names.update(item for item in items if item is not None)
     return names
 
 
-def _torch_head(func: ast.Attribute, names: ImportTable) -> Optional[ast.expr]:
+def _torch_head(func: cst.Attribute, names: ImportTable) -> Optional[cst.BaseExpression]:
     """The part of `th.cuda.amp.autocast` that names torch itself (`th`), if the chain goes through it."""
-    node: ast.expr = func.value
-    while isinstance(node, ast.Attribute):
+    node: cst.BaseExpression = func.value
+    while isinstance(node, cst.Attribute):
         if names.resolve(node) == "torch":
             return node
         node = node.value
     return node if names.resolve(node) == "torch" else None
 
 
-def _head(node: ast.expr) -> str:
-    while isinstance(node, ast.Attribute):
+def _head(node: cst.BaseExpression) -> str:
+    while isinstance(node, cst.Attribute):
         node = node.value
-    return node.id if isinstance(node, ast.Name) else ""
+    return node.value if isinstance(node, cst.Name) else ""
 
 
 def _spelled(statement: ImportStatement) -> str:
     """`from torch.cuda.amp import autocast, GradScaler` on one line, however it is laid out."""
-    names = ", ".join(alias.name for alias in statement.names)
-    if isinstance(statement, ast.Import):
+    aliases = statement.names
+    names = "*" if isinstance(aliases, cst.ImportStar) else ", ".join(alias.evaluated_name for alias in aliases)
+    if isinstance(statement, cst.Import):
         return f"import {names}"
-    return f"from {'.' * (statement.level or 0)}{statement.module or ''} import {names}"
+    module = dotted_text(statement.module) if statement.module is not None else ""
+    return f"from {'.' * len(statement.relative)}{module} import {names}"

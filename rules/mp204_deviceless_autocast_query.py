@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import ast
+import libcst as cst
 
 from mplint.findings import Severity
 from mplint.precision.flow import CallFact
@@ -76,15 +76,15 @@ def cast_for_autocast(x):
 
     def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
         super().__init__(context)
-        self.gpu_queries: list[tuple[ast.Call, CallFact]] = []
+        self.gpu_queries: list[tuple[cst.Call, CallFact]] = []
         self.other_device_region: Region | None = None
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             region = fact.result.payload if fact.result.kind is Kind.AUTOCAST else None
             if isinstance(region, Region) and region.device != "cuda" and self.other_device_region is None:
                 self.other_device_region = region
-            if fact.function == "torch.is_autocast_enabled" and not (node.args or node.keywords):
+            if fact.function == "torch.is_autocast_enabled" and not node.args:
                 inside = f" (here inside a {fact.region.describe()} region, where it is False)" if _non_cuda(fact.region) else ""
                 self.report(node, self.MESSAGE.format(inside=inside))
                 return
@@ -92,12 +92,12 @@ def cast_for_autocast(x):
                 self.gpu_queries.append((node, fact))
                 return
 
-    def leave_Module(self, original_node: ast.Module) -> None:
+    def leave_Module(self, original_node: cst.Module) -> None:
         for node, fact in self.gpu_queries:
             if _non_cuda(fact.region):
                 where = f"it runs inside a {fact.region.describe()} region"  # type: ignore[union-attr]
             elif self.other_device_region is not None:
-                line = self.other_device_region.node.lineno
+                line = self.line_of(self.other_device_region.node, self.other_device_region.path)
                 where = f"this file opens a {self.other_device_region.describe()} region (line {line})"
             else:
                 continue

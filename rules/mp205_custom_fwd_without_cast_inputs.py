@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import ast
-from typing import Optional, Union
+from typing import Optional
+
+import libcst as cst
 
 from mplint.names import ImportTable, import_table
 from mplint.precision import torch_api
 from mplint.rule import Rule
-from mplint.tree import keyword_arg, walk
-
-Function = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+from mplint.tree import keyword_arg, statements, walk
 
 AUTOGRAD_FUNCTIONS = frozenset(
     {
@@ -112,24 +111,24 @@ class FusedLayerNorm(torch.autograd.Function):
         self.names: Optional[ImportTable] = None
         self.loaded_extensions: set[str] = set()
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         self.names = import_table(node)
 
-    def visit_Assign(self, node: ast.Assign) -> None:
+    def visit_Assign(self, node: cst.Assign) -> None:
         """`ext = load(name="ext", sources=[...])`: `ext` is a compiled module."""
-        if isinstance(node.value, ast.Call) and self._resolve(node.value.func) in CPP_EXTENSION_LOADERS:
+        if isinstance(node.value, cst.Call) and self._resolve(node.value.func) in CPP_EXTENSION_LOADERS:
             for target in node.targets:
-                if isinstance(target, ast.Name):
-                    self.loaded_extensions.add(target.id)
+                if isinstance(target.target, cst.Name):
+                    self.loaded_extensions.add(target.target.value)
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        if not any(self._resolve(base) in AUTOGRAD_FUNCTIONS for base in node.bases):
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not any(self._resolve(base.value) in AUTOGRAD_FUNCTIONS for base in node.bases if not base.star):
             return
         forward = next(
             (
                 statement
-                for statement in node.body
-                if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) and statement.name == "forward"
+                for statement in statements(node.body)
+                if isinstance(statement, cst.FunctionDef) and statement.name.value == "forward"
             ),
             None,
         )
@@ -140,40 +139,41 @@ class FusedLayerNorm(torch.autograd.Function):
             return
         for call in _calls(forward):
             op = self._extension_op(call)
-            if op is not None and any(_mentions(arg, inputs) for arg in [*call.args, *call.keywords]):
-                self.report(call, self.MESSAGE.format(op=op, function=node.name))
+            if op is not None and any(_mentions(arg.value, inputs) for arg in call.args):
+                self.report(call, self.MESSAGE.format(op=op, function=node.name.value))
 
-    def _resolve(self, expression: ast.expr) -> Optional[str]:
+    def _resolve(self, expression: cst.BaseExpression) -> Optional[str]:
         assert self.names is not None
         return self.names.resolve(expression)
 
-    def _custom_fwd_without_cast_inputs(self, forward: Function) -> bool:
-        for decorator in forward.decorator_list:
-            call = decorator if isinstance(decorator, ast.Call) else None
-            if self._resolve(call.func if call is not None else decorator) not in CUSTOM_FWD:
+    def _custom_fwd_without_cast_inputs(self, forward: cst.FunctionDef) -> bool:
+        for decorator in forward.decorators:
+            expression = decorator.decorator
+            call = expression if isinstance(expression, cst.Call) else None
+            if self._resolve(call.func if call is not None else expression) not in CUSTOM_FWD:
                 continue
             cast = keyword_arg(call, "cast_inputs") if call is not None else None
-            return cast is None or (isinstance(cast, ast.Constant) and cast.value is None)
+            return cast is None or (isinstance(cast, cst.Name) and cast.value == "None")
         return False
 
-    def _extension_op(self, call: ast.Call) -> Optional[str]:
+    def _extension_op(self, call: cst.Call) -> Optional[str]:
         """How to name `call` when it runs an extension kernel, else None."""
         func = call.func
-        if isinstance(func, ast.Subscript):
-            return f"{ast.unparse(func.value)}[...]"  # a Triton / Numba kernel launch
-        if not isinstance(func, ast.Attribute):
+        if isinstance(func, cst.Subscript):
+            return f"{_spelling(func.value)}[...]"  # a Triton / Numba kernel launch
+        if not isinstance(func, cst.Attribute):
             target = self._resolve(func)
-            return ast.unparse(func) if target is not None and _is_extension_module(target.rpartition(".")[0]) else None
+            return _spelling(func) if target is not None and _is_extension_module(target.rpartition(".")[0]) else None
         module = func.value
-        if isinstance(module, ast.Name) and module.id in self.loaded_extensions:
-            return ast.unparse(func)
+        if isinstance(module, cst.Name) and module.value in self.loaded_extensions:
+            return _spelling(func)
         target = self._resolve(module)
         if target is None:
             return None
         if target.startswith("torch.ops."):
             namespace = target.split(".")[2]
-            return ast.unparse(func) if namespace not in TORCH_OP_NAMESPACES else None
-        return ast.unparse(func) if _is_extension_module(target) else None
+            return _spelling(func) if namespace not in TORCH_OP_NAMESPACES else None
+        return _spelling(func) if _is_extension_module(target) else None
 
 
 def _is_extension_module(dotted: str) -> bool:
@@ -182,31 +182,38 @@ def _is_extension_module(dotted: str) -> bool:
     return any(part.endswith(EXTENSION_MODULE_SUFFIXES) for part in dotted.split(".") if part)
 
 
-def _calls(function: Function) -> list[ast.Call]:
+def _calls(function: cst.FunctionDef) -> list[cst.Call]:
     """Every call in the function's body, in source order."""
-    return [node for statement in function.body for node in walk(statement) if isinstance(node, ast.Call)]
+    return [node for node in walk(function.body) if isinstance(node, cst.Call)]
 
 
-def _input_names(forward: Function) -> set[str]:
+def _input_names(forward: cst.FunctionDef) -> set[str]:
     """The forward's inputs (every parameter but `ctx`) and the locals computed from them."""
-    params = [*forward.args.posonlyargs, *forward.args.args, *forward.args.kwonlyargs]
-    names = {param.arg for param in params[1:]}
-    assignments = [node for statement in forward.body for node in walk(statement) if isinstance(node, ast.Assign)]
+    params = [*forward.params.posonly_params, *forward.params.params, *forward.params.kwonly_params]
+    names = {param.name.value for param in params[1:]}
+    assignments = [node for node in walk(forward.body) if isinstance(node, cst.Assign)]
     for assign in assignments:  # in source order: `x2d = x.view(-1, n)`
         if _mentions(assign.value, names):
             for target in assign.targets:
-                names.update(name.id for name in walk(target) if isinstance(name, ast.Name))
+                names.update(name.value for name in walk(target.target) if isinstance(name, cst.Name))
     return names
 
 
-def _casts_inputs(forward: Function, inputs: set[str]) -> bool:
+def _casts_inputs(forward: cst.FunctionDef, inputs: set[str]) -> bool:
     """Whether `forward` casts an input itself (`x.float()`, `weight.to(x.dtype)`, `b.type_as(x)`)."""
     return any(
-        isinstance(call.func, ast.Attribute) and call.func.attr in CAST_METHODS and _mentions(call.func.value, inputs)
+        isinstance(call.func, cst.Attribute)
+        and call.func.attr.value in CAST_METHODS
+        and _mentions(call.func.value, inputs)
         for call in _calls(forward)
     )
 
 
-def _mentions(expression: ast.AST, names: set[str]) -> bool:
+def _mentions(expression: cst.CSTNode, names: set[str]) -> bool:
     """Whether `expression` reads one of `names` (the inputs reach the call through it)."""
-    return any(isinstance(node, ast.Name) and node.id in names for node in walk(expression))
+    return any(isinstance(node, cst.Name) and node.value in names for node in walk(expression))
+
+
+def _spelling(node: cst.BaseExpression) -> str:
+    """The expression's code as written."""
+    return cst.Module([]).code_for_node(node)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.precision import limits, torch_api
 from mplint.precision.flow import CallFact
@@ -87,7 +88,7 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             message = self._message(fact)
             if message is not None:

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
+
+import libcst as cst
 
 from mplint.findings import Applicability
 from mplint.precision import limits, torch_api
 from mplint.precision.values import Value
 from mplint.rule import Autofix, Rule
-from mplint.tree import argument, dotted_text
+from mplint.tree import argument, dotted_text, statements
 
-_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult)
+_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,9 @@ class _Overflow:
     """A constant too large for float16 (`constant`) meeting a float16 tensor (`tensor`)."""
 
     tensor: Value
-    tensor_node: ast.expr
+    tensor_node: cst.BaseExpression
     constant: float
-    constant_node: ast.expr
+    constant_node: cst.BaseExpression
 
 
 class MaskFillOverflow(Rule):
@@ -98,10 +99,10 @@ scores = scores.masked_fill(mask == 0, -1e9)
         super().__init__(context)
         self.torch_alias: Optional[str] = None
 
-    def visit_Module(self, node: ast.Module) -> None:
+    def visit_Module(self, node: cst.Module) -> None:
         self.torch_alias = _torch_alias(node)
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             op = fact.op
             if op in ("masked_fill", "masked_fill_"):
@@ -120,8 +121,8 @@ scores = scores.masked_fill(mask == 0, -1e9)
                 self._report(node, op or "where", overflow, consequence)
                 return
 
-    def visit_BinOp(self, node: ast.BinOp) -> None:
-        if not isinstance(node.op, _ARITHMETIC):
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if not isinstance(node.operator, _ARITHMETIC):
             return
         for fact in self.precision.operations(node):
             if not limits.may_be_fp16(fact.result.precision):
@@ -131,7 +132,7 @@ scores = scores.masked_fill(mask == 0, -1e9)
                 self._report(node, "arithmetic mask", overflow, self.ARITHMETIC_CONSEQUENCE)
                 return
 
-    def _report(self, node: ast.expr, op: str, overflow: _Overflow, consequence: str) -> None:
+    def _report(self, node: cst.BaseExpression, op: str, overflow: _Overflow, consequence: str) -> None:
         message = self.MESSAGE.format(
             op=op,
             constant=overflow.constant,
@@ -155,7 +156,9 @@ scores = scores.masked_fill(mask == 0, -1e9)
 
 
 def _overflows(
-    candidates: Sequence[tuple[Optional[Value], Optional[ast.expr], Optional[Value], Optional[ast.expr]]],
+    candidates: Sequence[
+        tuple[Optional[Value], Optional[cst.BaseExpression], Optional[Value], Optional[cst.BaseExpression]]
+    ],
 ) -> Iterator[_Overflow]:
     """(tensor, its node, constant, its node) pairings where the tensor may be fp16 and the constant overflows it."""
     for tensor, tensor_node, constant, constant_node in candidates:
@@ -168,14 +171,15 @@ def _overflows(
             yield _Overflow(tensor, tensor_node, too_large[0], constant_node)
 
 
-def _torch_alias(module: ast.Module) -> Optional[str]:
+def _torch_alias(module: cst.Module) -> Optional[str]:
     """The name `torch` is bound to by a module-level import (`import torch`, `import torch as th`)."""
-    for statement in module.body:
-        if not isinstance(statement, ast.Import):
+    for statement in statements(module):
+        if not isinstance(statement, cst.Import):
             continue
         for alias in statement.names:
-            if alias.asname is None and (alias.name == "torch" or alias.name.startswith("torch.")):
+            name = alias.evaluated_name
+            if alias.asname is None and (name == "torch" or name.startswith("torch.")):
                 return "torch"
-            if alias.asname is not None and alias.name == "torch":
-                return alias.asname
+            if alias.asname is not None and name == "torch":
+                return alias.evaluated_alias
     return None

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.findings import Applicability
 from mplint.rule import Autofix, Rule
+from mplint.tree import positional_args
 
 # The dotted names (as the precision model resolves them) of a softmax and of a log.
 _SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
@@ -72,16 +74,16 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         softmax = self._softmax_under_log(node)
         if softmax is None:
             return
-        if not isinstance(softmax.func, ast.Attribute):  # `from ... import softmax`: log_softmax is not imported
+        if not isinstance(softmax.func, cst.Attribute):  # `from ... import softmax`: log_softmax is not imported
             self.report(node, self.MESSAGE.format(replacement="log_softmax(...)"))
             return
         # The softmax call as written, its method or function name made log_softmax.
         start = self.context.parsed.offsets(softmax)[0]
-        name_start, name_end = (offset - start for offset in self.context.parsed.attribute_name(softmax.func))
+        name_start, name_end = (offset - start for offset in self.context.parsed.offsets(softmax.func.attr))
         written = self.source_of(softmax)
         fused = f"{written[:name_start]}log_softmax{written[name_end:]}"
         shown = fused[: name_start + len("log_softmax")]
@@ -91,20 +93,21 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
             fix=Autofix(f"use {shown}", (self.replace(node, fused),), Applicability.SAFE),
         )
 
-    def _softmax_under_log(self, node: ast.Call) -> Optional[ast.Call]:
+    def _softmax_under_log(self, node: cst.Call) -> Optional[cst.Call]:
         """The softmax call `node` takes the log of directly: `torch.log(<softmax>)` or `<softmax>.log()`."""
         for fact in self.precision.calls(node):
-            if fact.function in _LOG_FUNCTIONS and len(node.args) == 1 and not node.keywords:
-                inner = node.args[0]
-            elif fact.method == "log" and not (node.args or node.keywords) and isinstance(node.func, ast.Attribute):
+            positional = positional_args(node)
+            if fact.function in _LOG_FUNCTIONS and len(node.args) == len(positional) == 1:
+                inner = positional[0]
+            elif fact.method == "log" and not node.args and isinstance(node.func, cst.Attribute):
                 inner = node.func.value
             else:
                 continue
-            if isinstance(inner, ast.Call) and self._is_softmax(inner):
+            if isinstance(inner, cst.Call) and self._is_softmax(inner):
                 return inner
         return None
 
-    def _is_softmax(self, node: ast.Call) -> bool:
+    def _is_softmax(self, node: cst.Call) -> bool:
         return any(
             fact.function in _SOFTMAX_FUNCTIONS or (fact.function is None and fact.method == "softmax")
             for fact in self.precision.calls(node)

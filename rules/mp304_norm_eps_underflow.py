@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.precision import limits, torch_api
 from mplint.precision.flow import OperationFact
@@ -84,8 +85,8 @@ y = x * torch.rsqrt(var + 1e-12)
 """,
     )
 
-    def visit_BinOp(self, node: ast.BinOp) -> None:
-        if not isinstance(node.op, ast.Add):
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if not isinstance(node.operator, cst.Add):
             return
         for fact in self.precision.operations(node):
             message = self._message(fact)

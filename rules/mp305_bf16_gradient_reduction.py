@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-import ast
 from typing import Optional
+
+import libcst as cst
 
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Precision, Value
@@ -84,7 +85,7 @@ policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16,
 """,
     )
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
             message = self._message(fact)
             if message is not None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Optional, Sequence, Union, cast
+from typing import Callable, Iterator, Optional, Sequence, Union
+
+import libcst as cst
 
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
-from mplint.tree import TRY_STATEMENTS, walk
+from mplint.tree import TRY_STATEMENTS, Statement, dotted_text, statements, walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
+    NUMBER,
     UNKNOWN,
     Kind,
     combine_params,
@@ -44,7 +47,7 @@ MAX_EVALUATED_CALLS = 200_000
 class CallFact:
     """What one evaluation of one call saw."""
 
-    node: ast.Call
+    node: cst.Call
     path: str
     function: Optional[str]  # dotted callee name (`torch.nn.functional.log_softmax`), when it is one
     method: Optional[str]  # `receiver.method(...)` on a value that is not a dotted name
@@ -80,7 +83,7 @@ class CallFact:
 class OperationFact:
     """What one evaluation of an arithmetic operator (`scores + mask * -1e9`) saw."""
 
-    node: ast.BinOp
+    node: cst.BinaryOperation
     path: str
     left: Value
     right: Value
@@ -91,9 +94,9 @@ class OperationFact:
 class LateCast:
     """A module cast to half in place after an optimizer was built over its parameters, then stepped."""
 
-    cast: ast.Call
+    cast: cst.Call
     path: str
-    optimizer: ast.Call
+    optimizer: cst.Call
     optimizer_path: str
     precision: Precision
 
@@ -119,7 +122,7 @@ class Scope:
 @dataclass
 class ModuleState:
     path: str
-    module: ast.Module
+    module: cst.Module
     scope: Scope = field(init=False)
     state: str = "pending"  # pending -> running -> done
     # Files a root imports from are not run top to bottom: only the statements that bind the
@@ -127,16 +130,16 @@ class ModuleState:
     # execute all of it).
     lazy: bool = False
     executed: set[int] = field(default_factory=set)
-    _bindings: Optional[dict[str, list[ast.stmt]]] = None
+    _bindings: Optional[dict[str, list[Statement]]] = None
 
     def __post_init__(self) -> None:
         self.scope = Scope(self)
 
-    def binding_statements(self, name: str) -> list[ast.stmt]:
+    def binding_statements(self, name: str) -> list[Statement]:
         """Top-level statements (also inside top-level if/try) that may bind `name`."""
         if self._bindings is None:
             self._bindings = {}
-            pending: list[ast.stmt] = list(reversed(self.module.body))
+            pending: list[Statement] = list(reversed(statements(self.module)))
             while pending:
                 statement = pending.pop()
                 if isinstance(statement, _BRANCHING_STATEMENTS):
@@ -165,20 +168,22 @@ class Frame:
 
 class Interpreter:
     def __init__(
-        self, roots: dict[str, ast.Module], load: Callable[[str], Optional[ast.Module]], index: ModuleIndex
+        self, roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
     ) -> None:
         self.roots = list(roots)
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
         self.index = index
-        self.facts: dict[ast.Call, list[CallFact]] = {}
-        self.late_casts: dict[ast.Call, list[LateCast]] = {}
-        self.operations: dict[ast.BinOp, list[OperationFact]] = {}
+        self.facts: dict[cst.Call, list[CallFact]] = {}
+        self.late_casts: dict[cst.Call, list[LateCast]] = {}
+        self.operations: dict[cst.BinaryOperation, list[OperationFact]] = {}
         self.loss_scaling_paths: set[str] = set()
         self.memo = CallMemo()
         self.class_attrs: dict[Definition, dict[str, Value]] = {}
         self.frames: list[Frame] = [Frame()]
         self.default_dtype: dict[str, tuple[Precision, Origin]] = {}
+        # argparse options' defaults, per parser (its construction).
+        self.option_defaults: dict[object, dict[str, Value]] = {}
         self.evaluated_calls = 0
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
@@ -204,7 +209,7 @@ class Interpreter:
         if state.state != "pending":
             return
         state.state = "running"
-        self.exec_block(state.module.body, Context(state.scope))
+        self.exec_block(statements(state.module), Context(state.scope))
         state.state = "done"
 
     def definitions(self, scope: Scope) -> Iterator[Definition]:
@@ -215,7 +220,7 @@ class Interpreter:
 
     def evaluate_standalone(self, definition: Definition) -> None:
         """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
-        if isinstance(definition.node, ast.ClassDef):
+        if isinstance(definition.node, cst.ClassDef):
             receiver = self.instance_of(definition, definition.node, ())
             for method in definition.methods.values():
                 self.call_definition(method, [], {}, None, receiver=receiver)
@@ -223,66 +228,71 @@ class Interpreter:
         self.call_definition(definition, [], {}, None)
 
     # ------------------------------------------------------------------------------- statements
-    def exec_block(self, body: Sequence[ast.stmt], ctx: Context) -> bool:
+    def exec_block(self, body: Sequence[Statement], ctx: Context) -> bool:
         """Execute statements in order; False when the block always leaves (return/raise/continue/break)."""
         for statement in body:
             if not self.exec_statement(statement, ctx):
                 return False
         return True
 
-    def exec_statement(self, node: ast.stmt, ctx: Context) -> bool:
-        if isinstance(node, _SIMPLE_STATEMENTS):
+    def exec_statement(self, node: Statement, ctx: Context) -> bool:
+        if isinstance(node, cst.BaseSmallStatement):
             return self.exec_simple(node, ctx)
-        if isinstance(node, ast.If):
+        if isinstance(node, cst.If):
             # An elif chain is one many-way branch (not nested ones: generated dispatch code has
             # hundreds of elifs).
-            tests, bodies = [node.test], [node.body]
-            orelse = node.orelse
-            while len(orelse) == 1 and isinstance(orelse[0], ast.If):
-                tests.append(orelse[0].test)
-                bodies.append(orelse[0].body)
-                orelse = orelse[0].orelse
-            for test in tests[1:]:
-                self.eval(test, ctx)
-            return self.exec_branches(ctx, node.test, bodies, orelse)
-        if isinstance(node, (ast.For, ast.AsyncFor)):
+            # A test whose value is known in the configuration that runs (`if args.amp:` with
+            # `default=True`) takes its branch alone.
+            bodies: list[list[Statement]] = []
+            branch: Union[cst.If, cst.Else, None] = node
+            while isinstance(branch, cst.If):
+                taken = _truth(self.eval(branch.test, ctx))
+                if taken is True:
+                    return self.exec_branches(ctx, None, bodies, statements(branch.body)) if bodies else self.exec_block(statements(branch.body), ctx)
+                if taken is None:
+                    bodies.append(statements(branch.body))
+                branch = branch.orelse
+            return self.exec_branches(ctx, None, bodies, statements(branch)) if bodies else self.exec_block(statements(branch), ctx)
+        if isinstance(node, cst.For):
             iterable = self.eval(node.iter, ctx)
             self.assign(node.target, self.element_of(iterable), ctx)
-            self.exec_block(node.body, ctx)
-            self.exec_block(node.orelse, ctx)
+            self.exec_block(statements(node.body), ctx)
+            self.exec_block(statements(node.orelse), ctx)
             return True
-        if isinstance(node, ast.While):
+        if isinstance(node, cst.While):
             self.eval(node.test, ctx)
-            self.exec_block(node.body, ctx)
-            self.exec_block(node.orelse, ctx)
+            self.exec_block(statements(node.body), ctx)
+            self.exec_block(statements(node.orelse), ctx)
             return True
-        if isinstance(node, (ast.With, ast.AsyncWith)):
+        if isinstance(node, cst.With):
             return self.exec_with(node, ctx)
         if isinstance(node, TRY_STATEMENTS):
-            attempt = cast(ast.Try, node)
-            self.exec_block(attempt.body, ctx)
+            attempt: Union[cst.Try, cst.TryStar] = node  # type: ignore[assignment]
+            self.exec_block(statements(attempt.body), ctx)
             for handler in attempt.handlers:
-                self.exec_block(handler.body, ctx)
-            self.exec_block(attempt.orelse, ctx)
-            self.exec_block(attempt.finalbody, ctx)
+                if handler.type is not None:
+                    self.eval(handler.type, ctx)
+                self.exec_block(statements(handler.body), ctx)
+            self.exec_block(statements(attempt.orelse), ctx)
+            self.exec_block(statements(attempt.finalbody), ctx)
             return True
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, cst.FunctionDef):
             self.define_function(node, ctx)
             return True
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, cst.ClassDef):
             self.define_class(node, ctx)
             return True
-        if isinstance(node, ast.Match):
+        if isinstance(node, cst.Match):
             self.eval(node.subject, ctx)
-            return self.exec_branches(ctx, None, [case.body for case in node.cases], [])
+            return self.exec_branches(ctx, None, [statements(case.body) for case in node.cases], [])
         return True
 
     def exec_branches(
         self,
         ctx: Context,
-        test: Optional[ast.expr],
-        bodies: list[list[ast.stmt]],
-        orelse: list[ast.stmt],
+        test: Optional[cst.BaseExpression],
+        bodies: list[list[Statement]],
+        orelse: list[Statement],
     ) -> bool:
         """Run each branch from the same starting names, then join the names of those that fall
         through; a missing `else` is the path that skips every branch."""
@@ -308,41 +318,49 @@ class Interpreter:
             names[key] = merged
         return True
 
-    def exec_with(self, node: Union[ast.With, ast.AsyncWith], ctx: Context) -> bool:
+    def exec_with(self, node: cst.With, ctx: Context) -> bool:
         region, no_grad = ctx.region, ctx.no_grad
         for item in node.items:
-            value = self.eval(item.context_expr, ctx)
+            value = self.eval(item.item, ctx)
             if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
                 region = value.payload
             no_grad = no_grad or _is_no_grad(value)
-            if item.optional_vars is not None:
-                self.assign(item.optional_vars, value, ctx)
-        return self.exec_block(node.body, replace(ctx, region=region, no_grad=no_grad))
+            if item.asname is not None:
+                self.assign(item.asname.name, value, ctx)
+        return self.exec_block(statements(node.body), replace(ctx, region=region, no_grad=no_grad))
 
-    def exec_simple(self, node: ast.stmt, ctx: Context) -> bool:
-        if isinstance(node, ast.Assign):
+    def exec_simple(self, node: cst.BaseSmallStatement, ctx: Context) -> bool:
+        if isinstance(node, cst.Assign):
             value = self.in_region(self.eval(node.value, ctx), ctx)
             for target in node.targets:
-                self.assign(target, value, ctx)
-        elif isinstance(node, ast.Expr):
+                self.assign(target.target, value, ctx)
+        elif isinstance(node, cst.Expr):
             value = self.eval(node.value, ctx)
             self.apply_in_place_cast(node.value, value, ctx)
             self.apply_parameter_collection(node.value, ctx)
-        elif isinstance(node, ast.AnnAssign):
+        elif isinstance(node, cst.AnnAssign):
             if node.value is not None:
                 self.assign(node.target, self.eval(node.value, ctx), ctx)
-        elif isinstance(node, ast.AugAssign):
+        elif isinstance(node, cst.AugAssign):
             combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
             self.assign(node.target, combined, ctx)
-        elif isinstance(node, ast.Return):
+        elif isinstance(node, cst.Return):
             self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))
             return False
-        elif isinstance(node, (ast.Raise, ast.Continue, ast.Break)):
+        elif isinstance(node, cst.Raise):
+            if node.exc is not None:
+                self.eval(node.exc, ctx)
             return False
-        elif isinstance(node, ast.Import):
+        elif isinstance(node, (cst.Continue, cst.Break)):
+            return False
+        elif isinstance(node, cst.Assert):
+            self.eval(node.test, ctx)  # `assert torch.isfinite(loss)`: its calls run like any other
+            if node.msg is not None:
+                self.eval(node.msg, ctx)
+        elif isinstance(node, cst.Import):
             for alias in node.names:
                 self.bind_import(alias, ctx)
-        elif isinstance(node, ast.ImportFrom):
+        elif isinstance(node, cst.ImportFrom):
             self.bind_import_from(node, ctx)
         return True
 
@@ -357,18 +375,28 @@ class Interpreter:
         return value.with_(region=region) if value.kind in (Kind.ANY, Kind.TENSOR) and value.payload is None else value
 
     # --------------------------------------------------------------------------------- binding
-    def assign(self, target: ast.expr, value: Value, ctx: Context) -> None:
-        if isinstance(target, ast.Name):
-            ctx.scope.names[target.id] = self.named(value, target.id)
-        elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
-            key = f"{target.value.id}.{target.attr}"
+    def assign(self, target: cst.BaseExpression, value: Value, ctx: Context) -> None:
+        if isinstance(target, cst.Name):
+            ctx.scope.names[target.value] = self.named(value, target.value)
+        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+            key = f"{target.value.value}.{target.attr.value}"
             ctx.scope.names[key] = self.named(value, key)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            elements = [element.value if isinstance(element, ast.Starred) else element for element in target.elts]
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            elements = [element.value for element in target.elements]
             for index, element in enumerate(elements):
                 self.assign(element, self.unpacked(value, index, len(elements)), ctx)
-        elif isinstance(target, ast.Subscript):
+        elif isinstance(target, cst.Subscript):
             self.eval(target.value, ctx)
+            key = self.item_key(target, ctx)
+            if key is not None:  # `out["logits"] = out["logits"].float()`: the next read sees the cast
+                ctx.scope.names[key] = value
+
+    def item_key(self, node: cst.Subscript, ctx: Context) -> Optional[str]:
+        """`out["logits"]` as a name the scope can hold (a name subscripted by one literal key), else None."""
+        if not isinstance(node.value, cst.Name) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+            return None
+        key = self.eval(node.slice[0].slice.value, ctx).const
+        return f"{node.value.value}[{key!r}]" if isinstance(key, (str, int)) and not isinstance(key, bool) else None
 
     @staticmethod
     def named(value: Value, name: str) -> Value:
@@ -404,22 +432,23 @@ class Interpreter:
             return Value(Kind.ANY, payload=iterable.payload)
         return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
-    def bind_import(self, alias: ast.alias, ctx: Context) -> None:
+    def bind_import(self, alias: cst.ImportAlias, ctx: Context) -> None:
+        name = dotted_text(alias.name)
         if alias.asname is not None:
-            ctx.scope.names[alias.asname] = dotted(alias.name)
+            ctx.scope.names[dotted_text(alias.asname.name)] = dotted(name)
         else:
-            head = alias.name.split(".")[0]
+            head = name.split(".")[0]
             ctx.scope.names[head] = dotted(head)
 
-    def bind_import_from(self, node: ast.ImportFrom, ctx: Context) -> None:
-        if any(alias.name == "*" for alias in node.names):
+    def bind_import_from(self, node: cst.ImportFrom, ctx: Context) -> None:
+        if isinstance(node.names, cst.ImportStar):
             return
-        module = node.module or ""
-        level = node.level or 0
+        module = dotted_text(node.module) if node.module is not None else ""
+        level = len(node.relative)
         source = self.index.resolve(module, ctx.scope.module.path, level) if module or level else None
         for alias in node.names:
-            imported = alias.name
-            local = alias.asname or imported
+            imported = dotted_text(alias.name)
+            local = dotted_text(alias.asname.name) if alias.asname is not None else imported
             fallback = dotted(f"{module}.{imported}") if level == 0 else UNKNOWN
             if source is not None:  # read from the linted file when (if ever) the name is used
                 ctx.scope.names[local] = Value(Kind.IMPORT, payload=(source, imported, fallback))
@@ -457,11 +486,11 @@ class Interpreter:
         return self.exported(path, attr) if path is not None else None
 
     # ----------------------------------------------------------------------------- definitions
-    def define_function(self, node: Union[ast.FunctionDef, ast.AsyncFunctionDef], ctx: Context) -> None:
+    def define_function(self, node: cst.FunctionDef, ctx: Context) -> None:
         region: Optional[Region] = None
         no_grad = False
-        for decorator in node.decorator_list:
-            value = self.eval(decorator, ctx)
+        for decorator in node.decorators:
+            value = self.eval(decorator.decorator, ctx)
             if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
                 region = value.payload
             no_grad = no_grad or _is_no_grad(value)
@@ -469,25 +498,35 @@ class Interpreter:
             node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad
         )
         if ctx.class_body is not None:
-            ctx.class_body.methods[node.name] = definition
-        ctx.scope.names[node.name] = Value(kind=Kind.FUNCTION, payload=definition)
+            ctx.class_body.methods[node.name.value] = definition
+        ctx.scope.names[node.name.value] = Value(kind=Kind.FUNCTION, payload=definition)
 
-    def define_class(self, node: ast.ClassDef, ctx: Context) -> None:
-        bases = [self.eval(base, ctx) for base in node.bases]
+    def define_class(self, node: cst.ClassDef, ctx: Context) -> None:
+        bases = [self.eval(base.value, ctx) for base in node.bases]
         is_module = any(
             (base.name is not None and api.is_module_base(base.name))
             or (isinstance(base.payload, Definition) and base.payload.is_module)
             for base in bases
         )
-        definition = Definition(node, ctx.scope.module.path, ctx.scope, is_module=is_module)
+        # `class MemoryEfficientAdamW(torch.optim.AdamW)`, `class Muon(torch.optim.Optimizer)`: an
+        # optimizer of the project's own still steps whatever parameters it is handed.
+        is_optimizer = any(
+            (base.name is not None and (api.is_optimizer(base.name) or base.name in api.OPTIMIZER_BASES))
+            or (isinstance(base.payload, Definition) and base.payload.is_optimizer)
+            for base in bases
+        )
+        definition = Definition(node, ctx.scope.module.path, ctx.scope, is_module=is_module, is_optimizer=is_optimizer)
         for base in bases:  # inherited methods, overridden by the class's own below
             if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
                 definition.methods.update(base.payload.methods)
         body_scope = Scope(ctx.scope.module, ctx.scope)
-        self.exec_block(node.body, Context(body_scope, ctx.region, class_body=definition))
-        ctx.scope.names[node.name] = Value(kind=Kind.CLASS, payload=definition)
+        self.exec_block(statements(node.body), Context(body_scope, ctx.region, class_body=definition))
+        for name, value in body_scope.names.items():  # dataclass fields and class attributes: their defaults
+            if value.kind in (Kind.CONST, Kind.DTYPE):
+                definition.constants[name] = value
+        ctx.scope.names[node.name.value] = Value(kind=Kind.CLASS, payload=definition)
 
-    def instance_of(self, definition: Definition, node: ast.AST, items: tuple[tuple[str, Value], ...]) -> Value:
+    def instance_of(self, definition: Definition, node: cst.CSTNode, items: tuple[tuple[str, Value], ...]) -> Value:
         if definition.is_module:
             precision, origin = self.default_dtype.get(definition.path, (Precision.FP32, None))
             return Value(Kind.MODULE, precision, origin=origin, payload=definition, items=items, identity=node)
@@ -525,24 +564,24 @@ class Interpreter:
         receiver: Optional[Value] = None,
     ) -> tuple[Value, dict[str, Value]]:
         """Evaluate a function of the linted code in the caller's context; memoised per context."""
-        if isinstance(definition.node, ast.ClassDef):
+        if isinstance(definition.node, cst.ClassDef):
             return UNKNOWN, {}
         region = definition.region or region
         key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver)
         if key in self.memo.results:
             return self.memo.results[key]  # type: ignore[return-value]
-        if not self.memo.admits(definition) or self.evaluated_calls > MAX_EVALUATED_CALLS:
+        if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:
             return UNKNOWN, {}
         self.evaluated_calls += 1
         self.entered_paths.add(definition.path)
         self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
-        self.memo.in_progress.append(definition)
+        self.memo.in_progress.append(key)
         self.frames.append(Frame())
         scope = Scope(self.modules[definition.path], definition.scope)
         self_name = self.bind_parameters(definition, scope, args, kwargs, receiver)
         ctx = Context(scope, region, no_grad=definition.no_grad)
         try:
-            self.exec_block(definition.node.body, ctx)
+            self.exec_block(statements(definition.node.body), ctx)
         finally:
             frame = self.frames.pop()
             self.memo.in_progress.pop()
@@ -566,94 +605,112 @@ class Interpreter:
         kwargs: dict[str, Value],
         receiver: Optional[Value],
     ) -> Optional[str]:
-        """Bind a call's arguments to the function's parameters; returns the name of `self`, if any."""
-        params = definition.node.args  # type: ignore[union-attr]
-        positional = [*params.posonlyargs, *params.args]
-        # Defaults belong to the last positional parameters, in order.
-        defaults = dict(zip(positional[len(positional) - len(params.defaults) :], params.defaults))
-        defaults.update((param, default) for param, default in zip(params.kwonlyargs, params.kw_defaults) if default is not None)
+        """Bind a call's arguments to the function's parameters; returns the name of `self`, if any.
+        A parameter no caller passes takes its default: the configuration that runs when nobody asks."""
+        params = definition.node.params  # type: ignore[union-attr]
+        positional = [*params.posonly_params, *params.params]
         self_name: Optional[str] = None
         if receiver is not None and positional:
-            self_name = positional[0].arg
+            self_name = positional[0].name.value
             scope.names[self_name] = receiver
             positional = positional[1:]
         for index, param in enumerate(positional):
-            name = param.arg
-            if index < len(args):
-                scope.names[name] = args[index]
-            elif name in kwargs:
-                scope.names[name] = kwargs[name]
-            elif param in defaults:
-                scope.names[name] = self.eval(defaults[param], Context(definition.scope))
-            else:
-                scope.names[name] = UNKNOWN
-        for param in params.kwonlyargs:
-            name = param.arg
-            if name in kwargs:
-                scope.names[name] = kwargs[name]
-            elif param in defaults:
-                scope.names[name] = self.eval(defaults[param], Context(definition.scope))
-            else:
-                scope.names[name] = UNKNOWN
-        for star in (params.vararg, params.kwarg):
-            if star is not None:
-                scope.names[star.arg] = UNKNOWN
+            scope.names[param.name.value] = args[index] if index < len(args) else self.parameter_value(param, kwargs, definition)
+        for param in params.kwonly_params:
+            scope.names[param.name.value] = self.parameter_value(param, kwargs, definition)
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                scope.names[star.name.value] = UNKNOWN
         return self_name
 
+    def parameter_value(self, param: cst.Param, kwargs: dict[str, Value], definition: Definition) -> Value:
+        """A parameter not passed positionally: its keyword argument, else its default, else unknown."""
+        name = param.name.value
+        if name in kwargs:
+            return kwargs[name]
+        if param.default is not None:
+            return self.eval(param.default, Context(definition.scope))
+        return UNKNOWN
+
     # ------------------------------------------------------------------------------ expressions
-    def eval(self, node: ast.expr, ctx: Context) -> Value:
-        if isinstance(node, ast.Name):
-            return self.eval_name(node.id, ctx)
-        if isinstance(node, ast.Attribute):
+    def eval(self, node: cst.BaseExpression, ctx: Context) -> Value:
+        if isinstance(node, cst.Name):
+            return self.eval_name(node.value, ctx)
+        if isinstance(node, cst.Attribute):
             return self.eval_attribute(node, ctx)
-        if isinstance(node, ast.Call):
+        if isinstance(node, cst.Call):
             return self.eval_call(node, ctx)
-        if isinstance(node, ast.Constant):
-            return _constant(node.value)
-        if isinstance(node, ast.Subscript):
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)):
+            return _constant(node)
+        if isinstance(node, cst.Subscript):
             return self.eval_subscript(node, ctx)
-        if isinstance(node, ast.BinOp):
+        if isinstance(node, cst.BinaryOperation):
             left, right = self.eval(node.left, ctx), self.eval(node.right, ctx)
-            result = self.binary(left, right, node.op, ctx.region)
+            result = self.binary(left, right, node.operator, ctx.region)
             self.note_operation(node, ctx, left, right, result)
             return result
-        if isinstance(node, ast.UnaryOp):
-            operand = self.eval(node.operand, ctx)
+        if isinstance(node, cst.UnaryOperation):
+            operand = self.eval(node.expression, ctx)
             number = operand.const
-            if isinstance(node.op, ast.USub) and isinstance(number, (int, float)) and not isinstance(number, bool):
+            if isinstance(node.operator, cst.Minus) and isinstance(number, (int, float)) and not isinstance(number, bool):
                 return const(-number)
+            if isinstance(node.operator, cst.Not):
+                truth = _truth(operand)
+                return const(not truth) if truth is not None else UNKNOWN
             return operand
-        if isinstance(node, ast.IfExp):
-            self.eval(node.test, ctx)
+        if isinstance(node, cst.IfExp):
+            taken = _truth(self.eval(node.test, ctx))
+            if taken is not None:  # `torch.bfloat16 if bf16 else "auto"` with `bf16=True` by default
+                return self.eval(node.body if taken else node.orelse, ctx)
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
-        if isinstance(node, (ast.Tuple, ast.List)):
-            elements = tuple(
-                self.eval(element.value if isinstance(element, ast.Starred) else element, ctx) for element in node.elts
-            )
-            return self.sequence(elements)
-        if isinstance(node, ast.Dict):
+        if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+            return self.sequence(tuple(self.eval(element.value, ctx) for element in node.elements))
+        if isinstance(node, cst.Dict):
             return self.eval_dict(node, ctx)
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)):
+        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
             return self.eval_comprehension(node, ctx)
-        if isinstance(node, ast.BoolOp):
-            result = self.eval(node.values[0], ctx)
-            for term in node.values[1:]:
-                result = join(result, self.eval(term, ctx))
-            return result
-        if isinstance(node, ast.Compare):
-            self.eval(node.left, ctx)
-            for comparator in node.comparators:
-                self.eval(comparator, ctx)
-            return UNKNOWN
-        if isinstance(node, ast.NamedExpr):
+        if isinstance(node, cst.BooleanOperation):
+            return self.eval_boolean(node, ctx)
+        if isinstance(node, cst.Comparison):
+            return self.eval_comparison(node, ctx)
+        if isinstance(node, cst.NamedExpr):
             value = self.eval(node.value, ctx)
             self.assign(node.target, value, ctx)
             return value
-        if isinstance(node, ast.Await):
-            return self.eval(node.value, ctx)
+        if isinstance(node, cst.Await):
+            return self.eval(node.expression, ctx)
+        if isinstance(node, cst.FormattedString):
+            for part in node.parts:  # f"{loss.item():.3f}": the calls inside run
+                if isinstance(part, cst.FormattedStringExpression):
+                    self.eval(part.expression, ctx)
+            return UNKNOWN
         return UNKNOWN
 
+    def eval_comparison(self, node: cst.Comparison, ctx: Context) -> Value:
+        """A comparison of known constants (`args.dtype == "float16"`, `"cuda" in args.device`) is
+        known in the configuration that runs; anything else is unknown."""
+        left = self.eval(node.left, ctx)
+        outcome: Optional[bool] = True
+        for target in node.comparisons:
+            right = self.eval(target.comparator, ctx)
+            compared = _compare(target.operator, left.const, right.const) if _known(left) and _known(right) else None
+            outcome = None if compared is None or outcome is None else outcome and compared
+            left = right
+        return const(outcome) if outcome is not None else UNKNOWN
+
+    def eval_boolean(self, node: cst.BooleanOperation, ctx: Context) -> Value:
+        """`a and b` / `a or b`: Python's value where the left side's truth is known, else a join."""
+        left = self.eval(node.left, ctx)
+        truth = _truth(left)
+        right = self.eval(node.right, ctx)
+        if truth is None:
+            return join(left, right)
+        decided = truth if isinstance(node.operator, cst.Or) else not truth
+        return left if decided else right
+
     def eval_name(self, name: str, ctx: Context) -> Value:
+        if name in _NAMED_CONSTANTS:
+            return const(_NAMED_CONSTANTS[name])
         value = ctx.scope.lookup(name)
         if value is None and ctx.scope.module.lazy:
             value = self.exported(ctx.scope.module.path, name)  # a global of a lazily read file
@@ -663,10 +720,10 @@ class Interpreter:
             return dotted(CONVENTIONAL_NAMES[name])
         return dotted(name) if name in _BUILTINS else UNKNOWN
 
-    def eval_attribute(self, node: ast.Attribute, ctx: Context) -> Value:
-        attr = node.attr
-        if isinstance(node.value, ast.Name):
-            tracked = ctx.scope.lookup(f"{node.value.id}.{attr}")
+    def eval_attribute(self, node: cst.Attribute, ctx: Context) -> Value:
+        attr = node.attr.value
+        if isinstance(node.value, cst.Name):
+            tracked = ctx.scope.lookup(f"{node.value.value}.{attr}")
             if tracked is not None:
                 return tracked
         base = self.eval(node.value, ctx)
@@ -689,22 +746,36 @@ class Interpreter:
             method = base.payload.method(attr)
             if method is not None:
                 return Value(Kind.FUNCTION, payload=method)
-            return UNKNOWN
+            return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
+        if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
+            return base.payload.constants.get(attr, UNKNOWN)
+        if base.kind is Kind.CONST and attr == "type" and isinstance(base.const, str):
+            return const(base.const.split(":")[0])  # `torch.device("cuda:0").type`
         if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
             return Value(Kind.DTYPE, base.precision)
         if base.kind is Kind.MODULE:
             return UNKNOWN if attr in api.MODULE_NON_SUBMODULE_ATTRS else base
         if base.kind is Kind.TENSOR:
             return UNKNOWN if attr in ("shape", "device", "ndim", "is_cuda", "requires_grad") else base
-        if base.kind is Kind.DICT:
-            return UNKNOWN
+        if base.kind is Kind.DICT and base.op == NAMESPACE:
+            return base.item(attr) or UNKNOWN  # `args.amp`: the option's default
         return UNKNOWN
 
-    def eval_subscript(self, node: ast.Subscript, ctx: Context) -> Value:
+    def eval_subscript(self, node: cst.Subscript, ctx: Context) -> Value:
         base = self.eval(node.value, ctx)
-        index = node.slice
-        elements = index.elts if isinstance(index, ast.Tuple) else [index]
-        keys = [self.eval(element, ctx) for element in elements if not isinstance(element, ast.Slice)]
+        keys: list[Value] = []
+        for element in node.slice:
+            index = element.slice
+            if isinstance(index, cst.Index):
+                keys.append(self.eval(index.value, ctx))
+            else:
+                for bound in (index.lower, index.upper, index.step):
+                    if bound is not None:
+                        self.eval(bound, ctx)
+        key = self.item_key(node, ctx)
+        tracked = ctx.scope.lookup(key) if key is not None else None
+        if tracked is not None:
+            return tracked
         if base.kind in (Kind.TENSOR, Kind.PARAMS):
             return base
         if base.kind is Kind.DICT and len(keys) == 1:
@@ -726,29 +797,29 @@ class Interpreter:
             result = join(result, value)  # type: ignore[arg-type]
         return result  # type: ignore[return-value]
 
-    def eval_dict(self, node: ast.Dict, ctx: Context) -> Value:
+    def eval_dict(self, node: cst.Dict, ctx: Context) -> Value:
         items: list[tuple[str, Value]] = []
-        for key_node, value_node in zip(node.keys, node.values):
-            if key_node is None:  # a `**spread`
-                self.eval(value_node, ctx)
+        for element in node.elements:
+            if isinstance(element, cst.StarredDictElement):  # a `**spread`
+                self.eval(element.value, ctx)
                 continue
-            key = self.eval(key_node, ctx)
-            value = self.eval(value_node, ctx)
+            key = self.eval(element.key, ctx)
+            value = self.eval(element.value, ctx)
             if isinstance(key.const, str):
                 items.append((key.const, value))
         return Value(Kind.DICT, items=tuple(items))
 
-    def eval_comprehension(
-        self, node: Union[ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp], ctx: Context
-    ) -> Value:
+    def eval_comprehension(self, node: Union[cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp], ctx: Context) -> Value:
         scope = Scope(ctx.scope.module, ctx.scope)
         inner = replace(ctx, scope=scope)
-        for clause in node.generators:
+        clause: Optional[cst.CompFor] = node.for_in
+        while clause is not None:
             iterable = self.eval(clause.iter, inner)
             self.assign(clause.target, self.element_of(iterable), inner)
             for condition in clause.ifs:
-                self.eval(condition, inner)
-        element = self.eval(node.value if isinstance(node, ast.DictComp) else node.elt, inner)
+                self.eval(condition.test, inner)
+            clause = clause.inner_for_in
+        element = self.eval(node.value if isinstance(node, cst.DictComp) else node.elt, inner)
         if element.kind is Kind.DICT:
             element = element.item("params") or UNKNOWN  # one param group per parameter
         if element.kind is Kind.PARAMS:
@@ -763,8 +834,8 @@ class Interpreter:
             return combine_params(groups)  # type: ignore[arg-type]
         return Value(Kind.ANY, payload=elements)
 
-    def binary(self, left: Value, right: Value, operator: Optional[ast.operator], region: Optional[Region] = None) -> Value:
-        if isinstance(operator, ast.MatMult):
+    def binary(self, left: Value, right: Value, operator: Optional[cst.BaseBinaryOp], region: Optional[Region] = None) -> Value:
+        if isinstance(operator, cst.MatrixMultiply):
             return self.lowered(_promote(left, right), region)
         if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
             return combine_params([value for value in (left, right) if not _is_empty_sequence(value)])
@@ -774,13 +845,13 @@ class Interpreter:
         return _promote(left, right)
 
     # ------------------------------------------------------------------------------------ calls
-    def eval_call(self, node: ast.Call, ctx: Context) -> Value:
+    def eval_call(self, node: cst.Call, ctx: Context) -> Value:
         receiver = UNKNOWN
         method: Optional[str] = None
         function: Optional[str] = None
         callee = UNKNOWN
-        if isinstance(node.func, ast.Attribute):
-            attr = node.func.attr
+        if isinstance(node.func, cst.Attribute):
+            attr = node.func.attr.value
             base = self.eval(node.func.value, ctx)
             held = self.held_attribute(node.func, base, ctx)
             if base.kind is Kind.NAME:
@@ -796,14 +867,11 @@ class Interpreter:
         args: list[Value] = []
         kwargs: dict[str, Value] = {}
         for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                self.eval(arg.value, ctx)  # `*spread`: which parameters it fills is unknown
-            else:
-                args.append(self.eval(arg, ctx))
-        for keyword in node.keywords:
-            value = self.eval(keyword.value, ctx)
-            if keyword.arg is not None:
-                kwargs[keyword.arg] = value
+            value = self.eval(arg.value, ctx)
+            if arg.keyword is not None:
+                kwargs[arg.keyword.value] = value
+            elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
+                args.append(value)
         if function is not None:
             linted = self.lookup_dotted(function, ctx.scope.module.path)
             if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
@@ -823,25 +891,26 @@ class Interpreter:
             facts.append(fact)
         return result
 
-    def note_operation(self, node: ast.BinOp, ctx: Context, left: Value, right: Value, result: Value) -> None:
+    def note_operation(self, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value) -> None:
         fact = OperationFact(node, ctx.scope.module.path, left, right, result)
         facts = self.operations.setdefault(node, [])
         if fact not in facts:
             facts.append(fact)
 
-    def held_attribute(self, node: ast.Attribute, base: Value, ctx: Context) -> Optional[Value]:
+    def held_attribute(self, node: cst.Attribute, base: Value, ctx: Context) -> Optional[Value]:
         """What an attribute holds when the code assigned it (`self.model = ...`), else None."""
-        if isinstance(node.value, ast.Name):
-            tracked = ctx.scope.lookup(f"{node.value.id}.{node.attr}")
+        attr = node.attr.value
+        if isinstance(node.value, cst.Name):
+            tracked = ctx.scope.lookup(f"{node.value.value}.{attr}")
             if tracked is not None:
                 return tracked
         if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
-            return base.item(node.attr) or self.attributes_of(base.payload).get(node.attr)
+            return base.item(attr) or self.attributes_of(base.payload).get(attr)
         return None
 
     def dispatch(
         self,
-        node: ast.Call,
+        node: cst.Call,
         ctx: Context,
         callee: Value,
         function: Optional[str],
@@ -860,9 +929,16 @@ class Interpreter:
             return self.construct(node, ctx, callee.payload, args, kwargs)
         if callee.kind in (Kind.MODULE, Kind.ANY) and (callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE):
             return self.forward(callee, args, kwargs, ctx)
+        if callee == UNKNOWN and isinstance(node.func, cst.Name) and _low_region(ctx.region):
+            # `logits = model(tokens)` with `model` a parameter: whatever its weights, a module's
+            # output under a low-precision autocast region is in the region's dtype.
+            return self.lowered(Value(Kind.TENSOR), ctx.region)
         return UNKNOWN
 
-    def construct(self, node: ast.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def construct(self, node: cst.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if definition.is_optimizer:
+            params = args[0] if args else kwargs.get("params", UNKNOWN)
+            return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
         bare = self.instance_of(definition, node, ())
         init = definition.method("__init__")
         writes: dict[str, Value] = {}
@@ -895,7 +971,7 @@ class Interpreter:
         origin = Origin("", f"computed under {region.describe()}", region.path, region.node)
         return tainted.with_(precision=region.precision, origin=origin)
 
-    def call_named(self, node: ast.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def call_named(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         path = ctx.scope.module.path
         leaf = api.last_part(function)
         first = args[0] if args else kwargs.get("input", UNKNOWN)
@@ -903,6 +979,20 @@ class Interpreter:
             return self.autocast(node, ctx, function, args, kwargs)
         if function in NO_GRAD_CONTEXTS:
             return dotted(function)
+        if function in api.ACCELERATOR_QUERIES:
+            return const(True)  # the GPU the training script is written for
+        if function in api.LAUNCH_QUERIES:
+            return const(False)  # `python train.py`: one process, no process group
+        if function == "torch.device" and args and isinstance(args[0].const, str):
+            return args[0]  # a device is its string here: `device.type`, `str(device)`
+        if function == "str" and args and isinstance(args[0].const, str):
+            return args[0]
+        if function == "argparse.ArgumentParser":
+            return Value(Kind.INSTANCE, op=PARSER, identity=node)
+        if kwargs and (function == "types.SimpleNamespace" or "Output" in leaf):
+            # Transformers' ModelOutput classes (`CausalLMOutputWithPast(logits=...)`) and namespaces:
+            # a record whose fields read back, as `out.logits` and as `out["logits"]`.
+            return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
         if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
             precision = self.dtype_value(args[0])
             if precision is not None:
@@ -928,14 +1018,16 @@ class Interpreter:
             return Value(Kind.MODULE, precision, origin=origin, identity=node)
         if function.startswith("torch.") and leaf in ("randn", "rand", "zeros", "ones", "empty", "full", "tensor", "randn_like", "zeros_like", "ones_like", "empty_like"):
             return self.created_tensor(node, path, leaf, args, kwargs)
-        if function in ("math.sqrt", "math.exp", "math.log") and len(args) == 1:
-            folded = _fold_numbers(function, args[0].const, None)
-            return const(folded) if folded is not None else UNKNOWN  # `/ math.sqrt(d_k)`: a Python number
+        if function.startswith("math.") or (function in _NUMBER_BUILTINS and not any(_is_tensor_like(arg) for arg in args)):
+            folded = _fold_numbers(function, args[0].const, None) if len(args) == 1 and function in _FOLDED_FUNCTIONS else None
+            return const(folded) if folded is not None else NUMBER  # `/ math.sqrt(d_k)`: a Python number
         if function.startswith(("torch.", "F.")) or function in _BUILTINS:
             return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
         return UNKNOWN
 
-    def call_method(self, node: ast.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def call_method(self, node: cst.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        if receiver.op == PARSER:
+            return self.argument_parser(receiver, method, args, kwargs)
         if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
             return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
         if receiver.kind is Kind.SCALER:
@@ -978,6 +1070,22 @@ class Interpreter:
             return receiver if method in api.PRESERVING_OPS else UNKNOWN
         return UNKNOWN
 
+    def argument_parser(self, parser: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+        """argparse: `add_argument` records an option's default; `parse_args()` is the namespace of
+        defaults (what runs when the script is started with no options)."""
+        defaults = self.option_defaults.setdefault(parser.identity, {})
+        if method == "add_argument":
+            dest = _option_dest([arg.const for arg in args], kwargs.get("dest", UNKNOWN).const)
+            if dest is not None:
+                action = kwargs.get("action", UNKNOWN).const
+                implied = {"store_true": const(False), "store_false": const(True)}.get(str(action))
+                defaults[dest] = kwargs.get("default", implied or const(None))
+            return UNKNOWN
+        if method in ("parse_args", "parse_known_args"):
+            namespace = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(defaults.items())))
+            return namespace if method == "parse_args" else Value(Kind.ANY, payload=(namespace, UNKNOWN))
+        return UNKNOWN
+
     def cast_target(self, method: str, args: list[Value], kwargs: dict[str, Value], receiver: Value) -> Optional[Precision]:
         """The precision `.half()`/`.to(...)`/`.type(...)` casts to; UNKNOWN for an unresolvable dtype."""
         if method in api.CAST_METHODS and not args:
@@ -997,7 +1105,7 @@ class Interpreter:
             return self.dtype_value(args[0]) or Precision.UNKNOWN
         return None
 
-    def cast(self, receiver: Value, precision: Precision, node: ast.Call, ctx: Context) -> Value:
+    def cast(self, receiver: Value, precision: Precision, node: cst.Call, ctx: Context) -> Value:
         origin = Origin("", "cast", ctx.scope.module.path, node) if precision.is_low else None
         kind = receiver.kind if receiver.kind in (Kind.MODULE, Kind.TENSOR, Kind.PARAMS, Kind.INSTANCE) else Kind.ANY
         if kind is Kind.INSTANCE:
@@ -1006,12 +1114,12 @@ class Interpreter:
         identity = receiver.identity if receiver.identity is not None else node
         return receiver.with_(kind=kind, precision=precision, origin=origin, items=items, identity=identity, op=None)
 
-    def apply_in_place_cast(self, expression: ast.expr, value: Value, ctx: Context) -> None:
+    def apply_in_place_cast(self, expression: cst.BaseExpression, value: Value, ctx: Context) -> None:
         """`model.half()` as a statement casts the module in place (a tensor cast there would be a no-op)."""
-        if not (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute)):
+        if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
             return
         target = expression.func.value
-        if not isinstance(target, (ast.Name, ast.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
+        if not isinstance(target, (cst.Name, cst.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
             return
         if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
             return
@@ -1021,15 +1129,17 @@ class Interpreter:
         cast = value.with_(kind=Kind.MODULE)
         self.assign(target, cast, ctx)
         identity = before.identity or _binding_key(target)
-        if value.precision.is_low and identity is not None:
+        # `model.train()`, `.eval()`, `.cuda()` hand the module back as it was: only a change of
+        # precision is a cast (a bf16 model put in train mode after its optimizer is no new bug).
+        if value.precision.is_low and value.precision is not before.precision and identity is not None:
             self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
 
-    def apply_parameter_collection(self, expression: ast.expr, ctx: Context) -> None:
+    def apply_parameter_collection(self, expression: cst.BaseExpression, ctx: Context) -> None:
         """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
-        if not (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute)):
+        if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
             return
         target = expression.func.value
-        if expression.func.attr not in ("append", "extend") or not isinstance(target, ast.Name):
+        if expression.func.attr.value not in ("append", "extend") or not isinstance(target, cst.Name):
             return
         added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
         if added and added[0].kind is Kind.PARAMS:
@@ -1037,11 +1147,11 @@ class Interpreter:
             grown = added[0] if _is_empty_sequence(current) else combine_params([current, added[0]])
             self.assign(target, grown, ctx)
 
-    def note_cast_after_optimizer(self, cast: ast.Call, identity: object, precision: Precision, ctx: Context) -> None:
+    def note_cast_after_optimizer(self, cast: cst.Call, identity: object, precision: Precision, ctx: Context) -> None:
         scope: Optional[Scope] = ctx.scope
         while scope is not None:
             for value in scope.names.values():
-                if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, ast.Call):
+                if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
                     late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
                     self.frames[-1].pending_casts.append(late)
             scope = scope.parent
@@ -1053,7 +1163,7 @@ class Interpreter:
                 if late not in casts:
                     casts.append(late)
 
-    def path_of_call(self, node: ast.Call) -> str:
+    def path_of_call(self, node: cst.Call) -> str:
         facts = self.facts.get(node)
         return facts[0].path if facts else ""
 
@@ -1076,7 +1186,7 @@ class Interpreter:
                     return result
         return None
 
-    def autocast(self, node: ast.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def autocast(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         fixed_device, fixed_dtype = api.AUTOCAST_ENTRY_POINTS[function]
         device: Optional[str] = fixed_device
         if fixed_device is None:
@@ -1100,7 +1210,7 @@ class Interpreter:
             return text.split(":")[0].strip() or None
         return None
 
-    def loaded_model(self, node: ast.Call, path: str, kwargs: dict[str, Value]) -> Value:
+    def loaded_model(self, node: cst.Call, path: str, kwargs: dict[str, Value]) -> Value:
         for keyword in ("torch_dtype", "dtype"):
             if keyword in kwargs:
                 precision = self.dtype_value(kwargs[keyword])
@@ -1112,7 +1222,7 @@ class Interpreter:
             return UNKNOWN
         return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
-    def created_tensor(self, node: ast.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def created_tensor(self, node: cst.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
         if "dtype" in kwargs:
             precision = self.dtype_value(kwargs["dtype"]) or Precision.UNKNOWN
             origin = Origin("", "created", path, node) if precision.is_low else None
@@ -1126,7 +1236,7 @@ class Interpreter:
 
     def tensor_op(
         self,
-        node: ast.Call,
+        node: cst.Call,
         ctx: Context,
         op: str,
         function: Optional[str],
@@ -1185,13 +1295,15 @@ def _called_definition(callee: Value, receiver: Value, method: Optional[str]) ->
 
 
 _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.Pow: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
+    cst.Add: lambda a, b: a + b,
+    cst.Subtract: lambda a, b: a - b,
+    cst.Multiply: lambda a, b: a * b,
+    cst.Divide: lambda a, b: a / b,
+    cst.Power: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
 }
-_FOLDED_FUNCTIONS: dict[str, Callable[[float], float]] = {"math.sqrt": math.sqrt, "math.exp": math.exp, "math.log": math.log}
+_FOLDED_FUNCTIONS: dict[str, Callable[[float], float]] = {
+    "math.sqrt": math.sqrt, "math.exp": math.exp, "math.log": math.log, "float": float, "abs": abs
+}
 
 
 def _fold_numbers(operation: object, left: object, right: object) -> Optional[float]:
@@ -1208,40 +1320,45 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
     return None
 
 
-def _constant(value: object) -> Value:
-    """A literal: str, number, bool or None; bytes, complex numbers and `...` tell nothing here."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return const(value)
-    return const(None) if isinstance(value, bytes) else UNKNOWN
+def _constant(node: Union[cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float]) -> Value:
+    """A literal: str or number; bytes tell nothing here (a none-like constant, as before)."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        try:
+            return const(ast.literal_eval(node.value))
+        except ValueError:  # an integer of more digits than Python converts
+            return UNKNOWN
+    value = node.evaluated_value
+    return const(value) if isinstance(value, str) else const(None)
 
+
+# In libcst `True`, `False` and `None` are names.
+_NAMED_CONSTANTS: dict[str, object] = {"True": True, "False": False, "None": None}
 
 _UNBOUND = object()  # a name's value before a branch that binds it for the first time
 
-_SIMPLE_STATEMENTS = (
-    ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return, ast.Raise, ast.Continue, ast.Break,
-    ast.Import, ast.ImportFrom, ast.Pass, ast.Delete, ast.Assert, ast.Global, ast.Nonlocal,
-)
-_BRANCHING_STATEMENTS: tuple[type[ast.stmt], ...] = (ast.If, *TRY_STATEMENTS)
+_BRANCHING_STATEMENTS: tuple[type[cst.CSTNode], ...] = (cst.If, *TRY_STATEMENTS)
 
 
-def _nested_statements(statement: ast.stmt) -> list[ast.stmt]:
-    """The statements directly inside a top-level `if`/`try`, every branch of it."""
-    if isinstance(statement, ast.If):
-        return [*statement.body, *statement.orelse]
-    attempt = cast(ast.Try, statement)
-    handlers = [inner for handler in attempt.handlers for inner in handler.body]
-    return [*attempt.body, *handlers, *attempt.orelse, *attempt.finalbody]
+def _nested_statements(statement: Statement) -> list[Statement]:
+    """The statements directly inside a top-level `if`/`try`, every branch of it (elifs included)."""
+    if isinstance(statement, cst.If):
+        return [*statements(statement.body), *(_nested_statements(statement.orelse) if isinstance(statement.orelse, cst.If) else statements(statement.orelse))]
+    attempt: Union[cst.Try, cst.TryStar] = statement  # type: ignore[assignment]
+    handlers = [inner for handler in attempt.handlers for inner in statements(handler.body)]
+    return [*statements(attempt.body), *handlers, *statements(attempt.orelse), *statements(attempt.finalbody)]
 
 
-def _bound_names(statement: ast.stmt) -> list[str]:
+def _bound_names(statement: Statement) -> list[str]:
     """The names a top-level statement may bind (def, class, assignment, import)."""
-    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [statement.name]
-    if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-        return [node.id for target in targets for node in walk(target) if isinstance(node, ast.Name)]
-    if isinstance(statement, (ast.Import, ast.ImportFrom)):
-        return [(alias.asname or alias.name).split(".")[0] for alias in statement.names if alias.name != "*"]
+    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+        return [statement.name.value]
+    if isinstance(statement, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+        targets = [target.target for target in statement.targets] if isinstance(statement, cst.Assign) else [statement.target]
+        return [node.value for target in targets for node in walk(target) if isinstance(node, cst.Name)]
+    if isinstance(statement, cst.Import):
+        return [dotted_text(alias.asname.name if alias.asname else alias.name).split(".")[0] for alias in statement.names]
+    if isinstance(statement, cst.ImportFrom) and not isinstance(statement.names, cst.ImportStar):
+        return [dotted_text(alias.asname.name if alias.asname else alias.name) for alias in statement.names]
     return []
 
 
@@ -1303,13 +1420,64 @@ def _is_callable_value(value: Value) -> bool:
     )
 
 
-def _binding_key(expression: ast.expr) -> Optional[str]:
+def _binding_key(expression: cst.BaseExpression) -> Optional[str]:
     """`model` / `self.model`: the name a module is reached by, its identity when nothing better is known."""
-    if isinstance(expression, ast.Name):
-        return expression.id
-    if isinstance(expression, ast.Attribute) and isinstance(expression.value, ast.Name):
-        return f"{expression.value.id}.{expression.attr}"
+    if isinstance(expression, cst.Name):
+        return expression.value
+    if isinstance(expression, cst.Attribute) and isinstance(expression.value, cst.Name):
+        return f"{expression.value.value}.{expression.attr.value}"
     return None
 
 
-_BUILTINS = frozenset({*PASSTHROUGH_BUILTINS, "getattr", "dict", "len", "isinstance", "print", "range", "zip", "enumerate"})
+# Builtins that make a Python number of non-tensor arguments.
+_NUMBER_BUILTINS = frozenset({"len", "float", "int", "round", "abs", "min", "max", "sum", "pow"})
+_BUILTINS = frozenset(
+    {*PASSTHROUGH_BUILTINS, *_NUMBER_BUILTINS, "getattr", "dict", "isinstance", "print", "range", "zip", "enumerate", "str"}
+)
+# Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns.
+PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
+
+
+def _low_region(region: Optional[Region]) -> bool:
+    return region is not None and region.enabled is True and region.precision.is_low
+
+
+def _known(value: Value) -> bool:
+    """A constant whose value is known (not a Python number of unknown value)."""
+    return value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str, type(None)))
+
+
+_COMPARISONS: dict[type, Callable[[object, object], bool]] = {
+    cst.Equal: lambda a, b: a == b,
+    cst.NotEqual: lambda a, b: a != b,
+    cst.Is: lambda a, b: a is b if a is None or b is None else a == b,
+    cst.IsNot: lambda a, b: a is not b if a is None or b is None else a != b,
+    cst.In: lambda a, b: isinstance(a, str) and isinstance(b, str) and a in b,
+    cst.NotIn: lambda a, b: isinstance(a, str) and isinstance(b, str) and a not in b,
+}
+
+
+def _compare(operator: cst.BaseCompOp, left: object, right: object) -> Optional[bool]:
+    """`left <operator> right` for constants: equality, identity and substring tests only."""
+    compare = _COMPARISONS.get(type(operator))
+    if compare is None or (type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str))):
+        return None
+    return compare(left, right)
+
+
+def _truth(value: Value) -> Optional[bool]:
+    """Whether a test is true in the configuration that runs, when its value is a known constant.
+    None is not one: `scaler=None` is an optional object a caller passes, not a configuration."""
+    if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
+        return bool(value.payload)
+    return None
+
+
+def _option_dest(flags: list[object], dest: object) -> Optional[str]:
+    """The attribute an argparse option is stored in: `dest=`, else the first long flag
+    (`--mixed-precision` -> `mixed_precision`), else the positional name."""
+    if isinstance(dest, str):
+        return dest
+    names = [flag for flag in flags if isinstance(flag, str)]
+    chosen = next((name for name in names if name.startswith("--")), names[0] if names else None)
+    return chosen.lstrip("-").replace("-", "_") if chosen else None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-from typing import Callable, Optional, Sequence
+from typing import Callable, Collection, Optional, Sequence
+
+import libcst as cst
 
 from mplint.precision.flow import CallFact, Interpreter, LateCast, OperationFact
 from mplint.precision.project import ModuleIndex
@@ -14,27 +15,27 @@ class PrecisionModel:
 
     def __init__(self, interpreter: Interpreter) -> None:
         self._interpreter = interpreter
-        self._evaluated: Optional[dict[str, list[ast.expr]]] = None
+        self._evaluated: Optional[dict[str, set[cst.BaseExpression]]] = None
 
-    def calls(self, node: ast.Call) -> Sequence[CallFact]:
+    def calls(self, node: cst.Call) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
         return self._interpreter.facts.get(node, ())
 
-    def operations(self, node: ast.BinOp) -> Sequence[OperationFact]:
+    def operations(self, node: cst.BinaryOperation) -> Sequence[OperationFact]:
         """Every distinct context in which this arithmetic operator was evaluated, with its operands."""
         return self._interpreter.operations.get(node, ())
 
-    def casts_after_optimizer(self, node: ast.Call) -> Sequence[LateCast]:
+    def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())
 
-    def evaluated(self, path: str) -> Sequence[ast.expr]:
-        """The Call and BinOp nodes of `path` the analysis evaluated, in source order (parents first)."""
+    def evaluated(self, path: str) -> Collection[cst.BaseExpression]:
+        """The Call and BinaryOperation nodes of `path` the analysis evaluated (in no order)."""
         if self._evaluated is None:
-            by_path: dict[str, list[ast.expr]] = {}
+            by_path: dict[str, set[cst.BaseExpression]] = {}
             for facts in (self._interpreter.facts, self._interpreter.operations):
                 for node, seen in facts.items():
-                    by_path.setdefault(seen[0].path, []).append(node)
-            self._evaluated = {path: sorted(nodes, key=_source_order) for path, nodes in by_path.items()}
+                    by_path.setdefault(seen[0].path, set()).add(node)
+            self._evaluated = by_path
         return self._evaluated.get(path, ())
 
     def entered(self, path: str) -> bool:
@@ -46,13 +47,8 @@ class PrecisionModel:
         return path in self._interpreter.loss_scaling_paths
 
 
-def _source_order(node: ast.expr) -> tuple[int, int, int, int]:
-    """Earlier first; of two nodes starting at one place, the enclosing one (`a.b(c)` in `a.b(c).d()`)."""
-    return (node.lineno, node.col_offset, -(node.end_lineno or 0), -(node.end_col_offset or 0))
-
-
 def analyze(
-    roots: dict[str, ast.Module], load: Callable[[str], Optional[ast.Module]], index: ModuleIndex
+    roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
 ) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
     only when a root reads a name from them."""

@@ -217,3 +217,12 @@ def region_upcasts(region: Optional[Region], op: str) -> Optional[bool]:
 
 def last_part(name: str) -> str:
     return name.rpartition(".")[2]
+
+# Queries a training script asks of its accelerator; on the GPU it is written for, they are true.
+ACCELERATOR_QUERIES = frozenset(
+    {"torch.cuda.is_available", "torch.cuda.is_bf16_supported", "torch.backends.cuda.is_built", "torch.accelerator.is_available"}
+)
+# Queries about how the script was launched; started plainly (`python train.py`) they are false.
+LAUNCH_QUERIES = frozenset({"torch.distributed.is_initialized"})
+# Base classes of optimizers (not optimizers themselves when called, but what a project's own derives from).
+OPTIMIZER_BASES = frozenset({"torch.optim.Optimizer", "torch.optim.optimizer.Optimizer"})

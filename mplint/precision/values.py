@@ -7,10 +7,11 @@ say *why* a tensor is half, not just that it is.
 
 from __future__ import annotations
 
-import ast
 import enum
 from dataclasses import dataclass, replace
 from typing import Optional
+
+import libcst as cst
 
 
 class Precision(enum.Enum):
@@ -77,7 +78,7 @@ class Origin:
     subject: str
     how: str
     path: str
-    node: ast.expr
+    node: cst.CSTNode
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Region:
     precision: Precision
     enabled: Optional[bool]
     path: str
-    node: ast.expr
+    node: cst.CSTNode
 
     def describe(self) -> str:
         device = self.device or "unknown-device"
@@ -141,6 +142,17 @@ UNKNOWN = Value()
 
 def const(value: object) -> Value:
     return Value(kind=Kind.CONST, payload=value)
+
+
+class _SomeNumber:
+    """The payload of a Python number whose value is not known (`math.sqrt(d_k)`, `len(batch)`)."""
+
+    def __repr__(self) -> str:
+        return "a Python number"
+
+
+# Combined with a tensor, a Python number keeps the tensor's dtype, whatever its value.
+NUMBER = const(_SomeNumber())
 
 
 def dotted(name: str) -> Value:

@@ -7,10 +7,10 @@ doubles), and a deliberately broken rule replaces `.half()` with text that does 
 
 from __future__ import annotations
 
-import ast
 import sys
 from collections.abc import Iterable
 
+import libcst as cst
 import pytest
 
 from mplint import api, registry
@@ -18,8 +18,8 @@ from mplint.findings import Applicability
 from mplint.rule import Autofix, Replacement, Rule
 
 
-def is_method_call(node: ast.Call, name: str) -> bool:
-    return isinstance(node.func, ast.Attribute) and node.func.attr == name and not (node.args or node.keywords)
+def is_method_call(node: cst.Call, name: str) -> bool:
+    return isinstance(node.func, cst.Attribute) and node.func.attr.value == name and not node.args
 
 
 class HalfCall(Rule):
@@ -30,10 +30,10 @@ class HalfCall(Rule):
     FIX = Applicability.SAFE
     TRIGGERS = frozenset({"half"})
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         if is_method_call(node, "half"):
-            assert isinstance(node.func, ast.Attribute)
-            name_start = self.context.parsed.attribute_name(node.func)[0]
+            assert isinstance(node.func, cst.Attribute)
+            name_start = self.context.parsed.offsets(node.func.attr)[0]
             call_end = self.context.parsed.offsets(node)[1]
             fix = Autofix("use .to(torch.float16)", (Replacement(name_start, call_end, "to(torch.float16)"),))
             self.report(node, "spell .half() as .to(torch.float16)", fix=fix)
@@ -47,10 +47,10 @@ class BFloat16Call(Rule):
     FIX = Applicability.UNSAFE
     TRIGGERS = frozenset({"bfloat16"})
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         if is_method_call(node, "bfloat16"):
-            assert isinstance(node.func, ast.Attribute)
-            fix = Autofix("use .float()", (Replacement(*self.context.parsed.attribute_name(node.func), "float"),), Applicability.UNSAFE)
+            assert isinstance(node.func, cst.Attribute)
+            fix = Autofix("use .float()", (self.replace(node.func.attr, "float"),), Applicability.UNSAFE)
             self.report(node, "keep this in fp32", fix=fix)
 
 
@@ -62,7 +62,7 @@ class BrokenFix(Rule):
     FIX = Applicability.SAFE
     TRIGGERS = frozenset({"half"})
 
-    def visit_Call(self, node: ast.Call) -> None:
+    def visit_Call(self, node: cst.Call) -> None:
         if is_method_call(node, "half"):
             self.report(node, "broken", fix=Autofix("break it", (self.replace(node, "half(("),)))
 

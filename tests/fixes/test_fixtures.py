@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import ast
-
+import libcst as cst
 import pytest
 
 from mplint import api
@@ -158,7 +157,7 @@ def test_runner_fails_a_fix_that_never_settles(
     class Doubling(support.HalfCall):
         """A rule bug: its fix (`.half()` -> `x.half().half()`) is reported and fixed again."""
 
-        def visit_Call(self, node: ast.Call) -> None:
+        def visit_Call(self, node: cst.Call) -> None:
             if support.is_method_call(node, "half"):
                 fix = Autofix("double it", (self.replace(node, "x.half().half()"),))
                 self.report(node, "double it", fix=fix)

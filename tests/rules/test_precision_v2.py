@@ -1,0 +1,569 @@
+"""The precision model follows what real training code does: the configuration that runs by
+default (parameter defaults, argparse options, config classes, the GPU the script targets),
+statements it used to skip (`assert`, item stores), modules of unknown provenance under
+autocast, deep helper chains across files, and one finding per op however many callers reach it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mplint.api import lint_paths
+
+from .casekit import bug, check, check_files, ok
+
+CONFIGURATION = [
+    bug(
+        "argparse-default-true-enables-fp16",
+        """
+        import argparse
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--amp", default=True)
+        args = parser.parse_args()
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.AdamW(model.parameters())
+        for x in loader:
+            with torch.cuda.amp.autocast(enabled=args.amp):  # expect: MP002
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "argparse-store-true-is-off-by-default",
+        """
+        import argparse
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--fp16", action="store_true")
+        args = parser.parse_args()
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.AdamW(model.parameters())
+        for x in loader:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=args.fp16):
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    bug(
+        "device-chosen-by-cuda-availability",
+        """
+        import torch
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model = torch.nn.Linear(8, 8).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in loader:
+            with torch.autocast(device_type=device.type):  # expect: MP002
+                loss = model(x.to(device)).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    bug(
+        "device-string-through-str",
+        """
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = torch.nn.Linear(8, 8).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in loader:
+            with torch.autocast(device_type=str(device)):  # expect: MP002
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+]
+
+DISTILLATION = [
+    bug(
+        "dtype-chosen-by-comparing-an-option",
+        """
+        import argparse
+        from contextlib import nullcontext
+        import torch
+        import torch.distributed as dist
+        import torch.nn.functional as F
+
+        def distillation_loss(student_logits, teacher_logits, temperature=1.0):
+            student = F.log_softmax(student_logits / temperature, dim=-1)  # expect: MP001
+            return F.kl_div(student, F.softmax(teacher_logits / temperature, dim=-1), reduction="batchmean")
+
+        def train_epoch(model, teacher, loader):
+            for input_ids, labels in loader:
+                with autocast_ctx:
+                    student_logits = model(input_ids).logits
+                loss = distillation_loss(student_logits, teacher(input_ids).logits)
+                loss.backward()
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--device", type=str, default="cuda:0" if torch.cuda.is_available() else "cpu")
+            parser.add_argument("--dtype", type=str, default="bfloat16")
+            args = parser.parse_args()
+            if dist.is_initialized():
+                args.device = f"cuda:{dist.get_rank()}"
+            device_type = "cuda" if "cuda" in args.device else "cpu"
+            dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float16
+            autocast_ctx = nullcontext() if device_type == "cpu" else torch.cuda.amp.autocast(dtype=dtype)
+            train_epoch(model, teacher, loader)
+        """,
+    ),
+    ok(
+        "dtype-option-compared-to-float32",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--dtype", default="float32")
+        args = parser.parse_args()
+        dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+        policy = torch.nn.Linear(8, 8).to(dtype)
+        logp = F.log_softmax(policy(x), dim=-1)
+        """,
+    ),
+    ok(
+        "not-of-an-enabled-option",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--fp32", action="store_true")
+        args = parser.parse_args()
+        policy = torch.nn.Linear(8, 8)
+        if not args.fp32 and args.fp32:
+            policy = policy.to(torch.bfloat16)
+        logp = F.log_softmax(policy(x), dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", DISTILLATION)
+def test_options_compared_in_the_configuration_that_runs(source: str) -> None:
+    check(source, "MP001")
+
+
+LOADS = [
+    bug(
+        "dtype-from-parameter-default",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def build(name, bf16=True):
+            dtype = torch.bfloat16 if bf16 else "auto"
+            return AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype)
+
+        policy = build("gpt2")
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)  # expect: MP003
+        """,
+    ),
+    ok(
+        "dtype-from-parameter-default-off",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def build(name, bf16=False):
+            dtype = torch.bfloat16 if bf16 else torch.float32
+            return AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype)
+
+        policy = build("gpt2")
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)
+        """,
+    ),
+    bug(
+        "dtype-from-dataclass-default",
+        """
+        from dataclasses import dataclass
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        @dataclass
+        class Config:
+            model_name: str = "gpt2"
+            dtype: str = "bfloat16"
+
+        cfg = Config()
+        policy = AutoModelForCausalLM.from_pretrained(cfg.model_name, torch_dtype=cfg.dtype)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)  # expect: MP003
+        """,
+    ),
+    ok(
+        "train-and-eval-are-not-casts",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float32)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)
+        for batch in loader:
+            policy.train()
+            loss = policy(**batch).loss
+            loss.backward()
+            optimizer.step()
+            policy.eval()
+            policy.requires_grad_(True)
+            policy.zero_grad()
+        """,
+    ),
+]
+
+STATEMENTS = [
+    bug(
+        "call-inside-assert",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        logits = policy(x)
+        assert F.log_softmax(logits, dim=-1).isfinite().all()  # expect: MP001
+        """,
+    ),
+    ok(
+        "item-store-casts-the-logits",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        out = {"logits": policy(x)}
+        out["logits"] = out["logits"].float()
+        logp = F.log_softmax(out["logits"], dim=-1)
+        """,
+    ),
+    bug(
+        "item-store-keeps-half",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        out = {}
+        out["logits"] = policy(x)
+        logp = F.log_softmax(out["logits"], dim=-1)  # expect: MP001
+        """,
+    ),
+    bug(
+        "python-scalars-keep-the-tensor-dtype",
+        """
+        import math
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        scores = policy(x) / math.sqrt(64) * 0.5 + len(x)
+        logp = F.log_softmax(scores, dim=-1)  # expect: MP001
+        """,
+    ),
+]
+
+AUTOCAST_MODULES = [
+    bug(
+        "module-parameter-under-cpu-autocast",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def logprobs(model, tokens):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = model(tokens)
+            return F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    ok(
+        "module-parameter-under-cuda-autocast-upcasts",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def logprobs(model, tokens):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = model(tokens)
+                return F.log_softmax(logits, dim=-1)
+        """,
+    ),
+    ok(
+        "module-parameter-without-autocast-is-unknown",
+        """
+        import torch.nn.functional as F
+
+        def logprobs(model, tokens):
+            logits = model(tokens)
+            return F.log_softmax(logits, dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CONFIGURATION)
+def test_the_configuration_that_runs_by_default(source: str) -> None:
+    check(source, "MP002")
+
+
+@pytest.mark.parametrize("source", LOADS)
+def test_loads_configured_by_defaults(source: str) -> None:
+    check(source, "MP003")
+
+
+@pytest.mark.parametrize("source", STATEMENTS)
+def test_statements_and_expressions_the_interpreter_evaluates(source: str) -> None:
+    check(source, "MP001")
+
+
+AUTOCAST_MODULES += [
+    bug(
+        "model-output-record-read-after-the-region",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from transformers import PreTrainedModel
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        class TinyLM(PreTrainedModel):
+            def __init__(self, config):
+                super().__init__(config)
+                self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+
+            def forward(self, hidden):
+                return CausalLMOutputWithPast(logits=self.lm_head(hidden))
+
+        model = TinyLM(config)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(hidden)
+        logp = F.log_softmax(out.logits, dim=-1)  # expect: MP001
+        again = F.log_softmax(out["logits"], dim=-1)  # expect: MP001
+        """,
+    ),
+    ok(
+        "model-output-record-in-fp32",
+        """
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from transformers import PreTrainedModel
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        class TinyLM(PreTrainedModel):
+            def __init__(self, config):
+                super().__init__(config)
+                self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+
+            def forward(self, hidden):
+                return CausalLMOutputWithPast(logits=self.lm_head(hidden))
+
+        model = TinyLM(config)
+        logp = F.log_softmax(model(hidden).logits, dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", AUTOCAST_MODULES)
+def test_modules_of_unknown_provenance_under_autocast(source: str) -> None:
+    check(source, "MP001")
+
+
+# main -> train -> step -> objective -> compute_log_probs -> selective_log_softmax, over 3 files.
+DEEP_CHAIN = {
+    "train.py": """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from rl.loop import train
+
+
+        def main():
+            policy = AutoModelForCausalLM.from_pretrained("qwen", torch_dtype=torch.bfloat16)
+            train(policy, loader)
+
+
+        main()
+    """,
+    "rl/loop.py": """
+        from rl.objective import objective
+
+
+        def train(policy, loader):
+            for batch in loader:
+                step(policy, batch)
+
+
+        def step(policy, batch):
+            loss = objective(policy, batch)
+            loss.backward()
+    """,
+    "rl/objective.py": """
+        import torch
+
+
+        def objective(policy, batch):
+            logp = compute_log_probs(policy, batch["input_ids"])
+            return -(torch.exp(logp - batch["old_logp"]) * batch["adv"]).mean()
+
+
+        def compute_log_probs(policy, input_ids):
+            logits = policy(input_ids).logits
+            return selective_log_softmax(logits, input_ids)
+
+
+        def selective_log_softmax(logits, index):
+            logp = logits.log_softmax(dim=-1)  # expect: MP001
+            return logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    """,
+}
+
+
+def test_a_bf16_model_reaches_log_softmax_through_six_calls_across_three_files(tmp_path: Path) -> None:
+    check_files(DEEP_CHAIN, "MP001", tmp_path)
+
+
+RECURSIVE = {
+    "train.py": """
+        import torch
+        import torch.nn.functional as F
+
+        def unroll(policy, x, depth):
+            if depth == 0:
+                return F.log_softmax(policy(x), dim=-1)  # expect: MP001
+            return unroll(policy, x, depth - 1)
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        logp = unroll(policy, x, 3)
+    """,
+}
+
+
+def test_recursion_reaches_the_op_and_ends(tmp_path: Path) -> None:
+    check_files(RECURSIVE, "MP001", tmp_path)
+
+
+TWO_CALLERS = {
+    "utils.py": """
+        def logprobs(logits):
+            return logits.log_softmax(-1)  # expect: MP001
+    """,
+    "ppo.py": """
+        import torch
+        from utils import logprobs
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        logp = logprobs(policy(x))
+    """,
+    "grpo.py": """
+        import torch
+        from utils import logprobs
+
+        reference = torch.nn.Linear(8, 8).half()
+        logp = logprobs(reference(x))
+    """,
+}
+
+
+def test_one_finding_per_op_with_the_other_callers_as_related(tmp_path: Path) -> None:
+    check_files(TWO_CALLERS, "MP001", tmp_path)
+    [finding] = [f for f in lint_paths([tmp_path], select=["MP001"]).findings]
+    messages = [finding.message, *finding.related]
+    assert len(messages) == 2
+    assert any("`policy`" in message and "ppo.py" in message for message in messages)
+    assert any("`reference`" in message and "grpo.py" in message for message in messages)
+    from mplint.report import json as json_report
+
+    [rendered] = json.loads(json_report.render([finding]))
+    assert [item["message"] for item in rendered["related"]] == list(finding.related)
+
+
+TRAIN_MODE_ON_HALF_MODEL = """
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8)).cuda().half()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: MP003
+    for epoch in range(3):
+        model.train()
+        for inputs, labels in loader:
+            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        model.half()
+"""
+
+
+def test_train_mode_on_an_already_half_model_is_no_late_cast() -> None:
+    check(TRAIN_MODE_ON_HALF_MODEL, "MP003")
+
+
+PROJECT_OPTIMIZERS = [
+    bug(
+        "adamw-subclass-over-bf16-params",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        class MemoryEfficientAdamW(torch.optim.AdamW):
+            def __init__(self, params, lr=1e-3, pin_memory=True):
+                super().__init__(params, lr=lr)
+                self.pin_memory = pin_memory
+
+        model = AutoModelForCausalLM.from_pretrained("qwen", torch_dtype=torch.bfloat16)
+        optimizer = MemoryEfficientAdamW(model.parameters(), lr=1e-5)  # expect: MP003
+        """,
+    ),
+    bug(
+        "optimizer-base-subclass-over-half-params",
+        """
+        import torch
+
+        class Muon(torch.optim.Optimizer):
+            def __init__(self, params, lr=0.02, momentum=0.95):
+                super().__init__(params, dict(lr=lr, momentum=momentum))
+
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)).cuda().half()
+        optimizer = Muon(net.parameters(), lr=0.02)  # expect: MP003
+        """,
+    ),
+    ok(
+        "adamw-subclass-over-fp32-params",
+        """
+        import torch
+
+        class MemoryEfficientAdamW(torch.optim.AdamW):
+            pass
+
+        model = torch.nn.Linear(8, 8)
+        optimizer = MemoryEfficientAdamW(model.parameters(), lr=1e-5)
+        """,
+    ),
+    ok(
+        "non-optimizer-class-over-half-params",
+        """
+        import torch
+
+        class EMA:
+            def __init__(self, params, decay=0.999):
+                self.params = list(params)
+
+        net = torch.nn.Linear(8, 8).half()
+        ema = EMA(net.parameters())
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", PROJECT_OPTIMIZERS)
+def test_a_projects_own_optimizer_is_an_optimizer(source: str) -> None:
+    check(source, "MP003")

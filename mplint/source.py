@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional, Union
 
 import libcst as cst
+from libcst._nodes.base import CSTNode
 
 from mplint.findings import Finding, Severity
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
@@ -81,6 +82,27 @@ def recursion_headroom(depth: int) -> Iterator[None]:
         sys.setrecursionlimit(previous)
 
 
+@contextlib.contextmanager
+def _unvalidated_nodes() -> Iterator[None]:
+    """libcst validates every node its parser builds (`CSTNode.__post_init__` -> `_validate`), a
+    check meant for trees built by hand: what the parser builds is valid by construction. Skipping
+    it while parsing saves ~13% of libcst's parse time (torch/nn: 1.41 s -> 1.22 s). Where a libcst
+    release no longer has that hook, parsing is simply validated as before."""
+    hook = getattr(CSTNode, "__post_init__", None)
+    if hook is None:
+        yield
+        return
+    CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CSTNode.__post_init__ = hook  # type: ignore[method-assign]
+
+
+def _no_validation(node: CSTNode) -> None:
+    return None
+
+
 def parse(source: SourceFile) -> Union[cst.Module, Finding]:
     """The file's libcst tree, or its MP000 finding when it cannot be analysed."""
     assert source.text is not None
@@ -88,7 +110,7 @@ def parse(source: SourceFile) -> Union[cst.Module, Finding]:
     if refused is not None and (refused.message == TOO_DEEP or refused.message.endswith(_INVALID_IN_EVERY_GRAMMAR)):
         return refused
     try:
-        with recursion_limit(DEEP_RECURSION):
+        with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
             return cst.parse_module(source.text)
     except cst.ParserSyntaxError as error:
         # CPython's words and position where both refuse (libcst's native parser reports the line after).
@@ -183,7 +205,7 @@ class ParsedFile:
         walk per file and process, however many units visit it (positions are not needed for it)."""
         if self._order is None:
             evaluable = (cst.Call, cst.BinaryOperation)
-            self._order = {node: index for index, node in enumerate(walk(self.module)) if isinstance(node, evaluable)}
+            self._order = {node: index for index, node in enumerate(walk(self.module)) if type(node) in evaluable}
         return self._order
 
     def _ranges(self) -> Mapping[cst.CSTNode, object]:

@@ -67,15 +67,30 @@ def _code_fields(kind: type) -> tuple[str, ...]:
     return fields
 
 
+def _node_types() -> frozenset[type]:
+    found: set[type] = set()
+    pending: list[type] = [cst.CSTNode]
+    while pending:
+        kind = pending.pop()
+        found.add(kind)
+        pending.extend(kind.__subclasses__())
+    return frozenset(found)
+
+
+# libcst's node classes derive from an ABC: `isinstance(value, cst.CSTNode)` goes through
+# ABCMeta's check (a third of the interpreter's time on torch/nn); a set lookup does not.
+NODE_TYPES = _node_types()
+
+
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The node's child nodes that hold code, in source order."""
     found: list[cst.CSTNode] = []
     for name in _code_fields(type(node)):
         value = getattr(node, name, None)
-        if isinstance(value, cst.CSTNode):
+        if type(value) in NODE_TYPES:
             found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(item for item in value if isinstance(item, cst.CSTNode))
+        elif type(value) in (list, tuple):
+            found.extend(item for item in value if type(item) in NODE_TYPES)
     return found
 
 
@@ -108,15 +123,15 @@ def statements(block: Union[cst.CSTNode, Sequence[cst.CSTNode], None]) -> list[S
     `finally:` clause, in order, each small statement of a line on its own."""
     if block is None:
         return []
-    if isinstance(block, (cst.Else, cst.Finally)):
-        block = block.body
-    body: Sequence[cst.CSTNode] = block if isinstance(block, (list, tuple)) else getattr(block, "body", ())
+    if type(block) in (cst.Else, cst.Finally):
+        block = block.body  # type: ignore[union-attr]
+    body: Sequence[cst.CSTNode] = block if type(block) in (list, tuple) else getattr(block, "body", ())  # type: ignore[assignment]
     found: list[Statement] = []
     for statement in body:
-        if isinstance(statement, cst.SimpleStatementLine):
-            found.extend(statement.body)
-        elif isinstance(statement, (cst.BaseCompoundStatement, cst.BaseSmallStatement)):
-            found.append(statement)
+        if type(statement) is cst.SimpleStatementLine:
+            found.extend(statement.body)  # type: ignore[attr-defined]
+        else:  # a compound statement, or a small statement of a one-line suite (`if x: a; b`)
+            found.append(statement)  # type: ignore[arg-type]
     return found
 
 
@@ -157,7 +172,13 @@ def argument(call: cst.Call, index: Optional[int], keyword: Optional[str] = None
 
 def string_value(node: cst.CSTNode) -> Optional[str]:
     """The text of a plain string literal (`"cuda"`, implicit concatenations too), else None."""
+    if type(node) is cst.SimpleString:
+        text = node.value
+        quote = text[-1]
+        if text[0] == quote and "\\" not in text:  # no prefix, no escapes: the text between the quotes
+            width = 3 if len(text) >= 6 and text.startswith(quote * 3) else 1
+            return text[width:-width]
     if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
-        value = node.evaluated_value
+        value = node.evaluated_value  # libcst evaluates it with CPython's parser: correct, slower
         return value if isinstance(value, str) else None
     return None

@@ -10,7 +10,6 @@ caller's context (see `summaries`), across files of the run.
 
 from __future__ import annotations
 
-import ast
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Optional, Sequence, Union
@@ -19,7 +18,7 @@ import libcst as cst
 
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
-from mplint.tree import TRY_STATEMENTS, Statement, dotted_text, statements, walk
+from mplint.tree import NODE_TYPES, TRY_STATEMENTS, Statement, dotted_text, statements, string_value, walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     NUMBER,
@@ -236,9 +235,9 @@ class Interpreter:
         return True
 
     def exec_statement(self, node: Statement, ctx: Context) -> bool:
-        if isinstance(node, cst.BaseSmallStatement):
+        if type(node) in _SMALL_STATEMENTS:
             return self.exec_simple(node, ctx)
-        if isinstance(node, cst.If):
+        if type(node) is cst.If:
             # An elif chain is one many-way branch (not nested ones: generated dispatch code has
             # hundreds of elifs).
             # A test whose value is known in the configuration that runs (`if args.amp:` with
@@ -253,20 +252,20 @@ class Interpreter:
                     bodies.append(statements(branch.body))
                 branch = branch.orelse
             return self.exec_branches(ctx, None, bodies, statements(branch)) if bodies else self.exec_block(statements(branch), ctx)
-        if isinstance(node, cst.For):
+        if type(node) is cst.For:
             iterable = self.eval(node.iter, ctx)
             self.assign(node.target, self.element_of(iterable), ctx)
             self.exec_block(statements(node.body), ctx)
             self.exec_block(statements(node.orelse), ctx)
             return True
-        if isinstance(node, cst.While):
+        if type(node) is cst.While:
             self.eval(node.test, ctx)
             self.exec_block(statements(node.body), ctx)
             self.exec_block(statements(node.orelse), ctx)
             return True
-        if isinstance(node, cst.With):
+        if type(node) is cst.With:
             return self.exec_with(node, ctx)
-        if isinstance(node, TRY_STATEMENTS):
+        if type(node) in TRY_STATEMENTS:
             attempt: Union[cst.Try, cst.TryStar] = node  # type: ignore[assignment]
             self.exec_block(statements(attempt.body), ctx)
             for handler in attempt.handlers:
@@ -276,13 +275,13 @@ class Interpreter:
             self.exec_block(statements(attempt.orelse), ctx)
             self.exec_block(statements(attempt.finalbody), ctx)
             return True
-        if isinstance(node, cst.FunctionDef):
+        if type(node) is cst.FunctionDef:
             self.define_function(node, ctx)
             return True
-        if isinstance(node, cst.ClassDef):
+        if type(node) is cst.ClassDef:
             self.define_class(node, ctx)
             return True
-        if isinstance(node, cst.Match):
+        if type(node) is cst.Match:
             self.eval(node.subject, ctx)
             return self.exec_branches(ctx, None, [statements(case.body) for case in node.cases], [])
         return True
@@ -330,37 +329,39 @@ class Interpreter:
         return self.exec_block(statements(node.body), replace(ctx, region=region, no_grad=no_grad))
 
     def exec_simple(self, node: cst.BaseSmallStatement, ctx: Context) -> bool:
-        if isinstance(node, cst.Assign):
+        if type(node) is cst.Assign:
             value = self.in_region(self.eval(node.value, ctx), ctx)
             for target in node.targets:
                 self.assign(target.target, value, ctx)
-        elif isinstance(node, cst.Expr):
+        elif type(node) is cst.Expr:
+            if type(node.value) in _STRING_LITERALS:
+                return True  # a docstring: nothing to evaluate (and decoding it is not free)
             value = self.eval(node.value, ctx)
             self.apply_in_place_cast(node.value, value, ctx)
             self.apply_parameter_collection(node.value, ctx)
-        elif isinstance(node, cst.AnnAssign):
+        elif type(node) is cst.AnnAssign:
             if node.value is not None:
                 self.assign(node.target, self.eval(node.value, ctx), ctx)
-        elif isinstance(node, cst.AugAssign):
+        elif type(node) is cst.AugAssign:
             combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
             self.assign(node.target, combined, ctx)
-        elif isinstance(node, cst.Return):
+        elif type(node) is cst.Return:
             self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))
             return False
-        elif isinstance(node, cst.Raise):
+        elif type(node) is cst.Raise:
             if node.exc is not None:
                 self.eval(node.exc, ctx)
             return False
-        elif isinstance(node, (cst.Continue, cst.Break)):
+        elif type(node) in (cst.Continue, cst.Break):
             return False
-        elif isinstance(node, cst.Assert):
+        elif type(node) is cst.Assert:
             self.eval(node.test, ctx)  # `assert torch.isfinite(loss)`: its calls run like any other
             if node.msg is not None:
                 self.eval(node.msg, ctx)
-        elif isinstance(node, cst.Import):
+        elif type(node) is cst.Import:
             for alias in node.names:
                 self.bind_import(alias, ctx)
-        elif isinstance(node, cst.ImportFrom):
+        elif type(node) is cst.ImportFrom:
             self.bind_import_from(node, ctx)
         return True
 
@@ -634,22 +635,22 @@ class Interpreter:
 
     # ------------------------------------------------------------------------------ expressions
     def eval(self, node: cst.BaseExpression, ctx: Context) -> Value:
-        if isinstance(node, cst.Name):
+        if type(node) is cst.Name:
             return self.eval_name(node.value, ctx)
-        if isinstance(node, cst.Attribute):
+        if type(node) is cst.Attribute:
             return self.eval_attribute(node, ctx)
-        if isinstance(node, cst.Call):
+        if type(node) is cst.Call:
             return self.eval_call(node, ctx)
-        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)):
+        if type(node) in (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float):
             return _constant(node)
-        if isinstance(node, cst.Subscript):
+        if type(node) is cst.Subscript:
             return self.eval_subscript(node, ctx)
-        if isinstance(node, cst.BinaryOperation):
+        if type(node) is cst.BinaryOperation:
             left, right = self.eval(node.left, ctx), self.eval(node.right, ctx)
             result = self.binary(left, right, node.operator, ctx.region)
             self.note_operation(node, ctx, left, right, result)
             return result
-        if isinstance(node, cst.UnaryOperation):
+        if type(node) is cst.UnaryOperation:
             operand = self.eval(node.expression, ctx)
             number = operand.const
             if isinstance(node.operator, cst.Minus) and isinstance(number, (int, float)) and not isinstance(number, bool):
@@ -658,28 +659,28 @@ class Interpreter:
                 truth = _truth(operand)
                 return const(not truth) if truth is not None else UNKNOWN
             return operand
-        if isinstance(node, cst.IfExp):
+        if type(node) is cst.IfExp:
             taken = _truth(self.eval(node.test, ctx))
             if taken is not None:  # `torch.bfloat16 if bf16 else "auto"` with `bf16=True` by default
                 return self.eval(node.body if taken else node.orelse, ctx)
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
-        if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        if type(node) in (cst.Tuple, cst.List, cst.Set):
             return self.sequence(tuple(self.eval(element.value, ctx) for element in node.elements))
-        if isinstance(node, cst.Dict):
+        if type(node) is cst.Dict:
             return self.eval_dict(node, ctx)
-        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)):
+        if type(node) in (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp):
             return self.eval_comprehension(node, ctx)
-        if isinstance(node, cst.BooleanOperation):
+        if type(node) is cst.BooleanOperation:
             return self.eval_boolean(node, ctx)
-        if isinstance(node, cst.Comparison):
+        if type(node) is cst.Comparison:
             return self.eval_comparison(node, ctx)
-        if isinstance(node, cst.NamedExpr):
+        if type(node) is cst.NamedExpr:
             value = self.eval(node.value, ctx)
             self.assign(node.target, value, ctx)
             return value
-        if isinstance(node, cst.Await):
+        if type(node) is cst.Await:
             return self.eval(node.expression, ctx)
-        if isinstance(node, cst.FormattedString):
+        if type(node) is cst.FormattedString:
             for part in node.parts:  # f"{loss.item():.3f}": the calls inside run
                 if isinstance(part, cst.FormattedStringExpression):
                     self.eval(part.expression, ctx)
@@ -1323,12 +1324,13 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
 def _constant(node: Union[cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float]) -> Value:
     """A literal: str or number; bytes tell nothing here (a none-like constant, as before)."""
     if isinstance(node, (cst.Integer, cst.Float)):
+        digits = node.value.replace("_", "")
         try:
-            return const(ast.literal_eval(node.value))
+            return const(int(digits, 0) if isinstance(node, cst.Integer) else float(digits))
         except ValueError:  # an integer of more digits than Python converts
             return UNKNOWN
-    value = node.evaluated_value
-    return const(value) if isinstance(value, str) else const(None)
+    text = string_value(node)
+    return const(text) if text is not None else const(None)
 
 
 # In libcst `True`, `False` and `None` are names.
@@ -1337,6 +1339,9 @@ _NAMED_CONSTANTS: dict[str, object] = {"True": True, "False": False, "None": Non
 _UNBOUND = object()  # a name's value before a branch that binds it for the first time
 
 _BRANCHING_STATEMENTS: tuple[type[cst.CSTNode], ...] = (cst.If, *TRY_STATEMENTS)
+_STRING_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
+# The concrete small statement types (exact type tests are cheaper than libcst's ABC checks).
+_SMALL_STATEMENTS = frozenset(kind for kind in NODE_TYPES if issubclass(kind, cst.BaseSmallStatement))
 
 
 def _nested_statements(statement: Statement) -> list[Statement]:

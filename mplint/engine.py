@@ -19,12 +19,24 @@ import libcst as cst
 from mplint import suppression
 from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix
+from mplint.precision.flow import Loaded
 from mplint.precision.model import PrecisionModel, analyze
 from mplint.precision.project import ImportGraph, ModuleIndex
 from mplint.prefilter import CodeFacts, Prefilter
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
-from mplint.source import DEEP_RECURSION, TOO_DEEP, ParsedFile, SourceFile, invalid, parse, recursion_limit, syntax_error
+from mplint.source import (
+    DEEP_RECURSION,
+    TOO_DEEP,
+    ParsedFile,
+    PartialFile,
+    SourceFile,
+    invalid,
+    parse,
+    read_partially,
+    recursion_limit,
+    syntax_error,
+)
 from mplint.tree import Located, children
 
 # (node, leaving) pairs in visit order: what a batched rule visit replays.
@@ -155,6 +167,8 @@ class Run:
         # large repository would not fit in memory).
         self.parsed: OrderedDict[str, Union[ParsedFile, Finding]] = OrderedDict()
         self._parsed_bytes = 0
+        # Files units import names from, parsed piece by piece (only what was asked for is parsed).
+        self.partial: dict[str, Optional[PartialFile]] = {}
         # Per tree (not per path: an evicted tree's events must go with it).
         self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
@@ -191,6 +205,17 @@ class Run:
             self._parsed_bytes -= len(self.files[evicted].text or "")
         return found
 
+    def read(self, path: str) -> Optional[ParsedFile]:
+        """A file a unit imports names from: its whole tree when this process has it parsed
+        already, else parsed piece by piece as names are asked for (kept for later units)."""
+        parsed = self.parsed.get(path)
+        if isinstance(parsed, ParsedFile):
+            return parsed
+        if path not in self.partial:
+            source = self.files[path]
+            self.partial[path] = read_partially(source) if source.text is not None else None
+        return self.partial[path]
+
     def lint_unit(self, root: str) -> UnitResult:
         with recursion_limit(DEEP_RECURSION):
             return self._lint_unit(root)
@@ -201,12 +226,12 @@ class Run:
             return UnitResult((parsed,), (root,))
         files: dict[str, ParsedFile] = {root: parsed}
 
-        def load(path: str) -> Optional[cst.Module]:
-            found = self.parse(path) if self.files[path].text is not None else None
-            if isinstance(found, ParsedFile):
-                files[path] = found
-                return found.module
-            return None
+        def load(path: str) -> Optional[Loaded]:
+            found = self.read(path)
+            if found is None:
+                return None
+            files[path] = found
+            return (found.module, found.top_level) if isinstance(found, PartialFile) else (found.module, None)
 
         try:
             precision = analyze({root: parsed.module}, load, self.index)
@@ -234,7 +259,9 @@ class Run:
                 rule for rule in self.rules if self.prefilter.mentions(file.source, rule.TRIGGERS | rule.SINKS)
             ]
         rules = [rule(context) for rule in self._relevant[file.path]]
-        syntactic = [rule for rule in rules if rule.SYNTACTIC]
+        # A file read piece by piece has no whole tree to walk: syntactic rules see it where it is
+        # a unit of its own (it is one whenever it mentions their words).
+        syntactic = [rule for rule in rules if rule.SYNTACTIC and not file.partial]
         if syntactic:
             visit_rules(functools.partial(self._events_of, file), syntactic)
         order = file.source_order()

@@ -27,7 +27,7 @@ from libcst._nodes.base import CSTNode
 
 from mplint.findings import Finding, Severity
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
-from mplint.tree import Located, children, walk
+from mplint.tree import Located, Statement, children, statements, walk
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -174,18 +174,25 @@ def _depth(module: cst.Module) -> int:
 
 
 class ParsedFile:
-    """One file's tree, with the line table and node positions computed on first use."""
+    """One file's libcst tree, in pieces: a whole file is one piece; a file a unit only imports names
+    from is parsed top-level statement by top-level statement as they are needed (`PartialFile`).
+    Line tables, node positions and source order are computed per piece on first use."""
 
     def __init__(self, source: SourceFile, module: cst.Module) -> None:
         assert source.text is not None
         self.source = source
         self.text: str = source.text
         self.module = module
+        # (first line of the piece in the file, its tree), in order of lines.
+        self.pieces: list[tuple[int, cst.Module]] = [(1, module)]
         self._lines: Optional[list[str]] = None
         self._starts: Optional[list[int]] = None
-        self._positions: Optional[Mapping[cst.CSTNode, object]] = None
-        self._statements: Optional[list[tuple[int, int]]] = None
-        self._order: Optional[dict[cst.CSTNode, int]] = None
+        self._positions: dict[int, Mapping[cst.CSTNode, object]] = {}  # by piece
+        self._order: dict[cst.CSTNode, tuple[int, int]] = {}
+        self._ordered: set[int] = set()  # pieces numbered in `_order`
+        self._statements: dict[int, list[tuple[int, int]]] = {}  # (first, last line) of each statement, by piece
+
+    partial = False
 
     @property
     def path(self) -> str:
@@ -200,19 +207,23 @@ class ParsedFile:
             self._starts = starts
         return self._lines
 
-    def source_order(self) -> dict[cst.CSTNode, int]:
+    def source_order(self) -> dict[cst.CSTNode, tuple[int, int]]:
         """The file's calls and arithmetic operators numbered in source order, parents first: one
-        walk per file and process, however many units visit it (positions are not needed for it)."""
-        if self._order is None:
-            evaluable = (cst.Call, cst.BinaryOperation)
-            self._order = {node: index for index, node in enumerate(walk(self.module)) if type(node) in evaluable}
+        walk per piece and process, however many units visit it (positions are not needed for it)."""
+        evaluable = (cst.Call, cst.BinaryOperation)
+        for first, piece in self.pieces:
+            if first not in self._ordered:
+                self._ordered.add(first)
+                self._order.update(
+                    {node: (first, index) for index, node in enumerate(walk(piece)) if type(node) in evaluable}
+                )
         return self._order
 
-    def _ranges(self) -> Mapping[cst.CSTNode, object]:
-        """Every node's range: one code generation pass over the file, done the first time a
-        position is asked for (libcst.metadata is imported only then)."""
-        if self._positions is None:
-            if _depth(self.module) > MAX_POSITION_DEPTH:
+    def _ranges(self, first: int, piece: cst.Module) -> Mapping[cst.CSTNode, object]:
+        """Every node's range in one piece: one code generation pass over it, done the first time a
+        position in it is asked for (libcst.metadata is imported only then)."""
+        if first not in self._positions:
+            if _depth(piece) > MAX_POSITION_DEPTH:
                 # libcst's code generation recurses through generators, which CPython runs on the
                 # C stack: a tree this deep would crash the process, not raise. The engine makes
                 # a RecursionError MP000 "nested too deeply" for the file.
@@ -220,15 +231,18 @@ class ParsedFile:
             from libcst.metadata import MetadataWrapper, PositionProvider
 
             with recursion_limit(DEEP_RECURSION):
-                wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-                self._positions = wrapper.resolve(PositionProvider)
-        return self._positions
+                self._positions[first] = MetadataWrapper(piece, unsafe_skip_copy=True).resolve(PositionProvider)
+        return self._positions[first]
 
     def position(self, node: Located) -> tuple[int, int, int, int]:
         """(line, column, end line, end column) of `node`: 1-based, columns in characters, end exclusive."""
-        found = self._ranges()[node]
-        start, end = found.start, found.end  # type: ignore[attr-defined]
-        return start.line, start.column + 1, end.line, end.column + 1
+        for first, piece in self.pieces:
+            found = self._ranges(first, piece).get(node)
+            if found is not None:
+                start, end = found.start, found.end  # type: ignore[attr-defined]
+                shift = first - 1  # a piece's lines count from its own first line
+                return start.line + shift, start.column + 1, end.line + shift, end.column + 1
+        raise KeyError(f"{type(node).__name__} node is not in {self.path}")
 
     def offsets(self, node: Located) -> tuple[int, int]:
         """Where `node`'s text starts and ends, as character offsets into the file's text."""
@@ -255,12 +269,90 @@ class ParsedFile:
 
     def statement_line(self, line: int) -> int:
         """First line of the innermost statement (or compound statement header) covering `line`."""
-        if self._statements is None:
-            spans = []
-            for node in walk(self.module):
-                if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
-                    start, _, end, _ = self.position(node)
-                    spans.append((start, end))
-            self._statements = sorted(spans)
-        covering = [(start, end) for start, end in self._statements if start <= line <= end]
-        return min(covering, key=lambda span: span[1] - span[0])[0] if covering else line
+        for first, piece in self.pieces:
+            if first not in self._statements:
+                self._statements[first] = [
+                    (start, end)
+                    for node in walk(piece)
+                    if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement))
+                    for start, _, end, _ in [self.position(node)]
+                ]
+        spans = [(start, end) for found in self._statements.values() for start, end in found if start <= line <= end]
+        return min(spans, key=lambda span: span[1] - span[0])[0] if spans else line
+
+
+class PartialFile(ParsedFile):
+    """A file a unit only reads names from (`from utils import gather_logprobs`): CPython's parser
+    finds its top-level statements and the names each binds; libcst parses a statement (a def, a
+    class, an assignment, a top-level if/try with what it nests) only when a unit asks for a name
+    it binds. On torch/_dynamo, units import dozens of 100-300 KB modules for a few names each."""
+
+    partial = True
+
+    def __init__(self, source: SourceFile, tree: ast.Module) -> None:
+        super().__init__(source, cst.Module(body=[]))  # `module`: an empty stand-in for the rules
+        self.pieces = []
+        self._spans: list[tuple[int, int]] = []  # (first line, last line) of each top-level statement
+        self._binders: dict[str, list[int]] = {}  # name -> the spans that may bind it
+        for statement in tree.body:
+            first = min([statement.lineno, *(item.lineno for item in getattr(statement, "decorator_list", ()))])
+            last = statement.end_lineno or statement.lineno
+            if self._spans and first <= self._spans[-1][1]:  # `a = 1; b = 2`: one line, one piece
+                self._spans[-1] = (self._spans[-1][0], max(last, self._spans[-1][1]))
+            else:
+                self._spans.append((first, last))
+            for name in _names_bound_by(statement):
+                self._binders.setdefault(name, []).append(len(self._spans) - 1)
+        self._parsed: dict[int, list[Statement]] = {}
+
+    def top_level(self, name: str) -> list[Statement]:
+        """The top-level statements that may bind `name`, parsed now if they were not yet."""
+        found: list[Statement] = []
+        for span in dict.fromkeys(self._binders.get(name, ())):
+            if span not in self._parsed:
+                self._parsed[span] = self._parse_span(*self._spans[span])
+            found.extend(self._parsed[span])
+        return found
+
+    def _parse_span(self, first: int, last: int) -> list[Statement]:
+        text = "".join(self.lines()[first - 1 : last])
+        try:
+            with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
+                piece = cst.parse_module(text)
+        except Exception:  # what libcst cannot parse tells nothing: its names stay unknown
+            return []
+        self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
+        return statements(piece)
+
+
+def _names_bound_by(statement: ast.stmt) -> list[str]:
+    """The names a top-level statement may bind, through the if/try statements it nests."""
+    names: list[str] = []
+    pending = [statement]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.extend(leaf.id for target in targets for leaf in ast.walk(target) if isinstance(leaf, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.extend((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.If):
+            pending.extend([*node.body, *node.orelse])
+        elif isinstance(node, (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))):
+            handlers = [inner for handler in node.handlers for inner in handler.body]  # type: ignore[attr-defined]
+            pending.extend([*node.body, *handlers, *node.orelse, *node.finalbody])  # type: ignore[attr-defined]
+    return names
+
+
+def read_partially(source: SourceFile) -> Optional[PartialFile]:
+    """The file as a `PartialFile`, when CPython's parser reads it (else None: parse it whole)."""
+    assert source.text is not None
+    try:
+        with recursion_headroom(SCREEN_DEPTH), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source.text, filename=source.path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return PartialFile(source, tree)

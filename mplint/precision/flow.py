@@ -118,6 +118,11 @@ class Scope:
         return None
 
 
+# What reading a file a root imports from gives: its tree, and for a file parsed piece by piece
+# the function that parses the top-level statements binding a name.
+Loaded = tuple[cst.Module, Optional[Callable[[str], list[Statement]]]]
+
+
 @dataclass
 class ModuleState:
     path: str
@@ -128,6 +133,9 @@ class ModuleState:
     # names read from them, each once (reading `Module` from torch/nn/modules/module.py must not
     # execute all of it).
     lazy: bool = False
+    # For a file parsed piece by piece: the top-level statements that may bind a name (parsed on
+    # demand); None when `module` is the whole file.
+    top_level: Optional[Callable[[str], list[Statement]]] = None
     executed: set[int] = field(default_factory=set)
     _bindings: Optional[dict[str, list[Statement]]] = None
 
@@ -136,17 +144,29 @@ class ModuleState:
 
     def binding_statements(self, name: str) -> list[Statement]:
         """Top-level statements (also inside top-level if/try) that may bind `name`."""
+        if self.top_level is not None:
+            if self._bindings is None:
+                self._bindings = {}
+            if name not in self._bindings:
+                self._bindings[name] = _binders(self.top_level(name)).get(name, [])
+            return self._bindings[name]
         if self._bindings is None:
-            self._bindings = {}
-            pending: list[Statement] = list(reversed(statements(self.module)))
-            while pending:
-                statement = pending.pop()
-                if isinstance(statement, _BRANCHING_STATEMENTS):
-                    pending.extend(reversed(_nested_statements(statement)))
-                    continue
-                for bound in _bound_names(statement):
-                    self._bindings.setdefault(bound, []).append(statement)
+            self._bindings = _binders(statements(self.module))
         return self._bindings.get(name, [])
+
+
+def _binders(top_level: list[Statement]) -> dict[str, list[Statement]]:
+    """The statements among `top_level` (and inside its if/try statements) that bind each name."""
+    found: dict[str, list[Statement]] = {}
+    pending: list[Statement] = list(reversed(top_level))
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, _BRANCHING_STATEMENTS):
+            pending.extend(reversed(_nested_statements(statement)))
+            continue
+        for bound in _bound_names(statement):
+            found.setdefault(bound, []).append(statement)
+    return found
 
 
 @dataclass(frozen=True)
@@ -167,7 +187,7 @@ class Frame:
 
 class Interpreter:
     def __init__(
-        self, roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
+        self, roots: dict[str, cst.Module], load: Callable[[str], Optional["Loaded"]], index: ModuleIndex
     ) -> None:
         self.roots = list(roots)
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
@@ -196,12 +216,13 @@ class Interpreter:
                 self.evaluate_standalone(definition)
 
     def module_state(self, path: str) -> Optional[ModuleState]:
-        """A file of the run, parsed on first use when it is not a root."""
+        """A file of the run, read on first use when it is not a root."""
         if path not in self.modules:
-            module = self.load(path)
-            if module is None:
+            loaded = self.load(path)
+            if loaded is None:
                 return None
-            self.modules[path] = ModuleState(path, module, lazy=True)
+            module, top_level = loaded
+            self.modules[path] = ModuleState(path, module, lazy=True, top_level=top_level)
         return self.modules[path]
 
     def run_module(self, state: ModuleState) -> None:

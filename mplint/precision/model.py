@@ -6,7 +6,7 @@ from typing import Callable, Collection, Optional, Sequence
 
 import libcst as cst
 
-from mplint.precision.flow import CallFact, Interpreter, LateCast, OperationFact
+from mplint.precision.flow import CallFact, Interpreter, LateCast, Loaded, OperationFact
 from mplint.precision.project import ModuleIndex
 
 
@@ -48,7 +48,7 @@ class PrecisionModel:
 
 
 def analyze(
-    roots: dict[str, cst.Module], load: Callable[[str], Optional[cst.Module]], index: ModuleIndex
+    roots: dict[str, cst.Module], load: Callable[[str], Optional[Loaded]], index: ModuleIndex
 ) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
     only when a root reads a name from them."""

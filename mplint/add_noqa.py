@@ -16,7 +16,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from mplint.discovery import read_source
 from mplint.findings import Finding
@@ -64,7 +63,7 @@ def with_noqa(source: SourceFile, findings: Iterable[Finding]) -> tuple[str, int
     assert source.text is not None
     lines = io.StringIO(source.text, newline="").readlines()
     commentable, comments = _line_ends(source.text)
-    statements: Optional[ParsedFile] = None
+    statements: ParsedFile | None = None
     codes: dict[int, set[str]] = defaultdict(set)
     for finding in findings:
         line = finding.line
@@ -100,7 +99,7 @@ def _line_ends(text: str) -> tuple[set[int], dict[int, int]]:
 _LINE_END = re.compile(r"[\r\n]*$")
 
 
-def _merged(line: str, comment_at: Optional[int], codes: set[str]) -> tuple[str, int]:
+def _merged(line: str, comment_at: int | None, codes: set[str]) -> tuple[str, int]:
     """`line` with `codes` in its noqa comment (added when it has none)."""
     end = _LINE_END.search(line)
     assert end is not None
@@ -111,6 +110,6 @@ def _merged(line: str, comment_at: Optional[int], codes: set[str]) -> tuple[str,
         merged = ", ".join(sorted(present | codes))
         body = body[: match.start("codes")] + merged + body[match.end("codes") :]
         return body + newline, len(codes - present)
-    if match is not None:  # a bare `# noqa` already silences everything
+    if match is not None:  # a bare noqa comment (no codes) already silences everything
         return line, 0
     return f"{body.rstrip()}  # noqa: {', '.join(sorted(codes))}{newline}", len(codes)

@@ -135,9 +135,7 @@ def _split_codes(codes: Iterable[str] | None) -> list[str] | None:
     return [code.strip() for item in items for code in item.split(",") if code.strip()]
 
 
-def _lint(
-    files: Sequence[SourceFile], settings: Settings, *, jobs: int = 1, cache: bool = False
-) -> list[Finding]:
+def _lint(files: Sequence[SourceFile], settings: Settings, *, jobs: int = 1, cache: bool = False) -> list[Finding]:
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
     if jobs == 1 and not cache:
         findings = engine.lint_files(files, rules)

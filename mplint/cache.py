@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import mplint
 import mplint.rules
@@ -46,7 +46,7 @@ class Cache:
         self.files_digest = digest("\0".join(sorted(hashes)))
         self._ready = False
 
-    def get(self, kind: str, path: str) -> Optional[tuple[Finding, ...]]:
+    def get(self, kind: str, path: str) -> tuple[Finding, ...] | None:
         """The cached findings of the unit (`kind` "unit") or syntax check ("syntax") of `path`,
         or None when there is no valid entry."""
         try:
@@ -81,7 +81,9 @@ class Cache:
                 return {}
             by_digest = stored["facts"]
             return {
-                path: CodeFacts(frozenset(by_digest[hashed][0]), tuple((dots, name) for dots, name in by_digest[hashed][1]))
+                path: CodeFacts(
+                    frozenset(by_digest[hashed][0]), tuple((dots, name) for dots, name in by_digest[hashed][1])
+                )
                 for path, hashed in self.hashes.items()
                 if hashed in by_digest
             }
@@ -98,14 +100,19 @@ class Cache:
             by_digest = stored["facts"] if stored.get("salt") == self.salt else {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             by_digest = {}
-        fresh = {self.hashes[path]: [sorted(found.words), [list(entry) for entry in found.imports]] for path, found in facts.items()}
+        fresh = {
+            self.hashes[path]: [sorted(found.words), [list(entry) for entry in found.imports]]
+            for path, found in facts.items()
+        }
         if len(by_digest) + len(fresh) > _MAX_CODE_FACTS:
             current = set(self.hashes.values())
             by_digest = {hashed: entry for hashed, entry in by_digest.items() if hashed in current}
         by_digest.update(fresh)
         with contextlib.suppress(OSError):
             self._prepare()
-            _write_atomically(self.directory / _CODE_FACTS, json.dumps({"salt": self.salt, "facts": by_digest}).encode())
+            _write_atomically(
+                self.directory / _CODE_FACTS, json.dumps({"salt": self.salt, "facts": by_digest}).encode()
+            )
 
     def _entry_path(self, kind: str, path: str) -> Path:
         return self.directory / f"{kind}-{digest(path)[:32]}.json"
@@ -121,7 +128,7 @@ class Cache:
 
 
 def open_cache(
-    root: Path, texts: Mapping[str, Optional[str]], rule_codes: Iterable[str], config_file: Optional[Path]
+    root: Path, texts: Mapping[str, str | None], rule_codes: Iterable[str], config_file: Path | None
 ) -> Cache:
     """The cache of the project at `root` for a run over `texts` ({path: text}) with these rules."""
     hashes = {path: digest(text) for path, text in texts.items() if text is not None}
@@ -183,8 +190,7 @@ def _data(finding: Finding) -> dict[str, Any]:
             "description": finding.fix.description,
             "applicability": finding.fix.applicability.value,
             "edits": [
-                [edit.line, edit.column, edit.end_line, edit.end_column, edit.replacement]
-                for edit in finding.fix.edits
+                [edit.line, edit.column, edit.end_line, edit.end_column, edit.replacement] for edit in finding.fix.edits
             ],
         }
     return data
@@ -192,11 +198,15 @@ def _data(finding: Finding) -> dict[str, Any]:
 
 def _finding(data: dict[str, Any]) -> Finding:
     fix = data.get("fix")
+    line, column, end_line, end_column = data["span"]
     return Finding(
         data["code"],
         data["name"],
         data["path"],
-        *data["span"],
+        line,
+        column,
+        end_line,
+        end_column,
         data["message"],
         Severity(data["severity"]),
         fix=None

@@ -108,20 +108,17 @@ def main() -> None:
 @click.option(
     "--unsafe-fixes",
     is_flag=True,
-    help="Also apply (with --fix or --diff) or show as fixable the fixes that may change "
-    "behaviour.",
+    help="Also apply (with --fix or --diff) or show as fixable the fixes that may change behaviour.",
 )
 @click.option(
     "--diff",
     is_flag=True,
-    help="Print the fixes as a unified diff instead of applying them; exit 1 if there is "
-    "something to fix.",
+    help="Print the fixes as a unified diff instead of applying them; exit 1 if there is something to fix.",
 )
 @click.option(
     "--add-noqa",
     is_flag=True,
-    help="Add a `# noqa: CODE` comment for every current finding, so that only new ones are "
-    "reported from now on.",
+    help="Add a `# noqa: CODE` comment for every current finding, so that only new ones are reported from now on.",
 )
 @click.option(
     "-j",
@@ -142,12 +139,8 @@ def main() -> None:
     metavar="PATH",
     help="Write the findings to PATH instead of stdout.",
 )
-@click.option(
-    "--show-source", is_flag=True, help="Show each finding's source line, a caret under it."
-)
-@click.option(
-    "--statistics", is_flag=True, help="Print how many findings each rule has instead (as text or json)."
-)
+@click.option("--show-source", is_flag=True, help="Show each finding's source line, a caret under it.")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has instead (as text or json).")
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings and nothing else.")
 @click.pass_context
 def check(
@@ -285,9 +278,7 @@ def _add_noqa(ctx: click.Context, findings: Sequence[Finding], quiet: bool) -> N
     raise click.exceptions.Exit(EXIT_ERROR if outcome.notices else EXIT_CLEAN)
 
 
-def _report_fixes(
-    ctx: click.Context, result: FixResult, output: str, diff: bool, stdin_source: bytes | None
-) -> None:
+def _report_fixes(ctx: click.Context, result: FixResult, output: str, diff: bool, stdin_source: bytes | None) -> None:
     """What `--fix` and `--diff` print. `--diff` shows the changes and exits 1 if there are any;
     `--fix` reports what remains (with stdin, the source goes to stdout and the findings to
     stderr, as editors expect) and exits 1 if anything does."""
@@ -317,13 +308,15 @@ def list_rules() -> None:
         from mplint.runtime.codes import RUNTIME_CODES
 
         rows = [("CODE", "NAME", "FIX", "SUMMARY")] + [
-            (rule.CODE, rule.NAME, rule.FIX.value if rule.FIX else "-", rule.summary())
-            for rule in all_rules()
+            (rule.CODE, rule.NAME, rule.FIX.value if rule.FIX else "-", rule.summary()) for rule in all_rules()
         ]
-        rows += [(code.code, code.name, "-", f"{code.summary()} (runtime only: mplint verify)") for code in RUNTIME_CODES.values()]
+        rows += [
+            (code.code, code.name, "-", f"{code.summary()} (runtime only: mplint verify)")
+            for code in RUNTIME_CODES.values()
+        ]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]  # the last column is not padded
         click.echo("  ".join([*cells, row[3]]))
 
 
@@ -336,7 +329,9 @@ def explain(rule: str) -> None:
         from mplint.runtime.codes import RUNTIME_CODES
 
         found = [(r.CODE, r.NAME, r.docs()) for r in all_rules() if rule.upper() == r.CODE or rule.lower() == r.NAME]
-        found += [(c.code, c.name, c.docs) for c in RUNTIME_CODES.values() if rule.upper() == c.code or rule.lower() == c.name]
+        found += [
+            (c.code, c.name, c.docs) for c in RUNTIME_CODES.values() if rule.upper() == c.code or rule.lower() == c.name
+        ]
     if not found:
         _fail(f"unknown rule '{rule}'; `mplint rules` lists them")
     code, name, docs = found[0]
@@ -359,8 +354,7 @@ def _errors_reported(activity: str) -> Iterator[None]:
         _fail(f"internal error: {error}; please report this at {ISSUE_TRACKER}")
     except Exception as error:  # noqa: BLE001 - the last line of defence is the point
         _fail(
-            f"internal error while {activity}: {type(error).__name__}: {error}; "
-            f"please report this at {ISSUE_TRACKER}"
+            f"internal error while {activity}: {type(error).__name__}: {error}; please report this at {ISSUE_TRACKER}"
         )
 
 

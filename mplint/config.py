@@ -98,9 +98,7 @@ class Settings:
 
     def is_excluded(self, path: str | os.PathLike[str]) -> bool:
         relative = self.relative_path(path)
-        return any(
-            glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude)
-        )
+        return any(glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude))
 
     def relative_path(self, path: str | os.PathLike[str]) -> str:
         absolute = Path(os.path.abspath(path))
@@ -218,11 +216,7 @@ def _translate_segment(segment: str) -> str:
 def _specificity(code: str, prefixes: Iterable[str]) -> int:
     """Length of the longest prefix matching `code` (`ALL` counts as 0), or -1 if none does."""
     return max(
-        (
-            0 if prefix == ALL else len(prefix)
-            for prefix in prefixes
-            if prefix == ALL or code.startswith(prefix)
-        ),
+        (0 if prefix == ALL else len(prefix) for prefix in prefixes if prefix == ALL or code.startswith(prefix)),
         default=-1,
     )
 
@@ -247,9 +241,7 @@ def _tool_table(data: Mapping[str, Any]) -> Any | None:
     return tool.get("mplint") if isinstance(tool, dict) else None
 
 
-def _settings_from_table(
-    table: Any, path: Path, where: str, known_codes: Collection[str]
-) -> Settings:
+def _settings_from_table(table: Any, path: Path, where: str, known_codes: Collection[str]) -> Settings:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table of settings")
     for key in table:
@@ -260,8 +252,7 @@ def _settings_from_table(
     per_file_ignores = table.get("per-file-ignores", {})
     if not isinstance(per_file_ignores, dict):
         raise ConfigError(
-            f"{where} 'per-file-ignores' must be a table of glob = [codes], "
-            f"got {_type_name(per_file_ignores)}"
+            f"{where} 'per-file-ignores' must be a table of glob = [codes], got {_type_name(per_file_ignores)}"
         )
     root = path.parent
     return Settings(
@@ -293,9 +284,7 @@ def _codes(value: Any, key: str, where: str, known_codes: Collection[str]) -> tu
     return _checked_codes(_strings(value, key, where), known_codes, f"{where} {key}:")
 
 
-def _checked_codes(
-    codes: Iterable[str], known_codes: Collection[str], where: str
-) -> tuple[str, ...]:
+def _checked_codes(codes: Iterable[str], known_codes: Collection[str], where: str) -> tuple[str, ...]:
     """`codes` upper-cased, each an existing code, a prefix of one, or `ALL`."""
     checked = []
     for code in codes:

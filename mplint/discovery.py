@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from mplint.config import Settings, display_path
-from mplint.source import SourceFile
 from mplint.errors import MissingPathError
+from mplint.source import SourceFile
 
 
 def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> list[SourceFile]:
@@ -25,9 +25,7 @@ def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> lis
         if not os.path.lexists(path):
             raise MissingPathError(f"{os.fspath(path)}: no such file or directory")
     candidates = [
-        (file.is_symlink(), display_path(file), file)
-        for path in paths
-        for file in _python_files(Path(path), settings)
+        (file.is_symlink(), display_path(file), file) for path in paths for file in _python_files(Path(path), settings)
     ]
     # A file reached twice (named twice, or also through a symlink) is checked once, under
     # its own name when that was reached.
@@ -80,9 +78,7 @@ def _python_files(path: Path, settings: Settings) -> Iterator[Path]:
     for directory, subdirectories, filenames in os.walk(path):
         base = Path(directory)
         # Pruning in place stops os.walk from descending; sorting makes the walk deterministic.
-        subdirectories[:] = sorted(
-            name for name in subdirectories if not _is_skipped_directory(base / name, settings)
-        )
+        subdirectories[:] = sorted(name for name in subdirectories if not _is_skipped_directory(base / name, settings))
         for name in sorted(filenames):
             file = base / name
             if name.endswith(".py") and not settings.is_excluded(file):
@@ -90,8 +86,4 @@ def _python_files(path: Path, settings: Settings) -> Iterator[Path]:
 
 
 def _is_skipped_directory(directory: Path, settings: Settings) -> bool:
-    return (
-        directory.is_symlink()
-        or (directory / "pyvenv.cfg").is_file()
-        or settings.is_excluded(directory)
-    )
+    return directory.is_symlink() or (directory / "pyvenv.cfg").is_file() or settings.is_excluded(directory)

@@ -10,9 +10,8 @@ import functools
 import gc
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence, Union
 
 import libcst as cst
 
@@ -66,7 +65,7 @@ class FileContext:
         return self._imports().used_elsewhere(self.path, name)
 
     def report(
-        self, rule: Rule, node: Located, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
+        self, rule: Rule, node: Located, message: str, *, path: str | None = None, fix: Autofix | None = None
     ) -> None:
         file = self.files[path or self.path]
         line, column, end_line, end_column = file.position(node)
@@ -155,7 +154,7 @@ class Run:
         self,
         files: Sequence[SourceFile],
         rules: Sequence[type[Rule]],
-        code_facts: Optional[Mapping[str, CodeFacts]] = None,
+        code_facts: Mapping[str, CodeFacts] | None = None,
     ) -> None:
         self.files = {source.path: source for source in files}
         self.rules = tuple(rules)
@@ -165,10 +164,10 @@ class Run:
         # Trees of recently used files, least recently used first, within PARSED_BUDGET bytes of
         # source (a libcst tree holds ~500 bytes per byte of source: keeping every tree of a
         # large repository would not fit in memory).
-        self.parsed: OrderedDict[str, Union[ParsedFile, Finding]] = OrderedDict()
+        self.parsed: OrderedDict[str, ParsedFile | Finding] = OrderedDict()
         self._parsed_bytes = 0
         # Files units import names from, parsed piece by piece (only what was asked for is parsed).
-        self.partial: dict[str, Optional[PartialFile]] = {}
+        self.partial: dict[str, PartialFile | None] = {}
         # Per tree (not per path: an evicted tree's events must go with it).
         self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
@@ -189,9 +188,11 @@ class Run:
     @functools.cached_property
     def imports(self) -> ImportGraph:
         """Who imports what from whom in this run (made when a rule first asks)."""
-        return ImportGraph(self.index, {path: source.text for path, source in self.files.items() if source.text is not None})
+        return ImportGraph(
+            self.index, {path: source.text for path, source in self.files.items() if source.text is not None}
+        )
 
-    def parse(self, path: str) -> Union[ParsedFile, Finding]:
+    def parse(self, path: str) -> ParsedFile | Finding:
         """The file's tree, or its MP000 finding when it does not parse."""
         if path in self.parsed:
             self.parsed.move_to_end(path)
@@ -205,7 +206,7 @@ class Run:
             self._parsed_bytes -= len(self.files[evicted].text or "")
         return found
 
-    def read(self, path: str) -> Optional[ParsedFile]:
+    def read(self, path: str) -> ParsedFile | None:
         """A file a unit imports names from: its whole tree when this process has it parsed
         already, else parsed piece by piece as names are asked for (kept for later units)."""
         parsed = self.parsed.get(path)
@@ -226,7 +227,7 @@ class Run:
             return UnitResult((parsed,), (root,))
         files: dict[str, ParsedFile] = {root: parsed}
 
-        def load(path: str) -> Optional[Loaded]:
+        def load(path: str) -> Loaded | None:
             found = self.read(path)
             if found is None:
                 return None
@@ -306,7 +307,8 @@ def visit_rules(events: Callable[[frozenset[type]], Events], rules: Sequence[Rul
     `events` of only the node types some rule handles."""
     handlers: dict[type, tuple[list[Callable[[cst.CSTNode], None]], list[Callable[[cst.CSTNode], None]]]] = {}
     for rule in rules:
-        for name in _handled_names(type(rule)):
+        # The ignore: mypy does not see that a class is Hashable (python/mypy#11470).
+        for name in _handled_names(type(rule)):  # type: ignore[arg-type]
             kind = getattr(cst, name)
             visits, leaves = handlers.setdefault(kind, ([], []))
             for prefix, found in (("visit_", visits), ("leave_", leaves)):
@@ -318,7 +320,7 @@ def visit_rules(events: Callable[[frozenset[type]], Events], rules: Sequence[Rul
             handler(node)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _handled_names(rule: type[Rule]) -> frozenset[str]:
     """The libcst node type names a rule class has visit_/leave_ methods for."""
     names = frozenset(attr.split("_", 1)[1] for attr in dir(rule) if attr.startswith(("visit_", "leave_")))
@@ -335,7 +337,7 @@ _EVALUATED_KINDS = frozenset({"Module", "Call", "BinaryOperation"})
 
 def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> list[Finding]:
     findings = sorted(set(findings), key=Finding.sort_key)
-    directives: dict[str, dict[int, Optional[frozenset[str]]]] = {}
+    directives: dict[str, dict[int, frozenset[str] | None]] = {}
     kept: list[Finding] = []
     for finding in findings:
         file = parsed.get(finding.path)

@@ -6,7 +6,6 @@ import enum
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 
 class Severity(str, enum.Enum):
@@ -54,12 +53,12 @@ class Finding:
     end_column: int
     message: str
     severity: Severity = Severity.ERROR
-    fix: Optional[Fix] = field(default=None, compare=False)
+    fix: Fix | None = field(default=None, compare=False)
     # Set by the runtime verifier only: "confirmed" / "refuted" / "not-reached" / "runtime-only",
     # what it saw, and where it ran ("cuda", "cpu", "emulated-cuda").
-    verdict: Optional[str] = None
+    verdict: str | None = None
     evidence: tuple[str, ...] = ()
-    device: Optional[str] = None
+    device: str | None = None
     # Other routes to the same problem at the same place (another caller, another origin), as
     # their messages: one finding per code and place, the rest told alongside it.
     related: tuple[str, ...] = field(default=(), compare=False)

@@ -70,9 +70,7 @@ def visible(findings: Iterable[Finding], unsafe: bool) -> tuple[Finding, ...]:
     """The findings with only the fixes these options would apply: ruff shows an unsafe fix as
     available only under `--unsafe-fixes`."""
     return tuple(
-        finding
-        if finding.fix is None or is_applicable(finding.fix, unsafe)
-        else dataclasses.replace(finding, fix=None)
+        finding if finding.fix is None or is_applicable(finding.fix, unsafe) else dataclasses.replace(finding, fix=None)
         for finding in findings
     )
 
@@ -107,20 +105,14 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, tuple[Fix, ...]]:
         for fix in dict.fromkeys(fixes)
     }
     # A fix that changes nothing is not applied: it would only block the fixes it overlaps.
-    changing = [
-        fix
-        for fix, edits in edits_of.items()
-        if any(text[start:end] != new for start, end, new in edits)
-    ]
+    changing = [fix for fix, edits in edits_of.items() if any(text[start:end] != new for start, end, new in edits)]
     accepted: list[Fix] = []
     taken: list[tuple[int, int]] = []
     # By position, then by text, so the same findings always yield the same fixed file.
     for fix in sorted(changing, key=lambda fix: edits_of[fix]):
         spans = [(start, end) for start, end, _ in edits_of[fix]]
         if any(end < start for start, end in spans) or any(
-            _overlap(span, other)
-            for i, span in enumerate(spans)
-            for other in [*taken, *spans[i + 1 :]]
+            _overlap(span, other) for i, span in enumerate(spans) for other in [*taken, *spans[i + 1 :]]
         ):
             continue
         accepted.append(fix)
@@ -146,11 +138,7 @@ def fix_sources(sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool) -> F
     for _ in range(MAX_PASSES):
         by_path: dict[str, list[Finding]] = {}
         for finding in findings:
-            if (
-                is_applicable(finding.fix, unsafe)
-                and finding.path in current
-                and finding.path not in frozen
-            ):
+            if is_applicable(finding.fix, unsafe) and finding.path in current and finding.path not in frozen:
                 by_path.setdefault(finding.path, []).append(finding)
         changed = False
         for path, fixable in by_path.items():
@@ -176,9 +164,7 @@ def fix_sources(sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool) -> F
             break
         findings = lint(_with_texts(sources, current))
     else:
-        unsettled = sorted(
-            {f.path for f in findings if is_applicable(f.fix, unsafe) and f.path not in frozen}
-        )
+        unsettled = sorted({f.path for f in findings if is_applicable(f.fix, unsafe) and f.path not in frozen})
         notices += [
             f"{path}: fixes did not settle after {MAX_PASSES} passes; please report this mplint bug"
             for path in unsettled
@@ -191,9 +177,7 @@ def fix_sources(sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool) -> F
     return FixResult(visible(findings, unsafe), len(sources), changes, tuple(notices))
 
 
-def write_fixes(
-    result: FixResult, sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool
-) -> FixResult:
+def write_fixes(result: FixResult, sources: Sequence[SourceFile], lint: Lint, *, unsafe: bool) -> FixResult:
     """Write each changed file atomically; a file that cannot be written stays as it was, and
     then what remains is linted again from the texts now on disk."""
     written, notices = [], list(result.notices)
@@ -229,9 +213,7 @@ def write_fixed(path: str | os.PathLike[str], before: str, after: str) -> None:
     try:
         new = after.encode(encoding)
     except UnicodeEncodeError as error:
-        raise FixRefused(
-            f"the fixed text cannot be encoded as {encoding}: {error.reason}"
-        ) from error
+        raise FixRefused(f"the fixed text cannot be encoded as {encoding}: {error.reason}") from error
     try:
         write_atomically(path, new)
     except OSError as error:
@@ -253,9 +235,7 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     symlink keeps pointing at the file it names, which is the one written."""
     target = Path(os.path.realpath(path))
     mode = stat.S_IMODE(target.stat().st_mode)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".mplint"
-    )
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".mplint")
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
@@ -275,10 +255,7 @@ def unified_diff(change: FileFix) -> str:
     lines = difflib.unified_diff(
         split_lines(change.before), split_lines(change.after), f"a/{change.path}", f"b/{change.path}"
     )
-    return "".join(
-        line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
-        for line in lines
-    )
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def parse_error(text: str) -> str | None:
@@ -304,8 +281,7 @@ def _overlap(first: tuple[int, int], second: tuple[int, int]) -> bool:
 
 def _with_texts(sources: Sequence[SourceFile], texts: dict[str, str]) -> list[SourceFile]:
     return [
-        dataclasses.replace(source, text=texts[source.path]) if source.path in texts else source
-        for source in sources
+        dataclasses.replace(source, text=texts[source.path]) if source.path in texts else source for source in sources
     ]
 
 

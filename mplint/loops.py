@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Optional, Union, cast
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -52,7 +52,7 @@ CLIP_METHODS = frozenset({"clip_grad_norm_"})
 GRADIENT_MAGNITUDE_OPS = frozenset(
     {"norm", "vector_norm", "abs", "max", "amax", "clamp", "clamp_", "clip", "clip_", "pow", "sum", "mean", "std"}
 )
-LoopNode = Union[cst.For, cst.While]
+LoopNode = cst.For | cst.While
 
 
 # Methods whose receiver's role (a scaler, an optimizer) structural evidence infers.
@@ -86,7 +86,7 @@ class Event:
     # Under an `if` (or `match`) inside its innermost loop's iteration: not run on every iteration.
     guarded: bool = False
     # The file of `node` when the walk met it in a helper (None: the walked file's own code).
-    file: Optional[str] = None
+    file: str | None = None
 
 
 Path = tuple[Event, ...]
@@ -114,7 +114,7 @@ class Trace:
                     seen.setdefault(event.node)
         return list(seen)
 
-    def file_of(self, node: Located) -> Optional[str]:
+    def file_of(self, node: Located) -> str | None:
         """The file `node`'s event lies in: a helper's may be another file's (None: the walked file)."""
         return next((event.file for path in self.paths for event in path if event.node is node), None)
 
@@ -129,7 +129,7 @@ class Trace:
         )
 
 
-def last_backward(path: Path, index: int) -> Optional[int]:
+def last_backward(path: Path, index: int) -> int | None:
     """The index of the latest backward (scaled or not) before `index` on `path`."""
     for position in range(index - 1, -1, -1):
         if path[position].kind in (EventKind.SCALED_BACKWARD, EventKind.BACKWARD):
@@ -184,6 +184,7 @@ def _bodies(module: cst.Module) -> Iterator[Sequence[Statement]]:
 
 def _calls_in(node: cst.CSTNode, *, nested: bool = False) -> list[cst.Call]:
     """Calls in evaluation order (arguments before the call); in nested scopes too when `nested`."""
+
     def into(child: cst.CSTNode) -> bool:
         return nested or not isinstance(child, _SCOPES)
 
@@ -195,20 +196,20 @@ def _source(node: cst.CSTNode) -> str:
     return dotted_text(node) or _CODE.code_for_node(node)
 
 
-def _receiver(call: cst.Call) -> Optional[cst.BaseExpression]:
+def _receiver(call: cst.Call) -> cst.BaseExpression | None:
     return call.func.value if isinstance(call.func, cst.Attribute) else None
 
 
-def _method(call: cst.Call) -> Optional[str]:
+def _method(call: cst.Call) -> str | None:
     return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
 
 
-def _first_arg(call: cst.Call) -> Optional[cst.BaseExpression]:
+def _first_arg(call: cst.Call) -> cst.BaseExpression | None:
     positional = positional_args(call)
     return positional[0] if positional else None
 
 
-def _reads_grad(expression: Optional[cst.BaseExpression]) -> bool:
+def _reads_grad(expression: cst.BaseExpression | None) -> bool:
     """`p.grad` or `p.grad.data`."""
     if isinstance(expression, cst.Attribute) and expression.attr.value == "data":
         expression = expression.value
@@ -222,7 +223,7 @@ class _Classifier:
         self.precision = precision
         self.calls_memo: dict[cst.CSTNode, list[cst.Call]] = {}
         self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
-        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Optional[Definition]]] = {}
+        self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Definition | None]] = {}
         self.unreaching: set[Definition] = set()  # helpers known to reach no loss-scaler event
 
     def calls_in(self, node: cst.CSTNode) -> list[cst.Call]:
@@ -281,7 +282,7 @@ class _Classifier:
         optimizers = frozenset(zeroed | {optimizer for scaler in scalers for optimizer in stepped.get(scaler, ())})
         return scalers, optimizers
 
-    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Optional[Definition]]:
+    def classify(self, call: cst.Call) -> tuple[list[tuple[EventKind, object, object]], Definition | None]:
         if call not in self.memo:
             facts = self.precision.calls(call)
             callee = next((fact.callee for fact in facts if fact.callee is not None), None)
@@ -318,7 +319,7 @@ class _Classifier:
         return []
 
     @staticmethod
-    def _backward(facts: Sequence[CallFact]) -> Optional[EventKind]:
+    def _backward(facts: Sequence[CallFact]) -> EventKind | None:
         """`loss.backward()` / `torch.autograd.backward(loss)`: scaled when any context saw a scaled loss."""
         roots: list[Value] = []
         for fact in facts:
@@ -339,7 +340,7 @@ class _Classifier:
         return text if text in self.scaler_texts else None
 
     @staticmethod
-    def _optimizer(expression: cst.BaseExpression, values: Sequence[Optional[Value]]) -> object:
+    def _optimizer(expression: cst.BaseExpression, values: Sequence[Value | None]) -> object:
         for value in values:
             if value is not None and value.kind is Kind.OPTIMIZER and value.payload is not None:
                 return value.payload
@@ -385,7 +386,7 @@ class _Walker:
         self.classifier = classifier
         self.inlining: list[Definition] = []
         self.returns: set[_State] = set()  # paths that returned from the function being walked
-        self.file: Optional[str] = None  # the file of the helper being walked (None: the walked file)
+        self.file: str | None = None  # the file of the helper being walked (None: the walked file)
         # Event nodes in the order the walk first met them: source order, a helper's at its call.
         self.met: dict[Located, int] = {}
 
@@ -429,13 +430,12 @@ class _Walker:
                 states = self.calls(item.item, states, place)
             return self.block(statements(node.body), states, place, exits)
         if isinstance(node, TRY_STATEMENTS):
-            attempt = cast(cst.Try, node)
-            body = self.block(statements(attempt.body), states, place, exits)
+            body = self.block(statements(node.body), states, place, exits)
             handled: set[_State] = set()
-            for handler in attempt.handlers:
+            for handler in node.handlers:
                 handled |= self.block(statements(handler.body), states | body, replace(place, guarded=True), exits)
-            body = self.block(statements(attempt.orelse), body, place, exits)
-            return self.block(statements(attempt.finalbody), body | handled, place, exits)
+            body = self.block(statements(node.orelse), body, place, exits)
+            return self.block(statements(node.finalbody), body | handled, place, exits)
         if isinstance(node, cst.Match):
             states = self.calls(node.subject, states, place)
             guarded = replace(place, guarded=True)
@@ -592,7 +592,7 @@ def same_step_before(path: Path, index: int, stop: frozenset[Located]) -> Path:
     return path[start:index]
 
 
-def same_step_after(path: Path, index: int, stop: frozenset[Located]) -> Optional[Path]:
+def same_step_after(path: Path, index: int, stop: frozenset[Located]) -> Path | None:
     """The events after `index` up to the next iteration of a loop in `stop`; None when the path
     ends first (the step may be finished by a caller)."""
     for end in range(index + 1, len(path)):

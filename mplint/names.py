@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import libcst as cst
 
 from mplint.precision.flow import CONVENTIONAL_NAMES
 from mplint.tree import dotted_text, walk
 
-ImportStatement = Union[cst.Import, cst.ImportFrom]
+ImportStatement = cst.Import | cst.ImportFrom
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Binding:
 
 
 @functools.lru_cache(maxsize=4)
-def import_table(module: cst.Module) -> "ImportTable":
+def import_table(module: cst.Module) -> ImportTable:
     """The module's import table, built once however many rules ask for it."""
     return ImportTable(module)
 
@@ -50,7 +49,7 @@ class ImportTable:
             targets.setdefault(binding.local, set()).add(binding.target)
         self._unique = {local: next(iter(found)) for local, found in targets.items() if len(found) == 1}
 
-    def target_of(self, local: str) -> Optional[str]:
+    def target_of(self, local: str) -> str | None:
         """The dotted name `local` is bound to; conventional names (`torch`, `F`) when never imported."""
         if local in self._unique:
             return self._unique[local]
@@ -58,7 +57,7 @@ class ImportTable:
             return None  # bound to several things: ambiguous
         return CONVENTIONAL_NAMES.get(local)
 
-    def resolve(self, expression: cst.CSTNode) -> Optional[str]:
+    def resolve(self, expression: cst.CSTNode) -> str | None:
         """`th.cuda.amp.autocast` -> "torch.cuda.amp.autocast" under `import torch as th`."""
         if isinstance(expression, cst.Name):
             return self.target_of(expression.value)
@@ -71,7 +70,7 @@ class ImportTable:
 def _bindings(node: ImportStatement) -> list[Binding]:
     if isinstance(node.names, cst.ImportStar):
         return []
-    module: Optional[str] = None  # `import a.b`; "..a.b" for `from ..a.b import c`
+    module: str | None = None  # `import a.b`; "..a.b" for `from ..a.b import c`
     if isinstance(node, cst.ImportFrom):
         module = "." * len(node.relative) + (dotted_text(node.module) if node.module is not None else "")
     bindings: list[Binding] = []

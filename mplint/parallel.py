@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Optional
 
 from mplint import engine
 from mplint.cache import Cache
@@ -51,8 +50,8 @@ def lint_files(
     rules: Sequence[type[Rule]],
     *,
     jobs: int = 1,
-    cache: Optional[Cache] = None,
-    start_method: Optional[str] = None,
+    cache: Cache | None = None,
+    start_method: str | None = None,
 ) -> list[Finding]:
     """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`."""
     with engine.collector_paused():
@@ -76,7 +75,7 @@ def lint_files(
     return sorted(set(findings), key=Finding.sort_key)
 
 
-def _check(run: engine.Run, work: list[tuple[str, str]], jobs: int, start_method: Optional[str]) -> Iterator[Checked]:
+def _check(run: engine.Run, work: list[tuple[str, str]], jobs: int, start_method: str | None) -> Iterator[Checked]:
     workers = min(jobs, len(work))
     if workers <= 1:
         yield from _check_items(run, work)
@@ -102,10 +101,12 @@ def _check_items(run: engine.Run, work: list[tuple[str, str]]) -> Iterator[Check
 
 
 # A worker's run, set once by `_start_worker` and used by every chunk it checks.
-_worker: Optional[engine.Run] = None
+_worker: engine.Run | None = None
 
 
-def _start_worker(files: Sequence[SourceFile], rules: Sequence[type[Rule]], code_facts: Mapping[str, CodeFacts]) -> None:
+def _start_worker(
+    files: Sequence[SourceFile], rules: Sequence[type[Rule]], code_facts: Mapping[str, CodeFacts]
+) -> None:
     global _worker
     gc.disable()  # as `engine.collector_paused` does for the parent, for the worker's whole life
     _worker = engine.Run(files, rules, code_facts)
@@ -119,7 +120,7 @@ class _Failure:
     message: str
 
 
-def _check_chunk(work: list[tuple[str, str]]) -> "list[Checked] | _Failure":
+def _check_chunk(work: list[tuple[str, str]]) -> list[Checked] | _Failure:
     assert _worker is not None, "the pool's initializer sets the worker's run"
     try:
         return list(_check_items(_worker, work))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from mplint.precision.project import ModuleIndex, import_statements
 from mplint.source import SourceFile
@@ -57,7 +56,11 @@ def _is_statement(text: str, start: int, end: int) -> bool:
     line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
     newline = 2 if text.startswith("\r\n", line_start - 2) else 1
     continued = line_start - newline - 1 >= 0 and text[line_start - newline - 1] == "\\"
-    return not continued and bool(_STATEMENT_START.match(text, line_start, start)) and bool(_STATEMENT_END.match(text, end))
+    return (
+        not continued
+        and bool(_STATEMENT_START.match(text, line_start, start))
+        and bool(_STATEMENT_END.match(text, end))
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ class Prefilter:
     """The files of one run, by the code facts of each (read once per file, or handed in by a
     cache that read them in an earlier run of the same text)."""
 
-    def __init__(self, index: ModuleIndex, vocabulary: Iterable[str], known: Optional[Mapping[str, CodeFacts]] = None) -> None:
+    def __init__(
+        self, index: ModuleIndex, vocabulary: Iterable[str], known: Mapping[str, CodeFacts] | None = None
+    ) -> None:
         self.index = index
         self.vocabulary = tuple(sorted(set(vocabulary)))
         self.known: dict[str, CodeFacts] = dict(known or {})

@@ -9,7 +9,7 @@ import pkgutil
 from mplint.rule import Rule
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def all_rules() -> tuple[type[Rule], ...]:
     import mplint.rules as package
 

@@ -2,15 +2,16 @@
 
 A rule module reads top to bottom: the class docstring (What it does / Why is this bad /
 Example / Fix, in Markdown; its first line is the one-line summary), `MESSAGE`, `VALID` and
-`INVALID` example snippets, then small `visit_*` methods over libcst nodes (`visit_Call(self, node: cst.Call)`). Rules never walk the tree for dtype
-facts themselves: they ask `self.precision` (the shared precision model) and report.
+`INVALID` example snippets, then small `visit_*` methods over libcst nodes
+(`visit_Call(self, node: cst.Call)`). Rules never walk the tree for dtype facts themselves:
+they ask `self.precision` (the shared precision model) and report.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import TYPE_CHECKING, ClassVar
 
 from mplint.findings import Applicability, Severity
 from mplint.tree import Located
@@ -46,7 +47,7 @@ class Rule:
     MESSAGE: ClassVar[str] = ""
     SEVERITY: ClassVar[Severity] = Severity.ERROR
     # None when the rule has no autofix; otherwise whether `--fix` applies it by default.
-    FIX: ClassVar[Optional[Applicability]] = None
+    FIX: ClassVar[Applicability | None] = None
     # Source snippets the rule must stay quiet on / must report (checked by the test suite).
     VALID: ClassVar[tuple[str, ...]] = ()
     INVALID: ClassVar[tuple[str, ...]] = ()
@@ -61,16 +62,14 @@ class Rule:
     # itself (names, imports, class bodies) says so and visits every node of the types it handles.
     SYNTACTIC: ClassVar[bool] = False
 
-    def __init__(self, context: "FileContext") -> None:
+    def __init__(self, context: FileContext) -> None:
         self.context = context
 
     @property
-    def precision(self) -> "PrecisionModel":
+    def precision(self) -> PrecisionModel:
         return self.context.precision
 
-    def report(
-        self, node: Located, message: str, *, path: Optional[str] = None, fix: Optional[Autofix] = None
-    ) -> None:
+    def report(self, node: Located, message: str, *, path: str | None = None, fix: Autofix | None = None) -> None:
         """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere),
         optionally with an autofix (its replacements must be of the same file)."""
         self.context.report(self, node, message, path=path, fix=fix)
@@ -90,11 +89,11 @@ class Rule:
         at = end if after else start
         return Replacement(at, at, text)
 
-    def line_of(self, node: Located, path: Optional[str] = None) -> int:
+    def line_of(self, node: Located, path: str | None = None) -> int:
         """The 1-based line where `node` (of this file, or of `path`) starts."""
         return self.context.files[path or self.context.path].position(node)[0]
 
-    def describe_origin(self, origin: Optional["Origin"]) -> str:
+    def describe_origin(self, origin: Origin | None) -> str:
         """`from `policy`, cast at train.py:5`: where a value's low precision came from."""
         if origin is None:
             return "origin not traced"

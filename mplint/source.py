@@ -19,8 +19,10 @@ import contextlib
 import re
 import sys
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Optional, Union
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import libcst as cst
 from libcst._nodes.base import CSTNode
@@ -28,6 +30,9 @@ from libcst._nodes.base import CSTNode
 from mplint.findings import Finding, Severity
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.tree import Located, Statement, children, statements, walk
+
+if TYPE_CHECKING:
+    from libcst.metadata import CodeRange  # libcst.metadata is imported when positions are first needed
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -48,8 +53,8 @@ _INVALID_IN_EVERY_GRAMMAR = ("multiple exception types must be parenthesized",)
 @dataclass(frozen=True)
 class SourceFile:
     path: str  # display path (relative to cwd when possible, posix slashes)
-    text: Optional[str]  # decoded source; None when unreadable
-    error: Optional[str] = None  # why `text` is None
+    text: str | None  # decoded source; None when unreadable
+    error: str | None = None  # why `text` is None
 
 
 def split_lines(text: str) -> list[str]:
@@ -72,9 +77,10 @@ def recursion_limit(limit: int) -> Iterator[None]:
 def recursion_headroom(depth: int) -> Iterator[None]:
     """Exactly `depth` more levels than the caller's stack for the block, wherever it is called from."""
     previous = sys.getrecursionlimit()
-    frame, used = sys._getframe(), 0
+    frame: FrameType | None = sys._getframe()
+    used = 0
     while frame is not None:
-        frame, used = frame.f_back, used + 1  # type: ignore[assignment]
+        frame, used = frame.f_back, used + 1
     sys.setrecursionlimit(used + depth)
     try:
         yield
@@ -92,6 +98,7 @@ def _unvalidated_nodes() -> Iterator[None]:
     if hook is None:
         yield
         return
+    # The ignores: replacing a method on the class is the point, which mypy rejects as such.
     CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
     try:
         yield
@@ -99,11 +106,11 @@ def _unvalidated_nodes() -> Iterator[None]:
         CSTNode.__post_init__ = hook  # type: ignore[method-assign]
 
 
-def _no_validation(node: CSTNode) -> None:
+def _no_validation(self: CSTNode) -> None:  # named as the method it stands in for
     return None
 
 
-def parse(source: SourceFile) -> Union[cst.Module, Finding]:
+def parse(source: SourceFile) -> cst.Module | Finding:
     """The file's libcst tree, or its MP000 finding when it cannot be analysed."""
     assert source.text is not None
     refused = screen(source)
@@ -121,7 +128,7 @@ def parse(source: SourceFile) -> Union[cst.Module, Finding]:
         return refused or invalid(source.path, 1, 1, f"cannot parse: {error}")
 
 
-def syntax_error(source: SourceFile) -> Optional[Finding]:
+def syntax_error(source: SourceFile) -> Finding | None:
     """MP000 for a file no rule needs to analyse, without building its libcst tree unless CPython
     refuses it (then libcst decides, as for analysed files)."""
     refused = screen(source)
@@ -131,7 +138,7 @@ def syntax_error(source: SourceFile) -> Optional[Finding]:
     return parsed if isinstance(parsed, Finding) else None
 
 
-def screen(source: SourceFile) -> Optional[Finding]:
+def screen(source: SourceFile) -> Finding | None:
     """The MP000 finding of CPython's parser (this interpreter's grammar) for the file, if it refuses it."""
     assert source.text is not None
     try:
@@ -185,9 +192,9 @@ class ParsedFile:
         self.module = module
         # (first line of the piece in the file, its tree), in order of lines.
         self.pieces: list[tuple[int, cst.Module]] = [(1, module)]
-        self._lines: Optional[list[str]] = None
-        self._starts: Optional[list[int]] = None
-        self._positions: dict[int, Mapping[cst.CSTNode, object]] = {}  # by piece
+        self._lines: list[str] | None = None
+        self._starts: list[int] | None = None
+        self._positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}  # by piece
         self._order: dict[cst.CSTNode, tuple[int, int]] = {}
         self._ordered: set[int] = set()  # pieces numbered in `_order`
         self._statements: dict[int, list[tuple[int, int]]] = {}  # (first, last line) of each statement, by piece
@@ -219,7 +226,7 @@ class ParsedFile:
                 )
         return self._order
 
-    def _ranges(self, first: int, piece: cst.Module) -> Mapping[cst.CSTNode, object]:
+    def _ranges(self, first: int, piece: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
         """Every node's range in one piece: one code generation pass over it, done the first time a
         position in it is asked for (libcst.metadata is imported only then)."""
         if first not in self._positions:
@@ -239,7 +246,7 @@ class ParsedFile:
         for first, piece in self.pieces:
             found = self._ranges(first, piece).get(node)
             if found is not None:
-                start, end = found.start, found.end  # type: ignore[attr-defined]
+                start, end = found.start, found.end
                 shift = first - 1  # a piece's lines count from its own first line
                 return start.line + shift, start.column + 1, end.line + shift, end.column + 1
         raise KeyError(f"{type(node).__name__} node is not in {self.path}")
@@ -325,6 +332,13 @@ class PartialFile(ParsedFile):
         return statements(piece)
 
 
+# CPython's `try:` statements (`except*` came in 3.11).
+if sys.version_info >= (3, 11):
+    _AST_TRY_STATEMENTS: tuple[type[ast.Try] | type[ast.TryStar], ...] = (ast.Try, ast.TryStar)
+else:
+    _AST_TRY_STATEMENTS = (ast.Try,)
+
+
 def _names_bound_by(statement: ast.stmt) -> list[str]:
     """The names a top-level statement may bind, through the if/try statements it nests."""
     names: list[str] = []
@@ -340,13 +354,13 @@ def _names_bound_by(statement: ast.stmt) -> list[str]:
             names.extend((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
         elif isinstance(node, ast.If):
             pending.extend([*node.body, *node.orelse])
-        elif isinstance(node, (ast.Try, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))):
-            handlers = [inner for handler in node.handlers for inner in handler.body]  # type: ignore[attr-defined]
-            pending.extend([*node.body, *handlers, *node.orelse, *node.finalbody])  # type: ignore[attr-defined]
+        elif isinstance(node, _AST_TRY_STATEMENTS):
+            handlers = [inner for handler in node.handlers for inner in handler.body]
+            pending.extend([*node.body, *handlers, *node.orelse, *node.finalbody])
     return names
 
 
-def read_partially(source: SourceFile) -> Optional[PartialFile]:
+def read_partially(source: SourceFile) -> PartialFile | None:
     """The file as a `PartialFile`, when CPython's parser reads it (else None: parse it whole)."""
     assert source.text is not None
     try:

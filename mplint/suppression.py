@@ -6,7 +6,6 @@ import io
 import re
 import tokenize
 from collections.abc import Iterable, Mapping
-from typing import Optional
 
 # Matches `noqa`, `NOQA`, `noqa: MP001,MP002` and `noqa:MP001 MP002` after a `#`;
 # anything after the codes is prose. `noqa-ish` or `noqaX` is not a directive.
@@ -17,7 +16,7 @@ _NOQA = re.compile(
 _CODE = re.compile(r"[A-Z]+[0-9]+", re.IGNORECASE)
 
 # 1-based line -> the codes it silences; None means a bare `noqa`, which silences every code.
-Directives = Mapping[int, Optional[frozenset[str]]]
+Directives = Mapping[int, frozenset[str] | None]
 
 
 def noqa_directives(source: str) -> dict[int, frozenset[str] | None]:
@@ -36,9 +35,7 @@ def noqa_directives(source: str) -> dict[int, frozenset[str] | None]:
         if match is None:
             continue
         codes = match.group("codes")
-        directives[line] = (
-            frozenset(code.upper() for code in _CODE.findall(codes)) if codes else None
-        )
+        directives[line] = frozenset(code.upper() for code in _CODE.findall(codes)) if codes else None
     return directives
 
 
@@ -60,7 +57,5 @@ def _comments_from_tokens(source: str) -> list[tuple[int, str]]:
 
 def _comments_from_lines(source: str) -> list[tuple[int, str]]:
     return [
-        (number, line[line.index("#") :])
-        for number, line in enumerate(source.splitlines(), start=1)
-        if "#" in line
+        (number, line[line.index("#") :]) for number, line in enumerate(source.splitlines(), start=1) if "#" in line
     ]

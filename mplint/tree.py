@@ -9,29 +9,78 @@ order, which the per-path rules rely on (a call's arguments before the call).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterator, Optional, Sequence, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import libcst as cst
 
-Into = Optional[Callable[[cst.CSTNode], bool]]
+Into = Callable[[cst.CSTNode], bool] | None
 # A node with a position in its file (what findings, fixes and messages point at).
 Located = cst.CSTNode
 # `try:` and `try: ... except* ...:` (same fields).
-TRY_STATEMENTS: tuple[type[cst.CSTNode], ...] = (cst.Try, cst.TryStar)
+TRY_STATEMENTS: tuple[type[cst.Try], type[cst.TryStar]] = (cst.Try, cst.TryStar)
 # A statement as the interpreter runs it: a compound statement, or one small statement of a line
 # (`a = 1; b = 2` is two).
-Statement = Union[cst.BaseCompoundStatement, cst.BaseSmallStatement]
+Statement = cst.BaseCompoundStatement | cst.BaseSmallStatement
 
 # Fields that hold code; every other field is whitespace, punctuation, an operator token, or a name
 # that binds rather than reads (`def name`, `attr` after a dot, a keyword argument's name).
 _CODE_FIELDS = frozenset(
     {
-        "annotation", "args", "bases", "body", "cases", "cause", "comparator", "comparisons", "decorator",
-        "decorators", "default", "elements", "elt", "exc", "expression", "finalbody", "for_in", "format_spec",
-        "func", "guard", "handlers", "ifs", "inner_for_in", "item", "items", "iter", "key", "keywords", "kwds",
-        "kwonly_params", "left", "lower", "msg", "names", "orelse", "params", "parts", "pattern", "patterns",
-        "posonly_params", "returns", "right", "slice", "star_arg", "star_kwarg", "step", "subject", "target",
-        "targets", "test", "upper", "value", "cls", "type",
+        "annotation",
+        "args",
+        "bases",
+        "body",
+        "cases",
+        "cause",
+        "comparator",
+        "comparisons",
+        "decorator",
+        "decorators",
+        "default",
+        "elements",
+        "elt",
+        "exc",
+        "expression",
+        "finalbody",
+        "for_in",
+        "format_spec",
+        "func",
+        "guard",
+        "handlers",
+        "ifs",
+        "inner_for_in",
+        "item",
+        "items",
+        "iter",
+        "key",
+        "keywords",
+        "kwds",
+        "kwonly_params",
+        "left",
+        "lower",
+        "msg",
+        "names",
+        "orelse",
+        "params",
+        "parts",
+        "pattern",
+        "patterns",
+        "posonly_params",
+        "returns",
+        "right",
+        "slice",
+        "star_arg",
+        "star_kwarg",
+        "step",
+        "subject",
+        "target",
+        "targets",
+        "test",
+        "upper",
+        "value",
+        "cls",
+        "type",
     }  # fmt: skip
 )
 # Where a node type's code fields are not in source order, or hold something else.
@@ -86,7 +135,7 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The node's child nodes that hold code, in source order."""
     found: list[cst.CSTNode] = []
     for name in _code_fields(type(node)):
-        value = getattr(node, name, None)
+        value: Any = getattr(node, name, None)  # a node, a sequence of them, or anything else
         if type(value) in NODE_TYPES:
             found.append(value)
         elif type(value) in (list, tuple):
@@ -118,20 +167,25 @@ def walk_post(node: cst.CSTNode, into: Into = None) -> Iterator[cst.CSTNode]:
             stack.extend((child, False) for child in reversed(children(current)))
 
 
-def statements(block: Union[cst.CSTNode, Sequence[cst.CSTNode], None]) -> list[Statement]:
+def statements(block: cst.CSTNode | Sequence[cst.CSTNode] | None) -> list[Statement]:
     """The statements of a module, an indented block, a one-line suite (`if x: a; b`), an `else:` or
     `finally:` clause, in order, each small statement of a line on its own."""
     if block is None:
         return []
-    if type(block) in (cst.Else, cst.Finally):
-        block = block.body  # type: ignore[union-attr]
-    body: Sequence[cst.CSTNode] = block if type(block) in (list, tuple) else getattr(block, "body", ())  # type: ignore[assignment]
+    if type(block) is cst.Else or type(block) is cst.Finally:
+        block = block.body
+    # A list or tuple of statements, or a node whose `body` is one (Module, IndentedBlock,
+    # SimpleStatementSuite): exact type tests, which mypy does not narrow on (see NODE_TYPES).
+    body = cast(
+        "Sequence[Statement | cst.SimpleStatementLine]",
+        block if type(block) in (list, tuple) else getattr(block, "body", ()),
+    )
     found: list[Statement] = []
     for statement in body:
         if type(statement) is cst.SimpleStatementLine:
-            found.extend(statement.body)  # type: ignore[attr-defined]
+            found.extend(statement.body)
         else:  # a compound statement, or a small statement of a one-line suite (`if x: a; b`)
-            found.append(statement)  # type: ignore[arg-type]
+            found.append(cast("Statement", statement))  # not a SimpleStatementLine, tested just above
     return found
 
 
@@ -152,7 +206,7 @@ def positional_args(call: cst.Call) -> list[cst.BaseExpression]:
     return [arg.value for arg in call.args if arg.keyword is None and not arg.star]
 
 
-def keyword_arg(call: cst.Call, name: str) -> Optional[cst.BaseExpression]:
+def keyword_arg(call: cst.Call, name: str) -> cst.BaseExpression | None:
     """The expression passed as keyword `name`, if it was."""
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == name:
@@ -160,7 +214,7 @@ def keyword_arg(call: cst.Call, name: str) -> Optional[cst.BaseExpression]:
     return None
 
 
-def argument(call: cst.Call, index: Optional[int], keyword: Optional[str] = None) -> Optional[cst.BaseExpression]:
+def argument(call: cst.Call, index: int | None, keyword: str | None = None) -> cst.BaseExpression | None:
     """The expression passed as positional `index` or as `keyword`, whichever was used."""
     if keyword is not None:
         found = keyword_arg(call, keyword)
@@ -170,7 +224,7 @@ def argument(call: cst.Call, index: Optional[int], keyword: Optional[str] = None
     return positional[index] if index is not None and index < len(positional) else None
 
 
-def string_value(node: cst.CSTNode) -> Optional[str]:
+def string_value(node: cst.CSTNode) -> str | None:
     """The text of a plain string literal (`"cuda"`, implicit concatenations too), else None."""
     if type(node) is cst.SimpleString:
         text = node.value

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.findings import Applicability
@@ -108,13 +106,19 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             if fact.op != "logsumexp":
                 continue
             logits = fact.input()
-            if logits is not None and logits.precision.is_low and torch_api.region_upcasts(fact.region, "logsumexp") is False:
-                self.report(node.right, self._message("logsumexp", logits), fix=self._float_logits_fix(node.right, "logsumexp"))
+            if (
+                logits is not None
+                and logits.precision.is_low
+                and torch_api.region_upcasts(fact.region, "logsumexp") is False
+            ):
+                self.report(
+                    node.right, self._message("logsumexp", logits), fix=self._float_logits_fix(node.right, "logsumexp")
+                )
                 return
 
-    def _float_logits_fix(self, node: cst.Call, shown: str) -> Optional[Autofix]:
+    def _float_logits_fix(self, node: cst.Call, shown: str) -> Autofix | None:
         """Insert `.float()` on the logits at the op (unsafe: it makes an fp32 copy of the logits)."""
-        call: Optional[cst.Call] = node
+        call: cst.Call | None = node
         if shown == "log(softmax(...))":
             inner = argument(node, 0)
             call = inner if isinstance(inner, cst.Call) else None
@@ -126,11 +130,13 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         if logits is None or call is None:
             return None
         text = self.source_of(logits)
-        atomic = isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or self._parenthesized(logits, call)
+        atomic = isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or self._parenthesized(
+            logits, call
+        )
         cast = f"{text}.float()" if atomic else f"({text}).float()"
         return Autofix("cast the logits to fp32 at the op", (self.replace(logits, cast),), Applicability.UNSAFE)
 
-    def _tensor_argument(self, node: cst.Call, index: int, keyword: str) -> Optional[cst.BaseExpression]:
+    def _tensor_argument(self, node: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
         """The receiver of `x.op(...)`, else the expression passed as positional `index` or as `keyword`."""
         on_method = any(fact.method is not None for fact in self.precision.calls(node))
         if on_method and isinstance(node.func, cst.Attribute) and keyword == "input":
@@ -151,7 +157,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=self.describe_origin(logits.origin))
 
 
-def _log_prob_input(fact: CallFact) -> Optional[tuple[Value, str, str]]:
+def _log_prob_input(fact: CallFact) -> tuple[Value, str, str] | None:
     """(the logits, the op whose autocast policy applies, how to name it) when `fact` forms log-probs."""
     op = fact.op
     function = fact.function or ""
@@ -173,4 +179,3 @@ def _log_prob_input(fact: CallFact) -> Optional[tuple[Value, str, str]]:
         if probs is not None and probs.op == "softmax":
             return probs, "log", "log(softmax(...))"
     return None
-

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.precision.flow import CallFact
@@ -96,11 +94,10 @@ loss.backward()
             self.report(region.node, message, path=region.path)
 
 
-def _backward_root(fact: CallFact) -> Optional[Value]:
+def _backward_root(fact: CallFact) -> Value | None:
     """The tensor a backward pass starts from: `loss.backward()`, `torch.autograd.backward(loss)`."""
     if fact.method == "backward" and fact.receiver.kind in (Kind.TENSOR, Kind.ANY):
         return fact.receiver
     if fact.function == "torch.autograd.backward":
         return fact.arg(0, "tensors")
     return None
-

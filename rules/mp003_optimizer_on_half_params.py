@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -9,6 +10,9 @@ from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind
 from mplint.rule import Rule
 from mplint.tree import dotted_text
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 
 class OptimizerOnHalfParams(Rule):
@@ -83,7 +87,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
         self.pending: list[tuple[cst.Call, str]] = []
         self.handed_to_deepspeed: set[cst.CSTNode] = set()
@@ -117,7 +121,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             if optimizer is not None and isinstance(optimizer.payload, cst.Call):
                 self.handed_to_deepspeed.add(optimizer.payload)
 
-    def _half_params_message(self, fact: CallFact) -> "str | None":
+    def _half_params_message(self, fact: CallFact) -> str | None:
         # A project's own optimizer class (`MemoryEfficientAdamW(...)`) is named as the call spells it.
         name = fact.function or dotted_text(fact.node.func)
         if fact.result.kind is not Kind.OPTIMIZER or not name:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -9,6 +9,9 @@ from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Precision, Region
 from mplint.rule import Rule
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 
 class ScalerWithBf16(Rule):
@@ -74,7 +77,7 @@ scaler.scale(loss).backward()
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
         self.scalers: list[cst.Call] = []
         self.regions: list[Region] = []
@@ -100,7 +103,7 @@ scaler.scale(loss).backward()
         for scaler in dict.fromkeys(self.scalers):
             self.report(scaler, self.MESSAGE.format(evidence=evidence))
 
-    def _bf16_evidence(self) -> Optional[str]:
+    def _bf16_evidence(self) -> str | None:
         if any(region.precision is not Precision.BF16 for region in self.regions):
             return None
         if self.regions:

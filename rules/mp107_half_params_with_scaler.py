@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -8,6 +8,9 @@ from mplint.precision import torch_api
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Precision, Value
 from mplint.rule import Rule
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 # Trainer/accelerator settings that turn on float16 AMP with a GradScaler: keyword -> values.
 FP16_AMP_SETTINGS = {
@@ -79,10 +82,10 @@ scaler = torch.amp.GradScaler("cuda")
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
         self.setups: dict[cst.Call, str] = {}
-        self.half: Optional[Value] = None
+        self.half: Value | None = None
 
     def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
@@ -103,7 +106,7 @@ scaler = torch.amp.GradScaler("cuda")
             self.report(node, self.MESSAGE.format(setup=setup, origin=origin))
 
 
-def _fp16_loss_scaling(fact: CallFact) -> Optional[str]:
+def _fp16_loss_scaling(fact: CallFact) -> str | None:
     """How a call turns on float16 loss scaling, if it does."""
     if fact.function is None:
         return None
@@ -118,7 +121,7 @@ def _fp16_loss_scaling(fact: CallFact) -> Optional[str]:
     return None
 
 
-def _trained_half(fact: CallFact) -> Optional[Value]:
+def _trained_half(fact: CallFact) -> Value | None:
     """float16 parameters an optimizer updates, or a float16 model handed to a trainer."""
     if fact.result.kind is Kind.OPTIMIZER:
         params = fact.arg(0, "params")

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.findings import Severity
@@ -102,7 +100,7 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
             return
 
 
-def _training_step(fact: CallFact) -> Optional[str]:
+def _training_step(fact: CallFact) -> str | None:
     """How to name `fact` when it is a backward pass or an optimizer step, else None."""
     if fact.method == "backward" and _is_loss(fact.receiver):
         return "scaler.scale(loss).backward()" if fact.receiver.scaled else ".backward()"
@@ -120,7 +118,9 @@ def _is_loss(value: Value) -> bool:
     untracked receiver may be `accelerator` or `fabric`, whose `backward(loss)` is theirs to run."""
     if value.kind is Kind.TENSOR:
         return True
-    return value.kind is Kind.ANY and (value.region is not None or value.scaled or value.precision is not Precision.UNKNOWN)
+    return value.kind is Kind.ANY and (
+        value.region is not None or value.scaled or value.precision is not Precision.UNKNOWN
+    )
 
 
 def _first_is_optimizer(fact: CallFact) -> bool:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import libcst as cst
 
@@ -65,7 +65,10 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
 
     def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node):
-            if fact.function not in torch_api.AUTOCAST_ENTRY_POINTS or torch_api.AUTOCAST_ENTRY_POINTS[fact.function][0]:
+            if (
+                fact.function not in torch_api.AUTOCAST_ENTRY_POINTS
+                or torch_api.AUTOCAST_ENTRY_POINTS[fact.function][0]
+            ):
                 continue  # not an autocast, or one with a fixed device (torch.cuda.amp.autocast)
             given = argument(node, 0, "device_type")
             what = _misuse(given, fact) if given is not None else None
@@ -74,17 +77,17 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
             return
 
 
-def _misuse(given: cst.BaseExpression, fact: CallFact) -> Optional[str]:
+def _misuse(given: cst.BaseExpression, fact: CallFact) -> str | None:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
     if isinstance(given, cst.Call) and isinstance(given.func, cst.Name) and given.func.value == "str":
-        return "`str(...)` of a device (\"cuda:0\" once the device has an index)"
+        return '`str(...)` of a device ("cuda:0" once the device has an index)'
     if (
         isinstance(given, cst.Call)
         and isinstance(given.func, cst.Attribute)
         and given.func.attr.value == "type"
         and not given.args
     ):
-        return "a tensor type name (`x.type()` is \"torch.cuda.FloatTensor\")"
+        return 'a tensor type name (`x.type()` is "torch.cuda.FloatTensor")'
     parts = list(_string_parts(given))
     if any(isinstance(part, cst.FormattedString) for part in parts) and not _formats_device_types(parts):
         return "an f-string that formats a device or an index"

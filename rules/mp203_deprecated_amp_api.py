@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -11,6 +11,9 @@ from mplint.findings import Applicability, Severity
 from mplint.names import Binding, ImportStatement, ImportTable, import_table
 from mplint.rule import Autofix, Replacement, Rule
 from mplint.tree import dotted_text, statements, string_value
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 
 class Form(enum.Enum):
@@ -55,7 +58,11 @@ DEPRECATED = _entry_points()
 # Deprecated modules an alias can stand for, and the module their entry points moved to.
 DEPRECATED_MODULES = {
     **{f"torch.{device}.amp": "torch.amp" for device in ("cuda", "cpu")},
-    **{f"torch.{device}.amp.{sub}": "torch.amp" for device in ("cuda", "cpu") for sub in ("autocast_mode", "grad_scaler")},
+    **{
+        f"torch.{device}.amp.{sub}": "torch.amp"
+        for device in ("cuda", "cpu")
+        for sub in ("autocast_mode", "grad_scaler")
+    },
 }
 
 
@@ -123,7 +130,10 @@ class DeprecatedAmpApi(Rule):
     SEVERITY = Severity.WARNING
     FIX = Applicability.SAFE
     MESSAGE = "`{old}` is deprecated since torch 2.4 (a FutureWarning on every call): use `{new}`"
-    IMPORT_MESSAGE = "`{old}` imports deprecated AMP entry points (torch 2.4+ warns on every call): import them from `torch.amp` and pass the device"
+    IMPORT_MESSAGE = (
+        "`{old}` imports deprecated AMP entry points (torch 2.4+ warns on every call): "
+        "import them from `torch.amp` and pass the device"
+    )
     TRIGGERS = frozenset({"cuda.amp", "cpu.amp", "cuda import amp", "cpu import amp"})
     SYNTACTIC = True  # every reference to a deprecated name is rewritten, evaluated or not
     VALID = (
@@ -151,9 +161,9 @@ with autocast():
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
-        self.names: Optional[ImportTable] = None
+        self.names: ImportTable | None = None
         self.calls: dict[cst.BaseExpression, cst.Call] = {}  # func expression -> its call
         self.decorated: set[cst.BaseExpression] = set()  # decorator expressions
         self.owners: dict[cst.BaseExpression, cst.Attribute] = {}  # `amp` -> `amp.autocast`
@@ -191,7 +201,9 @@ with autocast():
         covered: set[str] = set()
         for statement, bindings in by_statement.items():
             rewrites = [self._use_rewrites(binding) for binding in bindings]
-            if not any(binding.target in DEPRECATED or rewrite for binding, rewrite in zip(bindings, rewrites)):
+            if not any(
+                binding.target in DEPRECATED or rewrite for binding, rewrite in zip(bindings, rewrites, strict=True)
+            ):
                 continue  # an alias of torch.cuda.amp never used for a deprecated entry point
             covered.update(binding.local for binding in bindings)
             fix = None
@@ -212,9 +224,11 @@ with autocast():
         name in `__all__`, or one another file of the run imports from here."""
         if PurePosixPath(self.context.path).name == "__init__.py":
             return True
-        return any(name in _all_names(self.context.parsed.module) or self.context.used_elsewhere(name) for name in names)
+        return any(
+            name in _all_names(self.context.parsed.module) or self.context.used_elsewhere(name) for name in names
+        )
 
-    def _use_rewrites(self, binding: Binding) -> Optional[list[Replacement]]:
+    def _use_rewrites(self, binding: Binding) -> list[Replacement] | None:
         """Rewrites of every use of an imported name, or None when one of them cannot be rewritten."""
         replacements: list[Replacement] = []
         for name in self.uses.get(binding.local, ()):
@@ -233,9 +247,9 @@ with autocast():
             replacements.extend(rewrite)
         return replacements
 
-    def _modern_import(self, statement: ImportStatement, bindings: list[Binding]) -> Optional[Replacement]:
+    def _modern_import(self, statement: ImportStatement, bindings: list[Binding]) -> Replacement | None:
         """The import's module rewritten to `torch.amp` (or `torch`), when every name it binds has moved there."""
-        module: Optional[str] = None
+        module: str | None = None
         if isinstance(statement, cst.ImportFrom):
             if isinstance(statement.names, cst.ImportStar) or len(bindings) != len(statement.names):
                 return None
@@ -247,7 +261,9 @@ with autocast():
                 and bindings[0].target.count(".") == 2
             ):
                 module = "torch"  # from torch.cuda import amp
-        elif isinstance(statement, cst.Import) and len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES:
+        elif (
+            isinstance(statement, cst.Import) and len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES
+        ):
             module = "torch.amp"  # import torch.cuda.amp as amp
         if module is None:
             return None
@@ -273,7 +289,9 @@ with autocast():
             if target in DEPRECATED and isinstance(decorator, cst.Attribute) and _head(decorator) not in covered:
                 self._report_reference(decorator, decorator, DEPRECATED[target], names)
 
-    def _report_reference(self, func: cst.Attribute, node: cst.BaseExpression, modern: Modern, names: ImportTable) -> None:
+    def _report_reference(
+        self, func: cst.Attribute, node: cst.BaseExpression, modern: Modern, names: ImportTable
+    ) -> None:
         torch = _torch_head(func, names)
         fix = None
         if torch is not None:
@@ -291,8 +309,8 @@ with autocast():
 
     # ----------------------------------------------------------------------------- rewrites
     def _modern_reference(
-        self, reference: cst.BaseExpression, new_func: Optional[str], modern: Modern
-    ) -> Optional[list[Replacement]]:
+        self, reference: cst.BaseExpression, new_func: str | None, modern: Modern
+    ) -> list[Replacement] | None:
         """The rewrite of one use (its callee spelled `new_func`, when given): its call gets the
         device (and keywords), a bare decorator becomes a call; None when it cannot be rewritten."""
         renamed = [self.replace(reference, new_func)] if new_func is not None else []
@@ -304,7 +322,7 @@ with autocast():
             return [*renamed, self.insert(reference, f'(device_type="{modern.device}")', after=True)]
         return None
 
-    def _modern_arguments(self, call: cst.Call, modern: Modern) -> Optional[list[Replacement]]:
+    def _modern_arguments(self, call: cst.Call, modern: Modern) -> list[Replacement] | None:
         """Insertions that put the old call's arguments in the new API's terms; None when `*args`
         hides what they mean."""
         if any(arg.star == "*" for arg in call.args):
@@ -331,7 +349,7 @@ with autocast():
             return [self._inside_empty_call(call, device)]
         separator = self._line_break_before(call, first) or " "
         insertions = [self.insert(first, f"{device},{separator}{named[0] if positional else ''}")]
-        insertions += [self.insert(argument, name) for argument, name in zip(positional[1:], named[1:])]
+        insertions += [self.insert(argument, name) for argument, name in zip(positional[1:], named[1:], strict=True)]
         return insertions
 
     def _inside_empty_call(self, call: cst.Call, text: str) -> Replacement:
@@ -354,6 +372,7 @@ def _all_names(module: cst.Module) -> set[str]:
     """The string names a module lists in `__all__` (assigned or extended at its top level)."""
     names: set[str] = set()
     for statement in statements(module):
+        targets: list[cst.BaseAssignTargetExpression | None]
         if isinstance(statement, cst.Assign):
             targets = [target.target for target in statement.targets]
         else:
@@ -366,7 +385,7 @@ def _all_names(module: cst.Module) -> set[str]:
     return names
 
 
-def _torch_head(func: cst.Attribute, names: ImportTable) -> Optional[cst.BaseExpression]:
+def _torch_head(func: cst.Attribute, names: ImportTable) -> cst.BaseExpression | None:
     """The part of `th.cuda.amp.autocast` that names torch itself (`th`), if the chain goes through it."""
     node: cst.BaseExpression = func.value
     while isinstance(node, cst.Attribute):

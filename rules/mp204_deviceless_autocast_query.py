@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeGuard
+
 import libcst as cst
 
 from mplint.findings import Severity
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Region
 from mplint.rule import Rule
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 # Queries that answer for CUDA whatever region is active (deprecated since torch 2.4).
 GPU_ONLY_QUERIES = frozenset({"torch.get_autocast_gpu_dtype", "torch.is_autocast_gpu_enabled"})
@@ -52,8 +57,14 @@ class DevicelessAutocastQuery(Rule):
     CODE = "MP204"
     NAME = "deviceless-autocast-query"
     SEVERITY = Severity.WARNING
-    MESSAGE = "`torch.is_autocast_enabled()` without a device answers for CUDA only{inside}; pass the device type: `torch.is_autocast_enabled(x.device.type)`"
-    GPU_MESSAGE = "`{query}()` answers for CUDA, but {where}; use `torch.get_autocast_dtype(device_type)` / `torch.is_autocast_enabled(device_type)`"
+    MESSAGE = (
+        "`torch.is_autocast_enabled()` without a device answers for CUDA only{inside}; "
+        "pass the device type: `torch.is_autocast_enabled(x.device.type)`"
+    )
+    GPU_MESSAGE = (
+        "`{query}()` answers for CUDA, but {where}; "
+        "use `torch.get_autocast_dtype(device_type)` / `torch.is_autocast_enabled(device_type)`"
+    )
     TRIGGERS = frozenset({"is_autocast_enabled", "get_autocast_gpu_dtype", "is_autocast_gpu_enabled"})
     VALID = (
         """
@@ -74,7 +85,7 @@ def cast_for_autocast(x):
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
         self.gpu_queries: list[tuple[cst.Call, CallFact]] = []
         self.other_device_region: Region | None = None
@@ -85,7 +96,11 @@ def cast_for_autocast(x):
             if isinstance(region, Region) and region.device != "cuda" and self.other_device_region is None:
                 self.other_device_region = region
             if fact.function == "torch.is_autocast_enabled" and not node.args:
-                inside = f" (here inside a {fact.region.describe()} region, where it is False)" if _non_cuda(fact.region) else ""
+                inside = (
+                    f" (here inside a {fact.region.describe()} region, where it is False)"
+                    if _non_cuda(fact.region)
+                    else ""
+                )
                 self.report(node, self.MESSAGE.format(inside=inside))
                 return
             if fact.function in GPU_ONLY_QUERIES:
@@ -95,7 +110,7 @@ def cast_for_autocast(x):
     def leave_Module(self, original_node: cst.Module) -> None:
         for node, fact in self.gpu_queries:
             if _non_cuda(fact.region):
-                where = f"it runs inside a {fact.region.describe()} region"  # type: ignore[union-attr]
+                where = f"it runs inside a {fact.region.describe()} region"
             elif self.other_device_region is not None:
                 line = self.line_of(self.other_device_region.node, self.other_device_region.path)
                 where = f"this file opens a {self.other_device_region.describe()} region (line {line})"
@@ -104,5 +119,5 @@ def cast_for_autocast(x):
             self.report(node, self.GPU_MESSAGE.format(query=fact.function, where=where))
 
 
-def _non_cuda(region: Region | None) -> bool:
+def _non_cuda(region: Region | None) -> TypeGuard[Region]:
     return region is not None and region.enabled is not False and region.device != "cuda"

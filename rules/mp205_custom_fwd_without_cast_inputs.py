@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -8,6 +8,9 @@ from mplint.names import ImportTable, import_table
 from mplint.precision import torch_api
 from mplint.rule import Rule
 from mplint.tree import keyword_arg, statements, walk
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 AUTOGRAD_FUNCTIONS = frozenset(
     {
@@ -106,9 +109,9 @@ class FusedLayerNorm(torch.autograd.Function):
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
-        self.names: Optional[ImportTable] = None
+        self.names: ImportTable | None = None
         self.loaded_extensions: set[str] = set()
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -142,7 +145,7 @@ class FusedLayerNorm(torch.autograd.Function):
             if op is not None and any(_mentions(arg.value, inputs) for arg in call.args):
                 self.report(call, self.MESSAGE.format(op=op, function=node.name.value))
 
-    def _resolve(self, expression: cst.BaseExpression) -> Optional[str]:
+    def _resolve(self, expression: cst.BaseExpression) -> str | None:
         assert self.names is not None
         return self.names.resolve(expression)
 
@@ -156,7 +159,7 @@ class FusedLayerNorm(torch.autograd.Function):
             return cast is None or (isinstance(cast, cst.Name) and cast.value == "None")
         return False
 
-    def _extension_op(self, call: cst.Call) -> Optional[str]:
+    def _extension_op(self, call: cst.Call) -> str | None:
         """How to name `call` when it runs an extension kernel, else None."""
         func = call.func
         if isinstance(func, cst.Subscript):

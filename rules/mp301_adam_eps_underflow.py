@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.precision import limits, torch_api
@@ -95,7 +93,7 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
                 self.report(node, message)
                 return
 
-    def _message(self, fact: CallFact) -> Optional[str]:
+    def _message(self, fact: CallFact) -> str | None:
         default = _DEFAULT_EPS.get(fact.function or "")
         if default is None or _is_true(fact.arg(None, "fused")):
             return None

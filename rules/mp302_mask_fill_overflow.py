@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
@@ -10,6 +11,9 @@ from mplint.precision import limits, torch_api
 from mplint.precision.values import Value
 from mplint.rule import Autofix, Rule
 from mplint.tree import argument, dotted_text, statements
+
+if TYPE_CHECKING:
+    from mplint.engine import FileContext
 
 _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
 
@@ -95,9 +99,9 @@ scores = scores.masked_fill(mask == 0, -1e9)
 """,
     )
 
-    def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, context: FileContext) -> None:
         super().__init__(context)
-        self.torch_alias: Optional[str] = None
+        self.torch_alias: str | None = None
 
     def visit_Module(self, node: cst.Module) -> None:
         self.torch_alias = _torch_alias(node)
@@ -107,7 +111,8 @@ scores = scores.masked_fill(mask == 0, -1e9)
             op = fact.op
             if op in ("masked_fill", "masked_fill_"):
                 on_method = fact.method is not None
-                tensor_node = node.func.value if on_method else argument(node, 0, "input")  # type: ignore[attr-defined]
+                # A method (`fact.method`) is called as `receiver.method(...)`: `node.func` is an Attribute.
+                tensor_node = cast(cst.Attribute, node.func).value if on_method else argument(node, 0, "input")
                 value_node = argument(node, 1 if on_method else 2, "value")
                 candidates = [(fact.input(), tensor_node, fact.arg(1 if on_method else 2, "value"), value_node)]
                 consequence = self.FILL_CONSEQUENCE
@@ -127,7 +132,10 @@ scores = scores.masked_fill(mask == 0, -1e9)
         for fact in self.precision.operations(node):
             if not limits.may_be_fp16(fact.result.precision):
                 continue
-            candidates = [(fact.left, node.left, fact.right, node.right), (fact.right, node.right, fact.left, node.left)]
+            candidates = [
+                (fact.left, node.left, fact.right, node.right),
+                (fact.right, node.right, fact.left, node.left),
+            ]
             for overflow in _overflows(candidates):
                 self._report(node, "arithmetic mask", overflow, self.ARITHMETIC_CONSEQUENCE)
                 return
@@ -142,7 +150,7 @@ scores = scores.masked_fill(mask == 0, -1e9)
         )
         self.report(node, message, fix=self._fix(overflow))
 
-    def _fix(self, overflow: _Overflow) -> Optional[Autofix]:
+    def _fix(self, overflow: _Overflow) -> Autofix | None:
         """`torch.finfo(<tensor>.dtype).min` in place of the constant, when `<tensor>` can be repeated safely."""
         # `scores`, `self.attn.scores`: evaluating a name chain twice reads the same tensor, runs nothing.
         tensor = dotted_text(overflow.tensor_node)
@@ -150,15 +158,11 @@ scores = scores.masked_fill(mask == 0, -1e9)
             return None
         bound = "min" if overflow.constant < 0 else "max"
         replacement = f"{self.torch_alias}.finfo({tensor}.dtype).{bound}"
-        return Autofix(
-            f"use {replacement}", (self.replace(overflow.constant_node, replacement),), Applicability.UNSAFE
-        )
+        return Autofix(f"use {replacement}", (self.replace(overflow.constant_node, replacement),), Applicability.UNSAFE)
 
 
 def _overflows(
-    candidates: Sequence[
-        tuple[Optional[Value], Optional[cst.BaseExpression], Optional[Value], Optional[cst.BaseExpression]]
-    ],
+    candidates: Sequence[tuple[Value | None, cst.BaseExpression | None, Value | None, cst.BaseExpression | None]],
 ) -> Iterator[_Overflow]:
     """(tensor, its node, constant, its node) pairings where the tensor may be fp16 and the constant overflows it."""
     for tensor, tensor_node, constant, constant_node in candidates:
@@ -171,7 +175,7 @@ def _overflows(
             yield _Overflow(tensor, tensor_node, too_large[0], constant_node)
 
 
-def _torch_alias(module: cst.Module) -> Optional[str]:
+def _torch_alias(module: cst.Module) -> str | None:
     """The name `torch` is bound to by a module-level import (`import torch`, `import torch as th`)."""
     for statement in statements(module):
         if not isinstance(statement, cst.Import):

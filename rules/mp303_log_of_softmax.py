@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.findings import Applicability
@@ -93,7 +91,7 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
             fix=Autofix(f"use {shown}", (self.replace(node, fused),), Applicability.SAFE),
         )
 
-    def _softmax_under_log(self, node: cst.Call) -> Optional[cst.Call]:
+    def _softmax_under_log(self, node: cst.Call) -> cst.Call | None:
         """The softmax call `node` takes the log of directly: `torch.log(<softmax>)` or `<softmax>.log()`."""
         for fact in self.precision.calls(node):
             positional = positional_args(node)
@@ -112,4 +110,3 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
             fact.function in _SOFTMAX_FUNCTIONS or (fact.function is None and fact.method == "softmax")
             for fact in self.precision.calls(node)
         )
-

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.precision import limits, torch_api
@@ -94,7 +92,7 @@ y = x * torch.rsqrt(var + 1e-12)
                 self.report(node, message)
                 return
 
-    def _message(self, fact: OperationFact) -> Optional[str]:
+    def _message(self, fact: OperationFact) -> str | None:
         if not limits.may_be_fp16(fact.result.precision):
             return None
         for tensor, eps in ((fact.left, fact.right), (fact.right, fact.left)):
@@ -109,7 +107,7 @@ y = x * torch.rsqrt(var + 1e-12)
         return None
 
 
-def _lost_epsilon(tensor: Value, eps: Value) -> Optional[float]:
+def _lost_epsilon(tensor: Value, eps: Value) -> float | None:
     """The constant `eps` when float16 cannot hold it and `tensor` may be float16."""
     if not limits.may_be_fp16(tensor.precision):
         return None

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 import libcst as cst
 
 from mplint.precision.flow import CallFact
@@ -92,7 +90,7 @@ policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16,
                 self.report(node, message)
                 return
 
-    def _message(self, fact: CallFact) -> Optional[str]:
+    def _message(self, fact: CallFact) -> str | None:
         if fact.function not in _POLICIES:
             return None
         reduce_dtype = fact.arg(1, "reduce_dtype")

@@ -11,28 +11,29 @@ caller's context (see `summaries`), across files of the run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import cast
 
 import libcst as cst
 
 from mplint.precision import torch_api as api
 from mplint.precision.project import ModuleIndex
-from mplint.tree import NODE_TYPES, TRY_STATEMENTS, Statement, dotted_text, statements, string_value, walk
 from mplint.precision.summaries import CallMemo, Definition
 from mplint.precision.values import (
     NUMBER,
     UNKNOWN,
     Kind,
-    combine_params,
     Origin,
     Precision,
     Region,
     Value,
+    combine_params,
     const,
     dotted,
     join,
 )
+from mplint.tree import NODE_TYPES, TRY_STATEMENTS, Statement, dotted_text, statements, string_value, walk
 
 # Names real snippets use without importing them (bug reports, notebooks); they mean these.
 CONVENTIONAL_NAMES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "optim": "torch.optim"}
@@ -48,22 +49,22 @@ class CallFact:
 
     node: cst.Call
     path: str
-    function: Optional[str]  # dotted callee name (`torch.nn.functional.log_softmax`), when it is one
-    method: Optional[str]  # `receiver.method(...)` on a value that is not a dotted name
+    function: str | None  # dotted callee name (`torch.nn.functional.log_softmax`), when it is one
+    method: str | None  # `receiver.method(...)` on a value that is not a dotted name
     receiver: Value
     args: tuple[Value, ...]
     kwargs: tuple[tuple[str, Value], ...]
-    region: Optional[Region]  # the innermost autocast region active at the call
+    region: Region | None  # the innermost autocast region active at the call
     result: Value
     # The function or method of the linted code the call ran, when it ran one (for per-path rules
     # that follow a training step into its helpers).
-    callee: Optional[Definition] = None
+    callee: Definition | None = None
 
     @property
-    def op(self) -> Optional[str]:
+    def op(self) -> str | None:
         return self.method if self.function is None else api.last_part(self.function)
 
-    def arg(self, index: Optional[int], keyword: Optional[str] = None) -> Optional[Value]:
+    def arg(self, index: int | None, keyword: str | None = None) -> Value | None:
         """The value passed as positional `index` or as `keyword`, whichever was used."""
         if keyword is not None:
             for name, value in self.kwargs:
@@ -73,7 +74,7 @@ class CallFact:
             return self.args[index]
         return None
 
-    def input(self) -> Optional[Value]:
+    def input(self) -> Value | None:
         """The tensor an op works on: the receiver of a method call, else the first argument."""
         return self.receiver if self.method is not None else self.arg(0, "input")
 
@@ -104,13 +105,13 @@ class Scope:
     """Names bound in one function (or module, or class body) evaluation. Attribute paths that the
     code assigns (`self.model = ...`) are tracked as names too (`"self.model"`)."""
 
-    def __init__(self, module: "ModuleState", parent: Optional["Scope"] = None) -> None:
+    def __init__(self, module: ModuleState, parent: Scope | None = None) -> None:
         self.module = module
         self.parent = parent
         self.names: dict[str, Value] = {}
 
-    def lookup(self, name: str) -> Optional[Value]:
-        scope: Optional[Scope] = self
+    def lookup(self, name: str) -> Value | None:
+        scope: Scope | None = self
         while scope is not None:
             if name in scope.names:
                 return scope.names[name]
@@ -120,7 +121,7 @@ class Scope:
 
 # What reading a file a root imports from gives: its tree, and for a file parsed piece by piece
 # the function that parses the top-level statements binding a name.
-Loaded = tuple[cst.Module, Optional[Callable[[str], list[Statement]]]]
+Loaded = tuple[cst.Module, Callable[[str], list[Statement]] | None]
 
 
 @dataclass
@@ -135,9 +136,9 @@ class ModuleState:
     lazy: bool = False
     # For a file parsed piece by piece: the top-level statements that may bind a name (parsed on
     # demand); None when `module` is the whole file.
-    top_level: Optional[Callable[[str], list[Statement]]] = None
+    top_level: Callable[[str], list[Statement]] | None = None
     executed: set[int] = field(default_factory=set)
-    _bindings: Optional[dict[str, list[Statement]]] = None
+    _bindings: dict[str, list[Statement]] | None = None
 
     def __post_init__(self) -> None:
         self.scope = Scope(self)
@@ -172,8 +173,8 @@ def _binders(top_level: list[Statement]) -> dict[str, list[Statement]]:
 @dataclass(frozen=True)
 class Context:
     scope: Scope
-    region: Optional[Region] = None
-    class_body: Optional[Definition] = None  # the class whose body is being executed (its defs are methods)
+    region: Region | None = None
+    class_body: Definition | None = None  # the class whose body is being executed (its defs are methods)
     no_grad: bool = False  # inside `torch.no_grad()` / `torch.inference_mode()`: nothing reaches backward
 
 
@@ -186,9 +187,7 @@ class Frame:
 
 
 class Interpreter:
-    def __init__(
-        self, roots: dict[str, cst.Module], load: Callable[[str], Optional["Loaded"]], index: ModuleIndex
-    ) -> None:
+    def __init__(self, roots: dict[str, cst.Module], load: Callable[[str], Loaded | None], index: ModuleIndex) -> None:
         self.roots = list(roots)
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
@@ -215,7 +214,7 @@ class Interpreter:
             for definition in self.definitions(self.modules[path].scope):
                 self.evaluate_standalone(definition)
 
-    def module_state(self, path: str) -> Optional[ModuleState]:
+    def module_state(self, path: str) -> ModuleState | None:
         """A file of the run, read on first use when it is not a root."""
         if path not in self.modules:
             loaded = self.load(path)
@@ -257,22 +256,30 @@ class Interpreter:
 
     def exec_statement(self, node: Statement, ctx: Context) -> bool:
         if type(node) in _SMALL_STATEMENTS:
-            return self.exec_simple(node, ctx)
+            return self.exec_simple(cast(cst.BaseSmallStatement, node), ctx)  # an exact type test: not narrowed
         if type(node) is cst.If:
             # An elif chain is one many-way branch (not nested ones: generated dispatch code has
             # hundreds of elifs).
             # A test whose value is known in the configuration that runs (`if args.amp:` with
             # `default=True`) takes its branch alone.
             bodies: list[list[Statement]] = []
-            branch: Union[cst.If, cst.Else, None] = node
+            branch: cst.If | cst.Else | None = node
             while isinstance(branch, cst.If):
                 taken = _truth(self.eval(branch.test, ctx))
                 if taken is True:
-                    return self.exec_branches(ctx, None, bodies, statements(branch.body)) if bodies else self.exec_block(statements(branch.body), ctx)
+                    return (
+                        self.exec_branches(ctx, None, bodies, statements(branch.body))
+                        if bodies
+                        else self.exec_block(statements(branch.body), ctx)
+                    )
                 if taken is None:
                     bodies.append(statements(branch.body))
                 branch = branch.orelse
-            return self.exec_branches(ctx, None, bodies, statements(branch)) if bodies else self.exec_block(statements(branch), ctx)
+            return (
+                self.exec_branches(ctx, None, bodies, statements(branch))
+                if bodies
+                else self.exec_block(statements(branch), ctx)
+            )
         if type(node) is cst.For:
             iterable = self.eval(node.iter, ctx)
             self.assign(node.target, self.element_of(iterable), ctx)
@@ -286,15 +293,14 @@ class Interpreter:
             return True
         if type(node) is cst.With:
             return self.exec_with(node, ctx)
-        if type(node) in TRY_STATEMENTS:
-            attempt: Union[cst.Try, cst.TryStar] = node  # type: ignore[assignment]
-            self.exec_block(statements(attempt.body), ctx)
-            for handler in attempt.handlers:
+        if type(node) is cst.Try or type(node) is cst.TryStar:
+            self.exec_block(statements(node.body), ctx)
+            for handler in node.handlers:
                 if handler.type is not None:
                     self.eval(handler.type, ctx)
                 self.exec_block(statements(handler.body), ctx)
-            self.exec_block(statements(attempt.orelse), ctx)
-            self.exec_block(statements(attempt.finalbody), ctx)
+            self.exec_block(statements(node.orelse), ctx)
+            self.exec_block(statements(node.finalbody), ctx)
             return True
         if type(node) is cst.FunctionDef:
             self.define_function(node, ctx)
@@ -310,7 +316,7 @@ class Interpreter:
     def exec_branches(
         self,
         ctx: Context,
-        test: Optional[cst.BaseExpression],
+        test: cst.BaseExpression | None,
         bodies: list[list[Statement]],
         orelse: list[Statement],
     ) -> bool:
@@ -331,7 +337,11 @@ class Interpreter:
             return False
         for key in {key for outcome in outcomes for key in outcome}:
             # A name one branch binds for the first time keeps that value where the others leave it unbound.
-            values = [outcome[key] if key in outcome else before[key] for outcome in outcomes if key in outcome or key in before]
+            values = [
+                outcome[key] if key in outcome else before[key]
+                for outcome in outcomes
+                if key in outcome or key in before
+            ]
             merged = values[0]
             for value in values[1:]:
                 merged = join(merged, value)
@@ -409,13 +419,17 @@ class Interpreter:
                 self.assign(element, self.unpacked(value, index, len(elements)), ctx)
         elif isinstance(target, cst.Subscript):
             self.eval(target.value, ctx)
-            key = self.item_key(target, ctx)
-            if key is not None:  # `out["logits"] = out["logits"].float()`: the next read sees the cast
-                ctx.scope.names[key] = value
+            item = self.item_key(target, ctx)
+            if item is not None:  # `out["logits"] = out["logits"].float()`: the next read sees the cast
+                ctx.scope.names[item] = value
 
-    def item_key(self, node: cst.Subscript, ctx: Context) -> Optional[str]:
+    def item_key(self, node: cst.Subscript, ctx: Context) -> str | None:
         """`out["logits"]` as a name the scope can hold (a name subscripted by one literal key), else None."""
-        if not isinstance(node.value, cst.Name) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        if (
+            not isinstance(node.value, cst.Name)
+            or len(node.slice) != 1
+            or not isinstance(node.slice[0].slice, cst.Index)
+        ):
             return None
         key = self.eval(node.slice[0].slice.value, ctx).const
         return f"{node.value.value}[{key!r}]" if isinstance(key, (str, int)) and not isinstance(key, bool) else None
@@ -481,12 +495,12 @@ class Interpreter:
         """What a name imported from a linted file holds, read on first use (re-exports followed)."""
         hops = 0
         while value.kind is Kind.IMPORT and isinstance(value.payload, tuple) and hops < 16:
-            path, name, fallback = value.payload  # type: ignore[misc]
+            path, name, fallback = value.payload
             value = self.exported(path, name) or fallback
             hops += 1
         return UNKNOWN if value.kind is Kind.IMPORT else value
 
-    def exported(self, path: str, name: str) -> Optional[Value]:
+    def exported(self, path: str, name: str) -> Value | None:
         state = self.module_state(path)
         if state is None:
             return None
@@ -499,7 +513,7 @@ class Interpreter:
                 self.exec_statement(statement, Context(state.scope))
         return state.scope.names.get(name)
 
-    def lookup_dotted(self, name: str, importer: str) -> Optional[Value]:
+    def lookup_dotted(self, name: str, importer: str) -> Value | None:
         """A dotted name that refers into a linted file (`utils.logprobs.gather`), if it does."""
         module, _, attr = name.rpartition(".")
         if not module or name.startswith("torch."):
@@ -509,7 +523,7 @@ class Interpreter:
 
     # ----------------------------------------------------------------------------- definitions
     def define_function(self, node: cst.FunctionDef, ctx: Context) -> None:
-        region: Optional[Region] = None
+        region: Region | None = None
         no_grad = False
         for decorator in node.decorators:
             value = self.eval(decorator.decorator, ctx)
@@ -581,9 +595,9 @@ class Interpreter:
         definition: Definition,
         args: list[Value],
         kwargs: dict[str, Value],
-        region: Optional[Region],
+        region: Region | None,
         *,
-        receiver: Optional[Value] = None,
+        receiver: Value | None = None,
     ) -> tuple[Value, dict[str, Value]]:
         """Evaluate a function of the linted code in the caller's context; memoised per context."""
         if isinstance(definition.node, cst.ClassDef):
@@ -591,7 +605,7 @@ class Interpreter:
         region = definition.region or region
         key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver)
         if key in self.memo.results:
-            return self.memo.results[key]  # type: ignore[return-value]
+            return self.memo.results[key]
         if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:
             return UNKNOWN, {}
         self.evaluated_calls += 1
@@ -600,7 +614,7 @@ class Interpreter:
         self.memo.in_progress.append(key)
         self.frames.append(Frame())
         scope = Scope(self.modules[definition.path], definition.scope)
-        self_name = self.bind_parameters(definition, scope, args, kwargs, receiver)
+        self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
         ctx = Context(scope, region, no_grad=definition.no_grad)
         try:
             self.exec_block(statements(definition.node.body), ctx)
@@ -614,30 +628,33 @@ class Interpreter:
         writes: dict[str, Value] = {}
         if self_name is not None:
             prefix = f"{self_name}."
-            writes = {key[len(prefix):]: value for key, value in scope.names.items() if key.startswith(prefix)}
+            writes = {key[len(prefix) :]: value for key, value in scope.names.items() if key.startswith(prefix)}
         outcome = (result, writes)
-        self.memo.results[key] = outcome  # type: ignore[assignment]
+        self.memo.results[key] = outcome
         return outcome
 
     def bind_parameters(
         self,
         definition: Definition,
+        params: cst.Parameters,
         scope: Scope,
         args: list[Value],
         kwargs: dict[str, Value],
-        receiver: Optional[Value],
-    ) -> Optional[str]:
-        """Bind a call's arguments to the function's parameters; returns the name of `self`, if any.
-        A parameter no caller passes takes its default: the configuration that runs when nobody asks."""
-        params = definition.node.params  # type: ignore[union-attr]
+        receiver: Value | None,
+    ) -> str | None:
+        """Bind a call's arguments to the function's parameters (`params`, those of `definition`);
+        returns the name of `self`, if any. A parameter no caller passes takes its default: the
+        configuration that runs when nobody asks."""
         positional = [*params.posonly_params, *params.params]
-        self_name: Optional[str] = None
+        self_name: str | None = None
         if receiver is not None and positional:
             self_name = positional[0].name.value
             scope.names[self_name] = receiver
             positional = positional[1:]
         for index, param in enumerate(positional):
-            scope.names[param.name.value] = args[index] if index < len(args) else self.parameter_value(param, kwargs, definition)
+            scope.names[param.name.value] = (
+                args[index] if index < len(args) else self.parameter_value(param, kwargs, definition)
+            )
         for param in params.kwonly_params:
             scope.names[param.name.value] = self.parameter_value(param, kwargs, definition)
         for star in (params.star_arg, params.star_kwarg):
@@ -656,6 +673,8 @@ class Interpreter:
 
     # ------------------------------------------------------------------------------ expressions
     def eval(self, node: cst.BaseExpression, ctx: Context) -> Value:
+        # Exact type tests, cheaper than libcst's ABC isinstance; mypy narrows on `type(node) is T`
+        # but not on `type(node) in (...)`, where the casts say what the test established.
         if type(node) is cst.Name:
             return self.eval_name(node.value, ctx)
         if type(node) is cst.Attribute:
@@ -663,7 +682,7 @@ class Interpreter:
         if type(node) is cst.Call:
             return self.eval_call(node, ctx)
         if type(node) in (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float):
-            return _constant(node)
+            return _constant(cast("cst.SimpleString | cst.ConcatenatedString | cst.Integer | cst.Float", node))
         if type(node) is cst.Subscript:
             return self.eval_subscript(node, ctx)
         if type(node) is cst.BinaryOperation:
@@ -674,7 +693,11 @@ class Interpreter:
         if type(node) is cst.UnaryOperation:
             operand = self.eval(node.expression, ctx)
             number = operand.const
-            if isinstance(node.operator, cst.Minus) and isinstance(number, (int, float)) and not isinstance(number, bool):
+            if (
+                isinstance(node.operator, cst.Minus)
+                and isinstance(number, (int, float))
+                and not isinstance(number, bool)
+            ):
                 return const(-number)
             if isinstance(node.operator, cst.Not):
                 truth = _truth(operand)
@@ -686,11 +709,14 @@ class Interpreter:
                 return self.eval(node.body if taken else node.orelse, ctx)
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
         if type(node) in (cst.Tuple, cst.List, cst.Set):
-            return self.sequence(tuple(self.eval(element.value, ctx) for element in node.elements))
+            elements = cast("cst.Tuple | cst.List | cst.Set", node).elements
+            return self.sequence(tuple(self.eval(element.value, ctx) for element in elements))
         if type(node) is cst.Dict:
             return self.eval_dict(node, ctx)
         if type(node) in (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp):
-            return self.eval_comprehension(node, ctx)
+            return self.eval_comprehension(
+                cast("cst.ListComp | cst.GeneratorExp | cst.SetComp | cst.DictComp", node), ctx
+            )
         if type(node) is cst.BooleanOperation:
             return self.eval_boolean(node, ctx)
         if type(node) is cst.Comparison:
@@ -712,7 +738,7 @@ class Interpreter:
         """A comparison of known constants (`args.dtype == "float16"`, `"cuda" in args.device`) is
         known in the configuration that runs; anything else is unknown."""
         left = self.eval(node.left, ctx)
-        outcome: Optional[bool] = True
+        outcome: bool | None = True
         for target in node.comparisons:
             right = self.eval(target.comparator, ctx)
             compared = _compare(target.operator, left.const, right.const) if _known(left) and _known(right) else None
@@ -790,7 +816,7 @@ class Interpreter:
             index = element.slice
             if isinstance(index, cst.Index):
                 keys.append(self.eval(index.value, ctx))
-            else:
+            elif isinstance(index, cst.Slice):  # libcst's only other BaseSlice
                 for bound in (index.lower, index.upper, index.step):
                     if bound is not None:
                         self.eval(bound, ctx)
@@ -812,17 +838,18 @@ class Interpreter:
     def dict_item(mapping: Value, key: Value) -> Value:
         choices = key.payload if key.kind is Kind.CONST and isinstance(key.payload, frozenset) else {key.const}
         found = [mapping.item(choice) for choice in choices if isinstance(choice, str)]
-        if not found or any(value is None for value in found):
+        known = [value for value in found if value is not None]
+        if not found or len(known) < len(found):
             return UNKNOWN
-        result = found[0]
-        for value in found[1:]:
-            result = join(result, value)  # type: ignore[arg-type]
-        return result  # type: ignore[return-value]
+        result = known[0]
+        for value in known[1:]:
+            result = join(result, value)
+        return result
 
     def eval_dict(self, node: cst.Dict, ctx: Context) -> Value:
         items: list[tuple[str, Value]] = []
         for element in node.elements:
-            if isinstance(element, cst.StarredDictElement):  # a `**spread`
+            if not isinstance(element, cst.DictElement):  # a `**spread` (StarredDictElement)
                 self.eval(element.value, ctx)
                 continue
             key = self.eval(element.key, ctx)
@@ -831,10 +858,12 @@ class Interpreter:
                 items.append((key.const, value))
         return Value(Kind.DICT, items=tuple(items))
 
-    def eval_comprehension(self, node: Union[cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp], ctx: Context) -> Value:
+    def eval_comprehension(
+        self, node: cst.ListComp | cst.GeneratorExp | cst.SetComp | cst.DictComp, ctx: Context
+    ) -> Value:
         scope = Scope(ctx.scope.module, ctx.scope)
         inner = replace(ctx, scope=scope)
-        clause: Optional[cst.CompFor] = node.for_in
+        clause: cst.CompFor | None = node.for_in
         while clause is not None:
             iterable = self.eval(clause.iter, inner)
             self.assign(clause.target, self.element_of(iterable), inner)
@@ -852,11 +881,14 @@ class Interpreter:
     def sequence(elements: tuple[Value, ...]) -> Value:
         """A list/tuple literal: parameter lists and param-group lists are parameters; else a tuple."""
         groups = [element.item("params") if element.kind is Kind.DICT else element for element in elements]
-        if groups and all(group is not None and group.kind is Kind.PARAMS for group in groups):
-            return combine_params(groups)  # type: ignore[arg-type]
+        params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
+        if groups and len(params) == len(groups):
+            return combine_params(params)
         return Value(Kind.ANY, payload=elements)
 
-    def binary(self, left: Value, right: Value, operator: Optional[cst.BaseBinaryOp], region: Optional[Region] = None) -> Value:
+    def binary(
+        self, left: Value, right: Value, operator: cst.BaseBinaryOp | None, region: Region | None = None
+    ) -> Value:
         if isinstance(operator, cst.MatrixMultiply):
             return self.lowered(_promote(left, right), region)
         if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
@@ -869,8 +901,8 @@ class Interpreter:
     # ------------------------------------------------------------------------------------ calls
     def eval_call(self, node: cst.Call, ctx: Context) -> Value:
         receiver = UNKNOWN
-        method: Optional[str] = None
-        function: Optional[str] = None
+        method: str | None = None
+        function: str | None = None
         callee = UNKNOWN
         if isinstance(node.func, cst.Attribute):
             attr = node.func.attr.value
@@ -905,8 +937,16 @@ class Interpreter:
             if tainted is not None:
                 result = result.with_(region=tainted)
         fact = CallFact(
-            node, ctx.scope.module.path, function, method, receiver, tuple(args),
-            tuple(kwargs.items()), ctx.region, result, _called_definition(callee, receiver, method),
+            node,
+            ctx.scope.module.path,
+            function,
+            method,
+            receiver,
+            tuple(args),
+            tuple(kwargs.items()),
+            ctx.region,
+            result,
+            _called_definition(callee, receiver, method),
         )
         facts = self.facts.setdefault(node, [])
         if fact not in facts:
@@ -919,7 +959,7 @@ class Interpreter:
         if fact not in facts:
             facts.append(fact)
 
-    def held_attribute(self, node: cst.Attribute, base: Value, ctx: Context) -> Optional[Value]:
+    def held_attribute(self, node: cst.Attribute, base: Value, ctx: Context) -> Value | None:
         """What an attribute holds when the code assigned it (`self.model = ...`), else None."""
         attr = node.attr.value
         if isinstance(node.value, cst.Name):
@@ -935,9 +975,9 @@ class Interpreter:
         node: cst.Call,
         ctx: Context,
         callee: Value,
-        function: Optional[str],
+        function: str | None,
         receiver: Value,
-        method: Optional[str],
+        method: str | None,
         args: list[Value],
         kwargs: dict[str, Value],
     ) -> Value:
@@ -949,7 +989,9 @@ class Interpreter:
             return self.call_definition(callee.payload, args, kwargs, ctx.region)[0]
         if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
             return self.construct(node, ctx, callee.payload, args, kwargs)
-        if callee.kind in (Kind.MODULE, Kind.ANY) and (callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE):
+        if callee.kind in (Kind.MODULE, Kind.ANY) and (
+            callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE
+        ):
             return self.forward(callee, args, kwargs, ctx)
         if callee == UNKNOWN and isinstance(node.func, cst.Name) and _low_region(ctx.region):
             # `logits = model(tokens)` with `model` a parameter: whatever its weights, a module's
@@ -957,7 +999,9 @@ class Interpreter:
             return self.lowered(Value(Kind.TENSOR), ctx.region)
         return UNKNOWN
 
-    def construct(self, node: cst.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def construct(
+        self, node: cst.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]
+    ) -> Value:
         if definition.is_optimizer:
             params = args[0] if args else kwargs.get("params", UNKNOWN)
             return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
@@ -982,7 +1026,7 @@ class Interpreter:
         output = Value(Kind.TENSOR, module.precision, origin=module.origin if module.precision.is_low else None)
         return self.lowered(output, region)
 
-    def lowered(self, value: Value, region: Optional[Region]) -> Value:
+    def lowered(self, value: Value, region: Region | None) -> Value:
         """An op autocast runs in low precision (matmul, linear, a module's forward) inside `region`."""
         value = value.with_(kind=Kind.TENSOR)
         if region is None or region.enabled is False:
@@ -993,7 +1037,9 @@ class Interpreter:
         origin = Origin("", f"computed under {region.describe()}", region.path, region.node)
         return tainted.with_(precision=region.precision, origin=origin)
 
-    def call_named(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def call_named(
+        self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
+    ) -> Value:
         path = ctx.scope.module.path
         leaf = api.last_part(function)
         first = args[0] if args else kwargs.get("input", UNKNOWN)
@@ -1038,16 +1084,36 @@ class Interpreter:
         if api.is_nn_module_class(function):
             precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
             return Value(Kind.MODULE, precision, origin=origin, identity=node)
-        if function.startswith("torch.") and leaf in ("randn", "rand", "zeros", "ones", "empty", "full", "tensor", "randn_like", "zeros_like", "ones_like", "empty_like"):
+        if function.startswith("torch.") and leaf in (
+            "randn",
+            "rand",
+            "zeros",
+            "ones",
+            "empty",
+            "full",
+            "tensor",
+            "randn_like",
+            "zeros_like",
+            "ones_like",
+            "empty_like",
+        ):
             return self.created_tensor(node, path, leaf, args, kwargs)
-        if function.startswith("math.") or (function in _NUMBER_BUILTINS and not any(_is_tensor_like(arg) for arg in args)):
-            folded = _fold_numbers(function, args[0].const, None) if len(args) == 1 and function in _FOLDED_FUNCTIONS else None
+        if function.startswith("math.") or (
+            function in _NUMBER_BUILTINS and not any(_is_tensor_like(arg) for arg in args)
+        ):
+            folded = (
+                _fold_numbers(function, args[0].const, None)
+                if len(args) == 1 and function in _FOLDED_FUNCTIONS
+                else None
+            )
             return const(folded) if folded is not None else NUMBER  # `/ math.sqrt(d_k)`: a Python number
         if function.startswith(("torch.", "F.")) or function in _BUILTINS:
             return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
         return UNKNOWN
 
-    def call_method(self, node: cst.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def call_method(
+        self, node: cst.Call, ctx: Context, receiver: Value, method: str, args: list[Value], kwargs: dict[str, Value]
+    ) -> Value:
         if receiver.op == PARSER:
             return self.argument_parser(receiver, method, args, kwargs)
         if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
@@ -1069,14 +1135,15 @@ class Interpreter:
             definition = receiver.payload.method(method)
             if definition is not None:
                 return self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)[0]
-        cast = self.cast_target(method, args, kwargs, receiver)
-        if cast is not None:
-            if cast is Precision.UNKNOWN:
+        target = self.cast_target(method, args, kwargs, receiver)
+        if target is not None:
+            if target is Precision.UNKNOWN:
                 return receiver.with_(precision=Precision.UNKNOWN, origin=None)
-            return self.cast(receiver, cast, node, ctx)
+            return self.cast(receiver, target, node, ctx)
         if receiver.kind in (Kind.MODULE, Kind.ANY):
             if method in api.PARAMETER_METHODS:
-                identity = receiver.identity or _binding_key(node.func.value)  # type: ignore[attr-defined]
+                # A method call (see eval_call): `node.func` is `receiver.method`.
+                identity = receiver.identity or _binding_key(cast(cst.Attribute, node.func).value)
                 return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
             if method in ("forward", "__call__"):
                 return self.forward(receiver, args, kwargs, ctx)
@@ -1108,7 +1175,9 @@ class Interpreter:
             return namespace if method == "parse_args" else Value(Kind.ANY, payload=(namespace, UNKNOWN))
         return UNKNOWN
 
-    def cast_target(self, method: str, args: list[Value], kwargs: dict[str, Value], receiver: Value) -> Optional[Precision]:
+    def cast_target(
+        self, method: str, args: list[Value], kwargs: dict[str, Value], receiver: Value
+    ) -> Precision | None:
         """The precision `.half()`/`.to(...)`/`.type(...)` casts to; UNKNOWN for an unresolvable dtype."""
         if method in api.CAST_METHODS and not args:
             return api.CAST_METHODS[method]
@@ -1132,7 +1201,10 @@ class Interpreter:
         kind = receiver.kind if receiver.kind in (Kind.MODULE, Kind.TENSOR, Kind.PARAMS, Kind.INSTANCE) else Kind.ANY
         if kind is Kind.INSTANCE:
             kind = Kind.MODULE
-        items = tuple((name, self.cast(item, precision, node, ctx) if item.kind is Kind.MODULE else item) for name, item in receiver.items)
+        items = tuple(
+            (name, self.cast(item, precision, node, ctx) if item.kind is Kind.MODULE else item)
+            for name, item in receiver.items
+        )
         identity = receiver.identity if receiver.identity is not None else node
         return receiver.with_(kind=kind, precision=precision, origin=origin, items=items, identity=identity, op=None)
 
@@ -1170,11 +1242,13 @@ class Interpreter:
             self.assign(target, grown, ctx)
 
     def note_cast_after_optimizer(self, cast: cst.Call, identity: object, precision: Precision, ctx: Context) -> None:
-        scope: Optional[Scope] = ctx.scope
+        scope: Scope | None = ctx.scope
         while scope is not None:
             for value in scope.names.values():
                 if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
-                    late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
+                    late = LateCast(
+                        cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision
+                    )
                     self.frames[-1].pending_casts.append(late)
             scope = scope.parent
 
@@ -1190,7 +1264,7 @@ class Interpreter:
         return facts[0].path if facts else ""
 
     # --------------------------------------------------------------------------- torch semantics
-    def dtype_value(self, value: Value) -> Optional[Precision]:
+    def dtype_value(self, value: Value) -> Precision | None:
         """The precision a dtype-like value names (`torch.bfloat16`, `"bf16"`, `torch.HalfTensor`)."""
         if value.kind is Kind.DTYPE:
             return value.precision
@@ -1201,16 +1275,19 @@ class Interpreter:
                 return api.dtype_of_string(value.payload)
             if isinstance(value.payload, frozenset):
                 found = [api.dtype_of_string(choice) for choice in value.payload if isinstance(choice, str)]
-                if found and all(found):
-                    result = found[0]
-                    for precision in found[1:]:
-                        result = result.join(precision)  # type: ignore[union-attr]
+                known = [precision for precision in found if precision is not None]
+                if found and len(known) == len(found):
+                    result = known[0]
+                    for precision in known[1:]:
+                        result = result.join(precision)
                     return result
         return None
 
-    def autocast(self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def autocast(
+        self, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
+    ) -> Value:
         fixed_device, fixed_dtype = api.AUTOCAST_ENTRY_POINTS[function]
-        device: Optional[str] = fixed_device
+        device: str | None = fixed_device
         if fixed_device is None:
             device_arg = kwargs.get("device_type", args[0] if args else UNKNOWN)
             device = self.device_value(device_arg)
@@ -1218,15 +1295,17 @@ class Interpreter:
         if dtype_arg is not None and not (dtype_arg.kind is Kind.CONST and dtype_arg.payload is None):
             precision = self.dtype_value(dtype_arg) or Precision.UNKNOWN
         else:
-            precision = fixed_dtype or (api.AUTOCAST_DEFAULT_DTYPE.get(device, Precision.UNKNOWN) if device else Precision.UNKNOWN)
+            precision = fixed_dtype or (
+                api.AUTOCAST_DEFAULT_DTYPE.get(device, Precision.UNKNOWN) if device else Precision.UNKNOWN
+            )
         enabled_arg = kwargs.get("enabled", args[0] if fixed_device is not None and args else None)
-        enabled: Optional[bool] = True
+        enabled: bool | None = True
         if enabled_arg is not None:
             enabled = enabled_arg.const if isinstance(enabled_arg.const, bool) else None
         region = Region(device, precision, enabled, ctx.scope.module.path, node)
         return Value(Kind.AUTOCAST, payload=region)
 
-    def device_value(self, value: Value) -> Optional[str]:
+    def device_value(self, value: Value) -> str | None:
         text = value.const
         if isinstance(text, str):
             return text.split(":")[0].strip() or None
@@ -1244,7 +1323,9 @@ class Interpreter:
             return UNKNOWN
         return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
-    def created_tensor(self, node: cst.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    def created_tensor(
+        self, node: cst.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]
+    ) -> Value:
         if "dtype" in kwargs:
             precision = self.dtype_value(kwargs["dtype"]) or Precision.UNKNOWN
             origin = Origin("", "created", path, node) if precision.is_low else None
@@ -1261,7 +1342,7 @@ class Interpreter:
         node: cst.Call,
         ctx: Context,
         op: str,
-        function: Optional[str],
+        function: str | None,
         tensor: Value,
         args: list[Value],
         kwargs: dict[str, Value],
@@ -1279,7 +1360,9 @@ class Interpreter:
             return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN
         if function == "dict":
             return Value(Kind.DICT, items=tuple(kwargs.items()))
-        if tensor.kind not in (Kind.TENSOR, Kind.ANY) or (tensor.kind is Kind.ANY and tensor.precision is Precision.UNKNOWN and tensor.region is None):
+        if tensor.kind not in (Kind.TENSOR, Kind.ANY) or (
+            tensor.kind is Kind.ANY and tensor.precision is Precision.UNKNOWN and tensor.region is None
+        ):
             if op in api.AUTOCAST_LOWERED_OPS:
                 return self.lowered(Value(Kind.TENSOR), region)
             return UNKNOWN
@@ -1291,7 +1374,15 @@ class Interpreter:
         requested = self.dtype_value(dtype) if dtype is not None else None
         if requested is not None:
             return tensor.with_(precision=requested, origin=None if requested.is_full else tensor.origin, op=op)
-        if op in api.SOFTMAX_OPS or op in ("cross_entropy", "nll_loss", "sum", "layer_norm", "pow", "rsqrt", "reciprocal"):
+        if op in api.SOFTMAX_OPS or op in (
+            "cross_entropy",
+            "nll_loss",
+            "sum",
+            "layer_norm",
+            "pow",
+            "rsqrt",
+            "reciprocal",
+        ):
             upcasts = api.region_upcasts(region, op)
             if upcasts is None:
                 return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op)
@@ -1307,11 +1398,15 @@ class Interpreter:
         return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op) if tensor.region else UNKNOWN
 
 
-def _called_definition(callee: Value, receiver: Value, method: Optional[str]) -> Optional[Definition]:
+def _called_definition(callee: Value, receiver: Value, method: str | None) -> Definition | None:
     """The linted function a call runs: `helper(...)`, or `obj.method(...)` on an instance of a linted class."""
     if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
         return callee.payload
-    if method is not None and receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
+    if (
+        method is not None
+        and receiver.kind in (Kind.INSTANCE, Kind.MODULE)
+        and isinstance(receiver.payload, Definition)
+    ):
         return receiver.payload.method(method)
     return None
 
@@ -1324,11 +1419,15 @@ _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {
     cst.Power: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
 }
 _FOLDED_FUNCTIONS: dict[str, Callable[[float], float]] = {
-    "math.sqrt": math.sqrt, "math.exp": math.exp, "math.log": math.log, "float": float, "abs": abs
+    "math.sqrt": math.sqrt,
+    "math.exp": math.exp,
+    "math.log": math.log,
+    "float": float,
+    "abs": abs,
 }
 
 
-def _fold_numbers(operation: object, left: object, right: object) -> Optional[float]:
+def _fold_numbers(operation: object, left: object, right: object) -> float | None:
     """Arithmetic on numeric literals (`64 ** -0.5`, `math.sqrt(64)`); None when not numbers or undefined."""
     numbers = [value for value in (left, right) if isinstance(value, (int, float)) and not isinstance(value, bool)]
     try:
@@ -1342,7 +1441,7 @@ def _fold_numbers(operation: object, left: object, right: object) -> Optional[fl
     return None
 
 
-def _constant(node: Union[cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float]) -> Value:
+def _constant(node: cst.SimpleString | cst.ConcatenatedString | cst.Integer | cst.Float) -> Value:
     """A literal: str or number; bytes tell nothing here (a none-like constant, as before)."""
     if isinstance(node, (cst.Integer, cst.Float)):
         digits = node.value.replace("_", "")
@@ -1359,19 +1458,25 @@ _NAMED_CONSTANTS: dict[str, object] = {"True": True, "False": False, "None": Non
 
 _UNBOUND = object()  # a name's value before a branch that binds it for the first time
 
-_BRANCHING_STATEMENTS: tuple[type[cst.CSTNode], ...] = (cst.If, *TRY_STATEMENTS)
+_BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)
 _STRING_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 # The concrete small statement types (exact type tests are cheaper than libcst's ABC checks).
 _SMALL_STATEMENTS = frozenset(kind for kind in NODE_TYPES if issubclass(kind, cst.BaseSmallStatement))
 
 
-def _nested_statements(statement: Statement) -> list[Statement]:
+def _nested_statements(statement: cst.If | cst.Try | cst.TryStar) -> list[Statement]:
     """The statements directly inside a top-level `if`/`try`, every branch of it (elifs included)."""
     if isinstance(statement, cst.If):
-        return [*statements(statement.body), *(_nested_statements(statement.orelse) if isinstance(statement.orelse, cst.If) else statements(statement.orelse))]
-    attempt: Union[cst.Try, cst.TryStar] = statement  # type: ignore[assignment]
-    handlers = [inner for handler in attempt.handlers for inner in statements(handler.body)]
-    return [*statements(attempt.body), *handlers, *statements(attempt.orelse), *statements(attempt.finalbody)]
+        return [
+            *statements(statement.body),
+            *(
+                _nested_statements(statement.orelse)
+                if isinstance(statement.orelse, cst.If)
+                else statements(statement.orelse)
+            ),
+        ]
+    handlers = [inner for handler in statement.handlers for inner in statements(handler.body)]
+    return [*statements(statement.body), *handlers, *statements(statement.orelse), *statements(statement.finalbody)]
 
 
 def _bound_names(statement: Statement) -> list[str]:
@@ -1379,10 +1484,14 @@ def _bound_names(statement: Statement) -> list[str]:
     if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
         return [statement.name.value]
     if isinstance(statement, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
-        targets = [target.target for target in statement.targets] if isinstance(statement, cst.Assign) else [statement.target]
+        targets = (
+            [target.target for target in statement.targets] if isinstance(statement, cst.Assign) else [statement.target]
+        )
         return [node.value for target in targets for node in walk(target) if isinstance(node, cst.Name)]
     if isinstance(statement, cst.Import):
-        return [dotted_text(alias.asname.name if alias.asname else alias.name).split(".")[0] for alias in statement.names]
+        return [
+            dotted_text(alias.asname.name if alias.asname else alias.name).split(".")[0] for alias in statement.names
+        ]
     if isinstance(statement, cst.ImportFrom) and not isinstance(statement.names, cst.ImportStar):
         return [dotted_text(alias.asname.name if alias.asname else alias.name) for alias in statement.names]
     return []
@@ -1446,7 +1555,7 @@ def _is_callable_value(value: Value) -> bool:
     )
 
 
-def _binding_key(expression: cst.BaseExpression) -> Optional[str]:
+def _binding_key(expression: cst.BaseExpression) -> str | None:
     """`model` / `self.model`: the name a module is reached by, its identity when nothing better is known."""
     if isinstance(expression, cst.Name):
         return expression.value
@@ -1458,13 +1567,24 @@ def _binding_key(expression: cst.BaseExpression) -> Optional[str]:
 # Builtins that make a Python number of non-tensor arguments.
 _NUMBER_BUILTINS = frozenset({"len", "float", "int", "round", "abs", "min", "max", "sum", "pow"})
 _BUILTINS = frozenset(
-    {*PASSTHROUGH_BUILTINS, *_NUMBER_BUILTINS, "getattr", "dict", "isinstance", "print", "range", "zip", "enumerate", "str"}
+    {
+        *PASSTHROUGH_BUILTINS,
+        *_NUMBER_BUILTINS,
+        "getattr",
+        "dict",
+        "isinstance",
+        "print",
+        "range",
+        "zip",
+        "enumerate",
+        "str",
+    }
 )
 # Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns.
 PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
 
 
-def _low_region(region: Optional[Region]) -> bool:
+def _low_region(region: Region | None) -> bool:
     return region is not None and region.enabled is True and region.precision.is_low
 
 
@@ -1483,15 +1603,17 @@ _COMPARISONS: dict[type, Callable[[object, object], bool]] = {
 }
 
 
-def _compare(operator: cst.BaseCompOp, left: object, right: object) -> Optional[bool]:
+def _compare(operator: cst.BaseCompOp, left: object, right: object) -> bool | None:
     """`left <operator> right` for constants: equality, identity and substring tests only."""
     compare = _COMPARISONS.get(type(operator))
-    if compare is None or (type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str))):
+    if compare is None or (
+        type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str))
+    ):
         return None
     return compare(left, right)
 
 
-def _truth(value: Value) -> Optional[bool]:
+def _truth(value: Value) -> bool | None:
     """Whether a test is true in the configuration that runs, when its value is a known constant.
     None is not one: `scaler=None` is an optional object a caller passes, not a configuration."""
     if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
@@ -1499,7 +1621,7 @@ def _truth(value: Value) -> Optional[bool]:
     return None
 
 
-def _option_dest(flags: list[object], dest: object) -> Optional[str]:
+def _option_dest(flags: list[object], dest: object) -> str | None:
     """The attribute an argparse option is stored in: `dest=`, else the first long flag
     (`--mixed-precision` -> `mixed_precision`), else the positional name."""
     if isinstance(dest, str):

@@ -38,9 +38,10 @@ def numbers(value: Value) -> tuple[float, ...]:
     if value.kind is not Kind.CONST:
         return ()
     choices = value.payload if isinstance(value.payload, frozenset) else (value.payload,)
-    if not choices or not all(isinstance(choice, (int, float)) and not isinstance(choice, bool) for choice in choices):
+    found = [choice for choice in choices if isinstance(choice, (int, float)) and not isinstance(choice, bool)]
+    if not choices or len(found) < len(choices):
         return ()
-    return tuple(float(choice) for choice in choices)  # type: ignore[arg-type]
+    return tuple(float(choice) for choice in found)
 
 
 def may_be_fp16(precision: Precision) -> bool:

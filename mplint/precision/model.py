@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Collection, Optional, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import libcst as cst
 
@@ -15,7 +15,7 @@ class PrecisionModel:
 
     def __init__(self, interpreter: Interpreter) -> None:
         self._interpreter = interpreter
-        self._evaluated: Optional[dict[str, set[cst.BaseExpression]]] = None
+        self._evaluated: dict[str, set[cst.BaseExpression]] | None = None
 
     def calls(self, node: cst.Call) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
@@ -47,9 +47,7 @@ class PrecisionModel:
         return path in self._interpreter.loss_scaling_paths
 
 
-def analyze(
-    roots: dict[str, cst.Module], load: Callable[[str], Optional[Loaded]], index: ModuleIndex
-) -> PrecisionModel:
+def analyze(roots: dict[str, cst.Module], load: Callable[[str], Loaded | None], index: ModuleIndex) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
     only when a root reads a name from them."""
     interpreter = Interpreter(roots, load, index)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Optional
 
 
 class ModuleIndex:
@@ -22,7 +21,7 @@ class ModuleIndex:
             for name in _dotted_suffixes(normal):
                 self._by_name.setdefault(name, []).append(normal)
 
-    def resolve(self, name: str, importer: str, level: int = 0) -> Optional[str]:
+    def resolve(self, name: str, importer: str, level: int = 0) -> str | None:
         """The file for module `name` imported from `importer` (with `level` leading dots), if unique."""
         if level:
             base = PurePosixPath(importer).parent

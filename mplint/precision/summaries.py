@@ -11,7 +11,7 @@ that is already being evaluated with the same arguments falls back to "unknown".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -28,20 +28,20 @@ MAX_CONTEXTS_PER_FUNCTION = 12
 class Definition:
     """A `def` or `class` of the linted code, with the scope it was defined in (for globals/closures)."""
 
-    node: Union[cst.FunctionDef, cst.ClassDef]
+    node: cst.FunctionDef | cst.ClassDef
     path: str
-    scope: "Scope" = field(repr=False)
+    scope: Scope = field(repr=False)
     # Methods: the class they belong to.
-    owner: Optional["Definition"] = None
+    owner: Definition | None = None
     # An autocast decorator (`@torch.autocast("cuda")`) applies its region to every call.
-    region: Optional[Region] = None
+    region: Region | None = None
     # `@torch.no_grad()` / `@torch.inference_mode()`: nothing computed in it reaches backward.
     no_grad: bool = False
     # Classes: whether they are nn.Modules (by their bases), and their methods by name.
     is_module: bool = False
     # Classes: whether they derive from a torch optimizer (a project's own AdamW variant, Muon).
     is_optimizer: bool = False
-    methods: dict[str, "Definition"] = field(default_factory=dict, repr=False)
+    methods: dict[str, Definition] = field(default_factory=dict, repr=False)
     # Classes: what their body binds to constants (dataclass field defaults, class attributes).
     constants: dict[str, Value] = field(default_factory=dict, repr=False)
 
@@ -49,18 +49,19 @@ class Definition:
     def name(self) -> str:
         return self.node.name.value
 
-    def method(self, name: str) -> Optional["Definition"]:
+    def method(self, name: str) -> Definition | None:
         return self.methods.get(name)
 
 
-CallKey = tuple[Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Optional[Region], Optional[Value]]
+CallKey = tuple[Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None]
 
 
 @dataclass
 class CallMemo:
     """Summaries computed so far, and the calls being computed (to cut recursion)."""
 
-    results: dict[CallKey, Value] = field(default_factory=dict)
+    # Per call: what it returns, and what it writes to `self.<attr>`.
+    results: dict[CallKey, tuple[Value, dict[str, Value]]] = field(default_factory=dict)
     in_progress: list[CallKey] = field(default_factory=list)
     contexts: dict[Definition, int] = field(default_factory=dict)
 

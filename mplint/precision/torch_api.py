@@ -7,8 +7,6 @@ The autocast op lists mirror `torch/include/ATen/autocast_mode.h` of torch 2.13 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from mplint.precision.values import Precision, Region
 
 DTYPE_NAMES: dict[str, Precision] = {
@@ -57,7 +55,7 @@ CAST_METHODS: dict[str, Precision] = {
 }
 
 # Autocast entry points: dotted name -> (fixed device or None when it is the first argument, default dtype).
-AUTOCAST_ENTRY_POINTS: dict[str, tuple[Optional[str], Optional[Precision]]] = {
+AUTOCAST_ENTRY_POINTS: dict[str, tuple[str | None, Precision | None]] = {
     "torch.autocast": (None, None),
     "torch.amp.autocast": (None, None),
     "torch.amp.autocast_mode.autocast": (None, None),
@@ -81,10 +79,29 @@ AUTOCAST_DEFAULT_DTYPE: dict[str, Precision] = {
 AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
     "cuda": frozenset(
         {
-            "softmax", "log_softmax", "log", "exp", "logsumexp", "layer_norm", "group_norm",
-            "rms_norm", "nll_loss", "sum", "cumsum", "prod", "pow", "softplus", "mse_loss",
-            "l1_loss", "smooth_l1_loss", "kl_div", "binary_cross_entropy_with_logits",
-            "cosine_similarity", "norm", "rsqrt", "reciprocal",
+            "softmax",
+            "log_softmax",
+            "log",
+            "exp",
+            "logsumexp",
+            "layer_norm",
+            "group_norm",
+            "rms_norm",
+            "nll_loss",
+            "sum",
+            "cumsum",
+            "prod",
+            "pow",
+            "softplus",
+            "mse_loss",
+            "l1_loss",
+            "smooth_l1_loss",
+            "kl_div",
+            "binary_cross_entropy_with_logits",
+            "cosine_similarity",
+            "norm",
+            "rsqrt",
+            "reciprocal",
         }
     ),
     "cpu": frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "kl_div"}),
@@ -93,23 +110,96 @@ AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
 # Ops autocast runs in its lower precision on every device (matmul-like).
 AUTOCAST_LOWERED_OPS = frozenset(
     {
-        "linear", "matmul", "mm", "bmm", "baddbmm", "addmm", "addbmm", "einsum", "conv1d", "conv2d",
-        "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-        "scaled_dot_product_attention", "prelu",
+        "linear",
+        "matmul",
+        "mm",
+        "bmm",
+        "baddbmm",
+        "addmm",
+        "addbmm",
+        "einsum",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "scaled_dot_product_attention",
+        "prelu",
     }
 )
 
 # Tensor methods and torch functions that keep their (first) tensor input's precision.
 PRESERVING_OPS = frozenset(
     {
-        "detach", "clone", "contiguous", "view", "view_as", "reshape", "reshape_as", "flatten",
-        "squeeze", "unsqueeze", "permute", "transpose", "t", "expand", "expand_as", "repeat",
-        "narrow", "select", "index_select", "gather", "take_along_dim", "masked_fill", "roll",
-        "flip", "cuda", "cpu", "requires_grad_", "clamp", "clip", "clamp_min", "clamp_max", "tanh",
-        "sigmoid", "relu", "neg", "abs", "mul", "div", "add", "sub", "true_divide", "pin_memory",
-        "cat", "concat", "stack", "pad", "where", "squeeze_", "unsqueeze_", "mean", "max", "amax",
-        "min", "amin", "logit", "nan_to_num", "tril", "triu", "diagonal", "movedim", "swapaxes",
-        "sqrt", "square", "var", "std", "chunk", "split", "unbind",
+        "detach",
+        "clone",
+        "contiguous",
+        "view",
+        "view_as",
+        "reshape",
+        "reshape_as",
+        "flatten",
+        "squeeze",
+        "unsqueeze",
+        "permute",
+        "transpose",
+        "t",
+        "expand",
+        "expand_as",
+        "repeat",
+        "narrow",
+        "select",
+        "index_select",
+        "gather",
+        "take_along_dim",
+        "masked_fill",
+        "roll",
+        "flip",
+        "cuda",
+        "cpu",
+        "requires_grad_",
+        "clamp",
+        "clip",
+        "clamp_min",
+        "clamp_max",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "neg",
+        "abs",
+        "mul",
+        "div",
+        "add",
+        "sub",
+        "true_divide",
+        "pin_memory",
+        "cat",
+        "concat",
+        "stack",
+        "pad",
+        "where",
+        "squeeze_",
+        "unsqueeze_",
+        "mean",
+        "max",
+        "amax",
+        "min",
+        "amin",
+        "logit",
+        "nan_to_num",
+        "tril",
+        "triu",
+        "diagonal",
+        "movedim",
+        "swapaxes",
+        "sqrt",
+        "square",
+        "var",
+        "std",
+        "chunk",
+        "split",
+        "unbind",
     }
 )
 
@@ -123,7 +213,9 @@ MODULE_NON_SUBMODULE_ATTRS = frozenset(
     {"config", "device", "training", "generation_config", "name_or_path", "dtype", "hf_device_map"}
 )
 # Attributes of a Hugging Face style model that are themselves (half, if it is) modules.
-KNOWN_SUBMODULES = frozenset({"lm_head", "model", "transformer", "backbone", "base_model", "pretrained_model", "embed_out"})
+KNOWN_SUBMODULES = frozenset(
+    {"lm_head", "model", "transformer", "backbone", "base_model", "pretrained_model", "embed_out"}
+)
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 
 # Wrappers that keep the wrapped module's parameters as they are.
@@ -169,11 +261,11 @@ OPTIMIZER_NAMES = frozenset({"transformers.AdamW", "transformers.Adafactor", "bi
 NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
 
 
-def dtype_of_name(name: str) -> Optional[Precision]:
+def dtype_of_name(name: str) -> Precision | None:
     return DTYPE_NAMES.get(name) or TENSOR_TYPE_NAMES.get(name)
 
 
-def dtype_of_string(text: str) -> Optional[Precision]:
+def dtype_of_string(text: str) -> Precision | None:
     return DTYPE_STRINGS.get(text.strip().lower()) or TENSOR_TYPE_NAMES.get(text.strip())
 
 
@@ -205,7 +297,7 @@ LOW_PRECISION_WORDS = frozenset(
 )
 
 
-def region_upcasts(region: Optional[Region], op: str) -> Optional[bool]:
+def region_upcasts(region: Region | None, op: str) -> bool | None:
     """Does `op` run in fp32 because of the autocast region active around it? None when unknowable
     (a device or an `enabled=` that depends on the run)."""
     if region is None or region.enabled is False:
@@ -218,9 +310,15 @@ def region_upcasts(region: Optional[Region], op: str) -> Optional[bool]:
 def last_part(name: str) -> str:
     return name.rpartition(".")[2]
 
+
 # Queries a training script asks of its accelerator; on the GPU it is written for, they are true.
 ACCELERATOR_QUERIES = frozenset(
-    {"torch.cuda.is_available", "torch.cuda.is_bf16_supported", "torch.backends.cuda.is_built", "torch.accelerator.is_available"}
+    {
+        "torch.cuda.is_available",
+        "torch.cuda.is_bf16_supported",
+        "torch.backends.cuda.is_built",
+        "torch.accelerator.is_available",
+    }
 )
 # Queries about how the script was launched; started plainly (`python train.py`) they are false.
 LAUNCH_QUERIES = frozenset({"torch.distributed.is_initialized"})

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import libcst as cst
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from 3.11
 
 
 class Precision(enum.Enum):
@@ -30,7 +33,7 @@ class Precision(enum.Enum):
     def is_full(self) -> bool:
         return self in (Precision.FP32, Precision.FP64)
 
-    def join(self, other: "Precision") -> "Precision":
+    def join(self, other: Precision) -> Precision:
         """What a name holds when two control-flow paths meet."""
         if self is other:
             return self
@@ -38,7 +41,7 @@ class Precision(enum.Enum):
             return Precision.HALF
         return Precision.UNKNOWN
 
-    def promote(self, other: "Precision") -> "Precision":
+    def promote(self, other: Precision) -> Precision:
         """torch's type promotion for a binary op between two floating tensors."""
         if self is other:
             return self
@@ -89,9 +92,9 @@ class Region:
     depends on a runtime condition (`enabled=args.amp`).
     """
 
-    device: Optional[str]
+    device: str | None
     precision: Precision
-    enabled: Optional[bool]
+    enabled: bool | None
     path: str
     node: cst.CSTNode
 
@@ -104,37 +107,52 @@ class Region:
 class Value:
     kind: Kind = Kind.ANY
     precision: Precision = Precision.UNKNOWN
-    origin: Optional[Origin] = None
+    origin: Origin | None = None
     # The autocast region the value was computed under, kept after the region ends.
-    region: Optional[Region] = None
+    region: Region | None = None
     # A loss multiplied by an enabled-or-conditional loss scaler (`scaler.scale(loss)`).
     scaled: bool = False
     # The last op that produced a tensor ("softmax", "logsumexp"), for rules about op chains.
-    op: Optional[str] = None
+    op: str | None = None
     # Kind.NAME: the dotted name; Kind.CONST: the literal; FUNCTION/CLASS/INSTANCE: a `Definition`.
     payload: object = None
     # Kind.DICT: known items; Kind.INSTANCE / Kind.OPTIMIZER: attributes / construction facts.
-    items: tuple[tuple[str, "Value"], ...] = ()
+    items: tuple[tuple[str, Value], ...] = ()
     # Kind.MODULE and Kind.PARAMS: the call that created the module (its identity across casts);
     # Kind.OPTIMIZER: the identity of the module whose parameters it updates.
     identity: object = None
 
-    def with_(self, **changes: object) -> "Value":
+    def with_(self, **changes: Unpack[_ValueFields]) -> Value:
         return replace(self, **changes)
 
-    def item(self, key: str) -> Optional["Value"]:
+    def item(self, key: str) -> Value | None:
         for name, value in self.items:
             if name == key:
                 return value
         return None
 
     @property
-    def name(self) -> Optional[str]:
-        return self.payload if self.kind is Kind.NAME else None  # type: ignore[return-value]
+    def name(self) -> str | None:
+        # A NAME's payload is always its dotted name (see `payload`).
+        return cast(str, self.payload) if self.kind is Kind.NAME else None
 
     @property
     def const(self) -> object:
         return self.payload if self.kind is Kind.CONST else None
+
+
+class _ValueFields(TypedDict, total=False):
+    """`Value`'s fields, as `Value.with_` takes them."""
+
+    kind: Kind
+    precision: Precision
+    origin: Origin | None
+    region: Region | None
+    scaled: bool
+    op: str | None
+    payload: object
+    items: tuple[tuple[str, Value], ...]
+    identity: object
 
 
 UNKNOWN = Value()

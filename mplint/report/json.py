@@ -16,7 +16,10 @@ def render(findings: Sequence[Finding]) -> str:
 def statistics(findings: Sequence[Finding]) -> str:
     """`--statistics --format json`: `{"code", "name", "count", "fixable"}` per rule, most frequent first."""
     return json.dumps(
-        [{"code": row.code, "name": row.name, "count": row.count, "fixable": row.fixable} for row in counts_by_rule(findings)],
+        [
+            {"code": row.code, "name": row.name, "count": row.count, "fixable": row.fixable}
+            for row in counts_by_rule(findings)
+        ],
         indent=2,
     )
 

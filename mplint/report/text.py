@@ -4,15 +4,14 @@ per rule (`--statistics`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Callable, Optional
+from collections.abc import Callable, Sequence
 
 import click
 
 from mplint.findings import Finding, counts_by_rule
 
 # The lines of the file at a path (without line endings), or None when it cannot be read.
-SourceLines = Callable[[str], Optional[Sequence[str]]]
+SourceLines = Callable[[str], Sequence[str] | None]
 
 
 def render(findings: Sequence[Finding]) -> str:
@@ -20,7 +19,8 @@ def render(findings: Sequence[Finding]) -> str:
 
 
 def render_with_source(findings: Sequence[Finding], source_lines: SourceLines, color: bool) -> str:
-    """Each finding's line, then its source line with carets under the reported span, ruff style:
+    """Each finding's line, then its source line with carets under the reported span, ruff
+    style:
 
         train.py:4:8: MP001 [log-softmax-low-precision] log_softmax of a bf16 value ...
           |
@@ -43,9 +43,7 @@ def statistics(findings: Sequence[Finding]) -> str:
     """`count  CODE  [name]` per rule, most frequent first; `[*]` when some have a fix."""
     counts = counts_by_rule(findings)
     width = len(str(max((row.count for row in counts), default=0)))
-    return "\n".join(
-        f"{row.count:>{width}}  {row.code}  {'[*] ' if row.fixable else ''}[{row.name}]" for row in counts
-    )
+    return "\n".join(f"{row.count:>{width}}  {row.code}  {'[*] ' if row.fixable else ''}[{row.name}]" for row in counts)
 
 
 def _snippet(finding: Finding, text: str, color: bool) -> str:
@@ -79,5 +77,5 @@ def _line(finding: Finding, color: bool = False) -> str:
     return line
 
 
-def _style(text: str, color: bool, **style: object) -> str:
-    return click.style(text, **style) if color else text  # type: ignore[arg-type]
+def _style(text: str, color: bool, *, fg: str | None = None, bold: bool | None = None) -> str:
+    return click.style(text, fg=fg, bold=bold) if color else text

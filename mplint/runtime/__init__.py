@@ -1,4 +1,5 @@
 """Runtime verifier. Importing this package must not import torch: only its functions do.
+Used as:
 
     with mplint.runtime.audit() as report:
         train_step(model, batch)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Optional
 
 import click
 
@@ -18,10 +17,13 @@ from mplint.runtime import DEVICES
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--steps", type=click.IntRange(min=1), default=2, show_default=True, help="Stop after this many optimizer steps.")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=2, show_default=True, help="Stop after this many optimizer steps."
+)
 @click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -30,8 +32,12 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
     help="auto: CUDA when available, else emulate CUDA's autocast policy on the CPU.",
 )
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop the script after S seconds.")
-def verify(script: str, script_args: tuple[str, ...], steps: int, device: str, output_format: str, timeout: Optional[float]) -> None:
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop the script after S seconds."
+)
+def verify(
+    script: str, script_args: tuple[str, ...], steps: int, device: str, output_format: str, timeout: float | None
+) -> None:
     """Run SCRIPT for a few optimizer steps and confirm each finding with real dtypes.
 
     Arguments after `--` go to the script. Exit 1 when a finding is confirmed or found only at
@@ -70,9 +76,12 @@ def verify(script: str, script_args: tuple[str, ...], steps: int, device: str, o
 
 
 def _summary(findings: tuple[Finding, ...], steps: int, ranks: int) -> str:
-    verdicts = ", ".join(f"{sum(f.verdict == v for f in findings)} {v}" for v in sorted({f.verdict for f in findings if f.verdict}))
+    verdicts = ", ".join(
+        f"{sum(f.verdict == v for f in findings)} {v}" for v in sorted({f.verdict for f in findings if f.verdict})
+    )
     on_ranks = f" on {ranks} ranks" if ranks > 1 else ""
-    return f"mplint verify: {steps} optimizer step{'s' if steps != 1 else ''} recorded{on_ranks}; {verdicts or 'no findings'}."
+    plural = "s" if steps != 1 else ""
+    return f"mplint verify: {steps} optimizer step{plural} recorded{on_ranks}; {verdicts or 'no findings'}."
 
 
 def _exit(message: str, code: int) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pickle
 from datetime import timedelta
-from typing import Optional
 
 from mplint.errors import MplintError
 from mplint.runtime.observations import Observations, merge
@@ -21,7 +20,7 @@ def rank_and_world_size() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def gather(mine: Observations) -> Optional[Observations]:
+def gather(mine: Observations) -> Observations | None:
     """All ranks' observations merged on rank 0; None on the other ranks."""
     rank, world_size = rank_and_world_size()
     if world_size == 1:
@@ -29,11 +28,15 @@ def gather(mine: Observations) -> Optional[Observations]:
     from torch.distributed import TCPStore
 
     try:
-        store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=GATHER_TIMEOUT)
+        store = TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=GATHER_TIMEOUT
+        )
     except (KeyError, ValueError, RuntimeError) as error:
         raise MplintError(f"cannot reach the torchrun store to merge the ranks' reports: {error}") from None
-    prefix = f"mplint/verify/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
-    store.set(f"{prefix}/{rank}", pickle.dumps(mine))
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "run")
+    prefix = f"mplint/verify/{run_id}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    # The ignore: torch's stub says `value: str`; the binding takes bytes (a std::string) too.
+    store.set(f"{prefix}/{rank}", pickle.dumps(mine))  # type: ignore[arg-type]
     if rank != 0:
         return None
     try:

@@ -82,7 +82,10 @@ def parse_policy_lists(header_text: str) -> dict[str, Policy]:
         if policy is Policy.FP32_APPEND_DTYPE:
             names = re.findall(r'"(\w+(?:\.\w+)?)"', body)
         else:
-            names = [f"{name}.{overload}" if overload else name for name, overload in re.findall(r"_\((\w+)(?:,\s*(\w+))?\)", body)]
+            names = [
+                f"{name}.{overload}" if overload else name
+                for name, overload in re.findall(r"_\((\w+)(?:,\s*(\w+))?\)", body)
+            ]
         if not names:
             raise EmulationError(f"cannot emulate CUDA autocast: {macro} is empty or missing in {header_path()}")
         for name in names:
@@ -95,7 +98,7 @@ def _macro_body(header_text: str, macro: str) -> str:
     return match.group(1) if match else ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cuda_policy_table() -> dict[str, Policy]:
     """CUDA's autocast policy per op, cross-checked against the registered AutocastCUDA kernels."""
     import torch
@@ -124,7 +127,7 @@ def emulation_table() -> dict[str, Policy]:
     return {**dict.fromkeys(cpu_only, Policy.FALL_THROUGH), **cuda_policy_table()}
 
 
-def _op_overload(qualified: str) -> "torch._ops.OpOverload":
+def _op_overload(qualified: str) -> torch._ops.OpOverload:
     import torch
 
     name, _, overload = qualified.removeprefix("aten::").partition(".")
@@ -138,13 +141,13 @@ def _is_eligible(value: object) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype is not torch.float64
 
 
-def _cast(value: Any, dtype: "torch.dtype") -> Any:
+def _cast(value: Any, dtype: torch.dtype) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_cast(item, dtype) for item in value)
     return value.to(dtype) if _is_eligible(value) and value.dtype is not dtype else value
 
 
-def _eligible_tensors(values: Iterator[Any]) -> Iterator["torch.Tensor"]:
+def _eligible_tensors(values: Iterator[Any]) -> Iterator[torch.Tensor]:
     for value in values:
         if isinstance(value, (list, tuple)):
             yield from _eligible_tensors(iter(value))
@@ -152,7 +155,7 @@ def _eligible_tensors(values: Iterator[Any]) -> Iterator["torch.Tensor"]:
             yield value
 
 
-def _promoted_dtype(args: tuple[Any, ...], kwargs: dict[str, Any], lower: "torch.dtype") -> "torch.dtype":
+def _promoted_dtype(args: tuple[Any, ...], kwargs: dict[str, Any], lower: torch.dtype) -> torch.dtype:
     """CUDA's `promote_type`: float32 wins over the lower-precision type; other mixes are errors."""
     import torch
 
@@ -167,7 +170,7 @@ def _promoted_dtype(args: tuple[Any, ...], kwargs: dict[str, Any], lower: "torch
 _CASTING_POLICIES = (Policy.LOWER_PRECISION, Policy.FP32, Policy.PROMOTE)
 
 
-def _cast_target(policy: Policy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> "torch.dtype":
+def _cast_target(policy: Policy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.dtype:
     import torch
 
     lower = torch.get_autocast_dtype("cpu")  # the dtype the script asked CUDA autocast for
@@ -182,7 +185,9 @@ def _first_arg_eligible(args: tuple[Any, ...]) -> bool:
     return bool(args) and _is_eligible(args[0])
 
 
-def _with_dtype_argument(op: "torch._ops.OpOverload", args: tuple[Any, ...], kwargs: dict[str, Any], dtype: "torch.dtype") -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _with_dtype_argument(
+    op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], dtype: torch.dtype
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """`set_opt_dtype`: fill the op's optional `dtype` argument when the caller left it unset."""
     position = next(index for index, argument in enumerate(op._schema.arguments) if argument.name == "dtype")
     if position < len(args):
@@ -210,7 +215,7 @@ def make_kernel(qualified: str, policy: Policy) -> Callable[..., Any]:
     import torch
 
     op = _op_overload(qualified)
-    append_dtype_op = None
+    append_dtype_op: Callable[..., Any] | None = None
     if policy is Policy.FP32_APPEND_DTYPE:
         name = qualified.removeprefix("aten::")
         append_dtype_op = getattr(getattr(torch.ops.aten, name.partition(".")[0]), _APPEND_DTYPE_OVERLOAD[name])
@@ -222,6 +227,7 @@ def make_kernel(qualified: str, policy: Policy) -> Callable[..., Any]:
             if policy is Policy.FP32_SET_OPT_DTYPE and _first_arg_eligible(args):
                 args, kwargs = _with_dtype_argument(op, args, kwargs, torch.float32)
             elif policy is Policy.FP32_APPEND_DTYPE:
+                assert append_dtype_op is not None  # set above for this policy
                 out_dtype = torch.float32 if _first_arg_eligible(args) else args[0].dtype
                 return append_dtype_op(*args, **kwargs, dtype=out_dtype)
             elif policy in _CASTING_POLICIES:
@@ -229,7 +235,7 @@ def make_kernel(qualified: str, policy: Policy) -> Callable[..., Any]:
                 args, kwargs = _cast(args, target), {key: _cast(value, target) for key, value in kwargs.items()}
             return op(*args, **kwargs)
 
-    def fall_through(keyset: "torch._C.DispatchKeySet", *args: Any, **kwargs: Any) -> Any:
+    def fall_through(keyset: torch._C.DispatchKeySet, *args: Any, **kwargs: Any) -> Any:
         # Skip CPU's kernel for this op only: the calls it makes inside stay autocast, as on CUDA.
         return op.redispatch(keyset.remove(torch._C.DispatchKey.AutocastCPU), *args, **kwargs)
 
@@ -241,7 +247,7 @@ class CudaPolicyKernels:
 
     def __init__(self) -> None:
         self._table = emulation_table()
-        self._library: "torch.library.Library | None" = None
+        self._library: torch.library.Library | None = None
 
     @property
     def active(self) -> bool:
@@ -258,7 +264,9 @@ class CudaPolicyKernels:
             warnings.simplefilter("ignore")
             for qualified, policy in self._table.items():
                 kernel = make_kernel(qualified, policy)
-                library.impl(qualified.removeprefix("aten::"), kernel, "AutocastCPU", with_keyset=policy is Policy.FALL_THROUGH)
+                library.impl(
+                    qualified.removeprefix("aten::"), kernel, "AutocastCPU", with_keyset=policy is Policy.FALL_THROUGH
+                )
         self._library = library
 
     def unregister(self) -> None:
@@ -279,7 +287,7 @@ def _cpu_if_cuda(value: Any) -> Any:
     return "cpu" if _is_cuda_device(value) else value
 
 
-def cuda_to_cpu_mode() -> "torch.overrides.TorchFunctionMode":
+def cuda_to_cpu_mode() -> torch.overrides.TorchFunctionMode:
     """A TorchFunctionMode that runs CUDA-placed tensors on the CPU (`device=`, `.to`, `.cuda()`)."""
     import torch
     from torch.overrides import TorchFunctionMode
@@ -287,7 +295,9 @@ def cuda_to_cpu_mode() -> "torch.overrides.TorchFunctionMode":
     already_placed = {torch.Tensor.cuda, torch.Tensor.pin_memory}
 
     class CudaToCpu(TorchFunctionMode):
-        def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        def __torch_function__(
+            self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        ) -> Any:
             kwargs = kwargs or {}
             if func in already_placed:
                 return args[0]

@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from mplint.runtime.observations import AutocastRegion, BackwardPass, OptimizerUse, RunLog, Site
 from mplint.runtime.patching import patch
@@ -28,7 +28,7 @@ class StepLimitReached(BaseException):
     """Raised from an optimizer step post-hook; a BaseException so `except Exception` lets it by."""
 
 
-def dtype_name(dtype: "torch.dtype") -> str:
+def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
@@ -37,9 +37,9 @@ def install(
     log: RunLog,
     user_code: UserCode,
     *,
-    steps: Optional[int],
+    steps: int | None,
     emulating: bool,
-    on_region_change: Callable[[Optional[AutocastRegion]], None],
+    on_region_change: Callable[[AutocastRegion | None], None],
     progress: bool,
 ) -> None:
     """Install every hook on `stack`."""
@@ -54,14 +54,20 @@ def _install_autocast(
     log: RunLog,
     user_code: UserCode,
     emulating: bool,
-    on_region_change: Callable[[Optional[AutocastRegion]], None],
+    on_region_change: Callable[[AutocastRegion | None], None],
 ) -> None:
     import torch
 
     autocast = torch.amp.autocast_mode.autocast
     original_init, original_enter, original_exit = autocast.__init__, autocast.__enter__, autocast.__exit__
 
-    def init(self: Any, device_type: str, dtype: Optional["torch.dtype"] = None, enabled: bool = True, cache_enabled: Optional[bool] = None) -> None:
+    def init(
+        self: Any,
+        device_type: str,
+        dtype: torch.dtype | None = None,
+        enabled: bool = True,
+        cache_enabled: bool | None = None,
+    ) -> None:
         opened_for = device_type
         if emulating and device_type == "cuda":
             # Run the region as CPU autocast; the emulating kernels give it CUDA's policy.
@@ -69,7 +75,9 @@ def _install_autocast(
         original_init(self, device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
         ran_on = log.device if opened_for == "cuda" else opened_for
         # Made even where no user frame calls (a library's region): emulation needs its device.
-        self._mplint_region = AutocastRegion(user_code.caller(), opened_for, dtype_name(self.fast_dtype), bool(self._enabled), ran_on)
+        self._mplint_region = AutocastRegion(
+            user_code.caller(), opened_for, dtype_name(self.fast_dtype), bool(self._enabled), ran_on
+        )
 
     def enter(self: Any) -> Any:
         region = getattr(self, "_mplint_region", None)
@@ -171,12 +179,12 @@ def regions_feeding(roots: Iterable[Any]) -> tuple[AutocastRegion, ...]:
     return tuple(found)
 
 
-def _dtype_counts(optimizer: "torch.optim.Optimizer") -> tuple[tuple[str, int], ...]:
+def _dtype_counts(optimizer: torch.optim.Optimizer) -> tuple[tuple[str, int], ...]:
     counts = Counter(dtype_name(param.dtype) for group in optimizer.param_groups for param in group["params"])
     return tuple(sorted(counts.items()))
 
 
-def _state_dtypes(optimizer: "torch.optim.Optimizer") -> tuple[tuple[str, str], ...]:
+def _state_dtypes(optimizer: torch.optim.Optimizer) -> tuple[tuple[str, str], ...]:
     import torch
 
     found = {
@@ -188,20 +196,24 @@ def _state_dtypes(optimizer: "torch.optim.Optimizer") -> tuple[tuple[str, str], 
     return tuple(sorted(found))
 
 
-def _install_optimizer(stack: contextlib.ExitStack, log: RunLog, user_code: UserCode, steps: Optional[int], progress: bool) -> None:
+def _install_optimizer(
+    stack: contextlib.ExitStack, log: RunLog, user_code: UserCode, steps: int | None, progress: bool
+) -> None:
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-    tracked: dict[int, "torch.optim.Optimizer"] = {}  # keeps the ids in `log.optimizers` unique
+    tracked: dict[int, torch.optim.Optimizer] = {}  # keeps the ids in `log.optimizers` unique
 
-    def track(optimizer: "torch.optim.Optimizer", site: Optional[Site]) -> None:
+    def track(optimizer: torch.optim.Optimizer, site: Site | None) -> None:
         if site is not None and id(optimizer) not in log.optimizers:
             tracked[id(optimizer)] = optimizer
-            log.optimizers[id(optimizer)] = OptimizerUse(site, type(optimizer).__name__, log.device, _dtype_counts(optimizer))
+            log.optimizers[id(optimizer)] = OptimizerUse(
+                site, type(optimizer).__name__, log.device, _dtype_counts(optimizer)
+            )
 
     original_add_param_group = torch.optim.Optimizer.add_param_group
 
-    def add_param_group(self: "torch.optim.Optimizer", param_group: dict[str, Any]) -> None:
+    def add_param_group(self: torch.optim.Optimizer, param_group: dict[str, Any]) -> None:
         original_add_param_group(self, param_group)
         use = log.optimizers.get(id(self))
         if use is None:
@@ -209,20 +221,26 @@ def _install_optimizer(stack: contextlib.ExitStack, log: RunLog, user_code: User
         else:
             log.optimizers[id(self)] = dataclasses.replace(use, param_dtypes=_dtype_counts(self))
 
-    def before_step(optimizer: "torch.optim.Optimizer", args: Any, kwargs: Any) -> None:
+    def before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         # An optimizer built before recording began is known from its first step on.
         track(optimizer, user_code.caller())
         if id(optimizer) in log.optimizers:
-            log.optimizers[id(optimizer)] = dataclasses.replace(log.optimizers[id(optimizer)], step_param_dtypes=_dtype_counts(optimizer))
+            log.optimizers[id(optimizer)] = dataclasses.replace(
+                log.optimizers[id(optimizer)], step_param_dtypes=_dtype_counts(optimizer)
+            )
 
-    def after_step(optimizer: "torch.optim.Optimizer", args: Any, kwargs: Any) -> None:
+    def after_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         use = log.optimizers.get(id(optimizer))
         if use is None:
             return
-        log.optimizers[id(optimizer)] = dataclasses.replace(use, state_dtypes=_state_dtypes(optimizer), steps=use.steps + 1)
+        log.optimizers[id(optimizer)] = dataclasses.replace(
+            use, state_dtypes=_state_dtypes(optimizer), steps=use.steps + 1
+        )
         log.steps = max(other.steps for other in log.optimizers.values())
         if progress:
-            sys.stderr.write(f"\rmplint verify: step {log.steps}/{steps or '?'}, {sum(log.op_calls.values())} ops recorded")
+            sys.stderr.write(
+                f"\rmplint verify: step {log.steps}/{steps or '?'}, {sum(log.op_calls.values())} ops recorded"
+            )
             sys.stderr.flush()
         stepped = [other.steps for other in log.optimizers.values() if other.steps]
         if steps is not None and min(stepped) >= steps:

@@ -11,13 +11,20 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from mplint.config import display_path
 from mplint.findings import Finding
 from mplint.runtime.codes import MP901, MP902, MP903, RuntimeCode
+from mplint.runtime.observations import (
+    HALF_DTYPES,
+    AutocastRegion,
+    BackwardPass,
+    Observations,
+    OpCall,
+    OptimizerUse,
+    Site,
+)
 from mplint.runtime.recorder import REDUCED_LOSS
-from mplint.runtime.observations import HALF_DTYPES, AutocastRegion, BackwardPass, Observations, OpCall, OptimizerUse, Site
 
 STATIC_CODES = ("MP001", "MP002", "MP003")
 LOG_SPACE_OPS = frozenset({"aten._log_softmax", "aten.logsumexp"})
@@ -34,10 +41,10 @@ class Span:
     last: int
 
     @classmethod
-    def of(cls, finding: Finding) -> "Span":
+    def of(cls, finding: Finding) -> Span:
         return cls(os.path.realpath(finding.path), finding.line, max(finding.line, finding.end_line))
 
-    def holds(self, site: Optional[Site]) -> bool:
+    def holds(self, site: Site | None) -> bool:
         return site is not None and site.path == self.path and self.first <= site.line <= self.last
 
 
@@ -78,7 +85,7 @@ def _judge(finding: Finding, observations: Observations) -> Finding:
     return dataclasses.replace(finding, verdict=verdict, evidence=evidence, device=device)
 
 
-Judgement = tuple[str, tuple[str, ...], Optional[str]]
+Judgement = tuple[str, tuple[str, ...], str | None]
 
 
 def _op_evidence(calls: list[tuple[OpCall, int]]) -> tuple[str, ...]:
@@ -130,7 +137,11 @@ def _judge_autocast(span: Span, observations: Observations) -> Judgement:
         return CONFIRMED, _backward_evidence(unscaled, f"float16 autocast at {_describe(span)}"), device
     if not any(_is_fp16(region) for _, used in passes for region in used):
         dtypes = sorted({region.dtype if region.enabled else "disabled" for region in regions})
-        return REFUTED, (f"the autocast region at {_describe(span)} ran as {', '.join(dtypes)}: no float16 gradients",), device
+        return (
+            REFUTED,
+            (f"the autocast region at {_describe(span)} ran as {', '.join(dtypes)}: no float16 gradients",),
+            device,
+        )
     sites = sorted({backward.site for backward, _ in passes})
     where = ", ".join(site.describe() for site in sites)
     return REFUTED, (f"every backward through it ({where}) started from an enabled GradScaler.scale",), device
@@ -141,7 +152,8 @@ def _backward_evidence(passes: list[BackwardPass], cause: str) -> tuple[str, ...
     fp16 = sum(backward.fp16_values for backward in passes)
     underflowed = sum(backward.underflowed for backward in passes)
     evidence = [
-        f"backward at {site.describe()} ran after {cause} without an enabled GradScaler, {count} pass{'es' if count != 1 else ''}"
+        f"backward at {site.describe()} ran after {cause} without an enabled GradScaler, "
+        f"{count} pass{'es' if count != 1 else ''}"
         for site, count in sorted(counts.items())
     ]
     if fp16:
@@ -182,7 +194,7 @@ def _covered(site: Site, spans: Sequence[Span]) -> bool:
     return any(span.holds(site) for span in spans)
 
 
-def _runtime_finding(code: RuntimeCode, site: Site, evidence: tuple[str, ...], device: Optional[str]) -> Finding:
+def _runtime_finding(code: RuntimeCode, site: Site, evidence: tuple[str, ...], device: str | None) -> Finding:
     return Finding(
         code=code.code,
         name=code.name,
@@ -217,17 +229,19 @@ def _unscaled_backward(observations: Observations, spans: Sequence[Span]) -> lis
     for backward in observations.backward_passes:
         if backward.scaled:
             continue
-        fp16_regions = [region for region in backward.regions if _is_fp16(region) and region.site is not None]
-        if any(_covered(region.site, spans) for region in fp16_regions):
+        fp16_sites = [region.site for region in backward.regions if _is_fp16(region) and region.site is not None]
+        if any(_covered(site, spans) for site in fp16_sites):
             continue
-        for region in fp16_regions:
-            site = region.site
+        for site in fp16_sites:
             by_site.setdefault(site, []).append(backward)
             causes[site] = f"float16 autocast at {site.describe()}"
-        if not fp16_regions and backward.fp16_values:
+        if not fp16_sites and backward.fp16_values:
             by_site.setdefault(backward.site, []).append(backward)
             causes[backward.site] = "float16 forward ops"
-    return [_runtime_finding(MP902, site, _backward_evidence(passes, causes[site]), passes[0].device) for site, passes in by_site.items()]
+    return [
+        _runtime_finding(MP902, site, _backward_evidence(passes, causes[site]), passes[0].device)
+        for site, passes in by_site.items()
+    ]
 
 
 def _half_optimizers(observations: Observations, spans: Sequence[Span]) -> list[Finding]:

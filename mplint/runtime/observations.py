@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
 
 from mplint.config import display_path
 
@@ -34,7 +33,7 @@ class OpCall:
 
 @dataclass(frozen=True)
 class AutocastRegion:
-    site: Optional[Site]  # where `torch.autocast(...)` was called; None outside the user's files
+    site: Site | None  # where `torch.autocast(...)` was called; None outside the user's files
     device_type: str  # as the script opened it
     dtype: str
     enabled: bool
@@ -89,7 +88,10 @@ class Observations:
         return [
             (call, count)
             for call, count in self.op_calls
-            if call.op in ops and not call.backward and call.site.path == path and first_line <= call.site.line <= last_line
+            if call.op in ops
+            and not call.backward
+            and call.site.path == path
+            and first_line <= call.site.line <= last_line
         ]
 
 
@@ -121,10 +123,12 @@ class RunLog:
     fp16_values: int = 0
     underflowed: int = 0
     steps: int = 0
-    region_stack: list[AutocastRegion] = field(default_factory=list)
+    # The autocast regions entered and not yet left, innermost last; None for one whose autocast
+    # object was made before the hooks were installed (nothing is known about it).
+    region_stack: list[AutocastRegion | None] = field(default_factory=list)
 
     @property
-    def region(self) -> Optional[AutocastRegion]:
+    def region(self) -> AutocastRegion | None:
         return self.region_stack[-1] if self.region_stack else None
 
     def freeze(self) -> Observations:

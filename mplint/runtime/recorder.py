@@ -9,7 +9,7 @@ forward op to the innermost user frame and a backward op to the node being execu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from mplint.runtime.hooks import REGION_KEY, SITE_KEY, dtype_name
 from mplint.runtime.observations import OpCall, RunLog, Site
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 FP16_SMALLEST_NORMAL = 6.103515625e-05  # 2**-14: below it fp16 values are subnormal
 
 
-def _tensors(value: Any) -> list["torch.Tensor"]:
+def _tensors(value: Any) -> list[torch.Tensor]:
     import torch
 
     if isinstance(value, torch.Tensor):
@@ -43,11 +43,13 @@ def _upcast_fp16(value: Any) -> Any:
     return value
 
 
-def graph_tagger(log: RunLog, user_code: UserCode) -> "TorchFunctionMode":
+def graph_tagger(log: RunLog, user_code: UserCode) -> TorchFunctionMode:
     from torch.overrides import TorchFunctionMode
 
     class GraphTagger(TorchFunctionMode):
-        def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None) -> Any:
+        def __torch_function__(
+            self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        ) -> Any:
             result = func(*args, **(kwargs or {}))
             nodes = [tensor.grad_fn for tensor in _tensors(result) if tensor.grad_fn is not None]
             if nodes:
@@ -71,7 +73,7 @@ def _tag(pending: list[Any], site: Site, log: RunLog) -> None:
         pending.extend(child for child, _ in node.next_functions if child is not None)
 
 
-def op_recorder(log: RunLog, user_code: UserCode) -> "TorchDispatchMode":
+def op_recorder(log: RunLog, user_code: UserCode) -> TorchDispatchMode:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -95,7 +97,7 @@ def op_recorder(log: RunLog, user_code: UserCode) -> "TorchDispatchMode":
             reference = func(*_upcast_fp16(args), **{key: _upcast_fp16(value) for key, value in kwargs.items()})
         except (RuntimeError, TypeError):
             return  # an op that insists on its original dtypes: nothing to compare with
-        for got, want in zip(_tensors(result), _tensors(reference)):
+        for got, want in zip(_tensors(result), _tensors(reference), strict=False):
             if got.dtype is torch.float16 and got.shape == want.shape:
                 magnitude = got.abs()
                 lost = (magnitude < FP16_SMALLEST_NORMAL) & ((magnitude > 0) | (want != 0))
@@ -103,10 +105,13 @@ def op_recorder(log: RunLog, user_code: UserCode) -> "TorchDispatchMode":
                 log.fp16_values += got.numel()
 
     class OpRecorder(TorchDispatchMode):
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None) -> Any:
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        ) -> Any:
             kwargs = kwargs or {}
             result = func(*args, **kwargs)
-            node = torch._C._current_autograd_node()
+            # None outside backward, and `metadata` is a dict, not the method torch's stubs say.
+            node: Any = torch._C._current_autograd_node()
             site = node.metadata.get(SITE_KEY) if node is not None else user_code.caller()
             if site is None:
                 return result

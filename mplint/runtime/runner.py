@@ -13,7 +13,6 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Optional
 
 from mplint.runtime.hooks import StepLimitReached
 from mplint.runtime.observations import Observations
@@ -45,8 +44,8 @@ def run_script(
     script_args: tuple[str, ...] = (),
     *,
     device: str = "auto",
-    steps: Optional[int] = 2,
-    timeout: Optional[float] = None,
+    steps: int | None = 2,
+    timeout: float | None = None,
     progress: bool = False,
 ) -> ScriptRun:
     """Run `script` as `__main__` under a recording Session; torch is restored when this returns."""
@@ -78,7 +77,7 @@ def run_script(
 
 def script_traceback(error: BaseException, user_code: UserCode) -> str:
     """The traceback from the first frame in the user's files on: mplint's and runpy's are noise."""
-    trace: Optional[TracebackType] = error.__traceback__
+    trace: TracebackType | None = error.__traceback__
     while trace is not None and not user_code.owns(trace.tb_frame.f_code.co_filename):
         trace = trace.tb_next
     return "".join(traceback.format_exception(type(error), error, trace or error.__traceback__)).rstrip()
@@ -102,13 +101,13 @@ def _script_environment(path: str, script_args: tuple[str, ...]) -> Iterator[Non
 
 
 @contextlib.contextmanager
-def _alarm(timeout: Optional[float]) -> Iterator[None]:
+def _alarm(timeout: float | None) -> Iterator[None]:
     """Raise ScriptTimeout after `timeout` seconds (main thread only: signals go there)."""
     if not timeout or threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def expire(signum: int, frame: Optional[FrameType]) -> None:
+    def expire(signum: int, frame: FrameType | None) -> None:
         raise ScriptTimeout
 
     previous = signal.signal(signal.SIGALRM, expire)

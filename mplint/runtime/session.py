@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from types import TracebackType
-from typing import Optional
 
 from mplint.errors import MplintError
 from mplint.runtime import hooks
@@ -32,7 +31,7 @@ def resolve_device(device: str) -> str:
 class Session:
     """Context manager: records into a RunLog while active; leaves torch as it found it."""
 
-    def __init__(self, device: str, user_code: UserCode, *, steps: Optional[int] = None, progress: bool = False) -> None:
+    def __init__(self, device: str, user_code: UserCode, *, steps: int | None = None, progress: bool = False) -> None:
         self.device = resolve_device(device)
         self.log = RunLog(device=_LABELS[self.device])
         self._user_code = user_code
@@ -69,11 +68,13 @@ class Session:
             raise
         return self.log
 
-    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self._stack.close()
 
 
-def _follow_region(kernels: Optional[CudaPolicyKernels], region: Optional[AutocastRegion]) -> None:
+def _follow_region(kernels: CudaPolicyKernels | None, region: AutocastRegion | None) -> None:
     """CUDA's policy while the innermost region was opened for CUDA; CPU's own when for the CPU."""
     if kernels is None or region is None:
         return

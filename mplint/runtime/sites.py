@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from collections.abc import Iterable, Set as AbstractSet
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import FrameType
-from typing import Optional
 
 from mplint.runtime.observations import Site
 
 _MPLINT_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
 _LIBRARY_DIRS = tuple(
-    {str(Path(path).resolve()) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib") if (path := sysconfig.get_paths().get(key))}
+    {
+        str(Path(path).resolve()) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (path := sysconfig.get_paths().get(key))
+    }
 )
 
 
@@ -39,7 +43,7 @@ class UserCode:
             self._verdicts[filename] = verdict
         return verdict
 
-    def caller(self, frame: Optional[FrameType] = None) -> Optional[Site]:
+    def caller(self, frame: FrameType | None = None) -> Site | None:
         """The innermost frame of the calling stack that runs user code, as a Site."""
         frame = frame or sys._getframe(1)
         while frame is not None:
@@ -50,7 +54,11 @@ class UserCode:
 
     def loaded_files(self, already_loaded: AbstractSet[str]) -> list[str]:
         """User files among the modules imported since `already_loaded` (what a script pulled in)."""
-        files = {getattr(module, "__file__", None) for name, module in list(sys.modules.items()) if name not in already_loaded}
+        files = {
+            getattr(module, "__file__", None)
+            for name, module in list(sys.modules.items())
+            if name not in already_loaded
+        }
         return sorted(
             os.path.realpath(name)
             for name in files

@@ -101,6 +101,9 @@ def _earlier_update(trace: Trace, update: Located) -> Event | None:
 def _update_before(trace: Trace, path: Path, index: int) -> Event | None:
     event = path[index]
     for earlier in reversed(loops.same_step_before(path, index, loops.boundaries(trace, event))):
-        if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler:
+        # An update inside a loop that the later one is not in (the accumulation flush after the
+        # loop, a once-per-epoch update after the inner loop) ran in an iteration that is over.
+        outside = earlier.loops != event.loops[: len(earlier.loops)]
+        if earlier.kind is EventKind.UPDATE and earlier.scaler == event.scaler and not outside:
             return earlier
     return None

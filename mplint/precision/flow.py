@@ -926,6 +926,10 @@ class Interpreter:
                 kwargs[arg.keyword.value] = value
             elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
                 args.append(value)
+        if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
+            # `loss_scaler(loss, optimizer)` (timm's NativeScaler), `backward_step(scaler, loss)`:
+            # the scaler is used, by code that may scale where this analysis cannot see.
+            self.loss_scaling_paths.add(ctx.scope.module.path)
         if function is not None:
             linted = self.lookup_dotted(function, ctx.scope.module.path)
             if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
@@ -1067,7 +1071,8 @@ class Interpreter:
                 self.default_dtype[path] = (precision, Origin("", "default dtype set", path, node))
             return UNKNOWN
         if function in api.GRAD_SCALERS or leaf in ("DynamicLossScaler", "NativeScalerWithGradNormCount"):
-            self.loss_scaling_paths.add(path)
+            # Built is not used: the file scales losses once the scaler scales one, is called, or
+            # is handed to code that may (see `note_scaler_use`).
             return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
         if _is_loss_scaling_framework(function, kwargs):
             self.loss_scaling_paths.add(path)
@@ -1117,6 +1122,7 @@ class Interpreter:
         if receiver.op == PARSER:
             return self.argument_parser(receiver, method, args, kwargs)
         if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
+            self.loss_scaling_paths.add(ctx.scope.module.path)
             return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
         if receiver.kind is Kind.SCALER:
             return UNKNOWN

@@ -567,3 +567,130 @@ PROJECT_OPTIMIZERS = [
 @pytest.mark.parametrize("source", PROJECT_OPTIMIZERS)
 def test_a_projects_own_optimizer_is_an_optimizer(source: str) -> None:
     check(source, "MP003")
+
+
+UNUSED_SCALERS = [
+    bug(
+        "scaler-built-but-never-scaling",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.AdamW(model.parameters())
+        scaler = torch.amp.GradScaler("cuda")
+        for x in loader:
+            with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "scaler-scaling-the-loss",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.AdamW(model.parameters())
+        scaler = torch.amp.GradScaler("cuda")
+        for x in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(x).sum()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    ok(
+        "scaler-scaling-in-a-helper-of-another-file-is-trusted",
+        """
+        import torch
+        from engine_utils import backward_step
+
+        model = torch.nn.Linear(8, 8).cuda()
+        scaler = torch.cuda.amp.GradScaler()
+        for x in loader:
+            with torch.cuda.amp.autocast():
+                loss = model(x).sum()
+            backward_step(scaler, loss)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", UNUSED_SCALERS)
+def test_a_scaler_counts_only_where_it_scales(source: str) -> None:
+    check(source, "MP002")
+
+
+FLUSHES = [
+    ok(
+        "update-after-the-loop-flushes-the-last-accumulation",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(batch).mean() / accumulation
+            scaler.scale(loss).backward()
+            if (step + 1) % accumulation == 0:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad()
+        scaler.step(optimizer)
+        scaler.update()
+        """,
+    ),
+    ok(
+        "update-after-the-inner-loop-once-per-epoch",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for epoch in range(epochs):
+            for batch in loader:
+                scaler.scale(model(batch).mean()).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            scaler.update(new_scale=2.0**16)
+        """,
+    ),
+    bug(
+        "two-updates-inside-one-iteration",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            scaler.scale(d_loss(batch)).backward()
+            scaler.step(opt_d)
+            scaler.update()
+            scaler.scale(g_loss(batch)).backward()
+            scaler.step(opt_g)
+            scaler.update()  # expect: MP103
+        """,
+    ),
+]
+
+
+FLUSHES.append(
+    bug(
+        "an-update-per-optimizer-in-an-inner-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            scaler.scale(loss_fn(batch)).backward()
+            for optimizer in optimizers:
+                scaler.step(optimizer)
+                scaler.update()  # expect: MP103
+        """,
+    )
+)
+
+
+@pytest.mark.parametrize("source", FLUSHES)
+def test_an_update_after_the_loop_is_not_the_same_iteration(source: str) -> None:
+    check(source, "MP103")

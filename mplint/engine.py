@@ -17,7 +17,7 @@ import libcst as cst
 
 from mplint import suppression
 from mplint.errors import InternalError
-from mplint.findings import Edit, Finding, Fix
+from mplint.findings import Edit, Finding, Fix, Severity
 from mplint.precision.flow import Loaded
 from mplint.precision.model import PrecisionModel, analyze
 from mplint.precision.project import ImportGraph, ModuleIndex
@@ -65,7 +65,14 @@ class FileContext:
         return self._imports().used_elsewhere(self.path, name)
 
     def report(
-        self, rule: Rule, node: Located, message: str, *, path: str | None = None, fix: Autofix | None = None
+        self,
+        rule: Rule,
+        node: Located,
+        message: str,
+        *,
+        path: str | None = None,
+        fix: Autofix | None = None,
+        severity: Severity | None = None,
     ) -> None:
         file = self.files[path or self.path]
         line, column, end_line, end_column = file.position(node)
@@ -79,7 +86,7 @@ class FileContext:
                 end_line=end_line,
                 end_column=end_column,
                 message=message,
-                severity=rule.SEVERITY,
+                severity=severity or rule.SEVERITY,
                 fix=_text_edits(file, fix) if fix is not None else None,
             )
         )

@@ -69,10 +69,18 @@ class Rule:
     def precision(self) -> PrecisionModel:
         return self.context.precision
 
-    def report(self, node: Located, message: str, *, path: str | None = None, fix: Autofix | None = None) -> None:
+    def report(
+        self,
+        node: Located,
+        message: str,
+        *,
+        path: str | None = None,
+        fix: Autofix | None = None,
+        severity: Severity | None = None,
+    ) -> None:
         """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere),
         optionally with an autofix (its replacements must be of the same file)."""
-        self.context.report(self, node, message, path=path, fix=fix)
+        self.context.report(self, node, message, path=path, fix=fix, severity=severity)
 
     # Fixes are text edits of the visited file, built from its nodes' positions and source.
     def source_of(self, node: Located) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mplint.findings import Severity
 from mplint.precision.flow import CallFact
 from mplint.precision.values import Kind, Precision, Value
 from mplint.rule import Rule
@@ -52,6 +53,7 @@ class Fp16AutocastWithoutScaler(Rule):
         "float16 autocast region reaches `{backward}` at {path}:{line} with no loss scaling; "
         "small gradients underflow to zero in fp16: use torch.amp.GradScaler (or dtype=torch.bfloat16)"
     )
+    CONDITION = "float16 only when `{condition}` is false: not in the default configuration"
     TRIGGERS = frozenset({"autocast"})
     SINKS = frozenset({"backward"})
     VALID = (
@@ -85,13 +87,22 @@ loss.backward()
             if loss is None or loss.scaled or loss.region is None:
                 continue
             region = loss.region
-            if region.precision is not Precision.FP16 or region.enabled is False:
+            # A region that is fp16 only in a non-default configuration (`--dtype float16`) is a
+            # warning naming the condition that holds by default.
+            otherwise = region.otherwise if region.precision is not Precision.FP16 else None
+            if region.enabled is False or (region.precision is not Precision.FP16 and otherwise is None):
+                continue
+            if otherwise is not None and otherwise[0] is not Precision.FP16:
                 continue
             if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):
                 continue
             shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
             message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.line_of(node))
-            self.report(region.node, message, path=region.path)
+            if otherwise is None:
+                self.report(region.node, message, path=region.path)
+            else:
+                condition = self.CONDITION.format(condition=otherwise[1])
+                self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
 
 
 def _backward_root(fact: CallFact) -> Value | None:

@@ -706,7 +706,12 @@ class Interpreter:
         if type(node) is cst.IfExp:
             taken = _truth(self.eval(node.test, ctx))
             if taken is not None:  # `torch.bfloat16 if bf16 else "auto"` with `bf16=True` by default
-                return self.eval(node.body if taken else node.orelse, ctx)
+                chosen = self.eval(node.body if taken else node.orelse, ctx)
+                other = self.eval(node.orelse if taken else node.body, ctx)
+                if other == chosen:
+                    return chosen
+                condition = _CODE.code_for_node(node.test)
+                return chosen.with_(otherwise=(other, condition if taken else f"not ({condition})"))
             return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
         if type(node) in (cst.Tuple, cst.List, cst.Set):
             elements = cast("cst.Tuple | cst.List | cst.Set", node).elements
@@ -1304,11 +1309,17 @@ class Interpreter:
             precision = fixed_dtype or (
                 api.AUTOCAST_DEFAULT_DTYPE.get(device, Precision.UNKNOWN) if device else Precision.UNKNOWN
             )
+        otherwise = None
+        if dtype_arg is not None and dtype_arg.otherwise is not None:
+            alternative, condition = dtype_arg.otherwise
+            other = self.dtype_value(alternative)
+            if other is not None and other is not precision:
+                otherwise = (other, condition)
         enabled_arg = kwargs.get("enabled", args[0] if fixed_device is not None and args else None)
         enabled: bool | None = True
         if enabled_arg is not None:
             enabled = enabled_arg.const if isinstance(enabled_arg.const, bool) else None
-        region = Region(device, precision, enabled, ctx.scope.module.path, node)
+        region = Region(device, precision, enabled, ctx.scope.module.path, node, otherwise)
         return Value(Kind.AUTOCAST, payload=region)
 
     def device_value(self, value: Value) -> str | None:
@@ -1465,6 +1476,8 @@ _NAMED_CONSTANTS: dict[str, object] = {"True": True, "False": False, "None": Non
 _UNBOUND = object()  # a name's value before a branch that binds it for the first time
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)
+# Renders an expression as written (a condition named in a message).
+_CODE = cst.Module(body=[])
 _STRING_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 # The concrete small statement types (exact type tests are cheaper than libcst's ABC checks).
 _SMALL_STATEMENTS = frozenset(kind for kind in NODE_TYPES if issubclass(kind, cst.BaseSmallStatement))

@@ -97,6 +97,10 @@ class Region:
     enabled: bool | None
     path: str
     node: cst.CSTNode
+    # The dtype the region has in a non-default configuration, and the condition (as written) that
+    # holds by default: `autocast(dtype=dtype)` after `dtype = torch.bfloat16 if args.dtype ==
+    # "bfloat16" else torch.float16`.
+    otherwise: tuple[Precision, str] | None = None
 
     def describe(self) -> str:
         device = self.device or "unknown-device"
@@ -121,6 +125,9 @@ class Value:
     # Kind.MODULE and Kind.PARAMS: the call that created the module (its identity across casts);
     # Kind.OPTIMIZER: the identity of the module whose parameters it updates.
     identity: object = None
+    # What the value is when a condition that holds by default does not (a non-default option),
+    # and that condition as written: set where a conditional expression on a known test is folded.
+    otherwise: tuple[Value, str] | None = None
 
     def with_(self, **changes: Unpack[_ValueFields]) -> Value:
         return replace(self, **changes)
@@ -153,6 +160,7 @@ class _ValueFields(TypedDict, total=False):
     payload: object
     items: tuple[tuple[str, Value], ...]
     identity: object
+    otherwise: tuple[Value, str] | None
 
 
 UNKNOWN = Value()

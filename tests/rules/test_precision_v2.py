@@ -6,13 +6,15 @@ autocast, deep helper chains across files, and one finding per op however many c
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from mplint.api import lint_paths
+from mplint.findings import Severity
 
-from .casekit import bug, check, check_files, ok
+from .casekit import bug, check, check_files, lint, ok
 
 CONFIGURATION = [
     bug(
@@ -694,3 +696,56 @@ FLUSHES.append(
 @pytest.mark.parametrize("source", FLUSHES)
 def test_an_update_after_the_loop_is_not_the_same_iteration(source: str) -> None:
     check(source, "MP103")
+
+
+NON_DEFAULT_FP16 = """
+    import argparse
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    args = parser.parse_args()
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float16
+    model = torch.nn.Linear(8, 8).cuda()
+    optimizer = torch.optim.AdamW(model.parameters())
+    for x in loader:
+        with torch.cuda.amp.autocast(dtype=dtype):  # expect: MP002
+            loss = model(x).sum()
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_fp16_only_under_a_non_default_option_is_a_warning_naming_the_condition() -> None:
+    check(NON_DEFAULT_FP16, "MP002")
+    [finding] = lint(NON_DEFAULT_FP16, "MP002")
+    assert finding.severity is Severity.WARNING
+    assert 'when `args.dtype == "bfloat16"` is false' in finding.message
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(
+            ("    optimizer = torch.optim.AdamW(model.parameters())\n",
+             "    optimizer = torch.optim.AdamW(model.parameters())\n"
+             "    scaler = torch.cuda.amp.GradScaler(enabled=(args.dtype == \"float16\"))\n"),
+            id="scaled-when-fp16",
+        ),
+        pytest.param(('else torch.float16', 'else torch.float32'), id="fp32-otherwise"),
+        pytest.param(('default="bfloat16"', 'default="float16"'), id="fp16-by-default-is-an-error"),
+    ],
+)
+def test_non_default_fp16_variants(variant: tuple[str, str]) -> None:
+    old, new = variant
+    source = textwrap.dedent(NON_DEFAULT_FP16).replace(old, new)
+    if "scaler" in new:
+        source = source.replace("loss.backward()", "scaler.scale(loss).backward()").replace(
+            "  # expect: MP002", ""
+        )
+        assert lint(source, "MP002") == []
+    elif "float32" in new:
+        assert lint(source.replace("  # expect: MP002", ""), "MP002") == []
+    else:
+        [finding] = lint(source, "MP002")
+        assert finding.severity is Severity.ERROR and "default configuration" not in finding.message

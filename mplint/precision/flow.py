@@ -849,6 +849,13 @@ class Interpreter:
         result = known[0]
         for value in known[1:]:
             result = join(result, value)
+        if key.otherwise is not None and result.otherwise is None:
+            # `{"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]` with `dtype` chosen by a
+            # condition: the item it picks otherwise, under the same condition.
+            alternative, condition = key.otherwise
+            other = Interpreter.dict_item(mapping, alternative)
+            if other != result and other != UNKNOWN:
+                return result.with_(otherwise=(other, condition))
         return result
 
     def eval_dict(self, node: cst.Dict, ctx: Context) -> Value:

@@ -749,3 +749,30 @@ def test_non_default_fp16_variants(variant: tuple[str, str]) -> None:
     else:
         [finding] = lint(source, "MP002")
         assert finding.severity is Severity.ERROR and "default configuration" not in finding.message
+
+
+NANOGPT_BENCH = """
+    from contextlib import nullcontext
+    import torch
+
+    device = "cuda"
+    dtype = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
+    device_type = "cuda" if "cuda" in device else "cpu"
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    ctx = nullcontext() if device_type == "cpu" else torch.amp.autocast(device_type=device_type, dtype=ptdtype)  # expect: MP002
+    model = GPT(config).to(device)
+    optimizer = model.configure_optimizers(weight_decay=1e-2, learning_rate=1e-4, betas=(0.9, 0.95), device_type=device_type)
+    for k in range(10):
+        with ctx:
+            logits, loss = model(X, Y)
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_dtype_picked_from_a_table_by_a_condition_keeps_its_alternative() -> None:
+    check(NANOGPT_BENCH, "MP002")
+    [finding] = lint(NANOGPT_BENCH, "MP002")
+    assert finding.severity is Severity.WARNING
+    assert "torch.cuda.is_bf16_supported()` is false" in finding.message
+    assert lint(NANOGPT_BENCH.replace('else "float16"', 'else "float32"').replace("  # expect: MP002", ""), "MP002") == []

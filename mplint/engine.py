@@ -147,11 +147,28 @@ def collector_paused() -> Iterator[None]:
     Reference counting still frees everything else; the collector is restored afterwards."""
     enabled = gc.isenabled()
     gc.disable()
+    # What the process held before the run (a test session, an editor's state) is no unit's
+    # garbage: frozen, so `collect_unit_garbage` never traverses it.
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()  # what was frozen is the collector's again
         if enabled:
             gc.enable()
+
+
+def collect_unit_garbage() -> None:
+    """Free what a finished unit left in reference cycles, with the collector paused.
+
+    A unit's scopes, function definitions and values refer to each other (a function's scope
+    holds the value that holds the function), and through facts to libcst nodes: with the cyclic
+    collector paused, every unit's trees and state stayed alive (diffusers' pipelines: 7 GB when
+    cached pieces were not reused). A collection here reaches only what was made since the last
+    one: survivors (cached trees, the plan) are frozen, so the long-lived objects that made full
+    collections cost 40% of a run are never traversed again."""
+    gc.collect()
+    gc.freeze()
 
 
 class Run:
@@ -227,7 +244,10 @@ class Run:
 
     def lint_unit(self, root: str) -> UnitResult:
         with recursion_limit(DEEP_RECURSION):
-            return self._lint_unit(root)
+            result = self._lint_unit(root)
+        if not gc.isenabled():
+            collect_unit_garbage()
+        return result
 
     def _lint_unit(self, root: str) -> UnitResult:
         parsed = self.parse(root)

@@ -87,22 +87,22 @@ loss.backward()
             if loss is None or loss.scaled or loss.region is None:
                 continue
             region = loss.region
-            # A region that is fp16 only in a non-default configuration (`--dtype float16`) is a
-            # warning naming the condition that holds by default.
-            otherwise = region.otherwise if region.precision is not Precision.FP16 else None
-            if region.enabled is False or (region.precision is not Precision.FP16 and otherwise is None):
+            if region.enabled is False:
                 continue
-            if otherwise is not None and otherwise[0] is not Precision.FP16:
+            # fp16 only in a non-default configuration (`--dtype float16`): a warning naming the
+            # condition that holds by default.
+            conditional = region.precision is not Precision.FP16
+            if conditional and (region.otherwise is None or region.otherwise[0] is not Precision.FP16):
                 continue
             if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):
                 continue
             shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
             message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.line_of(node))
-            if otherwise is None:
-                self.report(region.node, message, path=region.path)
-            else:
-                condition = self.CONDITION.format(condition=otherwise[1])
+            if conditional and region.otherwise is not None:
+                condition = self.CONDITION.format(condition=region.otherwise[1])
                 self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
+            else:
+                self.report(region.node, message, path=region.path)
 
 
 def _backward_root(fact: CallFact) -> Value | None:

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mplint.discovery import read_source
 from mplint.findings import Finding
 from mplint.fixes import FixRefused, write_fixed
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
+from mplint.run.discovery import read_source
 from mplint.source import ParsedFile, SourceFile, parse
 from mplint.suppression import _CODE, _NOQA
 

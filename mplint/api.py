@@ -12,11 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Union
 
-from mplint import engine, fixes
+from mplint import fixes
 from mplint.config import Settings, display_path, load_settings
-from mplint.discovery import decode_source, discover
 from mplint.findings import Finding, merge_routes
 from mplint.registry import all_rules
+from mplint.run import engine
+from mplint.run.discovery import decode_source, discover
 from mplint.source import SourceFile
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -140,8 +141,8 @@ def _lint(files: Sequence[SourceFile], settings: Settings, *, jobs: int = 1, cac
     if jobs == 1 and not cache:
         findings = engine.lint_files(files, rules)
     else:
-        from mplint import parallel
-        from mplint.cache import open_cache
+        from mplint.run import parallel
+        from mplint.run.cache import open_cache
 
         texts = {source.path: source.text for source in files}
         codes = [rule.CODE for rule in rules]

@@ -222,7 +222,7 @@ def check(
 
 def _jobs(requested: int | None) -> int:
     """`-j N`, else one process per CPU."""
-    from mplint.parallel import default_jobs
+    from mplint.run.parallel import default_jobs
 
     return requested or default_jobs()
 
@@ -246,7 +246,7 @@ def _colour_wanted() -> bool:
 
 def _source_lines(stdin_name: str, stdin_source: bytes | None) -> text.SourceLines:
     """Read a reported file's lines when `--show-source` first needs them (stdin's from memory)."""
-    from mplint.discovery import decode_source, read_source
+    from mplint.run.discovery import decode_source, read_source
 
     cached: dict[str, Sequence[str] | None] = {}
 

@@ -17,9 +17,9 @@ from mplint.findings import Applicability, Severity
 from mplint.tree import Located
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
     from mplint.precision.model import PrecisionModel
     from mplint.precision.values import Origin
+    from mplint.run.engine import FileContext
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from mplint.rule import Rule
 from mplint.tree import dotted_text
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 
 class OptimizerOnHalfParams(Rule):

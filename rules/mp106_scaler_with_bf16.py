@@ -11,7 +11,7 @@ from mplint.precision.values import Kind, Precision, Region
 from mplint.rule import Rule
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 
 class ScalerWithBf16(Rule):

@@ -10,7 +10,7 @@ from mplint.precision.values import Kind, Precision, Value
 from mplint.rule import Rule
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 # Trainer/accelerator settings that turn on float16 AMP with a GradScaler: keyword -> values.
 FP16_AMP_SETTINGS = {

@@ -13,7 +13,7 @@ from mplint.rule import Autofix, Replacement, Rule
 from mplint.tree import dotted_text, statements, string_value
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 
 class Form(enum.Enum):

@@ -10,7 +10,7 @@ from mplint.precision.values import Kind, Region
 from mplint.rule import Rule
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 # Queries that answer for CUDA whatever region is active (deprecated since torch 2.4).
 GPU_ONLY_QUERIES = frozenset({"torch.get_autocast_gpu_dtype", "torch.is_autocast_gpu_enabled"})

@@ -10,7 +10,7 @@ from mplint.rule import Rule
 from mplint.tree import keyword_arg, statements, walk
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 AUTOGRAD_FUNCTIONS = frozenset(
     {

@@ -13,7 +13,7 @@ from mplint.rule import Autofix, Rule
 from mplint.tree import argument, dotted_text, statements
 
 if TYPE_CHECKING:
-    from mplint.engine import FileContext
+    from mplint.run.engine import FileContext
 
 _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
 

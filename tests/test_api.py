@@ -90,7 +90,7 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(
     # The collector is paused while a run holds its trees (they are long-lived): never for good.
     import gc
 
-    from mplint import engine
+    from mplint.run import engine
 
     write_files(project, {"train.py": uncast_log_softmax})
     seen: list[bool] = []

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mplint import api, engine
-from mplint.cache import DIRECTORY
+from mplint import api
+from mplint.run import engine
+from mplint.run.cache import DIRECTORY
 from tests.test_cli import mplint
 from tests.training_project import EXPECTED, TRAINING_PROJECT
 
@@ -161,7 +162,7 @@ def test_fix_passes_reuse_the_cache_and_reanalyse_only_what_a_fix_changed(projec
 @pytest.fixture
 def read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The texts whose code the prefilter reads from now on (the first line of each)."""
-    from mplint import prefilter
+    from mplint.run import prefilter
 
     texts: list[str] = []
     read_facts = prefilter.read_facts

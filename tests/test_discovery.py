@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mplint.config import Settings
-from mplint.discovery import decode_source, discover, read_source
 from mplint.errors import MissingPathError
+from mplint.run.discovery import decode_source, discover, read_source
 
 
 @pytest.fixture

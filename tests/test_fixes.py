@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mplint import api, fixes
-from mplint.cache import DIRECTORY
 from mplint.cli import main
-from mplint.source import SourceFile
 from mplint.errors import InternalError
 from mplint.findings import Applicability, Edit, Fix
+from mplint.run.cache import DIRECTORY
+from mplint.source import SourceFile
 from tests.fixes import support
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mplint import engine, parallel
-from mplint.errors import InternalError
 from mplint.api import _settings
-from mplint.discovery import discover
+from mplint.errors import InternalError
 from mplint.registry import all_rules
+from mplint.run import engine, parallel
+from mplint.run.discovery import discover
 from mplint.source import SourceFile
 from tests.test_cli import mplint
 from tests.training_project import EXPECTED, TRAINING_PROJECT

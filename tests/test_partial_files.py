@@ -8,7 +8,7 @@ import ast
 import textwrap
 
 from mplint import registry
-from mplint.engine import Run
+from mplint.run.engine import Run
 from mplint.source import PartialFile, SourceFile
 
 HELPERS = textwrap.dedent(

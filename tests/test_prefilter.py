@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz.inputs import training_snippets
-from mplint import engine
-from mplint.prefilter import code_text
 from mplint.registry import all_rules
+from mplint.run import engine
+from mplint.run.prefilter import code_text
 from mplint.source import SourceFile
 
 # hypothesmith compiles the programs it generates; CPython's SyntaxWarnings about them are noise.

@@ -16,12 +16,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from mplint import engine
-from mplint.cache import Cache
 from mplint.errors import InternalError
 from mplint.findings import Finding
-from mplint.prefilter import CodeFacts
 from mplint.rule import Rule
+from mplint.run import engine
+from mplint.run.cache import Cache
+from mplint.run.prefilter import CodeFacts
 from mplint.source import SourceFile
 
 UNIT = "unit"

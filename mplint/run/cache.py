@@ -25,7 +25,7 @@ from typing import Any
 import mplint
 import mplint.rules
 from mplint.findings import Applicability, Edit, Finding, Fix, Severity
-from mplint.prefilter import CodeFacts
+from mplint.run.prefilter import CodeFacts
 
 DIRECTORY = ".mplint_cache"
 # Bumped when the entry layout changes, so old entries read as stale rather than malformed.

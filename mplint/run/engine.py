@@ -21,9 +21,9 @@ from mplint.findings import Edit, Finding, Fix, Severity
 from mplint.precision.flow import Loaded
 from mplint.precision.model import PrecisionModel, analyze
 from mplint.precision.project import ImportGraph, ModuleIndex
-from mplint.prefilter import CodeFacts, Prefilter
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
+from mplint.run.prefilter import CodeFacts, Prefilter
 from mplint.source import (
     DEEP_RECURSION,
     TOO_DEEP,

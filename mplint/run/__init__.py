@@ -1,0 +1,1 @@
+"""Running mplint over files: discovery, the prefilter, the plan of units, the cache and the workers."""

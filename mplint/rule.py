@@ -17,8 +17,8 @@ from mplint.findings import Applicability, Severity
 from mplint.tree import Located
 
 if TYPE_CHECKING:
-    from mplint.precision.model import PrecisionModel
-    from mplint.precision.values import Origin
+    from mplint.analysis.model import PrecisionModel
+    from mplint.analysis.values import Origin
     from mplint.run.engine import FileContext
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mplint.analysis import torch_api
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind, Value
 from mplint.findings import Applicability
-from mplint.precision import torch_api
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind, Value
 from mplint.rule import Autofix, Rule
 from mplint.tree import argument
 

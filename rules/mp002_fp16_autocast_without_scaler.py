@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind, Precision, Value
 from mplint.findings import Severity
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind, Precision, Value
 from mplint.rule import Rule
 
 

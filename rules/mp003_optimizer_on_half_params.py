@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.precision import torch_api
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind
+from mplint.analysis import torch_api
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind
 from mplint.rule import Rule
 from mplint.tree import dotted_text
 

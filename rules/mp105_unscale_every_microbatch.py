@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mplint import loops
-from mplint.loops import EventKind, Path, Trace
+from mplint.analysis import paths as loops
+from mplint.analysis.paths import EventKind, Path, Trace
 from mplint.rule import Rule
 from mplint.tree import Located
 

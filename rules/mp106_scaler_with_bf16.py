@@ -4,10 +4,10 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis import torch_api
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind, Precision, Region
 from mplint.findings import Severity
-from mplint.precision import torch_api
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind, Precision, Region
 from mplint.rule import Rule
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from mplint.precision import torch_api
-from mplint.precision.flow import CallFact
+from mplint.analysis import torch_api
+from mplint.analysis.flow import CallFact
 from mplint.rule import Rule
 from mplint.tree import argument
 

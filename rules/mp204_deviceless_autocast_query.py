@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, TypeGuard
 
 import libcst as cst
 
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind, Region
 from mplint.findings import Severity
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind, Region
 from mplint.rule import Rule
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis import torch_api
 from mplint.names import ImportTable, import_table
-from mplint.precision import torch_api
 from mplint.rule import Rule
 from mplint.tree import keyword_arg, statements, walk
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mplint.precision import limits, torch_api
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind
+from mplint.analysis import limits, torch_api
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind
 from mplint.rule import Rule
 
 # Adam-family constructors whose update runs in the parameters' dtype, with their default `eps`.

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis import limits, torch_api
+from mplint.analysis.values import Value
 from mplint.findings import Applicability
-from mplint.precision import limits, torch_api
-from mplint.precision.values import Value
 from mplint.rule import Autofix, Rule
 from mplint.tree import argument, dotted_text, statements
 

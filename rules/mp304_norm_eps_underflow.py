@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mplint.precision import limits, torch_api
-from mplint.precision.flow import OperationFact
-from mplint.precision.values import Value
+from mplint.analysis import limits, torch_api
+from mplint.analysis.flow import OperationFact
+from mplint.analysis.values import Value
 from mplint.rule import Rule
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mplint.precision.flow import CallFact
-from mplint.precision.values import Kind, Precision, Value
+from mplint.analysis.flow import CallFact
+from mplint.analysis.values import Kind, Precision, Value
 from mplint.rule import Rule
 
 # FSDP's policy classes, by every public path torch 2.x exports them under: (param_dtype, reduce_dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mplint.precision.project import ImportGraph, ModuleIndex
+from mplint.analysis.project import ImportGraph, ModuleIndex
 
 UTILS = "pkg/utils.py"
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import libcst as cst
 
 from mplint import suppression
+from mplint.analysis.flow import Loaded
+from mplint.analysis.model import PrecisionModel, analyze
+from mplint.analysis.project import ImportGraph, ModuleIndex
 from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix, Severity
-from mplint.precision.flow import Loaded
-from mplint.precision.model import PrecisionModel, analyze
-from mplint.precision.project import ImportGraph, ModuleIndex
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.run.prefilter import CodeFacts, Prefilter

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mplint.precision.project import ModuleIndex, import_statements
+from mplint.analysis.project import ModuleIndex, import_statements
 from mplint.source import SourceFile
 
 # A comment, or a string (long or short, single or double quoted; escapes skipped). Unrolled loops

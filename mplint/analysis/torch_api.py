@@ -7,7 +7,7 @@ The autocast op lists mirror `torch/include/ATen/autocast_mode.h` of torch 2.13 
 
 from __future__ import annotations
 
-from mplint.precision.values import Precision, Region
+from mplint.analysis.values import Precision, Region
 
 DTYPE_NAMES: dict[str, Precision] = {
     "torch.float16": Precision.FP16,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from mplint.precision.values import Kind, Precision, Value
+from mplint.analysis.values import Kind, Precision, Value
 
 FP16_MAX = 65504.0
 FP16_SMALLEST_SUBNORMAL = 2.0**-24  # 5.96e-08: anything smaller rounds to 0 or to this

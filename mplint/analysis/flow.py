@@ -17,10 +17,10 @@ from typing import cast
 
 import libcst as cst
 
-from mplint.precision import torch_api as api
-from mplint.precision.project import ModuleIndex
-from mplint.precision.summaries import CallMemo, Definition
-from mplint.precision.values import (
+from mplint.analysis import torch_api as api
+from mplint.analysis.project import ModuleIndex
+from mplint.analysis.summaries import CallMemo, Definition
+from mplint.analysis.values import (
     NUMBER,
     UNKNOWN,
     Kind,

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.precision.values import Region, Value
+from mplint.analysis.values import Region, Value
 
 if TYPE_CHECKING:
-    from mplint.precision.flow import Scope
+    from mplint.analysis.flow import Scope
 
 MAX_CALL_DEPTH = 8
 MAX_CONTEXTS_PER_FUNCTION = 12

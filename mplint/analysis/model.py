@@ -6,8 +6,8 @@ from collections.abc import Callable, Collection, Sequence
 
 import libcst as cst
 
-from mplint.precision.flow import CallFact, Interpreter, LateCast, Loaded, OperationFact
-from mplint.precision.project import ModuleIndex
+from mplint.analysis.flow import CallFact, Interpreter, LateCast, Loaded, OperationFact
+from mplint.analysis.project import ModuleIndex
 
 
 class PrecisionModel:

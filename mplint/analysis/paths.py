@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.precision.values import Kind, Value
+from mplint.analysis.values import Kind, Value
 from mplint.tree import TRY_STATEMENTS, Located, Statement, dotted_text, positional_args, statements, walk, walk_post
 
 if TYPE_CHECKING:
-    from mplint.precision.flow import CallFact
-    from mplint.precision.model import PrecisionModel
-    from mplint.precision.summaries import Definition
+    from mplint.analysis.flow import CallFact
+    from mplint.analysis.model import PrecisionModel
+    from mplint.analysis.summaries import Definition
 
 # Paths kept per function before the walk gives up (a rule then stays quiet there).
 MAX_PATHS = 512

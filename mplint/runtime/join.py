@@ -30,6 +30,8 @@ STATIC_CODES = ("MP001", "MP002", "MP003")
 LOG_SPACE_OPS = frozenset({"aten._log_softmax", "aten.logsumexp"})
 
 CONFIRMED, REFUTED, NOT_REACHED, RUNTIME_ONLY = "confirmed", "refuted", "not-reached", "runtime-only"
+# The run could not check the claim where it ran: a region opened for CUDA, on a CPU run.
+NOT_APPLICABLE = "not-applicable"
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,24 @@ class Span:
         return site is not None and site.path == self.path and self.first <= site.line <= self.last
 
 
-def static_findings(files: Iterable[str]) -> tuple[Finding, ...]:
-    """What the static pass says about `files` (the script and the project files it imported)."""
+def static_findings(files: Iterable[str], *, every_code: bool = False) -> tuple[Finding, ...]:
+    """What the static pass says about `files` (the script and the project files it imported):
+    MP001-MP003, or with `every_code` all that `mplint FILES` reports (its configuration applies)."""
     from mplint.api import lint_paths
 
     paths = [display_path(path) for path in files]
-    return lint_paths(paths, select=list(STATIC_CODES)).findings if paths else ()
+    if not paths:
+        return ()
+    return lint_paths(paths, select=None if every_code else list(STATIC_CODES)).findings
+
+
+def split_static(findings: Iterable[Finding]) -> tuple[list[Finding], list[Finding]]:
+    """(the findings the run can judge, the static-only ones)."""
+    findings = list(findings)
+    return (
+        [finding for finding in findings if finding.code in STATIC_CODES],
+        [finding for finding in findings if finding.code not in STATIC_CODES],
+    )
 
 
 def join(static: Iterable[Finding], observations: Observations) -> tuple[Finding, ...]:
@@ -107,8 +121,21 @@ def _judge_log_softmax(span: Span, observations: Observations) -> Judgement:
     if not calls:
         return NOT_REACHED, (f"no log-softmax or logsumexp ran at {_describe(span)}",), None
     half = [(call, count) for call, count in calls if _runs_half(call)]
+    if not half and any(call.in_cuda_region_on_cpu for call, _ in calls):
+        return NOT_APPLICABLE, (_not_checkable(f"the log-softmax at {_describe(span)}"),), calls[0][0].device
     deciding = half or calls
     return (CONFIRMED if half else REFUTED), _op_evidence(deciding), deciding[0][0].device
+
+
+def _not_checkable(what: str) -> str:
+    return (
+        f"not checkable here (CUDA region on a CPU run): {what} ran inside an autocast region opened for CUDA, "
+        "which a run without CUDA disables; run on a GPU or with --device emulate-cuda"
+    )
+
+
+def _cuda_region_on_cpu(region: AutocastRegion) -> bool:
+    return region.device_type == "cuda" and region.device == "cpu"
 
 
 def _regions_at(span: Span, passes: Iterable[BackwardPass]) -> list[tuple[BackwardPass, list[AutocastRegion]]]:
@@ -129,6 +156,8 @@ def _judge_autocast(span: Span, observations: Observations) -> Judgement:
     if not regions:
         return NOT_REACHED, (f"the autocast region at {_describe(span)} never ran",), None
     device = regions[0].device
+    if all(map(_cuda_region_on_cpu, regions)):
+        return NOT_APPLICABLE, (_not_checkable(f"the code under the autocast at {_describe(span)}"),), device
     passes = _regions_at(span, observations.backward_passes)
     if not passes:
         return NOT_REACHED, (f"no backward pass went through the autocast region at {_describe(span)}",), device

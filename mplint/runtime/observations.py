@@ -29,6 +29,9 @@ class OpCall:
     outputs: tuple[str, ...]
     backward: bool  # a backward op, attributed to the forward site that created its node
     device: str  # "cuda", "cpu", "emulated-cuda"
+    # Ran inside an autocast region opened for CUDA on a run without CUDA (`--device cpu`): the
+    # region was disabled, so the dtypes are not those the script gets on its GPU.
+    in_cuda_region_on_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,12 @@ class Observations:
     backward_passes: tuple[BackwardPass, ...] = ()
     steps: int = 0
     ranks: int = 1
+    processes: int = 1  # processes that recorded something (the script's, its workers', every rank's)
+
+    @property
+    def recorded(self) -> bool:
+        """Whether anything ran in the user's code: an op, an optimizer, a backward pass."""
+        return bool(self.op_calls or self.optimizers or self.backward_passes)
 
     def calls_at(self, first_line: int, last_line: int, path: str, ops: frozenset[str]) -> list[tuple[OpCall, int]]:
         """Forward calls of `ops` recorded on lines first_line..last_line of `path`."""
@@ -96,7 +105,17 @@ class Observations:
 
 
 def merge(parts: list[Observations]) -> Observations:
-    """One report for a distributed run: counts add up, identical records collapse."""
+    """One report for a distributed run (one part per rank): counts add up, identical records collapse."""
+    return _combine(parts, ranks=len(parts), processes=sum(part.processes for part in parts if part.recorded))
+
+
+def absorb(parent: Observations, children: list[Observations]) -> Observations:
+    """The script's own observations with those of the worker processes it started."""
+    parts = [parent, *children]
+    return _combine(parts, ranks=parent.ranks, processes=sum(part.processes for part in parts if part.recorded))
+
+
+def _combine(parts: list[Observations], *, ranks: int, processes: int) -> Observations:
     counts: Counter[OpCall] = Counter()
     for part in parts:
         for call, count in part.op_calls:
@@ -107,7 +126,8 @@ def merge(parts: list[Observations]) -> Observations:
         optimizers=tuple(dict.fromkeys(use for part in parts for use in part.optimizers)),
         backward_passes=tuple(dict.fromkeys(backward for part in parts for backward in part.backward_passes)),
         steps=max((part.steps for part in parts), default=0),
-        ranks=len(parts),
+        ranks=ranks,
+        processes=max(processes, 1),
     )
 
 
@@ -126,6 +146,14 @@ class RunLog:
     # The autocast regions entered and not yet left, innermost last; None for one whose autocast
     # object was made before the hooks were installed (nothing is known about it).
     region_stack: list[AutocastRegion | None] = field(default_factory=list)
+
+    def forget(self) -> None:
+        """Drop what was recorded so far (a forked child starts with a copy of its parent's notes)."""
+        self.op_calls.clear()
+        self.regions.clear()
+        self.optimizers.clear()
+        self.backward_passes.clear()
+        self.fp16_values = self.underflowed = self.steps = 0
 
     @property
     def region(self) -> AutocastRegion | None:

@@ -123,7 +123,8 @@ def op_recorder(log: RunLog, user_code: UserCode) -> TorchDispatchMode:
                 name = REDUCED_LOSS  # a mean/sum loss: its log_softmax is a training loss, not log-probs
             region = node.metadata.get(REGION_KEY) if node is not None else log.region
             device = region.device if region is not None else log.device
-            log.op_calls[OpCall(site, name, names(args), outputs, node is not None, device)] += 1
+            off = region is not None and region.device_type == "cuda" and region.device == "cpu"
+            log.op_calls[OpCall(site, name, names(args), outputs, node is not None, device, off)] += 1
             if node is not None and "float16" in outputs:
                 measure_underflow(func, args, kwargs, result)
             return result

@@ -8,16 +8,19 @@ import os
 import runpy
 import signal
 import sys
+import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType, TracebackType
+from types import FrameType
 
+from mplint.runtime.children import ChildSettings, read_reports, stop_leftovers
 from mplint.runtime.hooks import StepLimitReached
-from mplint.runtime.observations import Observations
-from mplint.runtime.session import Session
-from mplint.runtime.sites import UserCode
+from mplint.runtime.observations import Observations, absorb
+from mplint.runtime.session import Session, resolve_device
+from mplint.runtime.sites import MPLINT_DIR, UserCode
 
 
 class ScriptTimeout(BaseException):
@@ -34,9 +37,13 @@ class Outcome(str, enum.Enum):
 @dataclass(frozen=True)
 class ScriptRun:
     outcome: Outcome
-    observations: Observations
-    user_files: tuple[str, ...]  # the script and the project files it imported
-    failure: str = ""  # the script's traceback or exit status, when it failed or timed out
+    observations: Observations  # the script's own, merged with its worker processes'
+    user_files: tuple[str, ...]  # the script and the project files it (or its workers) imported
+    failure: str = ""  # why it failed or stopped early: its exit status, its traceback, the timeout
+    exit_status: int | str | None = None  # what `python SCRIPT` would have exited with; None when stopped
+    traceback: str = ""  # the script's own frames, when it raised or called sys.exit with a failure
+    duration: float = 0.0  # seconds the script ran under the recorder
+    device: str = ""  # where it ran: "cuda", "cpu", "emulated-cuda"
 
 
 def run_script(
@@ -48,39 +55,85 @@ def run_script(
     timeout: float | None = None,
     progress: bool = False,
 ) -> ScriptRun:
-    """Run `script` as `__main__` under a recording Session; torch is restored when this returns."""
+    """Run `script` as `__main__` under a recording Session; torch is restored when this returns.
+
+    Processes the script starts (`torch.multiprocessing.spawn` workers and the like) record too;
+    their observations are merged into the result.
+    """
     path = os.path.abspath(script)
     user_code = UserCode([os.path.dirname(path), os.getcwd()])
-    session = Session(device, user_code, steps=steps, progress=progress)
-    failure = ""
+    failure, trace = "", ""
+    exit_status: int | str | None = None
     already_loaded = set(sys.modules)
-    with _script_environment(path, script_args), _alarm(timeout):
-        try:
-            with session:
-                runpy.run_path(path, run_name="__main__")
-            outcome = Outcome.FINISHED
-        except StepLimitReached:
-            outcome = Outcome.STOPPED
-        except ScriptTimeout:
-            outcome, failure = Outcome.TIMED_OUT, f"the script ran past --timeout {timeout:g}s"
-        except SystemExit as exit_:
-            outcome = Outcome.FINISHED if exit_.code in (None, 0) else Outcome.FAILED
-            failure = "" if outcome is Outcome.FINISHED else f"the script called sys.exit({exit_.code!r})"
-        # The script's own error, reported as its, not mplint's; Ctrl-C too: where it stopped.
-        except (Exception, KeyboardInterrupt) as error:
-            outcome, failure = Outcome.FAILED, script_traceback(error, user_code)
-        user_files = tuple(dict.fromkeys([os.path.realpath(path), *user_code.loaded_files(already_loaded)]))
+    with tempfile.TemporaryDirectory(prefix="mplint-verify-") as reports:
+        children = ChildSettings(resolve_device(device), steps, user_code.roots, reports)
+        session = Session(device, user_code, steps=steps, progress=progress, children=children)
+        started = time.perf_counter()
+        with _script_environment(path, script_args), _alarm(timeout):
+            try:
+                with session:
+                    runpy.run_path(path, run_name="__main__")
+                outcome, exit_status = Outcome.FINISHED, 0
+            except StepLimitReached:
+                outcome = Outcome.STOPPED
+            except ScriptTimeout:
+                outcome, failure = Outcome.TIMED_OUT, f"the script ran past --timeout {timeout:g}s"
+            except SystemExit as exit_:
+                exit_status = _exit_status(exit_.code)
+                outcome = Outcome.FINISHED if exit_status == 0 else Outcome.FAILED
+                if outcome is Outcome.FAILED:
+                    failure = f"the script called sys.exit({exit_.code!r})"
+                    trace = script_traceback(exit_, user_code, exception_line=False)
+            # The script's own error, reported as its, not mplint's; Ctrl-C too: where it stopped.
+            except (Exception, KeyboardInterrupt) as error:
+                outcome, exit_status = Outcome.FAILED, 130 if isinstance(error, KeyboardInterrupt) else 1
+                trace = script_traceback(error, user_code)
+                failure = trace
+            duration = time.perf_counter() - started
+            if outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
+                stop_leftovers(session.started_processes)
+            workers = read_reports(reports)
+            user_files = tuple(
+                dict.fromkeys(
+                    [
+                        os.path.realpath(path),
+                        *user_code.loaded_files(already_loaded),
+                        *(file for worker in workers for file in worker.user_files),
+                    ]
+                )
+            )
     if progress:
         sys.stderr.write("\n")
-    return ScriptRun(outcome, session.log.freeze(), user_files, failure)
+    observations = absorb(session.log.freeze(), [worker.observations for worker in workers])
+    return ScriptRun(outcome, observations, user_files, failure, exit_status, trace, duration, session.log.device)
 
 
-def script_traceback(error: BaseException, user_code: UserCode) -> str:
-    """The traceback from the first frame in the user's files on: mplint's and runpy's are noise."""
-    trace: TracebackType | None = error.__traceback__
-    while trace is not None and not user_code.owns(trace.tb_frame.f_code.co_filename):
-        trace = trace.tb_next
-    return "".join(traceback.format_exception(type(error), error, trace or error.__traceback__)).rstrip()
+def _exit_status(code: object) -> int | str:
+    """The status `python` exits with for `sys.exit(code)`: None is 0, a message is 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1
+
+
+def script_traceback(error: BaseException, user_code: UserCode, *, exception_line: bool = True) -> str:
+    """The traceback in the user's files only: mplint's, runpy's and the library frames above the
+    script are noise; library frames below the user's last frame stay (the error happened there).
+
+    `exception_line=False` leaves out the final `Type: message` line (a SystemExit's is not news).
+    """
+    frames = [
+        (frame, line)
+        for frame, line in traceback.walk_tb(error.__traceback__)
+        if not os.path.realpath(frame.f_code.co_filename).startswith(MPLINT_DIR)
+    ]
+    first_user = next((index for index, (frame, _) in enumerate(frames) if user_code.owns(frame.f_code.co_filename)), 0)
+    stack = traceback.StackSummary.extract(iter(frames[first_user:]))
+    lines = ["Traceback (most recent call last):\n", *stack.format()]
+    if exception_line:
+        lines.extend(traceback.format_exception_only(type(error), error))
+    return "".join(lines).rstrip()
 
 
 @contextlib.contextmanager

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from mplint.errors import MplintError
 from mplint.runtime import hooks
+from mplint.runtime.children import ChildSettings, following_children
 from mplint.runtime.emulate import CudaPolicyKernels, cuda_facade, cuda_to_cpu_mode
 from mplint.runtime.observations import AutocastRegion, RunLog
 from mplint.runtime.patching import patch
@@ -15,6 +17,12 @@ from mplint.runtime.recorder import graph_tagger, op_recorder
 from mplint.runtime.sites import UserCode
 
 _LABELS = {"cuda": "cuda", "cpu": "cpu", "emulate-cuda": "emulated-cuda"}
+
+_active: list[Session] = []  # the Session recording in this process, if any (a forked child inherits it)
+
+
+def active_session() -> Session | None:
+    return _active[-1] if _active else None
 
 
 def resolve_device(device: str) -> str:
@@ -31,12 +39,22 @@ def resolve_device(device: str) -> str:
 class Session:
     """Context manager: records into a RunLog while active; leaves torch as it found it."""
 
-    def __init__(self, device: str, user_code: UserCode, *, steps: int | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        device: str,
+        user_code: UserCode,
+        *,
+        steps: int | None = None,
+        progress: bool = False,
+        children: ChildSettings | None = None,
+    ) -> None:
         self.device = resolve_device(device)
         self.log = RunLog(device=_LABELS[self.device])
         self._user_code = user_code
         self._steps = steps
         self._progress = progress
+        self._children = children
+        self.started_processes: list[Any] = []  # processes the recorded code started
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> RunLog:
@@ -45,6 +63,8 @@ class Session:
         emulating = self.device == "emulate-cuda"
         kernels = CudaPolicyKernels() if emulating else None
         try:
+            _active.append(self)
+            self._stack.callback(_active.remove, self)
             self._stack.callback(_autocast_state_restorer())
             if kernels is not None:
                 self._stack.callback(kernels.unregister)
@@ -63,6 +83,8 @@ class Session:
             if emulating:
                 self._stack.enter_context(cuda_to_cpu_mode())
             self._stack.enter_context(op_recorder(self.log, self._user_code))
+            if self._children is not None:
+                self.started_processes = self._stack.enter_context(following_children(self._children))
         except BaseException:
             self._stack.close()
             raise

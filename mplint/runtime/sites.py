@@ -12,7 +12,7 @@ from types import FrameType
 
 from mplint.runtime.observations import Site
 
-_MPLINT_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
+MPLINT_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
 _LIBRARY_DIRS = tuple(
     {
         str(Path(path).resolve()) + os.sep
@@ -36,7 +36,7 @@ class UserCode:
             verdict = (
                 os.path.isabs(filename)  # not "<frozen runpy>", "<string>"
                 and path.startswith(self.roots)
-                and not path.startswith(_MPLINT_DIR)
+                and not path.startswith(MPLINT_DIR)
                 and not path.startswith(_LIBRARY_DIRS)
                 and "site-packages" not in path
             )

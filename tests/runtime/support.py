@@ -32,6 +32,13 @@ def verify(*args: str) -> Result:
 
 
 def verify_json(*args: str) -> tuple[int, list[dict[str, Any]]]:
+    """The exit status and the findings of `mplint verify --format json ARGS`."""
+    exit_code, document = verify_document(*args)
+    return exit_code, document["findings"]
+
+
+def verify_document(*args: str) -> tuple[int, dict[str, Any]]:
+    """The exit status and the whole JSON object (run metadata and findings)."""
     result = verify("--format", "json", *args)
     return result.exit_code, json.loads(result.stdout)
 

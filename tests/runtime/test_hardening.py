@@ -35,9 +35,7 @@ def test_a_keyboard_interrupt_is_a_failure_with_the_scripts_traceback(
     assert result.exit_code == 2
     assert "the script failed; its own traceback follows" in result.stderr
     assert 'interrupted.py", line 12, in <module>' in result.stderr
-    assert result.stderr.rstrip().endswith(
-        "mplint verify: 1 optimizer step recorded; no findings."
-    )
+    assert "mplint verify: 1 optimizer step recorded; no findings.\n" in result.stderr
     assert "KeyboardInterrupt" in result.stderr
     assert "Aborted" not in result.output
     torch_left_as_it_was()

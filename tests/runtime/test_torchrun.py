@@ -27,9 +27,11 @@ def test_two_cpu_ranks_give_one_merged_report() -> None:
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
 
-    reports = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    reports = [line for line in done.stdout.splitlines() if line == "{"]
     assert len(reports) == 1, done.stdout + done.stderr  # one report, from rank 0 only
-    findings = json.loads(done.stdout[done.stdout.index("[") :])
+    document = json.loads(done.stdout[done.stdout.index("{") :])
+    assert (document["ranks"], document["steps"], document["device"]) == (2, 2, "cpu")
+    findings = document["findings"]
     [log_softmax] = [finding for finding in findings if finding["code"] == "MP001"]
     assert log_softmax["line"] == marked_line("ddp_bf16.py", "MP001")
     assert log_softmax["verdict"] == "confirmed"

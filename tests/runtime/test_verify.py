@@ -103,7 +103,7 @@ def test_stopping_after_n_steps_leaves_torch_as_it_was(torch_left_as_it_was) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["missing.py"], "does not exist"),
+        (["missing.py"], "mplint: missing.py: no such file or directory\n"),
         (["--device", "tpu", "x.py"], "'tpu' is not one of"),
         (["--steps", "0", "x.py"], "0 is not in the range"),
     ],

@@ -1,0 +1,133 @@
+"""What a verify run amounts to: its exit status, the reason, the summary line and the JSON document.
+
+Exit statuses, most important first:
+  2  the script failed (raised, sys.exit with a failure status), ran past --timeout, or mplint failed;
+  1  a finding was confirmed, or a problem was seen only at run time;
+  3  nothing was verified: no optimizer step was recorded (in the script or any process it
+     started), or a finding could not be checked on this device (a CUDA region on a CPU run);
+  1  a static finding was not reached: its static status stands, as `mplint` reports it;
+  0  at least one optimizer step ran, and every static finding was refuted (or there were none).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mplint.findings import Finding
+from mplint.runtime.join import CONFIRMED, NOT_APPLICABLE, NOT_REACHED, RUNTIME_ONLY
+from mplint.runtime.runner import Outcome, ScriptRun
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_UNVERIFIED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The run's overall verdict: the exit status and, when it is not 0 or 1 for findings, why."""
+
+    exit_status: int
+    reason: str
+
+
+def overall(run: ScriptRun, findings: Sequence[Finding]) -> Verdict:
+    verdicts = [finding.verdict for finding in findings]
+    if run.outcome is Outcome.TIMED_OUT:
+        return Verdict(EXIT_ERROR, run.failure)
+    if run.outcome is Outcome.FAILED:
+        return Verdict(EXIT_ERROR, f"the script failed (exit status {run.exit_status})")
+    if CONFIRMED in verdicts or RUNTIME_ONLY in verdicts:
+        return Verdict(EXIT_FINDINGS, "a finding was confirmed or seen only at run time")
+    if run.observations.steps == 0:
+        return Verdict(EXIT_UNVERIFIED, _no_steps_reason(run))
+    if NOT_APPLICABLE in verdicts:
+        count = verdicts.count(NOT_APPLICABLE)
+        return Verdict(
+            EXIT_UNVERIFIED,
+            f"{count} finding{_s(count)} could not be checked on {run.device}: "
+            "run on a GPU or with --device emulate-cuda",
+        )
+    if NOT_REACHED in verdicts:
+        return Verdict(EXIT_FINDINGS, "a static finding was not reached: its static report stands")
+    return Verdict(EXIT_CLEAN, "")
+
+
+def _no_steps_reason(run: ScriptRun) -> str:
+    where = "in the script or in any process it started"
+    if not run.observations.recorded:
+        return f"nothing was verified: no op, optimizer or backward pass ran in your code ({where})"
+    return f"nothing was verified: no optimizer step was recorded ({where})"
+
+
+def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[Finding], verdict: Verdict) -> str:
+    """The last line(s) on stderr: steps, where, verdict counts, static-only findings, and why it did not pass."""
+    observations = run.observations
+    counts = ", ".join(
+        f"{sum(f.verdict == v for f in findings)} {v}" for v in sorted({f.verdict for f in findings if f.verdict})
+    )
+    where = ""
+    if observations.ranks > 1:
+        where = f" on {observations.ranks} ranks"
+    elif observations.processes > 1:
+        where = f" in {observations.processes} processes"
+    lines = [
+        f"mplint verify: {observations.steps} optimizer step{_s(observations.steps)} recorded{where}; "
+        f"{counts or 'no findings'}."
+    ]
+    if static_only:
+        codes = ", ".join(sorted({finding.code for finding in static_only}))
+        lines.append(
+            f"mplint verify: {len(static_only)} static-only finding{_s(len(static_only))} ({codes}) "
+            "shown as `mplint` reports them: the run does not check them."
+        )
+    if verdict.exit_status == EXIT_UNVERIFIED:
+        lines.append(f"mplint verify: {verdict.reason} (exit {verdict.exit_status}).")
+    return "\n".join(lines)
+
+
+def json_document(
+    run: ScriptRun,
+    script: str,
+    script_args: Sequence[str],
+    findings: Sequence[Finding],
+    static_only: Sequence[Finding],
+    verdict: Verdict,
+) -> str:
+    """One object: the run's metadata, then the findings with their verdicts (as `mplint --format json`)."""
+    import torch
+
+    from mplint import __version__
+    from mplint.report.json import render
+
+    observations = run.observations
+    document: dict[str, Any] = {
+        "script": script,
+        "argv": list(script_args),
+        "device": run.device,
+        "cuda": {"cuda": "real", "emulated-cuda": "emulated"}.get(run.device, "none"),
+        "ranks": observations.ranks,
+        "processes": observations.processes,
+        "steps": observations.steps,
+        "verified": verdict.exit_status in (EXIT_CLEAN, EXIT_FINDINGS) and observations.steps > 0,
+        "exit_status": verdict.exit_status,
+        "reason": verdict.reason,
+        "script_status": {
+            "outcome": run.outcome.value,
+            "exit_status": run.exit_status,
+            "failure": run.failure.splitlines()[0] if run.failure else None,
+            "traceback": run.traceback or None,
+        },
+        "duration_s": round(run.duration, 3),
+        "mplint": __version__,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "findings": json.loads(render(findings)),
+        "static_only": json.loads(render(static_only)),
+    }
+    return json.dumps(document, indent=2)
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"

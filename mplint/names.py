@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from mplint.analysis.flow import CONVENTIONAL_NAMES
+from mplint.analysis.torch_api import CONVENTIONAL_NAMES
 from mplint.tree import dotted_text, walk
 
 ImportStatement = cst.Import | cst.ImportFrom

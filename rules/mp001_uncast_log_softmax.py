@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis import torch_api
-from mplint.analysis.flow import CallFact
+from mplint.analysis.facts import CallFact
 from mplint.analysis.values import Kind, Value
 from mplint.findings import Applicability
 from mplint.rule import Autofix, Rule

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis import torch_api
-from mplint.analysis.flow import CallFact
+from mplint.analysis.facts import CallFact
 from mplint.analysis.values import Kind
 from mplint.rule import Rule
 from mplint.tree import dotted_text

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from mplint.analysis import torch_api
-from mplint.analysis.flow import CallFact
+from mplint.analysis.facts import CallFact
 from mplint.rule import Rule
 from mplint.tree import argument
 

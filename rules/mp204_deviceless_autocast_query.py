@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 import libcst as cst
 
-from mplint.analysis.flow import CallFact
+from mplint.analysis.facts import CallFact
 from mplint.analysis.values import Kind, Region
 from mplint.findings import Severity
 from mplint.rule import Rule

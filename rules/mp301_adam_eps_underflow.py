@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis import limits, torch_api
-from mplint.analysis.flow import CallFact
+from mplint.analysis.facts import CallFact
 from mplint.analysis.values import Kind
 from mplint.rule import Rule
 

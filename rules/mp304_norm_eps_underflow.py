@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis import limits, torch_api
-from mplint.analysis.flow import OperationFact
+from mplint.analysis.facts import OperationFact
 from mplint.analysis.values import Value
 from mplint.rule import Rule
 

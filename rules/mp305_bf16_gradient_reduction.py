@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mplint.analysis.flow import CallFact
+from mplint.analysis.facts import CallFact
 from mplint.analysis.values import Kind, Precision, Value
 from mplint.rule import Rule
 

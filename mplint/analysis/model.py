@@ -6,8 +6,10 @@ from collections.abc import Callable, Collection, Sequence
 
 import libcst as cst
 
-from mplint.analysis.flow import CallFact, Interpreter, LateCast, Loaded, OperationFact
+from mplint.analysis.facts import CallFact, LateCast, OperationFact
+from mplint.analysis.interpreter import Interpreter
 from mplint.analysis.project import ModuleIndex
+from mplint.analysis.scopes import Loaded
 
 
 class PrecisionModel:

@@ -30,7 +30,7 @@ from mplint.analysis.values import Kind, Value
 from mplint.tree import TRY_STATEMENTS, Located, Statement, dotted_text, positional_args, statements, walk, walk_post
 
 if TYPE_CHECKING:
-    from mplint.analysis.flow import CallFact
+    from mplint.analysis.facts import CallFact
     from mplint.analysis.model import PrecisionModel
     from mplint.analysis.summaries import Definition
 

@@ -6,6 +6,11 @@ caller's autocast region still active (autocast is dynamically scoped). The resu
 per (function, arguments, region), which is the function's summary for that context. Depth is
 bounded (MAX_CALL_DEPTH), recursion with changing arguments unrolls within that bound, and a call
 that is already being evaluated with the same arguments falls back to "unknown".
+
+The interpreter's methods for them are here: `define_function`/`define_class` make a
+`Definition` where a `def` or `class` runs, `call_definition` evaluates a call of one (binding its
+parameters, their defaults where no caller passes them), and `attributes_of` is what `self.<attr>`
+holds across a class's methods.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.values import Region, Value
+from mplint.analysis import torch_api as api
+from mplint.analysis.scopes import Context, Frame, Scope
+from mplint.analysis.statements import is_no_grad
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, join
+from mplint.tree import statements
 
 if TYPE_CHECKING:
-    from mplint.analysis.flow import Scope
+    from mplint.analysis.interpreter import Interpreter
 
 MAX_CALL_DEPTH = 8
 MAX_CONTEXTS_PER_FUNCTION = 12
+MAX_EVALUATED_CALLS = 200_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,3 +83,170 @@ class CallMemo:
         if len(self.in_progress) >= MAX_CALL_DEPTH or key in self.in_progress:
             return False
         return self.contexts.get(definition, 0) < MAX_CONTEXTS_PER_FUNCTION
+
+
+def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> None:
+    region: Region | None = None
+    no_grad = False
+    for decorator in node.decorators:
+        value = self.eval(decorator.decorator, ctx)
+        if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
+            region = value.payload
+        no_grad = no_grad or is_no_grad(value)
+    definition = Definition(
+        node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad
+    )
+    if ctx.class_body is not None:
+        ctx.class_body.methods[node.name.value] = definition
+    ctx.scope.names[node.name.value] = Value(kind=Kind.FUNCTION, payload=definition)
+
+
+def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
+    bases = [self.eval(base.value, ctx) for base in node.bases]
+    is_module = any(
+        (base.name is not None and api.is_module_base(base.name))
+        or (isinstance(base.payload, Definition) and base.payload.is_module)
+        for base in bases
+    )
+    # `class MemoryEfficientAdamW(torch.optim.AdamW)`, `class Muon(torch.optim.Optimizer)`: an
+    # optimizer of the project's own still steps whatever parameters it is handed.
+    is_optimizer = any(
+        (base.name is not None and (api.is_optimizer(base.name) or base.name in api.OPTIMIZER_BASES))
+        or (isinstance(base.payload, Definition) and base.payload.is_optimizer)
+        for base in bases
+    )
+    definition = Definition(node, ctx.scope.module.path, ctx.scope, is_module=is_module, is_optimizer=is_optimizer)
+    for base in bases:  # inherited methods, overridden by the class's own below
+        if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
+            definition.methods.update(base.payload.methods)
+    body_scope = Scope(ctx.scope.module, ctx.scope)
+    self.exec_block(statements(node.body), Context(body_scope, ctx.region, class_body=definition))
+    for name, value in body_scope.names.items():  # dataclass fields and class attributes: their defaults
+        if value.kind in (Kind.CONST, Kind.DTYPE):
+            definition.constants[name] = value
+    ctx.scope.names[node.name.value] = Value(kind=Kind.CLASS, payload=definition)
+
+
+def instance_of(
+    self: Interpreter, definition: Definition, node: cst.CSTNode, items: tuple[tuple[str, Value], ...]
+) -> Value:
+    if definition.is_module:
+        precision, origin = self.default_dtype.get(definition.path, (Precision.FP32, None))
+        return Value(Kind.MODULE, precision, origin=origin, payload=definition, items=items, identity=node)
+    return Value(Kind.INSTANCE, payload=definition, items=items, identity=node)
+
+
+def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]:
+    """What `self.<attr>` holds across the class's methods (its `__init__` first)."""
+    if definition in self.class_attrs:
+        return self.class_attrs[definition]
+    self.class_attrs[definition] = {}
+    bare = self.instance_of(definition, definition.node, ())
+    attrs: dict[str, Value] = {}
+    init = definition.method("__init__")
+    if init is not None:
+        attrs.update(self.call_definition(init, [], {}, None, receiver=bare)[1])
+    receiver = bare.with_(items=tuple(sorted(attrs.items())))
+    if self.modules[definition.path].lazy:
+        self.class_attrs[definition] = attrs
+        return attrs  # a class only read from another file: its __init__ tells enough
+    for name, method in definition.methods.items():
+        if name == "__init__":
+            continue
+        for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
+            attrs[attr] = _join_attribute(attrs[attr], value) if attr in attrs else value
+    self.class_attrs[definition] = attrs
+    return attrs
+
+
+def call_definition(
+    self: Interpreter,
+    definition: Definition,
+    args: list[Value],
+    kwargs: dict[str, Value],
+    region: Region | None,
+    *,
+    receiver: Value | None = None,
+) -> tuple[Value, dict[str, Value]]:
+    """Evaluate a function of the linted code in the caller's context; memoised per context."""
+    if isinstance(definition.node, cst.ClassDef):
+        return UNKNOWN, {}
+    region = definition.region or region
+    key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver)
+    if key in self.memo.results:
+        return self.memo.results[key]
+    if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:
+        return UNKNOWN, {}
+    self.evaluated_calls += 1
+    self.entered_paths.add(definition.path)
+    self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
+    self.memo.in_progress.append(key)
+    self.frames.append(Frame())
+    scope = Scope(self.modules[definition.path], definition.scope)
+    self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
+    ctx = Context(scope, region, no_grad=definition.no_grad)
+    try:
+        self.exec_block(statements(definition.node.body), ctx)
+    finally:
+        frame = self.frames.pop()
+        self.memo.in_progress.pop()
+    returns = frame.returns
+    result = returns[0] if returns else const(None)
+    for value in returns[1:]:
+        result = join(result, value)
+    writes: dict[str, Value] = {}
+    if self_name is not None:
+        prefix = f"{self_name}."
+        writes = {key[len(prefix) :]: value for key, value in scope.names.items() if key.startswith(prefix)}
+    outcome = (result, writes)
+    self.memo.results[key] = outcome
+    return outcome
+
+
+def bind_parameters(
+    self: Interpreter,
+    definition: Definition,
+    params: cst.Parameters,
+    scope: Scope,
+    args: list[Value],
+    kwargs: dict[str, Value],
+    receiver: Value | None,
+) -> str | None:
+    """Bind a call's arguments to the function's parameters (`params`, those of `definition`);
+    returns the name of `self`, if any. A parameter no caller passes takes its default: the
+    configuration that runs when nobody asks."""
+    positional = [*params.posonly_params, *params.params]
+    self_name: str | None = None
+    if receiver is not None and positional:
+        self_name = positional[0].name.value
+        scope.names[self_name] = receiver
+        positional = positional[1:]
+    for index, param in enumerate(positional):
+        scope.names[param.name.value] = (
+            args[index] if index < len(args) else self.parameter_value(param, kwargs, definition)
+        )
+    for param in params.kwonly_params:
+        scope.names[param.name.value] = self.parameter_value(param, kwargs, definition)
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            scope.names[star.name.value] = UNKNOWN
+    return self_name
+
+
+def parameter_value(self: Interpreter, param: cst.Param, kwargs: dict[str, Value], definition: Definition) -> Value:
+    """A parameter not passed positionally: its keyword argument, else its default, else unknown."""
+    name = param.name.value
+    if name in kwargs:
+        return kwargs[name]
+    if param.default is not None:
+        return self.eval(param.default, Context(definition.scope))
+    return UNKNOWN
+
+
+def _join_attribute(first: Value, second: Value) -> Value:
+    """`self.model = None` in `__init__` and a model assigned in `setup()`: None only means "not yet"."""
+    if first.kind is Kind.CONST and first.payload is None:
+        return second
+    if second.kind is Kind.CONST and second.payload is None:
+        return first
+    return join(first, second)

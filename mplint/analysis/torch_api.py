@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from mplint.analysis.values import Precision, Region
 
+# Names real snippets use without importing them (bug reports, notebooks); they mean these.
+CONVENTIONAL_NAMES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "optim": "torch.optim"}
+
 DTYPE_NAMES: dict[str, Precision] = {
     "torch.float16": Precision.FP16,
     "torch.half": Precision.FP16,
@@ -64,6 +67,9 @@ AUTOCAST_ENTRY_POINTS: dict[str, tuple[str | None, Precision | None]] = {
     "torch.cpu.amp.autocast": ("cpu", Precision.BF16),
     "torch.cpu.amp.autocast_mode.autocast": ("cpu", Precision.BF16),
 }
+
+# Context managers (and decorators) inside which nothing computed reaches backward.
+NO_GRAD_CONTEXTS = frozenset({"torch.no_grad", "torch.inference_mode"})
 
 # `torch.autocast(device_type)` without a dtype uses the device's default lower precision.
 AUTOCAST_DEFAULT_DTYPE: dict[str, Precision] = {

@@ -1,6 +1,6 @@
 """What a value can be, as far as precision goes: the abstract domain of the precision model.
 
-Values are immutable; the interpreter in `flow.py` builds new ones. Every low-precision value
+Values are immutable; the interpreter (`interpreter.py`) builds new ones. Every low-precision value
 remembers its `Origin` (the cast, load or autocast region it came from) so that a finding can
 say *why* a tensor is half, not just that it is.
 """
@@ -230,3 +230,28 @@ def combine_params(groups: list[Value]) -> Value:
 def _choices(payload: object) -> frozenset:
     """A constant is one choice; a joined constant (`"bf16" if x else "fp16"`) is a set of them."""
     return payload if isinstance(payload, frozenset) else frozenset([payload])
+
+
+def is_tensor_like(value: Value) -> bool:
+    return value.kind is Kind.TENSOR or (value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN)
+
+
+def is_empty_sequence(value: Value) -> bool:
+    return value.kind is Kind.ANY and value.payload == ()
+
+
+def promote(left: Value, right: Value) -> Value:
+    """Binary op between a tensor and something: Python scalars keep the tensor's precision."""
+    tensor, other = (left, right) if is_tensor_like(left) else (right, left)
+    region = left.region or right.region
+    scaled = left.scaled or right.scaled
+    if not is_tensor_like(tensor):
+        return Value(Kind.TENSOR, region=region, scaled=scaled) if region or scaled else UNKNOWN
+    if other.kind is Kind.CONST:
+        precision = tensor.precision
+    elif is_tensor_like(other):
+        precision = tensor.precision.promote(other.precision)
+    else:
+        precision = Precision.UNKNOWN
+    origin = (tensor.origin or other.origin) if precision.is_low else None
+    return Value(Kind.TENSOR, precision, origin=origin, region=region, scaled=scaled)

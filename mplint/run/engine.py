@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import libcst as cst
 
 from mplint import suppression
-from mplint.analysis.flow import Loaded
 from mplint.analysis.model import PrecisionModel, analyze
 from mplint.analysis.project import ImportGraph, ModuleIndex
+from mplint.analysis.scopes import Loaded
 from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix, Severity
 from mplint.rule import Autofix, Rule

@@ -1,0 +1,158 @@
+"""How names get their values: assignment targets (names, `self.<attr>`, `out["key"]`, unpacking),
+what a `for` binds, imports (a name imported from a linted file is read from it on first use,
+re-exports followed), and a list that `params.extend(...)` makes a parameter list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted, is_empty_sequence
+from mplint.tree import dotted_text
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Context) -> None:
+    if isinstance(target, cst.Name):
+        ctx.scope.names[target.value] = named(value, target.value)
+    elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+        key = f"{target.value.value}.{target.attr.value}"
+        ctx.scope.names[key] = named(value, key)
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        elements = [element.value for element in target.elements]
+        for index, element in enumerate(elements):
+            self.assign(element, unpacked(value, index, len(elements)), ctx)
+    elif isinstance(target, cst.Subscript):
+        self.eval(target.value, ctx)
+        item = self.item_key(target, ctx)
+        if item is not None:  # `out["logits"] = out["logits"].float()`: the next read sees the cast
+            ctx.scope.names[item] = value
+
+
+def item_key(self: Interpreter, node: cst.Subscript, ctx: Context) -> str | None:
+    """`out["logits"]` as a name the scope can hold (a name subscripted by one literal key), else None."""
+    if not isinstance(node.value, cst.Name) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return None
+    key = self.eval(node.slice[0].slice.value, ctx).const
+    return f"{node.value.value}[{key!r}]" if isinstance(key, (str, int)) and not isinstance(key, bool) else None
+
+
+def named(value: Value, name: str) -> Value:
+    """Give a low-precision value's origin the name it is first bound to (for messages); the
+    submodules a cast made half with it (`policy.lm_head`) share that name."""
+    origin = value.origin
+    if origin is None or origin.subject:
+        return value
+    renamed = replace(origin, subject=name)
+
+    def rename(item: Value) -> Value:
+        if item.origin is not None and item.origin.node is origin.node and not item.origin.subject:
+            return item.with_(origin=renamed, items=tuple((key, rename(sub)) for key, sub in item.items))
+        return item
+
+    return rename(value)
+
+
+def unpacked(value: Value, index: int, count: int) -> Value:
+    if value.kind is Kind.ANY and value.payload is not None and isinstance(value.payload, tuple):
+        elements = value.payload
+        return elements[index] if index < len(elements) and len(elements) == count else UNKNOWN
+    if value.kind in (Kind.TENSOR, Kind.PARAMS):
+        # A model output unpacked (`logits, values = model(x)`) holds its precision;
+        # `for name, p in model.named_parameters()` binds parameters.
+        return value
+    return UNKNOWN
+
+
+def element_of(iterable: Value) -> Value:
+    """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
+    if iterable.op == "zip" and isinstance(iterable.payload, tuple):
+        return Value(Kind.ANY, payload=iterable.payload)
+    return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
+
+
+def bind_import(self: Interpreter, alias: cst.ImportAlias, ctx: Context) -> None:
+    name = dotted_text(alias.name)
+    if alias.asname is not None:
+        ctx.scope.names[dotted_text(alias.asname.name)] = dotted(name)
+    else:
+        head = name.split(".")[0]
+        ctx.scope.names[head] = dotted(head)
+
+
+def bind_import_from(self: Interpreter, node: cst.ImportFrom, ctx: Context) -> None:
+    if isinstance(node.names, cst.ImportStar):
+        return
+    module = dotted_text(node.module) if node.module is not None else ""
+    level = len(node.relative)
+    source = self.index.resolve(module, ctx.scope.module.path, level) if module or level else None
+    for alias in node.names:
+        imported = dotted_text(alias.name)
+        local = dotted_text(alias.asname.name) if alias.asname is not None else imported
+        fallback = dotted(f"{module}.{imported}") if level == 0 else UNKNOWN
+        if source is not None:  # read from the linted file when (if ever) the name is used
+            ctx.scope.names[local] = Value(Kind.IMPORT, payload=(source, imported, fallback))
+        else:
+            ctx.scope.names[local] = fallback
+
+
+def imported(self: Interpreter, value: Value) -> Value:
+    """What a name imported from a linted file holds, read on first use (re-exports followed)."""
+    hops = 0
+    while value.kind is Kind.IMPORT and isinstance(value.payload, tuple) and hops < 16:
+        path, name, fallback = value.payload
+        value = self.exported(path, name) or fallback
+        hops += 1
+    return UNKNOWN if value.kind is Kind.IMPORT else value
+
+
+def exported(self: Interpreter, path: str, name: str) -> Value | None:
+    state = self.module_state(path)
+    if state is None:
+        return None
+    if not state.lazy:
+        self.run_module(state)
+        return state.scope.names.get(name)
+    for statement in state.binding_statements(name):
+        if id(statement) not in state.executed:
+            state.executed.add(id(statement))
+            self.exec_statement(statement, Context(state.scope))
+    return state.scope.names.get(name)
+
+
+def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
+    """A dotted name that refers into a linted file (`utils.logprobs.gather`), if it does."""
+    module, _, attr = name.rpartition(".")
+    if not module or name.startswith("torch."):
+        return None  # torch's own names keep their API meaning, even when torch's sources are linted
+    path = self.index.resolve(module, importer)
+    return self.exported(path, attr) if path is not None else None
+
+
+def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
+    """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return
+    target = expression.func.value
+    if expression.func.attr.value not in ("append", "extend") or not isinstance(target, cst.Name):
+        return
+    added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
+    if added and added[0].kind is Kind.PARAMS:
+        current = self.eval(target, ctx)
+        grown = added[0] if is_empty_sequence(current) else combine_params([current, added[0]])
+        self.assign(target, grown, ctx)
+
+
+def binding_key(expression: cst.BaseExpression) -> str | None:
+    """`model` / `self.model`: the name a module is reached by, its identity when nothing better is known."""
+    if isinstance(expression, cst.Name):
+        return expression.value
+    if isinstance(expression, cst.Attribute) and isinstance(expression.value, cst.Name):
+        return f"{expression.value.value}.{expression.attr.value}"
+    return None

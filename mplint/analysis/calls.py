@@ -1,0 +1,328 @@
+"""The interpreter's calls. Every call leaves a `CallFact`. A call runs a function or class of the
+linted code (in the caller's context, see `summaries`), a module's forward, one of torch's or
+Python's named functions (`call_named`), or a method of the value it is called on
+(`call_method`); what torch's ops compute is `torch_calls`, casts are `casts`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.bindings import binding_key
+from mplint.analysis.configuration import NAMESPACE, PARSER
+from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
+from mplint.analysis.facts import CallFact
+from mplint.analysis.scopes import Context
+from mplint.analysis.summaries import Definition
+from mplint.analysis.values import (
+    NUMBER,
+    UNKNOWN,
+    Kind,
+    Origin,
+    Precision,
+    Region,
+    Value,
+    const,
+    dotted,
+    is_tensor_like,
+)
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
+    receiver = UNKNOWN
+    method: str | None = None
+    function: str | None = None
+    callee = UNKNOWN
+    if isinstance(node.func, cst.Attribute):
+        attr = node.func.attr.value
+        base = self.eval(node.func.value, ctx)
+        held = self.held_attribute(node.func, base, ctx)
+        if base.kind is Kind.NAME:
+            function = f"{base.name}.{attr}"
+            callee = dotted(function)
+        elif held is not None and _is_callable_value(held):
+            callee = held  # self.model(x): a module held in an attribute
+        else:
+            receiver, method = base, attr
+    else:
+        callee = self.eval(node.func, ctx)
+        function = callee.name
+    args: list[Value] = []
+    kwargs: dict[str, Value] = {}
+    for arg in node.args:
+        value = self.eval(arg.value, ctx)
+        if arg.keyword is not None:
+            kwargs[arg.keyword.value] = value
+        elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
+            args.append(value)
+    if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
+        # `loss_scaler(loss, optimizer)` (timm's NativeScaler), `backward_step(scaler, loss)`:
+        # the scaler is used, by code that may scale where this analysis cannot see.
+        self.loss_scaling_paths.add(ctx.scope.module.path)
+    if function is not None:
+        linted = self.lookup_dotted(function, ctx.scope.module.path)
+        if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
+            callee, function = linted, None
+    result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
+    if result.region is None and result.kind in (Kind.ANY, Kind.TENSOR):
+        # Whatever is computed from a value of an autocast region still carries its gradient path.
+        tainted = next((value.region for value in (receiver, *args, *kwargs.values()) if value.region), None)
+        if tainted is not None:
+            result = result.with_(region=tainted)
+    fact = CallFact(
+        node,
+        ctx.scope.module.path,
+        function,
+        method,
+        receiver,
+        tuple(args),
+        tuple(kwargs.items()),
+        ctx.region,
+        result,
+        _called_definition(callee, receiver, method),
+    )
+    facts = self.facts.setdefault(node, [])
+    if fact not in facts:
+        facts.append(fact)
+    return result
+
+
+def held_attribute(self: Interpreter, node: cst.Attribute, base: Value, ctx: Context) -> Value | None:
+    """What an attribute holds when the code assigned it (`self.model = ...`), else None."""
+    attr = node.attr.value
+    if isinstance(node.value, cst.Name):
+        tracked = ctx.scope.lookup(f"{node.value.value}.{attr}")
+        if tracked is not None:
+            return tracked
+    if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
+        return base.item(attr) or self.attributes_of(base.payload).get(attr)
+    return None
+
+
+def dispatch(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    callee: Value,
+    function: str | None,
+    receiver: Value,
+    method: str | None,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    if method is not None:
+        return self.call_method(node, ctx, receiver, method, args, kwargs)
+    if function is not None:
+        return self.call_named(node, ctx, function, args, kwargs)
+    if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
+        return self.call_definition(callee.payload, args, kwargs, ctx.region)[0]
+    if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
+        return self.construct(node, ctx, callee.payload, args, kwargs)
+    if callee.kind in (Kind.MODULE, Kind.ANY) and (
+        callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE
+    ):
+        return self.forward(callee, args, kwargs, ctx)
+    if callee == UNKNOWN and isinstance(node.func, cst.Name) and _low_region(ctx.region):
+        # `logits = model(tokens)` with `model` a parameter: whatever its weights, a module's
+        # output under a low-precision autocast region is in the region's dtype.
+        return self.lowered(Value(Kind.TENSOR), ctx.region)
+    return UNKNOWN
+
+
+def construct(
+    self: Interpreter, node: cst.Call, ctx: Context, definition: Definition, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    if definition.is_optimizer:
+        params = args[0] if args else kwargs.get("params", UNKNOWN)
+        return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    bare = self.instance_of(definition, node, ())
+    init = definition.method("__init__")
+    writes: dict[str, Value] = {}
+    if init is not None:
+        writes = self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1]
+    return self.instance_of(definition, node, tuple(sorted(writes.items())))
+
+
+def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
+    """The output of calling a module: its own precision, lowered by an active autocast region."""
+    definition = module.payload if isinstance(module.payload, Definition) else None
+    region = ctx.region
+    if definition is not None:
+        forward = definition.method("forward")
+        if forward is not None:
+            result = self.call_definition(forward, args, kwargs, region, receiver=module)[0]
+            if result.precision is not Precision.UNKNOWN or result.region is not None:
+                return result
+            region = forward.region or region
+    output = Value(Kind.TENSOR, module.precision, origin=module.origin if module.precision.is_low else None)
+    return self.lowered(output, region)
+
+
+def call_named(
+    self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    path = ctx.scope.module.path
+    leaf = api.last_part(function)
+    first = args[0] if args else kwargs.get("input", UNKNOWN)
+    if function in api.AUTOCAST_ENTRY_POINTS:
+        return self.autocast(node, ctx, function, args, kwargs)
+    if function in api.NO_GRAD_CONTEXTS:
+        return dotted(function)
+    if function in api.ACCELERATOR_QUERIES:
+        return const(True)  # the GPU the training script is written for
+    if function in api.LAUNCH_QUERIES:
+        return const(False)  # `python train.py`: one process, no process group
+    if function == "torch.device" and args and isinstance(args[0].const, str):
+        return args[0]  # a device is its string here: `device.type`, `str(device)`
+    if function == "str" and args and isinstance(args[0].const, str):
+        return args[0]
+    if function == "argparse.ArgumentParser":
+        return Value(Kind.INSTANCE, op=PARSER, identity=node)
+    if kwargs and (function == "types.SimpleNamespace" or "Output" in leaf):
+        # Transformers' ModelOutput classes (`CausalLMOutputWithPast(logits=...)`) and namespaces:
+        # a record whose fields read back, as `out.logits` and as `out["logits"]`.
+        return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
+    if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
+        precision = self.dtype_value(args[0])
+        if precision is not None:
+            self.default_dtype[path] = (precision, Origin("", "default dtype set", path, node))
+        return UNKNOWN
+    if function in api.GRAD_SCALERS or leaf in ("DynamicLossScaler", "NativeScalerWithGradNormCount"):
+        # Built is not used: the file scales losses once the scaler scales one, is called, or
+        # is handed to code that may (see `note_scaler_use`).
+        return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
+    if _is_loss_scaling_framework(function, kwargs):
+        self.loss_scaling_paths.add(path)
+        return UNKNOWN
+    if api.is_optimizer(function):
+        params = first if args else kwargs.get("params", UNKNOWN)
+        return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if leaf in ("from_pretrained", "from_config"):
+        return self.loaded_model(node, path, kwargs)
+    if function in api.MODULE_WRAPPERS:
+        return first
+    if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):
+        return UNKNOWN if "mixed_precision" in kwargs or "mp_policy" in kwargs else first
+    if api.is_nn_module_class(function):
+        precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
+        return Value(Kind.MODULE, precision, origin=origin, identity=node)
+    if function.startswith("torch.") and leaf in (
+        "randn",
+        "rand",
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "tensor",
+        "randn_like",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+    ):
+        return self.created_tensor(node, path, leaf, args, kwargs)
+    if function.startswith("math.") or (function in NUMBER_BUILTINS and not any(is_tensor_like(arg) for arg in args)):
+        folded = (
+            fold_numbers(function, args[0].const, None) if len(args) == 1 and function in FOLDED_FUNCTIONS else None
+        )
+        return const(folded) if folded is not None else NUMBER  # `/ math.sqrt(d_k)`: a Python number
+    if function.startswith(("torch.", "F.")) or function in BUILTINS:
+        return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
+    return UNKNOWN
+
+
+def call_method(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    receiver: Value,
+    method: str,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    if receiver.op == PARSER:
+        return self.argument_parser(receiver, method, args, kwargs)
+    if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
+        self.loss_scaling_paths.add(ctx.scope.module.path)
+        return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
+    if receiver.kind is Kind.SCALER:
+        return UNKNOWN
+    if receiver.kind is Kind.OPTIMIZER:
+        if method == "step":
+            self.commit_late_casts(receiver)
+        return UNKNOWN
+    if method == "step" and args and args[0].kind is Kind.OPTIMIZER:
+        self.commit_late_casts(args[0])  # scaler.step(optimizer) with an untracked scaler
+    if receiver.kind is Kind.PARAMS and (method in ("items", "values") or method in api.PRESERVING_OPS):
+        return receiver  # param_dict.items(), p.detach(): still those parameters
+    if receiver.kind is Kind.DICT:
+        key = args[0].const if method == "get" and args else None
+        return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
+    if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
+        definition = receiver.payload.method(method)
+        if definition is not None:
+            return self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)[0]
+    target = self.cast_target(method, args, kwargs, receiver)
+    if target is not None:
+        if target is Precision.UNKNOWN:
+            return receiver.with_(precision=Precision.UNKNOWN, origin=None)
+        return self.cast(receiver, target, node, ctx)
+    if receiver.kind in (Kind.MODULE, Kind.ANY):
+        if method in api.PARAMETER_METHODS:
+            # A method call (see eval_call): `node.func` is `receiver.method`.
+            identity = receiver.identity or binding_key(cast(cst.Attribute, node.func).value)
+            return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
+        if method in ("forward", "__call__"):
+            return self.forward(receiver, args, kwargs, ctx)
+        if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
+            return receiver
+        if method in api.KNOWN_SUBMODULES and receiver.kind is Kind.MODULE:
+            return self.forward(receiver.with_(payload=None, items=()), args, kwargs, ctx)
+        if receiver.kind is Kind.MODULE:
+            return UNKNOWN
+    if receiver.kind is Kind.TENSOR or (receiver.kind is Kind.ANY and receiver.precision is not Precision.UNKNOWN):
+        return self.tensor_op(node, ctx, method, None, receiver, args, kwargs)
+    if receiver.kind is Kind.ANY and receiver.region is not None:
+        return receiver if method in api.PRESERVING_OPS else UNKNOWN
+    return UNKNOWN
+
+
+def _called_definition(callee: Value, receiver: Value, method: str | None) -> Definition | None:
+    """The linted function a call runs: `helper(...)`, or `obj.method(...)` on an instance of a linted class."""
+    if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
+        return callee.payload
+    if (
+        method is not None
+        and receiver.kind in (Kind.INSTANCE, Kind.MODULE)
+        and isinstance(receiver.payload, Definition)
+    ):
+        return receiver.payload.method(method)
+    return None
+
+
+def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
+    """Frameworks that scale the loss themselves when asked for fp16 (or that always manage it)."""
+    leaf = api.last_part(function)
+    if function.startswith("deepspeed.") and leaf == "initialize":
+        return True
+    if leaf in ("scale_loss", "NativeScaler", "ApexScaler"):
+        return True
+    if leaf in ("Accelerator", "Fabric", "Trainer"):
+        setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const
+        return setting is not None and str(setting) in ("fp16", "16", "16-mixed")
+    return False
+
+
+def _is_callable_value(value: Value) -> bool:
+    return value.kind in (Kind.MODULE, Kind.FUNCTION, Kind.CLASS) or (
+        value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN
+    )
+
+
+def _low_region(region: Region | None) -> bool:
+    return region is not None and region.enabled is True and region.precision.is_low

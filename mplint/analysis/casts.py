@@ -1,0 +1,101 @@
+"""Casts: the precision `.half()`/`.to(dtype)`/`.type(...)` casts to, the value it makes (a module's
+submodules cast with it), a module cast in place by a statement (`model.half()`), and such a cast
+made after an optimizer was built over the module's parameters and before that optimizer steps
+(a `LateCast`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.bindings import binding_key
+from mplint.analysis.facts import LateCast
+from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.values import Kind, Origin, Precision, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def cast_target(
+    self: Interpreter, method: str, args: list[Value], kwargs: dict[str, Value], receiver: Value
+) -> Precision | None:
+    """The precision `.half()`/`.to(...)`/`.type(...)` casts to; UNKNOWN for an unresolvable dtype."""
+    if method in api.CAST_METHODS and not args:
+        return api.CAST_METHODS[method]
+    if method == "to":
+        candidates = [kwargs["dtype"]] if "dtype" in kwargs else args[:2]
+        for candidate in candidates:
+            precision = self.dtype_value(candidate)
+            if precision is not None:
+                return precision
+            if candidate.kind is Kind.TENSOR:
+                return candidate.precision  # x.to(other) takes other's dtype
+        if "dtype" in kwargs:
+            return Precision.UNKNOWN
+        return None
+    if method == "type" and args:
+        return self.dtype_value(args[0]) or Precision.UNKNOWN
+    return None
+
+
+def cast(self: Interpreter, receiver: Value, precision: Precision, node: cst.Call, ctx: Context) -> Value:
+    origin = Origin("", "cast", ctx.scope.module.path, node) if precision.is_low else None
+    kind = receiver.kind if receiver.kind in (Kind.MODULE, Kind.TENSOR, Kind.PARAMS, Kind.INSTANCE) else Kind.ANY
+    if kind is Kind.INSTANCE:
+        kind = Kind.MODULE
+    items = tuple(
+        (name, self.cast(item, precision, node, ctx) if item.kind is Kind.MODULE else item)
+        for name, item in receiver.items
+    )
+    identity = receiver.identity if receiver.identity is not None else node
+    return receiver.with_(kind=kind, precision=precision, origin=origin, items=items, identity=identity, op=None)
+
+
+def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value: Value, ctx: Context) -> None:
+    """`model.half()` as a statement casts the module in place (a tensor cast there would be a no-op)."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return
+    target = expression.func.value
+    if not isinstance(target, (cst.Name, cst.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
+        return
+    if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
+        return
+    before = self.eval(target, ctx)
+    if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST):
+        return
+    cast = value.with_(kind=Kind.MODULE)
+    self.assign(target, cast, ctx)
+    identity = before.identity or binding_key(target)
+    # `model.train()`, `.eval()`, `.cuda()` hand the module back as it was: only a change of
+    # precision is a cast (a bf16 model put in train mode after its optimizer is no new bug).
+    if value.precision.is_low and value.precision is not before.precision and identity is not None:
+        self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
+
+
+def note_cast_after_optimizer(
+    self: Interpreter, cast: cst.Call, identity: object, precision: Precision, ctx: Context
+) -> None:
+    scope: Scope | None = ctx.scope
+    while scope is not None:
+        for value in scope.names.values():
+            if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
+                late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
+                self.frames[-1].pending_casts.append(late)
+        scope = scope.parent
+
+
+def commit_late_casts(self: Interpreter, optimizer: Value) -> None:
+    for late in self.frames[-1].pending_casts:
+        if late.optimizer is optimizer.payload:
+            casts = self.late_casts.setdefault(late.cast, [])
+            if late not in casts:
+                casts.append(late)
+
+
+def path_of_call(self: Interpreter, node: cst.Call) -> str:
+    facts = self.facts.get(node)
+    return facts[0].path if facts else ""

@@ -1,0 +1,109 @@
+"""The configuration that runs by default: a test whose value is known from constants (`if
+args.amp:` with `default=True`) takes its branch alone, comparisons and `and`/`or` of known
+constants fold, and argparse's `parse_args()` is the namespace of its options' defaults (what runs
+when the script is started with no options). A parameter no caller passes takes its default
+(`summaries.parameter_value`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import UNKNOWN, Kind, Value, const, join
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Value:
+    """A comparison of known constants (`args.dtype == "float16"`, `"cuda" in args.device`) is
+    known in the configuration that runs; anything else is unknown."""
+    left = self.eval(node.left, ctx)
+    outcome: bool | None = True
+    for target in node.comparisons:
+        right = self.eval(target.comparator, ctx)
+        compared = _compare(target.operator, left.const, right.const) if _known(left) and _known(right) else None
+        outcome = None if compared is None or outcome is None else outcome and compared
+        left = right
+    return const(outcome) if outcome is not None else UNKNOWN
+
+
+def eval_boolean(self: Interpreter, node: cst.BooleanOperation, ctx: Context) -> Value:
+    """`a and b` / `a or b`: Python's value where the left side's truth is known, else a join."""
+    left = self.eval(node.left, ctx)
+    truth = truth_value(left)
+    right = self.eval(node.right, ctx)
+    if truth is None:
+        return join(left, right)
+    decided = truth if isinstance(node.operator, cst.Or) else not truth
+    return left if decided else right
+
+
+def argument_parser(
+    self: Interpreter, parser: Value, method: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    """argparse: `add_argument` records an option's default; `parse_args()` is the namespace of
+    defaults (what runs when the script is started with no options)."""
+    defaults = self.option_defaults.setdefault(parser.identity, {})
+    if method == "add_argument":
+        dest = _option_dest([arg.const for arg in args], kwargs.get("dest", UNKNOWN).const)
+        if dest is not None:
+            action = kwargs.get("action", UNKNOWN).const
+            implied = {"store_true": const(False), "store_false": const(True)}.get(str(action))
+            defaults[dest] = kwargs.get("default", implied or const(None))
+        return UNKNOWN
+    if method in ("parse_args", "parse_known_args"):
+        namespace = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(defaults.items())))
+        return namespace if method == "parse_args" else Value(Kind.ANY, payload=(namespace, UNKNOWN))
+    return UNKNOWN
+
+
+# Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns.
+PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
+
+
+def _known(value: Value) -> bool:
+    """A constant whose value is known (not a Python number of unknown value)."""
+    return value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str, type(None)))
+
+
+_COMPARISONS: dict[type, Callable[[object, object], bool]] = {
+    cst.Equal: lambda a, b: a == b,
+    cst.NotEqual: lambda a, b: a != b,
+    cst.Is: lambda a, b: a is b if a is None or b is None else a == b,
+    cst.IsNot: lambda a, b: a is not b if a is None or b is None else a != b,
+    cst.In: lambda a, b: isinstance(a, str) and isinstance(b, str) and a in b,
+    cst.NotIn: lambda a, b: isinstance(a, str) and isinstance(b, str) and a not in b,
+}
+
+
+def _compare(operator: cst.BaseCompOp, left: object, right: object) -> bool | None:
+    """`left <operator> right` for constants: equality, identity and substring tests only."""
+    compare = _COMPARISONS.get(type(operator))
+    if compare is None or (
+        type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str))
+    ):
+        return None
+    return compare(left, right)
+
+
+def truth_value(value: Value) -> bool | None:
+    """Whether a test is true in the configuration that runs, when its value is a known constant.
+    None is not one: `scaler=None` is an optional object a caller passes, not a configuration."""
+    if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
+        return bool(value.payload)
+    return None
+
+
+def _option_dest(flags: list[object], dest: object) -> str | None:
+    """The attribute an argparse option is stored in: `dest=`, else the first long flag
+    (`--mixed-precision` -> `mixed_precision`), else the positional name."""
+    if isinstance(dest, str):
+        return dest
+    names = [flag for flag in flags if isinstance(flag, str)]
+    chosen = next((name for name in names if name.startswith("--")), names[0] if names else None)
+    return chosen.lstrip("-").replace("-", "_") if chosen else None

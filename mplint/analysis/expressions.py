@@ -1,0 +1,330 @@
+"""The interpreter's expressions: names (imported ones read on first use, conventional and builtin
+ones), attributes and items of what the code tracks, literals, arithmetic (Python numbers folded,
+tensors promoted), conditional expressions in the configuration that runs, containers and
+comprehensions. Calls are `calls`; comparisons and `and`/`or` are `configuration`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, cast
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.bindings import element_of
+from mplint.analysis.configuration import NAMESPACE, truth_value
+from mplint.analysis.facts import OperationFact
+from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.summaries import Definition
+from mplint.analysis.values import (
+    UNKNOWN,
+    Kind,
+    Region,
+    Value,
+    combine_params,
+    const,
+    dotted,
+    is_empty_sequence,
+    join,
+    promote,
+)
+from mplint.tree import string_value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
+    # Exact type tests, cheaper than libcst's ABC isinstance; mypy narrows on `type(node) is T`
+    # but not on `type(node) in (...)`, where the casts say what the test established.
+    if type(node) is cst.Name:
+        return self.eval_name(node.value, ctx)
+    if type(node) is cst.Attribute:
+        return self.eval_attribute(node, ctx)
+    if type(node) is cst.Call:
+        return self.eval_call(node, ctx)
+    if type(node) in (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float):
+        return _constant(cast("cst.SimpleString | cst.ConcatenatedString | cst.Integer | cst.Float", node))
+    if type(node) is cst.Subscript:
+        return self.eval_subscript(node, ctx)
+    if type(node) is cst.BinaryOperation:
+        left, right = self.eval(node.left, ctx), self.eval(node.right, ctx)
+        result = self.binary(left, right, node.operator, ctx.region)
+        self.note_operation(node, ctx, left, right, result)
+        return result
+    if type(node) is cst.UnaryOperation:
+        operand = self.eval(node.expression, ctx)
+        number = operand.const
+        if isinstance(node.operator, cst.Minus) and isinstance(number, (int, float)) and not isinstance(number, bool):
+            return const(-number)
+        if isinstance(node.operator, cst.Not):
+            truth = truth_value(operand)
+            return const(not truth) if truth is not None else UNKNOWN
+        return operand
+    if type(node) is cst.IfExp:
+        taken = truth_value(self.eval(node.test, ctx))
+        if taken is not None:  # `torch.bfloat16 if bf16 else "auto"` with `bf16=True` by default
+            chosen = self.eval(node.body if taken else node.orelse, ctx)
+            other = self.eval(node.orelse if taken else node.body, ctx)
+            if other == chosen:
+                return chosen
+            condition = _CODE.code_for_node(node.test)
+            return chosen.with_(otherwise=(other, condition if taken else f"not ({condition})"))
+        return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
+    if type(node) in (cst.Tuple, cst.List, cst.Set):
+        elements = cast("cst.Tuple | cst.List | cst.Set", node).elements
+        return sequence(tuple(self.eval(element.value, ctx) for element in elements))
+    if type(node) is cst.Dict:
+        return self.eval_dict(node, ctx)
+    if type(node) in (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp):
+        return self.eval_comprehension(cast("cst.ListComp | cst.GeneratorExp | cst.SetComp | cst.DictComp", node), ctx)
+    if type(node) is cst.BooleanOperation:
+        return self.eval_boolean(node, ctx)
+    if type(node) is cst.Comparison:
+        return self.eval_comparison(node, ctx)
+    if type(node) is cst.NamedExpr:
+        value = self.eval(node.value, ctx)
+        self.assign(node.target, value, ctx)
+        return value
+    if type(node) is cst.Await:
+        return self.eval(node.expression, ctx)
+    if type(node) is cst.FormattedString:
+        for part in node.parts:  # f"{loss.item():.3f}": the calls inside run
+            if isinstance(part, cst.FormattedStringExpression):
+                self.eval(part.expression, ctx)
+        return UNKNOWN
+    return UNKNOWN
+
+
+def eval_name(self: Interpreter, name: str, ctx: Context) -> Value:
+    if name in _NAMED_CONSTANTS:
+        return const(_NAMED_CONSTANTS[name])
+    value = ctx.scope.lookup(name)
+    if value is None and ctx.scope.module.lazy:
+        value = self.exported(ctx.scope.module.path, name)  # a global of a lazily read file
+    if value is not None:
+        return self.imported(value)
+    if name in api.CONVENTIONAL_NAMES:
+        return dotted(api.CONVENTIONAL_NAMES[name])
+    return dotted(name) if name in BUILTINS else UNKNOWN
+
+
+def eval_attribute(self: Interpreter, node: cst.Attribute, ctx: Context) -> Value:
+    attr = node.attr.value
+    if isinstance(node.value, cst.Name):
+        tracked = ctx.scope.lookup(f"{node.value.value}.{attr}")
+        if tracked is not None:
+            return tracked
+    base = self.eval(node.value, ctx)
+    return self.attribute_of(base, attr)
+
+
+def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
+    if base.kind is Kind.NAME:
+        full = f"{base.name}.{attr}"
+        precision = api.dtype_of_name(full)
+        if precision is not None and full in api.DTYPE_NAMES:
+            return Value(Kind.DTYPE, precision)
+        return dotted(full)
+    if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
+        item = base.item(attr)
+        if item is not None:
+            return item
+        known = self.attributes_of(base.payload).get(attr)
+        if known is not None:
+            return known
+        method = base.payload.method(attr)
+        if method is not None:
+            return Value(Kind.FUNCTION, payload=method)
+        return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
+    if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
+        return base.payload.constants.get(attr, UNKNOWN)
+    if base.kind is Kind.CONST and attr == "type" and isinstance(base.const, str):
+        return const(base.const.split(":")[0])  # `torch.device("cuda:0").type`
+    if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
+        return Value(Kind.DTYPE, base.precision)
+    if base.kind is Kind.MODULE:
+        return UNKNOWN if attr in api.MODULE_NON_SUBMODULE_ATTRS else base
+    if base.kind is Kind.TENSOR:
+        return UNKNOWN if attr in ("shape", "device", "ndim", "is_cuda", "requires_grad") else base
+    if base.kind is Kind.DICT and base.op == NAMESPACE:
+        return base.item(attr) or UNKNOWN  # `args.amp`: the option's default
+    return UNKNOWN
+
+
+def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Value:
+    base = self.eval(node.value, ctx)
+    keys: list[Value] = []
+    for element in node.slice:
+        index = element.slice
+        if isinstance(index, cst.Index):
+            keys.append(self.eval(index.value, ctx))
+        elif isinstance(index, cst.Slice):  # libcst's only other BaseSlice
+            for bound in (index.lower, index.upper, index.step):
+                if bound is not None:
+                    self.eval(bound, ctx)
+    key = self.item_key(node, ctx)
+    tracked = ctx.scope.lookup(key) if key is not None else None
+    if tracked is not None:
+        return tracked
+    if base.kind in (Kind.TENSOR, Kind.PARAMS):
+        return base
+    if base.kind is Kind.DICT and len(keys) == 1:
+        return dict_item(base, keys[0])
+    if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
+        position = keys[0].const
+        if isinstance(position, int) and -len(base.payload) <= position < len(base.payload):
+            return base.payload[position]
+    return UNKNOWN
+
+
+def dict_item(mapping: Value, key: Value) -> Value:
+    choices = key.payload if key.kind is Kind.CONST and isinstance(key.payload, frozenset) else {key.const}
+    found = [mapping.item(choice) for choice in choices if isinstance(choice, str)]
+    known = [value for value in found if value is not None]
+    if not found or len(known) < len(found):
+        return UNKNOWN
+    result = known[0]
+    for value in known[1:]:
+        result = join(result, value)
+    if key.otherwise is not None and result.otherwise is None:
+        # `{"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]` with `dtype` chosen by a
+        # condition: the item it picks otherwise, under the same condition.
+        alternative, condition = key.otherwise
+        other = dict_item(mapping, alternative)
+        if other != result and other != UNKNOWN:
+            return result.with_(otherwise=(other, condition))
+    return result
+
+
+def eval_dict(self: Interpreter, node: cst.Dict, ctx: Context) -> Value:
+    items: list[tuple[str, Value]] = []
+    for element in node.elements:
+        if not isinstance(element, cst.DictElement):  # a `**spread` (StarredDictElement)
+            self.eval(element.value, ctx)
+            continue
+        key = self.eval(element.key, ctx)
+        value = self.eval(element.value, ctx)
+        if isinstance(key.const, str):
+            items.append((key.const, value))
+    return Value(Kind.DICT, items=tuple(items))
+
+
+def eval_comprehension(
+    self: Interpreter, node: cst.ListComp | cst.GeneratorExp | cst.SetComp | cst.DictComp, ctx: Context
+) -> Value:
+    scope = Scope(ctx.scope.module, ctx.scope)
+    inner = replace(ctx, scope=scope)
+    clause: cst.CompFor | None = node.for_in
+    while clause is not None:
+        iterable = self.eval(clause.iter, inner)
+        self.assign(clause.target, element_of(iterable), inner)
+        for condition in clause.ifs:
+            self.eval(condition.test, inner)
+        clause = clause.inner_for_in
+    element = self.eval(node.value if isinstance(node, cst.DictComp) else node.elt, inner)
+    if element.kind is Kind.DICT:
+        element = element.item("params") or UNKNOWN  # one param group per parameter
+    if element.kind is Kind.PARAMS:
+        return element  # [p for n, p in model.named_parameters() if ...], {n: p for ...}
+    return element.with_(op=None) if element.kind is Kind.TENSOR else UNKNOWN
+
+
+def sequence(elements: tuple[Value, ...]) -> Value:
+    """A list/tuple literal: parameter lists and param-group lists are parameters; else a tuple."""
+    groups = [element.item("params") if element.kind is Kind.DICT else element for element in elements]
+    params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
+    if groups and len(params) == len(groups):
+        return combine_params(params)
+    return Value(Kind.ANY, payload=elements)
+
+
+def binary(
+    self: Interpreter, left: Value, right: Value, operator: cst.BaseBinaryOp | None, region: Region | None = None
+) -> Value:
+    if isinstance(operator, cst.MatrixMultiply):
+        return self.lowered(promote(left, right), region)
+    if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
+        return combine_params([value for value in (left, right) if not is_empty_sequence(value)])
+    folded = fold_numbers(operator, left.const, right.const)
+    if folded is not None:
+        return const(folded)  # `head_dim ** -0.5`: a scale factor stays a Python number
+    return promote(left, right)
+
+
+def note_operation(
+    self: Interpreter, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value
+) -> None:
+    fact = OperationFact(node, ctx.scope.module.path, left, right, result)
+    facts = self.operations.setdefault(node, [])
+    if fact not in facts:
+        facts.append(fact)
+
+
+_FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {
+    cst.Add: lambda a, b: a + b,
+    cst.Subtract: lambda a, b: a - b,
+    cst.Multiply: lambda a, b: a * b,
+    cst.Divide: lambda a, b: a / b,
+    cst.Power: lambda a, b: float(a) ** float(b),  # in floats: an int power could be astronomically large
+}
+FOLDED_FUNCTIONS: dict[str, Callable[[float], float]] = {
+    "math.sqrt": math.sqrt,
+    "math.exp": math.exp,
+    "math.log": math.log,
+    "float": float,
+    "abs": abs,
+}
+
+
+def fold_numbers(operation: object, left: object, right: object) -> float | None:
+    """Arithmetic on numeric literals (`64 ** -0.5`, `math.sqrt(64)`); None when not numbers or undefined."""
+    numbers = [value for value in (left, right) if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    try:
+        if isinstance(operation, str) and len(numbers) == 1 and right is None:
+            return FOLDED_FUNCTIONS[operation](numbers[0])
+        if type(operation) in _FOLDED_OPERATORS and len(numbers) == 2:
+            result = _FOLDED_OPERATORS[type(operation)](numbers[0], numbers[1])
+            return result if isinstance(result, (int, float)) else None
+    except (ArithmeticError, ValueError):
+        return None
+    return None
+
+
+def _constant(node: cst.SimpleString | cst.ConcatenatedString | cst.Integer | cst.Float) -> Value:
+    """A literal: str or number; bytes tell nothing here (a none-like constant, as before)."""
+    if isinstance(node, (cst.Integer, cst.Float)):
+        digits = node.value.replace("_", "")
+        try:
+            return const(int(digits, 0) if isinstance(node, cst.Integer) else float(digits))
+        except ValueError:  # an integer of more digits than Python converts
+            return UNKNOWN
+    text = string_value(node)
+    return const(text) if text is not None else const(None)
+
+
+# In libcst `True`, `False` and `None` are names.
+_NAMED_CONSTANTS: dict[str, object] = {"True": True, "False": False, "None": None}
+# Renders an expression as written (a condition named in a message).
+_CODE = cst.Module(body=[])
+# Builtins that hand back (a view of) their first argument.
+PASSTHROUGH_BUILTINS = frozenset({"list", "tuple", "filter", "iter", "sorted", "reversed", "set"})
+# Builtins that make a Python number of non-tensor arguments.
+NUMBER_BUILTINS = frozenset({"len", "float", "int", "round", "abs", "min", "max", "sum", "pow"})
+BUILTINS = frozenset(
+    {
+        *PASSTHROUGH_BUILTINS,
+        *NUMBER_BUILTINS,
+        "getattr",
+        "dict",
+        "isinstance",
+        "print",
+        "range",
+        "zip",
+        "enumerate",
+        "str",
+    }
+)

@@ -1,0 +1,75 @@
+"""What the interpreter leaves for the rules: one fact per evaluation of a call, of an arithmetic
+operator, and of a module cast to half in place after its optimizer was built. Rules read these
+through `model.PrecisionModel`, never the interpreter's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.values import Precision, Region, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.summaries import Definition
+
+
+@dataclass(frozen=True)
+class CallFact:
+    """What one evaluation of one call saw."""
+
+    node: cst.Call
+    path: str
+    function: str | None  # dotted callee name (`torch.nn.functional.log_softmax`), when it is one
+    method: str | None  # `receiver.method(...)` on a value that is not a dotted name
+    receiver: Value
+    args: tuple[Value, ...]
+    kwargs: tuple[tuple[str, Value], ...]
+    region: Region | None  # the innermost autocast region active at the call
+    result: Value
+    # The function or method of the linted code the call ran, when it ran one (for per-path rules
+    # that follow a training step into its helpers).
+    callee: Definition | None = None
+
+    @property
+    def op(self) -> str | None:
+        return self.method if self.function is None else api.last_part(self.function)
+
+    def arg(self, index: int | None, keyword: str | None = None) -> Value | None:
+        """The value passed as positional `index` or as `keyword`, whichever was used."""
+        if keyword is not None:
+            for name, value in self.kwargs:
+                if name == keyword:
+                    return value
+        if index is not None and index < len(self.args):
+            return self.args[index]
+        return None
+
+    def input(self) -> Value | None:
+        """The tensor an op works on: the receiver of a method call, else the first argument."""
+        return self.receiver if self.method is not None else self.arg(0, "input")
+
+
+@dataclass(frozen=True)
+class OperationFact:
+    """What one evaluation of an arithmetic operator (`scores + mask * -1e9`) saw."""
+
+    node: cst.BinaryOperation
+    path: str
+    left: Value
+    right: Value
+    result: Value
+
+
+@dataclass(frozen=True)
+class LateCast:
+    """A module cast to half in place after an optimizer was built over its parameters, then stepped."""
+
+    cast: cst.Call
+    path: str
+    optimizer: cst.Call
+    optimizer_path: str
+    precision: Precision

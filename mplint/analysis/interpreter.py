@@ -1,0 +1,166 @@
+"""Per-scope abstract interpretation: what each name holds, which autocast region is active, and
+what every call sees.
+
+The interpreter walks statements in order (`statements`), binding names to `Value`s (`bindings`),
+joining values where `if`/`else` paths meet, and entering autocast regions at `with` statements
+and decorators. Every call it evaluates (`expressions`, `calls`, `casts`, `torch_calls`) leaves a
+`CallFact` (callee, argument values, active region, result): that is all the rules read (`facts`).
+Calls into functions and classes of the linted files are evaluated in the caller's context (see
+`summaries`), across files of the run. Tests known in the configuration that runs by default take
+their branch alone (`configuration`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import libcst as cst
+
+from mplint import tree
+from mplint.analysis import (
+    bindings,
+    calls,
+    casts,
+    configuration,
+    expressions,
+    statements,
+    summaries,
+    torch_calls,
+)
+from mplint.analysis.facts import CallFact, LateCast, OperationFact
+from mplint.analysis.project import ModuleIndex
+from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
+from mplint.analysis.summaries import CallMemo, Definition
+from mplint.analysis.values import Kind, Origin, Precision, Value
+
+
+class Interpreter:
+    """The abstract interpreter of the linted files. Its state and driver are here; its methods,
+    one module per kind of thing they evaluate, are the functions of the modules named below
+    (each takes the interpreter as `self`)."""
+
+    # statements.py
+    exec_block = statements.exec_block
+    exec_statement = statements.exec_statement
+    exec_branches = statements.exec_branches
+    exec_with = statements.exec_with
+    exec_simple = statements.exec_simple
+
+    # bindings.py
+    assign = bindings.assign
+    item_key = bindings.item_key
+    bind_import = bindings.bind_import
+    bind_import_from = bindings.bind_import_from
+    imported = bindings.imported
+    exported = bindings.exported
+    lookup_dotted = bindings.lookup_dotted
+    apply_parameter_collection = bindings.apply_parameter_collection
+
+    # summaries.py
+    define_function = summaries.define_function
+    define_class = summaries.define_class
+    instance_of = summaries.instance_of
+    attributes_of = summaries.attributes_of
+    call_definition = summaries.call_definition
+    bind_parameters = summaries.bind_parameters
+    parameter_value = summaries.parameter_value
+
+    # expressions.py
+    eval = expressions.eval
+    eval_name = expressions.eval_name
+    eval_attribute = expressions.eval_attribute
+    attribute_of = expressions.attribute_of
+    eval_subscript = expressions.eval_subscript
+    eval_dict = expressions.eval_dict
+    eval_comprehension = expressions.eval_comprehension
+    binary = expressions.binary
+    note_operation = expressions.note_operation
+
+    # configuration.py
+    eval_comparison = configuration.eval_comparison
+    eval_boolean = configuration.eval_boolean
+    argument_parser = configuration.argument_parser
+
+    # calls.py
+    eval_call = calls.eval_call
+    held_attribute = calls.held_attribute
+    dispatch = calls.dispatch
+    construct = calls.construct
+    forward = calls.forward
+    call_named = calls.call_named
+    call_method = calls.call_method
+
+    # casts.py
+    cast_target = casts.cast_target
+    cast = casts.cast
+    apply_in_place_cast = casts.apply_in_place_cast
+    note_cast_after_optimizer = casts.note_cast_after_optimizer
+    commit_late_casts = casts.commit_late_casts
+    path_of_call = casts.path_of_call
+
+    # torch_calls.py
+    lowered = torch_calls.lowered
+    dtype_value = torch_calls.dtype_value
+    autocast = torch_calls.autocast
+    device_value = torch_calls.device_value
+    loaded_model = torch_calls.loaded_model
+    created_tensor = torch_calls.created_tensor
+    tensor_op = torch_calls.tensor_op
+
+    def __init__(self, roots: dict[str, cst.Module], load: Callable[[str], Loaded | None], index: ModuleIndex) -> None:
+        self.roots = list(roots)
+        self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
+        self.load = load
+        self.index = index
+        self.facts: dict[cst.Call, list[CallFact]] = {}
+        self.late_casts: dict[cst.Call, list[LateCast]] = {}
+        self.operations: dict[cst.BinaryOperation, list[OperationFact]] = {}
+        self.loss_scaling_paths: set[str] = set()
+        self.memo = CallMemo()
+        self.class_attrs: dict[Definition, dict[str, Value]] = {}
+        self.frames: list[Frame] = [Frame()]
+        self.default_dtype: dict[str, tuple[Precision, Origin]] = {}
+        # argparse options' defaults, per parser (its construction).
+        self.option_defaults: dict[object, dict[str, Value]] = {}
+        self.evaluated_calls = 0
+        # Files whose functions this analysis ran (with its own arguments): rules visit only those.
+        self.entered_paths: set[str] = set(roots)
+
+    def run(self) -> None:
+        for path in self.roots:
+            self.run_module(self.modules[path])
+        for path in self.roots:
+            for definition in self.definitions(self.modules[path].scope):
+                self.evaluate_standalone(definition)
+
+    def module_state(self, path: str) -> ModuleState | None:
+        """A file of the run, read on first use when it is not a root."""
+        if path not in self.modules:
+            loaded = self.load(path)
+            if loaded is None:
+                return None
+            module, top_level = loaded
+            self.modules[path] = ModuleState(path, module, lazy=True, top_level=top_level)
+        return self.modules[path]
+
+    def run_module(self, state: ModuleState) -> None:
+        if state.state != "pending":
+            return
+        state.state = "running"
+        self.exec_block(tree.statements(state.module), Context(state.scope))
+        state.state = "done"
+
+    def definitions(self, scope: Scope) -> Iterator[Definition]:
+        for value in list(scope.names.values()):
+            if value.kind in (Kind.FUNCTION, Kind.CLASS) and isinstance(value.payload, Definition):
+                if value.payload.scope is scope:
+                    yield value.payload
+
+    def evaluate_standalone(self, definition: Definition) -> None:
+        """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
+        if isinstance(definition.node, cst.ClassDef):
+            receiver = self.instance_of(definition, definition.node, ())
+            for method in definition.methods.values():
+                self.call_definition(method, [], {}, None, receiver=receiver)
+            return
+        self.call_definition(definition, [], {}, None)

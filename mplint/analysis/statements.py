@@ -1,0 +1,197 @@
+"""The interpreter's statements: a block in order, branches run from the same names and joined where
+they fall through (a test known in the configuration that runs takes its branch alone), `with`
+entering autocast and no_grad regions, and the small statements (assignments, returns, imports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, cast
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.bindings import element_of
+from mplint.analysis.configuration import truth_value
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import Kind, Region, Value, const, join
+from mplint.tree import NODE_TYPES, Statement, statements
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def exec_block(self: Interpreter, body: Sequence[Statement], ctx: Context) -> bool:
+    """Execute statements in order; False when the block always leaves (return/raise/continue/break)."""
+    for statement in body:
+        if not self.exec_statement(statement, ctx):
+            return False
+    return True
+
+
+def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
+    if type(node) in _SMALL_STATEMENTS:
+        return self.exec_simple(cast(cst.BaseSmallStatement, node), ctx)  # an exact type test: not narrowed
+    if type(node) is cst.If:
+        # An elif chain is one many-way branch (not nested ones: generated dispatch code has
+        # hundreds of elifs).
+        # A test whose value is known in the configuration that runs (`if args.amp:` with
+        # `default=True`) takes its branch alone.
+        bodies: list[list[Statement]] = []
+        branch: cst.If | cst.Else | None = node
+        while isinstance(branch, cst.If):
+            taken = truth_value(self.eval(branch.test, ctx))
+            if taken is True:
+                return (
+                    self.exec_branches(ctx, None, bodies, statements(branch.body))
+                    if bodies
+                    else self.exec_block(statements(branch.body), ctx)
+                )
+            if taken is None:
+                bodies.append(statements(branch.body))
+            branch = branch.orelse
+        return (
+            self.exec_branches(ctx, None, bodies, statements(branch))
+            if bodies
+            else self.exec_block(statements(branch), ctx)
+        )
+    if type(node) is cst.For:
+        iterable = self.eval(node.iter, ctx)
+        self.assign(node.target, element_of(iterable), ctx)
+        self.exec_block(statements(node.body), ctx)
+        self.exec_block(statements(node.orelse), ctx)
+        return True
+    if type(node) is cst.While:
+        self.eval(node.test, ctx)
+        self.exec_block(statements(node.body), ctx)
+        self.exec_block(statements(node.orelse), ctx)
+        return True
+    if type(node) is cst.With:
+        return self.exec_with(node, ctx)
+    if type(node) is cst.Try or type(node) is cst.TryStar:
+        self.exec_block(statements(node.body), ctx)
+        for handler in node.handlers:
+            if handler.type is not None:
+                self.eval(handler.type, ctx)
+            self.exec_block(statements(handler.body), ctx)
+        self.exec_block(statements(node.orelse), ctx)
+        self.exec_block(statements(node.finalbody), ctx)
+        return True
+    if type(node) is cst.FunctionDef:
+        self.define_function(node, ctx)
+        return True
+    if type(node) is cst.ClassDef:
+        self.define_class(node, ctx)
+        return True
+    if type(node) is cst.Match:
+        self.eval(node.subject, ctx)
+        return self.exec_branches(ctx, None, [statements(case.body) for case in node.cases], [])
+    return True
+
+
+def exec_branches(
+    self: Interpreter,
+    ctx: Context,
+    test: cst.BaseExpression | None,
+    bodies: list[list[Statement]],
+    orelse: list[Statement],
+) -> bool:
+    """Run each branch from the same starting names, then join the names of those that fall
+    through; a missing `else` is the path that skips every branch."""
+    if test is not None:
+        self.eval(test, ctx)
+    names = ctx.scope.names
+    before = dict(names)
+    # What each branch that falls through bound differently (most bind a few names of many).
+    outcomes: list[dict[str, Value]] = []
+    for body in [*bodies, orelse]:
+        if self.exec_block(body, ctx):
+            outcomes.append({key: value for key, value in names.items() if before.get(key, _UNBOUND) is not value})
+        names.clear()
+        names.update(before)
+    if not outcomes:
+        return False
+    for key in {key for outcome in outcomes for key in outcome}:
+        # A name one branch binds for the first time keeps that value where the others leave it unbound.
+        values = [
+            outcome[key] if key in outcome else before[key] for outcome in outcomes if key in outcome or key in before
+        ]
+        merged = values[0]
+        for value in values[1:]:
+            merged = join(merged, value)
+        names[key] = merged
+    return True
+
+
+def exec_with(self: Interpreter, node: cst.With, ctx: Context) -> bool:
+    region, no_grad = ctx.region, ctx.no_grad
+    for item in node.items:
+        value = self.eval(item.item, ctx)
+        if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
+            region = value.payload
+        no_grad = no_grad or is_no_grad(value)
+        if item.asname is not None:
+            self.assign(item.asname.name, value, ctx)
+    return self.exec_block(statements(node.body), replace(ctx, region=region, no_grad=no_grad))
+
+
+def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -> bool:
+    if type(node) is cst.Assign:
+        value = in_region(self.eval(node.value, ctx), ctx)
+        for target in node.targets:
+            self.assign(target.target, value, ctx)
+    elif type(node) is cst.Expr:
+        if type(node.value) in _STRING_LITERALS:
+            return True  # a docstring: nothing to evaluate (and decoding it is not free)
+        value = self.eval(node.value, ctx)
+        self.apply_in_place_cast(node.value, value, ctx)
+        self.apply_parameter_collection(node.value, ctx)
+    elif type(node) is cst.AnnAssign:
+        if node.value is not None:
+            self.assign(node.target, self.eval(node.value, ctx), ctx)
+    elif type(node) is cst.AugAssign:
+        combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
+        self.assign(node.target, combined, ctx)
+    elif type(node) is cst.Return:
+        self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))
+        return False
+    elif type(node) is cst.Raise:
+        if node.exc is not None:
+            self.eval(node.exc, ctx)
+        return False
+    elif type(node) in (cst.Continue, cst.Break):
+        return False
+    elif type(node) is cst.Assert:
+        self.eval(node.test, ctx)  # `assert torch.isfinite(loss)`: its calls run like any other
+        if node.msg is not None:
+            self.eval(node.msg, ctx)
+    elif type(node) is cst.Import:
+        for alias in node.names:
+            self.bind_import(alias, ctx)
+    elif type(node) is cst.ImportFrom:
+        self.bind_import_from(node, ctx)
+    return True
+
+
+def in_region(value: Value, ctx: Context) -> Value:
+    """A value computed inside an autocast region remembers it (for where its gradients come from)."""
+    region = ctx.region
+    if ctx.no_grad:
+        return value.with_(region=None) if value.region is not None else value
+    if region is None or region.enabled is False or value.region is not None:
+        return value
+    return value.with_(region=region) if value.kind in (Kind.ANY, Kind.TENSOR) and value.payload is None else value
+
+
+_UNBOUND = object()  # a name's value before a branch that binds it for the first time
+
+
+_STRING_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
+# The concrete small statement types (exact type tests are cheaper than libcst's ABC checks).
+_SMALL_STATEMENTS = frozenset(kind for kind in NODE_TYPES if issubclass(kind, cst.BaseSmallStatement))
+
+
+def is_no_grad(value: Value) -> bool:
+    """`torch.no_grad()` / `torch.inference_mode()`, as a context manager or a decorator."""
+    return value.kind is Kind.NAME and value.name in api.NO_GRAD_CONTEXTS

@@ -1,0 +1,177 @@
+"""What torch's calls compute: the dtype or device a value names, autocast regions (`torch.autocast`
+and the older entry points), models loaded with a dtype, tensors created, and the output of a torch
+function or tensor method under the active region (`lowered`: the ops autocast runs in low
+precision).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.bindings import element_of
+from mplint.analysis.expressions import PASSTHROUGH_BUILTINS
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, promote
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+
+def lowered(self: Interpreter, value: Value, region: Region | None) -> Value:
+    """An op autocast runs in low precision (matmul, linear, a module's forward) inside `region`."""
+    value = value.with_(kind=Kind.TENSOR)
+    if region is None or region.enabled is False:
+        return value
+    tainted = value.with_(region=region)
+    if region.enabled is None or not region.precision.is_low:
+        return tainted.with_(precision=Precision.UNKNOWN, origin=None) if not value.precision.is_low else tainted
+    origin = Origin("", f"computed under {region.describe()}", region.path, region.node)
+    return tainted.with_(precision=region.precision, origin=origin)
+
+
+def dtype_value(self: Interpreter, value: Value) -> Precision | None:
+    """The precision a dtype-like value names (`torch.bfloat16`, `"bf16"`, `torch.HalfTensor`)."""
+    if value.kind is Kind.DTYPE:
+        return value.precision
+    if value.kind is Kind.NAME:
+        return api.dtype_of_name(value.name or "")
+    if value.kind is Kind.CONST:
+        if isinstance(value.payload, str):
+            return api.dtype_of_string(value.payload)
+        if isinstance(value.payload, frozenset):
+            found = [api.dtype_of_string(choice) for choice in value.payload if isinstance(choice, str)]
+            known = [precision for precision in found if precision is not None]
+            if found and len(known) == len(found):
+                result = known[0]
+                for precision in known[1:]:
+                    result = result.join(precision)
+                return result
+    return None
+
+
+def autocast(
+    self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    fixed_device, fixed_dtype = api.AUTOCAST_ENTRY_POINTS[function]
+    device: str | None = fixed_device
+    if fixed_device is None:
+        device_arg = kwargs.get("device_type", args[0] if args else UNKNOWN)
+        device = self.device_value(device_arg)
+    dtype_arg = kwargs.get("dtype", args[1] if fixed_device is None and len(args) > 1 else None)
+    if dtype_arg is not None and not (dtype_arg.kind is Kind.CONST and dtype_arg.payload is None):
+        precision = self.dtype_value(dtype_arg) or Precision.UNKNOWN
+    else:
+        precision = fixed_dtype or (
+            api.AUTOCAST_DEFAULT_DTYPE.get(device, Precision.UNKNOWN) if device else Precision.UNKNOWN
+        )
+    otherwise = None
+    if dtype_arg is not None and dtype_arg.otherwise is not None:
+        alternative, condition = dtype_arg.otherwise
+        other = self.dtype_value(alternative)
+        if other is not None and other is not precision:
+            otherwise = (other, condition)
+    enabled_arg = kwargs.get("enabled", args[0] if fixed_device is not None and args else None)
+    enabled: bool | None = True
+    if enabled_arg is not None:
+        enabled = enabled_arg.const if isinstance(enabled_arg.const, bool) else None
+    region = Region(device, precision, enabled, ctx.scope.module.path, node, otherwise)
+    return Value(Kind.AUTOCAST, payload=region)
+
+
+def device_value(self: Interpreter, value: Value) -> str | None:
+    text = value.const
+    if isinstance(text, str):
+        return text.split(":")[0].strip() or None
+    return None
+
+
+def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str, Value]) -> Value:
+    for keyword in ("torch_dtype", "dtype"):
+        if keyword in kwargs:
+            precision = self.dtype_value(kwargs[keyword])
+            if precision is not None and precision.is_low:
+                origin = Origin("", f"loaded in {precision.value}", path, node)
+                return Value(Kind.MODULE, precision, origin=origin, identity=node)
+            return Value(Kind.MODULE, precision or Precision.UNKNOWN, identity=node)
+    if any(key in kwargs for key in ("load_in_8bit", "load_in_4bit", "quantization_config")):
+        return UNKNOWN
+    return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
+
+
+def created_tensor(
+    self: Interpreter, node: cst.Call, path: str, leaf: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    if "dtype" in kwargs:
+        precision = self.dtype_value(kwargs["dtype"]) or Precision.UNKNOWN
+        origin = Origin("", "created", path, node) if precision.is_low else None
+        return Value(Kind.TENSOR, precision, origin=origin)
+    if leaf.endswith("_like") and args:
+        return args[0].with_(op=None) if args[0].kind is Kind.TENSOR else UNKNOWN
+    if leaf == "tensor":
+        return UNKNOWN  # integer data gives an integer tensor
+    precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
+    return Value(Kind.TENSOR, precision, origin=origin)
+
+
+def tensor_op(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    op: str,
+    function: str | None,
+    tensor: Value,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    """A torch function or tensor method on `tensor`: its output precision under the active region."""
+    region = ctx.region
+    if function in ("zip", "enumerate"):
+        elements = tuple(element_of(arg) for arg in args)
+        return Value(Kind.ANY, op="zip", payload=(UNKNOWN, *elements) if function == "enumerate" else elements)
+    if function in PASSTHROUGH_BUILTINS or (function == "getattr" and len(args) >= 2):
+        if function == "getattr" and tensor.kind is Kind.NAME and isinstance(args[1].const, str):
+            return self.attribute_of(tensor, args[1].const)
+        if function == "filter" and len(args) >= 2:
+            return args[1]
+        return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN
+    if function == "dict":
+        return Value(Kind.DICT, items=tuple(kwargs.items()))
+    if tensor.kind not in (Kind.TENSOR, Kind.ANY) or (
+        tensor.kind is Kind.ANY and tensor.precision is Precision.UNKNOWN and tensor.region is None
+    ):
+        if op in api.AUTOCAST_LOWERED_OPS:
+            return self.lowered(Value(Kind.TENSOR), region)
+        return UNKNOWN
+    tensor = tensor.with_(kind=Kind.TENSOR)
+    if op in api.AUTOCAST_LOWERED_OPS:
+        other = args[1] if function is not None and len(args) > 1 else (args[0] if args else UNKNOWN)
+        return self.lowered(promote(tensor, other), region)
+    dtype = kwargs.get("dtype")
+    requested = self.dtype_value(dtype) if dtype is not None else None
+    if requested is not None:
+        return tensor.with_(precision=requested, origin=None if requested.is_full else tensor.origin, op=op)
+    if op in api.SOFTMAX_OPS or op in (
+        "cross_entropy",
+        "nll_loss",
+        "sum",
+        "layer_norm",
+        "pow",
+        "rsqrt",
+        "reciprocal",
+    ):
+        upcasts = api.region_upcasts(region, op)
+        if upcasts is None:
+            return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op)
+        if upcasts:
+            return tensor.with_(precision=Precision.FP32, origin=None, op=op)
+        return tensor.with_(op=op)
+    if op == "detach":
+        return tensor.with_(region=None, scaled=False)  # no gradient flows back through it
+    if op in api.PRESERVING_OPS:
+        return tensor
+    if op in ("backward", "item", "tolist", "numpy", "argmax", "argmin", "long", "int", "bool", "size", "dim"):
+        return UNKNOWN
+    return tensor.with_(precision=Precision.UNKNOWN, origin=None, op=op) if tensor.region else UNKNOWN

@@ -3,7 +3,8 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis import paths as loops
-from mplint.analysis.paths import Event, EventKind, Path, Trace
+from mplint.analysis.events import Event, EventKind, Path
+from mplint.analysis.paths import Trace
 from mplint.rule import Rule
 from mplint.tree import Located
 

@@ -97,13 +97,13 @@ def verify(
         _exit(f"mplint: {what}; please report this at {ISSUE_TRACKER}", EXIT_ERROR)
     if observations is None:  # a rank other than 0: rank 0 prints the merged report
         sys.exit(EXIT_ERROR if run.outcome is Outcome.FAILED else EXIT_CLEAN)
-    if run.failure:
-        if run.outcome is Outcome.FAILED:
-            header = "the script failed; its own traceback follows"
-            detail = run.traceback if run.traceback.startswith(run.failure) else f"{run.failure}\n{run.traceback}"
-        else:
-            header, detail = "stopped early", run.failure
-        click.echo(f"mplint verify: {header}:\n{detail.rstrip()}", err=True)
+    if run.outcome is Outcome.FAILED:
+        header = run.failure if run.traceback and not run.traceback.endswith(run.failure) else "the script failed"
+        click.echo(f"mplint verify: {header}; its own traceback follows:\n{run.traceback or run.failure}", err=True)
+        if run.hint:
+            click.echo(f"mplint verify: {run.hint}.", err=True)
+    elif run.failure:
+        click.echo(f"mplint verify: stopped early: {run.failure}", err=True)
     verdict = outcome.overall(run, findings)
     if output_format == "json":
         click.echo(outcome.json_document(run, script, script_args, findings, static_only, verdict))

@@ -27,6 +27,8 @@ from mplint.errors import MplintError
 if TYPE_CHECKING:
     import torch
 
+    from mplint.runtime.observations import RunLog
+
 
 class EmulationError(MplintError):
     """CUDA's autocast policy cannot be reproduced faithfully with the installed torch."""
@@ -287,12 +289,18 @@ def _cpu_if_cuda(value: Any) -> Any:
     return "cpu" if _is_cuda_device(value) else value
 
 
-def cuda_to_cpu_mode() -> torch.overrides.TorchFunctionMode:
-    """A TorchFunctionMode that runs CUDA-placed tensors on the CPU (`device=`, `.to`, `.cuda()`)."""
+def cuda_to_cpu_mode(log: RunLog | None = None) -> torch.overrides.TorchFunctionMode:
+    """A TorchFunctionMode that runs CUDA-placed tensors on the CPU (`device=`, `.to`, `.cuda()`,
+    `pin_memory=True`); notes in `log` that the script placed something on CUDA. A move to CUDA
+    copies, as a transfer to a GPU does: the result aliases nothing and is dense."""
     import torch
     from torch.overrides import TorchFunctionMode
 
     already_placed = {torch.Tensor.cuda, torch.Tensor.pin_memory}
+
+    def used_cuda() -> None:
+        if log is not None:
+            log.cuda_used = True
 
     class CudaToCpu(TorchFunctionMode):
         def __torch_function__(
@@ -300,22 +308,22 @@ def cuda_to_cpu_mode() -> torch.overrides.TorchFunctionMode:
         ) -> Any:
             kwargs = kwargs or {}
             if func in already_placed:
-                return args[0]
-            if "device" in kwargs:
-                kwargs = {**kwargs, "device": _cpu_if_cuda(kwargs["device"])}
-            if func is torch.Tensor.to:
+                # A host-to-device copy is a new tensor, dense (a slice comes out contiguous).
+                if func is torch.Tensor.cuda:
+                    used_cuda()
+                return args[0].clone(memory_format=torch.preserve_format)
+            if kwargs:
+                device = kwargs.get("device")
+                if device is not None and _is_cuda_device(device):
+                    kwargs = {**kwargs, "device": "cpu"}
+                    used_cuda()
+                if kwargs.get("pin_memory"):
+                    kwargs = {**kwargs, "pin_memory": False}
+            if func is torch.Tensor.to and any(map(_is_cuda_device, args)):
                 args = tuple(_cpu_if_cuda(arg) for arg in args)
+                used_cuda()
+                moved = func(*args, **kwargs)
+                return moved.clone(memory_format=torch.preserve_format) if moved is args[0] else moved
             return func(*args, **kwargs)
 
     return CudaToCpu()
-
-
-def cuda_facade() -> dict[str, Callable[..., Any]]:
-    """What `torch.cuda` answers while emulating, so scripts take their CUDA code path."""
-    return {
-        "is_available": lambda: True,
-        "device_count": lambda: 1,
-        "current_device": lambda: 0,
-        "is_bf16_supported": lambda *args, **kwargs: True,
-        "synchronize": lambda *args, **kwargs: None,
-    }

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mplint.runtime.observations import AutocastRegion, BackwardPass, OptimizerUse, RunLog, Site
@@ -44,9 +45,50 @@ def install(
 ) -> None:
     """Install every hook on `stack`."""
     _install_autocast(stack, log, user_code, emulating, on_region_change)
-    _install_scaler(stack, emulating)
+    _install_scaler(stack, log, user_code, emulating)
     _install_backward(stack, log, user_code)
     _install_optimizer(stack, log, user_code, steps, progress)
+    _install_compile(stack, log)
+
+
+def _install_compile(stack: contextlib.ExitStack, log: RunLog) -> None:
+    """`torch.compile` runs the model eagerly: the recorder sees eager ops, and says so."""
+    import torch
+
+    def compile_(model: Any = None, *args: Any, **kwargs: Any) -> Any:
+        log.compiled += 1
+        if model is None:  # `@torch.compile(mode=...)`: a decorator
+            return lambda function: function
+        return model
+
+    def module_compile(self: Any, *args: Any, **kwargs: Any) -> None:
+        log.compiled += 1
+
+    patch(stack, torch, "compile", compile_)
+    patch(stack, torch.nn.Module, "compile", module_compile)
+
+
+@contextlib.contextmanager
+def warnings_at_user_line(user_code: UserCode) -> Iterator[None]:
+    """Warnings raised inside the block are shown at the user's line that called into it, not at
+    mplint's wrapper (a `stacklevel` counted by torch is off by the wrapper's frame)."""
+    frame = user_code.caller_frame(sys._getframe(2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        if frame is None:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            continue
+        warnings.warn_explicit(
+            warning.message,
+            warning.category,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            module=frame.f_globals.get("__name__"),
+            registry=frame.f_globals.setdefault("__warningregistry__", {}),
+            module_globals=frame.f_globals,
+        )
 
 
 def _install_autocast(
@@ -72,7 +114,9 @@ def _install_autocast(
         if emulating and device_type == "cuda":
             # Run the region as CPU autocast; the emulating kernels give it CUDA's policy.
             device_type, dtype = "cpu", dtype or torch.get_autocast_dtype("cuda")
-        original_init(self, device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+            log.cuda_used = True
+        with warnings_at_user_line(user_code):
+            original_init(self, device_type, dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
         ran_on = log.device if opened_for == "cuda" else opened_for
         # Made even where no user frame calls (a library's region): emulation needs its device.
         self._mplint_region = AutocastRegion(
@@ -99,7 +143,7 @@ def _install_autocast(
     patch(stack, autocast, "__exit__", exit_)
 
 
-def _install_scaler(stack: contextlib.ExitStack, emulating: bool) -> None:
+def _install_scaler(stack: contextlib.ExitStack, log: RunLog, user_code: UserCode, emulating: bool) -> None:
     import torch
 
     scaler = torch.amp.GradScaler
@@ -116,9 +160,23 @@ def _install_scaler(stack: contextlib.ExitStack, emulating: bool) -> None:
         original_init = scaler.__init__
 
         def init(self: Any, device: str = "cuda", *args: Any, **kwargs: Any) -> None:
-            original_init(self, "cpu" if device == "cuda" else device, *args, **kwargs)
+            with warnings_at_user_line(user_code):
+                if device != "cuda":
+                    original_init(self, device, *args, **kwargs)
+                elif log.cuda_used:  # a CUDA script: its scaler scales, on the emulating CPU
+                    original_init(self, "cpu", *args, **kwargs)
+                else:
+                    # A script configured for the CPU: as plain python here, where CUDA is absent.
+                    original_init(self, device, *args, **kwargs)
+                    if self._enabled:
+                        warnings.warn(SCALER_DISABLED, stacklevel=2)
+                        self._enabled = False
 
         patch(stack, scaler, "__init__", init)
+
+
+# What `torch.amp.GradScaler("cuda")` warns on a machine without CUDA.
+SCALER_DISABLED = "torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling."
 
 
 def _mark_scaled(outputs: Any) -> None:

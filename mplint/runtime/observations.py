@@ -86,6 +86,8 @@ class Observations:
     steps: int = 0
     ranks: int = 1
     processes: int = 1  # processes that recorded something (the script's, its workers', every rank's)
+    cuda_used: bool = False  # under emulation: the script placed something on CUDA or opened a CUDA region
+    compiled: int = 0  # calls of torch.compile / Module.compile, run eagerly
 
     @property
     def recorded(self) -> bool:
@@ -128,6 +130,8 @@ def _combine(parts: list[Observations], *, ranks: int, processes: int) -> Observ
         steps=max((part.steps for part in parts), default=0),
         ranks=ranks,
         processes=max(processes, 1),
+        cuda_used=any(part.cuda_used for part in parts),
+        compiled=max((part.compiled for part in parts), default=0),
     )
 
 
@@ -143,6 +147,10 @@ class RunLog:
     fp16_values: int = 0
     underflowed: int = 0
     steps: int = 0
+    # Under emulation: whether the script placed anything on CUDA or opened a CUDA region yet (a
+    # script configured for the CPU never does, and must run as plain python runs it here).
+    cuda_used: bool = False
+    compiled: int = 0  # torch.compile calls, each run eagerly
     # The autocast regions entered and not yet left, innermost last; None for one whose autocast
     # object was made before the hooks were installed (nothing is known about it).
     region_stack: list[AutocastRegion | None] = field(default_factory=list)
@@ -153,7 +161,7 @@ class RunLog:
         self.regions.clear()
         self.optimizers.clear()
         self.backward_passes.clear()
-        self.fp16_values = self.underflowed = self.steps = 0
+        self.fp16_values = self.underflowed = self.steps = self.compiled = 0
 
     @property
     def region(self) -> AutocastRegion | None:
@@ -166,4 +174,6 @@ class RunLog:
             optimizers=tuple(self.optimizers.values()),
             backward_passes=tuple(self.backward_passes),
             steps=self.steps,
+            cuda_used=self.cuda_used,
+            compiled=self.compiled,
         )

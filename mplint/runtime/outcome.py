@@ -76,6 +76,17 @@ def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[F
         f"mplint verify: {observations.steps} optimizer step{_s(observations.steps)} recorded{where}; "
         f"{counts or 'no findings'}."
     ]
+    if run.device == "emulated-cuda" and observations.recorded and not observations.cuda_used:
+        lines.append(
+            "mplint verify: CUDA was emulated, but the script placed nothing on CUDA and opened no CUDA autocast "
+            "region: its device choice fell to the CPU, so it ran as plain python runs it here (CPU's policy)."
+        )
+    if observations.compiled:
+        calls = observations.compiled
+        lines.append(
+            f"mplint verify: torch.compile ({calls} call{_s(calls)}) was run eagerly: the verdicts are those of "
+            "the eager ops, which compiled kernels follow for dtypes but may fuse differently."
+        )
     if static_only:
         codes = ", ".join(sorted({finding.code for finding in static_only}))
         lines.append(
@@ -110,13 +121,15 @@ def json_document(
         "ranks": observations.ranks,
         "processes": observations.processes,
         "steps": observations.steps,
+        "compile": "eager" if observations.compiled else None,
         "verified": verdict.exit_status in (EXIT_CLEAN, EXIT_FINDINGS) and observations.steps > 0,
         "exit_status": verdict.exit_status,
         "reason": verdict.reason,
         "script_status": {
             "outcome": run.outcome.value,
             "exit_status": run.exit_status,
-            "failure": run.failure.splitlines()[0] if run.failure else None,
+            "failure": run.failure or None,
+            "hint": run.hint or None,
             "traceback": run.traceback or None,
         },
         "duration_s": round(run.duration, 3),

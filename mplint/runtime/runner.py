@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from mplint.runtime.children import ChildSettings, read_reports, stop_leftovers
+from mplint.runtime.facade import HINT, is_emulation_error
 from mplint.runtime.hooks import StepLimitReached
 from mplint.runtime.observations import Observations, absorb
 from mplint.runtime.session import Session, resolve_device
@@ -39,11 +40,12 @@ class ScriptRun:
     outcome: Outcome
     observations: Observations  # the script's own, merged with its worker processes'
     user_files: tuple[str, ...]  # the script and the project files it (or its workers) imported
-    failure: str = ""  # why it failed or stopped early: its exit status, its traceback, the timeout
+    failure: str = ""  # why it failed or stopped early, in one line: its error, its exit status, the timeout
     exit_status: int | str | None = None  # what `python SCRIPT` would have exited with; None when stopped
     traceback: str = ""  # the script's own frames, when it raised or called sys.exit with a failure
     duration: float = 0.0  # seconds the script ran under the recorder
     device: str = ""  # where it ran: "cuda", "cpu", "emulated-cuda"
+    hint: str = ""  # what to do about the failure, when mplint knows (an emulation limit)
 
 
 def run_script(
@@ -62,7 +64,7 @@ def run_script(
     """
     path = os.path.abspath(script)
     user_code = UserCode([os.path.dirname(path), os.getcwd()])
-    failure, trace = "", ""
+    failure, trace, hint = "", "", ""
     exit_status: int | str | None = None
     already_loaded = set(sys.modules)
     with tempfile.TemporaryDirectory(prefix="mplint-verify-") as reports:
@@ -88,7 +90,9 @@ def run_script(
             except (Exception, KeyboardInterrupt) as error:
                 outcome, exit_status = Outcome.FAILED, 130 if isinstance(error, KeyboardInterrupt) else 1
                 trace = script_traceback(error, user_code)
-                failure = trace
+                failure = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
+                if session.device == "emulate-cuda" and is_emulation_error(error):
+                    hint = f"this error comes from CUDA emulation (no GPU here): {HINT}"
             duration = time.perf_counter() - started
             if outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
                 stop_leftovers(session.started_processes)
@@ -105,7 +109,7 @@ def run_script(
     if progress:
         sys.stderr.write("\n")
     observations = absorb(session.log.freeze(), [worker.observations for worker in workers])
-    return ScriptRun(outcome, observations, user_files, failure, exit_status, trace, duration, session.log.device)
+    return ScriptRun(outcome, observations, user_files, failure, exit_status, trace, duration, session.log.device, hint)
 
 
 def _exit_status(code: object) -> int | str:
@@ -115,6 +119,13 @@ def _exit_status(code: object) -> int | str:
     if isinstance(code, int):
         return code
     return 1
+
+
+# Torch's frames that exist only because mplint's modes are active (plain python has none of them).
+_MODE_PLUMBING = tuple(
+    os.path.join("torch", *name.split("/"))
+    for name in ("_compile.py", "_dynamo/eval_frame.py", "overrides.py", "utils/_python_dispatch.py", "_ops.py")
+)
 
 
 def script_traceback(error: BaseException, user_code: UserCode, *, exception_line: bool = True) -> str:
@@ -127,6 +138,7 @@ def script_traceback(error: BaseException, user_code: UserCode, *, exception_lin
         (frame, line)
         for frame, line in traceback.walk_tb(error.__traceback__)
         if not os.path.realpath(frame.f_code.co_filename).startswith(MPLINT_DIR)
+        and not frame.f_code.co_filename.endswith(_MODE_PLUMBING)
     ]
     first_user = next((index for index, (frame, _) in enumerate(frames) if user_code.owns(frame.f_code.co_filename)), 0)
     stack = traceback.StackSummary.extract(iter(frames[first_user:]))

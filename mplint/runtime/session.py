@@ -8,11 +8,10 @@ from types import TracebackType
 from typing import Any
 
 from mplint.errors import MplintError
-from mplint.runtime import hooks
+from mplint.runtime import facade, hooks
 from mplint.runtime.children import ChildSettings, following_children
-from mplint.runtime.emulate import CudaPolicyKernels, cuda_facade, cuda_to_cpu_mode
+from mplint.runtime.emulate import CudaPolicyKernels, cuda_to_cpu_mode
 from mplint.runtime.observations import AutocastRegion, RunLog
-from mplint.runtime.patching import patch
 from mplint.runtime.recorder import graph_tagger, op_recorder
 from mplint.runtime.sites import UserCode
 
@@ -58,7 +57,6 @@ class Session:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> RunLog:
-        import torch
 
         emulating = self.device == "emulate-cuda"
         kernels = CudaPolicyKernels() if emulating else None
@@ -68,8 +66,7 @@ class Session:
             self._stack.callback(_autocast_state_restorer())
             if kernels is not None:
                 self._stack.callback(kernels.unregister)
-                for name, value in cuda_facade().items():
-                    patch(self._stack, torch.cuda, name, value)
+                facade.install(self._stack, self.log)
             hooks.install(
                 self._stack,
                 self.log,
@@ -81,7 +78,7 @@ class Session:
             )
             self._stack.enter_context(graph_tagger(self.log, self._user_code))
             if emulating:
-                self._stack.enter_context(cuda_to_cpu_mode())
+                self._stack.enter_context(cuda_to_cpu_mode(self.log))
             self._stack.enter_context(op_recorder(self.log, self._user_code))
             if self._children is not None:
                 self.started_processes = self._stack.enter_context(following_children(self._children))

@@ -45,10 +45,15 @@ class UserCode:
 
     def caller(self, frame: FrameType | None = None) -> Site | None:
         """The innermost frame of the calling stack that runs user code, as a Site."""
+        frame = self.caller_frame(frame or sys._getframe(1))
+        return None if frame is None else Site(os.path.realpath(frame.f_code.co_filename), frame.f_lineno)
+
+    def caller_frame(self, frame: FrameType | None = None) -> FrameType | None:
+        """The innermost frame of the calling stack that runs user code."""
         frame = frame or sys._getframe(1)
         while frame is not None:
             if self.owns(frame.f_code.co_filename):
-                return Site(os.path.realpath(frame.f_code.co_filename), frame.f_lineno)
+                return frame
             frame = frame.f_back
         return None
 

@@ -47,9 +47,14 @@ def free_port() -> int:
 
 def mplint_verify(*args: str, timeout: float = 240) -> Run:
     """`python -m mplint verify ARGS` from the repository root, one thread per process."""
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
+    return python("-m", "mplint", "verify", *args, timeout=timeout)
+
+
+def python(*args: str, timeout: float = 240) -> Run:
+    """`python ARGS` from the repository root, one thread per process."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mplint", "verify", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

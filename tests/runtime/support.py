@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing.process
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.utils.data._utils.pin_memory
 from click.testing import CliRunner, Result
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -66,6 +68,19 @@ def torch_fingerprint() -> dict[str, Any]:
                 ("autograd.backward", torch.autograd, "backward"),
                 ("cuda.is_available", torch.cuda, "is_available"),
                 ("cuda.synchronize", torch.cuda, "synchronize"),
+                ("cuda.set_device", torch.cuda, "set_device"),
+                ("cuda.Event", torch.cuda, "Event"),
+                ("cuda._lazy_init", torch.cuda, "_lazy_init"),
+                ("cuda.random._lazy_init", torch.cuda.random, "_lazy_init"),
+                ("accelerator.is_available", torch.accelerator, "is_available"),
+                ("accelerator.current_accelerator", torch.accelerator, "current_accelerator"),
+                ("Generator", torch, "Generator"),
+                ("compile", torch, "compile"),
+                ("Module.compile", torch.nn.Module, "compile"),
+                ("pin_memory", torch.utils.data._utils.pin_memory, "pin_memory"),
+                ("init_process_group", torch.distributed, "init_process_group"),
+                ("DDP.__init__", torch.nn.parallel.DistributedDataParallel, "__init__"),
+                ("BaseProcess.start", multiprocessing.process.BaseProcess, "start"),
             )
         },
         "global_optimizer_hooks": (len(optimizer._global_optimizer_pre_hooks), len(optimizer._global_optimizer_post_hooks)),

@@ -6,7 +6,7 @@ Each script in tests/runtime/scripts/real/ is written the way public training sc
 
 from __future__ import annotations
 
-from tests.runtime.real import free_port, line_of, mplint_verify, real_script
+from tests.runtime.real import free_port, line_of, mplint_verify, python, real_script
 
 
 # -- no false all-clear: training in worker processes, runs that verify nothing ------------------
@@ -57,7 +57,7 @@ def test_json_is_one_object_that_tells_nothing_ran_from_clean() -> None:
     assert (nothing.document["steps"], nothing.document["verified"], nothing.document["exit_status"]) == (0, False, 3)
     assert nothing.document["argv"] == ["--epochs", "3"]
     assert nothing.document["script_status"] == {
-        "outcome": "finished", "exit_status": 0, "failure": None, "traceback": None
+        "outcome": "finished", "exit_status": 0, "failure": None, "hint": None, "traceback": None
     }  # fmt: skip
     assert (clean.document["steps"], clean.document["verified"], clean.document["findings"]) == (2, True, [])
     assert clean.document["script_status"]["outcome"] == "stopped"
@@ -67,3 +67,78 @@ def test_help_documents_the_exit_statuses() -> None:
     run = mplint_verify("--help")
 
     assert "3  nothing was verified: no optimizer step was recorded" in run.stdout
+
+
+# -- CUDA emulation that real scripts survive ------------------------------------------------------
+
+
+def test_nanogpt_ddp_under_torchrun_runs_on_emulated_cuda() -> None:
+    """set_device(f"cuda:{local_rank}"), nccl, DDP(device_ids=[local_rank]), fused AdamW, torch.compile."""
+    command = [
+        "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+        "--master-port", str(free_port()), "-m", "mplint", "verify", "--format", "json",
+        real_script("nanogpt_train.py"), "--", "--dtype", "float16",
+    ]  # fmt: skip
+    run = python(*command)
+
+    assert run.exit_code == 0, run.stderr
+    document = run.document
+    assert (document["ranks"], document["steps"], document["cuda"], document["compile"]) == (2, 2, "emulated", "eager")
+    assert document["findings"] == [] and document["verified"]
+
+
+def test_device_properties_generators_events_memory_stats_and_pinned_batches_work_on_emulated_cuda() -> None:
+    run = mplint_verify("--format", "json", real_script("gpu_utils.py"))
+
+    assert run.exit_code == 1, run.stderr
+    [log_softmax] = run.findings("MP001")
+    assert (log_softmax["line"], log_softmax["verdict"], log_softmax["device"]) == (
+        line_of("gpu_utils.py", "MP001"),
+        "confirmed",
+        "emulated-cuda",
+    )
+    # The script's own prints (sent to stderr in JSON mode): the documented fake device, timings.
+    assert "NVIDIA A100-SXM4-80GB (emulated by mplint verify): 80 GiB, 108 SMs" in run.stderr
+    assert "step 0: " in run.stderr and " ms, peak 0 MiB" in run.stderr
+
+
+def test_a_device_chosen_through_torch_accelerator_is_the_emulated_cuda() -> None:
+    # CUDA's policy runs log_softmax in fp32 under autocast: nothing to report on CUDA.
+    on_cuda = mplint_verify("--format", "json", real_script("accelerator_mnist.py"))
+    # `--no-accel` configures the CPU: CPU autocast keeps log_softmax in bf16, and the run says where it fell.
+    on_cpu = mplint_verify(real_script("accelerator_mnist.py"), "--", "--no-accel")
+
+    assert on_cuda.exit_code == 0, on_cuda.stderr
+    assert (on_cuda.document["findings"], on_cuda.document["steps"]) == ([], 2)
+    assert on_cpu.exit_code == 1, on_cpu.stderr
+    assert f"accelerator_mnist.py:{line_of('accelerator_mnist.py', 'log_softmax')}:1: MP901" in on_cpu.stdout
+    assert "(on cpu)" in on_cpu.stdout
+    assert "its device choice fell to the CPU" in on_cpu.stderr
+
+
+def test_a_cuda_call_emulation_cannot_serve_says_so_and_suggests_cpu() -> None:
+    graphs = mplint_verify(real_script("needs_a_gpu.py"))
+    ipc = mplint_verify(real_script("needs_a_gpu.py"), "--", "--ipc")
+
+    assert (graphs.exit_code, ipc.exit_code) == (2, 2)
+    assert "RuntimeError: Tried to instantiate dummy base class CUDAGraph" in graphs.stderr
+    hint = "mplint verify: this error comes from CUDA emulation (no GPU here): run with --device cpu"
+    assert hint in graphs.stderr and hint in ipc.stderr
+    assert (
+        "EmulatedCudaError: torch.cuda.ipc_collect() needs a real GPU: mplint verify is emulating CUDA on this "
+        "machine (no GPU) and cannot emulate it" in ipc.stderr
+    )
+    assert f'needs_a_gpu.py", line {line_of("needs_a_gpu.py", "ipc")}, in <module>' in ipc.stderr
+
+
+def test_a_script_configured_for_the_cpu_runs_as_plain_python_does() -> None:
+    """nanoGPT with device=cpu: its GradScaler("cuda") is disabled with python's warning, at the script's line."""
+    run = mplint_verify(real_script("nanogpt_train.py"), "--", "--device", "cpu", "--dtype", "float16")
+
+    assert run.exit_code == 0, run.stderr
+    scaler_line = line_of("nanogpt_train.py", "scaler")
+    assert (
+        f"nanogpt_train.py:{scaler_line}: UserWarning: torch.cuda.amp.GradScaler is enabled, but CUDA is not "
+        "available.  Disabling." in run.stderr
+    )
+    assert "its device choice fell to the CPU" in run.stderr

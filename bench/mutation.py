@@ -4,6 +4,13 @@ For each rule module in `rules/`, every `if`/`elif`/`while` test and every `asse
 operand is mutated one at a time (a test negated: `if x:` -> `if not (x):`; a clause dropped:
 `a and b` -> `a`, and `b`), the rule's own tests and the fix fixtures run against the mutant, and a
 mutant that no test kills survives. Mutants are made with libcst, so every other byte stays.
+`if TYPE_CHECKING:` is not mutated: with postponed annotations, what it guards is read by type
+checkers only, so negating it changes no behaviour (an equivalent mutant, not a missing test).
+
+The tests run against a rule's mutants are the rule's own module first (so that most mutants die
+fast), then everything else that lints with the real rules: all of `tests/rules/` (every rule's
+VALID/INVALID examples, the cross-file and precision-model tests) and the fix fixtures. A condition
+pinned only by another rule's test module still counts as pinned: it is the suite that must fail.
 
     python bench/mutation.py                    # every rule, a table and the survivors
     python bench/mutation.py --rule mp002       # one rule
@@ -51,7 +58,8 @@ class _Sites(cst.CSTVisitor):
         self.sites.append((kind, node, self.get_metadata(cst.metadata.PositionProvider, node).start.line))
 
     def visit_If(self, node: cst.If) -> None:
-        self._add("negate", node.test)
+        if not (isinstance(node.test, cst.Name) and node.test.value == "TYPE_CHECKING"):
+            self._add("negate", node.test)
 
     def visit_While(self, node: cst.While) -> None:
         self._add("negate", node.test)
@@ -81,12 +89,10 @@ class _Mutate(cst.CSTTransformer):
 
 
 def tests_for(rule_file: Path, work: Path) -> list[str]:
+    """The rule's own test module first, then every test that runs the real rules (pytest
+    collects a module named twice once)."""
     code = rule_file.name.split("_")[0]  # mp002
-    tests = [f"tests/rules/test_{code}.py"]
-    if (work / "tests" / "fixes" / code).is_dir():
-        tests.append("tests/fixes/test_fixtures.py")
-    if code in ("mp001", "mp002", "mp003"):
-        tests += ["tests/rules/test_cross_file.py", "tests/rules/test_precision_v2.py"]
+    tests = [f"tests/rules/test_{code}.py", "tests/rules", "tests/fixes/test_fixtures.py"]
     return [test for test in tests if (work / test).exists()]
 
 
@@ -104,6 +110,8 @@ def mutate_rule(rule_file: Path, work: Path) -> list[Mutant]:
     sites = _Sites()
     wrapper.visit(sites)
     tests = tests_for(rule_file, work)
+    if killed(work, tests):  # a red suite kills every mutant: the figures would mean nothing
+        raise SystemExit(f"{rule_file.stem}: the tests fail on the unmutated copy: {' '.join(tests)}")
     mutants = []
     try:
         for kind, node, line in sites.sites:

@@ -77,9 +77,14 @@ class Rule:
         path: str | None = None,
         fix: Autofix | None = None,
         severity: Severity | None = None,
+        condition: str | None = None,
     ) -> None:
         """Report `message` at `node` (of this file, or of `path` when the node lives elsewhere),
-        optionally with an autofix (its replacements must be of the same file)."""
+        optionally with an autofix (its replacements must be of the same file). A finding on a
+        path the default configuration skips (`condition`, from its fact) is a warning naming it."""
+        if condition is not None:
+            message = f"{message} (only when {condition}: not in the default configuration)"
+            severity = Severity.WARNING
         self.context.report(self, node, message, path=path, fix=fix, severity=severity)
 
     # Fixes are text edits of the visited file, built from its nodes' positions and source.

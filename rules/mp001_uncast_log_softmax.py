@@ -89,20 +89,21 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
     )
 
     def visit_Call(self, node: cst.Call) -> None:
-        for fact in self.precision.calls(node):
+        for fact in self.precision.calls(node, conditional=True):
             found = _log_prob_input(fact)
             if found is None:
                 continue
             logits, op, shown = found
             if logits.precision.is_low and torch_api.region_upcasts(fact.region, op) is False:
-                self.report(node, self._message(shown, logits), fix=self._float_logits_fix(node, shown))
+                fix = self._float_logits_fix(node, shown)
+                self.report(node, self._message(shown, logits), fix=fix, condition=fact.condition)
                 return
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax."""
         if not (isinstance(node.operator, cst.Subtract) and isinstance(node.right, cst.Call)):
             return
-        for fact in self.precision.calls(node.right):
+        for fact in self.precision.calls(node.right, conditional=True):
             if fact.op != "logsumexp":
                 continue
             logits = fact.input()
@@ -112,7 +113,10 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 and torch_api.region_upcasts(fact.region, "logsumexp") is False
             ):
                 self.report(
-                    node.right, self._message("logsumexp", logits), fix=self._float_logits_fix(node.right, "logsumexp")
+                    node.right,
+                    self._message("logsumexp", logits),
+                    fix=self._float_logits_fix(node.right, "logsumexp"),
+                    condition=fact.condition,
                 )
                 return
 

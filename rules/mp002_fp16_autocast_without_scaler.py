@@ -82,7 +82,7 @@ loss.backward()
     )
 
     def visit_Call(self, node: cst.Call) -> None:
-        for fact in self.precision.calls(node):
+        for fact in self.precision.calls(node, conditional=True):
             loss = _backward_root(fact)
             if loss is None or loss.scaled or loss.region is None:
                 continue
@@ -102,7 +102,7 @@ loss.backward()
                 condition = self.CONDITION.format(condition=region.otherwise[1])
                 self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
             else:
-                self.report(region.node, message, path=region.path)
+                self.report(region.node, message, path=region.path, condition=fact.condition)
 
 
 def _backward_root(fact: CallFact) -> Value | None:

@@ -12,7 +12,7 @@ from mplint.rule import Rule
 from mplint.tree import dotted_text
 
 if TYPE_CHECKING:
-    from mplint.run.engine import FileContext
+    pass
 
 
 class OptimizerOnHalfParams(Rule):
@@ -28,7 +28,7 @@ class OptimizerOnHalfParams(Rule):
     also reports a module cast to half in place *after* its optimizer was built, then stepped.
 
     Not reported: an fp32 model trained under autocast; an optimizer handed to
-    `deepspeed.initialize` (DeepSpeed keeps fp32 masters); FSDP with `MixedPrecision` (shards stay
+    `deepspeed.initialize` with fp16 or bf16 on (DeepSpeed steps fp32 masters); FSDP with `MixedPrecision` (shards stay
     fp32); optimizers that compensate (`optimi`'s Kahan summation, `kahan_sum=True`,
     `bf16_stochastic_round=True`).
 
@@ -87,17 +87,11 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 """,
     )
 
-    def __init__(self, context: FileContext) -> None:
-        super().__init__(context)
-        self.pending: list[tuple[cst.Call, str]] = []
-        self.handed_to_deepspeed: set[cst.CSTNode] = set()
-
     def visit_Call(self, node: cst.Call) -> None:
-        for fact in self.precision.calls(node):
-            self._note_deepspeed(fact)
+        for fact in self.precision.calls(node, conditional=True):
             message = self._half_params_message(fact)
-            if message is not None:
-                self.pending.append((node, message))
+            if message is not None and not self.precision.has_master_weights(node):
+                self.report(node, message, condition=fact.condition)
                 break
         for late in self.precision.casts_after_optimizer(node):
             optimizer_line = self.line_of(late.optimizer, late.optimizer_path)
@@ -109,17 +103,6 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 ),
             )
             break
-
-    def leave_Module(self, original_node: cst.Module) -> None:
-        for node, message in self.pending:
-            if node not in self.handed_to_deepspeed:
-                self.report(node, message)
-
-    def _note_deepspeed(self, fact: CallFact) -> None:
-        if (fact.function or "").startswith("deepspeed.") and fact.op == "initialize":
-            optimizer = fact.arg(None, "optimizer")
-            if optimizer is not None and isinstance(optimizer.payload, cst.Call):
-                self.handed_to_deepspeed.add(optimizer.payload)
 
     def _half_params_message(self, fact: CallFact) -> str | None:
         # A project's own optimizer class (`MemoryEfficientAdamW(...)`) is named as the call spells it.

@@ -196,3 +196,26 @@ def test_a_corrupt_or_stale_prefilter_file_is_read_again(project: Path, read: li
     read.clear()
     cached_lint()
     assert read == []  # rewritten
+
+
+def test_editing_a_deepspeed_json_config_reanalyses_the_script_that_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, analysed: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    config = tmp_path / "pkg/ds_config.json"
+    config.write_text('{"train_batch_size": 8, "bf16": {"enabled": true}}')
+    (tmp_path / "pkg/rl.py").write_text(
+        "import deepspeed\n"
+        "import torch\n"
+        "model = torch.nn.Linear(64, 1000)\n"
+        'engine, *_ = deepspeed.initialize(model=model, config="ds_config.json")\n'
+        "logp = engine(torch.randn(2, 64)).log_softmax(-1)\n"
+    )
+    assert [f.code for f in cached_lint(select=["MP001"]).findings] == ["MP001"]
+    analysed.clear()
+    assert [f.code for f in cached_lint(select=["MP001"]).findings] == ["MP001"]
+    assert analysed == []
+    config.write_text('{"train_batch_size": 8, "bf16": {"enabled": false}}')
+    assert cached_lint(select=["MP001"]).findings == ()
+    assert analysed == ["pkg/rl.py"]

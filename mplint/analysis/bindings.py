@@ -25,9 +25,10 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
         key = f"{target.value.value}.{target.attr.value}"
         ctx.scope.names[key] = named(value, key)
     elif isinstance(target, (cst.Tuple, cst.List)):
-        elements = [element.value for element in target.elements]
+        elements = target.elements
+        star = next((index for index, element in enumerate(elements) if isinstance(element, cst.StarredElement)), None)
         for index, element in enumerate(elements):
-            self.assign(element, unpacked(value, index, len(elements)), ctx)
+            self.assign(element.value, unpacked(value, index, len(elements), star), ctx)
     elif isinstance(target, cst.Subscript):
         self.eval(target.value, ctx)
         item = self.item_key(target, ctx)
@@ -59,10 +60,15 @@ def named(value: Value, name: str) -> Value:
     return rename(value)
 
 
-def unpacked(value: Value, index: int, count: int) -> Value:
+def unpacked(value: Value, index: int, count: int, star: int | None = None) -> Value:
+    """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking."""
     if value.kind is Kind.ANY and value.payload is not None and isinstance(value.payload, tuple):
         elements = value.payload
-        return elements[index] if index < len(elements) and len(elements) == count else UNKNOWN
+        if star is None:
+            return elements[index] if len(elements) == count else UNKNOWN
+        if index == star or len(elements) < count - 1:
+            return UNKNOWN  # the starred target binds a list
+        return elements[index] if index < star else elements[len(elements) - (count - index)]
     if value.kind in (Kind.TENSOR, Kind.PARAMS):
         # A model output unpacked (`logits, values = model(x)`) holds its precision;
         # `for name, p in model.named_parameters()` binds parameters.

@@ -14,7 +14,8 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
-from mplint.analysis.facts import CallFact
+from mplint.analysis.facts import CallFact, record
+from mplint.analysis.frameworks import deepspeed
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import (
@@ -86,10 +87,9 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         ctx.region,
         result,
         _called_definition(callee, receiver, method),
+        self.condition,
     )
-    facts = self.facts.setdefault(node, [])
-    if fact not in facts:
-        facts.append(fact)
+    record(self.facts, node, fact)
     return result
 
 
@@ -197,6 +197,8 @@ def call_named(
         # Built is not used: the file scales losses once the scaler scales one, is called, or
         # is handed to code that may (see `note_scaler_use`).
         return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
+    if function == deepspeed.INITIALIZE:
+        return deepspeed.initialize(self, node, ctx, args, kwargs)
     if _is_loss_scaling_framework(function, kwargs):
         self.loss_scaling_paths.add(path)
         return UNKNOWN
@@ -308,8 +310,6 @@ def _called_definition(callee: Value, receiver: Value, method: str | None) -> De
 def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
     """Frameworks that scale the loss themselves when asked for fp16 (or that always manage it)."""
     leaf = api.last_part(function)
-    if function.startswith("deepspeed.") and leaf == "initialize":
-        return True
     if leaf in ("scale_loss", "NativeScaler", "ApexScaler"):
         return True
     if leaf in ("Accelerator", "Fabric", "Trainer"):

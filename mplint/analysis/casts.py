@@ -42,13 +42,15 @@ def cast_target(
     return None
 
 
-def cast(self: Interpreter, receiver: Value, precision: Precision, node: cst.Call, ctx: Context) -> Value:
-    origin = Origin("", "cast", ctx.scope.module.path, node) if precision.is_low else None
+def cast(
+    self: Interpreter, receiver: Value, precision: Precision, node: cst.Call, ctx: Context, how: str = "cast"
+) -> Value:
+    origin = Origin("", how, ctx.scope.module.path, node) if precision.is_low else None
     kind = receiver.kind if receiver.kind in (Kind.MODULE, Kind.TENSOR, Kind.PARAMS, Kind.INSTANCE) else Kind.ANY
     if kind is Kind.INSTANCE:
         kind = Kind.MODULE
     items = tuple(
-        (name, self.cast(item, precision, node, ctx) if item.kind is Kind.MODULE else item)
+        (name, self.cast(item, precision, node, ctx, how) if item.kind is Kind.MODULE else item)
         for name, item in receiver.items
     )
     identity = receiver.identity if receiver.identity is not None else node
@@ -79,6 +81,8 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
 def note_cast_after_optimizer(
     self: Interpreter, cast: cst.Call, identity: object, precision: Precision, ctx: Context
 ) -> None:
+    if self.condition is not None:
+        return  # a cast on a branch the default configuration skips: nothing runs after it
     scope: Scope | None = ctx.scope
     while scope is not None:
         for value in scope.names.values():

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint import tree
+from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Value, const, join
 
@@ -89,6 +91,27 @@ def _compare(operator: cst.BaseCompOp, left: object, right: object) -> bool | No
     ):
         return None
     return compare(left, right)
+
+
+# Tests that are not a configuration choice: the module's role, type checking, and the machine
+# the script is written for (`torch.cuda.is_available()`): their other branch is not a mode of the run.
+_NOT_CONFIGURATION = frozenset(
+    {"__name__", "TYPE_CHECKING", *map(api.last_part, api.ACCELERATOR_QUERIES | api.LAUNCH_QUERIES)}
+)
+_LONGEST_CONDITION = 60
+
+
+def configuration_condition(test: cst.BaseExpression, *, holds: bool) -> str | None:
+    """How to name the non-default path a folded `test` guards ("`args.profile` is true" when the
+    skipped branch runs where the test `holds`), or None when the test is not a configuration
+    choice: a literal (`if False:`), or one that reads a name of `_NOT_CONFIGURATION`."""
+    names = [node.value for node in tree.walk(test) if isinstance(node, cst.Name)]
+    if not names or _NOT_CONFIGURATION.intersection(names) or names[0] in ("True", "False", "None"):
+        return None
+    text = " ".join(cst.Module([]).code_for_node(test).split())
+    if len(text) > _LONGEST_CONDITION:
+        text = text[: _LONGEST_CONDITION - 3] + "..."
+    return f"`{text}` is {'true' if holds else 'false'}"
 
 
 def truth_value(value: Value) -> bool | None:

@@ -16,7 +16,7 @@ import libcst as cst
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import NAMESPACE, truth_value
-from mplint.analysis.facts import OperationFact
+from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import (
@@ -258,10 +258,7 @@ def binary(
 def note_operation(
     self: Interpreter, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value
 ) -> None:
-    fact = OperationFact(node, ctx.scope.module.path, left, right, result)
-    facts = self.operations.setdefault(node, [])
-    if fact not in facts:
-        facts.append(fact)
+    record(self.operations, node, OperationFact(node, ctx.scope.module.path, left, right, result, self.condition))
 
 
 _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {

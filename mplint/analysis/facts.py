@@ -6,7 +6,7 @@ through `model.PrecisionModel`, never the interpreter's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import libcst as cst
 
@@ -33,6 +33,9 @@ class CallFact:
     # The function or method of the linted code the call ran, when it ran one (for per-path rules
     # that follow a training step into its helpers).
     callee: Definition | None = None
+    # Set when the call was evaluated on a branch the default configuration skips: the condition
+    # that takes it, as written ("`args.profile` is true").
+    condition: str | None = None
 
     @property
     def op(self) -> str | None:
@@ -62,6 +65,22 @@ class OperationFact:
     left: Value
     right: Value
     result: Value
+    condition: str | None = None  # as CallFact's
+
+
+Node = TypeVar("Node", cst.Call, cst.BinaryOperation)
+Fact = TypeVar("Fact", CallFact, OperationFact)
+
+
+def record(facts: dict[Node, list[Fact]], node: Node, fact: Fact) -> None:
+    """Add `fact` to `node`'s distinct facts, those of the default configuration first."""
+    found = facts.setdefault(node, [])
+    if fact in found:
+        return
+    if fact.condition is None:
+        found.insert(next((index for index, seen in enumerate(found) if seen.condition is not None), len(found)), fact)
+    else:
+        found.append(fact)
 
 
 @dataclass(frozen=True)

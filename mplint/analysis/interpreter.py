@@ -28,6 +28,7 @@ from mplint.analysis import (
     torch_calls,
 )
 from mplint.analysis.facts import CallFact, LateCast, OperationFact
+from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
 from mplint.analysis.summaries import CallMemo, Definition
@@ -123,6 +124,12 @@ class Interpreter:
         # argparse options' defaults, per parser (its construction).
         self.option_defaults: dict[object, dict[str, Value]] = {}
         self.evaluated_calls = 0
+        # While a branch the default configuration skips is read: the condition that takes it.
+        self.condition: str | None = None
+        # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.
+        self.master_weights: set[cst.Call] = set()
+        # Data files the analysis read (a framework's JSON config): the unit depends on them too.
+        self.data_files: set[str] = set()
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
 
@@ -132,6 +139,18 @@ class Interpreter:
         for path in self.roots:
             for definition in self.definitions(self.modules[path].scope):
                 self.evaluate_standalone(definition)
+
+    def read_config_file(self, script: str) -> Callable[[str], object]:
+        """A reader of the config files the code at `script` names; each one read is a dependency."""
+
+        def read(name: str) -> object:
+            found = read_json_config(name, script)
+            if found is None:
+                return None
+            self.data_files.add(found[0])
+            return found[1]
+
+        return read
 
     def module_state(self, path: str) -> ModuleState | None:
         """A file of the run, read on first use when it is not a root."""

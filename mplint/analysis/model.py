@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import libcst as cst
 
-from mplint.analysis.facts import CallFact, LateCast, OperationFact
+from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact
 from mplint.analysis.interpreter import Interpreter
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
@@ -19,13 +19,15 @@ class PrecisionModel:
         self._interpreter = interpreter
         self._evaluated: dict[str, set[cst.BaseExpression]] | None = None
 
-    def calls(self, node: cst.Call) -> Sequence[CallFact]:
-        """Every distinct context in which this call was evaluated (its own function, and each caller's)."""
-        return self._interpreter.facts.get(node, ())
+    def calls(self, node: cst.Call, *, conditional: bool = False) -> Sequence[CallFact]:
+        """Every distinct context in which this call was evaluated (its own function, and each
+        caller's), those of the default configuration first; with `conditional`, also those on
+        branches the default configuration skips (a rule that reports them names the condition)."""
+        return _selected(self._interpreter.facts.get(node, ()), conditional)
 
-    def operations(self, node: cst.BinaryOperation) -> Sequence[OperationFact]:
+    def operations(self, node: cst.BinaryOperation, *, conditional: bool = False) -> Sequence[OperationFact]:
         """Every distinct context in which this arithmetic operator was evaluated, with its operands."""
-        return self._interpreter.operations.get(node, ())
+        return _selected(self._interpreter.operations.get(node, ()), conditional)
 
     def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
         return self._interpreter.late_casts.get(node, ())
@@ -44,9 +46,25 @@ class PrecisionModel:
         """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
         return path in self._interpreter.entered_paths
 
+    def has_master_weights(self, optimizer: cst.Call) -> bool:
+        """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""
+        return optimizer in self._interpreter.master_weights
+
+    @property
+    def data_files(self) -> Collection[str]:
+        """Data files (framework configs) the analysis read: what the findings depend on besides code."""
+        return self._interpreter.data_files
+
     def scales_loss(self, path: str) -> bool:
         """Whether the file builds a loss scaler, or a framework that scales the loss for it."""
         return path in self._interpreter.loss_scaling_paths
+
+
+def _selected(facts: Sequence[Fact], conditional: bool) -> Sequence[Fact]:
+    """`facts` (default configuration first), without the conditional ones unless asked for."""
+    if conditional or not facts or facts[-1].condition is None:
+        return facts
+    return [fact for fact in facts if fact.condition is None]
 
 
 def analyze(roots: dict[str, cst.Module], load: Callable[[str], Loaded | None], index: ModuleIndex) -> PrecisionModel:

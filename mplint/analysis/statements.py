@@ -13,7 +13,7 @@ import libcst as cst
 
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
-from mplint.analysis.configuration import truth_value
+from mplint.analysis.configuration import configuration_condition, truth_value
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import Kind, Region, Value, const, join
 from mplint.tree import NODE_TYPES, Statement, statements
@@ -34,28 +34,7 @@ def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
     if type(node) in _SMALL_STATEMENTS:
         return self.exec_simple(cast(cst.BaseSmallStatement, node), ctx)  # an exact type test: not narrowed
     if type(node) is cst.If:
-        # An elif chain is one many-way branch (not nested ones: generated dispatch code has
-        # hundreds of elifs).
-        # A test whose value is known in the configuration that runs (`if args.amp:` with
-        # `default=True`) takes its branch alone.
-        bodies: list[list[Statement]] = []
-        branch: cst.If | cst.Else | None = node
-        while isinstance(branch, cst.If):
-            taken = truth_value(self.eval(branch.test, ctx))
-            if taken is True:
-                return (
-                    self.exec_branches(ctx, None, bodies, statements(branch.body))
-                    if bodies
-                    else self.exec_block(statements(branch.body), ctx)
-                )
-            if taken is None:
-                bodies.append(statements(branch.body))
-            branch = branch.orelse
-        return (
-            self.exec_branches(ctx, None, bodies, statements(branch))
-            if bodies
-            else self.exec_block(statements(branch), ctx)
-        )
+        return exec_if(self, node, ctx)
     if type(node) is cst.For:
         iterable = self.eval(node.iter, ctx)
         self.assign(node.target, element_of(iterable), ctx)
@@ -88,6 +67,69 @@ def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
         self.eval(node.subject, ctx)
         return self.exec_branches(ctx, None, [statements(case.body) for case in node.cases], [])
     return True
+
+
+def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
+    """An elif chain is one many-way branch (not nested ones: generated dispatch code has hundreds
+    of elifs). A test whose value is known in the configuration that runs (`if args.amp:` with
+    `default=True`) takes its branch alone; the branches that configuration skips are read aside
+    (`exec_aside`), so that a bug behind a non-default option is still reported, as conditional."""
+    bodies: list[list[Statement]] = []
+    branch: cst.If | cst.Else | None = node
+    while isinstance(branch, cst.If):
+        taken = truth_value(self.eval(branch.test, ctx))
+        if taken is True:
+            condition = configuration_condition(branch.test, holds=False)
+            if condition is not None:
+                for body in _later_bodies(branch.orelse):
+                    exec_aside(self, body, ctx, condition)
+            return (
+                self.exec_branches(ctx, None, bodies, statements(branch.body))
+                if bodies
+                else self.exec_block(statements(branch.body), ctx)
+            )
+        if taken is None:
+            bodies.append(statements(branch.body))
+        else:
+            condition = configuration_condition(branch.test, holds=True)
+            if condition is not None:
+                exec_aside(self, statements(branch.body), ctx, condition)
+        branch = branch.orelse
+    return (
+        self.exec_branches(ctx, None, bodies, statements(branch))
+        if bodies
+        else self.exec_block(statements(branch), ctx)
+    )
+
+
+def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition: str) -> None:
+    """Run a branch the default configuration skips for its facts alone (marked with `condition`):
+    what it binds, returns or sets up is dropped, so the default path never sees it."""
+    if not body:
+        return
+    names = dict(ctx.scope.names)
+    frame = self.frames[-1]
+    returned, pending = len(frame.returns), len(frame.pending_casts)
+    default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
+    outer = self.condition
+    self.condition = outer or condition  # nested: the outermost non-default condition names the path
+    try:
+        self.exec_block(body, ctx)
+    finally:
+        self.condition = outer
+        ctx.scope.names.clear()
+        ctx.scope.names.update(names)
+        del frame.returns[returned:], frame.pending_casts[pending:]
+        self.default_dtype, self.loss_scaling_paths = default_dtype, scaling
+
+
+def _later_bodies(orelse: cst.If | cst.Else | None) -> list[list[Statement]]:
+    """The bodies of the `elif`s and `else` after a branch."""
+    bodies = []
+    while orelse is not None:
+        bodies.append(statements(orelse.body))
+        orelse = orelse.orelse if isinstance(orelse, cst.If) else None
+    return bodies
 
 
 def exec_branches(

@@ -63,7 +63,8 @@ class Definition:
         return self.methods.get(name)
 
 
-CallKey = tuple[Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None]
+# (function, arguments, keyword arguments, region, receiver, the non-default condition it runs under)
+CallKey = tuple[Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None, str | None]
 
 
 @dataclass
@@ -172,7 +173,7 @@ def call_definition(
     if isinstance(definition.node, cst.ClassDef):
         return UNKNOWN, {}
     region = definition.region or region
-    key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver)
+    key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver, self.condition)
     if key in self.memo.results:
         return self.memo.results[key]
     if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:

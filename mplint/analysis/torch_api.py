@@ -298,8 +298,22 @@ def is_module_base(name: str) -> bool:
 
 
 # Words of which a file must mention one for low precision to originate in it (the prefilter).
+# Words of code that can make a value half: casts, dtypes, autocast, default dtypes, and frameworks
+# whose config casts the model (`deepspeed.initialize` with a JSON config names no dtype itself).
 LOW_PRECISION_WORDS = frozenset(
-    {".half(", "torch.half", "bfloat16", "float16", "bf16", "fp16", "autocast", "HalfTensor", "set_default_dtype"}
+    {
+        ".half(",
+        "torch.half",
+        "bfloat16",
+        "float16",
+        "bf16",
+        "fp16",
+        "autocast",
+        "HalfTensor",
+        "BFloat16Tensor",
+        "set_default_dtype",
+        "deepspeed",
+    }
 )
 
 

@@ -54,7 +54,7 @@ class Cache:
             if entry["salt"] != self.salt or entry["files"] != self.files_digest:
                 return None
             read: dict[str, str] = entry["read"]
-            if any(self.hashes.get(name) != hashed for name, hashed in read.items()):
+            if any(self._hash_of(name) != hashed for name, hashed in read.items()):
                 return None
             return tuple(_finding(data) for data in entry["findings"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -66,12 +66,22 @@ class Cache:
         entry = {
             "salt": self.salt,
             "files": self.files_digest,
-            "read": {name: self.hashes[name] for name in read},
+            "read": {name: self._hash_of(name) for name in read},
             "findings": [_data(finding) for finding in findings],
         }
         with contextlib.suppress(OSError):
             self._prepare()
             _write_atomically(self._entry_path(kind, path), json.dumps(entry).encode())
+
+    def _hash_of(self, name: str) -> str | None:
+        """The content hash of a file the entry read: a file of the run, or a data file the analysis
+        read beside the code (a framework's JSON config), hashed from disk; None when unreadable."""
+        if name in self.hashes:
+            return self.hashes[name]
+        try:
+            return digest(Path(name).read_text(encoding="utf-8", errors="surrogateescape"))
+        except OSError:
+            return None
 
     def code_facts(self) -> dict[str, CodeFacts]:
         """The prefilter's facts of the run's files whose text an earlier run read, by path."""

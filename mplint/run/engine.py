@@ -278,7 +278,7 @@ class Run:
             except Exception as error:  # a rule bug must name the file, not print a traceback
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)
-        return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(files)))
+        return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted({*files, *precision.data_files})))
 
     def _visit(self, file: ParsedFile, context: FileContext) -> None:
         """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that

@@ -1,0 +1,115 @@
+"""DeepSpeed, as far as precision goes: what `deepspeed.initialize` does to a model and an optimizer.
+
+Read from deepspeed 0.18.3 (`pip download deepspeed==0.18.3`):
+- `deepspeed/__init__.py` `initialize(args, model, optimizer, model_parameters, ..., config,
+  config_params)` returns `(engine, engine.optimizer, engine.training_dataloader,
+  engine.lr_scheduler)`; `config_params` is `config`'s old name, and without either the config is
+  the JSON file `args.deepspeed_config` names.
+- `runtime/engine.py` `_configure_distributed_model`: `fp16.enabled` -> `self.module.half()`,
+  else `bf16.enabled` (or the old key `bfloat16`, `runtime/precision_config.py`) ->
+  `self.module.bfloat16()`, else the module is left as it is. The engine's forward is the module's.
+- `runtime/engine.py` `_configure_optimizer`: with fp16 or bf16 on, a client optimizer is wrapped
+  (FP16_Optimizer, BF16_Optimizer, or ZeRO's), each of which steps fp32 copies of the weights;
+  `engine.backward` scales fp16 losses (`runtime/fp16/loss_scaler.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+INITIALIZE = "deepspeed.initialize"
+# `initialize`'s positional parameters, in order, as far as precision needs them.
+POSITIONAL = ("args", "model", "optimizer")
+CONFIG_KEYWORDS = ("config", "config_params")
+# Sections of the config that turn a half dtype on, in the order the engine tests them.
+HALF_SECTIONS = (("fp16", Precision.FP16), ("bf16", Precision.BF16), ("bfloat16", Precision.BF16))
+
+# A config as Python data (a JSON file) or as the analysis' dict value.
+Config = dict[str, object] | Value
+
+
+def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    """`engine, optimizer, dataloader, scheduler = deepspeed.initialize(...)`: the engine is the model
+    cast to the config's half dtype (unchanged under an fp32 config; under an unknown config, known
+    only when the model is half already); a client optimizer gets fp32 master weights unless the
+    config is known to leave fp16/bf16 off; `engine.backward` scales the loss."""
+    path = ctx.scope.module.path
+    self.loss_scaling_paths.add(path)
+    precision = precision_of(config_of(args, kwargs, self.read_config_file(path)))
+    model = argument("model", args, kwargs) or UNKNOWN
+    optimizer = argument("optimizer", args, kwargs)
+    if optimizer is not None and isinstance(optimizer.payload, cst.Call) and precision is not Precision.FP32:
+        self.master_weights.add(optimizer.payload)
+    if precision is not None and precision.is_low:
+        engine = self.cast(model, precision, node, ctx, how=f"made {precision.value} by deepspeed.initialize")
+    elif precision is Precision.FP32 or model.precision.is_low:
+        engine = model
+    else:
+        engine = model.with_(precision=Precision.UNKNOWN, origin=None)
+    return Value(Kind.ANY, payload=(engine, UNKNOWN, UNKNOWN, UNKNOWN))
+
+
+def argument(name: str, args: list[Value], kwargs: dict[str, Value]) -> Value | None:
+    """`initialize`'s argument `name`, passed by keyword or by position."""
+    if name in kwargs:
+        return kwargs[name]
+    index = POSITIONAL.index(name) if name in POSITIONAL else len(args)
+    return args[index] if index < len(args) else None
+
+
+def config_of(args: list[Value], kwargs: dict[str, Value], read_json: Callable[[str], object]) -> Config | None:
+    """The config `initialize` reads: a dict built in code, or a JSON file named by a string."""
+    value = next((kwargs[keyword] for keyword in CONFIG_KEYWORDS if keyword in kwargs), None)
+    if value is None:
+        return None  # `args.deepspeed_config`: a file named on the command line
+    if value.kind is Kind.DICT:
+        return value
+    if isinstance(value.const, str):
+        data = read_json(value.const)
+        return data if isinstance(data, dict) else None
+    return None
+
+
+def precision_of(config: Config | None) -> Precision | None:
+    """FP16 or BF16 when the config turns it on, FP32 when it leaves both off, None when unknown."""
+    if config is None:
+        return None
+    for section, precision in HALF_SECTIONS:
+        enabled = _enabled(_item(config, section))
+        if enabled is None:
+            return None
+        if enabled:
+            return precision
+    return Precision.FP32
+
+
+def _item(config: Config, key: str) -> Config | None | bool:
+    """`config[key]`; False when the config has no such key, None when the key's value is unknown."""
+    if isinstance(config, dict):
+        found = config.get(key, False)
+        return found if isinstance(found, (dict, bool)) else None
+    if config.kind is not Kind.DICT:
+        return None
+    item = config.item(key)
+    if item is None:
+        return False
+    if item.kind is Kind.DICT:
+        return item
+    return item.const if isinstance(item.const, bool) else None
+
+
+def _enabled(section: Config | None | bool) -> bool | None:
+    """Whether a `"fp16": {"enabled": ...}` section is on: absent is off, `"auto"` is unknown."""
+    if section is None or isinstance(section, bool):
+        return section
+    enabled = _item(section, "enabled")
+    return enabled if isinstance(enabled, bool) else None

@@ -1,0 +1,288 @@
+"""DeepSpeed in the precision model: `deepspeed.initialize` returns an engine that casts the model to
+the config's dtype (fp16 -> `.half()`, bf16 -> `.bfloat16()`, else unchanged: deepspeed 0.18.3,
+runtime/engine.py `_configure_distributed_model`), scales fp16 losses in `engine.backward`, and
+wraps a client optimizer in one that keeps fp32 master weights when fp16/bf16 is on.
+
+Cases are shaped after simple_GRPO (grpo_vllm_one.py: a dict config, a global engine read by a
+helper), nano-aha-moment (`policy_model, *_ = deepspeed.initialize(...)`, log-probs in another file)
+and DeepSpeedExamples (a JSON config file beside the script)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .casekit import bug, check, check_files, ok
+
+ENGINE_OUTPUTS = [
+    bug(
+        "dict-config-bf16-global-engine-read-by-a-helper",
+        """
+        import deepspeed
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        ds_config = {
+            "train_micro_batch_size_per_gpu": 8,
+            "optimizer": {"type": "AdamW", "params": {"lr": 1e-6}},
+            "bf16": {"enabled": True},
+            "zero_optimization": {"stage": 2},
+        }
+
+        def get_per_token_logps(logits, input_ids):
+            per_token_logps = []
+            for logits_row, input_ids_row in zip(logits, input_ids):
+                log_probs = logits_row.log_softmax(dim=-1)  # expect: MP001
+                per_token_logps.append(torch.gather(log_probs, 1, input_ids_row.unsqueeze(1)).squeeze(1))
+            return torch.stack(per_token_logps)
+
+        def grpo_step(batch):
+            inputs = batch["inputs"].to(engine.device)
+            logits = engine(inputs).logits
+            logits = logits[:, :-1, :]
+            return get_per_token_logps(logits, inputs[:, 1:]).mean()
+
+        if __name__ == "__main__":
+            deepspeed.init_distributed()
+            model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", torch_dtype=torch.bfloat16)
+            engine, optimizer, _, _ = deepspeed.initialize(config=ds_config, model=model, model_parameters=model.parameters())
+            for batch in loader:
+                loss = grpo_step(batch)
+                engine.backward(loss)
+                engine.step()
+        """,
+    ),
+    bug(
+        "fp32-model-made-bf16-by-the-engine",
+        """
+        import deepspeed
+        import torch
+        import torch.nn.functional as F
+
+        config = {"train_batch_size": 16, "bf16": {"enabled": True}, "zero_optimization": {"stage": 1}}
+        model = torch.nn.Sequential(torch.nn.Embedding(1000, 64), torch.nn.Linear(64, 1000))
+        engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+        for tokens, actions in loader:
+            logits = engine(tokens)
+            logp = F.log_softmax(logits, dim=-1).gather(-1, actions[..., None])  # expect: MP001
+            engine.backward(-logp.mean())
+            engine.step()
+        """,
+    ),
+    bug(
+        "fp16-config-under-the-legacy-key",
+        """
+        import deepspeed
+        import torch
+
+        model = torch.nn.Linear(64, 1000)
+        engine, *_ = deepspeed.initialize(model=model, config_params={"fp16": {"enabled": True, "loss_scale": 0}})
+        logits = engine(torch.randn(4, 64))
+        logp = torch.log_softmax(logits, -1)  # expect: MP001
+        """,
+    ),
+    bug(
+        "unknown-config-keeps-a-bf16-model-bf16",
+        """
+        import deepspeed
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def build(args):
+            policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+            policy, *_ = deepspeed.initialize(model=policy, config={"bf16": {"enabled": args.bf16}})
+            return policy
+
+        def logprobs(model, batch):
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            return out.logits.log_softmax(-1)  # expect: MP001
+
+        def main(args):
+            policy = build(args)
+            for batch in loader:
+                policy.backward(-logprobs(policy, batch).mean())
+                policy.step()
+        """,
+    ),
+    ok(
+        "logits-cast-before-the-log-softmax",
+        """
+        import deepspeed
+        import torch
+
+        model = torch.nn.Linear(64, 1000)
+        engine, *_ = deepspeed.initialize(model=model, config={"bf16": {"enabled": True}})
+        logits = engine(torch.randn(4, 64)).float()
+        logp = torch.log_softmax(logits, -1)
+        """,
+    ),
+    ok(
+        "fp32-config-and-fp32-model",
+        """
+        import deepspeed
+        import torch
+
+        model = torch.nn.Linear(64, 1000)
+        engine, *_ = deepspeed.initialize(model=model, config={"bf16": {"enabled": False}, "train_batch_size": 8})
+        logp = torch.log_softmax(engine(torch.randn(4, 64)), -1)
+        """,
+    ),
+    ok(
+        "unknown-config-over-an-fp32-model",
+        """
+        import deepspeed
+        import torch
+
+        def main(args):
+            model = torch.nn.Linear(64, 1000)
+            engine, *_ = deepspeed.initialize(args=args, model=model, model_parameters=model.parameters())
+            logp = torch.log_softmax(engine(torch.randn(4, 64)), -1)
+        """,
+    ),
+    ok(
+        "the-wrapped-module-read-back-in-fp32-under-an-fp32-config",
+        """
+        import deepspeed
+        import torch
+
+        model = torch.nn.Linear(64, 1000)
+        engine, *_ = deepspeed.initialize(model=model, config={"fp16": {"enabled": False}})
+        logp = torch.log_softmax(engine.module(torch.randn(4, 64)), -1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", ENGINE_OUTPUTS)
+def test_an_engine_runs_in_its_configs_dtype(source: str) -> None:
+    check(source, "MP001")
+
+
+MASTER_WEIGHTS = [
+    ok(
+        "client-optimizer-over-bf16-params-wrapped-by-zero",
+        """
+        import deepspeed
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        engine, optimizer, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, config={"bf16": {"enabled": True}, "zero_optimization": {"stage": 2}}
+        )
+        """,
+    ),
+    ok(
+        "client-optimizer-handed-over-positionally-with-a-config-from-args",
+        """
+        import deepspeed
+        import torch
+
+        def main(args):
+            model = torch.nn.Linear(8, 8).half()
+            optimizer = torch.optim.Adam(model.parameters())
+            engine, optimizer, _, _ = deepspeed.initialize(args, model, optimizer)
+        """,
+    ),
+    bug(
+        "client-optimizer-over-bf16-params-under-an-fp32-config",
+        """
+        import deepspeed
+        import torch
+
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        optimizer = torch.optim.AdamW(model.parameters())  # expect: MP003
+        engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config={"train_batch_size": 8})
+        """,
+    ),
+    bug(
+        "optimizer-kept-outside-the-engine",
+        """
+        import deepspeed
+        import torch
+
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        engine, *_ = deepspeed.initialize(model=model, config={"bf16": {"enabled": True}})
+        optimizer = torch.optim.AdamW(model.parameters())  # expect: MP003
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", MASTER_WEIGHTS)
+def test_an_engine_keeps_fp32_master_weights_for_the_optimizer_it_wraps(source: str) -> None:
+    check(source, "MP003")
+
+
+def test_the_config_imported_from_another_file(tmp_path: Path) -> None:
+    check_files(
+        {
+            "config.py": """
+                ds_config = {
+                    "train_micro_batch_size_per_gpu": 4,
+                    "gradient_accumulation_steps": 8,
+                    "bf16": {"enabled": True},
+                    "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}},
+                }
+            """,
+            "rl/train.py": """
+                import deepspeed
+                import torch
+                from config import ds_config
+
+                def per_token_logps(logits, ids):
+                    return torch.gather(logits.log_softmax(-1), 2, ids.unsqueeze(2)).squeeze(2)  # expect: MP001
+
+                def main():
+                    model = torch.nn.Linear(64, 1000)
+                    engine, optimizer, _, _ = deepspeed.initialize(config=ds_config, model=model)
+                    for ids in loader:
+                        logits = engine(ids)
+                        engine.backward(-per_token_logps(logits, ids).mean())
+                        engine.step()
+            """,
+        },
+        "MP001",
+        tmp_path,
+    )
+
+
+def test_a_json_config_file_beside_the_script(tmp_path: Path) -> None:
+    check_files(
+        {
+            "ds_config.json": '{"train_batch_size": 32, "fp16": {"enabled": true, "initial_scale_power": 16}}',
+            "train.py": """
+                import deepspeed
+                import torch
+
+                model = torch.nn.Linear(64, 1000)
+                engine, *_ = deepspeed.initialize(model=model, config="ds_config.json")
+                for x, y in loader:
+                    logp = engine(x).log_softmax(-1)  # expect: MP001
+                    engine.backward(-logp.gather(-1, y[:, None]).mean())
+                    engine.step()
+            """,
+        },
+        "MP001",
+        tmp_path,
+    )
+
+
+def test_a_json_config_that_keeps_fp32_is_quiet(tmp_path: Path) -> None:
+    check_files(
+        {
+            "configs/ds.json": '{"train_batch_size": 32, "bf16": {"enabled": false}}',
+            "train.py": """
+                import deepspeed
+                import torch
+
+                model = torch.nn.Linear(64, 1000)
+                engine, *_ = deepspeed.initialize(model=model, config="configs/ds.json")
+                logp = engine(torch.randn(2, 64)).log_softmax(-1)
+            """,
+        },
+        "MP001",
+        tmp_path,
+    )

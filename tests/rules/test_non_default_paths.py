@@ -1,0 +1,177 @@
+"""Branches the default configuration skips are still read: a bug inside `if args.profile:` (off by
+default) is reported as a warning that names the condition, never as an error, and never twice.
+Tests that are not configuration (`__name__`, `TYPE_CHECKING`, the accelerator a script targets,
+literals) keep their single path."""
+
+from __future__ import annotations
+
+import pytest
+
+from mplint.findings import Severity
+
+from .casekit import bug, check, lint, ok
+
+PROFILE_BRANCH = """
+    import argparse
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    model = torch.nn.Linear(8, 8).cuda()
+    optimizer = torch.optim.AdamW(model.parameters())
+    if args.profile:
+        # a copy of the step, from before the run moved to bf16
+        with torch.profiler.profile() as prof:
+            for x in loader:
+                with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                    loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+    else:
+        for x in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+"""
+
+
+def test_a_bug_in_a_branch_off_by_default_is_a_warning_naming_the_condition() -> None:
+    check(PROFILE_BRANCH, "MP002")
+    [finding] = lint(PROFILE_BRANCH, "MP002")
+    assert finding.severity is Severity.WARNING
+    assert "only when `args.profile` is true" in finding.message
+
+
+def test_a_bug_on_the_default_path_stays_an_error() -> None:
+    on_by_default = PROFILE_BRANCH.replace('action="store_true"', 'action="store_false"')
+    assert on_by_default != PROFILE_BRANCH
+    [finding] = lint(on_by_default, "MP002")
+    assert finding.severity is Severity.ERROR
+    assert "only when" not in finding.message
+
+
+NON_DEFAULT = [
+    bug(
+        "parameter-default-turns-the-branch-off",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+
+        def rollout(states, greedy=False):
+            logits = policy(states)
+            if greedy:
+                return logits.argmax(-1), F.log_softmax(logits, dim=-1)  # expect: MP001
+            return torch.multinomial(logits.float().softmax(-1), 1), None
+
+        actions, _ = rollout(torch.randn(4, 16, dtype=torch.bfloat16))
+        """,
+    ),
+    bug(
+        "module-constant-set-false",
+        """
+        import torch
+
+        profile = False
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        if profile:
+            for x in loader:
+                with torch.cuda.amp.autocast():  # expect: MP002
+                    loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+        """,
+    ),
+    bug(
+        "elif-of-a-config-choice",
+        """
+        import torch
+        from dataclasses import dataclass
+
+        @dataclass
+        class Config:
+            precision: str = "fp32"
+
+        def step(model, optimizer, x, dtype):
+            with torch.autocast("cuda", dtype=dtype):  # expect: MP002
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+
+        cfg = Config()
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in loader:
+            if cfg.precision == "bf16":
+                step(model, optimizer, x, torch.bfloat16)
+            elif cfg.precision == "fp16":
+                step(model, optimizer, x, torch.float16)
+            else:
+                step(model, optimizer, x, torch.float32)
+        """,
+    ),
+    ok(
+        "the-cpu-fallback-of-an-accelerator-check",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 8)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.cuda.amp.GradScaler()
+        for x in loader:
+            if torch.cuda.is_available():
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+                scaler.scale(loss).backward()
+            else:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+                loss.backward()  # a GPU-less machine: the scaler would be disabled anyway
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "a-non-default-branch-that-casts-first",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--eval", action="store_true")
+        args = parser.parse_args()
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        if args.eval:
+            logp = F.log_softmax(policy(torch.randn(2, 16, dtype=torch.bfloat16)).float(), dim=-1)
+        """,
+    ),
+    ok(
+        "bindings-of-a-skipped-branch-do-not-leak",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--bf16", action="store_true")
+        args = parser.parse_args()
+        policy = torch.nn.Linear(16, 100)
+        logits = policy(torch.randn(2, 16))
+        if args.bf16:
+            logits = logits.float()
+        logp = F.log_softmax(logits, dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", NON_DEFAULT)
+def test_branches_off_by_default_are_read_as_conditional(source: str) -> None:
+    code = "MP001" if "log_softmax" in source else "MP002"
+    check(source, code)
+    for finding in lint(source, code):
+        assert finding.severity is Severity.WARNING and "only when `" in finding.message

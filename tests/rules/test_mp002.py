@@ -8,9 +8,11 @@ decorator. `torch.autocast("cuda")` without a dtype and `torch.cuda.amp.autocast
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, check_files, line_of, lint, ok
 
 CODE = "MP002"
 
@@ -587,3 +589,143 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp002(source: str) -> None:
     check(source, CODE)
+
+
+# Projects: the region, the backward and the loss scaling in different files. Each one is quiet
+# for exactly one reason, so that each of the rule's exemptions is pinned by a case of its own.
+PROJECTS = {
+    # The loss is scaled by a helper module's scaler: neither the file of the region nor the file
+    # of the backward builds or uses a scaler, the loss itself says it was scaled.
+    "scaled-by-a-helper-module": {
+        "amp_state.py": """
+            import torch
+
+            _scaler = torch.amp.GradScaler("cuda")
+
+
+            def scaled(loss):
+                return _scaler.scale(loss)
+
+
+            def step(optimizer):
+                _scaler.step(optimizer)
+                _scaler.update()
+        """,
+        "train.py": """
+            import torch
+
+            import amp_state
+
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(**batch).loss
+                amp_state.scaled(loss).backward()
+                amp_state.step(optimizer)
+                optimizer.zero_grad()
+        """,
+    },
+    # The region is in the model code; the training script scales when a scaler was asked for
+    # and backpropagates plainly otherwise: the file of the backward scales losses.
+    "region-in-helper-scaler-in-training-script": {
+        "modeling.py": """
+            import torch
+
+
+            def compute_loss(model, batch):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    return model(**batch).loss
+        """,
+        "train.py": """
+            import torch
+
+            from modeling import compute_loss
+
+            scaler = torch.cuda.amp.GradScaler() if args.loss_scaling else None
+            for batch in loader:
+                loss = compute_loss(model, batch)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                optimizer.zero_grad()
+        """,
+    },
+    # The fp32 branch hands the loss to a shared backward-and-step helper: the file of the region
+    # scales losses, the helper's file does not.
+    "plain-backward-helper-on-the-fp32-branch": {
+        "optim_utils.py": """
+            import torch
+
+
+            def backward_and_step(loss, model, optimizer, max_norm=1.0):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+        """,
+        "train.py": """
+            import torch
+
+            from optim_utils import backward_and_step
+
+            scaler = torch.cuda.amp.GradScaler(enabled=args.amp)
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):
+                    loss = model(**batch).loss
+                if args.amp:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+                else:
+                    backward_and_step(loss, model, optimizer)
+        """,
+    },
+    # The same helper, in a project that never scales: reported at the region, in train.py.
+    "plain-backward-helper-without-scaler": {
+        "optim_utils.py": """
+            import torch
+
+
+            def backward_and_step(loss, model, optimizer, max_norm=1.0):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+        """,
+        "train.py": """
+            import torch
+
+            from optim_utils import backward_and_step
+
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                    loss = model(**batch).loss
+                backward_and_step(loss, model, optimizer)
+        """,
+    },
+}
+
+
+@pytest.mark.parametrize("files", PROJECTS.values(), ids=PROJECTS.keys())
+def test_mp002_projects(files: dict[str, str], tmp_path: Path) -> None:
+    check_files(files, CODE, tmp_path)
+
+
+def test_message_names_the_backward_as_written() -> None:
+    source = """
+        import torch
+
+        with torch.autocast("cuda"):
+            loss = model(**batch).loss
+        torch.autograd.backward(loss)
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "torch.autocast")
+    assert "`torch.autograd.backward(...)` at train.py:" + str(line_of(source, "autograd")) in finding.message
+    method = source.replace("torch.autograd.backward(loss)", "loss.backward()")
+    [finding] = lint(method, CODE)
+    assert "`.backward()` at train.py:" in finding.message

@@ -86,12 +86,12 @@ for x, y in loader:
     )
 
     def visit_Module(self, node: cst.Module) -> None:
-        reported: set[Located] = set()
+        # A clip in a helper is met in each caller's trace: one finding at the clip, the other
+        # callers' backwards its related notes (the engine merges reports of one place).
         for trace in loops.traces(node, self.precision):
             for clip in trace.nodes(EventKind.CLIP):
                 backward = _scaled_backward_on_every_path(trace, clip)
-                if backward is not None and clip not in reported:
-                    reported.add(clip)
+                if backward is not None:
                     line = self.line_of(backward.node, backward.file)
                     message = self.MESSAGE.format(what=_describe(clip), line=line)
                     self.report(clip, message, path=trace.file_of(clip))
@@ -118,8 +118,6 @@ def _unscaled_since(path: Path, index: int) -> Event | None:
 
 
 def _describe(clip: Located) -> str:
-    if isinstance(clip, cst.Call) and isinstance(clip.func, (cst.Name, cst.Attribute)):
-        name = clip.func.value if isinstance(clip.func, cst.Name) else clip.func.attr.value
-        if "clip_grad" in name:
-            return f"`{name}`"
-    return "this computation on `.grad`"
+    func = clip.func if isinstance(clip, cst.Call) else None
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    return f"`{name}`" if "clip_grad" in name else "this computation on `.grad`"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, line_of, lint, ok
 
 CODE = "MP101"
 
@@ -301,3 +301,150 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp101(source: str) -> None:
     check(source, CODE)
+
+
+# fp32 warm-up steps backpropagate without the scaler and clip what they get: the last backward
+# before that clip is a plain one, so its gradients are not scaled, whatever ran before.
+WARMUP_THEN_AMP = """
+    import torch
+    import torch.nn.functional as F
+
+
+    def train(model, loader, optimizer, scaler, warmup_steps):
+        for step, (x, y) in enumerate(loader):
+            if step < warmup_steps:
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            else:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = F.cross_entropy(model(x), y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+            optimizer.zero_grad()
+"""
+
+
+def test_clip_after_a_plain_backward_is_quiet() -> None:
+    check(WARMUP_THEN_AMP, CODE)
+
+
+def test_message_names_the_function_clipping() -> None:
+    source = """
+        import torch
+        from torch.nn.utils import clip_grad_norm_
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "clip_grad_norm_(model")
+    assert finding.message.startswith("`clip_grad_norm_` sees gradients")
+    assert f"scaled backward at line {line_of(source, '.backward()')}" in finding.message
+    wrapped = """
+        import torch
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        model = FSDP(torch.nn.Linear(1024, 1024))
+        scaler = ShardedGradScaler()
+        for x in loader:
+            with torch.autocast("cuda"):
+                loss = model(x).sum()
+            scaler.scale(loss).backward()
+            model.clip_grad_norm_(1.0)
+            scaler.step(optimizer)
+            scaler.update()
+    """
+    [finding] = lint(wrapped, CODE)
+    assert finding.line == line_of(wrapped, "model.clip_grad_norm_")
+    assert finding.message.startswith("`clip_grad_norm_` sees gradients")
+
+
+def test_message_of_a_computation_on_grad() -> None:
+    source = """
+        import torch
+
+        scaler = torch.cuda.amp.GradScaler()
+        for x, y in loader:
+            with torch.cuda.amp.autocast():
+                loss = criterion(model(x), y)
+            scaler.scale(loss).backward()
+            grad_norm = torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]).norm()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "p.grad.norm()")
+    assert finding.message.startswith("this computation on `.grad` sees gradients")
+
+
+def test_message_names_the_first_scaled_backward_that_reaches_the_clip() -> None:
+    source = """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+                kd_loss = distill_loss(model, teacher, batch) if args.distill else None
+            if kd_loss is not None:
+                scaler.scale(loss + args.kd_weight * kd_loss).backward()
+            else:
+                scaler.scale(loss).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "clip_grad_norm_")
+    assert f"scaled backward at line {line_of(source, 'kd_weight')}," in finding.message
+
+
+def test_clip_in_a_helper_of_two_loops_is_one_finding_with_a_related_note() -> None:
+    source = """
+        import torch
+        from torch.cuda.amp import autocast
+
+
+        def clip_and_step(model, optimizer, scaler, max_norm=1.0):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+
+
+        def train_epoch(model, loader, optimizer, scaler):
+            for batch in loader:
+                with autocast():
+                    loss = model(**batch).loss
+                scaler.scale(loss).backward()
+                clip_and_step(model, optimizer, scaler)
+
+
+        def finetune_head(model, loader, optimizer, scaler):
+            for batch in loader:
+                with autocast():
+                    loss = model.head_loss(**batch)
+                scaler.scale(loss).backward()
+                clip_and_step(model, optimizer, scaler)
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "torch.nn.utils.clip_grad_norm_")
+    lines = enumerate(source.splitlines(), start=1)
+    first, second = [number for number, line in lines if ".backward()" in line]
+    assert f"scaled backward at line {first}," in finding.message
+    [related] = finding.related
+    assert f"scaled backward at line {second}," in related

@@ -212,8 +212,7 @@ def call_named(
     if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):
         return UNKNOWN if "mixed_precision" in kwargs or "mp_policy" in kwargs else first
     if api.is_nn_module_class(function):
-        precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
-        return Value(Kind.MODULE, precision, origin=origin, identity=node)
+        return self.built_module(node, path, kwargs)
     if function.startswith("torch.") and leaf in (
         "randn",
         "rand",
@@ -278,7 +277,8 @@ def call_method(
         if method in api.PARAMETER_METHODS:
             # A method call (see eval_call): `node.func` is `receiver.method`.
             identity = receiver.identity or binding_key(cast(cst.Attribute, node.func).value)
-            return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
+            holder = receiver if receiver.precision.is_low else half_submodule(receiver) or receiver
+            return Value(Kind.PARAMS, holder.precision, origin=holder.origin, identity=identity)
         if method in ("forward", "__call__"):
             return self.forward(receiver, args, kwargs, ctx)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
@@ -292,6 +292,20 @@ def call_method(
     if receiver.kind is Kind.ANY and receiver.region is not None:
         return receiver if method in api.PRESERVING_OPS else UNKNOWN
     return UNKNOWN
+
+
+def half_submodule(module: Value) -> Value | None:
+    """A submodule a module of the linted code holds (`self.out_head = nn.Linear(..., dtype=cfg["dtype"])`,
+    at any depth) that is half: its parameters are among the module's, so an optimizer over them
+    updates half weights."""
+    pending = [item for _, item in module.items]
+    while pending:
+        item = pending.pop()
+        if item.kind is Kind.MODULE:
+            if item.precision.is_low:
+                return item
+            pending.extend(sub for _, sub in item.items)
+    return None
 
 
 def _called_definition(callee: Value, receiver: Value, method: str | None) -> Definition | None:

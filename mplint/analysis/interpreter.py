@@ -105,6 +105,7 @@ class Interpreter:
     autocast = torch_calls.autocast
     device_value = torch_calls.device_value
     loaded_model = torch_calls.loaded_model
+    built_module = torch_calls.built_module
     created_tensor = torch_calls.created_tensor
     tensor_op = torch_calls.tensor_op
 

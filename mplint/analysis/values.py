@@ -212,7 +212,19 @@ def join(left: Value, right: Value) -> Value:
         op=left.op if left.op == right.op else None,
         identity=left.identity if left.identity is right.identity else None,
         payload=left.payload if left.payload == right.payload else None,
+        items=_join_items(left.items, right.items),
     )
+
+
+def _join_items(
+    left: tuple[tuple[str, Value], ...], right: tuple[tuple[str, Value], ...]
+) -> tuple[tuple[str, Value], ...]:
+    """The items (attributes, dict keys) both paths hold, each joined: a model built by either of
+    two branches still holds the bf16 head both build."""
+    if left == right:
+        return left
+    others = dict(right)
+    return tuple((key, join(value, others[key])) for key, value in left if key in others)
 
 
 def combine_params(groups: list[Value]) -> Value:

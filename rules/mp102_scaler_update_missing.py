@@ -78,12 +78,11 @@ for x, y in loader:
     )
 
     def visit_Module(self, node: cst.Module) -> None:
-        reported: set[Located] = set()
+        # A step met from several traces (a helper's) is one finding: the engine merges one place's reports.
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.SCALER_STEP):
-                if step in reported or not _can_skip_update(trace, step):
+                if not _can_skip_update(trace, step):
                     continue
-                reported.add(step)
                 updates = trace.nodes(EventKind.UPDATE)
                 why = "it runs only under a condition" if updates else "the loop never calls it"
                 self.report(step, self.MESSAGE.format(why=why), path=trace.file_of(step))

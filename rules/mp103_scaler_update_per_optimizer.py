@@ -81,12 +81,11 @@ for real in loader:
     )
 
     def visit_Module(self, node: cst.Module) -> None:
-        reported: set[Located] = set()
+        # An update met from several traces (a helper's) is one finding: the engine merges one place's reports.
         for trace in loops.traces(node, self.precision):
             for update in trace.nodes(EventKind.UPDATE):
                 earlier = _earlier_update(trace, update)
-                if earlier is not None and update not in reported:
-                    reported.add(update)
+                if earlier is not None:
                     line = self.line_of(earlier.node, earlier.file)
                     self.report(update, self.MESSAGE.format(line=line), path=trace.file_of(update))
 

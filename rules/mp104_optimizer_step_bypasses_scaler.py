@@ -79,13 +79,12 @@ for x, y in loader:
     )
 
     def visit_Module(self, node: cst.Module) -> None:
-        reported: set[Located] = set()
+        # A step met from several traces (a helper's) is one finding: the engine merges one place's reports.
         for trace in loops.traces(node, self.precision):
             for step in trace.nodes(EventKind.OPTIMIZER_STEP):
                 found = _scaled_on_every_path(trace, step)
-                if found is None or step in reported:
+                if found is None:
                     continue
-                reported.add(step)
                 backward, twice = found
                 optimizer = _receiver_text(step)
                 what = (self.TWICE if twice else self.UNSCALED).format(optimizer=optimizer)
@@ -121,6 +120,6 @@ def _scaled_backward(path: Path, index: int) -> int | None:
 
 
 def _receiver_text(step: Located) -> str:
-    if isinstance(step, cst.Call) and isinstance(step.func, cst.Attribute):
-        return cst.Module([]).code_for_node(step.func.value)
-    return "optimizer"
+    """`self.optimizer` of `self.optimizer.step()` (an optimizer step is always a method call)."""
+    func = step.func if isinstance(step, cst.Call) else None
+    return cst.Module([]).code_for_node(func.value) if isinstance(func, cst.Attribute) else "optimizer"

@@ -87,13 +87,12 @@ for step, (x, y) in enumerate(loader):
     )
 
     def visit_Module(self, node: cst.Module) -> None:
-        reported: set[Located] = set()
+        # An unscale met from several traces (a helper's) is one finding: the engine merges one place's reports.
         for trace in loops.traces(node, self.precision):
             updates = trace.nodes(EventKind.UPDATE)
             for unscale in trace.nodes(EventKind.UNSCALE):
-                if unscale in reported or not updates or not _unscaled_twice(trace, unscale):
+                if not updates or not _unscaled_twice(trace, unscale):
                     continue
-                reported.add(unscale)
                 line = self.line_of(updates[0], trace.file_of(updates[0]))
                 self.report(unscale, self.MESSAGE.format(line=line), path=trace.file_of(unscale))
 

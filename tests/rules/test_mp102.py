@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, line_of, lint, ok
 
 CODE = "MP102"
 
@@ -233,3 +233,69 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp102(source: str) -> None:
     check(source, CODE)
+
+
+# A GAN whose script lost its `scaler.update()`: each step ends its part of the iteration
+# without one (the discriminator's step is followed by the generator's, not by an update).
+GAN_WITHOUT_UPDATE = """
+    import torch
+
+    scaler = torch.cuda.amp.GradScaler()
+    for real, _ in loader:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss_d = discriminator_loss(netD, netG, real)
+        scaler.scale(loss_d).backward()
+        scaler.step(opt_d)  # expect: MP102
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss_g = generator_loss(netD, netG, real)
+        scaler.scale(loss_g).backward()
+        scaler.step(opt_g)  # expect: MP102
+        opt_d.zero_grad()
+        opt_g.zero_grad()
+"""
+
+# One scaler per network: the discriminator's is updated at the end of the iteration, the
+# generator's never is.
+GAN_TWO_SCALERS_ONE_UPDATED = """
+    import torch
+
+    scaler_d = torch.cuda.amp.GradScaler()
+    scaler_g = torch.cuda.amp.GradScaler()
+    for real, _ in loader:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss_d = discriminator_loss(netD, netG, real)
+        scaler_d.scale(loss_d).backward()
+        scaler_d.step(opt_d)
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss_g = generator_loss(netD, netG, real)
+        scaler_g.scale(loss_g).backward()
+        scaler_g.step(opt_g)  # expect: MP102
+        scaler_d.update()
+"""
+
+
+@pytest.mark.parametrize("source", [GAN_WITHOUT_UPDATE, GAN_TWO_SCALERS_ONE_UPDATED], ids=["gan-no-update", "gan-two-scalers"])
+def test_an_update_counts_for_its_own_scaler_only(source: str) -> None:
+    check(source, CODE)
+
+
+def test_message_says_why_the_update_is_missed() -> None:
+    findings = lint(GAN_WITHOUT_UPDATE, CODE)
+    assert [finding.line for finding in findings] == [line_of(GAN_WITHOUT_UPDATE, "step(opt_d)"), line_of(GAN_WITHOUT_UPDATE, "step(opt_g)")]
+    assert all("(the loop never calls it)" in finding.message for finding in findings)
+    conditional = """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            if step % args.update_every == 0:
+                scaler.update()
+            optimizer.zero_grad()
+    """
+    [finding] = lint(conditional, CODE)
+    assert finding.line == line_of(conditional, "scaler.step(optimizer)")
+    assert "(it runs only under a condition)" in finding.message

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, line_of, lint, ok
 
 CODE = "MP104"
 
@@ -227,3 +227,118 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp104(source: str) -> None:
     check(source, CODE)
+
+
+# `else` forgotten: with `--amp` the scaler steps and then the optimizer steps again; without it,
+# the optimizer applies the scaled gradients. On some path the step is not a second one, so the
+# message says the gradients are scaled, whichever way the branch is written.
+FORGOTTEN_ELSE = """
+    import torch
+
+    scaler = torch.amp.GradScaler("cuda")
+    for batch in loader:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = model(**batch).loss
+        scaler.scale(loss).backward()
+        if args.amp:
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.step()
+        optimizer.zero_grad()
+"""
+
+FORGOTTEN_ELSE_NEGATED = """
+    import torch
+
+    scaler = torch.amp.GradScaler("cuda")
+    for batch in loader:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = model(**batch).loss
+        scaler.scale(loss).backward()
+        if not args.amp:
+            pass
+        else:
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.step()
+        optimizer.zero_grad()
+"""
+
+
+@pytest.mark.parametrize("source", [FORGOTTEN_ELSE, FORGOTTEN_ELSE_NEGATED], ids=["if", "if-not-else"])
+def test_message_of_a_step_that_is_not_always_a_second_one(source: str) -> None:
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "optimizer.step()")
+    assert "applies gradients still multiplied by the loss scale" in finding.message
+    assert "steps again" not in finding.message
+
+
+def test_message_of_a_second_step() -> None:
+    source = """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            with torch.autocast("cuda"):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            optimizer.step()
+            scaler.update()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "optimizer.step()")
+    assert "steps again after `scaler.step(optimizer)` already did" in finding.message
+
+
+def test_message_names_the_optimizer_and_the_first_backward() -> None:
+    source = """
+        import torch
+
+
+        class Trainer:
+            def __init__(self, model, optimizer):
+                self.model = model
+                self.optimizer = optimizer
+                self.scaler = torch.cuda.amp.GradScaler()
+
+            def train_step(self, batch):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = self.model(**batch).loss
+                if self.distill:
+                    loss = loss + self.kd_weight * self.kd_loss(batch)
+                    self.scaler.scale(loss).backward()
+                else:
+                    self.scaler.scale(loss).backward()
+                self.optimizer.step()
+                self.scaler.update()
+                self.optimizer.zero_grad()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "self.optimizer.step()")
+    assert finding.message.startswith("`self.optimizer.step()` after a scaled backward")
+    assert f"(line {line_of(source, 'kd_loss(batch)') + 1})" in finding.message
+    assert finding.message.endswith("use `scaler.step(self.optimizer)`")
+
+
+# A step before any backward (to build the optimizer's state before loading a checkpoint into
+# it) steps nothing: no gradients, scaled or not.
+def test_a_step_before_any_backward_is_quiet() -> None:
+    check(
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        optimizer.zero_grad()
+        optimizer.step()
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+        CODE,
+    )

@@ -233,3 +233,78 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp105(source: str) -> None:
     check(source, CODE)
+
+
+# The scaler is never updated (MP102 says so): no update to wait for, nothing for MP105.
+def test_unscale_without_any_update_is_left_to_mp102() -> None:
+    check(
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for x, y in loader:
+            with torch.autocast("cuda"):
+                loss = model(x, y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            optimizer.zero_grad()
+        """,
+        CODE,
+    )
+
+
+# Two scalers (an EMA teacher's auxiliary loss has its own): the auxiliary scaler's update on every
+# iteration does not update the main scaler, which is unscaled on every micro-batch.
+def test_an_update_of_another_scaler_does_not_count() -> None:
+    check(
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        aux_scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda"):
+                loss, aux_loss = model(**batch)
+            scaler.scale(loss / accum).backward()
+            scaler.unscale_(optimizer)  # expect: MP105
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            aux_scaler.scale(aux_loss).backward()
+            aux_scaler.step(aux_optimizer)
+            aux_scaler.update()
+            if (step + 1) % accum == 0:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad()
+        """,
+        CODE,
+    )
+
+
+# The boundary test is written twice, once as a flag: an unscale under an `if` inside the loop is
+# taken to run only where the step does (which `if` is which the walk cannot tell).
+def test_unscale_under_a_condition_of_its_own_is_quiet() -> None:
+    check(
+        """
+        import contextlib
+
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            sync = (step + 1) % accum == 0 or step + 1 == len(loader)
+            with contextlib.nullcontext() if sync else model.no_sync():
+                with torch.autocast("cuda"):
+                    loss = model(**batch).loss / accum
+                scaler.scale(loss).backward()
+            if sync:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if (step + 1) % accum == 0 or step + 1 == len(loader):
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad()
+        """,
+        CODE,
+    )

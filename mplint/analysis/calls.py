@@ -19,6 +19,7 @@ from mplint.analysis.frameworks import deepspeed
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import (
+    MIXED,
     NUMBER,
     UNKNOWN,
     Kind,
@@ -160,7 +161,9 @@ def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[st
             if result.precision is not Precision.UNKNOWN or result.region is not None:
                 return result
             region = forward.region or region
-    output = Value(Kind.TENSOR, module.precision, origin=module.origin if module.precision.is_low else None)
+    # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back) gives an output of unknown dtype.
+    precision = Precision.UNKNOWN if module.op == MIXED else module.precision
+    output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
     return self.lowered(output, region)
 
 
@@ -178,6 +181,8 @@ def call_named(
         return const(True)  # the GPU the training script is written for
     if function in api.LAUNCH_QUERIES:
         return const(False)  # `python train.py`: one process, no process group
+    if function in api.ENVIRONMENT_READS and len(args) == 2:
+        return args[1]  # `os.environ.get("RANK", -1)`: started plainly, the launcher's variables are unset
     if function == "torch.device" and args and isinstance(args[0].const, str):
         return args[0]  # a device is its string here: `device.type`, `str(device)`
     if function == "str" and args and isinstance(args[0].const, str):
@@ -189,9 +194,12 @@ def call_named(
         # a record whose fields read back, as `out.logits` and as `out["logits"]`.
         return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
     if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
-        precision = self.dtype_value(args[0])
-        if precision is not None:
-            self.default_dtype[path] = (precision, Origin("", "default dtype set", path, node))
+        # A default restored from a saved value (`torch.get_default_dtype()`) is unknown, not fp32.
+        precision = self.dtype_value(args[0]) or Precision.UNKNOWN
+        self.default_dtype[path] = (
+            precision,
+            Origin("", "default dtype set", path, node) if precision.is_low else None,
+        )
         return UNKNOWN
     if function in api.GRAD_SCALERS or leaf in ("DynamicLossScaler", "NativeScalerWithGradNormCount"):
         # Built is not used: the file scales losses once the scaler scales one, is called, or
@@ -248,6 +256,11 @@ def call_method(
 ) -> Value:
     if receiver.op == PARSER:
         return self.argument_parser(receiver, method, args, kwargs)
+    if isinstance(receiver.const, str) and method in STRING_METHODS:
+        # `args.optimizer.lower() == "adam"`: a configuration string, normalised.
+        arguments = [arg.const for arg in args]
+        if all(isinstance(argument, str) for argument in arguments) and not kwargs:
+            return const(getattr(receiver.const, method)(*arguments))
     if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
         self.loss_scaling_paths.add(ctx.scope.module.path)
         return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
@@ -264,7 +277,8 @@ def call_method(
     if receiver.kind is Kind.DICT:
         key = args[0].const if method == "get" and args else None
         return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
-    if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Definition):
+    if receiver.kind in (Kind.INSTANCE, Kind.MODULE, Kind.CLASS) and isinstance(receiver.payload, Definition):
+        # A method, or a classmethod/staticmethod called on the class (`LLaMA.from_pretrained_llama3_meta(...)`).
         definition = receiver.payload.method(method)
         if definition is not None:
             return self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)[0]
@@ -277,8 +291,12 @@ def call_method(
         if method in api.PARAMETER_METHODS:
             # A method call (see eval_call): `node.func` is `receiver.method`.
             identity = receiver.identity or binding_key(cast(cst.Attribute, node.func).value)
-            holder = receiver if receiver.precision.is_low else half_submodule(receiver) or receiver
-            return Value(Kind.PARAMS, holder.precision, origin=holder.origin, identity=identity)
+            if receiver.precision.is_low:
+                return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity, op=receiver.op)
+            half = half_submodule(receiver)
+            if half is not None:
+                return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
+            return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
         if method in ("forward", "__call__"):
             return self.forward(receiver, args, kwargs, ctx)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
@@ -292,6 +310,10 @@ def call_method(
     if receiver.kind is Kind.ANY and receiver.region is not None:
         return receiver if method in api.PRESERVING_OPS else UNKNOWN
     return UNKNOWN
+
+
+# Methods of a configuration string whose result folds (those of `str` without side effects).
+STRING_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "startswith", "endswith"})
 
 
 def half_submodule(module: Value) -> Value | None:

@@ -22,13 +22,18 @@ if TYPE_CHECKING:
 
 
 def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Value:
-    """A comparison of known constants (`args.dtype == "float16"`, `"cuda" in args.device`) is
-    known in the configuration that runs; anything else is unknown."""
+    """A comparison of known constants (`args.dtype == "float16"`, `"cuda" in args.device`,
+    `args.dtype in ["bf16", "bfloat16"]`) is known in the configuration that runs; anything else
+    is unknown."""
     left = self.eval(node.left, ctx)
     outcome: bool | None = True
     for target in node.comparisons:
         right = self.eval(target.comparator, ctx)
-        compared = _compare(target.operator, left.const, right.const) if _known(left) and _known(right) else None
+        members = _members(right) if type(target.operator) in (cst.In, cst.NotIn) and _known(left) else None
+        if members is not None:
+            compared: bool | None = (left.const in members) is isinstance(target.operator, cst.In)
+        else:
+            compared = _compare(target.operator, left.const, right.const) if _known(left) and _known(right) else None
         outcome = None if compared is None or outcome is None else outcome and compared
         left = right
     return const(outcome) if outcome is not None else UNKNOWN
@@ -66,6 +71,14 @@ def argument_parser(
 
 # Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns.
 PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
+
+
+def _members(value: Value) -> tuple[object, ...] | None:
+    """The elements of a list/tuple/set literal of known constants, else None."""
+    elements = value.payload if value.kind is Kind.ANY and isinstance(value.payload, tuple) else None
+    if elements is None or not all(isinstance(element, Value) and _known(element) for element in elements):
+        return None
+    return tuple(element.const for element in elements)
 
 
 def _known(value: Value) -> bool:

@@ -7,7 +7,7 @@ comprehensions. Calls are `calls`; comparisons and `and`/`or` are `configuration
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
@@ -30,6 +30,7 @@ from mplint.analysis.values import (
     is_empty_sequence,
     join,
     promote,
+    selected,
 )
 from mplint.tree import string_value
 
@@ -139,6 +140,8 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         method = base.payload.method(attr)
         if method is not None:
             return Value(Kind.FUNCTION, payload=method)
+        if attr == "module" and base.kind is Kind.MODULE:
+            return base  # `raw_model = model.module if ddp else model`: DDP's wrapped module is the model
         return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
     if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
         return base.payload.constants.get(attr, UNKNOWN)
@@ -229,8 +232,16 @@ def eval_comprehension(
     if element.kind is Kind.DICT:
         element = element.item("params") or UNKNOWN  # one param group per parameter
     if element.kind is Kind.PARAMS:
-        return element  # [p for n, p in model.named_parameters() if ...], {n: p for ...}
+        # [p for n, p in model.named_parameters() if ...], {n: p for ...}
+        filtered = any(clause.ifs for clause in _clauses(node.for_in))
+        return selected(element) if filtered else element
     return element.with_(op=None) if element.kind is Kind.TENSOR else UNKNOWN
+
+
+def _clauses(clause: cst.CompFor | None) -> Iterator[cst.CompFor]:
+    while clause is not None:
+        yield clause
+        clause = clause.inner_for_in
 
 
 def sequence(elements: tuple[Value, ...]) -> Value:

@@ -121,7 +121,7 @@ class Interpreter:
         self.memo = CallMemo()
         self.class_attrs: dict[Definition, dict[str, Value]] = {}
         self.frames: list[Frame] = [Frame()]
-        self.default_dtype: dict[str, tuple[Precision, Origin]] = {}
+        self.default_dtype: dict[str, tuple[Precision, Origin | None]] = {}
         # argparse options' defaults, per parser (its construction).
         self.option_defaults: dict[object, dict[str, Value]] = {}
         self.evaluated_calls = 0

@@ -47,6 +47,8 @@ class Definition:
     region: Region | None = None
     # `@torch.no_grad()` / `@torch.inference_mode()`: nothing computed in it reaches backward.
     no_grad: bool = False
+    # `@staticmethod`: called on a class or an instance, it binds no receiver.
+    static: bool = False
     # Classes: whether they are nn.Modules (by their bases), and their methods by name.
     is_module: bool = False
     # Classes: whether they derive from a torch optimizer (a project's own AdamW variant, Muon).
@@ -88,14 +90,15 @@ class CallMemo:
 
 def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> None:
     region: Region | None = None
-    no_grad = False
+    no_grad = static = False
     for decorator in node.decorators:
         value = self.eval(decorator.decorator, ctx)
         if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
             region = value.payload
         no_grad = no_grad or is_no_grad(value)
+        static = static or (isinstance(decorator.decorator, cst.Name) and decorator.decorator.value == "staticmethod")
     definition = Definition(
-        node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad
+        node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad, static=static
     )
     if ctx.class_body is not None:
         ctx.class_body.methods[node.name.value] = definition
@@ -218,7 +221,7 @@ def bind_parameters(
     configuration that runs when nobody asks."""
     positional = [*params.posonly_params, *params.params]
     self_name: str | None = None
-    if receiver is not None and positional:
+    if receiver is not None and positional and not definition.static:
         self_name = positional[0].name.value
         scope.names[self_name] = receiver
         positional = positional[1:]

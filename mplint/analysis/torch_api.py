@@ -342,5 +342,7 @@ ACCELERATOR_QUERIES = frozenset(
 )
 # Queries about how the script was launched; started plainly (`python train.py`) they are false.
 LAUNCH_QUERIES = frozenset({"torch.distributed.is_initialized"})
+# Reads of an environment variable with a default: the default is what a plain start sees.
+ENVIRONMENT_READS = frozenset({"os.environ.get", "os.getenv"})
 # Base classes of optimizers (not optimizers themselves when called, but what a project's own derives from).
 OPTIMIZER_BASES = frozenset({"torch.optim.Optimizer", "torch.optim.optimizer.Optimizer"})

@@ -14,7 +14,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.expressions import PASSTHROUGH_BUILTINS
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, promote
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, promote, selected
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -146,7 +146,7 @@ def tensor_op(
         if function == "getattr" and tensor.kind is Kind.NAME and isinstance(args[1].const, str):
             return self.attribute_of(tensor, args[1].const)
         if function == "filter" and len(args) >= 2:
-            return args[1]
+            return selected(args[1])
         return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN
     if function == "dict":
         return Value(Kind.DICT, items=tuple(kwargs.items()))

@@ -267,3 +267,16 @@ def promote(left: Value, right: Value) -> Value:
         precision = Precision.UNKNOWN
     origin = (tensor.origin or other.origin) if precision.is_low else None
     return Value(Kind.TENSOR, precision, origin=origin, region=region, scaled=scaled)
+
+
+def selected(params: Value) -> Value:
+    """Some of `params`, chosen by name or flag (`if p.requires_grad`, `filter(...)`): parameters all
+    half stay half; of a mixed model (`MIXED`: a half submodule among fp32 ones, a frozen bf16 base
+    under fp32 adapters) the chosen ones may all be fp32."""
+    if params.kind is Kind.PARAMS and params.op == MIXED:
+        return params.with_(precision=Precision.UNKNOWN, origin=None, op=None)
+    return params
+
+
+# `Value.op` of the parameters of a module holding half and other submodules.
+MIXED = "mixed parameters"

@@ -130,3 +130,118 @@ def test_logits_of_a_head_built_half_across_files(tmp_path: Path) -> None:
         "MP001",
         tmp_path,
     )
+
+
+AIRBENCH_NET = """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class BatchNorm(nn.BatchNorm2d):
+        pass
+
+    def make_net(widths):
+        net = nn.Sequential(
+            nn.Conv2d(3, widths[0], kernel_size=2),
+            BatchNorm(widths[0]),
+            nn.Flatten(),
+            nn.Linear(widths[0], 10, bias=False),
+        )
+        net = net.half().cuda()
+        for mod in net.modules():
+            if isinstance(mod, BatchNorm):
+                mod.float()
+        return net
+
+    model = make_net([64])
+"""
+
+SUBMODULE_LOOPS = [
+    bug(
+        "every-submodule-cast-in-a-loop",
+        """
+        import torch
+        import torch.nn as nn
+
+        net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        for module in net.modules():
+            module.half()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)  # expect: MP003
+        """,
+    ),
+    bug(
+        "half-but-batchnorm-all-parameters-stepped",
+        AIRBENCH_NET
+        + """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.85, nesterov=True)  # expect: MP003
+    """,
+    ),
+    bug(
+        "fp32-model-with-only-its-linears-made-half",
+        """
+        import torch
+        import torch.nn as nn
+
+        net = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+        for module in net.modules():
+            if isinstance(module, nn.Linear):
+                module.half()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)  # expect: MP003
+        """,
+    ),
+    ok(
+        "half-but-batchnorm-only-the-norm-biases-chosen-by-name",
+        AIRBENCH_NET
+        + """
+    norm_biases = [p for k, p in model.named_parameters() if "norm" in k and p.requires_grad]
+    optimizer = torch.optim.SGD(norm_biases, lr=0.2)
+    """,
+    ),
+    ok(
+        "fp32-model-with-its-norms-kept-fp32",
+        """
+        import torch
+        import torch.nn as nn
+
+        net = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+        for module in net.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.float()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        """,
+    ),
+    ok(
+        "every-submodule-cast-back-to-fp32",
+        """
+        import torch
+        import torch.nn as nn
+
+        net = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)).to(torch.bfloat16)
+        for module in net.modules():
+            module.float()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", SUBMODULE_LOOPS)
+def test_submodules_cast_in_a_loop(source: str) -> None:
+    check(source, "MP003")
+
+
+def test_a_model_half_but_its_head_gives_no_half_logits() -> None:
+    """modded-nanogpt's shape: the model made bf16, its linear layers (the head among them) cast back."""
+    source = """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    model = nn.Sequential(nn.Embedding(50_304, 768), nn.Linear(768, 50_304)).cuda().bfloat16()
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.float()
+    logits = model(idx)
+    logp = F.log_softmax(logits, dim=-1)
+    """
+    check(source, "MP001")

@@ -1,0 +1,127 @@
+"""More of the configuration that runs when a script is started plainly: option strings normalised
+(`args.optimizer.lower() == "adam"`), membership in a literal list (`args.dtype in ["bf16",
+"bfloat16"]`), environment variables a launcher would set left unset (`os.environ.get("RANK", -1)`),
+DDP's `.module` as the model itself, model loaders that are classmethods, and a default dtype set
+around construction then restored from a saved value (karpathy/llm.c's train_llama3.py, GaLore's
+torchrun_main.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mplint.findings import Severity
+
+from .casekit import bug, check, lint, ok
+
+GALORE = """
+    import argparse
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    def parse_args(args):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--optimizer", default="Adam")
+        parser.add_argument("--dtype", type=str, default="bfloat16" if torch.cuda.is_bf16_supported() else "float32")
+        return parser.parse_args(args)
+
+    def main(args):
+        model = LlamaForCausalLM(AutoConfig.from_pretrained(args.model_config))
+        if args.dtype in ["bf16", "bfloat16"]:
+            model = model.to(device="cuda", dtype=torch.bfloat16)
+        else:
+            model = model.to(device="cuda")
+        trainable_params = [p for p in model.parameters() if p.requires_grad]
+        if args.optimizer.lower() == "adam":
+            optimizer = torch.optim.Adam(trainable_params, lr=1e-3)  # expect: MP003
+        elif args.optimizer.lower() == "sgd":
+            optimizer = torch.optim.SGD(trainable_params, lr=1e-3)  # expect: MP003
+        else:
+            raise ValueError(f"Optimizer {args.optimizer} not supported")
+
+    if __name__ == "__main__":
+        main(parse_args(None))
+"""
+
+
+def test_the_default_optimizer_is_an_error_the_others_are_conditional() -> None:
+    check(GALORE, "MP003")
+    adam, sgd = sorted(lint(GALORE, "MP003"), key=lambda finding: finding.line)
+    assert adam.severity is Severity.ERROR and "only when" not in adam.message
+    assert sgd.severity is Severity.WARNING
+    assert 'only when `args.optimizer.lower() == "adam"` is false' in sgd.message
+
+
+def test_an_fp32_default_dtype_keeps_every_optimizer_quiet() -> None:
+    fp32 = GALORE.replace('default="bfloat16" if torch.cuda.is_bf16_supported() else "float32"', 'default="float32"')
+    assert fp32 != GALORE
+    assert lint(fp32, "MP003") == []
+
+
+LAUNCH = [
+    bug(
+        "classmethod-loader-under-a-bf16-default-tensor-type",
+        """
+        import os
+        import torch
+        import torch.nn as nn
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        class LLaMA(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.tok_embeddings = nn.Embedding(128_256, dim)
+                self.output = nn.Linear(dim, 128_256, bias=False)
+
+            @staticmethod
+            def adapt_keys(checkpoint):
+                return {key.replace("model.", ""): value for key, value in checkpoint.items()}
+
+            @classmethod
+            def from_checkpoint(cls, ckpt_path):
+                checkpoint = LLaMA.adapt_keys(torch.load(ckpt_path, map_location="cpu"))
+                original_default_type = torch.get_default_dtype()
+                torch.set_default_tensor_type(torch.cuda.BFloat16Tensor)  # much faster loading
+                model = cls(4096)
+                model.load_state_dict(checkpoint, strict=False)
+                torch.set_default_tensor_type(torch.tensor([], dtype=original_default_type, device="cpu").type())
+                return model
+
+        ddp = int(os.environ.get("RANK", -1)) != -1
+        model = LLaMA.from_checkpoint("llama3/consolidated.00.pth")
+        if ddp:
+            model = DDP(model, device_ids=[int(os.environ["LOCAL_RANK"])])
+        raw_model = model.module if ddp else model
+        optimizer = torch.optim.AdamW(raw_model.parameters(), lr=3e-4, fused=True)  # expect: MP003
+        """,
+    ),
+    ok(
+        "a-module-built-after-the-default-was-restored-from-a-saved-value",
+        """
+        import torch
+
+        saved = torch.get_default_dtype()
+        torch.set_default_dtype(torch.bfloat16)
+        embedding_table = torch.randn(10, 10)
+        torch.set_default_dtype(saved)
+        head = torch.nn.Linear(10, 10)
+        optimizer = torch.optim.AdamW(head.parameters())
+        """,
+    ),
+    ok(
+        "an-environment-switch-off-by-default",
+        """
+        import os
+        import torch
+
+        model = torch.nn.Linear(8, 8).cuda()
+        if os.environ.get("PURE_BF16", "0") == "1":
+            model = model.to(torch.bfloat16)
+        optimizer = torch.optim.AdamW(model.parameters())
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", LAUNCH)
+def test_a_plain_start(source: str) -> None:
+    check(source, "MP003")

@@ -109,7 +109,13 @@ class Interpreter:
     created_tensor = torch_calls.created_tensor
     tensor_op = torch_calls.tensor_op
 
-    def __init__(self, roots: dict[str, cst.Module], load: Callable[[str], Loaded | None], index: ModuleIndex) -> None:
+    def __init__(
+        self,
+        roots: dict[str, cst.Module],
+        load: Callable[[str], Loaded | None],
+        index: ModuleIndex,
+        words: frozenset[str] = frozenset(),
+    ) -> None:
         self.roots = list(roots)
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
@@ -133,13 +139,18 @@ class Interpreter:
         self.data_files: set[str] = set()
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
+        # What a function must mention to be worth analysing on its own (empty: every function).
+        self.fragments = tuple(sorted({word.strip(".(") for word in words}))
+        self.worth: dict[cst.FunctionDef | cst.ClassDef, bool] = {}
 
     def run(self) -> None:
         for path in self.roots:
             self.run_module(self.modules[path])
         for path in self.roots:
-            for definition in self.definitions(self.modules[path].scope):
-                self.evaluate_standalone(definition)
+            scope = self.modules[path].scope
+            for definition in self.definitions(scope):
+                if not self.fragments or self.may_report(definition, scope):
+                    self.evaluate_standalone(definition)
 
     def read_config_file(self, script: str) -> Callable[[str], object]:
         """A reader of the config files the code at `script` names; each one read is a dependency."""
@@ -176,11 +187,60 @@ class Interpreter:
                 if value.payload.scope is scope:
                     yield value.payload
 
+    def may_report(self, definition: Definition, scope: Scope) -> bool:
+        """Whether analysing a function (or class) nobody calls can give a finding: it mentions a
+        rule's word (`log_softmax`, `autocast`, `optim`), or calls a function or class that does
+        (`main()` calling a bf16 model factory of the file), or one imported from another file.
+        Most library code does none of these."""
+        verdict = self.worth.get(definition.node)
+        if verdict is not None:
+            return verdict
+        self.worth[definition.node] = False  # a recursive call does not make a function worth it
+        names, callees = _mentions(definition.node)
+        text = "\n".join(names)
+        verdict = any(fragment in text for fragment in self.fragments) or any(
+            self.calls_worth_it(scope.names.get(name)) for name in callees
+        )
+        self.worth[definition.node] = verdict
+        return verdict
+
+    def calls_worth_it(self, callee: Value | None) -> bool:
+        """A call of `callee` is worth following: code of another linted file, or a function or
+        class of this one that `may_report`."""
+        if callee is None:
+            return False
+        if callee.kind is Kind.IMPORT:
+            return True
+        definition = callee.payload
+        return isinstance(definition, Definition) and self.may_report(definition, definition.scope)
+
     def evaluate_standalone(self, definition: Definition) -> None:
         """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
         if isinstance(definition.node, cst.ClassDef):
             receiver = self.instance_of(definition, definition.node, ())
             for method in definition.methods.values():
-                self.call_definition(method, [], {}, None, receiver=receiver)
+                # Inherited methods too (a base trainer's step on the model this class holds), each
+                # only when it may report: a subclass of nn.Module inherits some sixty.
+                if not self.fragments or self.may_report(method, method.scope):
+                    self.call_definition(method, [], {}, None, receiver=receiver)
             return
         self.call_definition(definition, [], {}, None)
+
+
+def _mentions(node: cst.FunctionDef | cst.ClassDef) -> tuple[set[str], set[str]]:
+    """The identifiers and string literals a function's or class's code mentions (not a class's
+    bases: every module names `nn.Module`), and the names it calls."""
+    parts: list[cst.CSTNode] = [node.body, *node.decorators]
+    if isinstance(node, cst.FunctionDef):
+        parts.append(node.params)
+    names: set[str] = set()
+    callees: set[str] = set()
+    for part in parts:
+        for found in tree.walk(part):
+            if isinstance(found, (cst.Name, cst.SimpleString)):
+                names.add(found.value)
+            elif isinstance(found, cst.Attribute):
+                names.add(found.attr.value)
+            elif isinstance(found, cst.Call) and isinstance(found.func, cst.Name):
+                callees.add(found.func.value)
+    return names, callees

@@ -67,9 +67,15 @@ def _selected(facts: Sequence[Fact], conditional: bool) -> Sequence[Fact]:
     return [fact for fact in facts if fact.condition is None]
 
 
-def analyze(roots: dict[str, cst.Module], load: Callable[[str], Loaded | None], index: ModuleIndex) -> PrecisionModel:
+def analyze(
+    roots: dict[str, cst.Module],
+    load: Callable[[str], Loaded | None],
+    index: ModuleIndex,
+    words: frozenset[str] = frozenset(),
+) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
-    only when a root reads a name from them."""
-    interpreter = Interpreter(roots, load, index)
+    only when a root reads a name from them. With `words` (the rules' trigger and sink words), a
+    function nobody calls is analysed only if it mentions one, or calls code of the linted files."""
+    interpreter = Interpreter(roots, load, index, words)
     interpreter.run()
     return PrecisionModel(interpreter)

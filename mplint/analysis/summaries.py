@@ -154,11 +154,21 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
     if self.modules[definition.path].lazy:
         self.class_attrs[definition] = attrs
         return attrs  # a class only read from another file: its __init__ tells enough
+    bases: set[Definition] = set()
     for name, method in definition.methods.items():
+        if method.owner is not definition:
+            # Inherited: what it stores is read once per base class, not once per subclass (a
+            # subclass of nn.Module in torch's own sources would re-run sixty methods).
+            if method.owner is not None:
+                bases.add(method.owner)
+            continue
         if name == "__init__":
             continue
         for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
             attrs[attr] = _join_attribute(attrs[attr], value) if attr in attrs else value
+    for base in bases:
+        for attr, value in self.attributes_of(base).items():
+            attrs.setdefault(attr, value)
     self.class_attrs[definition] = attrs
     return attrs
 

@@ -21,6 +21,7 @@ from mplint.analysis.project import ImportGraph, ModuleIndex
 from mplint.analysis.scopes import Loaded
 from mplint.errors import InternalError
 from mplint.findings import Edit, Finding, Fix, Severity
+from mplint.registry import all_rules
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.run.prefilter import CodeFacts, Prefilter
@@ -184,8 +185,12 @@ class Run:
         self.files = {source.path: source for source in files}
         self.rules = tuple(rules)
         self.index = ModuleIndex(list(self.files))
-        vocabulary = (word for rule in rules for word in rule.TRIGGERS | rule.SINKS)
-        self.prefilter = Prefilter(self.index, vocabulary, code_facts)
+        self.prefilter = Prefilter(
+            self.index, (word for rule in rules for word in rule.TRIGGERS | rule.SINKS), code_facts
+        )
+        # What a function nobody calls must mention to be analysed: any rule's word (a selected
+        # rule's finding may rest on facts of code that only another rule's words name).
+        self.words = frozenset(word for rule in all_rules() for word in rule.TRIGGERS | rule.SINKS)
         # Trees of recently used files, least recently used first, within PARSED_BUDGET bytes of
         # source (a libcst tree holds ~500 bytes per byte of source: keeping every tree of a
         # large repository would not fit in memory).
@@ -263,7 +268,7 @@ class Run:
             return (found.module, found.top_level) if isinstance(found, PartialFile) else (found.module, None)
 
         try:
-            precision = analyze({root: parsed.module}, load, self.index)
+            precision = analyze({root: parsed.module}, load, self.index, self.words)
         except RecursionError:  # expressions nested deeper than a recursive walk can follow
             return UnitResult((invalid(root, 1, 1, TOO_DEEP),), (root,))
         findings: list[Finding] = []

@@ -76,6 +76,27 @@ BUILT = [
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1)  # expect: MP003
     """,
     ),
+    bug(
+        "cast-in-place-at-the-head-of-a-chain",
+        """
+    import torch
+
+    dtype = torch.bfloat16
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+    model.to(dtype).to("cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)  # expect: MP003
+    """,
+    ),
+    ok(
+        "a-chain-that-ends-in-fp32",
+        """
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+    model.to(torch.bfloat16).float()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    """,
+    ),
     ok(
         "the-same-model-built-in-fp32",
         QWEN3.replace('"dtype": torch.bfloat16', '"dtype": torch.float32')

@@ -13,6 +13,7 @@ their branch alone (`configuration`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import libcst as cst
 
@@ -237,10 +238,13 @@ def _mentions(node: cst.FunctionDef | cst.ClassDef) -> tuple[set[str], set[str]]
     callees: set[str] = set()
     for part in parts:
         for found in tree.walk(part):
-            if isinstance(found, (cst.Name, cst.SimpleString)):
-                names.add(found.value)
-            elif isinstance(found, cst.Attribute):
-                names.add(found.attr.value)
-            elif isinstance(found, cst.Call) and isinstance(found.func, cst.Name):
-                callees.add(found.func.value)
+            kind = type(found)  # exact type tests: libcst's node classes are ABCs (slow isinstance)
+            if kind is cst.Name or kind is cst.SimpleString:
+                names.add(cast("cst.Name | cst.SimpleString", found).value)
+            elif kind is cst.Attribute:
+                names.add(cast(cst.Attribute, found).attr.value)
+            elif kind is cst.Call:
+                func = cast(cst.Call, found).func
+                if type(func) is cst.Name:
+                    callees.add(func.value)
     return names, callees

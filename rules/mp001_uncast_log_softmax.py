@@ -4,9 +4,9 @@ import libcst as cst
 
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
-from mplint.analysis.values import Kind, Value
+from mplint.analysis.values import Value
 from mplint.findings import Applicability
-from mplint.rule import Autofix, Rule
+from mplint.rule import Autofix, Replacement, Rule
 from mplint.tree import argument
 
 
@@ -96,7 +96,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             logits, op, shown = found
             if logits.precision.is_low and torch_api.region_upcasts(fact.region, op) is False:
                 fix = self._float_logits_fix(node, shown)
-                self.report(node, self._message(shown, logits), fix=fix, condition=fact.condition)
+                self.report(node, self._message(shown, logits, fact), fix=fix, condition=fact.condition)
                 return
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -107,14 +107,12 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             if fact.op != "logsumexp":
                 continue
             logits = fact.input()
-            if (
-                logits is not None
-                and logits.precision.is_low
-                and torch_api.region_upcasts(fact.region, "logsumexp") is False
-            ):
+            if logits is None:
+                continue
+            if logits.precision.is_low and torch_api.region_upcasts(fact.region, "logsumexp") is False:
                 self.report(
                     node.right,
-                    self._message("logsumexp", logits),
+                    self._message("logsumexp", logits, fact),
                     fix=self._float_logits_fix(node.right, "logsumexp"),
                     condition=fact.condition,
                 )
@@ -122,64 +120,72 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
 
     def _float_logits_fix(self, node: cst.Call, shown: str) -> Autofix | None:
         """Insert `.float()` on the logits at the op (unsafe: it makes an fp32 copy of the logits)."""
-        call: cst.Call | None = node
+        call = node
         if shown == "log(softmax(...))":
             inner = argument(node, 0)
-            call = inner if isinstance(inner, cst.Call) else None
-            logits = self._tensor_argument(call, 0, "input") if call is not None else None
-        elif shown == "Categorical(logits=...)":
-            logits = self._tensor_argument(node, 1, "logits")
-        else:
-            logits = self._tensor_argument(node, 0, "input")
-        if logits is None or call is None:
+            if not isinstance(inner, cst.Call):
+                return None  # `torch.log(probs)`: the softmax is computed elsewhere
+            call = inner
+        index, keyword = (1, "logits") if shown == "Categorical(logits=...)" else (0, "input")
+        logits = self._tensor_argument(call, index, keyword)
+        if logits is None:
             return None
-        text = self.source_of(logits)
-        atomic = isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) or self._parenthesized(
-            logits, call
-        )
-        cast = f"{text}.float()" if atomic else f"({text}).float()"
-        return Autofix("cast the logits to fp32 at the op", (self.replace(logits, cast),), Applicability.UNSAFE)
+        closing = self._closing_parenthesis(logits, call)
+        if closing is not None:  # `(logits / T)`: the cast goes after its own parenthesis
+            cast = Replacement(closing, closing, ".float()")
+        elif isinstance(logits, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+            cast = self.replace(logits, f"{self.source_of(logits)}.float()")
+        else:
+            cast = self.replace(logits, f"({self.source_of(logits)}).float()")
+        return Autofix("cast the logits to fp32 at the op", (cast,), Applicability.UNSAFE)
 
     def _tensor_argument(self, node: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
         """The receiver of `x.op(...)`, else the expression passed as positional `index` or as `keyword`."""
-        on_method = any(fact.method is not None for fact in self.precision.calls(node))
-        if on_method and isinstance(node.func, cst.Attribute) and keyword == "input":
+        if any(fact.method is not None for fact in self.precision.calls(node)):
+            assert isinstance(node.func, cst.Attribute)  # the analysis sees a method only in `receiver.method(...)`
             return node.func.value
         return argument(node, index, keyword)
 
-    def _parenthesized(self, expression: cst.BaseExpression, call: cst.Call) -> bool:
-        """Whether `expression` (an argument or the receiver of `call`) is written in parentheses of its
-        own: positions leave them out, and the call's own parenthesis does not count."""
+    def _closing_parenthesis(self, expression: cst.BaseExpression, call: cst.Call) -> int | None:
+        """The offset just past the parenthesis that closes `expression` (an argument or the receiver
+        of `call`) when it is written in parentheses of its own: positions leave them out, and the
+        call's own parenthesis does not count."""
         text = self.context.parsed.text
         start, end = self.context.parsed.offsets(expression)
-        before, after = text[:start].rstrip(), text[end:].lstrip()
-        if not (before.endswith("(") and after.startswith(")")):
-            return False
-        return len(before) - 1 != text.find("(", self.context.parsed.offsets(call.func)[1])
+        before, after = text[:start].rstrip(), text[end:]
+        if not before.endswith("(") or not after.lstrip().startswith(")"):
+            return None
+        if len(before) - 1 == text.find("(", self.context.parsed.offsets(call.func)[1]):
+            return None
+        return end + len(after) - len(after.lstrip()) + 1
 
-    def _message(self, op: str, logits: Value) -> str:
-        return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=self.describe_origin(logits.origin))
+    def _message(self, op: str, logits: Value, fact: CallFact) -> str:
+        origin = self.describe_origin(logits.origin, fact.chain)
+        return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=origin)
+
+
+CATEGORICAL = frozenset({"torch.distributions.Categorical", "torch.distributions.categorical.Categorical"})
 
 
 def _log_prob_input(fact: CallFact) -> tuple[Value, str, str] | None:
     """(the logits, the op whose autocast policy applies, how to name it) when `fact` forms log-probs."""
     op = fact.op
-    function = fact.function or ""
     if op == "log_softmax":
-        requested = fact.arg(None, "dtype")
-        if requested is not None and requested.kind is Kind.DTYPE and requested.precision.is_full:
+        requested = fact.arg(None, "dtype")  # only a dtype has a precision and can be passed as one
+        if requested is not None and requested.precision.is_full:
             return None
         logits = fact.input()
         return (logits, "log_softmax", "log_softmax") if logits is not None else None
-    if function.startswith("torch.distributions") and op == "Categorical":
+    if fact.function in CATEGORICAL:
         logits = fact.arg(1, "logits")
         return (logits, "logsumexp", "Categorical(logits=...)") if logits is not None else None
     reduction = fact.arg(None, "reduction")
     if op == "cross_entropy" and reduction is not None and reduction.const == "none":
         logits = fact.arg(0, "input")
         return (logits, "cross_entropy", "cross_entropy(reduction='none')") if logits is not None else None
-    if op == "log":
-        probs = fact.input()
-        if probs is not None and probs.op == "softmax":
-            return probs, "log", "log(softmax(...))"
-    return None
+    if op != "log":
+        return None
+    probs = fact.input()
+    if probs is None:
+        return None
+    return (probs, "log", "log(softmax(...))") if probs.op == "softmax" else None

@@ -687,3 +687,50 @@ def test_message_of_a_model_made_half_in_place() -> None:
     assert "float16" in finding.message
     assert "bfloat16" not in finding.message
     assert f"train.py:{line_of(source, 'model.half()')}" in finding.message
+
+
+# Ops next to log-probs that are not log-probs, on bf16 tensors: a z-loss on the logsumexp, a
+# per-token value loss, the log of a sigmoid. And log-probs spelled out by hand where they are fine:
+# inside a CUDA autocast region (logsumexp runs in fp32 there), and on an fp32 reference model.
+NEIGHBOURS = """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+    value_model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+    reference = AutoModelForCausalLM.from_pretrained(name)
+    out = policy(input_ids)
+    logits = out["logits"]
+    z_loss = 1e-4 * logits.logsumexp(dim=-1)
+    values = value_model(input_ids).logits.squeeze(-1)
+    value_loss = F.mse_loss(values, returns, reduction="none")
+    p_stop = torch.log(torch.sigmoid(logits[..., 0]))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logp = logits.gather(-1, labels[..., None]).squeeze(-1) - logits.logsumexp(dim=-1)
+    ref_logits = reference(input_ids).logits
+    ref_logp = ref_logits.gather(-1, labels[..., None]).squeeze(-1) - ref_logits.logsumexp(dim=-1)
+    same_dtype = F.log_softmax(logits, dim=-1, dtype=logits.dtype)  # expect: MP001
+"""
+
+
+def test_only_log_probs_of_half_logits_outside_autocast() -> None:
+    check(NEIGHBOURS, CODE)
+
+
+# Categorical from the distributions package by any import path; a project's own `Categorical`
+# head is a module, not a distribution.
+def test_categorical_of_torch_distributions() -> None:
+    check(
+        """
+        import torch
+        import torch.distributions as D
+        from torch.distributions.categorical import Categorical
+
+        policy = PolicyNet().to(torch.bfloat16)
+        logits = policy(obs)
+        dist = D.Categorical(logits=logits)  # expect: MP001
+        same = Categorical(None, logits)  # expect: MP001
+        """,
+        CODE,
+    )

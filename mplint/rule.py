@@ -106,13 +106,16 @@ class Rule:
         """The 1-based line where `node` (of this file, or of `path`) starts."""
         return self.context.files[path or self.context.path].position(node)[0]
 
-    def describe_origin(self, origin: Origin | None) -> str:
-        """`from `policy`, cast at train.py:5`: where a value's low precision came from."""
+    def describe_origin(self, origin: Origin | None, chain: tuple[str, ...] = ()) -> str:
+        """`from `policy`, cast at train.py:5`: where a value's low precision came from, and the
+        calls the analysis followed to the op (`via main() → train() → log_probs()`) when it took
+        more than one."""
         if origin is None:
             return "origin not traced"
         line = self.line_of(origin.node, origin.path)
         subject = f"from `{origin.subject}`, " if origin.subject else ""
-        return f"{subject}{origin.how} at {origin.path}:{line}"
+        via = f", via {' → '.join(f'{name}()' for name in chain)}" if len(chain) > 1 else ""
+        return f"{subject}{origin.how} at {origin.path}:{line}{via}"
 
     @classmethod
     def summary(cls) -> str:

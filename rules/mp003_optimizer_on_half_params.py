@@ -119,7 +119,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         return self.MESSAGE.format(
             optimizer=torch_api.last_part(name),
             dtype=params.precision.value,
-            origin=self.describe_origin(params.origin),
+            origin=self.describe_origin(params.origin, fact.chain),
         )
 
 

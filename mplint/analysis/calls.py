@@ -89,6 +89,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         result,
         _called_definition(callee, receiver, method),
         self.condition,
+        self.chain,
     )
     record(self.facts, node, fact)
     return result

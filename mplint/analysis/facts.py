@@ -5,7 +5,7 @@ through `model.PrecisionModel`, never the interpreter's state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import libcst as cst
@@ -36,6 +36,9 @@ class CallFact:
     # Set when the call was evaluated on a branch the default configuration skips: the condition
     # that takes it, as written ("`args.profile` is true").
     condition: str | None = None
+    # The functions being evaluated when the call was, outermost first (`main`, `train`,
+    # `log_probs`): how the analysis reached it, for messages. Not part of what the call saw.
+    chain: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def op(self) -> str | None:

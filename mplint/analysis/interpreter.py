@@ -134,6 +134,8 @@ class Interpreter:
         self.evaluated_calls = 0
         # While a branch the default configuration skips is read: the condition that takes it.
         self.condition: str | None = None
+        # The functions being evaluated, outermost first (see `CallFact.chain`).
+        self.chain: tuple[str, ...] = ()
         # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.
         self.master_weights: set[cst.Call] = set()
         # Data files the analysis read (a framework's JSON config): the unit depends on them too.

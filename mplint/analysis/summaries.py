@@ -195,6 +195,7 @@ def call_definition(
     self.entered_paths.add(definition.path)
     self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
     self.memo.in_progress.append(key)
+    outer_chain, self.chain = self.chain, (*self.chain, definition.name)
     self.frames.append(Frame())
     scope = Scope(self.modules[definition.path], definition.scope)
     self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
@@ -204,6 +205,7 @@ def call_definition(
     finally:
         frame = self.frames.pop()
         self.memo.in_progress.pop()
+        self.chain = outer_chain
     returns = frame.returns
     result = returns[0] if returns else const(None)
     for value in returns[1:]:

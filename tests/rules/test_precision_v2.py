@@ -422,6 +422,16 @@ def test_a_bf16_model_reaches_log_softmax_through_six_calls_across_three_files(t
     check_files(DEEP_CHAIN, "MP001", tmp_path)
 
 
+def test_the_message_names_the_origin_and_the_calls_that_reach_the_op(tmp_path: Path) -> None:
+    check_files(DEEP_CHAIN, "MP001", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP001"]).findings
+    assert "from `policy`, loaded in bfloat16 at " in finding.message
+    assert finding.message.endswith(
+        "via main() → train() → step() → objective() → compute_log_probs() → selective_log_softmax()); "
+        "cast with .float() first"
+    )
+
+
 RECURSIVE = {
     "train.py": """
         import torch

@@ -103,6 +103,8 @@ class Frame:
 
     returns: list[Value] = field(default_factory=list)
     pending_casts: list[LateCast] = field(default_factory=list)
+    # The autocast region active at each `yield` (what a `@contextmanager` function's `with` opens).
+    yielded: list[Region | None] = field(default_factory=list)
 
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)

@@ -164,7 +164,7 @@ def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition
         return
     names = dict(ctx.scope.names)
     frame = self.frames[-1]
-    returned, pending = len(frame.returns), len(frame.pending_casts)
+    returned, pending, yielded = len(frame.returns), len(frame.pending_casts), len(frame.yielded)
     default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
     outer = self.condition
     self.condition = outer or condition  # nested: the outermost non-default condition names the path
@@ -174,7 +174,7 @@ def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition
         self.condition = outer
         ctx.scope.names.clear()
         ctx.scope.names.update(names)
-        del frame.returns[returned:], frame.pending_casts[pending:]
+        del frame.returns[returned:], frame.pending_casts[pending:], frame.yielded[yielded:]
         self.default_dtype, self.loss_scaling_paths = default_dtype, scaling
 
 
@@ -242,6 +242,8 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
         if type(node.value) in _STRING_LITERALS:
             return True  # a docstring: nothing to evaluate (and decoding it is not free)
         value = self.eval(node.value, ctx)
+        if type(node.value) is cst.Yield:
+            self.frames[-1].yielded.append(ctx.region)
         self.apply_in_place_cast(node.value, value, ctx)
         self.apply_parameter_collection(node.value, ctx)
     elif type(node) is cst.AnnAssign:

@@ -15,7 +15,7 @@ holds across a class's methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -49,6 +49,8 @@ class Definition:
     no_grad: bool = False
     # `@staticmethod`: called on a class or an instance, it binds no receiver.
     static: bool = False
+    # `@contextlib.contextmanager`: calling it gives what `with` enters (the region at its `yield`).
+    context_manager: bool = False
     # Classes: whether they are nn.Modules (by their bases), and their methods by name.
     is_module: bool = False
     # Classes: whether they derive from a torch optimizer (a project's own AdamW variant, Muon).
@@ -90,15 +92,23 @@ class CallMemo:
 
 def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> None:
     region: Region | None = None
-    no_grad = static = False
+    no_grad = static = context_manager = False
     for decorator in node.decorators:
         value = self.eval(decorator.decorator, ctx)
         if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
             region = value.payload
         no_grad = no_grad or is_no_grad(value)
         static = static or (isinstance(decorator.decorator, cst.Name) and decorator.decorator.value == "staticmethod")
+        context_manager = context_manager or value.name in api.CONTEXT_MANAGER_DECORATORS
     definition = Definition(
-        node, ctx.scope.module.path, ctx.scope, owner=ctx.class_body, region=region, no_grad=no_grad, static=static
+        node,
+        ctx.scope.module.path,
+        ctx.scope,
+        owner=ctx.class_body,
+        region=region,
+        no_grad=no_grad,
+        static=static,
+        context_manager=context_manager,
     )
     if ctx.class_body is not None:
         ctx.class_body.methods[node.name.value] = definition
@@ -210,6 +220,8 @@ def call_definition(
     result = returns[0] if returns else const(None)
     for value in returns[1:]:
         result = join(result, value)
+    if definition.context_manager:
+        result = _entered(frame.yielded, region)
     writes: dict[str, Value] = {}
     if self_name is not None:
         prefix = f"{self_name}."
@@ -257,6 +269,18 @@ def parameter_value(self: Interpreter, param: cst.Param, kwargs: dict[str, Value
     if param.default is not None:
         return self.eval(param.default, Context(definition.scope))
     return UNKNOWN
+
+
+def _entered(yielded: list[Region | None], outer: Region | None) -> Value:
+    """What `with helper():` enters for a `@contextmanager` helper: the autocast region active at
+    its `yield` (`with torch.autocast(...): yield`), one that may or may not be active when its
+    yields differ (`if enabled: with autocast(...): yield` / `else: yield`), else nothing known."""
+    regions = [region for region in yielded if region is not outer]
+    if not regions:
+        return UNKNOWN
+    if len(regions) == len(yielded) and all(region == regions[0] for region in regions):
+        return Value(Kind.AUTOCAST, payload=regions[0])
+    return Value(Kind.AUTOCAST, payload=replace(regions[0], enabled=None)) if regions[0] is not None else UNKNOWN
 
 
 def _join_attribute(first: Value, second: Value) -> Value:

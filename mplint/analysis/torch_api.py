@@ -342,6 +342,8 @@ ACCELERATOR_QUERIES = frozenset(
 )
 # Queries about how the script was launched; started plainly (`python train.py`) they are false.
 LAUNCH_QUERIES = frozenset({"torch.distributed.is_initialized"})
+# Decorators that make a generator function a context manager (`with helper():` enters its yield).
+CONTEXT_MANAGER_DECORATORS = frozenset({"contextlib.contextmanager", "contextlib.asynccontextmanager"})
 # Reads of an environment variable with a default: the default is what a plain start sees.
 ENVIRONMENT_READS = frozenset({"os.environ.get", "os.getenv"})
 # Base classes of optimizers (not optimizers themselves when called, but what a project's own derives from).

@@ -97,7 +97,8 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
             positional = positional_args(node)
             if fact.function in _LOG_FUNCTIONS and len(node.args) == len(positional) == 1:
                 inner = positional[0]
-            elif fact.method == "log" and not node.args and isinstance(node.func, cst.Attribute):
+            elif fact.method == "log":  # `Tensor.log()` takes no arguments
+                assert isinstance(node.func, cst.Attribute)  # the analysis sees a method only in `x.method()`
                 inner = node.func.value
             else:
                 continue
@@ -107,6 +108,6 @@ log_probs = torch.log(F.softmax(logits, dim=-1))
 
     def _is_softmax(self, node: cst.Call) -> bool:
         return any(
-            fact.function in _SOFTMAX_FUNCTIONS or (fact.function is None and fact.method == "softmax")
+            fact.function in _SOFTMAX_FUNCTIONS or fact.method == "softmax"  # a method's call has no function
             for fact in self.precision.calls(node)
         )

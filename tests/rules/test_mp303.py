@@ -173,3 +173,18 @@ def test_imported_softmax_name_has_no_fix() -> None:
         CODE,
     )
     assert finding.fix is None
+
+
+# Other ops on a softmax, and a log that writes into a buffer (fusing it would drop `out=`).
+def test_other_ops_on_a_softmax_are_quiet() -> None:
+    check(
+        """
+        import torch
+        import torch.nn.functional as F
+
+        probs = F.softmax(logits, dim=-1).detach()
+        prediction = torch.argmax(torch.softmax(logits, dim=-1))
+        torch.log(torch.softmax(scores, -1), out=log_probs)
+        """,
+        CODE,
+    )

@@ -22,6 +22,7 @@ from mplint.analysis.summaries import Definition
 from mplint.analysis.values import (
     UNKNOWN,
     Kind,
+    Precision,
     Region,
     Value,
     combine_params,
@@ -176,7 +177,11 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
     if base.kind in (Kind.TENSOR, Kind.PARAMS):
         return base
     if base.kind is Kind.DICT and len(keys) == 1:
-        return dict_item(base, keys[0])
+        found = dict_item(base, keys[0])
+        index = node.slice[0].slice
+        if found.otherwise is None and isinstance(index, cst.Index) and type(index.value) not in _LITERALS:
+            return configured_alternative(base, keys[0], index.value, found)
+        return found
     if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
         position = keys[0].const
         if isinstance(position, int) and -len(base.payload) <= position < len(base.payload):
@@ -201,6 +206,23 @@ def dict_item(mapping: Value, key: Value) -> Value:
         if other != result and other != UNKNOWN:
             return result.with_(otherwise=(other, condition))
     return result
+
+
+def configured_alternative(table: Value, key: Value, index: cst.BaseExpression, found: Value) -> Value:
+    """`{"float32": torch.float32, "float16": torch.float16}[args.dtype]`: a dtype table indexed by a
+    configuration value lists the dtypes the script is meant to run in; the float16 it holds is the
+    non-default configuration `found` stands for otherwise (`--dtype float16`)."""
+    if found.kind is not Kind.DTYPE or found.precision is Precision.FP16 or not isinstance(key.const, str):
+        return found
+    half = next((item for _, item in table.items if item.kind is Kind.DTYPE and item.precision is Precision.FP16), None)
+    if half is None:
+        return found
+    written = " ".join(cst.Module([]).code_for_node(index).split())
+    return found.with_(otherwise=(half, f"{written} == {key.const!r}"))
+
+
+# Index expressions that are written-out constants, not configuration (`DTYPES["fp32"]`).
+_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)
 
 
 def eval_dict(self: Interpreter, node: cst.Dict, ctx: Context) -> Value:

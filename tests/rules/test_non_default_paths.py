@@ -175,3 +175,44 @@ def test_branches_off_by_default_are_read_as_conditional(source: str) -> None:
     check(source, code)
     for finding in lint(source, code):
         assert finding.severity is Severity.WARNING and "only when `" in finding.message
+
+
+LLMC_DTYPE_TABLE = """
+    import argparse
+    from contextlib import nullcontext
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dtype", type=str, default="float32", help="float32|float16|bfloat16")
+    args = parser.parse_args()
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    ctx = torch.amp.autocast(device_type="cuda", dtype=ptdtype)  # expect: MP002
+    model = torch.nn.Linear(8, 8).cuda()
+    optimizer = torch.optim.AdamW(model.parameters())
+    for x in loader:
+        with ctx:
+            loss = model(x).sum()
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_dtype_table_indexed_by_an_option_lists_the_fp16_it_may_run_in() -> None:
+    """karpathy/llm.c's train_gpt2.py: `--dtype float16` is one of the table's keys, with no scaler."""
+    check(LLMC_DTYPE_TABLE, "MP002")
+    [finding] = lint(LLMC_DTYPE_TABLE, "MP002")
+    assert finding.severity is Severity.WARNING
+    assert "float16 only when `args.dtype == 'float32'` is false" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("change", "replacement"),
+    [
+        ('"float16": torch.float16}', '"float64": torch.float64}'),  # no fp16 in the table
+        ("[args.dtype]", '["float32"]'),  # a key written out: not a configuration
+    ],
+)
+def test_a_table_without_fp16_or_read_by_a_literal_is_quiet(change: str, replacement: str) -> None:
+    source = LLMC_DTYPE_TABLE.replace(change, replacement).replace("  # expect: MP002", "")
+    assert replacement in source
+    assert lint(source, "MP002") == []

@@ -179,7 +179,7 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
     if base.kind is Kind.DICT and len(keys) == 1:
         found = dict_item(base, keys[0])
         index = node.slice[0].slice
-        if found.otherwise is None and isinstance(index, cst.Index) and type(index.value) not in _LITERALS:
+        if found.otherwise is None and isinstance(index, cst.Index) and type(index.value) in _CONFIGURATION_READS:
             return configured_alternative(base, keys[0], index.value, found)
         return found
     if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
@@ -209,9 +209,9 @@ def dict_item(mapping: Value, key: Value) -> Value:
 
 
 def configured_alternative(table: Value, key: Value, index: cst.BaseExpression, found: Value) -> Value:
-    """`{"float32": torch.float32, "float16": torch.float16}[args.dtype]`: a dtype table indexed by a
-    configuration value lists the dtypes the script is meant to run in; the float16 it holds is the
-    non-default configuration `found` stands for otherwise (`--dtype float16`)."""
+    """`{"float32": torch.float32, "float16": torch.float16}[args.dtype]`: a dtype table indexed by an
+    option or config field lists the dtypes the script is meant to run in; the float16 it holds is
+    the non-default configuration `found` stands for otherwise (`--dtype float16`)."""
     if found.kind is not Kind.DTYPE or found.precision is Precision.FP16 or not isinstance(key.const, str):
         return found
     half = next((item for _, item in table.items if item.kind is Kind.DTYPE and item.precision is Precision.FP16), None)
@@ -221,8 +221,9 @@ def configured_alternative(table: Value, key: Value, index: cst.BaseExpression, 
     return found.with_(otherwise=(half, f"{written} == {key.const!r}"))
 
 
-# Index expressions that are written-out constants, not configuration (`DTYPES["fp32"]`).
-_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.Integer, cst.Float)
+# Index expressions that read a configuration (`args.dtype`, `config["dtype"]`); a plain name may be a
+# constant of the module, and a table beside it a generic name-to-dtype map.
+_CONFIGURATION_READS = (cst.Attribute, cst.Subscript)
 
 
 def eval_dict(self: Interpreter, node: cst.Dict, ctx: Context) -> Value:

@@ -185,6 +185,7 @@ LLMC_DTYPE_TABLE = """
     parser = argparse.ArgumentParser()
     parser.add_argument("--dtype", type=str, default="float32", help="float32|float16|bfloat16")
     args = parser.parse_args()
+    DTYPE = "float32"
     ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     ctx = torch.amp.autocast(device_type="cuda", dtype=ptdtype)  # expect: MP002
     model = torch.nn.Linear(8, 8).cuda()
@@ -210,6 +211,7 @@ def test_a_dtype_table_indexed_by_an_option_lists_the_fp16_it_may_run_in() -> No
     [
         ('"float16": torch.float16}', '"float64": torch.float64}'),  # no fp16 in the table
         ("[args.dtype]", '["float32"]'),  # a key written out: not a configuration
+        ("[args.dtype]", "[DTYPE]"),  # a module constant: the table may be a generic name-to-dtype map
     ],
 )
 def test_a_table_without_fp16_or_read_by_a_literal_is_quiet(change: str, replacement: str) -> None:

@@ -15,7 +15,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, record
-from mplint.analysis.frameworks import deepspeed
+from mplint.analysis.frameworks import accelerate, deepspeed
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import (
@@ -152,7 +152,12 @@ def construct(
 
 
 def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
-    """The output of calling a module: its own precision, lowered by an active autocast region."""
+    """The output of calling a module: its own precision, lowered by an active autocast region (and
+    made fp32 by a framework that wraps the forward, see `accelerate.output`)."""
+    return accelerate.output(module, module_output(self, module, args, kwargs, ctx))
+
+
+def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
     definition = module.payload if isinstance(module.payload, Definition) else None
     region = ctx.region
     if definition is not None:
@@ -208,6 +213,8 @@ def call_named(
         return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
     if function == deepspeed.INITIALIZE:
         return deepspeed.initialize(self, node, ctx, args, kwargs)
+    if function in accelerate.ACCELERATORS:
+        return accelerate.accelerator(self, node, ctx, kwargs)
     if _is_loss_scaling_framework(function, kwargs):
         self.loss_scaling_paths.add(path)
         return UNKNOWN
@@ -257,6 +264,10 @@ def call_method(
 ) -> Value:
     if receiver.op == PARSER:
         return self.argument_parser(receiver, method, args, kwargs)
+    if receiver.op == accelerate.ACCELERATOR:
+        handled = accelerate.method(self, receiver, method, node, ctx, args)
+        if handled is not None:
+            return handled
     if isinstance(receiver.const, str) and method in STRING_METHODS:
         # `args.optimizer.lower() == "adam"`: a configuration string, normalised.
         arguments = [arg.const for arg in args]

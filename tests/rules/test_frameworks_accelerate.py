@@ -1,0 +1,87 @@
+"""accelerate in the precision model (accelerate 1.15.0, accelerator.py): a model prepared under
+mixed precision runs under autocast and returns fp32 outputs; `mixed_precision="no"` leaves it as it
+is; without the argument the launch configuration decides (unknown); `accelerator.autocast()` opens
+the accelerator's region; `accelerator.backward` scales fp16 losses; a prepared optimizer keeps
+updating the weights it was built over (no fp32 master copy)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import check, ok
+
+RL_STEP = """
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    accelerator = Accelerator({accelerator_args})
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6){optimizer_expect}
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+
+    def token_logps(model, input_ids):
+        logits = model(input_ids=input_ids).logits[:, :-1]
+        logps = F.log_softmax(logits, dim=-1){logps_expect}
+        return logps.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+
+    for batch in loader:
+        loss = -(token_logps(policy, batch["input_ids"]) * batch["advantages"]).mean()
+        accelerator.backward(loss)
+        optimizer.step()
+"""
+
+
+def rl_step(accelerator_args: str, *, logps_bug: bool = False, optimizer_bug: bool = False) -> str:
+    return RL_STEP.format(
+        accelerator_args=accelerator_args,
+        logps_expect="  # expect: MP001" if logps_bug else "",
+        optimizer_expect="  # expect: MP003" if optimizer_bug else "",
+    )
+
+
+# Accelerator arguments, and whether the prepared policy's logits stay bf16.
+SETTINGS = [
+    pytest.param('mixed_precision="bf16"', False, id="bf16-mixed-precision-returns-fp32-logits"),
+    pytest.param('mixed_precision="fp16"', False, id="fp16-mixed-precision-returns-fp32-logits"),
+    pytest.param("gradient_accumulation_steps=4", False, id="the-launch-configuration-decides"),
+    pytest.param('mixed_precision="bf16", deepspeed_plugin=ds_plugin', False, id="a-deepspeed-plugin-decides"),
+    pytest.param('mixed_precision="no"', True, id="no-mixed-precision-keeps-the-bf16-logits"),
+]
+
+
+@pytest.mark.parametrize(("accelerator_args", "bf16_logits"), SETTINGS)
+def test_a_prepared_model_returns_fp32_outputs_under_mixed_precision(accelerator_args: str, bf16_logits: bool) -> None:
+    check(rl_step(accelerator_args, logps_bug=bf16_logits), "MP001")
+
+
+@pytest.mark.parametrize(("accelerator_args", "bf16_logits"), SETTINGS)
+def test_a_prepared_optimizer_keeps_no_master_weights(accelerator_args: str, bf16_logits: bool) -> None:
+    check(rl_step(accelerator_args, optimizer_bug=True), "MP003")
+
+
+AUTOCAST = [
+    ok(
+        "fp16-accelerator-scales-its-backward",
+        """
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        model = torch.nn.Linear(8, 8)
+        optimizer = torch.optim.AdamW(model.parameters())
+        model, optimizer = accelerator.prepare(model, optimizer)
+        for x in loader:
+            with accelerator.autocast():
+                loss = model(x).sum()
+            accelerator.backward(loss)
+            optimizer.step()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", AUTOCAST)
+def test_an_fp16_accelerator_scales_its_backward(source: str) -> None:
+    check(source, "MP002")

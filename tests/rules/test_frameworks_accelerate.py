@@ -85,3 +85,30 @@ AUTOCAST = [
 @pytest.mark.parametrize("source", AUTOCAST)
 def test_an_fp16_accelerator_scales_its_backward(source: str) -> None:
     check(source, "MP002")
+
+
+def test_a_prepared_peft_model_is_no_module_of_unknown_provenance() -> None:
+    """ibrahim1metin/DPO-from-scratch-with-GPT-2: the prepared LoRA policy's logits, computed inside
+    `accelerator.autocast()`, come back fp32; the cross-entropy after the block is on fp32 logits."""
+    check(
+        """
+        import torch
+        import torch.nn.functional as F
+        from accelerate import Accelerator
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        accelerator = Accelerator(mixed_precision="bf16")
+        model_tr = get_peft_model(AutoModelForCausalLM.from_pretrained("gpt2-large"), LoraConfig(r=16))
+
+        def forward(batch):
+            with accelerator.autocast():
+                logits = model_tr(input_ids=batch["input_ids"]).logits
+            return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), reduction="none")
+
+        model_tr, optimizer = accelerator.prepare(model_tr, torch.optim.AdamW(model_tr.parameters()))
+        for batch in loader:
+            accelerator.backward(forward(batch).mean())
+        """,
+        "MP001",
+    )

@@ -72,7 +72,11 @@ def method(
 
 def _prepared(value: Value, precision: Precision | None) -> Value:
     """A prepared object: a model runs under autocast and returns fp32 outputs when mixed precision
-    is on; everything else (optimizers, dataloaders) is handed back as it was, for precision."""
+    is on; everything else (optimizers, dataloaders) is handed back as it was, for precision. An
+    object of unknown kind (a PEFT model) is marked too: called, it is no module of unknown
+    provenance whose output takes the caller's autocast dtype."""
+    if value.kind is Kind.ANY and value.precision is Precision.UNKNOWN and value.payload is None:
+        return value.with_(op=FP32_OUTPUTS_IF_MIXED)
     if value.kind is not Kind.MODULE:
         return value
     if precision is Precision.FP32:

@@ -98,6 +98,11 @@ def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str,
             return Value(Kind.MODULE, precision or Precision.UNKNOWN, identity=node)
     if any(key in kwargs for key in ("load_in_8bit", "load_in_4bit", "quantization_config")):
         return UNKNOWN
+    # Without a dtype, transformers loads in torch's default dtype: half after
+    # `torch.set_default_dtype(torch.float16)` (OpenLMLab/LOMO); otherwise the checkpoint's or fp32.
+    default, origin = self.default_dtype.get(path, (Precision.UNKNOWN, None))
+    if default.is_low:
+        return Value(Kind.MODULE, default, origin=origin, identity=node)
     return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
 

@@ -266,3 +266,18 @@ def test_a_model_half_but_its_head_gives_no_half_logits() -> None:
     logp = F.log_softmax(logits, dim=-1)
     """
     check(source, "MP001")
+
+
+def test_a_model_loaded_without_a_dtype_under_a_half_default() -> None:
+    """OpenLMLab/LOMO: `torch.set_default_dtype(torch.float16)` before `from_pretrained(...)`."""
+    check(
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_default_dtype(torch.float16)
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+        """,
+        "MP003",
+    )

@@ -11,6 +11,7 @@ The tests run against a rule's mutants are the rule's own module first (so that 
 fast), then everything else that lints with the real rules: all of `tests/rules/` (every rule's
 VALID/INVALID examples, the cross-file and precision-model tests) and the fix fixtures. A condition
 pinned only by another rule's test module still counts as pinned: it is the suite that must fail.
+Tests already red on the unmutated copy are deselected (and named): they would kill every mutant.
 
     python bench/mutation.py                    # every rule, a table and the survivors
     python bench/mutation.py --rule mp002       # one rule
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +105,22 @@ def killed(work: Path, tests: list[str]) -> bool:
     return result.returncode != 0
 
 
+def red_tests(work: Path, tests: list[str]) -> list[str]:
+    """The tests that fail on the unmutated copy, as `--deselect` arguments: a red test would kill
+    every mutant. A suite that does not even collect cannot be measured at all."""
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *tests]
+    environment = {**os.environ, "PYTHONPATH": str(work)}
+    result = subprocess.run(command, cwd=work, env=environment, capture_output=True, timeout=1200, check=False)
+    if result.returncode == 0:
+        return []
+    output = result.stdout.decode(errors="replace")
+    failed = re.findall(r"^FAILED (\S+)", output, re.MULTILINE)
+    if not failed or re.search(r"^ERROR ", output, re.MULTILINE):
+        raise SystemExit(f"the tests fail on the unmutated copy, not only by assertion: {' '.join(tests)}")
+    print(f"deselected, red on the unmutated copy: {' '.join(failed)}", file=sys.stderr, flush=True)
+    return [argument for nodeid in failed for argument in ("--deselect", nodeid)]
+
+
 def mutate_rule(rule_file: Path, work: Path) -> list[Mutant]:
     original = rule_file.read_text(encoding="utf-8")
     module = cst.parse_module(original)
@@ -110,8 +128,7 @@ def mutate_rule(rule_file: Path, work: Path) -> list[Mutant]:
     sites = _Sites()
     wrapper.visit(sites)
     tests = tests_for(rule_file, work)
-    if killed(work, tests):  # a red suite kills every mutant: the figures would mean nothing
-        raise SystemExit(f"{rule_file.stem}: the tests fail on the unmutated copy: {' '.join(tests)}")
+    tests += red_tests(work, tests)
     mutants = []
     try:
         for kind, node, line in sites.sites:

@@ -54,5 +54,11 @@ def audit(device: str = "auto", *, static: bool = True) -> Iterator[AuditReport]
             yield report
     finally:
         observations = session.log.freeze()
-        files = sorted({call.site.path for call, _ in observations.op_calls})
+        sites = [
+            *(call.site for call, _ in observations.op_calls),
+            *(region.site for region in observations.regions),
+            *(use.site for use in observations.optimizers),
+            *(backward.site for backward in observations.backward_passes),
+        ]
+        files = sorted({site.path for site in sites if site is not None})
         report.findings = join(static_findings(files) if static else (), observations)

@@ -289,41 +289,58 @@ def _cpu_if_cuda(value: Any) -> Any:
     return "cpu" if _is_cuda_device(value) else value
 
 
-def cuda_to_cpu_mode(log: RunLog | None = None) -> torch.overrides.TorchFunctionMode:
-    """A TorchFunctionMode that runs CUDA-placed tensors on the CPU (`device=`, `.to`, `.cuda()`,
+class CudaRemap:
+    """Runs a torch call with CUDA placements moved to the CPU (`device=`, `.to`, `.cuda()`,
     `pin_memory=True`); notes in `log` that the script placed something on CUDA. A move to CUDA
     copies, as a transfer to a GPU does: the result aliases nothing and is dense."""
-    import torch
+
+    def __init__(self, log: RunLog | None = None) -> None:
+        import torch
+
+        self._log = log
+        self._torch = torch
+        self._already_placed = {torch.Tensor.cuda, torch.Tensor.pin_memory}
+
+    def _used_cuda(self) -> None:
+        if self._log is not None:
+            self._log.cuda_used = True
+
+    def __call__(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        torch = self._torch
+        if func in self._already_placed:
+            if func is torch.Tensor.cuda:
+                self._used_cuda()
+            return args[0].clone(memory_format=torch.preserve_format)
+        to_cuda = False
+        if kwargs:
+            device = kwargs.get("device")
+            if device is not None and _is_cuda_device(device):
+                kwargs = {**kwargs, "device": "cpu"}
+                to_cuda = True
+            if kwargs.get("pin_memory"):
+                kwargs = {**kwargs, "pin_memory": False}
+        if func is torch.Tensor.to and any(map(_is_cuda_device, args)):
+            args = tuple(_cpu_if_cuda(arg) for arg in args)
+            to_cuda = True
+        result = func(*args, **kwargs)
+        if to_cuda:
+            self._used_cuda()
+            if func is torch.Tensor.to and result is args[0]:
+                return result.clone(memory_format=torch.preserve_format)
+        return result
+
+
+def cuda_to_cpu_mode(log: RunLog | None = None) -> torch.overrides.TorchFunctionMode:
+    """A TorchFunctionMode that applies `CudaRemap` to every torch call (the recorder's own mode
+    does the same while it records)."""
     from torch.overrides import TorchFunctionMode
 
-    already_placed = {torch.Tensor.cuda, torch.Tensor.pin_memory}
-
-    def used_cuda() -> None:
-        if log is not None:
-            log.cuda_used = True
+    remap = CudaRemap(log)
 
     class CudaToCpu(TorchFunctionMode):
         def __torch_function__(
             self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
         ) -> Any:
-            kwargs = kwargs or {}
-            if func in already_placed:
-                # A host-to-device copy is a new tensor, dense (a slice comes out contiguous).
-                if func is torch.Tensor.cuda:
-                    used_cuda()
-                return args[0].clone(memory_format=torch.preserve_format)
-            if kwargs:
-                device = kwargs.get("device")
-                if device is not None and _is_cuda_device(device):
-                    kwargs = {**kwargs, "device": "cpu"}
-                    used_cuda()
-                if kwargs.get("pin_memory"):
-                    kwargs = {**kwargs, "pin_memory": False}
-            if func is torch.Tensor.to and any(map(_is_cuda_device, args)):
-                args = tuple(_cpu_if_cuda(arg) for arg in args)
-                used_cuda()
-                moved = func(*args, **kwargs)
-                return moved.clone(memory_format=torch.preserve_format) if moved is args[0] else moved
-            return func(*args, **kwargs)
+            return remap(func, args, kwargs or {})
 
     return CudaToCpu()

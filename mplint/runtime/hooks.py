@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import warnings
 from collections import Counter
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 SCALED_MARK = "_mplint_scaled"  # set on the tensors an enabled GradScaler.scale returned
 REGION_KEY = "mplint_region"  # grad_fn.metadata key: the autocast region the node was made in
 SITE_KEY = "mplint_site"  # grad_fn.metadata key: the user's line that made the node
+FP16_KEY = "mplint_fp16"  # grad_fn.metadata key: the call that made the node returned float16
 
 
 class StepLimitReached(BaseException):
@@ -42,11 +44,12 @@ def install(
     emulating: bool,
     on_region_change: Callable[[AutocastRegion | None], None],
     progress: bool,
+    around_backward: Callable[[bool], contextlib.AbstractContextManager[None]],
 ) -> None:
-    """Install every hook on `stack`."""
+    """Install every hook on `stack`; `around_backward(measure)` wraps each backward pass."""
     _install_autocast(stack, log, user_code, emulating, on_region_change)
     _install_scaler(stack, log, user_code, emulating)
-    _install_backward(stack, log, user_code)
+    _install_backward(stack, log, user_code, around_backward)
     _install_optimizer(stack, log, user_code, steps, progress)
     _install_compile(stack, log)
 
@@ -125,6 +128,11 @@ def _install_autocast(
 
     def enter(self: Any) -> Any:
         region = getattr(self, "_mplint_region", None)
+        if region is not None:
+            # Reported where the region is entered (`with ctx:`), also known by where it was built.
+            entered_at = user_code.caller()
+            if entered_at is not None and entered_at != region.site:
+                region = dataclasses.replace(region, site=entered_at, made_at=region.site)
         log.region_stack.append(region)
         if region is not None and region.site is not None:
             log.regions[region] = None
@@ -150,6 +158,12 @@ def _install_scaler(stack: contextlib.ExitStack, log: RunLog, user_code: UserCod
     original_scale = scaler.scale
 
     def scale(self: Any, outputs: Any) -> Any:
+        undecided = vars(self).pop(_UNDECIDED, None)
+        if undecided is not None and not log.cuda_used and self._enabled:
+            # Built for CUDA by a script that has used only the CPU since: as plain python here,
+            # where CUDA is absent, the scaler is disabled (with python's warning, at its line).
+            warnings.warn_explicit(SCALER_DISABLED, UserWarning, *undecided)
+            self._enabled = False
         scaled = original_scale(self, outputs)
         if self.is_enabled():
             _mark_scaled(scaled)
@@ -161,20 +175,17 @@ def _install_scaler(stack: contextlib.ExitStack, log: RunLog, user_code: UserCod
 
         def init(self: Any, device: str = "cuda", *args: Any, **kwargs: Any) -> None:
             with warnings_at_user_line(user_code):
-                if device != "cuda":
-                    original_init(self, device, *args, **kwargs)
-                elif log.cuda_used:  # a CUDA script: its scaler scales, on the emulating CPU
-                    original_init(self, "cpu", *args, **kwargs)
-                else:
-                    # A script configured for the CPU: as plain python here, where CUDA is absent.
-                    original_init(self, device, *args, **kwargs)
-                    if self._enabled:
-                        warnings.warn(SCALER_DISABLED, stacklevel=2)
-                        self._enabled = False
+                # A CUDA scaler scales on the emulating CPU. Whether the script is a CUDA script is
+                # decided at its first `scale()`: by then it has placed its model, or not.
+                original_init(self, "cpu" if device == "cuda" else device, *args, **kwargs)
+            frame = user_code.caller_frame(sys._getframe(1))
+            if device == "cuda" and not log.cuda_used and frame is not None:
+                vars(self)[_UNDECIDED] = (frame.f_code.co_filename, frame.f_lineno)
 
         patch(stack, scaler, "__init__", init)
 
 
+_UNDECIDED = "_mplint_undecided"  # on a CUDA scaler built before the script used CUDA: where it was built
 # What `torch.amp.GradScaler("cuda")` warns on a machine without CUDA.
 SCALER_DISABLED = "torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling."
 
@@ -191,28 +202,39 @@ def _mark_scaled(outputs: Any) -> None:
         _mark_scaled(list(outputs.values()))
 
 
-def _install_backward(stack: contextlib.ExitStack, log: RunLog, user_code: UserCode) -> None:
+def _install_backward(
+    stack: contextlib.ExitStack,
+    log: RunLog,
+    user_code: UserCode,
+    around_backward: Callable[[bool], contextlib.AbstractContextManager[None]],
+) -> None:
     import torch
 
     original_backward = torch.autograd.backward
 
     def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+        if log.stopped:  # past the step limit (the script caught the stop): record nothing more
+            return original_backward(tensors, *args, **kwargs)
         roots = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
         site = user_code.caller()
         # Read the graph before backward frees it.
         scaled = any(getattr(root, SCALED_MARK, False) for root in roots)
-        regions = regions_feeding(root.grad_fn for root in roots)
-        fp16_before, underflowed_before = log.fp16_values, log.underflowed
-        result = original_backward(tensors, *args, **kwargs)
+        regions, fp16 = graph_facts(root.grad_fn for root in roots)
+        log.last_backward = (0, 0, 0)
+        # A scaled loss needs no underflow measurement: the scale is what keeps gradients in range.
+        with around_backward(fp16 and not scaled and site is not None):
+            result = original_backward(tensors, *args, **kwargs)
         if site is not None:
+            fp16_ops, fp16_values, underflowed = log.last_backward
             log.backward_passes.append(
                 BackwardPass(
                     site=site,
                     scaled=scaled,
                     regions=regions,
-                    fp16_values=log.fp16_values - fp16_before,
-                    underflowed=log.underflowed - underflowed_before,
+                    fp16_values=fp16_values,
+                    underflowed=underflowed,
                     device=log.device,
+                    fp16_ops=fp16_ops,
                 )
             )
         return result
@@ -220,9 +242,11 @@ def _install_backward(stack: contextlib.ExitStack, log: RunLog, user_code: UserC
     patch(stack, torch.autograd, "backward", backward)
 
 
-def regions_feeding(roots: Iterable[Any]) -> tuple[AutocastRegion, ...]:
-    """The autocast regions recorded on the graph nodes behind `roots`, in the order first met."""
+def graph_facts(roots: Iterable[Any]) -> tuple[tuple[AutocastRegion, ...], bool]:
+    """The autocast regions recorded on the graph nodes behind `roots`, in the order first met, and
+    whether any of those nodes was made by a call that returned float16."""
     found: dict[AutocastRegion, None] = {}
+    fp16 = False
     seen: set[int] = set()
     pending = [node for node in roots if node is not None]
     while pending:
@@ -230,11 +254,13 @@ def regions_feeding(roots: Iterable[Any]) -> tuple[AutocastRegion, ...]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        region = node.metadata.get(REGION_KEY)
+        metadata = node.metadata
+        region = metadata.get(REGION_KEY)
         if region is not None:
             found[region] = None
+        fp16 = fp16 or FP16_KEY in metadata
         pending.extend(child for child, _ in node.next_functions if child is not None)
-    return tuple(found)
+    return tuple(found), fp16
 
 
 def _dtype_counts(optimizer: torch.optim.Optimizer) -> tuple[tuple[str, int], ...]:
@@ -262,6 +288,14 @@ def _install_optimizer(
 
     tracked: dict[int, torch.optim.Optimizer] = {}  # keeps the ids in `log.optimizers` unique
 
+    def built_at(optimizer: torch.optim.Optimizer) -> Site | None:
+        """The user's line that built (or stepped) `optimizer`: not the `super().__init__` or `step`
+        of a project's own optimizer class, but the line that called it."""
+        frame = user_code.caller_frame(sys._getframe(2))
+        while frame is not None and frame.f_locals.get("self") is optimizer:
+            frame = user_code.caller_frame(frame.f_back)
+        return None if frame is None else Site(os.path.realpath(frame.f_code.co_filename), frame.f_lineno)
+
     def track(optimizer: torch.optim.Optimizer, site: Site | None) -> None:
         if site is not None and id(optimizer) not in log.optimizers:
             tracked[id(optimizer)] = optimizer
@@ -275,13 +309,17 @@ def _install_optimizer(
         original_add_param_group(self, param_group)
         use = log.optimizers.get(id(self))
         if use is None:
-            track(self, user_code.caller())
+            track(self, built_at(self))
         else:
             log.optimizers[id(self)] = dataclasses.replace(use, param_dtypes=_dtype_counts(self))
 
     def before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if log.stopped:
+            # The script caught the stop (a bare `except:`) and stepped again: refuse the step.
+            log.steps_refused += 1
+            raise StepLimitReached
         # An optimizer built before recording began is known from its first step on.
-        track(optimizer, user_code.caller())
+        track(optimizer, built_at(optimizer))
         if id(optimizer) in log.optimizers:
             log.optimizers[id(optimizer)] = dataclasses.replace(
                 log.optimizers[id(optimizer)], step_param_dtypes=_dtype_counts(optimizer)
@@ -297,11 +335,12 @@ def _install_optimizer(
         log.steps = max(other.steps for other in log.optimizers.values())
         if progress:
             sys.stderr.write(
-                f"\rmplint verify: step {log.steps}/{steps or '?'}, {sum(log.op_calls.values())} ops recorded"
+                f"\rmplint verify: step {log.steps}/{steps or '?'}, {log.torch_calls} torch calls recorded"
             )
             sys.stderr.flush()
         stepped = [other.steps for other in log.optimizers.values() if other.steps]
         if steps is not None and min(stepped) >= steps:
+            log.stopped = True
             raise StepLimitReached
 
     patch(stack, torch.optim.Optimizer, "add_param_group", add_param_group)

@@ -24,7 +24,7 @@ from mplint.runtime.observations import (
     OptimizerUse,
     Site,
 )
-from mplint.runtime.recorder import REDUCED_LOSS
+from mplint.runtime.recorder import REDUCED_LOSS, SAMPLE_EVERY
 
 STATIC_CODES = ("MP001", "MP002", "MP003")
 LOG_SPACE_OPS = frozenset({"aten._log_softmax", "aten.logsumexp"})
@@ -138,10 +138,15 @@ def _cuda_region_on_cpu(region: AutocastRegion) -> bool:
     return region.device_type == "cuda" and region.device == "cpu"
 
 
+def _in(span: Span, region: AutocastRegion) -> bool:
+    """Whether the region was entered, or built, on the finding's lines."""
+    return span.holds(region.site) or span.holds(region.made_at)
+
+
 def _regions_at(span: Span, passes: Iterable[BackwardPass]) -> list[tuple[BackwardPass, list[AutocastRegion]]]:
     found = []
     for backward in passes:
-        regions = [region for region in backward.regions if span.holds(region.site)]
+        regions = [region for region in backward.regions if _in(span, region)]
         if regions:
             found.append((backward, regions))
     return found
@@ -152,7 +157,7 @@ def _is_fp16(region: AutocastRegion) -> bool:
 
 
 def _judge_autocast(span: Span, observations: Observations) -> Judgement:
-    regions = [region for region in observations.regions if span.holds(region.site)]
+    regions = [region for region in observations.regions if _in(span, region)]
     if not regions:
         return NOT_REACHED, (f"the autocast region at {_describe(span)} never ran",), None
     device = regions[0].device
@@ -186,9 +191,11 @@ def _backward_evidence(passes: list[BackwardPass], cause: str) -> tuple[str, ...
         for site, count in sorted(counts.items())
     ]
     if fp16:
+        ops = sum(backward.fp16_ops for backward in passes)
         evidence.append(
             f"measured: {underflowed / fp16:.2%} of fp16 gradient values ({underflowed:,} of {fp16:,}) "
-            "were subnormal or flushed to zero where fp32 was not"
+            f"were subnormal or flushed to zero where fp32 was not (a sample: about 1 in {SAMPLE_EVERY} of "
+            f"{ops:,} fp16 backward ops re-run in fp32)"
         )
     return tuple(evidence)
 
@@ -258,13 +265,14 @@ def _unscaled_backward(observations: Observations, spans: Sequence[Span]) -> lis
     for backward in observations.backward_passes:
         if backward.scaled:
             continue
-        fp16_sites = [region.site for region in backward.regions if _is_fp16(region) and region.site is not None]
-        if any(_covered(site, spans) for site in fp16_sites):
+        fp16_regions = [region for region in backward.regions if _is_fp16(region) and region.site is not None]
+        if any(_in(span, region) for region in fp16_regions for span in spans):
             continue
+        fp16_sites = [region.site for region in fp16_regions if region.site is not None]
         for site in fp16_sites:
             by_site.setdefault(site, []).append(backward)
             causes[site] = f"float16 autocast at {site.describe()}"
-        if not fp16_sites and backward.fp16_values:
+        if not fp16_sites and backward.fp16_ops:
             by_site.setdefault(backward.site, []).append(backward)
             causes[backward.site] = "float16 forward ops"
     return [

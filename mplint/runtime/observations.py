@@ -41,6 +41,7 @@ class AutocastRegion:
     dtype: str
     enabled: bool
     device: str  # where its ops ran: "cuda", "cpu", "emulated-cuda"
+    made_at: Site | None = None  # where the autocast object was built, when entered elsewhere (`with ctx:`)
 
 
 def _half_count(dtype_counts: tuple[tuple[str, int], ...]) -> int:
@@ -72,9 +73,10 @@ class BackwardPass:
     site: Site  # the `backward()` call
     scaled: bool  # its root came out of an enabled GradScaler.scale
     regions: tuple[AutocastRegion, ...]  # autocast regions whose ops feed the root
-    fp16_values: int  # fp16 values produced by backward ops
+    fp16_values: int  # fp16 values produced by the sampled backward ops (re-run in fp32)
     underflowed: int  # of those, subnormal or flushed to zero where fp32 would not be
     device: str
+    fp16_ops: int = 0  # backward ops with fp16 outputs (counted in unscaled passes only)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Observations:
     processes: int = 1  # processes that recorded something (the script's, its workers', every rank's)
     cuda_used: bool = False  # under emulation: the script placed something on CUDA or opened a CUDA region
     compiled: int = 0  # calls of torch.compile / Module.compile, run eagerly
+    steps_refused: int = 0  # optimizer steps the script tried after catching the stop
 
     @property
     def recorded(self) -> bool:
@@ -126,12 +129,14 @@ def _combine(parts: list[Observations], *, ranks: int, processes: int) -> Observ
         op_calls=tuple(counts.items()),
         regions=tuple(dict.fromkeys(region for part in parts for region in part.regions)),
         optimizers=tuple(dict.fromkeys(use for part in parts for use in part.optimizers)),
-        backward_passes=tuple(dict.fromkeys(backward for part in parts for backward in part.backward_passes)),
+        # Events, not facts: two ranks' identical passes are two passes.
+        backward_passes=tuple(backward for part in parts for backward in part.backward_passes),
         steps=max((part.steps for part in parts), default=0),
         ranks=ranks,
         processes=max(processes, 1),
         cuda_used=any(part.cuda_used for part in parts),
         compiled=max((part.compiled for part in parts), default=0),
+        steps_refused=sum(part.steps_refused for part in parts),
     )
 
 
@@ -144,13 +149,16 @@ class RunLog:
     regions: dict[AutocastRegion, None] = field(default_factory=dict)
     optimizers: dict[int, OptimizerUse] = field(default_factory=dict)
     backward_passes: list[BackwardPass] = field(default_factory=list)
-    fp16_values: int = 0
-    underflowed: int = 0
+    # (fp16 backward ops, sampled fp16 values, of those underflowed) of the last measured backward pass
+    last_backward: tuple[int, int, int] = (0, 0, 0)
+    torch_calls: int = 0  # torch calls made while recording (the user's or a library's)
     steps: int = 0
     # Under emulation: whether the script placed anything on CUDA or opened a CUDA region yet (a
     # script configured for the CPU never does, and must run as plain python runs it here).
     cuda_used: bool = False
     compiled: int = 0  # torch.compile calls, each run eagerly
+    stopped: bool = False  # the step limit was reached: nothing more is recorded
+    steps_refused: int = 0
     # The autocast regions entered and not yet left, innermost last; None for one whose autocast
     # object was made before the hooks were installed (nothing is known about it).
     region_stack: list[AutocastRegion | None] = field(default_factory=list)
@@ -161,7 +169,8 @@ class RunLog:
         self.regions.clear()
         self.optimizers.clear()
         self.backward_passes.clear()
-        self.fp16_values = self.underflowed = self.steps = self.compiled = 0
+        self.steps = self.compiled = self.torch_calls = self.steps_refused = 0
+        self.stopped = False
 
     @property
     def region(self) -> AutocastRegion | None:
@@ -176,4 +185,5 @@ class RunLog:
             steps=self.steps,
             cuda_used=self.cuda_used,
             compiled=self.compiled,
+            steps_refused=self.steps_refused,
         )

@@ -10,9 +10,9 @@ from typing import Any
 from mplint.errors import MplintError
 from mplint.runtime import facade, hooks
 from mplint.runtime.children import ChildSettings, following_children
-from mplint.runtime.emulate import CudaPolicyKernels, cuda_to_cpu_mode
+from mplint.runtime.emulate import CudaPolicyKernels, CudaRemap
 from mplint.runtime.observations import AutocastRegion, RunLog
-from mplint.runtime.recorder import graph_tagger, op_recorder
+from mplint.runtime.recorder import Recorder
 from mplint.runtime.sites import UserCode
 
 _LABELS = {"cuda": "cuda", "cpu": "cpu", "emulate-cuda": "emulated-cuda"}
@@ -67,6 +67,7 @@ class Session:
             if kernels is not None:
                 self._stack.callback(kernels.unregister)
                 facade.install(self._stack, self.log)
+            recorder = Recorder(self.log, self._user_code, CudaRemap(self.log) if emulating else None)
             hooks.install(
                 self._stack,
                 self.log,
@@ -75,11 +76,9 @@ class Session:
                 emulating=emulating,
                 on_region_change=lambda region: _follow_region(kernels, region),
                 progress=self._progress,
+                around_backward=recorder.backward_pass,
             )
-            self._stack.enter_context(graph_tagger(self.log, self._user_code))
-            if emulating:
-                self._stack.enter_context(cuda_to_cpu_mode(self.log))
-            self._stack.enter_context(op_recorder(self.log, self._user_code))
+            self._stack.enter_context(recorder.function_mode())
             if self._children is not None:
                 self.started_processes = self._stack.enter_context(following_children(self._children))
         except BaseException:

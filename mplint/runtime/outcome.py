@@ -81,6 +81,14 @@ def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[F
             "mplint verify: CUDA was emulated, but the script placed nothing on CUDA and opened no CUDA autocast "
             "region: its device choice fell to the CPU, so it ran as plain python runs it here (CPU's policy)."
         )
+    if observations.steps_refused:
+        refused = observations.steps_refused
+        lines.append(
+            f"mplint verify: the script caught mplint's stop after step {observations.steps} (a bare `except:` or "
+            f"`except BaseException`) and kept going: {refused} later optimizer step{_s(refused)} "
+            f"{'was' if refused == 1 else 'were'} refused; what is reported is what the first "
+            f"{observations.steps} step{_s(observations.steps)} ran."
+        )
     if observations.compiled:
         calls = observations.compiled
         lines.append(
@@ -122,6 +130,7 @@ def json_document(
         "processes": observations.processes,
         "steps": observations.steps,
         "compile": "eager" if observations.compiled else None,
+        "steps_refused": observations.steps_refused,
         "verified": verdict.exit_status in (EXIT_CLEAN, EXIT_FINDINGS) and observations.steps > 0,
         "exit_status": verdict.exit_status,
         "reason": verdict.reason,

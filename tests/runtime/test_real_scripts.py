@@ -142,3 +142,109 @@ def test_a_script_configured_for_the_cpu_runs_as_plain_python_does() -> None:
         "available.  Disabling." in run.stderr
     )
     assert "its device choice fell to the CPU" in run.stderr
+
+
+def test_a_scaler_built_before_the_model_is_placed_still_scales_on_emulated_cuda() -> None:
+    run = mplint_verify("--format", "json", real_script("scaler_first.py"))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.document["findings"] == [] and run.document["steps"] == 2
+    assert "CUDA is not available" not in run.stderr
+
+
+# -- words that are true ---------------------------------------------------------------------------
+
+
+def test_a_cuda_region_on_a_cpu_run_is_not_checkable_there_not_refuted() -> None:
+    run = mplint_verify("--device", "cpu", "--format", "json", real_script("cuda_region_fallback.py"))
+
+    [region] = run.findings("MP002")
+    assert run.exit_code == 3, run.stderr
+    assert region["verdict"] == "not-applicable"
+    assert region["evidence"][0].startswith("not checkable here (CUDA region on a CPU run)")
+    assert run.document["reason"].startswith("1 finding could not be checked on cpu")
+    # torch's own warning about the disabled region, shown at the script's line (not at mplint's hook).
+    line = line_of("cuda_region_fallback.py", "MP002")
+    assert f"cuda_region_fallback.py:{line}: UserWarning: CUDA is not available or torch_xla is imported." in (
+        run.stderr
+    )
+
+
+def test_mp903_points_where_the_script_builds_its_own_optimizer_class() -> None:
+    run = mplint_verify("--format", "json", real_script("custom_optimizer.py"))
+
+    findings = run.findings("MP003") + run.findings("MP903")
+    assert run.exit_code == 1, run.stderr
+    assert [finding["line"] for finding in findings] == [line_of("custom_optimizer.py", "optimizer")]
+    assert findings[0]["verdict"] in ("confirmed", "runtime-only")
+
+
+def test_mp902_points_at_the_with_that_entered_the_region() -> None:
+    run = mplint_verify("--format", "json", real_script("with_ctx.py"))
+
+    [backward] = run.findings("MP902")
+    assert run.exit_code == 1, run.stderr
+    assert backward["line"] == line_of("with_ctx.py", "with")
+    assert f"float16 autocast at {real_script('with_ctx.py')}:{backward['line']}" in backward["evidence"][0]
+
+
+def test_a_bare_except_that_catches_the_stop_is_told_and_later_steps_are_refused() -> None:
+    text = mplint_verify(real_script("bare_except.py"))
+    run = mplint_verify("--format", "json", real_script("bare_except.py"))
+
+    [log_softmax] = run.findings("MP001")
+    assert run.exit_code == 1, run.stderr
+    assert log_softmax["evidence"] == [
+        f"aten._log_softmax ran on bfloat16 at {real_script('bare_except.py')}:{log_softmax['line']}, 2 calls"
+    ]
+    assert (run.document["steps"], run.document["steps_refused"]) == (2, 10)
+    assert "skipped 11 batches" in run.stderr  # the stop itself, then 10 refused steps
+    assert (
+        "the script caught mplint's stop after step 2 (a bare `except:` or `except BaseException`) and kept going: "
+        "10 later optimizer steps were refused" in text.stderr
+    )
+
+
+def test_sys_exit_with_a_failure_shows_where_the_script_exited() -> None:
+    run = mplint_verify("tests/runtime/scripts/exits.py")
+
+    assert run.exit_code == 2
+    assert "mplint verify: the script called sys.exit(3); its own traceback follows:" in run.stderr
+    assert 'exits.py", line 14, in <module>\n    sys.exit(3)' in run.stderr
+
+
+def test_an_error_raised_through_mplints_kernels_shows_only_the_scripts_frames() -> None:
+    run = mplint_verify(real_script("banned_in_region.py"))
+
+    assert run.exit_code == 2
+    assert f'banned_in_region.py", line {line_of("banned_in_region.py", "bce")}, in <module>' in run.stderr
+    assert "RuntimeError: torch.nn.functional.binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast" in (
+        run.stderr
+    )
+    assert "mplint/" not in run.stderr.replace("mplint verify", "").replace("mplint:", "")
+    assert "_python_dispatch.py" not in run.stderr and "torch/overrides.py" not in run.stderr
+
+
+def test_unsafe_fixes_are_shown_only_with_unsafe_fixes() -> None:
+    hidden = mplint_verify("--format", "json", "tests/runtime/scripts/bf16_policy.py")
+    shown = mplint_verify("--format", "json", "--unsafe-fixes", "tests/runtime/scripts/bf16_policy.py")
+    text = mplint_verify("tests/runtime/scripts/bf16_policy.py")
+
+    assert "fix" not in hidden.findings("MP001")[0]
+    assert shown.findings("MP001")[0]["fix"]["applicability"] == "unsafe"
+    assert " [*]" not in text.stdout
+
+
+def test_static_only_findings_are_shown_and_counted_in_the_summary() -> None:
+    run = mplint_verify(real_script("nanogpt_train.py"), "--", "--compile", "1")
+
+    assert run.exit_code == 0, run.stderr
+    assert f"{real_script('nanogpt_train.py')}:{line_of('nanogpt_train.py', 'scaler')}:10: MP203" in run.stdout
+    assert "1 static-only finding (MP203) shown as `mplint` reports them: the run does not check them." in run.stderr
+    assert "torch.compile (1 call) was run eagerly" in run.stderr
+
+
+def test_a_missing_script_is_one_line() -> None:
+    run = mplint_verify("trian.py")
+
+    assert (run.exit_code, run.stderr) == (2, "mplint: trian.py: no such file or directory\n")

@@ -15,7 +15,7 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Value, const, join
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -23,20 +23,28 @@ if TYPE_CHECKING:
 
 def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Value:
     """A comparison of known constants (`args.dtype == "float16"`, `"cuda" in args.device`,
-    `args.dtype in ["bf16", "bfloat16"]`) is known in the configuration that runs; anything else
-    is unknown."""
+    `args.dtype in ["bf16", "bfloat16"]`) is known in the configuration that runs, and so is one of
+    known dtypes (`logits.dtype == torch.float16` for bf16 logits); anything else is unknown."""
     left = self.eval(node.left, ctx)
     outcome: bool | None = True
+    on_dtypes = False
     for target in node.comparisons:
         right = self.eval(target.comparator, ctx)
-        members = _members(right) if type(target.operator) in (cst.In, cst.NotIn) and _known(left) else None
+        first, second = _comparable(left), _comparable(right)
+        members = _members(right) if type(target.operator) in (cst.In, cst.NotIn) and first is not _UNKNOWN else None
         if members is not None:
-            compared: bool | None = (left.const in members) is isinstance(target.operator, cst.In)
+            compared: bool | None = (first in members) is isinstance(target.operator, cst.In)
+        elif first is _UNKNOWN or second is _UNKNOWN:
+            compared = None
         else:
-            compared = _compare(target.operator, left.const, right.const) if _known(left) and _known(right) else None
+            compared = _compare(target.operator, first, second)
+        on_dtypes = on_dtypes or isinstance(first, Precision) or isinstance(second, Precision)
         outcome = None if compared is None or outcome is None else outcome and compared
         left = right
-    return const(outcome) if outcome is not None else UNKNOWN
+    if outcome is None:
+        return UNKNOWN
+    # A test of a tensor's dtype is a fact of the run, not an option: no other path to read aside.
+    return const(outcome).with_(op=DTYPE_TEST) if on_dtypes else const(outcome)
 
 
 def eval_boolean(self: Interpreter, node: cst.BooleanOperation, ctx: Context) -> Value:
@@ -69,16 +77,33 @@ def argument_parser(
     return UNKNOWN
 
 
-# Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns.
+# Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns, and
+# of the outcome of a comparison of dtypes.
 PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
+DTYPE_TEST = "a dtype test"
 
 
 def _members(value: Value) -> tuple[object, ...] | None:
-    """The elements of a list/tuple/set literal of known constants, else None."""
+    """The elements of a list/tuple/set literal of known constants or dtypes, else None."""
     elements = value.payload if value.kind is Kind.ANY and isinstance(value.payload, tuple) else None
-    if elements is None or not all(isinstance(element, Value) and _known(element) for element in elements):
+    if elements is None:
         return None
-    return tuple(element.const for element in elements)
+    found = tuple(_comparable(element) if isinstance(element, Value) else _UNKNOWN for element in elements)
+    return None if _UNKNOWN in found else found
+
+
+_UNKNOWN = object()
+# Dtypes whose identity is known (`torch.float16`; not "bf16 or fp16").
+_EXACT_DTYPES = frozenset({Precision.FP64, Precision.FP32, Precision.BF16, Precision.FP16})
+
+
+def _comparable(value: Value) -> object:
+    """What a comparison compares a value as: a known constant, a known dtype, else `_UNKNOWN`."""
+    if _known(value):
+        return value.const
+    if value.kind is Kind.DTYPE and value.precision in _EXACT_DTYPES:
+        return value.precision
+    return _UNKNOWN
 
 
 def _known(value: Value) -> bool:

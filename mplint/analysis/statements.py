@@ -14,7 +14,7 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
-from mplint.analysis.configuration import configuration_condition, truth_value
+from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, truth_value
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import MIXED, Kind, Origin, Precision, Region, Value, const, join
 from mplint.tree import NODE_TYPES, Statement, statements
@@ -132,9 +132,11 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
     bodies: list[list[Statement]] = []
     branch: cst.If | cst.Else | None = node
     while isinstance(branch, cst.If):
-        taken = truth_value(self.eval(branch.test, ctx))
+        tested = self.eval(branch.test, ctx)
+        taken = truth_value(tested)
+        chosen = tested.op != DTYPE_TEST  # a configuration chose the branch, not a tensor's dtype
         if taken is True:
-            condition = configuration_condition(branch.test, holds=False)
+            condition = configuration_condition(branch.test, holds=False) if chosen else None
             if condition is not None:
                 for body in _later_bodies(branch.orelse):
                     exec_aside(self, body, ctx, condition)
@@ -145,7 +147,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             )
         if taken is None:
             bodies.append(statements(branch.body))
-        else:
+        elif chosen:
             condition = configuration_condition(branch.test, holds=True)
             if condition is not None:
                 exec_aside(self, statements(branch.body), ctx, condition)

@@ -100,9 +100,9 @@ def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str,
         return UNKNOWN
     # Without a dtype, transformers loads in torch's default dtype: half after
     # `torch.set_default_dtype(torch.float16)` (OpenLMLab/LOMO); otherwise the checkpoint's or fp32.
-    default, origin = self.default_dtype.get(path, (Precision.UNKNOWN, None))
+    default, set_at = self.default_dtype.get(path, (Precision.UNKNOWN, None))
     if default.is_low:
-        return Value(Kind.MODULE, default, origin=origin, identity=node)
+        return Value(Kind.MODULE, default, origin=set_at, identity=node)
     return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
 

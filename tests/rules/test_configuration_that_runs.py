@@ -125,3 +125,58 @@ LAUNCH = [
 @pytest.mark.parametrize("source", LAUNCH)
 def test_a_plain_start(source: str) -> None:
     check(source, "MP003")
+
+
+DTYPE_TESTS = [
+    bug(
+        "an-upcast-of-fp16-only-leaves-bf16-logits",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+
+        def action_logprobs(logits, actions):
+            logits = logits.float() if logits.dtype == torch.float16 else logits
+            return F.log_softmax(logits, dim=-1).gather(-1, actions[..., None])  # expect: MP001
+
+        logp = action_logprobs(policy(states), actions)
+        """,
+    ),
+    ok(
+        "an-upcast-of-anything-not-fp32",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+
+        def action_logprobs(logits, actions):
+            if logits.dtype != torch.float32:
+                logits = logits.float()
+            return F.log_softmax(logits, dim=-1).gather(-1, actions[..., None])
+
+        logp = action_logprobs(policy(states), actions)
+        """,
+    ),
+    ok(
+        "a-branch-on-fp32-logits-reads-no-other-path",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(16, 100)
+        logits = policy(states)
+        if logits.dtype in [torch.float32, torch.float64]:
+            selected_logits = torch.gather(logits, dim=-1, index=actions.unsqueeze(-1)).squeeze(-1)
+            per_token_logps = selected_logits - torch.logsumexp(logits, dim=-1)
+        else:
+            per_token_logps = F.log_softmax(logits.to(torch.bfloat16), dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", DTYPE_TESTS)
+def test_tests_of_a_tensors_dtype_are_facts_not_options(source: str) -> None:
+    check(source, "MP001")

@@ -127,6 +127,9 @@ class Interpreter:
         self.loss_scaling_paths: set[str] = set()
         self.memo = CallMemo()
         self.class_attrs: dict[Definition, dict[str, Value]] = {}
+        # Per class: the instance its methods were evaluated on to find its attributes (what
+        # `__init__` stores); standalone runs of those methods reuse it, and so their summaries.
+        self.class_receivers: dict[Definition, Value] = {}
         self.frames: list[Frame] = [Frame()]
         self.default_dtype: dict[str, tuple[Precision, Origin | None]] = {}
         # argparse options' defaults, per parser (its construction).
@@ -220,7 +223,8 @@ class Interpreter:
     def evaluate_standalone(self, definition: Definition) -> None:
         """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
         if isinstance(definition.node, cst.ClassDef):
-            receiver = self.instance_of(definition, definition.node, ())
+            self.attributes_of(definition)
+            receiver = self.class_receivers.get(definition) or self.instance_of(definition, definition.node, ())
             for method in definition.methods.values():
                 # Inherited methods too (a base trainer's step on the model this class holds), each
                 # only when it may report: a subclass of nn.Module inherits some sixty.

@@ -161,6 +161,7 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
     if init is not None:
         attrs.update(self.call_definition(init, [], {}, None, receiver=bare)[1])
     receiver = bare.with_(items=tuple(sorted(attrs.items())))
+    self.class_receivers[definition] = receiver
     if self.modules[definition.path].lazy:
         self.class_attrs[definition] = attrs
         return attrs  # a class only read from another file: its __init__ tells enough

@@ -3,6 +3,7 @@ names the files import from each other."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
@@ -16,7 +17,7 @@ class ModuleIndex:
         self._by_name: dict[str, list[str]] = {}
         self._original: dict[str, str] = {}
         for path in paths:
-            normal = str(PurePosixPath(path))
+            normal = posixpath.normpath(path) if "//" in path or "/./" in path or path.startswith("./") else path
             self._original[normal] = path
             for name in _dotted_suffixes(normal):
                 self._by_name.setdefault(name, []).append(normal)
@@ -41,10 +42,12 @@ class ModuleIndex:
 
 
 def _module_name(path: str) -> str:
-    parts = list(PurePosixPath(path).with_suffix("").parts)
+    """`pkg/sub/mod.py` -> `pkg.sub.mod` (string operations: this runs for every file of a run)."""
+    stem = path[: -len(".py")] if path.endswith(".py") else posixpath.splitext(path)[0]
+    parts = stem.split("/")
     if parts and parts[-1] == "__init__":
         parts.pop()
-    return ".".join(part for part in parts if part not in ("", ".", "/"))
+    return ".".join(part for part in parts if part not in ("", "."))
 
 
 def _dotted_suffixes(path: str) -> list[str]:

@@ -25,13 +25,15 @@ def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> lis
         if not os.path.lexists(path):
             raise MissingPathError(f"{os.fspath(path)}: no such file or directory")
     candidates = [
-        (file.is_symlink(), display_path(file), file) for path in paths for file in _python_files(Path(path), settings)
+        (is_link, display_path(file), file, identity)
+        for path in paths
+        for file, is_link, identity in _python_files(os.fspath(path), settings)
     ]
     # A file reached twice (named twice, or also through a symlink) is checked once, under
     # its own name when that was reached.
-    unique: dict[str, tuple[str, Path]] = {}
-    for _, display, file in sorted(candidates):
-        unique.setdefault(os.path.realpath(file), (display, file))
+    unique: dict[str, tuple[str, str]] = {}
+    for _, display, file, identity in sorted(candidates):
+        unique.setdefault(identity, (display, file))
     return [read_source(file, display) for display, file in sorted(unique.values())]
 
 
@@ -71,19 +73,29 @@ def decode_source(data: bytes, path: str) -> SourceFile:
     return SourceFile(path=path, text=text, error=None)
 
 
-def _python_files(path: Path, settings: Settings) -> Iterator[Path]:
-    if not path.is_dir():
-        yield path
+def _python_files(path: str, settings: Settings) -> Iterator[tuple[str, bool, str]]:
+    """Each Python file at or under `path`: its path, whether it is a symlink, and what identifies
+    the file it reaches (its real path). Plain strings and one `realpath` per directory: pathlib
+    and a `realpath` per file were most of a warm run over torch's 2,285 files."""
+    if not os.path.isdir(path):
+        yield path, os.path.islink(path), os.path.realpath(path)
         return
-    for directory, subdirectories, filenames in os.walk(path):
-        base = Path(directory)
-        # Pruning in place stops os.walk from descending; sorting makes the walk deterministic.
-        subdirectories[:] = sorted(name for name in subdirectories if not _is_skipped_directory(base / name, settings))
-        for name in sorted(filenames):
-            file = base / name
-            if name.endswith(".py") and not settings.is_excluded(file):
-                yield file
+    pending = [path]
+    while pending:
+        directory = pending.pop()
+        real = os.path.realpath(directory)
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not _is_skipped_directory(entry.path, settings):
+                    pending.append(entry.path)
+            elif entry.name.endswith(".py") and not entry.is_dir() and not settings.is_excluded(entry.path):
+                is_link = entry.is_symlink()
+                yield entry.path, is_link, os.path.realpath(entry.path) if is_link else os.path.join(real, entry.name)
 
 
-def _is_skipped_directory(directory: Path, settings: Settings) -> bool:
-    return directory.is_symlink() or (directory / "pyvenv.cfg").is_file() or settings.is_excluded(directory)
+def _is_skipped_directory(directory: str, settings: Settings) -> bool:
+    """Virtualenvs and excluded directories (symlinked ones never reach here: the walk does not
+    follow links, so they cannot loop)."""
+    return os.path.isfile(os.path.join(directory, "pyvenv.cfg")) or settings.is_excluded(directory)

@@ -90,8 +90,10 @@ def _python_files(path: str, settings: Settings) -> Iterator[tuple[str, bool, st
             if entry.is_dir(follow_symlinks=False):
                 if not _is_skipped_directory(entry.path, settings):
                     pending.append(entry.path)
-            elif entry.name.endswith(".py") and not entry.is_dir() and not settings.is_excluded(entry.path):
+            elif entry.name.endswith(".py") and not settings.is_excluded(entry.path):
                 is_link = entry.is_symlink()
+                if is_link and os.path.isdir(entry.path):
+                    continue  # a link to a directory (os.path.isdir is False for a loop or a dangling link)
                 yield entry.path, is_link, os.path.realpath(entry.path) if is_link else os.path.join(real, entry.name)
 
 

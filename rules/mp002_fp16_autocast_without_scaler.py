@@ -55,7 +55,7 @@ class Fp16AutocastWithoutScaler(Rule):
     )
     CONDITION = "float16 only when `{condition}` is false: not in the default configuration"
     TRIGGERS = frozenset({"autocast"})
-    SINKS = frozenset({"backward"})
+    SINKS = frozenset({".backward("})
     VALID = (
         """
 import torch

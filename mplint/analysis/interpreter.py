@@ -146,7 +146,10 @@ class Interpreter:
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
         # What a function must mention to be worth analysing on its own (empty: every function).
-        self.fragments = tuple(sorted({word.strip(".(") for word in words}))
+        # A word written as a method call (`.step(`, `.scale(`) is that exact name; any other is a
+        # fragment of one (`optim`, `bfloat16`, `log_softmax`).
+        self.methods = frozenset(word[1:-1] for word in words if word.startswith(".") and word.endswith("("))
+        self.fragments = tuple(sorted({word for word in words if not (word.startswith(".") and word.endswith("("))}))
         self.worth: dict[cst.FunctionDef | cst.ClassDef, bool] = {}
 
     def run(self) -> None:
@@ -155,7 +158,7 @@ class Interpreter:
         for path in self.roots:
             scope = self.modules[path].scope
             for definition in self.definitions(scope):
-                if not self.fragments or self.may_report(definition, scope):
+                if not (self.fragments or self.methods) or self.may_report(definition, scope):
                     self.evaluate_standalone(definition)
 
     def read_config_file(self, script: str) -> Callable[[str], object]:
@@ -204,8 +207,10 @@ class Interpreter:
         self.worth[definition.node] = False  # a recursive call does not make a function worth it
         names, callees = _mentions(definition.node)
         text = "\n".join(names)
-        verdict = any(fragment in text for fragment in self.fragments) or any(
-            self.calls_worth_it(scope.names.get(name)) for name in callees
+        verdict = (
+            bool(self.methods & names)
+            or any(fragment in text for fragment in self.fragments)
+            or any(self.calls_worth_it(scope.names.get(name)) for name in callees)
         )
         self.worth[definition.node] = verdict
         return verdict
@@ -228,7 +233,7 @@ class Interpreter:
             for method in definition.methods.values():
                 # Inherited methods too (a base trainer's step on the model this class holds), each
                 # only when it may report: a subclass of nn.Module inherits some sixty.
-                if not self.fragments or self.may_report(method, method.scope):
+                if not (self.fragments or self.methods) or self.may_report(method, method.scope):
                     self.call_definition(method, [], {}, None, receiver=receiver)
             return
         self.call_definition(definition, [], {}, None)
@@ -245,8 +250,12 @@ def _mentions(node: cst.FunctionDef | cst.ClassDef) -> tuple[set[str], set[str]]
     for part in parts:
         for found in tree.walk(part):
             kind = type(found)  # exact type tests: libcst's node classes are ABCs (slow isinstance)
-            if kind is cst.Name or kind is cst.SimpleString:
-                names.add(cast("cst.Name | cst.SimpleString", found).value)
+            if kind is cst.Name:
+                names.add(cast(cst.Name, found).value)
+            elif kind is cst.SimpleString:
+                text = cast(cst.SimpleString, found).value
+                if not any(space in text for space in " \n\t"):
+                    names.add(text)  # a key or a dtype name (`"bf16"`), not a docstring's prose
             elif kind is cst.Attribute:
                 names.add(cast(cst.Attribute, found).attr.value)
             elif kind is cst.Call:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -208,10 +209,9 @@ with autocast():
             covered.update(binding.local for binding in bindings)
             fix = None
             new_module = self._modern_import(statement, bindings)
-            if new_module is not None and all(rewrite is not None for rewrite in rewrites):
-                replacements = [new_module]
-                for rewrite in rewrites:
-                    replacements.extend(rewrite or ())
+            complete = [rewrite for rewrite in rewrites if rewrite is not None]
+            if new_module is not None and len(complete) == len(rewrites):
+                replacements = [new_module, *(replacement for rewrite in complete for replacement in rewrite)]
                 # Calls elsewhere of a name this file re-exports would need the device too: not safe.
                 exported = self._exported([binding.local for binding in bindings])
                 applicability = Applicability.UNSAFE if exported else Applicability.SAFE
@@ -238,8 +238,9 @@ with autocast():
             else:
                 owner = self.owners.get(name)
                 leaf = f"{binding.target}.{owner.attr.value}" if owner is not None else ""
-                if owner is None or leaf not in DEPRECATED:
-                    return None
+                if leaf not in DEPRECATED:
+                    return None  # `amp` alone, or `amp.grad_scaler.GradScaler`
+                assert owner is not None
                 reference, modern = owner, DEPRECATED[leaf]
             rewrite = self._modern_reference(reference, None, modern)
             if rewrite is None:
@@ -251,19 +252,16 @@ with autocast():
         """The import's module rewritten to `torch.amp` (or `torch`), when every name it binds has moved there."""
         module: str | None = None
         if isinstance(statement, cst.ImportFrom):
-            if isinstance(statement.names, cst.ImportStar) or len(bindings) != len(statement.names):
-                return None
+            assert not isinstance(statement.names, cst.ImportStar)  # a star import binds no name
+            if len(bindings) != len(statement.names):
+                return None  # `from torch.cuda import amp, is_available`: not every name moved
             if all(binding.target in DEPRECATED for binding in bindings):
                 module = "torch.amp"
-            elif (
-                len(bindings) == 1
-                and DEPRECATED_MODULES.get(bindings[0].target) == "torch.amp"
-                and bindings[0].target.count(".") == 2
-            ):
+            # Not every name is an entry point, so one is a module: `torch.cuda.amp` (not
+            # `torch.cuda.amp.grad_scaler`, which `torch` has no counterpart of).
+            elif all(binding.target.count(".") == 2 for binding in bindings):
                 module = "torch"  # from torch.cuda import amp
-        elif (
-            isinstance(statement, cst.Import) and len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES
-        ):
+        elif len(statement.names) == 1 and bindings[0].target in DEPRECATED_MODULES:
             module = "torch.amp"  # import torch.cuda.amp as amp
         if module is None:
             return None
@@ -277,7 +275,8 @@ with autocast():
         for func, call in self.calls.items():
             target = names.resolve(func)
             if target in DEPRECATED:
-                if isinstance(func, cst.Attribute) and _head(func) not in covered:
+                if _head(func) not in covered:
+                    assert isinstance(func, cst.Attribute)  # a name that stands for one is an import: covered
                     self._report_reference(func, call, DEPRECATED[target], names)
             else:  # through a variable or another module of the run: no fix, the binding is elsewhere
                 for fact in self.precision.calls(call):
@@ -286,7 +285,8 @@ with autocast():
                         break
         for decorator in self.decorated:
             target = names.resolve(decorator)
-            if target in DEPRECATED and isinstance(decorator, cst.Attribute) and _head(decorator) not in covered:
+            if target in DEPRECATED and _head(decorator) not in covered:
+                assert isinstance(decorator, cst.Attribute)  # a name that stands for one is an import: covered
                 self._report_reference(decorator, decorator, DEPRECATED[target], names)
 
     def _report_reference(
@@ -361,11 +361,9 @@ with autocast():
         text = self.context.parsed.text
         opening = text.find("(", self.context.parsed.offsets(call.func)[1])
         between = text[opening + 1 : self.context.parsed.offsets(first)[0]]
-        if "\n" not in between and "\r" not in between:
-            return ""
-        newline = "\r\n" if "\r\n" in between else ("\n" if "\n" in between else "\r")
-        indent = between.replace("\r", "\n").rsplit("\n", 1)[1]
-        return newline + indent if not indent.strip() else ""
+        # Only blanks follow the last line break: a comment ends at one, and the argument starts the line.
+        *above, indent = re.split(r"\r\n?|\n", between)
+        return self.context.parsed.module.default_newline + indent if above else ""
 
 
 def _all_names(module: cst.Module) -> set[str]:
@@ -404,8 +402,9 @@ def _head(node: cst.BaseExpression) -> str:
 def _spelled(statement: ImportStatement) -> str:
     """`from torch.cuda.amp import autocast, GradScaler` on one line, however it is laid out."""
     aliases = statement.names
-    names = "*" if isinstance(aliases, cst.ImportStar) else ", ".join(alias.evaluated_name for alias in aliases)
+    assert not isinstance(aliases, cst.ImportStar)  # a star import binds no name
+    names = ", ".join(alias.evaluated_name for alias in aliases)
     if isinstance(statement, cst.Import):
         return f"import {names}"
-    module = dotted_text(statement.module) if statement.module is not None else ""
-    return f"from {'.' * len(statement.relative)}{module} import {names}"
+    assert statement.module is not None  # `from . import x` binds no torch name
+    return f"from {dotted_text(statement.module)} import {names}"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mplint.api import lint_paths
+from mplint.api import fix_source, lint_paths
 
-from .casekit import bug, check, lint, ok
+from .casekit import bug, check, line_of, lint, ok
 
 CODE = "MP203"
 
@@ -102,6 +102,65 @@ CASES = [
             from torch.cuda.amp import GradScaler  # expect: MP203
 
             return GradScaler(enabled=enabled)
+    """,
+    ),
+    bug(
+        "torch-and-an-alias-imported-together",
+        """
+        import torch, torch.cuda.amp as cuda_amp  # expect: MP203
+
+        scaler = torch.cuda.amp.GradScaler()  # expect: MP203
+        with cuda_amp.autocast():
+            loss = model(x)
+    """,
+    ),
+    bug(
+        "module-alias-with-a-use-that-is-no-entry-point",
+        """
+        from torch.cuda import amp
+
+        use_amp = not amp.common.amp_definitely_not_available()
+        scaler = amp.GradScaler(enabled=use_amp)  # expect: MP203
+    """,
+    ),
+    bug(
+        "module-alias-decorator-reported-once-at-the-import",
+        """
+        import torch
+        from torch.cuda import amp  # expect: MP203
+
+        class FusedGelu(torch.autograd.Function):
+            @staticmethod
+            @amp.custom_fwd
+            def forward(ctx, x):
+                return gelu_kernel(x)
+    """,
+    ),
+    ok(
+        "amp-or-a-null-context-chosen-at-import",
+        """
+        if args.amp:
+            from torch.cuda.amp import autocast
+        else:
+            from contextlib import nullcontext as autocast
+
+        with autocast():
+            loss = model(x)
+    """,
+    ),
+    ok(
+        "other-attribute-decorators",
+        """
+        import functools
+        import torch
+
+        @torch.jit.script
+        def fused_gelu(x):
+            return x * 0.5 * (1.0 + torch.erf(x / 1.41421))
+
+        @functools.lru_cache
+        def build_mask(n):
+            return torch.ones(n, n).tril()
     """,
     ),
     ok(
@@ -203,6 +262,83 @@ def test_fixes_are_safe_and_message_names_the_replacement() -> None:
     assert 'torch.amp.GradScaler("cuda", ...)' in finding.message
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(
+            """
+            from torch.cuda import amp, is_available
+
+            scaler = amp.GradScaler(enabled=is_available())
+            """,
+            id="a-name-that-did-not-move",
+        ),
+        pytest.param(
+            """
+            import os, torch.cuda.amp as cuda_amp
+
+            scaler = cuda_amp.GradScaler(enabled=os.environ.get("AMP") == "1")
+            """,
+            id="one-import-of-several-modules",
+        ),
+        pytest.param(
+            """
+            import torch
+            from torch.cuda.amp import custom_bwd, custom_fwd
+
+            maybe_fwd = custom_fwd if use_amp else (lambda fn: fn)
+
+            class ScaledSiLU(torch.autograd.Function):
+                @staticmethod
+                @custom_bwd
+                def backward(ctx, grad):
+                    return grad
+            """,
+            id="a-decorator-held-in-a-variable",
+        ),
+        pytest.param(
+            """
+            from torch.cuda.amp import autocast
+
+            @autocast
+            def evaluate(model, batch):
+                return model(batch)
+            """,
+            id="a-context-manager-as-a-bare-decorator",
+        ),
+    ],
+)
+def test_an_import_the_fix_cannot_rewrite_whole_is_reported_without_a_fix(source: str) -> None:
+    (finding,) = lint(source, CODE)
+
+    assert (finding.line, finding.fix) == (line_of(source, "torch.cuda"), None)
+
+
+def test_the_import_message_spells_the_statement_on_one_line() -> None:
+    (finding,) = lint(
+        """
+        from torch.cuda.amp import (
+            GradScaler,
+            autocast as amp_autocast,
+        )
+
+        scaler = GradScaler()
+    """,
+        CODE,
+    )
+
+    assert finding.line == 2
+    assert finding.message.startswith("`from torch.cuda.amp import GradScaler, autocast` imports deprecated")
+
+
+def test_a_crlf_file_keeps_its_line_breaks_when_the_device_goes_on_a_line_of_its_own() -> None:
+    source = "import torch\r\n\r\nwith torch.cuda.amp.autocast(\r\n    enabled=use_amp,\r\n):\r\n    out = model(x)\r\n"
+
+    (change,) = fix_source(source, "train.py", select=[CODE]).changes
+
+    assert change.after == source.replace("torch.cuda.amp.autocast(\r\n", 'torch.amp.autocast(\r\n    "cuda",\r\n')
+
+
 AMP_UTILS = """\
 from torch.cuda.amp import autocast
 
@@ -229,6 +365,9 @@ def forward(model, batch):
         ),
         pytest.param({"utils.py": AMP_UTILS, "train.py": "from utils import *\n"}, False, id="star-imported"),
         pytest.param({"utils.py": AMP_UTILS + '__all__ = ["autocast", "forward"]\n'}, False, id="listed-in-all"),
+        pytest.param(
+            {"utils.py": AMP_UTILS + 'PRECISION_CHOICES = ["autocast", "fp32"]\n'}, True, id="a-list-that-is-not-all"
+        ),
         pytest.param({"pkg/__init__.py": AMP_UTILS}, False, id="package-init"),
     ],
 )

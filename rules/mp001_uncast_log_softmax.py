@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis import torch_api
-from mplint.analysis.facts import CallFact
+from mplint.analysis.facts import CallFact, OperationFact
 from mplint.analysis.values import Value
 from mplint.findings import Applicability
 from mplint.rule import Autofix, Replacement, Rule
@@ -100,8 +100,13 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 return
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax."""
-        if not (isinstance(node.operator, cst.Subtract) and isinstance(node.right, cst.Call)):
+        """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax, the logsumexp
+        written inline or held in a name (TRL's `selective_log_softmax`: `logsumexp_values =
+        torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])`)."""
+        if not isinstance(node.operator, cst.Subtract):
+            return
+        if not isinstance(node.right, cst.Call):
+            self._held_logsumexp(node)
             return
         for fact in self.precision.calls(node.right, conditional=True):
             if fact.op != "logsumexp":
@@ -116,6 +121,14 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                     fix=self._float_logits_fix(node.right, "logsumexp"),
                     condition=fact.condition,
                 )
+                return
+
+    def _held_logsumexp(self, node: cst.BinaryOperation) -> None:
+        """`selected_logits - logsumexp_values`: the logsumexp's precision is where it was computed
+        (fp32 under an autocast region that upcasts it, unknown where that cannot be told)."""
+        for fact in self.precision.operations(node, conditional=True):
+            if fact.right.op == "logsumexp" and fact.right.precision.is_low:
+                self.report(node.right, self._message("logsumexp", fact.right, fact), condition=fact.condition)
                 return
 
     def _float_logits_fix(self, node: cst.Call, shown: str) -> Autofix | None:
@@ -159,7 +172,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             return None
         return end + len(after) - len(after.lstrip()) + 1
 
-    def _message(self, op: str, logits: Value, fact: CallFact) -> str:
+    def _message(self, op: str, logits: Value, fact: CallFact | OperationFact) -> str:
         origin = self.describe_origin(logits.origin, fact.chain)
         return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=origin)
 

@@ -258,7 +258,8 @@ def eval_comprehension(
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
         filtered = any(clause.ifs for clause in _clauses(node.for_in))
         return selected(element) if filtered else element
-    return element.with_(op=None) if element.kind is Kind.TENSOR else UNKNOWN
+    # The op stays (`torch.stack([torch.logsumexp(lg, -1) for lg in logits])` is still a logsumexp).
+    return element if element.kind is Kind.TENSOR else UNKNOWN
 
 
 def _clauses(clause: cst.CompFor | None) -> Iterator[cst.CompFor]:
@@ -292,7 +293,8 @@ def binary(
 def note_operation(
     self: Interpreter, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value
 ) -> None:
-    record(self.operations, node, OperationFact(node, ctx.scope.module.path, left, right, result, self.condition))
+    fact = OperationFact(node, ctx.scope.module.path, left, right, result, self.condition, self.chain)
+    record(self.operations, node, fact)
 
 
 _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {

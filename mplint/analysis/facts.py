@@ -69,6 +69,7 @@ class OperationFact:
     right: Value
     result: Value
     condition: str | None = None  # as CallFact's
+    chain: tuple[str, ...] = field(default=(), compare=False)  # as CallFact's
 
 
 Node = TypeVar("Node", cst.Call, cst.BinaryOperation)

@@ -734,3 +734,76 @@ def test_categorical_of_torch_distributions() -> None:
         """,
         CODE,
     )
+
+
+HELD_LOGSUMEXP = [
+    bug(
+        "trl-style-selective-log-softmax-on-bf16-logits",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def selective_log_softmax(logits, index):
+            selected_logits = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
+            logsumexp_values = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
+            return selected_logits - logsumexp_values  # expect: MP001
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        logps = selective_log_softmax(policy(input_ids).logits, input_ids)
+        """,
+    ),
+    bug(
+        "logsumexp-held-in-a-name-under-cpu-autocast",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = policy(states)
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+            logp = logits - lse  # expect: MP001
+        """,
+    ),
+    ok(
+        "held-logsumexp-of-fp32-logits",
+        """
+        import torch
+
+        def selective_log_softmax(logits, index):
+            selected_logits = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
+            logsumexp_values = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
+            return selected_logits - logsumexp_values
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logps = selective_log_softmax(policy(states).float(), actions)
+        """,
+    ),
+    ok(
+        "held-logsumexp-under-cuda-autocast-runs-in-fp32",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = policy(states)
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+            logp = logits - lse
+        """,
+    ),
+    ok(
+        "a-held-logsumexp-on-the-left-is-no-log-softmax",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        lse = torch.logsumexp(logits, dim=-1)
+        margin = lse - logits.max(dim=-1).values
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", HELD_LOGSUMEXP)
+def test_a_logsumexp_held_in_a_name(source: str) -> None:
+    check(source, "MP001")

@@ -59,7 +59,8 @@ def main(findings_path: str, labels_path: str) -> None:
             f"{code}: labelled {len(wanted)} (default configuration {len(default)}), reported {len(mine)}, "
             f"found {len(hits)}, recall {len(hits) / max(len(wanted), 1):.2f} "
             f"(default {len(default & mine) / max(len(default), 1):.2f}), false {len(false)}, "
-            f"uncertain hit {len((mine - wanted) & uncertain)}, precision {len(hits) / max(len(hits) + len(false), 1):.2f}"
+            f"uncertain hit {len((mine - wanted) & uncertain)}, "
+            f"precision {len(hits) / max(len(hits) + len(false), 1):.2f}"
         )
     print("missed:", *sorted(set(bugs) - reported), sep="\n  ")
     print("reported, not labelled:", *sorted(scored - set(bugs)), sep="\n  ")

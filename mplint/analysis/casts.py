@@ -14,7 +14,8 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.facts import LateCast
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.values import Kind, Origin, Precision, Value
+from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value
+from mplint.tree import dotted_text
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -114,3 +115,26 @@ def commit_late_casts(self: Interpreter, optimizer: Value) -> None:
 def path_of_call(self: Interpreter, node: cst.Call) -> str:
     facts = self.facts.get(node)
     return facts[0].path if facts else ""
+
+
+def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
+    """`transformer.add_adapter(lora_config)` as a statement (PEFT through diffusers/Transformers)
+    adds parameters whose dtype this analysis does not follow, and `cast_training_params(model,
+    dtype=torch.float32)` (diffusers) makes the trainable ones fp32: either way the model is half
+    only in part (`MIXED`), and the parameters chosen by `requires_grad` are of unknown dtype."""
+    if not isinstance(expression, cst.Call):
+        return
+    func = expression.func
+    if isinstance(func, cst.Attribute) and func.attr.value in api.ADAPTER_METHODS:
+        target: cst.BaseExpression = func.value
+    elif isinstance(func, (cst.Name, cst.Attribute)) and api.last_part(dotted_text(func)) in api.TRAINABLE_CASTS:
+        if not expression.args:
+            return
+        target = expression.args[0].value
+    else:
+        return
+    if not isinstance(target, (cst.Name, cst.Attribute)):
+        return
+    model = self.eval(target, ctx)
+    if model.kind is Kind.MODULE and model.precision.is_low:
+        self.assign(target, model.with_(op=MIXED, items=()), ctx)

@@ -96,6 +96,7 @@ class Interpreter:
     cast_target = casts.cast_target
     cast = casts.cast
     apply_in_place_cast = casts.apply_in_place_cast
+    apply_adapters = casts.apply_adapters
     note_cast_after_optimizer = casts.note_cast_after_optimizer
     commit_late_casts = casts.commit_late_casts
     path_of_call = casts.path_of_call

@@ -248,6 +248,7 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
             self.frames[-1].yielded.append(ctx.region)
         self.apply_in_place_cast(node.value, value, ctx)
         self.apply_parameter_collection(node.value, ctx)
+        self.apply_adapters(node.value, ctx)
     elif type(node) is cst.AnnAssign:
         if node.value is not None:
             self.assign(node.target, self.eval(node.value, ctx), ctx)

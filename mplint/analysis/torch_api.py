@@ -342,6 +342,10 @@ ACCELERATOR_QUERIES = frozenset(
 )
 # Queries about how the script was launched; started plainly (`python train.py`) they are false.
 LAUNCH_QUERIES = frozenset({"torch.distributed.is_initialized"})
+# In-place additions of adapter parameters (PEFT through diffusers and Transformers models), and
+# helpers that cast a model's trainable parameters (diffusers.training_utils.cast_training_params).
+ADAPTER_METHODS = frozenset({"add_adapter", "load_adapter", "add_weighted_adapter", "load_lora_adapter"})
+TRAINABLE_CASTS = frozenset({"cast_training_params"})
 # Decorators that make a generator function a context manager (`with helper():` enters its yield).
 CONTEXT_MANAGER_DECORATORS = frozenset({"contextlib.contextmanager", "contextlib.asynccontextmanager"})
 # Reads of an environment variable with a default: the default is what a plain start sees.

@@ -281,3 +281,43 @@ def test_a_model_loaded_without_a_dtype_under_a_half_default() -> None:
         """,
         "MP003",
     )
+
+
+ADAPTERS = [
+    ok(
+        "lora-adapters-on-a-frozen-bf16-transformer-chosen-by-requires-grad",
+        """
+        import torch
+        from diffusers import DiffusionPipeline
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig
+
+        pipe = DiffusionPipeline.from_pretrained("nvidia/Cosmos", torch_dtype=torch.bfloat16)
+        transformer = pipe.transformer
+        transformer.requires_grad_(False)
+        transformer.add_adapter(LoraConfig(r=16, target_modules=["to_q", "to_k", "to_v"]))
+        if args.mixed_precision in ["fp16", "bf16"]:
+            cast_training_params(transformer, dtype=torch.float32)
+        lora_params = [p for p in transformer.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(lora_params, lr=1e-4)
+        """,
+    ),
+    bug(
+        "every-parameter-of-the-bf16-model-handed-over-beside-its-adapters",
+        """
+        import torch
+        from diffusers import DiffusionPipeline
+        from peft import LoraConfig
+
+        pipe = DiffusionPipeline.from_pretrained("nvidia/Cosmos", torch_dtype=torch.bfloat16)
+        transformer = pipe.transformer
+        transformer.add_adapter(LoraConfig(r=16, target_modules=["to_q", "to_k", "to_v"]))
+        optimizer = torch.optim.AdamW(transformer.parameters(), lr=1e-4)  # expect: MP003
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", ADAPTERS)
+def test_adapters_make_a_model_half_in_part(source: str) -> None:
+    check(source, "MP003")

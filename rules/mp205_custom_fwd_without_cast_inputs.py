@@ -180,8 +180,8 @@ class FusedLayerNorm(torch.autograd.Function):
 
 
 def _is_extension_module(dotted: str) -> bool:
-    if not dotted or dotted.startswith("torch"):
-        return False
+    if dotted.startswith("torch"):
+        return False  # `torch._C`: torch's own bindings cast like any torch op
     return any(part.endswith(EXTENSION_MODULE_SUFFIXES) for part in dotted.split(".") if part)
 
 

@@ -120,6 +120,132 @@ CASES = [
                 return outputs[0]
     """,
     ),
+    bug(
+        "a-kernel-reached-through-locals-only",
+        """
+        import torch
+        import rmsnorm_cuda
+
+        class FusedRMSNormFunction(torch.autograd.Function):
+            '''RMSNorm over the last dimension, fused.'''
+
+            @staticmethod
+            def _flatten(t):
+                return t.reshape(-1, t.shape[-1])
+
+            @staticmethod
+            @torch.amp.custom_fwd(device_type="cuda")
+            def forward(ctx, hidden_states, weight):
+                x2d = hidden_states.reshape(-1, hidden_states.shape[-1])
+                w = weight.contiguous()
+                y2d = rmsnorm_cuda.forward(x2d, w, 1e-6)  # expect: MP205
+                return y2d.view_as(hidden_states)
+    """,
+    ),
+    bug(
+        "a-cast-of-something-else-is-no-cast-of-the-inputs",
+        """
+        import torch
+        import fused_dropout_cuda
+
+        class FusedDropoutAdd(torch.autograd.Function):
+            @staticmethod
+            @torch.amp.custom_fwd(device_type="cuda")
+            def forward(ctx, x, residual, p):
+                seed = torch.randint(0, 2**31 - 1, (1,)).to(torch.int64)
+                out, mask = fused_dropout_cuda.dropout_add(x, residual, p, seed)  # expect: MP205
+                ctx.save_for_backward(mask)
+                return out
+    """,
+    ),
+    bug(
+        "a-kernel-imported-by-name",
+        """
+        import torch
+        from selective_scan_cuda import fwd as selective_scan_fwd
+
+        class SelectiveScanFn(torch.autograd.Function):
+            @staticmethod
+            @torch.cuda.amp.custom_fwd
+            def forward(ctx, u, delta, A, B, C):
+                out, x, *rest = selective_scan_fwd(u, delta, A, B, C, None, None, None, False)  # expect: MP205
+                ctx.save_for_backward(u, delta, A, B, C, x)
+                return out
+    """,
+    ),
+    ok(
+        "names-and-chains-that-are-torch",
+        """
+        import logging
+
+        import torch
+        from torch.nn.functional import silu
+
+        logger = logging.getLogger(__name__)
+
+        class ScaledSiLU(torch.autograd.Function):
+            @staticmethod
+            @torch.amp.custom_fwd(device_type="cuda")
+            def forward(ctx, x, scale):
+                assert len(x.shape) >= 2
+                logger.debug("scaled silu on %s", x.shape)
+                out = torch.empty_like(x)
+                out.copy_(silu(x))
+                return torch.sigmoid(x).mul(out) * scale
+    """,
+    ),
+    ok(
+        "torch-own-bindings",
+        """
+        import torch
+
+        class TanhGelu(torch.autograd.Function):
+            @staticmethod
+            @torch.amp.custom_fwd(device_type="cuda")
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return torch._C._nn.gelu(x, approximate="tanh")
+    """,
+    ),
+    ok(
+        "cast-inputs-from-a-call-or-a-constant",
+        """
+        import torch
+        import fused_layer_norm_cuda
+        from torch.amp import custom_fwd
+
+        COMPUTE_DTYPE = torch.float32
+
+        class FusedLayerNorm(torch.autograd.Function):
+            @staticmethod
+            @custom_fwd(device_type="cuda", cast_inputs=COMPUTE_DTYPE)
+            def forward(ctx, x, weight, bias, eps):
+                return fused_layer_norm_cuda.forward_affine(x, weight.shape, weight, bias, eps)[0]
+
+        class FusedRMSNorm(torch.autograd.Function):
+            @staticmethod
+            @custom_fwd(device_type="cuda", cast_inputs=torch.get_autocast_dtype("cuda"))
+            def forward(ctx, x, weight, eps):
+                return fused_layer_norm_cuda.rms_forward_affine(x, weight.shape, weight, eps)[0]
+    """,
+    ),
+    ok(
+        "backward-only-base-class",
+        """
+        import torch
+        import swiglu_cuda
+        from torch.amp import custom_bwd, custom_fwd
+
+        class _SwiGLUBackward(torch.autograd.Function):
+            '''The backward shared by the fused SwiGLU variants.'''
+
+            @staticmethod
+            @custom_bwd(device_type="cuda")
+            def backward(ctx, grad):
+                x, gate = ctx.saved_tensors
+                return swiglu_cuda.backward(grad, x, gate)
+    """,
+    ),
     ok(
         "cast-inputs-set",
         """
@@ -208,7 +334,8 @@ CASES = [
             @staticmethod
             @torch.amp.custom_fwd(device_type="cuda")
             def forward(ctx, x):
-                my_kernels_cuda.set_seed(1234)
+                seed = torch.initial_seed() % SEED_RANGE
+                my_kernels_cuda.set_seed(seed)
                 return x + torch.randn_like(x)
     """,
     ),

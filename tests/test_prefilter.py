@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import textwrap
 import tokenize
+from pathlib import Path
 
 import hypothesmith
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz.inputs import training_snippets
+from mplint.api import lint_paths
 from mplint.registry import all_rules
 from mplint.run import engine
 from mplint.run.prefilter import code_text
@@ -116,3 +118,28 @@ def test_a_file_mentioning_low_precision_only_in_comments_and_docstrings_is_not_
 
     assert plan.units == ("train.py",)
     assert [source.path for source in plan.unanalysed] == ["notes.py"]
+
+
+def test_a_caller_through_one_file_between_is_analysed(tmp_path: Path) -> None:
+    """rasbt/reasoning-from-scratch: `distill.py` builds its optimizer over the model that
+    `ch03.load_model_and_tokenizer` returns, which `qwen3.py` builds in bfloat16; only qwen3.py
+    names a low precision, and ch03.py names no rule's word at all."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/__init__.py").write_text("")
+    (tmp_path / "lib/qwen3.py").write_text(
+        "import torch\n"
+        'CONFIG = {"dtype": torch.bfloat16}\n'
+        "class Qwen3(torch.nn.Module):\n"
+        "    def __init__(self, cfg):\n"
+        "        super().__init__()\n"
+        '        self.head = torch.nn.Linear(8, 8, dtype=cfg["dtype"])\n'
+    )
+    (tmp_path / "lib/ch03.py").write_text(
+        "from lib.qwen3 import CONFIG, Qwen3\n\ndef load_model():\n    return Qwen3(CONFIG)\n"
+    )
+    (tmp_path / "distill.py").write_text(
+        "import torch\nfrom lib.ch03 import load_model\n\n"
+        "model = load_model()\noptimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)\n"
+    )
+    findings = lint_paths([tmp_path], select=["MP003"]).findings
+    assert [(Path(f.path).name, f.line) for f in findings] == [("distill.py", 5)]

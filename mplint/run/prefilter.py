@@ -96,13 +96,15 @@ class Prefilter:
         return not self.facts(source).words.isdisjoint(words)
 
     def roots(self, files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str]) -> set[str]:
-        """Files whose code mentions a trigger word, and files that import one of those directly and
-        mention a sink word (a caller whose calls carry low precision across files)."""
+        """Files whose code mentions a trigger word, and files that mention a sink word and import one
+        of those, directly or through one file between (a caller whose calls carry low precision
+        across files: `distill.py` -> `load_model_and_tokenizer` in `ch03.py` -> `qwen3.py`'s bf16)."""
         selected = {source.path for source in files if self.mentions(source, triggers)}
+        carriers = selected | {source.path for source in files if self._imported_paths(source) & selected}
         callers = {
             source.path
             for source in files
-            if source.path not in selected and self.mentions(source, sinks) and self._imported_paths(source) & selected
+            if source.path not in selected and self.mentions(source, sinks) and self._imported_paths(source) & carriers
         }
         return selected | callers
 
@@ -119,9 +121,13 @@ def read_facts(text: str, vocabulary: Sequence[str]) -> CodeFacts:
     """The code facts of `text`, for the words of `vocabulary`."""
     present = [word for word in vocabulary if word in text]
     if not present:
-        return CodeFacts()  # most files mention none: no need to tell their code from their comments
+        # Most files mention no word: their imports are read off the raw text (no need to tell
+        # code from comments for that), for the files that only carry a model between others.
+        return CodeFacts(imports=_imports(text)) if "import" in text else CodeFacts()
     code = code_text(text)
     words = frozenset(word for word in present if word in code)
-    if not words:
-        return CodeFacts()
-    return CodeFacts(words, tuple((level, module) for level, module, _ in import_statements(code)))
+    return CodeFacts(words, _imports(code))
+
+
+def _imports(code: str) -> tuple[tuple[int, str], ...]:
+    return tuple((level, module) for level, module, _ in import_statements(code))

@@ -17,7 +17,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, record
 from mplint.analysis.frameworks import accelerate, deepspeed
 from mplint.analysis.scopes import Context
-from mplint.analysis.summaries import Definition
+from mplint.analysis.summaries import SELF, Definition
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -147,8 +147,14 @@ def construct(
     init = definition.method("__init__")
     writes: dict[str, Value] = {}
     if init is not None:
-        writes = self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1]
-    return self.instance_of(definition, node, tuple(sorted(writes.items())))
+        writes = dict(self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1])
+    recast = writes.pop(SELF, None)
+    instance = self.instance_of(definition, node, tuple(sorted(writes.items())))
+    if recast is not None and recast.kind is Kind.MODULE:
+        # `self.to(torch.bfloat16)`, `self.float()` or a loop over `self.modules()` in `__init__`:
+        # the whole instance, its submodules with it (a loop's MIXED leaves them unknown).
+        return _recast(instance, recast)
+    return instance
 
 
 def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
@@ -326,6 +332,14 @@ def call_method(
 
 # Methods of a configuration string whose result folds (those of `str` without side effects).
 STRING_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "startswith", "endswith"})
+
+
+def _recast(module: Value, cast: Value) -> Value:
+    """`module` and its submodules, at any depth, in the precision `cast` gave the receiver."""
+    if cast.op == MIXED:
+        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=())
+    items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
+    return module.with_(precision=cast.precision, origin=cast.origin, items=items)
 
 
 def half_submodule(module: Value) -> Value | None:

@@ -68,6 +68,10 @@ class Definition:
 
 
 # (function, arguments, keyword arguments, region, receiver, the non-default condition it runs under)
+# The key of `call_definition`'s writes under which the receiver itself comes back when the function
+# cast it in place (no attribute is named "").
+SELF = ""
+
 CallKey = tuple[Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None, str | None]
 
 
@@ -160,6 +164,7 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
     init = definition.method("__init__")
     if init is not None:
         attrs.update(self.call_definition(init, [], {}, None, receiver=bare)[1])
+        attrs.pop(SELF, None)
     receiver = bare.with_(items=tuple(sorted(attrs.items())))
     self.class_receivers[definition] = receiver
     if self.modules[definition.path].lazy:
@@ -176,7 +181,8 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
         if name == "__init__":
             continue
         for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
-            attrs[attr] = _join_attribute(attrs[attr], value) if attr in attrs else value
+            if attr != SELF:
+                attrs[attr] = _join_attribute(attrs[attr], value) if attr in attrs else value
     for base in bases:
         for attr, value in self.attributes_of(base).items():
             attrs.setdefault(attr, value)
@@ -227,6 +233,9 @@ def call_definition(
     if self_name is not None:
         prefix = f"{self_name}."
         writes = {key[len(prefix) :]: value for key, value in scope.names.items() if key.startswith(prefix)}
+        rebound = scope.names.get(self_name)
+        if rebound is not None and rebound is not receiver:
+            writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
     outcome = (result, writes)
     self.memo.results[key] = outcome
     return outcome

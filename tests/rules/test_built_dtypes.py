@@ -321,3 +321,72 @@ ADAPTERS = [
 @pytest.mark.parametrize("source", ADAPTERS)
 def test_adapters_make_a_model_half_in_part(source: str) -> None:
     check(source, "MP003")
+
+
+SELF_CASTS = [
+    bug(
+        "the-model-casts-itself-at-the-end-of-init",
+        """
+        import torch
+        import torch.nn as nn
+
+        class Policy(nn.Module):
+            def __init__(self, vocab_size, dim):
+                super().__init__()
+                self.embed = nn.Embedding(vocab_size, dim)
+                self.head = nn.Linear(dim, vocab_size)
+                self.to(torch.bfloat16)
+
+        policy = Policy(32_000, 512)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-4)  # expect: MP003
+        """,
+    ),
+    bug(
+        "airbench-style-half-but-batchnorm-in-init",
+        """
+        import torch
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 64, 3)
+                self.norm = nn.BatchNorm2d(64)
+                self.head = nn.Linear(64, 10)
+                for mod in self.modules():
+                    if isinstance(mod, nn.BatchNorm2d):
+                        mod.float()
+                    else:
+                        mod.half()
+
+        model = Net().cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.85, nesterov=True)  # expect: MP003
+        """,
+    ),
+    ok(
+        "built-half-then-cast-back-whole",
+        """
+        import torch
+        import torch.nn as nn
+
+        class Block(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.proj = nn.Linear(dim, dim, dtype=torch.bfloat16)
+
+        class Policy(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.block = Block(dim)
+                self.head = nn.Linear(dim, 100, dtype=torch.bfloat16)
+                self.float()
+
+        optimizer = torch.optim.AdamW(Policy(512).parameters(), lr=3e-4)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", SELF_CASTS)
+def test_a_model_that_casts_itself_in_init(source: str) -> None:
+    check(source, "MP003")

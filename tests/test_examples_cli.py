@@ -94,3 +94,15 @@ def test_example_trains_two_steps_on_cpu(script: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert re.findall(r"^step (\d+):", result.stdout, re.M) == ["0", "1"]
+
+
+def test_the_readme_shows_what_its_first_command_prints() -> None:
+    """README's first command (`mplint examples/`) and the output it shows, word for word."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"mplint examples/\n```\n\n```text\n(.*?)```", readme, re.DOTALL)
+    assert shown is not None, "README no longer shows the output of `mplint examples/`"
+    run = subprocess.run(
+        [sys.executable, "-m", "mplint", "examples/"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    # The findings on stdout, the count on stderr: both on the terminal the README shows.
+    assert (run.stdout + run.stderr).splitlines() == shown.group(1).splitlines()

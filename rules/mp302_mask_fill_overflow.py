@@ -122,8 +122,9 @@ scores = scores.masked_fill(mask == 0, -1e9)
                 consequence = self.ARITHMETIC_CONSEQUENCE
             else:
                 continue
+            assert op is not None  # masked_fill, or the last part of torch.where
             for overflow in _overflows(candidates):
-                self._report(node, op or "where", overflow, consequence)
+                self._report(node, op, overflow, consequence)
                 return
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -184,6 +185,6 @@ def _torch_alias(module: cst.Module) -> str | None:
             name = alias.evaluated_name
             if alias.asname is None and (name == "torch" or name.startswith("torch.")):
                 return "torch"
-            if alias.asname is not None and name == "torch":
+            if name == "torch":  # `import torch as th`
                 return alias.evaluated_alias
     return None

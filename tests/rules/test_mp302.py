@@ -115,6 +115,32 @@ CASES = [
         y = attn(x, mask)
     """,
     ),
+    bug(
+        "where-in-a-helper-is-reported-there-once",
+        """
+        import torch
+
+        def masked_softmax(mask, scores, fill):
+            return torch.where(mask, scores, fill).softmax(-1)  # expect: MP302
+
+        net = torch.nn.Linear(8, 8).half()
+        probs = masked_softmax(pad, net(x), -1e9)
+    """,
+    ),
+    bug(
+        "indices-of-a-mask-and-a-starred-fill",
+        """
+        import torch
+
+        net = torch.nn.Linear(8, 8).half()
+        scores = net(x)
+        rows, cols = torch.where(pad)
+        filled = scores.masked_fill(pad, *fill_args)
+        filled = torch.masked_fill(*scores_and_mask, -1e9)
+        filled = torch.masked_fill(*scores_and_mask, value=-1e9)
+        scores = scores.masked_fill(pad, -1e9)  # expect: MP302
+    """,
+    ),
     ok(
         "finfo-min",
         """
@@ -196,6 +222,8 @@ def test_case(source: str) -> None:
 def test_fix_reuses_the_torch_alias_and_the_receiver() -> None:
     (finding,) = lint(
         """
+        import math
+        import numpy as np
         import torch as th
         net = th.nn.Linear(8, 8).half()
         scores = net(x)
@@ -218,3 +246,35 @@ def test_no_fix_when_the_receiver_is_not_a_plain_name() -> None:
     )
     assert finding.fix is None
     assert "value cannot be converted" in finding.message
+
+
+def test_fix_spells_torch_as_a_submodule_import_binds_it() -> None:
+    (finding,) = lint(
+        """
+        import torch.utils.checkpoint
+        from torch import nn
+        net = nn.Linear(8, 8).half()
+        scores = net(x)
+        scores = torch.where(pad, scores, -1e9)
+        """,
+        CODE,
+    )
+    assert finding.line == 6
+    assert finding.message.startswith("where with -1e+09 on a float16 tensor")
+    assert finding.fix is not None
+    assert [edit.replacement for edit in finding.fix.edits] == ["torch.finfo(scores.dtype).min"]
+
+
+def test_no_fix_without_a_torch_import() -> None:
+    (finding,) = lint(
+        """
+        from torch import nn
+        net = nn.Linear(8, 8).half()
+        scores = net(x)
+        scores = scores.masked_fill(pad, -1e9)
+        """,
+        CODE,
+    )
+    assert finding.line == 5
+    assert finding.message.startswith("masked_fill with -1e+09 on a float16 tensor")
+    assert finding.fix is None

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import multiprocessing
 import os
 import pickle
+import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from mplint.runtime.observations import Observations
+from mplint.runtime.sites import without_plumbing
 
 # Targets that are not training: DataLoader workers, which torch may kill at any moment.
 _SKIPPED_TARGETS = frozenset({"torch.utils.data._utils.worker._worker_loop"})
+# `torch.multiprocessing.spawn`'s process target: `_wrap(fn, i, args, error_file)`.
+_SPAWN_WRAP = "torch.multiprocessing.spawn._wrap"
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,6 @@ class RecordedTarget:
         self.settings = settings
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        import sys
-
         from mplint.runtime import session as session_module
         from mplint.runtime.hooks import StepLimitReached
         from mplint.runtime.session import Session
@@ -72,9 +76,29 @@ class RecordedTarget:
                 return self.target(*args, **kwargs)
         except StepLimitReached:
             return None  # this worker trained its N steps: a clean exit, as the parent's stop is
+        except Exception:
+            # What `multiprocessing` prints for a failed process, without mplint's frames (this one too).
+            sys.stderr.write(f"Process {multiprocessing.current_process().name}:\n")
+            sys.stderr.write(without_plumbing(traceback.format_exc()))
+            sys.stderr.flush()
+            raise SystemExit(1) from None
         finally:
+            if _qualified_name(self.target) == _SPAWN_WRAP and len(args) == 4:
+                _clean_error_file(args[3])
             report = ChildReport(session.log.freeze(), tuple(user_code.loaded_files(already_loaded)))
             _write(self.settings.directory, report)
+
+
+def _clean_error_file(path: str) -> None:
+    """`torch.multiprocessing.spawn` sends a failed worker's `traceback.format_exc()` to the parent
+    in this file; the frames of mplint's modes in it are not the script's."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, "rb") as file:
+        text = pickle.load(file)  # written by torch's `_wrap` in this process
+    if isinstance(text, str):
+        with open(path, "wb") as file:
+            pickle.dump(without_plumbing(text), file)
 
 
 def _write(directory: str, report: ChildReport) -> None:

@@ -278,15 +278,15 @@ class CudaPolicyKernels:
 
 
 def _is_cuda_device(value: object) -> bool:
+    """A CUDA placement: "cuda", "cuda:1", a CUDA `torch.device`, or a bare device index (which
+    means the accelerator, CUDA, as `module.to(rank)` and `device=local_rank` use it)."""
     import torch
 
     if isinstance(value, str):
         return value == "cuda" or value.startswith("cuda:")
+    if isinstance(value, int):
+        return not isinstance(value, bool) and value >= 0
     return isinstance(value, torch.device) and value.type == "cuda"
-
-
-def _cpu_if_cuda(value: Any) -> Any:
-    return "cpu" if _is_cuda_device(value) else value
 
 
 class CudaRemap:
@@ -300,10 +300,20 @@ class CudaRemap:
         self._log = log
         self._torch = torch
         self._already_placed = {torch.Tensor.cuda, torch.Tensor.pin_memory}
+        self._parse_to = torch._C._nn._parse_to
+        self._moves = {torch.Tensor.to, self._parse_to}  # their first argument may be a device
 
     def _used_cuda(self) -> None:
         if self._log is not None:
             self._log.cuda_used = True
+
+    def _placed(self, func: Any, device: Any) -> Any:
+        """Where a CUDA placement goes: the CPU; but `Module.to` parses its arguments with
+        `_parse_to` first, which keeps them CUDA (a bare index named so) for the move of each
+        tensor that follows, a copy."""
+        if func is self._parse_to:
+            return f"cuda:{device}" if isinstance(device, int) else device
+        return "cpu"
 
     def __call__(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         torch = self._torch
@@ -315,13 +325,17 @@ class CudaRemap:
         if kwargs:
             device = kwargs.get("device")
             if device is not None and _is_cuda_device(device):
-                kwargs = {**kwargs, "device": "cpu"}
+                kwargs = {**kwargs, "device": self._placed(func, device)}
                 to_cuda = True
             if kwargs.get("pin_memory"):
                 kwargs = {**kwargs, "pin_memory": False}
-        if func is torch.Tensor.to and any(map(_is_cuda_device, args)):
-            args = tuple(_cpu_if_cuda(arg) for arg in args)
-            to_cuda = True
+        if func in self._moves:
+            # `.to(device, dtype, non_blocking)`: only the device can be a bare index (the others
+            # are a dtype, a tensor or flags).
+            first = 1 if func is torch.Tensor.to else 0
+            if len(args) > first and _is_cuda_device(args[first]):
+                args = (*args[:first], self._placed(func, args[first]), *args[first + 1 :])
+                to_cuda = True
         result = func(*args, **kwargs)
         if to_cuda:
             self._used_cuda()

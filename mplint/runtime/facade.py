@@ -171,20 +171,46 @@ class DeviceState:
         return self._default_stream
 
 
-class _DeviceContext:
-    """`torch.cuda.device(i)` / `device_of(tensor)`: select the device for the block."""
+def _device_classes(state: DeviceState) -> tuple[type, type]:
+    """`torch.cuda.device(i)` and `device_of(obj)`: context managers that select the device for the
+    block; classes, as torch's are, so `isinstance(x, torch.cuda.device)` (torch.load does it) works."""
 
-    def __init__(self, state: DeviceState, device: Any) -> None:
-        self._state, self._device, self._previous = state, device, 0
+    class device:
+        def __init__(self, device: Any) -> None:
+            if device is None or (isinstance(device, int) and device < 0):
+                self.idx = -1
+            else:
+                self.idx = state.index(device, "torch.cuda.device")
+            self.prev_idx = -1
 
-    def __enter__(self) -> _DeviceContext:
-        self._previous = self._state.current
-        if self._device is not None and not (isinstance(self._device, int) and self._device < 0):
-            self._state.set_device(self._device)
-        return self
+        def __enter__(self) -> device:
+            self.prev_idx = state.current
+            if self.idx >= 0:
+                state.set_device(self.idx)
+            return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._state.current = self._previous
+        def __exit__(self, *exc_info: object) -> None:
+            state.current = self.prev_idx
+
+    class device_of(device):
+        def __init__(self, obj: Any) -> None:  # tensors live on the CPU here: a no-op, as for a CPU tensor
+            super().__init__(None)
+
+    device.__qualname__ = device.__name__ = "device"
+    device_of.__qualname__ = device_of.__name__ = "device_of"
+    return device, device_of
+
+
+class _DelegatingMeta(type):
+    """`isinstance`/`issubclass` against a stand-in class answer for the torch class it replaces."""
+
+    original: type
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, cls.original)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, cls.original)
 
 
 def _generator_class() -> type:
@@ -194,21 +220,84 @@ def _generator_class() -> type:
 
     original = torch._C.Generator
 
-    class GeneratorMeta(type):
-        def __instancecheck__(cls, instance: object) -> bool:
-            return isinstance(instance, original)
-
-        def __subclasscheck__(cls, subclass: type) -> bool:
-            return issubclass(subclass, original)
-
-    class Generator(metaclass=GeneratorMeta):
+    class Generator(metaclass=_DelegatingMeta):
         def __new__(cls, device: Any = "cpu") -> Any:
             if isinstance(device, int) or str(device).startswith("cuda"):
                 device = "cpu"
             return original(device=device)
 
+    Generator.original = original
     Generator.__doc__ = original.__doc__
     return Generator
+
+
+def _device_type() -> type:
+    """`torch.device` that reads a bare device index as a CUDA device, as it does where CUDA is the
+    accelerator (`torch.device(0)` is `cuda:0`); `isinstance` holds for every device."""
+    import torch
+
+    original = torch.device
+
+    class device(metaclass=_DelegatingMeta):
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            if len(args) == 1 and not kwargs and _is_index(args[0]):
+                return original("cuda", args[0])
+            return original(*args, **kwargs)
+
+    device.original = original
+    device.__doc__ = original.__doc__
+    return device
+
+
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _rng_answers(state: DeviceState) -> dict[str, Any]:
+    """The CUDA RNG, served by the CPU's default generator (CUDA tensors are made on the CPU here)."""
+    import torch
+
+    cpu = torch.default_generator
+
+    # One function per name: torch._dynamo maps each torch.cuda function to a rule by identity.
+    def manual_seed(seed: int) -> None:
+        cpu.manual_seed(int(seed))
+
+    def manual_seed_all(seed: int) -> None:
+        cpu.manual_seed(int(seed))
+
+    def seed() -> None:
+        cpu.seed()
+
+    def seed_all() -> None:
+        cpu.seed()
+
+    def initial_seed() -> int:
+        return cpu.initial_seed()
+
+    def set_rng_state_all(new_states: Any) -> None:
+        for new_state in new_states:
+            cpu.set_state(new_state)
+
+    def get_rng_state(device: Any = "cuda") -> Any:
+        state.index(device, "torch.cuda.get_rng_state")
+        return cpu.get_state()
+
+    def set_rng_state(new_state: Any, device: Any = "cuda") -> None:
+        state.index(device, "torch.cuda.set_rng_state")
+        cpu.set_state(new_state)
+
+    return {
+        "manual_seed": manual_seed,
+        "manual_seed_all": manual_seed_all,
+        "seed": seed,
+        "seed_all": seed_all,
+        "initial_seed": initial_seed,
+        "get_rng_state": get_rng_state,
+        "set_rng_state": set_rng_state,
+        "get_rng_state_all": lambda: [cpu.get_state() for _ in range(state.count)],
+        "set_rng_state_all": set_rng_state_all,
+    }
 
 
 def install(stack: contextlib.ExitStack, log: RunLog) -> None:
@@ -220,6 +309,7 @@ def install(stack: contextlib.ExitStack, log: RunLog) -> None:
     cuda = torch.cuda
     zero: Callable[..., int] = lambda *args, **kwargs: 0  # noqa: E731 - memory counters
     nothing: Callable[..., None] = lambda *args, **kwargs: None  # noqa: E731
+    device_class, device_of_class = _device_classes(state)
     answers: dict[str, Any] = {
         "is_available": lambda: True,
         "is_initialized": lambda: True,
@@ -227,8 +317,8 @@ def install(stack: contextlib.ExitStack, log: RunLog) -> None:
         "device_count": lambda: state.count,
         "current_device": lambda: state.current,
         "set_device": state.set_device,
-        "device": lambda device: _DeviceContext(state, device),
-        "device_of": lambda tensor: _DeviceContext(state, None),
+        "device": device_class,
+        "device_of": device_of_class,
         "get_device_name": state.answer("torch.cuda.get_device_name", DEVICE_NAME),
         "get_device_capability": state.answer("torch.cuda.get_device_capability", CAPABILITY),
         "get_device_properties": state.answer("torch.cuda.get_device_properties", DeviceProperties()),
@@ -242,10 +332,7 @@ def install(stack: contextlib.ExitStack, log: RunLog) -> None:
         "default_stream": lambda device=None: state.stream(),
         "set_stream": nothing,
         "is_current_stream_capturing": lambda: False,
-        "get_rng_state": lambda device="cuda": torch.get_rng_state(),
-        "set_rng_state": lambda new_state, device="cuda": torch.set_rng_state(new_state),
-        "get_rng_state_all": lambda: [torch.get_rng_state() for _ in range(state.count)],
-        "set_rng_state_all": lambda new_states: torch.set_rng_state(list(new_states)[0]),
+        **_rng_answers(state),
         "empty_cache": nothing,
         "reset_peak_memory_stats": nothing,
         "reset_max_memory_allocated": nothing,
@@ -262,9 +349,17 @@ def install(stack: contextlib.ExitStack, log: RunLog) -> None:
         "mem_get_info": lambda device=None: (TOTAL_MEMORY, TOTAL_MEMORY),
         "set_per_process_memory_fraction": nothing,
     }
+    submodules = [value for value in vars(cuda).values() if _is_cuda_submodule(value)]
     for name, value in answers.items():
         if hasattr(cuda, name):
-            patch(stack, cuda, name, value)
+            original = patch(stack, cuda, name, value)
+            # torch.cuda's own modules bound some of these at import (`torch.cuda.random` imported
+            # `current_device`, `device_count`...): those names answer the same.
+            for module in submodules:
+                if vars(module).get(name) is original:
+                    patch(stack, module, name, value)
+    # `torch.cuda.default_generators[i]`: the generator that serves the emulated device i.
+    patch(stack, cuda, "default_generators", (torch.default_generator,) * state.count)
 
     def lazy_init() -> NoReturn:
         caller = sys._getframe(1).f_code.co_name
@@ -272,7 +367,7 @@ def install(stack: contextlib.ExitStack, log: RunLog) -> None:
 
     # `_lazy_init` is where every CUDA call that needs the driver begins; each module of
     # torch.cuda imported its own reference to it.
-    for module in [cuda, *(value for value in vars(cuda).values() if _is_cuda_submodule(value))]:
+    for module in [cuda, *submodules]:
         if callable(getattr(module, "_lazy_init", None)):
             patch(stack, module, "_lazy_init", lazy_init)
 
@@ -303,7 +398,9 @@ def install(stack: contextlib.ExitStack, log: RunLog) -> None:
             patch(stack, accelerator, name, value)
 
     _install_distributed(stack)
+    _install_load(stack)
     patch(stack, torch, "Generator", _generator_class())
+    patch(stack, torch, "device", _device_type())
     # DataLoader(pin_memory=True) pins each batch, in a thread of its own with more workers.
     patch(stack, pin_memory_module, "pin_memory", lambda data, device=None: data)
 
@@ -314,17 +411,24 @@ def _install_distributed(stack: contextlib.ExitStack) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     if dist.is_available():
-        original_init_process_group = dist.init_process_group
+        import torch.distributed.distributed_c10d as c10d
 
-        def init_process_group(backend: Any = None, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(kwargs.get("backend"), str):
-                backend = kwargs.pop("backend")
-            if isinstance(backend, str) and "nccl" in backend:
-                backend = "gloo"
+        # Every process group is made here (init_process_group, new_group): patched at this source,
+        # the remap holds for `from torch.distributed import init_process_group` bound before
+        # mplint patched anything (a spawned worker re-imports the script before it records).
+        original_helper = c10d._new_process_group_helper
+
+        def new_process_group_helper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > 3:
+                args = (*args[:3], _gloo_for_nccl(args[3]), *args[4:])
+            elif "backend" in kwargs:
+                kwargs["backend"] = _gloo_for_nccl(kwargs["backend"])
+            if len(args) > 9:
+                args = (*args[:9], None, *args[10:])
             kwargs.pop("device_id", None)  # binds the group to a CUDA device
-            return original_init_process_group(backend, *args, **kwargs)
+            return original_helper(*args, **kwargs)
 
-        patch(stack, dist, "init_process_group", init_process_group)
+        patch(stack, c10d, "_new_process_group_helper", new_process_group_helper)
     original_ddp_init = DistributedDataParallel.__init__
 
     def ddp_init(
@@ -335,13 +439,44 @@ def _install_distributed(stack: contextlib.ExitStack) -> None:
     patch(stack, DistributedDataParallel, "__init__", ddp_init)
 
 
+def _install_load(stack: contextlib.ExitStack) -> None:
+    """`torch.load` restores CUDA storages (saved on a GPU, or `map_location="cuda"`) on the CPU,
+    where the emulated device keeps its tensors. Every `map_location` but a function ends here."""
+    import torch.serialization as serialization
+
+    original = serialization.default_restore_location
+
+    def default_restore_location(storage: Any, location: str) -> Any:
+        if isinstance(location, str) and (location == "cuda" or location.startswith("cuda:")):
+            location = "cpu"
+        return original(storage, location)
+
+    patch(stack, serialization, "default_restore_location", default_restore_location)
+
+
+def _gloo_for_nccl(backend: Any) -> Any:
+    from torch.distributed import Backend
+
+    return Backend("gloo") if isinstance(backend, str) and "nccl" in backend.lower() else backend
+
+
 def _is_cuda_submodule(value: object) -> bool:
     return type(value).__name__ == "module" and getattr(value, "__name__", "").startswith("torch.cuda.")
 
 
 # What torch says when a CPU-only build is asked for CUDA (a missing `torch._C._cuda_*` binding,
 # a dummy CUDA class, the lazy initialisation's assertion).
-_EMULATION_ERROR_SIGNS = ("_cuda_", "compiled with CUDA", "without CUDA", "CUDA library", "dummy base class")
+_EMULATION_ERROR_SIGNS = (
+    "_cuda_",
+    "compiled with CUDA",
+    "without CUDA",
+    "CUDA library",
+    "dummy base class",
+    "accelerator device when none is available",
+    "no accelerator support is found",
+    "have NCCL built in",
+    "mplint verify is emulating CUDA",  # an EmulatedCudaError, as a worker's traceback text
+)
 
 
 def is_emulation_error(error: BaseException) -> bool:

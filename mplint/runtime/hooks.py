@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mplint.runtime.observations import AutocastRegion, BackwardPass, OptimizerUse, RunLog, Site
 from mplint.runtime.patching import patch
-from mplint.runtime.sites import UserCode
+from mplint.runtime.sites import UserCode, is_mplint_file
 
 if TYPE_CHECKING:
     import torch
@@ -52,6 +52,32 @@ def install(
     _install_backward(stack, log, user_code, around_backward)
     _install_optimizer(stack, log, user_code, steps, progress)
     _install_compile(stack, log)
+    _install_warning_sites(stack, user_code)
+
+
+def _install_warning_sites(stack: contextlib.ExitStack, user_code: UserCode) -> None:
+    """A warning that torch raises while mplint's modes run the call (a C++ warning is attributed
+    to the innermost Python frame, the mode's) is shown at the user's line that made the call."""
+    original = warnings._showwarnmsg  # type: ignore[attr-defined]
+
+    def showwarnmsg(message: warnings.WarningMessage) -> None:
+        frame = user_code.caller_frame(sys._getframe(1)) if is_mplint_file(message.filename) else None
+        if frame is None:
+            original(message)
+            return
+        # Filtered and shown again from the user's line (which then reaches `original`).
+        warnings.warn_explicit(
+            message.message,
+            message.category,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            module=frame.f_globals.get("__name__"),
+            registry=frame.f_globals.setdefault("__warningregistry__", {}),
+            module_globals=frame.f_globals,
+            source=message.source,
+        )
+
+    patch(stack, warnings, "_showwarnmsg", showwarnmsg)
 
 
 def _install_compile(stack: contextlib.ExitStack, log: RunLog) -> None:

@@ -21,7 +21,7 @@ from mplint.runtime.facade import HINT, is_emulation_error
 from mplint.runtime.hooks import StepLimitReached
 from mplint.runtime.observations import Observations, absorb
 from mplint.runtime.session import Session, resolve_device
-from mplint.runtime.sites import MPLINT_DIR, UserCode
+from mplint.runtime.sites import UserCode, is_plumbing
 
 
 class ScriptTimeout(BaseException):
@@ -121,13 +121,6 @@ def _exit_status(code: object) -> int | str:
     return 1
 
 
-# Torch's frames that exist only because mplint's modes are active (plain python has none of them).
-_MODE_PLUMBING = tuple(
-    os.path.join("torch", *name.split("/"))
-    for name in ("_compile.py", "_dynamo/eval_frame.py", "overrides.py", "utils/_python_dispatch.py", "_ops.py")
-)
-
-
 def script_traceback(error: BaseException, user_code: UserCode, *, exception_line: bool = True) -> str:
     """The traceback in the user's files only: mplint's, runpy's and the library frames above the
     script are noise; library frames below the user's last frame stay (the error happened there).
@@ -137,8 +130,7 @@ def script_traceback(error: BaseException, user_code: UserCode, *, exception_lin
     frames = [
         (frame, line)
         for frame, line in traceback.walk_tb(error.__traceback__)
-        if not os.path.realpath(frame.f_code.co_filename).startswith(MPLINT_DIR)
-        and not frame.f_code.co_filename.endswith(_MODE_PLUMBING)
+        if not is_plumbing(frame.f_code.co_filename)
     ]
     first_user = next((index for index, (frame, _) in enumerate(frames) if user_code.owns(frame.f_code.co_filename)), 0)
     stack = traceback.StackSummary.extract(iter(frames[first_user:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import sysconfig
 from collections.abc import Iterable
@@ -20,6 +21,38 @@ _LIBRARY_DIRS = tuple(
         if (path := sysconfig.get_paths().get(key))
     }
 )
+
+# Torch's frames that exist only because mplint's modes are active (plain python has none of them).
+MODE_PLUMBING = tuple(
+    os.path.join("torch", *name.split("/"))
+    for name in ("_compile.py", "_dynamo/eval_frame.py", "overrides.py", "utils/_python_dispatch.py", "_ops.py")
+)
+_FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]+)", line \d+, in ')
+
+
+def is_mplint_file(filename: str) -> bool:
+    return os.path.realpath(filename).startswith(MPLINT_DIR)
+
+
+def is_plumbing(filename: str) -> bool:
+    """mplint's own frames, and torch's that only its modes add."""
+    return is_mplint_file(filename) or filename.endswith(MODE_PLUMBING)
+
+
+def without_plumbing(formatted: str) -> str:
+    """A formatted traceback (as `traceback.format_exc()` writes it) without the frames of
+    `is_plumbing` files: a worker's traceback, which reaches the parent as text."""
+    kept: list[str] = []
+    skipping = False
+    for line in formatted.splitlines(keepends=True):
+        match = _FRAME_LINE.match(line)
+        if match:
+            skipping = is_plumbing(match.group("file"))
+        elif not line.startswith("    "):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
 
 
 class UserCode:

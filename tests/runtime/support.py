@@ -6,10 +6,12 @@ import json
 import multiprocessing.process
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed.distributed_c10d
 import torch.utils.data._utils.pin_memory
 from click.testing import CliRunner, Result
 
@@ -79,6 +81,15 @@ def torch_fingerprint() -> dict[str, Any]:
                 ("Module.compile", torch.nn.Module, "compile"),
                 ("pin_memory", torch.utils.data._utils.pin_memory, "pin_memory"),
                 ("init_process_group", torch.distributed, "init_process_group"),
+                ("_new_process_group_helper", torch.distributed.distributed_c10d, "_new_process_group_helper"),
+                ("default_restore_location", torch.serialization, "default_restore_location"),
+                ("device", torch, "device"),
+                ("cuda.device", torch.cuda, "device"),
+                ("cuda.manual_seed", torch.cuda, "manual_seed"),
+                ("cuda.default_generators", torch.cuda, "default_generators"),
+                ("cuda.random.current_device", torch.cuda.random, "current_device"),
+                ("cuda.random.manual_seed", torch.cuda.random, "manual_seed"),
+                ("warnings._showwarnmsg", warnings, "_showwarnmsg"),
                 ("DDP.__init__", torch.nn.parallel.DistributedDataParallel, "__init__"),
                 ("BaseProcess.start", multiprocessing.process.BaseProcess, "start"),
             )

@@ -248,3 +248,60 @@ def test_a_missing_script_is_one_line() -> None:
     run = mplint_verify("trian.py")
 
     assert (run.exit_code, run.stderr) == (2, "mplint: trian.py: no such file or directory\n")
+
+
+# -- what the trial on public scripts tripped over (bench/verify_trial.md, P1-P6) ---------------------
+
+
+def test_cuda_seeding_and_rng_state_are_served_by_the_cpu_generator() -> None:
+    """llm.c seeds with `torch.cuda.manual_seed(42)` (P1); torch warnings point at the script's line (P6)."""
+    run = mplint_verify("--format", "json", real_script("seeded_gpt.py"))
+
+    [region] = run.findings("MP002")
+    assert run.exit_code == 1, run.stderr
+    assert (region["line"], region["verdict"]) == (line_of("seeded_gpt.py", "MP002"), "confirmed")
+    assert run.document["steps"] == 2
+    assert "cuda initial seed 42" in run.stderr and "rng ok" in run.stderr
+    warns = line_of("seeded_gpt.py", "warns")
+    assert f"seeded_gpt.py:{warns}: UserWarning: To copy construct from a tensor" in run.stderr
+    assert f"seeded_gpt.py:{warns}: UserWarning: std(): degrees of freedom is <= 0" in run.stderr
+    assert "emulate.py" not in run.stderr and "recorder.py" not in run.stderr
+
+
+def test_torch_load_onto_cuda_and_cuda_device_contexts_work_on_emulated_cuda() -> None:
+    """airbench loads its data with `map_location=torch.device("cuda")`: `isinstance(x, torch.cuda.device)` (P2)."""
+    run = mplint_verify("--format", "json", real_script("checkpoint_loader.py"))
+
+    assert run.exit_code == 0, run.stderr
+    assert (run.document["steps"], run.document["findings"]) == (2, [])
+    assert run.document["script_status"]["outcome"] == "stopped"
+
+
+def test_ddp_tutorial_with_nccl_imported_by_name_and_bare_device_indices_runs_in_spawn_workers() -> None:
+    """`from torch.distributed import init_process_group` bound before mplint patches (P3);
+    `model.to(gpu_id)`, `tensor.to(rank)`, `.cuda(rank)`, `torch.device(rank)`, `device_ids=[rank]` (P4)."""
+    run = mplint_verify("--format", "json", real_script("ddp_tutorial.py"), "--", "--port", str(free_port()))
+
+    [region] = run.findings("MP002")
+    assert run.exit_code == 1, run.stderr
+    assert (region["line"], region["verdict"]) == (line_of("ddp_tutorial.py", "MP002"), "confirmed")
+    assert (run.document["steps"], run.document["processes"]) == (2, 1)
+
+
+def test_a_spawn_workers_error_shows_the_scripts_frames_and_the_emulation_hint() -> None:
+    """A worker's own bug: its traceback holds no mplint frame (P5); a call emulation cannot serve: the hint."""
+    bug = mplint_verify(
+        "--format", "json", real_script("ddp_tutorial.py"), "--", "--port", str(free_port()), "--in-features", "7"
+    )
+    ipc = mplint_verify("--format", "json", real_script("ddp_tutorial.py"), "--", "--port", str(free_port()), "--ipc")
+
+    assert (bug.exit_code, ipc.exit_code) == (2, 2), bug.stderr + ipc.stderr
+    trace = bug.document["script_status"]["traceback"]
+    assert f'ddp_tutorial.py", line {line_of("ddp_tutorial.py", "forward")}, in _run_batch' in trace
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied (32x7 and 20x1)" in trace
+    assert "mplint/" not in trace and "torch/overrides.py" not in trace
+    assert bug.document["script_status"]["hint"] is None  # the script's bug, not emulation's
+    ipc_status = ipc.document["script_status"]
+    assert ipc_status["hint"].startswith("this error comes from CUDA emulation (no GPU here): run with --device cpu")
+    assert f'ddp_tutorial.py", line {line_of("ddp_tutorial.py", "ipc")}, in main' in ipc_status["traceback"]
+    assert "mplint/runtime" not in ipc_status["traceback"]

@@ -94,9 +94,8 @@ scaler = torch.amp.GradScaler("cuda")
             setup = _fp16_loss_scaling(fact)
             if setup is not None:
                 self.setups.setdefault(node, setup)
-            trained = _trained_half(fact)
-            if trained is not None and self.half is None:
-                self.half = trained
+            if self.half is None:  # the first one is the origin the message names
+                self.half = _trained_half(fact)
 
     def leave_Module(self, original_node: cst.Module) -> None:
         if self.half is None:

@@ -88,6 +88,64 @@ CASES = [
         trainer.fit(backbone, datamodule=dm)
         """,
     ),
+    bug(
+        "scaler-enabled-explicitly",
+        """
+        import torch
+
+        model = Net().cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cuda", enabled=True)  # expect: MP107
+        """,
+    ),
+    ok(
+        "fp32-model-handed-to-an-fp16-trainer",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        class_weights = torch.tensor([1.0, 3.0], dtype=torch.float16)
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        args = TrainingArguments(output_dir="out", fp16=True)
+        trainer = Trainer(model=model, args=args, train_dataset=ds)
+        trainer.train()
+        """,
+    ),
+    ok(
+        "fp16-tensor-prepared-beside-an-fp32-model",
+        """
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        model = Net()
+        pos_weight = torch.full((10,), 2.0, dtype=torch.float16)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        model, optimizer, pos_weight = accelerator.prepare(model, optimizer, pos_weight)
+        """,
+    ),
+    ok(
+        "optimizer-built-from-a-config-dict",
+        """
+        import torch
+
+        teacher = Teacher().cuda().half().eval()
+        student = Student().cuda()
+        optimizer = torch.optim.AdamW(**optimizer_config)
+        scaler = torch.amp.GradScaler("cuda")
+        """,
+    ),
+    ok(
+        "fp16-model-trained-without-amp",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float16)
+        args = TrainingArguments(output_dir="out", fp16=False)
+        Trainer(model=model, args=args, train_dataset=ds).train()
+        """,
+    ),
     ok(
         "fp32-params-with-scaler",
         """

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
+import libcst.matchers as m
 
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
@@ -71,22 +72,19 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
             ):
                 continue  # not an autocast, or one with a fixed device (torch.cuda.amp.autocast)
             given = argument(node, 0, "device_type")
-            what = _misuse(given, fact) if given is not None else None
-            if given is not None and what is not None:
+            if given is None:
+                return
+            what = _misuse(given, fact)
+            if what is not None:
                 self.report(given, self.MESSAGE.format(what=what))
             return
 
 
 def _misuse(given: cst.BaseExpression, fact: CallFact) -> str | None:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
-    if isinstance(given, cst.Call) and isinstance(given.func, cst.Name) and given.func.value == "str":
+    if m.matches(given, m.Call(func=m.Name("str"))):
         return '`str(...)` of a device ("cuda:0" once the device has an index)'
-    if (
-        isinstance(given, cst.Call)
-        and isinstance(given.func, cst.Attribute)
-        and given.func.attr.value == "type"
-        and not given.args
-    ):
+    if m.matches(given, m.Call(func=m.Attribute(attr=m.Name("type")), args=[])):
         return 'a tensor type name (`x.type()` is "torch.cuda.FloatTensor")'
     parts = list(_string_parts(given))
     if any(isinstance(part, cst.FormattedString) for part in parts) and not _formats_device_types(parts):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, lint, ok
 
 CODE = "MP202"
 
@@ -83,6 +83,28 @@ CASES = [
             loss = model(x).mean()
     """,
     ),
+    bug(
+        "fstring-of-a-device-name",
+        """
+        import torch
+
+        device = torch.device("cuda", local_rank)
+        with torch.autocast(f"{device}", dtype=torch.bfloat16):  # expect: MP202
+            loss = model(x).mean()
+    """,
+    ),
+    ok(
+        "device-type-from-a-helper",
+        """
+        import torch
+
+        def autocast_device_type():
+            return "cuda" if torch.cuda.is_available() else "cpu"
+
+        with torch.autocast(autocast_device_type(), dtype=torch.bfloat16):
+            loss = model(x).mean()
+    """,
+    ),
     ok(
         "device-type-attribute",
         """
@@ -150,3 +172,27 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp202(source: str) -> None:
     check(source, CODE)
+
+
+@pytest.mark.parametrize(
+    ("given", "what"),
+    [
+        ("str(device)", '`str(...)` of a device ("cuda:0" once the device has an index)'),
+        ("images.type()", 'a tensor type name (`x.type()` is "torch.cuda.FloatTensor")'),
+        ('f"cuda:{rank}"', "an f-string that formats a device or an index"),
+        ('"cuda:0"', "'cuda:0', a device with an index"),
+    ],
+)
+def test_the_message_says_what_the_device_type_got(given: str, what: str) -> None:
+    (finding,) = lint(
+        f"""
+        import torch
+        with torch.autocast({given}, dtype=torch.float16):
+            loss = model(images).mean()
+        """,
+        CODE,
+    )
+    assert finding.line == 3
+    assert finding.message == (
+        f"autocast's device_type gets {what}; it takes a device type without an index: pass `device.type`"
+    )

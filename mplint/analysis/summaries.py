@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import is_no_grad
@@ -178,8 +179,8 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
             if method.owner is not None:
                 bases.add(method.owner)
             continue
-        if name == "__init__":
-            continue
+        if name == "__init__" or not _stores_attributes(method.node):
+            continue  # a method that stores nothing on `self` has no attribute to tell (most of them)
         for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
             if attr != SELF:
                 attrs[attr] = _join_attribute(attrs[attr], value) if attr in attrs else value
@@ -291,6 +292,29 @@ def _entered(yielded: list[Region | None], outer: Region | None) -> Value:
     if len(regions) == len(yielded) and all(region == regions[0] for region in regions):
         return Value(Kind.AUTOCAST, payload=regions[0])
     return Value(Kind.AUTOCAST, payload=replace(regions[0], enabled=None)) if regions[0] is not None else UNKNOWN
+
+
+def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:
+    """Whether a method assigns an attribute of its first parameter (`self.model = ...`) or casts it
+    in place (`self.half()`): the only ways it can tell what the instance holds."""
+    params = node.params.params if isinstance(node, cst.FunctionDef) else ()
+    if not params:
+        return False
+    receiver = params[0].name.value
+    for found in tree.walk(node.body):
+        target: cst.BaseExpression | None = None
+        if type(found) is cst.AssignTarget or type(found) is cst.AugAssign or type(found) is cst.AnnAssign:
+            target = found.target
+        elif type(found) is cst.Call:
+            func = found.func
+            if type(func) is cst.Attribute and func.attr.value in _IN_PLACE_CASTS:
+                target = func
+        if type(target) is cst.Attribute and type(target.value) is cst.Name and target.value.value == receiver:
+            return True
+    return False
+
+
+_IN_PLACE_CASTS = frozenset({*api.CAST_METHODS, "to", "type"})
 
 
 def _join_attribute(first: Value, second: Value) -> Value:

@@ -184,7 +184,7 @@ def check(
                 raise MplintError("--add-noqa edits files: not with --fix, --diff or stdin")
             result = api.lint_paths(paths or (".",), jobs=_jobs(jobs), cache=not no_cache, **options)
             _add_noqa(ctx, result.findings, quiet)
-        source = click.get_binary_stream("stdin").read() if from_stdin else None
+        source = sys.stdin.buffer.read() if from_stdin else None
         name = stdin_filename or api.STDIN
         fixed: fixes.FixResult | None = None
         if (fix or diff) and source is not None:
@@ -291,7 +291,7 @@ def _report_fixes(ctx: click.Context, result: FixResult, output: str, diff: bool
         click.echo(f"Would fix {_count(result.fixed, 'finding')}.", err=True)
         ctx.exit(EXIT_FINDINGS if result.changes or result.notices else EXIT_CLEAN)
     if stdin_source is not None:
-        click.get_binary_stream("stdout").write(stdin_source)
+        sys.stdout.buffer.write(stdin_source)
     if output:
         click.echo(output, err=stdin_source is not None)
     remaining = len(result.findings)

@@ -179,6 +179,21 @@ CASES = [
             optimizer.zero_grad()
     """,
     ),
+    bug(
+        "scaler-built-by-a-project-helper",
+        """
+        import torch
+
+        scaler = build_grad_scaler(cfg)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(batch).loss
+                scaler.scale(loss).backward()  # expect: MP201
+                scaler.step(optimizer)  # expect: MP201
+            scaler.update()
+    """,
+    ),
     ok(
         "accelerator-backward-in-torch-region",
         """
@@ -201,6 +216,17 @@ CASES = [
             loss = model(x).mean()
             scheduler.step()
         loss.backward()
+    """,
+    ),
+    ok(
+        "plateau-scheduler-step-on-the-validation-loss",
+        """
+        import torch
+
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min")
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            val_loss = criterion(model(x_val), y_val)
+            scheduler.step(val_loss)
     """,
     ),
     ok(

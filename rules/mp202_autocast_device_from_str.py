@@ -3,12 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
 from mplint.rule import Rule
-from mplint.tree import argument
+from mplint.tree import argument, dotted_text
 
 
 class AutocastDeviceFromStr(Rule):
@@ -82,9 +81,14 @@ with torch.autocast(device_type=str(device), dtype=torch.bfloat16):
 
 def _misuse(given: cst.BaseExpression, fact: CallFact) -> str | None:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
-    if m.matches(given, m.Call(func=m.Name("str"))):
+    if isinstance(given, cst.Call) and dotted_text(given.func) == "str":
         return '`str(...)` of a device ("cuda:0" once the device has an index)'
-    if m.matches(given, m.Call(func=m.Attribute(attr=m.Name("type")), args=[])):
+    if (
+        isinstance(given, cst.Call)
+        and isinstance(given.func, cst.Attribute)
+        and given.func.attr.value == "type"
+        and not given.args
+    ):
         return 'a tensor type name (`x.type()` is "torch.cuda.FloatTensor")'
     parts = list(_string_parts(given))
     if any(isinstance(part, cst.FormattedString) for part in parts) and not _formats_device_types(parts):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
-from pathlib import PurePosixPath
 
 
 class ModuleIndex:
@@ -25,10 +24,13 @@ class ModuleIndex:
     def resolve(self, name: str, importer: str, level: int = 0) -> str | None:
         """The file for module `name` imported from `importer` (with `level` leading dots), if unique."""
         if level:
-            base = PurePosixPath(importer).parent
+            # String operations, as PurePosixPath would give them: the prefilter resolves every
+            # import of every file of a run.
+            base = posixpath.dirname(importer) or "."
             for _ in range(level - 1):
-                base = base.parent
-            target = base.joinpath(*name.split(".")) if name else base
+                base = (posixpath.dirname(base) or ".") if base not in (".", "/") else base
+            target = posixpath.join(base, *name.split(".")) if name else base
+            target = target[2:] if target.startswith("./") else target
             for candidate in (f"{target}.py", f"{target}/__init__.py"):
                 if candidate in self._original:
                     return self._original[candidate]
@@ -36,8 +38,8 @@ class ModuleIndex:
         matches = self._by_name.get(name, [])
         if len(matches) > 1:
             # Prefer the candidate next to the importer (a script importing its sibling module).
-            importer_dir = PurePosixPath(importer).parent
-            matches = [m for m in matches if PurePosixPath(m).parent == importer_dir]
+            importer_dir = posixpath.dirname(importer)
+            matches = [m for m in matches if posixpath.dirname(m) == importer_dir]
         return self._original[matches[0]] if len(matches) == 1 else None
 
 

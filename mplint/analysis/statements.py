@@ -51,12 +51,18 @@ def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
     if type(node) is cst.With:
         return self.exec_with(node, ctx)
     if type(node) is cst.Try or type(node) is cst.TryStar:
+        # The handlers are alternatives to the body's end (its `else:`), not what follows it:
+        # `try: from torch.amp import autocast / except ImportError: from torch.cuda.amp import
+        # autocast` leaves `autocast` as either, not as the fallback.
         self.exec_block(statements(node.body), ctx)
         for handler in node.handlers:
             if handler.type is not None:
                 self.eval(handler.type, ctx)
-            self.exec_block(statements(handler.body), ctx)
-        self.exec_block(statements(node.orelse), ctx)
+        handlers = [statements(handler.body) for handler in node.handlers]
+        if handlers:
+            self.exec_branches(ctx, None, handlers, statements(node.orelse))
+        else:
+            self.exec_block(statements(node.orelse), ctx)
         self.exec_block(statements(node.finalbody), ctx)
         return True
     if type(node) is cst.FunctionDef:

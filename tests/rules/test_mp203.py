@@ -381,3 +381,40 @@ def test_the_import_fix_is_unsafe_when_other_modules_may_call_the_name(
 
     assert finding.fix is not None
     assert finding.fix.applicability.value == ("safe" if safe else "unsafe")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        ok(
+            "a-fallback-import-for-old-torch",
+            """
+            import torch
+            try:
+                from torch.amp import autocast
+            except ImportError:
+                from torch.cuda.amp import autocast
+
+            model = torch.nn.Linear(8, 8)
+            with autocast("cuda", dtype=torch.bfloat16):
+                y = model(torch.randn(2, 8))
+            """,
+        ),
+        bug(
+            "the-deprecated-import-in-the-try-body",
+            """
+            import torch
+            try:
+                from torch.cuda.amp import autocast  # expect: MP203
+            except ImportError:
+                autocast = None
+
+            model = torch.nn.Linear(8, 8)
+            with autocast(dtype=torch.bfloat16):
+                y = model(torch.randn(2, 8))
+            """,
+        ),
+    ],
+)
+def test_a_try_except_import_is_either_binding_not_the_fallback(source: str) -> None:
+    check(source, "MP203")

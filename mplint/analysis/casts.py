@@ -67,7 +67,7 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
     while (
         isinstance(target, cst.Call)
         and isinstance(target.func, cst.Attribute)
-        and (target.func.attr.value in api.CAST_METHODS or target.func.attr.value in _CHAINED_MODULE_METHODS)
+        and (target.func.attr.value in api.MODULE_CASTS or target.func.attr.value in api.MODULE_PASSTHROUGH_METHODS)
     ):
         target = target.func.value
     if not isinstance(target, (cst.Name, cst.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
@@ -84,10 +84,6 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
     # precision is a cast (a bf16 model put in train mode after its optimizer is no new bug).
     if value.precision.is_low and value.precision is not before.precision and identity is not None:
         self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
-
-
-# Module methods that return the module itself, so that a chain of them acts on it in place.
-_CHAINED_MODULE_METHODS = frozenset({"to", "cuda", "cpu", "type", "train", "eval", "requires_grad_"})
 
 
 def note_cast_after_optimizer(

@@ -98,7 +98,7 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
         and isinstance(call.func, cst.Attribute)
         and isinstance(call.func.value, cst.Name)
         and call.func.value.value == loop_variable
-        and call.func.attr.value in _IN_PLACE_CASTS
+        and call.func.attr.value in api.MODULE_CASTS
     ]
     if not casts:
         return
@@ -120,9 +120,8 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
         self.assign(owner, model.with_(precision=Precision.UNKNOWN, origin=None, items=()), ctx)
 
 
-# Methods that iterate over a module's submodules, and casts of a submodule that act in place.
+# Methods that iterate over a module's submodules.
 _SUBMODULE_ITERATORS = frozenset({"modules", "children"})
-_IN_PLACE_CASTS = frozenset({"half", "float", "bfloat16", "double", "to", "type"})
 
 
 def _directly_in(call: cst.Call, body: cst.BaseSuite) -> bool:

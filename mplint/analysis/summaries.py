@@ -307,14 +307,11 @@ def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:
             target = found.target
         elif type(found) is cst.Call:
             func = found.func
-            if type(func) is cst.Attribute and func.attr.value in _IN_PLACE_CASTS:
+            if type(func) is cst.Attribute and func.attr.value in api.MODULE_CASTS:
                 target = func
         if type(target) is cst.Attribute and type(target.value) is cst.Name and target.value.value == receiver:
             return True
     return False
-
-
-_IN_PLACE_CASTS = frozenset({*api.CAST_METHODS, "to", "type"})
 
 
 def _join_attribute(first: Value, second: Value) -> Value:

@@ -57,6 +57,9 @@ CAST_METHODS: dict[str, Precision] = {
     "double": Precision.FP64,
 }
 
+# Module methods that cast it in place (and hand it back): `model.half()`, `model.to(torch.bfloat16)`.
+MODULE_CASTS = frozenset({*CAST_METHODS, "to", "type"})
+
 # Autocast entry points: dotted name -> (fixed device or None when it is the first argument, default dtype).
 AUTOCAST_ENTRY_POINTS: dict[str, tuple[str | None, Precision | None]] = {
     "torch.autocast": (None, None),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis.facts import CallFact
+from mplint.analysis.frameworks import accelerate, lightning
 from mplint.analysis.values import Kind, Precision, Value
 from mplint.findings import Severity
 from mplint.rule import Rule
@@ -105,10 +106,16 @@ loss.backward()
                 self.report(region.node, message, path=region.path, condition=fact.condition)
 
 
+# Objects whose `backward(loss)` runs the backward pass (scaling it only when their settings say so).
+FRAMEWORK_BACKWARDS = frozenset({accelerate.ACCELERATOR, lightning.FABRIC})
+
+
 def _backward_root(fact: CallFact) -> Value | None:
     """The tensor a backward pass starts from: `loss.backward()`, `torch.autograd.backward(loss)`."""
     if fact.method == "backward" and fact.receiver.kind in (Kind.TENSOR, Kind.ANY):
         return fact.receiver
     if fact.function == "torch.autograd.backward":
         return fact.arg(0, "tensors")
+    if fact.method == "backward" and fact.receiver.op in FRAMEWORK_BACKWARDS:
+        return fact.arg(0, "loss")  # `accelerator.backward(loss)`, `fabric.backward(loss)`
     return None

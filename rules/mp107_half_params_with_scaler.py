@@ -6,6 +6,7 @@ import libcst as cst
 
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
+from mplint.analysis.frameworks import peft
 from mplint.analysis.values import Kind, Precision, Value
 from mplint.rule import Rule
 
@@ -127,14 +128,19 @@ def _trained_half(fact: CallFact) -> Value | None:
         return (
             params if params is not None and params.kind is Kind.PARAMS and params.precision is Precision.FP16 else None
         )
-    if fact.op not in MODEL_HANDOFFS:
+    op = fact.op or ""
+    if op not in MODEL_HANDOFFS and not op.endswith("Trainer"):  # TRL's `SFTTrainer`, `DPOTrainer`, ...
         return None
-    candidates = [fact.arg(None, MODEL_HANDOFFS[fact.op]), *fact.args] if MODEL_HANDOFFS[fact.op] else list(fact.args)
+    keyword = MODEL_HANDOFFS.get(op, "model")
+    candidates = [fact.arg(None, keyword), *fact.args] if keyword else list(fact.args)
     return next(
         (
             value
             for value in candidates
-            if value is not None and value.kind is Kind.MODULE and value.precision is Precision.FP16
+            if value is not None
+            and value.kind is Kind.MODULE
+            and value.precision is Precision.FP16
+            and value.op != peft.FP32_ADAPTERS  # PEFT's trainable parameters: fp32 adapters
         ),
         None,
     )

@@ -15,7 +15,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, record
-from mplint.analysis.frameworks import accelerate, deepspeed
+from mplint.analysis.frameworks import accelerate, deepspeed, hooks
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import SELF, Definition
 from mplint.analysis.values import (
@@ -154,13 +154,13 @@ def construct(
         # `self.to(torch.bfloat16)`, `self.float()` or a loop over `self.modules()` in `__init__`:
         # the whole instance, its submodules with it (a loop's MIXED leaves them unknown).
         return _recast(instance, recast)
-    return instance
+    return hooks.constructed(self, node, ctx, definition, instance, args, kwargs)
 
 
 def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
     """The output of calling a module: its own precision, lowered by an active autocast region (and
-    made fp32 by a framework that wraps the forward, see `accelerate.output`)."""
-    return accelerate.output(module, module_output(self, module, args, kwargs, ctx))
+    made fp32 or computed in another dtype by a framework that wraps the forward, see `hooks.forward`)."""
+    return hooks.forward(self, module, lambda model: module_output(self, model, args, kwargs, ctx))
 
 
 def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
@@ -221,6 +221,9 @@ def call_named(
         return deepspeed.initialize(self, node, ctx, args, kwargs)
     if function in accelerate.ACCELERATORS:
         return accelerate.accelerator(self, node, ctx, kwargs)
+    handled = hooks.call_named(self, node, ctx, function, args, kwargs)
+    if handled is not None:
+        return handled
     if _is_loss_scaling_framework(function, kwargs):
         self.loss_scaling_paths.add(path)
         return UNKNOWN
@@ -272,6 +275,10 @@ def call_method(
         return self.argument_parser(receiver, method, args, kwargs)
     if receiver.op == accelerate.ACCELERATOR:
         handled = accelerate.method(self, receiver, method, node, ctx, args)
+        if handled is not None:
+            return handled
+    if receiver.op in hooks.RECEIVER_OPS:
+        handled = hooks.call_method(self, node, ctx, receiver, method, args, kwargs)
         if handled is not None:
             return handled
     if isinstance(receiver.const, str) and method in STRING_METHODS:

@@ -152,6 +152,8 @@ class Interpreter:
         self.methods = frozenset(word[1:-1] for word in words if word.startswith(".") and word.endswith("("))
         self.fragments = tuple(sorted({word for word in words if not (word.startswith(".") and word.endswith("("))}))
         self.worth: dict[cst.FunctionDef | cst.ClassDef, bool] = {}
+        # Per linted class: the framework class it derives from (`frameworks.hooks.framework_base`).
+        self.framework_bases: dict[Definition, str | None] = {}
 
     def run(self) -> None:
         for path in self.roots:

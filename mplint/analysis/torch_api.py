@@ -316,6 +316,7 @@ LOW_PRECISION_WORDS = frozenset(
         "BFloat16Tensor",
         "set_default_dtype",
         "deepspeed",
+        "16-true",  # Lightning's `precision="16-true"`: fp16 weights
     }
 )
 

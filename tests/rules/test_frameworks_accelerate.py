@@ -112,3 +112,32 @@ def test_a_prepared_peft_model_is_no_module_of_unknown_provenance() -> None:
         """,
         "MP001",
     )
+
+
+BACKWARD = [
+    pytest.param('mixed_precision="no"', True, id="no-mixed-precision-does-not-scale"),
+    pytest.param('mixed_precision="fp16"', False, id="fp16-scales"),
+    pytest.param("", False, id="the-launch-decides"),
+]
+
+
+@pytest.mark.parametrize(("accelerator_args", "unscaled"), BACKWARD)
+def test_accelerator_backward_is_a_backward_root(accelerator_args: str, unscaled: bool) -> None:
+    """The script's own fp16 autocast, its loss handed to `accelerator.backward`: scaled only when
+    the accelerator's mixed precision is fp16 (accelerate 1.15.0 `Accelerator.backward`)."""
+    marker = "  # expect: MP002" if unscaled else ""
+    check(
+        f"""
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator({accelerator_args})
+        model, optimizer = accelerator.prepare(torch.nn.Linear(8, 8), optimizer)
+        for x in loader:
+            with torch.autocast("cuda", dtype=torch.float16):{marker}
+                loss = model(x).sum()
+            accelerator.backward(loss)
+            optimizer.step()
+        """,
+        "MP002",
+    )

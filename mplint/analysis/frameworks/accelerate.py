@@ -54,10 +54,10 @@ def method(
     """`accelerator.prepare(model, optimizer, ...)`, `accelerator.autocast()`; None for any other method."""
     precision = receiver.payload if isinstance(receiver.payload, Precision) else None
     if name in ("prepare", "prepare_model"):
-        prepared = tuple(_prepared(value, precision) for value in args)
-        if len(prepared) == 1:
-            return prepared[0]
-        return Value(Kind.ANY, payload=prepared)
+        models = tuple(prepared(value, precision) for value in args)
+        if len(models) == 1:
+            return models[0]
+        return Value(Kind.ANY, payload=models)
     if name == "autocast":
         if precision is None:
             return UNKNOWN
@@ -70,7 +70,7 @@ def method(
     return None
 
 
-def _prepared(value: Value, precision: Precision | None) -> Value:
+def prepared(value: Value, precision: Precision | None) -> Value:
     """A prepared object: a model runs under autocast and returns fp32 outputs when mixed precision
     is on; everything else (optimizers, dataloaders) is handed back as it was, for precision. An
     object of unknown kind (a PEFT model) is marked too: called, it is no module of unknown

@@ -1,0 +1,126 @@
+"""Where the interpreter hands calls to the framework modules: named calls (`Trainer(...)`,
+`get_peft_model(...)`, `MixedPrecision(...)`), methods of a framework's objects (`trainer.fit`,
+`fabric.setup`, `peft_model.parameters()`), a model's forward (outputs a framework converts), and
+the construction of a linted class that derives from a framework's (a `Trainer` subclass with its own
+`compute_loss`, a `TrainingArguments` dataclass with its own defaults)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis import torch_api as api
+from mplint.analysis.frameworks import accelerate, fsdp, lightning, peft, transformers
+from mplint.analysis.scopes import Context
+from mplint.analysis.summaries import Definition
+from mplint.analysis.values import Kind, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+# The last parts of the names the framework modules handle: a cheap first test.
+LEAVES = frozenset(
+    {
+        *peft.WRAPPERS,
+        peft.KBIT_PREPARATION,
+        "from_pretrained",
+        *fsdp.POLICIES,
+        *fsdp.WRAPPERS,
+        "Trainer",
+        "Fabric",
+    }
+)
+RECEIVER_OPS = lightning.OPS | peft.OPS
+
+
+def call_named(
+    self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value | None:
+    """A framework's function or class called by name; None when no framework module knows it."""
+    leaf = api.last_part(function)
+    if leaf.endswith(("Trainer", "Config", "Arguments")) or leaf in LEAVES:
+        if function in lightning.TRAINERS or function in lightning.FABRICS:
+            return lightning.construct(self, node, ctx, function, kwargs)
+        if transformers.is_arguments_class(function):
+            return transformers.arguments(kwargs)
+        if transformers.is_trainer_class(function):
+            return transformers.trainer(self, node, ctx, args, kwargs)
+        if peft.is_peft(function):
+            return peft.call(self, node, ctx, function, args, kwargs)
+        if fsdp.is_fsdp(function):
+            return fsdp.call(self, node, ctx, function, args, kwargs)
+    return None
+
+
+def call_method(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    receiver: Value,
+    method: str,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value | None:
+    """A method of a framework's object; None when the framework leaves it to the generic rules."""
+    if receiver.op in lightning.OPS:
+        return lightning.method(self, receiver, method, node, ctx, args, kwargs)
+    if receiver.op in peft.OPS and method in api.PARAMETER_METHODS:
+        return peft.parameters(receiver, receiver.identity)
+    return None
+
+
+def forward(self: Interpreter, module: Value, run: Callable[[Value], Value]) -> Value:
+    """The output of calling `module`, from `run` (what the model computes, given the module): a
+    sharded model computes in its policy's dtype, a prepared one converts its outputs."""
+    sharded = fsdp.forward(self, module, run)
+    if sharded is not None:
+        return sharded
+    return accelerate.output(module, run(module))
+
+
+def constructed(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    definition: Definition,
+    instance: Value,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    """An instance of a linted class built: a framework base may give it a meaning."""
+    base = framework_base(self, definition)
+    if base is None:
+        return instance
+    if transformers.is_arguments_class(base):
+        found = transformers.arguments(kwargs, _defaults(definition))
+        return instance.with_(op=found.op)
+    if transformers.is_trainer_class(base):
+        return transformers.subclass_trainer(self, node, ctx, definition, instance, args, kwargs)
+    return instance
+
+
+def framework_base(self: Interpreter, definition: Definition) -> str | None:
+    """The framework class a linted class derives from (through linted classes too), if any."""
+    if definition in self.framework_bases:
+        return self.framework_bases[definition]
+    self.framework_bases[definition] = None
+    found: str | None = None
+    if isinstance(definition.node, cst.ClassDef):
+        for base in definition.node.bases:
+            value = self.eval(base.value, Context(definition.scope))
+            name = value.name
+            if name is not None and (transformers.is_arguments_class(name) or transformers.is_trainer_class(name)):
+                found = name
+            elif value.kind is Kind.CLASS and isinstance(value.payload, Definition):
+                found = framework_base(self, value.payload)
+            if found is not None:
+                break
+    self.framework_bases[definition] = found
+    return found
+
+
+def _defaults(definition: Definition) -> dict[str, Value]:
+    """A dataclass's field defaults, those of its linted bases under its own."""
+    return dict(definition.constants)

@@ -1,0 +1,77 @@
+"""PEFT and bitsandbytes, as far as precision goes: what LoRA wrapping and k-bit preparation do to a
+model's trainable parameters and to its outputs.
+
+Read from peft 0.21.2 and bitsandbytes 0.50.2 (`pip download peft==0.21.2 bitsandbytes==0.50.2`), and
+transformers 5.24.0:
+- peft `mapping_func.py` `get_peft_model(model, peft_config, ..., autocast_adapter_dtype=True)`;
+  `tuners/tuners_utils.py` `_move_adapter_to_device_of_base_layer` creates each adapter in the base
+  layer's floating dtype, then `cast_adapter_dtype` upcasts float16/bfloat16 adapters to float32
+  unless `autocast_adapter_dtype=False`. The base weights are frozen and keep their dtype; the
+  trainable ones are the fp32 adapters (or half ones, with `autocast_adapter_dtype=False` over a
+  half base). `tuners/lora/layer.py` `Linear.forward`: `result = result.to(torch_result_dtype)`,
+  the adapters' sum comes back in the base layer's output dtype: the model's outputs are the base's.
+- peft `utils/other.py` `prepare_model_for_kbit_training`: freezes every parameter, then (for
+  bitsandbytes and plain models; not GPTQ, AQLM, EETQ, HQQ or torchao ones) casts every float16 or
+  bfloat16 parameter that is no `Params4bit` to float32, in place: norms, embeddings and the head
+  become fp32, so the model's outputs are fp32.
+- bitsandbytes `nn/modules.py` `Linear4bit.forward`: the input is cast to `compute_dtype`
+  (`bnb_4bit_compute_dtype`) for the matmul and the result back to the input's dtype:
+  `BitsAndBytesConfig(bnb_4bit_compute_dtype=...)` does not make the outputs that dtype; they are in
+  the dtype of the unquantized modules, i.e. `from_pretrained(..., dtype=...)`'s (unknown without
+  it: transformers 5 loads "auto" there, 4.x forced float16 for bitsandbytes).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+WRAPPERS = frozenset({"get_peft_model", "PeftModel", "PeftModelForCausalLM", "PeftModelForSeq2SeqLM"})
+KBIT_PREPARATION = "prepare_model_for_kbit_training"
+# `Value.op` of a PEFT model: its trainable parameters are fp32 adapters, or adapters in the base's dtype.
+FP32_ADAPTERS = "peft: fp32 adapters"
+BASE_DTYPE_ADAPTERS = "peft: adapters in the base dtype"
+OPS = frozenset({FP32_ADAPTERS, BASE_DTYPE_ADAPTERS})
+
+
+def is_peft(function: str) -> bool:
+    return function.startswith("peft.") and (
+        function.rpartition(".")[2] in WRAPPERS
+        or function.endswith(("PeftModel.from_pretrained", "PeftModelForCausalLM.from_pretrained"))
+        or function.rpartition(".")[2] == KBIT_PREPARATION
+    )
+
+
+def call(
+    self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    model = args[0] if args else kwargs.get("model", UNKNOWN)
+    if function.rpartition(".")[2] == KBIT_PREPARATION:
+        return prepared_for_kbit(model, node)
+    autocast = kwargs.get("autocast_adapter_dtype")
+    op = BASE_DTYPE_ADAPTERS if autocast is not None and autocast.const is False else FP32_ADAPTERS
+    if autocast is not None and not isinstance(autocast.const, bool):
+        return UNKNOWN
+    base = model if model.kind is Kind.MODULE else Value(Kind.MODULE)
+    return base.with_(op=op, items=(), identity=base.identity or node)
+
+
+def prepared_for_kbit(model: Value, node: cst.Call) -> Value:
+    """The model with every half parameter that is not 4-bit cast to fp32 (and frozen)."""
+    return Value(Kind.MODULE, Precision.FP32, identity=model.identity or node)
+
+
+def parameters(receiver: Value, identity: object) -> Value:
+    """`peft_model.parameters()`: what an optimizer over them updates are the adapters; fp32 ones
+    (the default) make the whole of them of unknown dtype here (the frozen base may be half, but
+    it is not updated); adapters in a half base's dtype are half."""
+    if receiver.op == BASE_DTYPE_ADAPTERS and receiver.precision.is_low:
+        return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
+    return Value(Kind.PARAMS, identity=identity)

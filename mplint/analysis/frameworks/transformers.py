@@ -1,0 +1,120 @@
+"""Transformers' `Trainer` and TRL's trainers, as far as precision goes: what `TrainingArguments` (and
+TRL's configs, its subclasses) turn on, and what the Trainer does with the model it is given.
+
+Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16.0:
+- transformers `training_args.py`: `fp16` and `bf16` default to False; `__post_init__` sets
+  `self.mixed_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")`, then `"fp16"` if
+  `self.fp16`, else `"bf16"` if `self.bf16`. Neither flag set, the launch decides (`accelerate
+  launch` sets that variable): unknown here, as an `Accelerator()` without `mixed_precision` is.
+- transformers `trainer.py`: `_build_accelerator_args` gives `args.mixed_precision` to the
+  `Accelerator` the Trainer builds; `_prepare_for_training` runs `self.accelerator.prepare(self.model)`
+  (see `accelerate`: under mixed precision the model's forward runs under autocast and returns fp32
+  outputs, and `accelerator.backward` scales fp16 losses: no MP002 under the Trainer). The model
+  handed to `compute_loss(model, inputs, ...)` is that prepared model. `compute_loss_context_manager`
+  / `autocast_smart_context_manager` are a `nullcontext` in 5.x ("We rely on accelerate for
+  autocast"), where transformers 4.x entered `torch.autocast` around `compute_loss`: whether the rest
+  of an override runs under autocast depends on the version (a region of unknown state here).
+  The Trainer builds its optimizer over the model's parameters as they are: no fp32 master copy.
+- trl `trainer/base_config.py`: `_BaseConfig(TrainingArguments)`, the base of `SFTConfig`,
+  `DPOConfig`, `GRPOConfig`, `KTOConfig`, `RLOOConfig`, `RewardConfig`, ...: `bf16: bool | None =
+  None`, and `__post_init__` sets `self.bf16 = not (self.fp16) if self.bf16 is None else self.bf16`
+  (bf16 by default in TRL 1.x; older TRL kept TrainingArguments' False): `bf16` not given is unknown.
+  (`PPOConfig` is gone from trl 1.16; its older versions took the same two flags.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from mplint.analysis.frameworks import accelerate
+from mplint.analysis.scopes import Context
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+    from mplint.analysis.summaries import Definition
+
+PACKAGES = ("transformers.", "trl.")
+# Argument classes: transformers' own, and TRL's configs (all TrainingArguments subclasses).
+ARGUMENT_CLASSES = frozenset({"TrainingArguments", "Seq2SeqTrainingArguments"})
+# `Value.op` of training arguments, by the mixed precision they turn on (unknown: the launch decides).
+ARGUMENTS = {
+    Precision.FP16: "transformers: fp16 mixed precision",
+    Precision.BF16: "transformers: bf16 mixed precision",
+    Precision.UNKNOWN: "transformers: mixed precision of the launch",
+}
+PRECISION_OF = {op: precision for precision, op in ARGUMENTS.items()}
+
+
+def is_arguments_class(function: str) -> bool:
+    """`transformers.TrainingArguments`, `trl.GRPOConfig`, `trl.trainer.sft_config.SFTConfig`, ..."""
+    if not function.startswith(PACKAGES):
+        return False
+    leaf = function.rpartition(".")[2]
+    return leaf in ARGUMENT_CLASSES or (function.startswith("trl.") and leaf.endswith("Config"))
+
+
+def is_trainer_class(function: str) -> bool:
+    """`transformers.Trainer`, `transformers.Seq2SeqTrainer`, `trl.SFTTrainer`, `trl.GRPOTrainer`, ..."""
+    return function.startswith(PACKAGES) and function.rpartition(".")[2].endswith("Trainer")
+
+
+def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None) -> Value:
+    """Training arguments built with `kwargs` (over a subclass's field `defaults`): `fp16=True` wins
+    over `bf16=True`, as `__post_init__` tests it; neither, the launch decides."""
+    settings = {**(defaults or {}), **kwargs}
+    fp16 = settings["fp16"].const if "fp16" in settings else False
+    bf16 = settings["bf16"].const if "bf16" in settings else None
+    precision = Precision.UNKNOWN
+    if fp16 is True:
+        precision = Precision.FP16
+    elif fp16 is False and bf16 is True:
+        precision = Precision.BF16
+    return Value(Kind.INSTANCE, op=ARGUMENTS[precision])
+
+
+def precision_of(value: Value | None) -> Precision | None:
+    """The mixed precision training arguments turn on: FP16, BF16, or None (the launch decides)."""
+    precision = PRECISION_OF.get(value.op or "") if value is not None else None
+    return precision if precision is not None and precision is not Precision.UNKNOWN else None
+
+
+def trainer_arguments(args: list[Value], kwargs: dict[str, Value]) -> Value | None:
+    """The training arguments a trainer is given: `args=` or any positional argument that is some."""
+    if "args" in kwargs:
+        return kwargs["args"]
+    return next((value for value in args if value.op in PRECISION_OF), None)
+
+
+def trainer(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    """`Trainer(model=model, args=training_args)`: the Trainer scales fp16 losses in its backward,
+    and a mixed precision it may run (the launch deciding) may be fp16: this file scales."""
+    if precision_of(trainer_arguments(args, kwargs)) is not Precision.BF16:
+        self.loss_scaling_paths.add(ctx.scope.module.path)
+    return UNKNOWN
+
+
+def subclass_trainer(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    definition: Definition,
+    instance: Value,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted: as `trainer`,
+    and its `compute_loss` override runs on the prepared model, in an autocast region whose state
+    depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x)."""
+    trainer(self, node, ctx, args, kwargs)
+    override = definition.method("compute_loss")
+    if override is None or override.owner is None or override.owner.path not in self.modules:
+        return instance
+    precision = precision_of(trainer_arguments(args, kwargs))
+    model = kwargs.get("model", args[0] if args and args[0].op not in PRECISION_OF else UNKNOWN)
+    prepared = accelerate.prepared(model, precision)
+    region = Region("cuda", precision or Precision.HALF, None, ctx.scope.module.path, node)
+    self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)
+    return instance

@@ -1,0 +1,66 @@
+"""FSDP and FSDP2 mixed precision in the precision model (pytorch torch/distributed/fsdp/api.py
+`MixedPrecision`, torch/distributed/_composable/fsdp/_fsdp_api.py `MixedPrecisionPolicy`): the
+forward computes in `param_dtype` (outputs too, unless FSDP2's `output_dtype` casts them); the
+optimizer steps the sharded parameters in their original dtype."""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import check
+
+FSDP1 = """
+    import functools
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, MixedPrecision
+    from transformers import AutoModelForCausalLM
+
+    bf16_policy = MixedPrecision(param_dtype={param}, reduce_dtype=torch.float32, buffer_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float32)
+    model = FSDP(model, mixed_precision=bf16_policy, device_id=torch.cuda.current_device())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    for batch in loader:
+        logits = model(input_ids=batch["input_ids"]).logits
+        loss = -F.log_softmax(logits, dim=-1).mean(){expect}
+        loss.backward()
+        optimizer.step()
+"""
+
+FSDP2 = """
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32{output})
+    model = fully_shard(build_model(), mp_policy=mp)
+    net = fully_shard(torch.nn.Linear(512, 32000), mp_policy=mp)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    logits = net(torch.randn(8, 512, device="cuda"))
+    logps = F.log_softmax(logits, dim=-1){expect}
+"""
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(FSDP1.format(param="torch.bfloat16", expect="  # expect: MP001"), id="fsdp1-bf16-compute"),
+        pytest.param(FSDP1.format(param="torch.float32", expect=""), id="fsdp1-fp32-compute"),
+        pytest.param(FSDP1.format(param="args.dtype", expect=""), id="fsdp1-unknown-dtype"),
+        pytest.param(FSDP2.format(output="", expect="  # expect: MP001"), id="fsdp2-bf16-outputs"),
+        pytest.param(FSDP2.format(output=", output_dtype=torch.float32", expect=""), id="fsdp2-fp32-output-dtype"),
+    ],
+)
+def test_sharded_outputs(source: str) -> None:
+    check(source, "MP001")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(FSDP1.format(param="torch.bfloat16", expect=""), id="fsdp1-fp32-shards"),
+        pytest.param(FSDP2.format(output="", expect=""), id="fsdp2-fp32-shards"),
+    ],
+)
+def test_the_sharded_parameters_keep_their_dtype(source: str) -> None:
+    check(source, "MP003")

@@ -1,0 +1,103 @@
+"""Lightning's Trainer and Fabric in the precision model (lightning 2.6.6, fabric/plugins/precision/
+{precision,amp,half}.py, pytorch/strategies/strategy.py, fabric/wrappers.py): "*-mixed" is autocast
+(and a scaler for 16) over fp32 weights, "*-true" converts the module to half before
+`configure_optimizers` runs; a Fabric module returns fp32 outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import check
+
+MODULE = """
+    import torch
+    import torch.nn.functional as F
+    import lightning as L
+
+    class LitLM(L.LightningModule):
+        def __init__(self, vocab=32000, dim=512):
+            super().__init__()
+            self.embed = torch.nn.Embedding(vocab, dim)
+            self.head = torch.nn.Linear(dim, vocab)
+
+        def forward(self, tokens):
+            return self.head(self.embed(tokens))
+
+        def training_step(self, batch, batch_idx):
+            logits = self(batch["input_ids"])
+            return F.nll_loss(F.log_softmax(logits, dim=-1).flatten(0, 1), batch["labels"].flatten()){logps_expect}
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=3e-4){opt_expect}
+
+    trainer = L.Trainer({trainer_args})
+    trainer.fit(LitLM(), train_dataloaders=loader)
+"""
+
+
+def lit(trainer_args: str, *, half: bool = False) -> str:
+    return MODULE.format(
+        trainer_args=trainer_args,
+        logps_expect="  # expect: MP001" if half else "",
+        opt_expect="  # expect: MP003" if half else "",
+    )
+
+
+SETTINGS = [
+    pytest.param(lit('precision="bf16-mixed", max_epochs=1'), id="bf16-mixed"),
+    pytest.param(lit("precision=16"), id="16-is-16-mixed"),
+    pytest.param(lit('precision="bf16"'), id="bf16-is-bf16-mixed"),
+    pytest.param(lit("max_epochs=3"), id="32-true-by-default"),
+    pytest.param(lit("precision=args.precision"), id="unknown-setting"),
+    pytest.param(lit('precision="bf16-true"', half=True), id="bf16-true-half-weights"),
+    pytest.param(lit('precision="16-true", devices=1', half=True), id="16-true-half-weights"),
+]
+
+
+@pytest.mark.parametrize("source", SETTINGS)
+def test_true_precision_makes_the_module_half(source: str) -> None:
+    check(source, "MP003")
+    check(source, "MP001")
+
+
+FABRIC = """
+    import torch
+    import torch.nn.functional as F
+    from lightning.fabric import Fabric
+
+    fabric = Fabric(accelerator="cuda", {fabric_args})
+    fabric.launch()
+    model = torch.nn.Sequential(torch.nn.Embedding(1000, 64), torch.nn.Linear(64, 1000))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, optimizer = fabric.setup(model, optimizer){late_expect}
+    for batch in loader:
+        logits = model(batch)
+        loss = F.cross_entropy(logits, batch)
+        with torch.autocast("cuda", dtype=torch.float16):{scaler_expect}
+            aux = model(batch).float().pow(2).mean()
+        fabric.backward(loss + aux)
+        optimizer.step()
+"""
+
+
+def fabric(args: str, *, late: bool = False, unscaled: bool = False) -> str:
+    return FABRIC.format(
+        fabric_args=args,
+        late_expect="  # expect: MP003" if late else "",
+        scaler_expect="  # expect: MP002" if unscaled else "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        pytest.param(fabric('precision="bf16-true"', late=True), "MP003", id="true-converts-in-place"),
+        pytest.param(fabric('precision="bf16-mixed"'), "MP003", id="mixed-keeps-fp32"),
+        pytest.param(fabric('precision="16-mixed"'), "MP002", id="16-mixed-scales"),
+        pytest.param(fabric('precision="32-true"', unscaled=True), "MP002", id="32-true-backward-unscaled"),
+        pytest.param(fabric("precision=cfg.precision"), "MP002", id="unknown-may-scale"),
+        pytest.param(fabric('precision="bf16-true"'), "MP001", id="fabric-outputs-fp32"),
+    ],
+)
+def test_fabric(source: str, code: str) -> None:
+    check(source, code)

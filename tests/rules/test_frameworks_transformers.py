@@ -1,0 +1,195 @@
+"""Transformers' Trainer and TRL's trainers in the precision model (transformers 5.24.0 trainer.py and
+training_args.py, trl 1.16.0 trainer/base_config.py): `fp16=True` makes the Trainer scale its
+losses, `bf16=True` does not; neither flag set, the launch decides; the model handed to a
+`compute_loss` override is the accelerate-prepared one (fp32 outputs under mixed precision); a
+model loaded in fp16 under `fp16=True` is MP107's case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .casekit import bug, check, check_files, ok
+
+COMPUTE_LOSS = [
+    ok(
+        "dpo-style-override-under-bf16-reads-fp32-logits",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        class PreferenceTrainer(Trainer):
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                logits = model(input_ids=inputs["input_ids"]).logits
+                logps = F.log_softmax(logits, dim=-1)
+                loss = -logps.gather(-1, inputs["labels"].unsqueeze(-1)).mean()
+                return (loss, logits) if return_outputs else loss
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        args = TrainingArguments(output_dir="out", bf16=True, per_device_train_batch_size=4)
+        PreferenceTrainer(model=model, args=args, train_dataset=train_ds).train()
+        """,
+    ),
+    ok(
+        "override-with-the-launch-deciding-stays-quiet",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        class PreferenceTrainer(Trainer):
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                logits = model(**inputs).logits
+                return -F.log_softmax(logits, dim=-1).mean()
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        PreferenceTrainer(model, TrainingArguments(output_dir="out")).train()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", COMPUTE_LOSS)
+def test_compute_loss_overrides_see_the_prepared_model(source: str) -> None:
+    check(source, "MP001")
+
+
+FP16_TRAINER = [
+    ok(
+        "fp16-trainer-scales-its-backward",
+        """
+        import torch
+        from transformers import Trainer, TrainingArguments
+
+        args = TrainingArguments(output_dir="out", fp16=True)
+        trainer = Trainer(model=model, args=args, train_dataset=ds)
+
+        def sanity_step(batch):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            loss.backward()
+        """,
+    ),
+    ok(
+        "trl-config-from-a-dataclass-default",
+        """
+        from dataclasses import dataclass
+        import torch
+        from trl import SFTConfig, SFTTrainer
+
+        @dataclass
+        class ScriptConfig(SFTConfig):
+            fp16: bool = True
+
+        trainer = SFTTrainer(model=model, args=ScriptConfig(output_dir="out"), train_dataset=ds)
+
+        def probe(batch):
+            with torch.autocast("cuda"):
+                loss = model(**batch).loss
+            loss.backward()
+        """,
+    ),
+    bug(
+        "bf16-trainer-does-not-scale-a-hand-written-fp16-region",
+        """
+        import torch
+        from trl import GRPOConfig, GRPOTrainer
+
+        config = GRPOConfig(output_dir="out", bf16=True, fp16=False)
+        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config)
+
+        def probe(batch):
+            with torch.autocast("cuda"):  # expect: MP002
+                loss = model(**batch).loss
+            loss.backward()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", FP16_TRAINER)
+def test_the_trainer_scales_fp16_losses(source: str) -> None:
+    check(source, "MP002")
+
+
+MP107 = [
+    bug(
+        "fp16-loaded-model-under-sftconfig-fp16",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from trl import SFTConfig, SFTTrainer
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float16)
+        config = SFTConfig(output_dir="out", fp16=True)  # expect: MP107
+        SFTTrainer(model=model, args=config, train_dataset=ds).train()
+        """,
+    ),
+    ok(
+        "dtype-auto-stays-unknown",
+        """
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype="auto")
+        args = TrainingArguments(output_dir="out", fp16=True)
+        Trainer(model=model, args=args, train_dataset=ds).train()
+        """,
+    ),
+    ok(
+        "fp16-lora-on-an-fp16-base-trains-fp32-adapters",
+        """
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+        from trl import DPOConfig, DPOTrainer
+
+        base = AutoModelForCausalLM.from_pretrained("gpt2", dtype=torch.float16)
+        model = get_peft_model(base, LoraConfig(r=8))
+        DPOTrainer(model=model, args=DPOConfig(output_dir="out", fp16=True), train_dataset=ds).train()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", MP107)
+def test_fp16_amp_over_an_fp16_model(source: str) -> None:
+    check(source, "MP107")
+
+
+def test_a_trainer_subclass_in_another_file(tmp_path: Path) -> None:
+    """The override lives in `trainers.py`; the script builds it with bf16 arguments: the prepared
+    model's logits are fp32 (the teacher's bf16 ones only reach a softmax)."""
+    check_files(
+        {
+            "trainers.py": """
+                import torch
+                import torch.nn.functional as F
+                from transformers import Trainer
+
+                class DistillTrainer(Trainer):
+                    def __init__(self, *args, teacher=None, **kwargs):
+                        super().__init__(*args, **kwargs)
+                        self.teacher = teacher
+
+                    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                        student = F.log_softmax(model(**inputs).logits, dim=-1)
+                        with torch.no_grad():
+                            teacher = F.softmax(self.teacher(**inputs).logits, dim=-1)
+                        return F.kl_div(student, teacher, reduction="batchmean")
+            """,
+            "train.py": """
+                import torch
+                from transformers import AutoModelForCausalLM, TrainingArguments
+                from trainers import DistillTrainer
+
+                student = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+                teacher = AutoModelForCausalLM.from_pretrained("gpt2-large", torch_dtype=torch.bfloat16)
+                args = TrainingArguments(output_dir="out", bf16=True)
+                DistillTrainer(model=student, args=args, teacher=teacher).train()
+            """,
+        },
+        "MP001",
+        tmp_path,
+    )

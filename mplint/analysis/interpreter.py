@@ -154,6 +154,9 @@ class Interpreter:
         self.worth: dict[cst.FunctionDef | cst.ClassDef, bool] = {}
         # Per linted class: the framework class it derives from (`frameworks.hooks.framework_base`).
         self.framework_bases: dict[Definition, str | None] = {}
+        # Models sharded under an FSDP mixed precision policy, by the `Value.op` that marks them:
+        # (compute dtype, output dtype, origin) (`frameworks.fsdp`).
+        self.sharded: dict[str, tuple[Precision | None, Precision | None, Origin]] = {}
 
     def run(self) -> None:
         for path in self.roots:

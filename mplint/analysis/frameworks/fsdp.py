@@ -1,7 +1,7 @@
 """FSDP and FSDP2, as far as precision goes: what a mixed precision policy does to a sharded model's
 compute, its outputs and the parameters its optimizer steps.
 
-Read from PyTorch's sources (pytorch/pytorch, 2.x):
+Read from PyTorch's sources (torch 2.13.0's wheel for FSDP1; pytorch/pytorch main for FSDP2):
 - `torch/distributed/fsdp/api.py` `MixedPrecision(param_dtype, reduce_dtype, buffer_dtype,
   keep_low_precision_grads, cast_forward_inputs, cast_root_forward_inputs=True)`: `param_dtype` is
   the dtype of the parameters during forward and backward, hence of the computation; outside them
@@ -34,8 +34,6 @@ POLICY_KEYWORDS = ("mixed_precision", "mp_policy")
 POLICY = "fsdp: mixed precision policy"
 # Precisions a policy names: a dtype, or None for the module's own.
 Compute = Precision | None
-# `Value.op` of a model sharded at a call: its compute and output dtypes, and where the policy applies.
-SHARDED: dict[str, tuple[Compute, Compute, Origin]] = {}
 
 
 def is_fsdp(function: str) -> bool:
@@ -59,7 +57,7 @@ def call(
         return model
     path = ctx.scope.module.path
     op = f"fsdp: mixed precision at {path}:{id(node)}"
-    SHARDED[op] = (compute, output, Origin("", "computed under FSDP's mixed precision", path, node))
+    self.sharded[op] = (compute, output, Origin("", "computed under FSDP's mixed precision", path, node))
     return model.with_(op=op)
 
 
@@ -88,7 +86,7 @@ def forward(
 ) -> Value | None:
     """A sharded model's output: its forward run with the parameters in the compute dtype, the
     result cast to the output dtype; None when `module` is no sharded model."""
-    found = SHARDED.get(module.op or "")
+    found = self.sharded.get(module.op or "")
     if found is None:
         return None
     compute, output, origin = found

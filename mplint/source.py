@@ -198,6 +198,9 @@ class ParsedFile:
         self._order: dict[cst.CSTNode, tuple[int, int]] = {}
         self._ordered: set[int] = set()  # pieces numbered in `_order`
         self._statements: dict[int, list[tuple[int, int]]] = {}  # (first, last line) of each statement, by piece
+        # What the analysis computed from nodes of this tree alone, by (function, node id): kept
+        # with the tree, so every unit of the process that reads the file reuses it.
+        self.memo: dict[tuple[str, int], object] = {}
 
     partial = False
 

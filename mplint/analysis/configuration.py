@@ -139,17 +139,20 @@ _NOT_CONFIGURATION = frozenset(
 _LONGEST_CONDITION = 60
 
 
-def configuration_condition(test: cst.BaseExpression, *, holds: bool) -> str | None:
-    """How to name the non-default path a folded `test` guards ("`args.profile` is true" when the
-    skipped branch runs where the test `holds`), or None when the test is not a configuration
-    choice: a literal (`if False:`), or one that reads a name of `_NOT_CONFIGURATION`."""
+def configuration_test(test: cst.BaseExpression) -> str | None:
+    """How to name the configuration choice an `if` tests (`args.profile`), or None when the test is
+    not one: a literal (`if False:`), or one that reads a name of `_NOT_CONFIGURATION`."""
     names = [node.value for node in tree.walk(test) if isinstance(node, cst.Name)]
     if not names or _NOT_CONFIGURATION.intersection(names) or names[0] in ("True", "False", "None"):
         return None
     text = " ".join(cst.Module([]).code_for_node(test).split())
-    if len(text) > _LONGEST_CONDITION:
-        text = text[: _LONGEST_CONDITION - 3] + "..."
-    return f"`{text}` is {'true' if holds else 'false'}"
+    return text[: _LONGEST_CONDITION - 3] + "..." if len(text) > _LONGEST_CONDITION else text
+
+
+def configuration_condition(test: str | None, *, holds: bool) -> str | None:
+    """The non-default path a configuration test guards ("`args.profile` is true" when the skipped
+    branch runs where the test `holds`), for a test `configuration_test` named."""
+    return None if test is None else f"`{test}` is {'true' if holds else 'false'}"
 
 
 def truth_value(value: Value) -> bool | None:

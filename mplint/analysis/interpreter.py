@@ -13,7 +13,7 @@ their branch alone (`configuration`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import TypeVar, cast
 
 import libcst as cst
 
@@ -34,6 +34,11 @@ from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
 from mplint.analysis.summaries import CallMemo, Definition
 from mplint.analysis.values import Kind, Origin, Precision, Value
+
+Node = TypeVar("Node", bound=cst.CSTNode)
+Result = TypeVar("Result")
+# (function, node id) -> what the function said of that node.
+TreeMemo = dict[tuple[str, int], object]
 
 
 class Interpreter:
@@ -117,8 +122,12 @@ class Interpreter:
         load: Callable[[str], Loaded | None],
         index: ModuleIndex,
         words: frozenset[str] = frozenset(),
+        tree_memo: Callable[[str], TreeMemo] | None = None,
     ) -> None:
         self.roots = list(roots)
+        # Pure facts of a file's nodes, kept with its tree (see `of_tree`): the run hands one per
+        # file that outlives the unit, so later units reuse what earlier ones computed.
+        self.tree_memo = tree_memo or _unit_memo()
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
         self.index = index
@@ -202,6 +211,15 @@ class Interpreter:
                 if value.payload.scope is scope:
                     yield value.payload
 
+    def of_tree(self, path: str, function: Callable[[Node], Result], node: Node) -> Result:
+        """`function(node)` for a node of the file at `path`, where `function` reads nothing but the
+        node's subtree: computed once per file and process, however many units ask."""
+        memo = self.tree_memo(path)
+        key = (function.__qualname__, id(node))  # ids are stable: the memo lives with the tree
+        if key not in memo:
+            memo[key] = function(node)
+        return cast(Result, memo[key])
+
     def may_report(self, definition: Definition, scope: Scope) -> bool:
         """Whether analysing a function (or class) nobody calls can give a finding: it mentions a
         rule's word (`log_softmax`, `autocast`, `optim`), or calls a function or class that does
@@ -211,7 +229,7 @@ class Interpreter:
         if verdict is not None:
             return verdict
         self.worth[definition.node] = False  # a recursive call does not make a function worth it
-        names, callees = _mentions(definition.node)
+        names, callees = self.of_tree(definition.path, _mentions, definition.node)
         text = "\n".join(names)
         verdict = (
             bool(self.methods & names)
@@ -243,6 +261,12 @@ class Interpreter:
                     self.call_definition(method, [], {}, None, receiver=receiver)
             return
         self.call_definition(definition, [], {}, None)
+
+
+def _unit_memo() -> Callable[[str], TreeMemo]:
+    """Per-file memos that live as long as the interpreter (when the run keeps none)."""
+    memos: dict[str, TreeMemo] = {}
+    return lambda path: memos.setdefault(path, {})
 
 
 def _mentions(node: cst.FunctionDef | cst.ClassDef) -> tuple[set[str], set[str]]:

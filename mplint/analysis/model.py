@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 import libcst as cst
 
 from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact
-from mplint.analysis.interpreter import Interpreter
+from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
 
@@ -72,10 +72,12 @@ def analyze(
     load: Callable[[str], Loaded | None],
     index: ModuleIndex,
     words: frozenset[str] = frozenset(),
+    tree_memo: Callable[[str], TreeMemo] | None = None,
 ) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
     only when a root reads a name from them. With `words` (the rules' trigger and sink words), a
-    function nobody calls is analysed only if it mentions one, or calls code of the linted files."""
-    interpreter = Interpreter(roots, load, index, words)
+    function nobody calls is analysed only if it mentions one, or calls code of the linted files.
+    `tree_memo` gives each file's memo of facts of its nodes, when the caller keeps them across units."""
+    interpreter = Interpreter(roots, load, index, words, tree_memo)
     interpreter.run()
     return PrecisionModel(interpreter)

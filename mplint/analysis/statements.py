@@ -14,7 +14,7 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
-from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, truth_value
+from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, configuration_test, truth_value
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import MIXED, Kind, Origin, Precision, Region, Value, const, join
 from mplint.tree import NODE_TYPES, Statement, statements
@@ -141,7 +141,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         taken = truth_value(tested)
         chosen = tested.op != DTYPE_TEST  # a configuration chose the branch, not a tensor's dtype
         if taken is True:
-            condition = configuration_condition(branch.test, holds=False) if chosen else None
+            condition = configuration_condition(_tested(self, ctx, branch.test), holds=False) if chosen else None
             if condition is not None:
                 for body in _later_bodies(branch.orelse):
                     exec_aside(self, body, ctx, condition)
@@ -153,7 +153,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         if taken is None:
             bodies.append(statements(branch.body))
         elif chosen:
-            condition = configuration_condition(branch.test, holds=True)
+            condition = configuration_condition(_tested(self, ctx, branch.test), holds=True)
             if condition is not None:
                 exec_aside(self, statements(branch.body), ctx, condition)
         branch = branch.orelse
@@ -162,6 +162,10 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         if bodies
         else self.exec_block(statements(branch), ctx)
     )
+
+
+def _tested(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> str | None:
+    return self.of_tree(ctx.scope.module.path, configuration_test, test)
 
 
 def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition: str) -> None:

@@ -179,7 +179,7 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
             if method.owner is not None:
                 bases.add(method.owner)
             continue
-        if name == "__init__" or not _stores_attributes(method.node):
+        if name == "__init__" or not self.of_tree(method.path, _stores_attributes, method.node):
             continue  # a method that stores nothing on `self` has no attribute to tell (most of them)
         for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
             if attr != SELF:

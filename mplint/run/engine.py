@@ -268,7 +268,7 @@ class Run:
             return (found.module, found.top_level) if isinstance(found, PartialFile) else (found.module, None)
 
         try:
-            precision = analyze({root: parsed.module}, load, self.index, self.words)
+            precision = analyze({root: parsed.module}, load, self.index, self.words, lambda path: files[path].memo)
         except RecursionError:  # expressions nested deeper than a recursive walk can follow
             return UnitResult((invalid(root, 1, 1, TOO_DEEP),), (root,))
         findings: list[Finding] = []

@@ -123,11 +123,15 @@ class Interpreter:
         index: ModuleIndex,
         words: frozenset[str] = frozenset(),
         tree_memo: Callable[[str], TreeMemo] | None = None,
+        reaches: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.roots = list(roots)
         # Pure facts of a file's nodes, kept with its tree (see `of_tree`): the run hands one per
         # file that outlives the unit, so later units reuse what earlier ones computed.
         self.tree_memo = tree_memo or _unit_memo()
+        # Whether top-level `name` of a file may lead to a rule's word (`run.reach.Reach`); without
+        # it, every function imported from a linted file is worth following.
+        self.reaches = reaches
         self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
         self.load = load
         self.index = index
@@ -223,8 +227,8 @@ class Interpreter:
     def may_report(self, definition: Definition, scope: Scope) -> bool:
         """Whether analysing a function (or class) nobody calls can give a finding: it mentions a
         rule's word (`log_softmax`, `autocast`, `optim`), or calls a function or class that does
-        (`main()` calling a bf16 model factory of the file), or one imported from another file.
-        Most library code does none of these."""
+        (`main()` calling a bf16 model factory of the file or of another one). Most library code
+        does none of these."""
         verdict = self.worth.get(definition.node)
         if verdict is not None:
             return verdict
@@ -240,12 +244,15 @@ class Interpreter:
         return verdict
 
     def calls_worth_it(self, callee: Value | None) -> bool:
-        """A call of `callee` is worth following: code of another linted file, or a function or
-        class of this one that `may_report`."""
+        """A call of `callee` is worth following: a function or class of this file that
+        `may_report`, or one of another linted file that may lead to a word (`reaches`)."""
         if callee is None:
             return False
         if callee.kind is Kind.IMPORT:
-            return True
+            if self.reaches is None or not isinstance(callee.payload, tuple):
+                return True
+            path, name, _ = callee.payload
+            return self.reaches(path, name)
         definition = callee.payload
         return isinstance(definition, Definition) and self.may_report(definition, definition.scope)
 

@@ -73,11 +73,13 @@ def analyze(
     index: ModuleIndex,
     words: frozenset[str] = frozenset(),
     tree_memo: Callable[[str], TreeMemo] | None = None,
+    reaches: Callable[[str, str], bool] | None = None,
 ) -> PrecisionModel:
     """Interpret `roots`; other files of the run (those `index` knows) are parsed through `load`
     only when a root reads a name from them. With `words` (the rules' trigger and sink words), a
     function nobody calls is analysed only if it mentions one, or calls code of the linted files.
-    `tree_memo` gives each file's memo of facts of its nodes, when the caller keeps them across units."""
-    interpreter = Interpreter(roots, load, index, words, tree_memo)
+    `tree_memo` gives each file's memo of facts of its nodes, when the caller keeps them across units;
+    `reaches` tells whether a function of another file may lead to a word (else all are followed)."""
+    interpreter = Interpreter(roots, load, index, words, tree_memo, reaches)
     interpreter.run()
     return PrecisionModel(interpreter)

@@ -25,6 +25,7 @@ from mplint.registry import all_rules
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.run.prefilter import CodeFacts, Prefilter
+from mplint.run.reach import Reach
 from mplint.source import (
     DEEP_RECURSION,
     TOO_DEEP,
@@ -201,6 +202,7 @@ class Run:
         # Per tree (not per path: an evicted tree's events must go with it).
         self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
+        self.reach = Reach(self.index, lambda path: self.files[path].text, self.words)
 
     def plan(self) -> Plan:
         rules = self.rules
@@ -268,7 +270,9 @@ class Run:
             return (found.module, found.top_level) if isinstance(found, PartialFile) else (found.module, None)
 
         try:
-            precision = analyze({root: parsed.module}, load, self.index, self.words, lambda path: files[path].memo)
+            precision = analyze(
+                {root: parsed.module}, load, self.index, self.words, lambda path: files[path].memo, self.reach.may_reach
+            )
         except RecursionError:  # expressions nested deeper than a recursive walk can follow
             return UnitResult((invalid(root, 1, 1, TOO_DEEP),), (root,))
         findings: list[Finding] = []

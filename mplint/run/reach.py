@@ -1,0 +1,131 @@
+"""Which top-level functions and classes of the run may lead to a rule's word, told from CPython's
+`ast` without building a libcst tree.
+
+A function nobody calls is analysed on its own only when it may report (`Interpreter.may_report`):
+it mentions a rule's word, or calls code that may. For a callee imported from another file that
+question used to be answered "yes" unread, which made nearly every function of a library worth a
+standalone run (torch/: 83% of the text of its units). Here the callee is looked up where it is
+defined (re-exports followed) and judged the same way: its code mentions a word, or it calls by
+name a function of its file or an import that does. One table per run and process, shared by
+every unit, filled as callees are asked for.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from mplint.analysis.project import ModuleIndex
+from mplint.run.prefilter import code_text
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+@dataclass(frozen=True)
+class _Definition:
+    mentions_word: bool
+    callees: frozenset[str]  # names it calls (`f(...)`), as written
+
+
+@dataclass(frozen=True)
+class _FileNames:
+    """What one file's top level binds: definitions, names imported from files of the run, and
+    names bound any other way (an assignment: not judged, so worth following)."""
+
+    definitions: dict[str, _Definition]
+    imports: dict[str, tuple[str, str]]  # local name -> (file, name there)
+    other: frozenset[str]
+
+
+class Reach:
+    """`may_reach(path, name)`: whether calling top-level `name` of the file at `path` may run code
+    that mentions one of `words` (a word `.step(` is that method call; any other a fragment)."""
+
+    def __init__(self, index: ModuleIndex, text_of: Callable[[str], str | None], words: Iterable[str]) -> None:
+        self._index = index
+        self._text_of = text_of
+        self._words = tuple(sorted(set(words)))
+        self._files: dict[str, _FileNames | None] = {}
+        self._verdicts: dict[tuple[str, str], bool] = {}
+
+    def may_reach(self, path: str, name: str) -> bool:
+        key = (path, name)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            self._verdicts[key] = False  # a recursive call does not make a function worth it
+            verdict = self._verdicts[key] = self._judge(path, name)
+        return verdict
+
+    def _judge(self, path: str, name: str) -> bool:
+        names = self._names(path)
+        if names is None or name in names.other:
+            return True  # unread, or bound by code this table does not judge: follow it
+        if name in names.imports:
+            return self.may_reach(*names.imports[name])
+        definition = names.definitions.get(name)
+        if definition is None:
+            # Not bound at its top level: a submodule (`from pkg import utils`), or a star import.
+            return True
+        return definition.mentions_word or any(
+            self.may_reach(path, callee)
+            for callee in definition.callees
+            if callee in names.definitions or callee in names.imports or callee in names.other
+        )
+
+    def _names(self, path: str) -> _FileNames | None:
+        if path not in self._files:
+            self._files[path] = self._read(path)
+        return self._files[path]
+
+    def _read(self, path: str) -> _FileNames | None:
+        text = self._text_of(path)
+        if text is None:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        lines = text.splitlines(keepends=True)
+        definitions: dict[str, _Definition] = {}
+        imports: dict[str, tuple[str, str]] = {}
+        other: set[str] = set()
+        for statement in module.body:
+            if isinstance(statement, _DEFINITIONS):
+                first = min([statement.lineno, *(item.lineno for item in statement.decorator_list)])
+                code = code_text("".join(lines[first - 1 : statement.end_lineno]))
+                callees = frozenset(
+                    node.func.id
+                    for node in ast.walk(statement)
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                )
+                definitions[statement.name] = _Definition(self._mentions_word(code), callees)
+            elif isinstance(statement, ast.ImportFrom) and (statement.module or statement.level):
+                source = self._index.resolve(statement.module or "", path, statement.level)
+                for alias in statement.names:
+                    if source is not None and alias.name != "*":
+                        imports[alias.asname or alias.name] = (source, alias.name)
+            else:
+                other.update(_bound_names(statement))
+        # A name bound twice (a def in one branch of a try, an import in the other) is not judged.
+        conflicting = (definitions.keys() & imports.keys()) | (other & (definitions.keys() | imports.keys()))
+        return _FileNames(definitions, imports, frozenset(other | conflicting))
+
+    def _mentions_word(self, code: str) -> bool:
+        return any(word in code for word in self._words)
+
+
+def _bound_names(statement: ast.stmt) -> set[str]:
+    """Names a top-level statement other than a def, class or `from` import may bind."""
+    found: set[str] = set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        elif isinstance(node, _DEFINITIONS):
+            found.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return found

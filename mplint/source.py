@@ -19,7 +19,7 @@ import contextlib
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -304,38 +304,65 @@ class PartialFile(ParsedFile):
         self.pieces = []
         self._spans: list[tuple[int, int]] = []  # (first line, last line) of each top-level statement
         self._binders: dict[str, list[int]] = {}  # name -> the spans that may bind it
+        # Per span: the name of the function or class it defines, when that is all it does.
+        self._defines: list[str | None] = []
         for statement in tree.body:
             first = min([statement.lineno, *(item.lineno for item in getattr(statement, "decorator_list", ()))])
             last = statement.end_lineno or statement.lineno
+            defines = statement.name if isinstance(statement, _AST_DEFINITIONS) else None
             if self._spans and first <= self._spans[-1][1]:  # `a = 1; b = 2`: one line, one piece
                 self._spans[-1] = (self._spans[-1][0], max(last, self._spans[-1][1]))
+                self._defines[-1] = None
             else:
                 self._spans.append((first, last))
+                self._defines.append(defines)
             for name in _names_bound_by(statement):
                 self._binders.setdefault(name, []).append(len(self._spans) - 1)
-        self._parsed: dict[int, list[Statement]] = {}
+        self._parsed: dict[int, cst.Module | None] = {}  # by span: its tree, None where libcst refused it
+        self.parsed_characters = 0  # how much of the text has a tree: what keeping this file costs
 
     def top_level(self, name: str) -> list[Statement]:
         """The top-level statements that may bind `name`, parsed now if they were not yet."""
         found: list[Statement] = []
         for span in dict.fromkeys(self._binders.get(name, ())):
-            if span not in self._parsed:
-                self._parsed[span] = self._parse_span(*self._spans[span])
-            found.extend(self._parsed[span])
+            piece = self._piece(span)
+            if piece is not None:  # what libcst cannot parse tells nothing: its names stay unknown
+                found.extend(statements(piece))
         return found
 
-    def _parse_span(self, first: int, last: int) -> list[Statement]:
-        text = "".join(self.lines()[first - 1 : last])
-        try:
-            with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
-                piece = cst.parse_module(text)
-        except Exception:  # what libcst cannot parse tells nothing: its names stay unknown
-            return []
-        self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
-        return statements(piece)
+    def eager_module(self, needed: Callable[[str], bool]) -> cst.Module | None:
+        """The file's top-level statements in order, as one module to run, leaving out each function
+        and class whose name `needed` rejects (parsed later only if a name is looked up); None when
+        libcst refuses one of them (then only the whole file's parse can say where)."""
+        body: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
+        for span, defines in enumerate(self._defines):
+            if defines is not None and not needed(defines):
+                continue
+            piece = self._piece(span)
+            if piece is None:
+                return None
+            body.extend(piece.body)
+        with _unvalidated_nodes():
+            return cst.Module(body=body)
+
+    def _piece(self, span: int) -> cst.Module | None:
+        if span not in self._parsed:
+            first, last = self._spans[span]
+            text = "".join(self.lines()[first - 1 : last])
+            self.parsed_characters += len(text)
+            try:
+                with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
+                    piece: cst.Module | None = cst.parse_module(text)
+            except Exception:
+                piece = None
+            if piece is not None:
+                self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
+            self._parsed[span] = piece
+        return self._parsed[span]
 
 
 # CPython's `try:` statements (`except*` came in 3.11).
+_AST_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 if sys.version_info >= (3, 11):
     _AST_TRY_STATEMENTS: tuple[type[ast.Try] | type[ast.TryStar], ...] = (ast.Try, ast.TryStar)
 else:
@@ -365,11 +392,16 @@ def _names_bound_by(statement: ast.stmt) -> list[str]:
 
 def read_partially(source: SourceFile) -> PartialFile | None:
     """The file as a `PartialFile`, when CPython's parser reads it (else None: parse it whole)."""
+    tree = python_tree(source)
+    return PartialFile(source, tree) if tree is not None else None
+
+
+def python_tree(source: SourceFile) -> ast.Module | None:
+    """CPython's tree of the file, or None when CPython refuses it."""
     assert source.text is not None
     try:
         with recursion_headroom(SCREEN_DEPTH), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = ast.parse(source.text, filename=source.path)
+            return ast.parse(source.text, filename=source.path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    return PartialFile(source, tree)

@@ -76,3 +76,62 @@ def test_decorators_and_one_line_statements_belong_to_their_piece() -> None:
 def test_noqa_in_a_partially_read_helper_is_honoured() -> None:
     quiet = HELPERS.replace("log_softmax(dim=-1)", "log_softmax(dim=-1)  # noqa: MP001")
     assert _run(quiet).lint_unit("train.py").findings == ()
+
+
+# A root: its top-level code and the functions that may lead to a rule's word are parsed; the rest
+# only when a name it binds is looked up.
+ROOT = textwrap.dedent(
+    """\
+    import torch
+    import torch.nn.functional as F
+
+
+    def describe(model):
+        return sum(p.numel() for p in model.parameters())
+
+
+    def as_policy(model):
+        return model
+
+
+    def logprobs(model, tokens):
+        logits = as_policy(model)(tokens)
+        return F.log_softmax(logits, dim=-1)
+
+
+    def main():
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        print(describe(model))
+        return logprobs(model, torch.randn(2, 8))
+    """
+)
+
+
+def test_a_root_parses_its_top_level_code_and_what_may_lead_to_a_word() -> None:
+    run = Run([SourceFile("train.py", ROOT)], registry.all_rules())
+    findings = run.lint_unit("train.py").findings
+    root = run.parsed["train.py"]
+
+    assert isinstance(root, PartialFile)
+    # The imports, `logprobs` and `main`; `describe` and `as_policy` when `main` and `logprobs`
+    # looked them up (they mention no word of their own).
+    assert [first for first, _ in root.pieces] == [1, 2, 5, 9, 13, 18]
+    assert [(f.line, f.code) for f in findings] == [(15, "MP001")]  # through as_policy(), parsed late
+
+
+def test_a_function_nobody_calls_that_leads_to_no_word_is_never_parsed() -> None:
+    source = ROOT.replace("print(describe(model))", "pass")
+    run = Run([SourceFile("train.py", source)], registry.all_rules())
+    run.lint_unit("train.py")
+    root = run.parsed["train.py"]
+
+    assert isinstance(root, PartialFile)
+    assert 5 not in [first for first, _ in root.pieces]  # `describe`
+
+
+def test_a_root_where_a_rule_reads_the_whole_tree_is_parsed_whole() -> None:
+    source = ROOT.replace("import torch\n", "import torch\nfrom torch.cuda.amp import autocast\n", 1)
+    run = Run([SourceFile("train.py", source)], registry.all_rules())
+    run.lint_unit("train.py")
+
+    assert not run.parsed["train.py"].partial  # MP203 rewrites every use of the import

@@ -124,7 +124,9 @@ def exported(self: Interpreter, path: str, name: str) -> Value | None:
         return None
     if not state.lazy:
         self.run_module(state)
-        return state.scope.names.get(name)
+        found = state.scope.names.get(name)
+        if found is not None or state.top_level is None:
+            return found
     for statement in state.binding_statements(name):
         if id(statement) not in state.executed:
             state.executed.add(id(statement))

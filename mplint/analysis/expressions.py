@@ -105,8 +105,8 @@ def eval_name(self: Interpreter, name: str, ctx: Context) -> Value:
     if name in _NAMED_CONSTANTS:
         return const(_NAMED_CONSTANTS[name])
     value = ctx.scope.lookup(name)
-    if value is None and ctx.scope.module.lazy:
-        value = self.exported(ctx.scope.module.path, name)  # a global of a lazily read file
+    if value is None and (ctx.scope.module.lazy or ctx.scope.module.top_level is not None):
+        value = self.exported(ctx.scope.module.path, name)  # a global of a file read in part
     if value is not None:
         return self.imported(value)
     if name in api.CONVENTIONAL_NAMES:

@@ -118,7 +118,7 @@ class Interpreter:
 
     def __init__(
         self,
-        roots: dict[str, cst.Module],
+        roots: dict[str, Loaded],
         load: Callable[[str], Loaded | None],
         index: ModuleIndex,
         words: frozenset[str] = frozenset(),
@@ -132,7 +132,9 @@ class Interpreter:
         # Whether top-level `name` of a file may lead to a rule's word (`run.reach.Reach`); without
         # it, every function imported from a linted file is worth following.
         self.reaches = reaches
-        self.modules = {path: ModuleState(path, module) for path, module in roots.items()}
+        # A root is run top to bottom; one parsed in part runs what was parsed, and reads the rest
+        # of its names as a file it imports from would (`ModuleState.top_level`).
+        self.modules = {path: ModuleState(path, module, top_level=top) for path, (module, top) in roots.items()}
         self.load = load
         self.index = index
         self.facts: dict[cst.Call, list[CallFact]] = {}
@@ -206,7 +208,13 @@ class Interpreter:
         if state.state != "pending":
             return
         state.state = "running"
-        self.exec_block(tree.statements(state.module), Context(state.scope))
+        ctx = Context(state.scope)
+        for statement in tree.statements(state.module):
+            if id(statement) in state.executed:
+                continue  # a root parsed in part: run early by a lookup of a name it binds
+            state.executed.add(id(statement))
+            if not self.exec_statement(statement, ctx):
+                break
         state.state = "done"
 
     def definitions(self, scope: Scope) -> Iterator[Definition]:

@@ -68,7 +68,7 @@ def _selected(facts: Sequence[Fact], conditional: bool) -> Sequence[Fact]:
 
 
 def analyze(
-    roots: dict[str, cst.Module],
+    roots: dict[str, Loaded],
     load: Callable[[str], Loaded | None],
     index: ModuleIndex,
     words: frozenset[str] = frozenset(),

@@ -34,7 +34,7 @@ from mplint.source import (
     SourceFile,
     invalid,
     parse,
-    read_partially,
+    python_tree,
     recursion_limit,
     syntax_error,
 )
@@ -197,6 +197,7 @@ class Run:
         # large repository would not fit in memory).
         self.parsed: OrderedDict[str, ParsedFile | Finding] = OrderedDict()
         self._parsed_bytes = 0
+        self._kept_sizes: dict[str, int] = {}  # characters of parsed source each kept tree counts for
         # Files units import names from, parsed piece by piece (only what was asked for is parsed).
         self.partial: dict[str, PartialFile | None] = {}
         # Per tree (not per path: an evicted tree's events must go with it).
@@ -231,23 +232,67 @@ class Run:
             return self.parsed[path]
         source = self.files[path]
         tree = parse(source)
-        self.parsed[path] = found = tree if isinstance(tree, Finding) else ParsedFile(source, tree)
-        self._parsed_bytes += len(source.text or "")
-        while self._parsed_bytes > PARSED_BUDGET and len(self.parsed) > 1:
-            evicted, _ = self.parsed.popitem(last=False)
-            self._parsed_bytes -= len(self.files[evicted].text or "")
+        found = tree if isinstance(tree, Finding) else ParsedFile(source, tree)
+        self._keep(path, found, len(source.text or ""))
         return found
 
+    def parse_root(self, path: str) -> tuple[ParsedFile, cst.Module] | Finding:
+        """A root's tree and the module its unit runs: only the top-level code and the definitions
+        that may lead to a rule's word (`Reach`), the others parsed if a name is looked up; the
+        whole file where a rule that reads whole trees (MP203's imports and every use of them)
+        could fire, where CPython refuses the file, or where libcst refuses a piece (MP000)."""
+        known = self.parsed.get(path)
+        if isinstance(known, ParsedFile) and not known.partial:
+            self.parsed.move_to_end(path)
+            return known, known.module
+        source = self.files[path]
+        if not any(rule.SYNTACTIC for rule in self._relevant_rules(source)):
+            partial = known if isinstance(known, PartialFile) else self.partial.get(path) or self._read_partially(path)
+            if partial is not None:
+                module = partial.eager_module(lambda name: self.reach.may_reach(path, name))
+                if module is not None:
+                    if path not in self.partial:
+                        self._keep(path, partial, partial.parsed_characters)
+                    return partial, module
+        self.parsed.pop(path, None)
+        parsed = self.parse(path)
+        return parsed if isinstance(parsed, Finding) else (parsed, parsed.module)
+
+    def _keep(self, path: str, found: ParsedFile | Finding, size: int) -> None:
+        """Keep a tree for later units, within PARSED_BUDGET characters of parsed source."""
+        self._parsed_bytes -= self._kept_sizes.pop(path, 0)
+        self.parsed[path] = found
+        self._kept_sizes[path] = size
+        self._parsed_bytes += size
+        while self._parsed_bytes > PARSED_BUDGET and len(self.parsed) > 1:
+            evicted, _ = self.parsed.popitem(last=False)
+            self._parsed_bytes -= self._kept_sizes.pop(evicted, 0)
+
     def read(self, path: str) -> ParsedFile | None:
-        """A file a unit imports names from: its whole tree when this process has it parsed
-        already, else parsed piece by piece as names are asked for (kept for later units)."""
+        """A file a unit imports names from: its tree when this process has one already (whole, or
+        a root's pieces), else parsed piece by piece as names are asked for (kept for later units)."""
         parsed = self.parsed.get(path)
         if isinstance(parsed, ParsedFile):
             return parsed
         if path not in self.partial:
-            source = self.files[path]
-            self.partial[path] = read_partially(source) if source.text is not None else None
+            self.partial[path] = self._read_partially(path)
         return self.partial[path]
+
+    def _read_partially(self, path: str) -> PartialFile | None:
+        source = self.files[path]
+        tree = python_tree(source) if source.text is not None else None
+        if tree is None:
+            return None
+        self.reach.learn(path, tree)  # CPython's tree is at hand: judge the file's functions from it now
+        return PartialFile(source, tree)
+
+    def _relevant_rules(self, source: SourceFile) -> list[type[Rule]]:
+        """The rules whose words the file's code mentions: no other rule could fire in it."""
+        if source.path not in self._relevant:
+            self._relevant[source.path] = [
+                rule for rule in self.rules if self.prefilter.mentions(source, rule.TRIGGERS | rule.SINKS)
+            ]
+        return self._relevant[source.path]
 
     def lint_unit(self, root: str) -> UnitResult:
         with recursion_limit(DEEP_RECURSION):
@@ -257,9 +302,10 @@ class Run:
         return result
 
     def _lint_unit(self, root: str) -> UnitResult:
-        parsed = self.parse(root)
-        if isinstance(parsed, Finding):
-            return UnitResult((parsed,), (root,))
+        found = self.parse_root(root)
+        if isinstance(found, Finding):
+            return UnitResult((found,), (root,))
+        parsed, module = found
         files: dict[str, ParsedFile] = {root: parsed}
 
         def load(path: str) -> Loaded | None:
@@ -270,8 +316,9 @@ class Run:
             return (found.module, found.top_level) if isinstance(found, PartialFile) else (found.module, None)
 
         try:
+            root_run = (module, parsed.top_level if isinstance(parsed, PartialFile) else None)
             precision = analyze(
-                {root: parsed.module}, load, self.index, self.words, lambda path: files[path].memo, self.reach.may_reach
+                {root: root_run}, load, self.index, self.words, lambda path: files[path].memo, self.reach.may_reach
             )
         except RecursionError:  # expressions nested deeper than a recursive walk can follow
             return UnitResult((invalid(root, 1, 1, TOO_DEEP),), (root,))
@@ -281,7 +328,7 @@ class Run:
                 continue  # only read for names (class bases, constants): no facts of its own here
             context = FileContext(file, files, precision, lambda: self.imports)
             try:
-                self._visit(file, context)
+                self._visit(file, context, module if path == root else file.module)
             except RecursionError:  # a rule's own walk, in a deeply nested file
                 return UnitResult((invalid(path, 1, 1, TOO_DEEP),), tuple(sorted(files)))
             except Exception as error:  # a rule bug must name the file, not print a traceback
@@ -289,14 +336,11 @@ class Run:
             findings.extend(context.findings)
         return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted({*files, *precision.data_files})))
 
-    def _visit(self, file: ParsedFile, context: FileContext) -> None:
+    def _visit(self, file: ParsedFile, context: FileContext, module: cst.Module) -> None:
         """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that
-        read the tree over every node, those that read facts over the nodes this unit evaluated."""
-        if file.path not in self._relevant:
-            self._relevant[file.path] = [
-                rule for rule in self.rules if self.prefilter.mentions(file.source, rule.TRIGGERS | rule.SINKS)
-            ]
-        rules = [rule(context) for rule in self._relevant[file.path]]
+        read the tree over every node, those that read facts over the nodes this unit evaluated
+        (and the module the unit ran: a root's parsed code, or a stand-in for a file read in part)."""
+        rules = [rule(context) for rule in self._relevant_rules(file.source)]
         # A file read piece by piece has no whole tree to walk: syntactic rules see it where it is
         # a unit of its own (it is one whenever it mentions their words).
         syntactic = [rule for rule in rules if rule.SYNTACTIC and not file.partial]
@@ -307,7 +351,7 @@ class Run:
 
         def evaluated_events(kinds: frozenset[type]) -> Events:
             nodes: Events = [(node, False) for node in evaluated if type(node) in kinds]
-            return [(file.module, False), *nodes, (file.module, True)] if cst.Module in kinds else nodes
+            return [(module, False), *nodes, (module, True)] if cst.Module in kinds else nodes
 
         visit_rules(evaluated_events, [rule for rule in rules if not rule.SYNTACTIC])
 

@@ -13,12 +13,14 @@ every unit, filled as callees are asked for.
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mplint.analysis.project import ModuleIndex
 from mplint.run.prefilter import code_text
+from mplint.source import split_lines
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -41,12 +43,19 @@ class _FileNames:
 
 class Reach:
     """`may_reach(path, name)`: whether calling top-level `name` of the file at `path` may run code
-    that mentions one of `words` (a word `.step(` is that method call; any other a fragment)."""
+    that mentions one of `words`. As `Interpreter.may_report` reads them, a word written as a method
+    call (`.step(`) is any identifier of that name, any other word a fragment of the code; a
+    definition this table judges worth nothing, the interpreter never does (the engine leaves such
+    definitions of a root unparsed unless a name is looked up)."""
 
     def __init__(self, index: ModuleIndex, text_of: Callable[[str], str | None], words: Iterable[str]) -> None:
         self._index = index
         self._text_of = text_of
-        self._words = tuple(sorted(set(words)))
+        unique = sorted(set(words))
+        self._fragments = tuple(word for word in unique if not (word.startswith(".") and word.endswith("(")))
+        methods = [word[1:-1] for word in unique if word not in self._fragments]
+        alternatives = "|".join(map(re.escape, methods))
+        self._methods = re.compile(rf"\b(?:{alternatives})\b") if methods else None
         self._files: dict[str, _FileNames | None] = {}
         self._verdicts: dict[tuple[str, str], bool] = {}
 
@@ -79,6 +88,12 @@ class Reach:
             self._files[path] = self._read(path)
         return self._files[path]
 
+    def learn(self, path: str, module: ast.Module) -> None:
+        """Judge the file at `path` from a tree its caller parsed anyway (not parsing it again)."""
+        if path not in self._files:
+            text = self._text_of(path)
+            self._files[path] = self._summary(path, module, text) if text is not None else None
+
     def _read(self, path: str) -> _FileNames | None:
         text = self._text_of(path)
         if text is None:
@@ -89,7 +104,10 @@ class Reach:
                 module = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
-        lines = text.splitlines(keepends=True)
+        return self._summary(path, module, text)
+
+    def _summary(self, path: str, module: ast.Module, text: str) -> _FileNames:
+        lines = split_lines(text)
         definitions: dict[str, _Definition] = {}
         imports: dict[str, tuple[str, str]] = {}
         other: set[str] = set()
@@ -115,7 +133,7 @@ class Reach:
         return _FileNames(definitions, imports, frozenset(other | conflicting))
 
     def _mentions_word(self, code: str) -> bool:
-        return any(word in code for word in self._words)
+        return any(word in code for word in self._fragments) or bool(self._methods and self._methods.search(code))
 
 
 def _bound_names(statement: ast.stmt) -> set[str]:

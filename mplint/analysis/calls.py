@@ -143,6 +143,8 @@ def construct(
     if definition.is_optimizer:
         params = args[0] if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if self.constructing and definition.is_module:
+        self.builds.setdefault(self.constructing[-1], []).append(node)
     bare = self.instance_of(definition, node, ())
     init = definition.method("__init__")
     writes: dict[str, Value] = {}
@@ -236,7 +238,10 @@ def call_named(
         return first
     if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):
         return UNKNOWN if "mixed_precision" in kwargs or "mp_policy" in kwargs else first
-    if api.is_nn_module_class(function):
+    if api.is_nn_module_class(function) or api.is_torchvision_model(function):
+        if self.constructing:
+            # A layer an `__init__` builds (directly or in a helper it calls): part of that class's tree.
+            self.builds.setdefault(self.constructing[-1], []).append(node)
         return self.built_module(node, path, kwargs)
     if function.startswith("torch.") and leaf in (
         "randn",

@@ -166,6 +166,11 @@ class Interpreter:
         # Models sharded under an FSDP mixed precision policy, by the `Value.op` that marks them:
         # (compute dtype, output dtype, origin) (`frameworks.fsdp`).
         self.sharded: dict[str, tuple[Precision | None, Precision | None, Origin]] = {}
+        # The module classes whose `__init__` is being evaluated, innermost last, and per class the
+        # module constructions (torch's layers, torchvision's models, linted classes) its `__init__`
+        # ran: the module tree an instance holds, also where `nn.Sequential(*layers)` hides it.
+        self.constructing: list[Definition] = []
+        self.builds: dict[Definition, list[cst.Call]] = {}
 
     def run(self) -> None:
         for path in self.roots:

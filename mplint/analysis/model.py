@@ -6,10 +6,13 @@ from collections.abc import Callable, Collection, Sequence
 
 import libcst as cst
 
+from mplint.analysis import torch_api as api
 from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
+from mplint.analysis.summaries import Definition
+from mplint.analysis.values import Kind, Value
 
 
 class PrecisionModel:
@@ -45,6 +48,39 @@ class PrecisionModel:
     def entered(self, path: str) -> bool:
         """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
         return path in self._interpreter.entered_paths
+
+    def batch_norms(self, module: Value) -> Sequence[CallFact]:
+        """The BatchNorm layers in the module tree `module` (a module, or its parameters) stands for, as
+        the linted code builds it: each layer's construction (`nn.BatchNorm2d(c)`, or a torchvision
+        model builder whose networks hold them), found through the `__init__` of linted classes (and
+        the helpers and submodule classes it calls, `nn.Sequential(*layers)` included), `nn.Sequential`'s
+        arguments and the attributes it holds. Empty when its construction is not seen."""
+        found: list[CallFact] = []
+        pending: list[object] = [module.identity]
+        if isinstance(module.payload, Definition):
+            pending.append(module.payload)
+        pending.extend(item.identity for _, item in module.items if item.kind is Kind.MODULE)
+        seen: set[object] = set()
+        while pending:
+            current = pending.pop()
+            if current is None or current in seen:
+                continue
+            seen.add(current)
+            if isinstance(current, Definition):
+                pending.extend(self._interpreter.builds.get(current, ()))
+                continue
+            if not isinstance(current, cst.Call):
+                continue
+            for fact in self._interpreter.facts.get(current, ()):
+                leaf = api.last_part(fact.function or "")
+                if leaf in api.BATCH_NORM_CLASSES or api.is_torchvision_model(fact.function or ""):
+                    found.append(fact)
+                    break
+                if leaf in api.MODULE_CONTAINERS:
+                    pending.extend(value.identity for value in fact.args if value.kind is Kind.MODULE)
+                if isinstance(fact.result.payload, Definition):
+                    pending.append(fact.result.payload)
+        return found
 
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""

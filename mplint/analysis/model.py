@@ -7,12 +7,13 @@ from collections.abc import Callable, Collection, Sequence
 import libcst as cst
 
 from mplint.analysis import torch_api as api
-from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact
+from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import Kind, Value
+from mplint.tree import walk
 
 
 class PrecisionModel:
@@ -81,6 +82,23 @@ class PrecisionModel:
                 if isinstance(fact.result.payload, Definition):
                     pending.append(fact.result.payload)
         return found
+
+    def replicated_calls(self, node: cst.Call) -> Sequence[ReplicatedCall]:
+        """The evaluations of this call that called an `nn.DataParallel`-wrapped module inside an
+        autocast region (those of the default configuration first)."""
+        found = self._interpreter.replicated_calls.get(node, ())
+        return sorted(found, key=lambda call: call.condition is not None)
+
+    def opens_autocast(self, definition: Definition) -> bool:
+        """Whether a function of the linted code enters an autocast region itself: an autocast
+        decorator, or an autocast object it builds (`with torch.autocast(...)` in its body)."""
+        if definition.region is not None:
+            return True
+        for node in walk(definition.node):
+            if isinstance(node, cst.Call):
+                if any(fact.result.kind is Kind.AUTOCAST for fact in self._interpreter.facts.get(node, ())):
+                    return True
+        return False
 
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""

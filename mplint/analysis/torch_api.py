@@ -233,11 +233,17 @@ MODULE_WRAPPERS = frozenset(
         "torch.compile",
         "torch.nn.DataParallel",
         "torch.nn.parallel.DataParallel",
+        "torch.nn.parallel.data_parallel.DataParallel",
         "torch.nn.parallel.DistributedDataParallel",
         "torch.nn.parallel.distributed.DistributedDataParallel",
         # The same module with each BatchNorm*d replaced by a SyncBatchNorm (torch 2.13, nn/modules/batchnorm.py).
         "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
     }
+)
+
+# nn.DataParallel: runs its replicas in threads that re-enter autocast with the enabled flag only.
+DATA_PARALLEL = frozenset(
+    {"torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.data_parallel.DataParallel"}
 )
 
 # BatchNorm layers: parameters *and* running statistics (buffers) in the module's dtype.

@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis import limits, torch_api
-from mplint.analysis.facts import OperationFact
+from mplint.analysis.facts import CallFact, OperationFact
 from mplint.analysis.values import Value
 from mplint.rule import Rule
 
@@ -18,6 +18,15 @@ class NormEpsUnderflow(Rule):
     + self.eps)`) or a norm guard (`x / (x.norm(dim=-1, keepdim=True) + 1e-12)`), in a model made
     half (`model.half()`, `.to(torch.float16)`) or computed under float16 autocast. It follows
     the eps from the constructor (`BertLayerNorm(hidden, eps=1e-12)`) into `forward`.
+
+    Also `F.normalize` (default `eps=1e-12`) and `F.cosine_similarity` (default `eps=1e-8`) called
+    on a float16 tensor outside autocast with their default eps or another one float16 cannot
+    hold: both clamp a norm from below by eps, and that clamp is 0 in float16 (torch 2.13, CPU:
+    `F.normalize(torch.zeros(2, 8, dtype=torch.float16), dim=-1)` is all NaN, and so is its
+    gradient; fp32 and bf16 give 0). Under CUDA autocast they are quiet: `cosine_similarity` and
+    the `norm` inside `normalize` run in fp32 there. Reported upstream as pytorch/pytorch#32137
+    ("normalize epsilon too small for half precision"); kornia/kornia#4021 hit it through
+    `F.normalize`'s default.
 
     Not reported: `nn.LayerNorm`, `nn.GroupNorm`, `nn.RMSNorm` and `nn.BatchNorm*d` themselves
     (torch's kernels take `eps` as a double and add it in fp32 for half inputs: on torch 2.13,
@@ -46,7 +55,9 @@ class NormEpsUnderflow(Rule):
     ```
 
     ## Fix
-    Use `nn.LayerNorm(hidden_size, eps=1e-12)` (or `nn.RMSNorm`), which adds eps in fp32; or
+    For `F.normalize` / `F.cosine_similarity`: normalize in fp32 and cast back
+    (`F.normalize(x.float(), dim=-1).to(x.dtype)`), or pass an eps float16 holds (`eps=1e-6`).
+    For a hand-written norm: use `nn.LayerNorm(hidden_size, eps=1e-12)` (or `nn.RMSNorm`), which adds eps in fp32; or
     compute the statistics in fp32 and cast back, as Hugging Face's `LlamaRMSNorm` does:
     `x32 = x.float(); x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps);
     return self.weight * x32.to(x.dtype)`; or pick an eps of at least 1e-5 for fp16 runs.
@@ -54,6 +65,11 @@ class NormEpsUnderflow(Rule):
 
     CODE = "MP304"
     NAME = "norm-eps-underflow"
+    CALL_MESSAGE = (
+        "{function}'s eps={eps:g}{default} clamps the norm of a {dtype} tensor ({origin}) and is {rounded:g} "
+        "in float16: a zero vector gives 0/0 = NaN (and NaN gradients); normalize in fp32 "
+        "({function}(x.float(), ...).to(x.dtype)) or pass an eps float16 holds (1e-6)"
+    )
     MESSAGE = (
         "eps={eps:g} added to a {dtype} tensor ({origin}) is lost in float16 (it rounds to {rounded:g}): "
         "a zero variance divides by zero and gives inf/NaN; compute the statistics in fp32 "
@@ -92,6 +108,40 @@ y = x * torch.rsqrt(var + 1e-12)
                 self.report(node, message)
                 return
 
+    def visit_Call(self, node: cst.Call) -> None:
+        for fact in self.precision.calls(node, conditional=True):
+            message = self._call_message(fact)
+            if message is not None:
+                self.report(node, message, condition=fact.condition)
+                return
+
+    def _call_message(self, fact: CallFact) -> str | None:
+        name = fact.function or ""
+        default = _CLAMPED_NORMS.get(torch_api.last_part(name))
+        if default is None or not name.startswith(("torch.", "F.")):
+            return None
+        if fact.region is not None and fact.region.enabled is not False:
+            return None  # autocast runs the norm (and cosine_similarity) in fp32
+        tensors = [fact.arg(0, "input" if torch_api.last_part(name) == "normalize" else "x1")]
+        if torch_api.last_part(name) == "cosine_similarity":
+            tensors.append(fact.arg(1, "x2"))
+        tensor = next((value for value in tensors if value is not None and limits.may_be_fp16(value.precision)), None)
+        if tensor is None:
+            return None
+        given = fact.arg(3, "eps")
+        choices = (default,) if given is None else limits.numbers(given)
+        lost = [number for number in choices if limits.underflows_fp16(number)]
+        if not lost:
+            return None
+        return self.CALL_MESSAGE.format(
+            function=torch_api.last_part(name),
+            eps=max(lost),
+            default=" (the default)" if given is None else "",
+            dtype=tensor.precision.value,
+            origin=self.describe_origin(tensor.origin, fact.chain),
+            rounded=limits.as_fp16(max(lost)),
+        )
+
     def _message(self, fact: OperationFact) -> str | None:
         if not limits.may_be_fp16(fact.result.precision):
             return None
@@ -105,6 +155,10 @@ y = x * torch.rsqrt(var + 1e-12)
                     rounded=limits.as_fp16(lost),
                 )
         return None
+
+
+# Functions that clamp a norm from below by `eps`, and their default eps (torch 2.13's signatures).
+_CLAMPED_NORMS = {"normalize": 1e-12, "cosine_similarity": 1e-8}
 
 
 def _lost_epsilon(tensor: Value, eps: Value) -> float | None:

@@ -14,7 +14,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
-from mplint.analysis.facts import CallFact, record
+from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, deepspeed, hooks
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import SELF, Definition
@@ -129,6 +129,7 @@ def dispatch(
     if callee.kind in (Kind.MODULE, Kind.ANY) and (
         callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE
     ):
+        note_replicated_call(self, node, callee, ctx)
         return self.forward(callee, args, kwargs, ctx)
     if callee == UNKNOWN and isinstance(node.func, cst.Name) and _low_region(ctx.region):
         # `logits = model(tokens)` with `model` a parameter: whatever its weights, a module's
@@ -143,6 +144,8 @@ def construct(
     if definition.is_optimizer:
         params = args[0] if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if self.constructing and definition.is_module:
+        self.builds.setdefault(self.constructing[-1], []).append(node)
     bare = self.instance_of(definition, node, ())
     init = definition.method("__init__")
     writes: dict[str, Value] = {}
@@ -233,10 +236,15 @@ def call_named(
     if leaf in ("from_pretrained", "from_config"):
         return self.loaded_model(node, path, kwargs)
     if function in api.MODULE_WRAPPERS:
+        if function in api.DATA_PARALLEL and first.identity is not None:
+            self.data_parallel[first.identity] = node
         return first
     if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):
         return UNKNOWN if "mixed_precision" in kwargs or "mp_policy" in kwargs else first
-    if api.is_nn_module_class(function):
+    if api.is_nn_module_class(function) or api.is_torchvision_model(function):
+        if self.constructing:
+            # A layer an `__init__` builds (directly or in a helper it calls): part of that class's tree.
+            self.builds.setdefault(self.constructing[-1], []).append(node)
         return self.built_module(node, path, kwargs)
     if function.startswith("torch.") and leaf in (
         "randn",
@@ -306,6 +314,8 @@ def call_method(
         # A method, or a classmethod/staticmethod called on the class (`LLaMA.from_pretrained_llama3_meta(...)`).
         definition = receiver.payload.method(method)
         if definition is not None:
+            if method == "forward":
+                note_replicated_call(self, node, receiver, ctx)
             return self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)[0]
     target = self.cast_target(method, args, kwargs, receiver)
     if target is not None:
@@ -323,6 +333,7 @@ def call_method(
                 return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
             return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
         if method in ("forward", "__call__"):
+            note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
             return receiver
@@ -335,6 +346,21 @@ def call_method(
     if receiver.kind is Kind.ANY and receiver.region is not None:
         return receiver if method in api.PRESERVING_OPS else UNKNOWN
     return UNKNOWN
+
+
+def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: Context) -> None:
+    """A call of a module wrapped in `nn.DataParallel` inside an autocast region: its replicas run in
+    threads that see the region's enabled flag, not its dtype (`ReplicatedCall`)."""
+    wrapper = self.data_parallel.get(module.identity) if module.identity is not None else None
+    if wrapper is None or ctx.region is None:
+        return
+    definition = module.payload if isinstance(module.payload, Definition) else None
+    call = ReplicatedCall(
+        node, ctx.scope.module.path, wrapper, self.path_of_call(wrapper), ctx.region, definition, self.condition
+    )
+    found = self.replicated_calls.setdefault(node, [])
+    if call not in found:
+        found.append(call)
 
 
 # Methods of a configuration string whose result folds (those of `str` without side effects).

@@ -96,3 +96,17 @@ class LateCast:
     optimizer: cst.Call
     optimizer_path: str
     precision: Precision
+
+
+@dataclass(frozen=True)
+class ReplicatedCall:
+    """A call of a module wrapped in `nn.DataParallel` (`wrapper`, its construction) made inside an
+    autocast region: the replicas' threads re-enter autocast with the region's enabled flag only."""
+
+    node: cst.Call
+    path: str
+    wrapper: cst.Call
+    wrapper_path: str
+    region: Region
+    module: Definition | None  # the wrapped module's class, when it is one of the linted code
+    condition: str | None = None

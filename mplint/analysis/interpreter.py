@@ -28,7 +28,7 @@ from mplint.analysis import (
     summaries,
     torch_calls,
 )
-from mplint.analysis.facts import CallFact, LateCast, OperationFact
+from mplint.analysis.facts import CallFact, LateCast, OperationFact, ReplicatedCall
 from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
@@ -172,6 +172,15 @@ class Interpreter:
         # Models sharded under an FSDP mixed precision policy, by the `Value.op` that marks them:
         # (compute dtype, output dtype, origin) (`frameworks.fsdp`).
         self.sharded: dict[str, tuple[Precision | None, Precision | None, Origin]] = {}
+        # The module classes whose `__init__` is being evaluated, innermost last, and per class the
+        # module constructions (torch's layers, torchvision's models, linted classes) its `__init__`
+        # ran: the module tree an instance holds, also where `nn.Sequential(*layers)` hides it.
+        self.constructing: list[Definition] = []
+        self.builds: dict[Definition, list[cst.Call]] = {}
+        # Modules wrapped in nn.DataParallel (by identity: the wrapper's construction), and the calls of
+        # them made inside an autocast region.
+        self.data_parallel: dict[object, cst.Call] = {}
+        self.replicated_calls: dict[cst.Call, list[ReplicatedCall]] = {}
 
     def run(self) -> None:
         for path in self.roots:

@@ -6,10 +6,14 @@ from collections.abc import Callable, Collection, Sequence
 
 import libcst as cst
 
-from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact
+from mplint.analysis import torch_api as api
+from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
+from mplint.analysis.summaries import Definition
+from mplint.analysis.values import Kind, Value
+from mplint.tree import walk
 
 
 class PrecisionModel:
@@ -45,6 +49,56 @@ class PrecisionModel:
     def entered(self, path: str) -> bool:
         """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
         return path in self._interpreter.entered_paths
+
+    def batch_norms(self, module: Value) -> Sequence[CallFact]:
+        """The BatchNorm layers in the module tree `module` (a module, or its parameters) stands for, as
+        the linted code builds it: each layer's construction (`nn.BatchNorm2d(c)`, or a torchvision
+        model builder whose networks hold them), found through the `__init__` of linted classes (and
+        the helpers and submodule classes it calls, `nn.Sequential(*layers)` included), `nn.Sequential`'s
+        arguments and the attributes it holds. Empty when its construction is not seen."""
+        found: list[CallFact] = []
+        pending: list[object] = [module.identity]
+        if isinstance(module.payload, Definition):
+            pending.append(module.payload)
+        pending.extend(item.identity for _, item in module.items if item.kind is Kind.MODULE)
+        seen: set[object] = set()
+        while pending:
+            current = pending.pop()
+            if current is None or current in seen:
+                continue
+            seen.add(current)
+            if isinstance(current, Definition):
+                pending.extend(self._interpreter.builds.get(current, ()))
+                continue
+            if not isinstance(current, cst.Call):
+                continue
+            for fact in self._interpreter.facts.get(current, ()):
+                leaf = api.last_part(fact.function or "")
+                if leaf in api.BATCH_NORM_CLASSES or api.is_torchvision_model(fact.function or ""):
+                    found.append(fact)
+                    break
+                if leaf in api.MODULE_CONTAINERS:
+                    pending.extend(value.identity for value in fact.args if value.kind is Kind.MODULE)
+                if isinstance(fact.result.payload, Definition):
+                    pending.append(fact.result.payload)
+        return found
+
+    def replicated_calls(self, node: cst.Call) -> Sequence[ReplicatedCall]:
+        """The evaluations of this call that called an `nn.DataParallel`-wrapped module inside an
+        autocast region (those of the default configuration first)."""
+        found = self._interpreter.replicated_calls.get(node, ())
+        return sorted(found, key=lambda call: call.condition is not None)
+
+    def opens_autocast(self, definition: Definition) -> bool:
+        """Whether a function of the linted code enters an autocast region itself: an autocast
+        decorator, or an autocast object it builds (`with torch.autocast(...)` in its body)."""
+        if definition.region is not None:
+            return True
+        for node in walk(definition.node):
+            if isinstance(node, cst.Call):
+                if any(fact.result.kind is Kind.AUTOCAST for fact in self._interpreter.facts.get(node, ())):
+                    return True
+        return False
 
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""

@@ -215,6 +215,10 @@ def call_definition(
     self.memo.in_progress.append(key)
     outer_chain, self.chain = self.chain, (*self.chain, definition.name)
     self.frames.append(Frame())
+    owner = definition.owner
+    building = owner is not None and owner.is_module and definition.name == "__init__"
+    if owner is not None and building:
+        self.constructing.append(owner)
     scope = Scope(self.modules[definition.path], definition.scope)
     self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
     ctx = Context(scope, region, no_grad=definition.no_grad)
@@ -222,6 +226,8 @@ def call_definition(
         self.exec_block(statements(definition.node.body), ctx)
     finally:
         frame = self.frames.pop()
+        if building:
+            self.constructing.pop()
         self.memo.in_progress.pop()
         self.chain = outer_chain
     returns = frame.returns

@@ -233,10 +233,75 @@ MODULE_WRAPPERS = frozenset(
         "torch.compile",
         "torch.nn.DataParallel",
         "torch.nn.parallel.DataParallel",
+        "torch.nn.parallel.data_parallel.DataParallel",
         "torch.nn.parallel.DistributedDataParallel",
         "torch.nn.parallel.distributed.DistributedDataParallel",
+        # The same module with each BatchNorm*d replaced by a SyncBatchNorm (torch 2.13, nn/modules/batchnorm.py).
+        "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
     }
 )
+
+# nn.DataParallel: runs its replicas in threads that re-enter autocast with the enabled flag only.
+DATA_PARALLEL = frozenset(
+    {"torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.data_parallel.DataParallel"}
+)
+
+# BatchNorm layers: parameters *and* running statistics (buffers) in the module's dtype.
+BATCH_NORM_CLASSES = frozenset(
+    {
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "SyncBatchNorm",
+        "LazyBatchNorm1d",
+        "LazyBatchNorm2d",
+        "LazyBatchNorm3d",
+    }
+)
+# Containers whose constructor arguments are their submodules.
+MODULE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+# torchvision's model builders whose networks hold BatchNorm layers (torchvision/models/*.py: `norm_layer`
+# defaults to nn.BatchNorm2d); ViT, Swin, ConvNeXt and MaxViT's transformer blocks use LayerNorm, and the
+# detection models' backbones FrozenBatchNorm2d (fixed statistics), so they are absent.
+TORCHVISION_BATCH_NORM_MODELS = frozenset(
+    {
+        *(f"resnet{depth}" for depth in (18, 34, 50, 101, 152)),
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        "resnext101_64x4d",
+        "wide_resnet50_2",
+        "wide_resnet101_2",
+        *(f"vgg{depth}_bn" for depth in (11, 13, 16, 19)),
+        *(f"densenet{depth}" for depth in (121, 161, 169, 201)),
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
+        *(f"efficientnet_b{index}" for index in range(8)),
+        "efficientnet_v2_s",
+        "efficientnet_v2_m",
+        "efficientnet_v2_l",
+        "inception_v3",
+        "googlenet",
+        "shufflenet_v2_x0_5",
+        "shufflenet_v2_x1_0",
+        "shufflenet_v2_x1_5",
+        "shufflenet_v2_x2_0",
+        "mnasnet0_5",
+        "mnasnet0_75",
+        "mnasnet1_0",
+        "mnasnet1_3",
+        "deeplabv3_resnet50",
+        "deeplabv3_resnet101",
+        "fcn_resnet50",
+        "fcn_resnet101",
+    }
+)
+
+
+def is_torchvision_model(name: str) -> bool:
+    """`torchvision.models.resnet50`, `models.segmentation.deeplabv3_resnet50`: a torchvision model builder."""
+    return name.startswith("torchvision.models.") and last_part(name) in TORCHVISION_BATCH_NORM_MODELS
+
 
 GRAD_SCALERS = frozenset(
     {

@@ -155,3 +155,188 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_case(source: str) -> None:
     check(source, CODE)
+
+
+# F.normalize / F.cosine_similarity: their default eps (1e-12 / 1e-8) is 0 in float16.
+NORMALIZE_CASES = [
+    bug(
+        "normalize-half-embeddings",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        encoder = torch.nn.Linear(768, 256).cuda().half()
+        emb = F.normalize(encoder(features), dim=-1)  # expect: MP304
+        """,
+    ),
+    bug(
+        "cosine-similarity-default-eps",
+        """
+        import torch
+        from torch.nn import functional as F
+
+        q = queries.to(torch.float16)
+        scores = F.cosine_similarity(q, keys, dim=-1)  # expect: MP304
+        """,
+    ),
+    bug(
+        "torch-cosine-similarity-full-name",
+        """
+        import torch
+
+        a = torch.randn(4, 128, dtype=torch.float16)
+        sim = torch.cosine_similarity(a, b)  # expect: MP304
+        """,
+    ),
+    bug(
+        "normalize-in-a-method",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Projector(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(512, 128)
+
+            def forward(self, x):
+                return F.normalize(self.fc(x), p=2, dim=1)  # expect: MP304
+
+        model = Projector().half()
+        z = model(images)
+        """,
+    ),
+    bug(
+        "normalize-in-a-helper",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def l2norm(x):
+            return torch.nn.functional.normalize(x, dim=-1)  # expect: MP304
+
+        text = torch.randn(8, 64, dtype=torch.float16)
+        text = l2norm(text)
+        """,
+    ),
+    bug(
+        "explicit-tiny-eps",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.randn(8, 64).half()
+        y = F.normalize(x, dim=-1, eps=1e-10)  # expect: MP304
+        """,
+    ),
+    bug(
+        "dtype-from-config-dict",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        cfg = {"dtype": torch.float16}
+        x = torch.randn(8, 64, dtype=cfg["dtype"])
+        y = F.normalize(x, 2, -1)  # expect: MP304
+        """,
+    ),
+    bug(
+        "conditional-half-dtype",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        dtype = torch.float16 if args.fp16 else torch.bfloat16
+        x = torch.randn(8, 64, dtype=dtype)
+        y = F.normalize(x, dim=-1)  # expect: MP304
+        """,
+    ),
+    ok(
+        "normalize-fp32",
+        """
+        import torch.nn.functional as F
+        import torch
+
+        x = torch.randn(8, 64)
+        y = F.normalize(x, dim=-1)
+        """,
+    ),
+    ok(
+        "normalize-bf16",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.randn(8, 64, dtype=torch.bfloat16)
+        y = F.normalize(x, dim=-1)
+        """,
+    ),
+    ok(
+        "normalize-after-float",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.randn(8, 64, dtype=torch.float16)
+        y = F.normalize(x.float(), dim=-1).to(x.dtype)
+        """,
+    ),
+    ok(
+        "eps-float16-holds",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.randn(8, 64, dtype=torch.float16)
+        y = F.normalize(x, dim=-1, eps=1e-6)
+        s = F.cosine_similarity(x, x, dim=-1, eps=1e-4)
+        """,
+    ),
+    ok(
+        "under-fp16-autocast",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        encoder = torch.nn.Linear(768, 256).cuda()
+        with torch.autocast("cuda", dtype=torch.float16):
+            emb = F.normalize(encoder(features), dim=-1)
+            sim = F.cosine_similarity(emb, other)
+        """,
+    ),
+    ok(
+        "unknown-dtype",
+        """
+        import torch.nn.functional as F
+
+        def embed(model, batch):
+            return F.normalize(model(batch), dim=-1)
+        """,
+    ),
+    ok(
+        "not-torch-normalize",
+        """
+        import torch
+        from sklearn.preprocessing import normalize
+
+        x = torch.randn(8, 64, dtype=torch.float16)
+        y = normalize(x.numpy())
+        """,
+    ),
+    ok(
+        "half-model-normalize-fp32-input",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = torch.nn.Linear(8, 8).half()
+        target = F.normalize(torch.randn(4, 8), dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", NORMALIZE_CASES)
+def test_normalize_case(source: str) -> None:
+    check(source, CODE)

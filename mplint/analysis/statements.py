@@ -16,7 +16,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, truth_value
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import MIXED, Kind, Origin, Precision, Region, Value, const, join
+from mplint.analysis.values import MIXED, UNKNOWN, Kind, Origin, Precision, Region, Value, const, join
 from mplint.tree import NODE_TYPES, Statement, statements
 
 if TYPE_CHECKING:
@@ -243,6 +243,7 @@ def exec_with(self: Interpreter, node: cst.With, ctx: Context) -> bool:
             region = value.payload
         if value.op == DEFAULT_DTYPE:
             default = (value.precision, value.origin)
+            value = UNKNOWN  # what `as` binds is the helper's yielded object, not a half tensor
         no_grad = no_grad or is_no_grad(value)
         if item.asname is not None:
             self.assign(item.asname.name, value, ctx)

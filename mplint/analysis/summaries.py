@@ -87,6 +87,8 @@ class CallMemo:
     results: dict[CallKey, tuple[Value, dict[str, Value]]] = field(default_factory=dict)
     in_progress: list[CallKey] = field(default_factory=list)
     contexts: dict[Definition, int] = field(default_factory=dict)
+    # Per call that leaves torch's default dtype changed: the one it leaves.
+    default_set: dict[CallKey, tuple[Precision, Origin | None]] = field(default_factory=dict)
 
     def admits(self, key: CallKey) -> bool:
         """Whether a call may be evaluated now: not past the depth bound, and not the very call
@@ -220,6 +222,8 @@ def call_definition(
     default = self.default_dtype_at(definition.path, Precision.FP32)
     key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver, self.condition, default)
     if key in self.memo.results:
+        if key in self.memo.default_set:  # its `torch.set_default_dtype`, which outlives the call
+            self.set_default_dtype(definition.path, *self.memo.default_set[key])
         return self.memo.results[key]
     if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:
         return UNKNOWN, {}
@@ -255,6 +259,9 @@ def call_definition(
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
     outcome = (result, writes)
     self.memo.results[key] = outcome
+    after = self.default_dtype_at(definition.path, Precision.FP32)
+    if after != default:
+        self.memo.default_set[key] = after
     return outcome
 
 

@@ -186,3 +186,36 @@ def test_get_default_dtype_reads_the_default_in_effect(tmp_path: Path) -> None:
 def test_helper_setting_an_unknown_default_stays_quiet(tmp_path: Path) -> None:
     files = {"lit_llama/model.py": MODEL, "lit_llama/utils.py": DTYPE_HELPERS, "train.py": FLAG_HELPER}
     check_files(files, "MP003", tmp_path)
+
+
+# The same helper called twice with the same arguments: its summary replays the default it sets.
+TWICE = """
+    import torch
+
+    from lit_llama.model import Block
+
+
+    def half_defaults():
+        torch.set_default_dtype(torch.bfloat16)
+
+
+    def fp32_defaults():
+        torch.set_default_dtype(torch.float32)
+
+
+    def main(config):
+        half_defaults()
+        first = Block(config)
+        fp32_defaults()
+        half_defaults()
+        second = Block(config)
+        fp32_defaults()
+        third = Block(config)
+        a = torch.optim.AdamW(first.parameters(), lr=1e-4)  # expect: MP003
+        b = torch.optim.AdamW(second.parameters(), lr=1e-4)  # expect: MP003
+        c = torch.optim.AdamW(third.parameters(), lr=1e-4)
+"""
+
+
+def test_a_helper_that_sets_the_default_sets_it_at_every_call(tmp_path: Path) -> None:
+    check_files({"lit_llama/model.py": MODEL, "train.py": TWICE}, "MP003", tmp_path)

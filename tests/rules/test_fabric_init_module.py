@@ -53,7 +53,7 @@ FINETUNE = """
 
     from lit_llama.adapter import LLaMA, mark_only_adapter_as_trainable
 
-    devices = 1
+    devices = {devices}
     ds_config = {{"zero_optimization": {{"stage": 2}}}}
 
 
@@ -86,10 +86,9 @@ FINETUNE = """
 """
 
 
-def finetune(strategy: str, precision: str, *, half: bool, empty: str = "") -> dict[str, str]:
-    source = FINETUNE.format(
-        strategy=strategy, precision=precision, empty=empty, expect="  # expect: MP003" if half else ""
-    )
+def finetune(strategy: str, precision: str, *, half: bool, empty: str = "", devices: int = 1) -> dict[str, str]:
+    expect = "  # expect: MP003" if half else ""
+    source = FINETUNE.format(strategy=strategy, precision=precision, empty=empty, expect=expect, devices=devices)
     return {"lit_llama/model.py": MODEL, "lit_llama/adapter.py": ADAPTER, "finetune/adapter.py": source}
 
 
@@ -114,6 +113,11 @@ def test_init_module_builds_in_the_true_precision(strategy: str, precision: str,
 
 def test_empty_init_too(tmp_path: Path) -> None:
     check_files(finetune('"auto"', "bf16-true", half=True, empty="empty_init=True"), "MP003", tmp_path)
+
+
+def test_deepspeed_chosen_by_the_device_count(tmp_path: Path) -> None:
+    strategy = 'DeepSpeedStrategy(config=ds_config) if devices > 1 else "auto"'
+    check_files(finetune(strategy, "bf16-true", half=False, devices=8), "MP003", tmp_path)
 
 
 def test_fabric_imported_from_lightning_fabric() -> None:

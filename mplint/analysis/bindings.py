@@ -130,7 +130,8 @@ def exported(self: Interpreter, path: str, name: str) -> Value | None:
     for statement in state.binding_statements(name):
         if id(statement) not in state.executed:
             state.executed.add(id(statement))
-            self.exec_statement(statement, Context(state.scope))
+            with self.entered(path):  # a top-level statement runs at import, under its own file's default
+                self.exec_statement(statement, Context(state.scope))
     return state.scope.names.get(name)
 
 

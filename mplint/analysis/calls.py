@@ -209,13 +209,16 @@ def call_named(
         # a record whose fields read back, as `out.logits` and as `out["logits"]`.
         return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
     if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
-        # A default restored from a saved value (`torch.get_default_dtype()`) is unknown, not fp32.
+        # Process-global: it holds for the script that runs this (`entry`), in whatever file it is
+        # set. A default restored from a value of unknown dtype is unknown, not fp32.
         precision = self.dtype_value(args[0]) or Precision.UNKNOWN
-        self.default_dtype[path] = (
-            precision,
-            Origin("", "default dtype set", path, node) if precision.is_low else None,
+        self.set_default_dtype(
+            path, precision, Origin("", "default dtype set", path, node) if precision.is_low else None
         )
         return UNKNOWN
+    if function == "torch.get_default_dtype":
+        precision, origin = self.default_dtype_at(path, Precision.FP32)
+        return Value(Kind.DTYPE, precision, origin=origin) if precision is not Precision.UNKNOWN else UNKNOWN
     if function in api.GRAD_SCALERS or leaf in ("DynamicLossScaler", "NativeScalerWithGradNormCount"):
         # Built is not used: the file scales losses once the scaler scales one, is called, or
         # is handed to code that may (see `note_scaler_use`).

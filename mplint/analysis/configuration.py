@@ -119,10 +119,23 @@ _COMPARISONS: dict[type, Callable[[object, object], bool]] = {
     cst.In: lambda a, b: isinstance(a, str) and isinstance(b, str) and a in b,
     cst.NotIn: lambda a, b: isinstance(a, str) and isinstance(b, str) and a not in b,
 }
+# Orderings, of numbers only (`devices > 1` with `devices = 1`).
+_ORDERINGS: dict[type, Callable[[float, float], bool]] = {
+    cst.GreaterThan: lambda a, b: a > b,
+    cst.GreaterThanEqual: lambda a, b: a >= b,
+    cst.LessThan: lambda a, b: a < b,
+    cst.LessThanEqual: lambda a, b: a <= b,
+}
 
 
 def _compare(operator: cst.BaseCompOp, left: object, right: object) -> bool | None:
-    """`left <operator> right` for constants: equality, identity and substring tests only."""
+    """`left <operator> right` for constants: equality, identity and substring tests, and
+    orderings of numbers."""
+    ordering = _ORDERINGS.get(type(operator))
+    if ordering is not None:
+        if isinstance(left, bool) or isinstance(right, bool):
+            return None
+        return ordering(left, right) if isinstance(left, (int, float)) and isinstance(right, (int, float)) else None
     compare = _COMPARISONS.get(type(operator))
     if compare is None or (
         type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str))

@@ -13,6 +13,7 @@ their branch alone (`configuration`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar, cast
 
 import libcst as cst
@@ -147,7 +148,13 @@ class Interpreter:
         # `__init__` stores); standalone runs of those methods reuse it, and so their summaries.
         self.class_receivers: dict[Definition, Value] = {}
         self.frames: list[Frame] = [Frame()]
+        # torch's default dtype, per entry file (see `entry`): process-global at run time, so what
+        # a script sets applies to whatever it calls, in any file; one script's does not leak into
+        # another's.
         self.default_dtype: dict[str, tuple[Precision, Origin | None]] = {}
+        # The file whose code started the evaluation under way: a root's top level, or a function
+        # analysed on its own. Code it calls in other files runs under its default dtype.
+        self.entry: str | None = None
         # argparse options' defaults, per parser (its construction).
         self.option_defaults: dict[object, dict[str, Value]] = {}
         self.evaluated_calls = 0
@@ -218,13 +225,30 @@ class Interpreter:
             return
         state.state = "running"
         ctx = Context(state.scope)
-        for statement in tree.statements(state.module):
-            if id(statement) in state.executed:
-                continue  # a root parsed in part: run early by a lookup of a name it binds
-            state.executed.add(id(statement))
-            if not self.exec_statement(statement, ctx):
-                break
+        with self.entered(state.path):
+            for statement in tree.statements(state.module):
+                if id(statement) in state.executed:
+                    continue  # a root parsed in part: run early by a lookup of a name it binds
+                state.executed.add(id(statement))
+                if not self.exec_statement(statement, ctx):
+                    break
         state.state = "done"
+
+    @contextmanager
+    def entered(self, path: str) -> Iterator[None]:
+        """Evaluate code started by the file `path` (its top level, a function of it run on its own)."""
+        outer, self.entry = self.entry, path
+        try:
+            yield
+        finally:
+            self.entry = outer
+
+    def default_dtype_at(self, path: str, fallback: Precision) -> tuple[Precision, Origin | None]:
+        """torch's default dtype where code of `path` runs: the one its entry file set, else `fallback`."""
+        return self.default_dtype.get(self.entry or path, (fallback, None))
+
+    def set_default_dtype(self, path: str, precision: Precision, origin: Origin | None) -> None:
+        self.default_dtype[self.entry or path] = (precision, origin)
 
     def definitions(self, scope: Scope) -> Iterator[Definition]:
         for value in list(scope.names.values()):
@@ -275,6 +299,10 @@ class Interpreter:
 
     def evaluate_standalone(self, definition: Definition) -> None:
         """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
+        with self.entered(definition.path):
+            self._evaluate_standalone(definition)
+
+    def _evaluate_standalone(self, definition: Definition) -> None:
         if isinstance(definition.node, cst.ClassDef):
             self.attributes_of(definition)
             receiver = self.class_receivers.get(definition) or self.instance_of(definition, definition.node, ())

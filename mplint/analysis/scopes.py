@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.facts import LateCast
-from mplint.analysis.values import Region, Value
+from mplint.analysis.values import Origin, Precision, Region, Value
 from mplint.tree import TRY_STATEMENTS, Statement, dotted_text, statements, walk
 
 if TYPE_CHECKING:
@@ -105,6 +105,8 @@ class Frame:
     pending_casts: list[LateCast] = field(default_factory=list)
     # The autocast region active at each `yield` (what a `@contextmanager` function's `with` opens).
     yielded: list[Region | None] = field(default_factory=list)
+    # torch's default dtype at each `yield` (what a `@contextmanager` helper that sets it opens).
+    yielded_defaults: list[tuple[Precision, Origin | None]] = field(default_factory=list)
 
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)

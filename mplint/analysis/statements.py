@@ -16,7 +16,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, configuration_test, truth_value
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import MIXED, Kind, Origin, Precision, Region, Value, const, join
+from mplint.analysis.values import MIXED, UNKNOWN, Kind, Origin, Precision, Region, Value, const, join
 from mplint.tree import NODE_TYPES, Statement, statements
 
 if TYPE_CHECKING:
@@ -123,6 +123,10 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
 # Methods that iterate over a module's submodules.
 _SUBMODULE_ITERATORS = frozenset({"modules", "children"})
 
+# The `Value.op` of what `with helper():` enters when the helper sets torch's default dtype around
+# its `yield` (the value's precision and origin are that dtype's).
+DEFAULT_DTYPE = "default_dtype"
+
 
 def _directly_in(call: cst.Call, body: cst.BaseSuite) -> bool:
     """Whether `call` is a statement of its own at the top of `body` (run for every submodule)."""
@@ -176,6 +180,7 @@ def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition
     names = dict(ctx.scope.names)
     frame = self.frames[-1]
     returned, pending, yielded = len(frame.returns), len(frame.pending_casts), len(frame.yielded)
+    defaults = len(frame.yielded_defaults)
     default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
     outer = self.condition
     self.condition = outer or condition  # nested: the outermost non-default condition names the path
@@ -186,6 +191,7 @@ def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition
         ctx.scope.names.clear()
         ctx.scope.names.update(names)
         del frame.returns[returned:], frame.pending_casts[pending:], frame.yielded[yielded:]
+        del frame.yielded_defaults[defaults:]
         self.default_dtype, self.loss_scaling_paths = default_dtype, scaling
 
 
@@ -234,14 +240,29 @@ def exec_branches(
 
 def exec_with(self: Interpreter, node: cst.With, ctx: Context) -> bool:
     region, no_grad = ctx.region, ctx.no_grad
+    default: tuple[Precision, Origin | None] | None = None
     for item in node.items:
         value = self.eval(item.item, ctx)
         if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
             region = value.payload
+        if value.op == DEFAULT_DTYPE:
+            default = (value.precision, value.origin)
+            value = UNKNOWN  # what `as` binds is the helper's yielded object, not a half tensor
         no_grad = no_grad or is_no_grad(value)
         if item.asname is not None:
             self.assign(item.asname.name, value, ctx)
-    return self.exec_block(statements(node.body), replace(ctx, region=region, no_grad=no_grad))
+    body = replace(ctx, region=region, no_grad=no_grad)
+    if default is None:
+        return self.exec_block(statements(node.body), body)
+    # `with default_dtype(torch.bfloat16):`: a helper that sets torch's default dtype for its body
+    # (and restores it on exit, which its summary has already run).
+    path = ctx.scope.module.path
+    after = self.default_dtype_at(path, Precision.FP32)
+    self.set_default_dtype(path, *default)
+    try:
+        return self.exec_block(statements(node.body), body)
+    finally:
+        self.set_default_dtype(path, *after)
 
 
 def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -> bool:
@@ -255,6 +276,7 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
         value = self.eval(node.value, ctx)
         if type(node.value) is cst.Yield:
             self.frames[-1].yielded.append(ctx.region)
+            self.frames[-1].yielded_defaults.append(self.default_dtype_at(ctx.scope.module.path, Precision.FP32))
         self.apply_in_place_cast(node.value, value, ctx)
         self.apply_parameter_collection(node.value, ctx)
         self.apply_adapters(node.value, ctx)

@@ -23,8 +23,8 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context, Frame, Scope
-from mplint.analysis.statements import is_no_grad
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, join
+from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, join
 from mplint.tree import statements
 
 if TYPE_CHECKING:
@@ -68,12 +68,15 @@ class Definition:
         return self.methods.get(name)
 
 
-# (function, arguments, keyword arguments, region, receiver, the non-default condition it runs under)
+# (function, arguments, keyword arguments, region, receiver, the non-default condition it runs under,
+# torch's default dtype in effect)
 # The key of `call_definition`'s writes under which the receiver itself comes back when the function
 # cast it in place (no attribute is named "").
 SELF = ""
 
-CallKey = tuple[Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None, str | None]
+CallKey = tuple[
+    Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None, str | None, object
+]
 
 
 @dataclass
@@ -84,6 +87,8 @@ class CallMemo:
     results: dict[CallKey, tuple[Value, dict[str, Value]]] = field(default_factory=dict)
     in_progress: list[CallKey] = field(default_factory=list)
     contexts: dict[Definition, int] = field(default_factory=dict)
+    # Per call that leaves torch's default dtype changed: the one it leaves.
+    default_set: dict[CallKey, tuple[Precision, Origin | None]] = field(default_factory=dict)
 
     def admits(self, key: CallKey) -> bool:
         """Whether a call may be evaluated now: not past the depth bound, and not the very call
@@ -121,7 +126,7 @@ def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> N
 
 
 def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
-    bases = [self.eval(base.value, ctx) for base in node.bases]
+    bases = [_linted(self, self.eval(base.value, ctx), ctx) for base in node.bases]
     is_module = any(
         (base.name is not None and api.is_module_base(base.name))
         or (isinstance(base.payload, Definition) and base.payload.is_module)
@@ -146,11 +151,21 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     ctx.scope.names[node.name.value] = Value(kind=Kind.CLASS, payload=definition)
 
 
+def _linted(self: Interpreter, value: Value, ctx: Context) -> Value:
+    """A base class named through a module of the run (`class LLaMA(llama.LLaMA)` after `import
+    lit_llama.model as llama`): that file's class."""
+    if value.kind is Kind.NAME and value.name is not None:
+        found = self.lookup_dotted(value.name, ctx.scope.module.path)
+        if found is not None and found.kind is Kind.CLASS:
+            return found
+    return value
+
+
 def instance_of(
     self: Interpreter, definition: Definition, node: cst.CSTNode, items: tuple[tuple[str, Value], ...]
 ) -> Value:
     if definition.is_module:
-        precision, origin = self.default_dtype.get(definition.path, (Precision.FP32, None))
+        precision, origin = self.default_dtype_at(definition.path, Precision.FP32)
         return Value(Kind.MODULE, precision, origin=origin, payload=definition, items=items, identity=node)
     return Value(Kind.INSTANCE, payload=definition, items=items, identity=node)
 
@@ -204,8 +219,11 @@ def call_definition(
     if isinstance(definition.node, cst.ClassDef):
         return UNKNOWN, {}
     region = definition.region or region
-    key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver, self.condition)
+    default = self.default_dtype_at(definition.path, Precision.FP32)
+    key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver, self.condition, default)
     if key in self.memo.results:
+        if key in self.memo.default_set:  # its `torch.set_default_dtype`, which outlives the call
+            self.set_default_dtype(definition.path, *self.memo.default_set[key])
         return self.memo.results[key]
     if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:
         return UNKNOWN, {}
@@ -236,6 +254,8 @@ def call_definition(
         result = join(result, value)
     if definition.context_manager:
         result = _entered(frame.yielded, region)
+        if result == UNKNOWN:
+            result = _default_set(frame.yielded_defaults, default)
     writes: dict[str, Value] = {}
     if self_name is not None:
         prefix = f"{self_name}."
@@ -245,6 +265,9 @@ def call_definition(
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
     outcome = (result, writes)
     self.memo.results[key] = outcome
+    after = self.default_dtype_at(definition.path, Precision.FP32)
+    if after != default:
+        self.memo.default_set[key] = after
     return outcome
 
 
@@ -298,6 +321,14 @@ def _entered(yielded: list[Region | None], outer: Region | None) -> Value:
     if len(regions) == len(yielded) and all(region == regions[0] for region in regions):
         return Value(Kind.AUTOCAST, payload=regions[0])
     return Value(Kind.AUTOCAST, payload=replace(regions[0], enabled=None)) if regions[0] is not None else UNKNOWN
+
+
+def _default_set(yielded: list[tuple[Precision, Origin | None]], outer: tuple[Precision, Origin | None]) -> Value:
+    """What `with helper():` enters for a `@contextmanager` helper that sets torch's default dtype
+    before its `yield` (`torch.set_default_dtype(dtype); yield`): that dtype, the same at every yield."""
+    if not yielded or any(default != yielded[0] for default in yielded) or yielded[0] == outer:
+        return UNKNOWN
+    return Value(Kind.ANY, yielded[0][0], origin=yielded[0][1], op=DEFAULT_DTYPE)
 
 
 def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:

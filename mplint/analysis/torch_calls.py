@@ -100,7 +100,7 @@ def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str,
         return UNKNOWN
     # Without a dtype, transformers loads in torch's default dtype: half after
     # `torch.set_default_dtype(torch.float16)` (OpenLMLab/LOMO); otherwise the checkpoint's or fp32.
-    default, set_at = self.default_dtype.get(path, (Precision.UNKNOWN, None))
+    default, set_at = self.default_dtype_at(path, Precision.UNKNOWN)
     if default.is_low:
         return Value(Kind.MODULE, default, origin=set_at, identity=node)
     return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
@@ -111,7 +111,7 @@ def built_module(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str,
     dtype it is given, else in the default dtype."""
     requested = self.dtype_value(kwargs["dtype"]) if "dtype" in kwargs else None
     if requested is None:
-        precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
+        precision, origin = self.default_dtype_at(path, Precision.FP32)
         return Value(Kind.MODULE, precision, origin=origin, identity=node)
     origin = Origin("", f"built in {requested.value}", path, node) if requested.is_low else None
     return Value(Kind.MODULE, requested, origin=origin, identity=node)
@@ -128,7 +128,7 @@ def created_tensor(
         return args[0].with_(op=None) if args[0].kind is Kind.TENSOR else UNKNOWN
     if leaf == "tensor":
         return UNKNOWN  # integer data gives an integer tensor
-    precision, origin = self.default_dtype.get(path, (Precision.FP32, None))
+    precision, origin = self.default_dtype_at(path, Precision.FP32)
     return Value(Kind.TENSOR, precision, origin=origin)
 
 

@@ -30,6 +30,7 @@ LEAVES = frozenset(
         *fsdp.WRAPPERS,
         "Trainer",
         "Fabric",
+        *lightning.STRATEGIES,
     }
 )
 RECEIVER_OPS = lightning.OPS | peft.OPS
@@ -43,6 +44,8 @@ def call_named(
     if leaf.endswith(("Trainer", "Config", "Arguments")) or leaf in LEAVES:
         if function in lightning.TRAINERS or function in lightning.FABRICS:
             return lightning.construct(self, node, ctx, function, kwargs)
+        if lightning.is_strategy(function):
+            return lightning.strategy_object(function)
         if transformers.is_arguments_class(function):
             return transformers.arguments(kwargs)
         if transformers.is_trainer_class(function):

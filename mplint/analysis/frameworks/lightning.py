@@ -18,6 +18,24 @@ Read from lightning 2.6.6 (`pip download lightning==2.6.6`):
   `torch.get_default_dtype()` (fp32): a Fabric-set-up module returns fp32 outputs.
   `fabric/fabric.py` `setup`/`setup_module` run `convert_module` on the module, in place (the
   parameters an optimizer was built over become half).
+
+Read from lightning 2.6.6 (the wheel's `lightning/fabric/...`), for `init_module`, strategies and
+outputs:
+- `fabric/fabric.py` `init_module(empty_init=None)` is `strategy.module_init_context(empty_init)`;
+  `strategies/strategy.py` enters `precision.module_init_context()`, which `plugins/precision/
+  half.py` (`HalfPrecision`, "16-true"/"bf16-true") makes `_DtypeContextManager(bf16 or fp16)`
+  (`plugins/precision/utils.py`: `torch.set_default_dtype` on enter, the previous one restored on
+  exit): a model built in `with fabric.init_module():` has half parameters from the start
+  (`init_tensor()`, the strategy's `tensor_init_context`, enters the same for tensors).
+  `strategies/fsdp.py` enters the same (`plugins/precision/fsdp.py`: half for "*-true", fp32 for
+  "*-mixed"); `strategies/deepspeed.py` only below ZeRO-3. `amp.py` (mixed) leaves it a
+  `nullcontext`.
+- `fabric/fabric.py` `setup` wraps the optimizer in `_FabricOptimizer` (`fabric/wrappers.py`),
+  whose `step` is the strategy's `optimizer_step` of the optimizer itself: no fp32 master copy,
+  except under `DeepSpeedStrategy` (the DeepSpeed engine's optimizer keeps fp32 masters).
+- `convert_output` is `torch.get_default_dtype()` (fp32) for the AMP, half, FSDP, DeepSpeed,
+  double, bitsandbytes and transformer-engine plugins; the base plugin ("32-true" without
+  FSDP/DeepSpeed) returns the output as the module computed it.
 """
 
 from __future__ import annotations
@@ -26,10 +44,12 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import accelerate
 from mplint.analysis.scopes import Context
+from mplint.analysis.statements import DEFAULT_DTYPE
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -46,6 +66,27 @@ SETTINGS: dict[str, tuple[Precision, bool]] = {
     "64-true": (Precision.FP64, False),
 }
 ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32": "32-true", "64": "64-true"}
+# Strategy classes (any of lightning's packages) -> what they do to precision: "deepspeed" (fp32
+# masters), "fsdp" (its own precision plugin) or "plain" (the precision plugin alone).
+STRATEGIES = {
+    "DeepSpeedStrategy": "deepspeed",
+    "FSDPStrategy": "fsdp",
+    "DDPStrategy": "plain",
+    "SingleDeviceStrategy": "plain",
+    "DataParallelStrategy": "plain",
+}
+# `strategy="..."` strings: a prefix -> the same.
+STRATEGY_NAMES = {
+    "deepspeed": "deepspeed",
+    "fsdp": "fsdp",
+    "ddp": "plain",
+    "dp": "plain",
+    "single": "plain",
+    "auto": "plain",
+}
+PACKAGES = ("lightning.", "pytorch_lightning.", "lightning_fabric.")
+# `Value.op` of a strategy object; its payload is its kind.
+STRATEGY = "lightning.Strategy"
 # `Value.op` of a Trainer and of a Fabric; their payload: the setting, None when unknown.
 TRAINER = "lightning.Trainer"
 FABRIC = "lightning.Fabric"
@@ -63,12 +104,36 @@ def setting(kwargs: dict[str, Value]) -> tuple[Precision, bool] | None:
     return SETTINGS.get(ALIASES.get(text, text))
 
 
+def is_strategy(function: str) -> bool:
+    return function.startswith(PACKAGES) and api.last_part(function) in STRATEGIES
+
+
+def strategy_object(function: str) -> Value:
+    """`DeepSpeedStrategy(config=...)`, `FSDPStrategy(...)`: a strategy of known kind."""
+    return Value(Kind.INSTANCE, op=STRATEGY, payload=STRATEGIES[api.last_part(function)])
+
+
+def strategy_kind(kwargs: dict[str, Value]) -> str | None:
+    """What `strategy=` is ("plain", "fsdp", "deepspeed"); None when it is not known here."""
+    if "strategy" not in kwargs:
+        return "plain"  # "auto": one device, or DDP
+    value = kwargs["strategy"]
+    if value.op == STRATEGY and isinstance(value.payload, str):
+        return value.payload
+    if isinstance(value.const, str):
+        name = value.const.lower()
+        return next((kind for prefix, kind in STRATEGY_NAMES.items() if name.startswith(prefix)), None)
+    return None
+
+
 def construct(self: Interpreter, node: cst.Call, ctx: Context, function: str, kwargs: dict[str, Value]) -> Value:
     """`Trainer(precision=...)`, `Fabric(precision=...)`: "16-mixed" scales its losses."""
     found = setting(kwargs)
     if found is None or found == SETTINGS["16-mixed"]:
         self.loss_scaling_paths.add(ctx.scope.module.path)  # may scale, or scales
-    return Value(Kind.INSTANCE, op=TRAINER if function in TRAINERS else FABRIC, payload=found, identity=node)
+    strategy = (("strategy", const(strategy_kind(kwargs))),)
+    op = TRAINER if function in TRAINERS else FABRIC
+    return Value(Kind.INSTANCE, op=op, payload=found, items=strategy, identity=node)
 
 
 def method(
@@ -88,8 +153,12 @@ def method(
         return UNKNOWN
     if receiver.op != FABRIC:
         return None
+    strategy = receiver.item("strategy")
+    kind = strategy.const if strategy is not None else None
     if name in ("setup", "setup_module"):
-        return _set_up(self, found, node, ctx, args)
+        return _set_up(self, found, kind, node, ctx, args)
+    if name in ("init_module", "init_tensor"):
+        return _init_module(found, kind, node, ctx)
     if name == "autocast":
         if found is None:
             return UNKNOWN
@@ -112,22 +181,43 @@ def _fit_half(self: Interpreter, model: Value, precision: Precision, node: cst.C
             self.call_definition(method, [], {}, None, receiver=half)
 
 
+def _init_module(found: tuple[Precision, bool] | None, strategy: object, node: cst.Call, ctx: Context) -> Value:
+    """`with fabric.init_module():` under a true half precision: the default dtype is that half
+    dtype while the body builds the model. Under DeepSpeed (fp32 masters, ZeRO-3's own init) or an
+    unknown strategy: nothing said."""
+    if found is None or found[1] or not found[0].is_low or strategy not in ("plain", "fsdp"):
+        return UNKNOWN
+    how = f"built in {found[0].value} under Fabric(precision=...).init_module()"
+    origin = Origin("", how, ctx.scope.module.path, node)
+    return Value(Kind.ANY, found[0], origin=origin, op=DEFAULT_DTYPE)
+
+
 def _set_up(
-    self: Interpreter, found: tuple[Precision, bool] | None, node: cst.Call, ctx: Context, args: list[Value]
+    self: Interpreter,
+    found: tuple[Precision, bool] | None,
+    strategy: object,
+    node: cst.Call,
+    ctx: Context,
+    args: list[Value],
 ) -> Value:
     """`model, optimizer = fabric.setup(model, optimizer)`: the module converted to half under a
-    true precision (in place: an optimizer built over it before updates half weights), and
-    returning fp32 outputs whatever the setting."""
+    true precision (in place: an optimizer built over it before updates half weights; DeepSpeed's
+    keeps fp32 masters), and returning fp32 outputs under every setting but "32-true" with a plain
+    strategy (the module's own)."""
     if not args:
         return UNKNOWN
     model = args[0]
-    if model.kind is Kind.MODULE and found is not None and not found[1] and found[0].is_low:
+    if strategy == "deepspeed":
+        for optimizer in args[1:]:
+            if optimizer.kind is Kind.OPTIMIZER and isinstance(optimizer.payload, cst.Call):
+                self.master_weights.add(optimizer.payload)
+    elif model.kind is Kind.MODULE and found is not None and not found[1] and found[0].is_low:
         how = f"converted to {found[0].value} by Fabric(precision=...)"
         model = self.cast(model, found[0], node, ctx, how=how)
         identity = args[0].identity
         if identity is not None:
             self.note_cast_after_optimizer(node, identity, found[0], ctx)
-    if model.kind is Kind.MODULE:
+    if model.kind in (Kind.MODULE, Kind.ANY) and not (found == SETTINGS["32-true"] and strategy == "plain"):
         model = model.with_(op=accelerate.FP32_OUTPUTS)
     if len(args) == 1:
         return model

@@ -315,7 +315,8 @@ class PartialFile(ParsedFile):
     def top_level(self, name: str) -> list[Statement]:
         """The top-level statements that may bind `name`, parsed now if they were not yet."""
         found: list[Statement] = []
-        for span in dict.fromkeys(self._binders.get(name, ())):
+        spans = range(len(self._spans)) if name == "*" else self._binders.get(name, ())  # "*": all of them
+        for span in dict.fromkeys(spans):
             if span not in self._parsed:
                 self._parsed[span] = self._parse_span(*self._spans[span])
             found.extend(self._parsed[span])

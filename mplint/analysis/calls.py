@@ -16,8 +16,8 @@ from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, record
 from mplint.analysis.frameworks import accelerate, deepspeed
-from mplint.analysis.scopes import Context
-from mplint.analysis.summaries import SELF, SUPER, Definition
+from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -31,6 +31,7 @@ from mplint.analysis.values import (
     dotted,
     is_tensor_like,
 )
+from mplint.tree import string_value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -86,6 +87,14 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         result = _attribute_by_name(self, node, ctx, function, args)
     elif function == "dict" and not args:
         result = Value(Kind.DICT, items=tuple(sorted(kwargs.items())))
+    elif function in NAMEDTUPLES and args and isinstance(args[0].const, str):
+        result = Value(Kind.NAME, payload=args[0].const, op=RECORD, items=_record_fields(node))
+    elif callee.op == RECORD:  # `CausalLMOutputs(logits=logits, hidden_states=h)`: fields read back
+        fields = [name for name, _ in callee.items]
+        fields_given = {**dict(zip(fields, args, strict=False)), **kwargs}
+        result = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(fields_given.items())))
+    elif callee.kind is Kind.FUNCTION and isinstance(callee.payload, Lambda):
+        result = _call_lambda(self, node, ctx, callee.payload, args)
     else:
         result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
     if result.region is None and result.kind in (Kind.ANY, Kind.TENSOR):
@@ -196,8 +205,10 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             if result.precision is not Precision.UNKNOWN or result.region is not None:
                 return result
             region = forward.region or region
-    # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back) gives an output of unknown dtype.
-    precision = Precision.UNKNOWN if module.op == MIXED else module.precision
+    # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding
+    # a half submodule) gives an output of unknown dtype.
+    mixed = module.op == MIXED or (not module.precision.is_low and half_submodule(module) is not None)
+    precision = Precision.UNKNOWN if mixed else module.precision
     output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
     return self.lowered(output, region)
 
@@ -321,6 +332,10 @@ def call_method(
     if receiver.kind in (Kind.INSTANCE, Kind.MODULE, Kind.CLASS) and isinstance(receiver.payload, Definition):
         # A method, or a classmethod/staticmethod called on the class (`LLaMA.from_pretrained_llama3_meta(...)`).
         definition = receiver.payload.method(method)
+        autograd = receiver.payload.method("forward") if method == "apply" and definition is None else None
+        if receiver.kind is Kind.CLASS and autograd is not None and autograd.static:
+            # `_GatherFromSequenceParallelRegion.apply(x)`: a torch.autograd.Function's forward.
+            return self.call_definition(autograd, [UNKNOWN, *args], kwargs, ctx.region)[0]
         if definition is not None:
             result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)
             if receiver.kind is not Kind.CLASS:
@@ -358,6 +373,42 @@ def call_method(
 
 # Methods of a configuration string whose result folds (those of `str` without side effects).
 STRING_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "startswith", "endswith"})
+
+
+# `collections.namedtuple("CausalLMOutputs", ["logits", "hidden_states"])`: a record class.
+NAMEDTUPLES = frozenset({"collections.namedtuple", "namedtuple"})
+RECORD = "record"
+
+
+def _record_fields(node: cst.Call) -> tuple[tuple[str, Value], ...]:
+    """A namedtuple's field names, written as a list or tuple of strings or one spaced string."""
+    spec = node.args[1].value if len(node.args) > 1 else None
+    names: list[str] = []
+    if isinstance(spec, (cst.List, cst.Tuple)):
+        names = [text for element in spec.elements if (text := string_value(element.value)) is not None]
+    elif spec is not None:
+        names = (string_value(spec) or "").replace(",", " ").split()
+    return tuple((name, UNKNOWN) for name in names)
+
+
+def _call_lambda(self: Interpreter, node: cst.Call, ctx: Context, function: Lambda, args: list[Value]) -> Value:
+    """`self.lm_head_fn(h)` with `self.lm_head_fn = lambda x: self.lm_head(x)` set in `__init__`:
+    the body with its parameters bound; the instance it closes over as it is now (`self.lm_head`
+    built since, by `init_weights()`), when it is called on it."""
+    scope = Scope(function.scope.module, function.scope)  # the lambda's own file
+    params = function.node.params
+    for index, param in enumerate([*params.posonly_params, *params.params]):
+        scope.names[param.name.value] = args[index] if index < len(args) else UNKNOWN
+    owner = function.scope.lookup(SUPER)
+    func = node.func
+    if owner is not None and isinstance(owner.payload, tuple) and isinstance(func, cst.Attribute):
+        receiver = self.eval(func.value, ctx)
+        self_name = owner.payload[1]
+        if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and receiver.items:
+            scope.names[self_name] = receiver
+            for attr, value in receiver.items:
+                scope.names[f"{self_name}.{attr}"] = value
+    return self.eval(function.node.body, Context(scope, ctx.region, no_grad=ctx.no_grad))
 
 
 def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:

@@ -20,7 +20,7 @@ from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import Definition
+from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
     UNKNOWN,
     Kind,
@@ -93,6 +93,8 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
         value = self.eval(node.value, ctx)
         self.assign(node.target, value, ctx)
         return value
+    if type(node) is cst.Lambda:
+        return Value(Kind.FUNCTION, payload=Lambda(node, ctx.scope))
     if type(node) is cst.Await:
         return self.eval(node.expression, ctx)
     if type(node) is cst.FormattedString:

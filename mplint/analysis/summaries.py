@@ -73,6 +73,14 @@ class Definition:
         return self.methods.get(name)
 
 
+@dataclass(frozen=True, eq=False)
+class Lambda:
+    """A `lambda` of the linted code, with the scope it closes over."""
+
+    node: cst.Lambda
+    scope: Scope = field(repr=False)
+
+
 # The name under which a method's scope holds its class and receiver, for `super()` (no Python name has a space).
 SUPER = "super ()"
 

@@ -402,3 +402,108 @@ def test_a_run_over_several_repositories_resolves_each_ones_own_package(tmp_path
         "repo_b/train.py": SCRIPT.replace("# MARK", "# bf16 autocast later"),
     }
     check_files(files, "MP003", tmp_path)
+
+
+PARALLEL_MODEL = """
+    import collections
+    from dataclasses import dataclass
+
+    import torch
+    import torch.nn as nn
+
+    CausalLMOutputs = collections.namedtuple("CausalLMOutputs", ["logits", "hidden_states"])
+
+
+    def _gather(input_):
+        if torch.distributed.get_world_size() == 1:
+            return input_
+        tensor_list = [torch.empty_like(input_) for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather(tensor_list, input_)
+        return torch.cat(tensor_list, dim=-1).contiguous()
+
+
+    class _GatherFromModelParallelRegion(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, input_):
+            return _gather(input_)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return grad_output
+
+
+    def gather_from_model_parallel_region(input_):
+        return _GatherFromModelParallelRegion.apply(input_)
+
+
+    @dataclass
+    class ModelArgs:
+        dim: int = 512
+        vocab_size: int = 32000
+        dtype: torch.dtype = torch.float32
+
+
+    class Transformer(nn.Module):
+        def __init__(self, args: ModelArgs):
+            super().__init__()
+            self.args = args
+            self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+            self.output = None
+            self.output_fn = lambda x: self.output(x)
+
+        def init_weights(self):
+            self.output = nn.Linear(self.args.dim, self.args.vocab_size, bias=False).type(self.args.dtype)
+
+        def forward(self, tokens):
+            h = self.tok_embeddings(tokens)
+            logits = gather_from_model_parallel_region(self.output_fn(h))
+            return CausalLMOutputs(logits=logits, hidden_states=h)
+"""
+
+PPO_TRAINER = """
+    import torch
+
+
+    class PPOTrainer:
+        def __init__(self, policy, optimizer):
+            self.policy = policy
+            self.optimizer = optimizer
+
+        def forward(self, rollout):
+            logits = self.policy.forward(rollout.obs).logits
+            logprobs = torch.gather(
+                torch.log_softmax(logits, dim=-1), dim=-1, index=rollout.actions.unsqueeze(-1)  # MARK
+            ).squeeze(-1)
+            ratio = torch.exp(logprobs - rollout.old_logprobs)
+            loss = -(ratio * rollout.advantages).mean()
+            loss.backward()
+            self.optimizer.step()
+"""
+
+PPO_SCRIPT = """
+    import torch
+
+    from model import ModelArgs, Transformer
+    from trainer import PPOTrainer
+
+
+    def train(buffer, lr=1e-6):
+        policy = Transformer(ModelArgs(dtype=torch.DTYPE))
+        policy.init_weights()
+        trainer = PPOTrainer(policy, torch.optim.Adam(policy.parameters(), lr=lr))
+        for rollout in buffer:
+            trainer.forward(rollout)
+"""
+
+
+@pytest.mark.parametrize(("dtype", "marked"), [("bfloat16", True), ("float32", False)])
+def test_logits_of_a_model_parallel_forward(dtype: str, marked: bool, tmp_path: Path) -> None:
+    """The head a lambda attribute calls (`self.output_fn = lambda x: self.output(x)`, the head built
+    later by `init_weights()`), gathered by a `torch.autograd.Function`, returned in a namedtuple:
+    the trainer's log-probs on `policy.forward(obs).logits` are in the head's dtype."""
+    files = {
+        "model.py": PARALLEL_MODEL,
+        "trainer.py": PPO_TRAINER.replace("# MARK", "# expect: MP001" if marked else ""),
+        "train.py": PPO_SCRIPT.replace("DTYPE", dtype),
+    }
+    check_files(files, "MP001", tmp_path)

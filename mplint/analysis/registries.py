@@ -12,6 +12,7 @@ its model files so that their decorators fill the registry).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -123,6 +124,9 @@ def joined(outcomes: list[tuple[Value, dict[str, Value]]]) -> tuple[Value, dict[
     first = halves[0]
     if result.kind is Kind.MODULE and first is not None and not result.precision.is_low:
         if all(half is not None and half.precision is first.precision for half in halves):
+            if first.origin is not None and len(outcomes) > 1:  # named as one of them
+                how = f"{first.origin.how} in each of the {len(outcomes)} models the registry builds, e.g."
+                first = first.with_(origin=replace(first.origin, how=how))
             result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first)))
     return result, writes
 

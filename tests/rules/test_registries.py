@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mplint.api import lint_paths
+
 from .casekit import check_files
 
 UTILS = """
@@ -507,3 +509,9 @@ def test_logits_of_a_model_parallel_forward(dtype: str, marked: bool, tmp_path: 
         "train.py": PPO_SCRIPT.replace("DTYPE", dtype),
     }
     check_files(files, "MP001", tmp_path)
+
+
+def test_the_message_says_the_model_is_one_the_registry_builds(tmp_path: Path) -> None:
+    check_files(_project("bfloat16", marked=True), "MP003", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP003"]).findings
+    assert "in each of the 3 models the registry builds" in finding.message

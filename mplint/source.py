@@ -324,7 +324,8 @@ class PartialFile(ParsedFile):
     def top_level(self, name: str) -> list[Statement]:
         """The top-level statements that may bind `name`, parsed now if they were not yet."""
         found: list[Statement] = []
-        for span in dict.fromkeys(self._binders.get(name, ())):
+        spans = range(len(self._spans)) if name == "*" else self._binders.get(name, ())  # "*": all of them
+        for span in dict.fromkeys(spans):
             piece = self._piece(span)
             if piece is not None:  # what libcst cannot parse tells nothing: its names stay unknown
                 found.extend(statements(piece))

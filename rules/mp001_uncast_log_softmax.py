@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mplint import tree
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact, OperationFact
 from mplint.analysis.values import Value
@@ -128,8 +129,45 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         (fp32 under an autocast region that upcasts it, unknown where that cannot be told)."""
         for fact in self.precision.operations(node, conditional=True):
             if fact.right.op == "logsumexp" and fact.right.precision.is_low:
-                self.report(node.right, self._message("logsumexp", fact.right, fact), condition=fact.condition)
+                # Reported at the logsumexp the name holds, where the cast belongs, when its
+                # assignment is in sight; else at the name.
+                held = self._held_logsumexp_call(node.right)
+                self.report(
+                    held or node.right,
+                    self._message("logsumexp", fact.right, fact),
+                    fix=self._float_logits_fix(held, "logsumexp") if held is not None else None,
+                    condition=fact.condition,
+                )
                 return
+
+    def _held_logsumexp_call(self, name: cst.BaseExpression) -> cst.Call | None:
+        """The half-precision `logsumexp(...)` call of the nearest assignment to `name` before it
+        (`logsumexp_values = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])`)."""
+        if not isinstance(name, cst.Name):
+            return None
+        line = self.line_of(name)
+        best: tuple[int, cst.Call] | None = None
+        assignments = (found for _, piece in self.context.parsed.pieces for found in tree.walk(piece))
+        for found in assignments:
+            if type(found) is not cst.Assign or len(found.targets) != 1:
+                continue
+            target = found.targets[0].target
+            if not (isinstance(target, cst.Name) and target.value == name.value):
+                continue
+            at = self.line_of(found)
+            if at >= line or (best is not None and at <= best[0]):
+                continue
+            call = next((call for call in _calls(found.value) if self._low_logsumexp(call)), None)
+            if call is not None:
+                best = (at, call)
+        return best[1] if best is not None else None
+
+    def _low_logsumexp(self, call: cst.Call) -> bool:
+        for fact in self.precision.calls(call, conditional=True):
+            logits = fact.input() if fact.op == "logsumexp" else None
+            if logits is not None and logits.precision.is_low:
+                return torch_api.region_upcasts(fact.region, "logsumexp") is False
+        return False
 
     def _float_logits_fix(self, node: cst.Call, shown: str) -> Autofix | None:
         """Insert `.float()` on the logits at the op (unsafe: it makes an fp32 copy of the logits)."""
@@ -175,6 +213,10 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
     def _message(self, op: str, logits: Value, fact: CallFact | OperationFact) -> str:
         origin = self.describe_origin(logits.origin, fact.chain)
         return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=origin)
+
+
+def _calls(node: cst.CSTNode) -> list[cst.Call]:
+    return [found for found in tree.walk(node) if type(found) is cst.Call]
 
 
 CATEGORICAL = frozenset({"torch.distributions.Categorical", "torch.distributions.categorical.Categorical"})

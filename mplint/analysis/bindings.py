@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted, is_empty_sequence
 from mplint.tree import dotted_text
@@ -30,7 +31,9 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
         for index, element in enumerate(elements):
             self.assign(element.value, unpacked(value, index, len(elements), star), ctx)
     elif isinstance(target, cst.Subscript):
-        self.eval(target.value, ctx)
+        container = self.eval(target.value, ctx)
+        if is_registry(container) and len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index):
+            store(self, container, self.eval(target.slice[0].slice.value, ctx), value)
         item = self.item_key(target, ctx)
         if item is not None:  # `out["logits"] = out["logits"].float()`: the next read sees the cast
             ctx.scope.names[item] = value

@@ -16,8 +16,8 @@ from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, deepspeed, hooks
-from mplint.analysis.scopes import Context
-from mplint.analysis.summaries import SELF, Definition
+from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -31,6 +31,7 @@ from mplint.analysis.values import (
     dotted,
     is_tensor_like,
 )
+from mplint.tree import string_value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -41,7 +42,10 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
     method: str | None = None
     function: str | None = None
     callee = UNKNOWN
-    if isinstance(node.func, cst.Attribute):
+    inherited = _super_method(node, ctx)
+    if inherited is not None:
+        callee = Value(Kind.FUNCTION, payload=inherited[0])
+    elif isinstance(node.func, cst.Attribute):
         attr = node.func.attr.value
         base = self.eval(node.func.value, ctx)
         held = self.held_attribute(node.func, base, ctx)
@@ -61,6 +65,8 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         value = self.eval(arg.value, ctx)
         if arg.keyword is not None:
             kwargs[arg.keyword.value] = value
+        elif arg.star == "**" and value.kind is Kind.DICT and value.op is None:
+            kwargs.update(value.items)  # `cls(**kwargs)` with `kwargs = dict(dtype=dtype, ...)`
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
     if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
@@ -71,7 +77,26 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         linted = self.lookup_dotted(function, ctx.scope.module.path)
         if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
             callee, function = linted, None
-    result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
+    if inherited is not None:
+        # `super().init_weights()`: the base class's method on this instance, what it stores kept.
+        definition, self_name = inherited
+        me = ctx.scope.lookup(self_name) or UNKNOWN
+        result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=me)
+        _store_attributes(ctx, self_name, writes)
+    elif function in ("setattr", "getattr") and len(args) >= 2 and isinstance(args[1].const, str):
+        result = _attribute_by_name(self, node, ctx, function, args)
+    elif function == "dict" and not args:
+        result = Value(Kind.DICT, items=tuple(sorted(kwargs.items())))
+    elif function in NAMEDTUPLES and args and isinstance(args[0].const, str):
+        result = Value(Kind.NAME, payload=args[0].const, op=RECORD, items=_record_fields(node))
+    elif callee.op == RECORD:  # `CausalLMOutputs(logits=logits, hidden_states=h)`: fields read back
+        fields = [name for name, _ in callee.items]
+        fields_given = {**dict(zip(fields, args, strict=False)), **kwargs}
+        result = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(fields_given.items())))
+    elif callee.kind is Kind.FUNCTION and isinstance(callee.payload, Lambda):
+        result = _call_lambda(self, node, ctx, callee.payload, args)
+    else:
+        result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
     if result.region is None and result.kind in (Kind.ANY, Kind.TENSOR):
         # Whatever is computed from a value of an autocast region still carries its gradient path.
         tainted = next((value.region for value in (receiver, *args, *kwargs.values()) if value.region), None)
@@ -149,7 +174,14 @@ def construct(
     bare = self.instance_of(definition, node, ())
     init = definition.method("__init__")
     writes: dict[str, Value] = {}
-    if init is not None:
+    if definition.fields is not None and (init is None or init.owner is not definition):
+        # A dataclass: its generated `__init__` stores the fields, then `__post_init__` runs.
+        writes = _dataclass_fields(definition, args, kwargs)
+        post = definition.method("__post_init__")
+        if post is not None:
+            filled = self.instance_of(definition, node, tuple(sorted(writes.items())))
+            writes.update(self.call_definition(post, [], {}, ctx.region, receiver=filled)[1])
+    elif init is not None:
         writes = dict(self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1])
     recast = writes.pop(SELF, None)
     instance = self.instance_of(definition, node, tuple(sorted(writes.items())))
@@ -176,8 +208,10 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             if result.precision is not Precision.UNKNOWN or result.region is not None:
                 return result
             region = forward.region or region
-    # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back) gives an output of unknown dtype.
-    precision = Precision.UNKNOWN if module.op == MIXED else module.precision
+    # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding
+    # a half submodule) gives an output of unknown dtype.
+    mixed = module.op == MIXED or (not module.precision.is_low and half_submodule(module) is not None)
+    precision = Precision.UNKNOWN if mixed else module.precision
     output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
     return self.lowered(output, region)
 
@@ -316,10 +350,17 @@ def call_method(
     if receiver.kind in (Kind.INSTANCE, Kind.MODULE, Kind.CLASS) and isinstance(receiver.payload, Definition):
         # A method, or a classmethod/staticmethod called on the class (`LLaMA.from_pretrained_llama3_meta(...)`).
         definition = receiver.payload.method(method)
+        autograd = receiver.payload.method("forward") if method == "apply" and definition is None else None
+        if receiver.kind is Kind.CLASS and autograd is not None and autograd.static:
+            # `_GatherFromSequenceParallelRegion.apply(x)`: a torch.autograd.Function's forward.
+            return self.call_definition(autograd, [UNKNOWN, *args], kwargs, ctx.region)[0]
         if definition is not None:
             if method == "forward":
                 note_replicated_call(self, node, receiver, ctx)
-            return self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)[0]
+            result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)
+            if receiver.kind is not Kind.CLASS:
+                _note_writes(ctx, cast(cst.Attribute, node.func).value, receiver, writes)
+            return result
     target = self.cast_target(method, args, kwargs, receiver)
     if target is not None:
         if target is Precision.UNKNOWN:
@@ -368,6 +409,108 @@ def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: 
 
 # Methods of a configuration string whose result folds (those of `str` without side effects).
 STRING_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "startswith", "endswith"})
+
+
+# `collections.namedtuple("CausalLMOutputs", ["logits", "hidden_states"])`: a record class.
+NAMEDTUPLES = frozenset({"collections.namedtuple", "namedtuple"})
+RECORD = "record"
+
+
+def _record_fields(node: cst.Call) -> tuple[tuple[str, Value], ...]:
+    """A namedtuple's field names, written as a list or tuple of strings or one spaced string."""
+    spec = node.args[1].value if len(node.args) > 1 else None
+    names: list[str] = []
+    if isinstance(spec, (cst.List, cst.Tuple)):
+        names = [text for element in spec.elements if (text := string_value(element.value)) is not None]
+    elif spec is not None:
+        names = (string_value(spec) or "").replace(",", " ").split()
+    return tuple((name, UNKNOWN) for name in names)
+
+
+def _call_lambda(self: Interpreter, node: cst.Call, ctx: Context, function: Lambda, args: list[Value]) -> Value:
+    """`self.lm_head_fn(h)` with `self.lm_head_fn = lambda x: self.lm_head(x)` set in `__init__`:
+    the body with its parameters bound; the instance it closes over as it is now (`self.lm_head`
+    built since, by `init_weights()`), when it is called on it."""
+    scope = Scope(function.scope.module, function.scope)  # the lambda's own file
+    params = function.node.params
+    for index, param in enumerate([*params.posonly_params, *params.params]):
+        scope.names[param.name.value] = args[index] if index < len(args) else UNKNOWN
+    owner = function.scope.lookup(SUPER)
+    func = node.func
+    if owner is not None and isinstance(owner.payload, tuple) and isinstance(func, cst.Attribute):
+        receiver = self.eval(func.value, ctx)
+        self_name = owner.payload[1]
+        if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and receiver.items:
+            scope.names[self_name] = receiver
+            for attr, value in receiver.items:
+                scope.names[f"{self_name}.{attr}"] = value
+    return self.eval(function.node.body, Context(scope, ctx.region, no_grad=ctx.no_grad))
+
+
+def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:
+    """`super().name(...)` in a method: the base class's method it runs, and the receiver's name."""
+    func = node.func
+    if not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call)):
+        return None
+    inner = func.value
+    if not (isinstance(inner.func, cst.Name) and inner.func.value == "super" and not inner.args):
+        return None
+    found = ctx.scope.lookup(SUPER)
+    if found is None or not isinstance(found.payload, tuple):
+        return None
+    owner, self_name = found.payload
+    for base in owner.bases:
+        method = base.method(func.attr.value)
+        if method is not None:
+            return method, self_name
+    return None
+
+
+def _store_attributes(ctx: Context, name: str, writes: dict[str, Value]) -> None:
+    """What a method run on the instance `name` stored on it, as `name.<attr>` reads see it."""
+    for attr, value in writes.items():
+        if attr != SELF:
+            ctx.scope.names[f"{name}.{attr}"] = value
+
+
+def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writes: dict[str, Value]) -> None:
+    """`model.init_weights()`, `self.model.setup()`: the attributes a method stores on the instance it
+    is called on hold from then on, for reads of them and of the instance (`model.parameters()`)."""
+    stored = {attr: value for attr, value in writes.items() if attr != SELF}
+    key = binding_key(target)
+    if not stored or key is None:
+        return
+    found = ctx.scope.lookup(SUPER)
+    if found is not None and isinstance(found.payload, tuple) and found.payload[1] == key:
+        _store_attributes(ctx, key, stored)  # `self.reset()`: this method's own receiver
+        return
+    items = dict(receiver.items)
+    items.update(stored)
+    ctx.scope.names[key] = receiver.with_(items=tuple(sorted(items.items())))
+    if isinstance(target, cst.Name):
+        _store_attributes(ctx, key, stored)
+
+
+def _dataclass_fields(definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
+    """The fields a dataclass's generated `__init__` stores: positional, keyword, else defaults."""
+    fields = definition.fields or ()
+    stored = {name: definition.constants[name] for name in fields if name in definition.constants}
+    stored.update(zip(fields, args, strict=False))
+    stored.update((name, value) for name, value in kwargs.items() if name in fields)
+    return stored
+
+
+def _attribute_by_name(self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value]) -> Value:
+    """`setattr(self, "dtype", value)` stores like `self.dtype = value`; `getattr(self, "dtype", None)`
+    reads like `self.dtype` (a default is not used: whether the attribute exists is not known)."""
+    target = node.args[0].value
+    attr = cast(str, args[1].const)
+    if function == "setattr":
+        if len(args) == 3 and isinstance(target, cst.Name):
+            ctx.scope.names[f"{target.value}.{attr}"] = args[2]
+        return const(None)
+    tracked = ctx.scope.lookup(f"{target.value}.{attr}") if isinstance(target, cst.Name) else None
+    return tracked if tracked is not None else self.attribute_of(args[0], attr)
 
 
 def _recast(module: Value, cast: Value) -> Value:

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
+from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import Definition
+from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
     UNKNOWN,
     Kind,
@@ -91,6 +93,8 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
         value = self.eval(node.value, ctx)
         self.assign(node.target, value, ctx)
         return value
+    if type(node) is cst.Lambda:
+        return Value(Kind.FUNCTION, payload=Lambda(node, ctx.scope))
     if type(node) is cst.Await:
         return self.eval(node.expression, ctx)
     if type(node) is cst.FormattedString:
@@ -146,6 +150,8 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
     if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
         return base.payload.constants.get(attr, UNKNOWN)
+    if base.kind in (Kind.INSTANCE, Kind.MODULE) and base.item(attr) is not None:
+        return base.item(attr) or UNKNOWN  # instances of several classes joined: what all of them hold
     if base.kind is Kind.CONST and attr == "type" and isinstance(base.const, str):
         return const(base.const.split(":")[0])  # `torch.device("cuda:0").type`
     if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
@@ -176,6 +182,10 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
         return tracked
     if base.kind in (Kind.TENSOR, Kind.PARAMS):
         return base
+    if is_registry(base) and len(keys) == 1:
+        entry = registries.read(self, base, keys[0])
+        if entry is not None:
+            return entry
     if base.kind is Kind.DICT and len(keys) == 1:
         found = dict_item(base, keys[0])
         index = node.slice[0].slice
@@ -236,7 +246,8 @@ def eval_dict(self: Interpreter, node: cst.Dict, ctx: Context) -> Value:
         value = self.eval(element.value, ctx)
         if isinstance(key.const, str):
             items.append((key.const, value))
-    return Value(Kind.DICT, items=tuple(items))
+    self.registry_paths.setdefault(node, ctx.scope.module.path)
+    return Value(Kind.DICT, items=tuple(items), identity=node)  # the literal: a registry its writes fill
 
 
 def eval_comprehension(
@@ -352,6 +363,7 @@ BUILTINS = frozenset(
         *PASSTHROUGH_BUILTINS,
         *NUMBER_BUILTINS,
         "getattr",
+        "setattr",
         "dict",
         "isinstance",
         "print",

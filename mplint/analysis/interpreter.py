@@ -188,6 +188,15 @@ class Interpreter:
         # them made inside an autocast region.
         self.data_parallel: dict[object, cst.Call] = {}
         self.replicated_calls: dict[cst.Call, list[ReplicatedCall]] = {}
+        # Registries: dict literals (a class's `_registry = {}`, a module's `MODELS = {}`) and what
+        # code of the linted files stores into them (`cls._registry[name] = model_cls`), the file
+        # each is defined in, the files whose registrations were run, and the key a read is
+        # pinned to while a function runs once per registered key.
+        self.registered: dict[cst.Dict, dict[str, Value]] = {}
+        self.registry_paths: dict[cst.Dict, str] = {}
+        self.settled: set[str] = set()
+        self.pins: dict[cst.Dict, str] = {}
+        self.split_runs = 0
 
     def run(self) -> None:
         for path in self.roots:

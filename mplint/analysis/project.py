@@ -37,10 +37,29 @@ class ModuleIndex:
             return None
         matches = self._by_name.get(name, [])
         if len(matches) > 1:
-            # Prefer the candidate next to the importer (a script importing its sibling module).
+            # Prefer the candidate next to the importer (a script importing its sibling module),
+            # else the one sharing most folders with it: in a run over several repositories,
+            # `src.utils` imported from `repo-a/src/models/x.py` is repo-a's own.
             importer_dir = posixpath.dirname(importer)
-            matches = [m for m in matches if posixpath.dirname(m) == importer_dir]
+            siblings = [m for m in matches if posixpath.dirname(m) == importer_dir]
+            matches = siblings or _nearest(matches, importer_dir)
         return self._original[matches[0]] if len(matches) == 1 else None
+
+
+def _nearest(paths: list[str], folder: str) -> list[str]:
+    """Those of `paths` sharing the most leading folders with `folder` (at least one)."""
+    parts = folder.split("/")
+
+    def shared(path: str) -> int:
+        count = 0
+        for mine, theirs in zip(parts, path.split("/")[:-1], strict=False):
+            if mine != theirs:
+                break
+            count += 1
+        return count
+
+    best = max((shared(path) for path in paths), default=0)
+    return [path for path in paths if shared(path) == best] if best else []
 
 
 def _module_name(path: str) -> str:

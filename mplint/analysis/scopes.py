@@ -62,6 +62,10 @@ class ModuleState:
     def __post_init__(self) -> None:
         self.scope = Scope(self)
 
+    def all_statements(self) -> list[Statement]:
+        """Every top-level statement (of a file parsed piece by piece: all its pieces, parsed now)."""
+        return self.top_level(ALL_NAMES) if self.top_level is not None else statements(self.module)
+
     def binding_statements(self, name: str) -> list[Statement]:
         """Top-level statements (also inside top-level if/try) that may bind `name`."""
         if self.top_level is not None:
@@ -107,7 +111,13 @@ class Frame:
     yielded: list[Region | None] = field(default_factory=list)
     # torch's default dtype at each `yield` (what a `@contextmanager` helper that sets it opens).
     yielded_defaults: list[tuple[Precision, Origin | None]] = field(default_factory=list)
+    # A registry read with a key that cannot be told (`cls._registry[model_type]`): the read and
+    # the registered keys, for `call_definition` to run the body once per key.
+    split: tuple[cst.Dict, tuple[str, ...]] | None = None
 
+
+# What `top_level` is asked for to get every top-level statement (no name is spelled so).
+ALL_NAMES = "*"
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint import tree
+from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad
@@ -59,6 +60,10 @@ class Definition:
     methods: dict[str, Definition] = field(default_factory=dict, repr=False)
     # Classes: what their body binds to constants (dataclass field defaults, class attributes).
     constants: dict[str, Value] = field(default_factory=dict, repr=False)
+    # Classes: their bases of the linted code (what `super()` reaches), and for a `@dataclass` its
+    # fields in `__init__` order (those of its bases first); None for any other class.
+    bases: tuple[Definition, ...] = ()
+    fields: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -67,6 +72,17 @@ class Definition:
     def method(self, name: str) -> Definition | None:
         return self.methods.get(name)
 
+
+@dataclass(frozen=True, eq=False)
+class Lambda:
+    """A `lambda` of the linted code, with the scope it closes over."""
+
+    node: cst.Lambda
+    scope: Scope = field(repr=False)
+
+
+# The name under which a method's scope holds its class and receiver, for `super()` (no Python name has a space).
+SUPER = "super ()"
 
 # (function, arguments, keyword arguments, region, receiver, the non-default condition it runs under,
 # torch's default dtype in effect)
@@ -139,16 +155,41 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         or (isinstance(base.payload, Definition) and base.payload.is_optimizer)
         for base in bases
     )
-    definition = Definition(node, ctx.scope.module.path, ctx.scope, is_module=is_module, is_optimizer=is_optimizer)
+    linted_bases = tuple(base.payload for base in bases if isinstance(base.payload, Definition))
+    decorators = [self.eval(decorator.decorator, ctx) for decorator in node.decorators]
+    fields: tuple[str, ...] | None = None
+    named = [  # `@dataclass`, `@dataclasses.dataclass(frozen=True)`
+        self.eval(decorator.decorator.func, ctx) if isinstance(decorator.decorator, cst.Call) else value
+        for decorator, value in zip(node.decorators, decorators, strict=True)
+    ]
+    if any(api.last_part(decorator.name or "") == "dataclass" for decorator in named):
+        inherited = [name for base in linted_bases for name in base.fields or ()]
+        fields = tuple(dict.fromkeys([*inherited, *_annotated_names(node)]))
+    definition = Definition(
+        node,
+        ctx.scope.module.path,
+        ctx.scope,
+        is_module=is_module,
+        is_optimizer=is_optimizer,
+        bases=linted_bases,
+        fields=fields,
+    )
     for base in bases:  # inherited methods, overridden by the class's own below
         if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
             definition.methods.update(base.payload.methods)
+            definition.constants.update(base.payload.constants)
     body_scope = Scope(ctx.scope.module, ctx.scope)
     self.exec_block(statements(node.body), Context(body_scope, ctx.region, class_body=definition))
     for name, value in body_scope.names.items():  # dataclass fields and class attributes: their defaults
-        if value.kind in (Kind.CONST, Kind.DTYPE):
-            definition.constants[name] = value
-    ctx.scope.names[node.name.value] = Value(kind=Kind.CLASS, payload=definition)
+        if value.kind in (Kind.CONST, Kind.DTYPE) or (value.kind is Kind.DICT and value.identity is not None):
+            definition.constants[name] = value  # a dict literal: a registry its classmethods fill
+    value = Value(kind=Kind.CLASS, payload=definition)
+    ctx.scope.names[node.name.value] = value
+    for decorator in reversed(decorators):
+        # `@Registry.register("llama")`, `@register_model`: a decorator of the linted code runs on
+        # the class (filling a registry); the name keeps the class.
+        if decorator.kind is Kind.FUNCTION and isinstance(decorator.payload, Definition):
+            self.call_definition(decorator.payload, [value], {}, None)
 
 
 def _linted(self: Interpreter, value: Value, ctx: Context) -> Value:
@@ -229,7 +270,8 @@ def call_definition(
         return UNKNOWN, {}
     self.evaluated_calls += 1
     self.entered_paths.add(definition.path)
-    self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
+    if not self.pins:  # a run per registered key does not use up the contexts of what it calls
+        self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
     self.memo.in_progress.append(key)
     outer_chain, self.chain = self.chain, (*self.chain, definition.name)
     self.frames.append(Frame())
@@ -237,17 +279,55 @@ def call_definition(
     building = owner is not None and owner.is_module and definition.name == "__init__"
     if owner is not None and building:
         self.constructing.append(owner)
-    scope = Scope(self.modules[definition.path], definition.scope)
-    self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
-    ctx = Context(scope, region, no_grad=definition.no_grad)
     try:
-        self.exec_block(statements(definition.node.body), ctx)
+        outcome = _run_body(self, definition, args, kwargs, region, receiver, default)
+        split = self.frames[-1].split
+        if split is not None and split[0] not in self.pins:
+            # A registry read with a key the analysis cannot tell: the body once per registered
+            # key, joined (every entry of a bf16 model registry builds a bf16 model).
+            node, keys = split
+            self.split_runs += len(keys)
+            outcomes = []
+            try:
+                for choice in keys:
+                    self.pins[node] = choice
+                    self.frames[-1] = Frame()
+                    outcomes.append(_run_body(self, definition, args, kwargs, region, receiver, default))
+            finally:
+                del self.pins[node]
+            outcome = registries.joined(outcomes)
     finally:
-        frame = self.frames.pop()
+        self.frames.pop()
         if building:
             self.constructing.pop()
         self.memo.in_progress.pop()
         self.chain = outer_chain
+    self.memo.results[key] = outcome
+    after = self.default_dtype_at(definition.path, Precision.FP32)
+    if after != default:
+        self.memo.default_set[key] = after
+    return outcome
+
+
+def _run_body(
+    self: Interpreter,
+    definition: Definition,
+    args: list[Value],
+    kwargs: dict[str, Value],
+    region: Region | None,
+    receiver: Value | None,
+    default: tuple[Precision, Origin | None],
+) -> tuple[Value, dict[str, Value]]:
+    """One evaluation of a function's body in the current frame (`default`: torch's default dtype
+    as the call began): what it returns and writes."""
+    assert isinstance(definition.node, cst.FunctionDef)
+    scope = Scope(self.modules[definition.path], definition.scope)
+    self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
+    if self_name is not None and definition.owner is not None:
+        scope.names[SUPER] = Value(Kind.ANY, op=SUPER, payload=(definition.owner, self_name))
+    ctx = Context(scope, region, no_grad=definition.no_grad)
+    self.exec_block(statements(definition.node.body), ctx)
+    frame = self.frames[-1]
     returns = frame.returns
     result = returns[0] if returns else const(None)
     for value in returns[1:]:
@@ -263,12 +343,7 @@ def call_definition(
         rebound = scope.names.get(self_name)
         if rebound is not None and rebound is not receiver:
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
-    outcome = (result, writes)
-    self.memo.results[key] = outcome
-    after = self.default_dtype_at(definition.path, Precision.FP32)
-    if after != default:
-        self.memo.default_set[key] = after
-    return outcome
+    return result, writes
 
 
 def bind_parameters(
@@ -329,6 +404,15 @@ def _default_set(yielded: list[tuple[Precision, Origin | None]], outer: tuple[Pr
     if not yielded or any(default != yielded[0] for default in yielded) or yielded[0] == outer:
         return UNKNOWN
     return Value(Kind.ANY, yielded[0][0], origin=yielded[0][1], op=DEFAULT_DTYPE)
+
+
+def _annotated_names(node: cst.ClassDef) -> list[str]:
+    """The names a class body annotates (`dim: int = None`): a dataclass's fields, in order."""
+    found: list[str] = []
+    for statement in statements(node.body):  # simple statements come one by one
+        if isinstance(statement, cst.AnnAssign) and isinstance(statement.target, cst.Name):
+            found.append(statement.target.value)
+    return found
 
 
 def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:

@@ -254,3 +254,43 @@ def test_message_points_at_the_cast_in_the_calling_file(tmp_path: Path) -> None:
     [finding] = lint_paths([tmp_path], select=["MP001"]).findings
     assert "bfloat16" in finding.message
     assert f"train.py:{line_of(PPO_STEP_BF16, 'from_pretrained')}" in finding.message
+
+
+SELECTIVE_LOG_SOFTMAX = """
+    import torch
+
+
+    def selective_log_softmax(logits, index, loss_mask):
+        selected_logits = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
+        logsumexp_values = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])  # expect: MP001
+        per_token_logps = selected_logits - logsumexp_values
+        return per_token_logps.masked_fill(~loss_mask, 0.0)
+"""
+
+DPO_REFERENCE_STEP = """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from utils import selective_log_softmax
+
+    class DPO:
+        def __init__(self, name):
+            self.reference = AutoModelForCausalLM.from_pretrained(name, torch_dtype=DTYPE)
+
+        def reference_logps(self, batch):
+            with torch.no_grad():
+                outputs = self.reference(batch["input_ids"])
+            return selective_log_softmax(outputs.logits, batch["labels"], batch["mask"])
+"""
+
+
+@pytest.mark.parametrize(
+    ("dtype", "marked"),
+    [("torch.bfloat16", True), ("torch.float32", False)],
+)
+def test_held_logsumexp_of_a_helper_is_reported_where_it_is_computed(dtype: str, marked: bool, tmp_path: Path) -> None:
+    """TRL's `selective_log_softmax` in a helper file: the finding (and its `.float()` fix) sits at
+    the logsumexp the subtraction's name holds, not at the subtraction."""
+    helper = SELECTIVE_LOG_SOFTMAX if marked else SELECTIVE_LOG_SOFTMAX.replace("  # expect: MP001", "")
+    files = {"utils.py": helper, "train.py": DPO_REFERENCE_STEP.replace("DTYPE", dtype)}
+    check_files(files, "MP001", tmp_path)

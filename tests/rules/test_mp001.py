@@ -745,8 +745,8 @@ HELD_LOGSUMEXP = [
 
         def selective_log_softmax(logits, index):
             selected_logits = torch.gather(logits, dim=-1, index=index.unsqueeze(-1)).squeeze(-1)
-            logsumexp_values = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])
-            return selected_logits - logsumexp_values  # expect: MP001
+            logsumexp_values = torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])  # expect: MP001
+            return selected_logits - logsumexp_values
 
         policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
         logps = selective_log_softmax(policy(input_ids).logits, input_ids)
@@ -760,8 +760,8 @@ HELD_LOGSUMEXP = [
         policy = torch.nn.Linear(16, 100)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = policy(states)
-            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-            logp = logits - lse  # expect: MP001
+            lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # expect: MP001
+            logp = logits - lse
         """,
     ),
     ok(

@@ -17,7 +17,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda
+from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda, Partial
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -95,6 +95,14 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         result = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(fields_given.items())))
     elif callee.kind is Kind.FUNCTION and isinstance(callee.payload, Lambda):
         result = _call_lambda(self, node, ctx, callee.payload, args)
+    elif function == "functools.partial" and args and args[0].kind in (Kind.FUNCTION, Kind.CLASS):
+        # `score_fn = partial(avg_logprob, model=model)`: the model reaches wherever it is called.
+        bound = Partial(args[0], tuple(args[1:]), tuple(sorted(kwargs.items())))
+        result = Value(Kind.FUNCTION, payload=bound)
+    elif callee.kind is Kind.FUNCTION and isinstance(callee.payload, Partial):
+        bound = callee.payload
+        args, kwargs = [*bound.args, *args], {**dict(bound.kwargs), **kwargs}
+        result = self.dispatch(node, ctx, bound.function, None, receiver, None, args, kwargs)
     else:
         result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
     if result.region is None and result.kind in (Kind.ANY, Kind.TENSOR):

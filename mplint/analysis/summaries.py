@@ -81,6 +81,15 @@ class Lambda:
     scope: Scope = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Partial:
+    """`functools.partial(f, *args, **kwargs)`: `f` with those arguments bound, called with the rest."""
+
+    function: Value
+    args: tuple[Value, ...]
+    kwargs: tuple[tuple[str, Value], ...]
+
+
 # The name under which a method's scope holds its class and receiver, for `super()` (no Python name has a space).
 SUPER = "super ()"
 

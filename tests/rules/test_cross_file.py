@@ -294,3 +294,53 @@ def test_held_logsumexp_of_a_helper_is_reported_where_it_is_computed(dtype: str,
     helper = SELECTIVE_LOG_SOFTMAX if marked else SELECTIVE_LOG_SOFTMAX.replace("  # expect: MP001", "")
     files = {"utils.py": helper, "train.py": DPO_REFERENCE_STEP.replace("DTYPE", dtype)}
     check_files(files, "MP001", tmp_path)
+
+
+SCORING_HELPERS = """
+    import torch
+
+
+    def avg_logprob(model, tokenizer, prompt, answer):
+        ids = torch.tensor(tokenizer.encode(prompt + answer))
+        logits = model(ids.unsqueeze(0)).squeeze(0)
+        logprobs = torch.log_softmax(logits, dim=-1)  # expect: MP001
+        return logprobs.mean().item()
+
+
+    def refine(generate, score_fn, prompt, rounds=2):
+        best = generate(prompt)
+        for _ in range(rounds):
+            candidate = generate(prompt)
+            if score_fn(answer=candidate, prompt=prompt) > score_fn(answer=best, prompt=prompt):
+                best = candidate
+        return best
+"""
+
+SCORING_SCRIPT = """
+    from functools import partial
+
+    import torch
+
+    from scoring import avg_logprob, refine
+
+
+    def main(model, tokenizer, prompts):
+        model = model.to(torch.bfloat16)
+        score_fn = partial(avg_logprob, model, tokenizer=tokenizer)
+        return [refine(model.generate, score_fn, prompt) for prompt in prompts]
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "helpers"),
+    [
+        pytest.param(SCORING_SCRIPT, SCORING_HELPERS, id="bug-bf16-model-bound-by-partial"),
+        pytest.param(
+            SCORING_SCRIPT.replace("torch.bfloat16", "torch.float32"),
+            SCORING_HELPERS.replace("  # expect: MP001", ""),
+            id="ok-fp32-model-bound-by-partial",
+        ),
+    ],
+)
+def test_arguments_bound_by_functools_partial_reach_the_call(script: str, helpers: str, tmp_path: Path) -> None:
+    check_files({"refine_answers.py": script, "scoring.py": helpers}, "MP001", tmp_path)

@@ -12,7 +12,7 @@ their branch alone (`configuration`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar, cast
 
@@ -35,6 +35,7 @@ from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
 from mplint.analysis.summaries import CallMemo, Definition
 from mplint.analysis.values import Kind, Origin, Precision, Value
+from mplint.tree import Statement
 
 Node = TypeVar("Node", bound=cst.CSTNode)
 Result = TypeVar("Result")
@@ -160,6 +161,8 @@ class Interpreter:
         self.evaluated_calls = 0
         # While a branch the default configuration skips is read: the condition that takes it.
         self.condition: str | None = None
+        # The block the last `if` statement run is in, and the index of the statement after it.
+        self.after_if: tuple[Sequence[Statement], int] = ((), 0)
         # The functions being evaluated, outermost first (see `CallFact.chain`).
         self.chain: tuple[str, ...] = ()
         # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.
@@ -234,11 +237,14 @@ class Interpreter:
             return
         state.state = "running"
         ctx = Context(state.scope)
+        body = tree.statements(state.module)
         with self.entered(state.path):
-            for statement in tree.statements(state.module):
+            for index, statement in enumerate(body):
                 if id(statement) in state.executed:
                     continue  # a root parsed in part: run early by a lookup of a name it binds
                 state.executed.add(id(statement))
+                if type(statement) is cst.If:
+                    self.after_if = (body, index + 1)  # as `exec_block` does
                 if not self.exec_statement(statement, ctx):
                     break
         state.state = "done"

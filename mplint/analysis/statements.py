@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 def exec_block(self: Interpreter, body: Sequence[Statement], ctx: Context) -> bool:
     """Execute statements in order; False when the block always leaves (return/raise/continue/break)."""
-    for statement in body:
+    for index, statement in enumerate(body):
+        if type(statement) is cst.If:
+            self.after_if = (body, index + 1)  # what follows it, for a branch read aside (`exec_if`)
         if not self.exec_statement(statement, ctx):
             return False
     return True
@@ -138,6 +140,8 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
     of elifs). A test whose value is known in the configuration that runs (`if args.amp:` with
     `default=True`) takes its branch alone; the branches that configuration skips are read aside
     (`exec_aside`), so that a bug behind a non-default option is still reported, as conditional."""
+    block, start = self.after_if
+    rest = block[start:] if 0 < start <= len(block) and block[start - 1] is node else ()
     bodies: list[list[Statement]] = []
     branch: cst.If | cst.Else | None = node
     while isinstance(branch, cst.If):
@@ -148,7 +152,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             condition = configuration_condition(_tested(self, ctx, branch.test), holds=False) if chosen else None
             if condition is not None:
                 for body in _later_bodies(branch.orelse):
-                    exec_aside(self, body, ctx, condition)
+                    exec_aside(self, body, ctx, condition, rest)
             return (
                 self.exec_branches(ctx, None, bodies, statements(branch.body))
                 if bodies
@@ -159,7 +163,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         elif chosen:
             condition = configuration_condition(_tested(self, ctx, branch.test), holds=True)
             if condition is not None:
-                exec_aside(self, statements(branch.body), ctx, condition)
+                exec_aside(self, statements(branch.body), ctx, condition, rest)
         branch = branch.orelse
     return (
         self.exec_branches(ctx, None, bodies, statements(branch))
@@ -172,9 +176,14 @@ def _tested(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> str | 
     return self.of_tree(ctx.scope.module.path, configuration_test, test)
 
 
-def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition: str) -> None:
+def exec_aside(
+    self: Interpreter, body: list[Statement], ctx: Context, condition: str, rest: Sequence[Statement] = ()
+) -> None:
     """Run a branch the default configuration skips for its facts alone (marked with `condition`):
-    what it binds, returns or sets up is dropped, so the default path never sees it."""
+    what it binds, returns or sets up is dropped, so the default path never sees it. When it binds
+    a low precision or another function (`if args.bf16: model = model.to(torch.bfloat16)`,
+    `score_fn = partial(avg_logprob, model=model)`), the statements after the `if` in its block
+    (`rest`) run aside with it too, where those names are used (not inside another such path)."""
     if not body:
         return
     names = dict(ctx.scope.names)
@@ -185,7 +194,8 @@ def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition
     outer = self.condition
     self.condition = outer or condition  # nested: the outermost non-default condition names the path
     try:
-        self.exec_block(body, ctx)
+        if self.exec_block(body, ctx) and rest and outer is None and _rebinds_precision(names, ctx.scope.names):
+            self.exec_block(rest, ctx)
     finally:
         self.condition = outer
         ctx.scope.names.clear()
@@ -193,6 +203,17 @@ def exec_aside(self: Interpreter, body: list[Statement], ctx: Context, condition
         del frame.returns[returned:], frame.pending_casts[pending:], frame.yielded[yielded:]
         del frame.yielded_defaults[defaults:]
         self.default_dtype, self.loss_scaling_paths = default_dtype, scaling
+
+
+def _rebinds_precision(before: dict[str, Value], after: dict[str, Value]) -> bool:
+    """Whether a branch bound a name to a low precision or to another function or region."""
+    for name, value in after.items():
+        if before.get(name) is value:
+            continue
+        if value.precision.is_low or value.kind in (Kind.FUNCTION, Kind.CLASS, Kind.AUTOCAST):
+            if before.get(name) != value:
+                return True
+    return False
 
 
 def _later_bodies(orelse: cst.If | cst.Else | None) -> list[list[Statement]]:

@@ -218,3 +218,85 @@ def test_a_table_without_fp16_or_read_by_a_literal_is_quiet(change: str, replace
     source = LLMC_DTYPE_TABLE.replace(change, replacement).replace("  # expect: MP002", "")
     assert replacement in source
     assert lint(source, "MP002") == []
+
+
+# What a skipped branch binds reaches the statements after it, on that path only.
+SCORING_LOOP = """
+    import argparse
+    from functools import partial
+
+    import torch
+    import torch.nn.functional as F
+
+
+    def avg_logprob(model, ids):
+        logits = model(ids)
+        return F.log_softmax(logits, dim=-1).mean()  # expect: MP001
+
+
+    def length_score(ids):
+        return float(len(ids))
+
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--scoring", default="length", choices=["length", "logprob"])
+        args = parser.parse_args()
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        for ids in loader:
+            if args.scoring == "length":
+                score_fn = length_score
+            else:
+                score_fn = partial(avg_logprob, model)
+            print(score_fn(ids))
+"""
+
+CAST_OPTION = """
+    import argparse
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bf16", action="store_true")
+    args = parser.parse_args()
+    model = torch.nn.Linear(8, 8)
+    if args.bf16:
+        model = model.to(torch.bfloat16)
+    optimizer = torch.optim.AdamW(model.parameters())  # expect: MP003
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        pytest.param(SCORING_LOOP, "MP001", id="bug-function-chosen-by-an-option"),
+        pytest.param(CAST_OPTION, "MP003", id="bug-cast-behind-an-option"),
+    ],
+)
+def test_what_a_skipped_branch_binds_is_read_after_it_as_conditional(source: str, code: str) -> None:
+    check(source, code)
+    (finding,) = lint(source, code)
+    assert finding.severity is Severity.WARNING
+    assert "not in the default configuration" in finding.message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        ok("fp32-on-every-path", CAST_OPTION.replace("torch.bfloat16", "torch.float32").replace("  # expect: MP003", "")),
+        ok(
+            "the-option-path-leaves",
+            CAST_OPTION.replace(
+                "model = model.to(torch.bfloat16)", "model = model.to(torch.bfloat16)\n        raise SystemExit"
+            ).replace("  # expect: MP003", ""),
+        ),
+        ok(
+            "cast-back-after-the-branch",
+            CAST_OPTION.replace(
+                "optimizer = torch.optim.AdamW(model.parameters())  # expect: MP003",
+                "model = model.float()\n    optimizer = torch.optim.AdamW(model.parameters())",
+            ),
+        ),
+    ],
+)
+def test_what_follows_a_skipped_branch_stays_quiet_when_nothing_it_binds_is_half(source: str) -> None:
+    check(source, "MP003")

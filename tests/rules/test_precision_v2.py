@@ -134,8 +134,9 @@ DISTILLATION = [
         logp = F.log_softmax(policy(x), dim=-1)
         """,
     ),
-    ok(
-        "not-of-an-enabled-option",
+    bug(
+        # Off by default (`not False and False`): the cast and what follows it are read as conditional.
+        "not-and-of-options-off-by-default",
         """
         import argparse
         import torch
@@ -143,11 +144,12 @@ DISTILLATION = [
 
         parser = argparse.ArgumentParser()
         parser.add_argument("--fp32", action="store_true")
+        parser.add_argument("--bf16", action="store_true")
         args = parser.parse_args()
         policy = torch.nn.Linear(8, 8)
-        if not args.fp32 and args.fp32:
+        if not args.fp32 and args.bf16:
             policy = policy.to(torch.bfloat16)
-        logp = F.log_softmax(policy(x), dim=-1)
+        logp = F.log_softmax(policy(x), dim=-1)  # expect: MP001
         """,
     ),
 ]

@@ -29,6 +29,7 @@ from mplint.analysis.values import (
     Value,
     const,
     dotted,
+    half_submodule,
     is_tensor_like,
 )
 from mplint.tree import string_value
@@ -527,20 +528,6 @@ def _recast(module: Value, cast: Value) -> Value:
         return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=())
     items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
     return module.with_(precision=cast.precision, origin=cast.origin, items=items)
-
-
-def half_submodule(module: Value) -> Value | None:
-    """A submodule a module of the linted code holds (`self.out_head = nn.Linear(..., dtype=cfg["dtype"])`,
-    at any depth) that is half: its parameters are among the module's, so an optimizer over them
-    updates half weights."""
-    pending = [item for _, item in module.items]
-    while pending:
-        item = pending.pop()
-        if item.kind is Kind.MODULE:
-            if item.precision.is_low:
-                return item
-            pending.extend(sub for _, sub in item.items)
-    return None
 
 
 def _called_definition(callee: Value, receiver: Value, method: str | None) -> Definition | None:

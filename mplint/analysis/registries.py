@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import MIXED, UNKNOWN, Kind, Value, join
+from mplint.analysis.values import MIXED, UNKNOWN, Kind, Value, half_submodule, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -120,7 +120,11 @@ def joined(outcomes: list[tuple[Value, dict[str, Value]]]) -> tuple[Value, dict[
     for other, other_writes in outcomes[1:]:
         result = join(result, other)
         writes = {attr: join(value, other_writes[attr]) for attr, value in writes.items() if attr in other_writes}
-    halves = [_half_part(value) for value, _ in outcomes]
+    # A half submodule each model holds at any depth (or the model itself, when half).
+    halves = [
+        (value if value.precision.is_low else half_submodule(value)) if value.kind is Kind.MODULE else None
+        for value, _ in outcomes
+    ]
     first = halves[0]
     if result.kind is Kind.MODULE and first is not None and not result.precision.is_low:
         if all(half is not None and half.precision is first.precision for half in halves):
@@ -129,17 +133,3 @@ def joined(outcomes: list[tuple[Value, dict[str, Value]]]) -> tuple[Value, dict[
                 first = first.with_(origin=replace(first.origin, how=how))
             result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first)))
     return result, writes
-
-
-def _half_part(module: Value) -> Value | None:
-    """A half submodule `module` holds at any depth (or the module itself, when half)."""
-    if module.kind is not Kind.MODULE:
-        return None
-    pending = [module]
-    while pending:
-        item = pending.pop()
-        if item.kind is Kind.MODULE:
-            if item.precision.is_low:
-                return item
-            pending.extend(sub for _, sub in item.items)
-    return None

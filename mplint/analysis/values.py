@@ -280,3 +280,17 @@ def selected(params: Value) -> Value:
 
 # `Value.op` of the parameters of a module holding half and other submodules.
 MIXED = "mixed parameters"
+
+
+def half_submodule(module: Value) -> Value | None:
+    """A submodule a module of the linted code holds (`self.out_head = nn.Linear(..., dtype=cfg["dtype"])`,
+    at any depth) that is half: its parameters are among the module's, so an optimizer over them
+    updates half weights."""
+    pending = [item for _, item in module.items]
+    while pending:
+        item = pending.pop()
+        if item.kind is Kind.MODULE:
+            if item.precision.is_low:
+                return item
+            pending.extend(sub for _, sub in item.items)
+    return None

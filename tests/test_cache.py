@@ -219,3 +219,34 @@ def test_editing_a_deepspeed_json_config_reanalyses_the_script_that_reads_it(
     config.write_text('{"train_batch_size": 8, "bf16": {"enabled": false}}')
     assert cached_lint(select=["MP001"]).findings == ()
     assert analysed == ["pkg/rl.py"]
+
+
+def test_a_helper_that_gains_a_word_reanalyses_the_units_that_judged_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_files: Callable, analysed: list[str]
+) -> None:
+    # `describe()`, which nobody calls, calls `summary` from helpers.py, whose code mentions no rule's
+    # word: judged from CPython's tree (never parsed) and not analysed. The unit still depends on
+    # helpers.py: once `summary` mentions a word, `describe()` is worth analysing.
+    monkeypatch.chdir(tmp_path)
+    write_files(
+        tmp_path,
+        {
+            "pkg/helpers.py": "def summary(model):\n    return str(model)\n",
+            "pkg/train.py": (
+                "import torch\n"
+                "from pkg.helpers import summary\n\n\n"
+                "def describe(model):\n"
+                "    return summary(model)\n\n\n"
+                "x = torch.zeros(2, dtype=torch.bfloat16)\n"
+            ),
+        },
+    )
+    cached_lint()
+    helpers = tmp_path / "pkg/helpers.py"
+    helpers.write_text(
+        "import torch\n\n\ndef summary(model):\n    return torch.optim.AdamW(model.to(torch.bfloat16).parameters())\n"
+    )
+    analysed.clear()
+    warm = cached_lint()
+    assert sorted(analysed) == ["pkg/helpers.py", "pkg/train.py"]
+    assert warm == api.lint_paths(["pkg"])

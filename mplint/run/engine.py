@@ -236,7 +236,7 @@ class Run:
         self._keep(path, found, len(source.text or ""))
         return found
 
-    def parse_root(self, path: str) -> tuple[ParsedFile, cst.Module] | Finding:
+    def parse_root(self, path: str, reaches: Callable[[str, str], bool]) -> tuple[ParsedFile, cst.Module] | Finding:
         """A root's tree and the module its unit runs: only the top-level code and the definitions
         that may lead to a rule's word (`Reach`), the others parsed if a name is looked up; the
         whole file where a rule that reads whole trees (MP203's imports and every use of them)
@@ -249,7 +249,7 @@ class Run:
         if not any(rule.SYNTACTIC for rule in self._relevant_rules(source)):
             partial = known if isinstance(known, PartialFile) else self.partial.get(path) or self._read_partially(path)
             if partial is not None:
-                module = partial.eager_module(lambda name: self.reach.may_reach(path, name))
+                module = partial.eager_module(lambda name: reaches(path, name))
                 if module is not None:
                     if path not in self.partial:
                         self._keep(path, partial, partial.parsed_characters)
@@ -302,7 +302,14 @@ class Run:
         return result
 
     def _lint_unit(self, root: str) -> UnitResult:
-        found = self.parse_root(root)
+        consulted: set[str] = set()  # files whose functions `Reach` judged for this unit: it depends on them
+
+        def reaches(path: str, name: str) -> bool:
+            verdict, read = self.reach.judged(path, name)
+            consulted.update(read)
+            return verdict
+
+        found = self.parse_root(root, reaches)
         if isinstance(found, Finding):
             return UnitResult((found,), (root,))
         parsed, module = found
@@ -317,9 +324,7 @@ class Run:
 
         try:
             root_run = (module, parsed.top_level if isinstance(parsed, PartialFile) else None)
-            precision = analyze(
-                {root: root_run}, load, self.index, self.words, lambda path: files[path].memo, self.reach.may_reach
-            )
+            precision = analyze({root: root_run}, load, self.index, self.words, lambda path: files[path].memo, reaches)
         except RecursionError:  # expressions nested deeper than a recursive walk can follow
             return UnitResult((invalid(root, 1, 1, TOO_DEEP),), (root,))
         findings: list[Finding] = []
@@ -334,7 +339,8 @@ class Run:
             except Exception as error:  # a rule bug must name the file, not print a traceback
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)
-        return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted({*files, *precision.data_files})))
+        read = {*files, *precision.data_files, *consulted}
+        return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(read)))
 
     def _visit(self, file: ParsedFile, context: FileContext, module: cst.Module) -> None:
         """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that

@@ -57,31 +57,43 @@ class Reach:
         alternatives = "|".join(map(re.escape, methods))
         self._methods = re.compile(rf"\b(?:{alternatives})\b") if methods else None
         self._files: dict[str, _FileNames | None] = {}
-        self._verdicts: dict[tuple[str, str], bool] = {}
+        # Per (file, name): the verdict, and the files it was read from (what a cached unit depends on).
+        self._verdicts: dict[tuple[str, str], tuple[bool, frozenset[str]]] = {}
 
     def may_reach(self, path: str, name: str) -> bool:
-        key = (path, name)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            self._verdicts[key] = False  # a recursive call does not make a function worth it
-            verdict = self._verdicts[key] = self._judge(path, name)
-        return verdict
+        return self.judged(path, name)[0]
 
-    def _judge(self, path: str, name: str) -> bool:
+    def judged(self, path: str, name: str) -> tuple[bool, frozenset[str]]:
+        """`may_reach`'s verdict, with the files it read to tell."""
+        key = (path, name)
+        found = self._verdicts.get(key)
+        if found is None:
+            # A recursive call does not make a function worth it.
+            self._verdicts[key] = (False, frozenset({path}))
+            found = self._verdicts[key] = self._judge(path, name)
+        return found
+
+    def _judge(self, path: str, name: str) -> tuple[bool, frozenset[str]]:
         names = self._names(path)
+        read = frozenset({path})
         if names is None or name in names.other:
-            return True  # unread, or bound by code this table does not judge: follow it
+            return True, read  # unread, or bound by code this table does not judge: follow it
         if name in names.imports:
-            return self.may_reach(*names.imports[name])
+            verdict, further = self.judged(*names.imports[name])
+            return verdict, read | further
         definition = names.definitions.get(name)
         if definition is None:
             # Not bound at its top level: a submodule (`from pkg import utils`), or a star import.
-            return True
-        return definition.mentions_word or any(
-            self.may_reach(path, callee)
-            for callee in definition.callees
-            if callee in names.definitions or callee in names.imports or callee in names.other
-        )
+            return True, read
+        if definition.mentions_word:
+            return True, read
+        for callee in sorted(definition.callees):
+            if callee in names.definitions or callee in names.imports or callee in names.other:
+                verdict, further = self.judged(path, callee)
+                read |= further
+                if verdict:
+                    return True, read
+        return False, read
 
     def _names(self, path: str) -> _FileNames | None:
         if path not in self._files:

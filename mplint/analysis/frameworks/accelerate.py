@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -35,6 +35,8 @@ FRAMEWORK_PLUGINS = ("deepspeed_plugin", "fsdp_plugin", "megatron_lm_plugin")
 ACCELERATOR = "accelerate.Accelerator"
 FP32_OUTPUTS = "accelerate: fp32 outputs"
 FP32_OUTPUTS_IF_MIXED = "accelerate: fp32 outputs under mixed precision"
+# The item of an Accelerator built with a `deepspeed_plugin`.
+DEEPSPEED = "deepspeed_plugin"
 
 
 def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[str, Value]) -> Value:
@@ -45,7 +47,8 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
         precision = MIXED_PRECISION.get(str(setting.const)) if isinstance(setting.const, str) else None
     if precision is Precision.FP16:
         self.loss_scaling_paths.add(ctx.scope.module.path)  # `accelerator.backward` scales
-    return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node)
+    items = ((DEEPSPEED, const(True)),) if "deepspeed_plugin" in kwargs else ()
+    return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node, items=items)
 
 
 def method(
@@ -54,6 +57,11 @@ def method(
     """`accelerator.prepare(model, optimizer, ...)`, `accelerator.autocast()`; None for any other method."""
     precision = receiver.payload if isinstance(receiver.payload, Precision) else None
     if name in ("prepare", "prepare_model"):
+        if receiver.item(DEEPSPEED) is not None:
+            # `prepare` hands the optimizer to `deepspeed.initialize` (accelerator.py
+            # `_prepare_deepspeed`): its engine steps fp32 master weights, as `deepspeed.py` says.
+            optimizers = [value.payload for value in args if value.kind is Kind.OPTIMIZER]
+            self.master_weights.update(optimizer for optimizer in optimizers if isinstance(optimizer, cst.Call))
         models = tuple(prepared(value, precision) for value in args)
         if len(models) == 1:
             return models[0]

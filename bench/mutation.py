@@ -16,6 +16,12 @@ Tests already red on the unmutated copy are deselected (and named): they would k
     python bench/mutation.py                    # every rule, a table and the survivors
     python bench/mutation.py --rule mp002       # one rule
     python bench/mutation.py --json out.json
+    python bench/mutation.py --module mplint/analysis/paths.py   # a module of the analysis instead
+
+A module of the analysis (`--module`, repeatable) is mutated the same way and measured against the
+same tests (`tests/rules/` and the fix fixtures: the analysis is pinned through the rules' cases);
+no rule is mutated then unless `--rule` asks too. A mutant whose tests hang (a negated loop test)
+counts as killed once they run past `--timeout` seconds.
 
 It works on a copy of the committed tree (`git archive HEAD` into `--workdir`, default a
 temporary directory), never on the checkout itself. Expect ~3 s per mutant on 2 cores.
@@ -90,18 +96,21 @@ class _Mutate(cst.CSTTransformer):
         return kept.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
 
 
-def tests_for(rule_file: Path, work: Path) -> list[str]:
+def tests_for(source_file: Path, work: Path) -> list[str]:
     """The rule's own test module first, then every test that runs the real rules (pytest
-    collects a module named twice once)."""
-    code = rule_file.name.split("_")[0]  # mp002
-    tests = [f"tests/rules/test_{code}.py", "tests/rules", "tests/fixes/test_fixtures.py"]
+    collects a module named twice once). A module of the analysis has no test module of its own."""
+    own = [f"tests/rules/test_{source_file.name.split('_')[0]}.py"] if source_file.parent.name == "rules" else []
+    tests = [*own, "tests/rules", "tests/fixes/test_fixtures.py"]  # own: tests/rules/test_mp002.py
     return [test for test in tests if (work / test).exists()]
 
 
-def killed(work: Path, tests: list[str]) -> bool:
+def killed(work: Path, tests: list[str], timeout: float) -> bool:
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     environment = {**os.environ, "PYTHONPATH": str(work)}
-    result = subprocess.run(command, cwd=work, env=environment, capture_output=True, timeout=600, check=False)
+    try:
+        result = subprocess.run(command, cwd=work, env=environment, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return True  # the mutant made the tests hang: detected
     return result.returncode != 0
 
 
@@ -121,7 +130,7 @@ def red_tests(work: Path, tests: list[str]) -> list[str]:
     return [argument for nodeid in failed for argument in ("--deselect", nodeid)]
 
 
-def mutate_rule(rule_file: Path, work: Path) -> list[Mutant]:
+def mutate_rule(rule_file: Path, work: Path, timeout: float = 600) -> list[Mutant]:
     original = rule_file.read_text(encoding="utf-8")
     module = cst.parse_module(original)
     wrapper = cst.metadata.MetadataWrapper(module, unsafe_skip_copy=True)
@@ -136,7 +145,9 @@ def mutate_rule(rule_file: Path, work: Path) -> list[Mutant]:
             if mutated == original:
                 continue
             rule_file.write_text(mutated, encoding="utf-8")
-            mutants.append(Mutant(rule_file.stem, line, kind, module.code_for_node(node)[:80], killed(work, tests)))
+            mutants.append(
+                Mutant(rule_file.stem, line, kind, module.code_for_node(node)[:80], killed(work, tests, timeout))
+            )
     finally:
         rule_file.write_text(original, encoding="utf-8")
     return mutants
@@ -145,6 +156,10 @@ def mutate_rule(rule_file: Path, work: Path) -> list[Mutant]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", action="append", help="rule module prefix (mp002); repeatable")
+    parser.add_argument(
+        "--module", action="append", help="a module of the analysis (mplint/analysis/paths.py); repeatable"
+    )
+    parser.add_argument("--timeout", type=float, default=600, help="seconds before a mutant's tests count as hung")
     parser.add_argument("--workdir", type=Path, help="where the copy of the repository goes")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -161,9 +176,16 @@ def main() -> int:
     rules = sorted((work / "rules").glob("mp[0-9]*.py"))
     if args.rule:
         rules = [path for path in rules if any(path.name.startswith(prefix) for prefix in args.rule)]
+    elif args.module:
+        rules = []
+    for name in args.module or ():
+        module_file = work / name
+        if not module_file.is_file() or module_file.suffix != ".py":
+            raise SystemExit(f"no such module in the committed tree: {name}")
+        rules.append(module_file)
     mutants: list[Mutant] = []
     for rule_file in rules:
-        found = mutate_rule(rule_file, work)
+        found = mutate_rule(rule_file, work, args.timeout)
         mutants += found
         survivors = sum(not mutant.killed for mutant in found)
         print(f"{rule_file.stem}: {len(found)} mutants, {survivors} survived", file=sys.stderr, flush=True)

@@ -92,15 +92,17 @@ loss.backward()
                 continue
             # fp16 only in a non-default configuration (`--dtype float16`): a warning naming the
             # condition that holds by default.
-            conditional = region.precision is not Precision.FP16
-            if conditional and (region.otherwise is None or region.otherwise[0] is not Precision.FP16):
-                continue
+            condition = None
+            if region.precision is not Precision.FP16:
+                if region.otherwise is None or region.otherwise[0] is not Precision.FP16:
+                    continue
+                condition = region.otherwise[1]
             if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):
                 continue
             shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
             message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.line_of(node))
-            if conditional and region.otherwise is not None:
-                condition = self.CONDITION.format(condition=region.otherwise[1])
+            if condition is not None:
+                condition = self.CONDITION.format(condition=condition)
                 self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
             else:
                 self.report(region.node, message, path=region.path, condition=fact.condition)

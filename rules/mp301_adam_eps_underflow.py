@@ -10,7 +10,7 @@ from mplint.rule import Rule
 # Adam-family constructors whose update runs in the parameters' dtype, with their default `eps`.
 # torch.optim's single-tensor and foreach paths store `sqrt(v) + eps` in the parameters' dtype;
 # transformers' AdamW defaults to 1e-6, which float16 holds (only a smaller explicit eps counts).
-_DEFAULT_EPS = {
+_DEFAULT_EPS: dict[str | None, float] = {
     **{f"torch.optim.{name}": 1e-8 for name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax")},
     **{f"torch.optim.{name.lower()}.{name}": 1e-8 for name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax")},
     "transformers.AdamW": 1e-6,
@@ -94,7 +94,7 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
                 return
 
     def _message(self, fact: CallFact) -> str | None:
-        default = _DEFAULT_EPS.get(fact.function or "")
+        default = _DEFAULT_EPS.get(fact.function)
         if default is None or _is_true(fact.arg(None, "fused")):
             return None
         params = fact.arg(0, "params")
@@ -103,11 +103,11 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         given = fact.arg(_EPS_POSITION, "eps")
         choices = limits.numbers(given) if given is not None else (default,)
         underflowing = [eps for eps in choices if limits.underflows_fp16(eps)]
-        if not choices or not underflowing:
+        if not underflowing:  # also when no choice is known (`choices` empty)
             return None
         eps = max(underflowing)
         return self.MESSAGE.format(
-            optimizer=torch_api.last_part(fact.function or ""),
+            optimizer=torch_api.last_part(str(fact.function)),  # one of _DEFAULT_EPS
             dtype=params.precision.value,
             origin=self.describe_origin(params.origin),
             eps=eps,

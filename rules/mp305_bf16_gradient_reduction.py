@@ -102,7 +102,7 @@ policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16,
             return None
         if reduce_dtype.precision not in (Precision.BF16, Precision.HALF):
             return None
-        policy = (fact.function or "").rpartition(".")[2]
+        policy = str(fact.function).rpartition(".")[2]  # one of _POLICIES
         return self.MESSAGE.format(policy=policy, dtype=reduce_dtype.precision.value, why=why)
 
 

@@ -39,7 +39,7 @@ def numbers(value: Value) -> tuple[float, ...]:
         return ()
     choices = value.payload if isinstance(value.payload, frozenset) else (value.payload,)
     found = [choice for choice in choices if isinstance(choice, (int, float)) and not isinstance(choice, bool)]
-    if not choices or len(found) < len(choices):
+    if len(found) < len(choices):  # no choice at all finds none and returns () too
         return ()
     return tuple(float(choice) for choice in found)
 

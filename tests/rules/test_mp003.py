@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, line_of, lint, ok
 
 CODE = "MP003"
 
@@ -340,6 +340,17 @@ CASES = [
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     """,
     ),
+    # Every argument spread from a config: which parameters the optimizer gets is unknown.
+    ok(
+        "arguments-spread-from-config",
+        """
+        import torch
+
+        model = torch.nn.Linear(512, 512).cuda().half()
+        optimizer_kwargs = {"params": model.parameters(), "lr": 1e-3, "weight_decay": 0.0}
+        optimizer = torch.optim.AdamW(**optimizer_kwargs)
+    """,
+    ),
     ok(
         "optimi-kahan-sum",
         """
@@ -533,3 +544,54 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_mp003(source: str) -> None:
     check(source, CODE)
+
+
+def test_late_cast_message_names_the_optimizer_by_its_function() -> None:
+    source = """
+        import torch.nn.functional as F
+        from torch.optim import AdamW as TorchAdamW
+
+        model = Net().cuda()
+        optimizer = TorchAdamW(model.parameters(), lr=1e-3)
+        model.half()
+        for x, y in loader:
+            loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
+            loss.backward()
+            optimizer.step()
+    """
+    (finding,) = lint(source, CODE)
+    assert f"after AdamW was built over its parameters (train.py:{line_of(source, 'TorchAdamW(')})" in finding.message
+
+
+def test_late_cast_message_names_a_project_optimizer_class() -> None:
+    source = """
+        import torch
+
+        class Lion(torch.optim.Optimizer):
+            def __init__(self, params, lr=1e-4, betas=(0.9, 0.99)):
+                super().__init__(params, dict(lr=lr, betas=betas))
+
+        model = torch.nn.Linear(512, 512).cuda()
+        optimizer = Lion(model.parameters(), lr=3e-5)
+        model.to(torch.float16)
+        for x in loader:
+            model(x.half()).float().pow(2).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    """
+    (finding,) = lint(source, CODE)
+    assert "after Lion was built over its parameters" in finding.message
+
+
+def test_message_names_the_optimizer_by_its_function_not_its_alias() -> None:
+    (finding,) = lint(
+        """
+        import torch
+        from bitsandbytes.optim import AdamW8bit as Adam8
+
+        model = torch.nn.Linear(512, 512).cuda().half()
+        optimizer = Adam8(model.parameters(), lr=1e-4)
+        """,
+        CODE,
+    )
+    assert finding.message.startswith("AdamW8bit over float16 parameters")

@@ -97,6 +97,50 @@ CASES = [
         scaler.scale(loss).backward()
         """,
     ),
+    # The loss is computed in float32 in a disabled region: that region's dtype (float16, CUDA's
+    # default) is never used, so the file's mixed precision is still bfloat16 only.
+    bug(
+        "bf16-with-fp32-loss-region",
+        """
+        import torch
+        import torch.nn.functional as F
+        from torch.cuda.amp import GradScaler
+
+        scaler = GradScaler()  # expect: MP106
+
+        def train_step(model, batch, optimizer):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = model(batch["input_ids"])
+            with torch.autocast("cuda", enabled=False):
+                loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten())
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    # A helper builds the scaler: reported once, where `GradScaler` is called, not at each call of
+    # the helper.
+    bug(
+        "scaler-built-by-helper",
+        """
+        import torch
+
+        def make_scaler(device):
+            return torch.amp.GradScaler(device)  # expect: MP106
+
+        class Trainer:
+            def __init__(self, model, optimizer):
+                self.model, self.optimizer = model, optimizer
+                self.scaler = make_scaler("cuda")
+
+            def step(self, batch):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = self.model(batch).loss
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+        """,
+    ),
     ok(
         "nanogpt-enabled-depends-on-dtype",
         """
@@ -157,6 +201,21 @@ CASES = [
         with torch.autocast("cuda", dtype=torch.bfloat16):
             aux = teacher(x).mean()
         scaler.scale(loss + aux).backward()
+        """,
+    ),
+    # No autocast region in the file and a float32 model: nothing says the run is bfloat16 (the
+    # regions may live in the module that runs the steps).
+    ok(
+        "fp32-optimizer-no-region",
+        """
+        import torch
+        from torch.cuda.amp import GradScaler
+
+        def build(cfg):
+            model = torch.nn.Transformer(d_model=cfg.d_model).cuda()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
+            scaler = GradScaler()
+            return model, optimizer, scaler
         """,
     ),
     ok(

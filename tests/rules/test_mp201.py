@@ -194,6 +194,72 @@ CASES = [
             scaler.update()
     """,
     ),
+    # A loss the analysis only knows came out of the region (an untracked model's output dict).
+    bug(
+        "loss-read-from-the-output-dict",
+        """
+        import torch
+
+        class Trainer:
+            def train_step(self, batch):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    outputs = self.model(batch["input_ids"], labels=batch["labels"])
+                    loss = outputs["loss"]
+                    loss.backward()  # expect: MP201
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+        """,
+    ),
+    # A loss computed elsewhere (another method), known only as scaled.
+    bug(
+        "scaled-loss-stored-by-another-method",
+        """
+        import torch
+
+        class Trainer:
+            def forward_pass(self, batch):
+                self.loss = self.criterion(self.model(batch["x"]), batch["y"])
+
+            def train_step(self, batch):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    self.forward_pass(batch)
+                    self.scaler.scale(self.loss).backward()  # expect: MP201
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+        """,
+    ),
+    # The engine's backward runs the loss's backward where it is called: inside the region.
+    bug(
+        "deepspeed-engine-backward-inside-region",
+        """
+        import deepspeed
+        import torch
+
+        config = {"train_batch_size": 32, "bf16": {"enabled": True}}
+        engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = engine(batch["input_ids"]).loss
+                engine.backward(loss)  # expect: MP201
+            engine.step()
+        """,
+    ),
+    # `accelerator.backward(loss)` with the accelerator handed in: an untracked receiver, whose
+    # backward is the framework's to run.
+    ok(
+        "accelerator-handed-to-the-training-function",
+        """
+        import torch
+
+        def train_one_epoch(accelerator, model, loader, optimizer):
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+        """,
+    ),
     ok(
         "accelerator-backward-in-torch-region",
         """

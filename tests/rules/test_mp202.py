@@ -105,6 +105,18 @@ CASES = [
             loss = model(x).mean()
     """,
     ),
+    # DeepSpeed's accelerator abstraction: a method that returns the device type ("cuda", "xpu").
+    ok(
+        "deepspeed-accelerator-device-name",
+        """
+        import torch
+        from deepspeed.accelerator import get_accelerator
+
+        def forward_step(engine, batch):
+            with torch.autocast(device_type=get_accelerator().device_name(), dtype=torch.bfloat16):
+                return engine(batch["input_ids"]).loss
+    """,
+    ),
     ok(
         "device-type-attribute",
         """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, lint, ok
+from .casekit import bug, check, line_of, lint, ok
 
 CODE = "MP204"
 
@@ -176,3 +176,41 @@ def test_message_says_the_query_is_false_inside_a_cpu_region() -> None:
         CODE,
     )
     assert "cpu bfloat16 autocast region, where it is False" in finding.message
+
+
+def test_message_names_the_first_non_cuda_region_of_the_file() -> None:
+    source = """
+        import torch
+
+        def to_autocast_dtype(x):
+            return x.to(torch.get_autocast_gpu_dtype())
+
+        def evaluate_cpu(model, batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(to_autocast_dtype(batch))
+
+        def evaluate_mps(model, batch):
+            with torch.autocast("mps", dtype=torch.float16):
+                return model(to_autocast_dtype(batch))
+    """
+    (finding,) = lint(source, CODE)
+    cpu_line = line_of(source, 'autocast("cpu"')
+    assert f"this file opens a cpu bfloat16 autocast region (line {cpu_line})" in finding.message
+
+
+def test_message_makes_no_claim_inside_a_disabled_cpu_region() -> None:
+    # CPU autocast is off for the preprocessing; CUDA autocast is on around it, so the query
+    # answers True here: the message must not say it is False.
+    (finding,) = lint(
+        """
+        import torch
+
+        with torch.autocast("cuda", dtype=torch.float16):
+            with torch.autocast("cpu", enabled=False):
+                if torch.is_autocast_enabled():
+                    features = features.half()
+            logits = model(features)
+    """,
+        CODE,
+    )
+    assert "where it is False" not in finding.message

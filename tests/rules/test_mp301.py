@@ -183,6 +183,17 @@ CASES = [
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     """,
     ),
+    # Every argument spread from a config: which parameters the optimizer gets is unknown.
+    ok(
+        "arguments-spread-from-config",
+        """
+        import torch
+
+        model = torch.nn.Linear(512, 512).cuda().half()
+        optim_kwargs = {"params": model.parameters(), "lr": 1e-3, "eps": 1e-4}
+        optimizer = torch.optim.AdamW(**optim_kwargs)
+    """,
+    ),
     ok(
         "params-of-unknown-module",
         """

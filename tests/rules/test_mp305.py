@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, lint, ok
 
 CODE = "MP305"
 
@@ -83,6 +83,21 @@ CASES = [
         policy = MixedPrecision(compute_dtype, compute_dtype, compute_dtype)  # expect: MP305
     """,
     ),
+    # `reduce_dtype=None` written out is the default: it takes on param_dtype.
+    bug(
+        "reduce-dtype-none-spelled-out",
+        """
+        import torch
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp import MixedPrecision
+
+        def wrap(model, rank):
+            policy = MixedPrecision(  # expect: MP305
+                param_dtype=torch.bfloat16, reduce_dtype=None, buffer_dtype=torch.bfloat16
+            )
+            return FSDP(model, mixed_precision=policy, device_id=rank)
+    """,
+    ),
     ok(
         "reduce-in-fp32",
         """
@@ -142,3 +157,17 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_case(source: str) -> None:
     check(source, CODE)
+
+
+def test_message_names_the_policy_and_why_the_dtype() -> None:
+    (finding,) = lint(
+        """
+        import torch
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        fully_shard(model, mp_policy=MixedPrecisionPolicy(param_dtype=torch.bfloat16))
+        """,
+        CODE,
+    )
+    assert finding.message.startswith("MixedPrecisionPolicy reduces gradients across ranks in bfloat16")
+    assert "(no reduce_dtype: it defaults to param_dtype)" in finding.message

@@ -23,12 +23,15 @@ from mplint.run.prefilter import code_text
 from mplint.source import split_lines
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# A name called (`f(`, not `.f(`), read off the code's text: a walk of CPython's tree for its calls
+# cost more than the rest of the table. A string that looks like a call only adds a callee to judge.
+_CALLED = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
 
 
 @dataclass(frozen=True)
 class _Definition:
     mentions_word: bool
-    callees: frozenset[str]  # names it calls (`f(...)`), as written
+    callees: frozenset[str]  # names it may call (`f(...)`), as written
 
 
 @dataclass(frozen=True)
@@ -127,12 +130,7 @@ class Reach:
             if isinstance(statement, _DEFINITIONS):
                 first = min([statement.lineno, *(item.lineno for item in statement.decorator_list)])
                 code = code_text("".join(lines[first - 1 : statement.end_lineno]))
-                callees = frozenset(
-                    node.func.id
-                    for node in ast.walk(statement)
-                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                )
-                definitions[statement.name] = _Definition(self._mentions_word(code), callees)
+                definitions[statement.name] = _Definition(self._mentions_word(code), frozenset(_CALLED.findall(code)))
             elif isinstance(statement, ast.ImportFrom) and (statement.module or statement.level):
                 source = self._index.resolve(statement.module or "", path, statement.level)
                 for alias in statement.names:

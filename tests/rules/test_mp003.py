@@ -340,15 +340,25 @@ CASES = [
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     """,
     ),
-    # Every argument spread from a config: which parameters the optimizer gets is unknown.
+    # Every argument spread from a config read elsewhere: which parameters the optimizer gets is unknown.
     ok(
         "arguments-spread-from-config",
         """
         import torch
 
         model = torch.nn.Linear(512, 512).cuda().half()
-        optimizer_kwargs = {"params": model.parameters(), "lr": 1e-3, "weight_decay": 0.0}
-        optimizer = torch.optim.AdamW(**optimizer_kwargs)
+        optimizer = torch.optim.AdamW(**load_config("optim.yaml"))
+    """,
+    ),
+    # ... and from a dict built right there, they are known.
+    bug(
+        "arguments-spread-from-a-dict-built-here",
+        """
+        import torch
+
+        model = torch.nn.Linear(512, 512).cuda().half()
+        optimizer_kwargs = dict(params=model.parameters(), lr=1e-3, weight_decay=0.0)
+        optimizer = torch.optim.AdamW(**optimizer_kwargs)  # expect: MP003
     """,
     ),
     ok(

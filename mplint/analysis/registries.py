@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 # would otherwise build 3000).
 MAX_SPLIT = 32
 MAX_SPLIT_RUNS = 400
+# The packages whose imports may register models: the two around the registry, when they import at
+# most this many names (reading every name torch/__init__.py imports cost a tenth of a run on torch/).
+MAX_PACKAGE_LEVELS = 2
+MAX_PACKAGE_IMPORTS = 64
 
 
 def is_registry(value: Value) -> bool:
@@ -84,14 +88,18 @@ def settle(self: Interpreter, path: str | None) -> None:
             if isinstance(statement, cst.ClassDef) and statement.decorators and id(statement) not in state.executed:
                 state.executed.add(id(statement))
                 self.exec_statement(statement, Context(state.scope))
-    for level in range(1, path.count("/") + 1):  # the packages above, innermost first
+    for level in range(1, min(path.count("/"), MAX_PACKAGE_LEVELS) + 1):  # the packages above, innermost first
         init = self.index.resolve("", path, level)
         package = self.module_state(init) if init is not None and init.endswith("__init__.py") else None
         if package is None or package.path == path:
             continue
-        for statement in package.all_statements():  # simple statements come one by one
-            if isinstance(statement, cst.ImportFrom):
-                _import_names(self, statement, package.path)
+        imports = [statement for statement in package.all_statements() if isinstance(statement, cst.ImportFrom)]
+        if sum(len(statement.names) for statement in imports if not isinstance(statement.names, cst.ImportStar)) > (
+            MAX_PACKAGE_IMPORTS
+        ):
+            continue  # a library's facade (torch/__init__.py), not a package listing its models
+        for statement in imports:
+            _import_names(self, statement, package.path)
 
 
 def _import_names(self: Interpreter, node: cst.ImportFrom, importer: str) -> None:

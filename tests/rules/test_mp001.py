@@ -804,6 +804,57 @@ HELD_LOGSUMEXP = [
 ]
 
 
+HELD_LOGSUMEXP += [
+    bug(
+        "the-nearest-earlier-assignment-holds-it",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+        lse = torch.logsumexp(logits / 0.7, dim=-1, keepdim=True)  # expect: MP001
+        logp = logits / 0.7 - lse
+        """,
+    ),
+    bug(
+        "an-assignment-after-the-subtraction-does-not-hold-it",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # expect: MP001
+        logp = logits - lse
+        lse = torch.logsumexp(logits / 0.7, dim=-1, keepdim=True)
+        """,
+    ),
+    bug(
+        "held-through-another-name-is-reported-where-it-is-read",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
+        lse = normaliser
+        logp = logits - lse  # expect: MP001
+        """,
+    ),
+    bug(
+        "an-assignment-to-two-names-is-reported-where-it-is-read",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        lse = cached = torch.logsumexp(logits, dim=-1, keepdim=True)
+        logp = logits - lse  # expect: MP001
+        """,
+    ),
+]
+
+
 @pytest.mark.parametrize("source", HELD_LOGSUMEXP)
 def test_a_logsumexp_held_in_a_name(source: str) -> None:
     check(source, "MP001")

@@ -155,8 +155,8 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             if not (isinstance(target, cst.Name) and target.value == name.value):
                 continue
             at = self.line_of(found)
-            if at >= line or (best is not None and at <= best[0]):
-                continue
+            if at >= line:
+                continue  # the pieces and each one's walk are in source order: the last earlier one wins
             call = next((call for call in _calls(found.value) if self._low_logsumexp(call)), None)
             if call is not None:
                 best = (at, call)

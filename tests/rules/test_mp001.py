@@ -842,6 +842,17 @@ HELD_LOGSUMEXP += [
         """,
     ),
     bug(
+        "an-unpacking-assignment-is-reported-where-it-is-read",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        lse, count = torch.logsumexp(logits, dim=-1, keepdim=True), logits.shape[-1]
+        logp = logits - lse  # expect: MP001
+        """,
+    ),
+    bug(
         "an-assignment-to-two-names-is-reported-where-it-is-read",
         """
         import torch

@@ -586,6 +586,41 @@ CASES = [
 ]
 
 
+CASES += [
+    # A framework's `backward(loss)` is a backward pass; its other methods, and an object's own
+    # `backward` that computes no gradient, are not.
+    ok(
+        "accelerator-gathers-an-fp16-loss-it-never-backpropagates",
+        """
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(mixed_precision="no")
+        model = torch.nn.Linear(8, 8).cuda()
+        with torch.autocast("cuda"):
+            loss = model(x).sum()
+        losses = accelerator.gather(loss)
+        """,
+    ),
+    ok(
+        "a-recorder-whose-backward-only-records",
+        """
+        import torch
+
+        class Recorder:
+            def backward(self, loss):
+                self.last = loss.detach()
+
+        recorder = Recorder()
+        model = torch.nn.Linear(8, 8).cuda()
+        with torch.autocast("cuda"):
+            loss = model(x).sum()
+        recorder.backward(loss)
+        """,
+    ),
+]
+
+
 @pytest.mark.parametrize("source", CASES)
 def test_mp002(source: str) -> None:
     check(source, CODE)

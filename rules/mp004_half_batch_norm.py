@@ -131,8 +131,8 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         if fact.result.kind is not Kind.OPTIMIZER:
             return None
         params = fact.arg(0, "params")
-        if params is None or params.kind is not Kind.PARAMS or params.op == MIXED:
-            return None
+        if params is None or params.kind is not Kind.PARAMS:
+            return None  # (parameters of a model half in part: `_layer` says no)
         if not limits.may_be_fp16(params.precision):
             return None
         layer = self._layer(params)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .casekit import bug, check, check_files, ok
+from .casekit import bug, check, check_files, lint, ok
 
 CODE = "MP004"
 
@@ -322,3 +322,55 @@ def test_model_class_in_another_file(tmp_path: Path) -> None:
         CODE,
         tmp_path,
     )
+
+
+def _message(source: str) -> str:
+    (finding,) = [finding for finding in lint(source, CODE) if finding.code == CODE]
+    return finding.message
+
+
+def test_the_message_names_the_optimizer_and_the_layer_as_written() -> None:
+    message = _message(
+        """
+        import torch
+        import torch.nn as nn
+
+        model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16, track_running_stats=True)).cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        """
+    )
+    assert message.startswith("SGD trains a float16 model")
+    assert "holds BatchNorm2d() (built at train.py:5)" in message
+
+
+def test_a_torchvision_builder_is_named_as_the_network_holding_the_layers() -> None:
+    message = _message(
+        """
+        import torch
+        from torchvision import models
+
+        model = models.resnet18().cuda().half()
+        optimizer = torch.optim.AdamW(model.parameters())
+        """
+    )
+    assert message.startswith("AdamW trains a float16 model")
+    assert "resnet18()'s BatchNorm2d layers" in message
+
+
+def test_a_late_cast_names_the_optimizer_it_follows() -> None:
+    message = _message(
+        """
+        import torch
+        import torch.nn as nn
+
+        model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        model.half()
+        for x, y in loader:
+            loss = (model(x.half()) - y).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+        """
+    )
+    assert message.startswith("model cast to float16 in place after SGD was built over it (train.py:6)")
+    assert "BatchNorm1d() (built at train.py:5)" in message

@@ -203,6 +203,24 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
 """,
     ),
     ok(
+        "single-device-given-positionally",
+        NET
+        + """
+model = nn.DataParallel(Net().cuda(), [0])
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    out = model(batch)
+""",
+    ),
+    bug(
+        "devices-given-positionally",
+        NET
+        + """
+model = nn.DataParallel(Net().cuda(), (0, 1))
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    out = model(batch)  # expect: MP206
+""",
+    ),
+    ok(
         "cpu-region",
         NET
         + """

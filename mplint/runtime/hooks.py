@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from mplint.runtime.observations import AutocastRegion, BackwardPass, OptimizerUse, RunLog, Site
@@ -66,16 +67,7 @@ def _install_warning_sites(stack: contextlib.ExitStack, user_code: UserCode) -> 
             original(message)
             return
         # Filtered and shown again from the user's line (which then reaches `original`).
-        warnings.warn_explicit(
-            message.message,
-            message.category,
-            frame.f_code.co_filename,
-            frame.f_lineno,
-            module=frame.f_globals.get("__name__"),
-            registry=frame.f_globals.setdefault("__warningregistry__", {}),
-            module_globals=frame.f_globals,
-            source=message.source,
-        )
+        _warn_at(frame, message.message, message.category, source=message.source)
 
     patch(stack, warnings, "_showwarnmsg", showwarnmsg)
 
@@ -109,15 +101,21 @@ def warnings_at_user_line(user_code: UserCode) -> Iterator[None]:
         if frame is None:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
             continue
-        warnings.warn_explicit(
-            warning.message,
-            warning.category,
-            frame.f_code.co_filename,
-            frame.f_lineno,
-            module=frame.f_globals.get("__name__"),
-            registry=frame.f_globals.setdefault("__warningregistry__", {}),
-            module_globals=frame.f_globals,
-        )
+        _warn_at(frame, warning.message, warning.category)
+
+
+def _warn_at(frame: FrameType, message: Warning | str, category: type[Warning], source: Any = None) -> None:
+    """Issue a warning as raised at `frame`'s line (its module's filters and once-registry apply)."""
+    warnings.warn_explicit(
+        message,
+        category,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+        module_globals=frame.f_globals,
+        source=source,
+    )
 
 
 def _install_autocast(

@@ -5,8 +5,8 @@ nesting (too many parentheses or indentation levels, recursion) never reaches li
 parser crashes or takes minutes on such input. Anything else CPython refuses is handed to libcst,
 which decides: syntax newer than the running interpreter (PEP 695, PEP 701) is analysed.
 
-Positions come from libcst's PositionProvider, computed for a file only when a finding, a fix or a
-message needs one (most analysed files never do). Findings and fixes use 1-based lines and
+Positions are libcst's (`mplint.positions`), computed for a piece of a file only when a finding, a
+fix or a message needs one (most analysed files never do). Findings and fixes use 1-based lines and
 1-based columns in characters (a tab or a non-ASCII character is one), which is what editors show.
 Lines end where Python's tokenizer ends them: at `\\r\\n`, `\\r` or `\\n`, not at a form feed or U+2028.
 """
@@ -19,7 +19,7 @@ import contextlib
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.tree import Located, Statement, children, statements, walk
 
 if TYPE_CHECKING:
-    from libcst.metadata import CodeRange  # libcst.metadata is imported when positions are first needed
+    from mplint.positions import Range  # imported when positions are first needed (it imports libcst.metadata)
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -194,7 +194,7 @@ class ParsedFile:
         self.pieces: list[tuple[int, cst.Module]] = [(1, module)]
         self._lines: list[str] | None = None
         self._starts: list[int] | None = None
-        self._positions: dict[int, Mapping[cst.CSTNode, CodeRange]] = {}  # by piece
+        self._positions: dict[int, dict[int, Range]] = {}  # by piece, then by node id
         self._order: dict[cst.CSTNode, tuple[int, int]] = {}
         self._ordered: set[int] = set()  # pieces numbered in `_order`
         self._statements: dict[int, list[tuple[int, int]]] = {}  # (first, last line) of each statement, by piece
@@ -229,29 +229,29 @@ class ParsedFile:
                 )
         return self._order
 
-    def _ranges(self, first: int, piece: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
-        """Every node's range in one piece: one code generation pass over it, done the first time a
-        position in it is asked for (libcst.metadata is imported only then)."""
+    def _ranges(self, first: int, piece: cst.Module) -> dict[int, Range]:
+        """Every node's range in one piece, by node id: one code generation pass over it, done the
+        first time a position in it is asked for."""
         if first not in self._positions:
             if _depth(piece) > MAX_POSITION_DEPTH:
                 # libcst's code generation recurses through generators, which CPython runs on the
                 # C stack: a tree this deep would crash the process, not raise. The engine makes
                 # a RecursionError MP000 "nested too deeply" for the file.
                 raise RecursionError(f"{self.path} nests deeper than {MAX_POSITION_DEPTH} levels")
-            from libcst.metadata import MetadataWrapper, PositionProvider
+            from mplint.positions import node_ranges
 
             with recursion_limit(DEEP_RECURSION):
-                self._positions[first] = MetadataWrapper(piece, unsafe_skip_copy=True).resolve(PositionProvider)
+                self._positions[first] = node_ranges(piece)
         return self._positions[first]
 
     def position(self, node: Located) -> tuple[int, int, int, int]:
         """(line, column, end line, end column) of `node`: 1-based, columns in characters, end exclusive."""
         for first, piece in self.pieces:
-            found = self._ranges(first, piece).get(node)
+            found = self._ranges(first, piece).get(id(node))
             if found is not None:
-                start, end = found.start, found.end
+                line, column, end_line, end_column = found
                 shift = first - 1  # a piece's lines count from its own first line
-                return start.line + shift, start.column + 1, end.line + shift, end.column + 1
+                return line + shift, column + 1, end_line + shift, end_column + 1
         raise KeyError(f"{type(node).__name__} node is not in {self.path}")
 
     def offsets(self, node: Located) -> tuple[int, int]:

@@ -125,7 +125,8 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         self.condition,
         self.chain,
     )
-    record(self.facts, node, fact)
+    if self.keeps_facts_of(fact.path):
+        record(self.facts, node, fact)
     return result
 
 
@@ -405,7 +406,7 @@ def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: 
     """A call of a module wrapped in `nn.DataParallel` inside an autocast region: its replicas run in
     threads that see the region's enabled flag, not its dtype (`ReplicatedCall`)."""
     wrapper = self.data_parallel.get(module.identity) if module.identity is not None else None
-    if wrapper is None or ctx.region is None:
+    if wrapper is None or ctx.region is None or not self.keeps_facts_of(ctx.scope.module.path):
         return
     definition = module.payload if isinstance(module.payload, Definition) else None
     call = ReplicatedCall(

@@ -102,7 +102,7 @@ def note_cast_after_optimizer(
 
 def commit_late_casts(self: Interpreter, optimizer: Value) -> None:
     for late in self.frames[-1].pending_casts:
-        if late.optimizer is optimizer.payload:
+        if late.optimizer is optimizer.payload and self.keeps_facts_of(late.path):
             casts = self.late_casts.setdefault(late.cast, [])
             if late not in casts:
                 casts.append(late)

@@ -305,7 +305,8 @@ def note_operation(
     self: Interpreter, node: cst.BinaryOperation, ctx: Context, left: Value, right: Value, result: Value
 ) -> None:
     fact = OperationFact(node, ctx.scope.module.path, left, right, result, self.condition, self.chain)
-    record(self.operations, node, fact)
+    if self.keeps_facts_of(fact.path):
+        record(self.operations, node, fact)
 
 
 _FOLDED_OPERATORS: dict[type, Callable[[float, float], float]] = {

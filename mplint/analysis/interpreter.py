@@ -258,6 +258,13 @@ class Interpreter:
         finally:
             self.entry = outer
 
+    def keeps_facts_of(self, path: str) -> bool:
+        """Whether what code at `path` does is recorded for the rules: not when a test started the
+        evaluation and the code is not a test's. A test's configuration (`Trainer(precision=
+        "bf16-true")` to check that bf16 is supported) says nothing about how training runs, so the
+        library code it calls is judged on its own, or from the training scripts that call it."""
+        return self.entry is None or not self.index.is_test(self.entry) or self.index.is_test(path)
+
     def default_dtype_at(self, path: str, fallback: Precision) -> tuple[Precision, Origin | None]:
         """torch's default dtype where code of `path` runs: the one its entry file set, else `fallback`."""
         return self.default_dtype.get(self.entry or path, (fallback, None))

@@ -20,6 +20,20 @@ class ModuleIndex:
             self._original[normal] = path
             for name in _dotted_suffixes(normal):
                 self._by_name.setdefault(name, []).append(normal)
+        # Test code is told by the folders below the run's root: `/home/me/tests/repo` is not a test.
+        try:
+            root = posixpath.commonpath(list(self._original))
+        except ValueError:  # no paths, or absolute and relative ones mixed
+            root = ""
+        if len(self._original) == 1:
+            root = posixpath.dirname(root)
+        self._tests = {
+            path for normal, path in self._original.items() if _is_test_path(posixpath.relpath(normal, root or "."))
+        }
+
+    def is_test(self, path: str) -> bool:
+        """Whether the file at `path` is test code (see `_is_test_path`)."""
+        return path in self._tests
 
     def resolve(self, name: str, importer: str, level: int = 0) -> str | None:
         """The file for module `name` imported from `importer` (with `level` leading dots), if unique."""
@@ -69,6 +83,15 @@ def _module_name(path: str) -> str:
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(part for part in parts if part not in ("", "."))
+
+
+def _is_test_path(path: str) -> bool:
+    """Whether `path` (relative to the run's root) is test code as pytest finds it: `test_*.py`,
+    `*_test.py`, `conftest.py`, or a file under a `test`/`tests` folder."""
+    *folders, name = path.split("/")
+    if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
+        return True
+    return any(folder in ("test", "tests") for folder in folders)
 
 
 def _dotted_suffixes(path: str) -> list[str]:

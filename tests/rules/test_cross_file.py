@@ -344,3 +344,39 @@ SCORING_SCRIPT = """
 )
 def test_arguments_bound_by_functools_partial_reach_the_call(script: str, helpers: str, tmp_path: Path) -> None:
     check_files({"refine_answers.py": script, "scoring.py": helpers}, "MP001", tmp_path)
+
+
+TEST_OF_BF16_SUPPORT = """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from utils.logprobs import gather_logprobs
+
+
+    def test_gather_logprobs_runs_in_bf16():
+        policy = AutoModelForCausalLM.from_pretrained("sshleifer/tiny-gpt2", torch_dtype=torch.bfloat16)
+        logp = gather_logprobs(policy(input_ids).logits, labels)
+        assert logp.dtype == torch.bfloat16
+"""
+
+
+@pytest.mark.parametrize("test_path", ["tests/test_logprobs.py", "test_logprobs.py", "utils/logprobs_test.py"])
+def test_a_tests_configuration_does_not_reach_the_code_it_tests(test_path: str, tmp_path: Path) -> None:
+    """A test that runs a helper in bf16 to check it works says nothing about how training runs."""
+    files = {"utils/logprobs.py": GATHER_HELPER_UNMARKED, test_path: TEST_OF_BF16_SUPPORT}
+    check_files(files, "MP001", tmp_path)
+
+
+def test_a_training_script_beside_the_tests_still_reaches_the_helper(tmp_path: Path) -> None:
+    files = {
+        "utils/logprobs.py": GATHER_HELPER,
+        "tests/test_logprobs.py": TEST_OF_BF16_SUPPORT,
+        "ppo.py": PPO_STEP_BF16,
+    }
+    check_files(files, "MP001", tmp_path)
+
+
+def test_test_code_is_told_below_the_runs_root(tmp_path: Path) -> None:
+    """A checkout under `/srv/tests/` is not all test code: its own tests still are."""
+    files = {"utils/logprobs.py": GATHER_HELPER_UNMARKED, "tests/test_logprobs.py": TEST_OF_BF16_SUPPORT}
+    check_files(files, "MP001", tmp_path / "tests" / "repo")

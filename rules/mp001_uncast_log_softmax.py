@@ -16,8 +16,8 @@ class UncastLogSoftmax(Rule):
 
     ## What it does
     Finds `log_softmax` (`F.log_softmax`, `torch.log_softmax`, `logits.log_softmax(...)`),
-    `torch.distributions.Categorical(logits=...)`, per-token `F.cross_entropy(...,
-    reduction="none")`, `torch.log(F.softmax(...))` and `logits.gather(...) -
+    `torch.distributions.Categorical(logits=...)`, per-token log-probs as
+    `-F.cross_entropy(..., reduction="none")`, `torch.log(F.softmax(...))` and `logits.gather(...) -
     logits.logsumexp(...)` applied to logits whose precision is bfloat16 or float16: logits of a
     model cast with `.half()`/`.to(torch.bfloat16)` or loaded with `torch_dtype=torch.bfloat16`, or
     computed inside an autocast region and used after it. It names where the low precision came from.
@@ -55,6 +55,7 @@ class UncastLogSoftmax(Rule):
     FIX = Applicability.UNSAFE
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
     SINKS = frozenset({"log_softmax", "logsumexp", "cross_entropy", "Categorical", "softmax"})
+    _negated_ids: set[int] | None = None  # `_negated()`, computed on first need
     VALID = (
         """
 import torch
@@ -95,6 +96,8 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             if found is None:
                 continue
             logits, op, shown = found
+            if op == "cross_entropy" and id(node) not in self._negated():
+                return  # a per-token loss that is reduced: the training loss, not log-probs
             if logits.precision.is_low and torch_api.region_upcasts(fact.region, op) is False:
                 fix = self._float_logits_fix(node, shown)
                 self.report(node, self._message(shown, logits, fact), fix=fix, condition=fact.condition)
@@ -123,6 +126,29 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                     condition=fact.condition,
                 )
                 return
+
+    def _negated(self) -> set[int]:
+        """The ids of the file's expressions whose value is negated: `-F.cross_entropy(...)`, through
+        methods (`-F.cross_entropy(...).view(B, T)`) and a name (`nll = ...` then `-nll`). Per-token
+        cross_entropy is a log-prob only so; reduced (`.sum()`, a masked mean), it is a loss."""
+        if self._negated_ids is None:
+            self._negated_ids = set()
+            names: set[str] = set()
+            assigned: list[tuple[str, cst.BaseExpression]] = []
+            for _, piece in self.context.parsed.pieces:
+                for node in tree.walk(piece):
+                    if type(node) is cst.UnaryOperation and type(node.operator) is cst.Minus:
+                        root = _receiver_chain(node.expression, self._negated_ids)
+                        if type(root) is cst.Name:
+                            names.add(root.value)
+                    elif type(node) is cst.Assign and len(node.targets) == 1:
+                        target = node.targets[0].target
+                        if type(target) is cst.Name:
+                            assigned.append((target.value, node.value))
+            for name, value in assigned:
+                if name in names:
+                    _receiver_chain(value, self._negated_ids)
+        return self._negated_ids
 
     def _held_logsumexp(self, node: cst.BinaryOperation) -> None:
         """`selected_logits - logsumexp_values`: the logsumexp's precision is where it was computed
@@ -213,6 +239,19 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
     def _message(self, op: str, logits: Value, fact: CallFact | OperationFact) -> str:
         origin = self.describe_origin(logits.origin, fact.chain)
         return self.MESSAGE.format(op=op, dtype=logits.precision.value, origin=origin)
+
+
+def _receiver_chain(expression: cst.BaseExpression, into: set[int]) -> cst.BaseExpression:
+    """Add the ids of `expression` and of what its methods and subscripts are applied to (`x` in
+    `x.view(B, T)[:, 1:]`) to `into`; return the innermost one."""
+    while True:
+        into.add(id(expression))
+        if type(expression) is cst.Call and type(expression.func) is cst.Attribute:
+            expression = expression.func.value
+        elif type(expression) is cst.Subscript:
+            expression = expression.value
+        else:
+            return expression
 
 
 def _calls(node: cst.CSTNode) -> list[cst.Call]:

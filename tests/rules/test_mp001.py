@@ -631,6 +631,61 @@ CASES = [
             logp = F.log_softmax(model(input_ids).logits, dim=-1)
     """,
     ),
+    # Per-token cross_entropy negated into log-probs inside a helper (Improved-GRPO's shape).
+    bug(
+        "negated-per-token-cross-entropy-in-helper",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        def token_logprobs(model, input_ids, labels):
+            logits = model(input_ids).logits
+            return -F.cross_entropy(  # expect: MP001
+                logits.reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="none"
+            ).reshape(labels.shape)
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        logp = token_logprobs(policy, input_ids, labels)
+        ratio = torch.exp(logp - old_logp)
+    """,
+    ),
+    # Per-token losses reduced to the training loss, chunked (litgpt's chunked_cross_entropy) or
+    # masked (a masked mean): a loss, not log-probs, however it is reduced.
+    ok(
+        "chunked-per-token-cross-entropy-loss",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        def chunked_cross_entropy(logits, targets, chunk_size=128):
+            logits = logits.reshape(-1, logits.size(-1))
+            targets = targets.reshape(-1)
+            loss_chunks = [
+                torch.nn.functional.cross_entropy(logit_chunk, target_chunk, ignore_index=-100, reduction="none")
+                for logit_chunk, target_chunk in zip(logits.split(chunk_size), targets.split(chunk_size))
+            ]
+            non_masked_elems = (targets != -100).sum()
+            return torch.cat(loss_chunks).sum() / non_masked_elems
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        loss = chunked_cross_entropy(model(input_ids).logits, labels)
+        loss.backward()
+    """,
+    ),
+    ok(
+        "masked-mean-of-per-token-cross-entropy",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        with torch.cuda.amp.autocast(dtype=torch.bfloat16):
+            student_logits = student(input_ids).logits
+        ce_loss = F.cross_entropy(student_logits.view(-1, student_logits.size(-1)), labels.view(-1), reduction="none")
+        ce_loss = torch.sum(ce_loss * loss_mask.view(-1)) / (loss_mask.sum() + 1e-8)
+        scaler.scale(ce_loss).backward()
+    """,
+    ),
     # Summed cross_entropy is a loss like the mean, not per-token log-probs.
     ok(
         "sum-cross-entropy",

@@ -16,4 +16,4 @@ class PolicyNet(nn.Module):
 policy = PolicyNet(8, 4).to(dtype=torch.bfloat16)
 logits = policy(obs)
 dist = Categorical(logits=logits)
-per_token = F.cross_entropy(logits.view(-1, 4), actions.view(-1), reduction="none")
+logp = -F.cross_entropy(logits.view(-1, 4), actions.view(-1), reduction="none")

@@ -16,4 +16,4 @@ class PolicyNet(nn.Module):
 policy = PolicyNet(8, 4).to(dtype=torch.bfloat16)
 logits = policy(obs)
 dist = Categorical(logits=logits.float())
-per_token = F.cross_entropy(logits.view(-1, 4).float(), actions.view(-1), reduction="none")
+logp = -F.cross_entropy(logits.view(-1, 4).float(), actions.view(-1), reduction="none")

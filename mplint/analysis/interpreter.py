@@ -278,13 +278,14 @@ class Interpreter:
                 if value.payload.scope is scope:
                     yield value.payload
 
-    def of_tree(self, path: str, function: Callable[[Node], Result], node: Node) -> Result:
-        """`function(node)` for a node of the file at `path`, where `function` reads nothing but the
-        node's subtree: computed once per file and process, however many units ask."""
+    def of_tree(self, path: str, function: Callable[..., Result], node: Node, *args: object) -> Result:
+        """`function(node, *args)` for a node of the file at `path`, where `function` reads nothing
+        but the node's subtree (and `args`, the same for every node of the file): computed once per
+        file and process, however many units ask."""
         memo = self.tree_memo(path)
         key = (function.__qualname__, id(node))  # ids are stable: the memo lives with the tree
         if key not in memo:
-            memo[key] = function(node)
+            memo[key] = function(node, *args)
         return cast(Result, memo[key])
 
     def may_report(self, definition: Definition, scope: Scope) -> bool:
@@ -296,7 +297,11 @@ class Interpreter:
         if verdict is not None:
             return verdict
         self.worth[definition.node] = False  # a recursive call does not make a function worth it
-        names, callees = self.of_tree(definition.path, _mentions, definition.node)
+
+        def mentions(node: ScopeNode) -> Mentions:
+            return self.of_tree(definition.path, _mentions, node, mentions)
+
+        names, callees = mentions(definition.node)
         text = "\n".join(names)
         verdict = (
             bool(self.methods & names)
@@ -343,16 +348,26 @@ def _unit_memo() -> Callable[[str], TreeMemo]:
     return lambda path: memos.setdefault(path, {})
 
 
-def _mentions(node: cst.FunctionDef | cst.ClassDef) -> tuple[set[str], set[str]]:
+ScopeNode = cst.FunctionDef | cst.ClassDef
+Mentions = tuple[frozenset[str], frozenset[str]]
+
+
+def _mentions(node: ScopeNode, nested: Callable[[ScopeNode], Mentions]) -> Mentions:
     """The identifiers and string literals a function's or class's code mentions (not a class's
-    bases: every module names `nn.Module`), and the names it calls."""
+    bases: every module names `nn.Module`), and the names it calls; what a function or class
+    nested in it mentions comes from `nested` (memoised: each body is walked once, though a
+    class's methods are asked for on their own too)."""
     parts: list[cst.CSTNode] = [node.body, *node.decorators]
     if isinstance(node, cst.FunctionDef):
         parts.append(node.params)
+    return _mentioned_in(parts, nested)
+
+
+def _mentioned_in(parts: Sequence[cst.CSTNode], nested: Callable[[ScopeNode], Mentions]) -> Mentions:
     names: set[str] = set()
     callees: set[str] = set()
     for part in parts:
-        for found in tree.walk(part):
+        for found in tree.walk(part, _not_a_definition):
             kind = type(found)  # exact type tests: libcst's node classes are ABCs (slow isinstance)
             if kind is cst.Name:
                 names.add(cast(cst.Name, found).value)
@@ -366,4 +381,15 @@ def _mentions(node: cst.FunctionDef | cst.ClassDef) -> tuple[set[str], set[str]]
                 func = cast(cst.Call, found).func
                 if type(func) is cst.Name:
                     callees.add(func.value)
-    return names, callees
+            elif kind is cst.FunctionDef or kind is cst.ClassDef:
+                inner = cast(ScopeNode, found)
+                # What `_mentions` leaves out of its own node, the enclosing code mentions.
+                header = [*inner.bases, *inner.keywords] if isinstance(inner, cst.ClassDef) else [inner.returns]
+                for more_names, more_callees in (nested(inner), _mentioned_in([*filter(None, header)], nested)):
+                    names.update(more_names)
+                    callees.update(more_callees)
+    return frozenset(names), frozenset(callees)
+
+
+def _not_a_definition(node: cst.CSTNode) -> bool:
+    return type(node) is not cst.FunctionDef and type(node) is not cst.ClassDef

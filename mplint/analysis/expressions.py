@@ -73,6 +73,10 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
         if taken is not None:  # `torch.bfloat16 if bf16 else "auto"` with `bf16=True` by default
             chosen = self.eval(node.body if taken else node.orelse, ctx)
             other = self.eval(node.orelse if taken else node.body, ctx)
+            if taken and chosen.const is None and other.const == "cpu" and _asks_for_cuda(self, node.test):
+                # `cfg.get("device", "cuda") if torch.cuda.is_available() else "cpu"`: what a script
+                # picks where CUDA is available, and not where it is not, is a CUDA device.
+                chosen = const("cuda")
             if other == chosen:
                 return chosen
             condition = _CODE.code_for_node(node.test)
@@ -374,3 +378,9 @@ BUILTINS = frozenset(
         "str",
     }
 )
+
+
+def _asks_for_cuda(self: Interpreter, test: cst.BaseExpression) -> bool:
+    """Whether `test` is `torch.cuda.is_available()`."""
+    facts = self.facts.get(test, ()) if type(test) is cst.Call else ()
+    return any(fact.function == "torch.cuda.is_available" for fact in facts)

@@ -207,13 +207,23 @@ def join(left: Value, right: Value) -> Value:
         kind=left.kind,
         precision=precision,
         origin=(left.origin or right.origin) if precision.is_low else None,
-        region=left.region if left.region == right.region else None,
+        region=_joined_region(left.region, right.region),
         scaled=left.scaled and right.scaled,
         op=left.op if left.op == right.op else None,
         identity=left.identity if left.identity is right.identity else None,
         payload=left.payload if left.payload == right.payload else None,
         items=_join_items(left.items, right.items),
     )
+
+
+def _joined_region(left: Region | None, right: Region | None) -> Region | None:
+    """The autocast region a value of both paths was computed in. Two regions alike (one per
+    branch, each around its own forward) are the first: the backward after the branches is
+    reached from either."""
+    if left is None or right is None:
+        return None
+    alike = (left.device, left.precision, left.enabled) == (right.device, right.precision, right.enabled)
+    return left if alike else None
 
 
 def _join_items(

@@ -17,6 +17,74 @@ from .casekit import bug, check, check_files, line_of, lint, ok
 CODE = "MP002"
 
 CASES = [
+    # The device a config names where CUDA is available (and "cpu" where not) is a CUDA device; one
+    # region per dataset branch (Open-Rig3R).
+    bug(
+        "config-device-per-branch-regions-and-guarded-loss",
+        """
+        import torch
+        import yaml
+        from torch import nn
+        from torch.amp import autocast
+
+        train_cfg = yaml.safe_load(open(args.config))
+        device = torch.device(train_cfg.get("device", "cuda") if torch.cuda.is_available() else "cpu")
+        dataset_type = train_cfg.get("dataset_type", "co3d")
+
+
+        def compute_loss(outputs, target):
+            if target.numel() == 0:
+                return torch.tensor(0.0, device=target.device, requires_grad=True)
+            return nn.MSELoss()(outputs["pointmap"], target)
+
+
+        model = Rig3R(**train_cfg["model"]).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for batch in train_loader:
+            if dataset_type == "co3d":
+                with autocast(device_type=device.type):  # expect: MP002
+                    outputs = model(batch["images"].to(device))
+                loss = compute_loss(outputs, batch["pointcloud"].to(device))
+            elif dataset_type == "waymo":
+                with autocast(device_type=device.type):
+                    outputs = model(batch["images"].to(device))
+                loss = compute_loss(outputs, batch["pointcloud"].to(device))
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # A configured device chosen by the project's own switch, not by CUDA's presence: any backend.
+    ok(
+        "config-device-behind-own-switch",
+        """
+        import torch
+        from torch.amp import autocast
+
+        USE_ACCELERATOR = True
+        device = torch.device(cfg["device"] if USE_ACCELERATOR else "cpu")
+        model = Net().to(device)
+        for batch in loader:
+            with autocast(device_type=device.type):
+                loss = model(batch.to(device)).mean()
+            loss.backward()
+    """,
+    ),
+    # Where CUDA is available the script asks the config, else runs on the CPU: with an `mps`
+    # fallback in between the chosen device is not known to be CUDA.
+    ok(
+        "config-device-or-mps",
+        """
+        import torch
+        from torch.amp import autocast
+
+        device = torch.device(cfg.device if torch.cuda.is_available() else "mps")
+        model = Net().to(device)
+        for batch in loader:
+            with autocast(device_type=device.type):
+                loss = model(batch.to(device)).mean()
+            loss.backward()
+    """,
+    ),
     bug(
         "autocast-fp16-no-scaler",
         """

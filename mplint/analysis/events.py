@@ -143,6 +143,8 @@ class Classifier:
 
     def _reaches_scaler(self, body: Sequence[Statement], explored: set[Definition]) -> bool:
         for statement in body:
+            if type(statement) is cst.FunctionDef or type(statement) is cst.ClassDef:
+                continue  # defining runs none of its body (the walk skips it too): its callers reach it
             for call in self.calls_in(statement):
                 events, callee = self.classify(call)
                 if any(kind in _SCALER_EVENTS for kind, _, _ in events):

@@ -115,9 +115,37 @@ class _TooComplex(Exception):
 
 def _bodies(module: cst.Module) -> Iterator[Sequence[Statement]]:
     yield statements(module)
-    for node in walk(module):
-        if isinstance(node, cst.FunctionDef):
+    for node in walk(module, _may_hold_definitions):
+        if type(node) is cst.FunctionDef:
             yield statements(node.body)
+
+
+def _may_hold_definitions(node: cst.CSTNode) -> bool:
+    return type(node) in _DEFINITION_HOLDERS
+
+
+# Where a `def` can be: blocks of statements and the compound statements that own them (never in an
+# expression or a one-line statement: a lambda is no definition).
+_DEFINITION_HOLDERS = frozenset(
+    {
+        cst.Module,
+        cst.IndentedBlock,
+        cst.FunctionDef,
+        cst.ClassDef,
+        cst.If,
+        cst.Else,
+        cst.For,
+        cst.While,
+        cst.With,
+        cst.Try,
+        cst.TryStar,
+        cst.ExceptHandler,
+        cst.ExceptStarHandler,
+        cst.Finally,
+        cst.Match,
+        cst.MatchCase,
+    }
+)
 
 
 @dataclass(frozen=True)

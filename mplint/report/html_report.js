@@ -117,7 +117,7 @@
       body.append(el("p", { class: "empty" }, "No dtype timeline was recorded (no op in your code made autograd history)."));
       return;
     }
-    const labelWidth = 580, cell = Math.max(14, Math.min(42, Math.floor(620 / steps.length))), rowHeight = 18, top = 46;
+    const labelWidth = 580, cell = Math.max(14, Math.min(42, Math.floor(520 / steps.length))), rowHeight = 18, top = 46;
     const width = labelWidth + cell * steps.length + 20, height = top + rowHeight * rows.length + 46;
     const plot = svg("svg", { class: "plot", id: "timeline-plot", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
     plot.append(svg("title", {}, "Forward ops per user line and optimizer step, coloured by the dtype they returned"));

@@ -66,6 +66,18 @@ class Finding:
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.line, self.column, self.code, self.message)
 
+    def verdict_note(self) -> str:
+        """`confirmed: <evidence>; <evidence> (on emulated-cuda)`, as every format tells a runtime verdict;
+        empty for a finding the runtime verifier did not judge."""
+        if self.verdict is None:
+            return ""
+        note = self.verdict
+        if self.evidence:
+            note += ": " + "; ".join(self.evidence)
+        if self.device is not None:
+            note += f" (on {self.device})"
+        return note
+
 
 def merge_routes(findings: Sequence[Finding]) -> list[Finding]:
     """One finding per code and place, in order: where several units or callers reach the same

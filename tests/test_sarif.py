@@ -3,6 +3,7 @@ rule described, and results GitHub code scanning can place and fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,12 @@ def test_an_empty_log_still_validates_and_describes_the_rules(validator: jsonsch
     assert log["runs"][0]["tool"]["driver"]["rules"]
 
 
-def test_the_driver_describes_every_rule() -> None:
+def test_the_driver_describes_every_rule_and_the_runtime_only_codes() -> None:
     described = sarif_log()["runs"][0]["tool"]["driver"]["rules"]
-    assert [rule["id"] for rule in described] == [rule.CODE for rule in all_rules()]
+    assert [rule["id"] for rule in described] == [rule.CODE for rule in all_rules()] + ["MP901", "MP902", "MP903"]
+    mp902 = described[-2]
+    assert (mp902["name"], mp902["defaultConfiguration"]["level"]) == ("unscaled-fp16-backward", "error")
+    assert mp902["shortDescription"]["text"].startswith("A backward pass ran through float16 ops")
     mp001 = next(rule for rule in described if rule["id"] == "MP001")
     assert mp001["name"] == "uncast-log-softmax"
     assert mp001["shortDescription"]["text"].startswith("A log-probability is computed")
@@ -81,13 +85,32 @@ def test_a_fix_becomes_replacements_of_its_file() -> None:
     assert "fixes" not in sarif_log(UNCAST)["runs"][0]["results"][0]
 
 
-def test_a_runtime_verdict_travels_in_the_result_properties() -> None:
+def test_a_runtime_verdict_travels_in_the_result_properties_and_its_message() -> None:
     result = sarif_log(CONFIRMED)["runs"][0]["results"][0]
     assert result["properties"] == {
         "verdict": "confirmed",
         "evidence": list(CONFIRMED.evidence),
         "device": "emulated-cuda",
     }
+    assert result["message"]["text"] == (
+        "fp16 autocast reaches backward() without loss scaling [confirmed: loss.backward() ran on a float16 graph; "
+        "3 of 4 gradients underflowed to 0 (on emulated-cuda)]"
+    )
+
+
+def test_a_refuted_finding_stays_in_the_log_as_a_note() -> None:
+    refuted = dataclasses.replace(CONFIRMED, verdict="refuted", evidence=("the region ran as bfloat16",))
+    confirmed, note = sarif_log(CONFIRMED, refuted)["runs"][0]["results"]
+    assert (confirmed["level"], note["level"]) == ("warning", "note")
+    assert note["properties"]["verdict"] == "refuted"
+
+
+def test_a_runtime_only_finding_is_a_result_of_its_described_code(validator: jsonschema.protocols.Validator) -> None:
+    runtime_only = dataclasses.replace(CONFIRMED, code="MP902", name="unscaled-fp16-backward", verdict="runtime-only")
+    log = sarif_log(runtime_only)
+    validator.validate(log)
+    [result] = log["runs"][0]["results"]
+    assert log["runs"][0]["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "MP902"
 
 
 def test_paths_outside_the_working_directory_are_absolute_uris() -> None:

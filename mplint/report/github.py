@@ -25,7 +25,13 @@ def _command(finding: Finding) -> str:
         "title": f"{finding.code} [{finding.name}]",
     }
     listed = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())
-    return f"::{finding.severity.value} {listed}::{escape_data(finding.message)}"
+    message = finding.message + (f" [{finding.verdict_note()}]" if finding.verdict is not None else "")
+    return f"::{_level(finding)} {listed}::{escape_data(message)}"
+
+
+def _level(finding: Finding) -> str:
+    """A finding the run refuted is a notice: it stays visible without failing anyone's review."""
+    return "notice" if finding.verdict == "refuted" else finding.severity.value
 
 
 def escape_data(text: str) -> str:

@@ -10,7 +10,7 @@ from mplint.findings import Finding, Fix, counts_by_rule
 
 
 def render(findings: Sequence[Finding]) -> str:
-    return json.dumps([_finding(finding) for finding in findings], indent=2)
+    return json.dumps([finding_object(finding) for finding in findings], indent=2)
 
 
 def statistics(findings: Sequence[Finding]) -> str:
@@ -24,7 +24,8 @@ def statistics(findings: Sequence[Finding]) -> str:
     )
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def finding_object(finding: Finding) -> dict[str, Any]:
+    """One finding as the JSON formats (this one, `verify --format json`, the HTML report's data) write it."""
     data: dict[str, Any] = {
         "code": finding.code,
         "name": finding.name,

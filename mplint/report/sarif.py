@@ -17,6 +17,7 @@ from urllib.parse import quote
 import mplint
 from mplint.findings import Finding, Fix
 from mplint.registry import all_rules
+from mplint.runtime.codes import RUNTIME_CODES
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SOURCE_ROOT = "%SRCROOT%"
@@ -24,24 +25,19 @@ INFORMATION_URI = "https://github.com/mplint/mplint"
 
 
 def render(findings: Sequence[Finding]) -> str:
-    rules = all_rules()
-    index = {rule.CODE: position for position, rule in enumerate(rules)}
+    """The log of `mplint --format sarif` and of `mplint verify --format sarif` (verdicts in `properties`)."""
+    rules = [
+        *(_rule(rule.CODE, rule.NAME, rule.summary(), rule.docs(), rule.SEVERITY.value) for rule in all_rules()),
+        *(_rule(code.code, code.name, code.summary(), code.docs, "error") for code in RUNTIME_CODES.values()),
+    ]
+    index = {rule["id"]: position for position, rule in enumerate(rules)}
     run = {
         "tool": {
             "driver": {
                 "name": "mplint",
                 "version": mplint.__version__,
                 "informationUri": INFORMATION_URI,
-                "rules": [
-                    {
-                        "id": rule.CODE,
-                        "name": rule.NAME,
-                        "shortDescription": {"text": rule.summary()},
-                        "fullDescription": {"text": rule.docs(), "markdown": rule.docs()},
-                        "defaultConfiguration": {"level": rule.SEVERITY.value},
-                    }
-                    for rule in rules
-                ],
+                "rules": rules,
             }
         },
         "columnKind": "unicodeCodePoints",
@@ -51,11 +47,22 @@ def render(findings: Sequence[Finding]) -> str:
     return json.dumps({"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 
+def _rule(code: str, name: str, summary: str, docs: str, level: str) -> dict[str, Any]:
+    return {
+        "id": code,
+        "name": name,
+        "shortDescription": {"text": summary},
+        "fullDescription": {"text": docs, "markdown": docs},
+        "defaultConfiguration": {"level": level},
+    }
+
+
 def _result(finding: Finding, rule_index: int | None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.code,
-        "level": finding.severity.value,
-        "message": {"text": finding.message},
+        # A finding the run refuted stays in the log, as a note.
+        "level": "note" if finding.verdict == "refuted" else finding.severity.value,
+        "message": {"text": finding.message + (f" [{finding.verdict_note()}]" if finding.verdict is not None else "")},
         "locations": [
             {
                 "physicalLocation": {

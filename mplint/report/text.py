@@ -68,12 +68,7 @@ def _line(finding: Finding, color: bool = False) -> str:
     if finding.fix is not None:
         line += " [*]"
     if finding.verdict is not None:
-        verdict = finding.verdict
-        if finding.evidence:
-            verdict += ": " + "; ".join(finding.evidence)
-        if finding.device is not None:
-            verdict += f" (on {finding.device})"
-        line += f" [{verdict}]"
+        line += f" [{finding.verdict_note()}]"
     return line
 
 

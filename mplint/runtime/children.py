@@ -40,6 +40,7 @@ class ChildSettings:
     steps: int | None
     roots: tuple[str, ...]
     directory: str  # where each child writes `<pid>.pickle`
+    details: bool = False  # keep what only a report draws (Session's `details`)
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,11 @@ class RecordedTarget:
         inherited = session_module.active_session()
         user_code = UserCode(self.settings.roots)
         if inherited is not None:  # forked: the parent's hooks are here already, its notes are not ours
-            inherited.log.forget()
+            inherited.forget()
             session: Any = inherited
             recording: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         else:
-            session = Session(self.settings.device, user_code, steps=self.settings.steps)
+            session = Session(self.settings.device, user_code, steps=self.settings.steps, details=self.settings.details)
             recording = session
         try:
             with recording:

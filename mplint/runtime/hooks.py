@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -304,6 +305,12 @@ def _state_dtypes(optimizer: torch.optim.Optimizer) -> tuple[tuple[str, str], ..
     return tuple(sorted(found))
 
 
+def progress_line(steps_done: int, steps: int | None, elapsed: float, torch_calls: int) -> str:
+    """The line `verify` keeps rewriting on a terminal's stderr, one update per optimizer step."""
+    done = f"step {steps_done}/{steps or '?'}"
+    return f"mplint verify: {done}, {elapsed:.1f} s elapsed, {torch_calls:,} torch calls recorded"
+
+
 def _install_optimizer(
     stack: contextlib.ExitStack, log: RunLog, user_code: UserCode, steps: int | None, progress: bool
 ) -> None:
@@ -311,6 +318,7 @@ def _install_optimizer(
     from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
     tracked: dict[int, torch.optim.Optimizer] = {}  # keeps the ids in `log.optimizers` unique
+    started = time.perf_counter()
 
     def built_at(optimizer: torch.optim.Optimizer) -> Site | None:
         """The user's line that built (or stepped) `optimizer`: not the `super().__init__` or `step`
@@ -358,9 +366,7 @@ def _install_optimizer(
         )
         log.steps = max(other.steps for other in log.optimizers.values())
         if progress:
-            sys.stderr.write(
-                f"\rmplint verify: step {log.steps}/{steps or '?'}, {log.torch_calls} torch calls recorded"
-            )
+            sys.stderr.write("\r" + progress_line(log.steps, steps, time.perf_counter() - started, log.torch_calls))
             sys.stderr.flush()
         stepped = [other.steps for other in log.optimizers.values() if other.steps]
         if steps is not None and min(stepped) >= steps:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from mplint.config import display_path
 
 HALF_DTYPES = frozenset({"float16", "bfloat16"})
+_Key = TypeVar("_Key", bound=Hashable)
 
 
 @dataclass(frozen=True, order=True)
@@ -79,6 +82,48 @@ class BackwardPass:
     fp16_ops: int = 0  # backward ops with fp16 outputs (counted in unscaled passes only)
 
 
+@dataclass(frozen=True, order=True)
+class LineOp:
+    """One torch call kind at one user line, in one optimizer step: the timeline's unit (counted beside it)."""
+
+    step: int  # the optimizer step in progress, from 1
+    site: Site
+    op: str  # the torch function as called, e.g. "linear", "Tensor.__add__"
+    dtype: str  # of its first tensor result
+
+
+# Gradient magnitudes are binned by their binary exponent: bin `e` holds 2**(e-1) <= |g| < 2**e
+# (`torch.frexp`). Exponents outside [GRADIENT_EXPONENT_MIN, GRADIENT_EXPONENT_MAX] go to the end bins.
+GRADIENT_EXPONENT_MIN, GRADIENT_EXPONENT_MAX = -40, 20
+
+
+@dataclass(frozen=True)
+class GradientHistogram:
+    """One parameter's gradients at the optimizer steps measured, summed over those steps."""
+
+    name: str  # its name in the model (`blocks.0.attn.weight`), else `param N` in its optimizer
+    dtype: str  # the gradient's dtype
+    shape: tuple[int, ...]
+    steps: int  # optimizer steps whose gradients were counted
+    zeros: int  # values exactly zero
+    non_finite: int  # inf or nan
+    # Non-zero finite values per exponent bin, GRADIENT_EXPONENT_MIN..GRADIENT_EXPONENT_MAX.
+    exponents: tuple[int, ...]
+
+    @property
+    def values(self) -> int:
+        return self.zeros + self.non_finite + sum(self.exponents)
+
+
+@dataclass(frozen=True)
+class ScalerStep:
+    """A `GradScaler.step` call: the scale the gradients were multiplied by, and whether it skipped the step."""
+
+    call: int  # 1, 2, ... in the order the steps ran
+    scale: float
+    skipped: bool  # inf/nan gradients were found: the optimizer did not step (and the scale backs off)
+
+
 @dataclass(frozen=True)
 class Observations:
     op_calls: tuple[tuple[OpCall, int], ...] = ()
@@ -91,6 +136,10 @@ class Observations:
     cuda_used: bool = False  # under emulation: the script placed something on CUDA or opened a CUDA region
     compiled: int = 0  # calls of torch.compile / Module.compile, run eagerly
     steps_refused: int = 0  # optimizer steps the script tried after catching the stop
+    # Kept only when a report asks for them (`verify --report`): see `details.py`.
+    timeline: tuple[tuple[LineOp, int], ...] = ()
+    gradients: tuple[GradientHistogram, ...] = ()
+    scaler_steps: tuple[ScalerStep, ...] = ()
 
     @property
     def recorded(self) -> bool:
@@ -120,13 +169,16 @@ def absorb(parent: Observations, children: list[Observations]) -> Observations:
     return _combine(parts, ranks=parent.ranks, processes=sum(part.processes for part in parts if part.recorded))
 
 
+def _summed(items: Iterable[tuple[_Key, int]]) -> tuple[tuple[_Key, int], ...]:
+    counts: Counter[_Key] = Counter()
+    for key, count in items:
+        counts[key] += count
+    return tuple(counts.items())
+
+
 def _combine(parts: list[Observations], *, ranks: int, processes: int) -> Observations:
-    counts: Counter[OpCall] = Counter()
-    for part in parts:
-        for call, count in part.op_calls:
-            counts[call] += count
     return Observations(
-        op_calls=tuple(counts.items()),
+        op_calls=_summed(item for part in parts for item in part.op_calls),
         regions=tuple(dict.fromkeys(region for part in parts for region in part.regions)),
         optimizers=tuple(dict.fromkeys(use for part in parts for use in part.optimizers)),
         # Events, not facts: two ranks' identical passes are two passes.
@@ -137,6 +189,10 @@ def _combine(parts: list[Observations], *, ranks: int, processes: int) -> Observ
         cuda_used=any(part.cuda_used for part in parts),
         compiled=max((part.compiled for part in parts), default=0),
         steps_refused=sum(part.steps_refused for part in parts),
+        timeline=_summed(item for part in parts for item in part.timeline),
+        # Ranks' gradients are all-reduced and their scalers agree: the first process that kept them speaks.
+        gradients=next((part.gradients for part in parts if part.gradients), ()),
+        scaler_steps=next((part.scaler_steps for part in parts if part.scaler_steps), ()),
     )
 
 
@@ -159,6 +215,9 @@ class RunLog:
     compiled: int = 0  # torch.compile calls, each run eagerly
     stopped: bool = False  # the step limit was reached: nothing more is recorded
     steps_refused: int = 0
+    timeline: Counter[LineOp] | None = None  # kept when a report asks for it
+    gradients: tuple[GradientHistogram, ...] = ()  # written once, when recording ends
+    scaler_steps: tuple[ScalerStep, ...] = ()
     # The autocast regions entered and not yet left, innermost last; None for one whose autocast
     # object was made before the hooks were installed (nothing is known about it).
     region_stack: list[AutocastRegion | None] = field(default_factory=list)
@@ -169,6 +228,8 @@ class RunLog:
         self.regions.clear()
         self.optimizers.clear()
         self.backward_passes.clear()
+        if self.timeline is not None:
+            self.timeline.clear()
         self.steps = self.compiled = self.torch_calls = self.steps_refused = 0
         self.stopped = False
 
@@ -186,4 +247,7 @@ class RunLog:
             cuda_used=self.cuda_used,
             compiled=self.compiled,
             steps_refused=self.steps_refused,
+            timeline=tuple(self.timeline.items()) if self.timeline is not None else (),
+            gradients=self.gradients,
+            scaler_steps=self.scaler_steps,
         )

@@ -61,8 +61,8 @@ def _no_steps_reason(run: ScriptRun) -> str:
     return f"nothing was verified: no optimizer step was recorded ({where})"
 
 
-def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[Finding], verdict: Verdict) -> str:
-    """The last line(s) on stderr: steps, where, verdict counts, static-only findings, and why it did not pass."""
+def headline(run: ScriptRun, findings: Sequence[Finding]) -> str:
+    """`2 optimizer steps recorded; 1 confirmed.`: the first line of the summary, and of a CI step summary."""
     observations = run.observations
     counts = ", ".join(
         f"{sum(f.verdict == v for f in findings)} {v}" for v in sorted({f.verdict for f in findings if f.verdict})
@@ -72,10 +72,13 @@ def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[F
         where = f" on {observations.ranks} ranks"
     elif observations.processes > 1:
         where = f" in {observations.processes} processes"
-    lines = [
-        f"mplint verify: {observations.steps} optimizer step{_s(observations.steps)} recorded{where}; "
-        f"{counts or 'no findings'}."
-    ]
+    return f"{observations.steps} optimizer step{_s(observations.steps)} recorded{where}; {counts or 'no findings'}."
+
+
+def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[Finding], verdict: Verdict) -> str:
+    """The last line(s) on stderr: steps, where, verdict counts, static-only findings, and why it did not pass."""
+    observations = run.observations
+    lines = [f"mplint verify: {headline(run, findings)}"]
     if run.device == "emulated-cuda" and observations.recorded and not observations.cuda_used:
         lines.append(
             "mplint verify: CUDA was emulated, but the script placed nothing on CUDA and opened no CUDA autocast "
@@ -106,22 +109,14 @@ def summary(run: ScriptRun, findings: Sequence[Finding], static_only: Sequence[F
     return "\n".join(lines)
 
 
-def json_document(
-    run: ScriptRun,
-    script: str,
-    script_args: Sequence[str],
-    findings: Sequence[Finding],
-    static_only: Sequence[Finding],
-    verdict: Verdict,
-) -> str:
-    """One object: the run's metadata, then the findings with their verdicts (as `mplint --format json`)."""
+def run_metadata(run: ScriptRun, script: str, script_args: Sequence[str], verdict: Verdict) -> dict[str, Any]:
+    """What ran, where, and how it ended: the head of the JSON document and of the HTML report."""
     import torch
 
     from mplint import __version__
-    from mplint.report.json import render
 
     observations = run.observations
-    document: dict[str, Any] = {
+    return {
         "script": script,
         "argv": list(script_args),
         "device": run.device,
@@ -145,9 +140,23 @@ def json_document(
         "mplint": __version__,
         "torch": torch.__version__,
         "python": sys.version.split()[0],
-        "findings": json.loads(render(findings)),
-        "static_only": json.loads(render(static_only)),
     }
+
+
+def json_document(
+    run: ScriptRun,
+    script: str,
+    script_args: Sequence[str],
+    findings: Sequence[Finding],
+    static_only: Sequence[Finding],
+    verdict: Verdict,
+) -> str:
+    """One object: the run's metadata, then the findings with their verdicts (as `mplint --format json`)."""
+    from mplint.report.json import render
+
+    document = run_metadata(run, script, script_args, verdict)
+    document["findings"] = json.loads(render(findings))
+    document["static_only"] = json.loads(render(static_only))
     return json.dumps(document, indent=2)
 
 

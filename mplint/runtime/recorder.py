@@ -25,7 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from mplint.runtime.hooks import FP16_KEY, REGION_KEY, SITE_KEY
-from mplint.runtime.observations import OpCall, RunLog, Site
+from mplint.runtime.observations import LineOp, OpCall, RunLog, Site
 from mplint.runtime.sites import UserCode
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ REDUCED_LOSS_OP = "aten.nll_loss_forward"
 REDUCED_LOSS = "aten.nll_loss_forward(reduced)"
 # The aten ops whose dtypes the join reads (MP001/MP901).
 RECORDED_OPS = ("aten._log_softmax", "aten.logsumexp", REDUCED_LOSS_OP)
+# The dtype timeline (kept for a report) covers the first this many optimizer steps: its size is
+# bounded by the script's lines times this.
+TIMELINE_STEPS = 100
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -116,6 +119,8 @@ class Recorder:
         watched = _watched_functions()
         grad_enabled = self._torch.is_grad_enabled
         float16 = self._torch.float16
+        timeline = log.timeline
+        op_names: dict[Any, str] = {}
 
         class Recording(TorchFunctionMode):
             def __torch_function__(
@@ -145,6 +150,9 @@ class Recorder:
                         site = user_code.caller(sys._getframe(1))
                         if site is not None:
                             _tag(nodes, site, log)
+                            if timeline is not None and log.steps < TIMELINE_STEPS:
+                                name = op_names.get(func) or op_names.setdefault(func, _op_name(func))
+                                timeline[LineOp(log.steps + 1, site, name, _dtype_name(tensors[0].dtype))] += 1
                 return result
 
         return Recording()
@@ -193,6 +201,22 @@ class Recorder:
     def site_of_watched_call(self) -> Site | None:
         frame = self.frame
         return self.user_code.caller(frame) if frame is not None else self.user_code.caller(sys._getframe(2))
+
+
+def _op_name(func: Any) -> str:
+    """A torch function as a script calls it: `linear`, `Tensor.__add__`, `Tensor.T` (a property)."""
+    owner = getattr(func, "__self__", None)
+    if getattr(func, "__name__", None) == "__get__" and hasattr(owner, "__objclass__"):
+        return f"Tensor.{getattr(owner, '__name__', '?')}"  # a property's getter: `x.T`, `x.real`
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    for prefix, shown in (("_TensorBase.", "Tensor."), ("TensorBase.", "Tensor."), ("_VariableFunctionsClass.", "")):
+        if name.startswith(prefix):
+            return shown + name.removeprefix(prefix)
+    return name
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _tag(pending: list[Any], site: Site, log: RunLog) -> None:

@@ -56,11 +56,12 @@ def run_script(
     steps: int | None = 2,
     timeout: float | None = None,
     progress: bool = False,
+    details: bool = False,
 ) -> ScriptRun:
     """Run `script` as `__main__` under a recording Session; torch is restored when this returns.
 
     Processes the script starts (`torch.multiprocessing.spawn` workers and the like) record too;
-    their observations are merged into the result.
+    their observations are merged into the result. `details` keeps what only a report draws.
     """
     path = os.path.abspath(script)
     user_code = UserCode([os.path.dirname(path), os.getcwd()])
@@ -68,8 +69,8 @@ def run_script(
     exit_status: int | str | None = None
     already_loaded = set(sys.modules)
     with tempfile.TemporaryDirectory(prefix="mplint-verify-") as reports:
-        children = ChildSettings(resolve_device(device), steps, user_code.roots, reports)
-        session = Session(device, user_code, steps=steps, progress=progress, children=children)
+        children = ChildSettings(resolve_device(device), steps, user_code.roots, reports, details)
+        session = Session(device, user_code, steps=steps, progress=progress, children=children, details=details)
         started = time.perf_counter()
         with _script_environment(path, script_args), _alarm(timeout):
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from mplint.errors import MplintError
 from mplint.runtime import facade, hooks
 from mplint.runtime.children import ChildSettings, following_children
+from mplint.runtime.details import Details
 from mplint.runtime.emulate import CudaPolicyKernels, CudaRemap
 from mplint.runtime.observations import AutocastRegion, RunLog
 from mplint.runtime.recorder import Recorder
@@ -46,9 +48,14 @@ class Session:
         steps: int | None = None,
         progress: bool = False,
         children: ChildSettings | None = None,
+        details: bool = False,
     ) -> None:
+        """`details`: also keep what only a report draws (dtype timeline, gradient histograms, scale per step)."""
         self.device = resolve_device(device)
         self.log = RunLog(device=_LABELS[self.device])
+        if details:
+            self.log.timeline = Counter()
+        self._details = Details(self.log) if details else None
         self._user_code = user_code
         self._steps = steps
         self._progress = progress
@@ -67,6 +74,10 @@ class Session:
             if kernels is not None:
                 self._stack.callback(kernels.unregister)
                 facade.install(self._stack, self.log)
+            if self._details is not None:
+                # Settled after the modes below are gone (the stack closes last-in first-out).
+                self._stack.callback(self._details.settle)
+                self._details.install(self._stack)
             recorder = Recorder(self.log, self._user_code, CudaRemap(self.log) if emulating else None)
             hooks.install(
                 self._stack,
@@ -85,6 +96,12 @@ class Session:
             self._stack.close()
             raise
         return self.log
+
+    def forget(self) -> None:
+        """Drop what was recorded so far (a forked child starts with a copy of its parent's notes)."""
+        self.log.forget()
+        if self._details is not None:
+            self._details.forget()
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None

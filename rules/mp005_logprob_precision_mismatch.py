@@ -35,10 +35,10 @@ class LogProbPrecisionMismatch(Rule):
     of the same policy, the ratio for identical policies is 1 ± ~1% per token (torch 2.13, CPU: a
     fp32 `log_softmax` against the same logits' bf16 one gives ratios off by up to 1.6%, see
     tests/runtime/test_catalog_claims.py), clipping fires on tokens the policy never moved, and
-    the KL estimate is a positive bias with no policy change. The "training-inference mismatch"
-    of RL fine-tuning (bf16 rollouts, fp32 training) is this error at scale; verl and OpenRLHF
-    added importance-sampling corrections for it (volcengine/verl#2953, and the report
-    "Your efficient RL framework secretly brings you off-policy RL training", Yao et al., 2025).
+    the KL estimate is a positive bias with no policy change. The same error, between a rollout
+    engine's log-probs and the trainer's, is the "rollout-training mismatch" that verl and TRL
+    added truncated importance sampling for (verl-project/verl#2953, huggingface/trl#3867, after
+    https://fengyao.notion.site/off-policy-rl); here both sides are the linted code's own.
 
     ## Example
     ```python

@@ -36,11 +36,13 @@ class Fp16OnBf16PretrainedModel(Rule):
     float16's largest value is 65504; bfloat16 has float32's range. A network pretrained in
     bfloat16 never had to keep its activations below 65504, and these do not: T5's feed-forward
     outputs grow past 65504 in the later blocks (66246 in huggingface/transformers#5651), become
-    inf, then NaN in the next layer norm or attention, and the loss is NaN (the GradScaler skips
-    the steps, forever). The T5 authors: "All of our experiments use bfloat16 activations"
-    (google-research/text-to-text-transfer-transformer#539); huggingface/transformers#14189
-    (T5 v1.1) and #23918 (flan-t5-xl) report NaN losses under fp16 AMP; Gemma 3 overflows the same
-    way (huggingface/transformers#36822). Transformers clamps T5's hidden states in float16 as a
+    inf, then NaN in the next RMS norm, which the next projection spreads to every output (torch
+    2.13, CPU: tests/runtime/test_catalog_claims.py builds that feed-forward; bfloat16 keeps it
+    finite), and the loss is NaN (a GradScaler then skips every step). The T5 authors: "All of our
+    experiments use bfloat16 activations" (google-research/text-to-text-transfer-transformer#539);
+    huggingface/transformers#14189 (T5 v1.1) and #23918 (flan-t5-xl) report NaN losses under fp16
+    AMP; Gemma 3's float16 generation comes out empty where bfloat16 works
+    (huggingface/transformers#36822). Transformers clamps T5's hidden states in float16 as a
     stopgap, which does not reach every overflow.
 
     ## Example

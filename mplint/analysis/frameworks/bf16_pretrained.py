@@ -58,8 +58,9 @@ FAMILIES = (
         "Gemma 3",
         re.compile(r"gemma-?3(?:[-_.]|$)"),
         frozenset({"Gemma3ForCausalLM", "Gemma3ForConditionalGeneration", "Gemma3Model", "Gemma3TextModel"}),
-        "pretrained in bfloat16; its activations overflow float16's 65504 and the outputs are garbage or NaN "
-        "(huggingface/transformers#36822, 'Gemma 3 is broken with fp16')",
+        "pretrained in bfloat16; in float16 its activations overflow 65504 and generation comes out empty while "
+        "bfloat16 works (huggingface/transformers#36822, 'Gemma 3 is broken with fp16'; vLLM refuses float16 "
+        "for Gemma 3, intel/llm-scaler#270)",
     ),
 )
 

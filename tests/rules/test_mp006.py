@@ -233,6 +233,19 @@ CASES = [
         """,
     ),
     ok(
+        "tokenizer-of-the-checkpoint-called-under-fp16-autocast",
+        """
+        import torch
+        from transformers import AutoTokenizer, T5Tokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained("google/flan-t5-base")
+        slow = T5Tokenizer.from_pretrained(model_dir)
+        with torch.autocast("cuda"):
+            batch = tokenizer(texts, return_tensors="pt", padding=True)
+            more = slow(texts)
+        """,
+    ),
+    ok(
         "trainer-without-fp16-on-gemma-3",
         """
         from transformers import AutoModelForCausalLM, Trainer, TrainingArguments

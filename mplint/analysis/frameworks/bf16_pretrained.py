@@ -70,10 +70,12 @@ def family_of(load: CallFact) -> Family | None:
     string, else by the class it is called on; None when neither says (precision first)."""
     if load.function is None or last_part(load.function) != "from_pretrained":
         return None
+    loader = last_part(load.function.rpartition(".")[0])
+    if "Model" not in loader and "For" not in loader:
+        return None  # a tokenizer, processor or config of the checkpoint: no activations
     checkpoint = load.arg(0, "pretrained_model_name_or_path")
     name = checkpoint.const if checkpoint is not None else None
     if isinstance(name, str):
         segment = name.rstrip("/").rpartition("/")[2].lower()
         return next((family for family in FAMILIES if family.checkpoint.match(segment)), None)
-    loader = last_part(load.function.rpartition(".")[0])
     return next((family for family in FAMILIES if loader in family.classes), None)

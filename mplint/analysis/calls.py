@@ -122,6 +122,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         ctx.region,
         result,
         _called_definition(callee, receiver, method),
+        callee if callee.kind is Kind.MODULE else None,
         self.condition,
         self.chain,
     )

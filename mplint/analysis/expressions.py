@@ -302,7 +302,11 @@ def binary(
     folded = fold_numbers(operator, left.const, right.const)
     if folded is not None:
         return const(folded)  # `head_dim ** -0.5`: a scale factor stays a Python number
-    return promote(left, right)
+    result = promote(left, right)
+    if isinstance(operator, cst.Subtract) and right.op == "logsumexp" and result.kind is Kind.TENSOR:
+        # `logits.gather(...) - logits.logsumexp(-1)` (TRL's `selective_log_softmax`): log-probs.
+        return result.with_(op=api.LOG_PROB_OP)
+    return result
 
 
 def note_operation(

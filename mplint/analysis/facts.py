@@ -33,6 +33,8 @@ class CallFact:
     # The function or method of the linted code the call ran, when it ran one (for per-path rules
     # that follow a training step into its helpers).
     callee: Definition | None = None
+    # The module whose forward the call ran, when it called one (`model(input_ids)`, `self.encoder(x)`).
+    module: Value | None = None
     # Set when the call was evaluated on a branch the default configuration skips: the condition
     # that takes it, as written ("`args.profile` is true").
     condition: str | None = None

@@ -214,6 +214,10 @@ PRESERVING_OPS = frozenset(
 
 # Ops whose output rules care about, by the name they have as a function and as a method.
 SOFTMAX_OPS = frozenset({"softmax", "log_softmax", "logsumexp", "log", "exp"})
+# `Value.op` of log-probabilities: a `log_softmax`, kept through the ops that select from it (`gather`,
+# `squeeze`), also when written as `gather(...) - logsumexp(...)`. A cast ends it (its data is then
+# another dtype's copy).
+LOG_PROB_OP = "log_softmax"
 
 MODULE_PASSTHROUGH_METHODS = frozenset(
     {"cuda", "cpu", "train", "eval", "requires_grad_", "share_memory", "to_empty", "apply", "xpu"}

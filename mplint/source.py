@@ -16,9 +16,11 @@ from __future__ import annotations
 import ast
 import bisect
 import contextlib
+import functools
 import re
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -28,6 +30,7 @@ import libcst as cst
 from libcst._nodes.base import CSTNode
 
 from mplint.findings import Finding, Severity
+from mplint.retained import Key, Positions, current_store
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.tree import Located, Statement, children, statements, walk
 
@@ -201,6 +204,8 @@ class ParsedFile:
         # What the analysis computed from nodes of this tree alone, by (function, node id): kept
         # with the tree, so every unit of the process that reads the file reuses it.
         self.memo: dict[tuple[str, int], object] = {}
+        # The key each piece a `RetainedTrees` store holds has there, by the piece's first line.
+        self._kept_as: dict[int, Key] = {}
 
     partial = False
 
@@ -233,15 +238,9 @@ class ParsedFile:
         """Every node's range in one piece: one code generation pass over it, done the first time a
         position in it is asked for (libcst.metadata is imported only then)."""
         if first not in self._positions:
-            if _depth(piece) > MAX_POSITION_DEPTH:
-                # libcst's code generation recurses through generators, which CPython runs on the
-                # C stack: a tree this deep would crash the process, not raise. The engine makes
-                # a RecursionError MP000 "nested too deeply" for the file.
-                raise RecursionError(f"{self.path} nests deeper than {MAX_POSITION_DEPTH} levels")
-            from libcst.metadata import MetadataWrapper, PositionProvider
-
-            with recursion_limit(DEEP_RECURSION):
-                self._positions[first] = MetadataWrapper(piece, unsafe_skip_copy=True).resolve(PositionProvider)
+            store, key = current_store(), self._kept_as.get(first)
+            compute = functools.partial(_positions, piece, self.path)
+            self._positions[first] = store.positions(key, compute) if store and key else compute()
         return self._positions[first]
 
     def position(self, node: Located) -> tuple[int, int, int, int]:
@@ -348,18 +347,57 @@ class PartialFile(ParsedFile):
 
     def _piece(self, span: int) -> cst.Module | None:
         if span not in self._parsed:
-            first, last = self._spans[span]
-            text = "".join(self.lines()[first - 1 : last])
+            first, _ = self._spans[span]
+            text = self._span_text(span)
             self.parsed_characters += len(text)
-            try:
-                with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
-                    piece: cst.Module | None = cst.parse_module(text)
-            except Exception:
-                piece = None
+            store = current_store()
+            if store is None:
+                piece = _parse_piece(text)
+            else:
+                key = self._kept_as[first] = (self.path, text, self._occurrences[span])
+                piece = store.tree(key, lambda: _parse_piece(text))
             if piece is not None:
                 self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
             self._parsed[span] = piece
         return self._parsed[span]
+
+    def _span_text(self, span: int) -> str:
+        first, last = self._spans[span]
+        return "".join(self.lines()[first - 1 : last])
+
+    @functools.cached_property
+    def _occurrences(self) -> list[int]:
+        """Per span, how many spans before it have the same text (`torch.manual_seed(0)` twice)."""
+        seen: Counter[str] = Counter()
+        found = []
+        for span in range(len(self._spans)):
+            text = self._span_text(span)
+            found.append(seen[text])
+            seen[text] += 1
+        return found
+
+
+def _parse_piece(text: str) -> cst.Module | None:
+    """A top-level statement's tree; None where libcst refuses it."""
+    try:
+        with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
+            return cst.parse_module(text)
+    except Exception:
+        return None
+
+
+def _positions(piece: cst.Module, path: str) -> Positions:
+    """Every node's range in `piece` (of the file at `path`): one code generation pass
+    (libcst.metadata imported only now)."""
+    if _depth(piece) > MAX_POSITION_DEPTH:
+        # libcst's code generation recurses through generators, which CPython runs on the C stack:
+        # a tree this deep would crash the process, not raise. The engine makes a RecursionError
+        # MP000 "nested too deeply" for the file.
+        raise RecursionError(f"{path} nests deeper than {MAX_POSITION_DEPTH} levels")
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    with recursion_limit(DEEP_RECURSION):
+        return MetadataWrapper(piece, unsafe_skip_copy=True).resolve(PositionProvider)
 
 
 # CPython's `try:` statements (`except*` came in 3.11).

@@ -433,6 +433,9 @@ def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> lis
             continue
         if finding.path not in directives:
             directives[finding.path] = suppression.noqa_directives(file.text)
+        if not directives[finding.path]:  # most files: no statement lines to compute
+            kept.append(finding)
+            continue
         lines = (finding.line, file.statement_line(finding.line))
         if not suppression.is_suppressed(finding.code, lines, directives[finding.path]):
             kept.append(finding)

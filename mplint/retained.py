@@ -1,0 +1,69 @@
+"""Trees kept across the runs of a long-lived process (the language server): the libcst tree of
+each top-level statement a run parsed piece by piece, and its positions, by file, text and
+occurrence. After an edit only the statements it changed are parsed and positioned again: on a
+1,000-line script that is most of what re-analysing it cost.
+
+Runs read the store set for them with `retained(store)`; plain runs (the CLI) set none and keep
+nothing. A tree is kept for one file only (two files with the same statement get two trees, as
+facts are recorded per node), and a store holds what its last run used: `retained` drops the rest
+when the run ends, so memory stays flat however many edits come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+if TYPE_CHECKING:
+    from libcst.metadata import CodeRange
+
+# (path, the statement's text, how many identical statements come before it in the file).
+Key = tuple[str, str, int]
+Positions = Mapping[cst.CSTNode, "CodeRange"]
+
+
+class RetainedTrees:
+    def __init__(self) -> None:
+        self._trees: dict[Key, cst.Module | None] = {}
+        self._positions: dict[Key, Positions] = {}
+        self._used: set[Key] = set()
+
+    def tree(self, key: Key, parse: Callable[[], cst.Module | None]) -> cst.Module | None:
+        """The statement's tree (None where libcst refuses it), parsed only if no run kept it."""
+        self._used.add(key)
+        if key not in self._trees:
+            self._trees[key] = parse()
+        return self._trees[key]
+
+    def positions(self, key: Key, compute: Callable[[], Positions]) -> Positions:
+        if key not in self._positions:
+            self._positions[key] = compute()
+        return self._positions[key]
+
+    def sweep(self) -> None:
+        """Forget what the run that ended did not use."""
+        self._trees = {key: tree for key, tree in self._trees.items() if key in self._used}
+        self._positions = {key: found for key, found in self._positions.items() if key in self._used}
+        self._used = set()
+
+
+_current: ContextVar[RetainedTrees | None] = ContextVar("retained_trees", default=None)
+
+
+@contextlib.contextmanager
+def retained(store: RetainedTrees) -> Iterator[None]:
+    """Runs in the block keep their trees in `store` and reuse those an earlier block kept."""
+    token = _current.set(store)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        store.sweep()
+
+
+def current_store() -> RetainedTrees | None:
+    return _current.get()

@@ -206,13 +206,17 @@ class Cache:
         return self.directory / f"{kind}-{digest(path)[:32]}.json"
 
     def _prepare(self) -> None:
-        if self._ready:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        ignore = self.directory / ".gitignore"
-        if not ignore.exists():
-            _write_atomically(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
-        self._ready = True
+        if not self._ready:
+            prepare_directory(self.directory)
+            self._ready = True
+
+
+def prepare_directory(directory: Path) -> None:
+    """Create the cache directory (or a folder of it), ignored by git; OSError when it cannot be."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        _write_atomically(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
 
 
 def open_cache(

@@ -92,7 +92,7 @@ def diagnostic(finding: Finding, text: Text, uri: str, docs: dict[str, str]) -> 
 def fix_action(finding: Finding, fix: Fix, text: Text, uri: str, diagnostic: types.Diagnostic) -> types.CodeAction:
     unsafe = fix.applicability is Applicability.UNSAFE
     return types.CodeAction(
-        title=f"{fix.description} ({finding.code}{', unsafe' if unsafe else ''})",
+        title=f"{fix.description[:1].upper()}{fix.description[1:]} ({finding.code}{', unsafe' if unsafe else ''})",
         kind=types.CodeActionKind.QuickFix,
         diagnostics=[diagnostic],
         is_preferred=not unsafe,

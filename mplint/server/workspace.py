@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from mplint.config import Settings
 from mplint.errors import ConfigError, MplintError
 from mplint.findings import Finding
 from mplint.retained import RetainedTrees, retained
+from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.run.cache import Memory
 from mplint.run.discovery import discover, read_source
 from mplint.source import SourceFile
@@ -140,11 +142,12 @@ class Workspace:
     def noqa_text(self, path: str, findings: Iterable[Finding]) -> str | None:
         """`path`'s text with `# noqa` comments silencing `findings`; None when it cannot take them."""
         source = self._source(path)
-        if source is None:
-            return None
+        findings = list(findings)
+        if source is None or any(finding.code == InvalidSyntax.CODE for finding in findings):
+            return None  # a file that does not parse reads no comments
         try:
             text, added = with_noqa(source, findings)
-        except SyntaxError:  # the tokenizer's errors included: a file that does not parse reads no noqa
+        except (tokenize.TokenError, SyntaxError):
             return None
         return text if added else None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import libcst as cst
 
@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 # (path, the statement's text, how many identical statements come before it in the file).
 Key = tuple[str, str, int]
 Positions = Mapping[cst.CSTNode, "CodeRange"]
+T = TypeVar("T")
 
 
 class RetainedTrees:
     def __init__(self) -> None:
         self._trees: dict[Key, cst.Module | None] = {}
-        self._positions: dict[Key, Positions] = {}
+        # What was derived from a kept tree alone (its positions, its nodes in order), by kind.
+        self._derived: dict[tuple[str, Key], object] = {}
         self._used: set[Key] = set()
 
     def tree(self, key: Key, parse: Callable[[], cst.Module | None]) -> cst.Module | None:
@@ -39,15 +41,17 @@ class RetainedTrees:
             self._trees[key] = parse()
         return self._trees[key]
 
-    def positions(self, key: Key, compute: Callable[[], Positions]) -> Positions:
-        if key not in self._positions:
-            self._positions[key] = compute()
-        return self._positions[key]
+    def derived(self, kind: str, key: Key, compute: Callable[[], T]) -> T:
+        """`kind` of the kept tree at `key` (what `compute` derives from that tree alone), computed
+        once while the tree is kept."""
+        if (kind, key) not in self._derived:
+            self._derived[(kind, key)] = compute()
+        return cast(T, self._derived[(kind, key)])
 
     def sweep(self) -> None:
         """Forget what the run that ended did not use."""
         self._trees = {key: tree for key, tree in self._trees.items() if key in self._used}
-        self._positions = {key: found for key, found in self._positions.items() if key in self._used}
+        self._derived = {found: value for found, value in self._derived.items() if found[1] in self._used}
         self._used = set()
 
 

@@ -30,7 +30,7 @@ import libcst as cst
 from libcst._nodes.base import CSTNode
 
 from mplint.findings import Finding, Severity
-from mplint.retained import Key, Positions, current_store
+from mplint.retained import Key, Positions, T, current_store
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.tree import Located, Statement, children, statements, walk
 
@@ -225,22 +225,24 @@ class ParsedFile:
     def source_order(self) -> dict[cst.CSTNode, tuple[int, int]]:
         """The file's calls and arithmetic operators numbered in source order, parents first: one
         walk per piece and process, however many units visit it (positions are not needed for it)."""
-        evaluable = (cst.Call, cst.BinaryOperation)
         for first, piece in self.pieces:
             if first not in self._ordered:
                 self._ordered.add(first)
-                self._order.update(
-                    {node: (first, index) for index, node in enumerate(walk(piece)) if type(node) in evaluable}
-                )
+                nodes = self._derived("evaluable", first, functools.partial(_evaluable, piece))
+                self._order.update({node: (first, index) for index, node in enumerate(nodes)})
         return self._order
+
+    def _derived(self, kind: str, first: int, compute: Callable[[], T]) -> T:
+        """What `compute` derives from the piece at line `first` alone: kept with the piece when a
+        `RetainedTrees` store keeps it, so that later runs over the same text reuse it."""
+        store, key = current_store(), self._kept_as.get(first)
+        return store.derived(kind, key, compute) if store and key else compute()
 
     def _ranges(self, first: int, piece: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
         """Every node's range in one piece: one code generation pass over it, done the first time a
         position in it is asked for (libcst.metadata is imported only then)."""
         if first not in self._positions:
-            store, key = current_store(), self._kept_as.get(first)
-            compute = functools.partial(_positions, piece, self.path)
-            self._positions[first] = store.positions(key, compute) if store and key else compute()
+            self._positions[first] = self._derived("positions", first, functools.partial(_positions, piece, self.path))
         return self._positions[first]
 
     def position(self, node: Located) -> tuple[int, int, int, int]:
@@ -384,6 +386,11 @@ def _parse_piece(text: str) -> cst.Module | None:
             return cst.parse_module(text)
     except Exception:
         return None
+
+
+def _evaluable(piece: cst.Module) -> list[cst.CSTNode]:
+    """The piece's calls and arithmetic operators, parents first: what rules that read facts visit."""
+    return [node for node in walk(piece) if type(node) in (cst.Call, cst.BinaryOperation)]
 
 
 def _positions(piece: cst.Module, path: str) -> Positions:

@@ -3,7 +3,10 @@ changed, and what is found is what a fresh run finds."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,7 @@ from mplint import api, source
 from mplint.config import Settings
 from mplint.findings import Finding
 from mplint.retained import RetainedTrees, retained
+from mplint.run import engine
 from mplint.source import SourceFile
 
 TRAIN = """\
@@ -105,3 +109,28 @@ def test_the_store_keeps_only_what_the_last_run_used() -> None:
 
     # Four top-level statements (two imports, two functions), whatever the number of edits.
     assert len(store._trees) == 4
+
+
+def test_a_finished_run_is_freed_without_the_cyclic_collector() -> None:
+    # Runs pause the collector, and a long-lived process runs one per edit: a run caught in a
+    # reference cycle (and the trees it holds) would stay until a full collection, ~35 KB an edit.
+    store = RetainedTrees()
+    lint(TRAIN, store)
+    gc.collect()
+    runs = weakref.WeakSet[engine.Run]()
+    make_run = engine.Run.__init__
+
+    def recorded(self: engine.Run, *args: Any, **kwargs: Any) -> None:
+        make_run(self, *args, **kwargs)
+        runs.add(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine.Run, "__init__", recorded)
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            lint(TRAIN.replace("lr=1e-4", "lr=2e-4"), store)
+            assert len(runs) == 0
+        finally:
+            if was_enabled:
+                gc.enable()

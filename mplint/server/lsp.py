@@ -270,7 +270,12 @@ def make_server() -> MplintServer:
 def _path_of(uri: str) -> str | None:
     """The document's path as findings name it; None for a document that is not a file."""
     filename = to_fs_path(uri) if uri.startswith("file:") else None
-    return display_path(filename) if filename else None
+    if not filename:
+        return None
+    path = display_path(filename)
+    # Not under the root as the client spells it: the root may be reached through a symbolic link
+    # (the working directory is always the resolved one).
+    return display_path(os.path.realpath(filename)) if os.path.isabs(path) else path
 
 
 def _wanted(kind: str, only: Sequence[str] | None) -> bool:

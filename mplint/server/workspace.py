@@ -92,16 +92,13 @@ class Workspace:
     def close(self, path: str) -> None:
         self._buffers.pop(path, None)
 
-    def text_of(self, path: str) -> str | None:
-        """The text mplint checks for `path`: its buffer, else the file as last read."""
-        if path in self._buffers:
-            return self._buffers[path]
-        source = self._disk.get(path)
-        return source.text if source is not None else None
-
     def reload(self, options: Options | None = None) -> None:
         """Read the configuration again (with new editor `options` if given) and find the files
         again: after a configuration change, or files created or deleted."""
+        with self._running:
+            self._reload(options)
+
+    def _reload(self, options: Options | None) -> None:
         self.options = options or self.options
         try:
             self.settings = api.settings_for(
@@ -123,12 +120,11 @@ class Workspace:
         the files on disk. Runs one at a time, from any thread."""
         return self._lint(self.buffers() if buffers is None else buffers)
 
-    def fixed_text(self, path: str, *, unsafe: bool = False) -> fixes.FileFix | None:
-        """`path`'s text before and after every fix (safe ones; unsafe ones too with `unsafe`),
-        as `mplint --fix` would apply them with the rest of the workspace as it is; None when
-        nothing changes."""
+    def fixed_text(self, path: str) -> fixes.FileFix | None:
+        """`path`'s text before and after its safe fixes, as `mplint --fix` would apply them with
+        the rest of the workspace as it is now; None when nothing changes."""
         buffers = self.buffers()
-        source = self._source(path)
+        source = self._source(path, buffers)
         if source is None or self.settings is None:
             return None
 
@@ -136,12 +132,12 @@ class Workspace:
             texts = {**buffers, **{source.path: source.text for source in sources if source.text is not None}}
             return [finding for found in self._lint(texts).values() for finding in found]
 
-        result = fixes.fix_sources([source], lint, unsafe=unsafe)
+        result = fixes.fix_sources([source], lint, unsafe=False)
         return result.changes[0] if result.changes else None
 
     def noqa_text(self, path: str, findings: Iterable[Finding]) -> str | None:
         """`path`'s text with `# noqa` comments silencing `findings`; None when it cannot take them."""
-        source = self._source(path)
+        source = self._source(path, self._buffers)
         findings = list(findings)
         if source is None or any(finding.code == InvalidSyntax.CODE for finding in findings):
             return None  # a file that does not parse reads no comments
@@ -151,8 +147,9 @@ class Workspace:
             return None
         return text if added else None
 
-    def _source(self, path: str) -> SourceFile | None:
-        text = self.text_of(path)
+    def _source(self, path: str, buffers: Mapping[str, str]) -> SourceFile | None:
+        """The file as mplint checks it: its buffer, else its text as last read from disk."""
+        text = buffers[path] if path in buffers else self._on_disk(path)
         return SourceFile(path, text) if text is not None else None
 
     def _lint(self, buffers: Mapping[str, str]) -> dict[str, list[Finding]]:
@@ -184,7 +181,7 @@ class Workspace:
         """Read again the files saved since they were read (by the editor or anything else), and
         the configuration when one of its files changed."""
         if any(_stamp(path) != stamp for path, stamp in self._config_stamps.items()):
-            self.reload()
+            self._reload(None)
             return
         for path, stamp in list(self._stamps.items()):
             now = _stamp(path)

@@ -122,7 +122,8 @@ class MplintServer(LanguageServer):
 def initialize(ls: MplintServer, params: types.InitializeParams) -> None:
     folders = params.workspace_folders or []
     root_uri = folders[0].uri if folders else params.root_uri
-    root = Path(to_fs_path(root_uri) or os.getcwd()) if root_uri else Path(os.getcwd())
+    named = to_fs_path(root_uri) if root_uri else None
+    root = Path(named) if named and os.path.isdir(named) else Path(os.getcwd())  # no folder: where it started
     # Findings name files relative to the working directory, as the CLI run at the root would.
     os.chdir(root)
     try:

@@ -118,12 +118,13 @@ class Client:
                 return message
 
     # An editor's steps.
-    def initialize(self, initialization_options: Any = None) -> Any:
+    def initialize(self, initialization_options: Any = None, root_uri: str | None = None) -> Any:
+        """Say hello as an editor does, the workspace being `root` unless `root_uri` names another."""
         result = self.request(
             "initialize",
             {
                 "processId": os.getpid(),
-                "rootUri": self.root.as_uri(),
+                "rootUri": root_uri or self.root.as_uri(),
                 "capabilities": {"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": True}}},
                 "initializationOptions": initialization_options,
             },

@@ -328,3 +328,14 @@ def test_a_root_reached_through_a_symbolic_link(project: Path, tmp_path_factory:
         assert client.shutdown() == 0
     finally:
         client.kill()
+
+
+def test_a_root_that_does_not_exist_falls_back_to_where_the_server_started(project: Path) -> None:
+    client = Client(project)
+    try:
+        client.initialize(root_uri=(project / "moved-away").as_uri())
+        uri = client.open("train.py")
+        assert located(client.diagnostics(uri, version=1)) == TRAIN_FOUND
+        assert client.shutdown() == 0
+    finally:
+        client.kill()

@@ -158,7 +158,7 @@ def did_change(ls: MplintServer, params: types.DidChangeTextDocumentParams) -> N
 
 
 def did_save(ls: MplintServer, params: types.DidSaveTextDocumentParams) -> None:
-    ls.schedule(0.0)
+    saved_on_disk(ls, [params.text_document.uri])
 
 
 def did_close(ls: MplintServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -178,7 +178,15 @@ def did_change_watched_files(ls: MplintServer, params: types.DidChangeWatchedFil
     ):
         ls.state.reload()  # files created or deleted, or a configuration file changed
         ls.show_config_error()
-    ls.schedule(0.0)  # a saved file's new text is noticed by its size and time
+    saved_on_disk(ls, [change.uri for change in params.changes])
+
+
+def saved_on_disk(ls: MplintServer, uris: Sequence[str]) -> None:
+    """Check again with these files as they are on disk now."""
+    paths = [path for path in map(_path_of, uris) if path is not None]
+    if ls.state is not None:
+        ls.state.saved(paths)
+    ls.schedule(0.0)
 
 
 def did_change_configuration(ls: MplintServer, params: types.DidChangeConfigurationParams) -> None:

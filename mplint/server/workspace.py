@@ -177,6 +177,14 @@ class Workspace:
         source = self._disk.get(path)
         return source.text if source is not None else None
 
+    def saved(self, paths: Iterable[str]) -> None:
+        """The editor says these files changed on disk: read them again at the next run, even where
+        their size and time did not change (a coarse clock, a same-size edit)."""
+        with self._running:
+            for path in paths:
+                if path in self._stamps:
+                    self._stamps[path] = None
+
     def _notice_disk_changes(self) -> None:
         """Read again the files saved since they were read (by the editor or anything else), and
         the configuration when one of its files changed."""

@@ -3,6 +3,7 @@ code actions, commands that edit through the client, hover, configuration, shutd
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -142,6 +143,22 @@ def test_a_helper_saved_on_disk_is_read_again(client: Client, project: Path) -> 
     assert located(client.diagnostics(uri, version=1)) == TRAIN_FOUND
 
     (project / "models.py").write_text(MODELS.replace("torch.bfloat16", "torch.float32"))
+    client.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": client.uri("models.py"), "type": 2}]})
+
+    assert client.diagnostics(uri, version=1) == []
+
+
+def test_a_helper_the_editor_says_changed_is_read_again_whatever_its_size_and_time(
+    client: Client, project: Path
+) -> None:
+    uri = client.open("train.py")
+    assert located(client.diagnostics(uri, version=1)) == TRAIN_FOUND
+    models = project / "models.py"
+    before = models.stat()
+
+    # The same size, and the old modification time put back: only the editor's word tells.
+    models.write_text(MODELS.replace("torch.bfloat16", "torch.float32 "))
+    os.utime(models, ns=(before.st_atime_ns, before.st_mtime_ns))
     client.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": client.uri("models.py"), "type": 2}]})
 
     assert client.diagnostics(uri, version=1) == []

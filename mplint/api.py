@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from mplint import fixes
 from mplint.config import Settings, display_path, load_settings
@@ -19,6 +19,9 @@ from mplint.registry import all_rules
 from mplint.run import engine
 from mplint.run.discovery import decode_source, discover
 from mplint.source import SourceFile
+
+if TYPE_CHECKING:
+    from mplint.run.cache import Memory
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -42,9 +45,9 @@ def lint_paths(
 ) -> LintResult:
     """Check every Python file under `paths` (files or directories) together, in `jobs`
     processes, reusing and updating the project's `.mplint_cache/` when `cache` is set."""
-    settings = _settings(paths[0] if paths else None, select, ignore, config_file)
+    settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
     files = discover(paths, settings)
-    findings = _lint(files, settings, jobs=jobs, cache=cache)
+    findings = lint_sources(files, settings, jobs=jobs, cache=cache)
     return LintResult(findings=tuple(findings), files_checked=len(files))
 
 
@@ -61,7 +64,7 @@ def lint_source(
     Bytes are decoded as a file's would be (BOM, coding cookie); undecodable ones yield MP000.
     """
     file, settings = _one_source(source, path, select, ignore, config_file)
-    return _lint([file], settings)
+    return lint_sources([file], settings)
 
 
 def fix_paths(
@@ -79,9 +82,9 @@ def fix_paths(
     and write the changed files; with `write=False` the result only says what would change.
     `jobs` and `cache` serve every lint pass as in `lint_paths`: a pass after a fix re-analyses
     only the units whose files the fix changed."""
-    settings = _settings(paths[0] if paths else None, select, ignore, config_file)
+    settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
     files = discover(paths, settings)
-    lint = functools.partial(_lint, settings=settings, jobs=jobs, cache=cache)
+    lint = functools.partial(lint_sources, settings=settings, jobs=jobs, cache=cache)
     result = fixes.fix_sources(files, lint, unsafe=unsafe)
     return fixes.write_fixes(result, files, lint, unsafe=unsafe) if write else result
 
@@ -98,7 +101,7 @@ def fix_source(
     """`lint_source` with the fixes applied: the fixed text is in the result's `changes` (none
     when nothing changed); nothing is written."""
     file, settings = _one_source(source, path, select, ignore, config_file)
-    return fixes.fix_sources([file], functools.partial(_lint, settings=settings), unsafe=unsafe)
+    return fixes.fix_sources([file], functools.partial(lint_sources, settings=settings), unsafe=unsafe)
 
 
 def _one_source(
@@ -110,19 +113,21 @@ def _one_source(
 ) -> tuple[SourceFile, Settings]:
     """One source text as the file at `path` (its config), decoded as a file's would be."""
     named = path != STDIN
-    settings = _settings(path if named else None, select, ignore, config_file)
+    settings = settings_for(path if named else None, select, ignore, config_file)
     display = display_path(path) if named else path
     if isinstance(source, bytes):
         return decode_source(source, display), settings
     return SourceFile(path=display, text=source, error=None), settings
 
 
-def _settings(
+def settings_for(
     start: StrPath | None,
     select: Iterable[str] | None,
     ignore: Iterable[str] | None,
     config_file: StrPath | None,
 ) -> Settings:
+    """The settings for files at `start` (its configuration, or `config_file`'s) with `select` and
+    `ignore` layered on top; raises ConfigError, one line, when they cannot be honoured."""
     known_codes = {rule.CODE for rule in all_rules()}  # MP000 (invalid-syntax) included
     settings = load_settings(start, config_file=config_file, known_codes=known_codes)
     return settings.with_selection(_split_codes(select), _split_codes(ignore), known_codes)
@@ -136,16 +141,31 @@ def _split_codes(codes: Iterable[str] | None) -> list[str] | None:
     return [code.strip() for item in items for code in item.split(",") if code.strip()]
 
 
-def _lint(files: Sequence[SourceFile], settings: Settings, *, jobs: int = 1, cache: bool = False) -> list[Finding]:
+def lint_sources(
+    files: Sequence[SourceFile],
+    settings: Settings,
+    *,
+    jobs: int = 1,
+    cache: bool = False,
+    memory: Memory | None = None,
+    unsaved: Iterable[str] = (),
+) -> list[Finding]:
+    """Check sources already read (from disk, or an editor's buffers) together under `settings`.
+
+    A long-lived caller (the language server) passes the `memory` it keeps: results are then
+    cached across its calls as on disk with `cache`, and the paths in `unsaved` (texts that are
+    not what the files hold) are only remembered, never written to `.mplint_cache/`."""
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
-    if jobs == 1 and not cache:
+    if jobs == 1 and not cache and memory is None:
         findings = engine.lint_files(files, rules)
     else:
         from mplint.run import parallel
         from mplint.run.cache import open_cache
 
-        texts = {source.path: source.text for source in files}
-        codes = [rule.CODE for rule in rules]
-        store = open_cache(settings.root, texts, codes, settings.config_file) if cache else None
+        store = None
+        if cache or memory is not None:
+            texts = {source.path: source.text for source in files}
+            codes = [rule.CODE for rule in rules]
+            store = open_cache(settings.root, texts, codes, settings.config_file, memory=memory, unsaved=unsaved)
         findings = parallel.lint_files(files, rules, jobs=jobs, cache=store)
     return merge_routes([finding for finding in findings if settings.is_enabled(finding.code, finding.path)])

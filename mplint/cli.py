@@ -338,6 +338,23 @@ def explain(rule: str) -> None:
     click.echo(f"{code} ({name})\n\n{docs}")
 
 
+@main.command()
+def server() -> None:
+    """Run the language server (LSP over stdin/stdout) that editors start: diagnostics as you
+    type, fixes and rule docs. Needs the server extra: pip install 'mplint[server]'."""
+    try:
+        from mplint.server.lsp import serve
+    except ImportError as error:
+        if error.name is None or error.name.split(".")[0] not in _SERVER_LIBRARIES:
+            raise
+        _fail(f"`mplint server` needs {error.name.split('.')[0]}: pip install 'mplint[server]'")
+    serve()
+
+
+# What `mplint server` imports beyond the linter's own dependencies (the `server` extra).
+_SERVER_LIBRARIES = ("pygls", "lsprotocol", "cattrs")
+
+
 main.add_command(verify)
 
 

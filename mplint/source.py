@@ -16,9 +16,11 @@ from __future__ import annotations
 import ast
 import bisect
 import contextlib
+import functools
 import re
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
@@ -28,6 +30,7 @@ import libcst as cst
 from libcst._nodes.base import CSTNode
 
 from mplint.findings import Finding, Severity
+from mplint.retained import Key, T, current_store
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.tree import Located, Statement, children, statements, walk
 
@@ -201,6 +204,8 @@ class ParsedFile:
         # What the analysis computed from nodes of this tree alone, by (function, node id): kept
         # with the tree, so every unit of the process that reads the file reuses it.
         self.memo: dict[tuple[str, int], object] = {}
+        # The key each piece a `RetainedTrees` store holds has there, by the piece's first line.
+        self._kept_as: dict[int, Key] = {}
 
     partial = False
 
@@ -220,28 +225,24 @@ class ParsedFile:
     def source_order(self) -> dict[cst.CSTNode, tuple[int, int]]:
         """The file's calls and arithmetic operators numbered in source order, parents first: one
         walk per piece and process, however many units visit it (positions are not needed for it)."""
-        evaluable = (cst.Call, cst.BinaryOperation)
         for first, piece in self.pieces:
             if first not in self._ordered:
                 self._ordered.add(first)
-                self._order.update(
-                    {node: (first, index) for index, node in enumerate(walk(piece)) if type(node) in evaluable}
-                )
+                nodes = self._derived("evaluable", first, functools.partial(_evaluable, piece))
+                self._order.update({node: (first, index) for index, node in enumerate(nodes)})
         return self._order
+
+    def _derived(self, kind: str, first: int, compute: Callable[[], T]) -> T:
+        """What `compute` derives from the piece at line `first` alone: kept with the piece when a
+        `RetainedTrees` store keeps it, so that later runs over the same text reuse it."""
+        store, key = current_store(), self._kept_as.get(first)
+        return store.derived(kind, key, compute) if store and key else compute()
 
     def _ranges(self, first: int, piece: cst.Module) -> dict[int, Range]:
         """Every node's range in one piece, by node id: one code generation pass over it, done the
         first time a position in it is asked for."""
         if first not in self._positions:
-            if _depth(piece) > MAX_POSITION_DEPTH:
-                # libcst's code generation recurses through generators, which CPython runs on the
-                # C stack: a tree this deep would crash the process, not raise. The engine makes
-                # a RecursionError MP000 "nested too deeply" for the file.
-                raise RecursionError(f"{self.path} nests deeper than {MAX_POSITION_DEPTH} levels")
-            from mplint.positions import node_ranges
-
-            with recursion_limit(DEEP_RECURSION):
-                self._positions[first] = node_ranges(piece)
+            self._positions[first] = self._derived("positions", first, functools.partial(_positions, piece, self.path))
         return self._positions[first]
 
     def position(self, node: Located) -> tuple[int, int, int, int]:
@@ -348,18 +349,62 @@ class PartialFile(ParsedFile):
 
     def _piece(self, span: int) -> cst.Module | None:
         if span not in self._parsed:
-            first, last = self._spans[span]
-            text = "".join(self.lines()[first - 1 : last])
+            first, _ = self._spans[span]
+            text = self._span_text(span)
             self.parsed_characters += len(text)
-            try:
-                with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
-                    piece: cst.Module | None = cst.parse_module(text)
-            except Exception:
-                piece = None
+            store = current_store()
+            if store is None:
+                piece = _parse_piece(text)
+            else:
+                key = self._kept_as[first] = (self.path, text, self._occurrences[span])
+                piece = store.tree(key, lambda: _parse_piece(text))
             if piece is not None:
                 self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
             self._parsed[span] = piece
         return self._parsed[span]
+
+    def _span_text(self, span: int) -> str:
+        first, last = self._spans[span]
+        return "".join(self.lines()[first - 1 : last])
+
+    @functools.cached_property
+    def _occurrences(self) -> list[int]:
+        """Per span, how many spans before it have the same text (`torch.manual_seed(0)` twice)."""
+        seen: Counter[str] = Counter()
+        found = []
+        for span in range(len(self._spans)):
+            text = self._span_text(span)
+            found.append(seen[text])
+            seen[text] += 1
+        return found
+
+
+def _parse_piece(text: str) -> cst.Module | None:
+    """A top-level statement's tree; None where libcst refuses it."""
+    try:
+        with recursion_limit(DEEP_RECURSION), _unvalidated_nodes():
+            return cst.parse_module(text)
+    except Exception:
+        return None
+
+
+def _evaluable(piece: cst.Module) -> list[cst.CSTNode]:
+    """The piece's calls and arithmetic operators, parents first: what rules that read facts visit."""
+    return [node for node in walk(piece) if type(node) in (cst.Call, cst.BinaryOperation)]
+
+
+def _positions(piece: cst.Module, path: str) -> dict[int, Range]:
+    """Every node's range in `piece` (of the file at `path`), by node id: one code generation pass
+    (`mplint.positions`, imported only now)."""
+    if _depth(piece) > MAX_POSITION_DEPTH:
+        # libcst's code generation recurses through generators, which CPython runs on the C stack:
+        # a tree this deep would crash the process, not raise. The engine makes a RecursionError
+        # MP000 "nested too deeply" for the file.
+        raise RecursionError(f"{path} nests deeper than {MAX_POSITION_DEPTH} levels")
+    from mplint.positions import node_ranges
+
+    with recursion_limit(DEEP_RECURSION):
+        return node_ranges(piece)
 
 
 # CPython's `try:` statements (`except*` came in 3.11).

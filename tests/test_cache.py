@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from mplint import api
+from mplint.findings import Finding
 from mplint.run import engine
-from mplint.run.cache import DIRECTORY
+from mplint.run.cache import DIRECTORY, Memory, digest
+from mplint.run.discovery import discover
+from mplint.source import SourceFile
 from tests.test_cli import mplint
 from tests.training_project import EXPECTED, TRAINING_PROJECT
 
@@ -250,3 +253,44 @@ def test_a_helper_that_gains_a_word_reanalyses_the_units_that_judged_it(
     warm = cached_lint()
     assert sorted(analysed) == ["pkg/helpers.py", "pkg/train.py"]
     assert warm == api.lint_paths(["pkg"])
+
+
+def sources_with(edits: dict[str, str]) -> list[SourceFile]:
+    """The project's files as read from disk, with `edits` ({path: text}) standing in for some."""
+    return [
+        SourceFile(source.path, edits.get(source.path, source.text))
+        for source in discover(["pkg"], api.settings_for("pkg", None, None, None))
+    ]
+
+
+def remembered_lint(memory: Memory, edits: dict[str, str] | None = None) -> list[Finding]:
+    settings = api.settings_for("pkg", None, None, None)
+    return api.lint_sources(sources_with(edits or {}), settings, memory=memory, unsaved=list(edits or {}))
+
+
+def test_memory_reanalyses_only_the_units_that_read_an_unsaved_text(project: Path, analysed: list[str]) -> None:
+    memory = Memory()
+    remembered_lint(memory)
+    analysed.clear()
+    edited = (project / "pkg/models.py").read_text().replace("torch.bfloat16", "torch.float32")
+
+    findings = remembered_lint(memory, {"pkg/models.py": edited})
+
+    # train.py's unit read models.py; amp.py's did not and comes from memory.
+    assert analysed == ["pkg/train.py"]
+    assert [(f.path, f.code) for f in findings] == [("pkg/amp.py", "MP002"), ("pkg/broken.py", "MP000")]
+    analysed.clear()
+    assert remembered_lint(memory, {"pkg/models.py": edited}) == findings
+    assert analysed == []
+
+
+def test_results_of_unsaved_texts_stay_out_of_the_cache_directory(project: Path) -> None:
+    edited = (project / "pkg/models.py").read_text().replace("torch.bfloat16", "torch.float32")
+    remembered_lint(Memory(), {"pkg/models.py": edited})
+
+    def entry(path: str) -> Path:
+        return project / DIRECTORY / f"unit-{digest(path)[:32]}.json"
+
+    # train.py's unit read the edited models.py: remembered only; amp.py's read saved files only.
+    assert not entry("pkg/train.py").exists()
+    assert entry("pkg/amp.py").exists()

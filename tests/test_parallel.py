@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mplint.api import _settings
+from mplint.api import settings_for
 from mplint.errors import InternalError
 from mplint.registry import all_rules
 from mplint.run import engine, parallel
@@ -18,7 +18,7 @@ from tests.training_project import EXPECTED, TRAINING_PROJECT
 
 
 def sources(root: Path) -> list[SourceFile]:
-    return discover([root / "pkg"], _settings(root, None, None, None))
+    return discover([root / "pkg"], settings_for(root, None, None, None))
 
 
 @pytest.fixture

@@ -9,6 +9,11 @@ against them), and the salt is the same: mplint's version and code, the selected
 configuration file. Entries are JSON written
 through a temporary file and renamed into place, so concurrent runs never see half an entry;
 an entry that cannot be read or decoded is treated as missing and rewritten.
+
+A long-lived process (the language server) also keeps entries in `Memory` across its runs: an
+edit then re-analyses only the units that read the edited text, without reading JSON back. Texts
+that are not on disk (an editor's unsaved buffer) are `unsaved`: their entries stay in memory, so
+the directory only ever holds results of files as they are saved.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +41,52 @@ _CODE_FACTS = "prefilter.json"
 _MAX_CODE_FACTS = 100_000
 
 
-class Cache:
-    """The entries under `directory`, valid for runs with this `salt` over files of `hashes`."""
+@dataclass(frozen=True)
+class _Entry:
+    """The findings of one unit or syntax check, valid while `read` ({file: content hash}) holds."""
 
-    def __init__(self, directory: Path, salt: str, hashes: Mapping[str, str]) -> None:
+    salt: str
+    files: str
+    read: Mapping[str, str | None]
+    findings: tuple[Finding, ...]
+
+
+@dataclass
+class Memory:
+    """Entries, prefilter facts and content hashes kept across the runs of one process."""
+
+    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    # By (salt, content hash): which words a text mentions depends on the rules selected.
+    code_facts: dict[tuple[str, str], CodeFacts] = field(default_factory=dict)
+    # path -> (text, its hash): a text the process still holds is not hashed again (compared by
+    # identity: an edited buffer is a new string).
+    digests: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def digest(self, path: str, text: str) -> str:
+        known = self.digests.get(path)
+        if known is None or known[0] is not text:
+            known = self.digests[path] = (text, digest(text))
+        return known[1]
+
+
+class Cache:
+    """The entries under `directory`, valid for runs with this `salt` over files of `hashes`;
+    with `memory`, also those an earlier run of this process kept; what reads an `unsaved` text
+    is not written to `directory`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        salt: str,
+        hashes: Mapping[str, str],
+        memory: Memory | None = None,
+        unsaved: frozenset[str] = frozenset(),
+    ) -> None:
         self.directory = directory
         self.salt = salt
         self.hashes = hashes
+        self.memory = memory
+        self.unsaved = unsaved
         # Imports resolve against the run's file list: another list may read other files.
         self.files_digest = digest("\0".join(sorted(hashes)))
         self._ready = False
@@ -49,29 +94,45 @@ class Cache:
     def get(self, kind: str, path: str) -> tuple[Finding, ...] | None:
         """The cached findings of the unit (`kind` "unit") or syntax check ("syntax") of `path`,
         or None when there is no valid entry."""
+        remembered = self.memory.entries.get((kind, path)) if self.memory is not None else None
+        entry = remembered if remembered is not None else self._stored(kind, path)
+        if entry is None or not self._valid(entry):
+            return None
+        if self.memory is not None:
+            self.memory.entries[(kind, path)] = entry
+        return entry.findings
+
+    def _valid(self, entry: _Entry) -> bool:
+        return (
+            entry.salt == self.salt
+            and entry.files == self.files_digest
+            and all(self._hash_of(name) == hashed for name, hashed in entry.read.items())
+        )
+
+    def _stored(self, kind: str, path: str) -> _Entry | None:
         try:
-            entry = json.loads(self._entry_path(kind, path).read_bytes())
-            if entry["salt"] != self.salt or entry["files"] != self.files_digest:
-                return None
-            read: dict[str, str] = entry["read"]
-            if any(self._hash_of(name) != hashed for name, hashed in read.items()):
-                return None
-            return tuple(_finding(data) for data in entry["findings"])
+            data = json.loads(self._entry_path(kind, path).read_bytes())
+            findings = tuple(_finding(item) for item in data["findings"])
+            return _Entry(data["salt"], data["files"], dict(data["read"]), findings)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing, truncated or from another layout: rebuilt by the caller
 
     def put(self, kind: str, path: str, read: Iterable[str], findings: Sequence[Finding]) -> None:
         """Store the findings of `path`'s unit or syntax check, which read the files `read`.
         A cache that cannot be written is not an error: the next run recomputes."""
-        entry = {
-            "salt": self.salt,
-            "files": self.files_digest,
-            "read": {name: self._hash_of(name) for name in read},
-            "findings": [_data(finding) for finding in findings],
-        }
-        with contextlib.suppress(OSError):
-            self._prepare()
-            _write_atomically(self._entry_path(kind, path), json.dumps(entry).encode())
+        entry = _Entry(self.salt, self.files_digest, {name: self._hash_of(name) for name in read}, tuple(findings))
+        if self.memory is not None:
+            self.memory.entries[(kind, path)] = entry
+        if self.unsaved.isdisjoint(entry.read):
+            data = {
+                "salt": entry.salt,
+                "files": entry.files,
+                "read": entry.read,
+                "findings": [_data(finding) for finding in entry.findings],
+            }
+            with contextlib.suppress(OSError):
+                self._prepare()
+                _write_atomically(self._entry_path(kind, path), json.dumps(data).encode())
 
     def _hash_of(self, name: str) -> str | None:
         """The content hash of a file the entry read: a file of the run, or a data file the analysis
@@ -85,6 +146,15 @@ class Cache:
 
     def code_facts(self) -> dict[str, CodeFacts]:
         """The prefilter's facts of the run's files whose text an earlier run read, by path."""
+        remembered = self.memory.code_facts if self.memory is not None else {}
+        known = {
+            path: remembered[(self.salt, hashed)]
+            for path, hashed in self.hashes.items()
+            if (self.salt, hashed) in remembered
+        }
+        return known if len(known) == len(self.hashes) else {**self._stored_code_facts(), **known}
+
+    def _stored_code_facts(self) -> dict[str, CodeFacts]:
         try:
             stored = json.loads((self.directory / _CODE_FACTS).read_bytes())
             if stored["salt"] != self.salt:
@@ -102,7 +172,15 @@ class Cache:
 
     def put_code_facts(self, facts: Mapping[str, CodeFacts]) -> None:
         """Add the facts a run read (by path) to the stored ones, keyed by content, so that any run
-        with the same rules over the same text reuses them; bounded by dropping other runs' files."""
+        with the same rules over the same text reuses them; bounded by dropping other runs' files.
+        Facts of unsaved texts are only remembered."""
+        if self.memory is not None and facts:
+            remembered = self.memory.code_facts
+            remembered.update({(self.salt, self.hashes[path]): found for path, found in facts.items()})
+            if len(remembered) > 2 * len(self.hashes):  # every edit of a buffer is a new text
+                kept = {(self.salt, hashed) for hashed in self.hashes.values()}
+                self.memory.code_facts = {key: found for key, found in remembered.items() if key in kept}
+        facts = {path: found for path, found in facts.items() if path not in self.unsaved}
         if not facts:
             return
         try:
@@ -128,26 +206,38 @@ class Cache:
         return self.directory / f"{kind}-{digest(path)[:32]}.json"
 
     def _prepare(self) -> None:
-        if self._ready:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        ignore = self.directory / ".gitignore"
-        if not ignore.exists():
-            _write_atomically(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
-        self._ready = True
+        if not self._ready:
+            prepare_directory(self.directory)
+            self._ready = True
+
+
+def prepare_directory(directory: Path) -> None:
+    """Create the cache directory (or a folder of it), ignored by git; OSError when it cannot be."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        _write_atomically(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
 
 
 def open_cache(
-    root: Path, texts: Mapping[str, str | None], rule_codes: Iterable[str], config_file: Path | None
+    root: Path,
+    texts: Mapping[str, str | None],
+    rule_codes: Iterable[str],
+    config_file: Path | None,
+    *,
+    memory: Memory | None = None,
+    unsaved: Iterable[str] = (),
 ) -> Cache:
-    """The cache of the project at `root` for a run over `texts` ({path: text}) with these rules."""
-    hashes = {path: digest(text) for path, text in texts.items() if text is not None}
+    """The cache of the project at `root` for a run over `texts` ({path: text}) with these rules;
+    `memory` and `unsaved` as `Cache` takes them."""
+    hashed = memory.digest if memory is not None else lambda _, text: digest(text)
+    hashes = {path: hashed(path, text) for path, text in texts.items() if text is not None}
     config = _read_or_empty(config_file) if config_file is not None else b""
     salt = digest(
         "\0".join([str(_LAYOUT), mplint.__version__, code_fingerprint(), *sorted(rule_codes)])
         + hashlib.blake2b(config).hexdigest()
     )
-    return Cache(root / DIRECTORY, salt, hashes)
+    return Cache(root / DIRECTORY, salt, hashes, memory, frozenset(unsaved))
 
 
 def digest(text: str) -> str:

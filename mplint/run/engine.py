@@ -203,7 +203,10 @@ class Run:
         # Per tree (not per path: an evicted tree's events must go with it).
         self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
-        self.reach = Reach(self.index, lambda path: self.files[path].text, self.words)
+        # Closing over the files, not the run: a run in no reference cycle is freed as soon as it is
+        # done, though the cyclic collector is paused (a language server runs one per edit).
+        by_path = self.files
+        self.reach = Reach(self.index, lambda path: by_path[path].text, self.words)
 
     def plan(self) -> Plan:
         rules = self.rules
@@ -433,6 +436,9 @@ def _unsuppressed(findings: list[Finding], parsed: dict[str, ParsedFile]) -> lis
             continue
         if finding.path not in directives:
             directives[finding.path] = suppression.noqa_directives(file.text)
+        if not directives[finding.path]:  # most files: no statement lines to compute
+            kept.append(finding)
+            continue
         lines = (finding.line, file.statement_line(finding.line))
         if not suppression.is_suppressed(finding.code, lines, directives[finding.path]):
             kept.append(finding)

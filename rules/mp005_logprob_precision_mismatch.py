@@ -101,13 +101,13 @@ ratio = torch.exp(new - old)
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if not isinstance(node.operator, cst.Subtract):
             return
-        written = (self.line_of(node), self.source_of(node.left), self.source_of(node.right))
-        if written in self._reported:
-            return
         for fact in self.precision.operations(node, conditional=True):
             if _mismatched(fact.left, fact.right):
-                self._reported.add(written)
-                self.report(node, self._message(node, fact), condition=fact.condition)
+                # Where and as what it is written only now: positions cost a pass over the file.
+                written = (self.line_of(node), self.source_of(node.left), self.source_of(node.right))
+                if written not in self._reported:
+                    self._reported.add(written)
+                    self.report(node, self._message(node, fact), condition=fact.condition)
                 return
 
     def _message(self, node: cst.BinaryOperation, fact: OperationFact) -> str:

@@ -67,6 +67,7 @@ class Kind(enum.Enum):
     AUTOCAST = "autocast"  # an autocast context object
     SCALER = "scaler"
     OPTIMIZER = "optimizer"
+    SCHEDULER = "scheduler"  # a learning-rate scheduler stepped once per optimizer step (or epoch)
     FUNCTION = "function"  # a function defined in the linted code
     CLASS = "class"  # a class defined in the linted code
     INSTANCE = "instance"  # an instance of a class defined in the linted code
@@ -123,7 +124,8 @@ class Value:
     # Kind.DICT: known items; Kind.INSTANCE / Kind.OPTIMIZER: attributes / construction facts.
     items: tuple[tuple[str, Value], ...] = ()
     # Kind.MODULE and Kind.PARAMS: the call that created the module (its identity across casts);
-    # Kind.OPTIMIZER: the identity of the module whose parameters it updates.
+    # Kind.OPTIMIZER: the identity of the module whose parameters it updates; Kind.SCHEDULER: the
+    # construction (payload) of the optimizer it schedules, when tracked.
     identity: object = None
     # What the value is when a condition that holds by default does not (a non-default option),
     # and that condition as written: set where a conditional expression on a known test is folded.

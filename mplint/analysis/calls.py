@@ -124,6 +124,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         _called_definition(callee, receiver, method),
         self.condition,
         self.chain,
+        self.in_module,
     )
     record(self.facts, node, fact)
     return result
@@ -279,6 +280,9 @@ def call_named(
     if api.is_optimizer(function):
         params = first if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if api.is_lr_scheduler(function):
+        optimizer = first if args else kwargs.get("optimizer", UNKNOWN)
+        return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
     if leaf in ("from_pretrained", "from_config"):
         return self.loaded_model(node, path, kwargs)
     if function in api.MODULE_WRAPPERS:

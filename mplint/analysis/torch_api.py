@@ -114,7 +114,18 @@ AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
             "reciprocal",
         }
     ),
-    "cpu": frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "kl_div"}),
+    "cpu": frozenset(
+        {
+            "cross_entropy",
+            "nll_loss",
+            "mse_loss",
+            "l1_loss",
+            "smooth_l1_loss",
+            "huber_loss",
+            "kl_div",
+            "binary_cross_entropy_with_logits",
+        }
+    ),
 }
 
 # Ops autocast runs in its lower precision on every device (matmul-like).

@@ -20,7 +20,7 @@ class HardCodedBf16(Rule):
     """A CUDA training script hard-codes `torch.bfloat16`, with no check that the GPU supports it.
 
     ## What it does
-    Finds `torch.bfloat16` written as a call's argument (`torch.autocast("cuda",
+    Finds `torch.bfloat16` written as the argument that picks the compute dtype (`torch.autocast("cuda",
     dtype=torch.bfloat16)`, `model.to(torch.bfloat16)`, `from_pretrained(...,
     torch_dtype=torch.bfloat16)`) in a training script meant for CUDA: an entry script (a
     `if __name__ == "__main__":` block, or training code at the top level) that moves work to
@@ -33,8 +33,9 @@ class HardCodedBf16(Rule):
     Not reported: a dtype that comes from a parameter, an option or a config (`dtype=args.dtype`,
     `torch.bfloat16 if args.bf16 else torch.float32`); an autocast region whose `enabled=` is a
     switch; CPU autocast (bf16 is CPU autocast's default); scripts with no optimizer step
-    (inference), no CUDA device, or no entry point (libraries); test files; scripts that use a
-    float8 dtype (they need compute capability 8.9, which has bf16 anyway).
+    (inference), no CUDA device, or no entry point (libraries); test files; tensors merely stored
+    in bf16 (`torch.empty(..., dtype=torch.bfloat16)`); scripts that need an Ampere GPU anyway (a
+    float8 dtype, FlashAttention 2/3 through `attn_implementation=`).
 
     ## Why is this bad
     bfloat16 is native from compute capability 8.0 (Ampere: A100, RTX 30xx) on. On a V100, a T4
@@ -106,7 +107,7 @@ optimizer.step()
         self.steps = False
         self.steps_at_top_level = False
         self.entry = False
-        self.needs_fp8 = False
+        self.needs_ampere = False
 
     def visit_Module(self, node: cst.Module) -> None:
         self.entry = any(_is_main_guard(statement) for statement in node.body)
@@ -116,7 +117,7 @@ optimizer.step()
             if fact.path != self.context.path:
                 continue
             self.uses_cuda = self.uses_cuda or _moves_to_cuda(fact)
-            self.needs_fp8 = self.needs_fp8 or _uses_fp8(fact)
+            self.needs_ampere = self.needs_ampere or _needs_ampere(fact)
             if _steps_optimizer(fact):
                 self.steps = True
                 self.steps_at_top_level = self.steps_at_top_level or not fact.chain
@@ -126,7 +127,7 @@ optimizer.step()
     def leave_Module(self, original_node: cst.Module) -> None:
         if not (self.hard_coded and self.uses_cuda and self.steps):
             return
-        if not (self.entry or self.steps_at_top_level) or _is_test_file(self.context.path) or self.needs_fp8:
+        if not (self.entry or self.steps_at_top_level) or _is_test_file(self.context.path) or self.needs_ampere:
             return
         if self.precision.calls_any(torch_api.BF16_CAPABILITY_QUERIES):
             return
@@ -136,10 +137,13 @@ optimizer.step()
 
 
 def _hard_codes_bf16(fact: CallFact) -> bool:
-    """`torch.bfloat16` written as one of the call's arguments, in a call that uses it as written."""
+    """`torch.bfloat16` written as an argument of a call that picks the compute dtype: an autocast
+    region, a model built, loaded or cast, the default dtype (a tensor stored in bf16 computes nothing)."""
     region = fact.result.payload if fact.result.kind is Kind.AUTOCAST else None
     if isinstance(region, Region) and (region.device != "cuda" or region.enabled is not True):
         return False  # CPU autocast, or a region a switch turns off
+    if region is None and fact.result.kind is not Kind.MODULE and fact.function != "torch.set_default_dtype":
+        return False
     for arg in fact.node.args:
         if not arg.star and dotted_text(arg.value).rpartition(".")[2] == "bfloat16":
             value = _value_of(fact, arg)
@@ -170,11 +174,16 @@ def _moves_to_cuda(fact: CallFact) -> bool:
     return any(isinstance(value.const, str) and value.const.split(":")[0] == "cuda" for value in values)
 
 
-def _uses_fp8(fact: CallFact) -> bool:
-    """A float8 dtype passed (`x.to(torch.float8_e4m3fn)`): the script needs compute capability 8.9
-    or more (float8 matmuls), which computes bf16 natively, so a bf16 check would be moot."""
+def _needs_ampere(fact: CallFact) -> bool:
+    """A float8 dtype (`x.to(torch.float8_e4m3fn)`: compute capability 8.9) or FlashAttention 2/3
+    (`attn_implementation="flash_attention_2"`: Ampere and newer) passed: the script needs a GPU that
+    computes bf16 natively anyway, so a bf16 check would be moot."""
     values = (*fact.args, *(value for _, value in fact.kwargs))
-    return any((value.name or "").startswith("torch.float8_") for value in values)
+    return any(
+        (value.name or "").startswith("torch.float8_")
+        or (isinstance(value.const, str) and value.const.startswith(("flash_attention_2", "flash_attention_3")))
+        for value in values
+    )
 
 
 def _steps_optimizer(fact: CallFact) -> bool:

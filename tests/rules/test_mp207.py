@@ -108,9 +108,9 @@ CASES = [
         """
         import torch
 
-        model = build().cuda().to(dtype=torch.bfloat16)  # expect: MP207
-        optimizer = torch.optim.AdamW(model.parameters())
-        buffer = torch.zeros(1024, device="cuda", dtype=torch.bfloat16)
+        model = torch.nn.Linear(64, 64).cuda().to(dtype=torch.bfloat16)  # expect: MP207
+        critic = torch.nn.Linear(64, 1, dtype=torch.bfloat16).cuda()
+        optimizer = torch.optim.AdamW([*model.parameters(), *critic.parameters()])
         """
         + LOOP,
     ),
@@ -279,6 +279,38 @@ CASES = [
         """,
     ),
     ok(
+        "tensors-stored-in-bf16-while-the-compute-dtype-is-an-option",
+        """
+        import torch
+
+        amp_dtype = torch.bfloat16 if args.precision == "amp_bf16" else torch.float16
+        probe = torch.nn.Linear(768, 1000).cuda()
+        optimizer = torch.optim.AdamW(probe.parameters())
+        cache = torch.empty(50_000, 768, dtype=torch.bfloat16, device="cuda")
+        for index, x in loader:
+            cache[index] = x.cuda().to(torch.bfloat16)
+            with torch.autocast("cuda", dtype=amp_dtype):
+                loss = probe(cache[index]).logsumexp(-1).mean()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "flash-attention-2-needs-ampere-anyway",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(
+            "Qwen/Qwen2-VL-2B-Instruct", torch_dtype=torch.bfloat16, attn_implementation="flash_attention_2"
+        ).cuda()
+        optimizer = torch.optim.AdamW(model.parameters())
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
         "fp8-script-needs-a-newer-gpu-anyway",
         """
         import torch
@@ -355,8 +387,9 @@ def test_a_warning_that_counts_the_other_places() -> None:
         """
         import torch
         model = torch.nn.Linear(8, 8).cuda().to(torch.bfloat16)
-        extra = torch.zeros(8, device="cuda", dtype=torch.bfloat16)
-        more = torch.ones(8, device="cuda", dtype=torch.bfloat16)
+        head = torch.nn.Linear(8, 2, dtype=torch.bfloat16).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = head(model(x))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         optimizer.step()
         """,

@@ -122,10 +122,12 @@ def _first_arg(call: cst.Call) -> cst.BaseExpression | None:
 
 
 def _reads_skip(node: cst.CSTNode, names: frozenset[str]) -> bool:
+    """Whether an expression reads a skip query or a name (an attribute, by its last part) bound from one."""
+    read = names | SKIP_QUERIES
     for child in walk(node):
-        if isinstance(child, cst.Attribute) and child.attr.value in SKIP_QUERIES:
+        if isinstance(child, cst.Attribute) and child.attr.value in read:
             return True
-        if isinstance(child, cst.Name) and child.value in names | SKIP_QUERIES:
+        if isinstance(child, cst.Name) and child.value in read:
             return True
     return False
 

@@ -27,7 +27,8 @@ class SchedulerStepAfterSkippedStep(Rule):
     epoch after the batch loop (a skipped step is one of an epoch's hundreds, and the epoch did
     happen); a scaler built with `enabled=False` (or disabled in the default configuration);
     bfloat16 losses (no overflow to skip on: MP106 reports the scaler); `ReduceLROnPlateau`
-    (driven by a metric, not a step count); schedulers a framework steps (no `scaler.step` is
+    (driven by a metric, not a step count); the scheduler of another optimizer than the one the
+    scaler stepped; schedulers a framework steps (no `scaler.step` is
     written in the linted code then).
 
     ## Why is this bad
@@ -142,4 +143,11 @@ def _unchecked_scheduler_steps(path: Path, index: int) -> list[Event]:
         if event.kind is EventKind.SCHEDULER_STEP
         and not event.checks_skip
         and (innermost is None or innermost in event.loops)
+        and not _schedules_another_optimizer(event, step)
     ]
+
+
+def _schedules_another_optimizer(scheduler: Event, step: Event) -> bool:
+    """Both optimizers tracked to their constructions, and different ones."""
+    optimizers = (scheduler.optimizer, step.optimizer)
+    return all(isinstance(optimizer, cst.Call) for optimizer in optimizers) and optimizers[0] is not optimizers[1]

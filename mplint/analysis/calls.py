@@ -281,7 +281,7 @@ def call_named(
         params = first if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
     if api.is_lr_scheduler(function):
-        optimizer = first if args else kwargs.get("optimizer", UNKNOWN)
+        optimizer = kwargs.get("optimizer", first)  # diffusers' `get_scheduler(name, optimizer=...)`
         return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
     if leaf in ("from_pretrained", "from_config"):
         return self.loaded_model(node, path, kwargs)

@@ -270,7 +270,8 @@ class Classifier:
             )
             return [(kind, scaler, optimizer)] if kind is not None else []
         if method == "step" and any(fact.receiver.kind is Kind.SCHEDULER for fact in facts):
-            return [(EventKind.SCHEDULER_STEP, None, next(fact.receiver.payload for fact in facts))]
+            schedules = next(fact.receiver.payload for fact in facts if fact.receiver.kind is Kind.SCHEDULER)
+            return [(EventKind.SCHEDULER_STEP, None, schedules)]
         if method == "step" and argument is None:
             receivers = [fact.receiver for fact in facts]
             if (

@@ -119,13 +119,13 @@ class Value:
     scaled: bool = False
     # The last op that produced a tensor ("softmax", "logsumexp"), for rules about op chains.
     op: str | None = None
-    # Kind.NAME: the dotted name; Kind.CONST: the literal; FUNCTION/CLASS/INSTANCE: a `Definition`.
+    # Kind.NAME: the dotted name; Kind.CONST: the literal; FUNCTION/CLASS/INSTANCE: a `Definition`;
+    # OPTIMIZER: its construction; SCHEDULER: the construction of the optimizer it schedules, if tracked.
     payload: object = None
     # Kind.DICT: known items; Kind.INSTANCE / Kind.OPTIMIZER: attributes / construction facts.
     items: tuple[tuple[str, Value], ...] = ()
     # Kind.MODULE and Kind.PARAMS: the call that created the module (its identity across casts);
-    # Kind.OPTIMIZER: the identity of the module whose parameters it updates; Kind.SCHEDULER: the
-    # construction (payload) of the optimizer it schedules, when tracked.
+    # Kind.OPTIMIZER: the identity of the module whose parameters it updates.
     identity: object = None
     # What the value is when a condition that holds by default does not (a non-default option),
     # and that condition as written: set where a conditional expression on a known test is folded.

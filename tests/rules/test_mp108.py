@@ -336,6 +336,25 @@ CASES = [
         """,
     ),
     ok(
+        "scheduler-of-an-optimizer-the-scaler-does-not-step",
+        SETUP
+        + """
+        probe = torch.nn.Linear(10, 2).cuda()
+        probe_optimizer = torch.optim.SGD(probe.parameters(), lr=0.1)
+        probe_scheduler = torch.optim.lr_scheduler.StepLR(probe_optimizer, step_size=1000)
+        for batch, targets in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                features = model(batch)
+                loss = features.mean()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            F.cross_entropy(probe(features.detach().float()), targets).backward()
+            probe_optimizer.step()
+            probe_scheduler.step()
+        """,
+    ),
+    ok(
         "no-loss-scaler",
         """
         import torch

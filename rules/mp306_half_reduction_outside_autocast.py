@@ -12,9 +12,9 @@ class HalfReductionOutsideAutocast(Rule):
     """A loss or a sum is computed on bf16/fp16 tensors where no autocast region runs it in fp32.
 
     ## What it does
-    Finds a regression or divergence loss (`F.mse_loss`, `l1_loss`, `smooth_l1_loss`,
-    `huber_loss`, `kl_div`, `binary_cross_entropy_with_logits`, as functions or `nn.MSELoss()`-style
-    calls of `torch.nn.functional`) and a sum (`x.sum()`, `torch.sum(x)`, `x.cumsum(dim)`) whose
+    Finds a regression or divergence loss of `torch.nn.functional` (`F.mse_loss`, `l1_loss`,
+    `smooth_l1_loss`, `huber_loss`, `kl_div`, `binary_cross_entropy_with_logits`; loss modules
+    such as `nn.MSELoss()` are not followed yet) and a sum (`x.sum()`, `torch.sum(x)`, `x.cumsum(dim)`) whose
     input is bfloat16 or float16: the output of a model cast with `.half()`/`.to(torch.bfloat16)`
     or loaded in bf16, or a value computed inside an autocast region and used after the `with`
     block ends. It names where the low precision came from.

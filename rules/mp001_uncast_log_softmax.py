@@ -98,7 +98,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             logits, op, shown = found
             if op == "cross_entropy" and id(node) not in self._negated():
                 return  # a per-token loss that is reduced: the training loss, not log-probs
-            if logits.precision.is_low and torch_api.region_upcasts(fact.region, op) is False:
+            if torch_api.runs_in_half(logits, fact.region, op):
                 fix = self._float_logits_fix(node, shown)
                 self.report(node, self._message(shown, logits, fact), fix=fix, condition=fact.condition)
                 return
@@ -118,7 +118,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = fact.input()
             if logits is None:
                 continue
-            if logits.precision.is_low and torch_api.region_upcasts(fact.region, "logsumexp") is False:
+            if torch_api.runs_in_half(logits, fact.region, "logsumexp"):
                 self.report(
                     node.right,
                     self._message("logsumexp", logits, fact),
@@ -192,7 +192,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         for fact in self.precision.calls(call, conditional=True):
             logits = fact.input() if fact.op == "logsumexp" else None
             if logits is not None and logits.precision.is_low:
-                return torch_api.region_upcasts(fact.region, "logsumexp") is False
+                return torch_api.runs_in_half(logits, fact.region, "logsumexp")
         return False
 
     def _float_logits_fix(self, node: cst.Call, shown: str) -> Autofix | None:

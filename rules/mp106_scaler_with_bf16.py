@@ -4,8 +4,6 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis import torch_api
-from mplint.analysis.facts import CallFact
 from mplint.analysis.values import Kind, Precision, Region
 from mplint.findings import Severity
 from mplint.rule import Rule
@@ -87,7 +85,7 @@ scaler.scale(loss).backward()
         for fact in self.precision.calls(node):
             if fact.path != self.context.path:
                 continue
-            if _always_on_scaler(fact):
+            if self.precision.scaler_enabled(node) is True:  # `GradScaler()`, `GradScaler("cuda")`, `enabled=True`
                 self.scalers.append(node)
             region = fact.result.payload if fact.result.kind is Kind.AUTOCAST else None
             if isinstance(region, Region) and region.enabled is not False:
@@ -112,13 +110,3 @@ scaler.scale(loss).backward()
         if self.bf16_optimizers:
             return f"the optimizer at line {self.line_of(self.bf16_optimizers[0])} updates bfloat16 parameters"
         return None
-
-
-def _always_on_scaler(fact: CallFact) -> bool:
-    """`GradScaler()` / `GradScaler("cuda")` / `enabled=True`: on whatever the run's dtype."""
-    if fact.function not in torch_api.GRAD_SCALERS:  # the analysis makes every one a Kind.SCALER
-        return False
-    enabled = fact.arg(None, "enabled")
-    if enabled is not None:
-        return enabled.const is True
-    return len(fact.args) <= 1  # more positionals may include `enabled`

@@ -125,6 +125,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         callee if callee.kind is Kind.MODULE else None,
         self.condition,
         self.chain,
+        self.in_module,
     )
     if self.keeps_facts_of(fact.path):
         record(self.facts, node, fact)
@@ -281,6 +282,9 @@ def call_named(
     if api.is_optimizer(function):
         params = first if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if api.is_lr_scheduler(function):
+        optimizer = kwargs.get("optimizer", first)  # diffusers' `get_scheduler(name, optimizer=...)`
+        return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
     if leaf in ("from_pretrained", "from_config"):
         return self.loaded_model(node, path, kwargs)
     if function in api.MODULE_WRAPPERS:

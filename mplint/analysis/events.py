@@ -11,6 +11,7 @@ optimizer a value of kind OPTIMIZER (or what a scaler steps).
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.values import Kind, Value
-from mplint.tree import Located, Statement, dotted_text, positional_args, statements, walk_post
+from mplint.tree import Located, Statement, dotted_text, positional_args, statements, walk, walk_post
 
 if TYPE_CHECKING:
     from mplint.analysis.facts import CallFact
@@ -41,6 +42,13 @@ GRADIENT_MAGNITUDE_OPS = frozenset(
 LoopNode = cst.For | cst.While
 
 
+# What tells whether `scaler.step(optimizer)` skipped the step: the scale it halved (`get_scale()`,
+# torch 2.13 torch/amp/grad_scaler.py), the per-optimizer inf flags it keeps, and accelerate's
+# `optimizer_step_was_skipped` / `step_was_skipped` (accelerate/accelerator.py, optimizer.py).
+SKIP_QUERIES = frozenset(
+    {"get_scale", "_found_inf_per_device", "found_inf_per_device", "optimizer_step_was_skipped", "step_was_skipped"}
+)
+
 # Methods whose receiver's role (a scaler, an optimizer) structural evidence infers.
 _SCALER_API = frozenset({"scale", "update", "step", "unscale_", "zero_grad"})
 
@@ -54,6 +62,7 @@ class EventKind(enum.Enum):
     UPDATE = "update"
     OPTIMIZER_STEP = "optimizer.step"
     CLIP = "clip"  # clip_grad_norm_/clip_grad_value_, or a computation on a `.grad`
+    SCHEDULER_STEP = "scheduler.step"  # a learning-rate scheduler advanced by one
 
 
 # Events of a loss scaler's lifecycle: a path without one is of no interest to any rule here.
@@ -73,6 +82,8 @@ class Event:
     guarded: bool = False
     # The file of `node` when the walk met it in a helper (None: the walked file's own code).
     file: str | None = None
+    # Under an `if` whose test reads whether the loss scaler skipped the step (see `SKIP_QUERIES`).
+    checks_skip: bool = False
 
 
 Path = tuple[Event, ...]
@@ -110,6 +121,41 @@ def _first_arg(call: cst.Call) -> cst.BaseExpression | None:
     return positional[0] if positional else None
 
 
+def _reads_skip(node: cst.CSTNode, names: frozenset[str]) -> bool:
+    """Whether an expression reads a skip query or a name (an attribute, by its last part) bound from one."""
+    read = names | SKIP_QUERIES
+    for child in walk(node):
+        if isinstance(child, cst.Attribute) and child.attr.value in read:
+            return True
+        if isinstance(child, cst.Name) and child.value in read:
+            return True
+    return False
+
+
+def _skip_names(module: cst.Module) -> frozenset[str]:
+    """Names (and attributes, by their last part) the module binds from a skip query, directly or
+    through another such name: what a condition reads when it checks the skip through a flag."""
+    assignments: list[tuple[str, cst.BaseExpression]] = []
+    for node in walk(module):
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                name = _bound_name(target.target)
+                if name is not None:
+                    assignments.append((name, node.value))
+    names: frozenset[str] = frozenset()
+    while True:
+        found = frozenset(name for name, value in assignments if _reads_skip(value, names))
+        if found <= names:
+            return names
+        names |= found
+
+
+def _bound_name(target: cst.BaseExpression) -> str | None:
+    if isinstance(target, cst.Name):
+        return target.value
+    return target.attr.value if isinstance(target, cst.Attribute) else None
+
+
 def _reads_grad(expression: cst.BaseExpression | None) -> bool:
     """`p.grad` or `p.grad.data`."""
     if isinstance(expression, cst.Attribute) and expression.attr.value == "data":
@@ -126,6 +172,16 @@ class Classifier:
         self.scaler_texts, self.optimizer_texts = self._structural_evidence(module)
         self.memo: dict[cst.Call, tuple[list[tuple[EventKind, object, object]], Definition | None]] = {}
         self.unreaching: set[Definition] = set()  # helpers known to reach no loss-scaler event
+        self.module = module
+
+    def checks_skip(self, test: cst.BaseExpression) -> bool:
+        """Whether a condition reads if the scaler skipped the step: a skip query, or a name bound
+        from one (`skip_lr_sched = scale > scaler.get_scale()`, then `if not skip_lr_sched:`)."""
+        return _reads_skip(test, self.skip_names)
+
+    @functools.cached_property
+    def skip_names(self) -> frozenset[str]:
+        return _skip_names(self.module)  # read once, when a walk first meets an `if`
 
     def calls_in(self, node: cst.CSTNode) -> list[cst.Call]:
         """`_calls_in(node)`, computed once per node: the walk meets a loop body twice per pass."""
@@ -215,6 +271,9 @@ class Classifier:
                 method
             )
             return [(kind, scaler, optimizer)] if kind is not None else []
+        if method == "step" and any(fact.receiver.kind is Kind.SCHEDULER for fact in facts):
+            schedules = next(fact.receiver.payload for fact in facts if fact.receiver.kind is Kind.SCHEDULER)
+            return [(EventKind.SCHEDULER_STEP, None, schedules)]
         if method == "step" and argument is None:
             receivers = [fact.receiver for fact in facts]
             if (

@@ -165,6 +165,8 @@ class Interpreter:
         self.after_if: tuple[Sequence[Statement], int] = ((), 0)
         # The functions being evaluated, outermost first (see `CallFact.chain`).
         self.chain: tuple[str, ...] = ()
+        # Whether a method of an nn.Module class of the linted code is among them (see `CallFact.in_module`).
+        self.in_module = False
         # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.
         self.master_weights: set[cst.Call] = set()
         # Data files the analysis read (a framework's JSON config): the unit depends on them too.

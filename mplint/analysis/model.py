@@ -22,6 +22,7 @@ class PrecisionModel:
     def __init__(self, interpreter: Interpreter) -> None:
         self._interpreter = interpreter
         self._evaluated: dict[str, set[cst.BaseExpression]] | None = None
+        self._called: frozenset[str] | None = None
 
     def calls(self, node: cst.Call, *, conditional: bool = False) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each
@@ -45,6 +46,15 @@ class PrecisionModel:
                     by_path.setdefault(seen[0].path, set()).add(node)
             self._evaluated = by_path
         return self._evaluated.get(path, ())
+
+    def calls_any(self, functions: Collection[str]) -> bool:
+        """Whether the analysis evaluated a call of one of `functions` (dotted names, as facts name
+        them) anywhere in the code it ran: a check made in a helper of another file counts."""
+        if self._called is None:
+            self._called = frozenset(
+                fact.function for seen in self._interpreter.facts.values() for fact in seen if fact.function
+            )
+        return not self._called.isdisjoint(functions)
 
     def entered(self, path: str) -> bool:
         """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
@@ -99,6 +109,18 @@ class PrecisionModel:
                 if any(fact.result.kind is Kind.AUTOCAST for fact in self._interpreter.facts.get(node, ())):
                     return True
         return False
+
+    def scaler_enabled(self, construction: cst.Call) -> bool | None:
+        """Whether the GradScaler built by `construction` is on: its `enabled=` (True when absent),
+        None when that depends on the run or the call is not a GradScaler's construction."""
+        for fact in self.calls(construction):
+            if fact.function not in api.GRAD_SCALERS:  # the analysis makes every one a Kind.SCALER
+                continue
+            enabled = fact.arg(None, "enabled")
+            if enabled is not None:
+                return enabled.const if isinstance(enabled.const, bool) else None
+            return True if len(fact.args) <= 1 else None  # more positionals may include `enabled`
+        return None
 
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""

@@ -180,6 +180,8 @@ class _Place:
     guarded: bool = False
     # Names assigned in the innermost loop: conditions on them change from one iteration to the next.
     varying: frozenset[str] = frozenset()
+    # Inside an `if` whose test reads whether the loss scaler skipped the step.
+    checks_skip: bool = False
 
 
 class _Walker:
@@ -202,7 +204,7 @@ class _Walker:
 
     def event(self, kind: EventKind, node: Located, scaler: object, optimizer: object, place: _Place) -> Event:
         self.met.setdefault(node, len(self.met))
-        return Event(kind, node, scaler, optimizer, place.loops, place.guarded, self.file)
+        return Event(kind, node, scaler, optimizer, place.loops, place.guarded, self.file, place.checks_skip)
 
     def run_function(self, body: Sequence[Statement], states: set[_State], place: _Place) -> set[_State]:
         saved, self.returns = self.returns, set()
@@ -270,7 +272,7 @@ class _Walker:
                 taken.add(replace(state, decisions=state.decisions | {decision}))
             if decision not in state.decisions:
                 skipped.add(replace(state, decisions=state.decisions | {decision.negated()}))
-        guarded = replace(place, guarded=True)
+        guarded = replace(place, guarded=True, checks_skip=place.checks_skip or self.classifier.checks_skip(node.test))
         out = self.block(statements(node.body), taken, guarded, exits) if taken else set()
         if node.orelse is not None:  # `else:`, or an `elif` (an `if` of its own in the else branch)
             orelse = [node.orelse] if isinstance(node.orelse, cst.If) else statements(node.orelse)
@@ -282,7 +284,7 @@ class _Walker:
     def loop(self, node: LoopNode, states: set[_State], place: _Place) -> set[_State]:
         states = self.calls(node.test if isinstance(node, cst.While) else node.iter, states, place)
         varying = _assigned_names(node)
-        inner = _Place((*place.loops, node), False, varying)
+        inner = _Place((*place.loops, node), False, varying, place.checks_skip)
         exits = _Exits()
         iterated = states
         after = set() if _is_forever(node) else set(states)

@@ -283,6 +283,8 @@ def call_definition(
         self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
     self.memo.in_progress.append(key)
     outer_chain, self.chain = self.chain, (*self.chain, definition.name)
+    outer_in_module = self.in_module
+    self.in_module = outer_in_module or (definition.owner is not None and definition.owner.is_module)
     self.frames.append(Frame())
     owner = definition.owner
     building = owner is not None and owner.is_module and definition.name == "__init__"
@@ -311,6 +313,7 @@ def call_definition(
             self.constructing.pop()
         self.memo.in_progress.pop()
         self.chain = outer_chain
+        self.in_module = outer_in_module
     self.memo.results[key] = outcome
     after = self.default_dtype_at(definition.path, Precision.FP32)
     if after != default:

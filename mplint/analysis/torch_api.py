@@ -7,7 +7,7 @@ The autocast op lists mirror `torch/include/ATen/autocast_mode.h` of torch 2.13 
 
 from __future__ import annotations
 
-from mplint.analysis.values import Precision, Region
+from mplint.analysis.values import Precision, Region, Value
 
 # Names real snippets use without importing them (bug reports, notebooks); they mean these.
 CONVENTIONAL_NAMES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "optim": "torch.optim"}
@@ -105,6 +105,7 @@ AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
             "mse_loss",
             "l1_loss",
             "smooth_l1_loss",
+            "huber_loss",
             "kl_div",
             "binary_cross_entropy_with_logits",
             "cosine_similarity",
@@ -113,7 +114,18 @@ AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
             "reciprocal",
         }
     ),
-    "cpu": frozenset({"cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "kl_div"}),
+    "cpu": frozenset(
+        {
+            "cross_entropy",
+            "nll_loss",
+            "mse_loss",
+            "l1_loss",
+            "smooth_l1_loss",
+            "huber_loss",
+            "kl_div",
+            "binary_cross_entropy_with_logits",
+        }
+    ),
 }
 
 # Ops autocast runs in its lower precision on every device (matmul-like).
@@ -339,6 +351,25 @@ OPTIMIZER_NAMES = frozenset({"transformers.AdamW", "transformers.Adafactor", "bi
 NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
 
 
+# Learning-rate schedulers whose `step()` advances the schedule by one (torch 2.13's
+# torch/optim/lr_scheduler.py classes, transformers' optimization.py `get_*_schedule*` helpers and
+# diffusers' optimization.py `get_scheduler`). ReduceLROnPlateau follows a metric, not a step count.
+LR_SCHEDULER_MODULES = ("torch.optim.lr_scheduler.", "transformers.optimization.", "diffusers.optimization.")
+NOT_STEP_COUNTING_SCHEDULERS = frozenset({"ReduceLROnPlateau", "LRScheduler", "_LRScheduler"})
+
+
+def is_lr_scheduler(name: str) -> bool:
+    """`torch.optim.lr_scheduler.OneCycleLR`, `transformers.get_cosine_schedule_with_warmup`,
+    `diffusers.optimization.get_scheduler`: builds a scheduler that counts optimizer steps."""
+    module, _, leaf = name.rpartition(".")
+    if leaf in NOT_STEP_COUNTING_SCHEDULERS:
+        return False
+    if f"{module}.".startswith("torch.optim.lr_scheduler."):
+        return leaf[:1].isupper()
+    scheduler_helper = leaf == "get_scheduler" or (leaf.startswith("get_") and "_schedule" in leaf)
+    return scheduler_helper and (module == "transformers" or f"{module}.".startswith(LR_SCHEDULER_MODULES))
+
+
 def dtype_of_name(name: str) -> Precision | None:
     return DTYPE_NAMES.get(name) or TENSOR_TYPE_NAMES.get(name)
 
@@ -400,6 +431,12 @@ def region_upcasts(region: Region | None, op: str) -> bool | None:
     return op in AUTOCAST_FP32_OPS.get(region.device, frozenset())
 
 
+def runs_in_half(tensor: Value, region: Region | None, op: str) -> bool:
+    """Whether `op` on `tensor` computes in bf16/fp16: the tensor is half, and no autocast region
+    around the op (known enabled, on a known device) runs it in fp32. Unknown stays quiet."""
+    return tensor.precision.is_low and region_upcasts(region, op) is False
+
+
 def last_part(name: str) -> str:
     return name.rpartition(".")[2]
 
@@ -411,6 +448,20 @@ ACCELERATOR_QUERIES = frozenset(
         "torch.cuda.is_bf16_supported",
         "torch.backends.cuda.is_built",
         "torch.accelerator.is_available",
+    }
+)
+# Queries that tell whether the GPU computes in bfloat16 natively (compute capability 8.0 or more):
+# torch 2.13's torch/cuda/__init__.py (`is_bf16_supported` reads `get_device_properties(d).major >= 8`);
+# transformers' utils/import_utils.py and accelerate's utils/imports.py wrap `is_bf16_supported`.
+BF16_CAPABILITY_QUERIES = frozenset(
+    {
+        "torch.cuda.is_bf16_supported",
+        "torch.cuda.get_device_capability",
+        "torch.cuda.get_device_properties",
+        "transformers.utils.is_torch_bf16_gpu_available",
+        "transformers.utils.import_utils.is_torch_bf16_gpu_available",
+        "transformers.is_torch_bf16_gpu_available",
+        "accelerate.utils.is_bf16_available",
     }
 )
 # Queries about how the script was launched; started plainly (`python train.py`) they are false.

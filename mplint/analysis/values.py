@@ -67,6 +67,7 @@ class Kind(enum.Enum):
     AUTOCAST = "autocast"  # an autocast context object
     SCALER = "scaler"
     OPTIMIZER = "optimizer"
+    SCHEDULER = "scheduler"  # a learning-rate scheduler stepped once per optimizer step (or epoch)
     FUNCTION = "function"  # a function defined in the linted code
     CLASS = "class"  # a class defined in the linted code
     INSTANCE = "instance"  # an instance of a class defined in the linted code
@@ -118,7 +119,8 @@ class Value:
     scaled: bool = False
     # The last op that produced a tensor ("softmax", "logsumexp"), for rules about op chains.
     op: str | None = None
-    # Kind.NAME: the dotted name; Kind.CONST: the literal; FUNCTION/CLASS/INSTANCE: a `Definition`.
+    # Kind.NAME: the dotted name; Kind.CONST: the literal; FUNCTION/CLASS/INSTANCE: a `Definition`;
+    # OPTIMIZER: its construction; SCHEDULER: the construction of the optimizer it schedules, if tracked.
     payload: object = None
     # Kind.DICT: known items; Kind.INSTANCE / Kind.OPTIMIZER: attributes / construction facts.
     items: tuple[tuple[str, Value], ...] = ()

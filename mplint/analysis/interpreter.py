@@ -62,6 +62,7 @@ class Interpreter:
     bind_import_from = bindings.bind_import_from
     imported = bindings.imported
     exported = bindings.exported
+    star_imported = bindings.star_imported
     lookup_dotted = bindings.lookup_dotted
     apply_parameter_collection = bindings.apply_parameter_collection
 
@@ -169,6 +170,8 @@ class Interpreter:
         self.master_weights: set[cst.Call] = set()
         # Data files the analysis read (a framework's JSON config): the unit depends on them too.
         self.data_files: set[str] = set()
+        # (file, name) of the star-import lookups under way (`bindings.star_imported`): cycles end.
+        self.star_lookups: set[tuple[str, str]] = set()
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
         # What a function must mention to be worth analysing on its own (empty: every function).

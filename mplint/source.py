@@ -32,7 +32,7 @@ from libcst._nodes.base import CSTNode
 from mplint.findings import Finding, Severity
 from mplint.retained import Key, T, current_store
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
-from mplint.tree import Located, Statement, children, statements, walk
+from mplint.tree import STAR_IMPORT, Located, Statement, children, statements, walk
 
 if TYPE_CHECKING:
     from mplint.positions import Range  # imported when positions are first needed (it imports libcst.metadata)
@@ -428,6 +428,8 @@ def _names_bound_by(statement: ast.stmt) -> list[str]:
             names.extend(leaf.id for target in targets for leaf in ast.walk(target) if isinstance(leaf, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.extend((alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*")
+            if any(alias.name == "*" for alias in node.names):
+                names.append(STAR_IMPORT)
         elif isinstance(node, ast.If):
             pending.extend([*node.body, *node.orelse])
         elif isinstance(node, _AST_TRY_STATEMENTS):

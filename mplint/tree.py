@@ -14,6 +14,10 @@ from typing import Any, cast
 
 import libcst as cst
 
+# The key under which a file's star imports (`from utils import *`) are listed among the statements
+# that bind names (no name is spelled so): they may bind any name.
+STAR_IMPORT = "import *"
+
 Into = Callable[[cst.CSTNode], bool] | None
 # A node with a position in its file (what findings, fixes and messages point at).
 Located = cst.CSTNode

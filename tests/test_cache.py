@@ -224,6 +224,30 @@ def test_editing_a_deepspeed_json_config_reanalyses_the_script_that_reads_it(
     assert analysed == ["pkg/rl.py"]
 
 
+def test_editing_an_accelerate_launch_config_reanalyses_the_script_it_launches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, analysed: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'rl'\n")
+    config = tmp_path / "accelerate_config.yaml"
+    config.write_text("distributed_type: DEEPSPEED\nmixed_precision: bf16\n")
+    (tmp_path / "pkg/rl.py").write_text(
+        "import torch\n"
+        "from accelerate import Accelerator\n"
+        "accelerator = Accelerator()\n"
+        "model = accelerator.prepare(torch.nn.Linear(64, 1000))\n"
+        "logp = model(torch.randn(2, 64)).log_softmax(-1)\n"
+    )
+    assert [f.code for f in cached_lint(select=["MP001"]).findings] == ["MP001"]
+    analysed.clear()
+    assert [f.code for f in cached_lint(select=["MP001"]).findings] == ["MP001"]
+    assert analysed == []
+    config.write_text("distributed_type: DEEPSPEED\nmixed_precision: 'no'\n")
+    assert cached_lint(select=["MP001"]).findings == ()
+    assert analysed == ["pkg/rl.py"]
+
+
 def test_a_helper_that_gains_a_word_reanalyses_the_units_that_judged_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_files: Callable, analysed: list[str]
 ) -> None:

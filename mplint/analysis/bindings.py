@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.registries import is_registry, store
-from mplint.analysis.scopes import Context
+from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted, is_empty_sequence
-from mplint.tree import dotted_text
+from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -96,11 +96,13 @@ def bind_import(self: Interpreter, alias: cst.ImportAlias, ctx: Context) -> None
 
 
 def bind_import_from(self: Interpreter, node: cst.ImportFrom, ctx: Context) -> None:
-    if isinstance(node.names, cst.ImportStar):
-        return
     module = dotted_text(node.module) if node.module is not None else ""
     level = len(node.relative)
     source = self.index.resolve(module, ctx.scope.module.path, level) if module or level else None
+    if isinstance(node.names, cst.ImportStar):
+        if source is not None and source not in ctx.scope.module.star_sources:
+            ctx.scope.module.star_sources.append(source)  # its names are read when looked up
+        return
     for alias in node.names:
         imported = dotted_text(alias.name)
         local = dotted_text(alias.asname.name) if alias.asname is not None else imported
@@ -128,14 +130,40 @@ def exported(self: Interpreter, path: str, name: str) -> Value | None:
     if not state.lazy:
         self.run_module(state)
         found = state.scope.names.get(name)
-        if found is not None or state.top_level is None:
+        if found is not None:
             return found
+        if state.top_level is None:
+            return self.star_imported(state, name)
     for statement in state.binding_statements(name):
         if id(statement) not in state.executed:
             state.executed.add(id(statement))
             with self.entered(path):  # a top-level statement runs at import, under its own file's default
                 self.exec_statement(statement, Context(state.scope))
-    return state.scope.names.get(name)
+    found = state.scope.names.get(name)
+    return found if found is not None else self.star_imported(state, name)
+
+
+def star_imported(self: Interpreter, state: ModuleState, name: str) -> Value | None:
+    """What `name` is in a file that binds no such name itself but imports every public name of
+    linted files (`from utils import *`): the last of those files that has it. A private name
+    (`_helper`) is not imported so."""
+    if name.startswith("_"):
+        return None
+    for statement in state.binding_statements(STAR_IMPORT):
+        if id(statement) not in state.executed:
+            state.executed.add(id(statement))
+            self.exec_statement(statement, Context(state.scope))
+    if not state.star_sources or (state.path, name) in self.star_lookups:
+        return None  # none, or a cycle of star imports back to this file
+    self.star_lookups.add((state.path, name))
+    try:
+        for source in reversed(state.star_sources):
+            found = self.exported(source, name)
+            if found is not None:
+                return found
+        return None
+    finally:
+        self.star_lookups.discard((state.path, name))
 
 
 def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:

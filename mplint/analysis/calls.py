@@ -334,7 +334,7 @@ def call_method(
     if receiver.op == PARSER:
         return self.argument_parser(receiver, method, args, kwargs)
     if receiver.op == accelerate.ACCELERATOR:
-        handled = accelerate.method(self, receiver, method, node, ctx, args)
+        handled = accelerate.method(self, receiver, method, node, ctx, args, kwargs)
         if handled is not None:
             return handled
     if receiver.op in hooks.RECEIVER_OPS:

@@ -115,6 +115,8 @@ def eval_name(self: Interpreter, name: str, ctx: Context) -> Value:
     value = ctx.scope.lookup(name)
     if value is None and (ctx.scope.module.lazy or ctx.scope.module.top_level is not None):
         value = self.exported(ctx.scope.module.path, name)  # a global of a file read in part
+    elif value is None:
+        value = self.star_imported(ctx.scope.module, name)
     if value is not None:
         return self.imported(value)
     if name in api.CONVENTIONAL_NAMES:

@@ -31,6 +31,7 @@ from mplint.analysis import (
 )
 from mplint.analysis.facts import CallFact, LateCast, OperationFact, ReplicatedCall
 from mplint.analysis.frameworks import read_json_config
+from mplint.analysis.frameworks.accelerate_launch import Launch, LaunchConfig
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
 from mplint.analysis.summaries import CallMemo, Definition
@@ -62,6 +63,7 @@ class Interpreter:
     bind_import_from = bindings.bind_import_from
     imported = bindings.imported
     exported = bindings.exported
+    star_imported = bindings.star_imported
     lookup_dotted = bindings.lookup_dotted
     apply_parameter_collection = bindings.apply_parameter_collection
 
@@ -171,6 +173,14 @@ class Interpreter:
         self.master_weights: set[cst.Call] = set()
         # Data files the analysis read (a framework's JSON config): the unit depends on them too.
         self.data_files: set[str] = set()
+        # accelerate launch configurations: per script, those its repository holds; the non-default
+        # ones met (by the condition that names each), read afterwards by an interpreter of their own
+        # (`model.analyze`), which sets `launch_override` and starts under its condition.
+        self.launches: dict[str, Launch] = {}
+        self.launch_alternatives: dict[str, LaunchConfig] = {}
+        self.launch_override: LaunchConfig | None = None
+        # (file, name) of the star-import lookups under way (`bindings.star_imported`): cycles end.
+        self.star_lookups: set[tuple[str, str]] = set()
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
         # What a function must mention to be worth analysing on its own (empty: every function).

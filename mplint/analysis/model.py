@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 import libcst as cst
 
 from mplint.analysis import torch_api as api
-from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall
+from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, record
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
@@ -158,4 +158,28 @@ def analyze(
     `reaches` tells whether a function of another file may lead to a word (else all are followed)."""
     interpreter = Interpreter(roots, load, index, words, tree_memo, reaches)
     interpreter.run()
+    for condition, launch in interpreter.launch_alternatives.items():
+        # Another accelerate launch configuration of the repository: the whole unit again under it,
+        # its facts kept as those of a non-default configuration.
+        alternative = Interpreter(roots, load, index, words, tree_memo, reaches)
+        alternative.launch_override, alternative.condition = launch, condition
+        alternative.run()
+        _absorb(interpreter, alternative)
     return PrecisionModel(interpreter)
+
+
+def _absorb(interpreter: Interpreter, alternative: Interpreter) -> None:
+    """Add the facts of a run under a non-default configuration to those of the default run. An
+    optimizer whose steps that configuration's framework gives fp32 master weights has none of its
+    facts added: the default run's own verdict on it stands."""
+    for node, facts in alternative.facts.items():
+        if node not in alternative.master_weights:
+            for fact in facts:
+                record(interpreter.facts, node, fact)
+    for operation, seen in alternative.operations.items():
+        for operation_fact in seen:
+            record(interpreter.operations, operation, operation_fact)
+    for call, replicated in alternative.replicated_calls.items():
+        interpreter.replicated_calls.setdefault(call, []).extend(replicated)
+    interpreter.data_files.update(alternative.data_files)
+    interpreter.entered_paths.update(alternative.entered_paths)

@@ -27,6 +27,8 @@ class ModuleIndex:
             root = ""
         if len(self._original) == 1:
             root = posixpath.dirname(root)
+        # The folder the run was started on (its files' common folder; "" for the working directory).
+        self.root = root
         self._tests = {
             path for normal, path in self._original.items() if _is_test_path(posixpath.relpath(normal, root or "."))
         }

@@ -14,7 +14,7 @@ import libcst as cst
 
 from mplint.analysis.facts import LateCast
 from mplint.analysis.values import Origin, Precision, Region, Value
-from mplint.tree import TRY_STATEMENTS, Statement, dotted_text, statements, walk
+from mplint.tree import STAR_IMPORT, TRY_STATEMENTS, Statement, dotted_text, statements, walk
 
 if TYPE_CHECKING:
     from mplint.analysis.summaries import Definition
@@ -57,6 +57,8 @@ class ModuleState:
     # demand); None when `module` is the whole file.
     top_level: Callable[[str], list[Statement]] | None = None
     executed: set[int] = field(default_factory=set)
+    # The linted files it imports every public name from (`from utils import *`), in import order.
+    star_sources: list[str] = field(default_factory=list)
     _bindings: dict[str, list[Statement]] | None = None
 
     def __post_init__(self) -> None:
@@ -150,6 +152,8 @@ def _bound_names(statement: Statement) -> list[str]:
         return [
             dotted_text(alias.asname.name if alias.asname else alias.name).split(".")[0] for alias in statement.names
         ]
-    if isinstance(statement, cst.ImportFrom) and not isinstance(statement.names, cst.ImportStar):
+    if isinstance(statement, cst.ImportFrom):
+        if isinstance(statement.names, cst.ImportStar):
+            return [STAR_IMPORT]
         return [dotted_text(alias.asname.name if alias.asname else alias.name) for alias in statement.names]
     return []

@@ -417,6 +417,7 @@ LOW_PRECISION_WORDS = frozenset(
         "set_default_dtype",
         "deepspeed",
         "16-true",  # Lightning's `precision="16-true"`: fp16 weights
+        "Accelerator",  # accelerate's: its precision may come from a launch config file, no word in code
     }
 )
 

@@ -380,3 +380,68 @@ def test_test_code_is_told_below_the_runs_root(tmp_path: Path) -> None:
     """A checkout under `/srv/tests/` is not all test code: its own tests still are."""
     files = {"utils/logprobs.py": GATHER_HELPER_UNMARKED, "tests/test_logprobs.py": TEST_OF_BF16_SUPPORT}
     check_files(files, "MP001", tmp_path / "tests" / "repo")
+
+
+STAR_IMPORTS = [
+    pytest.param(
+        {
+            "utils.py": GATHER_HELPER,
+            "ppo/trainer.py": """
+                import torch
+                from utils import *
+
+                def train(batch):
+                    policy = torch.nn.Linear(64, 1000).to(torch.bfloat16)
+                    return gather_logprobs(policy(batch["x"]), batch["y"])
+            """,
+        },
+        id="a-helper-from-a-star-import",
+    ),
+    pytest.param(
+        {
+            "utils.py": GATHER_HELPER,
+            "ppo/helpers.py": "from utils import *\n",
+            "ppo/trainer.py": """
+                import torch
+                from .helpers import *
+
+                def train(batch):
+                    policy = torch.nn.Linear(64, 1000).to(torch.bfloat16)
+                    return gather_logprobs(policy(batch["x"]), batch["y"])
+            """,
+        },
+        id="re-exported-through-a-second-star-import",  # MOSS-RLHF: ppo_trainer.py <- ppo_datahelper.py <- utils.py
+    ),
+    pytest.param(
+        {
+            "utils.py": GATHER_HELPER.replace("  # expect: MP001", "").replace("gather_logprobs", "_gather_logprobs"),
+            "train.py": """
+                import torch
+                from utils import *
+
+                policy = torch.nn.Linear(64, 1000).to(torch.bfloat16)
+                logp = _gather_logprobs(policy(x), y)
+            """,
+        },
+        id="a-private-name-is-not-star-imported",
+    ),
+    pytest.param(
+        {
+            "a.py": "from b import *\n\ndef helper(x):\n    return x\n",
+            "b.py": "from a import *\n",
+            "train.py": """
+                import torch
+                from b import *
+
+                logp = unknown_name(torch.randn(2, 8, dtype=torch.bfloat16))
+            """,
+        },
+        id="star-imports-in-a-cycle-end",
+    ),
+]
+
+
+@pytest.mark.parametrize("files", STAR_IMPORTS)
+def test_names_of_a_star_import_are_read_from_the_linted_file(files: dict[str, str], tmp_path: Path) -> None:
+    """MOSS-RLHF imports its log-prob helper with `from utils import *` in every trainer."""
+    check_files(files, "MP001", tmp_path)

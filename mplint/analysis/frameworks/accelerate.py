@@ -10,6 +10,15 @@ Read from accelerate 1.15.0 (`pip download accelerate==1.15.0`), `accelerator.py
   (no fp32 master copy: a prepared optimizer over bf16 weights still updates bf16 weights).
 - `autocast()`: the mixed-precision autocast context; `backward(loss)`: `self.scaler.scale(loss)`
   under fp16.
+- `_prepare_deepspeed` (the distributed type DEEPSPEED, from a `deepspeed_plugin` or from the launch
+  configuration, `accelerate_launch`): `native_amp` stays off (no autocast, no fp32 outputs) and
+  `deepspeed.initialize(model=..., optimizer=..., config=...)` builds the engine, whose config has the
+  `fp16`/`bf16` section of the mixed precision on (`DeepSpeedPlugin.set_mixed_precision`): the engine
+  casts the model to that dtype in place (`deepspeed.py`), and `prepare` hands the engine back for each
+  model it was given; `backward` is the engine's, which scales fp16 losses.
+- `unwrap_model(model, keep_fp32_wrapper=True)` (`utils/other.py` `extract_model_from_parallel`): the
+  model itself (a DeepSpeed engine's `module`, cast in place), its fp32-outputs forward kept unless
+  `keep_fp32_wrapper=False`.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, LaunchConfig, launch_of
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
 
@@ -25,7 +35,6 @@ if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
 
 ACCELERATORS = frozenset({"accelerate.Accelerator", "accelerate.accelerator.Accelerator"})
-MIXED_PRECISION = {"fp16": Precision.FP16, "bf16": Precision.BF16, "no": Precision.FP32}
 # Plugins under which the framework, not the accelerator, decides the model's precision.
 FRAMEWORK_PLUGINS = ("deepspeed_plugin", "fsdp_plugin", "megatron_lm_plugin")
 
@@ -35,40 +44,85 @@ FRAMEWORK_PLUGINS = ("deepspeed_plugin", "fsdp_plugin", "megatron_lm_plugin")
 ACCELERATOR = "accelerate.Accelerator"
 FP32_OUTPUTS = "accelerate: fp32 outputs"
 FP32_OUTPUTS_IF_MIXED = "accelerate: fp32 outputs under mixed precision"
-# The item of an Accelerator built with a `deepspeed_plugin`.
+# The item of an Accelerator whose models DeepSpeed's engine runs: True for one built with a
+# `deepspeed_plugin` (its precision is the plugin's), the config's name when the launch configuration says so.
 DEEPSPEED = "deepspeed_plugin"
 
 
 def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[str, Value]) -> Value:
-    """`Accelerator(mixed_precision="bf16")`: an accelerator of that precision."""
+    """`Accelerator(mixed_precision="bf16")`: an accelerator of that precision; without the argument,
+    of the launch configuration's, which also says whether DeepSpeed's engine runs the model."""
     setting = kwargs.get("mixed_precision")
+    plugin = any(plugin in kwargs for plugin in FRAMEWORK_PLUGINS)
+    launch = None if plugin else launch_config(self, ctx)
     precision = None
-    if setting is not None and not any(plugin in kwargs for plugin in FRAMEWORK_PLUGINS):
+    if plugin or (launch is not None and launch.megatron):
+        precision = None  # the plugin's framework decides
+    elif setting is not None:
         precision = MIXED_PRECISION.get(str(setting.const)) if isinstance(setting.const, str) else None
+    elif launch is not None:
+        precision = launch.precision
     if precision is Precision.FP16:
         self.loss_scaling_paths.add(ctx.scope.module.path)  # `accelerator.backward` scales
-    items = ((DEEPSPEED, const(True)),) if "deepspeed_plugin" in kwargs else ()
+    items: tuple[tuple[str, Value], ...] = ()
+    if "deepspeed_plugin" in kwargs:
+        items = ((DEEPSPEED, const(True)),)
+    elif launch is not None and launch.deepspeed:
+        items = ((DEEPSPEED, const(launch.name)),)
     return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node, items=items)
 
 
+def launch_config(self: Interpreter, ctx: Context) -> LaunchConfig | None:
+    """The launch configuration the script being analysed runs under by default (None: unknown),
+    or the non-default one this interpreter reads (`Interpreter.launch_override`). The files read
+    are dependencies; the repository's other configurations are left for `analyze` to read."""
+    if self.launch_override is not None:
+        return self.launch_override
+    script = self.entry or ctx.scope.module.path
+    if script not in self.launches:
+        self.launches[script] = launch_of(script, self.index.root)
+    launch = self.launches[script]
+    self.data_files.update(launch.read)
+    for config, condition in launch.alternatives:
+        self.launch_alternatives.setdefault(condition, config)
+    return launch.default
+
+
 def method(
-    self: Interpreter, receiver: Value, name: str, node: cst.Call, ctx: Context, args: list[Value]
+    self: Interpreter,
+    receiver: Value,
+    name: str,
+    node: cst.Call,
+    ctx: Context,
+    args: list[Value],
+    kwargs: dict[str, Value],
 ) -> Value | None:
-    """`accelerator.prepare(model, optimizer, ...)`, `accelerator.autocast()`; None for any other method."""
+    """`accelerator.prepare(model, optimizer, ...)`, `accelerator.autocast()`, `unwrap_model(model)`;
+    None for any other method."""
     precision = receiver.payload if isinstance(receiver.payload, Precision) else None
+    engine = receiver.item(DEEPSPEED)
     if name in ("prepare", "prepare_model"):
-        if receiver.item(DEEPSPEED) is not None:
+        if engine is not None:
             # `prepare` hands the optimizer to `deepspeed.initialize` (accelerator.py
             # `_prepare_deepspeed`): its engine steps fp32 master weights, as `deepspeed.py` says.
             optimizers = [value.payload for value in args if value.kind is Kind.OPTIMIZER]
             self.master_weights.update(optimizer for optimizer in optimizers if isinstance(optimizer, cst.Call))
-        models = tuple(prepared(value, precision) for value in args)
+        if engine is not None and isinstance(engine.const, str):
+            models = tuple(_deepspeed_engine(self, value, precision, engine.const, node, ctx) for value in args)
+        else:
+            models = tuple(prepared(value, precision) for value in args)
         if len(models) == 1:
             return models[0]
         return Value(Kind.ANY, payload=models)
+    if name == "unwrap_model" and args:
+        keeps_wrapper = kwargs.get("keep_fp32_wrapper", const(True)).const is not False
+        unwrapped = args[0]
+        if keeps_wrapper or unwrapped.op not in (FP32_OUTPUTS, FP32_OUTPUTS_IF_MIXED):
+            return unwrapped
+        return unwrapped.with_(op=None)
     if name == "autocast":
-        if precision is None:
-            return UNKNOWN
+        if precision is None or engine is not None:
+            return UNKNOWN  # under DeepSpeed, `native_amp` is off: a null context
         return Value(
             Kind.AUTOCAST,
             payload=Region("cuda", precision, precision.is_low, ctx.scope.module.path, node),
@@ -76,6 +130,20 @@ def method(
     if name == "backward" and precision is not Precision.FP32:
         self.loss_scaling_paths.add(ctx.scope.module.path)  # scaled whenever fp16 is on
     return None
+
+
+def _deepspeed_engine(
+    self: Interpreter, value: Value, precision: Precision | None, config: str, node: cst.Call, ctx: Context
+) -> Value:
+    """What `prepare` hands back for `value` under a DeepSpeed launch configuration: a model cast to
+    the mixed precision's dtype (left as it is under "no", unknown under an unknown precision);
+    anything else as it was."""
+    if value.kind is not Kind.MODULE or precision is Precision.FP32:
+        return value
+    if precision is None:
+        return value.with_(precision=Precision.UNKNOWN, origin=None)
+    how = f"made {precision.value} by DeepSpeed (accelerate launch config {config})"
+    return self.cast(value, precision, node, ctx, how=how)
 
 
 def prepared(value: Value, precision: Precision | None) -> Value:

@@ -1,0 +1,361 @@
+"""Which `accelerate launch` configuration a script runs under, read from the linted repository
+(mplint reads no YAML library: `scalars` reads the top-level keys an accelerate config file holds).
+
+Read from accelerate 1.15.0 (`pip download accelerate==1.15.0`):
+- `commands/config/config_args.py` `load_config_from_file`: `--config_file X` is read as JSON when
+  X ends in `.json`, else as YAML; without it, `~/.cache/huggingface/accelerate/default_config.yaml`,
+  which is outside the repository (unknown here). `BaseConfig.process_config`: `distributed_type` is
+  required.
+- `commands/launch.py` `_validate_launch_command`: `--mixed_precision` on the command line wins over
+  the file's; a file without `mixed_precision` runs "no".
+- `utils/launch.py` `prepare_deepspeed_cmd_env`: `distributed_type: DEEPSPEED` launches with
+  `ACCELERATE_USE_DEEPSPEED=true`, and `state.py` `AcceleratorState.__init__` then makes the
+  distributed type DEEPSPEED whatever `Accelerator(...)` is given; `DeepSpeedPlugin.set_mixed_precision`
+  (`utils/dataclasses.py`) turns the DeepSpeed config's `fp16`/`bf16` section on for the mixed
+  precision, filling the "auto" values of a `deepspeed_config_file` and keeping its explicit ones.
+
+Which configuration a script runs under: the one an `accelerate launch --config_file X script.py`
+line of the repository (a shell script, a README) names for it; else, when every accelerate config
+of the repository has the same effect, that one. Otherwise the default is unknown (the user's own
+default config), and each other effect is a non-default configuration, reported as conditional.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mplint.analysis.frameworks import deepspeed
+from mplint.analysis.values import Precision
+
+MIXED_PRECISION = {"fp16": Precision.FP16, "bf16": Precision.BF16, "no": Precision.FP32}
+# How YAML 1.1 (PyYAML, which accelerate uses) reads an unquoted `no`/`false`: mixed precision off.
+_OFF = ("no", "false", "none", "null", "")
+# Markers of a repository's root, nearest to the script first.
+_ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
+_CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+_LAUNCH_SUFFIXES = (".sh", ".bash", ".md", ".rst", ".yaml", ".yml", ".slurm", ".sbatch")
+_SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "venv", "build", "dist", "site-packages"})
+# Launch commands are read from files up to this size; configs are small, and a JSON file larger
+# than `_LARGEST_JSON` is data.
+_LARGEST_FILE = 256 * 1024
+_LARGEST_JSON = 16 * 1024
+# A repository walk stops after this many directory entries (a run started at a home directory).
+_MOST_ENTRIES = 20_000
+_LAUNCH = re.compile(r"\baccelerate\s+launch\s")
+_CONFIG_FLAGS = ("--config_file", "--config-file")
+_PRECISION_FLAGS = ("--mixed_precision", "--mixed-precision")
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """What an accelerate config file (`path`) makes of an `Accelerator()`: its mixed precision (FP32
+    for "no"; None when unknown, "fp8" or a DeepSpeed config's "auto"), and whether DeepSpeed's
+    engine runs the model (`distributed_type: DEEPSPEED`), or Megatron-LM's (precision unknown)."""
+
+    path: str
+    name: str  # as a launch command names it: relative to the repository's root
+    precision: Precision | None
+    deepspeed: bool
+    megatron: bool = False
+    # The DeepSpeed JSON config it names, when it was read (a dependency too).
+    deepspeed_file: str | None = None
+
+    @property
+    def effect(self) -> tuple[Precision | None, bool, bool]:
+        """What two configs that run a script alike share."""
+        return self.precision, self.deepspeed, self.megatron
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The configurations a script may run under: the one it runs by default (None: the user's
+    own default config, unknown), the other configurations of the repository with another effect,
+    each with the condition that names it, and the files this was read from (cache dependencies)."""
+
+    default: LaunchConfig | None
+    alternatives: tuple[tuple[LaunchConfig, str], ...]
+    read: tuple[str, ...]
+
+
+NO_LAUNCH = Launch(None, (), ())
+
+
+def launch_of(script: str, run_root: str) -> Launch:
+    """The accelerate launch configurations of the script at `script`, from its repository
+    (`repository_of`; `run_root`, the folder the run was started on, when none is found)."""
+    script_path = os.path.abspath(script)
+    root = repository_of(script_path, os.path.abspath(run_root or "."))
+    configs: list[LaunchConfig] = []
+    commands: list[LaunchCommand] = []
+    for path, text in _texts(root):
+        if path.endswith(_CONFIG_SUFFIXES):
+            config = _config(path, text, root)
+            if config is not None:
+                configs.append(config)
+                continue
+        if path.endswith(_LAUNCH_SUFFIXES) and _LAUNCH.search(text):
+            commands.extend(launch_commands(path, text))
+    if not configs:
+        return NO_LAUNCH
+    by_path = {config.path: config for config in configs}
+    named: list[LaunchConfig | None] = []
+    for command in commands:
+        if command.script is None or not _is_script(command.script, script_path, command.file, root):
+            continue
+        config = _resolve(command.config, command.file, root, by_path) if command.config is not None else None
+        if config is not None and command.precision is not None:
+            config = replace(config, precision=_precision(command.precision))
+        named.append(config)
+    deepspeed_files = (config.deepspeed_file for config in configs if config.deepspeed_file is not None)
+    read = tuple(sorted({*by_path, *deepspeed_files, *(command.file for command in commands)}))
+    chosen = {config.effect if config else None for config in named}
+    if len(chosen) == 1 and named[0] is not None:
+        return Launch(named[0], (), read)
+    effects: dict[tuple[Precision | None, bool, bool], list[LaunchConfig]] = {}
+    for config in sorted(configs, key=lambda config: config.path):
+        effects.setdefault(config.effect, []).append(config)
+    if len(effects) == 1 and not named:
+        return Launch(configs[0], (), read)
+    alternatives = tuple((alike[0], _condition(alike)) for alike in effects.values())
+    return Launch(None, alternatives, read)
+
+
+def repository_of(script: str, run_root: str) -> str:
+    """The repository a script belongs to: the nearest folder above it holding a marker of a
+    repository's root (a run over `src/` still sees the configs at the root), not the home folder
+    itself. Without one, the folder below the run's root that holds the script: a run over a folder
+    of checkouts keeps their configs apart (where the script is at the run's root, that root)."""
+    home = os.path.expanduser("~")
+    folder = os.path.dirname(script)
+    while folder != home and os.path.dirname(folder) != folder:
+        if any(os.path.exists(os.path.join(folder, marker)) for marker in _ROOT_MARKERS):
+            return folder
+        folder = os.path.dirname(folder)
+    below = os.path.relpath(script, run_root).split(os.sep)
+    return os.path.join(run_root, below[0]) if len(below) > 1 and below[0] != os.pardir else run_root
+
+
+@dataclass(frozen=True)
+class LaunchCommand:
+    """An `accelerate launch` command written in `file` (a shell script, a README): the script it
+    starts, the config file it passes and the mixed precision it sets on the command line (each
+    None when absent or not a literal)."""
+
+    file: str
+    script: str | None
+    config: str | None
+    precision: str | None
+
+
+def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
+    """Each `accelerate launch` command of the file at `path`, whose text is `text`."""
+    joined = re.sub(r"\\\r?\n", " ", text)
+    for line in joined.splitlines():
+        found = _LAUNCH.search(line)
+        if found is None:
+            continue
+        try:
+            words = shlex.split(line[found.end() :], comments=True)
+        except ValueError:  # an unbalanced quote: not a command to read
+            continue
+        yield LaunchCommand(path, _script_word(words), _flag(words, _CONFIG_FLAGS), _flag(words, _PRECISION_FLAGS))
+
+
+def scalars(text: str) -> dict[str, object]:
+    """The top-level keys of a YAML or JSON mapping, with their scalar values as written (quotes
+    removed), and those of a block mapping one level down (`deepspeed_config:` then indented
+    `zero_stage: 2`). Lists, flow mappings other than `{}` and multi-line values are left out."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+    found: dict[str, object] = {}
+    section: dict[str, object] | None = None
+    for line in text.splitlines():
+        content = line.split(" #", 1)[0].rstrip()
+        if not content.strip() or content.lstrip().startswith(("#", "-", "---")):
+            continue
+        key, colon, value = content.strip().partition(":")
+        if not colon or not re.fullmatch(r"[\w.-]+", key):
+            continue
+        value = _unquoted(value.strip())
+        if not line[0].isspace():
+            section = {} if value in ("", "{}") else None
+            found[key] = section if section is not None else value
+        elif section is not None:
+            section[key] = value
+    return found
+
+
+def _config(path: str, text: str, root: str) -> LaunchConfig | None:
+    """The accelerate config a file holds: a mapping with a `distributed_type`; else None."""
+    if "distributed_type" not in text:
+        return None
+    data = scalars(text)
+    distributed = data.get("distributed_type")
+    if not isinstance(distributed, str):
+        return None
+    config = LaunchConfig(
+        path,
+        os.path.relpath(path, root),
+        _precision(data.get("mixed_precision", "no")),
+        deepspeed=distributed == "DEEPSPEED",
+        megatron=distributed == "MEGATRON_LM",
+    )
+    section = data.get("deepspeed_config")
+    name = section.get("deepspeed_config_file") if isinstance(section, dict) else None
+    if not config.deepspeed or not isinstance(name, str) or name in _OFF:
+        return config
+    # A DeepSpeed JSON config of its own, named relative to where the launch runs (a folder between
+    # the config and the repository's root): its explicit fp16/bf16 sections win, its "auto" ones
+    # take the mixed precision; unknown when it cannot be read.
+    found = _read_json(name, _folders_between(os.path.dirname(path), root))
+    if found is None:
+        return replace(config, precision=None)
+    deepspeed_file, settings = found
+    precision = deepspeed.precision_of(settings) or config.precision
+    return replace(config, precision=precision, deepspeed_file=deepspeed_file)
+
+
+def _folders_between(folder: str, root: str) -> list[str]:
+    """`folder` and each folder above it, up to `root`."""
+    found = [folder]
+    while folder != root and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+        found.append(folder)
+    return found
+
+
+def _precision(setting: object) -> Precision | None:
+    if setting is False or setting is None:
+        return Precision.FP32
+    text = str(setting).strip().lower()
+    return Precision.FP32 if text in _OFF else MIXED_PRECISION.get(text)
+
+
+def _read_json(name: str, bases: list[str]) -> tuple[str, dict[str, object]] | None:
+    """The first JSON file `name` relative to one of `bases` that holds a mapping: its path and data."""
+    for base in bases:
+        path = os.path.normpath(os.path.join(base, name))
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return (path, data) if isinstance(data, dict) else None
+    return None
+
+
+def _resolve(name: str, launch_file: str, root: str, configs: dict[str, LaunchConfig]) -> LaunchConfig | None:
+    """The config a launch command names, relative to the file that holds the command or to the
+    repository's root (where the command may be run from); None when it is no accelerate config."""
+    for base in (os.path.dirname(launch_file), root):
+        found = configs.get(os.path.normpath(os.path.join(base, name)))
+        if found is not None:
+            return found
+    return None
+
+
+def _is_script(launched: str, script: str, launch_file: str, root: str) -> bool:
+    """Whether a launch command's script is the analysed one: the same file relative to the command's
+    file or the repository's root; the same name when the command's path leads to no file."""
+    candidates = [os.path.normpath(os.path.join(base, launched)) for base in (os.path.dirname(launch_file), root)]
+    if script in candidates:
+        return True
+    return not any(os.path.isfile(candidate) for candidate in candidates) and (
+        os.path.basename(launched) == os.path.basename(script)
+    )
+
+
+def _condition(alike: list[LaunchConfig]) -> str:
+    """How a non-default configuration is named in a finding."""
+    names = " or ".join(f"`{config.name}`" for config in alike[:2])
+    more = f" (or {len(alike) - 2} more)" if len(alike) > 2 else ""
+    return f"launched with `accelerate launch --config_file` {names}{more}"
+
+
+def _flag(words: list[str], flags: tuple[str, ...]) -> str | None:
+    """The value of a command-line option (`--config_file x`, `--config_file=x`), when a literal."""
+    for index, word in enumerate(words):
+        name, equals, value = word.partition("=")
+        if name in flags:
+            found = value if equals else (words[index + 1] if index + 1 < len(words) else "")
+            return found if found and "$" not in found else None
+    return None
+
+
+def _script_word(words: list[str]) -> str | None:
+    """The script a launch command starts: its first word naming a `.py` file (not a `$VARIABLE`)."""
+    for word in words:
+        if word.endswith(".py") and not word.startswith("-"):
+            return None if "$" in word else word
+    return None
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _texts(root: str) -> Iterator[tuple[str, str]]:
+    """The small text files of the repository that may hold an accelerate config or a launch command."""
+    pending, seen = [root], 0
+    while pending and seen < _MOST_ENTRIES:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError:
+            continue
+        seen += len(entries)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not _skipped(entry):
+                    pending.append(entry.path)
+            elif entry.name.endswith(_CONFIG_SUFFIXES + _LAUNCH_SUFFIXES):
+                text = _text(entry.path, _LARGEST_JSON if entry.name.endswith(".json") else _LARGEST_FILE)
+                if text is not None:
+                    yield entry.path, text
+
+
+def _skipped(entry: os.DirEntry[str]) -> bool:
+    name = entry.name
+    return (
+        name.startswith(".")
+        or name in _SKIPPED_DIRECTORIES
+        or name.endswith(".egg-info")
+        or os.path.isfile(os.path.join(entry.path, "pyvenv.cfg"))
+    )
+
+
+# Texts read, by path, with the (modification time, size) they were read at: a long-lived process
+# (the language server) reads a file again once it changes; a run reads each once however many
+# scripts ask.
+_READ: dict[str, tuple[tuple[int, int], str | None]] = {}
+
+
+def _text(path: str, largest: int) -> str | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    stamp = (status.st_mtime_ns, status.st_size)
+    known = _READ.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    text: str | None = None
+    if status.st_size <= largest:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
+    _READ[path] = (stamp, text)
+    return text

@@ -1,0 +1,341 @@
+"""accelerate launch configuration files in the precision model (accelerate 1.15.0: `commands/
+config/config_args.py`, `commands/launch.py`, `state.py`, `accelerator.py` `_prepare_deepspeed`):
+an `Accelerator()` without `mixed_precision=` takes the precision of the config file its script is
+launched with (`accelerate launch --config_file X train.py` in a shell script or a README), or of the
+repository's only accelerate config; under `distributed_type: DEEPSPEED` the prepared model is the
+DeepSpeed engine's, cast to half with no autocast and no fp32 outputs, and the prepared optimizer
+keeps fp32 master weights. Configs that disagree, none named for the script, are non-default
+configurations: what they make half is reported as conditional, naming the config.
+
+Cases are shaped after MOSS-RLHF (accelerate_config.yaml with DeepSpeed ZeRO-2 bf16 at the root,
+train_ppo_en.sh launching train_ppo.py, log-probs in utils.py) and trlx (configs/accelerate/*.yaml:
+ddp, zero2-bf16, zero2-fp16, zero3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mplint.analysis.frameworks.accelerate_launch import launch_commands, scalars
+from mplint.api import lint_paths
+from mplint.findings import Severity
+
+from .casekit import check_files
+
+DEEPSPEED_BF16 = """
+compute_environment: LOCAL_MACHINE
+deepspeed_config:
+  gradient_accumulation_steps: 1
+  offload_optimizer_device: none
+  zero3_init_flag: false
+  zero_stage: 2
+distributed_type: DEEPSPEED
+downcast_bf16: 'no'
+fsdp_config: {}
+machine_rank: 0
+mixed_precision: 'bf16'  # ZeRO-2 in bfloat16
+num_processes: 7
+use_cpu: false
+"""
+MULTI_GPU_BF16 = """
+compute_environment: LOCAL_MACHINE
+deepspeed_config: {}
+distributed_type: MULTI_GPU
+downcast_bf16: no
+mixed_precision: bf16
+num_processes: 8
+"""
+
+LAUNCH = """
+#!/bin/bash
+CUDA_VISIBLE_DEVICES=0,1,2,3 \\
+accelerate launch \\
+    --config_file {config} {flags}\\
+train_ppo.py \\
+    --lr 5e-7 \\
+&> outputs/log/ppo.log
+"""
+
+UTILS = """
+import torch
+import torch.nn.functional as F
+
+
+def logprobs_from_logits(logits, labels):
+    logp = F.log_softmax(logits, dim=-1){expect}
+    return torch.gather(logp, dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+"""
+
+TRAIN = """
+import torch
+from accelerate import Accelerator
+from transformers import AutoModelForCausalLM
+
+from utils import logprobs_from_logits
+
+
+class PPOTrainer:
+    def __init__(self, policy_model, accelerator):
+        self.accelerator = accelerator
+        self.optimizer = torch.optim.AdamW(policy_model.parameters(), lr=5e-7){optimizer_expect}
+        self.model, self.optimizer = self.accelerator.prepare(policy_model, self.optimizer)
+
+    def train_step(self, batch):
+        logits = self.model(input_ids=batch["input_ids"]).logits
+        logprobs = logprobs_from_logits(logits[:, :-1, :], batch["input_ids"][:, 1:])
+        self.accelerator.backward(-(logprobs * batch["advantages"]).mean())
+        self.optimizer.step()
+
+
+def main():
+    accelerator = Accelerator(split_batches=True)
+    policy = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b"{dtype})
+    trainer = PPOTrainer(policy, accelerator)
+    for batch in loader:
+        trainer.train_step(batch)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def project(
+    configs: dict[str, str],
+    launch: str | None = "accelerate_config.yaml",
+    *,
+    flags: str = "",
+    bf16_logits: bool = False,
+    bf16_weights: bool = False,
+    optimizer_bug: bool = False,
+) -> dict[str, str]:
+    files = {
+        **configs,
+        "utils.py": UTILS.format(expect="  # expect: MP001" if bf16_logits else ""),
+        "train_ppo.py": TRAIN.format(
+            dtype=", torch_dtype=torch.bfloat16" if bf16_weights else "",
+            optimizer_expect="  # expect: MP003" if optimizer_bug else "",
+        ),
+    }
+    if launch is not None:
+        files["train_ppo_en.sh"] = LAUNCH.format(config=launch, flags=flags)
+    return files
+
+
+def test_the_launch_config_makes_the_engine_bf16_and_its_logits_too(tmp_path: Path) -> None:
+    check_files(project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_logits=True), "MP001", tmp_path)
+
+
+def test_the_message_names_the_launch_config(tmp_path: Path) -> None:
+    check_files(project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_logits=True), "MP001", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert "made bfloat16 by DeepSpeed (accelerate launch config accelerate_config.yaml)" in finding.message
+    assert finding.severity is not Severity.WARNING
+
+
+def test_the_engine_keeps_fp32_master_weights_for_the_prepared_optimizer(tmp_path: Path) -> None:
+    # An optimizer over bf16-loaded weights, prepared under DeepSpeed: its engine steps fp32 copies.
+    check_files(project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_weights=True), "MP003", tmp_path)
+
+
+def test_without_the_launch_config_the_prepared_optimizer_updates_bf16_weights(tmp_path: Path) -> None:
+    check_files(project({}, launch=None, bf16_weights=True, optimizer_bug=True), "MP003", tmp_path)
+
+
+def test_the_only_config_applies_without_a_launch_command(tmp_path: Path) -> None:
+    check_files(project({"configs/accelerate.yaml": DEEPSPEED_BF16}, launch=None, bf16_logits=True), "MP001", tmp_path)
+
+
+QUIET = [
+    pytest.param(
+        {"accelerate_config.yaml": DEEPSPEED_BF16.replace("mixed_precision: 'bf16'", "mixed_precision: 'no'")},
+        "accelerate_config.yaml",
+        "",
+        id="deepspeed-without-mixed-precision-keeps-fp32",
+    ),
+    pytest.param(
+        {"accelerate_config.yaml": DEEPSPEED_BF16.replace("mixed_precision: 'bf16'", "")},
+        "accelerate_config.yaml",
+        "",
+        id="a-config-without-mixed-precision-runs-no",
+    ),
+    pytest.param(
+        {"accelerate_config.yaml": DEEPSPEED_BF16},
+        "accelerate_config.yaml",
+        "--mixed_precision no ",
+        id="the-command-line-wins-over-the-config",
+    ),
+    pytest.param(
+        {"accelerate_config.yaml": MULTI_GPU_BF16},
+        "accelerate_config.yaml",
+        "",
+        id="plain-mixed-precision-returns-fp32-outputs",
+    ),
+    pytest.param({}, None, "", id="no-config-the-launch-decides"),
+    pytest.param(
+        {"accelerate_config.yaml": DEEPSPEED_BF16, "ddp.yaml": MULTI_GPU_BF16},
+        "ddp.yaml",
+        "",
+        id="the-config-the-script-is-launched-with-wins",
+    ),
+]
+
+
+@pytest.mark.parametrize(("configs", "launch", "flags"), QUIET)
+def test_configs_that_leave_the_logits_fp32_are_quiet(
+    configs: dict[str, str], launch: str | None, flags: str, tmp_path: Path
+) -> None:
+    check_files(project(configs, launch, flags=flags), "MP001", tmp_path)
+
+
+def test_a_plain_config_without_mixed_precision_keeps_a_bf16_model_bf16(tmp_path: Path) -> None:
+    # MULTI_GPU with "no": no autocast, no fp32 outputs: the bf16-loaded model's logits stay bf16.
+    config = MULTI_GPU_BF16.replace("mixed_precision: bf16", "mixed_precision: no")
+    check_files(project({"accelerate_config.yaml": config}, bf16_weights=True, bf16_logits=True), "MP001", tmp_path)
+
+
+def test_configs_that_disagree_make_the_deepspeed_one_a_condition(tmp_path: Path) -> None:
+    """trlx: configs/accelerate/ddp.yaml and zero2-bf16.yaml, the script launched with neither (the
+    user's default config runs it): the DeepSpeed one's bf16 logits are a conditional finding."""
+    configs = {"configs/accelerate/ddp.yaml": MULTI_GPU_BF16, "configs/accelerate/zero2-bf16.yaml": DEEPSPEED_BF16}
+    check_files(project(configs, launch=None, bf16_logits=True), "MP001", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert finding.severity is Severity.WARNING
+    assert (
+        "(only when launched with `accelerate launch --config_file` `configs/accelerate/zero2-bf16.yaml`: "
+        "not in the default configuration)"
+    ) in finding.message
+
+
+def test_a_launch_command_for_another_script_does_not_choose(tmp_path: Path) -> None:
+    configs = {"ddp.yaml": MULTI_GPU_BF16, "zero2.yaml": DEEPSPEED_BF16}
+    files = project(configs, launch=None, bf16_logits=True)
+    files["README.md"] = "Reward model:\n\n    accelerate launch --config_file ddp.yaml train_rm.py\n"
+    check_files(files, "MP001", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert finding.severity is Severity.WARNING
+
+
+def test_a_readme_command_relative_to_its_folder_chooses(tmp_path: Path) -> None:
+    # trlx's examples/hh/README.md: `accelerate launch --config_file ../../configs/... ppo_hh.py`.
+    configs = {"configs/ddp.yaml": MULTI_GPU_BF16, "configs/zero2-bf16.yaml": DEEPSPEED_BF16}
+    files = {f"examples/{name}": source for name, source in project({}, launch=None, bf16_logits=True).items()}
+    files.update(configs)
+    files["pyproject.toml"] = "[project]\nname = 'rlhf'\n"  # the repository's root, above the code linted
+    files["examples/README.md"] = (
+        "```bash\naccelerate launch --num_processes 7 --config_file ../configs/zero2-bf16.yaml train_ppo.py\n```\n"
+    )
+    check_files(files, "MP001", tmp_path)  # the run's root is examples/: the code's folder
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert finding.severity is not Severity.WARNING
+
+
+def test_an_fp16_engine_scales_the_accelerator_backward(tmp_path: Path) -> None:
+    config = DEEPSPEED_BF16.replace("'bf16'", "'fp16'")
+    files = {
+        "accelerate_config.yaml": config,
+        "train.py": """
+            import torch
+            from accelerate import Accelerator
+
+            accelerator = Accelerator()
+            model, optimizer = accelerator.prepare(torch.nn.Linear(8, 8), optimizer)
+            for x in loader:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+                accelerator.backward(loss)
+                optimizer.step()
+        """,
+    }
+    check_files(files, "MP002", tmp_path)
+
+
+def test_unwrap_model_hands_back_the_prepared_model(tmp_path: Path) -> None:
+    # MOSS-RLHF: `self.accelerator.unwrap_model(self.model).policy_model` after DeepSpeed's bf16 `prepare`.
+    files = {
+        "accelerate_config.yaml": DEEPSPEED_BF16,
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+            from accelerate import Accelerator
+
+            class Policy(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.head = torch.nn.Linear(64, 1000)
+
+                def forward(self, x):
+                    return self.head(x)
+
+            accelerator = Accelerator()
+            model = accelerator.prepare(Policy())
+            policy = accelerator.unwrap_model(model)
+            logp = F.log_softmax(policy(torch.randn(2, 64)), dim=-1)  # expect: MP001
+        """,
+    }
+    check_files(files, "MP001", tmp_path)
+
+
+def test_the_yaml_reader_reads_top_level_scalars_and_one_nested_mapping() -> None:
+    found = scalars(DEEPSPEED_BF16)
+    assert found["distributed_type"] == "DEEPSPEED"
+    assert found["mixed_precision"] == "bf16"
+    assert found["downcast_bf16"] == "no"
+    assert found["fsdp_config"] == {}
+    assert found["deepspeed_config"] == {
+        "gradient_accumulation_steps": "1",
+        "offload_optimizer_device": "none",
+        "zero3_init_flag": "false",
+        "zero_stage": "2",
+    }
+    assert scalars('{"distributed_type": "MULTI_GPU", "mixed_precision": "fp16"}')["mixed_precision"] == "fp16"
+    assert scalars("- a list\n- of things\n") == {}
+
+
+def test_launch_commands_are_read_across_line_continuations() -> None:
+    (command,) = launch_commands("train.sh", LAUNCH.format(config="zero2.yaml", flags="--mixed_precision=fp16 "))
+    assert (command.script, command.config, command.precision) == ("train_ppo.py", "zero2.yaml", "fp16")
+    (variable,) = launch_commands("run.sh", "accelerate launch --config_file $CONFIG_FILE $SCRIPT\n")
+    assert (variable.script, variable.config) == (None, None)
+
+
+DEEPSPEED_FILE = """
+compute_environment: LOCAL_MACHINE
+deepspeed_config:
+  deepspeed_config_file: configs/ds_config.json
+  zero3_init_flag: false
+distributed_type: DEEPSPEED
+"""
+
+
+# The DeepSpeed JSON config, whether the model is loaded in bf16, and whether its logits are bf16.
+DEEPSPEED_FILES = [
+    pytest.param('{"fp16": {"enabled": true}, "zero_optimization": {"stage": 2}}', False, True, id="its-fp16-wins"),
+    # "auto" takes the launch's mixed precision, "no" here: the engine leaves a bf16 model bf16.
+    pytest.param('{"bf16": {"enabled": "auto"}}', True, True, id="auto-takes-the-mixed-precision"),
+    pytest.param(None, True, False, id="a-file-that-cannot-be-read-is-unknown"),
+]
+
+
+@pytest.mark.parametrize(("ds_config", "bf16_weights", "bf16_logits"), DEEPSPEED_FILES)
+def test_a_deepspeed_config_file_named_by_the_launch_config(
+    ds_config: str | None, bf16_weights: bool, bf16_logits: bool, tmp_path: Path
+) -> None:
+    """trlx's examples/summarize_rlhf: `deepspeed_config_file: configs/ds_config_trlx_gptj_summarize.json`
+    (fp16 enabled), relative to the folder the example is launched from."""
+    configs = {"configs/default_accelerate_config.yaml": DEEPSPEED_FILE}
+    if ds_config is not None:
+        configs["configs/ds_config.json"] = ds_config
+    launch = "configs/default_accelerate_config.yaml"
+    check_files(project(configs, launch, bf16_weights=bf16_weights, bf16_logits=bf16_logits), "MP001", tmp_path)
+
+
+def test_a_deepspeed_launch_runs_the_engine_whatever_mixed_precision_the_code_passes(tmp_path: Path) -> None:
+    # state.py: ACCELERATE_USE_DEEPSPEED=true makes the distributed type DEEPSPEED; the code's bf16
+    # goes to the DeepSpeed config, not to autocast: no fp32 outputs.
+    files = project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_logits=True)
+    files["train_ppo.py"] = files["train_ppo.py"].replace(
+        "Accelerator(split_batches=True)", 'Accelerator(mixed_precision="bf16")'
+    )
+    check_files(files, "MP001", tmp_path)

@@ -99,8 +99,8 @@ def launch_of(script: str, run_root: str) -> Launch:
             if config is not None:
                 configs.append(config)
                 continue
-        if path.endswith(_LAUNCH_SUFFIXES) and _LAUNCH.search(text):
-            commands.extend(launch_commands(path, text))
+        if path.endswith(_LAUNCH_SUFFIXES):
+            commands.extend(_commands_in(path, text))
     if not configs:
         return NO_LAUNCH
     by_path = {config.path: config for config in configs}
@@ -165,6 +165,20 @@ def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
         except ValueError:  # an unbalanced quote: not a command to read
             continue
         yield LaunchCommand(path, _script_word(words), _flag(words, _CONFIG_FLAGS), _flag(words, _PRECISION_FLAGS))
+
+
+# The launch commands of each file read, with the text they were read from (`_text` hands out the
+# same string while a file is unchanged): every script that builds an Accelerator scans the
+# repository, and diffusers' READMEs hold thousands of commands.
+_COMMANDS: dict[str, tuple[str, tuple[LaunchCommand, ...]]] = {}
+
+
+def _commands_in(path: str, text: str) -> tuple[LaunchCommand, ...]:
+    known = _COMMANDS.get(path)
+    if known is None or known[0] is not text:
+        found = tuple(launch_commands(path, text)) if _LAUNCH.search(text) else ()
+        known = _COMMANDS[path] = (text, found)
+    return known[1]
 
 
 def scalars(text: str) -> dict[str, object]:

@@ -220,6 +220,15 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
     out = model(batch)  # expect: MP206
 """,
     ),
+    bug(
+        "every-visible-device",
+        NET
+        + """
+model = nn.DataParallel(Net().cuda(), device_ids=list(range(torch.cuda.device_count())))
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    out = model(batch)  # expect: MP206
+""",
+    ),
     ok(
         "cpu-region",
         NET

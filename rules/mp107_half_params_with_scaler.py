@@ -132,7 +132,7 @@ def _trained_half(fact: CallFact) -> Value | None:
     if op not in MODEL_HANDOFFS and not op.endswith("Trainer"):  # TRL's `SFTTrainer`, `DPOTrainer`, ...
         return None
     keyword = MODEL_HANDOFFS.get(op, "model")
-    candidates = [fact.arg(None, keyword), *fact.args] if keyword else list(fact.args)
+    candidates = [fact.arg(None, keyword), *fact.args]  # (`prepare(...)` names no keyword: None)
     return next(
         (
             value

@@ -446,3 +446,20 @@ for x, y in loader:
 """
     )
     assert message.startswith("model cast to float16 in place after Lion was built over it")
+
+
+def test_an_optimizer_picked_from_a_registry_by_its_option_is_named_generically() -> None:
+    message = _message(
+        LION
+        + """
+import argparse
+
+OPTIMIZERS = {"lion": Lion, "adamw": torch.optim.AdamW}
+parser = argparse.ArgumentParser()
+parser.add_argument("--optimizer", default="lion", choices=sorted(OPTIMIZERS))
+args = parser.parse_args()
+model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16)).cuda().half()
+optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=1e-4)
+"""
+    )
+    assert message.startswith("the optimizer trains a float16 model")

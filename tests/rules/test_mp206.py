@@ -230,6 +230,23 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
 """,
     ),
     ok(
+        "forward-from-a-base-class-not-linted",
+        """
+        import torch
+        import torch.nn as nn
+        from encoders.mixins import AutocastForwardMixin
+
+        class Encoder(AutocastForwardMixin, nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(512, 512)
+
+        model = nn.DataParallel(Encoder().cuda())
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(batch)
+        """,
+    ),
+    ok(
         "cpu-region",
         NET
         + """

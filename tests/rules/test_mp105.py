@@ -124,29 +124,6 @@ CASES = [
                 scaler.update()
         """,
     ),
-    bug(
-        "gan-with-a-scaler-per-network",
-        """
-        import torch
-
-        scaler_d = torch.amp.GradScaler("cuda")
-        scaler_g = torch.amp.GradScaler("cuda")
-        for step, (real, noise) in enumerate(loader):
-            with torch.autocast("cuda", dtype=torch.float16):
-                loss_d = critic(real).mean() - critic(generator(noise).detach()).mean()
-            scaler_d.scale(loss_d / accum_steps).backward()
-            scaler_d.unscale_(opt_d)  # expect: MP105
-            torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
-            if (step + 1) % accum_steps == 0:
-                scaler_d.step(opt_d)
-                scaler_d.update()
-            with torch.autocast("cuda", dtype=torch.float16):
-                loss_g = -critic(generator(noise)).mean()
-            scaler_g.scale(loss_g).backward()
-            scaler_g.step(opt_g)
-            scaler_g.update()
-        """,
-    ),
     ok(
         "unscale-inside-condition",
         """

@@ -110,15 +110,12 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             layer = next((self._layer(fact.receiver) for fact in self.precision.calls(node)), None)
             if layer is None:
                 continue
-            optimizer = next(
-                (torch_api.last_part(fact.function or "") for fact in self.precision.calls(late.optimizer)),
-                "the optimizer",
-            )
+            optimizer = next((_optimizer_name(fact) for fact in self.precision.calls(late.optimizer)), "the optimizer")
             line = self.line_of(late.optimizer, late.optimizer_path)
             self.report(
                 node,
                 self.LATE_MESSAGE.format(
-                    optimizer=optimizer or "the optimizer",
+                    optimizer=optimizer,
                     path=late.optimizer_path,
                     line=line,
                     layer=layer[0],
@@ -132,15 +129,14 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             return None
         params = fact.arg(0, "params")
         if params is None or params.kind is not Kind.PARAMS:
-            return None  # (parameters of a model half in part: `_layer` says no)
+            return None  # parameters it cannot see (`SGD(**optimizer_kwargs)`)
         if not limits.may_be_fp16(params.precision):
             return None
         layer = self._layer(params)
         if layer is None:
             return None
-        name = fact.function or dotted_text(fact.node.func)
         return self.MESSAGE.format(
-            optimizer=torch_api.last_part(name) if name else "the optimizer",
+            optimizer=_optimizer_name(fact),
             origin=self.describe_origin(params.origin, fact.chain),
             layer=layer[0],
             where=layer[1],
@@ -149,8 +145,8 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     def _layer(self, module: Value) -> tuple[str, str] | None:
         """The first BatchNorm layer (its name, and where it is built) of `module`'s tree that
         keeps running statistics."""
-        if module.kind not in (Kind.MODULE, Kind.PARAMS, Kind.ANY) or module.op == MIXED:
-            return None
+        if module.op == MIXED:
+            return None  # a model half only in part: BatchNorm put back to fp32, or only a head cast
         for layer in self.precision.batch_norms(module):
             tracked = layer.arg(None, "track_running_stats")
             if tracked is not None and tracked.const is False:
@@ -161,3 +157,9 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
                 f"built at {layer.path}:{line}"
             )
         return None
+
+
+def _optimizer_name(fact: CallFact) -> str:
+    """The optimizer's class as the messages name it: torch's name through an alias (`Opt` is
+    `AdamW`), a class of the linted code as written (`Lion`), else "the optimizer"."""
+    return torch_api.last_part(fact.function or dotted_text(fact.node.func)) or "the optimizer"

@@ -116,7 +116,7 @@ def _fp16_loss_scaling(fact: CallFact) -> str | None:
         return None if enabled is not None and enabled.const is False else f"`{leaf}`"
     for keyword, values in FP16_AMP_SETTINGS.items():
         setting = fact.arg(None, keyword)
-        if setting is not None and _const_in(setting, values):
+        if setting is not None and setting.const in values:  # `fp16=1` is `fp16=True` to TrainingArguments
             return f"`{leaf}({keyword}={setting.const!r})`"
     return None
 
@@ -132,7 +132,7 @@ def _trained_half(fact: CallFact) -> Value | None:
     if op not in MODEL_HANDOFFS and not op.endswith("Trainer"):  # TRL's `SFTTrainer`, `DPOTrainer`, ...
         return None
     keyword = MODEL_HANDOFFS.get(op, "model")
-    candidates = [fact.arg(None, keyword), *fact.args] if keyword else list(fact.args)
+    candidates = [fact.arg(None, keyword), *fact.args]  # (`prepare(...)` names no keyword: None)
     return next(
         (
             value
@@ -144,9 +144,3 @@ def _trained_half(fact: CallFact) -> Value | None:
         ),
         None,
     )
-
-
-def _const_in(value: Value, choices: frozenset[object]) -> bool:
-    """`value` is one of `choices`, type included (`precision=16` and `"16"`, but `fp16=True` is not `1`)."""
-    constant = value.const
-    return any(constant == choice and type(constant) is type(choice) for choice in choices)

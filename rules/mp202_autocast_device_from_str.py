@@ -83,12 +83,8 @@ def _misuse(given: cst.BaseExpression, fact: CallFact) -> str | None:
     """What is wrong with the expression given as the device type, or None when it is a device type."""
     if isinstance(given, cst.Call) and dotted_text(given.func) == "str":
         return '`str(...)` of a device ("cuda:0" once the device has an index)'
-    if (
-        isinstance(given, cst.Call)
-        and isinstance(given.func, cst.Attribute)
-        and given.func.attr.value == "type"
-        and not given.args
-    ):
+    # `x.type()`: with an argument it returns a tensor, which autocast refuses before anything runs.
+    if isinstance(given, cst.Call) and isinstance(given.func, cst.Attribute) and given.func.attr.value == "type":
         return 'a tensor type name (`x.type()` is "torch.cuda.FloatTensor")'
     parts = list(_string_parts(given))
     if any(isinstance(part, cst.FormattedString) for part in parts) and not _formats_device_types(parts):

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import libcst as cst
 
-from mplint.analysis import torch_api
-from mplint.analysis.facts import CallFact, ReplicatedCall
+from mplint.analysis.facts import ReplicatedCall
 from mplint.analysis.values import Precision
 from mplint.rule import Rule
 
@@ -104,7 +101,7 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
         region = call.region
         if region.device != "cuda" or region.precision is not Precision.BF16 or region.enabled is not True:
             return False
-        if _single_device(self.precision.calls(call.wrapper)):
+        if _single_device(call.wrapper):
             return False
         if call.module is not None:
             forward = call.module.method("forward")
@@ -113,17 +110,11 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
         return True
 
 
-def _single_device(facts: Sequence[CallFact]) -> bool:
-    """`nn.DataParallel(model, device_ids=[0])`: one replica, run in the calling thread (the list as written)."""
-    for fact in facts:
-        if torch_api.last_part(fact.function or "") != "DataParallel":
-            continue
-        positional = [arg for arg in fact.node.args if arg.keyword is None and not arg.star]
-        named = [arg for arg in fact.node.args if arg.keyword is not None and arg.keyword.value == "device_ids"]
-        for arg in (*positional[1:2], *named):
-            if _one_element(arg.value):
-                return True
-    return False
+def _single_device(wrapper: cst.Call) -> bool:
+    """`nn.DataParallel(model, device_ids=[0])` (or `[0]` given positionally): one replica, run in the
+    calling thread. The list as written: `device_ids` is the one parameter of DataParallel a list is
+    passed to, so a one-element list or tuple anywhere in the call is it."""
+    return any(_one_element(arg.value) for arg in wrapper.args)
 
 
 def _one_element(node: cst.BaseExpression) -> bool:

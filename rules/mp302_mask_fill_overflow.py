@@ -23,9 +23,9 @@ class _Overflow:
     """A constant too large for float16 (`constant`) meeting a float16 tensor (`tensor`)."""
 
     tensor: Value
-    tensor_node: cst.BaseExpression
+    tensor_node: cst.BaseExpression | None  # None: not written in the call (`**fill_kwargs`)
     constant: float
-    constant_node: cst.BaseExpression
+    constant_node: cst.BaseExpression | None
 
 
 class MaskFillOverflow(Rule):
@@ -154,8 +154,8 @@ scores = scores.masked_fill(mask == 0, -1e9)
     def _fix(self, overflow: _Overflow) -> Autofix | None:
         """`torch.finfo(<tensor>.dtype).min` in place of the constant, when `<tensor>` can be repeated safely."""
         # `scores`, `self.attn.scores`: evaluating a name chain twice reads the same tensor, runs nothing.
-        tensor = dotted_text(overflow.tensor_node)
-        if self.torch_alias is None or not tensor:
+        tensor = dotted_text(overflow.tensor_node) if overflow.tensor_node is not None else ""
+        if self.torch_alias is None or not tensor or overflow.constant_node is None:
             return None
         bound = "min" if overflow.constant < 0 else "max"
         replacement = f"{self.torch_alias}.finfo({tensor}.dtype).{bound}"
@@ -167,7 +167,7 @@ def _overflows(
 ) -> Iterator[_Overflow]:
     """(tensor, its node, constant, its node) pairings where the tensor may be fp16 and the constant overflows it."""
     for tensor, tensor_node, constant, constant_node in candidates:
-        if tensor is None or tensor_node is None or constant is None or constant_node is None:
+        if tensor is None or constant is None:
             continue
         if not limits.may_be_fp16(tensor.precision):
             continue

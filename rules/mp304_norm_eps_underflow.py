@@ -117,15 +117,16 @@ y = x * torch.rsqrt(var + 1e-12)
 
     def _call_message(self, fact: CallFact) -> str | None:
         name = fact.function or ""
-        default = _CLAMPED_NORMS.get(torch_api.last_part(name))
-        if default is None or not name.startswith(("torch.", "F.")):
+        function = torch_api.last_part(name)
+        if function not in _CLAMPED_NORMS or not name.startswith("torch."):
             return None
         if fact.region is not None and fact.region.enabled is not False:
             return None  # autocast runs the norm (and cosine_similarity) in fp32
-        tensors = [fact.arg(0, "input" if torch_api.last_part(name) == "normalize" else "x1")]
-        if torch_api.last_part(name) == "cosine_similarity":
-            tensors.append(fact.arg(1, "x2"))
-        tensor = next((value for value in tensors if value is not None and limits.may_be_fp16(value.precision)), None)
+        parameters, default = _CLAMPED_NORMS[function]
+        inputs = [value for index, keyword in enumerate(parameters) if (value := fact.arg(index, keyword)) is not None]
+        if any(value.precision.is_full for value in inputs):
+            return None  # cosine_similarity promotes its inputs: with an fp32 one it computes in fp32
+        tensor = next((value for value in inputs if limits.may_be_fp16(value.precision)), None)
         if tensor is None:
             return None
         given = fact.arg(3, "eps")
@@ -134,7 +135,7 @@ y = x * torch.rsqrt(var + 1e-12)
         if not lost:
             return None
         return self.CALL_MESSAGE.format(
-            function=torch_api.last_part(name),
+            function=function,
             eps=max(lost),
             default=" (the default)" if given is None else "",
             dtype=tensor.precision.value,
@@ -157,8 +158,9 @@ y = x * torch.rsqrt(var + 1e-12)
         return None
 
 
-# Functions that clamp a norm from below by `eps`, and their default eps (torch 2.13's signatures).
-_CLAMPED_NORMS = {"normalize": 1e-12, "cosine_similarity": 1e-8}
+# Functions that clamp a norm from below by `eps`: their tensor parameters and their default eps
+# (torch 2.13's signatures; eps is the fourth parameter of both).
+_CLAMPED_NORMS = {"normalize": (("input",), 1e-12), "cosine_similarity": (("x1", "x2"), 1e-8)}
 
 
 def _lost_epsilon(tensor: Value, eps: Value) -> float | None:

@@ -98,9 +98,7 @@ policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16,
         if reduce_dtype is None or _is_none(reduce_dtype):
             reduce_dtype = fact.arg(0, "param_dtype")
             why = " (no reduce_dtype: it defaults to param_dtype)"
-        if reduce_dtype is None or reduce_dtype.kind is not Kind.DTYPE:
-            return None
-        if reduce_dtype.precision not in (Precision.BF16, Precision.HALF):
+        if reduce_dtype is None or reduce_dtype.precision not in (Precision.BF16, Precision.HALF):
             return None
         policy = str(fact.function).rpartition(".")[2]  # one of _POLICIES
         return self.MESSAGE.format(policy=policy, dtype=reduce_dtype.precision.value, why=why)

@@ -176,6 +176,17 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: MP004
             optimizer.step()
         """,
     ),
+    bug(
+        "params-in-a-kwargs-dict",
+        """
+        import torch
+        import torch.nn as nn
+
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)).half()
+        optimizer_kwargs = {"params": model.parameters(), "lr": 0.1, "momentum": 0.9}
+        optimizer = torch.optim.SGD(**optimizer_kwargs)  # expect: MP004
+        """,
+    ),
     ok(
         "fp32-model-under-autocast",
         """
@@ -271,6 +282,17 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: MP004
 
         model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8, track_running_stats=False)).half()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        """,
+    ),
+    ok(
+        "optimizer-arguments-from-an-unseen-helper",
+        """
+        import torch
+        import torch.nn as nn
+        from trainer_utils import optimizer_kwargs
+
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)).half()
+        optimizer = torch.optim.SGD(**optimizer_kwargs(model, weight_decay=1e-4))
         """,
     ),
     ok(
@@ -374,3 +396,70 @@ def test_a_late_cast_names_the_optimizer_it_follows() -> None:
     )
     assert message.startswith("model cast to float16 in place after SGD was built over it (train.py:6)")
     assert "BatchNorm1d() (built at train.py:5)" in message
+
+
+def test_an_optimizer_class_is_named_as_torch_names_it_through_an_alias() -> None:
+    message = _message(
+        """
+        import torch.nn as nn
+        from torch.optim import AdamW as Optimizer
+
+        model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16)).cuda().half()
+        optimizer = Optimizer(model.parameters(), lr=1e-3)
+        """
+    )
+    assert message.startswith("AdamW trains a float16 model")
+
+
+LION = """
+import torch
+import torch.nn as nn
+
+
+class Lion(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99)):
+        super().__init__(params, dict(lr=lr, betas=betas))
+"""
+
+
+def test_an_optimizer_class_of_the_linted_code_is_named_as_written() -> None:
+    message = _message(
+        LION
+        + """
+model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16)).cuda().half()
+optimizer = Lion(model.parameters(), lr=1e-4)
+"""
+    )
+    assert message.startswith("Lion trains a float16 model")
+
+
+def test_a_late_cast_names_an_optimizer_class_of_the_linted_code_as_written() -> None:
+    message = _message(
+        LION
+        + """
+model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16))
+optimizer = Lion(model.parameters())
+model.half()
+for x, y in loader:
+    (model(x.half()) - y).pow(2).mean().backward()
+    optimizer.step()
+"""
+    )
+    assert message.startswith("model cast to float16 in place after Lion was built over it")
+
+
+def test_an_optimizer_picked_from_a_registry_by_its_option_is_named_generically() -> None:
+    message = _message(
+        LION
+        + """
+import argparse
+
+OPTIMIZERS = {"lion": Lion, "adamw": torch.optim.AdamW}
+parser = argparse.ArgumentParser()
+parser.add_argument("--optimizer", default="lion", choices=sorted(OPTIMIZERS))
+args = parser.parse_args()
+model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16)).cuda().half()
+optimizer = OPTIMIZERS[args.optimizer](model.parameters(), lr=1e-4)
+"""
+    )
+    assert message.startswith("the optimizer trains a float16 model")

@@ -41,6 +41,18 @@ CASES = [
         """,
     ),
     bug(
+        "hf-trainer-fp16-one-from-a-config-dict",
+        """
+        import torch
+        from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+        config = {"output_dir": "runs/cls", "learning_rate": 2e-5, "fp16": 1}
+        model = AutoModelForSequenceClassification.from_pretrained("roberta-base").half()
+        args = TrainingArguments(**config)  # expect: MP107
+        Trainer(model=model, args=args, train_dataset=train_ds).train()
+        """,
+    ),
+    bug(
         "lightning-precision-16",
         """
         import torch

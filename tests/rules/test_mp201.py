@@ -273,6 +273,22 @@ CASES = [
     """,
     ),
     ok(
+        "zero-grad-inside-region",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = torch.nn.Linear(512, 10).cuda()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        for x, y in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    ok(
         "scheduler-step-inside-region",
         """
         import torch

@@ -168,6 +168,15 @@ CASES = [
     """,
     ),
     ok(
+        "fstring-left-without-placeholders",
+        """
+        import torch
+
+        with torch.autocast(f"cuda", dtype=torch.bfloat16):
+            loss = model(x).mean()
+    """,
+    ),
+    ok(
         "indexed-device-only-moves-tensors",
         """
         import torch

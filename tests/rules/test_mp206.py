@@ -220,6 +220,32 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
     out = model(batch)  # expect: MP206
 """,
     ),
+    bug(
+        "every-visible-device",
+        NET
+        + """
+model = nn.DataParallel(Net().cuda(), device_ids=list(range(torch.cuda.device_count())))
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    out = model(batch)  # expect: MP206
+""",
+    ),
+    ok(
+        "forward-from-a-base-class-not-linted",
+        """
+        import torch
+        import torch.nn as nn
+        from encoders.mixins import AutocastForwardMixin
+
+        class Encoder(AutocastForwardMixin, nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(512, 512)
+
+        model = nn.DataParallel(Encoder().cuda())
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(batch)
+        """,
+    ),
     ok(
         "cpu-region",
         NET

@@ -103,6 +103,16 @@ CASES = [
     """,
     ),
     ok(
+        "optimizer-arguments-from-an-unseen-helper",
+        """
+        import torch
+        from trainer_utils import optimizer_kwargs
+
+        model = torch.nn.Linear(256, 256).cuda().half()
+        optimizer = torch.optim.AdamW(**optimizer_kwargs(model, weight_decay=0.01))
+    """,
+    ),
+    ok(
         "eps-raised-for-fp16",
         """
         import torch

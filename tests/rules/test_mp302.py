@@ -278,3 +278,31 @@ def test_no_fix_without_a_torch_import() -> None:
     assert finding.line == 5
     assert finding.message.startswith("masked_fill with -1e+09 on a float16 tensor")
     assert finding.fix is None
+
+
+def test_a_fill_value_from_a_kwargs_dict_is_reported_without_a_fix() -> None:
+    (finding,) = lint(
+        """
+        import torch
+        net = torch.nn.Linear(8, 8).half()
+        scores = net(x)
+        fill = {"value": -1e9}
+        scores = scores.masked_fill(pad, **fill)
+        """,
+        CODE,
+    )
+    assert "-1e+09" in finding.message
+    assert finding.fix is None
+
+
+def test_a_fill_value_from_a_helper_not_linted_is_not_reported() -> None:
+    assert not lint(
+        """
+        import torch
+        from masking import fill_kwargs
+        net = torch.nn.Linear(8, 8).half()
+        scores = net(x)
+        scores = scores.masked_fill(pad, **fill_kwargs(scores))
+        """,
+        CODE,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, lint, ok
 
 CODE = "MP304"
 
@@ -324,6 +324,48 @@ NORMALIZE_CASES = [
         y = normalize(x.numpy())
         """,
     ),
+    bug(
+        "normalize-in-a-region-that-turns-autocast-off",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        encoder = torch.nn.Linear(768, 256).cuda().half()
+        with torch.autocast("cuda", enabled=False):
+            emb = F.normalize(encoder(features), dim=-1)  # expect: MP304
+        """,
+    ),
+    bug(
+        "cosine-similarity-by-keyword-half-second-input",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        image_encoder = torch.nn.Linear(1024, 512).cuda().half()
+        scores = F.cosine_similarity(x1=text_emb, x2=image_encoder(pixels), dim=-1)  # expect: MP304
+        """,
+    ),
+    ok(
+        "cosine-similarity-with-an-fp32-input-computes-in-fp32",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        student = torch.nn.Linear(768, 256).cuda().half()
+        teacher_emb = torch.randn(32, 256, device="cuda")
+        loss = 1 - F.cosine_similarity(student(features), teacher_emb, dim=-1).mean()
+        """,
+    ),
+    ok(
+        "a-project-cosine-similarity",
+        """
+        import torch
+        from retrieval.ops import cosine_similarity
+
+        encoder = torch.nn.Linear(768, 256).cuda().half()
+        scores = cosine_similarity(encoder(queries), encoder(passages))
+        """,
+    ),
     ok(
         "half-model-normalize-fp32-input",
         """
@@ -340,3 +382,23 @@ NORMALIZE_CASES = [
 @pytest.mark.parametrize("source", NORMALIZE_CASES)
 def test_normalize_case(source: str) -> None:
     check(source, CODE)
+
+
+
+def _normalize_message(call: str) -> str:
+    (finding,) = lint(
+        f"""
+        import torch
+        import torch.nn.functional as F
+
+        emb = torch.randn(8, 64, dtype=torch.float16)
+        y = {call}
+        """,
+        CODE,
+    )
+    return finding.message
+
+
+def test_the_message_says_when_the_eps_is_the_default() -> None:
+    assert "normalize's eps=1e-12 (the default) clamps" in _normalize_message("F.normalize(emb)")
+    assert "normalize's eps=1e-10 clamps" in _normalize_message("F.normalize(emb, eps=1e-10)")

@@ -6,9 +6,11 @@ every `.grad` multiplied by the scale until `scaler.unscale_(optimizer)` (or `sc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .casekit import bug, check, line_of, lint, ok
+from .casekit import bug, check, check_files, line_of, lint, ok
 
 CODE = "MP101"
 
@@ -448,3 +450,41 @@ def test_clip_in_a_helper_of_two_loops_is_one_finding_with_a_related_note() -> N
     assert f"scaled backward at line {first}," in finding.message
     [related] = finding.related
     assert f"scaled backward at line {second}," in related
+
+
+def test_each_file_of_a_unit_is_walked_for_its_own_paths(tmp_path: Path) -> None:
+    """Two files of one unit (a script and the trainer module it runs) each clip too early: the
+    traces of a file are its own, not the last file's the same analysis walked."""
+    files = {
+        "train.py": """
+            import torch
+            from torch.cuda.amp import GradScaler, autocast
+
+            from trainer import finetune
+
+            scaler = GradScaler()
+            for images, targets in loader:
+                with autocast():
+                    loss = criterion(model(images), targets)
+                scaler.scale(loss).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: MP101
+                scaler.step(optimizer)
+                scaler.update()
+            finetune(model, loader, optimizer, scaler)
+        """,
+        "trainer.py": """
+            import torch
+            from torch.cuda.amp import autocast
+
+
+            def finetune(model, loader, optimizer, scaler):
+                for batch in loader:
+                    with autocast():
+                        loss = model(**batch).loss
+                    scaler.scale(loss).backward()
+                    torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)  # expect: MP101
+                    scaler.step(optimizer)
+                    scaler.update()
+        """,
+    }
+    check_files(files, CODE, tmp_path)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -127,7 +126,11 @@ optimizer.step()
     def leave_Module(self, original_node: cst.Module) -> None:
         if not (self.hard_coded and self.uses_cuda and self.steps):
             return
-        if not (self.entry or self.steps_at_top_level) or _is_test_file(self.context.path) or self.needs_ampere:
+        if (
+            not (self.entry or self.steps_at_top_level)
+            or self.precision.is_test(self.context.path)
+            or self.needs_ampere
+        ):
             return
         if self.precision.calls_any(torch_api.BF16_CAPABILITY_QUERIES):
             return
@@ -202,16 +205,4 @@ def _is_main_guard(statement: cst.CSTNode) -> bool:
     sides = [test.left, *(target.comparator for target in test.comparisons)]
     return any(isinstance(side, cst.Name) and side.value == "__name__" for side in sides) and any(
         string_value(side) == "__main__" for side in sides
-    )
-
-
-def _is_test_file(path: str) -> bool:
-    """A test module (pytest's naming) or a file under a `tests`/`test` directory."""
-    parts = PurePath(path).parts
-    name = parts[-1] if parts else ""
-    return (
-        name.startswith("test_")
-        or name.endswith("_test.py")
-        or name == "conftest.py"
-        or any(part in ("test", "tests") for part in parts[:-1])
     )

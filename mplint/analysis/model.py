@@ -56,6 +56,11 @@ class PrecisionModel:
             )
         return not self._called.isdisjoint(functions)
 
+    def is_test(self, path: str) -> bool:
+        """Whether `path` is test code (pytest's names, below the run's root): what it configures
+        says nothing about how training runs."""
+        return self._interpreter.index.is_test(path)
+
     def entered(self, path: str) -> bool:
         """Whether the analysis ran code of `path` (a root, or a file whose functions it called)."""
         return path in self._interpreter.entered_paths

@@ -21,8 +21,9 @@ from mplint.findings import Finding
 from mplint.fixes import FixRefused, write_fixed
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.run.discovery import read_source
-from mplint.source import ParsedFile, SourceFile, parse
+from mplint.source import ParsedFile, parse
 from mplint.suppression import _CODE, _NOQA
+from mplint.text import SourceFile
 
 
 @dataclass(frozen=True)

@@ -222,9 +222,7 @@ def check(
 
 def _jobs(requested: int | None) -> int:
     """`-j N`, else one process per CPU."""
-    from mplint.run.parallel import default_jobs
-
-    return requested or default_jobs()
+    return requested or os.cpu_count() or 1
 
 
 def _write_output(output: str, output_file: str | None) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mplint.errors import InternalError
 from mplint.findings import Applicability, Finding, Fix
-from mplint.source import SourceFile, parse, split_lines
+from mplint.text import SourceFile, split_lines
 
 # A fix that keeps producing new fixes is a rule bug; stop instead of looping forever.
 MAX_PASSES = 10
@@ -260,6 +260,8 @@ def unified_diff(change: FileFix) -> str:
 
 def parse_error(text: str) -> str | None:
     """Why `text` does not parse (as mplint parses files), in one line; None when it does."""
+    from mplint.source import parse  # libcst: imported by fixing, not by what only shows findings
+
     tree = parse(SourceFile("<fixed>", text))
     return f"line {tree.line}: {tree.message}" if isinstance(tree, Finding) else None
 

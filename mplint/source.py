@@ -17,12 +17,10 @@ import ast
 import bisect
 import contextlib
 import functools
-import re
 import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -32,12 +30,12 @@ from libcst._nodes.base import CSTNode
 from mplint.findings import Finding, Severity
 from mplint.retained import Key, T, current_store
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
+from mplint.text import SourceFile, split_lines
 from mplint.tree import STAR_IMPORT, Located, Statement, children, statements, walk
 
 if TYPE_CHECKING:
     from mplint.positions import Range  # imported when positions are first needed (it imports libcst.metadata)
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 # The interpreter recurses once per nesting level of the code, and CPython's parser builds trees as
 # deep as the code nests; Python's default limit (1000) stops both at a few hundred nested elifs or
@@ -51,18 +49,6 @@ TOO_DEEP = "cannot analyse: nested too deeply"
 SCREEN_DEPTH = 1000
 # What CPython refuses in every Python 3 grammar while libcst's parser accepts it (`except E, e:`).
 _INVALID_IN_EVERY_GRAMMAR = ("multiple exception types must be parenthesized",)
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: str  # display path (relative to cwd when possible, posix slashes)
-    text: str | None  # decoded source; None when unreadable
-    error: str | None = None  # why `text` is None
-
-
-def split_lines(text: str) -> list[str]:
-    """The lines of `text` with their endings, split where Python's tokenizer ends a line."""
-    return _LINE.findall(text)
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mplint.add_noqa import with_noqa
-from mplint.source import SourceFile
 from mplint.findings import Finding
+from mplint.text import SourceFile
 from tests.test_cli import mplint
 from tests.training_project import TRAINING_PROJECT
 

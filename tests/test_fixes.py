@@ -22,7 +22,7 @@ from mplint.cli import main
 from mplint.errors import InternalError
 from mplint.findings import Applicability, Edit, Fix
 from mplint.run.cache import DIRECTORY
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 from tests.fixes import support
 
 REPOSITORY = Path(__file__).resolve().parent.parent

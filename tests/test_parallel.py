@@ -12,7 +12,7 @@ from mplint.errors import InternalError
 from mplint.registry import all_rules
 from mplint.run import engine, parallel
 from mplint.run.discovery import discover
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 from tests.test_cli import mplint
 from tests.training_project import EXPECTED, TRAINING_PROJECT
 

@@ -9,7 +9,8 @@ import textwrap
 
 from mplint import registry
 from mplint.run.engine import Run
-from mplint.source import PartialFile, SourceFile
+from mplint.source import PartialFile
+from mplint.text import SourceFile
 
 HELPERS = textwrap.dedent(
     """\

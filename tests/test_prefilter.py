@@ -22,7 +22,7 @@ from mplint.api import lint_paths
 from mplint.registry import all_rules
 from mplint.run import engine
 from mplint.run.prefilter import code_text
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 
 # hypothesmith compiles the programs it generates; CPython's SyntaxWarnings about them are noise.
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")

@@ -15,7 +15,7 @@ from mplint.config import Settings
 from mplint.findings import Finding
 from mplint.retained import RetainedTrees, retained
 from mplint.run import engine
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 
 TRAIN = """\
 import torch

@@ -16,11 +16,16 @@ from pathlib import Path
 
 from mplint.config import Settings, display_path
 from mplint.errors import MissingPathError
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 
 
 def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> list[SourceFile]:
     """The sources of every Python file under `paths`, each file once, sorted by display path."""
+    return [read_source(file, display) for display, file in python_files(paths, settings)]
+
+
+def python_files(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> list[tuple[str, str]]:
+    """(display path, path) of every Python file under `paths`, each file once, sorted by display path."""
     for path in paths:
         if not os.path.lexists(path):
             raise MissingPathError(f"{os.fspath(path)}: no such file or directory")
@@ -34,7 +39,7 @@ def discover(paths: Sequence[str | os.PathLike[str]], settings: Settings) -> lis
     unique: dict[str, tuple[str, str]] = {}
     for _, display, file, identity in sorted(candidates):
         unique.setdefault(identity, (display, file))
-    return [read_source(file, display) for display, file in sorted(unique.values())]
+    return sorted(unique.values())
 
 
 def read_source(path: str | os.PathLike[str], display: str | None = None) -> SourceFile:

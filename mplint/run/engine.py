@@ -31,13 +31,13 @@ from mplint.source import (
     TOO_DEEP,
     ParsedFile,
     PartialFile,
-    SourceFile,
     invalid,
     parse,
     python_tree,
     recursion_limit,
     syntax_error,
 )
+from mplint.text import SourceFile
 from mplint.tree import Located, children
 
 # (node, leaving) pairs in visit order: what a batched rule visit replays.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from mplint.rule import Rule
 from mplint.run import engine
 from mplint.run.cache import Cache
 from mplint.run.prefilter import CodeFacts
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 
 UNIT = "unit"
 SYNTAX = "syntax"
@@ -39,10 +38,6 @@ class Checked:
     path: str
     read: tuple[str, ...]
     findings: tuple[Finding, ...]
-
-
-def default_jobs() -> int:
-    return os.cpu_count() or 1
 
 
 def lint_files(

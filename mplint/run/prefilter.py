@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mplint.analysis.project import ModuleIndex, import_statements
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 
 # A comment, or a string (long or short, single or double quoted; escapes skipped). Unrolled loops
 # and no groups: every alternative then starts with a literal, which lets `re` skip ahead to the

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from mplint.analysis.project import ModuleIndex
 from mplint.run.prefilter import code_text
-from mplint.source import split_lines
+from mplint.text import split_lines
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # A name called (`f(`, not `.f(`), read off the code's text: a walk of CPython's tree for its calls

@@ -174,7 +174,7 @@ def _measured_underflow(observations: Observations) -> list[dict[str, Any]]:
 def _sources(findings: Sequence[Finding], lines: Iterable[tuple[str, int]]) -> dict[str, dict[str, str]]:
     """The text of the lines the report shows: each finding's with a few around it, each timeline row's."""
     from mplint.run.discovery import read_source
-    from mplint.source import split_lines
+    from mplint.text import split_lines
 
     wanted: dict[str, set[int]] = defaultdict(set)
     for finding in findings:

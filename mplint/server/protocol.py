@@ -18,7 +18,7 @@ from pygls.workspace.position_codec import PositionCodec
 from mplint.findings import Applicability, Edit, Finding, Fix, Severity
 from mplint.registry import all_rules, rule_by_code
 from mplint.run.cache import DIRECTORY, prepare_directory
-from mplint.source import split_lines
+from mplint.text import split_lines
 
 SOURCE = "mplint"
 FIX_ALL_COMMAND = "mplint.fixAll"

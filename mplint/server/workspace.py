@@ -25,7 +25,7 @@ from mplint.retained import RetainedTrees, retained
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.run.cache import Memory
 from mplint.run.discovery import discover, read_source
-from mplint.source import SourceFile
+from mplint.text import SourceFile
 
 # A file's identity on disk between two looks: (size, modification time in ns).
 Stamp = tuple[int, int]

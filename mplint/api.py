@@ -12,16 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from mplint import fixes
 from mplint.config import Settings, display_path, load_settings
 from mplint.findings import Finding, merge_routes
-from mplint.registry import all_rules
-from mplint.run import engine
-from mplint.run.discovery import decode_source, discover
-from mplint.source import SourceFile
+from mplint.registry import all_rules, rule_codes
+from mplint.run.discovery import decode_source, discover, python_files, read_source
+from mplint.text import SourceFile
 
 if TYPE_CHECKING:
-    from mplint.run.cache import Memory
+    from mplint import fixes
+    from mplint.run.cache import Cache, Memory
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -46,9 +45,22 @@ def lint_paths(
     """Check every Python file under `paths` (files or directories) together, in `jobs`
     processes, reusing and updating the project's `.mplint_cache/` when `cache` is set."""
     settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
-    files = discover(paths, settings)
-    findings = lint_sources(files, settings, jobs=jobs, cache=cache)
-    return LintResult(findings=tuple(findings), files_checked=len(files))
+    listed = python_files(paths, settings)
+    if not cache:
+        files = [read_source(path, display) for display, path in listed]
+        return LintResult(tuple(lint_sources(files, settings, jobs=jobs)), len(listed))
+    from mplint.run import snapshot
+    from mplint.run.cache import run_salt
+
+    codes = [code for code in rule_codes() if settings.is_selected(code)]
+    taken = snapshot.take(settings.root, paths, listed, run_salt(codes, settings.config_file))
+    found = snapshot.remembered(taken)
+    if found is None:
+        files = [read_source(path, display) for display, path in listed]
+        found, store = _checked(files, settings, jobs=jobs, cache=True)
+        if store is not None:
+            snapshot.save(taken, store.hashes, store.data_files, found)
+    return LintResult(tuple(_reported(found, settings)), len(listed))
 
 
 def lint_source(
@@ -82,6 +94,8 @@ def fix_paths(
     and write the changed files; with `write=False` the result only says what would change.
     `jobs` and `cache` serve every lint pass as in `lint_paths`: a pass after a fix re-analyses
     only the units whose files the fix changed."""
+    from mplint import fixes
+
     settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
     files = discover(paths, settings)
     lint = functools.partial(lint_sources, settings=settings, jobs=jobs, cache=cache)
@@ -100,6 +114,8 @@ def fix_source(
 ) -> fixes.FixResult:
     """`lint_source` with the fixes applied: the fixed text is in the result's `changes` (none
     when nothing changed); nothing is written."""
+    from mplint import fixes
+
     file, settings = _one_source(source, path, select, ignore, config_file)
     return fixes.fix_sources([file], functools.partial(lint_sources, settings=settings), unsafe=unsafe)
 
@@ -128,7 +144,7 @@ def settings_for(
 ) -> Settings:
     """The settings for files at `start` (its configuration, or `config_file`'s) with `select` and
     `ignore` layered on top; raises ConfigError, one line, when they cannot be honoured."""
-    known_codes = {rule.CODE for rule in all_rules()}  # MP000 (invalid-syntax) included
+    known_codes = set(rule_codes())  # MP000 (invalid-syntax) included
     settings = load_settings(start, config_file=config_file, known_codes=known_codes)
     return settings.with_selection(_split_codes(select), _split_codes(ignore), known_codes)
 
@@ -155,17 +171,35 @@ def lint_sources(
     A long-lived caller (the language server) passes the `memory` it keeps: results are then
     cached across its calls as on disk with `cache`, and the paths in `unsaved` (texts that are
     not what the files hold) are only remembered, never written to `.mplint_cache/`."""
+    findings, _ = _checked(files, settings, jobs=jobs, cache=cache, memory=memory, unsaved=unsaved)
+    return _reported(findings, settings)
+
+
+def _checked(
+    files: Sequence[SourceFile],
+    settings: Settings,
+    *,
+    jobs: int,
+    cache: bool,
+    memory: Memory | None = None,
+    unsaved: Iterable[str] = (),
+) -> tuple[list[Finding], Cache | None]:
+    """What the selected rules find in `files`, before per-file ignores, and the cache used."""
+    from mplint.run import engine, parallel
+
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
     if jobs == 1 and not cache and memory is None:
-        findings = engine.lint_files(files, rules)
-    else:
-        from mplint.run import parallel
-        from mplint.run.cache import open_cache
+        return engine.lint_files(files, rules), None
+    from mplint.run.cache import open_cache
 
-        store = None
-        if cache or memory is not None:
-            texts = {source.path: source.text for source in files}
-            codes = [rule.CODE for rule in rules]
-            store = open_cache(settings.root, texts, codes, settings.config_file, memory=memory, unsaved=unsaved)
-        findings = parallel.lint_files(files, rules, jobs=jobs, cache=store)
+    store = None
+    if cache or memory is not None:
+        texts = {source.path: source.text for source in files}
+        codes = [rule.CODE for rule in rules]
+        store = open_cache(settings.root, texts, codes, settings.config_file, memory=memory, unsaved=unsaved)
+    return parallel.lint_files(files, rules, jobs=jobs, cache=store), store
+
+
+def _reported(findings: Sequence[Finding], settings: Settings) -> list[Finding]:
+    """`findings` less those a per-file ignore silences, one per code and place."""
     return merge_routes([finding for finding in findings if settings.is_enabled(finding.code, finding.path)])

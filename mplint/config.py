@@ -97,8 +97,8 @@ class Settings:
         )
 
     def is_excluded(self, path: str | os.PathLike[str]) -> bool:
-        relative = self.relative_path(path)
-        return any(glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude))
+        # One regex for all patterns: a walk asks this of every file and directory.
+        return _any_glob((*self.exclude, *self.extend_exclude)).fullmatch(self.relative_path(path)) is not None
 
     def relative_path(self, path: str | os.PathLike[str]) -> str:
         return _relative_posix(os.path.abspath(path), str(self.root))
@@ -176,6 +176,12 @@ def glob_matches(pattern: str, relative_path: str) -> bool:
     a directory covers everything below it.
     """
     return _glob_regex(pattern).fullmatch(relative_path) is not None
+
+
+@functools.cache
+def _any_glob(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """A regex matching what any of `patterns` matches (none: nothing)."""
+    return re.compile("|".join(f"(?:{_glob_regex(pattern).pattern})" for pattern in patterns) or "(?!)", re.DOTALL)
 
 
 @functools.cache

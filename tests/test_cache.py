@@ -1,11 +1,15 @@
 """`.mplint_cache/`: a repeat run reuses results of files that did not change, and never
-reuses one that no longer holds (a changed file or helper, config, rules, a corrupt entry)."""
+reuses one that no longer holds (a changed file or helper, config, rules, a corrupt entry).
+A run over files whose stat did not change reads none of them and imports no libcst (the
+whole-run snapshot); a rewrite within one timestamp tick or a changed data file is still seen."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +17,12 @@ import pytest
 
 from mplint import api
 from mplint.findings import Finding
-from mplint.run import engine
+from mplint.run import engine, snapshot
 from mplint.run.cache import DIRECTORY, Memory, digest
 from mplint.run.discovery import discover
-from mplint.source import SourceFile
+from mplint.text import SourceFile
+from tests.rules.test_frameworks_accelerate_launch import DEEPSPEED_BF16
+from tests.rules.test_frameworks_accelerate_launch import project as accelerate_project
 from tests.test_cli import mplint
 from tests.training_project import EXPECTED, TRAINING_PROJECT
 
@@ -50,6 +56,12 @@ def located(result: api.LintResult) -> list[tuple[str, int, str]]:
 
 def cached_lint(**options: object) -> api.LintResult:
     return api.lint_paths(["pkg"], cache=True, **options)  # type: ignore[arg-type]
+
+
+def forget_snapshots(project: Path) -> None:
+    """Drop the whole-run snapshots, so that the next run reads its files and asks the entries."""
+    for stored in (project / DIRECTORY).glob("run-*.json"):
+        stored.unlink()
 
 
 def test_a_warm_run_analyses_nothing_and_finds_the_same(project: Path, analysed: list[str]) -> None:
@@ -113,6 +125,7 @@ def test_a_corrupt_entry_is_ignored_and_rebuilt(project: Path, analysed: list[st
     entries = sorted((project / DIRECTORY).glob("unit-*.json"))
     for entry in entries:
         entry.write_bytes(damage)
+    forget_snapshots(project)
     analysed.clear()
     assert cached_lint() == cold
     assert len(analysed) == len(entries)
@@ -193,6 +206,7 @@ def test_a_warm_run_plans_from_the_cache_and_reads_only_changed_files(project: P
 def test_a_corrupt_or_stale_prefilter_file_is_read_again(project: Path, read: list[str], damage: bytes) -> None:
     cold = cached_lint()
     (project / DIRECTORY / "prefilter.json").write_bytes(damage)
+    forget_snapshots(project)
     read.clear()
     assert cached_lint() == cold
     assert len(read) == len(list((project / "pkg").glob("*.py")))
@@ -318,3 +332,120 @@ def test_results_of_unsaved_texts_stay_out_of_the_cache_directory(project: Path)
     # train.py's unit read the edited models.py: remembered only; amp.py's read saved files only.
     assert not entry("pkg/train.py").exists()
     assert entry("pkg/amp.py").exists()
+
+
+# The whole-run snapshot.
+
+
+@pytest.fixture
+def files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The display paths of the files a run reads from now on."""
+    paths: list[str] = []
+    read_source = api.read_source
+
+    def recording(path: str, display: str | None = None) -> object:
+        paths.append(display or path)
+        return read_source(path, display)
+
+    monkeypatch.setattr(api, "read_source", recording)
+    monkeypatch.setattr(snapshot, "read_source", recording)
+    return paths
+
+
+@pytest.fixture
+def exact_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem whose times are exact: a file written before the snapshot is not racy."""
+    monkeypatch.setattr(snapshot, "_RACY_NS", 0)
+
+
+@pytest.fixture
+def coarse_timestamps(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """A filesystem that stamps every file with the same time (a tick longer than the test): a
+    rewrite of the same size leaves the stat as it was. Call the result to start the tick."""
+    tick = [0]
+
+    def stamp(path: str) -> snapshot.Stamp | None:
+        return (os.stat(path).st_size, tick[0], tick[0]) if os.path.exists(path) else None
+
+    monkeypatch.setattr(snapshot, "_stamp", stamp)
+    return lambda: tick.__setitem__(0, time.time_ns())
+
+
+def test_a_run_over_unchanged_files_reads_none_and_finds_the_same(
+    project: Path, analysed: list[str], files_read: list[str], exact_timestamps: None
+) -> None:
+    cold = cached_lint()
+    assert sorted(analysed) == UNITS
+    analysed.clear()
+    files_read.clear()
+    warm = cached_lint()
+    assert (analysed, files_read) == ([], [])
+    assert warm == cold
+    assert located(warm) == EXPECTED
+    assert [finding.fix for finding in warm.findings] == [finding.fix for finding in cold.findings]
+
+
+def test_a_warm_run_does_not_import_libcst(project: Path) -> None:
+    probe = "import sys; from mplint import api; api.lint_paths(['pkg'], cache=True); print('libcst' in sys.modules)"
+    imported = [
+        subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert imported == ["True\n", "False\n"]
+
+
+def test_an_edited_file_is_checked_again(project: Path, analysed: list[str], exact_timestamps: None) -> None:
+    cached_lint()
+    analysed.clear()
+    models = project / "pkg/models.py"
+    models.write_text(models.read_text().replace("torch.bfloat16", "torch.float32"))
+    assert located(cached_lint()) == [EXPECTED[0], EXPECTED[1]]
+    assert analysed == ["pkg/train.py"]
+
+
+def test_a_rewrite_within_one_timestamp_tick_is_compared_by_content(
+    project: Path, analysed: list[str], coarse_timestamps: Callable[[], None]
+) -> None:
+    coarse_timestamps()
+    cached_lint()
+    analysed.clear()
+    assert located(cached_lint()) == EXPECTED
+    assert analysed == []  # the same content: the snapshot holds
+    models = project / "pkg/models.py"
+    before = models.read_text()
+    models.write_text(before.replace("torch.bfloat16", "torch.float32 "))  # same size, same stamp
+    assert len(models.read_text()) == len(before)
+    assert located(cached_lint()) == [EXPECTED[0], EXPECTED[1]]
+
+
+def test_an_old_file_is_trusted_by_its_stat(
+    project: Path, files_read: list[str], coarse_timestamps: Callable[[], None]
+) -> None:
+    # Stamped long before the snapshot was taken: no file is read (the racy window is the tick).
+    cached_lint()
+    files_read.clear()
+    cached_lint()
+    assert files_read == []
+
+
+def test_a_new_file_or_other_rules_are_another_run(project: Path, analysed: list[str], exact_timestamps: None) -> None:
+    cached_lint()
+    analysed.clear()
+    cached_lint(select=["MP001"])
+    assert sorted(analysed) == UNITS  # other rules: other entries too
+    analysed.clear()
+    (project / "pkg/extra.py").write_text("import torch\nx = torch.ones(2).half()\n")
+    cached_lint()
+    assert "pkg/extra.py" in analysed
+
+
+def test_a_changed_data_file_the_analysis_read_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_files: Callable, exact_timestamps: None
+) -> None:
+    # The accelerate launch config makes the engine bf16; the same config in fp32 leaves it quiet.
+    monkeypatch.chdir(tmp_path)
+    write_files(tmp_path, accelerate_project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_logits=True))
+    assert [finding.code for finding in api.lint_paths(["."], cache=True, select=["MP001"]).findings] == ["MP001"]
+    config = tmp_path / "accelerate_config.yaml"
+    config.write_text(config.read_text().replace("mixed_precision: 'bf16'", "mixed_precision: 'no'"))
+    assert api.lint_paths(["."], cache=True, select=["MP001"]).findings == ()

@@ -89,6 +89,8 @@ class Cache:
         self.unsaved = unsaved
         # Imports resolve against the run's file list: another list may read other files.
         self.files_digest = digest("\0".join(sorted(hashes)))
+        # Data files (not of the run) that the entries used so far read, with their content hash.
+        self.data_files: dict[str, str | None] = {}
         self._ready = False
 
     def get(self, kind: str, path: str) -> tuple[Finding, ...] | None:
@@ -106,13 +108,13 @@ class Cache:
         return (
             entry.salt == self.salt
             and entry.files == self.files_digest
-            and all(self._hash_of(name) == hashed for name, hashed in entry.read.items())
+            and all(self.hash_of(name) == hashed for name, hashed in entry.read.items())
         )
 
     def _stored(self, kind: str, path: str) -> _Entry | None:
         try:
             data = json.loads(self._entry_path(kind, path).read_bytes())
-            findings = tuple(_finding(item) for item in data["findings"])
+            findings = tuple(decoded(item) for item in data["findings"])
             return _Entry(data["salt"], data["files"], dict(data["read"]), findings)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing, truncated or from another layout: rebuilt by the caller
@@ -120,7 +122,7 @@ class Cache:
     def put(self, kind: str, path: str, read: Iterable[str], findings: Sequence[Finding]) -> None:
         """Store the findings of `path`'s unit or syntax check, which read the files `read`.
         A cache that cannot be written is not an error: the next run recomputes."""
-        entry = _Entry(self.salt, self.files_digest, {name: self._hash_of(name) for name in read}, tuple(findings))
+        entry = _Entry(self.salt, self.files_digest, {name: self.hash_of(name) for name in read}, tuple(findings))
         if self.memory is not None:
             self.memory.entries[(kind, path)] = entry
         if self.unsaved.isdisjoint(entry.read):
@@ -128,21 +130,21 @@ class Cache:
                 "salt": entry.salt,
                 "files": entry.files,
                 "read": entry.read,
-                "findings": [_data(finding) for finding in entry.findings],
+                "findings": [encoded(finding) for finding in entry.findings],
             }
             with contextlib.suppress(OSError):
                 self._prepare()
-                _write_atomically(self._entry_path(kind, path), json.dumps(data).encode())
+                write_cache_file(self._entry_path(kind, path), json.dumps(data).encode())
 
-    def _hash_of(self, name: str) -> str | None:
-        """The content hash of a file the entry read: a file of the run, or a data file the analysis
-        read beside the code (a framework's JSON config), hashed from disk; None when unreadable."""
+    def hash_of(self, name: str) -> str | None:
+        """The content hash of a file an entry read: a file of the run, or a data file the analysis
+        read beside the code (a framework's JSON config), hashed from disk once per run (and kept
+        in `data_files`); None when unreadable."""
         if name in self.hashes:
             return self.hashes[name]
-        try:
-            return digest(Path(name).read_text(encoding="utf-8", errors="surrogateescape"))
-        except OSError:
-            return None
+        if name not in self.data_files:
+            self.data_files[name] = data_file_hash(name)
+        return self.data_files[name]
 
     def code_facts(self) -> dict[str, CodeFacts]:
         """The prefilter's facts of the run's files whose text an earlier run read, by path."""
@@ -198,9 +200,7 @@ class Cache:
         by_digest.update(fresh)
         with contextlib.suppress(OSError):
             self._prepare()
-            _write_atomically(
-                self.directory / _CODE_FACTS, json.dumps({"salt": self.salt, "facts": by_digest}).encode()
-            )
+            write_cache_file(self.directory / _CODE_FACTS, json.dumps({"salt": self.salt, "facts": by_digest}).encode())
 
     def _entry_path(self, kind: str, path: str) -> Path:
         return self.directory / f"{kind}-{digest(path)[:32]}.json"
@@ -216,7 +216,7 @@ def prepare_directory(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     ignore = directory / ".gitignore"
     if not ignore.exists():
-        _write_atomically(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
+        write_cache_file(ignore, b"# Created by mplint: this directory is a cache.\n*\n")
 
 
 def open_cache(
@@ -232,16 +232,29 @@ def open_cache(
     `memory` and `unsaved` as `Cache` takes them."""
     hashed = memory.digest if memory is not None else lambda _, text: digest(text)
     hashes = {path: hashed(path, text) for path, text in texts.items() if text is not None}
+    return Cache(root / DIRECTORY, run_salt(rule_codes, config_file), hashes, memory, frozenset(unsaved))
+
+
+def run_salt(rule_codes: Iterable[str], config_file: Path | None) -> str:
+    """What every cached result depends on besides the files: mplint's version and code, the
+    selected rules and the configuration file's bytes."""
     config = _read_or_empty(config_file) if config_file is not None else b""
-    salt = digest(
+    return digest(
         "\0".join([str(_LAYOUT), mplint.__version__, code_fingerprint(), *sorted(rule_codes)])
         + hashlib.blake2b(config).hexdigest()
     )
-    return Cache(root / DIRECTORY, salt, hashes, memory, frozenset(unsaved))
 
 
 def digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+
+
+def data_file_hash(name: str) -> str | None:
+    """The content hash of a data file the analysis read (None when it cannot be read)."""
+    try:
+        return digest(Path(name).read_text(encoding="utf-8", errors="surrogateescape"))
+    except OSError:
+        return None
 
 
 def code_fingerprint() -> str:
@@ -264,7 +277,8 @@ def _read_or_empty(path: Path) -> bytes:
         return b""
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Write through a temporary file renamed into place: concurrent runs never read half of it."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as stream:
@@ -276,7 +290,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def _data(finding: Finding) -> dict[str, Any]:
+def encoded(finding: Finding) -> dict[str, Any]:
+    """`finding` as JSON data (a static finding: no verdict, no related notes yet)."""
     data: dict[str, Any] = {
         "code": finding.code,
         "name": finding.name,
@@ -296,7 +311,8 @@ def _data(finding: Finding) -> dict[str, Any]:
     return data
 
 
-def _finding(data: dict[str, Any]) -> Finding:
+def decoded(data: dict[str, Any]) -> Finding:
+    """The finding `encoded` made `data` of."""
     fix = data.get("fix")
     line, column, end_line, end_column = data["span"]
     return Finding(

@@ -78,6 +78,7 @@ def register(monkeypatch: pytest.MonkeyPatch, *rules: type[Rule]) -> None:
     """Make the API see `rules` as shipped ones for the current test."""
     every = _with(rules)
     monkeypatch.setattr(api, "all_rules", lambda: every)
+    monkeypatch.setattr(api, "rule_codes", lambda: frozenset(rule.CODE for rule in every))
 
 
 def main() -> None:
@@ -86,6 +87,7 @@ def main() -> None:
 
     every = _with(EXAMPLE_RULES)
     api.all_rules = lambda: every  # type: ignore[assignment]
+    api.rule_codes = lambda: frozenset(rule.CODE for rule in every)  # type: ignore[assignment]
     mplint_main(sys.argv[1:], prog_name="mplint")
 
 

@@ -196,7 +196,7 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
         found = dict_item(base, keys[0])
         index = node.slice[0].slice
         if found.otherwise is None and isinstance(index, cst.Index) and type(index.value) in _CONFIGURATION_READS:
-            return configured_alternative(base, keys[0], index.value, found)
+            return configured_alternative(base, keys[0], index.value, found, node)
         return found
     if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
         position = keys[0].const
@@ -224,17 +224,38 @@ def dict_item(mapping: Value, key: Value) -> Value:
     return result
 
 
-def configured_alternative(table: Value, key: Value, index: cst.BaseExpression, found: Value) -> Value:
+def configured_alternative(
+    table: Value, key: Value, index: cst.BaseExpression, found: Value, read: cst.Subscript
+) -> Value:
     """`{"float32": torch.float32, "float16": torch.float16}[args.dtype]`: a dtype table indexed by an
     option or config field lists the dtypes the script is meant to run in; the float16 it holds is
-    the non-default configuration `found` stands for otherwise (`--dtype float16`)."""
-    if found.kind is not Kind.DTYPE or found.precision is Precision.FP16 or not isinstance(key.const, str):
+    the non-default configuration `found` stands for otherwise (`--dtype float16`). A table of
+    autocast regions likewise (LlamaGen: `with {"bf16": autocast(dtype=torch.bfloat16), "fp16":
+    autocast(dtype=torch.float16), ...}[args.mixed_precision]:`): the default region runs in
+    float16 when the option names the other one; the region is then the table's `read`, where
+    both are seen."""
+    if not isinstance(key.const, str):
         return found
-    half = next((item for _, item in table.items if item.kind is Kind.DTYPE and item.precision is Precision.FP16), None)
-    if half is None:
-        return found
-    written = " ".join(cst.Module([]).code_for_node(index).split())
-    return found.with_(otherwise=(half, f"{written} == {key.const!r}"))
+    items = [item for _, item in table.items]
+    condition = f"{' '.join(cst.Module([]).code_for_node(index).split())} == {key.const!r}"
+    if found.kind is Kind.DTYPE and found.precision is not Precision.FP16:
+        half = next((item for item in items if item.kind is Kind.DTYPE and item.precision is Precision.FP16), None)
+        return found if half is None else found.with_(otherwise=(half, condition))
+    region = found.payload if found.kind is Kind.AUTOCAST else None
+    if isinstance(region, Region) and region.precision is not Precision.FP16 and region.otherwise is None:
+        if any(_is_fp16_region(item) for item in items):
+            return replace(found, payload=replace(region, node=read, otherwise=(Precision.FP16, condition)))
+    return found
+
+
+def _is_fp16_region(value: Value) -> bool:
+    region = value.payload
+    return (
+        value.kind is Kind.AUTOCAST
+        and isinstance(region, Region)
+        and region.precision is Precision.FP16
+        and region.enabled is not False
+    )
 
 
 # Index expressions that read a configuration (`args.dtype`, `config["dtype"]`); a plain name may be a

@@ -220,6 +220,58 @@ def test_a_table_without_fp16_or_read_by_a_literal_is_quiet(change: str, replace
     assert lint(source, "MP002") == []
 
 
+LLAMAGEN_AUTOCAST_TABLE = """
+    import argparse
+    import contextlib
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mixed-precision", type=str, default="bf16", choices=["fp32", "tf32", "fp16", "bf16"])
+    args = parser.parse_args()
+    model = torch.nn.Linear(8, 8).cuda()
+    optimizer = torch.optim.AdamW(model.parameters())
+    for x, y in loader:
+        optimizer.zero_grad()
+        with {  # expect: MP002
+            "bf16": torch.cuda.amp.autocast(dtype=torch.bfloat16),
+            "fp16": torch.cuda.amp.autocast(dtype=torch.float16),
+            "fp32": contextlib.nullcontext(),
+            "tf32": contextlib.nullcontext(),
+        }[args.mixed_precision]:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+"""
+
+
+def test_a_table_of_autocast_regions_indexed_by_an_option_runs_in_its_fp16_one() -> None:
+    """FoundationVision/LlamaGen's train_c2i_fsdp.py: `--mixed-precision fp16` picks the float16 region,
+    and no scaler scales the loss."""
+    check(LLAMAGEN_AUTOCAST_TABLE, "MP002")
+    [finding] = lint(LLAMAGEN_AUTOCAST_TABLE, "MP002")
+    assert finding.severity is Severity.WARNING
+    assert "float16 only when `args.mixed_precision == 'bf16'` is false" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("change", "replacement"),
+    [
+        ("torch.cuda.amp.autocast(dtype=torch.float16)", "contextlib.nullcontext()"),  # no fp16 region
+        ("}[args.mixed_precision]:", '}["bf16"]:'),  # a key written out
+        ("        loss.backward()", "        scaler.scale(loss).backward()"),  # scaled
+    ],
+)
+def test_an_autocast_table_without_fp16_or_read_by_a_literal_or_scaled_is_quiet(change: str, replacement: str) -> None:
+    source = LLAMAGEN_AUTOCAST_TABLE.replace(change, replacement)
+    if "scaler" in replacement:
+        source = source.replace(
+            "    optimizer = torch.optim.AdamW(model.parameters())\n",
+            "    optimizer = torch.optim.AdamW(model.parameters())\n    scaler = torch.cuda.amp.GradScaler()\n",
+        ).replace("        optimizer.step()", "        scaler.step(optimizer)\n        scaler.update()")
+    assert replacement in source
+    assert lint(source, "MP002") == []
+
+
 # What a skipped branch binds reaches the statements after it, on that path only.
 SCORING_LOOP = """
     import argparse

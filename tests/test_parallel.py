@@ -27,6 +27,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_files: Callab
     return write_files(tmp_path, TRAINING_PROJECT)
 
 
+@pytest.fixture(autouse=True)
+def pool_for_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project has 6 work items, fewer than a pool is started for: start one anyway."""
+    monkeypatch.setattr(parallel, "_FEWEST_FOR_WORKERS", 2)
+
+
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_a_pool_finds_what_one_process_finds(project: Path, start_method: str) -> None:
     files = sources(project)
@@ -45,6 +51,18 @@ def test_more_jobs_than_work_runs_in_this_process(project: Path, monkeypatch: py
     files = [source for source in sources(project) if source.path == "pkg/amp.py"]
     found = parallel.lint_files(files, all_rules(), jobs=8)
     assert [(f.path, f.code) for f in found] == [("pkg/amp.py", "MP002")]
+
+
+def test_a_few_items_are_checked_in_this_process(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What an edit leaves to re-analyse: starting workers would cost more than checking it here.
+    monkeypatch.setattr(parallel, "_FEWEST_FOR_WORKERS", 7)
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("6 work items need no pool")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pool)
+    found = parallel.lint_files(sources(project), all_rules(), jobs=2)
+    assert [(f.path, f.line, f.code) for f in found] == EXPECTED
 
 
 def test_a_rule_failing_in_a_worker_is_an_internal_error_naming_the_file(

@@ -35,6 +35,7 @@ from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.tree import STAR_IMPORT, Located, Statement, children, statements, walk
 
 if TYPE_CHECKING:
+    from mplint.analysis.interpreter import TreeMemo
     from mplint.positions import Range  # imported when positions are first needed (it imports libcst.metadata)
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -201,9 +202,9 @@ class ParsedFile:
         self._order: dict[cst.CSTNode, tuple[int, int]] = {}
         self._ordered: set[int] = set()  # pieces numbered in `_order`
         self._statements: dict[int, list[tuple[int, int]]] = {}  # (first, last line) of each statement, by piece
-        # What the analysis computed from nodes of this tree alone, by (function, node id): kept
+        # What the analysis computed from nodes of this tree alone, by (function, node): kept
         # with the tree, so every unit of the process that reads the file reuses it.
-        self.memo: dict[tuple[str, int], object] = {}
+        self.memo: TreeMemo = {}
         # The key each piece a `RetainedTrees` store holds has there, by the piece's first line.
         self._kept_as: dict[int, Key] = {}
 
@@ -321,6 +322,9 @@ class PartialFile(ParsedFile):
                 self._binders.setdefault(name, []).append(len(self._spans) - 1)
         self._parsed: dict[int, cst.Module | None] = {}  # by span: its tree, None where libcst refused it
         self.parsed_characters = 0  # how much of the text has a tree: what keeping this file costs
+        store = current_store()
+        if store is not None:  # its pieces are the store's: so are the facts of their nodes
+            self.memo = store.memo(self.path)
 
     def top_level(self, name: str) -> list[Statement]:
         """The top-level statements that may bind `name`, parsed now if they were not yet."""

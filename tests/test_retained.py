@@ -16,6 +16,7 @@ from mplint.findings import Finding
 from mplint.retained import RetainedTrees, retained
 from mplint.run import engine
 from mplint.source import SourceFile
+from mplint.tree import walk
 
 TRAIN = """\
 import torch
@@ -134,3 +135,15 @@ def test_a_finished_run_is_freed_without_the_cyclic_collector() -> None:
         finally:
             if was_enabled:
                 gc.enable()
+
+
+def test_the_facts_of_nodes_are_kept_only_with_their_trees() -> None:
+    # The analysis' memo outlives runs with the trees; keyed by nodes, it must not outlive them.
+    store = RetainedTrees()
+    for step in range(5):
+        lint(TRAIN.replace("lr=1e-4", f"lr={step}e-4"), store)
+
+    kept = {id(node) for tree in store._trees.values() if tree is not None for node in walk(tree)}
+    memo = store.memo("train.py")
+    assert len(memo) > 0
+    assert all(id(node) in kept for _, node in memo)

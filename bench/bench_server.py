@@ -13,12 +13,16 @@ the second much less.
 
     python bench/bench_server.py                 # a markdown table on stdout
     python bench/bench_server.py --edits 60 --json server.json
+    python bench/bench_server.py --profile 25    # and where a warm Workspace.lint() spends its time
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
 import statistics
 import sys
 import tempfile
@@ -190,11 +194,28 @@ def in_process(directory: Path, script: str, edits: int) -> list[Figure]:
     ]
 
 
+def profile(directory: Path, script: str, edits: int, top: int) -> str:
+    """The `top` functions by cumulative time of `Workspace.lint()` over warm edits (cProfile's
+    table: it slows Python code ~2x, so its shares, not its seconds, are the figures)."""
+    workspace = Workspace(directory)
+    profiler = cProfile.Profile()
+    for number in range(edits + 1):
+        workspace.open("train.py", edited(script, -number - 2))
+        if number >= 3:  # warm, as the figures above
+            profiler.enable()
+        workspace.lint()
+        profiler.disable()
+    report = io.StringIO()
+    pstats.Stats(profiler, stream=report).sort_stats("cumulative").print_stats(top)
+    return report.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--edits", type=int, default=30)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--profile", type=int, metavar="TOP", help="also print the TOP costs of a warm lint")
     args = parser.parse_args()
     script = training_script(args.lines)
     with tempfile.TemporaryDirectory() as scratch:
@@ -203,6 +224,7 @@ def main() -> None:
         (directory / "train.py").write_text(script)
         figures = over_the_server(directory, script, args.edits)
         figures += in_process(directory, script, args.edits)
+        profiled = profile(directory, script, args.edits, args.profile) if args.profile else None
     print(f"train.py: {script.count(chr(10))} lines\n")
     print("| figure | runs | median | min | max | target |\n|---|---:|---:|---:|---:|---:|")
     for found in figures:
@@ -213,6 +235,8 @@ def main() -> None:
         )
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(found) for found in figures], indent=2) + "\n")
+    if profiled:
+        print(f"\n```\n{profiled.strip()}\n```")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Runs read the store set for them with `retained(store)`; plain runs (the CLI) se
 nothing. A tree is kept for one file only (two files with the same statement get two trees, as
 facts are recorded per node), and a store holds what its last run used: `retained` drops the rest
 when the run ends, so memory stays flat however many edits come. What the analysis memoises about
-the nodes of kept trees (`Interpreter.of_tree`: what a function mentions) is kept too, per file.
+the nodes of kept trees (`Interpreter.of_tree`: what a function mentions) is kept too, per file,
+and so is what a run made of a whole file (CPython's tree of it), for the next run to renew.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class RetainedTrees:
         self._used: set[Key] = set()
         # Per file: facts the analysis derived from nodes of kept trees, by (function, node).
         self._memos: dict[str, RunMemo[tuple[str, cst.CSTNode], object]] = {}
+        # What the last run made of each file it read, by (kind, path); and what this run renewed.
+        self._files: dict[tuple[str, str], object] = {}
+        self._renewed: set[tuple[str, str]] = set()
 
     def tree(self, key: Key, parse: Callable[[], cst.Module | None]) -> cst.Module | None:
         """The statement's tree (None where libcst refuses it), parsed only if no run kept it."""
@@ -92,8 +96,18 @@ class RetainedTrees:
         """The file's memo of facts of its kept nodes (`Interpreter.of_tree`), shared by the runs."""
         return self._memos.setdefault(path, RunMemo())
 
+    def renewed(self, kind: str, path: str, renew: Callable[[T | None], T]) -> T:
+        """`kind` of the file at `path` as it is now: what `renew` makes of what the last run that
+        read the file made of it (None the first time)."""
+        key = (kind, path)
+        self._files[key] = made = renew(cast("T | None", self._files.get(key)))
+        self._renewed.add(key)
+        return made
+
     def sweep(self) -> None:
         """Forget what the run that ended did not use."""
+        self._files = {key: made for key, made in self._files.items() if key in self._renewed}
+        self._renewed = set()
         for memo in self._memos.values():
             memo.next_run()
         self._memos = {path: memo for path, memo in self._memos.items() if memo}

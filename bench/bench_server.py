@@ -14,6 +14,11 @@ the second much less.
     python bench/bench_server.py                 # a markdown table on stdout
     python bench/bench_server.py --edits 60 --json server.json
     python bench/bench_server.py --profile 25    # and where a warm Workspace.lint() spends its time
+    python bench/bench_server.py --deprecated-amp  # the script imports `torch.cuda.amp` (see below)
+
+With `--deprecated-amp` the script also imports `autocast` from `torch.cuda.amp`, as many AMP
+scripts still do: MP203 then reads the whole file, so the server parses it whole on every edit
+instead of only the statements the edit changed.
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ def train_stage_{i}(policy, optimizer, args, log):
 '''
 
 
-def training_script(lines: int) -> str:
+def training_script(lines: int, deprecated_amp: bool = False) -> str:
     """A script of about `lines` lines: as many stages as fit, then `main` calling them all."""
     stages = max(1, (lines - HEAD.count("\n") - 20) // STAGE.count("\n"))
     calls = "".join(f"        train_stage_{i}(policy, optimizer, args, log)\n" for i in range(stages))
@@ -128,7 +133,9 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 '''
-    return HEAD + "".join(STAGE.format(i=i) for i in range(stages)) + main
+    amp = "import torch.nn.functional as F\nfrom torch.cuda.amp import autocast\n"
+    head = HEAD.replace("import torch.nn.functional as F\n", amp) if deprecated_amp else HEAD
+    return head + "".join(STAGE.format(i=i) for i in range(stages)) + main
 
 
 def edited(script: str, number: int) -> str:
@@ -216,8 +223,9 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=30)
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--profile", type=int, metavar="TOP", help="also print the TOP costs of a warm lint")
+    parser.add_argument("--deprecated-amp", action="store_true", help="the script imports torch.cuda.amp")
     args = parser.parse_args()
-    script = training_script(args.lines)
+    script = training_script(args.lines, args.deprecated_amp)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         (directory / "models.py").write_text(MODELS)

@@ -13,12 +13,21 @@ the second much less.
 
     python bench/bench_server.py                 # a markdown table on stdout
     python bench/bench_server.py --edits 60 --json server.json
+    python bench/bench_server.py --profile 25    # and where a warm Workspace.lint() spends its time
+    python bench/bench_server.py --deprecated-amp  # the script imports `torch.cuda.amp` (see below)
+
+With `--deprecated-amp` the script also imports `autocast` from `torch.cuda.amp`, as many AMP
+scripts still do: MP203 then reads the whole file, so the server parses it whole on every edit
+instead of only the statements the edit changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
 import statistics
 import sys
 import tempfile
@@ -101,7 +110,7 @@ def train_stage_{i}(policy, optimizer, args, log):
 '''
 
 
-def training_script(lines: int) -> str:
+def training_script(lines: int, deprecated_amp: bool = False) -> str:
     """A script of about `lines` lines: as many stages as fit, then `main` calling them all."""
     stages = max(1, (lines - HEAD.count("\n") - 20) // STAGE.count("\n"))
     calls = "".join(f"        train_stage_{i}(policy, optimizer, args, log)\n" for i in range(stages))
@@ -124,7 +133,9 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 '''
-    return HEAD + "".join(STAGE.format(i=i) for i in range(stages)) + main
+    amp = "import torch.nn.functional as F\nfrom torch.cuda.amp import autocast\n"
+    head = HEAD.replace("import torch.nn.functional as F\n", amp) if deprecated_amp else HEAD
+    return head + "".join(STAGE.format(i=i) for i in range(stages)) + main
 
 
 def edited(script: str, number: int) -> str:
@@ -190,19 +201,38 @@ def in_process(directory: Path, script: str, edits: int) -> list[Figure]:
     ]
 
 
+def profile(directory: Path, script: str, edits: int, top: int) -> str:
+    """The `top` functions by cumulative time of `Workspace.lint()` over warm edits (cProfile's
+    table: it slows Python code ~2x, so its shares, not its seconds, are the figures)."""
+    workspace = Workspace(directory)
+    profiler = cProfile.Profile()
+    for number in range(edits + 1):
+        workspace.open("train.py", edited(script, -number - 2))
+        if number >= 3:  # warm, as the figures above
+            profiler.enable()
+        workspace.lint()
+        profiler.disable()
+    report = io.StringIO()
+    pstats.Stats(profiler, stream=report).sort_stats("cumulative").print_stats(top)
+    return report.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--edits", type=int, default=30)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--profile", type=int, metavar="TOP", help="also print the TOP costs of a warm lint")
+    parser.add_argument("--deprecated-amp", action="store_true", help="the script imports torch.cuda.amp")
     args = parser.parse_args()
-    script = training_script(args.lines)
+    script = training_script(args.lines, args.deprecated_amp)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         (directory / "models.py").write_text(MODELS)
         (directory / "train.py").write_text(script)
         figures = over_the_server(directory, script, args.edits)
         figures += in_process(directory, script, args.edits)
+        profiled = profile(directory, script, args.edits, args.profile) if args.profile else None
     print(f"train.py: {script.count(chr(10))} lines\n")
     print("| figure | runs | median | min | max | target |\n|---|---:|---:|---:|---:|---:|")
     for found in figures:
@@ -213,6 +243,8 @@ def main() -> None:
         )
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(found) for found in figures], indent=2) + "\n")
+    if profiled:
+        print(f"\n```\n{profiled.strip()}\n```")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from mplint.text import SourceFile, split_lines
 from mplint.tree import STAR_IMPORT, Located, Statement, children, statements, walk
 
 if TYPE_CHECKING:
+    from mplint.analysis.interpreter import TreeMemo
     from mplint.positions import Range  # imported when positions are first needed (it imports libcst.metadata)
 
 
@@ -187,9 +189,9 @@ class ParsedFile:
         self._order: dict[cst.CSTNode, tuple[int, int]] = {}
         self._ordered: set[int] = set()  # pieces numbered in `_order`
         self._statements: dict[int, list[tuple[int, int]]] = {}  # (first, last line) of each statement, by piece
-        # What the analysis computed from nodes of this tree alone, by (function, node id): kept
+        # What the analysis computed from nodes of this tree alone, by (function, node): kept
         # with the tree, so every unit of the process that reads the file reuses it.
-        self.memo: dict[tuple[str, int], object] = {}
+        self.memo: TreeMemo = {}
         # The key each piece a `RetainedTrees` store holds has there, by the piece's first line.
         self._kept_as: dict[int, Key] = {}
 
@@ -293,20 +295,18 @@ class PartialFile(ParsedFile):
         self._binders: dict[str, list[int]] = {}  # name -> the spans that may bind it
         # Per span: the name of the function or class it defines, when that is all it does.
         self._defines: list[str | None] = []
-        for statement in tree.body:
-            first = min([statement.lineno, *(item.lineno for item in getattr(statement, "decorator_list", ()))])
-            last = statement.end_lineno or statement.lineno
-            defines = statement.name if isinstance(statement, _AST_DEFINITIONS) else None
-            if self._spans and first <= self._spans[-1][1]:  # `a = 1; b = 2`: one line, one piece
-                self._spans[-1] = (self._spans[-1][0], max(last, self._spans[-1][1]))
-                self._defines[-1] = None
-            else:
-                self._spans.append((first, last))
-                self._defines.append(defines)
-            for name in _names_bound_by(statement):
-                self._binders.setdefault(name, []).append(len(self._spans) - 1)
+        for first, last, group in _line_groups(tree):
+            self._spans.append((first, last))
+            alone = group[0] if len(group) == 1 else None
+            self._defines.append(alone.name if isinstance(alone, _AST_DEFINITIONS) else None)
+            for statement in group:
+                for name in _names_bound_by(statement):
+                    self._binders.setdefault(name, []).append(len(self._spans) - 1)
         self._parsed: dict[int, cst.Module | None] = {}  # by span: its tree, None where libcst refused it
         self.parsed_characters = 0  # how much of the text has a tree: what keeping this file costs
+        store = current_store()
+        if store is not None:  # its pieces are the store's: so are the facts of their nodes
+            self.memo = store.memo(self.path)
 
     def top_level(self, name: str) -> list[Statement]:
         """The top-level statements that may bind `name`, parsed now if they were not yet."""
@@ -431,11 +431,89 @@ def read_partially(source: SourceFile) -> PartialFile | None:
 
 
 def python_tree(source: SourceFile) -> ast.Module | None:
-    """CPython's tree of the file, or None when CPython refuses it."""
+    """CPython's tree of the file, or None when CPython refuses it. Where a run keeps trees for
+    the next (`retained`), only the lines an edit changed are parsed again (`_spliced`)."""
     assert source.text is not None
+    text, path = source.text, source.path
+    store = current_store()
+    if store is None:
+        return _parsed_by_python(text, path)
+
+    def renew(last: _PythonTree | None) -> _PythonTree | None:
+        lines = split_lines(text)
+        tree = (_spliced(last, lines, path) if last is not None else None) or _parsed_by_python(text, path)
+        # A text that does not parse keeps the last one that did: the next edit may mend it.
+        return _PythonTree(text, lines, tree) if tree is not None else last
+
+    kept = store.renewed("python", path, renew)
+    return kept.tree if kept is not None and kept.text == text else None
+
+
+def _parsed_by_python(text: str, path: str) -> ast.Module | None:
     try:
         with recursion_headroom(SCREEN_DEPTH), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ast.parse(source.text, filename=source.path)
+            return ast.parse(text, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+
+
+@dataclass(frozen=True)
+class _PythonTree:
+    """A file's text as a run read it, its lines and CPython's tree of them."""
+
+    text: str
+    lines: list[str]
+    tree: ast.Module
+
+
+def _spliced(last: _PythonTree, lines: list[str], path: str) -> ast.Module | None:
+    """CPython's tree of `lines`: the top-level statements of `last` whose lines are the same, at the
+    same place, taken as they are; each stretch of lines between them parsed alone. None where a
+    stretch does not parse alone (an edit that opens a string or a bracket): then only the whole
+    text can tell. A stretch that parses alone ends where a top-level statement may begin, outside
+    any bracket or string, so the whole text parses into these same statements (CPython's parser
+    checks nothing across statements: `__future__` imports and misplaced `return`s are the
+    compiler's)."""
+    body: list[ast.stmt] = []
+    start = 1  # the first line not yet in `body`
+    for first, last_line, group in _line_groups(last.tree):
+        if lines[first - 1 : last_line] != last.lines[first - 1 : last_line]:
+            continue
+        if first > start:
+            between = _stretch(lines, start, first - 1, path)
+            if between is None:
+                return None
+            body.extend(between)
+        body.extend(group)
+        start = last_line + 1
+    if start <= len(lines):
+        rest = _stretch(lines, start, len(lines), path)
+        if rest is None:
+            return None
+        body.extend(rest)
+    return ast.Module(body=body, type_ignores=[])
+
+
+def _stretch(lines: list[str], first: int, last: int, path: str) -> list[ast.stmt] | None:
+    """The statements of lines `first` to `last` (1-based) parsed alone, at their lines in the file."""
+    stretch = lines[first - 1 : last]
+    if all(not line.strip(" \t\f\r\n") for line in stretch):  # the blank lines between two definitions
+        return []
+    tree = _parsed_by_python("".join(stretch), path)
+    return ast.increment_lineno(tree, first - 1).body if tree is not None else None
+
+
+def _line_groups(tree: ast.Module) -> list[tuple[int, int, list[ast.stmt]]]:
+    """(first line, last line, statements) of each run of top-level statements that share lines
+    (`a = 1; b = 2`), in order; a definition's first line is its first decorator's."""
+    groups: list[tuple[int, int, list[ast.stmt]]] = []
+    for statement in tree.body:
+        first = min([statement.lineno, *(item.lineno for item in getattr(statement, "decorator_list", ()))])
+        last = statement.end_lineno or statement.lineno
+        if groups and first <= groups[-1][1]:
+            group_first, group_last, group = groups[-1]
+            groups[-1] = (group_first, max(last, group_last), [*group, statement])
+        else:
+            groups.append((first, last, [statement]))
+    return groups

@@ -3,7 +3,10 @@ changed, and what is found is what a fresh run finds."""
 
 from __future__ import annotations
 
+import ast
 import gc
+import random
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from mplint.findings import Finding
 from mplint.retained import RetainedTrees, retained
 from mplint.run import engine
 from mplint.text import SourceFile
+from mplint.tree import walk
 
 TRAIN = """\
 import torch
@@ -134,3 +138,86 @@ def test_a_finished_run_is_freed_without_the_cyclic_collector() -> None:
         finally:
             if was_enabled:
                 gc.enable()
+
+
+def test_the_facts_of_nodes_are_kept_only_with_their_trees() -> None:
+    # The analysis' memo outlives runs with the trees; keyed by nodes, it must not outlive them.
+    store = RetainedTrees()
+    for step in range(5):
+        lint(TRAIN.replace("lr=1e-4", f"lr={step}e-4"), store)
+
+    kept = {id(node) for tree in store._trees.values() if tree is not None for node in walk(tree)}
+    memo = store.memo("train.py")
+    assert len(memo) > 0
+    assert all(id(node) in kept for _, node in memo)
+
+
+# What typing does to a line: characters that open or close brackets and strings, continue a line,
+# start a comment, end a header; and lines an editor adds or removes whole.
+_TYPED = ["(", ")", "[", "]", "{", "}", '"', "'", '"""', "\\", ":", "#", "x", " ", ";", "@", "\t"]
+_LINES = [
+    "x = 1\n",
+    '"""\n',
+    "def f(\n",
+    "    pass\n",
+    "@decorator\n",
+    "if x:\n",
+    "else:\n",
+    "\n",
+    "from __future__ import a\n",
+]
+
+
+def _edited(text: str, rng: random.Random) -> str:
+    lines = source.split_lines(text) or [""]
+    number = rng.randrange(len(lines))
+    line = lines[number]
+    kind = rng.random()
+    if kind < 0.6:  # typing within a line: its number of lines stays
+        at = rng.randrange(len(line.rstrip("\n")) + 1)
+        line = line[:at] + rng.choice(_TYPED) + line[at + (kind < 0.3) :]
+        lines[number] = line if line.endswith("\n") or number == len(lines) - 1 else line + "\n"
+    elif kind < 0.8:
+        lines.insert(number, rng.choice(_LINES))
+    else:
+        del lines[number]
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("path", ["examples/rl_finetune.py", "examples/train_fp16.py", "mplint/retained.py"])
+def test_cpython_trees_spliced_from_the_last_run_are_those_of_a_whole_parse(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Edits that open strings and brackets, break lines and mend them, one run each; half of them
+    # start again from the last text that parsed, as a typo is fixed.
+    spliced: list[ast.Module] = []
+    splice = source._spliced
+
+    def recording(*args: Any) -> ast.Module | None:
+        tree = splice(*args)
+        spliced.extend([tree] if tree is not None else [])
+        return tree
+
+    monkeypatch.setattr(source, "_spliced", recording)
+    text = parsed = (Path(__file__).parent.parent / path).read_text()
+    rng = random.Random(path)
+    store = RetainedTrees()
+    parseable = 0
+    for _ in range(300):
+        text = _edited(text if rng.random() < 0.5 else parsed, rng)
+        with retained(store):
+            tree = source.python_tree(SourceFile(path, text))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the escapes that typing a backslash makes
+                whole: ast.Module | None = ast.parse(text)
+        except SyntaxError:
+            whole = None
+        assert (tree is None) == (whole is None), text
+        if tree is not None and whole is not None:
+            assert ast.dump(tree, include_attributes=True) == ast.dump(whole, include_attributes=True), text
+            parsed, parseable = text, parseable + 1
+    # The comparison ran, mostly on trees made from the last run's (the others: a bracket opened in
+    # one statement and closed in another, which only the whole text can tell).
+    assert parseable > 50
+    assert len(spliced) > parseable / 2

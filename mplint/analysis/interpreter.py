@@ -12,7 +12,7 @@ their branch alone (`configuration`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import TypeVar, cast
 
@@ -40,8 +40,8 @@ from mplint.tree import Statement
 
 Node = TypeVar("Node", bound=cst.CSTNode)
 Result = TypeVar("Result")
-# (function, node id) -> what the function said of that node.
-TreeMemo = dict[tuple[str, int], object]
+# (function, node) -> what the function said of that node.
+TreeMemo = MutableMapping[tuple[str, cst.CSTNode], object]
 
 
 class Interpreter:
@@ -295,7 +295,9 @@ class Interpreter:
         but the node's subtree (and `args`, the same for every node of the file): computed once per
         file and process, however many units ask."""
         memo = self.tree_memo(path)
-        key = (function.__qualname__, id(node))  # ids are stable: the memo lives with the tree
+        # Keyed by the node itself: a memo that outlives a run (the language server's) keeps its nodes
+        # alive, so no new node can take the id of one it remembers.
+        key = (function.__qualname__, node)
         if key not in memo:
             memo[key] = function(node, *args)
         return cast(Result, memo[key])

@@ -27,9 +27,11 @@ from mplint.server import protocol
 from mplint.server.workspace import Options, Workspace
 
 # Seconds without a change before a run starts while the user types: long enough to take a burst
-# of changes as one (a paste, multiple cursors, an editor's auto-indent come within milliseconds),
-# short against the ~100-200 ms between keystrokes and the <= 150 ms budget of a change's diagnostics.
-DEBOUNCE = 0.025
+# of changes as one (the messages of a paste, an auto-indent or a snippet come within a millisecond
+# or two of each other), and no longer: every change's diagnostics wait for it, within a budget of
+# 150 ms. A run started too early costs CPU only: the change after it starts one more, and each
+# publication names the version it was computed for.
+DEBOUNCE = 0.010
 _WATCHED = ("**/*.py", "**/pyproject.toml", "**/*.toml")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
@@ -41,14 +41,17 @@ def lint_paths(
     config_file: StrPath | None = None,
     jobs: int = 1,
     cache: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LintResult:
     """Check every Python file under `paths` (files or directories) together, in `jobs`
-    processes, reusing and updating the project's `.mplint_cache/` when `cache` is set."""
+    processes, reusing and updating the project's `.mplint_cache/` when `cache` is set; `progress`
+    is told (files checked, files) as the check goes."""
     settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
     listed = python_files(paths, settings)
     if not cache:
         files = [read_source(path, display) for display, path in listed]
-        return LintResult(tuple(lint_sources(files, settings, jobs=jobs)), len(listed))
+        checked, _ = _checked(files, settings, jobs=jobs, cache=False, progress=progress)
+        return LintResult(tuple(_reported(checked, settings)), len(listed))
     from mplint.run import snapshot
     from mplint.run.cache import run_salt
 
@@ -57,9 +60,10 @@ def lint_paths(
     found = snapshot.remembered(taken)
     if found is None:
         files = [read_source(path, display) for display, path in listed]
-        found, store = _checked(files, settings, jobs=jobs, cache=True)
+        checked, store = _checked(files, settings, jobs=jobs, cache=True, progress=progress)
         if store is not None:
-            snapshot.save(taken, store.hashes, store.data_files, found)
+            snapshot.save(taken, store.hashes, store.data_files, checked)
+        found = checked
     return LintResult(tuple(_reported(found, settings)), len(listed))
 
 
@@ -183,12 +187,13 @@ def _checked(
     cache: bool,
     memory: Memory | None = None,
     unsaved: Iterable[str] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Finding], Cache | None]:
     """What the selected rules find in `files`, before per-file ignores, and the cache used."""
     from mplint.run import engine, parallel
 
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
-    if jobs == 1 and not cache and memory is None:
+    if jobs == 1 and not cache and memory is None and progress is None:
         return engine.lint_files(files, rules), None
     from mplint.run.cache import open_cache
 
@@ -197,7 +202,7 @@ def _checked(
         texts = {source.path: source.text for source in files}
         codes = [rule.CODE for rule in rules]
         store = open_cache(settings.root, texts, codes, settings.config_file, memory=memory, unsaved=unsaved)
-    return parallel.lint_files(files, rules, jobs=jobs, cache=store), store
+    return parallel.lint_files(files, rules, jobs=jobs, cache=store, progress=progress), store
 
 
 def _reported(findings: Sequence[Finding], settings: Settings) -> list[Finding]:

@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -199,7 +199,10 @@ def check(
         elif source is not None:
             findings, files_checked = api.lint_source(source, name, **options), 1
         else:
-            result = api.lint_paths(paths or (".",), jobs=_jobs(jobs), cache=not no_cache, **options)
+            with _progress_shown(quiet) as progress:
+                result = api.lint_paths(
+                    paths or (".",), jobs=_jobs(jobs), cache=not no_cache, progress=progress, **options
+                )
             findings, files_checked = result.findings, result.files_checked
         shown = fixes.visible(findings, unsafe_fixes)
         if statistics:
@@ -218,6 +221,26 @@ def check(
             click.echo(_summary(findings, files_checked), err=True)
         ctx.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
     _report_fixes(ctx, fixed, output, diff, source if fix else None)
+
+
+@contextlib.contextmanager
+def _progress_shown(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """What to tell a run's progress to: a line on stderr that counts the files checked, when
+    stderr is a terminal (not with --quiet) and the run takes more than a second."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from mplint.progress import ProgressLine
+
+    line = ProgressLine(sys.stderr)
+
+    def show(done: int, total: int) -> None:
+        line.update(f"mplint: {done:,}/{total:,} files checked, {line.elapsed:.0f} s")
+
+    try:
+        yield show
+    finally:
+        line.close()
 
 
 def _jobs(requested: int | None) -> int:

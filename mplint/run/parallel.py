@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -25,6 +25,8 @@ from mplint.text import SourceFile
 
 UNIT = "unit"
 SYNTAX = "syntax"
+# Told (files checked, files) as a run goes.
+Progress = Callable[[int, int], None]
 # Work items per chunk sent to a worker, times the workers: small enough to balance uneven
 # units, large enough that a worker keeps parsed helpers across several of them.
 _CHUNKS_PER_WORKER = 32
@@ -51,8 +53,10 @@ def lint_files(
     jobs: int = 1,
     cache: Cache | None = None,
     start_method: str | None = None,
+    progress: Progress | None = None,
 ) -> list[Finding]:
-    """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`."""
+    """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`; told to
+    `progress` as (files checked, files) while it goes."""
     with engine.collector_paused():
         run = engine.Run(files, rules, cache.code_facts() if cache is not None else None)
         plan = run.plan()
@@ -67,10 +71,14 @@ def lint_files(
                 pending.append((kind, path))
             else:
                 findings.extend(cached)
+        done = len(work) - len(pending)
         for checked in _check(run, pending, jobs, start_method):
             findings.extend(checked.findings)
             if cache is not None:
                 cache.put(checked.kind, checked.path, checked.read, checked.findings)
+            done += 1
+            if progress is not None:
+                progress(done, len(work))
     return sorted(set(findings), key=Finding.sort_key)
 
 

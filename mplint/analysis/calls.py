@@ -212,7 +212,7 @@ def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[st
 
 def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
     definition = module.payload if isinstance(module.payload, Definition) else None
-    region = ctx.region
+    region = accelerate.forward_region(module) or ctx.region
     if definition is not None:
         forward = definition.method("forward")
         if forward is not None:

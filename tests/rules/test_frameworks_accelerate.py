@@ -151,3 +151,65 @@ def test_accelerator_backward_is_a_backward_root(accelerator_args: str, unscaled
         """,
         "MP002",
     )
+
+
+# alpaca_farm's PPO (rl/ppo_trainer.py, models/rl_models.py, torch_ops.py): the policy's log-probs are
+# computed inside its own forward, which the accelerator runs under autocast.
+POLICY_FORWARD = """
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+
+    def compute_logprobs(logits, labels):
+        return {logprobs}
+
+
+    class Policy(torch.nn.Module):
+        def __init__(self, base_model):
+            super().__init__()
+            self.base_model = base_model
+
+        def forward(self, queries, responses):
+            logits = self.base_model(queries).logits[:, :-1]
+            return dict(logprobs=compute_logprobs(logits, responses))
+
+
+    accelerator = Accelerator(mixed_precision={mixed_precision})
+    policy = Policy(AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b"))
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    for batch in loader:
+        logprobs = policy(batch["queries"], batch["responses"])["logprobs"]
+        ratio = torch.exp(logprobs - batch["old_logprobs"])
+        accelerator.backward(-(ratio * batch["advantages"]).mean())
+        optimizer.step()
+"""
+PER_TOKEN_CROSS_ENTROPY = '-F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none")'
+
+
+@pytest.mark.parametrize("mixed_precision", ['"bf16"', '"fp16"'])
+def test_a_prepared_models_own_forward_runs_in_the_accelerators_region(mixed_precision: str) -> None:
+    # cross_entropy is not on CUDA autocast's fp32 list: its log_softmax keeps the region's dtype.
+    logprobs = PER_TOKEN_CROSS_ENTROPY + "  # expect: MP001"
+    check(POLICY_FORWARD.format(logprobs=logprobs, mixed_precision=mixed_precision), "MP001")
+
+
+@pytest.mark.parametrize(
+    ("logprobs", "mixed_precision"),
+    [
+        pytest.param(PER_TOKEN_CROSS_ENTROPY, '"no"', id="no-mixed-precision-keeps-fp32-logits"),
+        pytest.param(PER_TOKEN_CROSS_ENTROPY, "args.mixed_precision", id="an-unknown-precision"),
+        pytest.param(
+            "F.log_softmax(logits, dim=-1).gather(-1, labels[..., None])",
+            '"bf16"',
+            id="log-softmax-runs-in-fp32-under-cuda-autocast",
+        ),
+        pytest.param(
+            PER_TOKEN_CROSS_ENTROPY.replace("logits.permute", "logits.float().permute"), '"bf16"', id="cast-first"
+        ),
+    ],
+)
+def test_a_prepared_forward_is_quiet_where_its_region_keeps_fp32(logprobs: str, mixed_precision: str) -> None:
+    ok(POLICY_FORWARD.format(logprobs=logprobs, mixed_precision=mixed_precision), "MP001")

@@ -7,7 +7,9 @@ Read from accelerate 1.15.0 (`pip download accelerate==1.15.0`), `accelerator.py
   Without the argument, the launch configuration decides (`accelerate launch`, ACCELERATE_MIXED_PRECISION).
 - `prepare_model`: with `native_amp`, `model.forward = convert_outputs_to_fp32(autocast(forward))`:
   the prepared model runs under autocast and returns fp32 outputs; its parameters keep their dtype
-  (no fp32 master copy: a prepared optimizer over bf16 weights still updates bf16 weights).
+  (no fp32 master copy: a prepared optimizer over bf16 weights still updates bf16 weights). What its
+  own `forward` computes runs in that region: a per-token `cross_entropy` there keeps the region's
+  dtype (alpaca_farm's PPO computes its log-probs inside the prepared policy's forward).
 - `autocast()`: the mixed-precision autocast context; `backward(loss)`: `self.scaler.scale(loss)`
   under fp16.
 - `_prepare_deepspeed` (the distributed type DEEPSPEED, from a `deepspeed_plugin` or from the launch
@@ -47,6 +49,10 @@ FP32_OUTPUTS_IF_MIXED = "accelerate: fp32 outputs under mixed precision"
 # The item of an Accelerator whose models DeepSpeed's engine runs: True for one built with a
 # `deepspeed_plugin` (its precision is the plugin's), the config's name when the launch configuration says so.
 DEEPSPEED = "deepspeed_plugin"
+# The methods whose precision effects `method` knows: a subclass that overrides one is not an Accelerator.
+METHODS = ("prepare", "prepare_model", "unwrap_model", "autocast", "backward")
+# The item of a prepared model holding the autocast region its forward runs in.
+FORWARD_REGION = "accelerate: forward region"
 
 
 def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[str, Value]) -> Value:
@@ -110,7 +116,7 @@ def method(
         if engine is not None and isinstance(engine.const, str):
             models = tuple(_deepspeed_engine(self, value, precision, engine.const, node, ctx) for value in args)
         else:
-            models = tuple(prepared(value, precision) for value in args)
+            models = tuple(prepared(value, precision, node, ctx) for value in args)
         if len(models) == 1:
             return models[0]
         return Value(Kind.ANY, payload=models)
@@ -146,18 +152,28 @@ def _deepspeed_engine(
     return self.cast(value, precision, node, ctx, how=how)
 
 
-def prepared(value: Value, precision: Precision | None) -> Value:
-    """A prepared object: a model runs under autocast and returns fp32 outputs when mixed precision
-    is on; everything else (optimizers, dataloaders) is handed back as it was, for precision. An
-    object of unknown kind (a PEFT model) is marked too: called, it is no module of unknown
-    provenance whose output takes the caller's autocast dtype."""
+def prepared(value: Value, precision: Precision | None, node: cst.Call, ctx: Context) -> Value:
+    """A prepared object (by the call `node`): a model runs under autocast and returns fp32 outputs
+    when mixed precision is on; everything else (optimizers, dataloaders) is handed back as it was,
+    for precision. An object of unknown kind (a PEFT model) is marked too: called, it is no module of
+    unknown provenance whose output takes the caller's autocast dtype."""
     if value.kind is Kind.ANY and value.precision is Precision.UNKNOWN and value.payload is None:
         return value.with_(op=FP32_OUTPUTS_IF_MIXED)
     if value.kind is not Kind.MODULE:
         return value
     if precision is Precision.FP32:
         return value
-    return value.with_(op=FP32_OUTPUTS if precision is not None else FP32_OUTPUTS_IF_MIXED)
+    if precision is None or not precision.is_low:
+        return value.with_(op=FP32_OUTPUTS_IF_MIXED)
+    region = Value(Kind.AUTOCAST, payload=Region("cuda", precision, True, ctx.scope.module.path, node))
+    items = (*(item for item in value.items if item[0] != FORWARD_REGION), (FORWARD_REGION, region))
+    return value.with_(op=FP32_OUTPUTS, items=items)
+
+
+def forward_region(module: Value) -> Region | None:
+    """The autocast region a prepared model's forward runs in (None: not prepared under mixed precision)."""
+    found = module.item(FORWARD_REGION) if module.op == FP32_OUTPUTS else None
+    return found.payload if found is not None and isinstance(found.payload, Region) else None
 
 
 def output(module: Value, result: Value) -> Value:

@@ -114,7 +114,7 @@ def subclass_trainer(
         return instance
     precision = precision_of(trainer_arguments(args, kwargs))
     model = kwargs.get("model", args[0] if args and args[0].op not in PRECISION_OF else UNKNOWN)
-    prepared = accelerate.prepared(model, precision)
+    prepared = accelerate.prepared(model, precision, node, ctx)
     region = Region("cuda", precision or Precision.HALF, None, ctx.scope.module.path, node)
     self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)
     return instance

@@ -300,6 +300,44 @@ def test_launch_commands_are_read_across_line_continuations() -> None:
     assert (variable.script, variable.config) == (None, None)
 
 
+def test_shell_variables_assigned_a_literal_are_read_in_launch_commands() -> None:
+    """alpaca_farm's examples/scripts/rlhf_ppo.sh: `config_file="./examples/accelerate_configs/..."`,
+    then `accelerate launch --config_file "${config_file}" examples/rlhf_ppo.py`."""
+    script = """
+output_dir=$1
+config_file="./configs/fsdp_8gpu.yaml"
+export SCRIPT=examples/rlhf_ppo.py
+accelerate launch --config_file "${config_file}" $SCRIPT --output_dir "${output_dir}"
+config_file=$2
+accelerate launch --config_file $config_file --mixed_precision=$PRECISION train.py
+"""
+    first, second = launch_commands("rlhf_ppo.sh", script)
+    assert (first.script, first.config) == ("examples/rlhf_ppo.py", "./configs/fsdp_8gpu.yaml")
+    # Reassigned from a positional argument: unknown again; a variable never assigned stays unknown.
+    assert (second.script, second.config, second.precision) == ("train.py", None, None)
+
+
+def test_an_accelerator_subclass_takes_the_launch_config(tmp_path: Path) -> None:
+    """alpaca_farm's `class MyAccelerator(accelerate.Accelerator)` (only `__repr__` of its own)."""
+    files = project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_logits=True)
+    files["train_ppo.py"] = files["train_ppo.py"].replace(
+        "from accelerate import Accelerator\n",
+        "import accelerate\n\n\nclass MyAccelerator(accelerate.Accelerator):\n"
+        "    def __repr__(self):\n        return 'Accelerator()'\n",
+    ).replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)")
+    check_files(files, "MP001", tmp_path)
+
+
+def test_an_accelerator_subclass_with_its_own_prepare_is_not_known(tmp_path: Path) -> None:
+    files = project({"accelerate_config.yaml": DEEPSPEED_BF16})
+    files["train_ppo.py"] = files["train_ppo.py"].replace(
+        "from accelerate import Accelerator\n",
+        "import accelerate\n\n\nclass MyAccelerator(accelerate.Accelerator):\n"
+        "    def prepare(self, *args):\n        return args\n",
+    ).replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)")
+    check_files(files, "MP001", tmp_path)
+
+
 DEEPSPEED_FILE = """
 compute_environment: LOCAL_MACHINE
 deepspeed_config:

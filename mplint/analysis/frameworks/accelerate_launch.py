@@ -49,6 +49,9 @@ _LARGEST_JSON = 16 * 1024
 _MOST_ENTRIES = 20_000
 _LAUNCH = re.compile(r"\baccelerate\s+launch\s")
 _CONFIG_FLAGS = ("--config_file", "--config-file")
+# A shell assignment (`export NAME=value` too) and a use of the variable (`$NAME`, `${NAME}`).
+_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_]\w*)=(.*)")
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 _PRECISION_FLAGS = ("--mixed_precision", "--mixed-precision")
 
 
@@ -154,9 +157,18 @@ class LaunchCommand:
 
 
 def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
-    """Each `accelerate launch` command of the file at `path`, whose text is `text`."""
+    """Each `accelerate launch` command of the file at `path`, whose text is `text`; a shell variable
+    assigned a literal on an earlier line (`config_file="configs/zero2.yaml"`) reads as its value."""
     joined = re.sub(r"\\\r?\n", " ", text)
+    variables: dict[str, str] = {}
     for line in joined.splitlines():
+        found = _LAUNCH.search(line)
+        if found is None:
+            assigned = _ASSIGNMENT.fullmatch(line)
+            if assigned is not None:
+                _assign(variables, assigned.group(1), assigned.group(2))
+            continue
+        line = _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
         found = _LAUNCH.search(line)
         if found is None:
             continue
@@ -165,6 +177,18 @@ def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
         except ValueError:  # an unbalanced quote: not a command to read
             continue
         yield LaunchCommand(path, _script_word(words), _flag(words, _CONFIG_FLAGS), _flag(words, _PRECISION_FLAGS))
+
+
+def _assign(variables: dict[str, str], name: str, written: str) -> None:
+    """`name=written` in a shell script: its value when it is one literal word, else unknown."""
+    try:
+        words = shlex.split(written, comments=True)
+    except ValueError:
+        words = []
+    if len(words) == 1 and "$" not in words[0] and "`" not in words[0]:
+        variables[name] = words[0]
+    else:
+        variables.pop(name, None)
 
 
 # The launch commands of each file read, with the text they were read from (`_text` hands out the

@@ -2,7 +2,7 @@
 `get_peft_model(...)`, `MixedPrecision(...)`), methods of a framework's objects (`trainer.fit`,
 `fabric.setup`, `peft_model.parameters()`), a model's forward (outputs a framework converts), and
 the construction of a linted class that derives from a framework's (a `Trainer` subclass with its own
-`compute_loss`, a `TrainingArguments` dataclass with its own defaults)."""
+`compute_loss`, a `TrainingArguments` dataclass with its own defaults, an `Accelerator` subclass)."""
 
 from __future__ import annotations
 
@@ -101,6 +101,9 @@ def constructed(
         return instance.with_(op=found.op)
     if transformers.is_trainer_class(base):
         return transformers.subclass_trainer(self, node, ctx, definition, instance, args, kwargs)
+    if base in accelerate.ACCELERATORS and not any(definition.method(name) for name in accelerate.METHODS):
+        # `class MyAccelerator(accelerate.Accelerator)` that keeps prepare/backward/autocast: an Accelerator.
+        return accelerate.accelerator(self, node, ctx, kwargs)
     return instance
 
 
@@ -114,7 +117,11 @@ def framework_base(self: Interpreter, definition: Definition) -> str | None:
         for base in definition.node.bases:
             value = self.eval(base.value, Context(definition.scope))
             name = value.name
-            if name is not None and (transformers.is_arguments_class(name) or transformers.is_trainer_class(name)):
+            if name is not None and (
+                transformers.is_arguments_class(name)
+                or transformers.is_trainer_class(name)
+                or name in accelerate.ACCELERATORS
+            ):
                 found = name
             elif value.kind is Kind.CLASS and isinstance(value.payload, Definition):
                 found = framework_base(self, value.payload)

@@ -317,25 +317,24 @@ accelerate launch --config_file $config_file --mixed_precision=$PRECISION train.
     assert (second.script, second.config, second.precision) == ("train.py", None, None)
 
 
+def with_accelerator_subclass(files: dict[str, str], method: str) -> dict[str, str]:
+    """The project with its Accelerator built from `class MyAccelerator(accelerate.Accelerator)`
+    that defines `method` (alpaca_farm's accelerate_patch.py)."""
+    subclass = f"import accelerate\n\n\nclass MyAccelerator(accelerate.Accelerator):\n{method}"
+    train = files["train_ppo.py"].replace("from accelerate import Accelerator\n", subclass)
+    return {**files, "train_ppo.py": train.replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)")}
+
+
 def test_an_accelerator_subclass_takes_the_launch_config(tmp_path: Path) -> None:
-    """alpaca_farm's `class MyAccelerator(accelerate.Accelerator)` (only `__repr__` of its own)."""
     files = project({"accelerate_config.yaml": DEEPSPEED_BF16}, bf16_logits=True)
-    files["train_ppo.py"] = files["train_ppo.py"].replace(
-        "from accelerate import Accelerator\n",
-        "import accelerate\n\n\nclass MyAccelerator(accelerate.Accelerator):\n"
-        "    def __repr__(self):\n        return 'Accelerator()'\n",
-    ).replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)")
-    check_files(files, "MP001", tmp_path)
+    own_repr = "    def __repr__(self):\n        return 'Accelerator()'\n"
+    check_files(with_accelerator_subclass(files, own_repr), "MP001", tmp_path)
 
 
 def test_an_accelerator_subclass_with_its_own_prepare_is_not_known(tmp_path: Path) -> None:
     files = project({"accelerate_config.yaml": DEEPSPEED_BF16})
-    files["train_ppo.py"] = files["train_ppo.py"].replace(
-        "from accelerate import Accelerator\n",
-        "import accelerate\n\n\nclass MyAccelerator(accelerate.Accelerator):\n"
-        "    def prepare(self, *args):\n        return args\n",
-    ).replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)")
-    check_files(files, "MP001", tmp_path)
+    own_prepare = "    def prepare(self, *args):\n        return args\n"
+    check_files(with_accelerator_subclass(files, own_prepare), "MP001", tmp_path)
 
 
 DEEPSPEED_FILE = """

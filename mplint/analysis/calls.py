@@ -15,7 +15,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, deepspeed, hooks
+from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda, Partial
 from mplint.analysis.values import (
@@ -271,6 +271,8 @@ def call_named(
         return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
     if function == deepspeed.INITIALIZE:
         return deepspeed.initialize(self, node, ctx, args, kwargs)
+    if function in apex.INITIALIZE:
+        return apex.initialize(self, node, ctx, args, kwargs)
     if function in accelerate.ACCELERATORS:
         return accelerate.accelerator(self, node, ctx, kwargs)
     handled = hooks.call_named(self, node, ctx, function, args, kwargs)

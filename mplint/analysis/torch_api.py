@@ -418,6 +418,7 @@ LOW_PRECISION_WORDS = frozenset(
         "deepspeed",
         "16-true",  # Lightning's `precision="16-true"`: fp16 weights
         "Accelerator",  # accelerate's: its precision may come from a launch config file, no word in code
+        "opt_level",  # apex's `amp.initialize(..., opt_level="O2")`: fp16 weights (O1, its default, casts none)
     }
 )
 

@@ -1,0 +1,91 @@
+"""NVIDIA apex's amp in the precision model (NVIDIA/apex 0466713, apex/amp/frontend.py): `amp.initialize`
+casts the models in place to its opt level's dtype (O2/O3 fp16, O2 keeping batchnorm fp32, O0 fp32,
+O1 leaving the weights alone) and gives the optimizers fp32 master weights at O2 (or with
+`master_weights=True`), none at O3. Shaped after NVIDIA's apex ImageNet example (main_amp.py:
+`model, optimizer = amp.initialize(model, optimizer, opt_level=args.opt_level, ...)`) and the
+older detection/segmentation repositories that call it with a literal level."""
+
+from __future__ import annotations
+
+import pytest
+
+from .casekit import bug, check, ok
+
+STEP = """
+    import argparse
+    import torch
+    import torch.nn.functional as F
+    from apex import amp
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--opt-level", type=str, default="O2")
+    args = parser.parse_args()
+
+    model = Net().cuda(){model_cast}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9){optimizer_expect}
+    model, optimizer = amp.initialize(model, optimizer, {options}){initialize_expect}
+    for images, target in loader:
+        log_probs = F.log_softmax(model(images), dim=-1){logits_expect}
+        loss = F.nll_loss(log_probs, target)
+        optimizer.zero_grad()
+        with amp.scale_loss(loss, optimizer) as scaled_loss:
+            scaled_loss.backward()
+        optimizer.step()
+"""
+
+
+def step(options: str, *, half_model: bool = False, expect: str = "") -> str:
+    """The loop with `amp.initialize(model, optimizer, <options>)`; `expect` marks where findings go:
+    "optimizer" (built over half weights), "initialize" (a cast in place after it), "logits"."""
+    marker = "  # expect: {}"
+    return STEP.format(
+        model_cast=".half()" if half_model else "",
+        options=options,
+        optimizer_expect=marker.format("MP003") if "optimizer" in expect else "",
+        initialize_expect=marker.format("MP003") if "initialize" in expect else "",
+        logits_expect=marker.format("MP001") if "logits" in expect else "",
+    )
+
+
+CASES = [
+    bug("o3-casts-the-model-after-its-optimizer-was-built", step('opt_level="O3"', expect="initialize logits")),
+    bug("o3-over-a-half-model-has-no-master-weights", step('opt_level="O3"', half_model=True, expect="optimizer logits")),
+    bug("master-weights-off-at-o2", step('opt_level="O2", master_weights=False', expect="initialize")),
+    bug("o3-without-keeping-batchnorm-as-a-string", step('opt_level="O3", keep_batchnorm_fp32="False"', expect="initialize logits")),
+    ok("o2-steps-fp32-master-weights", step('opt_level="O2"')),
+    ok("o2-over-a-half-model-steps-fp32-master-weights", step('opt_level="O2"', half_model=True)),
+    # Master weights keep the updates, not the forward: the logits are still float16.
+    bug("o3-with-master-weights-computes-in-fp16", step('opt_level="O3", master_weights=True', expect="logits")),
+    ok("o1-leaves-the-weights-fp32", step('opt_level="O1"')),
+    ok("o1-by-default", step("loss_scale=128.0")),
+    ok("o0-is-fp32", step('opt_level="O0"')),
+    ok("disabled", step('opt_level="O3", enabled=False')),
+    ok("a-level-from-the-command-line", step("opt_level=args.opt_level")),
+]
+
+
+@pytest.mark.parametrize("source", CASES)
+def test_amp_initialize(source: str) -> None:
+    check(source, "MP001")
+    check(source, "MP003")
+
+
+def test_models_and_optimizers_given_as_lists() -> None:
+    source = """
+        import torch
+        import apex
+
+        generator, discriminator = Generator().cuda(), Discriminator().cuda()
+        g_opt = torch.optim.Adam(generator.parameters())
+        d_opt = torch.optim.Adam(discriminator.parameters())
+        [generator, discriminator], [g_opt, d_opt] = apex.amp.initialize(  # expect: MP003
+            [generator, discriminator], [g_opt, d_opt], opt_level="O3"
+        )
+        for real in loader:
+            d_opt.zero_grad()
+            g_opt.zero_grad()
+            d_opt.step()
+            g_opt.step()
+    """
+    check(source, "MP003")
+    check(source.replace('opt_level="O3"', 'opt_level="O2"').replace("  # expect: MP003", ""), "MP003")

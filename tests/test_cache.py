@@ -449,3 +449,19 @@ def test_a_changed_data_file_the_analysis_read_is_seen(
     config = tmp_path / "accelerate_config.yaml"
     config.write_text(config.read_text().replace("mixed_precision: 'bf16'", "mixed_precision: 'no'"))
     assert api.lint_paths(["."], cache=True, select=["MP001"]).findings == ()
+
+
+def test_only_the_latest_snapshots_are_kept(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pre-commit hook runs over each commit's own files: one snapshot per command line.
+    monkeypatch.setattr(snapshot, "_MOST_SNAPSHOTS", 2)
+    results = {}
+    for path in ["pkg/amp.py", "pkg/models.py", "pkg/train.py"]:
+        results[path] = api.lint_paths([path], cache=True)
+        time.sleep(0.01)  # distinct modification times
+    assert len(list((project / DIRECTORY).glob("run-*.json"))) == 2
+    files_read: list[str] = []
+    monkeypatch.setattr(api, "read_source", lambda path, display=None: files_read.append(path))  # type: ignore[func-returns-value]
+    monkeypatch.setattr(snapshot, "_RACY_NS", 0)
+    assert api.lint_paths(["pkg/train.py"], cache=True) == results["pkg/train.py"]
+    assert files_read == []  # the latest one is still there
+

@@ -25,6 +25,9 @@ from mplint.findings import Finding
 from mplint.run.cache import DIRECTORY, data_file_hash, decoded, digest, encoded, prepare_directory, write_cache_file
 from mplint.run.discovery import read_source
 
+# Snapshots kept per project, the most recently written: a pre-commit hook passes each commit's
+# own files, and every command line is a snapshot of its own.
+_MOST_SNAPSHOTS = 16
 # Filesystems stamp times at coarse ticks (ext4 a few ms, FAT 2 s): within this much of taking the
 # snapshot, a same-stat rewrite is possible.
 _RACY_NS = 2_000_000_000
@@ -99,6 +102,18 @@ def save(
     with contextlib.suppress(OSError):
         prepare_directory(snapshot.location.parent)
         write_cache_file(snapshot.location, json.dumps(data).encode())
+        _drop_oldest(snapshot.location.parent)
+
+
+def _drop_oldest(directory: Path) -> None:
+    """Delete all but the `_MOST_SNAPSHOTS` most recently written snapshots."""
+    written = []
+    for stored in directory.glob("run-*.json"):
+        with contextlib.suppress(OSError):
+            written.append((stored.stat().st_mtime_ns, stored))
+    for _, stored in sorted(written, reverse=True)[_MOST_SNAPSHOTS:]:
+        with contextlib.suppress(OSError):
+            stored.unlink()
 
 
 def _stamp(path: str) -> Stamp | None:

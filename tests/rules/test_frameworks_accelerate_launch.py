@@ -174,10 +174,14 @@ QUIET = [
     ),
     pytest.param({}, None, "", id="no-config-the-launch-decides"),
     pytest.param(
-        {"accelerate_config.yaml": DEEPSPEED_BF16, "ddp.yaml": MULTI_GPU_BF16},
+        {
+            "deepspeed.yaml": DEEPSPEED_BF16,
+            "ddp.yaml": MULTI_GPU_BF16,
+            "other.sh": LAUNCH.format(config="deepspeed.yaml", flags="").replace("train_ppo.py", "train_sft.py"),
+        },
         "ddp.yaml",
         "",
-        id="the-config-the-script-is-launched-with-wins",
+        id="the-config-the-script-is-launched-with-wins-over-another-scripts",
     ),
 ]
 
@@ -187,6 +191,16 @@ def test_configs_that_leave_the_logits_fp32_are_quiet(
     configs: dict[str, str], launch: str | None, flags: str, tmp_path: Path
 ) -> None:
     check_files(project(configs, launch, flags=flags), "MP001", tmp_path)
+
+
+def test_a_config_no_command_names_is_another_way_to_launch_the_script(tmp_path: Path) -> None:
+    """xfactlab/orpo: its scripts launch main.py with src/accelerate/fsdp.yaml; ds2.yaml (DeepSpeed
+    ZeRO-2, bf16), shipped beside it and named by no command, runs the bf16 engine with no fp32 outputs."""
+    configs = {"accelerate_config.yaml": DEEPSPEED_BF16, "ddp.yaml": MULTI_GPU_BF16}
+    check_files(project(configs, "ddp.yaml", bf16_logits=True), "MP001", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert finding.severity is Severity.WARNING
+    assert "only when launched with `accelerate launch --config_file` `accelerate_config.yaml`" in finding.message
 
 
 def test_a_plain_config_without_mixed_precision_keeps_a_bf16_model_bf16(tmp_path: Path) -> None:
@@ -322,7 +336,10 @@ def with_accelerator_subclass(files: dict[str, str], method: str) -> dict[str, s
     that defines `method` (alpaca_farm's accelerate_patch.py)."""
     subclass = f"import accelerate\n\n\nclass MyAccelerator(accelerate.Accelerator):\n{method}"
     train = files["train_ppo.py"].replace("from accelerate import Accelerator\n", subclass)
-    return {**files, "train_ppo.py": train.replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)")}
+    return {
+        **files,
+        "train_ppo.py": train.replace("Accelerator(split_batches=True)", "MyAccelerator(split_batches=True)"),
+    }
 
 
 def test_an_accelerator_subclass_takes_the_launch_config(tmp_path: Path) -> None:

@@ -108,10 +108,13 @@ def launch_of(script: str, run_root: str) -> Launch:
         return NO_LAUNCH
     by_path = {config.path: config for config in configs}
     named: list[LaunchConfig | None] = []
+    named_anywhere: set[str] = set()  # configs some command names, for any script
     for command in commands:
+        config = _resolve(command.config, command.file, root, by_path) if command.config is not None else None
+        if config is not None:
+            named_anywhere.add(config.path)
         if command.script is None or not _is_script(command.script, script_path, command.file, root):
             continue
-        config = _resolve(command.config, command.file, root, by_path) if command.config is not None else None
         if config is not None and command.precision is not None:
             config = replace(config, precision=_precision(command.precision))
         named.append(config)
@@ -119,14 +122,28 @@ def launch_of(script: str, run_root: str) -> Launch:
     read = tuple(sorted({*by_path, *deepspeed_files, *(command.file for command in commands)}))
     chosen = {config.effect if config else None for config in named}
     if len(chosen) == 1 and named[0] is not None:
-        return Launch(named[0], (), read)
+        # The configs no command names are other ways to launch it (orpo ships ds2.yaml beside the
+        # fsdp.yaml its scripts name); those named for other scripts are theirs.
+        unnamed = [config for config in configs if config.path not in named_anywhere]
+        return Launch(named[0], _alternatives(unnamed, exclude=named[0].effect), read)
+    if len(_by_effect(configs)) == 1 and not named:
+        return Launch(configs[0], (), read)
+    return Launch(None, _alternatives(configs), read)
+
+
+def _by_effect(configs: list[LaunchConfig]) -> dict[tuple[Precision | None, bool, bool], list[LaunchConfig]]:
+    """The configs grouped by what they make of a script, in path order."""
     effects: dict[tuple[Precision | None, bool, bool], list[LaunchConfig]] = {}
     for config in sorted(configs, key=lambda config: config.path):
         effects.setdefault(config.effect, []).append(config)
-    if len(effects) == 1 and not named:
-        return Launch(configs[0], (), read)
-    alternatives = tuple((alike[0], _condition(alike)) for alike in effects.values())
-    return Launch(None, alternatives, read)
+    return effects
+
+
+def _alternatives(
+    configs: list[LaunchConfig], exclude: tuple[Precision | None, bool, bool] | None = None
+) -> tuple[tuple[LaunchConfig, str], ...]:
+    """One config per effect other than `exclude`'s, with the condition that names its configs."""
+    return tuple((alike[0], _condition(alike)) for effect, alike in _by_effect(configs).items() if effect != exclude)
 
 
 def repository_of(script: str, run_root: str) -> str:

@@ -215,7 +215,9 @@ class RunLog:
     compiled: int = 0  # torch.compile calls, each run eagerly
     stopped: bool = False  # the step limit was reached: nothing more is recorded
     steps_refused: int = 0
-    timeline: Counter[LineOp] | None = None  # kept when a report asks for it
+    # Kept when a report asks for it: a LineOp's fields as a plain tuple, (step, site, op, dtype), which the
+    # recorder builds and hashes per torch call several times faster than the dataclass.
+    timeline: Counter[tuple[int, Site, str, str]] | None = None
     gradients: tuple[GradientHistogram, ...] = ()  # written once, when recording ends
     scaler_steps: tuple[ScalerStep, ...] = ()
     # The autocast regions entered and not yet left, innermost last; None for one whose autocast
@@ -247,7 +249,7 @@ class RunLog:
             cuda_used=self.cuda_used,
             compiled=self.compiled,
             steps_refused=self.steps_refused,
-            timeline=tuple(self.timeline.items()) if self.timeline is not None else (),
+            timeline=tuple((LineOp(*key), count) for key, count in (self.timeline or {}).items()),
             gradients=self.gradients,
             scaler_steps=self.scaler_steps,
         )

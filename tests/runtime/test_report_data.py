@@ -115,7 +115,7 @@ def test_parameters_binned_together_count_as_each_would_alone(monkeypatch: pytes
     monkeypatch.setattr(details, "CHUNK_VALUES", 5)
     gradients = {
         torch.float16: [0.0, 2.0**-20, -(2.0**-14), 0.75, 60000.0, float("-inf"), 3.0],
-        torch.float32: [2.0**-30, -1.0, float("nan")],
+        torch.float32: [2.0**-30, -1.0, float("nan"), 1e-40, 2.0**-41, 2.0**20, -(2.0**19), 3e38],
         torch.bfloat16: [1e30, -(2.0**-100)],
         torch.float64: [1e-300, 2.0**-40, 2.0**20, -(2.0**19), 0.0, 1e300],
     }
@@ -190,3 +190,24 @@ def test_a_step_is_binned_in_chunks_of_bounded_size(monkeypatch: pytest.MonkeyPa
         [(1, [1.0, 2.0, 3.0, 4.0])],
         [(1, [5.0]), (3, [1.0, 1.0])],
     ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_measuring_gradients_on_cuda_never_waits_for_the_device() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 1)).cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0, foreach=False)
+    batch = torch.ones(4, 8, device="cuda")
+
+    def step() -> None:
+        for number in range(3):
+            optimizer.zero_grad()
+            model(batch).sum().backward()
+            if number:  # the first step puts the table and the chunk's row indices on the device
+                torch.cuda.set_sync_debug_mode("error")
+            try:
+                optimizer.step()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+
+    first, *_ = report_of(recorded(step))["gradients"]["params"]
+    assert (first["name"], first["steps"], first["values"]) == ("0.weight", 3, 3 * 64)

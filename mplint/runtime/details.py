@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 MAX_SCALER_STEPS = 10_000  # a small tensor each: a long run's scale history stays well under 1 MB
 # The optimizer steps whose gradients are measured: every one up to EVERY_STEP_UNTIL, then each
-# EVERY_NTH_STEP-th, and the last step of `--steps`. Measuring reads every gradient value about ten
-# times; a long run pays it on one step in ten.
+# EVERY_NTH_STEP-th, and the last step of `--steps`. Measuring passes over every gradient value about
+# six times; a long run pays it on one step in ten.
 EVERY_STEP_UNTIL = 10
 EVERY_NTH_STEP = 10
 # Gradient values binned at once: the temporaries of one chunk (its values, their keys and flat
@@ -70,7 +70,7 @@ _Piece = tuple[int, "torch.Tensor"]
 
 
 class _CountTable:
-    """The (parameter x bin) gradient counts on one device, summed over the steps measured."""
+    """The (parameter x key) gradient counts on one device, summed over the steps measured."""
 
     def __init__(self, device: torch.device) -> None:
         import torch

@@ -233,9 +233,10 @@
       body.append(el("p", { class: "empty" }, "No gradients were recorded (no optimizer stepped with gradients)."));
       return;
     }
-    body.append(el("h3", {}, "Gradients at each optimizer step, per parameter"));
+    body.append(el("h3", { id: "gradient-steps" }, `Gradients at optimizer steps ${grid.measured_steps_text}, per parameter`));
+    body.append(el("p", { class: "note", id: "gradient-sampling" }, grid.sampling));
     body.append(table(
-      ["parameter", "dtype", "shape", "steps", "values", "zero", "zero %", "< 2^-24 (fp16: 0)", "subnormal in fp16", "> fp16 max", "inf/nan"],
+      ["parameter", "dtype", "shape", "steps measured", "values", "zero", "zero %", "< 2^-24 (fp16: 0)", "subnormal in fp16", "> fp16 max", "inf/nan"],
       grid.params.map((param) => [param.name, param.dtype, param.shape.join("×") || "scalar", count(param.steps), count(param.values),
         count(param.zeros), percent(param.zero_share), percent(param.flushed_share), percent(param.subnormal_share),
         count(param.overflow), count(param.non_finite)]),

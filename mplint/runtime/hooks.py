@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -33,6 +34,7 @@ class StepLimitReached(BaseException):
     """Raised from an optimizer step post-hook; a BaseException so `except Exception` lets it by."""
 
 
+@functools.cache  # called per torch call by the recorder: a lookup rather than str()
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 

@@ -139,6 +139,7 @@ class Observations:
     # Kept only when a report asks for them (`verify --report`): see `details.py`.
     timeline: tuple[tuple[LineOp, int], ...] = ()
     gradients: tuple[GradientHistogram, ...] = ()
+    gradient_steps: tuple[int, ...] = ()  # the optimizer steps whose gradients `gradients` counts
     scaler_steps: tuple[ScalerStep, ...] = ()
 
     @property
@@ -192,6 +193,7 @@ def _combine(parts: list[Observations], *, ranks: int, processes: int) -> Observ
         timeline=_summed(item for part in parts for item in part.timeline),
         # Ranks' gradients are all-reduced and their scalers agree: the first process that kept them speaks.
         gradients=next((part.gradients for part in parts if part.gradients), ()),
+        gradient_steps=next((part.gradient_steps for part in parts if part.gradients), ()),
         scaler_steps=next((part.scaler_steps for part in parts if part.scaler_steps), ()),
     )
 
@@ -215,8 +217,11 @@ class RunLog:
     compiled: int = 0  # torch.compile calls, each run eagerly
     stopped: bool = False  # the step limit was reached: nothing more is recorded
     steps_refused: int = 0
-    timeline: Counter[LineOp] | None = None  # kept when a report asks for it
+    # Kept when a report asks for it: a LineOp's fields as a plain tuple, (step, site, op, dtype), which the
+    # recorder builds and hashes per torch call several times faster than the dataclass.
+    timeline: Counter[tuple[int, Site, str, str]] | None = None
     gradients: tuple[GradientHistogram, ...] = ()  # written once, when recording ends
+    gradient_steps: tuple[int, ...] = ()
     scaler_steps: tuple[ScalerStep, ...] = ()
     # The autocast regions entered and not yet left, innermost last; None for one whose autocast
     # object was made before the hooks were installed (nothing is known about it).
@@ -247,7 +252,8 @@ class RunLog:
             cuda_used=self.cuda_used,
             compiled=self.compiled,
             steps_refused=self.steps_refused,
-            timeline=tuple(self.timeline.items()) if self.timeline is not None else (),
+            timeline=tuple((LineOp(*key), count) for key, count in (self.timeline or {}).items()),
             gradients=self.gradients,
+            gradient_steps=self.gradient_steps,
             scaler_steps=self.scaler_steps,
         )

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from mplint.runtime.hooks import FP16_KEY, REGION_KEY, SITE_KEY
-from mplint.runtime.observations import LineOp, OpCall, RunLog, Site
+from mplint.runtime.hooks import FP16_KEY, REGION_KEY, SITE_KEY, dtype_name
+from mplint.runtime.observations import OpCall, RunLog, Site
 from mplint.runtime.sites import UserCode
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class Recorder:
                             _tag(nodes, site, log)
                             if timeline is not None and log.steps < TIMELINE_STEPS:
                                 name = op_names.get(func) or op_names.setdefault(func, _op_name(func))
-                                timeline[LineOp(log.steps + 1, site, name, _dtype_name(tensors[0].dtype))] += 1
+                                timeline[(log.steps + 1, site, name, dtype_name(tensors[0].dtype))] += 1
                 return result
 
         return Recording()
@@ -215,10 +215,6 @@ def _op_name(func: Any) -> str:
     return name
 
 
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
 def _tag(pending: list[Any], site: Site, log: RunLog) -> None:
     """Tag the nodes this call created: walk back until nodes already tagged by earlier calls."""
     while pending:
@@ -236,18 +232,11 @@ def _op_recorder(recorder: Recorder) -> Any:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     log = recorder.log
-    dtype_names: dict[torch.dtype, str] = {}
     recorded = {getattr(torch.ops.aten, name.removeprefix("aten.")): name for name in RECORDED_OPS}
     float16 = torch.float16
 
     def names(values: Any) -> tuple[str, ...]:
-        found = []
-        for tensor in _tensors(values):
-            name = dtype_names.get(tensor.dtype)
-            if name is None:
-                name = dtype_names[tensor.dtype] = str(tensor.dtype).removeprefix("torch.")
-            found.append(name)
-        return tuple(found)
+        return tuple(dtype_name(tensor.dtype) for tensor in _tensors(values))
 
     class OpRecorder(TorchDispatchMode):
         @classmethod

@@ -12,6 +12,7 @@ from typing import Any
 from mplint.config import display_path
 from mplint.findings import Finding
 from mplint.report.json import finding_object
+from mplint.runtime.details import EVERY_NTH_STEP, EVERY_STEP_UNTIL
 from mplint.runtime.observations import (
     GRADIENT_EXPONENT_MAX,
     GRADIENT_EXPONENT_MIN,
@@ -49,7 +50,7 @@ def build(
         "findings": [finding_object(finding) for finding in shown],
         "sources": _sources(shown, [(row["path"], row["line"]) for row in timeline["rows"]]),
         "timeline": timeline,
-        "gradients": _gradients(observations.gradients),
+        "gradients": _gradients(observations.gradients, observations.gradient_steps),
         "underflow": _measured_underflow(observations),
         "scaler": [
             {"call": step.call, "scale": step.scale, "skipped": step.skipped} for step in observations.scaler_steps
@@ -115,7 +116,18 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def _gradients(histograms: Iterable[GradientHistogram]) -> dict[str, Any]:
+def _step_ranges(steps: Sequence[int]) -> str:
+    """`1–10, 20, 25`: the steps, consecutive ones as ranges."""
+    ranges: list[list[int]] = []
+    for step in steps:
+        if ranges and step == ranges[-1][-1] + 1:
+            ranges[-1][1:] = [step]
+        else:
+            ranges.append([step])
+    return ", ".join("–".join(map(str, bounds)) for bounds in ranges)
+
+
+def _gradients(histograms: Iterable[GradientHistogram], measured_steps: Sequence[int]) -> dict[str, Any]:
     exponents = list(range(GRADIENT_EXPONENT_MIN, GRADIENT_EXPONENT_MAX + 1))
 
     def counted(low: int, high: int, histogram: GradientHistogram) -> int:
@@ -148,6 +160,10 @@ def _gradients(histograms: Iterable[GradientHistogram]) -> dict[str, Any]:
             }
         )
     return {
+        "measured_steps": list(measured_steps),
+        "measured_steps_text": _step_ranges(measured_steps),
+        "sampling": f"Measured at each of the first {EVERY_STEP_UNTIL} optimizer steps, then at every "
+        f"{EVERY_NTH_STEP}th and at the last one --steps allows; the counts add up the steps measured.",
         "exponents": exponents,
         "fp16_smallest_subnormal_exponent": FP16_SMALLEST_SUBNORMAL_EXPONENT,
         "fp16_smallest_normal_exponent": FP16_SMALLEST_NORMAL_EXPONENT,

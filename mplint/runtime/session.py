@@ -55,7 +55,7 @@ class Session:
         self.log = RunLog(device=_LABELS[self.device])
         if details:
             self.log.timeline = Counter()
-        self._details = Details(self.log) if details else None
+        self._details = Details(self.log, last_step=steps) if details else None
         self._user_code = user_code
         self._steps = steps
         self._progress = progress

@@ -150,10 +150,15 @@ def test_the_dtype_timeline_shows_each_line_op_and_dtype_per_step(fp16_without_s
 def test_gradient_underflow_per_parameter_with_a_histogram_each(fp16_without_scaler: OpenedReport) -> None:
     report, document = fp16_without_scaler.tree, fp16_without_scaler.document
     parameters = tiny_lm_parameters()
+    # Of --steps 20, gradients are measured at the first ten steps, every tenth and the last; the page says which.
+    measured = [*range(1, 11), 20]
+    assert fp16_without_scaler.data["gradients"]["measured_steps"] == measured
+    assert report.by_id("gradient-steps").text() == "Gradients at optimizer steps 1–10, 20, per parameter"
+    assert report.by_id("gradient-sampling").text().startswith("Measured at each of the first 10 optimizer steps")
     rows = [cells(row) for row in report.by_id("gradient-table").find_all("tr")[1:]]
     assert [row[0] for row in rows] == list(parameters)
     for row in rows:
-        assert (row[1], row[3], row[4]) == ("float32", "20", f"{parameters[row[0]] * 20:,}")
+        assert (row[1], row[3], row[4]) == ("float32", "11", f"{parameters[row[0]] * len(measured):,}")
     plots = report.by_id("gradient-plots").find_all("svg")
     assert [plot.attrs["data-param"] for plot in plots] == list(parameters)
     for plot in plots:

@@ -699,6 +699,40 @@ CASES = [
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), reduction="sum") / num_tokens
     """,
     ),
+    # A model held in a dict and cast there in place: its item is the bf16 model.
+    bug(
+        "policy-cast-in-place-as-a-dict-item",
+        """
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        models = {"policy": AutoModelForCausalLM.from_pretrained(name), "reference": AutoModelForCausalLM.from_pretrained(name)}
+        models["policy"].bfloat16()
+        logits = models["policy"](input_ids).logits
+        logprobs = F.log_softmax(logits, dim=-1)  # expect: MP001
+    """,
+    ),
+    # Only the submodule `get_submodule` hands back is cast; the head runs on fp32 features.
+    ok(
+        "half-backbone-reached-by-get-submodule",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        class Classifier(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = torch.nn.Linear(512, 512)
+                self.head = torch.nn.Linear(512, 10)
+
+            def forward(self, x):
+                return self.head(self.backbone(x.half()).float())
+
+        model = Classifier().cuda()
+        model.get_submodule("backbone").half()
+        log_probs = F.log_softmax(model(x), dim=-1)
+    """,
+    ),
 ]
 
 

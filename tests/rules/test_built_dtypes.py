@@ -302,6 +302,38 @@ ADAPTERS = [
         optimizer = torch.optim.AdamW(lora_params, lr=1e-4)
         """,
     ),
+    # LoRA layers injected by PEFT's function (not a method the model is known to have): only
+    # `cast_training_params` says the trainable ones are fp32 now.
+    ok(
+        "fp16-unet-whose-injected-lora-layers-are-cast-to-fp32",
+        """
+        import torch
+        from diffusers import UNet2DConditionModel
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig, inject_adapter_in_model
+
+        unet = UNet2DConditionModel.from_pretrained(args.model, subfolder="unet", torch_dtype=torch.float16)
+        unet.requires_grad_(False)
+        inject_adapter_in_model(LoraConfig(r=4, target_modules=["to_q", "to_v"]), unet)
+        cast_training_params(unet, dtype=torch.float32)
+        lora_layers = filter(lambda p: p.requires_grad, unet.parameters())
+        optimizer = torch.optim.AdamW(lora_layers, lr=1e-4)
+        """,
+    ),
+    # Handing the model to a logger changes none of its parameters.
+    bug(
+        "bf16-model-watched-by-a-logger",
+        """
+        import torch
+        import wandb
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        wandb.watch(model, log_freq=100)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-5)  # expect: MP003
+        """,
+    ),
     bug(
         "every-parameter-of-the-bf16-model-handed-over-beside-its-adapters",
         """

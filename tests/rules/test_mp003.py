@@ -377,6 +377,18 @@ CASES = [
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     """,
     ),
+    # Retyped in place (`.type()`) to a dtype chosen at run time: the bf16 it was loaded in is gone too.
+    ok(
+        "bf16-model-retyped-to-a-runtime-dtype",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        model.type(DTYPES[args.precision])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    """,
+    ),
     # The standard AMP recipe: fp32 weights, low precision only inside autocast.
     ok(
         "fp32-model-with-autocast",

@@ -155,7 +155,12 @@ _LONGEST_CONDITION = 60
 def configuration_test(test: cst.BaseExpression) -> str | None:
     """How to name the configuration choice an `if` tests (`args.profile`), or None when the test is
     not one: a literal (`if False:`), or one that reads a name of `_NOT_CONFIGURATION`."""
-    names = [node.value for node in tree.walk(test) if isinstance(node, cst.Name)]
+    # Attributes' names too (`tree.walk` does not step into `.attr`): `torch.cuda.is_available()`.
+    names = [
+        node.value if isinstance(node, cst.Name) else node.attr.value
+        for node in tree.walk(test)
+        if isinstance(node, (cst.Name, cst.Attribute))
+    ]
     if not names or _NOT_CONFIGURATION.intersection(names) or names[0] in ("True", "False", "None"):
         return None
     text = " ".join(cst.Module([]).code_for_node(test).split())

@@ -733,6 +733,64 @@ CASES = [
         log_probs = F.log_softmax(model(x), dim=-1)
     """,
     ),
+    # A method-form matmul of two bf16 tensors, outside any region, is bf16.
+    bug(
+        "prototype-logits-by-a-matmul-method",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        encoder = torch.nn.Linear(512, 256).cuda().bfloat16()
+        features = encoder(images)
+        logits = features.matmul(prototypes.bfloat16().t())
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    # A region enabled by a flag only the caller knows: the fp32 head's output may be fp32.
+    ok(
+        "autocast-enabled-by-a-parameter",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 10).cuda()
+
+        def evaluate(features, use_amp):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits = head(features)
+            return F.log_softmax(logits, dim=-1)
+        """,
+    ),
+    # ...but a bf16 head's output is bf16 whether the region runs or not.
+    bug(
+        "bf16-head-under-autocast-enabled-by-a-parameter",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 10).cuda().bfloat16()
+
+        def evaluate(features, use_amp):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits = head(features)
+            return F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    # Teacher logits precomputed in fp32 and read from the batch: a division in the region is no
+    # op autocast lowers.
+    ok(
+        "batch-logits-divided-inside-the-region",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                student_logits = student(batch["input_ids"])
+                teacher_logits = batch["teacher_logits"].div(temperature)
+            soft_targets = F.log_softmax(teacher_logits, dim=-1)
+        """,
+    ),
 ]
 
 

@@ -389,6 +389,45 @@ CASES = [
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     """,
     ),
+    # A dtype string chosen by the GPU: bf16 or fp16, half either way.
+    bug(
+        "dtype-string-chosen-by-the-gpu",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dtype = "bfloat16" if torch.cuda.get_device_capability()[0] >= 8 else "float16"
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    # ...but "auto" on the other path is the checkpoint's dtype, which may be fp32.
+    ok(
+        "dtype-string-bf16-or-auto",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dtype = "bfloat16" if torch.cuda.get_device_capability()[0] >= 8 else "auto"
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    """,
+    ),
+    # `getattr(torch, name)` of an option's default.
+    bug(
+        "dtype-looked-up-on-torch-by-an-option",
+        """
+        import argparse
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--dtype", default="bfloat16")
+        args = parser.parse_args()
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=getattr(torch, args.dtype))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
     # The standard AMP recipe: fp32 weights, low precision only inside autocast.
     ok(
         "fp32-model-with-autocast",

@@ -761,6 +761,24 @@ CASES = [
             return F.log_softmax(logits, dim=-1)
         """,
     ),
+    # A region off in the configuration that runs (`--amp` is off by default): the fp32 head's
+    # output is fp32.
+    ok(
+        "autocast-off-by-default",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--amp", action="store_true")
+        args = parser.parse_args()
+        head = torch.nn.Linear(768, 10).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp):
+            logits = head(features)
+        logp = F.log_softmax(logits, dim=-1)
+        """,
+    ),
     # ...but a bf16 head's output is bf16 whether the region runs or not.
     bug(
         "bf16-head-under-autocast-enabled-by-a-parameter",

@@ -666,6 +666,20 @@ CASES = [
             optimizer.step()
         """,
     ),
+    # A dtype only the caller knows: no region of known dtype.
+    ok(
+        "autocast-dtype-handed-in-by-the-caller",
+        """
+        import torch
+
+        def train_epoch(model, optimizer, loader, amp_dtype):
+            for x in loader:
+                with torch.autocast("cuda", dtype=amp_dtype):
+                    loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+        """,
+    ),
     # An option left at None is no dtype: CUDA's default, float16.
     bug(
         "autocast-dtype-option-left-at-none",

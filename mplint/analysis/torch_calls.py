@@ -147,9 +147,9 @@ def tensor_op(
     if function in ("zip", "enumerate"):
         elements = tuple(element_of(arg) for arg in args)
         return Value(Kind.ANY, op="zip", payload=(UNKNOWN, *elements) if function == "enumerate" else elements)
+    # `getattr(obj, "name")` never gets here (`eval_call` reads it as the attribute); by a name
+    # not known, it is the object where that is a tensor or parameters.
     if function in PASSTHROUGH_BUILTINS or (function == "getattr" and len(args) >= 2):
-        if function == "getattr" and tensor.kind is Kind.NAME and isinstance(args[1].const, str):
-            return self.attribute_of(tensor, args[1].const)
         if function == "filter" and len(args) >= 2:
             return selected(args[1])
         return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .casekit import bug, check, check_files, ok
+from .casekit import bug, check, check_files, line_of, lint, ok
 
 QWEN3 = """
     import torch
@@ -422,3 +422,20 @@ SELF_CASTS = [
 @pytest.mark.parametrize("source", SELF_CASTS)
 def test_a_model_that_casts_itself_in_init(source: str) -> None:
     check(source, "MP003")
+
+
+def test_messages_name_where_a_module_was_built_or_a_tensor_created() -> None:
+    source = """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 32000, dtype=torch.bfloat16, device="cuda")
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-4)
+        logits = torch.empty(batch_size, 32000, dtype=torch.bfloat16, device="cuda")
+        logits[:, :vocab] = scores
+        logp = F.log_softmax(logits, dim=-1)
+    """
+    (optimizer,) = lint(source, "MP003")
+    assert f"built in bfloat16 at train.py:{line_of(source, 'torch.nn.Linear(')}" in optimizer.message
+    (logp,) = lint(source, "MP001")
+    assert f"created at train.py:{line_of(source, 'torch.empty(')}" in logp.message

@@ -805,7 +805,7 @@ CASES = [
         for batch in loader:
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 student_logits = student(batch["input_ids"])
-                teacher_logits = batch["teacher_logits"].div(temperature)
+                teacher_logits = torch.div(batch["teacher_logits"], temperature)
             soft_targets = F.log_softmax(teacher_logits, dim=-1)
         """,
     ),

@@ -699,9 +699,10 @@ CASES = [
             optimizer.step()
         """,
     ),
-    # A loss op the tables do not list still carries the region it was computed in.
+    # A loss the tables do not list, computed after the region from its output, still reaches
+    # back into the region.
     bug(
-        "smooth-l1-loss-computed-in-the-region",
+        "smooth-l1-loss-computed-after-the-region",
         """
         import torch
         import torch.nn.functional as F
@@ -711,7 +712,7 @@ CASES = [
         for x, y in loader:
             with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
                 pred = model(x)
-                loss = F.smooth_l1_loss(pred, y)
+            loss = F.smooth_l1_loss(pred, y)
             loss.backward()
             optimizer.step()
         """,

@@ -1034,3 +1034,29 @@ HELD_LOGSUMEXP += [
 @pytest.mark.parametrize("source", HELD_LOGSUMEXP)
 def test_a_logsumexp_held_in_a_name(source: str) -> None:
     check(source, "MP001")
+
+
+def test_messages_keep_the_origin_through_joins_and_arithmetic() -> None:
+    """Either branch's cast makes the model half (the first is named); a division by a number keeps
+    the logits' origin; a region whose device is not known says so."""
+    source = """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        TEMPERATURE = 0.7
+
+        policy = AutoModelForCausalLM.from_pretrained(name)
+        if use_bf16:
+            policy = policy.to(torch.bfloat16)
+        else:
+            policy = policy.half()
+        logits = policy(input_ids).logits / TEMPERATURE
+        logp = F.log_softmax(logits, dim=-1)
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            scores = torch.nn.functional.linear(hidden, weight)
+        score_logp = F.log_softmax(scores, dim=-1)
+    """
+    findings = {finding.line: finding.message for finding in lint(source, CODE)}
+    assert f"cast at train.py:{line_of(source, 'policy.to(torch.bfloat16)')}" in findings[line_of(source, "logp =")]
+    assert "computed under unknown-device bfloat16 autocast" in findings[line_of(source, "score_logp =")]

@@ -666,6 +666,44 @@ CASES = [
             optimizer.step()
         """,
     ),
+    # Autocast on one path only, chosen by a flag the caller passes: no region after the join
+    # (whichever branch holds it).
+    ok(
+        "autocast-on-the-if-path-only",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 1).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train_step(x, use_amp):
+            if use_amp:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+            else:
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "autocast-on-the-else-path-only",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 1).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train_step(x, full_precision):
+            if full_precision:
+                loss = model(x).sum()
+            else:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
     # A dtype only the caller knows: no region of known dtype.
     ok(
         "autocast-dtype-handed-in-by-the-caller",

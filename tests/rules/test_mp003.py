@@ -428,6 +428,19 @@ CASES = [
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
     """,
     ),
+    # Param groups with their own learning rates: the bf16 head's group comes second.
+    bug(
+        "fp32-encoder-group-then-a-bf16-head-group",
+        """
+        import torch
+
+        encoder = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(512, 8), num_layers=6).cuda()
+        head = torch.nn.Linear(512, 32000).cuda().bfloat16()
+        optimizer = torch.optim.AdamW(  # expect: MP003
+            [{"params": encoder.parameters(), "lr": 1e-4}, {"params": head.parameters(), "lr": 1e-3}]
+        )
+    """,
+    ),
     # The standard AMP recipe: fp32 weights, low precision only inside autocast.
     ok(
         "fp32-model-with-autocast",

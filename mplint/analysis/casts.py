@@ -60,7 +60,7 @@ def cast(
 
 def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value: Value, ctx: Context) -> None:
     """`model.half()` as a statement casts the module in place (a tensor cast there would be a no-op),
-    also at the head of a chain (`model.to(dtype).to(device)`)."""
+    also at the head of a chain (`model.to(dtype).to(device)`) and as an item (`models["policy"].half()`)."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
@@ -70,7 +70,7 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
         and (target.func.attr.value in api.MODULE_CASTS or target.func.attr.value in api.MODULE_PASSTHROUGH_METHODS)
     ):
         target = target.func.value
-    if not isinstance(target, (cst.Name, cst.Attribute)) or value.kind not in (Kind.MODULE, Kind.ANY):
+    if not isinstance(target, (cst.Name, cst.Attribute, cst.Subscript)) or value.kind not in (Kind.MODULE, Kind.ANY):
         return
     if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
         return

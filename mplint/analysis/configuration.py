@@ -111,15 +111,17 @@ def _known(value: Value) -> bool:
     return value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str, type(None)))
 
 
+# Identity of constants is taken as equality (`args.amp is True`, `args.resume is None`).
+# Substring tests, of strings only (see `_compare`).
 _COMPARISONS: dict[type, Callable[[object, object], bool]] = {
     cst.Equal: lambda a, b: a == b,
     cst.NotEqual: lambda a, b: a != b,
-    cst.Is: lambda a, b: a is b if a is None or b is None else a == b,
-    cst.IsNot: lambda a, b: a is not b if a is None or b is None else a != b,
-    cst.In: lambda a, b: isinstance(a, str) and isinstance(b, str) and a in b,
-    cst.NotIn: lambda a, b: isinstance(a, str) and isinstance(b, str) and a not in b,
+    cst.Is: lambda a, b: a == b,
+    cst.IsNot: lambda a, b: a != b,
+    cst.In: lambda a, b: a in b,  # type: ignore[operator]
+    cst.NotIn: lambda a, b: a not in b,  # type: ignore[operator]
 }
-# Orderings, of numbers only (`devices > 1` with `devices = 1`).
+# Orderings, of numbers only (`devices > 1` with `devices = 1`; a bool is a number, as in Python).
 _ORDERINGS: dict[type, Callable[[float, float], bool]] = {
     cst.GreaterThan: lambda a, b: a > b,
     cst.GreaterThanEqual: lambda a, b: a >= b,
@@ -133,15 +135,10 @@ def _compare(operator: cst.BaseCompOp, left: object, right: object) -> bool | No
     orderings of numbers."""
     ordering = _ORDERINGS.get(type(operator))
     if ordering is not None:
-        if isinstance(left, bool) or isinstance(right, bool):
-            return None
         return ordering(left, right) if isinstance(left, (int, float)) and isinstance(right, (int, float)) else None
-    compare = _COMPARISONS.get(type(operator))
-    if compare is None or (
-        type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str))
-    ):
+    if type(operator) in (cst.In, cst.NotIn) and not (isinstance(left, str) and isinstance(right, str)):
         return None
-    return compare(left, right)
+    return _COMPARISONS[type(operator)](left, right)
 
 
 # Tests that are not a configuration choice: the module's role, type checking, and the machine
@@ -155,7 +152,12 @@ _LONGEST_CONDITION = 60
 def configuration_test(test: cst.BaseExpression) -> str | None:
     """How to name the configuration choice an `if` tests (`args.profile`), or None when the test is
     not one: a literal (`if False:`), or one that reads a name of `_NOT_CONFIGURATION`."""
-    names = [node.value for node in tree.walk(test) if isinstance(node, cst.Name)]
+    # Attributes' names too (`tree.walk` does not step into `.attr`): `torch.cuda.is_available()`.
+    names = [
+        node.value if isinstance(node, cst.Name) else node.attr.value
+        for node in tree.walk(test)
+        if isinstance(node, (cst.Name, cst.Attribute))
+    ]
     if not names or _NOT_CONFIGURATION.intersection(names) or names[0] in ("True", "False", "None"):
         return None
     text = " ".join(cst.Module([]).code_for_node(test).split())

@@ -60,7 +60,9 @@ def autocast(
     if fixed_device is None:
         device_arg = kwargs.get("device_type", args[0] if args else UNKNOWN)
         device = self.device_value(device_arg)
-    dtype_arg = kwargs.get("dtype", args[1] if fixed_device is None and len(args) > 1 else None)
+    # The dtype is the second parameter of every entry point: `torch.autocast(device_type, dtype)`,
+    # `torch.cuda.amp.autocast(enabled, dtype)`.
+    dtype_arg = kwargs.get("dtype", args[1] if len(args) > 1 else None)
     if dtype_arg is not None and not (dtype_arg.kind is Kind.CONST and dtype_arg.payload is None):
         precision = self.dtype_value(dtype_arg) or Precision.UNKNOWN
     else:
@@ -91,11 +93,9 @@ def device_value(self: Interpreter, value: Value) -> str | None:
 def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str, Value]) -> Value:
     for keyword in ("torch_dtype", "dtype"):
         if keyword in kwargs:
-            precision = self.dtype_value(kwargs[keyword])
-            if precision is not None and precision.is_low:
-                origin = Origin("", f"loaded in {precision.value}", path, node)
-                return Value(Kind.MODULE, precision, origin=origin, identity=node)
-            return Value(Kind.MODULE, precision or Precision.UNKNOWN, identity=node)
+            precision = self.dtype_value(kwargs[keyword]) or Precision.UNKNOWN
+            origin = Origin("", f"loaded in {precision.value}", path, node) if precision.is_low else None
+            return Value(Kind.MODULE, precision, origin=origin, identity=node)
     if any(key in kwargs for key in ("load_in_8bit", "load_in_4bit", "quantization_config")):
         return UNKNOWN
     # Without a dtype, transformers loads in torch's default dtype: half after
@@ -147,9 +147,9 @@ def tensor_op(
     if function in ("zip", "enumerate"):
         elements = tuple(element_of(arg) for arg in args)
         return Value(Kind.ANY, op="zip", payload=(UNKNOWN, *elements) if function == "enumerate" else elements)
+    # `getattr(obj, "name")` never gets here (`eval_call` reads it as the attribute); by a name
+    # not known, it is the object where that is a tensor or parameters.
     if function in PASSTHROUGH_BUILTINS or (function == "getattr" and len(args) >= 2):
-        if function == "getattr" and tensor.kind is Kind.NAME and isinstance(args[1].const, str):
-            return self.attribute_of(tensor, args[1].const)
         if function == "filter" and len(args) >= 2:
             return selected(args[1])
         return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .casekit import bug, check, check_files, ok
+from .casekit import bug, check, check_files, line_of, lint, ok
 
 QWEN3 = """
     import torch
@@ -302,6 +302,38 @@ ADAPTERS = [
         optimizer = torch.optim.AdamW(lora_params, lr=1e-4)
         """,
     ),
+    # LoRA layers injected by PEFT's function (not a method the model is known to have): only
+    # `cast_training_params` says the trainable ones are fp32 now.
+    ok(
+        "fp16-unet-whose-injected-lora-layers-are-cast-to-fp32",
+        """
+        import torch
+        from diffusers import UNet2DConditionModel
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig, inject_adapter_in_model
+
+        unet = UNet2DConditionModel.from_pretrained(args.model, subfolder="unet", torch_dtype=torch.float16)
+        unet.requires_grad_(False)
+        inject_adapter_in_model(LoraConfig(r=4, target_modules=["to_q", "to_v"]), unet)
+        cast_training_params(unet, dtype=torch.float32)
+        lora_layers = filter(lambda p: p.requires_grad, unet.parameters())
+        optimizer = torch.optim.AdamW(lora_layers, lr=1e-4)
+        """,
+    ),
+    # Handing the model to a logger changes none of its parameters.
+    bug(
+        "bf16-model-watched-by-a-logger",
+        """
+        import torch
+        import wandb
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        wandb.watch(model, log_freq=100)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-5)  # expect: MP003
+        """,
+    ),
     bug(
         "every-parameter-of-the-bf16-model-handed-over-beside-its-adapters",
         """
@@ -390,3 +422,20 @@ SELF_CASTS = [
 @pytest.mark.parametrize("source", SELF_CASTS)
 def test_a_model_that_casts_itself_in_init(source: str) -> None:
     check(source, "MP003")
+
+
+def test_messages_name_where_a_module_was_built_or_a_tensor_created() -> None:
+    source = """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 32000, dtype=torch.bfloat16, device="cuda")
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-4)
+        logits = torch.empty(batch_size, 32000, dtype=torch.bfloat16, device="cuda")
+        logits[:, :vocab] = scores
+        logp = F.log_softmax(logits, dim=-1)
+    """
+    (optimizer,) = lint(source, "MP003")
+    assert f"built in bfloat16 at train.py:{line_of(source, 'torch.nn.Linear(')}" in optimizer.message
+    (logp,) = lint(source, "MP001")
+    assert f"created at train.py:{line_of(source, 'torch.empty(')}" in logp.message

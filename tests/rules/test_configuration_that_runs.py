@@ -192,3 +192,75 @@ DTYPE_TESTS = [
 @pytest.mark.parametrize("source", DTYPE_TESTS)
 def test_tests_of_a_tensors_dtype_are_facts_not_options(source: str) -> None:
     check(source, "MP001")
+
+
+# An `if` around a bf16 cast, folded where its test's value is known in a plain start: the cast runs
+# (an error), is skipped (a warning naming the condition), or depends on the run (quiet: the model's
+# dtype is unknown after the branch). `setup` is the code before the test.
+OPTION_TEST_SCRIPT = """
+import argparse
+import os
+import torch
+from transformers import AutoModelForCausalLM
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--model", default="gpt2")
+{setup}
+args = parser.parse_args()
+model = AutoModelForCausalLM.from_pretrained(args.model)
+if {test}:
+    model = model.to(torch.bfloat16)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+"""
+
+FOLDED_OPTION_TESTS = [
+    # Membership in a literal list, and substrings.
+    ('parser.add_argument("--precision", default="bf16")', 'args.precision in ("bf16", "bf16-mixed")', "runs"),
+    ('parser.add_argument("--precision", default="bf16")', 'args.precision not in ("fp32", "32")', "runs"),
+    ('parser.add_argument("--precision", default="bf16-mixed")', '"bf16" in args.precision', "runs"),
+    ('parser.add_argument("--precision", default="32")', '"bf16" in args.precision', "skipped"),
+    ('parser.add_argument("--precision", default="32")', '"bf16" not in args.precision', "runs"),
+    # What a launcher sets is not known: neither side of a test of it.
+    ("", 'os.environ["PRECISION"] in ("bf16", "bf16-mixed")', "depends"),
+    ('checkpoint = torch.load("last.pt")', 'args.model == checkpoint["model"]', "depends"),
+    (
+        'gpu = torch.cuda.get_device_name()\nprecision = "bf16" if "A100" in gpu else "fp32"',
+        'precision == "bf16"',
+        "depends",
+    ),
+    ('gpu = torch.cuda.get_device_name()\nuse_bf16 = True if "A100" in gpu else False', "use_bf16", "depends"),
+    (
+        'gpu = torch.cuda.get_device_name()\ndtype = torch.bfloat16 if "A100" in gpu else torch.float16',
+        "dtype != torch.float16",
+        "depends",
+    ),
+    # An option with no default is None; a positional one is named by its flag.
+    ('parser.add_argument("--precision")', 'args.precision == "bf16"', "skipped"),
+    ('parser.add_argument("precision", nargs="?", default="bf16")', 'args.precision == "bf16"', "runs"),
+    # Numbers: orderings, chained (Python's `and` of each pair).
+    ('parser.add_argument("--num-gpus", type=int, default=1)', "1 < args.num_gpus <= 8", "skipped"),
+    ('parser.add_argument("--num-gpus", type=int, default=2)', "1 < args.num_gpus <= 8", "runs"),
+    # Not a number to order, nor a string to search, in the code as written: unknown, no traceback
+    # (argparse would convert the string default with `type=int`).
+    ('parser.add_argument("--num-gpus", type=int, default="1")', "args.num_gpus > 1", "depends"),
+    ('parser.add_argument("--num-gpus", type=int, default="1")', "1 < args.num_gpus", "depends"),
+    ('parser.add_argument("--precision", default=32)', '"bf16" in args.precision', "depends"),
+    ('parser.add_argument("--precision", default=32)', 'args.precision in "bf16-mixed"', "depends"),
+    # Code switched off as written, and the machine the script targets, are no configuration.
+    ("", "False", "depends"),
+    ("", "0", "depends"),
+    ("", "not torch.cuda.is_available()", "depends"),
+]
+
+
+@pytest.mark.parametrize(("setup", "test", "outcome"), FOLDED_OPTION_TESTS)
+def test_an_option_test_is_folded_where_its_value_is_known(setup: str, test: str, outcome: str) -> None:
+    findings = lint(OPTION_TEST_SCRIPT.format(setup=setup, test=test), "MP003")
+    if outcome == "depends":
+        assert findings == []
+        return
+    (finding,) = findings
+    if outcome == "runs":
+        assert finding.severity is Severity.ERROR and "only when" not in finding.message
+    else:
+        assert finding.severity is Severity.WARNING and f"only when `{test}` is true" in finding.message

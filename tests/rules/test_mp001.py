@@ -699,6 +699,116 @@ CASES = [
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), reduction="sum") / num_tokens
     """,
     ),
+    # A model held in a dict and cast there in place: its item is the bf16 model.
+    bug(
+        "policy-cast-in-place-as-a-dict-item",
+        """
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        models = {"policy": AutoModelForCausalLM.from_pretrained(name), "reference": AutoModelForCausalLM.from_pretrained(name)}
+        models["policy"].bfloat16()
+        logits = models["policy"](input_ids).logits
+        logprobs = F.log_softmax(logits, dim=-1)  # expect: MP001
+    """,
+    ),
+    # Only the submodule `get_submodule` hands back is cast; the head runs on fp32 features.
+    ok(
+        "half-backbone-reached-by-get-submodule",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        class Classifier(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = torch.nn.Linear(512, 512)
+                self.head = torch.nn.Linear(512, 10)
+
+            def forward(self, x):
+                return self.head(self.backbone(x.half()).float())
+
+        model = Classifier().cuda()
+        model.get_submodule("backbone").half()
+        log_probs = F.log_softmax(model(x), dim=-1)
+    """,
+    ),
+    # A method-form matmul of two bf16 tensors, outside any region, is bf16.
+    bug(
+        "prototype-logits-by-a-matmul-method",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        encoder = torch.nn.Linear(512, 256).cuda().bfloat16()
+        features = encoder(images)
+        logits = features.matmul(prototypes.bfloat16().t())
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    # A region enabled by a flag only the caller knows: the fp32 head's output may be fp32.
+    ok(
+        "autocast-enabled-by-a-parameter",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 10).cuda()
+
+        def evaluate(features, use_amp):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits = head(features)
+            return F.log_softmax(logits, dim=-1)
+        """,
+    ),
+    # A region off in the configuration that runs (`--amp` is off by default): the fp32 head's
+    # output is fp32.
+    ok(
+        "autocast-off-by-default",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--amp", action="store_true")
+        args = parser.parse_args()
+        head = torch.nn.Linear(768, 10).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp):
+            logits = head(features)
+        logp = F.log_softmax(logits, dim=-1)
+        """,
+    ),
+    # ...but a bf16 head's output is bf16 whether the region runs or not.
+    bug(
+        "bf16-head-under-autocast-enabled-by-a-parameter",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 10).cuda().bfloat16()
+
+        def evaluate(features, use_amp):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits = head(features)
+            return F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    # Teacher logits precomputed in fp32 and read from the batch: a division in the region is no
+    # op autocast lowers.
+    ok(
+        "batch-logits-divided-inside-the-region",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                student_logits = student(batch["input_ids"])
+                teacher_logits = torch.div(batch["teacher_logits"], temperature)
+            soft_targets = F.log_softmax(teacher_logits, dim=-1)
+        """,
+    ),
 ]
 
 
@@ -924,3 +1034,29 @@ HELD_LOGSUMEXP += [
 @pytest.mark.parametrize("source", HELD_LOGSUMEXP)
 def test_a_logsumexp_held_in_a_name(source: str) -> None:
     check(source, "MP001")
+
+
+def test_messages_keep_the_origin_through_joins_and_arithmetic() -> None:
+    """Either branch's cast makes the model half (the first is named); a division by a number keeps
+    the logits' origin; a region whose device is not known says so."""
+    source = """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        TEMPERATURE = 0.7
+
+        policy = AutoModelForCausalLM.from_pretrained(name)
+        if use_bf16:
+            policy = policy.to(torch.bfloat16)
+        else:
+            policy = policy.half()
+        logits = policy(input_ids).logits / TEMPERATURE
+        logp = F.log_softmax(logits, dim=-1)
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            scores = torch.nn.functional.linear(hidden, weight)
+        score_logp = F.log_softmax(scores, dim=-1)
+    """
+    findings = {finding.line: finding.message for finding in lint(source, CODE)}
+    assert f"cast at train.py:{line_of(source, 'policy.to(torch.bfloat16)')}" in findings[line_of(source, "logp =")]
+    assert "computed under unknown-device bfloat16 autocast" in findings[line_of(source, "score_logp =")]

@@ -651,6 +651,110 @@ CASES = [
                 train_step(model, batch, optimizer, scaler)
     """,
     ),
+    # The old CUDA entry point takes `enabled` first and the dtype second.
+    ok(
+        "cuda-amp-autocast-with-a-positional-bf16-dtype",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in loader:
+            with torch.cuda.amp.autocast(True, torch.bfloat16):
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    # Autocast on one path only, chosen by a flag the caller passes: no region after the join
+    # (whichever branch holds it).
+    ok(
+        "autocast-on-the-if-path-only",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 1).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train_step(x, use_amp):
+            if use_amp:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+            else:
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "autocast-on-the-else-path-only",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 1).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def train_step(x, full_precision):
+            if full_precision:
+                loss = model(x).sum()
+            else:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    # A dtype only the caller knows: no region of known dtype.
+    ok(
+        "autocast-dtype-handed-in-by-the-caller",
+        """
+        import torch
+
+        def train_epoch(model, optimizer, loader, amp_dtype):
+            for x in loader:
+                with torch.autocast("cuda", dtype=amp_dtype):
+                    loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+        """,
+    ),
+    # An option left at None is no dtype: CUDA's default, float16.
+    bug(
+        "autocast-dtype-option-left-at-none",
+        """
+        import argparse
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--amp-dtype", default=None)
+        args = parser.parse_args()
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x in loader:
+            with torch.autocast("cuda", dtype=args.amp_dtype):  # expect: MP002
+                loss = model(x).sum()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
+    # A loss the tables do not list, computed after the region from its output, still reaches
+    # back into the region.
+    bug(
+        "smooth-l1-loss-computed-after-the-region",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = torch.nn.Linear(8, 1).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in loader:
+            with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                pred = model(x)
+            loss = F.smooth_l1_loss(pred, y)
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
 ]
 
 

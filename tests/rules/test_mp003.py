@@ -298,6 +298,149 @@ CASES = [
             optimizer.step()
     """,
     ),
+    # `.cuda()` hands the module back: the cast at the end of the chain is still in place.
+    bug(
+        "in-place-cast-at-the-end-of-a-device-chain",
+        """
+        import torch
+
+        model = Net()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.cuda().half()  # expect: MP003
+        for x, y in loader:
+            loss = criterion(model(x.cuda().half()), y.cuda())
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # Only the teacher is cast, after the student's optimizer was built: that optimizer's
+    # parameters stay fp32.
+    ok(
+        "teacher-cast-after-the-students-optimizer",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        student = ResNet18().cuda()
+        teacher = ResNet152().cuda().eval()
+        optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
+        teacher.half()
+        for x, y in loader:
+            with torch.no_grad():
+                soft = teacher(x.cuda().half()).float()
+            loss = F.kl_div(F.log_softmax(student(x.cuda()), -1), F.softmax(soft, -1), reduction="batchmean")
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # A module reached through two attributes is not known to be the one the optimizer holds.
+    ok(
+        "cast-of-an-untracked-module-after-an-untracked-optimizer",
+        """
+        import torch
+
+        optimizer = torch.optim.SGD(trainable_parameters(student), lr=0.1)
+        teacher.model.backbone.half()
+        for x, y in loader:
+            loss = criterion(student(x), y)
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # Cast to fp32 after the optimizer was built (fp32 weights for bf16 autocast, whatever dtype the
+    # checkpoint has): nothing the optimizer holds is half.
+    ok(
+        "fp32-cast-after-optimizer",
+        """
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(args.model_name, num_labels=2)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+        model.float()
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
+    # Cast in place to a dtype chosen at run time: the bf16 it was loaded in is gone.
+    ok(
+        "bf16-model-cast-in-place-to-a-runtime-dtype",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        model.to(dtype=getattr(torch, args.dtype))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    """,
+    ),
+    # Retyped in place (`.type()`) to a dtype chosen at run time: the bf16 it was loaded in is gone too.
+    ok(
+        "bf16-model-retyped-to-a-runtime-dtype",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+        model.type(DTYPES[args.precision])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    """,
+    ),
+    # A dtype string chosen by the GPU: bf16 or fp16, half either way.
+    bug(
+        "dtype-string-chosen-by-the-gpu",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dtype = "bfloat16" if torch.cuda.get_device_capability()[0] >= 8 else "float16"
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    # ...but "auto" on the other path is the checkpoint's dtype, which may be fp32.
+    ok(
+        "dtype-string-bf16-or-auto",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dtype = "bfloat16" if torch.cuda.get_device_capability()[0] >= 8 else "auto"
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    """,
+    ),
+    # `getattr(torch, name)` of an option's default.
+    bug(
+        "dtype-looked-up-on-torch-by-an-option",
+        """
+        import argparse
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--dtype", default="bfloat16")
+        args = parser.parse_args()
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=getattr(torch, args.dtype))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    # Param groups with their own learning rates: the bf16 head's group comes second.
+    bug(
+        "fp32-encoder-group-then-a-bf16-head-group",
+        """
+        import torch
+
+        encoder = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(512, 8), num_layers=6).cuda()
+        head = torch.nn.Linear(512, 32000).cuda().bfloat16()
+        optimizer = torch.optim.AdamW(  # expect: MP003
+            [{"params": encoder.parameters(), "lr": 1e-4}, {"params": head.parameters(), "lr": 1e-3}]
+        )
+    """,
+    ),
     # The standard AMP recipe: fp32 weights, low precision only inside autocast.
     ok(
         "fp32-model-with-autocast",

@@ -321,6 +321,28 @@ CASES = [
             scheduler.step()
         """,
     ),
+    # bf16 in the configuration that runs; the other dtype comes from a config this analysis does
+    # not read: nothing says it is fp16.
+    ok(
+        "bf16-by-default-else-a-dtype-from-the-config",
+        SETUP
+        + """
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--bf16", default=True)
+        args = parser.parse_args()
+        amp_dtype = torch.bfloat16 if args.bf16 else config.amp_dtype
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=10_000)
+        for batch in loader:
+            with torch.autocast("cuda", dtype=amp_dtype):
+                loss = model(batch).mean()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+        """,
+    ),
     ok(
         "reduce-on-plateau-follows-a-metric",
         SETUP

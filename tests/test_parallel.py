@@ -29,7 +29,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_files: Callab
 
 @pytest.fixture(autouse=True)
 def pool_for_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The project has 6 work items, fewer than a pool is started for: start one anyway."""
+    """Start a pool for any work, as for a large run (the tests' projects are small)."""
     monkeypatch.setattr(parallel, "_FEWEST_FOR_WORKERS", 2)
 
 

@@ -163,7 +163,9 @@ def _gradients(histograms: Iterable[GradientHistogram], measured_steps: Sequence
         "measured_steps": list(measured_steps),
         "measured_steps_text": _step_ranges(measured_steps),
         "sampling": f"Measured at each of the first {EVERY_STEP_UNTIL} optimizer steps, then at every "
-        f"{EVERY_NTH_STEP}th and at the last one --steps allows; the counts add up the steps measured.",
+        f"{EVERY_NTH_STEP}th and at the last one --steps allows; the counts add up the steps measured. A step "
+        "a GradScaler skipped (inf/nan gradients) runs no optimizer step, so it is not among them: see the "
+        "scale and skipped steps below.",
         "exponents": exponents,
         "fp16_smallest_subnormal_exponent": FP16_SMALLEST_SUBNORMAL_EXPONENT,
         "fp16_smallest_normal_exponent": FP16_SMALLEST_NORMAL_EXPONENT,

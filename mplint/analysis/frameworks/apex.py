@@ -56,13 +56,14 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     stepped = _items(optimizers) if optimizers is not None else []
     if masters:
         self.master_weights.update(value.payload for value in stepped if isinstance(value.payload, cst.Call))
-    written = [*_written_models(node), *[None] * len(_items(models))]
+    given = _items(models)
+    written: list[cst.BaseExpression | None] = [*_written_models(node)]
+    written += [None] * (len(given) - len(written))
     cast_models = [
-        _cast(self, model, written[index], cast_to, keeps_batchnorm, masters, node, ctx)
-        for index, model in enumerate(_items(models))
+        _cast(self, model, expression, cast_to, keeps_batchnorm, masters, node, ctx)
+        for model, expression in zip(given, written, strict=False)
     ]
-    result = cast_models[0] if models.kind is not Kind.ANY or not isinstance(models.payload, tuple) else None
-    returned = result if result is not None else Value(Kind.ANY, payload=tuple(cast_models))
+    returned = Value(Kind.ANY, payload=tuple(cast_models)) if _listed(models) is not None else cast_models[0]
     return returned if optimizers is None else Value(Kind.ANY, payload=(returned, optimizers))
 
 
@@ -111,11 +112,15 @@ def _written_models(node: cst.Call) -> list[cst.BaseExpression]:
     return [passed] if passed is not None else []
 
 
+def _listed(value: Value) -> tuple[object, ...] | None:
+    """The items of an argument given as a list (or tuple) of models or optimizers; None for one."""
+    return value.payload if value.kind is Kind.ANY and isinstance(value.payload, tuple) else None
+
+
 def _items(value: Value) -> list[Value]:
     """The models or optimizers of an argument: a list of them, or one."""
-    if value.kind is Kind.ANY and isinstance(value.payload, tuple):
-        return [item for item in value.payload if isinstance(item, Value)]
-    return [value]
+    listed = _listed(value)
+    return [value] if listed is None else [item for item in listed if isinstance(item, Value)]
 
 
 def _flag(value: Value | None, default: bool) -> bool:

@@ -49,15 +49,21 @@ def step(options: str, *, half_model: bool = False, expect: str = "") -> str:
 
 CASES = [
     bug("o3-casts-the-model-after-its-optimizer-was-built", step('opt_level="O3"', expect="initialize logits")),
-    bug("o3-over-a-half-model-has-no-master-weights", step('opt_level="O3"', half_model=True, expect="optimizer logits")),
+    bug(
+        "o3-over-a-half-model-has-no-master-weights", step('opt_level="O3"', half_model=True, expect="optimizer logits")
+    ),
     bug("master-weights-off-at-o2", step('opt_level="O2", master_weights=False', expect="initialize")),
-    bug("o3-without-keeping-batchnorm-as-a-string", step('opt_level="O3", keep_batchnorm_fp32="False"', expect="initialize logits")),
+    bug(
+        "o3-without-keeping-batchnorm-as-a-string",
+        step('opt_level="O3", keep_batchnorm_fp32="False"', expect="initialize logits"),
+    ),
     ok("o2-steps-fp32-master-weights", step('opt_level="O2"')),
     ok("o2-over-a-half-model-steps-fp32-master-weights", step('opt_level="O2"', half_model=True)),
     # Master weights keep the updates, not the forward: the logits are still float16.
     bug("o3-with-master-weights-computes-in-fp16", step('opt_level="O3", master_weights=True', expect="logits")),
     ok("o1-leaves-the-weights-fp32", step('opt_level="O1"')),
-    ok("o1-by-default", step("loss_scale=128.0")),
+    # O1 (the default level) neither casts nor gives master weights: a .half() model stays as it was.
+    bug("o1-by-default-leaves-a-half-model-half", step("loss_scale=128.0", half_model=True, expect="optimizer logits")),
     ok("o0-is-fp32", step('opt_level="O0"')),
     ok("disabled", step('opt_level="O3", enabled=False')),
     ok("a-level-from-the-command-line", step("opt_level=args.opt_level")),

@@ -16,7 +16,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, configuration_test, truth_value
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import MIXED, UNKNOWN, Kind, Origin, Precision, Region, Value, const, join
+from mplint.analysis.values import MIXED, UNKNOWN, Kind, Origin, Precision, Region, Value, const, is_tensor_like, join
 from mplint.tree import NODE_TYPES, Statement, statements
 
 if TYPE_CHECKING:
@@ -305,7 +305,12 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
         if node.value is not None:
             self.assign(node.target, self.eval(node.value, ctx), ctx)
     elif type(node) is cst.AugAssign:
-        combined = self.binary(self.eval(node.target, ctx), self.eval(node.value, ctx), None)
+        target = self.eval(node.target, ctx)
+        combined = self.binary(target, self.eval(node.value, ctx), None)
+        if is_tensor_like(target) and target.precision is not Precision.UNKNOWN:
+            # `logits /= temperature`: a tensor's in-place op writes into it, in its dtype, whatever
+            # the other operand is (an fp32 tensor too).
+            combined = combined.with_(precision=target.precision, origin=target.origin)
         self.assign(node.target, combined, ctx)
     elif type(node) is cst.Return:
         self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))

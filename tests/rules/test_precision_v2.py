@@ -274,6 +274,35 @@ STATEMENTS = [
         logp = F.log_softmax(scores, dim=-1)  # expect: MP001
         """,
     ),
+    bug(
+        "in-place-arithmetic-keeps-the-tensor-dtype-whatever-the-operand",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+
+        def sampled_logprobs(batch, temperature):
+            logits = policy(batch)
+            logits /= temperature + 1e-7
+            logits *= batch.new_ones(8).float()
+            return F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    ok(
+        "in-place-arithmetic-on-an-upcast-tensor-stays-fp32",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+
+        def sampled_logprobs(batch, temperature):
+            logits = policy(batch).float()
+            logits /= temperature + 1e-7
+            return F.log_softmax(logits, dim=-1)
+        """,
+    ),
 ]
 
 # A Transformers model of the project whose forward returns a ModelOutput record.

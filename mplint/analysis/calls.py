@@ -250,6 +250,8 @@ def call_named(
         return args[0]
     if function == "argparse.ArgumentParser":
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
+    if function == "dataclasses.field":
+        return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
     if kwargs and (function == "types.SimpleNamespace" or "Output" in leaf):
         # Transformers' ModelOutput classes (`CausalLMOutputWithPast(logits=...)`) and namespaces:
         # a record whose fields read back, as `out.logits` and as `out["logits"]`.

@@ -193,3 +193,122 @@ def test_a_trainer_subclass_in_another_file(tmp_path: Path) -> None:
         "MP001",
         tmp_path,
     )
+
+
+ARGUMENT_PARSERS = [
+    bug(
+        "hf-argument-parser-fields-take-their-defaults",
+        """
+        from dataclasses import dataclass, field
+
+        import torch
+        import torch.nn.functional as F
+        import transformers
+
+
+        @dataclass
+        class ModelArguments:
+            model_name_or_path: str = field(default="Qwen/Qwen2.5-0.5B")
+
+
+        @dataclass
+        class ScriptArguments:
+            bf16: bool = field(default=True, metadata={"help": "load the policy in bf16"})
+            lr: float = 1e-6
+
+
+        def main():
+            parser = transformers.HfArgumentParser((ModelArguments, ScriptArguments))
+            model_args, script_args = parser.parse_args_into_dataclasses()
+            dtype = torch.bfloat16 if script_args.bf16 else torch.float32
+            policy = transformers.AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, torch_dtype=dtype)
+            optimizer = torch.optim.AdamW(policy.parameters(), lr=script_args.lr)  # expect: MP003
+            logits = policy(input_ids).logits
+            logps = F.log_softmax(logits, dim=-1)  # expect: MP001
+
+
+        if __name__ == "__main__":
+            main()
+        """,
+    ),
+    ok(
+        "hf-argument-parser-default-off",
+        """
+        from dataclasses import dataclass, field
+
+        import torch
+        import transformers
+        from transformers import HfArgumentParser
+
+
+        @dataclass
+        class ScriptArguments:
+            bf16: bool = field(default=False)
+
+
+        def main():
+            (script_args,) = HfArgumentParser(ScriptArguments).parse_args_into_dataclasses()
+            dtype = torch.bfloat16 if script_args.bf16 else torch.float32
+            policy = transformers.AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=dtype)
+            optimizer = torch.optim.AdamW(policy.parameters())
+
+
+        if __name__ == "__main__":
+            main()
+        """,
+    ),
+    bug(
+        "trl-parser-with-remaining-strings",
+        """
+        from dataclasses import dataclass
+
+        import torch
+        from trl import ModelConfig, TrlParser
+        from transformers import AutoModelForCausalLM
+
+
+        @dataclass
+        class ScriptArguments:
+            torch_dtype: str = "bfloat16"
+
+
+        def main():
+            parser = TrlParser((ScriptArguments, ModelConfig))
+            script_args, model_config, remaining = parser.parse_args_and_config(return_remaining_strings=True)
+            policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=getattr(torch, script_args.torch_dtype))
+            optimizer = torch.optim.AdamW(policy.parameters())  # expect: MP003
+
+
+        if __name__ == "__main__":
+            main()
+        """,
+    ),
+    ok(
+        "hf-argument-parser-unknown-count-of-values",
+        """
+        from dataclasses import dataclass
+
+        import torch
+        from transformers import AutoModelForCausalLM, HfArgumentParser
+
+
+        @dataclass
+        class ScriptArguments:
+            torch_dtype: str = "bfloat16"
+
+
+        def main(keep_rest):
+            script_args, *rest = HfArgumentParser(ScriptArguments).parse_args_into_dataclasses(
+                return_remaining_strings=keep_rest
+            )
+            policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=getattr(torch, script_args.torch_dtype))
+            optimizer = torch.optim.AdamW(policy.parameters())
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", ARGUMENT_PARSERS)
+def test_argument_parsers_give_dataclasses_with_their_defaults(source: str) -> None:
+    check(source, "MP001")
+    check(source, "MP003")

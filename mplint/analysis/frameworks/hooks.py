@@ -31,9 +31,10 @@ LEAVES = frozenset(
         "Trainer",
         "Fabric",
         *lightning.STRATEGIES,
+        *transformers.ARGUMENT_PARSERS,
     }
 )
-RECEIVER_OPS = lightning.OPS | peft.OPS
+RECEIVER_OPS = lightning.OPS | peft.OPS | {transformers.PARSER}
 
 
 def call_named(
@@ -50,6 +51,8 @@ def call_named(
             return transformers.arguments(kwargs)
         if transformers.is_trainer_class(function):
             return transformers.trainer(self, node, ctx, args, kwargs)
+        if function.startswith(transformers.PACKAGES) and leaf in transformers.ARGUMENT_PARSERS:
+            return transformers.argument_parser(args, kwargs)
         if peft.is_peft(function):
             return peft.call(self, node, ctx, function, args, kwargs)
         if fsdp.is_fsdp(function):
@@ -71,6 +74,8 @@ def call_method(
         return lightning.method(self, receiver, method, node, ctx, args, kwargs)
     if receiver.op in peft.OPS and method in api.PARAMETER_METHODS:
         return peft.parameters(receiver, receiver.identity)
+    if receiver.op == transformers.PARSER:
+        return transformers.parsed(self, node, ctx, receiver, method, kwargs)
     return None
 
 

@@ -20,21 +20,28 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   None`, and `__post_init__` sets `self.bf16 = not (self.fp16) if self.bf16 is None else self.bf16`
   (bf16 by default in TRL 1.x; older TRL kept TrainingArguments' False): `bf16` not given is unknown.
   (`PPOConfig` is gone from trl 1.16; its older versions took the same two flags.)
+- transformers `hf_argparser.py`: `HfArgumentParser(dataclass_types)` (one class or a sequence) makes
+  an option of each field, with the field's default; `parse_args_into_dataclasses()` returns one
+  instance per class, in order, built from the parsed options (the remaining strings last when
+  `return_remaining_strings=True`). Started plainly, each instance holds its fields' defaults. (It
+  also reads a `<script>.args` file beside the script when there is one: not read here.) trl
+  `scripts/utils.py`: `TrlParser(HfArgumentParser).parse_args_and_config()` does the same after
+  setting defaults from a `--config` YAML file, when one is given.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
 from mplint.analysis.frameworks import accelerate
 from mplint.analysis.scopes import Context
+from mplint.analysis.summaries import Definition
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
-    from mplint.analysis.summaries import Definition
 
 PACKAGES = ("transformers.", "trl.")
 # Argument classes: transformers' own, and TRL's configs (all TrainingArguments subclasses).
@@ -46,6 +53,10 @@ ARGUMENTS = {
     Precision.UNKNOWN: "transformers: mixed precision of the launch",
 }
 PRECISION_OF = {op: precision for precision, op in ARGUMENTS.items()}
+# Parsers of the command line into dataclasses, and the `Value.op` of one (its classes the payload).
+ARGUMENT_PARSERS = frozenset({"HfArgumentParser", "TrlParser"})
+PARSER = "transformers: HfArgumentParser"
+_PARSING_METHODS = frozenset({"parse_args_into_dataclasses", "parse_args_and_config"})
 
 
 def is_arguments_class(function: str) -> bool:
@@ -73,6 +84,38 @@ def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None
     elif fp16 is False and bf16 is True:
         precision = Precision.BF16
     return Value(Kind.INSTANCE, op=ARGUMENTS[precision])
+
+
+def argument_parser(args: list[Value], kwargs: dict[str, Value]) -> Value:
+    """`HfArgumentParser((ModelArguments, TrainingArguments))`: the dataclasses it parses into."""
+    given = args[0] if args else kwargs.get("dataclass_types", UNKNOWN)
+    classes = given.payload if given.kind is Kind.ANY and isinstance(given.payload, tuple) else (given,)
+    return Value(Kind.INSTANCE, op=PARSER, payload=classes)
+
+
+def parsed(
+    self: Interpreter, node: cst.Call, ctx: Context, parser: Value, method: str, kwargs: dict[str, Value]
+) -> Value | None:
+    """`parser.parse_args_into_dataclasses()`: an instance of each class with its defaults (what runs
+    when the script is started with no options); None for the parser's other methods (a JSON or
+    YAML file's values are not defaults)."""
+    if method not in _PARSING_METHODS:
+        return None
+    remaining = kwargs["return_remaining_strings"].const if "return_remaining_strings" in kwargs else False
+    if not isinstance(remaining, bool):
+        return UNKNOWN  # how many values it returns is not known
+    instances = tuple(_with_defaults(self, node, ctx, kind) for kind in cast(tuple, parser.payload))
+    return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
+
+
+def _with_defaults(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:
+    """An instance of the dataclass `kind` built with no arguments: a linted one (its fields'
+    defaults, a framework base's too) or a framework's own (`TrainingArguments`, `GRPOConfig`)."""
+    if kind.kind is Kind.CLASS and isinstance(kind.payload, Definition):
+        return self.construct(node, ctx, kind.payload, [], {})
+    if kind.name is not None:
+        return self.call_named(node, ctx, kind.name, [], {})
+    return UNKNOWN
 
 
 def precision_of(value: Value | None) -> Precision | None:

@@ -305,12 +305,12 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
         if node.value is not None:
             self.assign(node.target, self.eval(node.value, ctx), ctx)
     elif type(node) is cst.AugAssign:
-        target = self.eval(node.target, ctx)
-        combined = self.binary(target, self.eval(node.value, ctx), None)
-        if is_tensor_like(target) and target.precision is not Precision.UNKNOWN:
+        updated = self.eval(node.target, ctx)
+        combined = self.binary(updated, self.eval(node.value, ctx), None)
+        if is_tensor_like(updated) and updated.precision is not Precision.UNKNOWN:
             # `logits /= temperature`: a tensor's in-place op writes into it, in its dtype, whatever
             # the other operand is (an fp32 tensor too).
-            combined = combined.with_(precision=target.precision, origin=target.origin)
+            combined = combined.with_(precision=updated.precision, origin=updated.origin)
         self.assign(node.target, combined, ctx)
     elif type(node) is cst.Return:
         self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))

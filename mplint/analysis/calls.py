@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis import configuration
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
@@ -250,6 +251,8 @@ def call_named(
         return args[0]
     if function == "argparse.ArgumentParser":
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
+    if function == "tyro.cli" and args:
+        return self.parsed_dataclass(node, ctx, args[0])  # `args = tyro.cli(Args)`: its defaults, as launched
     if function == "dataclasses.field":
         return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
     if kwargs and (function == "types.SimpleNamespace" or "Output" in leaf):
@@ -508,6 +511,34 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
     ctx.scope.names[key] = receiver.with_(items=tuple(sorted(items.items())))
     if isinstance(target, cst.Name):
         _store_attributes(ctx, key, stored)
+
+
+# The fields of a framework's argument class a launch command may set (`--bf16 True`): the precision
+# flags of transformers' `TrainingArguments` and TRL's configs (read by `frameworks.transformers`).
+_FRAMEWORK_FLAGS = ("fp16", "bf16")
+
+
+def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:
+    """What a command-line parser (`HfArgumentParser`, `tyro.cli`) makes of the dataclass `kind`: an
+    instance with its fields' defaults, those the repository's launch commands give replacing them;
+    of a linted class (a framework base's defaults too) or of a framework's own (`TrainingArguments`,
+    `GRPOConfig`, whose precision flags are read)."""
+    if kind.kind is Kind.CLASS and isinstance(kind.payload, Definition):
+        definition = kind.payload
+        fields = {name: definition.constants.get(name, UNKNOWN) for name in definition.fields or ()}
+        return self.construct(node, ctx, definition, [], _launched_fields(self, fields))
+    if kind.name is not None:
+        flags = dict.fromkeys(_FRAMEWORK_FLAGS, const(False))
+        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, flags))
+    return UNKNOWN
+
+
+def _launched_fields(self: Interpreter, fields: dict[str, Value]) -> dict[str, Value]:
+    """The fields the launch commands give a value other than the default in code."""
+    given = {
+        name: configuration.launched_default(self, name, default, default.const) for name, default in fields.items()
+    }
+    return {name: value for name, value in given.items() if value is not fields[name]}
 
 
 def _dataclass_fields(definition: Definition, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:

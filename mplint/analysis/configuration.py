@@ -14,6 +14,7 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api as api
+from mplint.analysis.launch_options import Written, options_of, typed
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
 
@@ -61,20 +62,48 @@ def eval_boolean(self: Interpreter, node: cst.BooleanOperation, ctx: Context) ->
 def argument_parser(
     self: Interpreter, parser: Value, method: str, args: list[Value], kwargs: dict[str, Value]
 ) -> Value:
-    """argparse: `add_argument` records an option's default; `parse_args()` is the namespace of
-    defaults (what runs when the script is started with no options)."""
+    """argparse: `add_argument` records an option's default (the value the repository's launch
+    commands all give it, else the one in code); `parse_args()` is the namespace of defaults (what
+    runs when the script is started as the repository starts it, or plainly)."""
     defaults = self.option_defaults.setdefault(parser.identity, {})
     if method == "add_argument":
         dest = _option_dest([arg.const for arg in args], kwargs.get("dest", UNKNOWN).const)
         if dest is not None:
             action = kwargs.get("action", UNKNOWN).const
             implied = {"store_true": const(False), "store_false": const(True)}.get(str(action))
-            defaults[dest] = kwargs.get("default", implied or const(None))
+            default = kwargs.get("default", implied or const(None))
+            like = _TYPED_LIKE.get(kwargs.get("type", UNKNOWN).name or "", default.const)
+            defaults[dest] = launched_default(self, dest, default, like)
         return UNKNOWN
     if method in ("parse_args", "parse_known_args"):
         namespace = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(defaults.items())))
         return namespace if method == "parse_args" else Value(Kind.ANY, payload=(namespace, UNKNOWN))
     return UNKNOWN
+
+
+# What an option's `type=` makes of the text a command gives (typed as a value like this one).
+_TYPED_LIKE: dict[str, object] = {"int": 0, "float": 0.0, "str": ""}
+
+
+def launched_default(self: Interpreter, dest: str, default: Value, like: object) -> Value:
+    """An option's default where the script runs: the value all the repository's launch commands
+    give it (`--bf16 True`), typed like `like`; else `default`, as written in code."""
+    written = launched_options(self).get(dest)
+    value = typed(written, like) if written is not None else None
+    return const(value) if value is not None else default
+
+
+def launched_options(self: Interpreter) -> dict[str, Written]:
+    """The options the launch commands of the script under way agree on (`launch_options`); the
+    files read to tell are the unit's dependencies."""
+    script = self.entry
+    if script is None:
+        return {}
+    found = self.launch_options.get(script)
+    if found is None:
+        found = self.launch_options[script] = options_of(script, self.index.root)
+        self.data_files.update(found.read)
+    return found.options
 
 
 # Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns, and

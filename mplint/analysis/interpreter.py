@@ -32,6 +32,7 @@ from mplint.analysis import (
 from mplint.analysis.facts import CallFact, LateCast, OperationFact, ReplicatedCall
 from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.frameworks.accelerate_launch import Launch, LaunchConfig
+from mplint.analysis.launch_options import LaunchOptions
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
 from mplint.analysis.summaries import CallMemo, Definition
@@ -100,6 +101,7 @@ class Interpreter:
     forward = calls.forward
     call_named = calls.call_named
     call_method = calls.call_method
+    parsed_dataclass = calls.parsed_dataclass
 
     # casts.py
     cast_target = casts.cast_target
@@ -160,6 +162,8 @@ class Interpreter:
         self.entry: str | None = None
         # argparse options' defaults, per parser (its construction).
         self.option_defaults: dict[object, dict[str, Value]] = {}
+        # Per script: the options its repository's launch commands give it (`launch_options`).
+        self.launch_options: dict[str, LaunchOptions] = {}
         self.evaluated_calls = 0
         # While a branch the default configuration skips is read: the condition that takes it.
         self.condition: str | None = None

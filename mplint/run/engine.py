@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from mplint import suppression
+from mplint.analysis.launch_options import launched_with
 from mplint.analysis.model import PrecisionModel, analyze
 from mplint.analysis.project import ImportGraph, ModuleIndex
 from mplint.analysis.scopes import Loaded
@@ -120,6 +122,9 @@ class Plan:
     units: tuple[str, ...]
     unanalysed: tuple[SourceFile, ...]
     unreadable: tuple[SourceFile, ...]
+    # Files beside the code the plan read (launch commands that make a script a unit): a cached run
+    # depends on them too.
+    read: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,17 @@ class Run:
             return Plan(tuple(source.path for source in readable), (), unreadable_files)
         analysable = [source for source in readable if len(source.text or "") <= MAX_ANALYSED_CHARACTERS]
         roots = self.prefilter.roots(analysable, triggers, sinks)
+        # A script the repository launches with a low-precision option (`--bf16 True`) is a unit
+        # when its code mentions a sink: the precision comes from the command (`launch_options`).
+        candidates = {
+            os.path.abspath(source.path): source.path
+            for source in analysable
+            if source.path not in roots and self.prefilter.mentions(source, sinks)
+        }
+        launched, read = launched_with(self.index.root, candidates, triggers) if candidates else (set(), ())
+        roots |= {candidates[path] for path in launched}
         unanalysed = tuple(source for source in readable if source.path not in roots)
-        return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files)
+        return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files, read)
 
     @functools.cached_property
     def imports(self) -> ImportGraph:

@@ -63,6 +63,8 @@ def lint_files(
         plan = run.plan()
         if cache is not None:
             cache.put_code_facts(run.prefilter.computed)
+            for name in plan.read:
+                cache.hash_of(name)  # a data file of the run (a whole-run snapshot depends on it)
         work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
         findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
         pending = []

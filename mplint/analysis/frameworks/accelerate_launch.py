@@ -39,7 +39,7 @@ _OFF = ("no", "false", "none", "null", "")
 # Markers of a repository's root, nearest to the script first.
 _ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-_LAUNCH_SUFFIXES = (".sh", ".bash", ".md", ".rst", ".yaml", ".yml", ".slurm", ".sbatch")
+LAUNCH_SUFFIXES = (".sh", ".bash", ".md", ".rst", ".yaml", ".yml", ".slurm", ".sbatch")
 _SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "venv", "build", "dist", "site-packages"})
 # Launch commands are read from files up to this size; configs are small, and a JSON file larger
 # than `_LARGEST_JSON` is data.
@@ -96,13 +96,13 @@ def launch_of(script: str, run_root: str) -> Launch:
     root = repository_of(script_path, os.path.abspath(run_root or "."))
     configs: list[LaunchConfig] = []
     commands: list[LaunchCommand] = []
-    for path, text in _texts(root):
+    for path, text in repository_texts(root):
         if path.endswith(_CONFIG_SUFFIXES):
             config = _config(path, text, root)
             if config is not None:
                 configs.append(config)
                 continue
-        if path.endswith(_LAUNCH_SUFFIXES):
+        if path.endswith(LAUNCH_SUFFIXES):
             commands.extend(_commands_in(path, text))
     if not configs:
         return NO_LAUNCH
@@ -113,7 +113,7 @@ def launch_of(script: str, run_root: str) -> Launch:
         config = _resolve(command.config, command.file, root, by_path) if command.config is not None else None
         if config is not None:
             named_anywhere.add(config.path)
-        if command.script is None or not _is_script(command.script, script_path, command.file, root):
+        if command.script is None or not is_script(command.script, script_path, command.file, root):
             continue
         if config is not None and command.precision is not None:
             config = replace(config, precision=_precision(command.precision))
@@ -174,18 +174,8 @@ class LaunchCommand:
 
 
 def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
-    """Each `accelerate launch` command of the file at `path`, whose text is `text`; a shell variable
-    assigned a literal on an earlier line (`config_file="configs/zero2.yaml"`) reads as its value."""
-    joined = re.sub(r"\\\r?\n", " ", text)
-    variables: dict[str, str] = {}
-    for line in joined.splitlines():
-        found = _LAUNCH.search(line)
-        if found is None:
-            assigned = _ASSIGNMENT.fullmatch(line)
-            if assigned is not None:
-                _assign(variables, assigned.group(1), assigned.group(2))
-            continue
-        line = _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
+    """Each `accelerate launch` command of the file at `path`, whose text is `text`."""
+    for line in substituted_lines(text):
         found = _LAUNCH.search(line)
         if found is None:
             continue
@@ -194,6 +184,18 @@ def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
         except ValueError:  # an unbalanced quote: not a command to read
             continue
         yield LaunchCommand(path, _script_word(words), _flag(words, _CONFIG_FLAGS), _flag(words, _PRECISION_FLAGS))
+
+
+def substituted_lines(text: str) -> Iterator[str]:
+    """The lines of a shell script (or of a README's commands), continuation lines joined; a shell
+    variable assigned a literal on an earlier line (`config_file="configs/zero2.yaml"`) reads as its
+    value."""
+    variables: dict[str, str] = {}
+    for line in re.sub(r"\\\r?\n", " ", text).splitlines():
+        yield _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
+        assigned = _ASSIGNMENT.fullmatch(line)  # `X=1` alone, or before a command (`X=1 python ...`)
+        if assigned is not None:
+            _assign(variables, assigned.group(1), assigned.group(2))
 
 
 def _assign(variables: dict[str, str], name: str, written: str) -> None:
@@ -318,7 +320,7 @@ def _resolve(name: str, launch_file: str, root: str, configs: dict[str, LaunchCo
     return None
 
 
-def _is_script(launched: str, script: str, launch_file: str, root: str) -> bool:
+def is_script(launched: str, script: str, launch_file: str, root: str) -> bool:
     """Whether a launch command's script is the analysed one: the same file relative to the command's
     file or the repository's root; the same name when the command's path leads to no file."""
     candidates = [os.path.normpath(os.path.join(base, launched)) for base in (os.path.dirname(launch_file), root)]
@@ -360,7 +362,7 @@ def _unquoted(value: str) -> str:
     return value
 
 
-def _texts(root: str) -> Iterator[tuple[str, str]]:
+def repository_texts(root: str) -> Iterator[tuple[str, str]]:
     """The small text files of the repository that may hold an accelerate config or a launch command."""
     pending, seen = [root], 0
     while pending and seen < _MOST_ENTRIES:
@@ -375,7 +377,7 @@ def _texts(root: str) -> Iterator[tuple[str, str]]:
             if entry.is_dir(follow_symlinks=False):
                 if not _skipped(entry):
                     pending.append(entry.path)
-            elif entry.name.endswith(_CONFIG_SUFFIXES + _LAUNCH_SUFFIXES):
+            elif entry.name.endswith(_CONFIG_SUFFIXES + LAUNCH_SUFFIXES):
                 text = _text(entry.path, _LARGEST_JSON if entry.name.endswith(".json") else _LARGEST_FILE)
                 if text is not None:
                     yield entry.path, text

@@ -104,18 +104,8 @@ def parsed(
     remaining = kwargs["return_remaining_strings"].const if "return_remaining_strings" in kwargs else False
     if not isinstance(remaining, bool):
         return UNKNOWN  # how many values it returns is not known
-    instances = tuple(_with_defaults(self, node, ctx, kind) for kind in cast(tuple, parser.payload))
+    instances = tuple(self.parsed_dataclass(node, ctx, kind) for kind in cast(tuple, parser.payload))
     return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
-
-
-def _with_defaults(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:
-    """An instance of the dataclass `kind` built with no arguments: a linted one (its fields'
-    defaults, a framework base's too) or a framework's own (`TrainingArguments`, `GRPOConfig`)."""
-    if kind.kind is Kind.CLASS and isinstance(kind.payload, Definition):
-        return self.construct(node, ctx, kind.payload, [], {})
-    if kind.name is not None:
-        return self.call_named(node, ctx, kind.name, [], {})
-    return UNKNOWN
 
 
 def precision_of(value: Value | None) -> Precision | None:

@@ -1,0 +1,191 @@
+"""The options a repository's own launch commands give a script are its configuration (`analysis.
+launch_options`): an option every command of the script gives alike replaces the default in code,
+for argparse options and HfArgumentParser dataclass fields; options the commands disagree on, or
+commands of another script, change nothing."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mplint.analysis.launch_options import _options, options_of, typed
+
+from .casekit import check_files
+
+ARGPARSE_TRAIN = """
+    import argparse
+
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--bf16", action="store_true")
+        parser.add_argument("--lr", type=float, default=1e-5)
+        args = parser.parse_args()
+        dtype = torch.bfloat16 if args.bf16 else torch.float32
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=args.lr)  # MARK
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+HF_TRAIN = """
+    from dataclasses import dataclass, field
+
+    import torch
+    import torch.nn.functional as F
+    import transformers
+
+
+    @dataclass
+    class ScriptArguments:
+        model_name_or_path: str = field(default="Qwen/Qwen2.5-0.5B")
+        torch_dtype: str = "float32"
+
+
+    def main():
+        parser = transformers.HfArgumentParser((ScriptArguments, transformers.TrainingArguments))
+        script_args, training_args = parser.parse_args_into_dataclasses()
+        policy = transformers.AutoModelForCausalLM.from_pretrained(
+            script_args.model_name_or_path, torch_dtype=getattr(torch, script_args.torch_dtype)
+        )
+        logits = policy(input_ids).logits
+        return F.log_softmax(logits, dim=-1)  # MARK
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+TYRO_TRAIN = """
+    from dataclasses import dataclass
+
+    import torch
+    import tyro
+    from transformers import AutoModelForCausalLM
+
+
+    @dataclass
+    class Args:
+        torch_dtype: str = "float32"
+        learning_rate: float = 3e-6
+
+
+    if __name__ == "__main__":
+        args = tyro.cli(Args)
+        dtype = getattr(torch, args.torch_dtype)
+        policy = AutoModelForCausalLM.from_pretrained("EleutherAI/pythia-1b", torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=args.learning_rate)  # MARK
+"""
+
+RUN_SH = """
+    #!/bin/bash
+    export OUTPUT=checkpoints/ppo
+    CUDA_VISIBLE_DEVICES=0,1 torchrun --nproc_per_node 2 \\
+        train.py \\
+        {flags} \\
+        --output_dir $OUTPUT 2>&1 | tee train.log
+"""
+
+
+def project(train: str, commands: dict[str, str], bug: str | None) -> dict[str, str]:
+    marked = train.replace("# MARK", f"# expect: {bug}" if bug else "")
+    return {"train.py": marked, **commands}
+
+
+CASES = [
+    pytest.param(ARGPARSE_TRAIN, {"scripts/run.sh": RUN_SH.format(flags="--bf16 --lr 2e-6")}, "MP003", id="store-true"),
+    pytest.param(
+        HF_TRAIN,
+        {"README.md": "Train:\n\n```bash\npython train.py --torch_dtype bfloat16 --bf16 True\n```\n"},
+        "MP001",
+        id="hf-dataclass-field-from-a-readme",
+    ),
+    pytest.param(
+        TYRO_TRAIN,
+        {"benchmark/ppo.sh": RUN_SH.format(flags="--torch-dtype bfloat16 --learning-rate 3e-6")},
+        "MP003",
+        id="tyro-dataclass",
+    ),
+    pytest.param(TYRO_TRAIN, {}, None, id="tyro-dataclass-started-plainly"),
+    pytest.param(
+        ARGPARSE_TRAIN,
+        {"run.sh": RUN_SH.format(flags="--bf16"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
+        None,
+        id="commands-that-disagree-keep-the-default-in-code",
+    ),
+    pytest.param(
+        ARGPARSE_TRAIN,
+        {"run.sh": RUN_SH.format(flags="--bf16").replace("train.py", "train_rm.py")},
+        None,
+        id="a-command-of-another-script",
+    ),
+    pytest.param(
+        HF_TRAIN.replace('torch_dtype: str = "float32"', 'torch_dtype: str = "bfloat16"'),
+        {"run.sh": RUN_SH.format(flags="--torch_dtype float32")},
+        None,
+        id="a-command-that-keeps-fp32",
+    ),
+]
+
+
+@pytest.mark.parametrize(("train", "commands", "bug"), CASES)
+def test_launch_commands_configure_the_script(
+    train: str, commands: dict[str, str], bug: str | None, tmp_path: Path
+) -> None:
+    check_files(project(train, commands, bug), bug or "MP003", tmp_path)
+    check_files(project(train, commands, bug), bug or "MP001", tmp_path)
+
+
+def test_a_changed_launch_script_is_a_dependency(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('train')\n")
+    (tmp_path / "run.sh").write_text("python train.py --bf16\n")
+    (tmp_path / "notes.md").write_text("nothing to run here\n")
+    found = options_of(str(tmp_path / "train.py"), str(tmp_path))
+    assert found.options == {"bf16": True}
+    assert found.read == (str(tmp_path / "run.sh"),)  # a file that does not name the script is not one
+
+
+def test_options_as_commands_write_them() -> None:
+    words = ["--a=1", "--b", "2", "--c", "--d-e", "x", "-f", "3", "|", "--after", "pipe"]
+    assert _options(words) == {"a": "1", "b": "2", "c": True, "d_e": "x"}
+    assert _options(["--out", "$DIR", "--n", "4", ">", "log"]) == {"n": "4"}
+
+
+@pytest.mark.parametrize(
+    ("written", "default", "expected"),
+    [
+        (True, False, True),
+        ("True", False, True),
+        ("false", True, False),
+        ("maybe", False, None),
+        ("2e-6", 1e-5, 2e-6),
+        ("8", 4, 8),
+        ("eight", 4, None),
+        (True, 4, None),
+        ("float16", "bfloat16", "float16"),
+        ("float16", None, "float16"),
+        ("float16", object(), None),
+    ],
+)
+def test_values_are_typed_like_the_default_in_code(written: str | bool, default: object, expected: object) -> None:
+    assert typed(written, default) == expected
+
+
+def test_a_cached_run_sees_a_launch_command_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mplint.api import lint_paths
+
+    monkeypatch.chdir(tmp_path)
+    files = project(TYRO_TRAIN, {"ppo.sh": RUN_SH.format(flags="--learning-rate 3e-6")}, None)
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    assert lint_paths(["."], select=["MP003"], cache=True).findings == ()
+    (tmp_path / "ppo.sh").write_text(textwrap.dedent(RUN_SH.format(flags="--torch-dtype bfloat16")))
+    assert [finding.code for finding in lint_paths(["."], select=["MP003"], cache=True).findings] == ["MP003"]

@@ -513,9 +513,10 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
         _store_attributes(ctx, key, stored)
 
 
-# The fields of a framework's argument class a launch command may set (`--bf16 True`): the precision
-# flags of transformers' `TrainingArguments` and TRL's configs (read by `frameworks.transformers`).
-_FRAMEWORK_FLAGS = ("fp16", "bf16")
+# The fields of a framework's argument class a launch command may set (`--bf16 True --deepspeed
+# ds.json`), with their defaults: those of transformers' `TrainingArguments` and TRL's configs that
+# `frameworks.transformers` reads.
+_FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": const(None)}
 
 
 def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:
@@ -528,8 +529,7 @@ def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Valu
         fields = {name: definition.constants.get(name, UNKNOWN) for name in definition.fields or ()}
         return self.construct(node, ctx, definition, [], _launched_fields(self, fields))
     if kind.name is not None:
-        flags = dict.fromkeys(_FRAMEWORK_FLAGS, const(False))
-        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, flags))
+        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, _FRAMEWORK_FIELDS))
     return UNKNOWN
 
 

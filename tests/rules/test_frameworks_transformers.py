@@ -312,3 +312,35 @@ ARGUMENT_PARSERS = [
 def test_argument_parsers_give_dataclasses_with_their_defaults(source: str) -> None:
     check(source, "MP001")
     check(source, "MP003")
+
+
+DEEPSPEED_TRAINER = """
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+
+    class GRPOTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            logits = model(input_ids=inputs["input_ids"]).logits
+            logps = F.log_softmax(logits, dim=-1)  # MARK
+            return -(logps.gather(-1, inputs["labels"].unsqueeze(-1)) * inputs["advantages"]).mean()
+
+
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2-VL-2B-Instruct")
+    args = TrainingArguments(output_dir="out", bf16=True, deepspeed={deepspeed})
+    GRPOTrainer(model=model, args=args).train()
+"""
+
+
+@pytest.mark.parametrize(
+    ("deepspeed", "bug"),
+    [
+        ('"configs/zero3.json"', True),
+        ('{"zero_optimization": {"stage": 3}, "bf16": {"enabled": "auto"}}', True),
+        ("None", False),
+    ],
+)
+def test_a_trainer_on_deepspeed_runs_compute_loss_on_a_half_engine(deepspeed: str, bug: bool) -> None:
+    # No autocast under DeepSpeed: the bf16 engine's logits reach the override as they are.
+    source = DEEPSPEED_TRAINER.replace("{deepspeed}", deepspeed)
+    check(source.replace("# MARK", "# expect: MP001" if bug else ""), "MP001")

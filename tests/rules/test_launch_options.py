@@ -85,6 +85,23 @@ TYRO_TRAIN = """
         optimizer = torch.optim.AdamW(policy.parameters(), lr=args.learning_rate)  # MARK
 """
 
+TRAINER_TRAIN = """
+    import torch.nn.functional as F
+    import transformers
+
+
+    class GRPOTrainer(transformers.Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            logits = model(input_ids=inputs["input_ids"]).logits
+            return -F.log_softmax(logits, dim=-1).mean()  # MARK
+
+
+    if __name__ == "__main__":
+        (training_args,) = transformers.HfArgumentParser(transformers.TrainingArguments).parse_args_into_dataclasses()
+        model = transformers.AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+        GRPOTrainer(model=model, args=training_args).train()
+"""
+
 RUN_SH = """
     #!/bin/bash
     export OUTPUT=checkpoints/ppo
@@ -115,6 +132,13 @@ CASES = [
         id="tyro-dataclass",
     ),
     pytest.param(TYRO_TRAIN, {}, None, id="tyro-dataclass-started-plainly"),
+    pytest.param(
+        TRAINER_TRAIN,
+        {"scripts/grpo.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16")},
+        "MP001",
+        id="trainer-arguments-on-deepspeed",
+    ),
+    pytest.param(TRAINER_TRAIN, {"scripts/sft.sh": RUN_SH.format(flags="--bf16 True")}, None, id="trainer-bf16-amp"),
     pytest.param(
         ARGPARSE_TRAIN,
         {"run.sh": RUN_SH.format(flags="--bf16"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},

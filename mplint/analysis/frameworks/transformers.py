@@ -46,13 +46,18 @@ if TYPE_CHECKING:
 PACKAGES = ("transformers.", "trl.")
 # Argument classes: transformers' own, and TRL's configs (all TrainingArguments subclasses).
 ARGUMENT_CLASSES = frozenset({"TrainingArguments", "Seq2SeqTrainingArguments"})
-# `Value.op` of training arguments, by the mixed precision they turn on (unknown: the launch decides).
+# `Value.op` of training arguments, by the mixed precision they turn on (unknown: the launch decides),
+# and of those that also hand the model to DeepSpeed (`deepspeed="ds_config.json"`).
 ARGUMENTS = {
     Precision.FP16: "transformers: fp16 mixed precision",
     Precision.BF16: "transformers: bf16 mixed precision",
     Precision.UNKNOWN: "transformers: mixed precision of the launch",
 }
-PRECISION_OF = {op: precision for precision, op in ARGUMENTS.items()}
+DEEPSPEED_ARGUMENTS = {
+    Precision.FP16: "transformers: fp16 DeepSpeed",
+    Precision.BF16: "transformers: bf16 DeepSpeed",
+}
+PRECISION_OF = {op: precision for precision, op in [*ARGUMENTS.items(), *DEEPSPEED_ARGUMENTS.items()]}
 # Parsers of the command line into dataclasses, and the `Value.op` of one (its classes the payload).
 ARGUMENT_PARSERS = frozenset({"HfArgumentParser", "TrlParser"})
 PARSER = "transformers: HfArgumentParser"
@@ -83,6 +88,9 @@ def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None
         precision = Precision.FP16
     elif fp16 is False and bf16 is True:
         precision = Precision.BF16
+    deepspeed = settings["deepspeed"] if "deepspeed" in settings else None
+    if precision in DEEPSPEED_ARGUMENTS and deepspeed is not None and (deepspeed.const or deepspeed.kind is Kind.DICT):
+        return Value(Kind.INSTANCE, op=DEEPSPEED_ARGUMENTS[precision])
     return Value(Kind.INSTANCE, op=ARGUMENTS[precision])
 
 
@@ -145,8 +153,15 @@ def subclass_trainer(
     override = definition.method("compute_loss")
     if override is None or override.owner is None or override.owner.path not in self.modules:
         return instance
-    precision = precision_of(trainer_arguments(args, kwargs))
+    arguments = trainer_arguments(args, kwargs)
+    precision = precision_of(arguments)
     model = kwargs.get("model", args[0] if args and args[0].op not in PRECISION_OF else UNKNOWN)
+    if precision is not None and arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values():
+        # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`): its engine
+        # runs the weights in the half dtype and enters no autocast, so outputs are half.
+        engine = self.cast(model, precision, node, ctx, how=f"made {precision.value} by the Trainer's DeepSpeed engine")
+        self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
+        return instance
     prepared = accelerate.prepared(model, precision, node, ctx)
     region = Region("cuda", precision or Precision.HALF, None, ctx.scope.module.path, node)
     self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)

@@ -251,6 +251,8 @@ def call_named(
         return args[0]
     if function == "argparse.ArgumentParser":
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
+    if function in api.PARAMETER_CLASSES:
+        return first.with_(op=api.PARAMETER_OP) if first.kind is Kind.TENSOR else UNKNOWN
     if function == "tyro.cli" and args:
         return self.parsed_dataclass(node, ctx, args[0])  # `args = tyro.cli(Args)`: its defaults, as launched
     if function == "dataclasses.field":

@@ -306,9 +306,17 @@ def _clauses(clause: cst.CompFor | None) -> Iterator[cst.CompFor]:
         clause = clause.inner_for_in
 
 
+def _as_params(value: Value | None) -> Value | None:
+    """An `nn.Parameter` as a parameter collection of its own (`[self.ctx]` is a parameter list)."""
+    if value is None or value.op != api.PARAMETER_OP:
+        return value
+    return Value(Kind.PARAMS, value.precision, origin=value.origin, identity=value.identity)
+
+
 def sequence(elements: tuple[Value, ...]) -> Value:
-    """A list/tuple literal: parameter lists and param-group lists are parameters; else a tuple."""
-    groups = [element.item("params") if element.kind is Kind.DICT else element for element in elements]
+    """A list/tuple literal: parameter lists, lists of `nn.Parameter`s and param-group lists are
+    parameters; else a tuple."""
+    groups = [_as_params(element.item("params") if element.kind is Kind.DICT else element) for element in elements]
     params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
     if groups and len(params) == len(groups):
         return combine_params(params)

@@ -242,6 +242,10 @@ KNOWN_SUBMODULES = frozenset(
     {"lm_head", "model", "transformer", "backbone", "base_model", "pretrained_model", "embed_out"}
 )
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
+# `nn.Parameter(tensor)`: a weight of its tensor's dtype (a learned prompt, a soft token), marked
+# (`Value.op`) so that a list of them handed to an optimizer is a parameter list.
+PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
+PARAMETER_OP = "nn.Parameter"
 
 # Wrappers that keep the wrapped module's parameters as they are.
 MODULE_WRAPPERS = frozenset(

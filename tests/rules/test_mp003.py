@@ -691,6 +691,48 @@ CASES = [
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     """,
     ),
+    bug(
+        "learned-prompt-parameters-in-the-frozen-models-dtype",
+        """
+        import torch
+        import torch.nn as nn
+        from transformers import CLIPModel
+
+
+        class PromptLearner(nn.Module):
+            def __init__(self, clip_model, n_ctx=16):
+                super().__init__()
+                ctx_vectors = torch.empty(n_ctx, 512, dtype=clip_model.dtype)
+                nn.init.normal_(ctx_vectors, std=0.02)
+                self.ctx = nn.Parameter(ctx_vectors)
+
+
+        clip_model = CLIPModel.from_pretrained("openai/clip-vit-base-patch16", torch_dtype=torch.float16)
+        prompt_learner = PromptLearner(clip_model)
+        optimizer = torch.optim.SGD([prompt_learner.ctx], lr=0.002, momentum=0.9)  # expect: MP003
+        """,
+    ),
+    ok(
+        "learned-prompt-parameters-kept-fp32",
+        """
+        import torch
+        import torch.nn as nn
+        from transformers import CLIPModel
+
+
+        class PromptLearner(nn.Module):
+            def __init__(self, clip_model, n_ctx=16):
+                super().__init__()
+                self.ctx = nn.Parameter(torch.empty(n_ctx, 512, dtype=clip_model.dtype).float())
+                self.scale = nn.Parameter(torch.ones(1, dtype=clip_model.dtype))
+
+
+        clip_model = CLIPModel.from_pretrained("openai/clip-vit-base-patch16", torch_dtype=torch.float16)
+        prompt_learner = PromptLearner(clip_model)
+        optimizer = torch.optim.AdamW([{"params": [prompt_learner.ctx], "lr": 2e-3}])
+        logits = prompt_learner.scale * features
+        """,
+    ),
 ]
 
 

@@ -222,8 +222,10 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
         if forward is not None:
             result = self.call_definition(forward, args, kwargs, region, receiver=module)[0]
             # A record (`CausalLMOutputs(logits=..., hidden_states=...)`) is what the forward
-            # returns, whatever its fields' dtypes are known to be.
-            if result.precision is not Precision.UNKNOWN or result.region is not None or result.kind is Kind.DICT:
+            # returns, whatever its fields' dtypes are known to be; under an autocast region the
+            # output is the region's (below), which also carries the region's gradient path.
+            record = result.kind is Kind.DICT and region is None
+            if result.precision is not Precision.UNKNOWN or result.region is not None or record:
                 return result
             region = forward.region or region
     # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding

@@ -809,6 +809,33 @@ CASES = [
             soft_targets = F.log_softmax(teacher_logits, dim=-1)
         """,
     ),
+    # Invalid actions masked out of bf16 logits with `torch.where` (llama-rlhf's invalid-action-mask
+    # trainer): the values chosen between are the logits and a Python number, still bf16.
+    bug(
+        "half-logits-masked-with-torch-where",
+        """
+        import torch
+
+        policy = torch.nn.Linear(512, 32000).cuda().to(torch.bfloat16)
+
+        def action_logprobs(obs, valid_action_masks, actions):
+            logits = torch.where(valid_action_masks, policy(obs), -100)
+            return torch.gather(torch.log_softmax(logits, dim=-1), -1, actions.unsqueeze(-1))  # expect: MP001
+        """,
+    ),
+    ok(
+        "half-logits-masked-with-torch-where-against-fp32-values",
+        """
+        import torch
+
+        policy = torch.nn.Linear(512, 32000).cuda().to(torch.bfloat16)
+        floor = torch.full((32000,), -100.0, dtype=torch.float32)
+
+        def action_logprobs(obs, valid_action_masks, actions):
+            logits = torch.where(valid_action_masks, policy(obs), floor)
+            return torch.gather(torch.log_softmax(logits, dim=-1), -1, actions.unsqueeze(-1))
+        """,
+    ),
     # A LoRA head added to a bf16 base head, its output cast back with `type_as` (llama-rlhf's
     # `apply_lora`): the logits are the base's dtype...
     bug(

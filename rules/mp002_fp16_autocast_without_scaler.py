@@ -4,7 +4,7 @@ import libcst as cst
 
 from mplint.analysis.facts import CallFact
 from mplint.analysis.frameworks import accelerate, lightning
-from mplint.analysis.values import Kind, Precision, Value
+from mplint.analysis.values import Kind, Precision, Region, Value
 from mplint.findings import Severity
 from mplint.rule import Rule
 
@@ -55,6 +55,10 @@ class Fp16AutocastWithoutScaler(Rule):
         "small gradients underflow to zero in fp16: use torch.amp.GradScaler (or dtype=torch.bfloat16)"
     )
     CONDITION = "float16 only when `{condition}` is false: not in the default configuration"
+    SCALER_OFF = (
+        "the GradScaler at {path}:{line} is on only while `{condition}` holds, and the region stays "
+        "float16 when it does not: not in the default configuration"
+    )
     TRIGGERS = frozenset({"autocast"})
     SINKS = frozenset({".backward("})
     VALID = (
@@ -85,6 +89,8 @@ loss.backward()
     def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node, conditional=True):
             loss = _backward_root(fact)
+            if loss is not None and loss.scaled and loss.region is not None:
+                self._check_scaler_condition(node, fact, loss.region)
             if loss is None or loss.scaled or loss.region is None:
                 continue
             region = loss.region
@@ -106,6 +112,38 @@ loss.backward()
                 self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
             else:
                 self.report(region.node, message, path=region.path, condition=fact.condition)
+
+    def _check_scaler_condition(self, node: cst.Call, fact: CallFact, region: Region) -> None:
+        """`scaler.scale(loss).backward()` under a region float16 whatever the configuration, with a
+        scaler that a configuration test turns off (baby-llama2-chinese: `torch.cuda.amp.autocast()`
+        beside `GradScaler(enabled=(dtype == "float16"))`): with another `dtype`, unscaled fp16."""
+        construction = _scaler_of(self, node)
+        if construction is None or not self.precision.fixed_fp16(region):
+            return
+        condition = self.precision.scaler_condition(construction)
+        if condition is None:
+            return
+        built = self.precision.calls(construction)
+        if not built:
+            return
+        message = self.MESSAGE.format(backward=".backward()", path=fact.path, line=self.line_of(node))
+        line = self.line_of(construction, path=built[0].path)
+        off = self.SCALER_OFF.format(condition=condition, path=built[0].path, line=line)
+        self.report(region.node, f"{message} ({off})", path=region.path, severity=Severity.WARNING)
+
+
+def _scaler_of(rule: Rule, node: cst.Call) -> cst.Call | None:
+    """The construction of the GradScaler whose `scale(loss)` a backward runs on, written as one
+    chain (`scaler.scale(loss).backward()`)."""
+    func = node.func
+    scaled = func.value if isinstance(func, cst.Attribute) else None
+    if not isinstance(scaled, cst.Call):
+        return None
+    for fact in rule.precision.calls(scaled):
+        scaler = fact.receiver
+        if fact.method == "scale" and scaler.kind is Kind.SCALER and isinstance(scaler.identity, cst.Call):
+            return scaler.identity
+    return None
 
 
 # Objects whose `backward(loss)` runs the backward pass (scaling it only when their settings say so).

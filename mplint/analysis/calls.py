@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
-from mplint.analysis import configuration
+from mplint.analysis import configuration, registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
@@ -212,13 +212,20 @@ def forward(self: Interpreter, module: Value, args: list[Value], kwargs: dict[st
 
 
 def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: dict[str, Value], ctx: Context) -> Value:
+    if isinstance(module.payload, registries.Built):
+        with self.memo.uncounted():
+            return registries.output(module.payload, lambda model: module_output(self, model, args, kwargs, ctx))
     definition = module.payload if isinstance(module.payload, Definition) else None
     region = accelerate.forward_region(module) or ctx.region
     if definition is not None:
         forward = definition.method("forward")
         if forward is not None:
             result = self.call_definition(forward, args, kwargs, region, receiver=module)[0]
-            if result.precision is not Precision.UNKNOWN or result.region is not None:
+            # A record (`CausalLMOutputs(logits=..., hidden_states=...)`) is what the forward
+            # returns, whatever its fields' dtypes are known to be; under an autocast region the
+            # output is the region's (below), which also carries the region's gradient path.
+            record = result.kind is Kind.DICT and region is None
+            if result.precision is not Precision.UNKNOWN or result.region is not None or record:
                 return result
             region = forward.region or region
     # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 def cast_target(
     self: Interpreter, method: str, args: list[Value], kwargs: dict[str, Value], receiver: Value
 ) -> Precision | None:
-    """The precision `.half()`/`.to(...)`/`.type(...)` casts to; UNKNOWN for an unresolvable dtype."""
+    """The precision `.half()`/`.to(...)`/`.type(...)`/`.type_as(...)` casts to; UNKNOWN for an
+    unresolvable dtype."""
     if method in api.CAST_METHODS and not args:
         return api.CAST_METHODS[method]
     if method == "to":
@@ -40,6 +41,10 @@ def cast_target(
         return None
     if method == "type" and args:
         return self.dtype_value(args[0]) or Precision.UNKNOWN
+    if method == "type_as" and args:
+        # `lora_b(lora_a(x)).type_as(x)`: the other tensor's dtype, unknown where that is.
+        other = args[0]
+        return other.precision if other.kind is Kind.TENSOR else self.dtype_value(other) or Precision.UNKNOWN
     return None
 
 

@@ -7,12 +7,13 @@ from collections.abc import Callable, Collection, Sequence
 import libcst as cst
 
 from mplint.analysis import torch_api as api
+from mplint.analysis.configuration import configuration_test
 from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, record
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import Kind, Value
+from mplint.analysis.values import Kind, Precision, Region, Value
 from mplint.tree import walk
 
 
@@ -126,6 +127,31 @@ class PrecisionModel:
                 return enabled.const if isinstance(enabled.const, bool) else None
             return True if len(fact.args) <= 1 else None  # more positionals may include `enabled`
         return None
+
+    def scaler_condition(self, construction: cst.Call) -> str | None:
+        """The configuration test a GradScaler is enabled by (`enabled=(dtype == "float16")`, as
+        written), when it holds in the configuration that runs: another configuration turns the
+        scaler off. None for a scaler always on or off, or one enabled by what is no configuration
+        (a parameter nobody passes)."""
+        enabled = next((arg.value for arg in construction.args if arg.keyword and arg.keyword.value == "enabled"), None)
+        if enabled is None or self.scaler_enabled(construction) is not True:
+            return None
+        if isinstance(enabled, (cst.Comparison, cst.Name, cst.Attribute, cst.BooleanOperation, cst.UnaryOperation)):
+            enabled = enabled.with_changes(lpar=(), rpar=())  # `enabled=(dtype == "float16")` named without them
+        return configuration_test(enabled)
+
+    def fixed_fp16(self, region: Region) -> bool:
+        """Whether a float16 autocast region is float16 whatever the configuration: its entry point's
+        default dtype (`torch.cuda.amp.autocast()`) or a dtype written out (`dtype=torch.float16`),
+        not one read from a variable (nanoGPT's `dtype=ptdtype` follows its `dtype` setting)."""
+        if region.precision is not Precision.FP16 or region.otherwise is not None or region.enabled is False:
+            return False
+        node = region.node
+        if not isinstance(node, cst.Call) or not any(fact.result.kind is Kind.AUTOCAST for fact in self.calls(node)):
+            return False
+        written = [arg.value for arg in node.args if arg.keyword is not None and arg.keyword.value == "dtype"]
+        written += [arg.value for arg in node.args[1:2] if arg.keyword is None]
+        return all(isinstance(dtype, cst.Attribute) and dtype.attr.value in ("float16", "half") for dtype in written)
 
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""

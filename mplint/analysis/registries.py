@@ -12,7 +12,8 @@ its model files so that their decorators fill the registry).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -50,21 +51,30 @@ def read(self: Interpreter, registry: Value, key: Value) -> Value | None:
     factories, None where a plain dict's item is meant (`dict_item`)."""
     assert isinstance(registry.identity, cst.Dict)
     table = registry.identity
-    pinned = self.pins.get(table)
-    if pinned is not None:
-        return _entries(self, registry).get(pinned, UNKNOWN)  # every read of it in this run alike
     if not registry.items:  # a registry starts empty (`_registry = {}`): what fills it runs first
         settle(self, self.registry_paths.get(table))
     if isinstance(key.const, str):
+        # A key the analysis knows reads its own entry, also in a run pinned to another key (one
+        # split by a read it could not tell, such as one on a branch the configuration skips).
         return _entries(self, registry).get(key.const) if table in self.registered else None
+    entries = _entries(self, registry)
+    pinned = self.pins.get(table)
+    if pinned is None:
+        # A run pinned to a key of another registry reads the same key here, where this one holds
+        # it: `args = CONFIGS[model_type](...)` then `model = MODELS[model_type](args)`, two tables
+        # named by one model type, give the config and the model of that type together.
+        pinned = next((choice for choice in self.pins.values() if choice in entries), None)
+    if pinned is not None:
+        self.frames[-1].keyed = True
+        return entries.get(pinned, UNKNOWN)  # every read of it in this run alike
     if key.kind is Kind.CONST and isinstance(key.payload, frozenset):
         return None  # a key of known choices: `dict_item` joins them
-    entries = _entries(self, registry)
     if not 0 < len(entries) <= MAX_SPLIT or len(self.frames) < 2 or self.split_runs + len(entries) > MAX_SPLIT_RUNS:
         return None
     if not all(entry.kind in (Kind.CLASS, Kind.FUNCTION) for entry in entries.values()):
         return None  # a table of dtypes or settings: not a registry of constructors
     frame = self.frames[-1]
+    frame.keyed = True
     if frame.split is None:
         frame.split = (table, tuple(sorted(entries)))
     return UNKNOWN
@@ -140,4 +150,33 @@ def joined(outcomes: list[tuple[Value, dict[str, Value]]]) -> tuple[Value, dict[
                 how = f"{first.origin.how} in each of the {len(outcomes)} models the registry builds, e.g."
                 first = first.with_(origin=replace(first.origin, how=how))
             result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first)))
+    models = tuple(value for value, _ in outcomes)
+    if result.kind is Kind.MODULE and result.payload is None and all(model.kind is Kind.MODULE for model in models):
+        result = result.with_(payload=Built(models))
     return result, writes
+
+
+@dataclass(frozen=True)
+class Built:
+    """The payload of a model built by a registry read whose key the analysis cannot tell (models of
+    several classes joined): the model of each registered key, so that calling it runs each one."""
+
+    models: tuple[Value, ...]
+
+
+def output(built: Built, run: Callable[[Value], Value]) -> Value:
+    """Calling a model of any of the registered keys: each one's output (`run`), joined. The logits of
+    every registered model bf16 are bf16 whichever the run picks, named as one of them."""
+    outputs = [run(model) for model in built.models]
+    result = outputs[0]
+    for other in outputs[1:]:
+        result = join(result, other)
+    items = tuple((name, _in_each(item, len(outputs))) for name, item in result.items)
+    return _in_each(result, len(outputs)).with_(items=items)
+
+
+def _in_each(value: Value, count: int) -> Value:
+    if value.origin is None or not value.precision.is_low or count < 2:
+        return value
+    how = f"{value.origin.how} in each of the {count} models the registry builds, e.g."
+    return value.with_(origin=replace(value.origin, how=how))

@@ -116,6 +116,9 @@ class Frame:
     # A registry read with a key that cannot be told (`cls._registry[model_type]`): the read and
     # the registered keys, for `call_definition` to run the body once per key.
     split: tuple[cst.Dict, tuple[str, ...]] | None = None
+    # It read a registry by a key that cannot be told, itself or in a function it called: in a run
+    # pinned to a registry's key, what it gives depends on that key.
+    keyed: bool = False
 
 
 # What `top_level` is asked for to get every top-level statement (no name is spelled so).

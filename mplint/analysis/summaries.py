@@ -15,6 +15,8 @@ holds across a class's methods.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,10 @@ from mplint.tree import statements
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
 
-MAX_CALL_DEPTH = 8
+# A model-parallel policy's logits come back from nine calls below a script's `main` (llama-rlhf:
+# main → run → train → the trainer's forward → the model's → its language model's → a gather → the
+# autograd Function's forward → `_gather`).
+MAX_CALL_DEPTH = 10
 MAX_CONTEXTS_PER_FUNCTION = 12
 MAX_EVALUATED_CALLS = 200_000
 
@@ -94,13 +99,20 @@ class Partial:
 SUPER = "super ()"
 
 # (function, arguments, keyword arguments, region, receiver, the non-default condition it runs under,
-# torch's default dtype in effect)
+# torch's default dtype in effect, the registry keys the run is pinned to)
 # The key of `call_definition`'s writes under which the receiver itself comes back when the function
 # cast it in place (no attribute is named "").
 SELF = ""
 
 CallKey = tuple[
-    Definition, tuple[Value, ...], tuple[tuple[str, Value], ...], Region | None, Value | None, str | None, object
+    Definition,
+    tuple[Value, ...],
+    tuple[tuple[str, Value], ...],
+    Region | None,
+    Value | None,
+    str | None,
+    object,
+    tuple[tuple[cst.Dict, str], ...],
 ]
 
 
@@ -114,6 +126,10 @@ class CallMemo:
     contexts: dict[Definition, int] = field(default_factory=dict)
     # Per call that leaves torch's default dtype changed: the one it leaves.
     default_set: dict[CallKey, tuple[Precision, Origin | None]] = field(default_factory=dict)
+    # Functions that read a registry by a key they could not tell, or call one that does (`Frame.keyed`).
+    keyed: set[Definition] = field(default_factory=set)
+    # Calls are being made that use up no contexts (`uncounted`).
+    counting: bool = True
 
     def admits(self, key: CallKey) -> bool:
         """Whether a call may be evaluated now: not past the depth bound, and not the very call
@@ -122,7 +138,21 @@ class CallMemo:
         definition = key[0]
         if len(self.in_progress) >= MAX_CALL_DEPTH or key in self.in_progress:
             return False
-        return self.contexts.get(definition, 0) < MAX_CONTEXTS_PER_FUNCTION
+        return not self.counting or self.contexts.get(definition, 0) < MAX_CONTEXTS_PER_FUNCTION
+
+    @contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Within, calls neither use up contexts nor are refused for want of them: calls made once
+        per registered entry, whose number the registry bounds, not the callers. A class's
+        decorators (`register(name)` runs once per registered class, each time with its own name:
+        counted, the 13th registration and those after it were lost: llama-rlhf's gemma2 and
+        mistral3 configurations), and the forward of each model a registry may build
+        (`registries.output`: four model classes share `Llama.forward`)."""
+        outer, self.counting = self.counting, False
+        try:
+            yield
+        finally:
+            self.counting = outer
 
 
 def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> None:
@@ -165,7 +195,8 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         for base in bases
     )
     linted_bases = tuple(base.payload for base in bases if isinstance(base.payload, Definition))
-    decorators = [self.eval(decorator.decorator, ctx) for decorator in node.decorators]
+    with self.memo.uncounted():
+        decorators = [self.eval(decorator.decorator, ctx) for decorator in node.decorators]
     fields: tuple[str, ...] | None = None
     named = [  # `@dataclass`, `@dataclasses.dataclass(frozen=True)`
         self.eval(decorator.decorator.func, ctx) if isinstance(decorator.decorator, cst.Call) else value
@@ -198,7 +229,8 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         # `@Registry.register("llama")`, `@register_model`: a decorator of the linted code runs on
         # the class (filling a registry); the name keeps the class.
         if decorator.kind is Kind.FUNCTION and isinstance(decorator.payload, Definition):
-            self.call_definition(decorator.payload, [value], {}, None)
+            with self.memo.uncounted():
+                self.call_definition(decorator.payload, [value], {}, None)
 
 
 def _linted(self: Interpreter, value: Value, ctx: Context) -> Value:
@@ -270,16 +302,23 @@ def call_definition(
         return UNKNOWN, {}
     region = definition.region or region
     default = self.default_dtype_at(definition.path, Precision.FP32)
-    key = (definition, tuple(args), tuple(sorted(kwargs.items())), region, receiver, self.condition, default)
+    keyed = definition in self.memo.keyed
+    arguments = (tuple(args), tuple(sorted(kwargs.items())))
+    key: CallKey = (definition, *arguments, region, receiver, self.condition, default, ())
+    if keyed:
+        key = _pinned(self, key)
     if key in self.memo.results:
         if key in self.memo.default_set:  # its `torch.set_default_dtype`, which outlives the call
             self.set_default_dtype(definition.path, *self.memo.default_set[key])
+        if keyed:
+            self.frames[-1].keyed = True
         return self.memo.results[key]
     if not self.memo.admits(key) or self.evaluated_calls > MAX_EVALUATED_CALLS:
         return UNKNOWN, {}
     self.evaluated_calls += 1
     self.entered_paths.add(definition.path)
-    if not self.pins:  # a run per registered key does not use up the contexts of what it calls
+    if not self.pins and self.memo.counting:
+        # A run per registered key does not use up the contexts of what it calls (nor `uncounted` calls).
         self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
     self.memo.in_progress.append(key)
     outer_chain, self.chain = self.chain, (*self.chain, definition.name)
@@ -293,6 +332,7 @@ def call_definition(
     try:
         outcome = _run_body(self, definition, args, kwargs, region, receiver, default)
         split = self.frames[-1].split
+        keyed = self.frames[-1].keyed
         if split is not None and split[0] not in self.pins:
             # A registry read with a key the analysis cannot tell: the body once per registered
             # key, joined (every entry of a bf16 model registry builds a bf16 model).
@@ -314,11 +354,21 @@ def call_definition(
         self.memo.in_progress.pop()
         self.chain = outer_chain
         self.in_module = outer_in_module
+    if keyed:
+        self.memo.keyed.add(definition)
+        self.frames[-1].keyed = True
+        key = _pinned(self, key)
     self.memo.results[key] = outcome
     after = self.default_dtype_at(definition.path, Precision.FP32)
     if after != default:
         self.memo.default_set[key] = after
     return outcome
+
+
+def _pinned(self: Interpreter, key: CallKey) -> CallKey:
+    """The memo key of a call of a function that reads a registry by a key it cannot tell (`keyed`):
+    in a run pinned to a registry's key it reads that key, so what it gives is that run's."""
+    return (*key[:-1], tuple(self.pins.items()))
 
 
 def _run_body(

@@ -155,6 +155,10 @@ def tensor_op(
         return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN
     if function == "dict":
         return Value(Kind.DICT, items=tuple(kwargs.items()))
+    if op == "where" and function is not None and len(args) == 3:
+        # `torch.where(mask, logits, -100)`: the values chosen between, not the mask (a Python
+        # number keeps the tensor's dtype).
+        return promote(args[1], args[2])
     if tensor.kind not in (Kind.TENSOR, Kind.ANY) or (
         tensor.kind is Kind.ANY and tensor.precision is Precision.UNKNOWN and tensor.region is None
     ):

@@ -809,6 +809,82 @@ CASES = [
             soft_targets = F.log_softmax(teacher_logits, dim=-1)
         """,
     ),
+    # Invalid actions masked out of bf16 logits with `torch.where` (llama-rlhf's invalid-action-mask
+    # trainer): the values chosen between are the logits and a Python number, still bf16.
+    bug(
+        "half-logits-masked-with-torch-where",
+        """
+        import torch
+
+        policy = torch.nn.Linear(512, 32000).cuda().to(torch.bfloat16)
+
+        def action_logprobs(obs, valid_action_masks, actions):
+            logits = torch.where(valid_action_masks, policy(obs), -100)
+            return torch.gather(torch.log_softmax(logits, dim=-1), -1, actions.unsqueeze(-1))  # expect: MP001
+        """,
+    ),
+    ok(
+        "half-logits-masked-with-torch-where-against-fp32-values",
+        """
+        import torch
+
+        policy = torch.nn.Linear(512, 32000).cuda().to(torch.bfloat16)
+        floor = torch.full((32000,), -100.0, dtype=torch.float32)
+
+        def action_logprobs(obs, valid_action_masks, actions):
+            logits = torch.where(valid_action_masks, policy(obs), floor)
+            return torch.gather(torch.log_softmax(logits, dim=-1), -1, actions.unsqueeze(-1))
+        """,
+    ),
+    # A LoRA head added to a bf16 base head, its output cast back with `type_as` (llama-rlhf's
+    # `apply_lora`): the logits are the base's dtype...
+    bug(
+        "lora-head-cast-back-with-type-as",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        def apply_lora(x, lora_a, lora_b):
+            return lora_b(lora_a(x.type_as(next(lora_a.parameters())))).type_as(x)
+
+
+        class LoraHead(nn.Module):
+            def __init__(self, dim, vocab):
+                super().__init__()
+                self.output = nn.Linear(dim, vocab, bias=False).type(torch.bfloat16)
+                self.lora_a = nn.Linear(dim, 8, bias=False).float()
+                self.lora_b = nn.Linear(8, vocab, bias=False).float()
+
+            def forward(self, h):
+                return self.output(h) + apply_lora(h, self.lora_a, self.lora_b)
+
+
+        def token_logprobs(head, h, actions):
+            logits = head(h)
+            return torch.gather(F.log_softmax(logits, dim=-1), -1, actions.unsqueeze(-1))  # expect: MP001
+
+
+        embed = nn.Embedding(32000, 512).to(torch.bfloat16)
+        token_logprobs(LoraHead(512, 32000), embed(tokens), actions)
+        """,
+    ),
+    # ...and `type_as` an fp32 tensor casts to fp32.
+    ok(
+        "half-logits-cast-with-type-as-an-fp32-tensor",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        head = torch.nn.Linear(768, 10).cuda().bfloat16()
+        reference = torch.zeros(1, dtype=torch.float32)
+
+        def evaluate(features):
+            logits = head(features).type_as(reference)
+            return F.log_softmax(logits, dim=-1)
+        """,
+    ),
 ]
 
 

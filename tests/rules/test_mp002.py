@@ -936,3 +936,62 @@ def test_message_names_the_backward_as_written() -> None:
     method = source.replace("torch.autograd.backward(loss)", "loss.backward()")
     [finding] = lint(method, CODE)
     assert "`.backward()` at train.py:" in finding.message
+
+
+# nanoGPT's shape with the region's dtype fixed: `torch.cuda.amp.autocast()` is float16 whatever
+# `dtype` says, while the scaler is on only for `dtype == "float16"` (baby-llama2-chinese).
+SCALER_BY_SETTING = """
+    import torch
+    import torch.nn.functional as F
+    from contextlib import nullcontext
+
+    dtype = "float16"  # 'float32', 'bfloat16', or 'float16', the latter will auto implement a GradScaler
+    device_type = "cuda"
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    ctx = nullcontext() if device_type == "cpu" else REGION
+    scaler = torch.cuda.amp.GradScaler(enabled=(dtype == 'float16'))
+
+
+    def train(model, optimizer, loader):
+        for x, y in loader:
+            with ctx:
+                logits = model(x)
+                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+
+    train(model, optimizer, loader)
+"""
+
+
+@pytest.mark.parametrize(
+    ("region", "reported"),
+    [
+        ("torch.cuda.amp.autocast()", True),
+        ('torch.autocast("cuda", dtype=torch.float16)', True),
+        ("torch.amp.autocast(device_type=device_type, dtype=ptdtype)", False),  # nanoGPT: it follows `dtype`
+    ],
+)
+def test_a_scaler_turned_off_by_a_setting_the_fp16_region_ignores(region: str, reported: bool) -> None:
+    source = SCALER_BY_SETTING.replace("REGION", region)
+    findings = lint(source, CODE)
+    assert len(findings) == (1 if reported else 0)
+    if reported:
+        [finding] = findings
+        assert finding.line == line_of(source, "ctx = nullcontext()")
+        assert "is on only while `dtype == 'float16'` holds" in finding.message
+        assert finding.severity.value == "warning"
+
+
+def test_a_scaler_enabled_by_a_parameter_is_no_configuration() -> None:
+    """`enabled=use_amp` with `use_amp` a parameter nobody passes: not a setting of the script."""
+    source = SCALER_BY_SETTING.replace("REGION", "torch.cuda.amp.autocast()").replace(
+        "enabled=(dtype == 'float16')", "enabled=use_amp"
+    )
+    source = source.replace("def train(model, optimizer, loader):", "def train(model, optimizer, loader, use_amp):")
+    source = source.replace("    scaler = torch.cuda.amp.GradScaler(enabled=use_amp)\n", "")
+    source = source.replace("        for x, y in loader:", "        scaler = torch.cuda.amp.GradScaler(enabled=use_amp)\n        for x, y in loader:")
+    assert lint(source, CODE) == []

@@ -515,3 +515,242 @@ def test_the_message_says_the_model_is_one_the_registry_builds(tmp_path: Path) -
     check_files(_project("bfloat16", marked=True), "MP003", tmp_path)
     [finding] = lint_paths([tmp_path], select=["MP003"]).findings
     assert "in each of the 3 models the registry builds" in finding.message
+
+
+GEMMA = """
+    import torch
+    import torch.nn as nn
+
+    from src.models.modeling import AutoModelForCausalLM, CausalLMOutputs, ParallelModule
+
+
+    @AutoModelForCausalLM.register("gemma2")
+    class Gemma2(ParallelModule):
+        def __init__(self, args):
+            super().__init__()
+            self.args = args
+            self.lm_head = None
+            self.lm_head_fn = lambda x: self.lm_head(x)
+
+        def init_weights(self):
+            self.lm_head = nn.Linear(512, 32000, bias=False).type(self.args.dtype)
+
+        def forward(self, tokens, start_pos=0):
+            logits = self.lm_head_fn(tokens)
+            if self.args.final_logit_softcapping is not None:
+                logits = logits / self.args.final_logit_softcapping
+                logits = torch.tanh(logits)
+                logits = logits * self.args.final_logit_softcapping
+            return CausalLMOutputs(logits=logits, hidden_states=tokens)
+"""
+
+GEMMA_ARGS = """
+
+    @dataclass
+    @AutoArgs.register("gemma2")
+    class Gemma2Args(BaseArgs):
+        final_logit_softcapping: float = None
+"""
+
+# Each registered model's forward returns its logits in the record the package defines.
+LOGITS_FORWARD = """
+
+        def forward(self, tokens, start_pos=0):
+            return CausalLMOutputs(logits=HEAD(tokens), hidden_states=tokens)
+"""
+
+POLICY_TRAINER = """
+    import torch
+
+    from src.models.modeling import AutoModelForCausalLM
+
+
+    class PolicyGradientTrainer:
+        def __init__(self, policy, optimizer):
+            self.policy = policy
+            self.optimizer = optimizer
+
+        def forward(self, rollout):
+            logits = self.policy.forward(rollout.obs).logits
+            logprobs = torch.gather(
+                torch.log_softmax(logits, dim=-1), dim=-1, index=rollout.actions.unsqueeze(-1)  # MARK
+            ).squeeze(-1)
+            loss = -(logprobs * rollout.rewards).mean()
+            loss.backward()
+            self.optimizer.step()
+
+
+    def train(buffer, model_type: str, config_file: str, lr: float = 1e-6, dtype: str = "bfloat16"):
+        policy = AutoModelForCausalLM.from_pretrained(
+            model_type=MODEL_TYPE, config_file=config_file, max_seq_len=512, dtype=dtype
+        )
+        trainer = PolicyGradientTrainer(policy, torch.optim.Adam(policy.parameters(), lr=lr))
+        for rollout in buffer:
+            trainer.forward(rollout)
+"""
+
+
+def _logits_project(model_type: str, marked: bool, llama_head: str = ".type(self.args.dtype)") -> dict[str, str]:
+    """llama-rlhf's shape: a config registry and a model registry named by one model type, a Gemma 2
+    whose forward reads a field only its own config class has, a trainer calling `policy.forward`."""
+    files = _project("bfloat16", marked=False)
+    files["src/models/modeling_args.py"] = ARGS + GEMMA_ARGS
+    record = 'CausalLMOutputs = collections.namedtuple("CausalLMOutputs", ["logits", "hidden_states"])'
+    files["src/models/modeling.py"] = MODELING.replace(
+        "import torch.nn as nn\n", f"import collections\n\n    import torch.nn as nn\n\n    {record}\n"
+    )
+    files["src/models/qwen.py"] = QWEN.replace(", ParallelModule", ", CausalLMOutputs, ParallelModule") + (
+        LOGITS_FORWARD.replace("HEAD", "self.lm_head")
+    )
+    llama = LLAMA.replace(", ParallelModule", ", CausalLMOutputs, ParallelModule")
+    llama = llama.replace(".type(self.args.dtype)", llama_head)
+    # The forward goes on `Llama` (LoraLlama inherits it), before the LoRA class.
+    llama = llama.replace(
+        '\n\n    @AutoModelForCausalLM.register("lora-llama")',
+        LOGITS_FORWARD.replace("HEAD", "self.output") + '\n\n    @AutoModelForCausalLM.register("lora-llama")',
+    )
+    files["src/models/llama.py"] = llama
+    files["src/models/gemma2.py"] = GEMMA
+    files["src/models/__init__.py"] = PACKAGE + "    from src.models.gemma2 import Gemma2\n"
+    del files["train.py"]
+    trainer = POLICY_TRAINER.replace("MODEL_TYPE", model_type)
+    files["src/trainer.py"] = trainer.replace("# MARK", "# expect: MP001" if marked else "")
+    return files
+
+
+@pytest.mark.parametrize("model_type", ["model_type", '"gemma2"'])
+def test_logits_of_a_model_built_by_name_are_the_registered_models_logits(model_type: str, tmp_path: Path) -> None:
+    """The policy's class is chosen by `model_type`: calling it runs each registered model's forward,
+    and every one of them gives bf16 logits (Gemma 2's soft-capping reads its own config's field,
+    the config registry read by the same key). With the type written out, Gemma 2's config is
+    built even though a LoRA branch the defaults skip reads a key the analysis cannot tell."""
+    check_files(_logits_project(model_type, marked=True), "MP001", tmp_path)
+
+
+def test_logits_of_a_registry_with_one_fp32_model_are_unknown(tmp_path: Path) -> None:
+    """One registered model casts its head back to fp32: which one runs is not known, so neither
+    is the logits' dtype."""
+    files = _logits_project("model_type", marked=False, llama_head=".type(self.args.dtype).float()")
+    check_files(files, "MP001", tmp_path)
+
+
+def test_the_logits_message_says_the_model_is_one_the_registry_builds(tmp_path: Path) -> None:
+    check_files(_logits_project("model_type", marked=True), "MP001", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP001"]).findings
+    assert "in each of the 4 models the registry builds" in finding.message
+
+
+MANY_MODELS = """
+    import torch
+    import torch.nn as nn
+
+    from zoo.registry import Registry
+
+
+    CLASSES
+"""
+
+MANY_MODEL = """
+    @Registry.register("NAME")
+    class NAME_Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(64, 1000).to(torch.bfloat16)
+
+"""
+
+REGISTER = """
+    class Registry:
+        _models = {}
+
+        @classmethod
+        def register(cls, name):
+            def wrapper(model_cls):
+                cls._models[name] = model_cls
+                return model_cls
+            return wrapper
+
+        @classmethod
+        def build(cls, name):
+            return cls._models[name]()
+"""
+
+
+def test_every_registration_counts_however_many_classes_register(tmp_path: Path) -> None:
+    """`register(name)` runs once per registered class, each time with its own name: the
+    fourteenth registration fills the registry as the first does."""
+    names = [f"m{index}" for index in range(14)]
+    classes = "".join(MANY_MODEL.replace("NAME", name) for name in names)
+    files = {
+        "zoo/__init__.py": f"from zoo.models import {', '.join(f'{name}_Model' for name in names)}\n",
+        "zoo/registry.py": REGISTER,
+        "zoo/models.py": MANY_MODELS.replace("    CLASSES\n", classes),
+        "train.py": """
+            import torch
+
+            from zoo.registry import Registry
+
+
+            def main(lr=3e-4):
+                print("the zoo's models keep bf16 heads")
+                model = Registry.build("m13")
+                optimizer = torch.optim.AdamW(model.parameters(), lr=lr)  # expect: MP003
+        """,
+    }
+    check_files(files, "MP003", tmp_path)
+
+
+WRAPPED_MODEL = """
+
+    class Mistral3(nn.Module):
+        def __init__(self, args: ModelArgs):
+            super().__init__()
+            self.language_model = Transformer(args)
+
+        def init_weights(self):
+            self.language_model.init_weights()
+
+        def forward(self, tokens):
+            return self.language_model.forward(tokens)
+"""
+
+DEEP_SCRIPT = """
+    import torch
+
+    from model import ModelArgs, Mistral3
+    from trainer import PPOTrainer
+
+
+    def train_actor(buffer, dtype, lr):
+        policy = Mistral3(ModelArgs(dtype=dtype))
+        policy.init_weights()
+        trainer = PPOTrainer(policy, torch.optim.Adam(policy.parameters(), lr=lr))
+        for rollout in buffer:
+            trainer.forward(rollout)
+
+
+    def run(buffer, epochs=1, lr=1e-6):
+        for epoch in range(epochs):
+            train_actor(buffer, torch.DTYPE, lr)
+
+
+    def main():
+        run(load_buffer())
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+
+@pytest.mark.parametrize(("dtype", "marked"), [("bfloat16", True), ("float32", False)])
+def test_logits_nine_calls_below_the_script(dtype: str, marked: bool, tmp_path: Path) -> None:
+    """main → run → train_actor → the trainer's forward → the wrapper's forward → the language
+    model's forward → the gather → the autograd Function's forward → `_gather`: the logits' dtype
+    comes back from nine calls down."""
+    files = {
+        "model.py": PARALLEL_MODEL + WRAPPED_MODEL,
+        "trainer.py": PPO_TRAINER.replace("# MARK", "# expect: MP001" if marked else ""),
+        "train.py": DEEP_SCRIPT.replace("DTYPE", dtype),
+    }
+    check_files(files, "MP001", tmp_path)

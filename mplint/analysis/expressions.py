@@ -22,6 +22,7 @@ from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
+    MIXED,
     UNKNOWN,
     Kind,
     Precision,
@@ -162,6 +163,11 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         return const(base.const.split(":")[0])  # `torch.device("cuda:0").type`
     if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
         return Value(Kind.DTYPE, base.precision)
+    if base.kind is Kind.MODULE and attr in api.PARAMETER_ATTRIBUTES:
+        # `model.head.weight`: a parameter in the module's dtype; unknown in a model half in part.
+        if base.op == MIXED or base.precision is Precision.UNKNOWN:
+            return UNKNOWN
+        return Value(Kind.TENSOR, base.precision, origin=base.origin, op=api.PARAMETER_OP)
     if base.kind is Kind.MODULE:
         return UNKNOWN if attr in api.MODULE_NON_SUBMODULE_ATTRS else base
     if base.kind is Kind.TENSOR:

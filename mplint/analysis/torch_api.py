@@ -246,6 +246,8 @@ PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 # (`Value.op`) so that a list of them handed to an optimizer is a parameter list.
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
 PARAMETER_OP = "nn.Parameter"
+# A torch.nn layer's own parameters, read as attributes (`model.head.weight`).
+PARAMETER_ATTRIBUTES = frozenset({"weight", "bias"})
 
 # Wrappers that keep the wrapped module's parameters as they are.
 MODULE_WRAPPERS = frozenset(

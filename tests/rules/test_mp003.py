@@ -733,6 +733,43 @@ CASES = [
         logits = prompt_learner.scale * features
         """,
     ),
+    bug(
+        "a-layers-weight-in-a-param-group-of-a-half-model",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 64, 3, padding=1)
+                self.head = nn.Linear(64, 10, bias=False)
+
+
+        model = Net().cuda().half()
+        param_configs = [
+            dict(params=[model.conv.bias], lr=0.1, weight_decay=5e-4),
+            dict(params=[model.head.weight], lr=0.01, weight_decay=5e-4),
+        ]
+        optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
+        """,
+    ),
+    ok(
+        "a-layers-weight-of-a-model-half-in-part-is-unknown",
+        """
+        import torch
+        import torch.nn as nn
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained("roberta-base", torch_dtype=torch.float16)
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.float()
+        layer_norms = [model.roberta.embeddings.LayerNorm.weight, model.roberta.embeddings.LayerNorm.bias]
+        optimizer = torch.optim.SGD([dict(params=layer_norms, lr=0.1)], momentum=0.9)
+        """,
+    ),
 ]
 
 

@@ -164,6 +164,33 @@ CASES = [
             optimizer.step()
     """,
     ),
+    # bf16 weights only with a flag: after the branches the model's dtype is not known, but it is
+    # still the module the optimizer (built by a helper) holds, so the fp16 cast after it is reported.
+    bug(
+        "cast-after-optimizer-of-a-model-cast-to-bf16-on-one-branch",
+        """
+        import torch
+        import torch.nn.functional as F
+        import torchvision
+
+
+        def build_optimizer(net, lr):
+            return torch.optim.Adam(net.parameters(), lr=lr)
+
+
+        def train(args, loader):
+            model = torchvision.models.resnet50().cuda()
+            if args.bf16_weights:
+                model = model.to(torch.bfloat16)
+            optimizer = build_optimizer(model, lr=1e-3)
+            model.half()  # expect: MP003
+            for x, y in loader:
+                loss = F.nll_loss(model(x.cuda().half()), y.cuda())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    """,
+    ),
     bug(
         "trainer-self-model-other-method",
         """
@@ -280,6 +307,24 @@ CASES = [
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         model = torch.compile(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    # The loading options of one branch or the other: the dtype is bf16 or fp32, not known.
+    ok(
+        "loading-options-chosen-by-a-flag",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        def build(args):
+            if args.precision == "bf16":
+                model_kwargs = {"torch_dtype": torch.bfloat16, "attn_implementation": "flash_attention_2"}
+            else:
+                model_kwargs = {"torch_dtype": torch.float32, "attn_implementation": "sdpa"}
+            model = AutoModelForCausalLM.from_pretrained(args.model, **model_kwargs)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+            return model, optimizer
     """,
     ),
     # The first optimizer is replaced before anything steps: only the rebuilt one is reported.

@@ -12,7 +12,7 @@ import libcst as cst
 
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
-from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted, is_empty_sequence
+from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -185,8 +185,7 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
     if added and added[0].kind is Kind.PARAMS:
         current = self.eval(target, ctx)
-        grown = added[0] if is_empty_sequence(current) else combine_params([current, added[0]])
-        self.assign(target, grown, ctx)
+        self.assign(target, combine_params([current, added[0]]), ctx)
 
 
 def binding_key(expression: cst.BaseExpression) -> str | None:

@@ -241,13 +241,15 @@ def _join_items(
 
 def combine_params(groups: list[Value]) -> Value:
     """Parameters gathered from several places (param groups, concatenated lists): an optimizer
-    over them updates half weights as soon as one group is half. There is always one group at least:
-    every caller gathers parameters."""
-    for group in groups:
+    over them updates half weights as soon as one group is half. What is not known to be parameters
+    (an empty list being filled, `extra_params` handed in) adds nothing known: the optimizer still
+    holds the model's weights. Every caller gathers parameters, so one group at least is some."""
+    params = [group for group in groups if group.kind is Kind.PARAMS]
+    for group in params:
         if group.precision.is_low:
             return group
-    result = groups[0]
-    for group in groups[1:]:
+    result = params[0]
+    for group in params[1:]:
         result = join(result, group)
     return result
 
@@ -259,10 +261,6 @@ def _choices(payload: object) -> frozenset:
 
 def is_tensor_like(value: Value) -> bool:
     return value.kind is Kind.TENSOR or (value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN)
-
-
-def is_empty_sequence(value: Value) -> bool:
-    return value.kind is Kind.ANY and value.payload == ()
 
 
 def promote(left: Value, right: Value) -> Value:

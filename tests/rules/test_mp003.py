@@ -191,6 +191,38 @@ CASES = [
                 optimizer.step()
     """,
     ),
+    # The model's parameters gathered with others handed in (of no known kind): the optimizer still
+    # holds the model's weights, so the fp16 cast after it is reported.
+    bug(
+        "cast-after-optimizer-over-the-models-and-other-parameters",
+        """
+        import torch
+        import torch.nn.functional as F
+        import torchvision
+
+
+        def train(loader, extra_params):
+            model = torchvision.models.resnet50().cuda()
+            optimizer = torch.optim.SGD(list(model.parameters()) + extra_params, lr=0.1)
+            model.half()  # expect: MP003
+            for x, y in loader:
+                loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
+                loss.backward()
+                optimizer.step()
+
+
+        def train_extended(loader, base_params):
+            model = torchvision.models.resnet50().cuda()
+            params = base_params
+            params.extend(model.parameters())
+            optimizer = torch.optim.SGD(params, lr=0.1)
+            model.half()  # expect: MP003
+            for x, y in loader:
+                loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
+                loss.backward()
+                optimizer.step()
+    """,
+    ),
     bug(
         "trainer-self-model-other-method",
         """

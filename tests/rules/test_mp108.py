@@ -226,6 +226,24 @@ CASES = [
                 scheduler.step()
         """,
     ),
+    # The skip check guards an inner condition (warmup only): the scheduler is still inside it.
+    ok(
+        "the-skip-check-around-a-warmup-condition",
+        SETUP
+        + """
+        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=500)
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(batch).mean()
+            scaler.scale(loss).backward()
+            scale = scaler.get_scale()
+            scaler.step(optimizer)
+            scaler.update()
+            if scale <= scaler.get_scale():
+                if step < 500:
+                    scheduler.step()
+        """,
+    ),
     ok(
         "optimizer-was-run-in-a-trainer-attribute",
         """

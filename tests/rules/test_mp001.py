@@ -839,6 +839,27 @@ CASES = [
                 return policy.token_logps(x, actions)
         """,
     ),
+    # A forward helper hands the outputs back in a `dict(...)`: the item read back is the logits.
+    bug(
+        "logits-read-back-from-a-dict-call",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+
+
+        def forward(model, batch):
+            out = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+            return dict(logits=out.logits, past_key_values=out.past_key_values)
+
+
+        def token_logps(batch):
+            outputs = forward(policy, batch)
+            return F.log_softmax(outputs["logits"], dim=-1)  # expect: MP001
+        """,
+    ),
 ]
 
 

@@ -39,8 +39,9 @@ def is_registry(value: Value) -> bool:
 
 
 def store(self: Interpreter, registry: Value, key: Value, value: Value) -> None:
-    """`registry[key] = value` by code of the linted files."""
-    if isinstance(registry.identity, cst.Dict) and isinstance(key.const, str):
+    """`registry[key] = value` by code of the linted files (`registry` is one: `is_registry`)."""
+    assert isinstance(registry.identity, cst.Dict)
+    if isinstance(key.const, str):
         self.registered.setdefault(registry.identity, {})[key.const] = value
 
 
@@ -57,8 +58,8 @@ def read(self: Interpreter, registry: Value, key: Value) -> Value | None:
         settle(self, self.registry_paths.get(table))
     if isinstance(key.const, str):
         return _entries(self, registry).get(key.const) if table in self.registered else None
-    if key.kind is Kind.CONST and isinstance(key.payload, frozenset):
-        return None  # a key of known choices: `dict_item` joins them
+    if isinstance(key.payload, frozenset):
+        return None  # a key of known choices (a joined constant): `dict_item` joins them
     entries = _entries(self, registry)
     if not 0 < len(entries) <= MAX_SPLIT or len(self.frames) < 2 or self.split_runs + len(entries) > MAX_SPLIT_RUNS:
         return None
@@ -133,11 +134,16 @@ def joined(outcomes: list[tuple[Value, dict[str, Value]]]) -> tuple[Value, dict[
         (value if value.precision.is_low else half_submodule(value)) if value.kind is Kind.MODULE else None
         for value, _ in outcomes
     ]
-    first = halves[0]
-    if result.kind is Kind.MODULE and first is not None and not result.precision.is_low:
-        if all(half is not None and half.precision is first.precision for half in halves):
-            if first.origin is not None and len(outcomes) > 1:  # named as one of them
-                how = f"{first.origin.how} in each of the {len(outcomes)} models the registry builds, e.g."
-                first = first.with_(origin=replace(first.origin, how=how))
-            result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first)))
+    first, *rest = halves
+    others = [half for half in rest if half is not None]
+    # Every outcome a module holding a half part (the join of modules is a module): of one dtype, or
+    # "bf16 or fp16" when a bf16 head is in one model and an fp16 one in another.
+    if first is not None and not result.precision.is_low and len(others) == len(rest):
+        precision = first.precision
+        for half in others:
+            precision = precision.join(half.precision)
+        if first.origin is not None and len(outcomes) > 1:  # named as one of them
+            how = f"{first.origin.how} in each of the {len(outcomes)} models the registry builds, e.g."
+            first = first.with_(origin=replace(first.origin, how=how))
+        result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first.with_(precision=precision))))
     return result, writes

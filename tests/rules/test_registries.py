@@ -349,6 +349,13 @@ def test_a_table_of_model_classes_indexed_by_a_parameter(cast: str, tmp_path: Pa
     check_files({"train.py": source}, "MP003", tmp_path)
 
 
+def test_a_table_of_models_with_heads_of_either_half_dtype(tmp_path: Path) -> None:
+    """An fp16 head in one architecture, a bf16 one in the other: half weights whichever runs."""
+    source = TABLE.replace(".half()", ".to(torch.bfloat16)", 1).replace("# MARK", "# expect: MP003")
+    check_files({"train.py": source}, "MP003", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP003"]).findings
+    assert "SGD over bfloat16 or float16 parameters" in finding.message
+
 
 
 def test_a_table_of_models_each_cast_half_whole_gives_half_logits(tmp_path: Path) -> None:

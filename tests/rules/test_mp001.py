@@ -1111,3 +1111,21 @@ def test_messages_keep_the_origin_through_joins_and_arithmetic() -> None:
     findings = {finding.line: finding.message for finding in lint(source, CODE)}
     assert f"cast at train.py:{line_of(source, 'policy.to(torch.bfloat16)')}" in findings[line_of(source, "logp =")]
     assert "computed under unknown-device bfloat16 autocast" in findings[line_of(source, "score_logp =")]
+
+
+def test_message_names_the_model_by_the_first_name_it_was_bound_to() -> None:
+    """`model = policy`: the logits come from the model loaded as `policy`, and the message says so."""
+    source = """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        model = policy
+
+
+        def logps(batch):
+            return F.log_softmax(model(batch["input_ids"]).logits, dim=-1)
+    """
+    [finding] = lint(source, CODE)
+    assert f"(from `policy`, loaded in bfloat16 at train.py:{line_of(source, 'policy =')})" in finding.message

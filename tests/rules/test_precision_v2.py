@@ -250,6 +250,23 @@ STATEMENTS = [
         logp = F.log_softmax(out["logits"], dim=-1)
         """,
     ),
+    # The same cast stored into a model's output object (no dict literal: only the item store tells).
+    ok(
+        "item-store-casts-the-logits-of-a-model-output",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+
+
+        def logps(batch):
+            out = policy(batch["input_ids"])
+            out["logits"] = out["logits"].float()
+            return F.log_softmax(out["logits"], dim=-1)
+        """,
+    ),
     bug(
         "item-store-keeps-half",
         """

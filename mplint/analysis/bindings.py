@@ -65,7 +65,7 @@ def named(value: Value, name: str) -> Value:
 
 def unpacked(value: Value, index: int, count: int, star: int | None = None) -> Value:
     """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking."""
-    if value.kind is Kind.ANY and value.payload is not None and isinstance(value.payload, tuple):
+    if value.kind is Kind.ANY and isinstance(value.payload, tuple):
         elements = value.payload
         if star is None:
             return elements[index] if len(elements) == count else UNKNOWN
@@ -81,7 +81,7 @@ def unpacked(value: Value, index: int, count: int, star: int | None = None) -> V
 
 def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
-    if iterable.op == "zip" and isinstance(iterable.payload, tuple):
+    if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
@@ -176,11 +176,11 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
 
 
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
-    """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
+    """`params.extend(model.parameters())` / `self.params.append(p)` makes the list a parameter list."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
-    if expression.func.attr.value not in ("append", "extend") or not isinstance(target, cst.Name):
+    if expression.func.attr.value not in ("append", "extend"):
         return
     added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
     if added and added[0].kind is Kind.PARAMS:

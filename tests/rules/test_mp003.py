@@ -223,6 +223,25 @@ CASES = [
                 optimizer.step()
     """,
     ),
+    # The trainer gathers the parameters into a list it keeps on itself.
+    bug(
+        "parameters-gathered-into-a-list-on-the-trainer",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.params = []
+                self.params.extend(self.model.parameters())
+                self.optimizer = torch.optim.AdamW(self.params, lr=1e-5)  # expect: MP003
+
+
+        Trainer(AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16))
+    """,
+    ),
     bug(
         "trainer-self-model-other-method",
         """

@@ -40,11 +40,15 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
 
 
 def item_key(self: Interpreter, node: cst.Subscript, ctx: Context) -> str | None:
-    """`out["logits"]` as a name the scope can hold (a name subscripted by one literal key), else None."""
+    """`out["logits"]` as a name the scope can hold (a name subscripted by one key: a literal, or a
+    name whose value is not known, `out[logits_key]`, which reads back what was stored under it), else None."""
     if not isinstance(node.value, cst.Name) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
         return None
-    key = self.eval(node.slice[0].slice.value, ctx).const
-    return f"{node.value.value}[{key!r}]" if isinstance(key, (str, int)) and not isinstance(key, bool) else None
+    index = node.slice[0].slice.value
+    key = self.eval(index, ctx).const
+    if isinstance(key, (str, int)) and not isinstance(key, bool):
+        return f"{node.value.value}[{key!r}]"
+    return f"{node.value.value}[{index.value}]" if isinstance(index, cst.Name) and key is None else None
 
 
 def named(value: Value, name: str) -> Value:

@@ -83,12 +83,7 @@ def settle(self: Interpreter, path: str | None) -> None:
     if path is None or path in self.settled:
         return
     self.settled.add(path)
-    state = self.module_state(path)
-    if state is not None and state.lazy:
-        for statement in state.all_statements():
-            if isinstance(statement, cst.ClassDef) and statement.decorators and id(statement) not in state.executed:
-                state.executed.add(id(statement))
-                self.exec_statement(statement, Context(state.scope))
+    _run_decorated_classes(self, path)
     for level in range(1, min(path.count("/"), MAX_PACKAGE_LEVELS) + 1):  # the packages above, innermost first
         init = self.index.resolve("", path, level)
         package = self.module_state(init) if init is not None and init.endswith("__init__.py") else None
@@ -103,13 +98,28 @@ def settle(self: Interpreter, path: str | None) -> None:
             _import_names(self, statement, package.path)
 
 
+def _run_decorated_classes(self: Interpreter, path: str) -> None:
+    """Run the decorated classes of a file read a name at a time (a file run whole ran them): their
+    decorators are what registers them."""
+    state = self.module_state(path)
+    if state is not None and state.lazy:
+        for statement in state.all_statements():
+            if isinstance(statement, cst.ClassDef) and statement.decorators and id(statement) not in state.executed:
+                state.executed.add(id(statement))
+                self.exec_statement(statement, Context(state.scope))
+
+
 def _import_names(self: Interpreter, node: cst.ImportFrom, importer: str) -> None:
-    """Read every name a package's `from module import a, b` imports (running their definitions)."""
+    """Read every name a package's `from module import a, b` imports (running their definitions);
+    `from .zoo import *` runs the module whole, its registering decorators with it."""
     from mplint.tree import dotted_text
 
     module = dotted_text(node.module) if node.module is not None else ""
     source = self.index.resolve(module, importer, len(node.relative)) if module or node.relative else None
-    if source is None or isinstance(node.names, cst.ImportStar):
+    if source is None:
+        return
+    if isinstance(node.names, cst.ImportStar):
+        _run_decorated_classes(self, source)
         return
     for alias in node.names:
         self.exported(source, dotted_text(alias.name))

@@ -312,6 +312,17 @@ def test_a_module_level_registry_filled_by_a_function_decorator(half: bool, tmp_
 
 
 
+def test_a_model_zoo_the_package_star_imports_registers_its_models(tmp_path: Path) -> None:
+    """`from models.zoo import *` in the package runs the zoo whole: its `@register_model` decorators too."""
+    files = {
+        "models/__init__.py": MODELS_PACKAGE.replace("from models.zoo import Small, Tiny", "from models.zoo import *"),
+        "models/registry.py": REGISTRY,
+        "models/zoo.py": SMALL_MODELS,
+        "main.py": MAIN.replace("# MARK", "# expect: MP003"),
+    }
+    check_files(files, "MP003", tmp_path)
+
+
 TABLE = """
     import torch
     import torch.nn as nn

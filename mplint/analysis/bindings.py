@@ -12,7 +12,7 @@ import libcst as cst
 
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
-from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted, is_empty_sequence
+from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -40,11 +40,15 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
 
 
 def item_key(self: Interpreter, node: cst.Subscript, ctx: Context) -> str | None:
-    """`out["logits"]` as a name the scope can hold (a name subscripted by one literal key), else None."""
+    """`out["logits"]` as a name the scope can hold (a name subscripted by one key: a literal, or a
+    name whose value is not known, `out[logits_key]`, which reads back what was stored under it), else None."""
     if not isinstance(node.value, cst.Name) or len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
         return None
-    key = self.eval(node.slice[0].slice.value, ctx).const
-    return f"{node.value.value}[{key!r}]" if isinstance(key, (str, int)) and not isinstance(key, bool) else None
+    index = node.slice[0].slice.value
+    key = self.eval(index, ctx).const
+    if isinstance(key, (str, int)) and not isinstance(key, bool):
+        return f"{node.value.value}[{key!r}]"
+    return f"{node.value.value}[{index.value}]" if isinstance(index, cst.Name) and key is None else None
 
 
 def named(value: Value, name: str) -> Value:
@@ -65,7 +69,7 @@ def named(value: Value, name: str) -> Value:
 
 def unpacked(value: Value, index: int, count: int, star: int | None = None) -> Value:
     """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking."""
-    if value.kind is Kind.ANY and value.payload is not None and isinstance(value.payload, tuple):
+    if value.kind is Kind.ANY and isinstance(value.payload, tuple):
         elements = value.payload
         if star is None:
             return elements[index] if len(elements) == count else UNKNOWN
@@ -81,7 +85,7 @@ def unpacked(value: Value, index: int, count: int, star: int | None = None) -> V
 
 def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
-    if iterable.op == "zip" and isinstance(iterable.payload, tuple):
+    if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
@@ -176,17 +180,16 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
 
 
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
-    """`params.extend(model.parameters())` / `params.append(p)` makes `params` a parameter list."""
+    """`params.extend(model.parameters())` / `self.params.append(p)` makes the list a parameter list."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
-    if expression.func.attr.value not in ("append", "extend") or not isinstance(target, cst.Name):
+    if expression.func.attr.value not in ("append", "extend"):
         return
     added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
     if added and added[0].kind is Kind.PARAMS:
         current = self.eval(target, ctx)
-        grown = added[0] if is_empty_sequence(current) else combine_params([current, added[0]])
-        self.assign(target, grown, ctx)
+        self.assign(target, combine_params([current, added[0]]), ctx)
 
 
 def binding_key(expression: cst.BaseExpression) -> str | None:

@@ -31,7 +31,6 @@ from mplint.analysis.values import (
     combine_params,
     const,
     dotted,
-    is_empty_sequence,
     join,
     promote,
     selected,
@@ -335,7 +334,7 @@ def binary(
     if isinstance(operator, cst.MatrixMultiply):
         return self.lowered(promote(left, right), region)
     if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
-        return combine_params([value for value in (left, right) if not is_empty_sequence(value)])
+        return combine_params([left, right])
     folded = fold_numbers(operator, left.const, right.const)
     if folded is not None:
         return const(folded)  # `head_dim ** -0.5`: a scale factor stays a Python number

@@ -390,7 +390,7 @@ def boundaries(trace: Trace, event: Event) -> frozenset[Located]:
 def same_step_before(path: Path, index: int, stop: frozenset[Located]) -> Path:
     """The events before `index` back to the start of the iteration of a loop in `stop`."""
     start = index
-    while start > 0 and not (path[start - 1].kind is EventKind.ITERATION and path[start - 1].node in stop):
+    while start > 0 and path[start - 1].node not in stop:  # only an ITERATION event is at a loop's node
         start -= 1
     return path[start:index]
 
@@ -399,6 +399,6 @@ def same_step_after(path: Path, index: int, stop: frozenset[Located]) -> Path | 
     """The events after `index` up to the next iteration of a loop in `stop`; None when the path
     ends first (the step may be finished by a caller)."""
     for end in range(index + 1, len(path)):
-        if path[end].kind is EventKind.ITERATION and path[end].node in stop:
+        if path[end].node in stop:  # the loop's next ITERATION
             return path[index + 1 : end]
     return None

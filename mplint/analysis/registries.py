@@ -40,8 +40,9 @@ def is_registry(value: Value) -> bool:
 
 
 def store(self: Interpreter, registry: Value, key: Value, value: Value) -> None:
-    """`registry[key] = value` by code of the linted files."""
-    if isinstance(registry.identity, cst.Dict) and isinstance(key.const, str):
+    """`registry[key] = value` by code of the linted files (`registry` is one: `is_registry`)."""
+    assert isinstance(registry.identity, cst.Dict)
+    if isinstance(key.const, str):
         self.registered.setdefault(registry.identity, {})[key.const] = value
 
 
@@ -67,8 +68,8 @@ def read(self: Interpreter, registry: Value, key: Value) -> Value | None:
     if pinned is not None:
         self.frames[-1].keyed = True
         return entries.get(pinned, UNKNOWN)  # every read of it in this run alike
-    if key.kind is Kind.CONST and isinstance(key.payload, frozenset):
-        return None  # a key of known choices: `dict_item` joins them
+    if isinstance(key.payload, frozenset):
+        return None  # a key of known choices (a joined constant): `dict_item` joins them
     if not 0 < len(entries) <= MAX_SPLIT or len(self.frames) < 2 or self.split_runs + len(entries) > MAX_SPLIT_RUNS:
         return None
     if not all(entry.kind in (Kind.CLASS, Kind.FUNCTION) for entry in entries.values()):
@@ -92,12 +93,7 @@ def settle(self: Interpreter, path: str | None) -> None:
     if path is None or path in self.settled:
         return
     self.settled.add(path)
-    state = self.module_state(path)
-    if state is not None and state.lazy:
-        for statement in state.all_statements():
-            if isinstance(statement, cst.ClassDef) and statement.decorators and id(statement) not in state.executed:
-                state.executed.add(id(statement))
-                self.exec_statement(statement, Context(state.scope))
+    _run_decorated_classes(self, path)
     for level in range(1, min(path.count("/"), MAX_PACKAGE_LEVELS) + 1):  # the packages above, innermost first
         init = self.index.resolve("", path, level)
         package = self.module_state(init) if init is not None and init.endswith("__init__.py") else None
@@ -112,13 +108,28 @@ def settle(self: Interpreter, path: str | None) -> None:
             _import_names(self, statement, package.path)
 
 
+def _run_decorated_classes(self: Interpreter, path: str) -> None:
+    """Run the decorated classes of a file read a name at a time (a file run whole ran them): their
+    decorators are what registers them."""
+    state = self.module_state(path)
+    if state is not None and state.lazy:
+        for statement in state.all_statements():
+            if isinstance(statement, cst.ClassDef) and statement.decorators and id(statement) not in state.executed:
+                state.executed.add(id(statement))
+                self.exec_statement(statement, Context(state.scope))
+
+
 def _import_names(self: Interpreter, node: cst.ImportFrom, importer: str) -> None:
-    """Read every name a package's `from module import a, b` imports (running their definitions)."""
+    """Read every name a package's `from module import a, b` imports (running their definitions);
+    `from .zoo import *` runs the module whole, its registering decorators with it."""
     from mplint.tree import dotted_text
 
     module = dotted_text(node.module) if node.module is not None else ""
     source = self.index.resolve(module, importer, len(node.relative)) if module or node.relative else None
-    if source is None or isinstance(node.names, cst.ImportStar):
+    if source is None:
+        return
+    if isinstance(node.names, cst.ImportStar):
+        _run_decorated_classes(self, source)
         return
     for alias in node.names:
         self.exported(source, dotted_text(alias.name))
@@ -143,13 +154,16 @@ def joined(outcomes: list[tuple[Value, dict[str, Value]]]) -> tuple[Value, dict[
         (value if value.precision.is_low else half_submodule(value)) if value.kind is Kind.MODULE else None
         for value, _ in outcomes
     ]
-    first = halves[0]
-    if result.kind is Kind.MODULE and first is not None and not result.precision.is_low:
-        if all(half is not None and half.precision is first.precision for half in halves):
-            if first.origin is not None and len(outcomes) > 1:  # named as one of them
-                how = f"{first.origin.how} in each of the {len(outcomes)} models the registry builds, e.g."
-                first = first.with_(origin=replace(first.origin, how=how))
-            result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first)))
+    first, *rest = halves
+    others = [half for half in rest if half is not None]
+    # Every outcome a module holding a half part (the join of modules is a module): of one dtype, or
+    # "bf16 or fp16" when a bf16 head is in one model and an fp16 one in another.
+    if first is not None and not result.precision.is_low and len(others) == len(rest):
+        precision = first.precision
+        for half in others:
+            precision = precision.join(half.precision)
+        first = _in_each(first, len(outcomes))  # named as one of them
+        result = result.with_(op=MIXED, items=(*result.items, (HALF_PART, first.with_(precision=precision))))
     models = tuple(value for value, _ in outcomes)
     if result.kind is Kind.MODULE and result.payload is None and all(model.kind is Kind.MODULE for model in models):
         result = result.with_(payload=Built(models))

@@ -193,9 +193,9 @@ def join(left: Value, right: Value) -> Value:
         return left
     if left.kind is not right.kind:
         # An autocast object on one path and nothing on the other (`nullcontext() if ... else autocast(...)`)
-        # is a region that may or may not be active.
+        # is a region that may or may not be active. Autocast objects are the only values holding a Region.
         for maybe in (left, right):
-            if maybe.kind is Kind.AUTOCAST and isinstance(maybe.payload, Region):
+            if isinstance(maybe.payload, Region):
                 return maybe.with_(payload=replace(maybe.payload, enabled=None))
         return UNKNOWN
     if left.kind in (Kind.IMPORT, Kind.FUNCTION, Kind.CLASS, Kind.NAME) and left.payload != right.payload:
@@ -208,7 +208,7 @@ def join(left: Value, right: Value) -> Value:
     return Value(
         kind=left.kind,
         precision=precision,
-        origin=(left.origin or right.origin) if precision.is_low else None,
+        origin=left.origin if precision.is_low else None,  # both are low then, and each has an origin
         region=_joined_region(left.region, right.region),
         scaled=left.scaled and right.scaled,
         op=left.op if left.op == right.op else None,
@@ -241,12 +241,15 @@ def _join_items(
 
 def combine_params(groups: list[Value]) -> Value:
     """Parameters gathered from several places (param groups, concatenated lists): an optimizer
-    over them updates half weights as soon as one group is half."""
-    for group in groups:
-        if group.kind is Kind.PARAMS and group.precision.is_low:
+    over them updates half weights as soon as one group is half. What is not known to be parameters
+    (an empty list being filled, `extra_params` handed in) adds nothing known: the optimizer still
+    holds the model's weights. Every caller gathers parameters, so one group at least is some."""
+    params = [group for group in groups if group.kind is Kind.PARAMS]
+    for group in params:
+        if group.precision.is_low:
             return group
-    result = groups[0] if groups else UNKNOWN
-    for group in groups[1:]:
+    result = params[0]
+    for group in params[1:]:
         result = join(result, group)
     return result
 
@@ -258,10 +261,6 @@ def _choices(payload: object) -> frozenset:
 
 def is_tensor_like(value: Value) -> bool:
     return value.kind is Kind.TENSOR or (value.kind is Kind.ANY and value.precision is not Precision.UNKNOWN)
-
-
-def is_empty_sequence(value: Value) -> bool:
-    return value.kind is Kind.ANY and value.payload == ()
 
 
 def promote(left: Value, right: Value) -> Value:
@@ -277,7 +276,7 @@ def promote(left: Value, right: Value) -> Value:
         precision = tensor.precision.promote(other.precision)
     else:
         precision = Precision.UNKNOWN
-    origin = (tensor.origin or other.origin) if precision.is_low else None
+    origin = tensor.origin if precision.is_low else None  # `other` is a number or of the same dtype then
     return Value(Kind.TENSOR, precision, origin=origin, region=region, scaled=scaled)
 
 
@@ -285,7 +284,7 @@ def selected(params: Value) -> Value:
     """Some of `params`, chosen by name or flag (`if p.requires_grad`, `filter(...)`): parameters all
     half stay half; of a mixed model (`MIXED`: a half submodule among fp32 ones, a frozen bf16 base
     under fp32 adapters) the chosen ones may all be fp32."""
-    if params.kind is Kind.PARAMS and params.op == MIXED:
+    if params.op == MIXED:
         return params.with_(precision=Precision.UNKNOWN, origin=None, op=None)
     return params
 

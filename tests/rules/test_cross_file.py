@@ -445,3 +445,22 @@ STAR_IMPORTS = [
 def test_names_of_a_star_import_are_read_from_the_linted_file(files: dict[str, str], tmp_path: Path) -> None:
     """MOSS-RLHF imports its log-prob helper with `from utils import *` in every trainer."""
     check_files(files, "MP001", tmp_path)
+
+
+def test_names_re_exported_in_a_cycle_end(tmp_path: Path) -> None:
+    """A package re-exports a loader from a module that imports it back from the package (code
+    Python itself cannot import): the analysis ends, and knows nothing of the loader."""
+    files = {
+        "models/__init__.py": "from models.policy import load_policy\n",
+        "models/policy.py": "from models import load_policy\n",
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+
+            from models import load_policy
+
+            policy = load_policy("gpt2", torch_dtype=torch.bfloat16)
+            logp = F.log_softmax(policy(x), dim=-1)
+        """,
+    }
+    check_files(files, "MP001", tmp_path)

@@ -885,6 +885,57 @@ CASES = [
             return F.log_softmax(logits, dim=-1)
         """,
     ),
+    # The policy class is the same on both branches (bf16 or fp16 weights): its own log-prob
+    # method is still found, and runs on half logits either way.
+    bug(
+        "method-of-a-policy-class-built-in-either-half-dtype",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+
+        class Policy(nn.Module):
+            def __init__(self, dim, vocab):
+                super().__init__()
+                self.body = nn.Linear(dim, dim)
+                self.head = nn.Linear(dim, vocab)
+
+            def token_logps(self, x, actions):
+                logits = self.head(self.body(x))
+                return F.log_softmax(logits, dim=-1).gather(-1, actions[..., None])  # expect: MP001
+
+
+        def rollout(args, x, actions):
+            if args.use_bf16:
+                policy = Policy(512, 32000).cuda().to(torch.bfloat16)
+            else:
+                policy = Policy(512, 32000).cuda().half()
+            with torch.no_grad():
+                return policy.token_logps(x, actions)
+        """,
+    ),
+    # A forward helper hands the outputs back in a `dict(...)`: the item read back is the logits.
+    bug(
+        "logits-read-back-from-a-dict-call",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+
+
+        def forward(model, batch):
+            out = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+            return dict(logits=out.logits, past_key_values=out.past_key_values)
+
+
+        def token_logps(batch):
+            outputs = forward(policy, batch)
+            return F.log_softmax(outputs["logits"], dim=-1)  # expect: MP001
+        """,
+    ),
 ]
 
 

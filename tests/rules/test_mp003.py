@@ -164,6 +164,84 @@ CASES = [
             optimizer.step()
     """,
     ),
+    # bf16 weights only with a flag: after the branches the model's dtype is not known, but it is
+    # still the module the optimizer (built by a helper) holds, so the fp16 cast after it is reported.
+    bug(
+        "cast-after-optimizer-of-a-model-cast-to-bf16-on-one-branch",
+        """
+        import torch
+        import torch.nn.functional as F
+        import torchvision
+
+
+        def build_optimizer(net, lr):
+            return torch.optim.Adam(net.parameters(), lr=lr)
+
+
+        def train(args, loader):
+            model = torchvision.models.resnet50().cuda()
+            if args.bf16_weights:
+                model = model.to(torch.bfloat16)
+            optimizer = build_optimizer(model, lr=1e-3)
+            model.half()  # expect: MP003
+            for x, y in loader:
+                loss = F.nll_loss(model(x.cuda().half()), y.cuda())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    """,
+    ),
+    # The model's parameters gathered with others handed in (of no known kind): the optimizer still
+    # holds the model's weights, so the fp16 cast after it is reported.
+    bug(
+        "cast-after-optimizer-over-the-models-and-other-parameters",
+        """
+        import torch
+        import torch.nn.functional as F
+        import torchvision
+
+
+        def train(loader, extra_params):
+            model = torchvision.models.resnet50().cuda()
+            optimizer = torch.optim.SGD(list(model.parameters()) + extra_params, lr=0.1)
+            model.half()  # expect: MP003
+            for x, y in loader:
+                loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
+                loss.backward()
+                optimizer.step()
+
+
+        def train_extended(loader, base_params):
+            model = torchvision.models.resnet50().cuda()
+            params = base_params
+            params.extend(model.parameters())
+            optimizer = torch.optim.SGD(params, lr=0.1)
+            model.half()  # expect: MP003
+            for x, y in loader:
+                loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
+                loss.backward()
+                optimizer.step()
+    """,
+    ),
+    # The trainer gathers the parameters into a list it keeps on itself.
+    bug(
+        "parameters-gathered-into-a-list-on-the-trainer",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.params = []
+                self.params.extend(self.model.parameters())
+                self.optimizer = torch.optim.AdamW(self.params, lr=1e-5)  # expect: MP003
+
+
+        Trainer(AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16))
+    """,
+    ),
     bug(
         "trainer-self-model-other-method",
         """
@@ -280,6 +358,24 @@ CASES = [
         model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
         model = torch.compile(model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    # The loading options of one branch or the other: the dtype is bf16 or fp32, not known.
+    ok(
+        "loading-options-chosen-by-a-flag",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        def build(args):
+            if args.precision == "bf16":
+                model_kwargs = {"torch_dtype": torch.bfloat16, "attn_implementation": "flash_attention_2"}
+            else:
+                model_kwargs = {"torch_dtype": torch.float32, "attn_implementation": "sdpa"}
+            model = AutoModelForCausalLM.from_pretrained(args.model, **model_kwargs)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+            return model, optimizer
     """,
     ),
     # The first optimizer is replaced before anything steps: only the rebuilt one is reported.

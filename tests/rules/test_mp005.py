@@ -16,6 +16,29 @@ from .casekit import bug, check, check_files, lint, ok
 
 CODE = "MP005"
 
+# The policy's bf16 logits plus an fp32 mask of the tokens it may not emit: torch promotes the sum
+# to fp32, so the policy's log-probs are fp32 against the bf16 reference's.
+MASKED_POLICY_AGAINST_BF16_REFERENCE = """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16).cuda()
+    ref = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16).cuda()
+    vocab_mask = torch.zeros(50257, device="cuda")
+
+
+    def masked_logps(model, ids, mask):
+        logits = model(ids).logits + mask
+        return F.log_softmax(logits, dim=-1)
+
+
+    with torch.no_grad():
+        ref_logps = F.log_softmax(ref(ids).logits, dim=-1)
+    logps = masked_logps(policy, ids, vocab_mask)
+    kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1  # expect: MP005
+    """
+
 CASES = [
     bug(
         "grpo-rollout-in-bf16-ref-under-no-grad-policy-under-autocast",
@@ -255,6 +278,62 @@ CASES = [
         shifted = torch.exp(scores - scores.float().logsumexp(-1, keepdim=True).float())
         """,
     ),
+    bug("masked-bf16-policy-against-a-bf16-reference", MASKED_POLICY_AGAINST_BF16_REFERENCE),
+    # A policy loaded in bf16 or fp16 (a flag the caller passes): masked by an fp32 tensor, on
+    # either side of the `+`, its log-probs are fp32 whichever it is.
+    bug(
+        "half-policy-of-either-dtype-masked-on-either-side",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+
+        def load(name, use_bf16):
+            dtype = torch.bfloat16 if use_bf16 else torch.float16
+            return AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype).cuda()
+
+
+        def kl_penalty(policy, ref, ids, allowed):
+            invalid = torch.zeros(policy.config.vocab_size, device="cuda")
+            invalid[~allowed] = float("-inf")
+            with torch.no_grad():
+                ref_logps = F.log_softmax(ref(ids).logits, dim=-1)
+            logps = F.log_softmax(policy(ids).logits + invalid, dim=-1)
+            masked_first = F.log_softmax(invalid + policy(ids).logits, dim=-1)
+            kl = (ref_logps - logps).sum()  # expect: MP005
+            kl_masked_first = (ref_logps - masked_first).sum()  # expect: MP005
+            return kl + kl_masked_first
+
+
+        policy = load("gpt2", use_bf16=args.bf16)
+        ref = load("gpt2", use_bf16=args.bf16)
+        kl_penalty(policy, ref, ids, allowed)
+        """,
+    ),
+    # The reference is one of two bf16 models, chosen by a flag: either way its log-probs are bf16.
+    bug(
+        "reference-log-probs-from-either-of-two-bf16-models",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.float32).cuda()
+        ref_model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16).cuda()
+        sft_model = AutoModelForCausalLM.from_pretrained("my-org/sft-0.5B", torch_dtype=torch.bfloat16).cuda()
+
+
+        def kl_to_reference(ids, use_sft_reference):
+            with torch.no_grad():
+                if use_sft_reference:
+                    ref_logps = F.log_softmax(sft_model(ids).logits, dim=-1)
+                else:
+                    ref_logps = F.log_softmax(ref_model(ids).logits, dim=-1)
+            logps = F.log_softmax(policy(ids).logits, dim=-1)
+            return (logps.exp() * (logps - ref_logps)).sum(-1).mean()  # expect: MP005
+        """,
+    ),
     ok(
         "fp32-against-fp64-reference",
         """
@@ -279,6 +358,30 @@ CASES = [
         baseline = torch.zeros(4, dtype=torch.float32)
         centered = logp - 0.5
         advantage = rewards.float() - baseline
+        """,
+    ),
+    # Logits of a policy in bf16 or fp16 plus a bf16 prior's: bf16 or fp32, not known, so no
+    # mismatch with the prior's bf16 log-probs can be claimed.
+    ok(
+        "half-policy-of-either-dtype-plus-a-bf16-prior",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+
+        def load(name, use_bf16):
+            dtype = torch.bfloat16 if use_bf16 else torch.float16
+            return AutoModelForCausalLM.from_pretrained(name, torch_dtype=dtype).cuda()
+
+
+        policy = load("gpt2", use_bf16=args.bf16)
+        prior = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16).cuda()
+        with torch.no_grad():
+            prior_logits = prior(ids).logits
+            prior_logps = F.log_softmax(prior_logits, dim=-1)
+        logps = F.log_softmax(policy(ids).logits + prior_logits, dim=-1)
+        kl = (logps - prior_logps).sum()
         """,
     ),
 ]
@@ -336,6 +439,12 @@ def test_message_names_both_terms_their_dtypes_and_origins() -> None:
     (finding,) = lint(source, CODE)
     assert "`ref_per_token_logps` is bfloat16 (from `ref_model`, loaded in bfloat16 at train.py:7" in finding.message
     assert "`per_token` is float32 (log_softmax upcast by the cuda bfloat16 autocast at train.py:17)" in finding.message
+
+
+def test_message_names_the_masked_log_probs_float32() -> None:
+    """bf16 logits plus an fp32 mask are fp32 (torch's promotion), not float64 nor unknown."""
+    (finding,) = lint(MASKED_POLICY_AGAINST_BF16_REFERENCE, CODE)
+    assert "`logps` is float32 (computed in float32)" in finding.message
 
 
 def test_non_default_dtype_is_a_warning_naming_the_condition() -> None:

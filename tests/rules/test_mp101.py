@@ -297,6 +297,58 @@ CASES = [
             scaler.update()
         """,
     ),
+    # One training step per precision, chosen by an if/elif/else chain: only the fp16 arm (the
+    # `else`) scales the loss, and it clips before unscaling.
+    bug(
+        "clip-before-unscale-in-the-else-of-a-precision-chain",
+        """
+        import torch
+
+
+        def train_step(model, batch, optimizer, scaler, precision):
+            with torch.autocast("cuda", dtype=torch.float16, enabled=precision == "fp16"):
+                loss = model(**batch).loss
+            if precision == "fp32":
+                loss.backward()
+                optimizer.step()
+            elif precision == "bf16":
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: MP101
+                scaler.step(optimizer)
+                scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
+    # The same chain with the fp16 arm as the `elif`, unscaling first; the `else` is bf16.
+    ok(
+        "unscale-before-clip-in-the-elif-of-a-precision-chain",
+        """
+        import torch
+
+
+        def train_step(model, batch, optimizer, scaler, precision):
+            with torch.autocast("cuda", dtype=torch.float16, enabled=precision == "fp16"):
+                loss = model(**batch).loss
+            if precision == "fp32":
+                loss.backward()
+                optimizer.step()
+            elif precision == "fp16":
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            optimizer.zero_grad()
+        """,
+    ),
 ]
 
 

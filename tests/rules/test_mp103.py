@@ -224,6 +224,26 @@ CASES = [
             step_all(optimizers)
         """,
     ),
+    # The loss is scaled and backpropagated by a helper of another package (no backward the walk
+    # sees): an update per iteration of the loop is still one per iteration.
+    ok(
+        "backward-by-a-helper-of-another-package",
+        """
+        import torch
+        from apex_utils import amp_backward
+
+
+        def train(model, loader, optimizer, criterion):
+            scaler = torch.amp.GradScaler("cuda")
+            for images, targets in loader:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = criterion(model(images), targets)
+                amp_backward(loss, scaler)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad()
+        """,
+    ),
 ]
 
 

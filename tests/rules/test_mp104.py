@@ -205,6 +205,84 @@ CASES = [
             scheduler.step()
         """,
     ),
+    # The loss scaled by an expression around `scaler.scale(...)`: a division for gradient
+    # accumulation, a weight on the left; the loss itself comes from a helper, of no known dtype.
+    bug(
+        "scaled-loss-divided-or-weighted",
+        """
+        import torch
+
+
+        def train(model, loader, optimizer, criterion, accum_steps):
+            scaler = torch.cuda.amp.GradScaler()
+            for step, (x, y) in enumerate(loader):
+                loss = criterion(model(x), y)
+                (scaler.scale(loss) / accum_steps).backward()
+                if (step + 1) % accum_steps == 0:
+                    optimizer.step()  # expect: MP104
+                    scaler.update()
+                    optimizer.zero_grad()
+
+
+        def train_aux(model, loader, optimizer, criterion, aux_weight):
+            scaler = torch.cuda.amp.GradScaler()
+            for x, y in loader:
+                aux = criterion(model(x), y)
+                (aux_weight * scaler.scale(aux)).backward()
+                optimizer.step()  # expect: MP104
+                scaler.update()
+        """,
+    ),
+    # The loss is scaled on one path only, and the optimizer steps by itself on the other: after
+    # the branches the loss is no longer known to be scaled (whichever branch scales it).
+    ok(
+        "loss-scaled-on-the-amp-path-only",
+        """
+        import torch
+        import torch.nn.functional as F
+
+
+        def train(model, loader, optimizer, use_amp):
+            scaler = torch.cuda.amp.GradScaler(enabled=use_amp)
+            for x, y in loader:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    loss = F.cross_entropy(model(x), y)
+                if use_amp:
+                    loss = scaler.scale(loss)
+                loss.backward()
+                if use_amp:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad()
+        """,
+    ),
+    ok(
+        "loss-scaled-on-the-else-path-only",
+        """
+        import torch
+        import torch.nn.functional as F
+
+
+        def train(model, loader, optimizer, full_precision):
+            scaler = torch.cuda.amp.GradScaler(enabled=not full_precision)
+            for x, y in loader:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=not full_precision):
+                    loss = F.cross_entropy(model(x), y)
+                if full_precision:
+                    to_backprop = loss
+                else:
+                    to_backprop = scaler.scale(loss)
+                to_backprop.backward()
+                if full_precision:
+                    optimizer.step()
+                else:
+                    scaler.step(optimizer)
+                    scaler.update()
+                optimizer.zero_grad()
+        """,
+    ),
     ok(
         "accelerate-backward",
         """

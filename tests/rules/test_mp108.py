@@ -226,6 +226,42 @@ CASES = [
                 scheduler.step()
         """,
     ),
+    # The skip check guards an inner condition (warmup only): the scheduler is still inside it.
+    ok(
+        "the-skip-check-around-a-warmup-condition",
+        SETUP
+        + """
+        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=500)
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(batch).mean()
+            scaler.scale(loss).backward()
+            scale = scaler.get_scale()
+            scaler.step(optimizer)
+            scaler.update()
+            if scale <= scaler.get_scale():
+                if step < 500:
+                    scheduler.step()
+        """,
+    ),
+    # The learning rate read for logging after the step is no step of the scheduler.
+    ok(
+        "the-learning-rate-logged-after-the-step",
+        SETUP
+        + """
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=10_000)
+        for batch in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(batch).mean()
+            scaler.scale(loss).backward()
+            scale = scaler.get_scale()
+            scaler.step(optimizer)
+            scaler.update()
+            if scale <= scaler.get_scale():
+                scheduler.step()
+            print(f"loss {loss.item():.4f} lr {scheduler.get_last_lr()[0]:.2e}")
+        """,
+    ),
     ok(
         "optimizer-was-run-in-a-trainer-attribute",
         """

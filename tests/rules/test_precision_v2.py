@@ -250,6 +250,55 @@ STATEMENTS = [
         logp = F.log_softmax(out["logits"], dim=-1)
         """,
     ),
+    # The same cast stored into a model's output object (no dict literal: only the item store tells).
+    ok(
+        "item-store-casts-the-logits-of-a-model-output",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+
+
+        def logps(batch):
+            out = policy(batch["input_ids"])
+            out["logits"] = out["logits"].float()
+            return F.log_softmax(out["logits"], dim=-1)
+        """,
+    ),
+    # The key is handed in (`logits_key`): the same name reads back what was stored under it.
+    ok(
+        "item-store-under-a-key-handed-in-casts-the-logits",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+
+
+        def logps(batch, logits_key):
+            out = policy(batch["input_ids"])
+            out[logits_key] = out[logits_key].float()
+            return F.log_softmax(out[logits_key], dim=-1)
+        """,
+    ),
+    bug(
+        "item-store-under-a-key-handed-in-keeps-half",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+
+
+        def logps(x, logits_key):
+            out = {}
+            out[logits_key] = policy(x)
+            return F.log_softmax(out[logits_key], dim=-1)  # expect: MP001
+        """,
+    ),
     bug(
         "item-store-keeps-half",
         """

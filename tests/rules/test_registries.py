@@ -12,7 +12,7 @@ import pytest
 
 from mplint.api import lint_paths
 
-from .casekit import check_files
+from .casekit import check_files, line_of
 
 UTILS = """
     import torch
@@ -222,14 +222,19 @@ def test_a_model_built_by_name_through_a_decorator_registry(dtype: str, marked: 
     check_files(_project(dtype, marked), "MP003", tmp_path)
 
 
-def test_a_registered_model_built_fp32_keeps_the_factory_unknown(tmp_path: Path) -> None:
-    """One registered model keeps its weights fp32 (`.float()` after the cast): which one runs is
-    not known, so neither is the precision of what the factory returns."""
+@pytest.mark.parametrize("kept_fp32", ["llama", "qwen"])
+def test_a_registered_model_built_fp32_keeps_the_factory_unknown(kept_fp32: str, tmp_path: Path) -> None:
+    """One registered model keeps its weights fp32 (`.float()` after the cast), the first or the last
+    of the registered keys: which one runs is not known, so neither is the precision of what the
+    factory returns."""
     files = _project("bfloat16", marked=False)
-    files["src/models/llama.py"] = LLAMA.replace(
-        "self.output = nn.Linear(512, 32000, bias=False).type(self.args.dtype)",
-        "self.output = nn.Linear(512, 32000, bias=False).type(self.args.dtype).float()",
-    )
+    if kept_fp32 == "llama":
+        files["src/models/llama.py"] = LLAMA.replace(
+            "self.output = nn.Linear(512, 32000, bias=False).type(self.args.dtype)",
+            "self.output = nn.Linear(512, 32000, bias=False).type(self.args.dtype).float()",
+        )
+    else:
+        files["src/models/qwen.py"] = QWEN.replace(".type(self.args.dtype)", ".type(self.args.dtype).float()")
     check_files(files, "MP003", tmp_path)
 
 
@@ -306,6 +311,18 @@ def test_a_module_level_registry_filled_by_a_function_decorator(half: bool, tmp_
     check_files(files, "MP003", tmp_path)
 
 
+
+def test_a_model_zoo_the_package_star_imports_registers_its_models(tmp_path: Path) -> None:
+    """`from models.zoo import *` in the package runs the zoo whole: its `@register_model` decorators too."""
+    files = {
+        "models/__init__.py": MODELS_PACKAGE.replace("from models.zoo import Small, Tiny", "from models.zoo import *"),
+        "models/registry.py": REGISTRY,
+        "models/zoo.py": SMALL_MODELS,
+        "main.py": MAIN.replace("# MARK", "# expect: MP003"),
+    }
+    check_files(files, "MP003", tmp_path)
+
+
 TABLE = """
     import torch
     import torch.nn as nn
@@ -342,6 +359,40 @@ def test_a_table_of_model_classes_indexed_by_a_parameter(cast: str, tmp_path: Pa
     source = TABLE.replace(".half()", cast).replace("# MARK", "# expect: MP003" if cast else "")
     check_files({"train.py": source}, "MP003", tmp_path)
 
+
+def test_a_table_of_models_with_heads_of_either_half_dtype(tmp_path: Path) -> None:
+    """An fp16 head in one architecture, a bf16 one in the other: half weights whichever runs."""
+    source = TABLE.replace(".half()", ".to(torch.bfloat16)", 1).replace("# MARK", "# expect: MP003")
+    check_files({"train.py": source}, "MP003", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP003"]).findings
+    assert "SGD over bfloat16 or float16 parameters" in finding.message
+
+
+
+def test_a_table_of_models_each_cast_half_whole_gives_half_logits(tmp_path: Path) -> None:
+    """Every architecture of the table is built and cast to fp16 whole: the model is fp16 (not a
+    model half in part, whose outputs' dtype is not told), so are its logits."""
+    source = TABLE.replace(".half()", "").replace(
+        "return ARCHITECTURES[arch](config)", "return ARCHITECTURES[arch](config).half()"
+    )
+    source += """
+
+    def evaluate(config, arch, batches):
+        model = build(config, arch)
+        for tokens, targets in batches:
+            logp = torch.log_softmax(model(tokens), dim=-1)  # expect: MP001
+            yield torch.nn.functional.nll_loss(logp, targets)
+    """
+    check_files({"train.py": source.replace("  # MARK", "")}, "MP001", tmp_path)
+
+
+def test_a_table_of_one_model_names_its_cast_plainly(tmp_path: Path) -> None:
+    """One architecture in the table: the message names its head's cast, not "each of the 1 models"."""
+    source = TABLE.replace(', "mamba": Mamba', "").replace("# MARK", "# expect: MP003")
+    check_files({"train.py": source}, "MP003", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP003"]).findings
+    cast_at = f"{tmp_path / 'train.py'}:{line_of(source, 'self.lm_head =')}"
+    assert f"(from `self.lm_head`, cast at {cast_at})" in finding.message
 
 INIT_WEIGHTS = """
     import torch

@@ -258,6 +258,13 @@ def call_named(
         return args[0]
     if function == "argparse.ArgumentParser":
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
+    if function == "open" and args and isinstance(args[0].const, str):
+        return Value(Kind.ANY, op=OPENED_FILE, payload=args[0].const)
+    if function in CONFIG_LOADERS and args:
+        # `yaml.safe_load(open("configs/train.yaml"))`, `OmegaConf.load(args.config)`: the repository's
+        # config file is configuration (read once; a cache dependency).
+        name = args[0].payload if args[0].op == OPENED_FILE else args[0].const
+        return configuration.config_file(self, name, path) if isinstance(name, str) else UNKNOWN
     if function in api.PARAMETER_CLASSES:
         return first.with_(op=api.PARAMETER_OP) if first.kind is Kind.TENSOR else UNKNOWN
     if function == "tyro.cli" and args:
@@ -526,6 +533,11 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
 # ds.json`), with their defaults: those of transformers' `TrainingArguments` and TRL's configs that
 # `frameworks.transformers` reads.
 _FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": const(None)}
+
+
+# Readers of a config file, given the file opened or its name, and the `Value.op` of an opened file.
+CONFIG_LOADERS = frozenset({"json.load", "yaml.safe_load", "yaml.load", "yaml.full_load", "omegaconf.OmegaConf.load"})
+OPENED_FILE = "an opened file"
 
 
 def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:

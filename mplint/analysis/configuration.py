@@ -14,6 +14,7 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api as api
+from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.launch_options import Written, options_of, typed
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
@@ -104,6 +105,44 @@ def launched_options(self: Interpreter) -> dict[str, Written]:
         found = self.launch_options[script] = options_of(script, self.index.root)
         self.data_files.update(found.read)
     return found.options
+
+
+def config_file(self: Interpreter, name: str, script: str) -> Value:
+    """The data of the config file `name` a script at `script` reads, as a record whose keys read as
+    items and as attributes (`cfg["dtype"]`, `cfg.training.dtype`); unknown when it cannot be read."""
+    found = read_json_config(name, script)
+    if found is None:
+        return UNKNOWN
+    self.data_files.add(found[0])
+    return _data_value(found[1])
+
+
+def _data_value(data: object) -> Value:
+    if isinstance(data, dict):
+        return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted((str(k), _data_value(v)) for k, v in data.items())))
+    if isinstance(data, str):
+        return const(_yaml_scalar(data))
+    if isinstance(data, (bool, int, float)) or data is None:
+        return const(data)
+    return UNKNOWN
+
+
+def _yaml_scalar(text: str) -> object:
+    """A scalar as YAML 1.1 reads it (`true`, `1e-5`, `bfloat16`); JSON's strings stay strings
+    where they are no number or boolean word either."""
+    word = text.strip().lower()
+    if word in ("true", "yes", "on"):
+        return True
+    if word in ("false", "no", "off"):
+        return False
+    if word in ("null", "~"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 # Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns, and

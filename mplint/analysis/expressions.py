@@ -416,6 +416,7 @@ BUILTINS = frozenset(
         "zip",
         "enumerate",
         "str",
+        "open",
     }
 )
 

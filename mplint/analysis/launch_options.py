@@ -1,4 +1,5 @@
-"""The options a repository's own launch commands give a script: part of the configuration that runs.
+"""The configuration a repository gives a script outside its code: the options its launch commands
+give it, and (for the plan) the config files it names.
 
 A training script is seldom started plainly: `scripts/train.sh` runs `torchrun train.py --bf16 True
 --deepspeed ds_z3.json`. Where every command of the repository that starts the script (a shell
@@ -90,6 +91,34 @@ def launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str]) 
                 if is_script(launched, script, path, repository_of(script, root)):
                     found.add(script)
     return found, tuple(read)
+
+
+# A config file a script names in a string literal (`"configs/grpo.yaml"`, `default="ds_config.json"`).
+_CONFIG_NAME = re.compile(r"""["']([\w./-]+\.(?:ya?ml|json))["']""")
+_LARGEST_CONFIG = 64 * 1024
+
+
+def configured_with(run_root: str, scripts: dict[str, str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
+    """Of `scripts` (path -> code), those that name a config file of the repository (relative to the
+    script or to the run's folder) whose text mentions one of `words` (`dtype: bfloat16`): low
+    precision may come from the file the script reads. With the files read to tell."""
+    found: set[str] = set()
+    read: list[str] = []
+    for script, code in scripts.items():
+        for name in set(_CONFIG_NAME.findall(code)):
+            for base in (os.path.dirname(script), run_root or "."):
+                path = os.path.normpath(os.path.join(base, name))
+                try:
+                    if os.path.getsize(path) > _LARGEST_CONFIG:
+                        continue
+                    with open(path, encoding="utf-8") as file:
+                        text = file.read()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                read.append(path)
+                if any(word in text for word in words):
+                    found.add(script)
+    return found, tuple(sorted(set(read)))
 
 
 def typed(written: Written, default: object) -> object | None:

@@ -9,13 +9,18 @@ from pathlib import Path
 
 
 def read_json_config(name: str, script: str) -> tuple[str, object] | None:
-    """A JSON config file (a DeepSpeed config) named relative to the script at `script` or to the
-    working directory (where the framework resolves it when the script runs from the root): its
-    path and its data, or None when there is no such readable file."""
+    """A config file (a DeepSpeed config, a training script's own) named relative to the script at
+    `script` or to the working directory (where the framework resolves it when the script runs from
+    the root): its path and its data, or None when there is no such readable file. JSON, or YAML read
+    as `accelerate_launch.scalars` reads it (top-level keys and one level below, values as written)."""
+    from mplint.analysis.frameworks.accelerate_launch import scalars  # it imports this package
+
     for base in (Path(script).parent, Path.cwd()):
         candidate = base / name
         try:
-            return str(candidate), json.loads(candidate.read_text(encoding="utf-8"))
+            text = candidate.read_text(encoding="utf-8")
+            data = scalars(text) if candidate.suffix in (".yaml", ".yml") else json.loads(text)
         except (OSError, ValueError):
             continue
+        return str(candidate), data
     return None

@@ -27,7 +27,7 @@ from mplint.analysis.frameworks.accelerate_launch import (
 )
 
 # A command that runs a Python script: an interpreter or a launcher before the script's name.
-_LAUNCHER = re.compile(r"(?:^|[\s/=])(?:python[\d.]*|torchrun|deepspeed|launch|srun|run)\s")
+_LAUNCHER = re.compile(r"(?:^|[\s/=])(?:python[\d.]*|torchrun|deepspeed|launch|srun)\s")
 # Words that end a command (a pipe, a list, a redirection).
 _ENDS = frozenset({"|", "||", "&&", ";", "&"})
 _TRUE_WORDS = frozenset({"true", "yes", "t", "y", "1"})

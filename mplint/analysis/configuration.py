@@ -113,23 +113,26 @@ def config_file(self: Interpreter, name: str, script: str) -> Value:
     found = read_json_config(name, script)
     if found is None:
         return UNKNOWN
-    self.data_files.add(found[0])
-    return _data_value(found[1])
+    path, data = found
+    self.data_files.add(path)
+    return _data_value(data, yaml=path.endswith((".yaml", ".yml")))
 
 
-def _data_value(data: object) -> Value:
+def _data_value(data: object, *, yaml: bool) -> Value:
+    """A config's data as a value; YAML's scalars arrive as written and are read as YAML reads them,
+    JSON's are typed already (its string "no" stays a string)."""
     if isinstance(data, dict):
-        return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted((str(k), _data_value(v)) for k, v in data.items())))
-    if isinstance(data, str):
+        items = tuple(sorted((str(key), _data_value(value, yaml=yaml)) for key, value in data.items()))
+        return Value(Kind.DICT, op=NAMESPACE, items=items)
+    if isinstance(data, str) and yaml:
         return const(_yaml_scalar(data))
-    if isinstance(data, (bool, int, float)) or data is None:
+    if isinstance(data, (bool, int, float, str)) or data is None:
         return const(data)
     return UNKNOWN
 
 
 def _yaml_scalar(text: str) -> object:
-    """A scalar as YAML 1.1 reads it (`true`, `1e-5`, `bfloat16`); JSON's strings stay strings
-    where they are no number or boolean word either."""
+    """A scalar as YAML 1.1 reads it (`true`, `no`, `1e-5`, `bfloat16`)."""
     word = text.strip().lower()
     if word in ("true", "yes", "on"):
         return True

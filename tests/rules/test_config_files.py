@@ -83,3 +83,19 @@ def test_a_config_file_the_script_reads_is_configuration(
     train: str, configs: dict[str, str], bug: bool, code: str, tmp_path: Path
 ) -> None:
     check_files(project(train, configs, code, bug and f"# MARK {code}" in train), code, tmp_path)
+
+
+def test_json_strings_stay_strings_and_yaml_words_are_read_as_yaml(tmp_path: Path) -> None:
+    # JSON's "no" is the string "no" (an accelerate-style setting), YAML's `no` is False.
+    train = """
+        import json
+
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        config = json.load(open("train_config.json"))
+        dtype = torch.float32 if config["mixed_precision"] == "no" else torch.bfloat16
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(policy.parameters())
+    """
+    check_files({"train.py": train, "train_config.json": '{"mixed_precision": "no"}'}, "MP003", tmp_path)

@@ -15,14 +15,17 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mplint.analysis.frameworks.accelerate_launch import (
     LAUNCH_SUFFIXES,
     is_script,
+    parsed_once,
+    read_text,
     repository_of,
     repository_texts,
+    script_index,
     substituted_lines,
 )
 
@@ -56,7 +59,7 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
         if not path.endswith(LAUNCH_SUFFIXES) or name not in text:
             continue
         read.append(path)
-        for launched, options in _commands(text):
+        for launched, options in _commands(path, text):
             if is_script(launched, script_path, path, root):
                 given.append(options)
     if not given:
@@ -69,21 +72,29 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
     return LaunchOptions(agreed, tuple(read))
 
 
-def launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
-    """Of `scripts` (files of a run started at `run_root`), those a launch command under the run's
-    folder gives an option that mentions one of `words` (`--bf16 True`, `--torch_dtype bfloat16`):
-    low precision may come from the command, not the code. With the files read to tell."""
+def outside_code(run_root: str, scripts: Mapping[str, str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
+    """Of `scripts` (absolute path -> code) of a run started at `run_root`, those whose low precision
+    may come from outside their code: a launch command under the run's folder gives them an option
+    that mentions one of `words` (`--bf16 True`), or they name a config file that does (`dtype:
+    bfloat16`). With the files read to tell (what a cached run depends on)."""
+    launched, read = _launched_with(os.path.abspath(run_root or "."), scripts, words)
+    configured, config_read = _configured_with(
+        run_root, {path: scripts[path] for path in scripts if path not in launched}, words
+    )
+    return launched | configured, read + config_read
+
+
+def _launched_with(root: str, scripts: Iterable[str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
     by_name: dict[str, list[str]] = {}
     for script in scripts:
-        by_name.setdefault(os.path.basename(script), []).append(os.path.abspath(script))
+        by_name.setdefault(os.path.basename(script), []).append(script)
     found: set[str] = set()
     read: list[str] = []
-    root = os.path.abspath(run_root or ".")
     for path, text in repository_texts(root):
         if not path.endswith(LAUNCH_SUFFIXES) or ".py" not in text:
             continue
         read.append(path)
-        for launched, options in _commands(text):
+        for launched, options in _commands(path, text):
             written = " ".join(f"{name} {value}" for name, value in options.items())
             if not any(word in written for word in words):
                 continue
@@ -98,27 +109,22 @@ _CONFIG_NAME = re.compile(r"""["']([\w./-]+\.(?:ya?ml|json))["']""")
 _LARGEST_CONFIG = 64 * 1024
 
 
-def configured_with(run_root: str, scripts: dict[str, str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
-    """Of `scripts` (path -> code), those that name a config file of the repository (relative to the
-    script or to the run's folder) whose text mentions one of `words` (`dtype: bfloat16`): low
-    precision may come from the file the script reads. With the files read to tell."""
+def _configured_with(
+    run_root: str, scripts: Mapping[str, str], words: frozenset[str]
+) -> tuple[set[str], tuple[str, ...]]:
     found: set[str] = set()
-    read: list[str] = []
+    read: set[str] = set()
     for script, code in scripts.items():
         for name in set(_CONFIG_NAME.findall(code)):
             for base in (os.path.dirname(script), run_root or "."):
                 path = os.path.normpath(os.path.join(base, name))
-                try:
-                    if os.path.getsize(path) > _LARGEST_CONFIG:
-                        continue
-                    with open(path, encoding="utf-8") as file:
-                        text = file.read()
-                except (OSError, UnicodeDecodeError):
+                text = read_text(path, _LARGEST_CONFIG)
+                if text is None:
                     continue
-                read.append(path)
+                read.add(path)
                 if any(word in text for word in words):
                     found.add(script)
-    return found, tuple(sorted(set(read)))
+    return found, tuple(sorted(read))
 
 
 def typed(written: Written, default: object) -> object | None:
@@ -141,8 +147,15 @@ def typed(written: Written, default: object) -> object | None:
     return written if isinstance(default, str) or default is None else None
 
 
-def _commands(text: str) -> list[tuple[str, dict[str, Written]]]:
-    """The Python scripts the commands of a file start, each with the options it gives them."""
+# The Python scripts the commands of each launch file start, with the options given them.
+_COMMANDS: dict[str, tuple[str, list[tuple[str, dict[str, Written]]]]] = {}
+
+
+def _commands(path: str, text: str) -> list[tuple[str, dict[str, Written]]]:
+    return parsed_once(_COMMANDS, path, text, _read_commands)
+
+
+def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:
     found = []
     for line in substituted_lines(text):
         if _LAUNCHER.search(line) is None or ".py" not in line:
@@ -151,8 +164,8 @@ def _commands(text: str) -> list[tuple[str, dict[str, Written]]]:
             words = shlex.split(line, comments=True)
         except ValueError:  # an unbalanced quote: not a command to read
             continue
-        start = next((index for index, word in enumerate(words) if word.endswith(".py") and "$" not in word), None)
-        if start is not None and not words[start].startswith("-"):
+        start = script_index(words)
+        if start is not None:
             found.append((words[start], _options(words[start + 1 :])))
     return found
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from mplint import suppression
-from mplint.analysis.launch_options import configured_with, launched_with
+from mplint.analysis.launch_options import outside_code
 from mplint.analysis.model import PrecisionModel, analyze
 from mplint.analysis.project import ImportGraph, ModuleIndex
 from mplint.analysis.scopes import Loaded
@@ -227,15 +227,13 @@ class Run:
         # config file holding one (`dtype: bfloat16`), is a unit when its code mentions a sink: the
         # precision comes from outside the code (`launch_options`).
         candidates = {
-            os.path.abspath(source.path): source.path
+            os.path.abspath(source.path): source
             for source in analysable
             if source.path not in roots and self.prefilter.mentions(source, sinks)
         }
-        launched, read = launched_with(self.index.root, candidates, triggers) if candidates else (set(), ())
-        texts = {path: self.files[candidates[path]].text or "" for path in candidates if path not in launched}
-        configured, config_read = configured_with(self.index.root, texts, triggers)
-        roots |= {candidates[path] for path in launched | configured}
-        read += config_read
+        codes = {path: source.text or "" for path, source in candidates.items()}
+        configured, read = outside_code(self.index.root, codes, triggers) if candidates else (set(), ())
+        roots |= {candidates[path].path for path in configured}
         unanalysed = tuple(source for source in readable if source.path not in roots)
         return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files, read)
 

@@ -26,9 +26,10 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from mplint.analysis.frameworks import deepspeed
 from mplint.analysis.values import Precision
@@ -210,18 +211,26 @@ def _assign(variables: dict[str, str], name: str, written: str) -> None:
         variables.pop(name, None)
 
 
-# The launch commands of each file read, with the text they were read from (`_text` hands out the
-# same string while a file is unchanged): every script that builds an Accelerator scans the
-# repository, and diffusers' READMEs hold thousands of commands.
+Parsed = TypeVar("Parsed")
+
+
+def parsed_once(memo: dict[str, tuple[str, Parsed]], path: str, text: str, parse: Callable[[str], Parsed]) -> Parsed:
+    """`parse(text)` for the file at `path`, kept in `memo` with the text it was read from
+    (`read_text` hands out the same string while a file is unchanged): every script of a run scans
+    the repository's launch files, and diffusers' READMEs hold thousands of commands."""
+    known = memo.get(path)
+    if known is None or known[0] is not text:
+        known = memo[path] = (text, parse(text))
+    return known[1]
+
+
 _COMMANDS: dict[str, tuple[str, tuple[LaunchCommand, ...]]] = {}
 
 
 def _commands_in(path: str, text: str) -> tuple[LaunchCommand, ...]:
-    known = _COMMANDS.get(path)
-    if known is None or known[0] is not text:
-        found = tuple(launch_commands(path, text)) if _LAUNCH.search(text) else ()
-        known = _COMMANDS[path] = (text, found)
-    return known[1]
+    return parsed_once(
+        _COMMANDS, path, text, lambda read: tuple(launch_commands(path, read)) if _LAUNCH.search(read) else ()
+    )
 
 
 def scalars(text: str) -> dict[str, object]:
@@ -349,10 +358,16 @@ def _flag(words: list[str], flags: tuple[str, ...]) -> str | None:
 
 
 def _script_word(words: list[str]) -> str | None:
-    """The script a launch command starts: its first word naming a `.py` file (not a `$VARIABLE`)."""
-    for word in words:
+    index = script_index(words)
+    return None if index is None else words[index]
+
+
+def script_index(words: list[str]) -> int | None:
+    """Where the script a command starts is among its words: the first naming a `.py` file; None
+    when there is none or it is a `$VARIABLE`."""
+    for index, word in enumerate(words):
         if word.endswith(".py") and not word.startswith("-"):
-            return None if "$" in word else word
+            return None if "$" in word else index
     return None
 
 
@@ -378,7 +393,7 @@ def repository_texts(root: str) -> Iterator[tuple[str, str]]:
                 if not _skipped(entry):
                     pending.append(entry.path)
             elif entry.name.endswith(_CONFIG_SUFFIXES + LAUNCH_SUFFIXES):
-                text = _text(entry.path, _LARGEST_JSON if entry.name.endswith(".json") else _LARGEST_FILE)
+                text = read_text(entry.path, _LARGEST_JSON if entry.name.endswith(".json") else _LARGEST_FILE)
                 if text is not None:
                     yield entry.path, text
 
@@ -399,7 +414,8 @@ def _skipped(entry: os.DirEntry[str]) -> bool:
 _READ: dict[str, tuple[tuple[int, int], str | None]] = {}
 
 
-def _text(path: str, largest: int) -> str | None:
+def read_text(path: str, largest: int) -> str | None:
+    """The text of the file at `path` when it is at most `largest` bytes of UTF-8, read once while unchanged."""
     try:
         status = os.stat(path)
     except OSError:

@@ -32,7 +32,7 @@ from mplint.findings import Finding, Severity
 from mplint.retained import Key, T, current_store
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
 from mplint.text import SourceFile, split_lines
-from mplint.tree import STAR_IMPORT, Located, Statement, children, statements, walk
+from mplint.tree import DECORATED_CLASSES, FROM_IMPORTS, STAR_IMPORT, Located, Statement, children, statements, walk
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import TreeMemo
@@ -302,6 +302,9 @@ class PartialFile(ParsedFile):
             for statement in group:
                 for name in _names_bound_by(statement):
                     self._binders.setdefault(name, []).append(len(self._spans) - 1)
+                kind = _kind_of(statement)
+                if kind is not None:
+                    self._binders.setdefault(kind, []).append(len(self._spans) - 1)
         self._parsed: dict[int, cst.Module | None] = {}  # by span: its tree, None where libcst refused it
         self.parsed_characters = 0  # how much of the text has a tree: what keeping this file costs
         store = current_store()
@@ -309,10 +312,10 @@ class PartialFile(ParsedFile):
             self.memo = store.memo(self.path)
 
     def top_level(self, name: str) -> list[Statement]:
-        """The top-level statements that may bind `name`, parsed now if they were not yet."""
+        """The top-level statements that may bind `name` (or be of a kind: `DECORATED_CLASSES`,
+        `FROM_IMPORTS`), parsed now if they were not yet."""
         found: list[Statement] = []
-        spans = range(len(self._spans)) if name == "*" else self._binders.get(name, ())  # "*": all of them
-        for span in dict.fromkeys(spans):
+        for span in dict.fromkeys(self._binders.get(name, ())):
             piece = self._piece(span)
             if piece is not None:  # what libcst cannot parse tells nothing: its names stay unknown
                 found.extend(statements(piece))
@@ -399,6 +402,13 @@ if sys.version_info >= (3, 11):
     _AST_TRY_STATEMENTS: tuple[type[ast.Try] | type[ast.TryStar], ...] = (ast.Try, ast.TryStar)
 else:
     _AST_TRY_STATEMENTS = (ast.Try,)
+
+
+def _kind_of(statement: ast.stmt) -> str | None:
+    """The kind a top-level statement is asked for by (`PartialFile.top_level`), if any."""
+    if isinstance(statement, ast.ClassDef) and statement.decorator_list:
+        return DECORATED_CLASSES
+    return FROM_IMPORTS if isinstance(statement, ast.ImportFrom) else None
 
 
 def _names_bound_by(statement: ast.stmt) -> list[str]:

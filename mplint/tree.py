@@ -17,6 +17,11 @@ import libcst as cst
 # The key under which a file's star imports (`from utils import *`) are listed among the statements
 # that bind names (no name is spelled so): they may bind any name.
 STAR_IMPORT = "import *"
+# What a file read piece by piece is also asked for besides names (`PartialFile.top_level`): its
+# top-level decorated classes (their decorators may register them) and `from ... import` statements
+# (what a package's `__init__` lists). No Python name has a space.
+DECORATED_CLASSES = "decorated classes"
+FROM_IMPORTS = "from imports"
 
 Into = Callable[[cst.CSTNode], bool] | None
 # A node with a position in its file (what findings, fixes and messages point at).

@@ -20,6 +20,7 @@ import libcst as cst
 
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import MIXED, UNKNOWN, Kind, Value, half_submodule, join
+from mplint.tree import DECORATED_CLASSES, FROM_IMPORTS
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -99,7 +100,9 @@ def settle(self: Interpreter, path: str | None) -> None:
         package = self.module_state(init) if init is not None and init.endswith("__init__.py") else None
         if package is None or package.path == path:
             continue
-        imports = [statement for statement in package.all_statements() if isinstance(statement, cst.ImportFrom)]
+        imports = [
+            statement for statement in package.top_level_of(FROM_IMPORTS) if isinstance(statement, cst.ImportFrom)
+        ]
         if sum(len(statement.names) for statement in imports if not isinstance(statement.names, cst.ImportStar)) > (
             MAX_PACKAGE_IMPORTS
         ):
@@ -113,7 +116,7 @@ def _run_decorated_classes(self: Interpreter, path: str) -> None:
     decorators are what registers them."""
     state = self.module_state(path)
     if state is not None and state.lazy:
-        for statement in state.all_statements():
+        for statement in state.top_level_of(DECORATED_CLASSES):
             if isinstance(statement, cst.ClassDef) and statement.decorators and id(statement) not in state.executed:
                 state.executed.add(id(statement))
                 self.exec_statement(statement, Context(state.scope))

@@ -64,9 +64,10 @@ class ModuleState:
     def __post_init__(self) -> None:
         self.scope = Scope(self)
 
-    def all_statements(self) -> list[Statement]:
-        """Every top-level statement (of a file parsed piece by piece: all its pieces, parsed now)."""
-        return self.top_level(ALL_NAMES) if self.top_level is not None else statements(self.module)
+    def top_level_of(self, kind: str) -> list[Statement]:
+        """Top-level statements that may be of `kind` (`DECORATED_CLASSES`, `FROM_IMPORTS`): of a file
+        parsed piece by piece, only the pieces CPython's tree shows to hold one, parsed now."""
+        return self.top_level(kind) if self.top_level is not None else statements(self.module)
 
     def binding_statements(self, name: str) -> list[Statement]:
         """Top-level statements (also inside top-level if/try) that may bind `name`."""
@@ -120,9 +121,6 @@ class Frame:
     # pinned to a registry's key, what it gives depends on that key.
     keyed: bool = False
 
-
-# What `top_level` is asked for to get every top-level statement (no name is spelled so).
-ALL_NAMES = "*"
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)
 

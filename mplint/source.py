@@ -20,7 +20,7 @@ import functools
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -194,6 +194,8 @@ class ParsedFile:
         self.memo: TreeMemo = {}
         # The key each piece a `RetainedTrees` store holds has there, by the piece's first line.
         self._kept_as: dict[int, Key] = {}
+        # Pieces parsed under `_WRAPPER` (a method alone), by first line: their lines count from the line above.
+        self._wrapped: set[int] = set()
 
     partial = False
 
@@ -239,7 +241,8 @@ class ParsedFile:
             found = self._ranges(first, piece).get(id(node))
             if found is not None:
                 line, column, end_line, end_column = found
-                shift = first - 1  # a piece's lines count from its own first line
+                # A piece's lines count from its own first line (a wrapped method's, from the line above).
+                shift = first - 1 - (first in self._wrapped)
                 return line + shift, column + 1, end_line + shift, end_column + 1
         raise KeyError(f"{type(node).__name__} node is not in {self.path}")
 
@@ -295,10 +298,20 @@ class PartialFile(ParsedFile):
         self._binders: dict[str, list[int]] = {}  # name -> the spans that may bind it
         # Per span: the name of the function or class it defines, when that is all it does.
         self._defines: list[str | None] = []
+        # Per span of a class: its methods whose bodies are parsed only when one is asked for.
+        self._deferred: dict[int, list[_Method]] = {}
+        # The methods parsed without their bodies, by the stand-in node; once asked, the whole method.
+        self._stand_ins: dict[cst.FunctionDef, _Method] = {}
+        self._methods: dict[int, cst.FunctionDef | None] = {}  # by first line: parsed whole
+        self._whole = False  # a root's classes are parsed whole: the rules walk its methods
         for first, last, group in _line_groups(tree):
             self._spans.append((first, last))
             alone = group[0] if len(group) == 1 else None
             self._defines.append(alone.name if isinstance(alone, _AST_DEFINITIONS) else None)
+            if isinstance(alone, ast.ClassDef):
+                deferred = _deferred_methods(alone, self.lines())
+                if deferred:
+                    self._deferred[len(self._spans) - 1] = deferred
             for statement in group:
                 for name in _names_bound_by(statement):
                     self._binders.setdefault(name, []).append(len(self._spans) - 1)
@@ -324,7 +337,9 @@ class PartialFile(ParsedFile):
     def eager_module(self, needed: Callable[[str], bool]) -> cst.Module | None:
         """The file's top-level statements in order, as one module to run, leaving out each function
         and class whose name `needed` rejects (parsed later only if a name is looked up); None when
-        libcst refuses one of them (then only the whole file's parse can say where)."""
+        libcst refuses one of them (then only the whole file's parse can say where). The file is a
+        root: its classes are parsed whole from now on (rules walk a root's methods)."""
+        self._parse_whole()
         body: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
         for span, defines in enumerate(self._defines):
             if defines is not None and not needed(defines):
@@ -336,29 +351,85 @@ class PartialFile(ParsedFile):
         with _unvalidated_nodes():
             return cst.Module(body=body)
 
+    def full_function(self, node: cst.FunctionDef) -> cst.FunctionDef:
+        """The method `node` stands in for, with its body, parsed the first time it is asked for
+        (a class read for one method, its base or its constructor leaves most bodies unparsed);
+        `node` itself when it is whole, or where libcst refuses the method alone."""
+        method = self._stand_ins.get(node)
+        if method is None:
+            return node
+        if method.first not in self._methods:
+            # Indented, a method is no module: under `if 1:` it parses at its own columns, and its
+            # lines count from the line above it (`_WRAPPER`).
+            text = _WRAPPER + "".join(self.lines()[method.first - 1 : method.last])
+            self.parsed_characters += len(text)
+            piece = self._parse_kept(method.first, text, -method.first)
+            if piece is not None:
+                self._add_piece(method.first, piece, wrapped=True)
+            self._methods[method.first] = _wrapped_function(piece)
+        return self._methods[method.first] or node
+
     def _piece(self, span: int) -> cst.Module | None:
         if span not in self._parsed:
             first, _ = self._spans[span]
-            text = self._span_text(span)
+            deferred = [] if self._whole else self._deferred.get(span, [])
+            text = self._span_text(span, deferred)
             self.parsed_characters += len(text)
-            store = current_store()
-            if store is None:
-                piece = _parse_piece(text)
-            else:
-                key = self._kept_as[first] = (self.path, text, self._occurrences[span])
-                piece = store.tree(key, lambda: _parse_piece(text))
+            piece = self._parse_kept(first, text, self._occurrences[span])
             if piece is not None:
-                self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
+                self._add_piece(first, piece)
+                if deferred:
+                    self._stand_ins.update(_stand_ins(piece, deferred))
             self._parsed[span] = piece
         return self._parsed[span]
 
-    def _span_text(self, span: int) -> str:
+    def _parse_kept(self, first: int, text: str, occurrence: int) -> cst.Module | None:
+        """`text` parsed, or the tree a `RetainedTrees` store keeps for it (then kept again)."""
+        store = current_store()
+        if store is None:
+            return _parse_piece(text)
+        key = self._kept_as[first] = (self.path, text, occurrence)
+        return store.tree(key, lambda: _parse_piece(text))
+
+    def _add_piece(self, first: int, piece: cst.Module, *, wrapped: bool = False) -> None:
+        self.pieces = sorted([*self.pieces, (first, piece)], key=lambda item: item[0])
+        if wrapped:
+            self._wrapped.add(first)
+
+    def _parse_whole(self) -> None:
+        """Parse classes whole from now on; drop those parsed without method bodies (and the methods
+        parsed since), to be parsed again whole when asked for. Only the unit starting now can hold
+        their nodes: a unit's facts and definitions go with it."""
+        if self._whole:
+            return
+        self._whole = True
+        dropped = {self._spans[span][0] for span in self._deferred if span in self._parsed}
+        dropped.update(self._methods)
+        for span in self._deferred:
+            self._parsed.pop(span, None)
+        self.pieces = [(first, piece) for first, piece in self.pieces if first not in dropped]
+        for table in (self._positions, self._statements, self._kept_as):
+            for first in dropped:
+                table.pop(first, None)
+        self._ordered -= dropped
+        self._wrapped -= dropped
+        self._stand_ins.clear()
+        self._methods.clear()
+
+    def _span_text(self, span: int, deferred: Sequence[_Method] = ()) -> str:
+        """The span's text; the bodies of `deferred` methods replaced by `...` and blank lines (so
+        every other line keeps its number and columns)."""
         first, last = self._spans[span]
-        return "".join(self.lines()[first - 1 : last])
+        lines = self.lines()[first - 1 : last]
+        for method in deferred:
+            start, end = method.body_first - first, method.last - first + 1
+            lines[start:end] = [method.indent + "...\n", *["\n"] * (end - start - 1)]
+        return "".join(lines)
 
     @functools.cached_property
     def _occurrences(self) -> list[int]:
-        """Per span, how many spans before it have the same text (`torch.manual_seed(0)` twice)."""
+        """Per span, how many spans before it have the same text (`torch.manual_seed(0)` twice);
+        a method parsed alone is told by its line instead (a negative number: `full_function`)."""
         seen: Counter[str] = Counter()
         found = []
         for span in range(len(self._spans)):
@@ -366,6 +437,62 @@ class PartialFile(ParsedFile):
             found.append(seen[text])
             seen[text] += 1
         return found
+
+
+# What a method parsed alone is wrapped in (`PartialFile.full_function`).
+_WRAPPER = "if 1:\n"
+# A method's body is parsed only when asked for from this many lines (a shorter one costs about
+# what its stand-in does).
+MIN_DEFERRED_LINES = 4
+
+
+@dataclass(frozen=True)
+class _Method:
+    """Lines of a method of a top-level class (1-based, in the file): its first (decorators
+    included), its body's first and its last; and its body's indentation."""
+
+    first: int
+    body_first: int
+    last: int
+    indent: str
+    index: int  # its place among the class's methods
+
+
+def _deferred_methods(node: ast.ClassDef, lines: list[str]) -> list[_Method]:
+    """The methods of a class (in its body, in order) whose bodies are long and start on a line of
+    their own: those are parsed only when asked for."""
+    found = []
+    methods = [statement for statement in node.body if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for index, statement in enumerate(methods):
+        body = statement.body[0]
+        last = statement.end_lineno or statement.lineno
+        line = lines[body.lineno - 1]
+        # CPython's columns count UTF-8 bytes: only an ASCII indentation is taken as one.
+        indent = line[: body.col_offset]
+        if last - body.lineno + 1 < MIN_DEFERRED_LINES or indent.strip(" \t") or not indent.isascii():
+            continue
+        first = min([statement.lineno, *(decorator.lineno for decorator in statement.decorator_list)])
+        found.append(_Method(first, body.lineno, last, indent, index))
+    return found
+
+
+def _stand_ins(piece: cst.Module, deferred: Sequence[_Method]) -> dict[cst.FunctionDef, _Method]:
+    """The stand-in node of each deferred method in a class's piece: its methods come in the
+    order CPython's tree gives them, so the deferred ones are found by their place among them."""
+    node = piece.body[0] if len(piece.body) == 1 else None
+    if not isinstance(node, cst.ClassDef) or not isinstance(node.body, cst.IndentedBlock):
+        return {}
+    methods = [statement for statement in node.body.body if isinstance(statement, cst.FunctionDef)]
+    return {methods[method.index]: method for method in deferred if method.index < len(methods)}
+
+
+def _wrapped_function(piece: cst.Module | None) -> cst.FunctionDef | None:
+    """The method a piece parsed under `_WRAPPER` holds."""
+    wrapper = piece.body[0] if piece is not None and len(piece.body) == 1 else None
+    if isinstance(wrapper, cst.If) and isinstance(wrapper.body, cst.IndentedBlock) and len(wrapper.body.body) == 1:
+        function = wrapper.body.body[0]
+        return function if isinstance(function, cst.FunctionDef) else None
+    return None
 
 
 def _parse_piece(text: str) -> cst.Module | None:

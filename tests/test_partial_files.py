@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import textwrap
 
+import libcst as cst
+
 from mplint import registry
 from mplint.run.engine import Run
 from mplint.source import PartialFile
@@ -136,3 +138,105 @@ def test_a_root_where_a_rule_reads_the_whole_tree_is_parsed_whole() -> None:
     run.lint_unit("train.py")
 
     assert not run.parsed["train.py"].partial  # MP203 rewrites every use of the import
+
+
+# A class read for some of its methods: the others keep their bodies unparsed.
+POLICY = textwrap.dedent(
+    """\
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class Policy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 8)
+            self.temperature = 1.0
+
+        def logprobs(self, tokens):
+            logits = self.head(tokens)
+            scale = self.temperature
+            logits = logits / scale
+            return F.log_softmax(logits, dim=-1)
+
+        def describe(self):
+            total = 0
+            for p in self.parameters():
+                total += p.numel()
+            return total
+    """
+)
+
+POLICY_TRAIN = textwrap.dedent(
+    """\
+    import torch
+    from policy import Policy
+
+    policy = Policy().to(torch.bfloat16)
+    logp = policy.logprobs(torch.randn(2, 8))
+    """
+)
+
+
+def test_a_class_read_in_part_parses_only_the_methods_that_run() -> None:
+    files = [SourceFile("policy.py", POLICY), SourceFile("train.py", POLICY_TRAIN)]
+    run = Run(files, registry.all_rules())
+    findings = run.lint_unit("train.py").findings
+    policy = run.partial["policy.py"]
+
+    assert isinstance(policy, PartialFile)
+    # The imports the class reads, the class with its long methods' bodies left out (`__init__` is
+    # short: whole), and `logprobs` once it ran; `describe`'s body never.
+    assert [first for first, _ in policy.pieces] == [2, 3, 6, 12]
+    assert [(f.path, f.line, f.column, f.code) for f in findings] == [("policy.py", 16, 16, "MP001")]
+
+
+def test_a_method_is_parsed_at_its_own_lines_and_columns() -> None:
+    policy = PartialFile(SourceFile("policy.py", POLICY), ast.parse(POLICY))
+    [cls] = policy.top_level("Policy")
+    assert isinstance(cls, cst.ClassDef) and isinstance(cls.body, cst.IndentedBlock)
+    stand_in = cls.body.body[1]
+    assert isinstance(stand_in, cst.FunctionDef)
+
+    method = policy.full_function(stand_in)
+
+    assert method is not stand_in and policy.full_function(stand_in) is method  # parsed once
+    assert cst.Module(body=[method]).code == textwrap.dedent("".join(POLICY.splitlines(True)[11:16]))
+    assert policy.position(method)[:2] == (12, 5)
+    assert policy.position(method.body.body[-1])[:2] == (16, 9)  # `return F.log_softmax(...)`
+
+
+def test_a_file_read_in_part_then_linted_as_a_root_has_its_methods_whole() -> None:
+    # The trainer is first read by train.py for its class, then linted on its own: MP104 walks
+    # every function of a root, methods included.
+    trainer = textwrap.dedent(
+        """\
+        import torch
+
+
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.scaler = torch.amp.GradScaler("cuda")
+                self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+            def fit(self, loader):
+                for x, y in loader:
+                    with torch.autocast("cuda"):
+                        loss = self.model(x, y)
+                    self.scaler.scale(loss).backward()
+                    self.optimizer.step()
+                    self.scaler.update()
+        """
+    )
+    train = "from trainer import Trainer\n\nTrainer(model)\n"
+    files = [SourceFile("trainer.py", trainer), SourceFile("train.py", train)]
+    alone = Run(files, registry.all_rules()).lint_unit("trainer.py").findings
+    run = Run(files, registry.all_rules())
+    run.lint_unit("train.py")
+
+    after = run.lint_unit("trainer.py").findings
+
+    assert [(f.line, f.code) for f in alone] == [(15, "MP104")]
+    assert after == alone

@@ -209,7 +209,7 @@ class Classifier:
                     continue
                 if callee not in explored and callee not in self.unreaching:
                     explored.add(callee)
-                    if self._reaches_scaler(statements(callee.node.body), explored):
+                    if self._reaches_scaler(statements(callee.function.body), explored):
                         return True
         return False
 

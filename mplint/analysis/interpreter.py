@@ -140,7 +140,10 @@ class Interpreter:
         self.reaches = reaches
         # A root is run top to bottom; one parsed in part runs what was parsed, and reads the rest
         # of its names as a file it imports from would (`ModuleState.top_level`).
-        self.modules = {path: ModuleState(path, module, top_level=top) for path, (module, top) in roots.items()}
+        self.modules = {
+            path: ModuleState(path, loaded.module, top_level=loaded.top_level, full_function=loaded.full_function)
+            for path, loaded in roots.items()
+        }
         self.load = load
         self.index = index
         self.facts: dict[cst.Call, list[CallFact]] = {}
@@ -244,8 +247,9 @@ class Interpreter:
             loaded = self.load(path)
             if loaded is None:
                 return None
-            module, top_level = loaded
-            self.modules[path] = ModuleState(path, module, lazy=True, top_level=top_level)
+            self.modules[path] = ModuleState(
+                path, loaded.module, lazy=True, top_level=loaded.top_level, full_function=loaded.full_function
+            )
         return self.modules[path]
 
     def run_module(self, state: ModuleState) -> None:
@@ -316,7 +320,11 @@ class Interpreter:
             return verdict
         self.worth[definition.node] = False  # a recursive call does not make a function worth it
 
+        whole = definition.scope.module.full_function
+
         def mentions(node: ScopeNode) -> Mentions:
+            if whole is not None and type(node) is cst.FunctionDef:
+                node = whole(node)  # a method of a class read in part: with its body
             return self.of_tree(definition.path, _mentions, node, mentions)
 
         names, callees = mentions(definition.node)

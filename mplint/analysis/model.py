@@ -110,7 +110,7 @@ class PrecisionModel:
         decorator, or an autocast object it builds (`with torch.autocast(...)` in its body)."""
         if definition.region is not None:
             return True
-        for node in walk(definition.node):
+        for node in walk(definition.function):
             if isinstance(node, cst.Call):
                 if any(fact.result.kind is Kind.AUTOCAST for fact in self._interpreter.facts.get(node, ())):
                     return True

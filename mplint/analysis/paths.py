@@ -331,7 +331,7 @@ class _Walker:
         self.inlining.append(callee)
         saved, self.file = self.file, callee.path
         try:
-            return self.run_function(statements(callee.node.body), states, place)
+            return self.run_function(statements(callee.function.body), states, place)
         finally:
             self.inlining.pop()
             self.file = saved

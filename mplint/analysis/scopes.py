@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import libcst as cst
 
@@ -38,9 +38,14 @@ class Scope:
         return None
 
 
-# What reading a file a root imports from gives: its tree, and for a file parsed piece by piece
-# the function that parses the top-level statements binding a name.
-Loaded = tuple[cst.Module, Callable[[str], list[Statement]] | None]
+class Loaded(NamedTuple):
+    """What reading a file of the run gives: its tree; for a file parsed piece by piece, the
+    function that parses the top-level statements binding a name, and the one that gives a
+    method whose body was left unparsed (`PartialFile.full_function`)."""
+
+    module: cst.Module
+    top_level: Callable[[str], list[Statement]] | None = None
+    full_function: Callable[[cst.FunctionDef], cst.FunctionDef] | None = None
 
 
 @dataclass
@@ -56,6 +61,8 @@ class ModuleState:
     # For a file parsed piece by piece: the top-level statements that may bind a name (parsed on
     # demand); None when `module` is the whole file.
     top_level: Callable[[str], list[Statement]] | None = None
+    # For such a file: its methods with their bodies (`Loaded.full_function`).
+    full_function: Callable[[cst.FunctionDef], cst.FunctionDef] | None = None
     executed: set[int] = field(default_factory=set)
     # The linted files it imports every public name from (`from utils import *`), in import order.
     star_sources: list[str] = field(default_factory=list)

@@ -15,6 +15,7 @@ holds across a class's methods.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -76,6 +77,13 @@ class Definition:
 
     def method(self, name: str) -> Definition | None:
         return self.methods.get(name)
+
+    @functools.cached_property
+    def function(self) -> cst.FunctionDef | cst.ClassDef:
+        """The node with its body: a method of a class read in part has its body parsed only when
+        first asked for (`ModuleState.full_function`)."""
+        full = self.scope.module.full_function
+        return full(self.node) if full is not None and isinstance(self.node, cst.FunctionDef) else self.node
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,7 +284,7 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
             if method.owner is not None:
                 bases.add(method.owner)
             continue
-        if name == "__init__" or not self.of_tree(method.path, _stores_attributes, method.node):
+        if name == "__init__" or not self.of_tree(method.path, _stores_attributes, method.function):
             continue  # a method that stores nothing on `self` has no attribute to tell (most of them)
         for attr, value in self.call_definition(method, [], {}, None, receiver=receiver)[1].items():
             if attr != SELF:
@@ -382,13 +390,14 @@ def _run_body(
 ) -> tuple[Value, dict[str, Value]]:
     """One evaluation of a function's body in the current frame (`default`: torch's default dtype
     as the call began): what it returns and writes."""
-    assert isinstance(definition.node, cst.FunctionDef)
+    function = definition.function
+    assert isinstance(function, cst.FunctionDef)
     scope = Scope(self.modules[definition.path], definition.scope)
-    self_name = self.bind_parameters(definition, definition.node.params, scope, args, kwargs, receiver)
+    self_name = self.bind_parameters(definition, function.params, scope, args, kwargs, receiver)
     if self_name is not None and definition.owner is not None:
         scope.names[SUPER] = Value(Kind.ANY, op=SUPER, payload=(definition.owner, self_name))
     ctx = Context(scope, region, no_grad=definition.no_grad)
-    self.exec_block(statements(definition.node.body), ctx)
+    self.exec_block(statements(function.body), ctx)
     frame = self.frames[-1]
     returns = frame.returns
     result = returns[0] if returns else const(None)

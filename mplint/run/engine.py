@@ -339,10 +339,10 @@ class Run:
             if found is None:
                 return None
             files[path] = found
-            return (found.module, found.top_level) if isinstance(found, PartialFile) else (found.module, None)
+            return _loaded(found, found.module)
 
         try:
-            root_run = (module, parsed.top_level if isinstance(parsed, PartialFile) else None)
+            root_run = _loaded(parsed, module)
             precision = analyze({root: root_run}, load, self.index, self.words, lambda path: files[path].memo, reaches)
         except RecursionError:  # expressions nested deeper than a recursive walk can follow
             return UnitResult((invalid(root, 1, 1, TOO_DEEP),), (root,))
@@ -396,6 +396,13 @@ class Run:
                     stack.extend((child, False) for child in reversed(children(node)))
             cached[kinds] = events
         return cached[kinds]
+
+
+def _loaded(file: ParsedFile, module: cst.Module) -> Loaded:
+    """What the analysis reads of a file: `module`, and where it is read in part, its parts."""
+    if isinstance(file, PartialFile):
+        return Loaded(module, file.top_level, file.full_function)
+    return Loaded(module)
 
 
 def check_syntax(source: SourceFile) -> list[Finding]:

@@ -304,6 +304,7 @@ class PartialFile(ParsedFile):
         self._stand_ins: dict[cst.FunctionDef, _Method] = {}
         self._methods: dict[int, cst.FunctionDef | None] = {}  # by first line: parsed whole
         self._whole = False  # a root's classes are parsed whole: the rules walk its methods
+        self._data: set[int] = set()  # spans never parsed: tables of data (`_is_data`)
         for first, last, group in _line_groups(tree):
             self._spans.append((first, last))
             alone = group[0] if len(group) == 1 else None
@@ -312,6 +313,8 @@ class PartialFile(ParsedFile):
                 deferred = _deferred_methods(alone, self.lines())
                 if deferred:
                     self._deferred[len(self._spans) - 1] = deferred
+            elif _is_data(group, self.lines()[first - 1 : last]):
+                self._data.add(len(self._spans) - 1)
             for statement in group:
                 for name in _names_bound_by(statement):
                     self._binders.setdefault(name, []).append(len(self._spans) - 1)
@@ -342,7 +345,7 @@ class PartialFile(ParsedFile):
         self._parse_whole()
         body: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
         for span, defines in enumerate(self._defines):
-            if defines is not None and not needed(defines):
+            if (defines is not None and not needed(defines)) or span in self._data:
                 continue
             piece = self._piece(span)
             if piece is None:
@@ -370,6 +373,8 @@ class PartialFile(ParsedFile):
         return self._methods[method.first] or node
 
     def _piece(self, span: int) -> cst.Module | None:
+        if span in self._data:
+            return None  # its names stay unknown, as those of a statement libcst refuses
         if span not in self._parsed:
             first, _ = self._spans[span]
             deferred = [] if self._whole else self._deferred.get(span, [])
@@ -437,6 +442,19 @@ class PartialFile(ParsedFile):
             found.append(seen[text])
             seen[text] += 1
         return found
+
+
+# A top-level assignment or expression this long is a table of data (torch's `op_db`, a generated
+# mapping of 500,000 characters): what it binds is left unknown rather than parsed. On torch/ 23
+# such statements were 2.7 of the 33.7 MB libcst parsed; tables of settings or dtypes are shorter.
+MAX_DATA_CHARACTERS = 50_000
+
+
+def _is_data(group: list[ast.stmt], lines: list[str]) -> bool:
+    """Whether top-level statements (sharing lines) are a table of data: assignments or expressions
+    longer than MAX_DATA_CHARACTERS."""
+    simple = all(isinstance(statement, (ast.Assign, ast.AnnAssign, ast.Expr)) for statement in group)
+    return simple and sum(len(line) for line in lines) > MAX_DATA_CHARACTERS
 
 
 # What a method parsed alone is wrapped in (`PartialFile.full_function`).

@@ -240,3 +240,18 @@ def test_a_file_read_in_part_then_linted_as_a_root_has_its_methods_whole() -> No
 
     assert [(f.line, f.code) for f in alone] == [(15, "MP104")]
     assert after == alone
+
+
+def test_a_table_of_data_is_never_parsed() -> None:
+    # A generated table (torch's `op_db`, a name mapping) of more than 50,000 characters binds
+    # nothing the analysis can tell; the code around it is analysed as usual.
+    entries = "".join(f'    "op_{index}": ("aten::op_{index}", {index}),\n' for index in range(2000))
+    source = ROOT.replace("\n\ndef describe", f"\n\nOPS = {{\n{entries}}}\n\n\ndef describe", 1)
+    run = Run([SourceFile("train.py", source)], registry.all_rules())
+    findings = run.lint_unit("train.py").findings
+    root = run.parsed["train.py"]
+
+    assert isinstance(root, PartialFile)  # the root was not parsed whole instead
+    assert root.top_level("OPS") == []
+    assert all(len(piece.code) < 1000 for _, piece in root.pieces)
+    assert [f.code for f in findings] == ["MP001"]

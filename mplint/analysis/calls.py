@@ -320,7 +320,7 @@ def call_named(
         if self.constructing:
             # A layer an `__init__` builds (directly or in a helper it calls): part of that class's tree.
             self.builds.setdefault(self.constructing[-1], []).append(node)
-        return self.built_module(node, path, kwargs)
+        return self.built_module(node, path, function, kwargs)
     if function.startswith("torch.") and leaf in (
         "randn",
         "rand",
@@ -587,7 +587,8 @@ def _attribute_by_name(self: Interpreter, node: cst.Call, ctx: Context, function
 def _recast(module: Value, cast: Value) -> Value:
     """`module` and its submodules, at any depth, in the precision `cast` gave the receiver."""
     if cast.op == MIXED:
-        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=())
+        # Its submodules as the loop that cast it by class left them (none where it could not tell).
+        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=cast.items)
     items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
     return module.with_(precision=cast.precision, origin=cast.origin, items=items)
 

@@ -153,6 +153,8 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
             return Value(Kind.FUNCTION, payload=method)
         if attr == "module" and base.kind is Kind.MODULE:
             return base  # `raw_model = model.module if ddp else model`: DDP's wrapped module is the model
+        if base.kind is Kind.MODULE and attr in api.PARAMETER_ATTRIBUTES and base.payload.torch_class is not None:
+            return _parameter_of(base)  # `class Conv(nn.Conv2d)`: torch's layer holds the weight
         return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
     if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
         return base.payload.constants.get(attr, UNKNOWN)
@@ -163,10 +165,7 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
     if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
         return Value(Kind.DTYPE, base.precision)
     if base.kind is Kind.MODULE and attr in api.PARAMETER_ATTRIBUTES:
-        # `model.head.weight`: a parameter in the module's dtype; unknown in a model half in part.
-        if base.op == MIXED or base.precision is Precision.UNKNOWN:
-            return UNKNOWN
-        return Value(Kind.TENSOR, base.precision, origin=base.origin, op=api.PARAMETER_OP)
+        return _parameter_of(base)
     if base.kind is Kind.MODULE:
         return UNKNOWN if attr in api.MODULE_NON_SUBMODULE_ATTRS else base
     if base.kind is Kind.TENSOR:
@@ -174,6 +173,13 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
     if base.kind is Kind.DICT and base.op == NAMESPACE:
         return base.item(attr) or UNKNOWN  # `args.amp`: the option's default
     return UNKNOWN
+
+
+def _parameter_of(module: Value) -> Value:
+    """`model.head.weight`: a parameter in the module's dtype; unknown in a model half in part."""
+    if module.op == MIXED or module.precision is Precision.UNKNOWN:
+        return UNKNOWN
+    return Value(Kind.TENSOR, module.precision, origin=module.origin, op=api.PARAMETER_OP)
 
 
 def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Value:

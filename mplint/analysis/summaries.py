@@ -68,6 +68,9 @@ class Definition:
     # Classes: their bases of the linted code (what `super()` reaches), and for a `@dataclass` its
     # fields in `__init__` order (those of its bases first); None for any other class.
     bases: tuple[Definition, ...] = ()
+    # Classes: the torch.nn class they derive from (`torch.nn.Conv2d` for `class Conv(nn.Conv2d)`,
+    # `torch.nn.Module` for a model), directly or through bases of the linted code.
+    torch_class: str | None = None
     fields: tuple[str, ...] | None = None
 
     @property
@@ -182,7 +185,8 @@ def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> N
 
 def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     bases = [_linted(self, self.eval(base.value, ctx), ctx) for base in node.bases]
-    is_module = any(
+    torch_class = next((found for found in map(_torch_base, bases) if found is not None), None)
+    is_module = torch_class is not None or any(
         (base.name is not None and api.is_module_base(base.name))
         or (isinstance(base.payload, Definition) and base.payload.is_module)
         for base in bases
@@ -212,6 +216,7 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         is_module=is_module,
         is_optimizer=is_optimizer,
         bases=linted_bases,
+        torch_class=torch_class,
         fields=fields,
     )
     for base in bases:  # inherited methods, overridden by the class's own below
@@ -466,6 +471,13 @@ def _default_set(yielded: list[tuple[Precision, Origin | None]], outer: tuple[Pr
     if not yielded or any(default != yielded[0] for default in yielded) or yielded[0] == outer:
         return UNKNOWN
     return Value(Kind.ANY, yielded[0][0], origin=yielded[0][1], op=DEFAULT_DTYPE)
+
+
+def _torch_base(base: Value) -> str | None:
+    """The torch.nn class a base of a class is or derives from."""
+    if base.name is not None:
+        return base.name if api.is_nn_module_class(base.name) else None
+    return base.payload.torch_class if isinstance(base.payload, Definition) else None
 
 
 def _annotated_names(node: cst.ClassDef) -> list[str]:

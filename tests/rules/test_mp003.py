@@ -851,6 +851,146 @@ CASES = [
         optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
         """,
     ),
+    # cifar10-airbench's CifarNet: the loop in `__init__` casts each submodule by its class, so the
+    # whitening conv's bias and the head's weight are float16 (BatchNorm kept float32).
+    bug(
+        "named-weights-of-a-model-cast-by-class-in-init",
+        """
+        import torch
+        from torch import nn
+
+
+        class BatchNorm(nn.BatchNorm2d):
+            def __init__(self, num_features, momentum=0.6, eps=1e-12):
+                super().__init__(num_features, eps=eps, momentum=1 - momentum)
+
+
+        class Conv(nn.Conv2d):
+            def __init__(self, channels_in, channels_out):
+                super().__init__(channels_in, channels_out, kernel_size=3, padding="same", bias=False)
+
+
+        class CifarNet(nn.Module):
+            def __init__(self, widths):
+                super().__init__()
+                self.whiten = Conv(3, widths[0])
+                self.norm = BatchNorm(widths[0])
+                self.head = nn.Linear(widths[-1], 10, bias=False)
+                for mod in self.modules():
+                    if isinstance(mod, BatchNorm):
+                        mod.float()
+                    else:
+                        mod.half()
+
+
+        def main():
+            model = CifarNet([64, 256]).cuda()
+            param_configs = [
+                dict(params=[model.whiten.bias], lr=0.05, weight_decay=2e-6),
+                dict(params=[model.head.weight], lr=0.6, weight_decay=2e-6),
+            ]
+            optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
+            norm_optimizer = torch.optim.SGD(model.norm.parameters(), lr=0.05)
+            return optimizer, norm_optimizer
+        """,
+    ),
+    # modded-nanogpt: only the embeddings (and the project's Linear subclass) made bfloat16.
+    bug(
+        "a-layer-class-cast-by-type-test-after-construction",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class CastedLinear(nn.Linear):
+            def forward(self, x):
+                return super().forward(x)
+
+
+        class GPT(nn.Module):
+            def __init__(self, vocab_size, model_dim):
+                super().__init__()
+                self.embed = nn.Embedding(vocab_size, model_dim)
+                self.norm = nn.LayerNorm(model_dim)
+                self.lm_head = CastedLinear(model_dim, vocab_size)
+
+
+        model = GPT(50304, 768).cuda()
+        for m in model.modules():
+            if type(m) in (nn.Embedding, CastedLinear):
+                m.bfloat16()
+        head_optimizer = torch.optim.Adam([model.lm_head.weight], lr=0.008)  # expect: MP003
+        norm_optimizer = torch.optim.Adam(model.norm.parameters(), lr=0.008)
+        """,
+    ),
+    # A linear probe on a half backbone: the loop casts the convolutions only, the head stays float32.
+    ok(
+        "the-layer-classes-a-loop-leaves-stay-float32",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class Probe(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.backbone = nn.Conv2d(3, dim, 3)
+                self.head = nn.Linear(dim, 10)
+                for module in self.modules():
+                    if isinstance(module, nn.Conv2d):
+                        module.half()
+
+
+        probe = Probe(512).cuda()
+        optimizer = torch.optim.SGD(probe.head.parameters(), lr=0.1)
+        """,
+    ),
+    # `modules()` visits the model itself first: `module.half()` on it casts the head too, before
+    # the head's own turn leaves it as it is.
+    bug(
+        "a-negated-class-test-also-casts-the-model-itself",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class Probe(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.backbone = nn.Conv2d(3, dim, 3)
+                self.head = nn.Linear(dim, 10)
+                for module in self.modules():
+                    if not isinstance(module, nn.Linear):
+                        module.half()
+
+
+        probe = Probe(512).cuda()
+        optimizer = torch.optim.SGD(probe.head.parameters(), lr=0.1)  # expect: MP003
+        """,
+    ),
+    # A class test the analysis cannot decide (a class imported from outside) leaves the model half in part.
+    ok(
+        "a-class-test-on-an-unknown-class-leaves-the-layers-unknown",
+        """
+        import torch
+        import torch.nn as nn
+        from somewhere import Frozen
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 64, 3)
+                self.head = nn.Linear(64, 10)
+                for m in self.modules():
+                    if isinstance(m, Frozen):
+                        m.half()
+
+
+        net = Net().cuda()
+        optimizer = torch.optim.SGD([net.head.weight], lr=0.1)
+        """,
+    ),
     ok(
         "a-layers-weight-of-a-model-half-in-part-is-unknown",
         """

@@ -31,6 +31,7 @@ from mplint.analysis.values import (
     const,
     dotted,
     half_submodule,
+    is_mixed,
     is_tensor_like,
 )
 from mplint.tree import string_value
@@ -230,7 +231,7 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             region = forward.region or region
     # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding
     # a half submodule) gives an output of unknown dtype.
-    mixed = module.op == MIXED or (not module.precision.is_low and half_submodule(module) is not None)
+    mixed = is_mixed(module) or (not module.precision.is_low and half_submodule(module) is not None)
     precision = Precision.UNKNOWN if mixed else module.precision
     output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
     return self.lowered(output, region)
@@ -586,9 +587,9 @@ def _attribute_by_name(self: Interpreter, node: cst.Call, ctx: Context, function
 
 def _recast(module: Value, cast: Value) -> Value:
     """`module` and its submodules, at any depth, in the precision `cast` gave the receiver."""
-    if cast.op == MIXED:
+    if is_mixed(cast):
         # Its submodules as the loop that cast it by class left them (none where it could not tell).
-        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=cast.items)
+        return module.with_(precision=cast.precision, origin=cast.origin, op=cast.op, items=cast.items)
     items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
     return module.with_(precision=cast.precision, origin=cast.origin, items=items)
 

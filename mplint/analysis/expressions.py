@@ -20,20 +20,19 @@ from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.selections import chosen, combine_params
 from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
-    MIXED,
     UNKNOWN,
     Kind,
     Precision,
     Region,
     Value,
-    combine_params,
     const,
     dotted,
+    is_mixed,
     join,
     promote,
-    selected,
 )
 from mplint.tree import string_value
 
@@ -177,7 +176,7 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
 
 def _parameter_of(module: Value) -> Value:
     """`model.head.weight`: a parameter in the module's dtype; unknown in a model half in part."""
-    if module.op == MIXED or module.precision is Precision.UNKNOWN:
+    if is_mixed(module) or module.precision is Precision.UNKNOWN:
         return UNKNOWN
     return Value(Kind.TENSOR, module.precision, origin=module.origin, op=api.PARAMETER_OP)
 
@@ -305,8 +304,7 @@ def eval_comprehension(
         element = element.item("params") or UNKNOWN  # one param group per parameter
     if element.kind is Kind.PARAMS:
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
-        filtered = any(clause.ifs for clause in _clauses(node.for_in))
-        return selected(element) if filtered else element
+        return chosen(element, [condition.test for clause in _clauses(node.for_in) for condition in clause.ifs])
     # The op stays (`torch.stack([torch.logsumexp(lg, -1) for lg in logits])` is still a logsumexp).
     return element if element.kind is Kind.TENSOR else UNKNOWN
 

@@ -19,7 +19,7 @@ from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import MIXED, UNKNOWN, Kind, Origin, Precision, Value
+from mplint.analysis.values import HALF_BUT_NORMS, MIXED, UNKNOWN, Kind, Origin, Precision, Value, is_mixed
 from mplint.tree import Statement, statements
 
 if TYPE_CHECKING:
@@ -45,6 +45,14 @@ def module_class(module: Value) -> ModuleClass | None:
     if isinstance(module.payload, (Definition, str)) and module.kind in (Kind.MODULE, Kind.INSTANCE):
         return module.payload
     return None
+
+
+def module_class_named(value: Value) -> ModuleClass | None:
+    """The module class a class expression names (`nn.BatchNorm2d`, a project's `BatchNorm`)."""
+    if value.kind is Kind.CLASS and isinstance(value.payload, Definition):
+        return value.payload
+    name = value.name
+    return name if name is not None and api.is_nn_module_class(name) else None
 
 
 def torch_class(cls: ModuleClass) -> str | None:
@@ -104,6 +112,42 @@ class SubmoduleLoop:
             if left:
                 return decided, True
         return decided, False
+
+    def restores_only_norms(self) -> bool:
+        """Whether every full-precision cast of the body is of normalization layers alone (`if
+        isinstance(m, nn.BatchNorm2d): m.float()`): after it, a module cast half keeps its half
+        weights in all its other layers."""
+        return self._full_casts_guarded(self.body, guarded=False)
+
+    def _full_casts_guarded(self, body: Sequence[Statement], *, guarded: bool) -> bool:
+        for statement in body:
+            if type(statement) is cst.If:
+                norms = self._tests_norms(statement.test)
+                orelse = statement.orelse
+                other = [orelse] if type(orelse) is cst.If else statements(orelse)
+                if not (
+                    self._full_casts_guarded(statements(statement.body), guarded=guarded or norms is True)
+                    and self._full_casts_guarded(other, guarded=guarded or norms is False)
+                ):
+                    return False
+            elif not guarded and any(
+                type(found) is cst.Call and isinstance(target := self._cast_of(found), Precision) and target.is_full
+                for found in tree.walk(statement)
+            ):
+                return False
+        return True
+
+    def _tests_norms(self, test: cst.BaseExpression) -> bool | None:
+        """True for `isinstance(m, <normalization classes>)`, False for its negation, else None."""
+        if type(test) is cst.UnaryOperation and type(test.operator) is cst.Not:
+            inner = self._tests_norms(test.expression)
+            return None if inner is None else not inner
+        if type(test) is cst.Call and _is_call_of(test, "isinstance", self.variable):
+            elements = _class_elements(test.args[1].value)
+            tested = [module_class_named(self.interpreter.eval(element, self.ctx)) for element in elements]
+            if tested and all(cls is not None and is_normalization(cls) for cls in tested):
+                return True
+        return None
 
     def _if(self, node: cst.If, cls: ModuleClass | None) -> tuple[Decision, bool]:
         taken = self._class_test(node.test, cls)
@@ -170,12 +214,18 @@ class SubmoduleLoop:
     def _matches(self, cls: ModuleClass | None, classes: cst.BaseExpression, *, exact: bool) -> bool | None:
         """Whether a submodule of class `cls` is an instance (`exact`: of exactly one) of `classes`."""
         if type(classes) in (cst.Tuple, cst.List, cst.Set):
-            elements = [element.value for element in classes.elements]  # type: ignore[attr-defined]
-            found = [self._matches(cls, element, exact=exact) for element in elements]
+            found = [self._matches(cls, element, exact=exact) for element in _class_elements(classes)]
             return True if True in found else (None if None in found else False)
         if cls is None:
             return None
         return _is_instance(cls, self.interpreter.eval(classes, self.ctx), exact=exact)
+
+
+def _class_elements(classes: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The classes `isinstance`'s second argument names: a tuple's (list's, set's) elements, or itself."""
+    if isinstance(classes, (cst.Tuple, cst.List, cst.Set)):
+        return [element.value for element in classes.elements]
+    return [classes]
 
 
 def _is_call_of(call: cst.Call, function: str, variable: str) -> bool:
@@ -262,7 +312,7 @@ def cast_tree(
                 item = resolved
             items.append((name, item))
         parts = [cast.precision, *(item.precision for _, item in items if item.kind is Kind.MODULE)]
-        mixed = any(item.op == MIXED for _, item in items) or len(set(parts)) > 1
+        mixed = any(is_mixed(item) for _, item in items) or len(set(parts)) > 1
         if not known_children(node):
             # Children the analysis does not hold may be of any class the loop casts.
             parts += [decision for decision in loop.decisions.values() if isinstance(decision, Precision)]
@@ -276,7 +326,7 @@ def cast_tree(
         if not cast.precision.is_low:
             origin = Origin("", "cast in part", ctx.scope.module.path, half_cast)
             result = result.with_(precision=low, origin=origin)
-        return result.with_(op=MIXED)
+        return result.with_(op=HALF_BUT_NORMS if cast.precision.is_low and loop.restores_only_norms() else MIXED)
 
     # Every class the loop may meet, so that a module holding unknown children knows what they may become.
     for cls in _classes_of(module):
@@ -332,7 +382,8 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
         return
     half = next((target for target in targets if target is not None and target.is_low), None)
     if model.precision.is_low:
-        self.assign(owner, model.with_(op=MIXED, items=()), ctx)
+        restored = SubmoduleLoop(self, node, loop_variable, ctx).restores_only_norms()
+        self.assign(owner, model.with_(op=HALF_BUT_NORMS if restored else MIXED, items=()), ctx)
     elif half is not None:
         origin = Origin("", "cast in part", ctx.scope.module.path, casts[targets.index(half)])
         self.assign(owner, model.with_(precision=half, origin=origin, op=MIXED, items=()), ctx)

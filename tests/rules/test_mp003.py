@@ -991,6 +991,89 @@ CASES = [
         optimizer = torch.optim.SGD([net.head.weight], lr=0.1)
         """,
     ),
+    # cifar10-airbench's make_net/train: BatchNorm put back to float32 after `net.half()`, then the
+    # parameters split by name into two groups that together hold every trainable one.
+    bug(
+        "param-groups-split-by-name-cover-a-model-half-but-its-batchnorm",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class BatchNorm(nn.BatchNorm2d):
+            pass
+
+
+        def make_net(widths):
+            net = nn.Sequential(
+                nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
+                BatchNorm(widths[0]),
+                nn.GELU(),
+                nn.Linear(widths[0], 10, bias=False),
+            )
+            net = net.half().cuda()
+            net = net.to(memory_format=torch.channels_last)
+            for mod in net.modules():
+                if isinstance(mod, BatchNorm):
+                    mod.float()
+            return net
+
+
+        def train(make_net=make_net, lr=0.2, wd=5e-4):
+            model = make_net([64])
+            norm_biases = [p for k, p in model.named_parameters() if "norm" in k and p.requires_grad]
+            other_params = [p for k, p in model.named_parameters() if "norm" not in k and p.requires_grad]
+            param_configs = [
+                dict(params=norm_biases, lr=lr * 64, weight_decay=wd / 64),
+                dict(params=other_params, lr=lr, weight_decay=wd),
+            ]
+            optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
+            bias_optimizer = torch.optim.SGD(norm_biases, lr=lr)
+            return optimizer, bias_optimizer
+        """,
+    ),
+    bug(
+        "decay-groups-split-by-ndim-cover-a-model-half-but-its-layernorm",
+        """
+        import torch
+        from torch import nn
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float16)
+        for module in model.modules():
+            if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+                module.float()
+        decay = [p for p in model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(  # expect: MP003
+            [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=3e-4
+        )
+        """,
+    ),
+    # Groups that do not cover the model (two tests that are not one another's negation), and the
+    # trainable parameters of a model whose float32 layers are not normalization layers (a linear
+    # probe's head), may all be float32.
+    ok(
+        "param-groups-that-may-all-be-float32",
+        """
+        import torch
+        import torch.nn as nn
+
+        model = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Flatten(), nn.Linear(64, 10)).cuda().half()
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.float()
+        norm = [p for n, p in model.named_parameters() if "1." in n]
+        bias = [p for n, p in model.named_parameters() if "bias" in n]
+        optimizer = torch.optim.SGD([dict(params=norm), dict(params=bias, weight_decay=0.0)], lr=0.1)
+
+        probe = nn.Sequential(nn.Conv2d(3, 64, 3), nn.Flatten(), nn.Linear(64, 10)).cuda().half()
+        for m in probe.modules():
+            if isinstance(m, nn.Linear):
+                m.float()
+        probe_optimizer = torch.optim.SGD([p for p in probe.parameters() if p.requires_grad], lr=0.1)
+        """,
+    ),
     ok(
         "a-layers-weight-of-a-model-half-in-part-is-unknown",
         """

@@ -306,6 +306,11 @@ def call_named(
     if api.is_optimizer(function):
         params = first if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if function in api.OPTIMIZER_FACTORIES:
+        # `create_optimizer_v2(model, opt="adamw")`: over the model's parameters, or those handed in.
+        handed = first if args else kwargs.get("model_or_params", UNKNOWN)
+        params = parameters_of(handed, handed.identity) if handed.kind in (Kind.MODULE, Kind.ANY) else handed
+        return Value(Kind.OPTIMIZER, payload=node, items=(("params", params),), identity=params.identity)
     if api.is_lr_scheduler(function):
         optimizer = kwargs.get("optimizer", first)  # diffusers' `get_scheduler(name, optimizer=...)`
         return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
@@ -408,13 +413,7 @@ def call_method(
     if receiver.kind in (Kind.MODULE, Kind.ANY):
         if method in api.PARAMETER_METHODS:
             # A method call (see eval_call): `node.func` is `receiver.method`.
-            identity = receiver.identity or binding_key(cast(cst.Attribute, node.func).value)
-            if receiver.precision.is_low:
-                return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity, op=receiver.op)
-            half = half_submodule(receiver)
-            if half is not None:
-                return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
-            return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
+            return parameters_of(receiver, receiver.identity or binding_key(cast(cst.Attribute, node.func).value))
         if method in ("forward", "__call__"):
             note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
@@ -429,6 +428,16 @@ def call_method(
     if receiver.kind is Kind.ANY and receiver.region is not None:
         return receiver if method in api.PRESERVING_OPS else UNKNOWN
     return UNKNOWN
+
+
+def parameters_of(module: Value, identity: object) -> Value:
+    """`module.parameters()`: in the module's precision, or half in part where a submodule is half."""
+    if module.precision.is_low:
+        return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity, op=module.op)
+    half = half_submodule(module)
+    if half is not None:
+        return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
+    return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity)
 
 
 def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: Context) -> None:

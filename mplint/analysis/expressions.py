@@ -324,10 +324,13 @@ def _as_params(value: Value | None) -> Value | None:
 
 def sequence(elements: tuple[Value, ...]) -> Value:
     """A list/tuple literal: parameter lists, lists of `nn.Parameter`s and param-group lists are
-    parameters; else a tuple."""
+    parameters; else a tuple. A list of param groups (dicts with a "params" key) is parameters as
+    soon as one group's are known: GaLore's `[{"params": regular_params}, {"params": galore_params,
+    "rank": 128}]`, `galore_params` filled from modules the analysis does not follow."""
     groups = [_as_params(element.item("params") if element.kind is Kind.DICT else element) for element in elements]
     params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
-    if groups and len(params) == len(groups):
+    param_groups = all(element.kind is Kind.DICT and element.item("params") is not None for element in elements)
+    if params and (len(params) == len(groups) or param_groups):
         return combine_params(params)
     return Value(Kind.ANY, payload=elements)
 

@@ -1074,6 +1074,65 @@ CASES = [
         probe_optimizer = torch.optim.SGD([p for p in probe.parameters() if p.requires_grad], lr=0.1)
         """,
     ),
+    # GaLore's torchrun_main: optimizers of a package outside the repository, over param groups one
+    # of which is filled from modules the analysis does not follow.
+    bug(
+        "a-third-party-optimizer-over-param-groups-of-a-bf16-model",
+        """
+        import torch
+        import torch.nn as nn
+        from galore_torch import GaLoreAdamW, GaLoreAdamW8bit
+        from lion_pytorch import Lion
+
+
+        def main(args, model_config):
+            model = LlamaForCausalLM(model_config)
+            model = model.to(device="cuda", dtype=torch.bfloat16)
+            galore_params = []
+            for module_name, module in model.named_modules():
+                if isinstance(module, nn.Linear) and "mlp" in module_name:
+                    galore_params.append(module.weight)
+            id_galore_params = [id(p) for p in galore_params]
+            regular_params = [p for p in model.parameters() if id(p) not in id_galore_params]
+            param_groups = [{"params": regular_params}, {"params": galore_params, "rank": 128, "scale": 0.25}]
+            if args.optimizer == "galore_adamw":
+                optimizer = GaLoreAdamW(param_groups, lr=args.lr)  # expect: MP003
+            elif args.optimizer == "galore_adamw8bit":
+                optimizer = GaLoreAdamW8bit(param_groups, lr=args.lr)  # expect: MP003
+            else:
+                optimizer = Lion(model.parameters(), lr=args.lr)  # expect: MP003
+            return optimizer
+        """,
+    ),
+    bug(
+        "timm-optimizer-factory-over-a-half-model",
+        """
+        import torch
+        from timm.optim import create_optimizer_v2
+
+        model = VisionTransformer(num_classes=1000).cuda().half()
+        optimizer = create_optimizer_v2(model, opt="adamw", lr=5e-4, weight_decay=0.05)  # expect: MP003
+        """,
+    ),
+    # Not optimizers: a scheduler and a loss of packages outside the repository, and optimi's
+    # AdamW, whose Kahan summation makes up for the half parameters.
+    ok(
+        "third-party-names-that-are-no-optimizers-of-half-weights",
+        """
+        import torch
+        from optimi import AdamW
+        from timm.optim import create_optimizer_v2
+        from timm.scheduler import CosineLRScheduler
+        from somewhere.losses import SGDLoss
+
+        model = Net().cuda().to(torch.bfloat16)
+        optimizer = AdamW(model.parameters(), lr=1e-4, kahan_sum=True)
+        scheduler = CosineLRScheduler(optimizer, t_initial=100)
+        criterion = SGDLoss(model.parameters())
+        fp32_model = Net().cuda()
+        fp32_optimizer = create_optimizer_v2(fp32_model, opt="adamw", lr=5e-4)
+        """,
+    ),
     ok(
         "a-layers-weight-of-a-model-half-in-part-is-unknown",
         """

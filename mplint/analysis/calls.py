@@ -417,6 +417,8 @@ def call_method(
         if method in ("forward", "__call__"):
             note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
+        if method == "apply" and args and args[0].kind is Kind.FUNCTION and isinstance(args[0].payload, Definition):
+            return self.apply_function(node, ctx, receiver, args[0].payload)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
             return receiver
         if method in api.KNOWN_SUBMODULES and receiver.kind is Kind.MODULE:

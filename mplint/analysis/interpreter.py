@@ -115,6 +115,7 @@ class Interpreter:
 
     # submodules.py
     apply_submodule_casts = submodules.apply_submodule_casts
+    apply_function = submodules.apply_function
 
     # torch_calls.py
     lowered = torch_calls.lowered

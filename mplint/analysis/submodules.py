@@ -1,10 +1,12 @@
-"""A loop over a module's submodules that casts each by its class (`for m in model.modules(): if
-isinstance(m, nn.BatchNorm2d): m.float() else: m.half()`): the cast each submodule the analysis
-knows gets, from the class its constructor call gave it (`nn.Conv2d(...)`, a project's `class
-Conv(nn.Conv2d)`), and the precision of the tree after the loop.
+"""Code that casts each submodule of a model by its class: a loop (`for m in model.modules(): if
+isinstance(m, nn.BatchNorm2d): m.float() else: m.half()`) or a function handed to `model.apply`
+(CLIP's `convert_weights`: `l.weight.data = l.weight.data.half()` for each Conv and Linear). The cast
+each submodule the analysis knows gets, from the class its constructor call gave it (`nn.Conv2d(...)`,
+a project's `class Conv(nn.Conv2d)`), and the precision of the tree after it.
 
-`modules()` visits a module before its children and `m.half()` casts a submodule with its children,
-so the cast a submodule ends with is that of its nearest visited ancestor (or itself) the loop casts.
+`m.half()` casts a submodule with its children: `modules()` visits a module before its children, so
+a submodule ends with the cast of its nearest visited ancestor (or itself); `apply` visits them
+after, so with the cast of its farthest. A cast of a layer's weight (`l.weight.data = ...`) is its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api as api
-from mplint.analysis.scopes import Context
+from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import HALF_BUT_NORMS, MIXED, UNKNOWN, Kind, Origin, Precision, Value, is_mixed
 from mplint.tree import Statement, statements
@@ -27,6 +29,14 @@ if TYPE_CHECKING:
 
 # A module's class: a class of the linted code, or the dotted name of a torch.nn class.
 ModuleClass = Definition | str
+
+
+class Order(enum.Enum):
+    """Which of the casts of a submodule and of its ancestors it ends with."""
+
+    NEAREST = "the nearest ancestor's (or its own): `for m in model.modules()`"
+    FARTHEST = "the farthest ancestor's: `model.apply(fn)`, children first"
+    OWN = "its own: a cast of its weight, not of its children's"
 
 
 class Undecided(enum.Enum):
@@ -79,14 +89,26 @@ def known_children(module: Value) -> bool:
 
 
 class SubmoduleLoop:
-    """`for <variable> in <owner>.modules(): <body>`: the cast its body gives a submodule of each class."""
+    """The body run for each submodule, bound to `variable` (a loop's body, or the function `apply`
+    calls): the cast it gives a submodule of each class. `ctx` is where its names are read."""
 
-    def __init__(self, interpreter: Interpreter, node: cst.For, variable: str, ctx: Context) -> None:
+    def __init__(self, interpreter: Interpreter, body: Sequence[Statement], variable: str, ctx: Context) -> None:
         self.interpreter = interpreter
-        self.body = statements(node.body)
+        self.body = body
         self.variable = variable
         self.ctx = ctx
         self.decisions: dict[object, Decision] = {}
+
+    def casts(self) -> tuple[list[cst.Call], list[cst.Call]]:
+        """The calls of the body that cast the submodule (`m.half()`), and those that cast its weight
+        (`l.weight.data = l.weight.data.half()`)."""
+        module_casts, weight_casts = [], []
+        for found in (node for statement in self.body for node in tree.walk(statement)):
+            if type(found) is cst.Call and self._cast_of(found) is not None:
+                module_casts.append(found)
+            elif type(found) is cst.Assign and type(found.value) is cst.Call and self._weight_cast(found) is not None:
+                weight_casts.append(found.value)
+        return module_casts, weight_casts
 
     def decision(self, cls: ModuleClass | None) -> Decision:
         key = cls if cls is not None else UNDECIDED
@@ -159,16 +181,43 @@ class SubmoduleLoop:
         return self._block(statements(node.body) if taken else other, cls)
 
     def _cast_statement(self, statement: Statement) -> Decision:
-        """A statement `m.half()` casts the submodule; any other statement that casts it (nested in a
-        `with`, a `try`) is a cast the analysis cannot place."""
+        """A statement `m.half()` (or `m.weight.data = m.weight.data.half()`) casts the submodule; any
+        other statement that casts it (nested in a `with`, a `try`) is a cast the analysis cannot place."""
         if type(statement) is cst.Expr and type(statement.value) is cst.Call:
             target = self._cast_of(statement.value)
+            if target is not None:
+                return target
+        if type(statement) is cst.Assign:
+            target = self._weight_cast(statement)
             if target is not None:
                 return target
         return UNDECIDED if self._casts(statement) else None
 
     def _casts(self, node: cst.CSTNode) -> bool:
-        return any(type(found) is cst.Call and self._cast_of(found) is not None for found in tree.walk(node))
+        return any(
+            (type(found) is cst.Call and self._cast_of(found) is not None)
+            or (type(found) is cst.Assign and self._weight_cast(found) is not None)
+            for found in tree.walk(node)
+        )
+
+    def _weight_cast(self, assign: cst.Assign) -> Decision:
+        """`l.weight.data = l.weight.data.half()` (or `l.weight = ...`): the precision the submodule's
+        weight is cast to. Its bias follows it (`if l.bias is not None: l.bias.data = ...`): the
+        weight alone tells the analysis the layer's precision."""
+        if len(assign.targets) != 1 or type(assign.value) is not cst.Call:
+            return None
+        target: cst.BaseExpression = assign.targets[0].target
+        if type(target) is cst.Attribute and target.attr.value == "data":
+            target = target.value
+        if not (
+            type(target) is cst.Attribute
+            and target.attr.value == "weight"
+            and type(target.value) is cst.Name
+            and target.value.value == self.variable
+        ):
+            return None
+        func = assign.value.func
+        return self.target_of(assign.value) if type(func) is cst.Attribute else None
 
     def _cast_of(self, call: cst.Call) -> Decision:
         """The precision `m.half()`/`m.to(torch.float16)` casts the loop's submodule to; UNDECIDED for a
@@ -176,7 +225,11 @@ class SubmoduleLoop:
         func = call.func
         if not (type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value == self.variable):
             return None
-        method = func.attr.value
+        return self.target_of(call)
+
+    def target_of(self, call: cst.Call) -> Decision:
+        """The precision a cast method call (`x.half()`, `x.to(dtype)`) casts to, None for no cast."""
+        method = cast(cst.Attribute, call.func).attr.value
         if method in api.CAST_METHODS:
             return api.CAST_METHODS[method] if not call.args else UNDECIDED
         if method not in api.MODULE_CASTS:
@@ -276,37 +329,41 @@ def _linted_ancestors(cls: Definition) -> set[Definition]:
     return found
 
 
-def cast_tree(
-    self: Interpreter,
-    loop: SubmoduleLoop,
-    module: Value,
-    casts: list[cst.Call],
-    include_root: bool,
-    ctx: Context,
-) -> Value | None:
+def cast_tree(self: Interpreter, loop: SubmoduleLoop, module: Value, order: Order, include_root: bool) -> Value | None:
     """The module after the loop: each submodule it knows in the precision its class is cast to, the
     module half in part (`MIXED`) where they differ. None when the loop's cast of some known
-    submodule cannot be told (the caller then treats the whole module as half in part)."""
+    submodule cannot be told (the caller then treats the whole module as half in part). `order`
+    is that of casts of submodules; casts of their weights are each their own."""
+    ctx = loop.ctx
+    module_casts, weight_casts = loop.casts()
+    if module_casts and weight_casts:
+        return None
+    if weight_casts:
+        order = Order.OWN
     # The cast each precision comes from, for the origin a finding names (a half cast first).
     cast_calls: dict[Precision, cst.Call] = {}
-    for call in casts:
-        target = loop._cast_of(call)
+    for call in module_casts + weight_casts:
+        target = loop.target_of(call)
         if isinstance(target, Precision):
             cast_calls.setdefault(target, call)
-    half_cast = next((call for target, call in cast_calls.items() if target.is_low), casts[0])
+    if not cast_calls:
+        return None
+    half_cast = next((call for target, call in cast_calls.items() if target.is_low), next(iter(cast_calls.values())))
 
     def resolve(node: Value, inherited: Decision, visited: bool) -> Value | None:
         decided = loop.decision(module_class(node)) if visited else None
         if decided is UNDECIDED:
             return None
-        current = decided if decided is not None else inherited
+        current = inherited if order is Order.FARTHEST and inherited is not None else decided
+        if order is Order.NEAREST and decided is None:
+            current = inherited
         cast = node
         if isinstance(current, Precision) and current is not node.precision:
             cast = self.cast(node, current, cast_calls.get(current, half_cast), ctx)
         items: list[tuple[str, Value]] = []
-        for name, item in cast.items:
+        for name, item in node.items:
             if item.kind is Kind.MODULE:
-                resolved = resolve(item, current, True)
+                resolved = resolve(item, None if order is Order.OWN else current, True)
                 if resolved is None:
                     return None
                 item = resolved
@@ -347,8 +404,9 @@ def _classes_of(module: Value) -> list[ModuleClass | None]:
 
 def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> None:
     """`for m in model.modules(): m.half()` casts the model; a loop that casts only some submodules
-    (`if isinstance(m, nn.BatchNorm2d): m.float()` after `net.half()`) leaves it mixed (`MIXED`):
-    some of its parameters are half, its output's precision is unknown."""
+    (`if isinstance(m, nn.BatchNorm2d): m.float()` after `net.half()`) casts each by its class where
+    the analysis knows them, else leaves the model mixed (`MIXED`): some of its parameters are half,
+    its output's precision is unknown."""
     iterated = node.iter
     if not (
         isinstance(node.target, cst.Name)
@@ -358,31 +416,25 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
         and isinstance(iterated.func.value, (cst.Name, cst.Attribute))
     ):
         return
-    loop_variable = node.target.value
-    casts = [
-        call
-        for call in tree.walk(node.body)
-        if isinstance(call, cst.Call)
-        and isinstance(call.func, cst.Attribute)
-        and isinstance(call.func.value, cst.Name)
-        and call.func.value.value == loop_variable
-        and call.func.attr.value in api.MODULE_CASTS
-    ]
+    loop = SubmoduleLoop(self, statements(node.body), node.target.value, ctx)
+    module_casts, weight_casts = loop.casts()
+    casts = module_casts + weight_casts
     if not casts:
         return
     owner = iterated.func.value
     model = self.eval(owner, ctx)
-    targets = [api.CAST_METHODS.get(call.func.attr.value) for call in casts if isinstance(call.func, cst.Attribute)]
-    if len(set(targets)) == 1 and targets[0] is not None and all(_directly_in(call, node.body) for call in casts):
-        self.assign(owner, self.cast(model, targets[0], casts[0], ctx), ctx)
-        return
+    targets = [loop.target_of(call) for call in casts]
+    if not weight_casts and len(set(targets)) == 1 and all(_directly_in(call, node.body) for call in casts):
+        if isinstance(targets[0], Precision):
+            self.assign(owner, self.cast(model, targets[0], casts[0], ctx), ctx)
+            return
     if model.kind not in (Kind.MODULE, Kind.ANY, Kind.INSTANCE):
         return
-    if _cast_by_class(self, node, owner, model, casts, ctx):
+    if _cast_by_class(self, loop, owner, model, Order.NEAREST, include_root=iterated.func.attr.value == "modules"):
         return
-    half = next((target for target in targets if target is not None and target.is_low), None)
+    half = next((target for target in targets if isinstance(target, Precision) and target.is_low), None)
     if model.precision.is_low:
-        restored = SubmoduleLoop(self, node, loop_variable, ctx).restores_only_norms()
+        restored = loop.restores_only_norms()
         self.assign(owner, model.with_(op=HALF_BUT_NORMS if restored else MIXED, items=()), ctx)
     elif half is not None:
         origin = Origin("", "cast in part", ctx.scope.module.path, casts[targets.index(half)])
@@ -391,12 +443,38 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
         self.assign(owner, model.with_(precision=Precision.UNKNOWN, origin=None, items=()), ctx)
 
 
+def apply_function(self: Interpreter, node: cst.Call, ctx: Context, module: Value, function: Definition) -> Value:
+    """`model.apply(convert_weights)`: the function runs on every submodule and on the model, children
+    first. Where the analysis can tell the cast it gives each submodule it knows, the model is cast
+    so (in place); else it is handed back as it was."""
+    params = function.node.params.params if isinstance(function.node, cst.FunctionDef) else ()
+    if not params or module.kind is not Kind.MODULE or not module.items:
+        return module
+    scope = Scope(self.modules[function.path], function.scope)
+    body = statements(cast(cst.FunctionDef, function.node).body)
+    loop = SubmoduleLoop(self, body, params[0].name.value, Context(scope, ctx.region))
+    owner = cast(cst.Attribute, node.func).value
+    result = cast_tree(self, loop, module, Order.FARTHEST, include_root=True)
+    if result is None:
+        return module
+    if isinstance(owner, (cst.Name, cst.Attribute)):
+        self.assign(owner, result, ctx)
+    return result
+
+
 def _cast_by_class(
-    self: Interpreter, node: cst.For, owner: cst.Name | cst.Attribute, model: Value, casts: list[cst.Call], ctx: Context
+    self: Interpreter,
+    loop: SubmoduleLoop,
+    owner: cst.Name | cst.Attribute,
+    model: Value,
+    order: Order,
+    *,
+    include_root: bool,
 ) -> bool:
     """A loop that casts each submodule by its class, over a module whose submodules the analysis
     holds (as its items, or as `self.<attr>` names in the `__init__` that stores them): each takes
     its cast. False where the cast of one cannot be told."""
+    ctx = loop.ctx
     stored = {}
     if isinstance(owner, cst.Name):
         prefix = f"{owner.value}."
@@ -408,9 +486,7 @@ def _cast_by_class(
     if model.kind is not Kind.MODULE or not (model.items or stored):
         return False
     whole = model.with_(items=tuple(sorted({**dict(model.items), **stored}.items())))
-    loop = SubmoduleLoop(self, node, cast(cst.Name, node.target).value, ctx)
-    iterator = cast(cst.Attribute, cast(cst.Call, node.iter).func).attr.value
-    result = cast_tree(self, loop, whole, casts, iterator == "modules", ctx)
+    result = cast_tree(self, loop, whole, order, include_root)
     if result is None:
         return False
     self.assign(owner, result, ctx)

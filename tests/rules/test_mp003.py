@@ -1133,6 +1133,85 @@ CASES = [
         fp32_optimizer = create_optimizer_v2(fp32_model, opt="adamw", lr=5e-4)
         """,
     ),
+    # CLIP's build_model: `model.apply(fn)` runs fn on every submodule, and fn casts the weights of
+    # the convolutions and linear layers (their LayerNorms stay float32).
+    bug(
+        "apply-casts-the-weights-of-the-layers-its-function-picks",
+        """
+        import torch
+        from torch import nn
+
+
+        class LayerNorm(nn.LayerNorm):
+            def forward(self, x):
+                return super().forward(x.float()).type(x.dtype)
+
+
+        class VisionTransformer(nn.Module):
+            def __init__(self, width, output_dim):
+                super().__init__()
+                self.conv1 = nn.Conv2d(3, width, kernel_size=16, stride=16, bias=False)
+                self.ln_post = LayerNorm(width)
+                self.proj = nn.Linear(width, output_dim)
+
+
+        class CLIP(nn.Module):
+            def __init__(self, width, embed_dim):
+                super().__init__()
+                self.visual = VisionTransformer(width, embed_dim)
+                self.ln_final = LayerNorm(width)
+
+
+        def build_model(width, embed_dim=512, dtype=torch.float16):
+            model = CLIP(width, embed_dim)
+
+            def _convert_weights(l):
+                if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                    l.weight.data = l.weight.data.to(dtype)
+                    if l.bias is not None:
+                        l.bias.data = l.bias.data.to(dtype)
+
+            model.apply(_convert_weights)
+            return model.eval()
+
+
+        clip_model = build_model(768)
+        proj_optimizer = torch.optim.SGD(clip_model.visual.proj.parameters(), lr=2e-3)  # expect: MP003
+        norm_optimizer = torch.optim.SGD(clip_model.ln_final.parameters(), lr=2e-3)
+        """,
+    ),
+    # A function that initialises weights, or casts layers the model does not hold, casts nothing
+    # the optimizer updates.
+    ok(
+        "apply-of-a-function-that-casts-none-of-the-layers",
+        """
+        import torch
+        from torch import nn
+
+
+        class Head(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.norm = nn.LayerNorm(dim)
+                self.fc = nn.Linear(dim, 10)
+
+
+        def _init_weights(m):
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+
+
+        def _embeddings_to_half(m):
+            if isinstance(m, nn.Embedding):
+                m.weight.data = m.weight.data.half()
+
+
+        head = Head(768)
+        head.apply(_init_weights)
+        head.apply(_embeddings_to_half)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3)
+        """,
+    ),
     ok(
         "a-layers-weight-of-a-model-half-in-part-is-unknown",
         """

@@ -18,7 +18,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda, Partial
+from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -162,7 +162,9 @@ def dispatch(
     if function is not None:
         return self.call_named(node, ctx, function, args, kwargs)
     if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
-        return self.call_definition(callee.payload, args, kwargs, ctx.region)[0]
+        result, writes = self.call_definition(callee.payload, args, kwargs, ctx.region)
+        _cast_arguments(self, node, ctx, writes)
+        return result
     if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
         return self.construct(node, ctx, callee.payload, args, kwargs)
     if callee.kind in (Kind.MODULE, Kind.ANY) and (
@@ -594,6 +596,15 @@ def _attribute_by_name(self: Interpreter, node: cst.Call, ctx: Context, function
         return const(None)
     tracked = ctx.scope.lookup(f"{target.value}.{attr}") if isinstance(target, cst.Name) else None
     return tracked if tracked is not None else self.attribute_of(args[0], attr)
+
+
+def _cast_arguments(self: Interpreter, node: cst.Call, ctx: Context, writes: dict[str, Value]) -> None:
+    """`convert_weights(model)`: the modules a function cast in place are cast where the caller holds them."""
+    positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+    for key, value in writes.items():
+        index = int(key.removeprefix(ARGUMENT)) if key.startswith(ARGUMENT) else len(positional)
+        if index < len(positional) and isinstance(positional[index], (cst.Name, cst.Attribute)):
+            self.assign(positional[index], value, ctx)
 
 
 def _recast(module: Value, cast: Value) -> Value:

@@ -106,6 +106,9 @@ SUPER = "super ()"
 # The key of `call_definition`'s writes under which the receiver itself comes back when the function
 # cast it in place (no attribute is named "").
 SELF = ""
+# The key of the writes under which a function's positional argument comes back when the function
+# cast that module in place (`convert_weights(model)`), followed by its position.
+ARGUMENT = "argument "
 
 CallKey = tuple[
     Definition,
@@ -410,7 +413,27 @@ def _run_body(
         rebound = scope.names.get(self_name)
         if rebound is not None and rebound is not receiver:
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
+    else:
+        writes = _arguments_cast(definition.node.params, scope, args)
     return result, writes
+
+
+def _arguments_cast(params: cst.Parameters, scope: Scope, args: list[Value]) -> dict[str, Value]:
+    """The modules handed to a function that it cast in place (`model.half()`, `model.apply(fn)`,
+    `model = model.to(torch.bfloat16)`: a module's casts are in place), by their positions."""
+    cast: dict[str, Value] = {}
+    for index, (param, arg) in enumerate(zip([*params.posonly_params, *params.params], args, strict=False)):
+        after = scope.names.get(param.name.value)
+        if (
+            arg.kind is Kind.MODULE
+            and arg.identity is not None
+            and after is not None
+            and after is not arg
+            and after.kind is Kind.MODULE
+            and after.identity is arg.identity
+        ):
+            cast[f"{ARGUMENT}{index}"] = after
+    return cast
 
 
 def bind_parameters(

@@ -1212,6 +1212,58 @@ CASES = [
         optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3)
         """,
     ),
+    # A helper that casts the model it is handed casts the caller's model (module casts are in place):
+    # CLIP's `convert_weights(model)`, and a plain `to_half(model)`; one that casts a copy does not.
+    bug(
+        "a-helper-casts-the-model-it-is-handed-in-place",
+        """
+        import copy
+
+        import torch
+        from torch import nn
+
+
+        class TextEncoder(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.token_embedding = nn.Embedding(49408, width)
+                self.ln_final = nn.LayerNorm(width)
+                self.text_projection = nn.Linear(width, 512, bias=False)
+
+
+        def convert_weights(model: nn.Module):
+            def _convert_weights_to_fp16(l):
+                if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                    l.weight.data = l.weight.data.half()
+                    if l.bias is not None:
+                        l.bias.data = l.bias.data.half()
+
+            model.apply(_convert_weights_to_fp16)
+
+
+        def to_half(module, device="cuda"):
+            module = module.to(device)
+            module.half()
+
+
+        def ema_copy(module):
+            return copy.deepcopy(module).half()
+
+
+        encoder = TextEncoder(512)
+        convert_weights(encoder)
+        projection_optimizer = torch.optim.Adam(encoder.text_projection.parameters(), lr=1e-5)  # expect: MP003
+        norm_optimizer = torch.optim.Adam(encoder.ln_final.parameters(), lr=1e-5)
+
+        head = nn.Linear(512, 10)
+        to_half(head)
+        head_optimizer = torch.optim.SGD(head.parameters(), lr=0.1)  # expect: MP003
+
+        student = nn.Linear(512, 10)
+        teacher = ema_copy(student)
+        student_optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+        """,
+    ),
     ok(
         "a-layers-weight-of-a-model-half-in-part-is-unknown",
         """

@@ -367,9 +367,14 @@ NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
 # A class of a package outside the linted code named after an optimizer family (galore_torch's
 # `GaLoreAdamW`, lion_pytorch's `Lion`, bitsandbytes' `PagedAdamW8bit`): written like torch's, over
 # the parameters it is handed, with no master copy (those that keep one say so: see
-# LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES, and DeepSpeed's wrapping in `frameworks.deepspeed`).
+# LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES). Not those of the frameworks whose engines wrap them with
+# fp32 masters (DeepSpeed's `FusedAdam` under `deepspeed.initialize`, Colossal-AI's `HybridAdam`
+# under its booster, Megatron's `Float16OptimizerWithFloat16Params`).
 OPTIMIZER_FAMILIES = ("Adam", "AdamW", "SGD", "Adafactor", "Lion", "Lamb", "LAMB", "RMSprop", "Adagrad", "Adan")
 _STATE_BITS = ("8bit", "4bit", "32bit")
+# Packages whose classes are not told optimizers by their names: torch (its modules are listed above)
+# and those frameworks.
+_NOT_BY_NAME = frozenset({"torch", "deepspeed", "colossalai", "megatron"})
 # Factories that build an optimizer over a model (its parameters) or parameters, their first argument.
 OPTIMIZER_FACTORIES = frozenset(
     {
@@ -417,7 +422,7 @@ def is_optimizer(name: str) -> bool:
         return False  # torch.optim.lr_scheduler.CosineAnnealingLR is a scheduler
     if any(f"{module}.".startswith(prefix) for prefix in OPTIMIZER_MODULES):
         return True
-    return bool(module) and module.split(".")[0] != "torch" and _named_after_an_optimizer(leaf)
+    return bool(module) and module.split(".")[0] not in _NOT_BY_NAME and _named_after_an_optimizer(leaf)
 
 
 def _named_after_an_optimizer(leaf: str) -> bool:

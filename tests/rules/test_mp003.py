@@ -1124,11 +1124,13 @@ CASES = [
         from timm.optim import create_optimizer_v2
         from timm.scheduler import CosineLRScheduler
         from somewhere.losses import SGDLoss
+        from deepspeed.ops.adam import FusedAdam
 
         model = Net().cuda().to(torch.bfloat16)
         optimizer = AdamW(model.parameters(), lr=1e-4, kahan_sum=True)
         scheduler = CosineLRScheduler(optimizer, t_initial=100)
         criterion = SGDLoss(model.parameters())
+        engine_optimizer = FusedAdam(model.parameters(), lr=1e-4)  # deepspeed.initialize wraps it with fp32 masters
         fp32_model = Net().cuda()
         fp32_optimizer = create_optimizer_v2(fp32_model, opt="adamw", lr=5e-4)
         """,

@@ -153,8 +153,7 @@ class SubmoduleLoop:
                 ):
                     return False
             elif not guarded and any(
-                type(found) is cst.Call and isinstance(target := self._cast_of(found), Precision) and target.is_full
-                for found in tree.walk(statement)
+                isinstance(target, Precision) and target.is_full for target in self._cast_targets(statement)
             ):
                 return False
         return True
@@ -194,11 +193,17 @@ class SubmoduleLoop:
         return UNDECIDED if self._casts(statement) else None
 
     def _casts(self, node: cst.CSTNode) -> bool:
-        return any(
-            (type(found) is cst.Call and self._cast_of(found) is not None)
-            or (type(found) is cst.Assign and self._weight_cast(found) is not None)
-            for found in tree.walk(node)
-        )
+        return bool(self._cast_targets(node))
+
+    def _cast_targets(self, node: cst.CSTNode) -> list[Decision]:
+        """What each cast of the submodule (or of its weight) under `node` casts to."""
+        targets = []
+        for found in tree.walk(node):
+            if type(found) is cst.Call:
+                targets.append(self._cast_of(found))
+            elif type(found) is cst.Assign:
+                targets.append(self._weight_cast(found))
+        return [target for target in targets if target is not None]
 
     def _weight_cast(self, assign: cst.Assign) -> Decision:
         """`l.weight.data = l.weight.data.half()` (or `l.weight = ...`): the precision the submodule's

@@ -1072,6 +1072,14 @@ CASES = [
             if isinstance(m, nn.Linear):
                 m.float()
         probe_optimizer = torch.optim.SGD([p for p in probe.parameters() if p.requires_grad], lr=0.1)
+
+        linear_probe = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Flatten(), nn.Linear(64, 10)).half()
+        for m in linear_probe.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.float()
+            elif isinstance(m, nn.Linear):
+                m.weight.data = m.weight.data.float()
+        linear_probe_optimizer = torch.optim.SGD([p for p in linear_probe.parameters() if p.requires_grad], lr=0.1)
         """,
     ),
     # GaLore's torchrun_main: optimizers of a package outside the repository, over param groups one

@@ -113,7 +113,8 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             return None
         if any(_is_true(fact.arg(None, flag)) for flag in torch_api.LOW_PRECISION_SAFE_OPTIMIZER_FLAGS):
             return None
-        params = fact.arg(0, "params")
+        # The parameters it was built over (a factory's, from the model it was handed), or its first argument.
+        params = fact.result.item("params") or fact.arg(0, "params")
         if params is None or params.kind is not Kind.PARAMS or not params.precision.is_low:
             return None
         return self.MESSAGE.format(

@@ -4,7 +4,7 @@ import libcst as cst
 
 from mplint.analysis import limits, torch_api
 from mplint.analysis.facts import CallFact
-from mplint.analysis.values import MIXED, Kind, Value
+from mplint.analysis.values import Kind, Value, is_mixed
 from mplint.rule import Rule
 from mplint.tree import dotted_text
 
@@ -145,7 +145,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     def _layer(self, module: Value) -> tuple[str, str] | None:
         """The first BatchNorm layer (its name, and where it is built) of `module`'s tree that
         keeps running statistics."""
-        if module.op == MIXED:
+        if is_mixed(module):
             return None  # a model half only in part: BatchNorm put back to fp32, or only a head cast
         for layer in self.precision.batch_norms(module):
             tracked = layer.arg(None, "track_running_stats")

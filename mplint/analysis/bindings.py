@@ -12,7 +12,8 @@ import libcst as cst
 
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
-from mplint.analysis.values import UNKNOWN, Kind, Value, combine_params, dotted
+from mplint.analysis.selections import combine_params
+from mplint.analysis.values import UNKNOWN, Kind, Value, dotted
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:

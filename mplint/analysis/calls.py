@@ -18,7 +18,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda, Partial
+from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -31,6 +31,7 @@ from mplint.analysis.values import (
     const,
     dotted,
     half_submodule,
+    is_mixed,
     is_tensor_like,
 )
 from mplint.tree import string_value
@@ -161,7 +162,9 @@ def dispatch(
     if function is not None:
         return self.call_named(node, ctx, function, args, kwargs)
     if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
-        return self.call_definition(callee.payload, args, kwargs, ctx.region)[0]
+        result, writes = self.call_definition(callee.payload, args, kwargs, ctx.region)
+        _cast_arguments(self, node, ctx, writes)
+        return result
     if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
         return self.construct(node, ctx, callee.payload, args, kwargs)
     if callee.kind in (Kind.MODULE, Kind.ANY) and (
@@ -230,7 +233,7 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             region = forward.region or region
     # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding
     # a half submodule) gives an output of unknown dtype.
-    mixed = module.op == MIXED or (not module.precision.is_low and half_submodule(module) is not None)
+    mixed = is_mixed(module) or (not module.precision.is_low and half_submodule(module) is not None)
     precision = Precision.UNKNOWN if mixed else module.precision
     output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
     return self.lowered(output, region)
@@ -305,6 +308,11 @@ def call_named(
     if api.is_optimizer(function):
         params = first if args else kwargs.get("params", UNKNOWN)
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
+    if function in api.OPTIMIZER_FACTORIES:
+        # `create_optimizer_v2(model, opt="adamw")`: over the model's parameters, or those handed in.
+        handed = first if args else kwargs.get("model_or_params", UNKNOWN)
+        params = parameters_of(handed, handed.identity) if handed.kind in (Kind.MODULE, Kind.ANY) else handed
+        return Value(Kind.OPTIMIZER, payload=node, items=(("params", params),), identity=params.identity)
     if api.is_lr_scheduler(function):
         optimizer = kwargs.get("optimizer", first)  # diffusers' `get_scheduler(name, optimizer=...)`
         return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
@@ -320,7 +328,7 @@ def call_named(
         if self.constructing:
             # A layer an `__init__` builds (directly or in a helper it calls): part of that class's tree.
             self.builds.setdefault(self.constructing[-1], []).append(node)
-        return self.built_module(node, path, kwargs)
+        return self.built_module(node, path, function, kwargs)
     if function.startswith("torch.") and leaf in (
         "randn",
         "rand",
@@ -407,16 +415,12 @@ def call_method(
     if receiver.kind in (Kind.MODULE, Kind.ANY):
         if method in api.PARAMETER_METHODS:
             # A method call (see eval_call): `node.func` is `receiver.method`.
-            identity = receiver.identity or binding_key(cast(cst.Attribute, node.func).value)
-            if receiver.precision.is_low:
-                return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity, op=receiver.op)
-            half = half_submodule(receiver)
-            if half is not None:
-                return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
-            return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
+            return parameters_of(receiver, receiver.identity or binding_key(cast(cst.Attribute, node.func).value))
         if method in ("forward", "__call__"):
             note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
+        if method == "apply" and args and args[0].kind is Kind.FUNCTION and isinstance(args[0].payload, Definition):
+            return self.apply_function(node, ctx, receiver, args[0].payload)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
             return receiver
         if method in api.KNOWN_SUBMODULES and receiver.kind is Kind.MODULE:
@@ -428,6 +432,16 @@ def call_method(
     if receiver.kind is Kind.ANY and receiver.region is not None:
         return receiver if method in api.PRESERVING_OPS else UNKNOWN
     return UNKNOWN
+
+
+def parameters_of(module: Value, identity: object) -> Value:
+    """`module.parameters()`: in the module's precision, or half in part where a submodule is half."""
+    if module.precision.is_low:
+        return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity, op=module.op)
+    half = half_submodule(module)
+    if half is not None:
+        return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
+    return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity)
 
 
 def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: Context) -> None:
@@ -584,10 +598,20 @@ def _attribute_by_name(self: Interpreter, node: cst.Call, ctx: Context, function
     return tracked if tracked is not None else self.attribute_of(args[0], attr)
 
 
+def _cast_arguments(self: Interpreter, node: cst.Call, ctx: Context, writes: dict[str, Value]) -> None:
+    """`convert_weights(model)`: the modules a function cast in place are cast where the caller holds them."""
+    positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+    for key, value in writes.items():
+        index = int(key.removeprefix(ARGUMENT)) if key.startswith(ARGUMENT) else len(positional)
+        if index < len(positional) and isinstance(positional[index], (cst.Name, cst.Attribute)):
+            self.assign(positional[index], value, ctx)
+
+
 def _recast(module: Value, cast: Value) -> Value:
     """`module` and its submodules, at any depth, in the precision `cast` gave the receiver."""
-    if cast.op == MIXED:
-        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=())
+    if is_mixed(cast):
+        # Its submodules as the loop that cast it by class left them (none where it could not tell).
+        return module.with_(precision=cast.precision, origin=cast.origin, op=cast.op, items=cast.items)
     items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
     return module.with_(precision=cast.precision, origin=cast.origin, items=items)
 

@@ -20,20 +20,19 @@ from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.selections import chosen, combine_params
 from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
-    MIXED,
     UNKNOWN,
     Kind,
     Precision,
     Region,
     Value,
-    combine_params,
     const,
     dotted,
+    is_mixed,
     join,
     promote,
-    selected,
 )
 from mplint.tree import string_value
 
@@ -153,6 +152,8 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
             return Value(Kind.FUNCTION, payload=method)
         if attr == "module" and base.kind is Kind.MODULE:
             return base  # `raw_model = model.module if ddp else model`: DDP's wrapped module is the model
+        if base.kind is Kind.MODULE and attr in api.PARAMETER_ATTRIBUTES and base.payload.torch_class is not None:
+            return _parameter_of(base)  # `class Conv(nn.Conv2d)`: torch's layer holds the weight
         return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
     if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
         return base.payload.constants.get(attr, UNKNOWN)
@@ -163,10 +164,7 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
     if attr == "dtype" and base.kind in (Kind.TENSOR, Kind.MODULE):
         return Value(Kind.DTYPE, base.precision)
     if base.kind is Kind.MODULE and attr in api.PARAMETER_ATTRIBUTES:
-        # `model.head.weight`: a parameter in the module's dtype; unknown in a model half in part.
-        if base.op == MIXED or base.precision is Precision.UNKNOWN:
-            return UNKNOWN
-        return Value(Kind.TENSOR, base.precision, origin=base.origin, op=api.PARAMETER_OP)
+        return _parameter_of(base)
     if base.kind is Kind.MODULE:
         return UNKNOWN if attr in api.MODULE_NON_SUBMODULE_ATTRS else base
     if base.kind is Kind.TENSOR:
@@ -174,6 +172,13 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
     if base.kind is Kind.DICT and base.op == NAMESPACE:
         return base.item(attr) or UNKNOWN  # `args.amp`: the option's default
     return UNKNOWN
+
+
+def _parameter_of(module: Value) -> Value:
+    """`model.head.weight`: a parameter in the module's dtype; unknown in a model half in part."""
+    if is_mixed(module) or module.precision is Precision.UNKNOWN:
+        return UNKNOWN
+    return Value(Kind.TENSOR, module.precision, origin=module.origin, op=api.PARAMETER_OP)
 
 
 def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Value:
@@ -299,8 +304,7 @@ def eval_comprehension(
         element = element.item("params") or UNKNOWN  # one param group per parameter
     if element.kind is Kind.PARAMS:
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
-        filtered = any(clause.ifs for clause in _clauses(node.for_in))
-        return selected(element) if filtered else element
+        return chosen(element, [condition.test for clause in _clauses(node.for_in) for condition in clause.ifs])
     # The op stays (`torch.stack([torch.logsumexp(lg, -1) for lg in logits])` is still a logsumexp).
     return element if element.kind is Kind.TENSOR else UNKNOWN
 
@@ -320,10 +324,13 @@ def _as_params(value: Value | None) -> Value | None:
 
 def sequence(elements: tuple[Value, ...]) -> Value:
     """A list/tuple literal: parameter lists, lists of `nn.Parameter`s and param-group lists are
-    parameters; else a tuple."""
+    parameters; else a tuple. A list of param groups (dicts with a "params" key) is parameters as
+    soon as one group's are known: GaLore's `[{"params": regular_params}, {"params": galore_params,
+    "rank": 128}]`, `galore_params` filled from modules the analysis does not follow."""
     groups = [_as_params(element.item("params") if element.kind is Kind.DICT else element) for element in elements]
     params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
-    if groups and len(params) == len(groups):
+    param_groups = all(element.kind is Kind.DICT and element.item("params") is not None for element in elements)
+    if params and (len(params) == len(groups) or param_groups):
         return combine_params(params)
     return Value(Kind.ANY, payload=elements)
 

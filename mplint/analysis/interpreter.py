@@ -26,6 +26,7 @@ from mplint.analysis import (
     configuration,
     expressions,
     statements,
+    submodules,
     summaries,
     torch_calls,
 )
@@ -111,6 +112,10 @@ class Interpreter:
     note_cast_after_optimizer = casts.note_cast_after_optimizer
     commit_late_casts = casts.commit_late_casts
     path_of_call = casts.path_of_call
+
+    # submodules.py
+    apply_submodule_casts = submodules.apply_submodule_casts
+    apply_function = submodules.apply_function
 
     # torch_calls.py
     lowered = torch_calls.lowered

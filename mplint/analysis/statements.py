@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
-from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, configuration_test, truth_value
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import MIXED, UNKNOWN, Kind, Origin, Precision, Region, Value, const, is_tensor_like, join
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, is_tensor_like, join
 from mplint.tree import NODE_TYPES, Statement, statements
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
         self.assign(node.target, element_of(iterable), ctx)
         self.exec_block(statements(node.body), ctx)
         self.exec_block(statements(node.orelse), ctx)
-        apply_submodule_casts(self, node, ctx)
+        self.apply_submodule_casts(node, ctx)
         return True
     if type(node) is cst.While:
         self.eval(node.test, ctx)
@@ -79,60 +78,9 @@ def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
     return True
 
 
-def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> None:
-    """`for m in model.modules(): m.half()` casts the model; a loop that casts only some submodules
-    (`if isinstance(m, nn.BatchNorm2d): m.float()` after `net.half()`) leaves it mixed (`MIXED`):
-    some of its parameters are half, its output's precision is unknown."""
-    iterated = node.iter
-    if not (
-        isinstance(node.target, cst.Name)
-        and isinstance(iterated, cst.Call)
-        and isinstance(iterated.func, cst.Attribute)
-        and iterated.func.attr.value in _SUBMODULE_ITERATORS
-        and isinstance(iterated.func.value, (cst.Name, cst.Attribute))
-    ):
-        return
-    loop_variable = node.target.value
-    casts = [
-        call
-        for call in tree.walk(node.body)
-        if isinstance(call, cst.Call)
-        and isinstance(call.func, cst.Attribute)
-        and isinstance(call.func.value, cst.Name)
-        and call.func.value.value == loop_variable
-        and call.func.attr.value in api.MODULE_CASTS
-    ]
-    if not casts:
-        return
-    owner = iterated.func.value
-    model = self.eval(owner, ctx)
-    targets = [api.CAST_METHODS.get(call.func.attr.value) for call in casts if isinstance(call.func, cst.Attribute)]
-    if len(set(targets)) == 1 and targets[0] is not None and all(_directly_in(call, node.body) for call in casts):
-        self.assign(owner, self.cast(model, targets[0], casts[0], ctx), ctx)
-        return
-    if model.kind not in (Kind.MODULE, Kind.ANY, Kind.INSTANCE):
-        return
-    half = next((target for target in targets if target is not None and target.is_low), None)
-    if model.precision.is_low:
-        self.assign(owner, model.with_(op=MIXED, items=()), ctx)
-    elif half is not None:
-        origin = Origin("", "cast in part", ctx.scope.module.path, casts[targets.index(half)])
-        self.assign(owner, model.with_(precision=half, origin=origin, op=MIXED, items=()), ctx)
-    elif model.precision is not Precision.FP32:
-        self.assign(owner, model.with_(precision=Precision.UNKNOWN, origin=None, items=()), ctx)
-
-
-# Methods that iterate over a module's submodules.
-_SUBMODULE_ITERATORS = frozenset({"modules", "children"})
-
 # The `Value.op` of what `with helper():` enters when the helper sets torch's default dtype around
 # its `yield` (the value's precision and origin are that dtype's).
 DEFAULT_DTYPE = "default_dtype"
-
-
-def _directly_in(call: cst.Call, body: cst.BaseSuite) -> bool:
-    """Whether `call` is a statement of its own at the top of `body` (run for every submodule)."""
-    return any(isinstance(statement, cst.Expr) and statement.value is call for statement in statements(body))
 
 
 def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:

@@ -69,6 +69,9 @@ class Definition:
     # Classes: their bases of the linted code (what `super()` reaches), and for a `@dataclass` its
     # fields in `__init__` order (those of its bases first); None for any other class.
     bases: tuple[Definition, ...] = ()
+    # Classes: the torch.nn class they derive from (`torch.nn.Conv2d` for `class Conv(nn.Conv2d)`,
+    # `torch.nn.Module` for a model), directly or through bases of the linted code.
+    torch_class: str | None = None
     fields: tuple[str, ...] | None = None
 
     @property
@@ -111,6 +114,9 @@ SUPER = "super ()"
 # The key of `call_definition`'s writes under which the receiver itself comes back when the function
 # cast it in place (no attribute is named "").
 SELF = ""
+# The key of the writes under which a function's positional argument comes back when the function
+# cast that module in place (`convert_weights(model)`), followed by its position.
+ARGUMENT = "argument "
 
 CallKey = tuple[
     Definition,
@@ -190,7 +196,8 @@ def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> N
 
 def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     bases = [_linted(self, self.eval(base.value, ctx), ctx) for base in node.bases]
-    is_module = any(
+    torch_class = next((found for found in map(_torch_base, bases) if found is not None), None)
+    is_module = torch_class is not None or any(
         (base.name is not None and api.is_module_base(base.name))
         or (isinstance(base.payload, Definition) and base.payload.is_module)
         for base in bases
@@ -220,6 +227,7 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         is_module=is_module,
         is_optimizer=is_optimizer,
         bases=linted_bases,
+        torch_class=torch_class,
         fields=fields,
     )
     for base in bases:  # inherited methods, overridden by the class's own below
@@ -414,7 +422,27 @@ def _run_body(
         rebound = scope.names.get(self_name)
         if rebound is not None and rebound is not receiver:
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
+    else:
+        writes = _arguments_cast(definition.node.params, scope, args)
     return result, writes
+
+
+def _arguments_cast(params: cst.Parameters, scope: Scope, args: list[Value]) -> dict[str, Value]:
+    """The modules handed to a function that it cast in place (`model.half()`, `model.apply(fn)`,
+    `model = model.to(torch.bfloat16)`: a module's casts are in place), by their positions."""
+    cast: dict[str, Value] = {}
+    for index, (param, arg) in enumerate(zip([*params.posonly_params, *params.params], args, strict=False)):
+        after = scope.names.get(param.name.value)
+        if (
+            arg.kind is Kind.MODULE
+            and arg.identity is not None
+            and after is not None
+            and after is not arg
+            and after.kind is Kind.MODULE
+            and after.identity is arg.identity
+        ):
+            cast[f"{ARGUMENT}{index}"] = after
+    return cast
 
 
 def bind_parameters(
@@ -475,6 +503,13 @@ def _default_set(yielded: list[tuple[Precision, Origin | None]], outer: tuple[Pr
     if not yielded or any(default != yielded[0] for default in yielded) or yielded[0] == outer:
         return UNKNOWN
     return Value(Kind.ANY, yielded[0][0], origin=yielded[0][1], op=DEFAULT_DTYPE)
+
+
+def _torch_base(base: Value) -> str | None:
+    """The torch.nn class a base of a class is or derives from."""
+    if base.name is not None:
+        return base.name if api.is_nn_module_class(base.name) else None
+    return base.payload.torch_class if isinstance(base.payload, Definition) else None
 
 
 def _annotated_names(node: cst.ClassDef) -> list[str]:

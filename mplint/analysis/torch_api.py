@@ -355,6 +355,36 @@ OPTIMIZER_MODULES = (
 )
 OPTIMIZER_NAMES = frozenset({"transformers.AdamW", "transformers.Adafactor", "bitsandbytes.optim.AdamW"})
 NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
+# None of these keeps fp32 master weights: each updates the parameters in their own dtype.
+# - bitsandbytes 0.48.1.dev0 `bitsandbytes/optim/optimizer.py` (`Optimizer2State.update_step`):
+#   `F.optimizer_update_8bit_blockwise(self.optimizer_name, grad, p, state1, ...)` writes `p` in
+#   place, with a kernel per parameter dtype (`backends/cuda.py`: `..._grad_fp16`, `..._grad_bf16`).
+# - transformers `optimization.py` `Adafactor.step`: fp16/bf16 parameters are copied to fp32 for the
+#   update and copied back (`p.copy_(p_data_fp32)`), so the update is rounded to the parameter's dtype.
+# - timm `optim/_optim_factory.py` `create_optimizer_v2(model_or_params, opt=...)`: builds torch's,
+#   timm's or apex's optimizer over the model's parameters (`param_groups_weight_decay` splits them
+#   by `ndim`), none of which keeps master weights.
+# A class of a package outside the linted code named after an optimizer family (galore_torch's
+# `GaLoreAdamW`, lion_pytorch's `Lion`, bitsandbytes' `PagedAdamW8bit`): written like torch's, over
+# the parameters it is handed, with no master copy (those that keep one say so: see
+# LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES). Not those of the frameworks whose engines wrap them with
+# fp32 masters (DeepSpeed's `FusedAdam` under `deepspeed.initialize`, Colossal-AI's `HybridAdam`
+# under its booster, Megatron's `Float16OptimizerWithFloat16Params`).
+OPTIMIZER_FAMILIES = ("Adam", "AdamW", "SGD", "Adafactor", "Lion", "Lamb", "LAMB", "RMSprop", "Adagrad", "Adan")
+_STATE_BITS = ("8bit", "4bit", "32bit")
+# Packages whose classes are not told optimizers by their names: torch (its modules are listed above)
+# and those frameworks.
+_NOT_BY_NAME = frozenset({"torch", "deepspeed", "colossalai", "megatron"})
+# Factories that build an optimizer over a model (its parameters) or parameters, their first argument.
+OPTIMIZER_FACTORIES = frozenset(
+    {
+        "timm.optim.create_optimizer_v2",
+        "timm.optim.create_optimizer",
+        "timm.optim.optim_factory.create_optimizer_v2",
+        "timm.optim.optim_factory.create_optimizer",
+        "timm.optim._optim_factory.create_optimizer_v2",
+    }
+)
 
 
 # Learning-rate schedulers whose `step()` advances the schedule by one (torch 2.13's
@@ -390,7 +420,16 @@ def is_optimizer(name: str) -> bool:
     module, _, leaf = name.rpartition(".")
     if not leaf[:1].isupper() or leaf in NOT_OPTIMIZERS or NOT_OPTIMIZERS.intersection(module.split(".")):
         return False  # torch.optim.lr_scheduler.CosineAnnealingLR is a scheduler
-    return any(f"{module}.".startswith(prefix) for prefix in OPTIMIZER_MODULES)
+    if any(f"{module}.".startswith(prefix) for prefix in OPTIMIZER_MODULES):
+        return True
+    return bool(module) and module.split(".")[0] not in _NOT_BY_NAME and _named_after_an_optimizer(leaf)
+
+
+def _named_after_an_optimizer(leaf: str) -> bool:
+    """`GaLoreAdamW`, `AdamW8bit`, `Lion`: a class name ending in an optimizer family's (and its state's bits)."""
+    for bits in _STATE_BITS:
+        leaf = leaf.removesuffix(bits)
+    return leaf.endswith(OPTIMIZER_FAMILIES)
 
 
 def is_nn_module_class(name: str) -> bool:

@@ -106,15 +106,16 @@ def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str,
     return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
 
-def built_module(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str, Value]) -> Value:
+def built_module(self: Interpreter, node: cst.Call, path: str, function: str, kwargs: dict[str, Value]) -> Value:
     """`nn.Linear(..., dtype=cfg["dtype"])`: a module of torch.nn whose parameters are built in the
-    dtype it is given, else in the default dtype."""
+    dtype it is given, else in the default dtype. Its class (`function`) is its payload: a loop
+    over a model's submodules casts it by its class."""
     requested = self.dtype_value(kwargs["dtype"]) if "dtype" in kwargs else None
     if requested is None:
         precision, origin = self.default_dtype_at(path, Precision.FP32)
-        return Value(Kind.MODULE, precision, origin=origin, identity=node)
+        return Value(Kind.MODULE, precision, origin=origin, payload=function, identity=node)
     origin = Origin("", f"built in {requested.value}", path, node) if requested.is_low else None
-    return Value(Kind.MODULE, requested, origin=origin, identity=node)
+    return Value(Kind.MODULE, requested, origin=origin, payload=function, identity=node)
 
 
 def created_tensor(

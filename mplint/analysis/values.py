@@ -239,21 +239,6 @@ def _join_items(
     return tuple((key, join(value, others[key])) for key, value in left if key in others)
 
 
-def combine_params(groups: list[Value]) -> Value:
-    """Parameters gathered from several places (param groups, concatenated lists): an optimizer
-    over them updates half weights as soon as one group is half. What is not known to be parameters
-    (an empty list being filled, `extra_params` handed in) adds nothing known: the optimizer still
-    holds the model's weights. Every caller gathers parameters, so one group at least is some."""
-    params = [group for group in groups if group.kind is Kind.PARAMS]
-    for group in params:
-        if group.precision.is_low:
-            return group
-    result = params[0]
-    for group in params[1:]:
-        result = join(result, group)
-    return result
-
-
 def _choices(payload: object) -> frozenset:
     """A constant is one choice; a joined constant (`"bf16" if x else "fp16"`) is a set of them."""
     return payload if isinstance(payload, frozenset) else frozenset([payload])
@@ -281,16 +266,24 @@ def promote(left: Value, right: Value) -> Value:
 
 
 def selected(params: Value) -> Value:
-    """Some of `params`, chosen by name or flag (`if p.requires_grad`, `filter(...)`): parameters all
-    half stay half; of a mixed model (`MIXED`: a half submodule among fp32 ones, a frozen bf16 base
-    under fp32 adapters) the chosen ones may all be fp32."""
-    if params.op == MIXED:
+    """Some of `params`, chosen by a function (`filter(...)`; a comprehension's filter is kept, see
+    `selections.chosen`): parameters all half stay half; of a mixed model (`MIXED`: a half submodule
+    among fp32 ones, a frozen bf16 base under fp32 adapters) the chosen ones may all be fp32."""
+    if is_mixed(params):
         return params.with_(precision=Precision.UNKNOWN, origin=None, op=None)
     return params
 
 
 # `Value.op` of the parameters of a module holding half and other submodules.
 MIXED = "mixed parameters"
+# `Value.op` of a module cast half but for its normalization layers (BatchNorm kept fp32 by a loop
+# over its submodules): half in part, its trainable parameters holding the half weights.
+HALF_BUT_NORMS = "half but its normalization layers"
+
+
+def is_mixed(value: Value) -> bool:
+    """A module (or its parameters) half in part."""
+    return value.op in (MIXED, HALF_BUT_NORMS)
 
 
 def half_submodule(module: Value) -> Value | None:

@@ -851,6 +851,429 @@ CASES = [
         optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
         """,
     ),
+    # cifar10-airbench's CifarNet: the loop in `__init__` casts each submodule by its class, so the
+    # whitening conv's bias and the head's weight are float16 (BatchNorm kept float32).
+    bug(
+        "named-weights-of-a-model-cast-by-class-in-init",
+        """
+        import torch
+        from torch import nn
+
+
+        class BatchNorm(nn.BatchNorm2d):
+            def __init__(self, num_features, momentum=0.6, eps=1e-12):
+                super().__init__(num_features, eps=eps, momentum=1 - momentum)
+
+
+        class Conv(nn.Conv2d):
+            def __init__(self, channels_in, channels_out):
+                super().__init__(channels_in, channels_out, kernel_size=3, padding="same", bias=False)
+
+
+        class CifarNet(nn.Module):
+            def __init__(self, widths):
+                super().__init__()
+                self.whiten = Conv(3, widths[0])
+                self.norm = BatchNorm(widths[0])
+                self.head = nn.Linear(widths[-1], 10, bias=False)
+                for mod in self.modules():
+                    if isinstance(mod, BatchNorm):
+                        mod.float()
+                    else:
+                        mod.half()
+
+
+        def main():
+            model = CifarNet([64, 256]).cuda()
+            param_configs = [
+                dict(params=[model.whiten.bias], lr=0.05, weight_decay=2e-6),
+                dict(params=[model.head.weight], lr=0.6, weight_decay=2e-6),
+            ]
+            optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
+            norm_optimizer = torch.optim.SGD(model.norm.parameters(), lr=0.05)
+            return optimizer, norm_optimizer
+        """,
+    ),
+    # modded-nanogpt: only the embeddings (and the project's Linear subclass) made bfloat16.
+    bug(
+        "a-layer-class-cast-by-type-test-after-construction",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class CastedLinear(nn.Linear):
+            def forward(self, x):
+                return super().forward(x)
+
+
+        class GPT(nn.Module):
+            def __init__(self, vocab_size, model_dim):
+                super().__init__()
+                self.embed = nn.Embedding(vocab_size, model_dim)
+                self.norm = nn.LayerNorm(model_dim)
+                self.lm_head = CastedLinear(model_dim, vocab_size)
+
+
+        model = GPT(50304, 768).cuda()
+        for m in model.modules():
+            if type(m) in (nn.Embedding, CastedLinear):
+                m.bfloat16()
+        head_optimizer = torch.optim.Adam([model.lm_head.weight], lr=0.008)  # expect: MP003
+        norm_optimizer = torch.optim.Adam(model.norm.parameters(), lr=0.008)
+        """,
+    ),
+    # A linear probe on a half backbone: the loop casts the convolutions only, the head stays float32.
+    ok(
+        "the-layer-classes-a-loop-leaves-stay-float32",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class Probe(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.backbone = nn.Conv2d(3, dim, 3)
+                self.head = nn.Linear(dim, 10)
+                for module in self.modules():
+                    if isinstance(module, nn.Conv2d):
+                        module.half()
+
+
+        probe = Probe(512).cuda()
+        optimizer = torch.optim.SGD(probe.head.parameters(), lr=0.1)
+        """,
+    ),
+    # `modules()` visits the model itself first: `module.half()` on it casts the head too, before
+    # the head's own turn leaves it as it is.
+    bug(
+        "a-negated-class-test-also-casts-the-model-itself",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class Probe(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.backbone = nn.Conv2d(3, dim, 3)
+                self.head = nn.Linear(dim, 10)
+                for module in self.modules():
+                    if not isinstance(module, nn.Linear):
+                        module.half()
+
+
+        probe = Probe(512).cuda()
+        optimizer = torch.optim.SGD(probe.head.parameters(), lr=0.1)  # expect: MP003
+        """,
+    ),
+    # A class test the analysis cannot decide (a class imported from outside) leaves the model half in part.
+    ok(
+        "a-class-test-on-an-unknown-class-leaves-the-layers-unknown",
+        """
+        import torch
+        import torch.nn as nn
+        from somewhere import Frozen
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 64, 3)
+                self.head = nn.Linear(64, 10)
+                for m in self.modules():
+                    if isinstance(m, Frozen):
+                        m.half()
+
+
+        net = Net().cuda()
+        optimizer = torch.optim.SGD([net.head.weight], lr=0.1)
+        """,
+    ),
+    # cifar10-airbench's make_net/train: BatchNorm put back to float32 after `net.half()`, then the
+    # parameters split by name into two groups that together hold every trainable one.
+    bug(
+        "param-groups-split-by-name-cover-a-model-half-but-its-batchnorm",
+        """
+        import torch
+        import torch.nn as nn
+
+
+        class BatchNorm(nn.BatchNorm2d):
+            pass
+
+
+        def make_net(widths):
+            net = nn.Sequential(
+                nn.Conv2d(3, widths[0], 3, padding=1, bias=False),
+                BatchNorm(widths[0]),
+                nn.GELU(),
+                nn.Linear(widths[0], 10, bias=False),
+            )
+            net = net.half().cuda()
+            net = net.to(memory_format=torch.channels_last)
+            for mod in net.modules():
+                if isinstance(mod, BatchNorm):
+                    mod.float()
+            return net
+
+
+        def train(make_net=make_net, lr=0.2, wd=5e-4):
+            model = make_net([64])
+            norm_biases = [p for k, p in model.named_parameters() if "norm" in k and p.requires_grad]
+            other_params = [p for k, p in model.named_parameters() if "norm" not in k and p.requires_grad]
+            param_configs = [
+                dict(params=norm_biases, lr=lr * 64, weight_decay=wd / 64),
+                dict(params=other_params, lr=lr, weight_decay=wd),
+            ]
+            optimizer = torch.optim.SGD(param_configs, momentum=0.85, nesterov=True)  # expect: MP003
+            bias_optimizer = torch.optim.SGD(norm_biases, lr=lr)
+            return optimizer, bias_optimizer
+        """,
+    ),
+    bug(
+        "decay-groups-split-by-ndim-cover-a-model-half-but-its-layernorm",
+        """
+        import torch
+        from torch import nn
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float16)
+        for module in model.modules():
+            if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+                module.float()
+        decay = [p for p in model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in model.parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(  # expect: MP003
+            [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=3e-4
+        )
+        """,
+    ),
+    # Groups that do not cover the model (two tests that are not one another's negation), and the
+    # trainable parameters of a model whose float32 layers are not normalization layers (a linear
+    # probe's head), may all be float32.
+    ok(
+        "param-groups-that-may-all-be-float32",
+        """
+        import torch
+        import torch.nn as nn
+
+        model = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Flatten(), nn.Linear(64, 10)).cuda().half()
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.float()
+        norm = [p for n, p in model.named_parameters() if "1." in n]
+        bias = [p for n, p in model.named_parameters() if "bias" in n]
+        optimizer = torch.optim.SGD([dict(params=norm), dict(params=bias, weight_decay=0.0)], lr=0.1)
+
+        probe = nn.Sequential(nn.Conv2d(3, 64, 3), nn.Flatten(), nn.Linear(64, 10)).cuda().half()
+        for m in probe.modules():
+            if isinstance(m, nn.Linear):
+                m.float()
+        probe_optimizer = torch.optim.SGD([p for p in probe.parameters() if p.requires_grad], lr=0.1)
+
+        linear_probe = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Flatten(), nn.Linear(64, 10)).half()
+        for m in linear_probe.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.float()
+            elif isinstance(m, nn.Linear):
+                m.weight.data = m.weight.data.float()
+        linear_probe_optimizer = torch.optim.SGD([p for p in linear_probe.parameters() if p.requires_grad], lr=0.1)
+        """,
+    ),
+    # GaLore's torchrun_main: optimizers of a package outside the repository, over param groups one
+    # of which is filled from modules the analysis does not follow.
+    bug(
+        "a-third-party-optimizer-over-param-groups-of-a-bf16-model",
+        """
+        import torch
+        import torch.nn as nn
+        from galore_torch import GaLoreAdamW, GaLoreAdamW8bit
+        from lion_pytorch import Lion
+
+
+        def main(args, model_config):
+            model = LlamaForCausalLM(model_config)
+            model = model.to(device="cuda", dtype=torch.bfloat16)
+            galore_params = []
+            for module_name, module in model.named_modules():
+                if isinstance(module, nn.Linear) and "mlp" in module_name:
+                    galore_params.append(module.weight)
+            id_galore_params = [id(p) for p in galore_params]
+            regular_params = [p for p in model.parameters() if id(p) not in id_galore_params]
+            param_groups = [{"params": regular_params}, {"params": galore_params, "rank": 128, "scale": 0.25}]
+            if args.optimizer == "galore_adamw":
+                optimizer = GaLoreAdamW(param_groups, lr=args.lr)  # expect: MP003
+            elif args.optimizer == "galore_adamw8bit":
+                optimizer = GaLoreAdamW8bit(param_groups, lr=args.lr)  # expect: MP003
+            else:
+                optimizer = Lion(model.parameters(), lr=args.lr)  # expect: MP003
+            return optimizer
+        """,
+    ),
+    bug(
+        "timm-optimizer-factory-over-a-half-model",
+        """
+        import torch
+        from timm.optim import create_optimizer_v2
+
+        model = VisionTransformer(num_classes=1000).cuda().half()
+        optimizer = create_optimizer_v2(model, opt="adamw", lr=5e-4, weight_decay=0.05)  # expect: MP003
+        """,
+    ),
+    # Not optimizers: a scheduler and a loss of packages outside the repository, and optimi's
+    # AdamW, whose Kahan summation makes up for the half parameters.
+    ok(
+        "third-party-names-that-are-no-optimizers-of-half-weights",
+        """
+        import torch
+        from optimi import AdamW
+        from timm.optim import create_optimizer_v2
+        from timm.scheduler import CosineLRScheduler
+        from somewhere.losses import SGDLoss
+        from deepspeed.ops.adam import FusedAdam
+
+        model = Net().cuda().to(torch.bfloat16)
+        optimizer = AdamW(model.parameters(), lr=1e-4, kahan_sum=True)
+        scheduler = CosineLRScheduler(optimizer, t_initial=100)
+        criterion = SGDLoss(model.parameters())
+        engine_optimizer = FusedAdam(model.parameters(), lr=1e-4)  # deepspeed.initialize wraps it with fp32 masters
+        fp32_model = Net().cuda()
+        fp32_optimizer = create_optimizer_v2(fp32_model, opt="adamw", lr=5e-4)
+        """,
+    ),
+    # CLIP's build_model: `model.apply(fn)` runs fn on every submodule, and fn casts the weights of
+    # the convolutions and linear layers (their LayerNorms stay float32).
+    bug(
+        "apply-casts-the-weights-of-the-layers-its-function-picks",
+        """
+        import torch
+        from torch import nn
+
+
+        class LayerNorm(nn.LayerNorm):
+            def forward(self, x):
+                return super().forward(x.float()).type(x.dtype)
+
+
+        class VisionTransformer(nn.Module):
+            def __init__(self, width, output_dim):
+                super().__init__()
+                self.conv1 = nn.Conv2d(3, width, kernel_size=16, stride=16, bias=False)
+                self.ln_post = LayerNorm(width)
+                self.proj = nn.Linear(width, output_dim)
+
+
+        class CLIP(nn.Module):
+            def __init__(self, width, embed_dim):
+                super().__init__()
+                self.visual = VisionTransformer(width, embed_dim)
+                self.ln_final = LayerNorm(width)
+
+
+        def build_model(width, embed_dim=512, dtype=torch.float16):
+            model = CLIP(width, embed_dim)
+
+            def _convert_weights(l):
+                if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                    l.weight.data = l.weight.data.to(dtype)
+                    if l.bias is not None:
+                        l.bias.data = l.bias.data.to(dtype)
+
+            model.apply(_convert_weights)
+            return model.eval()
+
+
+        clip_model = build_model(768)
+        proj_optimizer = torch.optim.SGD(clip_model.visual.proj.parameters(), lr=2e-3)  # expect: MP003
+        norm_optimizer = torch.optim.SGD(clip_model.ln_final.parameters(), lr=2e-3)
+        """,
+    ),
+    # A function that initialises weights, or casts layers the model does not hold, casts nothing
+    # the optimizer updates.
+    ok(
+        "apply-of-a-function-that-casts-none-of-the-layers",
+        """
+        import torch
+        from torch import nn
+
+
+        class Head(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.norm = nn.LayerNorm(dim)
+                self.fc = nn.Linear(dim, 10)
+
+
+        def _init_weights(m):
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+
+
+        def _embeddings_to_half(m):
+            if isinstance(m, nn.Embedding):
+                m.weight.data = m.weight.data.half()
+
+
+        head = Head(768)
+        head.apply(_init_weights)
+        head.apply(_embeddings_to_half)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3)
+        """,
+    ),
+    # A helper that casts the model it is handed casts the caller's model (module casts are in place):
+    # CLIP's `convert_weights(model)`, and a plain `to_half(model)`; one that casts a copy does not.
+    bug(
+        "a-helper-casts-the-model-it-is-handed-in-place",
+        """
+        import copy
+
+        import torch
+        from torch import nn
+
+
+        class TextEncoder(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.token_embedding = nn.Embedding(49408, width)
+                self.ln_final = nn.LayerNorm(width)
+                self.text_projection = nn.Linear(width, 512, bias=False)
+
+
+        def convert_weights(model: nn.Module):
+            def _convert_weights_to_fp16(l):
+                if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                    l.weight.data = l.weight.data.half()
+                    if l.bias is not None:
+                        l.bias.data = l.bias.data.half()
+
+            model.apply(_convert_weights_to_fp16)
+
+
+        def to_half(module, device="cuda"):
+            module = module.to(device)
+            module.half()
+
+
+        def ema_copy(module):
+            return copy.deepcopy(module).half()
+
+
+        encoder = TextEncoder(512)
+        convert_weights(encoder)
+        projection_optimizer = torch.optim.Adam(encoder.text_projection.parameters(), lr=1e-5)  # expect: MP003
+        norm_optimizer = torch.optim.Adam(encoder.ln_final.parameters(), lr=1e-5)
+
+        head = nn.Linear(512, 10)
+        to_half(head)
+        head_optimizer = torch.optim.SGD(head.parameters(), lr=0.1)  # expect: MP003
+
+        student = nn.Linear(512, 10)
+        teacher = ema_copy(student)
+        student_optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+        """,
+    ),
     ok(
         "a-layers-weight-of-a-model-half-in-part-is-unknown",
         """

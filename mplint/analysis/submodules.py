@@ -452,11 +452,12 @@ def apply_function(self: Interpreter, node: cst.Call, ctx: Context, module: Valu
     """`model.apply(convert_weights)`: the function runs on every submodule and on the model, children
     first. Where the analysis can tell the cast it gives each submodule it knows, the model is cast
     so (in place); else it is handed back as it was."""
-    params = function.node.params.params if isinstance(function.node, cst.FunctionDef) else ()
+    whole = function.function  # a method of a class read in part: with its body
+    params = whole.params.params if isinstance(whole, cst.FunctionDef) else ()
     if not params or module.kind is not Kind.MODULE or not module.items:
         return module
     scope = Scope(self.modules[function.path], function.scope)
-    body = statements(cast(cst.FunctionDef, function.node).body)
+    body = statements(cast(cst.FunctionDef, whole).body)
     loop = SubmoduleLoop(self, body, params[0].name.value, Context(scope, ctx.region))
     owner = cast(cst.Attribute, node.func).value
     result = cast_tree(self, loop, module, Order.FARTHEST, include_root=True)

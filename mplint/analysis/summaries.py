@@ -423,7 +423,7 @@ def _run_body(
         if rebound is not None and rebound is not receiver:
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
     else:
-        writes = _arguments_cast(definition.node.params, scope, args)
+        writes = _arguments_cast(function.params, scope, args)
     return result, writes
 
 

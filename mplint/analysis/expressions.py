@@ -31,6 +31,7 @@ from mplint.analysis.values import (
     combine_params,
     const,
     dotted,
+    group_params,
     join,
     promote,
     selected,
@@ -296,7 +297,7 @@ def eval_comprehension(
         clause = clause.inner_for_in
     element = self.eval(node.value if isinstance(node, cst.DictComp) else node.elt, inner)
     if element.kind is Kind.DICT:
-        element = element.item("params") or UNKNOWN  # one param group per parameter
+        element = group_params(element) or UNKNOWN  # one param group per parameter
     if element.kind is Kind.PARAMS:
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
         filtered = any(clause.ifs for clause in _clauses(node.for_in))
@@ -321,10 +322,11 @@ def _as_params(value: Value | None) -> Value | None:
 def sequence(elements: tuple[Value, ...]) -> Value:
     """A list/tuple literal: parameter lists, lists of `nn.Parameter`s and param-group lists are
     parameters; else a tuple."""
-    groups = [_as_params(element.item("params") if element.kind is Kind.DICT else element) for element in elements]
+    groups = [_as_params(group_params(element)) for element in elements]
     params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
     if groups and len(params) == len(groups):
-        return combine_params(params)
+        # The elements stay: `return bias_group, non_bias_group` unpacks to each group.
+        return combine_params(params).with_(payload=elements)
     return Value(Kind.ANY, payload=elements)
 
 

@@ -192,6 +192,11 @@ def join(left: Value, right: Value) -> Value:
     if left == right:
         return left
     if left.kind is not right.kind:
+        for params, other in ((left, right), (right, left)):
+            if params.kind is Kind.PARAMS and other.kind is Kind.ANY and other.payload == ():
+                # A list one path fills with parameters and the other leaves empty (`if
+                # p.requires_grad: decay.append(p)` in a loop): some of those parameters.
+                return selected(params)
         # An autocast object on one path and nothing on the other (`nullcontext() if ... else autocast(...)`)
         # is a region that may or may not be active. Autocast objects are the only values holding a Region.
         for maybe in (left, right):
@@ -252,6 +257,12 @@ def combine_params(groups: list[Value]) -> Value:
     for group in params[1:]:
         result = join(result, group)
     return result
+
+
+def group_params(element: Value) -> Value | None:
+    """A param group (`{"params": decay, "weight_decay": 0.1}`) stands for its parameters; any other
+    element for itself."""
+    return element.item("params") if element.kind is Kind.DICT else element
 
 
 def _choices(payload: object) -> frozenset:

@@ -210,7 +210,7 @@ def join(left: Value, right: Value) -> Value:
     precision = left.precision.join(right.precision)
     if left.kind is Kind.DTYPE:
         return Value(kind=Kind.DTYPE, precision=precision)
-    return Value(
+    merged = Value(
         kind=left.kind,
         precision=precision,
         origin=left.origin if precision.is_low else None,  # both are low then, and each has an origin
@@ -221,6 +221,40 @@ def join(left: Value, right: Value) -> Value:
         payload=left.payload if left.payload == right.payload else None,
         items=_join_items(left.items, right.items),
     )
+    if left.kind is Kind.DICT and {key for key, _ in left.items} != {key for key, _ in right.items}:
+        return _keeping(merged, [left, right]) or merged.with_(payload=None)
+    return merged
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """The payload of a value that is one of several, each whole, where paths meet: a dict whose
+    paths hold different keys (`if bf16: ds_config["bf16"] = {...} else: ds_config["fp16"] = {...}`),
+    for a reader that judges each (a 16-bit engine on every path is half)."""
+
+    values: tuple[Value, ...]
+
+
+# At most this many alternatives are kept (an elif chain of configs or classes); more are forgotten.
+MAX_ALTERNATIVES = 8
+
+
+def alternatives(value: Value) -> tuple[Value, ...]:
+    """The values `value` may be, one per path (itself, when one)."""
+    return value.payload.values if isinstance(value.payload, Alternatives) else (value,)
+
+
+def _keeping(joined: Value, values: list[Value]) -> Value | None:
+    """`joined` holding each of `values` (`Alternatives`); itself when they are one; None when they
+    are too many to keep."""
+    each: list[Value] = []
+    for value in values:
+        for choice in alternatives(value):
+            if choice not in each:
+                each.append(choice)
+    if len(each) < 2:
+        return joined
+    return joined.with_(payload=Alternatives(tuple(each))) if len(each) <= MAX_ALTERNATIVES else None
 
 
 def _joined_region(left: Region | None, right: Region | None) -> Region | None:

@@ -23,15 +23,18 @@ from mplint.analysis.values import (
     MIXED,
     NUMBER,
     UNKNOWN,
+    Alternatives,
     Kind,
     Origin,
     Precision,
     Region,
     Value,
+    alternatives,
     const,
     dotted,
     half_submodule,
     is_tensor_like,
+    one_of,
 )
 from mplint.tree import string_value
 
@@ -164,6 +167,11 @@ def dispatch(
         return self.call_definition(callee.payload, args, kwargs, ctx.region)[0]
     if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
         return self.construct(node, ctx, callee.payload, args, kwargs)
+    if callee.kind is Kind.CLASS and isinstance(callee.payload, Alternatives):
+        # A class picked by branches (`trainer_cls = A if use_vllm else B`): an instance of either.
+        return one_of(
+            [self.dispatch(node, ctx, each, None, receiver, None, args, kwargs) for each in alternatives(callee)]
+        )
     if callee.kind in (Kind.MODULE, Kind.ANY) and (
         callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE
     ):
@@ -385,6 +393,8 @@ def call_method(
     if receiver.kind is Kind.DICT:
         key = args[0].const if method == "get" and args else None
         return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
+    if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Alternatives):
+        return _method_of_each(self, node, ctx, receiver, method, args, kwargs)
     if receiver.kind in (Kind.INSTANCE, Kind.MODULE, Kind.CLASS) and isinstance(receiver.payload, Definition):
         # A method, or a classmethod/staticmethod called on the class (`LLaMA.from_pretrained_llama3_meta(...)`).
         definition = receiver.payload.method(method)
@@ -483,6 +493,26 @@ def _call_lambda(self: Interpreter, node: cst.Call, ctx: Context, function: Lamb
             for attr, value in receiver.items:
                 scope.names[f"{self_name}.{attr}"] = value
     return self.eval(function.node.body, Context(scope, ctx.region, no_grad=ctx.no_grad))
+
+
+def _method_of_each(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    receiver: Value,
+    method: str,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    """`trainer.train()` on an instance of any of several classes (`Alternatives`): each class's
+    method runs, their results joined. What one of them stores does not make the instance that
+    class's: the name keeps its alternatives."""
+    key = binding_key(cast(cst.Attribute, node.func).value)
+    bound = ctx.scope.names.get(key) if key is not None else None
+    results = [self.call_method(node, ctx, each, method, args, kwargs) for each in alternatives(receiver)]
+    if key is not None and bound is not None:
+        ctx.scope.names[key] = bound
+    return one_of(results)
 
 
 def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:

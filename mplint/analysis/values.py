@@ -203,6 +203,8 @@ def join(left: Value, right: Value) -> Value:
             if isinstance(maybe.payload, Region):
                 return maybe.with_(payload=replace(maybe.payload, enabled=None))
         return UNKNOWN
+    if left.kind is Kind.CLASS and left.payload != right.payload and None not in (left.payload, right.payload):
+        return _keeping(Value(Kind.CLASS), [left, right]) or UNKNOWN  # `A if flag else B`: either class
     if left.kind in (Kind.IMPORT, Kind.FUNCTION, Kind.CLASS, Kind.NAME) and left.payload != right.payload:
         return UNKNOWN  # two different things by the same name (`try: import a / except: import b`)
     if left.kind is Kind.CONST:
@@ -230,7 +232,9 @@ def join(left: Value, right: Value) -> Value:
 class Alternatives:
     """The payload of a value that is one of several, each whole, where paths meet: a dict whose
     paths hold different keys (`if bf16: ds_config["bf16"] = {...} else: ds_config["fp16"] = {...}`),
-    for a reader that judges each (a 16-bit engine on every path is half)."""
+    for a reader that judges each (a 16-bit engine on every path is half); a class of the linted
+    code picked by branches (`trainer_cls = A if use_vllm else B`), and the instance it builds, for
+    a call that runs each."""
 
     values: tuple[Value, ...]
 
@@ -242,6 +246,14 @@ MAX_ALTERNATIVES = 8
 def alternatives(value: Value) -> tuple[Value, ...]:
     """The values `value` may be, one per path (itself, when one)."""
     return value.payload.values if isinstance(value.payload, Alternatives) else (value,)
+
+
+def one_of(values: list[Value]) -> Value:
+    """Values of several paths joined, each kept whole where they differ (`Alternatives`)."""
+    joined = values[0]
+    for other in values[1:]:
+        joined = join(joined, other)
+    return _keeping(joined, values) or joined.with_(payload=None)
 
 
 def _keeping(joined: Value, values: list[Value]) -> Value | None:

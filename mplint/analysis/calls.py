@@ -18,7 +18,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda, Partial
+from mplint.analysis.summaries import SELF, SUPER, Definition, Lambda, Partial, stored_on
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -35,6 +35,7 @@ from mplint.analysis.values import (
     half_submodule,
     is_tensor_like,
     one_of,
+    recast,
 )
 from mplint.tree import string_value
 
@@ -204,12 +205,12 @@ def construct(
             writes.update(self.call_definition(post, [], {}, ctx.region, receiver=filled)[1])
     elif init is not None:
         writes = dict(self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1])
-    recast = writes.pop(SELF, None)
+    self_cast = writes.pop(SELF, None)
     instance = self.instance_of(definition, node, tuple(sorted(writes.items())))
-    if recast is not None and recast.kind is Kind.MODULE:
+    if self_cast is not None and self_cast.kind is Kind.MODULE:
         # `self.to(torch.bfloat16)`, `self.float()` or a loop over `self.modules()` in `__init__`:
         # the whole instance, its submodules with it (a loop's MIXED leaves them unknown).
-        return _recast(instance, recast)
+        return recast(instance, self_cast)
     return hooks.constructed(self, node, ctx, definition, instance, args, kwargs)
 
 
@@ -405,6 +406,7 @@ def call_method(
         if definition is not None:
             if method == "forward":
                 note_replicated_call(self, node, receiver, ctx)
+            receiver = _as_stored(ctx, cast(cst.Attribute, node.func).value, receiver)
             result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)
             if receiver.kind is not Kind.CLASS:
                 _note_writes(ctx, cast(cst.Attribute, node.func).value, receiver, writes)
@@ -534,6 +536,18 @@ def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None
     return None
 
 
+def _as_stored(ctx: Context, target: cst.BaseExpression, receiver: Value) -> Value:
+    """`self.init_lora()` in a method (`__init__`): the instance with what the method has stored on it
+    so far (`self.transformer = pipe.transformer`), for the called method's reads of `self.<attr>`."""
+    found = ctx.scope.lookup(SUPER)
+    if not (isinstance(target, cst.Name) and found is not None and isinstance(found.payload, tuple)):
+        return receiver
+    stored = stored_on(ctx.scope, target.value) if found.payload[1] == target.value else {}
+    if not stored:
+        return receiver
+    return receiver.with_(items=tuple(sorted({**dict(receiver.items), **stored}.items())))
+
+
 def _store_attributes(ctx: Context, name: str, writes: dict[str, Value]) -> None:
     """What a method run on the instance `name` stored on it, as `name.<attr>` reads see it."""
     for attr, value in writes.items():
@@ -612,14 +626,6 @@ def _attribute_by_name(self: Interpreter, node: cst.Call, ctx: Context, function
         return const(None)
     tracked = ctx.scope.lookup(f"{target.value}.{attr}") if isinstance(target, cst.Name) else None
     return tracked if tracked is not None else self.attribute_of(args[0], attr)
-
-
-def _recast(module: Value, cast: Value) -> Value:
-    """`module` and its submodules, at any depth, in the precision `cast` gave the receiver."""
-    if cast.op == MIXED:
-        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=())
-    items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
-    return module.with_(precision=cast.precision, origin=cast.origin, items=items)
 
 
 def _called_definition(callee: Value, receiver: Value, method: str | None) -> Definition | None:

@@ -350,6 +350,27 @@ def selected(params: Value) -> Value:
 MIXED = "mixed parameters"
 
 
+def recast(module: Value, cast: Value) -> Value:
+    """`module` after a cast of itself (`self.to(dtype)`, `self.half()`, a loop over `self.modules()`
+    in its `__init__`), `cast` being what the cast made of it: its submodules at any depth in that
+    precision, and the parameter lists it holds of them (`self.lora_layers =
+    list(self.transformer.parameters())`), which the cast converts in place with their module."""
+    if cast.op == MIXED:
+        return module.with_(precision=cast.precision, origin=cast.origin, op=MIXED, items=())
+    owners = [item.identity for _, item in module.items if item.kind is Kind.MODULE and item.identity is not None]
+
+    def cast_item(item: Value) -> Value:
+        if item.kind is Kind.MODULE:
+            return recast(item, cast)
+        if item.kind is Kind.PARAMS and any(item.identity == owner for owner in owners):
+            return item.with_(precision=cast.precision, origin=cast.origin, op=None)
+        return item
+
+    items = tuple((name, cast_item(item)) for name, item in module.items)
+    op = None if module.op == MIXED else module.op  # a module half in part, cast whole
+    return module.with_(precision=cast.precision, origin=cast.origin, op=op, items=items)
+
+
 def half_submodule(module: Value) -> Value | None:
     """A submodule a module of the linted code holds (`self.out_head = nn.Linear(..., dtype=cfg["dtype"])`,
     at any depth) that is half: its parameters are among the module's, so an optimizer over them

@@ -186,6 +186,101 @@ CASES = [
         opt = torch.optim.SGD(norm_params, lr=0.1)
     """,
     ),
+    # OminiControl: the trainable parameters are what a method of `__init__` returns.
+    bug(
+        "params-returned-by-a-method-called-in-init",
+        """
+        import torch
+        from diffusers.pipelines import FluxPipeline
+
+
+        class FluxLoRA(torch.nn.Module):
+            def __init__(self, flux_pipe_id: str, dtype: torch.dtype = torch.bfloat16):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora()
+
+            def init_lora(self):
+                lora_layers = filter(lambda p: p.requires_grad, self.transformer.parameters())
+                return list(lora_layers)
+
+            def configure_optimizers(self):
+                self.trainable_params = self.lora_layers
+                return torch.optim.AdamW(self.trainable_params, lr=1e-4)  # expect: MP003
+    """,
+    ),
+    ok(
+        "params-returned-by-a-method-called-in-init-of-an-fp32-model",
+        """
+        import torch
+        from diffusers.pipelines import FluxPipeline
+
+
+        class FluxLoRA(torch.nn.Module):
+            def __init__(self, flux_pipe_id: str, dtype: torch.dtype = torch.float32):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora()
+
+            def init_lora(self):
+                return list(filter(lambda p: p.requires_grad, self.transformer.parameters()))
+
+            def configure_optimizers(self):
+                return torch.optim.AdamW(self.lora_layers, lr=1e-4)
+    """,
+    ),
+    # The LoRA adapters peft adds are fp32, until the module casts itself whole at the end of `__init__`.
+    bug(
+        "adapters-cast-with-the-module-that-holds-them",
+        """
+        import lightning as L
+        import torch
+        from diffusers.pipelines import FluxPipeline
+        from peft import LoraConfig
+
+
+        class OminiModel(L.LightningModule):
+            def __init__(self, flux_pipe_id: str, lora_config: dict, dtype: torch.dtype = torch.bfloat16):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora(lora_config)
+                self.to("cuda").to(dtype)
+
+            def init_lora(self, lora_config):
+                self.transformer.add_adapter(LoraConfig(**lora_config), adapter_name="default")
+                return list(filter(lambda p: p.requires_grad, self.transformer.parameters()))
+
+            def configure_optimizers(self):
+                return torch.optim.AdamW(self.lora_layers, lr=1e-4)  # expect: MP003
+    """,
+    ),
+    ok(
+        "adapters-left-fp32-on-a-bf16-base",
+        """
+        import lightning as L
+        import torch
+        from diffusers.pipelines import FluxPipeline
+        from peft import LoraConfig
+
+
+        class OminiModel(L.LightningModule):
+            def __init__(self, flux_pipe_id: str, lora_config: dict, dtype: torch.dtype = torch.bfloat16):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora(lora_config)
+
+            def init_lora(self, lora_config):
+                self.transformer.add_adapter(LoraConfig(**lora_config), adapter_name="default")
+                return list(filter(lambda p: p.requires_grad, self.transformer.parameters()))
+
+            def configure_optimizers(self):
+                return torch.optim.AdamW(self.lora_layers, lr=1e-4)
+    """,
+    ),
     bug(
         "filter-requires-grad",
         """

@@ -249,7 +249,7 @@ def call_named(
     self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
 ) -> Value:
     path = ctx.scope.module.path
-    leaf = api.last_part(function)
+    leaf = api.op_of(function)
     first = args[0] if args else kwargs.get("input", UNKNOWN)
     if function in api.AUTOCAST_ENTRY_POINTS:
         return self.autocast(node, ctx, function, args, kwargs)
@@ -349,7 +349,7 @@ def call_named(
             fold_numbers(function, args[0].const, None) if len(args) == 1 and function in FOLDED_FUNCTIONS else None
         )
         return const(folded) if folded is not None else NUMBER  # `/ math.sqrt(d_k)`: a Python number
-    if function.startswith(("torch.", "F.")) or function in BUILTINS:
+    if function.startswith(("torch.", "F.")) or function in BUILTINS or function in api.LIBRARY_OPS:
         return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
     return UNKNOWN
 

@@ -576,7 +576,7 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
 # The fields of a framework's argument class a launch command may set (`--bf16 True --deepspeed
 # ds.json`), with their defaults: those of transformers' `TrainingArguments` and TRL's configs that
 # `frameworks.transformers` reads.
-_FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": const(None)}
+_FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": const(None), "fsdp": const("")}
 
 
 # Readers of a config file, given the file opened or its name, and the `Value.op` of an opened file.

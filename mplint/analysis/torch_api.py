@@ -456,6 +456,10 @@ LIBRARY_OPS: dict[str, str] = {
     # lines 479-524): fp32/fp64 logits take `gather(logits) - logsumexp(logits)`; any other dtype
     # runs `F.log_softmax(row_logits, dim=-1)` row by row, in the logits' dtype, then gathers.
     "trl.trainer.utils.selective_log_softmax": "log_softmax",
+    # openrlhf/models/utils.py `log_probs_from_logits(logits, labels, temperature=1.0)` (read at v0.5.0
+    # to v0.11.0): `F.log_softmax(logits)` in 0.5; from 0.6 fp32/fp64 logits take flash-attn's
+    # cross entropy or `gather - logsumexp`, any other dtype `F.log_softmax(row_logits, dim=-1)` per row.
+    "openrlhf.models.utils.log_probs_from_logits": "log_softmax",
 }
 
 

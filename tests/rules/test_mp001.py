@@ -1189,9 +1189,10 @@ def test_messages_keep_the_origin_through_joins_and_arithmetic() -> None:
     assert "computed under unknown-device bfloat16 autocast" in findings[line_of(source, "score_logp =")]
 
 
-# TRL's `selective_log_softmax(logits, index)` (trl/trainer/utils.py): a per-row `F.log_softmax` in
-# the logits' dtype for any dtype but fp32/fp64; under CUDA autocast that log_softmax runs in fp32.
-TRL_LOG_SOFTMAX = [
+# TRL's `selective_log_softmax(logits, index)` (trl/trainer/utils.py) and OpenRLHF's
+# `log_probs_from_logits(logits, labels)` (openrlhf/models/utils.py): a per-row `F.log_softmax` in the
+# logits' dtype for any dtype but fp32/fp64; under CUDA autocast that log_softmax runs in fp32.
+LIBRARY_LOG_SOFTMAX = [
     bug(
         "trl-selective-log-softmax-on-bf16-logits",
         """
@@ -1235,6 +1236,36 @@ TRL_LOG_SOFTMAX = [
             per_token_logps = selective_log_softmax(logits, input_ids)
     """,
     ),
+    bug(
+        "openrlhf-log-probs-from-logits-on-bf16-logits",
+        """
+        import torch
+        from openrlhf.models.utils import log_probs_from_logits
+        from transformers import AutoModelForCausalLM
+
+        def action_log_probs(model, sequences, num_actions):
+            logits = model(sequences).logits
+            log_probs = log_probs_from_logits(logits[:, :-1, :], sequences[:, 1:])  # expect: MP001
+            return log_probs[:, -num_actions:]
+
+
+        def make_experience(pretrain, sequences, num_actions):
+            actor = AutoModelForCausalLM.from_pretrained(pretrain, torch_dtype=torch.bfloat16)
+            return action_log_probs(actor, sequences, num_actions)
+    """,
+    ),
+    ok(
+        "openrlhf-log-probs-from-fp32-logits",
+        """
+        import torch
+        from openrlhf.models.utils import log_probs_from_logits
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("OpenRLHF/Llama-3-8b-sft-mixture", torch_dtype=torch.bfloat16)
+        logits = model(sequences).logits.to(torch.float32)
+        log_probs = log_probs_from_logits(logits[:, :-1, :], sequences[:, 1:], temperature=0.7)
+    """,
+    ),
     # Another library's function of the same name is not TRL's.
     ok(
         "a-selective-log-softmax-of-another-package",
@@ -1250,8 +1281,8 @@ TRL_LOG_SOFTMAX = [
 ]
 
 
-@pytest.mark.parametrize("source", TRL_LOG_SOFTMAX)
-def test_trl_selective_log_softmax_is_a_log_softmax(source: str) -> None:
+@pytest.mark.parametrize("source", LIBRARY_LOG_SOFTMAX)
+def test_library_log_prob_helpers_are_a_log_softmax(source: str) -> None:
     check(source, CODE)
 
 

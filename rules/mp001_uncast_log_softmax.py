@@ -269,7 +269,8 @@ def _log_prob_input(fact: CallFact) -> tuple[Value, str, str] | None:
         if requested is not None and requested.precision.is_full:
             return None
         logits = fact.input()
-        return (logits, "log_softmax", "log_softmax") if logits is not None else None
+        shown = torch_api.last_part(fact.function) if fact.function is not None else op  # TRL's `selective_log_softmax`
+        return (logits, "log_softmax", shown) if logits is not None else None
     if fact.function in CATEGORICAL:
         logits = fact.arg(1, "logits")
         return (logits, "logsumexp", "Categorical(logits=...)") if logits is not None else None

@@ -7,6 +7,7 @@ import libcst as cst
 
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
+from mplint.analysis.frameworks import transformers
 from mplint.analysis.values import Kind
 from mplint.rule import Rule
 from mplint.tree import dotted_text
@@ -25,12 +26,15 @@ class OptimizerOnHalfParams(Rule):
     `torch.set_default_dtype(torch.bfloat16)` before the model is built), whether the
     parameters are passed as `model.parameters()`, a `named_parameters()` comprehension, a
     `filter(...)`, param-group dicts or lists built from them, or through helper functions. It
-    also reports a module cast to half in place *after* its optimizer was built, then stepped.
+    also reports a module cast to half in place *after* its optimizer was built, then stepped,
+    and a transformers/TRL `Trainer(model=...)` given a model loaded half: the Trainer builds its
+    own optimizer over the model's trainable parameters as they are.
 
     Not reported: an fp32 model trained under autocast; an optimizer handed to
     `deepspeed.initialize` with fp16 or bf16 on (DeepSpeed steps fp32 masters); FSDP with `MixedPrecision` (shards stay
     fp32); optimizers that compensate (`optimi`'s Kahan summation, `kahan_sum=True`,
-    `bf16_stochastic_round=True`).
+    `bf16_stochastic_round=True`); a Trainer whose arguments are not all known (`**config`, TRL's
+    `--config` file) or turn DeepSpeed/FSDP on, or that an accelerate configuration may launch.
 
     ## Why is this bad
     The update `w - lr * step` is rounded to the parameter's precision. With bf16's 8-bit
@@ -107,6 +111,12 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     def _half_params_message(self, fact: CallFact) -> str | None:
         # A project's own optimizer class (`MemoryEfficientAdamW(...)`) is named as the call spells it.
         name = fact.function or dotted_text(fact.node.func)
+        own = transformers.own_optimizer_params(fact.result)
+        if own is not None:  # `Trainer(model=bf16_model, args=...)` builds its optimizer over them
+            optimizer = f"the optimizer {torch_api.last_part(name or 'Trainer')} builds"
+            return self.MESSAGE.format(
+                optimizer=optimizer, dtype=own.precision.value, origin=self.describe_origin(own.origin, fact.chain)
+            )
         if fact.result.kind is not Kind.OPTIMIZER or not name:
             return None
         if name.startswith(torch_api.LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES):

@@ -13,7 +13,7 @@ import libcst as cst
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
-from mplint.analysis.values import UNKNOWN, Kind, Value, dotted
+from mplint.analysis.values import UNKNOWN, Kind, Value, dotted, group_params
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -33,11 +33,18 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
             self.assign(element.value, unpacked(value, index, len(elements), star), ctx)
     elif isinstance(target, cst.Subscript):
         container = self.eval(target.value, ctx)
-        if is_registry(container) and len(target.slice) == 1 and isinstance(target.slice[0].slice, cst.Index):
-            store(self, container, self.eval(target.slice[0].slice.value, ctx), value)
+        subscript = target.slice[0].slice if len(target.slice) == 1 else None
+        stored = self.eval(subscript.value, ctx) if isinstance(subscript, cst.Index) else UNKNOWN
+        if is_registry(container) and isinstance(subscript, cst.Index):
+            store(self, container, stored, value)
         item = self.item_key(target, ctx)
         if item is not None:  # `out["logits"] = out["logits"].float()`: the next read sees the cast
             ctx.scope.names[item] = value
+        if container.kind is Kind.DICT and isinstance(stored.const, str):
+            # `ds_config["fp16"] = {...}`, `group["params"] = params`: the dict as a whole holds the
+            # item too, where it is returned, spread (`SGD(**group)`) or handed to a framework.
+            items = (*(entry for entry in container.items if entry[0] != stored.const), (stored.const, value))
+            self.assign(target.value, container.with_(items=items), ctx)
 
 
 def item_key(self: Interpreter, node: cst.Subscript, ctx: Context) -> str | None:
@@ -70,7 +77,7 @@ def named(value: Value, name: str) -> Value:
 
 def unpacked(value: Value, index: int, count: int, star: int | None = None) -> Value:
     """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking."""
-    if value.kind is Kind.ANY and isinstance(value.payload, tuple):
+    if value.kind in (Kind.ANY, Kind.PARAMS) and isinstance(value.payload, tuple):
         elements = value.payload
         if star is None:
             return elements[index] if len(elements) == count else UNKNOWN
@@ -181,14 +188,15 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
 
 
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
-    """`params.extend(model.parameters())` / `self.params.append(p)` makes the list a parameter list."""
+    """`params.extend(model.parameters())` / `self.params.append(p)` / `group["params"].append(p)` /
+    `groups.append({"params": decay, ...})` makes the list a parameter list."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
     if expression.func.attr.value not in ("append", "extend"):
         return
-    added = [fact.args[0] for fact in self.facts.get(expression, []) if fact.args][-1:]
-    if added and added[0].kind is Kind.PARAMS:
+    added = [group_params(fact.args[0]) for fact in self.facts.get(expression, []) if fact.args][-1:]
+    if added and added[0] is not None and added[0].kind is Kind.PARAMS:
         current = self.eval(target, ctx)
         self.assign(target, combine_params([current, added[0]]), ctx)
 

@@ -18,21 +18,25 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial
+from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
     UNKNOWN,
+    Alternatives,
     Kind,
     Origin,
     Precision,
     Region,
     Value,
+    alternatives,
     const,
     dotted,
     half_submodule,
     is_mixed,
     is_tensor_like,
+    one_of,
+    recast,
 )
 from mplint.tree import string_value
 
@@ -167,6 +171,11 @@ def dispatch(
         return result
     if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
         return self.construct(node, ctx, callee.payload, args, kwargs)
+    if callee.kind is Kind.CLASS and isinstance(callee.payload, Alternatives):
+        # A class picked by branches (`trainer_cls = A if use_vllm else B`): an instance of either.
+        return one_of(
+            [self.dispatch(node, ctx, each, None, receiver, None, args, kwargs) for each in alternatives(callee)]
+        )
     if callee.kind in (Kind.MODULE, Kind.ANY) and (
         callee.precision is not Precision.UNKNOWN or callee.kind is Kind.MODULE
     ):
@@ -199,12 +208,12 @@ def construct(
             writes.update(self.call_definition(post, [], {}, ctx.region, receiver=filled)[1])
     elif init is not None:
         writes = dict(self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1])
-    recast = writes.pop(SELF, None)
+    self_cast = writes.pop(SELF, None)
     instance = self.instance_of(definition, node, tuple(sorted(writes.items())))
-    if recast is not None and recast.kind is Kind.MODULE:
+    if self_cast is not None and self_cast.kind is Kind.MODULE:
         # `self.to(torch.bfloat16)`, `self.float()` or a loop over `self.modules()` in `__init__`:
         # the whole instance, its submodules with it (a loop's MIXED leaves them unknown).
-        return _recast(instance, recast)
+        return recast(instance, self_cast)
     return hooks.constructed(self, node, ctx, definition, instance, args, kwargs)
 
 
@@ -243,7 +252,7 @@ def call_named(
     self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
 ) -> Value:
     path = ctx.scope.module.path
-    leaf = api.last_part(function)
+    leaf = api.op_of(function)
     first = args[0] if args else kwargs.get("input", UNKNOWN)
     if function in api.AUTOCAST_ENTRY_POINTS:
         return self.autocast(node, ctx, function, args, kwargs)
@@ -348,7 +357,7 @@ def call_named(
             fold_numbers(function, args[0].const, None) if len(args) == 1 and function in FOLDED_FUNCTIONS else None
         )
         return const(folded) if folded is not None else NUMBER  # `/ math.sqrt(d_k)`: a Python number
-    if function.startswith(("torch.", "F.")) or function in BUILTINS:
+    if function.startswith(("torch.", "F.")) or function in BUILTINS or function in api.LIBRARY_OPS:
         return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
     return UNKNOWN
 
@@ -393,6 +402,8 @@ def call_method(
     if receiver.kind is Kind.DICT:
         key = args[0].const if method == "get" and args else None
         return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
+    if receiver.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(receiver.payload, Alternatives):
+        return _method_of_each(self, node, ctx, receiver, method, args, kwargs)
     if receiver.kind in (Kind.INSTANCE, Kind.MODULE, Kind.CLASS) and isinstance(receiver.payload, Definition):
         # A method, or a classmethod/staticmethod called on the class (`LLaMA.from_pretrained_llama3_meta(...)`).
         definition = receiver.payload.method(method)
@@ -403,6 +414,7 @@ def call_method(
         if definition is not None:
             if method == "forward":
                 note_replicated_call(self, node, receiver, ctx)
+            receiver = _as_stored(ctx, cast(cst.Attribute, node.func).value, receiver)
             result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)
             if receiver.kind is not Kind.CLASS:
                 _note_writes(ctx, cast(cst.Attribute, node.func).value, receiver, writes)
@@ -499,6 +511,26 @@ def _call_lambda(self: Interpreter, node: cst.Call, ctx: Context, function: Lamb
     return self.eval(function.node.body, Context(scope, ctx.region, no_grad=ctx.no_grad))
 
 
+def _method_of_each(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    receiver: Value,
+    method: str,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    """`trainer.train()` on an instance of any of several classes (`Alternatives`): each class's
+    method runs, their results joined. What one of them stores does not make the instance that
+    class's: the name keeps its alternatives."""
+    key = binding_key(cast(cst.Attribute, node.func).value)
+    bound = ctx.scope.names.get(key) if key is not None else None
+    results = [self.call_method(node, ctx, each, method, args, kwargs) for each in alternatives(receiver)]
+    if key is not None and bound is not None:
+        ctx.scope.names[key] = bound
+    return one_of(results)
+
+
 def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:
     """`super().name(...)` in a method: the base class's method it runs, and the receiver's name."""
     func = node.func
@@ -516,6 +548,18 @@ def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None
         if method is not None:
             return method, self_name
     return None
+
+
+def _as_stored(ctx: Context, target: cst.BaseExpression, receiver: Value) -> Value:
+    """`self.init_lora()` in a method (`__init__`): the instance with what the method has stored on it
+    so far (`self.transformer = pipe.transformer`), for the called method's reads of `self.<attr>`."""
+    found = ctx.scope.lookup(SUPER)
+    if not (isinstance(target, cst.Name) and found is not None and isinstance(found.payload, tuple)):
+        return receiver
+    stored = stored_on(ctx.scope, target.value) if found.payload[1] == target.value else {}
+    if not stored:
+        return receiver
+    return receiver.with_(items=tuple(sorted({**dict(receiver.items), **stored}.items())))
 
 
 def _store_attributes(ctx: Context, name: str, writes: dict[str, Value]) -> None:
@@ -546,7 +590,7 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
 # The fields of a framework's argument class a launch command may set (`--bf16 True --deepspeed
 # ds.json`), with their defaults: those of transformers' `TrainingArguments` and TRL's configs that
 # `frameworks.transformers` reads.
-_FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": const(None)}
+_FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": const(None), "fsdp": const("")}
 
 
 # Readers of a config file, given the file opened or its name, and the `Value.op` of an opened file.
@@ -605,15 +649,6 @@ def _cast_arguments(self: Interpreter, node: cst.Call, ctx: Context, writes: dic
         index = int(key.removeprefix(ARGUMENT)) if key.startswith(ARGUMENT) else len(positional)
         if index < len(positional) and isinstance(positional[index], (cst.Name, cst.Attribute)):
             self.assign(positional[index], value, ctx)
-
-
-def _recast(module: Value, cast: Value) -> Value:
-    """`module` and its submodules, at any depth, in the precision `cast` gave the receiver."""
-    if is_mixed(cast):
-        # Its submodules as the loop that cast it by class left them (none where it could not tell).
-        return module.with_(precision=cast.precision, origin=cast.origin, op=cast.op, items=cast.items)
-    items = tuple((name, _recast(item, cast) if item.kind is Kind.MODULE else item) for name, item in module.items)
-    return module.with_(precision=cast.precision, origin=cast.origin, items=items)
 
 
 def _called_definition(callee: Value, receiver: Value, method: str | None) -> Definition | None:

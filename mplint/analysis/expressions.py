@@ -30,6 +30,7 @@ from mplint.analysis.values import (
     Value,
     const,
     dotted,
+    group_params,
     is_mixed,
     join,
     promote,
@@ -301,7 +302,7 @@ def eval_comprehension(
         clause = clause.inner_for_in
     element = self.eval(node.value if isinstance(node, cst.DictComp) else node.elt, inner)
     if element.kind is Kind.DICT:
-        element = element.item("params") or UNKNOWN  # one param group per parameter
+        element = group_params(element) or UNKNOWN  # one param group per parameter
     if element.kind is Kind.PARAMS:
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
         return chosen(element, [condition.test for clause in _clauses(node.for_in) for condition in clause.ifs])
@@ -327,11 +328,12 @@ def sequence(elements: tuple[Value, ...]) -> Value:
     parameters; else a tuple. A list of param groups (dicts with a "params" key) is parameters as
     soon as one group's are known: GaLore's `[{"params": regular_params}, {"params": galore_params,
     "rank": 128}]`, `galore_params` filled from modules the analysis does not follow."""
-    groups = [_as_params(element.item("params") if element.kind is Kind.DICT else element) for element in elements]
+    groups = [_as_params(group_params(element)) for element in elements]
     params = [group for group in groups if group is not None and group.kind is Kind.PARAMS]
     param_groups = all(element.kind is Kind.DICT and element.item("params") is not None for element in elements)
     if params and (len(params) == len(groups) or param_groups):
-        return combine_params(params)
+        # The elements stay: `return bias_group, non_bias_group` unpacks to each group.
+        return combine_params(params).with_(payload=elements)
     return Value(Kind.ANY, payload=elements)
 
 

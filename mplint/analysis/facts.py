@@ -47,7 +47,7 @@ class CallFact:
 
     @property
     def op(self) -> str | None:
-        return self.method if self.function is None else api.last_part(self.function)
+        return self.method if self.function is None else api.op_of(self.function)
 
     def arg(self, index: int | None, keyword: str | None = None) -> Value | None:
         """The value passed as positional `index` or as `keyword`, whichever was used."""

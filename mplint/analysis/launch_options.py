@@ -64,12 +64,35 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
                 given.append(options)
     if not given:
         return LaunchOptions({}, tuple(read))
-    agreed = {
-        dest: value
-        for dest, value in given[0].items()
-        if all(dest in options and options[dest] == value for options in given[1:])
-    }
+    agreed: dict[str, Written] = {}
+    for dest, value in given[0].items():
+        found: Written | None = value
+        for options in given[1:]:
+            found = _alike(found, options.get(dest)) if found is not None else None
+        if found is not None:
+            agreed[dest] = found
     return LaunchOptions(agreed, tuple(read))
+
+
+def _alike(first: Written, second: Written | None) -> Written | None:
+    """The value two commands give an option alike, None where they differ. A flag given alone
+    (`--bf16`) and a word that reads as true (`--bf16 true`, `True`, `1`) are one value for a
+    boolean option (HfArgumentParser's `bool` fields take both), and so are two false words: the
+    value is then the flag's (True) or "false"; any other two values alike only written alike."""
+    if second is None:
+        return None
+    if first == second:
+        return first
+    truth = _truth(first)
+    return (True if truth else "false") if truth is not None and truth is _truth(second) else None
+
+
+def _truth(written: Written) -> bool | None:
+    """What a boolean option reads a value as: True, False, or None (not a boolean word)."""
+    if written is True:
+        return True
+    word = str(written).lower()
+    return True if word in _TRUE_WORDS else False if word in _FALSE_WORDS else None
 
 
 def outside_code(run_root: str, scripts: Mapping[str, str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
@@ -131,10 +154,7 @@ def typed(written: Written, default: object) -> object | None:
     """An option's value as the script reads it, typed like its default in code (`--bf16 True` for a
     bool, `--lr 1e-5` for a float); None when it cannot be told (the default in code then stands)."""
     if isinstance(default, bool):
-        if written is True:
-            return True
-        word = str(written).lower()
-        return True if word in _TRUE_WORDS else False if word in _FALSE_WORDS else None
+        return _truth(written)
     if written is True:
         return None
     try:

@@ -28,7 +28,7 @@ from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, join
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, join, recast
 from mplint.tree import statements
 
 if TYPE_CHECKING:
@@ -278,7 +278,10 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
     init = definition.method("__init__")
     if init is not None:
         attrs.update(self.call_definition(init, [], {}, None, receiver=bare)[1])
-        attrs.pop(SELF, None)
+        self_cast = attrs.pop(SELF, None)
+        if self_cast is not None and self_cast.kind is Kind.MODULE:
+            # `self.to(dtype)` in `__init__`: what it stored before, cast with it (as `construct` does).
+            attrs = dict(recast(bare.with_(items=tuple(sorted(attrs.items()))), self_cast).items)
     receiver = bare.with_(items=tuple(sorted(attrs.items())))
     self.class_receivers[definition] = receiver
     if self.modules[definition.path].lazy:
@@ -417,8 +420,7 @@ def _run_body(
             result = _default_set(frame.yielded_defaults, default)
     writes: dict[str, Value] = {}
     if self_name is not None:
-        prefix = f"{self_name}."
-        writes = {key[len(prefix) :]: value for key, value in scope.names.items() if key.startswith(prefix)}
+        writes = stored_on(scope, self_name)
         rebound = scope.names.get(self_name)
         if rebound is not None and rebound is not receiver:
             writes[SELF] = rebound  # the receiver itself cast in place (`self.half()`)
@@ -443,6 +445,12 @@ def _arguments_cast(params: cst.Parameters, scope: Scope, args: list[Value]) -> 
         ):
             cast[f"{ARGUMENT}{index}"] = after
     return cast
+
+
+def stored_on(scope: Scope, name: str) -> dict[str, Value]:
+    """What code of `scope` stored on the object `name` (`self.model = ...`), by attribute."""
+    prefix = f"{name}."
+    return {key[len(prefix) :]: value for key, value in scope.names.items() if key.startswith(prefix)}
 
 
 def bind_parameters(

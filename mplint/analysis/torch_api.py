@@ -488,6 +488,26 @@ def last_part(name: str) -> str:
     return name.rpartition(".")[2]
 
 
+# Library helpers that run one of torch's ops on their first argument, in its dtype: to the model each
+# is that op (its result, and the rules' sinks).
+LIBRARY_OPS: dict[str, str] = {
+    # trl/trainer/utils.py `selective_log_softmax(logits, index)`, since trl 0.15.0 (read at v1.9.0,
+    # lines 479-524): fp32/fp64 logits take `gather(logits) - logsumexp(logits)`; any other dtype
+    # runs `F.log_softmax(row_logits, dim=-1)` row by row, in the logits' dtype, then gathers.
+    "trl.trainer.utils.selective_log_softmax": "log_softmax",
+    # openrlhf/models/utils.py `log_probs_from_logits(logits, labels, temperature=1.0)` (read at v0.5.0
+    # to v0.11.0): `F.log_softmax(logits)` in 0.5; from 0.6 fp32/fp64 logits take flash-attn's
+    # cross entropy or `gather - logsumexp`, any other dtype `F.log_softmax(row_logits, dim=-1)` per row.
+    "openrlhf.models.utils.log_probs_from_logits": "log_softmax",
+}
+
+
+def op_of(function: str) -> str:
+    """The op a dotted callee runs: `torch.nn.functional.log_softmax` and TRL's
+    `selective_log_softmax` are `log_softmax`."""
+    return LIBRARY_OPS.get(function) or last_part(function)
+
+
 # Queries a training script asks of its accelerator; on the GPU it is written for, they are true.
 ACCELERATOR_QUERIES = frozenset(
     {

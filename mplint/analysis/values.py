@@ -192,12 +192,19 @@ def join(left: Value, right: Value) -> Value:
     if left == right:
         return left
     if left.kind is not right.kind:
+        for params, other in ((left, right), (right, left)):
+            if params.kind is Kind.PARAMS and other.kind is Kind.ANY and other.payload == ():
+                # A list one path fills with parameters and the other leaves empty (`if
+                # p.requires_grad: decay.append(p)` in a loop): some of those parameters.
+                return selected(params)
         # An autocast object on one path and nothing on the other (`nullcontext() if ... else autocast(...)`)
         # is a region that may or may not be active. Autocast objects are the only values holding a Region.
         for maybe in (left, right):
             if isinstance(maybe.payload, Region):
                 return maybe.with_(payload=replace(maybe.payload, enabled=None))
         return UNKNOWN
+    if left.kind is Kind.CLASS and left.payload != right.payload and None not in (left.payload, right.payload):
+        return _keeping(Value(Kind.CLASS), [left, right]) or UNKNOWN  # `A if flag else B`: either class
     if left.kind in (Kind.IMPORT, Kind.FUNCTION, Kind.CLASS, Kind.NAME) and left.payload != right.payload:
         return UNKNOWN  # two different things by the same name (`try: import a / except: import b`)
     if left.kind is Kind.CONST:
@@ -205,7 +212,7 @@ def join(left: Value, right: Value) -> Value:
     precision = left.precision.join(right.precision)
     if left.kind is Kind.DTYPE:
         return Value(kind=Kind.DTYPE, precision=precision)
-    return Value(
+    merged = Value(
         kind=left.kind,
         precision=precision,
         origin=left.origin if precision.is_low else None,  # both are low then, and each has an origin
@@ -216,6 +223,50 @@ def join(left: Value, right: Value) -> Value:
         payload=left.payload if left.payload == right.payload else None,
         items=_join_items(left.items, right.items),
     )
+    if left.kind is Kind.DICT and {key for key, _ in left.items} != {key for key, _ in right.items}:
+        return _keeping(merged, [left, right]) or merged.with_(payload=None)
+    return merged
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """The payload of a value that is one of several, each whole, where paths meet: a dict whose
+    paths hold different keys (`if bf16: ds_config["bf16"] = {...} else: ds_config["fp16"] = {...}`),
+    for a reader that judges each (a 16-bit engine on every path is half); a class of the linted
+    code picked by branches (`trainer_cls = A if use_vllm else B`), and the instance it builds, for
+    a call that runs each."""
+
+    values: tuple[Value, ...]
+
+
+# At most this many alternatives are kept (an elif chain of configs or classes); more are forgotten.
+MAX_ALTERNATIVES = 8
+
+
+def alternatives(value: Value) -> tuple[Value, ...]:
+    """The values `value` may be, one per path (itself, when one)."""
+    return value.payload.values if isinstance(value.payload, Alternatives) else (value,)
+
+
+def one_of(values: list[Value]) -> Value:
+    """Values of several paths joined, each kept whole where they differ (`Alternatives`)."""
+    joined = values[0]
+    for other in values[1:]:
+        joined = join(joined, other)
+    return _keeping(joined, values) or joined.with_(payload=None)
+
+
+def _keeping(joined: Value, values: list[Value]) -> Value | None:
+    """`joined` holding each of `values` (`Alternatives`); itself when they are one; None when they
+    are too many to keep."""
+    each: list[Value] = []
+    for value in values:
+        for choice in alternatives(value):
+            if choice not in each:
+                each.append(choice)
+    if len(each) < 2:
+        return joined
+    return joined.with_(payload=Alternatives(tuple(each))) if len(each) <= MAX_ALTERNATIVES else None
 
 
 def _joined_region(left: Region | None, right: Region | None) -> Region | None:
@@ -237,6 +288,12 @@ def _join_items(
         return left
     others = dict(right)
     return tuple((key, join(value, others[key])) for key, value in left if key in others)
+
+
+def group_params(element: Value) -> Value | None:
+    """A param group (`{"params": decay, "weight_decay": 0.1}`) stands for its parameters; any other
+    element for itself."""
+    return element.item("params") if element.kind is Kind.DICT else element
 
 
 def _choices(payload: object) -> frozenset:
@@ -284,6 +341,28 @@ HALF_BUT_NORMS = "half but its normalization layers"
 def is_mixed(value: Value) -> bool:
     """A module (or its parameters) half in part."""
     return value.op in (MIXED, HALF_BUT_NORMS)
+
+
+def recast(module: Value, cast: Value) -> Value:
+    """`module` after a cast of itself (`self.to(dtype)`, `self.half()`, a loop over `self.modules()`
+    in its `__init__`), `cast` being what the cast made of it: its submodules at any depth in that
+    precision, and the parameter lists it holds of them (`self.lora_layers =
+    list(self.transformer.parameters())`), which the cast converts in place with their module."""
+    if is_mixed(cast):
+        # Its submodules as the loop that cast it by class left them (none where it could not tell).
+        return module.with_(precision=cast.precision, origin=cast.origin, op=cast.op, items=cast.items)
+    owners = [item.identity for _, item in module.items if item.kind is Kind.MODULE and item.identity is not None]
+
+    def cast_item(item: Value) -> Value:
+        if item.kind is Kind.MODULE:
+            return recast(item, cast)
+        if item.kind is Kind.PARAMS and any(item.identity == owner for owner in owners):
+            return item.with_(precision=cast.precision, origin=cast.origin, op=None)
+        return item
+
+    items = tuple((name, cast_item(item)) for name, item in module.items)
+    op = None if is_mixed(module) else module.op  # a module half in part, cast whole
+    return module.with_(precision=cast.precision, origin=cast.origin, op=op, items=items)
 
 
 def half_submodule(module: Value) -> Value | None:

@@ -224,12 +224,14 @@ class Run:
         analysable = [source for source in readable if len(source.text or "") <= MAX_ANALYSED_CHARACTERS]
         roots = self.prefilter.roots(analysable, triggers, sinks)
         # A script the repository launches with a low-precision option (`--bf16 True`), or that names a
-        # config file holding one (`dtype: bfloat16`), is a unit when its code mentions a sink: the
-        # precision comes from outside the code (`launch_options`).
+        # config file holding one (`dtype: bfloat16`), is a unit when its code mentions a sink or
+        # imports code that does (its Trainer subclass in another module): the precision comes from
+        # outside the code (`launch_options`).
+        leading = self.prefilter.leading_to(analysable, sinks)
         candidates = {
             os.path.abspath(source.path): source
             for source in analysable
-            if source.path not in roots and self.prefilter.mentions(source, sinks)
+            if source.path not in roots and source.path in leading
         }
         codes = {path: source.text or "" for path, source in candidates.items()}
         configured, read = outside_code(self.index.root, codes, triggers) if candidates else (set(), ())

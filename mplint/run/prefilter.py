@@ -108,6 +108,14 @@ class Prefilter:
         }
         return selected | callers
 
+    def leading_to(self, files: list[SourceFile], words: frozenset[str]) -> set[str]:
+        """Files whose code mentions one of `words`, or imports a file that does, directly or through
+        one file between (a package's `__init__.py` re-exporting the trainer module that does)."""
+        mentioning = {source.path for source in files if self.mentions(source, words)}
+        importers = {source.path for source in files if self._imported_paths(source) & mentioning}
+        reached = mentioning | importers
+        return reached | {source.path for source in files if self._imported_paths(source) & reached}
+
     def _imported_paths(self, source: SourceFile) -> set[str]:
         found: set[str] = set()
         for dots, module in self.facts(source).imports:

@@ -464,3 +464,145 @@ def test_names_re_exported_in_a_cycle_end(tmp_path: Path) -> None:
         """,
     }
     check_files(files, "MP001", tmp_path)
+
+
+# DeepSpeed-Chat's step 3 (ReMax, Safe-RLHF): the trainer class picked by branches, a subclass on one
+# path, in another module; its methods run on the fp16 engines the engine module builds.
+RLHF_TRAINERS = """
+    import torch.nn.functional as F
+
+
+    class RLHFTrainer:
+        def __init__(self, rlhf_engine, args):
+            self.actor_model = rlhf_engine.actor
+            self.kl_ctl = args.kl_ctl
+
+        def generate_experience(self, seq):
+            logits = self.actor_model(seq).logits
+            log_probs = F.log_softmax(logits, dim=-1)  # MARK
+            return log_probs.gather(-1, seq.unsqueeze(-1)).squeeze(-1)
+
+
+    class RLHFTrainerUnsupervised(RLHFTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+        def train_unsupervised(self, inputs, unsup_coef):
+            return self.actor_model(**inputs).loss * unsup_coef
+"""
+
+RLHF_MAIN = """
+    import deepspeed
+    from transformers import AutoModelForCausalLM
+
+    from trainers import RLHFTrainer, RLHFTrainerUnsupervised
+
+
+    class RLHFEngine:
+        def __init__(self, name, args):
+            model = AutoModelForCausalLM.from_pretrained(name)
+            config = {"train_batch_size": 32, "fp16": {"enabled": {fp16}}}
+            self.actor, *_ = deepspeed.initialize(model=model, config=config)
+
+
+    def main(args):
+        engine = RLHFEngine("facebook/opt-1.3b", args)
+        if args.unsupervised_dataset_name and args.unsupervised_dataset_config_name:
+            if args.algo == "remax":
+                trainer_cls = RLHFTrainerUnsupervised
+            else:
+                raise ValueError(args.algo)
+        else:
+            if args.algo == "remax":
+                trainer_cls = RLHFTrainer
+            else:
+                raise ValueError(args.algo)
+        trainer = trainer_cls(engine, args)
+        for batch in loader:
+            trainer.generate_experience(batch["input_ids"])
+"""
+
+
+@pytest.mark.parametrize(("fp16", "bug"), [("True", "MP001"), ("False", None)])
+def test_a_trainer_class_picked_by_branches_runs_each_class(fp16: str, bug: str | None, tmp_path: Path) -> None:
+    trainers = RLHF_TRAINERS.replace("# MARK", f"# expect: {bug}" if bug else "")
+    main = RLHF_MAIN.replace("{fp16}", fp16)
+    check_files({"trainers.py": trainers, "main.py": main}, "MP001", tmp_path)
+
+
+# Video-R1: one of two unrelated trainer classes by a conditional expression, given the bf16 model;
+# each one's log-probs.
+PICKED_TRAINERS = """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+
+    class GRPOTrainer:
+        def __init__(self, model):
+            self.model = model
+
+        def per_token_logps(self, input_ids):
+            return F.log_softmax(self.model(input_ids).logits, dim=-1)  # expect: MP001
+
+
+    class VLLMGRPOTrainer:
+        def __init__(self, model):
+            self.model = model
+
+        def per_token_logps(self, input_ids):
+            logits = self.model(input_ids).logits{cast}
+            return torch.log_softmax(logits, dim=-1){mark}
+
+
+    def main(script_args):
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", torch_dtype=torch.bfloat16)
+        trainer_cls = GRPOTrainer if not script_args.use_vllm else VLLMGRPOTrainer
+        trainer = trainer_cls(model)
+        return trainer.per_token_logps(torch.ones(1, 8, dtype=torch.long))
+"""
+
+
+@pytest.mark.parametrize(
+    ("cast", "mark"),
+    [
+        ("", "  # expect: MP001"),
+        (".float()", ""),  # this class upcasts first
+    ],
+)
+def test_a_class_picked_by_a_conditional_expression_runs_each_class(cast: str, mark: str, tmp_path: Path) -> None:
+    source = PICKED_TRAINERS.replace("{cast}", cast).replace("{mark}", mark)
+    check_files({"grpo.py": source}, "MP001", tmp_path)
+
+
+def test_the_output_of_a_model_picked_from_a_half_and_an_fp32_class_is_not_known_half(tmp_path: Path) -> None:
+    source = """
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class HalfHead(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(512, 32000, dtype=torch.bfloat16)
+
+            def forward(self, x):
+                return self.proj(x)
+
+
+        class FullHead(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(512, 32000)
+
+            def forward(self, x):
+                return self.proj(x)
+
+
+        def logprobs(use_bf16_head, hidden):
+            head_cls = HalfHead if use_bf16_head else FullHead
+            head = head_cls()
+            return F.log_softmax(head(hidden), dim=-1)
+    """
+    check_files({"heads.py": source}, "MP001", tmp_path)

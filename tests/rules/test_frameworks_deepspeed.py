@@ -286,3 +286,69 @@ def test_a_json_config_that_keeps_fp32_is_quiet(tmp_path: Path) -> None:
         "MP001",
         tmp_path,
     )
+
+
+# DeepSpeed-Chat's `utils/ds_utils.py`: the config is assembled by item assignment in a helper of
+# another module, its precision section chosen by a parameter.
+DS_UTILS = """
+    GLOBAL_BATCH_SIZE = 32
+
+
+    def get_train_ds_config(offload, stage=2, bf16=False, enable_fp32=False):
+        device = "cpu" if offload else "none"
+        zero_opt_dict = {"stage": stage, "offload_param": {"device": device}}
+        ds_config = {
+            "train_batch_size": GLOBAL_BATCH_SIZE,
+            "zero_optimization": zero_opt_dict,
+            "gradient_clipping": 1.0,
+        }
+        if enable_fp32:
+            return ds_config
+        if bf16:
+            ds_config["bf16"] = {"enabled": True}
+        else:
+            ds_config["fp16"] = {"enabled": True, "loss_scale_window": 100}
+        return ds_config
+"""
+
+RLHF_ENGINE = """
+    import deepspeed
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from utils.ds_utils import get_train_ds_config
+
+
+    def gather_log_probs(logits, labels):
+        log_probs = F.log_softmax(logits, dim=-1)  # MARK
+        return log_probs.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+
+
+    def init_actor(args):
+        ds_config = get_train_ds_config(offload=args.offload, {options})
+        model = AutoModelForCausalLM.from_pretrained(args.actor_model_name_or_path)
+        actor_engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        return actor_engine
+
+
+    def train_step(args, batch):
+        actor = init_actor(args)
+        logits = actor(**batch).logits
+        loss = -gather_log_probs(logits[:, :-1], batch["input_ids"][:, 1:]).mean()
+        actor.backward(loss)
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "bug"),
+    [
+        ("bf16=args.actor_bf16", "MP001"),  # bf16 or fp16 as the option says: half either way
+        ("bf16=False", "MP001"),  # the fp16 section
+        ("bf16=True", "MP001"),
+        ("bf16=args.actor_bf16, enable_fp32=args.fp32", None),  # fp32 on one path: not known half
+        ("enable_fp32=True", None),
+    ],
+)
+def test_a_config_built_by_item_assignment_in_a_helper(options: str, bug: str | None, tmp_path: Path) -> None:
+    engine = RLHF_ENGINE.replace("{options}", options).replace("# MARK", f"# expect: {bug}" if bug else "")
+    check_files({"utils/ds_utils.py": DS_UTILS, "utils/__init__.py": "", "rlhf_engine.py": engine}, "MP001", tmp_path)

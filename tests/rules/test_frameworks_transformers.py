@@ -344,3 +344,165 @@ def test_a_trainer_on_deepspeed_runs_compute_loss_on_a_half_engine(deepspeed: st
     # No autocast under DeepSpeed: the bf16 engine's logits reach the override as they are.
     source = DEEPSPEED_TRAINER.replace("{deepspeed}", deepspeed)
     check(source.replace("# MARK", "# expect: MP001" if bug else ""), "MP001")
+
+
+# The Trainer builds its own optimizer over the model's trainable parameters as they are
+# (`create_optimizer`): a model loaded half trains with no fp32 master weights, unless DeepSpeed or
+# FSDP holds them, or the launch may bring either.
+OWN_OPTIMIZER = [
+    bug(
+        "trainer-over-a-bf16-model",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        def main():
+            model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+            args = TrainingArguments(output_dir="out", bf16=True, learning_rate=2e-5)
+            trainer = Trainer(model=model, args=args, train_dataset=train_ds)  # expect: MP003
+            trainer.train()
+        """,
+    ),
+    bug(
+        "seq2seq-trainer-over-parsed-arguments",
+        """
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+        def train():
+            parser = transformers.HfArgumentParser(Seq2SeqTrainingArguments)
+            (training_args,) = parser.parse_args_into_dataclasses()
+            model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+            trainer = Seq2SeqTrainer(model=model, args=training_args)  # expect: MP003
+            trainer.train()
+        """,
+    ),
+    ok(
+        "trainer-over-an-fp32-model-under-bf16-amp",
+        """
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b")
+        Trainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)).train()
+        """,
+    ),
+    ok(
+        "trainer-on-deepspeed-keeps-fp32-masters",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        args = TrainingArguments(output_dir="out", bf16=True, deepspeed="configs/zero3.json")
+        Trainer(model=model, args=args).train()
+        """,
+    ),
+    ok(
+        "trainer-under-fsdp",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        args = TrainingArguments(output_dir="out", bf16=True, fsdp="full_shard auto_wrap")
+        Trainer(model=model, args=args).train()
+        """,
+    ),
+    ok(
+        "arguments-from-a-config-dict",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        def main(config):
+            model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+            Trainer(model=model, args=TrainingArguments(**config["training"])).train()
+        """,
+    ),
+    ok(
+        "trl-parser-may-read-a-config-file",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from trl import SFTConfig, SFTTrainer, TrlParser
+
+        (training_args,) = TrlParser(SFTConfig).parse_args_and_config()
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        SFTTrainer(model=model, args=training_args).train()
+        """,
+    ),
+    ok(
+        "lora-adapters-are-fp32",
+        """
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        model = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "v_proj"]))
+        Trainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)).train()
+        """,
+    ),
+    bug(
+        "a-trainer-subclass-over-a-bf16-model",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        class DistillTrainer(Trainer):
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                return model(**inputs).loss
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        DistillTrainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)).train()  # expect: MP003
+        """,
+    ),
+    ok(
+        "a-trainer-subclass-that-builds-its-own-optimizer",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+        from optimi import AdamW
+
+        class KahanTrainer(Trainer):
+            def create_optimizer(self):
+                self.optimizer = AdamW(self.model.parameters(), lr=self.args.learning_rate, kahan_sum=True)
+                return self.optimizer
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        KahanTrainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)).train()
+        """,
+    ),
+    ok(
+        "an-optimizer-handed-in",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+        from optimi import AdamW
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        optimizer = AdamW(model.parameters(), lr=2e-5, kahan_sum=True)
+        Trainer(model=model, args=TrainingArguments(output_dir="out"), optimizers=(optimizer, None)).train()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", OWN_OPTIMIZER)
+def test_the_trainer_builds_its_optimizer_over_the_model_as_it_is(source: str) -> None:
+    check(source, "MP003")
+
+
+def test_an_accelerate_config_may_bring_deepspeed_to_the_trainer(tmp_path: Path) -> None:
+    train = """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        model = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        Trainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)).train()
+    """
+    zero3 = "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\nmixed_precision: bf16\n"
+    launch = "accelerate launch --config_file recipes/zero3.yaml train.py\n"
+    check_files({"train.py": train, "recipes/zero3.yaml": zero3, "run.sh": launch}, "MP003", tmp_path)

@@ -146,6 +146,24 @@ CASES = [
         id="commands-that-disagree-keep-the-default-in-code",
     ),
     pytest.param(
+        TRAINER_TRAIN,
+        {
+            "scripts/grpo.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16"),
+            "scripts/grpo_7b.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16 true"),
+        },
+        "MP001",
+        id="a-flag-alone-and-a-true-word-agree",
+    ),
+    pytest.param(
+        TRAINER_TRAIN,
+        {
+            "scripts/grpo.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16"),
+            "scripts/grpo_fp32.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16 False"),
+        },
+        None,
+        id="a-flag-alone-and-a-false-word-disagree",
+    ),
+    pytest.param(
         ARGPARSE_TRAIN,
         {"run.sh": RUN_SH.format(flags="--bf16").replace("train.py", "train_rm.py")},
         None,
@@ -175,6 +193,73 @@ def test_a_changed_launch_script_is_a_dependency(tmp_path: Path) -> None:
     found = options_of(str(tmp_path / "train.py"), str(tmp_path))
     assert found.options == {"bf16": True}
     assert found.read == (str(tmp_path / "run.sh"),)  # a file that does not name the script is not one
+
+
+@pytest.mark.parametrize(
+    ("commands", "expected"),
+    [
+        (["--bf16", "--bf16 true", "--bf16 True", "--bf16=1"], {"bf16": True}),
+        (["--bf16 false", "--bf16 False", "--bf16=0"], {"bf16": "false"}),
+        (["--bf16", "--bf16 no"], {}),
+        (["--lr 1", "--lr 1.0"], {}),  # written apart: only boolean words read alike
+    ],
+)
+def test_commands_agree_on_what_an_option_reads_as(
+    commands: list[str], expected: dict[str, object], tmp_path: Path
+) -> None:
+    (tmp_path / "train.py").write_text("print('train')\n")
+    for number, flags in enumerate(commands):
+        (tmp_path / f"run{number}.sh").write_text(f"python train.py {flags}\n")
+    assert options_of(str(tmp_path / "train.py"), str(tmp_path)).options == expected
+
+
+# The Trainer subclass in a package of its own, re-exported by its `__init__.py`, as GRPO repositories
+# lay it out: the launch command configures the script, whose call reaches the subclass.
+TRAINER_PACKAGE = {
+    "trainer/__init__.py": "from .grpo_trainer import GRPOTrainer\n",
+    "trainer/grpo_trainer.py": """
+        import torch.nn.functional as F
+        import transformers
+
+
+        class GRPOTrainer(transformers.Trainer):
+            def _per_token_logps(self, model, input_ids):
+                logits = model(input_ids=input_ids).logits
+                return F.log_softmax(logits, dim=-1)  # MARK
+
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                return -self._per_token_logps(model, inputs["input_ids"]).mean()
+    """,
+    "grpo.py": """
+        import transformers
+
+        from trainer import GRPOTrainer
+
+
+        def main(training_args):
+            model = transformers.AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-VL-7B-Instruct")
+            GRPOTrainer(model=model, args=training_args).train()
+
+
+        if __name__ == "__main__":
+            parser = transformers.HfArgumentParser(transformers.TrainingArguments)
+            (training_args,) = parser.parse_args_into_dataclasses()
+            main(training_args)
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    ("flags", "bug"),
+    [
+        ("--deepspeed local_scripts/zero3.json --bf16", "MP001"),
+        ("--bf16 true", None),  # bf16 AMP: the Trainer's forward returns fp32 logits
+    ],
+)
+def test_launch_options_reach_a_trainer_in_an_imported_module(flags: str, bug: str | None, tmp_path: Path) -> None:
+    files = {name: text.replace("# MARK", f"# expect: {bug}" if bug else "") for name, text in TRAINER_PACKAGE.items()}
+    files["scripts/run_grpo.sh"] = RUN_SH.format(flags=flags).replace("train.py", "grpo.py")
+    check_files(files, "MP001", tmp_path)
 
 
 def test_options_as_commands_write_them() -> None:

@@ -1187,3 +1187,113 @@ def test_messages_keep_the_origin_through_joins_and_arithmetic() -> None:
     findings = {finding.line: finding.message for finding in lint(source, CODE)}
     assert f"cast at train.py:{line_of(source, 'policy.to(torch.bfloat16)')}" in findings[line_of(source, "logp =")]
     assert "computed under unknown-device bfloat16 autocast" in findings[line_of(source, "score_logp =")]
+
+
+# TRL's `selective_log_softmax(logits, index)` (trl/trainer/utils.py) and OpenRLHF's
+# `log_probs_from_logits(logits, labels)` (openrlhf/models/utils.py): a per-row `F.log_softmax` in the
+# logits' dtype for any dtype but fp32/fp64; under CUDA autocast that log_softmax runs in fp32.
+LIBRARY_LOG_SOFTMAX = [
+    bug(
+        "trl-selective-log-softmax-on-bf16-logits",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from trl.trainer.utils import selective_log_softmax
+
+
+        class GRPOLearner:
+            def __init__(self, model_id):
+                self.policy = AutoModelForCausalLM.from_pretrained(model_id, torch_dtype=torch.bfloat16)
+
+            def _get_per_token_logps(self, input_ids, logits_to_keep):
+                logits = self.policy(input_ids=input_ids).logits[:, :-1, :]
+                input_ids = input_ids[:, -logits_to_keep:]
+                return selective_log_softmax(logits[:, -logits_to_keep:], input_ids)  # expect: MP001
+    """,
+    ),
+    ok(
+        "trl-selective-log-softmax-on-fp32-logits",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from trl.trainer.utils import selective_log_softmax
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        logits = model(input_ids).logits.float()
+        per_token_logps = selective_log_softmax(logits, input_ids)
+    """,
+    ),
+    ok(
+        "trl-selective-log-softmax-under-cuda-autocast",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from trl.trainer.utils import selective_log_softmax
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B").cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(input_ids).logits
+            per_token_logps = selective_log_softmax(logits, input_ids)
+    """,
+    ),
+    bug(
+        "openrlhf-log-probs-from-logits-on-bf16-logits",
+        """
+        import torch
+        from openrlhf.models.utils import log_probs_from_logits
+        from transformers import AutoModelForCausalLM
+
+        def action_log_probs(model, sequences, num_actions):
+            logits = model(sequences).logits
+            log_probs = log_probs_from_logits(logits[:, :-1, :], sequences[:, 1:])  # expect: MP001
+            return log_probs[:, -num_actions:]
+
+
+        def make_experience(pretrain, sequences, num_actions):
+            actor = AutoModelForCausalLM.from_pretrained(pretrain, torch_dtype=torch.bfloat16)
+            return action_log_probs(actor, sequences, num_actions)
+    """,
+    ),
+    ok(
+        "openrlhf-log-probs-from-fp32-logits",
+        """
+        import torch
+        from openrlhf.models.utils import log_probs_from_logits
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("OpenRLHF/Llama-3-8b-sft-mixture", torch_dtype=torch.bfloat16)
+        logits = model(sequences).logits.to(torch.float32)
+        log_probs = log_probs_from_logits(logits[:, :-1, :], sequences[:, 1:], temperature=0.7)
+    """,
+    ),
+    # Another library's function of the same name is not TRL's.
+    ok(
+        "a-selective-log-softmax-of-another-package",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from verl_utils.torch_functional import selective_log_softmax
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        per_token_logps = selective_log_softmax(model(input_ids).logits, input_ids)
+    """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", LIBRARY_LOG_SOFTMAX)
+def test_library_log_prob_helpers_are_a_log_softmax(source: str) -> None:
+    check(source, CODE)
+
+
+def test_the_message_names_the_helper_as_written() -> None:
+    source = """
+        import torch
+        from transformers import AutoModelForCausalLM
+        from trl.trainer.utils import selective_log_softmax
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        per_token_logps = selective_log_softmax(model(input_ids).logits, input_ids)
+    """
+    (finding,) = lint(source, CODE)
+    assert finding.message.startswith("selective_log_softmax on bfloat16 logits")

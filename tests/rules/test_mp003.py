@@ -69,6 +69,218 @@ CASES = [
         optimizer = torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, fused=True)  # expect: MP003
     """,
     ),
+    # hlb-CIFAR10: groups filled by `append` in a helper of the file, spread into SGD.
+    bug(
+        "param-group-dicts-filled-by-append",
+        """
+        import torch
+        from torch import nn
+
+
+        def make_net():
+            net = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Flatten(), nn.Linear(64, 10))
+            net = net.to("cuda")
+            net.half()
+            return net
+
+
+        def init_split_parameter_dictionaries(network):
+            params_non_bias = {"params": [], "lr": 0.1, "momentum": 0.85, "nesterov": True}
+            params_bias = {"params": [], "lr": 0.1 * 64, "momentum": 0.85, "nesterov": True}
+            for name, p in network.named_parameters():
+                if p.requires_grad:
+                    if "bias" in name:
+                        params_bias["params"].append(p)
+                    else:
+                        params_non_bias["params"].append(p)
+            return params_bias, params_non_bias
+
+
+        def main():
+            net = make_net()
+            params_bias, params_non_bias = init_split_parameter_dictionaries(net)
+            opt = torch.optim.SGD(**params_non_bias)  # expect: MP003
+            opt_bias = torch.optim.SGD(**params_bias)  # expect: MP003
+            return opt, opt_bias
+    """,
+    ),
+    bug(
+        "decay-lists-filled-in-a-loop",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        def configure_optimizers(model, weight_decay=0.1):
+            decay, no_decay = [], []
+            for name, param in model.named_parameters():
+                if not param.requires_grad:
+                    continue
+                if param.ndim < 2 or "norm" in name:
+                    no_decay.append(param)
+                else:
+                    decay.append(param)
+            groups = []
+            groups.append({"params": decay, "weight_decay": weight_decay})
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+            return groups
+
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        optimizer = torch.optim.AdamW(configure_optimizers(model), lr=3e-4)  # expect: MP003
+    """,
+    ),
+    bug(
+        "params-set-as-a-dict-item",
+        """
+        import torch.nn as nn
+        from torch.optim import SGD
+
+        model = nn.Linear(512, 10).cuda().half()
+        group = {"lr": 0.1, "momentum": 0.9}
+        group["params"] = list(model.parameters())
+        optimizer = SGD(**group)  # expect: MP003
+    """,
+    ),
+    ok(
+        "params-set-as-a-dict-item-are-fp32-master-copies",
+        """
+        import torch.nn as nn
+        from torch.optim import SGD
+
+        model = nn.Linear(512, 10).cuda().half()
+        group = {"lr": 0.1, "params": list(model.parameters())}
+        group["params"] = [p.detach().clone().float().requires_grad_() for p in model.parameters()]
+        optimizer = SGD(**group)
+    """,
+    ),
+    ok(
+        "groups-filled-by-append-from-an-fp32-model",
+        """
+        import torch
+        from torch import nn
+
+        net = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64)).cuda()
+        params_non_bias = {"params": [], "lr": 0.1}
+        for name, p in net.named_parameters():
+            if "bias" not in name:
+                params_non_bias["params"].append(p)
+        opt = torch.optim.SGD(**params_non_bias)
+    """,
+    ),
+    # Chosen parameters of a model half in part (its BatchNorm layers kept fp32) may all be fp32.
+    ok(
+        "params-chosen-by-append-from-a-model-half-in-part",
+        """
+        import torch
+        from torch import nn
+
+        net = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64)).cuda().half()
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.float()
+        norm_params = []
+        for name, p in net.named_parameters():
+            if name.startswith("1."):
+                norm_params.append(p)
+        opt = torch.optim.SGD(norm_params, lr=0.1)
+    """,
+    ),
+    # OminiControl: the trainable parameters are what a method of `__init__` returns.
+    bug(
+        "params-returned-by-a-method-called-in-init",
+        """
+        import torch
+        from diffusers.pipelines import FluxPipeline
+
+
+        class FluxLoRA(torch.nn.Module):
+            def __init__(self, flux_pipe_id: str, dtype: torch.dtype = torch.bfloat16):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora()
+
+            def init_lora(self):
+                lora_layers = filter(lambda p: p.requires_grad, self.transformer.parameters())
+                return list(lora_layers)
+
+            def configure_optimizers(self):
+                self.trainable_params = self.lora_layers
+                return torch.optim.AdamW(self.trainable_params, lr=1e-4)  # expect: MP003
+    """,
+    ),
+    ok(
+        "params-returned-by-a-method-called-in-init-of-an-fp32-model",
+        """
+        import torch
+        from diffusers.pipelines import FluxPipeline
+
+
+        class FluxLoRA(torch.nn.Module):
+            def __init__(self, flux_pipe_id: str, dtype: torch.dtype = torch.float32):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora()
+
+            def init_lora(self):
+                return list(filter(lambda p: p.requires_grad, self.transformer.parameters()))
+
+            def configure_optimizers(self):
+                return torch.optim.AdamW(self.lora_layers, lr=1e-4)
+    """,
+    ),
+    # The LoRA adapters peft adds are fp32, until the module casts itself whole at the end of `__init__`.
+    bug(
+        "adapters-cast-with-the-module-that-holds-them",
+        """
+        import lightning as L
+        import torch
+        from diffusers.pipelines import FluxPipeline
+        from peft import LoraConfig
+
+
+        class OminiModel(L.LightningModule):
+            def __init__(self, flux_pipe_id: str, lora_config: dict, dtype: torch.dtype = torch.bfloat16):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora(lora_config)
+                self.to("cuda").to(dtype)
+
+            def init_lora(self, lora_config):
+                self.transformer.add_adapter(LoraConfig(**lora_config), adapter_name="default")
+                return list(filter(lambda p: p.requires_grad, self.transformer.parameters()))
+
+            def configure_optimizers(self):
+                return torch.optim.AdamW(self.lora_layers, lr=1e-4)  # expect: MP003
+    """,
+    ),
+    ok(
+        "adapters-left-fp32-on-a-bf16-base",
+        """
+        import lightning as L
+        import torch
+        from diffusers.pipelines import FluxPipeline
+        from peft import LoraConfig
+
+
+        class OminiModel(L.LightningModule):
+            def __init__(self, flux_pipe_id: str, lora_config: dict, dtype: torch.dtype = torch.bfloat16):
+                super().__init__()
+                self.flux_pipe = FluxPipeline.from_pretrained(flux_pipe_id, torch_dtype=dtype).to("cuda")
+                self.transformer = self.flux_pipe.transformer
+                self.lora_layers = self.init_lora(lora_config)
+
+            def init_lora(self, lora_config):
+                self.transformer.add_adapter(LoraConfig(**lora_config), adapter_name="default")
+                return list(filter(lambda p: p.requires_grad, self.transformer.parameters()))
+
+            def configure_optimizers(self):
+                return torch.optim.AdamW(self.lora_layers, lr=1e-4)
+    """,
+    ),
     bug(
         "filter-requires-grad",
         """

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, LaunchConfig, launch_of
+from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, NO_LAUNCH, LaunchConfig, launch_of
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
 
@@ -92,6 +92,14 @@ def launch_config(self: Interpreter, ctx: Context) -> LaunchConfig | None:
     for config, condition in launch.alternatives:
         self.launch_alternatives.setdefault(condition, config)
     return launch.default
+
+
+def launched_without_config(self: Interpreter, ctx: Context) -> bool:
+    """Whether the script being analysed is started with no accelerate configuration: its repository
+    holds none (`python train.py`, `torchrun`), so no launch brings DeepSpeed or FSDP to it."""
+    launch_config(self, ctx)
+    script = self.entry or ctx.scope.module.path
+    return self.launch_override is None and self.launches[script] == NO_LAUNCH
 
 
 def method(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Value
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, alternatives
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -80,9 +80,17 @@ def config_of(args: list[Value], kwargs: dict[str, Value], read_json: Callable[[
 
 
 def precision_of(config: Config | None) -> Precision | None:
-    """FP16 or BF16 when the config turns it on, FP32 when it leaves both off, None when unknown."""
+    """FP16 or BF16 when the config turns it on, FP32 when it leaves both off, None when unknown. A
+    config built on several paths (`if args.bf16: ds_config["bf16"] = ... else: ds_config["fp16"] =
+    ...`) is what every path's is: HALF ("bfloat16 or float16") where each turns one of them on."""
     if config is None:
         return None
+    if isinstance(config, Value) and len(alternatives(config)) > 1:
+        first, *others = alternatives(config)
+        joined = precision_of(first)
+        for other in map(precision_of, others):
+            joined = None if joined is None or other is None else joined.join(other)
+        return None if joined is Precision.UNKNOWN else joined
     for section, precision in HALF_SECTIONS:
         enabled = _enabled(_item(config, section))
         if enabled is None:

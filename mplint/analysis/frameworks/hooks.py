@@ -48,7 +48,7 @@ def call_named(
         if lightning.is_strategy(function):
             return lightning.strategy_object(function)
         if transformers.is_arguments_class(function):
-            return transformers.arguments(kwargs)
+            return transformers.arguments(kwargs, known=not any(arg.star for arg in node.args))
         if transformers.is_trainer_class(function):
             return transformers.trainer(self, node, ctx, args, kwargs)
         if function.startswith(transformers.PACKAGES) and leaf in transformers.ARGUMENT_PARSERS:
@@ -102,8 +102,8 @@ def constructed(
     if base is None:
         return instance
     if transformers.is_arguments_class(base):
-        found = transformers.arguments(kwargs, _defaults(definition))
-        return instance.with_(op=found.op)
+        found = transformers.arguments(kwargs, _defaults(definition), known=not any(arg.star for arg in node.args))
+        return instance.with_(op=found.op, items=(*instance.items, *found.items))
     if transformers.is_trainer_class(base):
         return transformers.subclass_trainer(self, node, ctx, definition, instance, args, kwargs)
     if base in accelerate.ACCELERATORS and not any(definition.method(name) for name in accelerate.METHODS):

@@ -15,6 +15,10 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   autocast"), where transformers 4.x entered `torch.autocast` around `compute_loss`: whether the rest
   of an override runs under autocast depends on the version (a region of unknown state here).
   The Trainer builds its optimizer over the model's parameters as they are: no fp32 master copy.
+  `create_optimizer` (unless `optimizers=` or `optimizer_cls_and_kwargs=` gives one) builds it over
+  `[p for n, p in opt_model.named_parameters() if p.requires_grad]`; under DeepSpeed the engine
+  wraps it (fp32 masters), and accelerate's FSDP preparation upcasts low-precision parameters when
+  mixed precision is on. `--fsdp` is the `fsdp` field, "" by default.
 - trl `trainer/base_config.py`: `_BaseConfig(TrainingArguments)`, the base of `SFTConfig`,
   `DPOConfig`, `GRPOConfig`, `KTOConfig`, `RLOOConfig`, `RewardConfig`, ...: `bf16: bool | None =
   None`, and `__post_init__` sets `self.bf16 = not (self.fp16) if self.bf16 is None else self.bf16`
@@ -38,7 +42,7 @@ import libcst as cst
 from mplint.analysis.frameworks import accelerate
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -77,9 +81,16 @@ def is_trainer_class(function: str) -> bool:
     return function.startswith(PACKAGES) and function.rpartition(".")[2].endswith("Trainer")
 
 
-def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None) -> Value:
+# The item of training arguments whose every setting is known: no `**spread` of unknown keys, no
+# config file (TRL's `--config`) and no `fsdp`: then the Trainer is known to run neither DeepSpeed nor
+# FSDP unless its launch does.
+SETTINGS_KNOWN = "settings known"
+
+
+def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None, *, known: bool = False) -> Value:
     """Training arguments built with `kwargs` (over a subclass's field `defaults`): `fp16=True` wins
-    over `bf16=True`, as `__post_init__` tests it; neither, the launch decides."""
+    over `bf16=True`, as `__post_init__` tests it; neither, the launch decides. `known`: `kwargs` are
+    all the settings given (`SETTINGS_KNOWN`)."""
     settings = {**(defaults or {}), **kwargs}
     fp16 = settings["fp16"].const if "fp16" in settings else False
     bf16 = settings["bf16"].const if "bf16" in settings else None
@@ -91,7 +102,9 @@ def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None
     deepspeed = settings["deepspeed"] if "deepspeed" in settings else None
     if precision in DEEPSPEED_ARGUMENTS and deepspeed is not None and (deepspeed.const or deepspeed.kind is Kind.DICT):
         return Value(Kind.INSTANCE, op=DEEPSPEED_ARGUMENTS[precision])
-    return Value(Kind.INSTANCE, op=ARGUMENTS[precision])
+    fsdp = settings["fsdp"].const if "fsdp" in settings else ""
+    known = known and deepspeed in (None, const(None)) and fsdp in ("", None, False)
+    return Value(Kind.INSTANCE, op=ARGUMENTS[precision], items=((SETTINGS_KNOWN, const(True)),) if known else ())
 
 
 def argument_parser(args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -113,7 +126,13 @@ def parsed(
     if not isinstance(remaining, bool):
         return UNKNOWN  # how many values it returns is not known
     instances = tuple(self.parsed_dataclass(node, ctx, kind) for kind in cast(tuple, parser.payload))
+    if method == "parse_args_and_config":  # TRL's: a `--config` YAML file may set any field
+        instances = tuple(_settings_unknown(instance) for instance in instances)
     return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
+
+
+def _settings_unknown(instance: Value) -> Value:
+    return instance.with_(items=tuple((name, item) for name, item in instance.items if name != SETTINGS_KNOWN))
 
 
 def precision_of(value: Value | None) -> Precision | None:
@@ -131,10 +150,51 @@ def trainer_arguments(args: list[Value], kwargs: dict[str, Value]) -> Value | No
 
 def trainer(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]) -> Value:
     """`Trainer(model=model, args=training_args)`: the Trainer scales fp16 losses in its backward,
-    and a mixed precision it may run (the launch deciding) may be fp16: this file scales."""
-    if precision_of(trainer_arguments(args, kwargs)) is not Precision.BF16:
+    and a mixed precision it may run (the launch deciding) may be fp16: this file scales. The
+    Trainer's own optimizer over half parameters is the value's `OWN_OPTIMIZER` item."""
+    arguments = trainer_arguments(args, kwargs)
+    if precision_of(arguments) is not Precision.BF16:
         self.loss_scaling_paths.add(ctx.scope.module.path)
-    return UNKNOWN
+    params = _own_optimizer_params(self, ctx, arguments, model_of(args, kwargs), kwargs)
+    return UNKNOWN if params is None else Value(Kind.INSTANCE, op=TRAINER, items=((OWN_OPTIMIZER, params),))
+
+
+# `Value.op` of a Trainer built by name, and the item of a Trainer (built by name or a linted
+# subclass) that holds the half parameters its own optimizer updates.
+TRAINER = "transformers: Trainer"
+OWN_OPTIMIZER = "own optimizer"
+# Keywords that give the Trainer its optimizer or its model some other way, or wrap the model (TRL's
+# `peft_config`: fp32 adapters).
+_OWN_OPTIMIZER_BYPASSED = ("optimizers", "optimizer_cls_and_kwargs", "model_init", "peft_config")
+
+
+def model_of(args: list[Value], kwargs: dict[str, Value]) -> Value:
+    """The model a trainer is given: `model=`, else the first positional argument that is no arguments."""
+    return kwargs.get("model", args[0] if args and args[0].op not in PRECISION_OF else UNKNOWN)
+
+
+def _own_optimizer_params(
+    self: Interpreter, ctx: Context, arguments: Value | None, model: Value, kwargs: dict[str, Value]
+) -> Value | None:
+    """The parameters the Trainer's own optimizer updates (`create_optimizer`: those that require
+    grad, as they are), when they are known half: a model half whole (not in part, not wrapped by
+    PEFT, whose adapters are fp32), arguments whose every setting is known and that turn neither
+    fp16 (MP107's case) nor DeepSpeed nor FSDP on, and a script no accelerate configuration of its
+    repository launches (one may bring DeepSpeed or FSDP, which keep or make fp32 weights)."""
+    if any(keyword in kwargs for keyword in _OWN_OPTIMIZER_BYPASSED) or arguments is None:
+        return None
+    if arguments.item(SETTINGS_KNOWN) is None or arguments.op == ARGUMENTS[Precision.FP16]:
+        return None
+    if model.kind is not Kind.MODULE or not model.precision.is_low or model.op is not None:
+        return None
+    if not accelerate.launched_without_config(self, ctx):
+        return None
+    return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
+
+
+def own_optimizer_params(trainer: Value) -> Value | None:
+    """The half parameters the Trainer built at a call updates with its own optimizer, if any."""
+    return trainer.item(OWN_OPTIMIZER) if trainer.op == TRAINER or isinstance(trainer.payload, Definition) else None
 
 
 def subclass_trainer(
@@ -149,13 +209,16 @@ def subclass_trainer(
     """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted: as `trainer`,
     and its `compute_loss` override runs on the prepared model, in an autocast region whose state
     depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x)."""
-    trainer(self, node, ctx, args, kwargs)
+    built = trainer(self, node, ctx, args, kwargs)
+    overridden = any(definition.method(name) for name in ("create_optimizer", "create_optimizer_and_scheduler"))
+    if built.item(OWN_OPTIMIZER) is not None and not overridden:  # a subclass's optimizer is its own construction
+        instance = instance.with_(items=(*instance.items, *built.items))
     override = definition.method("compute_loss")
     if override is None or override.owner is None or override.owner.path not in self.modules:
         return instance
     arguments = trainer_arguments(args, kwargs)
     precision = precision_of(arguments)
-    model = kwargs.get("model", args[0] if args and args[0].op not in PRECISION_OF else UNKNOWN)
+    model = model_of(args, kwargs)
     if precision is not None and arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values():
         # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`): its engine
         # runs the weights in the half dtype and enters no autocast, so outputs are half.

@@ -364,13 +364,27 @@ NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
 # - timm `optim/_optim_factory.py` `create_optimizer_v2(model_or_params, opt=...)`: builds torch's,
 #   timm's or apex's optimizer over the model's parameters (`param_groups_weight_decay` splits them
 #   by `ndim`), none of which keeps master weights.
+# - prodigyopt `prodigy.py` `Prodigy.step` (konstmish/prodigy at 009a715): Adam moments made with
+#   `torch.zeros_like(p.data)`, the step taken as `p.data.addcdiv_(exp_avg, denom, value=-dlr)`.
 # A class of a package outside the linted code named after an optimizer family (galore_torch's
 # `GaLoreAdamW`, lion_pytorch's `Lion`, bitsandbytes' `PagedAdamW8bit`): written like torch's, over
 # the parameters it is handed, with no master copy (those that keep one say so: see
 # LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES). Not those of the frameworks whose engines wrap them with
 # fp32 masters (DeepSpeed's `FusedAdam` under `deepspeed.initialize`, Colossal-AI's `HybridAdam`
 # under its booster, Megatron's `Float16OptimizerWithFloat16Params`).
-OPTIMIZER_FAMILIES = ("Adam", "AdamW", "SGD", "Adafactor", "Lion", "Lamb", "LAMB", "RMSprop", "Adagrad", "Adan")
+OPTIMIZER_FAMILIES = (
+    "Adam",
+    "AdamW",
+    "SGD",
+    "Adafactor",
+    "Lion",
+    "Lamb",
+    "LAMB",
+    "RMSprop",
+    "Adagrad",
+    "Adan",
+    "Prodigy",
+)
 _STATE_BITS = ("8bit", "4bit", "32bit")
 # Packages whose classes are not told optimizers by their names: torch (its modules are listed above)
 # and those frameworks.

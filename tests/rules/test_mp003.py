@@ -1324,6 +1324,24 @@ CASES = [
             return optimizer
         """,
     ),
+    # OminiControl's trainer: Prodigy (prodigyopt) over LoRA layers of a FLUX transformer loaded bf16.
+    bug(
+        "prodigy-over-the-trainable-parameters-of-a-bf16-pipeline",
+        """
+        import prodigyopt
+        import torch
+        from diffusers.pipelines import FluxPipeline
+
+
+        def configure(model_path, opt_config):
+            pipe = FluxPipeline.from_pretrained(model_path, torch_dtype=torch.bfloat16)
+            transformer = pipe.transformer
+            trainable = list(filter(lambda p: p.requires_grad, transformer.parameters()))
+            if opt_config["type"] == "Prodigy":
+                return prodigyopt.Prodigy(trainable, lr=1.0, use_bias_correction=True)  # expect: MP003
+            return None
+        """,
+    ),
     bug(
         "timm-optimizer-factory-over-a-half-model",
         """

@@ -299,6 +299,34 @@ CASES = [
             optimizer.zero_grad()
         """,
     ),
+    # A recursive helper that moves a nested batch to the device, called before the step: the
+    # walk follows it to its end (it holds no scaler call) and still sees the bypassing step.
+    bug(
+        "recursive-batch-helper-before-the-step",
+        """
+        import torch
+
+
+        def to_device(batch, device):
+            if isinstance(batch, dict):
+                return {key: to_device(value, device) for key, value in batch.items()}
+            if isinstance(batch, (list, tuple)):
+                return type(batch)(to_device(value, device) for value in batch)
+            return batch.to(device, non_blocking=True)
+
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            batch = to_device(batch, "cuda")
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            optimizer.step()  # expect: MP104
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
 ]
 
 
@@ -367,6 +395,64 @@ def test_message_of_a_second_step() -> None:
     [finding] = lint(source, CODE)
     assert finding.line == line_of(source, "optimizer.step()")
     assert "steps again after `scaler.step(optimizer)` already did" in finding.message
+
+
+# Both optimizers come from one factory whose result depends on the config (AdamW or SGD): the
+# scaler stepping the backbone's does not make the head's bare step a second one.
+def test_message_tells_apart_optimizers_built_by_one_factory() -> None:
+    source = """
+        import torch
+
+
+        def build_optimizer(cfg, params, lr):
+            if cfg.optimizer == "adamw":
+                return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+            return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+        backbone_opt = build_optimizer(cfg, backbone.parameters(), cfg.lr * 0.1)
+        head_opt = build_optimizer(cfg, head.parameters(), cfg.lr)
+        scaler = torch.amp.GradScaler("cuda")
+        for images, labels in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(head(backbone(images)), labels)
+            scaler.scale(loss).backward()
+            scaler.step(backbone_opt)
+            head_opt.step()
+            scaler.update()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "head_opt.step()")
+    assert "applies gradients still multiplied by the loss scale" in finding.message
+
+
+# Optimizers handed in as a dict (their kind unknown here) are told apart by the item read.
+def test_message_tells_apart_optimizers_of_a_dict() -> None:
+    source = """
+        import torch
+
+
+        class GANTrainer:
+            def __init__(self, generator, discriminator, optimizers):
+                self.generator = generator
+                self.discriminator = discriminator
+                self.optimizers = optimizers
+                self.scaler = torch.amp.GradScaler("cuda")
+
+            def train_step(self, real, noise):
+                self.optimizers["discriminator"].zero_grad()
+                self.optimizers["generator"].zero_grad()
+                with torch.autocast("cuda", dtype=torch.float16):
+                    fake = self.generator(noise)
+                    loss = self.adversarial_loss(self.discriminator(real), self.discriminator(fake))
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizers["discriminator"])
+                self.optimizers["generator"].step()
+                self.scaler.update()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, 'self.optimizers["generator"].step()')
+    assert "applies gradients still multiplied by the loss scale" in finding.message
 
 
 def test_message_names_the_optimizer_and_the_first_backward() -> None:

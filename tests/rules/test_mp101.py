@@ -349,6 +349,24 @@ CASES = [
             optimizer.zero_grad()
         """,
     ),
+    # Gradients accumulated over micro-batches, then clipped before they are unscaled.
+    bug(
+        "clip-after-micro-batch-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            for micro_batch in batch.split(micro_batch_size):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(micro_batch).mean() / accumulation_steps
+                scaler.scale(loss).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: MP101
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
     # Averaging gradients by hand across ranks reads and rescales scaled gradients, which is
     # linear: no magnitude is taken, nothing is clipped (nor is asking the model for its parameters).
     ok(

@@ -299,6 +299,48 @@ CASES = [
             optimizer.zero_grad()
         """,
     ),
+    # nanoGPT's loop with `optimizer.step()` for `scaler.step(optimizer)`: the micro-step loop that
+    # runs the scaled backward is a training loop's, it runs (no path skips it to the step).
+    bug(
+        "step-after-micro-step-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+        optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+        X, Y = get_batch("train")
+        while True:
+            for micro_step in range(gradient_accumulation_steps):
+                with ctx:
+                    logits, loss = model(X, Y)
+                    loss = loss / gradient_accumulation_steps
+                X, Y = get_batch("train")
+                scaler.scale(loss).backward()
+            optimizer.step()  # expect: MP104
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            iter_num += 1
+            if iter_num > max_iters:
+                break
+        """,
+    ),
+    ok(
+        "scaler-steps-after-micro-step-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+        for epoch in range(epochs):
+            for batch in loader:
+                for micro_batch in batch.split(micro_batch_size):
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        loss = model(micro_batch).loss / accumulation_steps
+                    scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad()
+        """,
+    ),
     # A recursive helper that moves a nested batch to the device, called before the step: the
     # walk follows it to its end (it holds no scaler call) and still sees the bypassing step.
     bug(

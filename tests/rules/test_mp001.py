@@ -936,6 +936,26 @@ CASES = [
             return F.log_softmax(outputs["logits"], dim=-1)  # expect: MP001
         """,
     ),
+    # A bf16 model's forward under an autocast whose dtype the caller picks: its logits are half
+    # whichever it picks (bf16 kept, or fp16 from autocast's matmuls), and the log_softmax is after
+    # the region.
+    bug(
+        "bf16-model-under-autocast-of-a-dtype-passed-in",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+
+
+        def sequence_logprobs(input_ids, labels, amp_dtype):
+            with torch.autocast("cuda", dtype=amp_dtype):
+                logits = policy(input_ids).logits
+            logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+            return torch.gather(logp, -1, labels.unsqueeze(-1)).squeeze(-1)
+        """,
+    ),
 ]
 
 

@@ -936,6 +936,23 @@ CASES = [
             return F.log_softmax(outputs["logits"], dim=-1)  # expect: MP001
         """,
     ),
+    # The output read by a field name the caller passes (`getattr(outputs, name)`): whichever
+    # field, it is the bf16 model's.
+    bug(
+        "output-field-read-by-getattr",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+
+
+        def token_logps(batch, output_name):
+            outputs = policy(**batch)
+            logits = getattr(outputs, output_name)
+            return torch.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
     # A bf16 model's forward under an autocast whose dtype the caller picks: its logits are half
     # whichever it picks (bf16 kept, or fp16 from autocast's matmuls), and the log_softmax is after
     # the region.

@@ -1003,6 +1003,24 @@ def test_message_names_dtype_and_where_the_cast_is() -> None:
     )
 
 
+def test_message_names_the_op_that_asked_for_half() -> None:
+    # Probabilities kept in fp16 to save memory, then an entropy bonus from their log.
+    source = """
+        import torch
+
+        model = torch.nn.Linear(1024, 32000).cuda()
+
+
+        def entropy(hidden):
+            logits = model(hidden)
+            probs = logits.softmax(dim=-1, dtype=torch.float16)
+            return -(probs * torch.log(probs)).sum(-1)
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "torch.log(probs)")
+    assert f"computed in float16 at train.py:{line_of(source, 'dtype=torch.float16')}" in finding.message
+
+
 def test_message_of_a_model_made_half_in_place() -> None:
     source = """
         import torch

@@ -936,6 +936,37 @@ CASES = [
             return F.log_softmax(outputs["logits"], dim=-1)  # expect: MP001
         """,
     ),
+    # `autocast(enabled=False)` around the loss does not cast anything: bf16 logits stay bf16.
+    bug(
+        "autocast-disabled-around-the-log-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+
+
+        def token_logps(batch):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = policy(batch["input_ids"]).logits
+            with torch.autocast("cuda", enabled=False):
+                logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+            return torch.gather(logp, -1, batch["labels"].unsqueeze(-1)).squeeze(-1)
+        """,
+    ),
+    # The legacy cast by type name, as a string (apex-era code).
+    bug(
+        "legacy-type-cast-by-string",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = torch.nn.Linear(1024, 10).cuda()
+        logits = model(features).type("torch.cuda.HalfTensor")
+        logp = F.log_softmax(logits, dim=1)  # expect: MP001
+        """,
+    ),
     # The output read by a field name the caller passes (`getattr(outputs, name)`): whichever
     # field, it is the bf16 model's.
     bug(

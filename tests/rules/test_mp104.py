@@ -341,6 +341,32 @@ CASES = [
                 optimizer.zero_grad()
         """,
     ),
+    # Epochs until a step budget, under a flag; the leftover of a partial accumulation is stepped
+    # after the loop, bypassing the scaler.
+    bug(
+        "leftover-step-after-a-flag-controlled-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        step = 0
+        running = True
+        while running:
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(**batch).loss / accumulation_steps
+                scaler.scale(loss).backward()
+                step += 1
+                if step % accumulation_steps == 0:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+                if step >= max_steps:
+                    running = False
+                    break
+        optimizer.step()  # expect: MP104
+        """,
+    ),
     # A recursive helper that moves a nested batch to the device, called before the step: the
     # walk follows it to its end (it holds no scaler call) and still sees the bypassing step.
     bug(

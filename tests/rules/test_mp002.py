@@ -972,7 +972,9 @@ SCALER_BY_SETTING = """
     [
         ("torch.cuda.amp.autocast()", True),
         ('torch.autocast("cuda", dtype=torch.float16)', True),
+        ('torch.autocast(device_type="cuda", dtype=torch.float16)', True),
         ("torch.amp.autocast(device_type=device_type, dtype=ptdtype)", False),  # nanoGPT: it follows `dtype`
+        ("torch.cpu.amp.autocast()", False),  # bfloat16 by default: no scaler needed
     ],
 )
 def test_a_scaler_turned_off_by_a_setting_the_fp16_region_ignores(region: str, reported: bool) -> None:

@@ -988,6 +988,14 @@ def test_a_scaler_turned_off_by_a_setting_the_fp16_region_ignores(region: str, r
         assert finding.severity.value == "warning"
 
 
+def test_the_scaler_setting_is_read_among_other_options() -> None:
+    source = SCALER_BY_SETTING.replace("REGION", "torch.cuda.amp.autocast()").replace(
+        "GradScaler(enabled=(dtype == 'float16'))", "GradScaler(init_scale=2.0**14, enabled=(dtype == 'float16'))"
+    )
+    [finding] = lint(source, CODE)
+    assert "is on only while `dtype == 'float16'` holds" in finding.message
+
+
 def test_a_scaler_enabled_by_a_parameter_is_no_configuration() -> None:
     """`enabled=use_amp` with `use_amp` a parameter nobody passes: not a setting of the script."""
     source = SCALER_BY_SETTING.replace("REGION", "torch.cuda.amp.autocast()").replace(

@@ -6,6 +6,7 @@ traced (`eps=1e-8`, `masked_fill(mask, -1e9)`) with what a float16 tensor can ho
 
 from __future__ import annotations
 
+import math
 import struct
 
 from mplint.analysis.values import Kind, Precision, Value
@@ -18,8 +19,8 @@ def as_fp16(number: float) -> float:
     """`number` rounded to the nearest float16 (IEEE binary16), for messages: 1e-08 -> 0.0."""
     try:
         return float(struct.unpack("<e", struct.pack("<e", number))[0])
-    except OverflowError:
-        return float("inf") if number > 0 else float("-inf")
+    except OverflowError:  # past 65504 (the rules round only constants that underflow today)
+        return math.copysign(math.inf, number)
 
 
 def underflows_fp16(number: float) -> bool:

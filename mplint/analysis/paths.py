@@ -287,7 +287,7 @@ class _Walker:
         inner = _Place((*place.loops, node), False, varying, place.checks_skip)
         exits = _Exits()
         iterated = states
-        after = set() if _is_forever(node) else set(states)
+        after = set() if self.runs_at_least_once(node) else set(states)
         if not self.has_events(node):
             return states  # nothing of interest inside: the loop is invisible to the rules
         iteration = self.event(EventKind.ITERATION, node, None, None, inner)
@@ -315,6 +315,17 @@ class _Walker:
             elif callee is not None:
                 states = self.enter(callee, states, place)
         return states
+
+    def runs_at_least_once(self, loop: LoopNode) -> bool:
+        """`while True:`, and a loop whose own code runs a scaled backward: a training loop or its
+        micro-batch loop. Its zero-iteration path runs no backward at all, and would hide whatever
+        follows from the rules that judge every path (nanoGPT's `optimizer.step()` after its
+        `for micro_step in range(gradient_accumulation_steps):`)."""
+        return _is_forever(loop) or any(
+            kind is EventKind.SCALED_BACKWARD
+            for call in self.classifier.calls_in(loop.body)
+            for kind, _, _ in self.classifier.classify(call)[0]
+        )
 
     def has_events(self, node: cst.CSTNode) -> bool:
         """Whether any call under `node` is an event or a helper the walk would enter."""

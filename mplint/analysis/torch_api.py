@@ -416,7 +416,7 @@ def is_lr_scheduler(name: str) -> bool:
         return False
     if f"{module}.".startswith("torch.optim.lr_scheduler."):
         return leaf[:1].isupper()
-    scheduler_helper = leaf == "get_scheduler" or (leaf.startswith("get_") and "_schedule" in leaf)
+    scheduler_helper = leaf.startswith("get_") and "_schedule" in leaf  # get_scheduler, get_cosine_schedule_with_warmup
     return scheduler_helper and (module == "transformers" or f"{module}.".startswith(LR_SCHEDULER_MODULES))
 
 

@@ -172,8 +172,9 @@ def tensor_op(
         return self.lowered(promote(tensor, other), region)
     dtype = kwargs.get("dtype")
     requested = self.dtype_value(dtype) if dtype is not None else None
-    if requested is not None:
-        return tensor.with_(precision=requested, origin=None if requested.is_full else tensor.origin, op=op)
+    if requested is not None:  # `logits.softmax(-1, dtype=torch.float16)`: half from here on
+        origin = Origin("", f"computed in {requested.value}", ctx.scope.module.path, node) if requested.is_low else None
+        return tensor.with_(precision=requested, origin=origin, op=op)
     if op in api.SOFTMAX_OPS or op in (
         "cross_entropy",
         "nll_loss",

@@ -51,6 +51,42 @@ def test_the_default_optimizer_is_an_error_the_others_are_conditional() -> None:
     assert 'only when `args.optimizer.lower() == "adam"` is false' in sgd.message
 
 
+# A helper run first under an option that is off by default (an evaluation before training),
+# then by the training loop: the finding is the default run's, an error with no condition.
+EVAL_FIRST_THEN_TRAIN = """
+    import argparse
+
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--eval-before-training", action="store_true")
+    args = parser.parse_args()
+
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+
+
+    def token_logps(batch):
+        logits = policy(batch["input_ids"]).logits
+        return F.log_softmax(logits, dim=-1)
+
+
+    if args.eval_before_training:
+        with torch.no_grad():
+            for batch in eval_loader:
+                eval_logps = token_logps(batch)
+
+    for batch in train_loader:
+        logps = token_logps(batch)
+"""
+
+
+def test_a_helper_run_by_default_after_an_optional_run_is_an_error() -> None:
+    [finding] = lint(EVAL_FIRST_THEN_TRAIN, "MP001")
+    assert finding.severity is Severity.ERROR and "only when" not in finding.message
+
+
 def test_an_fp32_default_dtype_makes_the_bf16_optimizers_conditional() -> None:
     # The bf16 cast is on a non-default path now: what follows it in `main` is read on that path too.
     fp32 = GALORE.replace('default="bfloat16" if torch.cuda.is_bf16_supported() else "float32"', 'default="float32"')

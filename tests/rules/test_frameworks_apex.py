@@ -67,6 +67,8 @@ CASES = [
     ok("o0-is-fp32", step('opt_level="O0"')),
     ok("disabled", step('opt_level="O3", enabled=False')),
     ok("a-level-from-the-command-line", step("opt_level=args.opt_level")),
+    # A level from a config object the analysis does not read: unknown, taken to keep master weights.
+    ok("a-level-from-a-config-object", step("opt_level=cfg.amp.opt_level")),
 ]
 
 

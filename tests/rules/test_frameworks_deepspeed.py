@@ -105,6 +105,21 @@ ENGINE_OUTPUTS = [
                 policy.step()
         """,
     ),
+    # An fp16 model handed to an engine whose config turns neither fp16 nor bf16 on: the engine
+    # leaves it as it is, half.
+    bug(
+        "fp16-model-under-a-config-without-a-half-section",
+        """
+        import deepspeed
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.float16)
+        ds_config = {"train_batch_size": 8, "zero_optimization": {"stage": 0}}
+        engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=ds_config)
+        logp = torch.log_softmax(engine(input_ids).logits, -1)  # expect: MP001
+        """,
+    ),
     ok(
         "logits-cast-before-the-log-softmax",
         """
@@ -138,6 +153,29 @@ ENGINE_OUTPUTS = [
             model = torch.nn.Linear(64, 1000)
             engine, *_ = deepspeed.initialize(args=args, model=model, model_parameters=model.parameters())
             logp = torch.log_softmax(engine(torch.randn(4, 64)), -1)
+        """,
+    ),
+    # The fp16 section comes from the run's own config object: whether it is on is not known here.
+    ok(
+        "fp16-section-from-a-config-object",
+        """
+        import deepspeed
+        import torch
+
+
+        def build_engine(model, cfg):
+            ds_config = {
+                "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+                "gradient_accumulation_steps": cfg.grad_accum,
+                "fp16": cfg.deepspeed.fp16,
+                "zero_optimization": {"stage": 2},
+            }
+            engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=ds_config)
+            return engine
+
+
+        engine = build_engine(torch.nn.Linear(64, 1000), cfg)
+        logp = torch.log_softmax(engine(torch.randn(4, 64)), -1)
         """,
     ),
     ok(

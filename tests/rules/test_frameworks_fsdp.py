@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .casekit import check
+from .casekit import check, line_of, lint
 
 FSDP1 = """
     import functools
@@ -64,3 +64,60 @@ def test_sharded_outputs(source: str) -> None:
 )
 def test_the_sharded_parameters_keep_their_dtype(source: str) -> None:
     check(source, "MP003")
+
+
+# A bf16 model under FSDP2 with only `output_dtype`: it computes in bf16, its outputs come out fp32.
+FSDP2_OUTPUTS_ONLY = """
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+    model = fully_shard(model, mp_policy=MixedPrecisionPolicy({policy}))
+    logps = F.log_softmax(model(input_ids).logits, dim=-1){expect}
+"""
+
+# A bf16 model under FSDP1 with a policy dtype read from the run's config: not known here.
+FSDP1_DTYPE_FROM_CONFIG = """
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, MixedPrecision
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+    policy = MixedPrecision(param_dtype=getattr(torch, cfg.param_dtype), reduce_dtype=torch.float32)
+    model = FSDP(model, mixed_precision=policy)
+    logps = F.log_softmax(model(input_ids).logits, dim=-1)
+"""
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # FSDP1's third positional parameter is `buffer_dtype`, no output dtype.
+        pytest.param(
+            FSDP1.format(param="torch.bfloat16", expect="  # expect: MP001").replace(
+                "MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.bfloat16)",
+                "MixedPrecision(torch.bfloat16, torch.float32, torch.float32)",
+            ),
+            id="positional-policy",
+        ),
+        pytest.param(FSDP2_OUTPUTS_ONLY.format(policy="output_dtype=torch.float32", expect=""), id="fsdp2-output-dtype-only"),
+        pytest.param(
+            FSDP2_OUTPUTS_ONLY.format(
+                policy="param_dtype=torch.bfloat16, reduce_dtype=torch.float32, output_dtype=None", expect="  # expect: MP001"
+            ),
+            id="fsdp2-output-dtype-none-as-documented",
+        ),
+        pytest.param(FSDP1_DTYPE_FROM_CONFIG, id="fsdp1-policy-dtype-from-config"),
+    ],
+)
+def test_what_a_policy_does_to_the_forward(source: str) -> None:
+    check(source, "MP001")
+
+
+def test_the_message_names_the_policy() -> None:
+    source = FSDP1.format(param="torch.bfloat16", expect="")
+    [finding] = lint(source, "MP001")
+    assert f"computed under FSDP's mixed precision at train.py:{line_of(source, 'model = FSDP(')}" in finding.message

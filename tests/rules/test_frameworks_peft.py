@@ -64,6 +64,9 @@ ADAPTERS = [
         qlora("torch_dtype=torch.bfloat16", "", ", autocast_adapter_dtype=False", opt=True),
         id="bf16-adapters-without-autocast-adapter-dtype",
     ),
+    pytest.param(
+        qlora("torch_dtype=torch.bfloat16", "", ", autocast_adapter_dtype=True"), id="fp32-adapters-asked-for"
+    ),
 ]
 
 

@@ -936,6 +936,74 @@ CASES = [
             return F.log_softmax(outputs["logits"], dim=-1)  # expect: MP001
         """,
     ),
+    # `autocast(enabled=False)` around the loss does not cast anything: bf16 logits stay bf16.
+    bug(
+        "autocast-disabled-around-the-log-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+
+
+        def token_logps(batch):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = policy(batch["input_ids"]).logits
+            with torch.autocast("cuda", enabled=False):
+                logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+            return torch.gather(logp, -1, batch["labels"].unsqueeze(-1)).squeeze(-1)
+        """,
+    ),
+    # The legacy cast by type name, as a string (apex-era code).
+    bug(
+        "legacy-type-cast-by-string",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = torch.nn.Linear(1024, 10).cuda()
+        logits = model(features).type("torch.cuda.HalfTensor")
+        logp = F.log_softmax(logits, dim=1)  # expect: MP001
+        """,
+    ),
+    # The output read by a field name the caller passes (`getattr(outputs, name)`): whichever
+    # field, it is the bf16 model's.
+    bug(
+        "output-field-read-by-getattr",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+
+
+        def token_logps(batch, output_name):
+            outputs = policy(**batch)
+            logits = getattr(outputs, output_name)
+            return torch.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    # A bf16 model's forward under an autocast whose dtype the caller picks: its logits are half
+    # whichever it picks (bf16 kept, or fp16 from autocast's matmuls), and the log_softmax is after
+    # the region.
+    bug(
+        "bf16-model-under-autocast-of-a-dtype-passed-in",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+
+
+        def sequence_logprobs(input_ids, labels, amp_dtype):
+            with torch.autocast("cuda", dtype=amp_dtype):
+                logits = policy(input_ids).logits
+            logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+            return torch.gather(logp, -1, labels.unsqueeze(-1)).squeeze(-1)
+        """,
+    ),
 ]
 
 
@@ -964,6 +1032,24 @@ def test_message_names_dtype_and_where_the_cast_is() -> None:
         f"train.py:{line_of(MESSAGE_CASE, 'policy.to(torch.bfloat16)')}"
         in finding.message
     )
+
+
+def test_message_names_the_op_that_asked_for_half() -> None:
+    # Probabilities kept in fp16 to save memory, then an entropy bonus from their log.
+    source = """
+        import torch
+
+        model = torch.nn.Linear(1024, 32000).cuda()
+
+
+        def entropy(hidden):
+            logits = model(hidden)
+            probs = logits.softmax(dim=-1, dtype=torch.float16)
+            return -(probs * torch.log(probs)).sum(-1)
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "torch.log(probs)")
+    assert f"computed in float16 at train.py:{line_of(source, 'dtype=torch.float16')}" in finding.message
 
 
 def test_message_of_a_model_made_half_in_place() -> None:

@@ -972,7 +972,9 @@ SCALER_BY_SETTING = """
     [
         ("torch.cuda.amp.autocast()", True),
         ('torch.autocast("cuda", dtype=torch.float16)', True),
+        ('torch.autocast(device_type="cuda", dtype=torch.float16)', True),
         ("torch.amp.autocast(device_type=device_type, dtype=ptdtype)", False),  # nanoGPT: it follows `dtype`
+        ("torch.cpu.amp.autocast()", False),  # bfloat16 by default: no scaler needed
     ],
 )
 def test_a_scaler_turned_off_by_a_setting_the_fp16_region_ignores(region: str, reported: bool) -> None:
@@ -984,6 +986,14 @@ def test_a_scaler_turned_off_by_a_setting_the_fp16_region_ignores(region: str, r
         assert finding.line == line_of(source, "ctx = nullcontext()")
         assert "is on only while `dtype == 'float16'` holds" in finding.message
         assert finding.severity.value == "warning"
+
+
+def test_the_scaler_setting_is_read_among_other_options() -> None:
+    source = SCALER_BY_SETTING.replace("REGION", "torch.cuda.amp.autocast()").replace(
+        "GradScaler(enabled=(dtype == 'float16'))", "GradScaler(init_scale=2.0**14, enabled=(dtype == 'float16'))"
+    )
+    [finding] = lint(source, CODE)
+    assert "is on only while `dtype == 'float16'` holds" in finding.message
 
 
 def test_a_scaler_enabled_by_a_parameter_is_no_configuration() -> None:

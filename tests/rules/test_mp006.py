@@ -144,6 +144,32 @@ CASES = [
             model = model.half()  # expect: MP006
         """,
     ),
+    # The script's own arguments dataclass: a data mixin first, then Transformers' arguments.
+    bug(
+        "trainer-arguments-subclass-with-a-mixin-first",
+        """
+        from dataclasses import dataclass, field
+
+        from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+
+        @dataclass
+        class DataArguments:
+            max_source_length: int = field(default=512)
+            max_target_length: int = field(default=128)
+
+
+        @dataclass
+        class TrainingArguments(DataArguments, Seq2SeqTrainingArguments):
+            generation_num_beams: int = field(default=4)
+
+
+        model = AutoModelForSeq2SeqLM.from_pretrained("google/flan-t5-base")
+        training_args = TrainingArguments(output_dir="out", fp16=True, predict_with_generate=True)
+        trainer = Seq2SeqTrainer(model=model, args=training_args, train_dataset=train_ds)  # expect: MP006
+        trainer.train()
+        """,
+    ),
     ok(
         "bf16-autocast-on-flan-t5",
         """

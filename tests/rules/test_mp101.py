@@ -349,6 +349,96 @@ CASES = [
             optimizer.zero_grad()
         """,
     ),
+    # Gradients accumulated over micro-batches, then clipped before they are unscaled.
+    bug(
+        "clip-after-micro-batch-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            for micro_batch in batch.split(micro_batch_size):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(micro_batch).mean() / accumulation_steps
+                scaler.scale(loss).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: MP101
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
+    # Averaging gradients by hand across ranks reads and rescales scaled gradients, which is
+    # linear: no magnitude is taken, nothing is clipped (nor is asking the model for its parameters).
+    ok(
+        "manual-gradient-all-reduce-before-unscale",
+        """
+        import torch
+        import torch.distributed as dist
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Linear(512, 10)
+
+            def forward(self, x):
+                return self.body(x)
+
+
+        model = Net().cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cuda")
+        world_size = dist.get_world_size()
+        for x, y in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = nn.functional.cross_entropy(model(x), y)
+            scaler.scale(loss).backward()
+            for p in model.parameters():
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad.div_(world_size)
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    # Watching the logits' magnitude (fp16 overflows past 65504) reads the forward's output, not a
+    # gradient: only magnitudes of `.grad` are computations on scaled gradients.
+    ok(
+        "logit-magnitude-logged-before-unscale",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, batch in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                outputs = model(**batch)
+            scaler.scale(outputs.loss).backward()
+            writer.add_scalar("train/max_logit", outputs.logits.abs().max().item(), step)
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
+    # The norm taken by a function (`torch.norm(p.grad)`) reads the magnitude as much as the method.
+    bug(
+        "grad-norm-by-function-before-unscale",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        for step, (x, y) in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(model(x), y)
+            scaler.scale(loss).backward()
+            norms = [torch.norm(p.grad, 2) for p in model.parameters() if p.grad is not None]  # expect: MP101
+            writer.add_scalar("grad_norm", torch.stack(norms).norm(), step)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ),
 ]
 
 

@@ -273,8 +273,37 @@ GAN_TWO_SCALERS_ONE_UPDATED = """
         scaler_d.update()
 """
 
+# The same with both scalers from one factory (sharded under FSDP): each is either class, so the
+# two are told apart by the names that hold them.
+GAN_FACTORY_SCALERS_ONE_UPDATED = """
+    import torch
+    from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 
-@pytest.mark.parametrize("source", [GAN_WITHOUT_UPDATE, GAN_TWO_SCALERS_ONE_UPDATED], ids=["gan-no-update", "gan-two-scalers"])
+
+    def make_scaler(cfg):
+        return ShardedGradScaler() if cfg.fsdp else torch.amp.GradScaler("cuda")
+
+
+    scaler_d = make_scaler(cfg)
+    scaler_g = make_scaler(cfg)
+    for real, _ in loader:
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss_d = discriminator_loss(netD, netG, real)
+        scaler_d.scale(loss_d).backward()
+        scaler_d.step(opt_d)
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss_g = generator_loss(netD, netG, real)
+        scaler_g.scale(loss_g).backward()
+        scaler_g.step(opt_g)  # expect: MP102
+        scaler_d.update()
+"""
+
+
+@pytest.mark.parametrize(
+    "source",
+    [GAN_WITHOUT_UPDATE, GAN_TWO_SCALERS_ONE_UPDATED, GAN_FACTORY_SCALERS_ONE_UPDATED],
+    ids=["gan-no-update", "gan-two-scalers", "gan-factory-scalers"],
+)
 def test_an_update_counts_for_its_own_scaler_only(source: str) -> None:
     check(source, CODE)
 

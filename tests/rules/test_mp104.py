@@ -299,6 +299,102 @@ CASES = [
             optimizer.zero_grad()
         """,
     ),
+    # nanoGPT's loop with `optimizer.step()` for `scaler.step(optimizer)`: the micro-step loop that
+    # runs the scaled backward is a training loop's, it runs (no path skips it to the step).
+    bug(
+        "step-after-micro-step-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+        optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+        X, Y = get_batch("train")
+        while True:
+            for micro_step in range(gradient_accumulation_steps):
+                with ctx:
+                    logits, loss = model(X, Y)
+                    loss = loss / gradient_accumulation_steps
+                X, Y = get_batch("train")
+                scaler.scale(loss).backward()
+            optimizer.step()  # expect: MP104
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            iter_num += 1
+            if iter_num > max_iters:
+                break
+        """,
+    ),
+    ok(
+        "scaler-steps-after-micro-step-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+        for epoch in range(epochs):
+            for batch in loader:
+                for micro_batch in batch.split(micro_batch_size):
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        loss = model(micro_batch).loss / accumulation_steps
+                    scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad()
+        """,
+    ),
+    # Epochs until a step budget, under a flag; the leftover of a partial accumulation is stepped
+    # after the loop, bypassing the scaler.
+    bug(
+        "leftover-step-after-a-flag-controlled-loop",
+        """
+        import torch
+
+        scaler = torch.amp.GradScaler("cuda")
+        step = 0
+        running = True
+        while running:
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    loss = model(**batch).loss / accumulation_steps
+                scaler.scale(loss).backward()
+                step += 1
+                if step % accumulation_steps == 0:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+                if step >= max_steps:
+                    running = False
+                    break
+        optimizer.step()  # expect: MP104
+        """,
+    ),
+    # A recursive helper that moves a nested batch to the device, called before the step: the
+    # walk follows it to its end (it holds no scaler call) and still sees the bypassing step.
+    bug(
+        "recursive-batch-helper-before-the-step",
+        """
+        import torch
+
+
+        def to_device(batch, device):
+            if isinstance(batch, dict):
+                return {key: to_device(value, device) for key, value in batch.items()}
+            if isinstance(batch, (list, tuple)):
+                return type(batch)(to_device(value, device) for value in batch)
+            return batch.to(device, non_blocking=True)
+
+
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler("cuda")
+        for batch in loader:
+            batch = to_device(batch, "cuda")
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            optimizer.step()  # expect: MP104
+            scaler.update()
+            optimizer.zero_grad()
+        """,
+    ),
 ]
 
 
@@ -367,6 +463,64 @@ def test_message_of_a_second_step() -> None:
     [finding] = lint(source, CODE)
     assert finding.line == line_of(source, "optimizer.step()")
     assert "steps again after `scaler.step(optimizer)` already did" in finding.message
+
+
+# Both optimizers come from one factory whose result depends on the config (AdamW or SGD): the
+# scaler stepping the backbone's does not make the head's bare step a second one.
+def test_message_tells_apart_optimizers_built_by_one_factory() -> None:
+    source = """
+        import torch
+
+
+        def build_optimizer(cfg, params, lr):
+            if cfg.optimizer == "adamw":
+                return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+            return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+        backbone_opt = build_optimizer(cfg, backbone.parameters(), cfg.lr * 0.1)
+        head_opt = build_optimizer(cfg, head.parameters(), cfg.lr)
+        scaler = torch.amp.GradScaler("cuda")
+        for images, labels in loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(head(backbone(images)), labels)
+            scaler.scale(loss).backward()
+            scaler.step(backbone_opt)
+            head_opt.step()
+            scaler.update()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, "head_opt.step()")
+    assert "applies gradients still multiplied by the loss scale" in finding.message
+
+
+# Optimizers handed in as a dict (their kind unknown here) are told apart by the item read.
+def test_message_tells_apart_optimizers_of_a_dict() -> None:
+    source = """
+        import torch
+
+
+        class GANTrainer:
+            def __init__(self, generator, discriminator, optimizers):
+                self.generator = generator
+                self.discriminator = discriminator
+                self.optimizers = optimizers
+                self.scaler = torch.amp.GradScaler("cuda")
+
+            def train_step(self, real, noise):
+                self.optimizers["discriminator"].zero_grad()
+                self.optimizers["generator"].zero_grad()
+                with torch.autocast("cuda", dtype=torch.float16):
+                    fake = self.generator(noise)
+                    loss = self.adversarial_loss(self.discriminator(real), self.discriminator(fake))
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizers["discriminator"])
+                self.optimizers["generator"].step()
+                self.scaler.update()
+    """
+    [finding] = lint(source, CODE)
+    assert finding.line == line_of(source, 'self.optimizers["generator"].step()')
+    assert "applies gradients still multiplied by the loss scale" in finding.message
 
 
 def test_message_names_the_optimizer_and_the_first_backward() -> None:

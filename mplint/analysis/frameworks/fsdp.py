@@ -53,7 +53,7 @@ def call(
     if given.op != POLICY or not isinstance(given.payload, tuple) or model.kind is not Kind.MODULE or model.op:
         return UNKNOWN
     compute, output = given.payload
-    if compute is None and output is None:
+    if output is None:  # the outputs follow the compute dtype unless FSDP2 names one: neither is set
         return model
     path = ctx.scope.module.path
     op = f"fsdp: mixed precision at {path}:{id(node)}"

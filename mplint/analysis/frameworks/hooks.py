@@ -106,8 +106,9 @@ def constructed(
         return instance.with_(op=found.op, items=(*instance.items, *found.items))
     if transformers.is_trainer_class(base):
         return transformers.subclass_trainer(self, node, ctx, definition, instance, args, kwargs)
-    if base in accelerate.ACCELERATORS and not any(definition.method(name) for name in accelerate.METHODS):
-        # `class MyAccelerator(accelerate.Accelerator)` that keeps prepare/backward/autocast: an Accelerator.
+    # Else an Accelerator subclass (the third kind `framework_base` finds): `class MyAccelerator(Accelerator)`
+    # that keeps prepare/backward/autocast is an Accelerator.
+    if not any(definition.method(name) for name in accelerate.METHODS):
         return accelerate.accelerator(self, node, ctx, kwargs)
     return instance
 

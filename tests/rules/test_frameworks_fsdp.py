@@ -78,6 +78,27 @@ FSDP2_OUTPUTS_ONLY = """
     logps = F.log_softmax(model(input_ids).logits, dim=-1){expect}
 """
 
+# torchtitan's form: `fully_shard` shards in place, its result unused (the blocks first, then the root).
+FSDP2_IN_PLACE = """
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from transformers import AutoModelForCausalLM
+
+
+    def parallelize(model, param_dtype, output_dtype):
+        mp_policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32, output_dtype=output_dtype)
+        for block in model.model.layers:
+            fully_shard(block, mp_policy=mp_policy)
+        fully_shard(model, mp_policy=mp_policy)
+        return model
+
+
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype={load})
+    model = parallelize(model, torch.bfloat16, {output})
+    logps = F.log_softmax(model(input_ids).logits, dim=-1){expect}
+"""
+
 # A bf16 model under FSDP1 with a policy dtype read from the run's config: not known here.
 FSDP1_DTYPE_FROM_CONFIG = """
     import torch
@@ -111,6 +132,14 @@ FSDP1_DTYPE_FROM_CONFIG = """
             id="fsdp2-output-dtype-none-as-documented",
         ),
         pytest.param(FSDP1_DTYPE_FROM_CONFIG, id="fsdp1-policy-dtype-from-config"),
+        pytest.param(
+            FSDP2_IN_PLACE.format(load="torch.float32", output="None", expect="  # expect: MP001"),
+            id="fsdp2-in-place-bf16-outputs",
+        ),
+        pytest.param(
+            FSDP2_IN_PLACE.format(load="torch.bfloat16", output="torch.float32", expect=""),
+            id="fsdp2-in-place-fp32-output-dtype",
+        ),
     ],
 )
 def test_what_a_policy_does_to_the_forward(source: str) -> None:

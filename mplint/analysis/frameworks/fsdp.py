@@ -58,7 +58,11 @@ def call(
     path = ctx.scope.module.path
     op = f"fsdp: mixed precision at {path}:{id(node)}"
     self.sharded[op] = (compute, output, Origin("", "computed under FSDP's mixed precision", path, node))
-    return model.with_(op=op)
+    sharded = model.with_(op=op)
+    if leaf == "fully_shard" and node.args and isinstance(node.args[0].value, (cst.Name, cst.Attribute)):
+        # In place: torchtitan writes `fully_shard(model, mp_policy=mp)` as a statement of its own.
+        self.assign(node.args[0].value, sharded, ctx)
+    return sharded
 
 
 def policy(self: Interpreter, leaf: str, args: list[Value], kwargs: dict[str, Value]) -> Value:

@@ -18,7 +18,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on
+from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -590,9 +590,7 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
     if found is not None and isinstance(found.payload, tuple) and found.payload[1] == key:
         _store_attributes(ctx, key, stored)  # `self.reset()`: this method's own receiver
         return
-    items = dict(receiver.items)
-    items.update(stored)
-    ctx.scope.names[key] = receiver.with_(items=tuple(sorted(items.items())))
+    ctx.scope.names[key] = with_stored(receiver, stored)
     if isinstance(target, cst.Name):
         _store_attributes(ctx, key, stored)
 

@@ -8,7 +8,7 @@ import libcst as cst
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
 from mplint.analysis.frameworks import transformers
-from mplint.analysis.values import Kind
+from mplint.analysis.values import Kind, Value
 from mplint.rule import Rule
 from mplint.tree import dotted_text
 
@@ -123,8 +123,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             return None
         if any(_is_true(fact.arg(None, flag)) for flag in torch_api.LOW_PRECISION_SAFE_OPTIMIZER_FLAGS):
             return None
-        # The parameters it was built over (a factory's, from the model it was handed), or its first argument.
-        params = fact.result.item("params") or fact.arg(0, "params")
+        params = _params_built_over(fact)
         if params is None or params.kind is not Kind.PARAMS or not params.precision.is_low:
             return None
         return self.MESSAGE.format(
@@ -132,6 +131,17 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             dtype=params.precision.value,
             origin=self.describe_origin(params.origin, fact.chain),
         )
+
+
+def _params_built_over(fact: CallFact) -> Value | None:
+    """The parameters an optimizer a call returns updates: a factory's (from the model it was handed),
+    or its first argument. A helper of the linted code is reported where it builds the optimizer,
+    and where it is called only when handed the parameters (litgpt's
+    `instantiate_torch_optimizer(optimizer, model.parameters())`): the caller chose them."""
+    if fact.callee is None:
+        return fact.result.item("params") or fact.arg(0, "params")
+    handed = (*fact.args, *(value for _, value in fact.kwargs))
+    return next((value for value in handed if value.kind is Kind.PARAMS), None)
 
 
 def _optimizer_name(facts: Sequence[CallFact]) -> str:

@@ -18,7 +18,7 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on
+from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -92,6 +92,8 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         _store_attributes(ctx, self_name, writes)
     elif function in ("setattr", "getattr") and len(args) >= 2 and isinstance(args[1].const, str):
         result = _attribute_by_name(self, node, ctx, function, args)
+    elif function == "getattr" and len(args) == 2 and args[0].name in api.PICKED_BY_NAME:
+        result = dotted(api.PICKED_BY_NAME[args[0].name])
     elif function == "dict" and not args:
         result = Value(Kind.DICT, items=tuple(sorted(kwargs.items())))
     elif function in NAMEDTUPLES and args and isinstance(args[0].const, str):
@@ -277,6 +279,10 @@ def call_named(
         # config file is configuration (read once; a cache dependency).
         name = args[0].payload if args[0].op == OPENED_FILE else args[0].const
         return configuration.config_file(self, name, path) if isinstance(name, str) else UNKNOWN
+    if function == "isinstance" and len(args) == 2:
+        return _literal_type_test(args[0], args[1])
+    if function in MODULE_IMPORTERS and args and isinstance(args[0].const, str):
+        return dotted(_imported_module(function, args[0].const, kwargs))
     if function in api.PARAMETER_CLASSES:
         return first.with_(op=api.PARAMETER_OP) if first.kind is Kind.TENSOR else UNKNOWN
     if function == "tyro.cli" and args:
@@ -475,6 +481,10 @@ def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: 
 STRING_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "startswith", "endswith"})
 
 
+# Python's types a literal option is tested against (`isinstance(optimizer, str)`).
+LITERAL_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "dict": dict, "list": list, "tuple": tuple}
+# A module imported by its name as a string: `importlib.import_module("torch.optim")`.
+MODULE_IMPORTERS = frozenset({"importlib.import_module", "__import__"})
 # `collections.namedtuple("CausalLMOutputs", ["logits", "hidden_states"])`: a record class.
 NAMEDTUPLES = frozenset({"collections.namedtuple", "namedtuple"})
 RECORD = "record"
@@ -580,9 +590,7 @@ def _note_writes(ctx: Context, target: cst.BaseExpression, receiver: Value, writ
     if found is not None and isinstance(found.payload, tuple) and found.payload[1] == key:
         _store_attributes(ctx, key, stored)  # `self.reset()`: this method's own receiver
         return
-    items = dict(receiver.items)
-    items.update(stored)
-    ctx.scope.names[key] = receiver.with_(items=tuple(sorted(items.items())))
+    ctx.scope.names[key] = with_stored(receiver, stored)
     if isinstance(target, cst.Name):
         _store_attributes(ctx, key, stored)
 
@@ -662,6 +670,23 @@ def _called_definition(callee: Value, receiver: Value, method: str | None) -> De
     ):
         return receiver.payload.method(method)
     return None
+
+
+def _literal_type_test(value: Value, tested: Value) -> Value:
+    """`isinstance(optimizer, str)` on a known literal (litgpt's `optimizer="AdamW"`): folded, so that
+    only the branch that runs is read."""
+    literal = value.const
+    if type(literal) not in (str, int, float, bool) or tested.name not in LITERAL_TYPES:
+        return UNKNOWN
+    return const(isinstance(literal, LITERAL_TYPES[tested.name]))
+
+
+def _imported_module(function: str, name: str, kwargs: dict[str, Value]) -> str:
+    """The module `importlib.import_module(name)` returns; `__import__(name)` returns its top-level
+    package unless given a `fromlist` (litgpt's `__import__("torch.optim", fromlist=[class_name])`)."""
+    if function == "__import__" and "fromlist" not in kwargs:
+        return name.partition(".")[0]
+    return name
 
 
 def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:

@@ -426,6 +426,7 @@ BUILTINS = frozenset(
         "enumerate",
         "str",
         "open",
+        "__import__",
     }
 )
 

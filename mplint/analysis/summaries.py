@@ -453,6 +453,13 @@ def stored_on(scope: Scope, name: str) -> dict[str, Value]:
     return {key[len(prefix) :]: value for key, value in scope.names.items() if key.startswith(prefix)}
 
 
+def with_stored(receiver: Value, stored: dict[str, Value]) -> Value:
+    """The object a method was run on, holding what the method stored on it (`stored_on`)."""
+    items = dict(receiver.items)
+    items.update(stored)
+    return receiver.with_(items=tuple(sorted(items.items())))
+
+
 def bind_parameters(
     self: Interpreter,
     definition: Definition,

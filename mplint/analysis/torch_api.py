@@ -355,6 +355,10 @@ OPTIMIZER_MODULES = (
 )
 OPTIMIZER_NAMES = frozenset({"transformers.AdamW", "transformers.Adafactor", "bitsandbytes.optim.AdamW"})
 NOT_OPTIMIZERS = frozenset({"Optimizer", "lr_scheduler", "swa_utils"})
+# `getattr(torch.optim, config.optimizer)`: a class of torch.optim picked by a name known only at run
+# time. Whichever it is (torch/optim/: SGD, Adam, AdamW, Adagrad, RMSprop, ...), it steps the
+# parameters in their own dtype with no fp32 copy, so it is an optimizer, named for what is known.
+PICKED_BY_NAME = {"torch.optim": "torch.optim.Optimizer picked by name"}
 # None of these keeps fp32 master weights: each updates the parameters in their own dtype.
 # - bitsandbytes 0.48.1.dev0 `bitsandbytes/optim/optimizer.py` (`Optimizer2State.update_step`):
 #   `F.optimizer_update_8bit_blockwise(self.optimizer_name, grad, p, state1, ...)` writes `p` in

@@ -88,6 +88,69 @@ CONFIGURE_OPTIMIZERS = """
         return torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.95))  # expect: MP003
 """
 
+# litgpt/utils.py: an optimizer class resolved from a name ("AdamW", "bitsandbytes.optim.AdamW8bit")
+# or a `class_path` dict, built over the parameters the caller hands in.
+INSTANTIATE_OPTIMIZER = """
+    import inspect
+
+
+    def instantiate_torch_optimizer(optimizer, model_parameters, **kwargs):
+        if isinstance(optimizer, str):
+            if "." in optimizer:
+                class_module, class_name = optimizer.rsplit(".", 1)
+            else:
+                class_module, class_name = "torch.optim", optimizer
+
+            module = __import__(class_module, fromlist=[class_name])
+            optimizer_cls = getattr(module, class_name)
+
+            valid_params = set(inspect.signature(optimizer_cls).parameters)
+            kwargs = {key: value for key, value in dict(kwargs).items() if key in valid_params}
+            optimizer = optimizer_cls(model_parameters, **kwargs)  # expect: MP003
+        elif isinstance(optimizer, dict):
+            optimizer = dict(optimizer)
+            class_module, class_name = optimizer["class_path"].rsplit(".", 1)
+            module = __import__(class_module, fromlist=[class_name])
+            optimizer_cls = getattr(module, class_name)
+            optimizer["init_args"].update(kwargs)
+            optimizer = instantiate_class(model_parameters, optimizer)
+        else:
+            raise ValueError(f"Unrecognized optimizer value: {optimizer}")
+        return optimizer
+"""
+
+# litgpt/finetune/full.py, with the precision a recipe sets.
+FINETUNE_WITH_NAMED_OPTIMIZER = """
+    import lightning as L
+
+    from litgpt.model import GPT
+    from litgpt.utils import instantiate_torch_optimizer
+
+
+    def setup(config, precision="bf16-true", optimizer="AdamW"):
+        fabric = L.Fabric(devices=1, precision=precision)
+        fabric.launch()
+        main(fabric, config, optimizer)
+
+
+    def main(fabric, config, optimizer):
+        with fabric.init_module(empty_init=True):
+            model = GPT(config)
+        model = fabric.setup(model)
+        optimizer = instantiate_torch_optimizer(optimizer, model.parameters())  # expect: MP003
+        optimizer = fabric.setup_optimizers(optimizer)
+"""
+
+GPT_MODEL = """
+    import torch.nn as nn
+
+
+    class GPT(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
+"""
+
 CASES = [
     pytest.param(
         "MP001",
@@ -235,6 +298,38 @@ CASES = [
             """,
         },
         id="bug-MP003-factory-in-other-file-returns-fp16-model",
+    ),
+    pytest.param(
+        "MP003",
+        {
+            "litgpt/model.py": GPT_MODEL,
+            "litgpt/utils.py": INSTANTIATE_OPTIMIZER,
+            "litgpt/finetune/full.py": FINETUNE_WITH_NAMED_OPTIMIZER,
+        },
+        id="bug-MP003-torch-optim-class-imported-by-name-over-parameters-the-caller-hands",
+    ),
+    pytest.param(
+        "MP003",
+        {
+            "litgpt/model.py": GPT_MODEL,
+            "litgpt/utils.py": INSTANTIATE_OPTIMIZER.replace("  # expect: MP003", ""),
+            "litgpt/finetune/full.py": FINETUNE_WITH_NAMED_OPTIMIZER.replace("  # expect: MP003", "").replace(
+                '"bf16-true"', '"bf16-mixed"'
+            ),
+        },
+        id="ok-MP003-torch-optim-class-imported-by-name-over-fp32-parameters",
+    ),
+    # optimi's AdamW compensates with Kahan summation: the name picks a class that is safe.
+    pytest.param(
+        "MP003",
+        {
+            "litgpt/model.py": GPT_MODEL,
+            "litgpt/utils.py": INSTANTIATE_OPTIMIZER.replace("  # expect: MP003", ""),
+            "litgpt/finetune/full.py": FINETUNE_WITH_NAMED_OPTIMIZER.replace("  # expect: MP003", "").replace(
+                '"AdamW"', '"optimi.AdamW"'
+            ),
+        },
+        id="ok-MP003-class-imported-by-name-from-a-compensating-package",
     ),
 ]
 

@@ -101,3 +101,67 @@ def fabric(args: str, *, late: bool = False, unscaled: bool = False) -> str:
 )
 def test_fabric(source: str, code: str) -> None:
     check(source, code)
+
+
+# litgpt's tutorials/examples/ptl-trainer/litgpt_ptl_small.py: the GPT is built in the `setup` hook
+# (an `LLM` wrapper's `trainer_setup`), which Lightning runs before the strategy converts the module.
+MODEL_BUILT_IN_A_HOOK = """
+    import lightning as L
+    import torch
+    import torch.nn as nn
+
+
+    class GPT(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
+
+
+    class LLM(nn.Module):
+        def __init__(self, model, config):
+            super().__init__()
+            self.model = model
+            self.config = config
+
+        @classmethod
+        def load(cls, checkpoint_dir, config, distribute="auto"):
+            model = GPT(config) if distribute == "auto" else None
+            return cls(model=model, config=config)
+
+        def trainer_setup(self, trainer_ckpt=None):
+            self.model = GPT(self.config)
+
+
+    class LitLLM(L.LightningModule):
+        def __init__(self, checkpoint_dir, config):
+            super().__init__()
+            self.llm = LLM.load(checkpoint_dir, config, distribute=None)
+
+        def {hook}(self{stage}):
+            self.llm.trainer_setup()
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.AdamW(self.llm.model.parameters(), lr=0.0002, weight_decay=0.0){expect}
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step / 10)
+            return [optimizer], [scheduler]
+
+
+    lit_model = LitLLM(checkpoint_dir="pythia-160m", config=config)
+    trainer = L.Trainer(devices=1, accelerator="cuda", max_epochs=1, precision="{precision}")
+    trainer.fit(lit_model, data)
+"""
+
+
+@pytest.mark.parametrize(
+    ("hook", "precision", "half"),
+    [
+        pytest.param("setup", "bf16-true", True, id="setup-hook-then-converted"),
+        pytest.param("configure_model", "16-true", True, id="configure-model-hook-then-converted"),
+        pytest.param("setup", "bf16-mixed", False, id="setup-hook-under-mixed-keeps-fp32"),
+        pytest.param("on_train_start", "bf16-true", False, id="a-later-hook-builds-after-configure-optimizers"),
+    ],
+)
+def test_model_built_in_a_hook_is_converted(hook: str, precision: str, half: bool) -> None:
+    stage = ", stage" if hook == "setup" else ""
+    expect = "  # expect: MP003" if half else ""
+    check(MODEL_BUILT_IN_A_HOOK.format(hook=hook, stage=stage, precision=precision, expect=expect), "MP003")

@@ -1519,6 +1519,71 @@ CASES = [
         optimizer = torch.optim.SGD([dict(params=layer_norms, lr=0.1)], momentum=0.9)
         """,
     ),
+    # HALOs' launch.py: the optimizer class named by the config; every torch.optim class steps the
+    # parameters in their own dtype, whichever name the config gives.
+    bug(
+        "torch-optim-class-picked-by-a-config-name",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        def main(config):
+            policy_dtype = torch.bfloat16 if config.model.policy_dtype == "bfloat16" else torch.float16
+            policy = AutoModelForCausalLM.from_pretrained(config.model.name_or_path, torch_dtype=policy_dtype)
+            optimizer = getattr(torch.optim, config.optimizer)(policy.parameters(), lr=config.lr)  # expect: MP003
+            warmup = getattr(torch.optim.lr_scheduler, config.scheduler)(optimizer, start_factor=0.1)
+        """,
+    ),
+    bug(
+        "torch-optim-class-picked-by-name-in-a-helper",
+        """
+        import torch.nn as nn
+        from torch import optim
+
+
+        def build_optimizer(params, name, lr):
+            optimizer_class = getattr(optim, name)
+            return optimizer_class(params, lr=lr)  # expect: MP003
+
+
+        class Trainer:
+            def __init__(self, args):
+                self.model = nn.Sequential(nn.Linear(512, 512), nn.GELU(), nn.Linear(512, 10)).to("cuda").bfloat16()
+                self.optimizer = build_optimizer(self.model.parameters(), args.optimizer, args.lr)  # expect: MP003
+        """,
+    ),
+    ok(
+        "torch-optim-class-picked-by-name-over-fp32-parameters",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+
+        def main(config):
+            policy = AutoModelForCausalLM.from_pretrained(config.model.name_or_path, torch_dtype=torch.float32)
+            optimizer = getattr(torch.optim, config.optimizer)(policy.parameters(), lr=config.lr)
+            for batch in loader:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = policy(batch["input_ids"]).logits
+                F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten()).backward()
+                optimizer.step()
+        """,
+    ),
+    # A class picked by name from a package other than torch.optim may compensate (optimi's Kahan
+    # summation): nothing is said.
+    ok(
+        "a-class-picked-by-name-from-another-package",
+        """
+        import optimi
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.bfloat16)
+        optimizer = getattr(optimi, args.optimizer)(model.parameters(), lr=args.lr)
+        """,
+    ),
 ]
 
 
@@ -1576,3 +1641,16 @@ def test_message_names_the_optimizer_by_its_function_not_its_alias() -> None:
         CODE,
     )
     assert finding.message.startswith("AdamW8bit over float16 parameters")
+
+
+def test_message_names_a_torch_optim_class_picked_by_name() -> None:
+    (finding,) = lint(
+        """
+        import torch
+
+        model = torch.nn.Linear(512, 512).cuda().half()
+        optimizer = getattr(torch.optim, args.optimizer)(model.parameters(), lr=1e-4)
+        """,
+        CODE,
+    )
+    assert finding.message.startswith("Optimizer picked by name over float16 parameters")

@@ -48,7 +48,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import accelerate
 from mplint.analysis.scopes import Context
 from mplint.analysis.statements import DEFAULT_DTYPE
-from mplint.analysis.summaries import Definition
+from mplint.analysis.summaries import Definition, with_stored
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const
 
 if TYPE_CHECKING:
@@ -173,12 +173,27 @@ def _fit_half(self: Interpreter, model: Value, precision: Precision, node: cst.C
     definition = model.payload if isinstance(model.payload, Definition) else None
     if model.kind is not Kind.MODULE or definition is None:
         return
+    # `pytorch/trainer/trainer.py` `_run`: the `setup(stage)` and `configure_model()` hooks run before
+    # `strategy.setup` converts the module; what they build (litgpt's `LLM.trainer_setup` making its
+    # GPT in `setup`) is converted with it.
+    for name, args in (("setup", [const("fit")]), ("configure_model", [])):
+        hook = _own_method(self, definition, name)
+        if hook is not None:
+            model = with_stored(model, self.call_definition(hook, args, {}, None, receiver=model)[1])
     how = f"converted to {precision.value} by Lightning's Trainer(precision=...)"
     half = self.cast(model, precision, node, ctx, how=how)
     for name in ("configure_optimizers", "training_step"):
-        method = definition.method(name)
-        if method is not None and method.owner is not None and method.owner.path in self.modules:
+        method = _own_method(self, definition, name)
+        if method is not None:
             self.call_definition(method, [], {}, None, receiver=half)
+
+
+def _own_method(self: Interpreter, definition: Definition, name: str) -> Definition | None:
+    """A method of the LightningModule that the linted code defines (not lightning's own)."""
+    method = definition.method(name)
+    if method is not None and method.owner is not None and method.owner.path in self.modules:
+        return method
+    return None
 
 
 def _init_module(found: tuple[Precision, bool] | None, strategy: object, node: cst.Call, ctx: Context) -> Value:

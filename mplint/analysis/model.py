@@ -9,7 +9,9 @@ import libcst as cst
 from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import configuration_test
 from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, record
+from mplint.analysis.frameworks.accelerate_launch import LaunchConfig
 from mplint.analysis.interpreter import Interpreter, TreeMemo
+from mplint.analysis.launch_options import LaunchOptions
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
 from mplint.analysis.summaries import Definition
@@ -189,11 +191,20 @@ def analyze(
     `reaches` tells whether a function of another file may lead to a word (else all are followed)."""
     interpreter = Interpreter(roots, load, index, words, tree_memo, reaches)
     interpreter.run()
-    for condition, launch in interpreter.launch_alternatives.items():
-        # Another accelerate launch configuration of the repository: the whole unit again under it,
-        # its facts kept as those of a non-default configuration.
+    # Another accelerate launch configuration of the repository, or a launch command giving options of
+    # precision the others do not: the whole unit again under it, its facts kept as those of a
+    # non-default configuration.
+    configurations: list[tuple[str, LaunchConfig | None, dict[str, LaunchOptions]]] = [
+        (condition, launch, {}) for condition, launch in interpreter.launch_alternatives.items()
+    ]
+    configurations += [
+        (condition, None, {script: LaunchOptions(options, ())})
+        for (script, condition), options in interpreter.option_alternatives.items()
+    ]
+    for condition, launch, options in configurations:
         alternative = Interpreter(roots, load, index, words, tree_memo, reaches)
         alternative.launch_override, alternative.condition = launch, condition
+        alternative.launch_options.update(options)
         alternative.run()
         _absorb(interpreter, alternative)
     return PrecisionModel(interpreter)

@@ -1,7 +1,8 @@
 """The options a repository's own launch commands give a script are its configuration (`analysis.
 launch_options`): an option every command of the script gives alike replaces the default in code,
-for argparse options and HfArgumentParser dataclass fields; options the commands disagree on, or
-commands of another script, change nothing."""
+for argparse options and HfArgumentParser dataclass fields; options the commands disagree on keep
+it, and a command giving an option of precision the others do not is a configuration of its own,
+reported as conditional; commands of another script change nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mplint.analysis.launch_options import _options, options_of, typed
+from mplint.analysis.launch_options import MOST_ALTERNATIVES, _options, options_of, typed
 
 from .casekit import check_files
 
@@ -141,9 +142,15 @@ CASES = [
     pytest.param(TRAINER_TRAIN, {"scripts/sft.sh": RUN_SH.format(flags="--bf16 True")}, None, id="trainer-bf16-amp"),
     pytest.param(
         ARGPARSE_TRAIN,
-        {"run.sh": RUN_SH.format(flags="--bf16"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
+        {"run.sh": RUN_SH.format(flags="--bf16 --lr 2e-6"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
+        "MP003",
+        id="a-command-alone-giving-bf16-is-a-configuration-of-its-own",
+    ),
+    pytest.param(
+        ARGPARSE_TRAIN,
+        {"run.sh": RUN_SH.format(flags="--lr 2e-6"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
         None,
-        id="commands-that-disagree-keep-the-default-in-code",
+        id="commands-that-disagree-on-no-option-of-precision",
     ),
     pytest.param(
         TRAINER_TRAIN,
@@ -160,7 +167,7 @@ CASES = [
             "scripts/grpo.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16"),
             "scripts/grpo_fp32.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16 False"),
         },
-        None,
+        "MP001",  # only as grpo.sh launches it: the default in code (no bf16) is fp32
         id="a-flag-alone-and-a-false-word-disagree",
     ),
     pytest.param(
@@ -262,6 +269,70 @@ def test_launch_options_reach_a_trainer_in_an_imported_module(flags: str, bug: s
     check_files(files, "MP001", tmp_path)
 
 
+# Video-R1's previous release: of the two scripts that start grpo.py, only run_grpo_video.sh passes
+# `--deepspeed`; both pass `--bf16` (by default, then, bf16 AMP, whose Trainer returns fp32 logits).
+VIDEO_LAUNCH = {
+    "src/scripts/run_grpo_video.sh": RUN_SH.format(flags="--deepspeed local_scripts/zero3.json --bf16"),
+    "src/scripts/run_grpo_vllm.sh": RUN_SH.format(flags="--use_vllm True --bf16"),
+}
+
+
+def _grpo_repository(bug: str | None, launch: dict[str, str]) -> dict[str, str]:
+    files = {name: text.replace("# MARK", f"# expect: {bug}" if bug else "") for name, text in TRAINER_PACKAGE.items()}
+    files.update({name: text.replace("train.py", "grpo.py") for name, text in launch.items()})
+    return files
+
+
+def test_a_launch_the_others_disagree_with_on_deepspeed_is_reported_as_its_condition(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    check_files(_grpo_repository("MP001", VIDEO_LAUNCH), "MP001", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert finding.message.endswith(
+        "(only when launched as in `src/scripts/run_grpo_video.sh`: not in the default configuration)"
+    )
+
+
+@pytest.mark.parametrize(
+    "launch",
+    [
+        pytest.param(
+            {
+                "scripts/run_grpo.sh": RUN_SH.format(flags="--bf16 --output_dir runs/grpo"),
+                "scripts/run_grpo_long.sh": RUN_SH.format(flags="--bf16 true --output_dir runs/long --max_steps 900"),
+            },
+            id="disagreeing-on-output-dir-and-steps",
+        ),
+        pytest.param(
+            {
+                "scripts/run_grpo.sh": RUN_SH.format(flags="--deepspeed local_scripts/zero3.json --bf16 false"),
+                "scripts/run_grpo_fp32.sh": RUN_SH.format(flags="--deepspeed local_scripts/zero3.json"),
+            },
+            id="a-false-word-as-the-default-in-code",
+        ),
+    ],
+)
+def test_commands_disagreeing_on_no_precision_add_no_configuration(launch: dict[str, str], tmp_path: Path) -> None:
+    check_files(_grpo_repository(None, launch), "MP001", tmp_path)
+    assert options_of(str(tmp_path / "grpo.py"), str(tmp_path)).alternatives == ()
+
+
+def test_each_configuration_of_precision_is_one_alternative_and_they_are_bounded(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('train')\n")
+    dtypes = ["bfloat16", "float16", "bfloat16", "float32", "bfloat16", "float16"]
+    for number, dtype in enumerate(dtypes):
+        (tmp_path / f"run{number}.sh").write_text(f"python train.py --torch_dtype {dtype} --output_dir out{number}\n")
+    alternatives = options_of(str(tmp_path / "train.py"), str(tmp_path)).alternatives
+    # run2 and run4 are run0's configuration again; past the bound, run5 is left out.
+    assert [condition for condition, _ in alternatives] == [
+        "launched as in `run0.sh`",
+        "launched as in `run1.sh`",
+        "launched as in `run3.sh`",
+    ]
+    assert len(alternatives) == MOST_ALTERNATIVES
+    assert alternatives[0][1] == {"torch_dtype": "bfloat16", "output_dir": "out0"}
+
+
 def test_options_as_commands_write_them() -> None:
     words = ["--a=1", "--b", "2", "--c", "--d-e", "x", "-f", "3", "|", "--after", "pipe"]
     assert _options(words) == {"a": "1", "b": "2", "c": True, "d_e": "x"}
@@ -298,3 +369,4 @@ def test_a_cached_run_sees_a_launch_command_change(tmp_path: Path, monkeypatch: 
     assert lint_paths(["."], select=["MP003"], cache=True).findings == ()
     (tmp_path / "ppo.sh").write_text(textwrap.dedent(RUN_SH.format(flags="--torch-dtype bfloat16")))
     assert [finding.code for finding in lint_paths(["."], select=["MP003"], cache=True).findings] == ["MP003"]
+

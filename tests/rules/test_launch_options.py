@@ -370,3 +370,42 @@ def test_a_cached_run_sees_a_launch_command_change(tmp_path: Path, monkeypatch: 
     (tmp_path / "ppo.sh").write_text(textwrap.dedent(RUN_SH.format(flags="--torch-dtype bfloat16")))
     assert [finding.code for finding in lint_paths(["."], select=["MP003"], cache=True).findings] == ["MP003"]
 
+
+# llm.c's train_gpt2.py: `--dtype` defaults to float32, scripts/pyrun_gpt2_124M.sh gives bfloat16
+# and the README starts it plainly. fp16 is another configuration of the default run's region; the
+# run as the script launches it (bf16) does not word it again from its own values.
+LLMC_TRAIN = """
+    import argparse
+    from contextlib import nullcontext
+
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dtype", type=str, default="float32", help="float32|float16|bfloat16")
+    args = parser.parse_args()
+    device_type = "cuda"
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    ctx = torch.amp.autocast(device_type=device_type, dtype=ptdtype) if device_type == "cuda" else nullcontext()
+    model = torch.nn.Linear(4, 4).cuda()
+    with ctx:
+        loss = model(torch.randn(2, 4, device="cuda")).mean()
+    loss.backward()
+"""
+
+
+def test_a_region_of_another_configuration_is_worded_from_the_default_run(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    files = {
+        "train_gpt2.py": LLMC_TRAIN,
+        "README.md": "```bash\npython train_gpt2.py\n```\n",
+        "scripts/pyrun_gpt2_124M.sh": "torchrun --nproc_per_node=8 train_gpt2.py --dtype bfloat16 --compile 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    (finding,) = lint_paths([tmp_path], select=["MP002"]).findings
+    assert finding.message.endswith(
+        "(float16 only when `args.dtype == 'float32'` is false: not in the default configuration)"
+    )
+    assert finding.related == ()

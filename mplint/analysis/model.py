@@ -155,6 +155,13 @@ class PrecisionModel:
         written += [arg.value for arg in node.args[1:2] if arg.keyword is None]
         return all(isinstance(dtype, cst.Attribute) and dtype.attr.value in ("float16", "half") for dtype in written)
 
+    def under_another_launch(self, fact: Fact) -> bool:
+        """Whether `fact` comes from a run under a non-default launch configuration (`analyze`): its
+        configuration tests were decided by that launch's values, not by the default ones."""
+        interpreter = self._interpreter
+        launches = {condition for _, condition in interpreter.option_alternatives}
+        return fact.condition in interpreter.launch_alternatives or fact.condition in launches
+
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""
         return optimizer in self._interpreter.master_weights

@@ -409,3 +409,19 @@ def test_a_region_of_another_configuration_is_worded_from_the_default_run(tmp_pa
         "(float16 only when `args.dtype == 'float32'` is false: not in the default configuration)"
     )
     assert finding.related == ()
+
+
+def test_a_region_reached_only_on_a_branch_the_default_skips_is_still_worded(tmp_path: Path) -> None:
+    """Only runs under another launch are left to the default run: a branch read aside (nanoGPT's
+    bench.py `if profile:`) is decided by the default values, and its route stands."""
+    train = LLMC_TRAIN.replace(
+        'help="float32|float16|bfloat16")',
+        'help="float32|float16|bfloat16")\n    parser.add_argument("--profile", action="store_true")',
+    ).replace("    loss.backward()", "    if args.profile:\n        loss.backward()")
+    (tmp_path / "train_gpt2.py").write_text(textwrap.dedent(train))
+    from mplint.api import lint_paths
+
+    (finding,) = lint_paths([tmp_path], select=["MP002"]).findings
+    assert finding.message.endswith(
+        "(float16 only when `args.dtype == 'float32'` is false: not in the default configuration)"
+    )

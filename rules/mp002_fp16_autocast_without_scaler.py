@@ -97,10 +97,13 @@ loss.backward()
             if region.enabled is False:
                 continue
             # fp16 only in a non-default configuration (`--dtype float16`): a warning naming the
-            # condition that holds by default.
+            # condition that holds by default. Not from a run under another launch: its tests were
+            # decided by that launch's values, and the default run words this region's own.
             condition = None
             if region.precision is not Precision.FP16:
                 if region.otherwise is None or region.otherwise[0] is not Precision.FP16:
+                    continue
+                if self.precision.under_another_launch(fact):
                     continue
                 condition = region.otherwise[1]
             if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):

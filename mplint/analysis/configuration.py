@@ -95,8 +95,9 @@ def launched_default(self: Interpreter, dest: str, default: Value, like: object)
 
 
 def launched_options(self: Interpreter) -> dict[str, Written]:
-    """The options the launch commands of the script under way agree on (`launch_options`); the
-    files read to tell are the unit's dependencies."""
+    """The options the launch commands of the script under way agree on (`launch_options`), or
+    those one command gives it in a run under that command (`model.analyze`); the files read to
+    tell are the unit's dependencies, the commands that disagree on precision its alternatives."""
     script = self.entry
     if script is None:
         return {}
@@ -104,6 +105,8 @@ def launched_options(self: Interpreter) -> dict[str, Written]:
     if found is None:
         found = self.launch_options[script] = options_of(script, self.index.root)
         self.data_files.update(found.read)
+        for condition, options in found.alternatives:
+            self.option_alternatives.setdefault((script, condition), options)
     return found.options
 
 

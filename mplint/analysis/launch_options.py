@@ -42,10 +42,13 @@ Written = str | bool  # an option's value as a command writes it; True for a fla
 @dataclass(frozen=True)
 class LaunchOptions:
     """The options every launch command of a script gives alike (by argparse destination:
-    `--learning-rate` is `learning_rate`), and the files read to tell (cache dependencies)."""
+    `--learning-rate` is `learning_rate`), and the files read to tell (cache dependencies). With the
+    commands that give an option of precision the others do not, each as the condition that names
+    it and the options it gives."""
 
     options: dict[str, Written]
     read: tuple[str, ...]
+    alternatives: tuple[tuple[str, dict[str, Written]], ...] = ()
 
 
 def options_of(script: str, run_root: str) -> LaunchOptions:
@@ -54,24 +57,71 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
     root = repository_of(script_path, os.path.abspath(run_root or "."))
     name = os.path.basename(script_path)
     read: list[str] = []
-    given: list[dict[str, Written]] = []
+    given: list[tuple[str, dict[str, Written]]] = []
     for path, text in repository_texts(root):
         if not path.endswith(LAUNCH_SUFFIXES) or name not in text:
             continue
         read.append(path)
         for launched, options in _commands(path, text):
             if is_script(launched, script_path, path, root):
-                given.append(options)
+                given.append((path, options))
     if not given:
         return LaunchOptions({}, tuple(read))
     agreed: dict[str, Written] = {}
-    for dest, value in given[0].items():
+    for dest, value in given[0][1].items():
         found: Written | None = value
-        for options in given[1:]:
+        for _, options in given[1:]:
             found = _alike(found, options.get(dest)) if found is not None else None
         if found is not None:
             agreed[dest] = found
-    return LaunchOptions(agreed, tuple(read))
+    return LaunchOptions(agreed, tuple(read), _alternatives(given, agreed, root))
+
+
+# Each alternative is the whole unit analysed once more: past three, the commands are a sweep of
+# configurations (sizes, precisions), and the first three met, in the order the repository is read,
+# stand for the rest at a bounded cost.
+MOST_ALTERNATIVES = 3
+# What an option of precision mentions, in its name or value (as the plan's trigger words:
+# `--bf16`, `--torch_dtype bfloat16`, `--deepspeed zero3.json`, `--mixed_precision fp16`).
+_PRECISION_WORDS = ("bf16", "fp16", "float16", "half", "dtype", "precision", "deepspeed", "fsdp", "autocast")
+
+
+def _alternatives(
+    given: list[tuple[str, dict[str, Written]]], agreed: Mapping[str, Written], root: str
+) -> tuple[tuple[str, dict[str, Written]], ...]:
+    """The commands that give options of precision not all commands agree on, one per distinct set
+    of those (a command differing from another only in `--output_dir` is the same configuration),
+    each named by its launch file."""
+    found: dict[str, dict[str, Written]] = {}
+    seen: set[frozenset[tuple[str, Written]]] = set()
+    for path, options in given:
+        differing = frozenset(
+            (dest, _read_as(value))
+            for dest, value in options.items()
+            if dest not in agreed and _of_precision(dest, value)
+        )
+        condition = f"launched as in `{os.path.relpath(path, root)}`"
+        if differing and differing not in seen and condition not in found:
+            seen.add(differing)
+            found[condition] = options
+        if len(found) == MOST_ALTERNATIVES:
+            break
+    return tuple(found.items())
+
+
+def _of_precision(dest: str, value: Written) -> bool:
+    """Whether an option may bring low precision: one turned off (`--bf16 false`) only keeps it
+    away, as the default in code mostly does, and a run under it would add no finding."""
+    if _truth(value) is False:
+        return False
+    written = f"{dest} {value}".lower()
+    return any(word in written for word in _PRECISION_WORDS) or "amp" in dest.lower().split("_")
+
+
+def _read_as(written: Written) -> Written:
+    """A value as the script reads it where that is a boolean (`--bf16` and `--bf16 true` alike)."""
+    truth = _truth(written)
+    return written if truth is None else truth
 
 
 def _alike(first: Written, second: Written | None) -> Written | None:

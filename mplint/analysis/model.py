@@ -9,7 +9,9 @@ import libcst as cst
 from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import configuration_test
 from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, record
+from mplint.analysis.frameworks.accelerate_launch import LaunchConfig
 from mplint.analysis.interpreter import Interpreter, TreeMemo
+from mplint.analysis.launch_options import LaunchOptions
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Loaded
 from mplint.analysis.summaries import Definition
@@ -153,6 +155,13 @@ class PrecisionModel:
         written += [arg.value for arg in node.args[1:2] if arg.keyword is None]
         return all(isinstance(dtype, cst.Attribute) and dtype.attr.value in ("float16", "half") for dtype in written)
 
+    def under_another_launch(self, fact: Fact) -> bool:
+        """Whether `fact` comes from a run under a non-default launch configuration (`analyze`): its
+        configuration tests were decided by that launch's values, not by the default ones."""
+        interpreter = self._interpreter
+        launches = {condition for _, condition in interpreter.option_alternatives}
+        return fact.condition in interpreter.launch_alternatives or fact.condition in launches
+
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""
         return optimizer in self._interpreter.master_weights
@@ -189,11 +198,20 @@ def analyze(
     `reaches` tells whether a function of another file may lead to a word (else all are followed)."""
     interpreter = Interpreter(roots, load, index, words, tree_memo, reaches)
     interpreter.run()
-    for condition, launch in interpreter.launch_alternatives.items():
-        # Another accelerate launch configuration of the repository: the whole unit again under it,
-        # its facts kept as those of a non-default configuration.
+    # Another accelerate launch configuration of the repository, or a launch command giving options of
+    # precision the others do not: the whole unit again under it, its facts kept as those of a
+    # non-default configuration.
+    configurations: list[tuple[str, LaunchConfig | None, dict[str, LaunchOptions]]] = [
+        (condition, launch, {}) for condition, launch in interpreter.launch_alternatives.items()
+    ]
+    configurations += [
+        (condition, None, {script: LaunchOptions(options, ())})
+        for (script, condition), options in interpreter.option_alternatives.items()
+    ]
+    for condition, launch, options in configurations:
         alternative = Interpreter(roots, load, index, words, tree_memo, reaches)
         alternative.launch_override, alternative.condition = launch, condition
+        alternative.launch_options.update(options)
         alternative.run()
         _absorb(interpreter, alternative)
     return PrecisionModel(interpreter)

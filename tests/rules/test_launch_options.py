@@ -1,7 +1,8 @@
 """The options a repository's own launch commands give a script are its configuration (`analysis.
 launch_options`): an option every command of the script gives alike replaces the default in code,
-for argparse options and HfArgumentParser dataclass fields; options the commands disagree on, or
-commands of another script, change nothing."""
+for argparse options and HfArgumentParser dataclass fields; options the commands disagree on keep
+it, and a command giving an option of precision the others do not is a configuration of its own,
+reported as conditional; commands of another script change nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mplint.analysis.launch_options import _options, options_of, typed
+from mplint.analysis.launch_options import MOST_ALTERNATIVES, _options, options_of, typed
 
 from .casekit import check_files
 
@@ -141,9 +142,15 @@ CASES = [
     pytest.param(TRAINER_TRAIN, {"scripts/sft.sh": RUN_SH.format(flags="--bf16 True")}, None, id="trainer-bf16-amp"),
     pytest.param(
         ARGPARSE_TRAIN,
-        {"run.sh": RUN_SH.format(flags="--bf16"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
+        {"run.sh": RUN_SH.format(flags="--bf16 --lr 2e-6"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
+        "MP003",
+        id="a-command-alone-giving-bf16-is-a-configuration-of-its-own",
+    ),
+    pytest.param(
+        ARGPARSE_TRAIN,
+        {"run.sh": RUN_SH.format(flags="--lr 2e-6"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
         None,
-        id="commands-that-disagree-keep-the-default-in-code",
+        id="commands-that-disagree-on-no-option-of-precision",
     ),
     pytest.param(
         TRAINER_TRAIN,
@@ -160,7 +167,7 @@ CASES = [
             "scripts/grpo.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16"),
             "scripts/grpo_fp32.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16 False"),
         },
-        None,
+        "MP001",  # only as grpo.sh launches it: the default in code (no bf16) is fp32
         id="a-flag-alone-and-a-false-word-disagree",
     ),
     pytest.param(
@@ -262,6 +269,70 @@ def test_launch_options_reach_a_trainer_in_an_imported_module(flags: str, bug: s
     check_files(files, "MP001", tmp_path)
 
 
+# Video-R1's previous release: of the two scripts that start grpo.py, only run_grpo_video.sh passes
+# `--deepspeed`; both pass `--bf16` (by default, then, bf16 AMP, whose Trainer returns fp32 logits).
+VIDEO_LAUNCH = {
+    "src/scripts/run_grpo_video.sh": RUN_SH.format(flags="--deepspeed local_scripts/zero3.json --bf16"),
+    "src/scripts/run_grpo_vllm.sh": RUN_SH.format(flags="--use_vllm True --bf16"),
+}
+
+
+def _grpo_repository(bug: str | None, launch: dict[str, str]) -> dict[str, str]:
+    files = {name: text.replace("# MARK", f"# expect: {bug}" if bug else "") for name, text in TRAINER_PACKAGE.items()}
+    files.update({name: text.replace("train.py", "grpo.py") for name, text in launch.items()})
+    return files
+
+
+def test_a_launch_the_others_disagree_with_on_deepspeed_is_reported_as_its_condition(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    check_files(_grpo_repository("MP001", VIDEO_LAUNCH), "MP001", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert finding.message.endswith(
+        "(only when launched as in `src/scripts/run_grpo_video.sh`: not in the default configuration)"
+    )
+
+
+@pytest.mark.parametrize(
+    "launch",
+    [
+        pytest.param(
+            {
+                "scripts/run_grpo.sh": RUN_SH.format(flags="--bf16 --output_dir runs/grpo"),
+                "scripts/run_grpo_long.sh": RUN_SH.format(flags="--bf16 true --output_dir runs/long --max_steps 900"),
+            },
+            id="disagreeing-on-output-dir-and-steps",
+        ),
+        pytest.param(
+            {
+                "scripts/run_grpo.sh": RUN_SH.format(flags="--deepspeed local_scripts/zero3.json --bf16 false"),
+                "scripts/run_grpo_fp32.sh": RUN_SH.format(flags="--deepspeed local_scripts/zero3.json"),
+            },
+            id="a-false-word-as-the-default-in-code",
+        ),
+    ],
+)
+def test_commands_disagreeing_on_no_precision_add_no_configuration(launch: dict[str, str], tmp_path: Path) -> None:
+    check_files(_grpo_repository(None, launch), "MP001", tmp_path)
+    assert options_of(str(tmp_path / "grpo.py"), str(tmp_path)).alternatives == ()
+
+
+def test_each_configuration_of_precision_is_one_alternative_and_they_are_bounded(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('train')\n")
+    dtypes = ["bfloat16", "float16", "bfloat16", "float32", "bfloat16", "float16"]
+    for number, dtype in enumerate(dtypes):
+        (tmp_path / f"run{number}.sh").write_text(f"python train.py --torch_dtype {dtype} --output_dir out{number}\n")
+    alternatives = options_of(str(tmp_path / "train.py"), str(tmp_path)).alternatives
+    # run2 and run4 are run0's configuration again; past the bound, run5 is left out.
+    assert [condition for condition, _ in alternatives] == [
+        "launched as in `run0.sh`",
+        "launched as in `run1.sh`",
+        "launched as in `run3.sh`",
+    ]
+    assert len(alternatives) == MOST_ALTERNATIVES
+    assert alternatives[0][1] == {"torch_dtype": "bfloat16", "output_dir": "out0"}
+
+
 def test_options_as_commands_write_them() -> None:
     words = ["--a=1", "--b", "2", "--c", "--d-e", "x", "-f", "3", "|", "--after", "pipe"]
     assert _options(words) == {"a": "1", "b": "2", "c": True, "d_e": "x"}
@@ -298,3 +369,59 @@ def test_a_cached_run_sees_a_launch_command_change(tmp_path: Path, monkeypatch: 
     assert lint_paths(["."], select=["MP003"], cache=True).findings == ()
     (tmp_path / "ppo.sh").write_text(textwrap.dedent(RUN_SH.format(flags="--torch-dtype bfloat16")))
     assert [finding.code for finding in lint_paths(["."], select=["MP003"], cache=True).findings] == ["MP003"]
+
+
+# llm.c's train_gpt2.py: `--dtype` defaults to float32, scripts/pyrun_gpt2_124M.sh gives bfloat16
+# and the README starts it plainly. fp16 is another configuration of the default run's region; the
+# run as the script launches it (bf16) does not word it again from its own values.
+LLMC_TRAIN = """
+    import argparse
+    from contextlib import nullcontext
+
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dtype", type=str, default="float32", help="float32|float16|bfloat16")
+    args = parser.parse_args()
+    device_type = "cuda"
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    ctx = torch.amp.autocast(device_type=device_type, dtype=ptdtype) if device_type == "cuda" else nullcontext()
+    model = torch.nn.Linear(4, 4).cuda()
+    with ctx:
+        loss = model(torch.randn(2, 4, device="cuda")).mean()
+    loss.backward()
+"""
+
+
+def test_a_region_of_another_configuration_is_worded_from_the_default_run(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    files = {
+        "train_gpt2.py": LLMC_TRAIN,
+        "README.md": "```bash\npython train_gpt2.py\n```\n",
+        "scripts/pyrun_gpt2_124M.sh": "torchrun --nproc_per_node=8 train_gpt2.py --dtype bfloat16 --compile 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    (finding,) = lint_paths([tmp_path], select=["MP002"]).findings
+    assert finding.message.endswith(
+        "(float16 only when `args.dtype == 'float32'` is false: not in the default configuration)"
+    )
+    assert finding.related == ()
+
+
+def test_a_region_reached_only_on_a_branch_the_default_skips_is_still_worded(tmp_path: Path) -> None:
+    """Only runs under another launch are left to the default run: a branch read aside (nanoGPT's
+    bench.py `if profile:`) is decided by the default values, and its route stands."""
+    train = LLMC_TRAIN.replace(
+        'help="float32|float16|bfloat16")',
+        'help="float32|float16|bfloat16")\n    parser.add_argument("--profile", action="store_true")',
+    ).replace("    loss.backward()", "    if args.profile:\n        loss.backward()")
+    (tmp_path / "train_gpt2.py").write_text(textwrap.dedent(train))
+    from mplint.api import lint_paths
+
+    (finding,) = lint_paths([tmp_path], select=["MP002"]).findings
+    assert finding.message.endswith(
+        "(float16 only when `args.dtype == 'float32'` is false: not in the default configuration)"
+    )

@@ -291,7 +291,9 @@ class PartialFile(ParsedFile):
 
     partial = True
 
-    def __init__(self, source: SourceFile, tree: ast.Module) -> None:
+    def __init__(self, source: SourceFile, tree: ast.Module, *, whole: bool = False) -> None:
+        """`whole`: the file is a root of the run, so its classes are parsed whole from the start
+        (see `eager_module`), not once without their methods' bodies and then again whole."""
         super().__init__(source, cst.Module(body=[]))  # `module`: an empty stand-in for the rules
         self.pieces = []
         self._spans: list[tuple[int, int]] = []  # (first line, last line) of each top-level statement
@@ -303,7 +305,7 @@ class PartialFile(ParsedFile):
         # The methods parsed without their bodies, by the stand-in node; once asked, the whole method.
         self._stand_ins: dict[cst.FunctionDef, _Method] = {}
         self._methods: dict[int, cst.FunctionDef | None] = {}  # by first line: parsed whole
-        self._whole = False  # a root's classes are parsed whole: the rules walk its methods
+        self._whole = whole  # a root's classes are parsed whole: the rules walk its methods
         self._data: set[int] = set()  # spans never parsed: tables of data (`_is_data`)
         for first, last, group in _line_groups(tree):
             self._spans.append((first, last))

@@ -241,6 +241,16 @@ def test_a_file_read_in_part_then_linted_as_a_root_has_its_methods_whole() -> No
     assert [(f.line, f.code) for f in alone] == [(15, "MP104")]
     assert after == alone
 
+    # Where the plan has told the run its roots, such a file is parsed whole from the first read:
+    # its class once, not first without its methods' bodies and then again.
+    planned = Run(files, registry.all_rules())
+    assert "trainer.py" in planned.plan().units
+    planned.lint_unit("train.py")
+    read_first = planned.partial["trainer.py"]
+    assert isinstance(read_first, PartialFile)
+    assert read_first.parsed_characters == len(trainer) - len("\n\n")  # all but the blank lines: the import, the class
+    assert planned.lint_unit("trainer.py").findings == alone
+
 
 def test_a_table_of_data_is_never_parsed() -> None:
     # A generated table (torch's `op_db`, a name mapping) of more than 50,000 characters binds

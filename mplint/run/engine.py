@@ -187,8 +187,11 @@ class Run:
         files: Sequence[SourceFile],
         rules: Sequence[type[Rule]],
         code_facts: Mapping[str, CodeFacts] | None = None,
+        roots: frozenset[str] = frozenset(),
     ) -> None:
         self.files = {source.path: source for source in files}
+        # The plan's units: read by another unit first, such a file is still parsed as a root is.
+        self.roots = roots
         self.rules = tuple(rules)
         self.index = ModuleIndex(list(self.files))
         self.prefilter = Prefilter(
@@ -237,6 +240,7 @@ class Run:
         configured, read = outside_code(self.index.root, codes, triggers) if candidates else (set(), ())
         roots |= {candidates[path].path for path in configured}
         unanalysed = tuple(source for source in readable if source.path not in roots)
+        self.roots = frozenset(roots)
         return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files, read)
 
     @functools.cached_property
@@ -305,7 +309,7 @@ class Run:
         if tree is None:
             return None
         self.reach.learn(path, tree)  # CPython's tree is at hand: judge the file's functions from it now
-        return PartialFile(source, tree)
+        return PartialFile(source, tree, whole=path in self.roots)
 
     def _relevant_rules(self, source: SourceFile) -> list[type[Rule]]:
         """The rules whose words the file's code mentions: no other rule could fire in it."""

@@ -93,7 +93,7 @@ def _check(run: engine.Run, work: list[tuple[str, str]], jobs: int, start_method
     size = max(1, len(work) // (workers * _CHUNKS_PER_WORKER))
     chunks = [work[start : start + size] for start in range(0, len(work), size)]
     context = multiprocessing.get_context(start_method)
-    initargs = (tuple(run.files.values()), run.rules, run.prefilter.known)
+    initargs = (tuple(run.files.values()), run.rules, run.prefilter.known, run.roots)
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=initargs) as pool:
         for outcome in pool.map(_check_chunk, chunks):
             if isinstance(outcome, _Failure):
@@ -115,11 +115,14 @@ _worker: engine.Run | None = None
 
 
 def _start_worker(
-    files: Sequence[SourceFile], rules: Sequence[type[Rule]], code_facts: Mapping[str, CodeFacts]
+    files: Sequence[SourceFile],
+    rules: Sequence[type[Rule]],
+    code_facts: Mapping[str, CodeFacts],
+    roots: frozenset[str],
 ) -> None:
     global _worker
     gc.disable()  # as `engine.collector_paused` does for the parent, for the worker's whole life
-    _worker = engine.Run(files, rules, code_facts)
+    _worker = engine.Run(files, rules, code_facts, roots)
 
 
 @dataclass(frozen=True)

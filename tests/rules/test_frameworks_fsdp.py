@@ -99,6 +99,31 @@ FSDP2_IN_PLACE = """
     logps = F.log_softmax(model(input_ids).logits, dim=-1){expect}
 """
 
+# A model of the project under FSDP1's bf16 policy: its layers compute in bf16, and what its own
+# forward returns is what the caller gets (MixedPrecision casts no outputs).
+FSDP1_LINTED_FORWARD = """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, MixedPrecision
+
+
+    class GPT(nn.Module):
+        def __init__(self, vocab_size, dim):
+            super().__init__()
+            self.embed = nn.Embedding(vocab_size, dim)
+            self.lm_head = nn.Linear(dim, vocab_size, bias=False)
+
+        def forward(self, idx):
+            logits = self.lm_head(self.embed(idx))
+            return logits{upcast}
+
+
+    policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.bfloat16)
+    model = FSDP(GPT(50304, 768), mixed_precision=policy)
+    logps = F.log_softmax(model(tokens), dim=-1){expect}
+"""
+
 # A bf16 model under FSDP1 with a policy dtype read from the run's config: not known here.
 FSDP1_DTYPE_FROM_CONFIG = """
     import torch
@@ -132,6 +157,10 @@ FSDP1_DTYPE_FROM_CONFIG = """
             id="fsdp2-output-dtype-none-as-documented",
         ),
         pytest.param(FSDP1_DTYPE_FROM_CONFIG, id="fsdp1-policy-dtype-from-config"),
+        pytest.param(FSDP1_LINTED_FORWARD.format(upcast=".float()", expect=""), id="fsdp1-forward-upcasts"),
+        pytest.param(
+            FSDP1_LINTED_FORWARD.format(upcast="", expect="  # expect: MP001"), id="fsdp1-forward-in-compute-dtype"
+        ),
         pytest.param(
             FSDP2_IN_PLACE.format(load="torch.float32", output="None", expect="  # expect: MP001"),
             id="fsdp2-in-place-bf16-outputs",

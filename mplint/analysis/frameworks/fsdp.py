@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Value
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Value, recast
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -53,7 +53,7 @@ def call(
     if given.op != POLICY or not isinstance(given.payload, tuple) or model.kind is not Kind.MODULE or model.op:
         return UNKNOWN
     compute, output = given.payload
-    if output is None:  # the outputs follow the compute dtype unless FSDP2 names one: neither is set
+    if compute is None and output is None:  # the policy changes no dtype
         return model
     path = ctx.scope.module.path
     op = f"fsdp: mixed precision at {path}:{id(node)}"
@@ -79,7 +79,8 @@ def policy(self: Interpreter, leaf: str, args: list[Value], kwargs: dict[str, Va
             return UNKNOWN
         dtypes.append(precision)
     compute = dtypes[0]
-    output = dtypes[2] if leaf == "MixedPrecisionPolicy" and dtypes[2] is not None else compute
+    # Only FSDP2's `output_dtype` casts the outputs; otherwise they are what the forward computes.
+    output = dtypes[2] if leaf == "MixedPrecisionPolicy" else None
     return Value(Kind.INSTANCE, op=POLICY, payload=(compute, output))
 
 
@@ -96,7 +97,10 @@ def forward(
     compute, output, origin = found
     unsharded = module.with_(op=None)
     if compute is not None and compute is not module.precision:
-        unsharded = unsharded.with_(precision=compute, items=(), origin=origin if compute.is_low else None)
+        # Every layer computes in it: a forward of the linted code runs over its submodules so cast
+        # (its own `logits.float()` still upcasts what it returns).
+        cast = unsharded.with_(precision=compute, origin=origin if compute.is_low else None)
+        unsharded = recast(unsharded, cast)
     result = run(unsharded)
     if output is None or result.kind not in (Kind.TENSOR, Kind.ANY) or result.precision is Precision.UNKNOWN:
         return result

@@ -311,7 +311,7 @@ class PartialFile(ParsedFile):
             self._spans.append((first, last))
             alone = group[0] if len(group) == 1 else None
             self._defines.append(alone.name if isinstance(alone, _AST_DEFINITIONS) else None)
-            if isinstance(alone, ast.ClassDef):
+            if isinstance(alone, ast.ClassDef) and not whole:  # a root's classes are parsed whole
                 deferred = _deferred_methods(alone, self.lines())
                 if deferred:
                     self._deferred[len(self._spans) - 1] = deferred

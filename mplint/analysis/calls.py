@@ -16,7 +16,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
+from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks, transformers
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
 from mplint.analysis.values import (
@@ -614,6 +614,10 @@ def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Valu
     if kind.kind is Kind.CLASS and isinstance(kind.payload, Definition):
         definition = kind.payload
         fields = {name: definition.constants.get(name, UNKNOWN) for name in definition.fields or ()}
+        base = hooks.framework_base(self, definition)
+        if base is not None and transformers.is_arguments_class(base):
+            # `class GRPOArguments(GRPOConfig)`: `--bf16 True --deepspeed ds.json` set fields it inherits.
+            fields = {**_FRAMEWORK_FIELDS, **fields}
         return self.construct(node, ctx, definition, [], _launched_fields(self, fields))
     if kind.name is not None:
         return self.call_named(node, ctx, kind.name, [], _launched_fields(self, _FRAMEWORK_FIELDS))

@@ -32,6 +32,7 @@ from mplint.analysis.values import (
     dotted,
     group_params,
     is_mixed,
+    is_tensor_like,
     join,
     promote,
 )
@@ -347,6 +348,10 @@ def binary(
     folded = fold_numbers(operator, left.const, right.const)
     if folded is not None:
         return const(folded)  # `head_dim ** -0.5`: a scale factor stays a Python number
+    if isinstance(operator, cst.Divide) and is_tensor_like(left) and right == UNKNOWN:
+        # `logits / self.temperature`: a divisor of unknown type is a scale factor (a number, or a
+        # tensor without dimensions, which does not promote): the quotient keeps the dtype.
+        return promote(left, const(1))
     result = promote(left, right)
     if isinstance(operator, cst.Subtract) and right.op == "logsumexp" and result.kind is Kind.TENSOR:
         # `logits.gather(...) - logits.logsumexp(-1)` (TRL's `selective_log_softmax`): log-probs.

@@ -425,3 +425,126 @@ def test_a_region_reached_only_on_a_branch_the_default_skips_is_still_worded(tmp
     assert finding.message.endswith(
         "(float16 only when `args.dtype == 'float32'` is false: not in the default configuration)"
     )
+
+
+# Qwen2-VL-Finetune's layout: the script's arguments class subclasses TRL's config, so `--bf16` and
+# `--deepspeed` set fields it inherits; the trainer subclasses TRL's and overrides only a method TRL's
+# own `compute_loss` calls with the model (`_get_per_token_logps`, `concatenated_forward`), dividing
+# the logits by a temperature of unknown type on the way.
+TRL_SUBCLASSES = {
+    "requirements.txt": "transformers\ntrl\ndeepspeed\n",
+    "src/params.py": """
+        from dataclasses import dataclass, field
+
+        from trl import DPOConfig as DPOConfigTRL
+        from trl import GRPOConfig as GRPOConfigTRL
+
+
+        @dataclass
+        class ModelArguments:
+            model_id: str = field(default="Qwen/Qwen2-VL-7B-Instruct")
+
+
+        @dataclass
+        class GRPOArguments(GRPOConfigTRL):
+            freeze_llm: bool = False
+            lora_rank: int = 64
+
+
+        @dataclass
+        class DPOArguments(DPOConfigTRL):
+            freeze_llm: bool = False
+    """,
+    "src/trainer/grpo_trainer.py": """
+        from trl import GRPOTrainer
+        from trl.trainer.utils import selective_log_softmax
+
+
+        class QwenGRPOTrainer(GRPOTrainer):
+            def _get_per_token_logps(self, model, input_ids, attention_mask, logits_to_keep):
+                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+                logits = logits[:, -logits_to_keep - 1 : -1, :]
+                logits = logits / self.temperature
+                return selective_log_softmax(logits, input_ids[:, -logits_to_keep:])  # MARK
+    """,
+    "src/trainer/dpo_trainer.py": """
+        from trl import DPOTrainer
+        from trl.trainer.utils import selective_log_softmax
+
+
+        class QwenDPOTrainer(DPOTrainer):
+            def concatenated_forward(self, model, batch):
+                outputs = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+                per_token_logps = selective_log_softmax(outputs.logits, batch["labels"])  # MARK
+                return {"chosen_logps": per_token_logps.sum(-1)}
+    """,
+    "src/train/train_grpo.py": """
+        import torch
+        from transformers import AutoModelForCausalLM, HfArgumentParser
+
+        from src.params import GRPOArguments, ModelArguments
+        from src.trainer.grpo_trainer import QwenGRPOTrainer
+
+
+        def train():
+            parser = HfArgumentParser((ModelArguments, GRPOArguments))
+            model_args, training_args = parser.parse_args_into_dataclasses()
+            compute_dtype = torch.float16 if training_args.fp16 else (torch.bfloat16 if training_args.bf16 else torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(model_args.model_id, torch_dtype=compute_dtype)
+            QwenGRPOTrainer(model=model, args=training_args, reward_funcs=[]).train()
+
+
+        if __name__ == "__main__":
+            train()
+    """,
+    "src/train/train_dpo.py": """
+        import torch
+        from transformers import AutoModelForCausalLM, HfArgumentParser
+
+        from src.params import DPOArguments, ModelArguments
+        from src.trainer.dpo_trainer import QwenDPOTrainer
+
+
+        def train():
+            model_args, training_args = HfArgumentParser((ModelArguments, DPOArguments)).parse_args_into_dataclasses()
+            compute_dtype = torch.float16 if training_args.fp16 else (torch.bfloat16 if training_args.bf16 else torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(model_args.model_id, torch_dtype=compute_dtype)
+            QwenDPOTrainer(model=model, args=training_args).train()
+
+
+        if __name__ == "__main__":
+            train()
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    ("flags", "bug"),
+    [
+        ("--deepspeed scripts/zero3.json --bf16 True --fp16 False", "MP001"),
+        # bf16 AMP without DeepSpeed: the prepared model returns fp32 logits.
+        ("--bf16 True", None),
+    ],
+)
+def test_launch_options_set_fields_an_arguments_class_inherits_from_trl(
+    flags: str, bug: str | None, tmp_path: Path
+) -> None:
+    files = {name: text.replace("# MARK", f"# expect: {bug}" if bug else "") for name, text in TRL_SUBCLASSES.items()}
+    for script in ("grpo", "dpo"):
+        files[f"scripts/finetune_{script}.sh"] = RUN_SH.format(flags=flags).replace(
+            "train.py", f"src/train/train_{script}.py"
+        )
+    check_files(files, "MP001", tmp_path)
+
+
+def test_a_method_only_trl_calls_is_not_entered_from_a_plain_trainer(tmp_path: Path) -> None:
+    # `transformers.Trainer.compute_loss` never calls `concatenated_forward`: nothing reaches it.
+    files = {name: text.replace("# MARK", "") for name, text in TRL_SUBCLASSES.items()}
+    files["src/trainer/dpo_trainer.py"] = files["src/trainer/dpo_trainer.py"].replace(
+        "from trl import DPOTrainer", "from transformers import Trainer as DPOTrainer"
+    )
+    files["src/trainer/grpo_trainer.py"] = "class QwenGRPOTrainer:\n    pass\n"
+    files["scripts/finetune_dpo.sh"] = RUN_SH.format(flags="--deepspeed scripts/zero3.json --bf16 True").replace(
+        "train.py", "src/train/train_dpo.py"
+    )
+    check_files(files, "MP001", tmp_path)

@@ -105,7 +105,7 @@ def constructed(
         found = transformers.arguments(kwargs, _defaults(definition), known=not any(arg.star for arg in node.args))
         return instance.with_(op=found.op, items=(*instance.items, *found.items))
     if transformers.is_trainer_class(base):
-        return transformers.subclass_trainer(self, node, ctx, definition, instance, args, kwargs)
+        return transformers.subclass_trainer(self, node, ctx, definition, base, instance, args, kwargs)
     # Else an Accelerator subclass (the third kind `framework_base` finds): `class MyAccelerator(Accelerator)`
     # that keeps prepare/backward/autocast is an Accelerator.
     if not any(definition.method(name) for name in accelerate.METHODS):

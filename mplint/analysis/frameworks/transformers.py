@@ -197,23 +197,50 @@ def own_optimizer_params(trainer: Value) -> Value | None:
     return trainer.item(OWN_OPTIMIZER) if trainer.op == TRAINER or isinstance(trainer.payload, Definition) else None
 
 
+# The methods a trainer calls with the model it prepared, each from the one before (`compute_loss`
+# first): where a subclass overrides one, its code is entered there with that model. transformers
+# `Trainer.compute_loss(model, inputs)`; TRL's preference trainers (DPO, KTO, ORPO, CPO in trl 0.x:
+# `compute_loss` → `get_batch_loss_metrics(model, batch)` → `concatenated_forward(model, batch)`);
+# `GRPOTrainer` (`compute_loss` → `_compute_loss(model, inputs)` → `_get_per_token_logps(model, ...)`,
+# `_get_per_token_logps_and_entropies` in trl 1.x). Read in trl 0.19 and 1.16's `dpo_trainer.py` and
+# `grpo_trainer.py`.
+_MODEL_ENTRIES = {
+    **dict.fromkeys(
+        ("DPOTrainer", "KTOTrainer", "ORPOTrainer", "CPOTrainer"),
+        ("compute_loss", "get_batch_loss_metrics", "concatenated_forward"),
+    ),
+    "GRPOTrainer": ("compute_loss", "_compute_loss", "_get_per_token_logps", "_get_per_token_logps_and_entropies"),
+}
+
+
+def _model_entry(definition: Definition, base: str) -> Definition | None:
+    """The first method of the trainer's chain (`_MODEL_ENTRIES`) that `definition` overrides."""
+    for name in _MODEL_ENTRIES.get(base.rpartition(".")[2], ("compute_loss",)):
+        method = definition.method(name)
+        if method is not None:
+            return method
+    return None
+
+
 def subclass_trainer(
     self: Interpreter,
     node: cst.Call,
     ctx: Context,
     definition: Definition,
+    base: str,
     instance: Value,
     args: list[Value],
     kwargs: dict[str, Value],
 ) -> Value:
-    """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted: as `trainer`,
-    and its `compute_loss` override runs on the prepared model, in an autocast region whose state
-    depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x)."""
+    """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted (`base` the
+    framework's class): as `trainer`, and its override of `compute_loss` (or of a method the base
+    trainer calls from there, `_MODEL_ENTRIES`) runs on the prepared model, in an autocast region
+    whose state depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x)."""
     built = trainer(self, node, ctx, args, kwargs)
     overridden = any(definition.method(name) for name in ("create_optimizer", "create_optimizer_and_scheduler"))
     if built.item(OWN_OPTIMIZER) is not None and not overridden:  # a subclass's optimizer is its own construction
         instance = instance.with_(items=(*instance.items, *built.items))
-    override = definition.method("compute_loss")
+    override = _model_entry(definition, base)
     if override is None or override.owner is None or override.owner.path not in self.modules:
         return instance
     arguments = trainer_arguments(args, kwargs)

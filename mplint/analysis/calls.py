@@ -84,12 +84,17 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         linted = self.lookup_dotted(function, ctx.scope.module.path)
         if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
             callee, function = linted, None
+    framework_init = _framework_init(self, node, ctx, function, args)
     if inherited is not None:
         # `super().init_weights()`: the base class's method on this instance, what it stores kept.
         definition, self_name = inherited
         me = ctx.scope.lookup(self_name) or UNKNOWN
         result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=me)
         _store_attributes(ctx, self_name, writes)
+    elif framework_init is not None:
+        framework, self_name, given = framework_init
+        _store_attributes(ctx, self_name, hooks.base_init(framework, given, kwargs))
+        result = const(None)
     elif function in ("setattr", "getattr") and len(args) >= 2 and isinstance(args[1].const, str):
         result = _attribute_by_name(self, node, ctx, function, args)
     elif function == "getattr" and len(args) == 2 and args[0].name in api.PICKED_BY_NAME:
@@ -560,6 +565,30 @@ def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None
     return None
 
 
+def _framework_init(
+    self: Interpreter, node: cst.Call, ctx: Context, function: str | None, args: list[Value]
+) -> tuple[str, str, list[Value]] | None:
+    """`super().__init__(model=model, args=args)` in a method of a linted class that derives from a
+    framework's class, or `Trainer.__init__(self, model=model, ...)`: that class, the receiver's name
+    and the positional arguments the framework's `__init__` is given after it."""
+    if function is not None and function.endswith(".__init__"):
+        first = node.args[0].value if node.args else None
+        if isinstance(first, cst.Name) and not node.args[0].star:
+            return function.removesuffix(".__init__"), first.value, args[1:]
+        return None
+    func = node.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)):
+        return None
+    if not (isinstance(func.value.func, cst.Name) and func.value.func.value == "super" and not func.value.args):
+        return None
+    found = ctx.scope.lookup(SUPER)
+    if found is None or not isinstance(found.payload, tuple):
+        return None
+    owner, self_name = found.payload
+    base = hooks.framework_base(self, owner) if owner is not None else None
+    return (base, self_name, args) if base is not None else None
+
+
 def _as_stored(ctx: Context, target: cst.BaseExpression, receiver: Value) -> Value:
     """`self.init_lora()` in a method (`__init__`): the instance with what the method has stored on it
     so far (`self.transformer = pipe.transformer`), for the called method's reads of `self.<attr>`."""
@@ -673,12 +702,17 @@ def _called_definition(callee: Value, receiver: Value, method: str | None) -> De
 
 
 def _literal_type_test(value: Value, tested: Value) -> Value:
-    """`isinstance(optimizer, str)` on a known literal (litgpt's `optimizer="AdamW"`): folded, so that
-    only the branch that runs is read."""
+    """`isinstance(optimizer, str)` on a known literal (litgpt's `optimizer="AdamW"`), and
+    `isinstance(torch_dtype, torch.dtype)` on a known dtype (TRL's trainers normalising
+    `model_init_kwargs`): folded, so that only the branch that runs is read."""
+    if value.kind is Kind.DTYPE and value.precision is not Precision.UNKNOWN:
+        return const(tested.name == "torch.dtype") if tested.name in ("torch.dtype", *LITERAL_TYPES) else UNKNOWN
     literal = value.const
-    if type(literal) not in (str, int, float, bool) or tested.name not in LITERAL_TYPES:
+    if type(literal) not in (str, int, float, bool):
         return UNKNOWN
-    return const(isinstance(literal, LITERAL_TYPES[tested.name]))
+    if tested.name == "torch.dtype":
+        return const(False)
+    return const(isinstance(literal, LITERAL_TYPES[tested.name])) if tested.name in LITERAL_TYPES else UNKNOWN
 
 
 def _imported_module(function: str, name: str, kwargs: dict[str, Value]) -> str:

@@ -246,10 +246,11 @@ def configuration_condition(test: str | None, *, holds: bool) -> str | None:
 
 def truth_value(value: Value) -> bool | None:
     """Whether a test is true in the configuration that runs, when its value is a known constant.
-    None is not one: `scaler=None` is an optional object a caller passes, not a configuration."""
+    None is not one: `scaler=None` is an optional object a caller passes, not a configuration. A dict
+    known to hold items is true (`args.model_init_kwargs or {}`)."""
     if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
         return bool(value.payload)
-    return None
+    return True if value.kind is Kind.DICT and value.items else None
 
 
 def _option_dest(flags: list[object], dest: object) -> str | None:

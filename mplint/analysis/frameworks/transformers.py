@@ -14,6 +14,9 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   / `autocast_smart_context_manager` are a `nullcontext` in 5.x ("We rely on accelerate for
   autocast"), where transformers 4.x entered `torch.autocast` around `compute_loss`: whether the rest
   of an override runs under autocast depends on the version (a region of unknown state here).
+  `__init__` stores the model and the arguments it is given as `self.model` and `self.args`. When
+  the launch is `accelerate launch` with a DeepSpeed config (`ACCELERATE_USE_DEEPSPEED`), the
+  Trainer's accelerator runs DeepSpeed whatever its arguments say (`is_deepspeed_enabled`).
   The Trainer builds its optimizer over the model's parameters as they are: no fp32 master copy.
   `create_optimizer` (unless `optimizers=` or `optimizer_cls_and_kwargs=` gives one) builds it over
   `[p for n, p in opt_model.named_parameters() if p.requires_grad]`; under DeepSpeed the engine
@@ -148,14 +151,22 @@ def trainer_arguments(args: list[Value], kwargs: dict[str, Value]) -> Value | No
     return next((value for value in args if value.op in PRECISION_OF), None)
 
 
-def trainer(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]) -> Value:
+def trainer(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    args: list[Value],
+    kwargs: dict[str, Value],
+    model: Value | None = None,
+) -> Value:
     """`Trainer(model=model, args=training_args)`: the Trainer scales fp16 losses in its backward,
     and a mixed precision it may run (the launch deciding) may be fp16: this file scales. The
-    Trainer's own optimizer over half parameters is the value's `OWN_OPTIMIZER` item."""
+    Trainer's own optimizer over half parameters (those of `model`, else of the model it is given) is
+    the value's `OWN_OPTIMIZER` item."""
     arguments = trainer_arguments(args, kwargs)
     if precision_of(arguments) is not Precision.BF16:
         self.loss_scaling_paths.add(ctx.scope.module.path)
-    params = _own_optimizer_params(self, ctx, arguments, model_of(args, kwargs), kwargs)
+    params = _own_optimizer_params(self, ctx, arguments, model or model_of(args, kwargs), kwargs)
     return UNKNOWN if params is None else Value(Kind.INSTANCE, op=TRAINER, items=((OWN_OPTIMIZER, params),))
 
 
@@ -192,6 +203,16 @@ def _own_optimizer_params(
     return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
 
 
+def stored_by_init(args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
+    """What `Trainer.__init__(model, args, ...)` stores for a subclass's methods (`self.model`,
+    `self.args`): the model and the training arguments given, as given."""
+    stored = {"model": model_of(args, kwargs)}
+    arguments = trainer_arguments(args, kwargs)
+    if arguments is not None:
+        stored["args"] = arguments
+    return {name: value for name, value in stored.items() if value != UNKNOWN}
+
+
 def own_optimizer_params(trainer: Value) -> Value | None:
     """The half parameters the Trainer built at a call updates with its own optimizer, if any."""
     return trainer.item(OWN_OPTIMIZER) if trainer.op == TRAINER or isinstance(trainer.payload, Definition) else None
@@ -208,8 +229,11 @@ def subclass_trainer(
 ) -> Value:
     """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted: as `trainer`,
     and its `compute_loss` override runs on the prepared model, in an autocast region whose state
-    depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x)."""
-    built = trainer(self, node, ctx, args, kwargs)
+    depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x). The model
+    it trains is the one its own `__init__` handed the Trainer's (TRL-style trainers load it there from
+    a name), else the one it is given."""
+    model = instance.item("model") or model_of(args, kwargs)
+    built = trainer(self, node, ctx, args, kwargs, model)
     overridden = any(definition.method(name) for name in ("create_optimizer", "create_optimizer_and_scheduler"))
     if built.item(OWN_OPTIMIZER) is not None and not overridden:  # a subclass's optimizer is its own construction
         instance = instance.with_(items=(*instance.items, *built.items))
@@ -218,11 +242,19 @@ def subclass_trainer(
         return instance
     arguments = trainer_arguments(args, kwargs)
     precision = precision_of(arguments)
-    model = model_of(args, kwargs)
-    if precision is not None and arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values():
-        # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`): its engine
-        # runs the weights in the half dtype and enters no autocast, so outputs are half.
-        engine = self.cast(model, precision, node, ctx, how=f"made {precision.value} by the Trainer's DeepSpeed engine")
+    launch = accelerate.launch_config(self, ctx)
+    launched_on_deepspeed = launch is not None and launch.deepspeed
+    if launch is not None and launched_on_deepspeed:
+        precision = precision or launch.precision  # the launch's mixed precision, where the arguments set none
+    on_deepspeed = launched_on_deepspeed or (arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values())
+    if on_deepspeed and precision is not None and precision.is_low:
+        # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`), as its arguments
+        # or its launch configuration ask: the engine runs the weights in the half dtype and enters no
+        # autocast, so outputs are half.
+        how = f"made {precision.value} by the Trainer's DeepSpeed engine"
+        if launch is not None and launched_on_deepspeed:
+            how += f" (accelerate launch config {launch.name})"
+        engine = self.cast(model, precision, node, ctx, how=how)
         self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
         return instance
     prepared = accelerate.prepared(model, precision, node, ctx)

@@ -16,7 +16,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks
+from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks, transformers
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
 from mplint.analysis.values import (
@@ -635,24 +635,34 @@ CONFIG_LOADERS = frozenset({"json.load", "yaml.safe_load", "yaml.load", "yaml.fu
 OPENED_FILE = "an opened file"
 
 
-def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:
+def parsed_dataclass(
+    self: Interpreter, node: cst.Call, ctx: Context, kind: Value, *, config_file: bool = False
+) -> Value:
     """What a command-line parser (`HfArgumentParser`, `tyro.cli`) makes of the dataclass `kind`: an
-    instance with its fields' defaults, those the repository's launch commands give replacing them;
-    of a linted class (a framework base's defaults too) or of a framework's own (`TrainingArguments`,
-    `GRPOConfig`, whose precision flags are read)."""
+    instance with its fields' defaults, those the repository's launch commands give replacing them
+    (over the settings of their `--config` files, for a parser that reads them: `config_file`); of a
+    linted class (a framework base's defaults too, and the precision flags of a framework's argument
+    class it derives from) or of a framework's own (`TrainingArguments`, `GRPOConfig`, whose
+    precision flags are read; TRL's `ModelConfig`)."""
     if kind.kind is Kind.CLASS and isinstance(kind.payload, Definition):
         definition = kind.payload
         fields = {name: definition.constants.get(name, UNKNOWN) for name in definition.fields or ()}
-        return self.construct(node, ctx, definition, [], _launched_fields(self, fields))
+        base = hooks.framework_base(self, definition)
+        if base is not None and transformers.is_arguments_class(base):
+            fields = {**_FRAMEWORK_FIELDS, **fields}
+        return self.construct(node, ctx, definition, [], _launched_fields(self, fields, config_file))
+    if kind.name is not None and transformers.is_model_config(kind.name):
+        return transformers.model_config(_launched_fields(self, transformers.MODEL_CONFIG_FIELDS, config_file))
     if kind.name is not None:
-        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, _FRAMEWORK_FIELDS))
+        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, _FRAMEWORK_FIELDS, config_file))
     return UNKNOWN
 
 
-def _launched_fields(self: Interpreter, fields: dict[str, Value]) -> dict[str, Value]:
+def _launched_fields(self: Interpreter, fields: dict[str, Value], config_file: bool) -> dict[str, Value]:
     """The fields the launch commands give a value other than the default in code."""
     given = {
-        name: configuration.launched_default(self, name, default, default.const) for name, default in fields.items()
+        name: configuration.launched_default(self, name, default, default.const, config_file=config_file)
+        for name, default in fields.items()
     }
     return {name: value for name, value in given.items() if value is not fields[name]}
 

@@ -27,6 +27,10 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   None`, and `__post_init__` sets `self.bf16 = not (self.fp16) if self.bf16 is None else self.bf16`
   (bf16 by default in TRL 1.x; older TRL kept TrainingArguments' False): `bf16` not given is unknown.
   (`PPOConfig` is gone from trl 1.16; its older versions took the same two flags.)
+- trl `trainer/model_config.py` (0.15.2): `ModelConfig`, the model's settings beside the training
+  arguments (no TrainingArguments): `model_name_or_path: None`, `model_revision: "main"`,
+  `torch_dtype: None` (renamed `dtype`, default "float32", in trl 1.x), `use_peft`, `load_in_8bit`
+  and `load_in_4bit` False.
 - transformers `hf_argparser.py`: `HfArgumentParser(dataclass_types)` (one class or a sequence) makes
   an option of each field, with the field's default; `parse_args_into_dataclasses()` returns one
   instance per class, in order, built from the parsed options (the remaining strings last when
@@ -42,6 +46,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
@@ -76,7 +81,38 @@ def is_arguments_class(function: str) -> bool:
     if not function.startswith(PACKAGES):
         return False
     leaf = function.rpartition(".")[2]
-    return leaf in ARGUMENT_CLASSES or (function.startswith("trl.") and leaf.endswith("Config"))
+    return leaf in ARGUMENT_CLASSES or (
+        function.startswith("trl.") and leaf.endswith("Config") and leaf != MODEL_CONFIG
+    )
+
+
+# TRL's model settings, and their fields with their defaults (`dtype`'s depends on the version).
+MODEL_CONFIG = "ModelConfig"
+MODEL_CONFIG_FIELDS = {
+    "model_name_or_path": const(None),
+    "model_revision": const("main"),
+    "torch_dtype": const(None),
+    "dtype": UNKNOWN,
+    "use_peft": const(False),
+    "load_in_8bit": const(False),
+    "load_in_4bit": const(False),
+}
+
+
+def is_model_config(function: str) -> bool:
+    """`trl.ModelConfig`, `trl.trainer.model_config.ModelConfig`."""
+    return function.startswith("trl.") and function.rpartition(".")[2] == MODEL_CONFIG
+
+
+def model_config(launched: dict[str, Value]) -> Value:
+    """TRL's `ModelConfig` as a parser fills it: its fields' defaults, those `launched` replacing them,
+    read as attributes."""
+    fields = {**MODEL_CONFIG_FIELDS, **launched}
+    return Value(
+        Kind.DICT,
+        op=NAMESPACE,
+        items=tuple(sorted((name, value) for name, value in fields.items() if value != UNKNOWN)),
+    )
 
 
 def is_trainer_class(function: str) -> bool:
@@ -121,15 +157,18 @@ def parsed(
     self: Interpreter, node: cst.Call, ctx: Context, parser: Value, method: str, kwargs: dict[str, Value]
 ) -> Value | None:
     """`parser.parse_args_into_dataclasses()`: an instance of each class with its defaults (what runs
-    when the script is started with no options); None for the parser's other methods (a JSON or
-    YAML file's values are not defaults)."""
+    when the script is started with no options, or as the repository's commands start it), and
+    TRL's `parse_args_and_config()` over the `--config` file each command names; None for the
+    parser's other methods (a JSON or YAML file's values are not defaults)."""
     if method not in _PARSING_METHODS:
         return None
     remaining = kwargs["return_remaining_strings"].const if "return_remaining_strings" in kwargs else False
     if not isinstance(remaining, bool):
         return UNKNOWN  # how many values it returns is not known
-    instances = tuple(self.parsed_dataclass(node, ctx, kind) for kind in cast(tuple, parser.payload))
-    if method == "parse_args_and_config":  # TRL's: a `--config` YAML file may set any field
+    reads_config = method == "parse_args_and_config"  # TRL's: a `--config` YAML file sets fields too
+    classes = cast(tuple, parser.payload)
+    instances = tuple(self.parsed_dataclass(node, ctx, kind, config_file=reads_config) for kind in classes)
+    if reads_config:  # of settings read for precision alone: any other field the file sets is unknown
         instances = tuple(_settings_unknown(instance) for instance in instances)
     return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
 

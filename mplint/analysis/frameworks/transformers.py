@@ -285,13 +285,13 @@ def subclass_trainer(
     launched_on_deepspeed = launch is not None and launch.deepspeed
     if launch is not None and launched_on_deepspeed:
         precision = precision or launch.precision  # the launch's mixed precision, where the arguments set none
-    on_deepspeed = launched_on_deepspeed or (arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values())
-    if on_deepspeed and precision is not None and precision.is_low:
+    asked_by_arguments = arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values()
+    if (asked_by_arguments or launched_on_deepspeed) and precision is not None and precision.is_low:
         # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`), as its arguments
         # or its launch configuration ask: the engine runs the weights in the half dtype and enters no
         # autocast, so outputs are half.
         how = f"made {precision.value} by the Trainer's DeepSpeed engine"
-        if launch is not None and launched_on_deepspeed:
+        if launch is not None and not asked_by_arguments:
             how += f" (accelerate launch config {launch.name})"
         engine = self.cast(model, precision, node, ctx, how=how)
         self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)

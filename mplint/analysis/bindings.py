@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
@@ -26,6 +27,7 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
     elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
         key = f"{target.value.value}.{target.attr.value}"
         ctx.scope.names[key] = named(value, key)
+        _carried(target.value.value, target.attr.value, value, ctx)
     elif isinstance(target, (cst.Tuple, cst.List)):
         elements = target.elements
         star = next((index for index, element in enumerate(elements) if isinstance(element, cst.StarredElement)), None)
@@ -45,6 +47,21 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
             # item too, where it is returned, spread (`SGD(**group)`) or handed to a framework.
             items = (*(entry for entry in container.items if entry[0] != stored.const), (stored.const, value))
             self.assign(target.value, container.with_(items=items), ctx)
+
+
+def _carried(name: str, attr: str, value: Value, ctx: Context) -> None:
+    """`training_args.model_init_kwargs = model_kwargs`, `args.dtype = "bf16"`: a settings object (an
+    instance of a class, a namespace of options) holds the attribute from then on, where it is handed
+    to a function or a constructor too. A method's own receiver keeps its stores apart (they are the
+    method's writes) and a module's submodules are built, not set."""
+    from mplint.analysis.summaries import SUPER, with_stored  # it imports this module (through statements)
+
+    receiver = ctx.scope.lookup(SUPER)
+    if receiver is not None and isinstance(receiver.payload, tuple) and receiver.payload[1] == name:
+        return
+    holder = ctx.scope.lookup(name)
+    if holder is not None and (holder.kind is Kind.INSTANCE or (holder.kind is Kind.DICT and holder.op == NAMESPACE)):
+        ctx.scope.names[name] = with_stored(holder, {attr: value})
 
 
 def item_key(self: Interpreter, node: cst.Subscript, ctx: Context) -> str | None:

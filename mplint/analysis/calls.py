@@ -84,12 +84,17 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         linted = self.lookup_dotted(function, ctx.scope.module.path)
         if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
             callee, function = linted, None
+    framework_init = _framework_init(self, node, ctx, function, args)
     if inherited is not None:
         # `super().init_weights()`: the base class's method on this instance, what it stores kept.
         definition, self_name = inherited
         me = ctx.scope.lookup(self_name) or UNKNOWN
         result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=me)
         _store_attributes(ctx, self_name, writes)
+    elif framework_init is not None:
+        framework, self_name, given = framework_init
+        _store_attributes(ctx, self_name, hooks.base_init(framework, given, kwargs))
+        result = const(None)
     elif function in ("setattr", "getattr") and len(args) >= 2 and isinstance(args[1].const, str):
         result = _attribute_by_name(self, node, ctx, function, args)
     elif function == "getattr" and len(args) == 2 and args[0].name in api.PICKED_BY_NAME:
@@ -560,6 +565,30 @@ def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None
     return None
 
 
+def _framework_init(
+    self: Interpreter, node: cst.Call, ctx: Context, function: str | None, args: list[Value]
+) -> tuple[str, str, list[Value]] | None:
+    """`super().__init__(model=model, args=args)` in a method of a linted class that derives from a
+    framework's class, or `Trainer.__init__(self, model=model, ...)`: that class, the receiver's name
+    and the positional arguments the framework's `__init__` is given after it."""
+    if function is not None and function.endswith(".__init__"):
+        first = node.args[0].value if node.args else None
+        if isinstance(first, cst.Name) and not node.args[0].star:
+            return function.removesuffix(".__init__"), first.value, args[1:]
+        return None
+    func = node.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)):
+        return None
+    if not (isinstance(func.value.func, cst.Name) and func.value.func.value == "super" and not func.value.args):
+        return None
+    found = ctx.scope.lookup(SUPER)
+    if found is None or not isinstance(found.payload, tuple):
+        return None
+    owner, self_name = found.payload
+    base = hooks.framework_base(self, owner) if owner is not None else None
+    return (base, self_name, args) if base is not None else None
+
+
 def _as_stored(ctx: Context, target: cst.BaseExpression, receiver: Value) -> Value:
     """`self.init_lora()` in a method (`__init__`): the instance with what the method has stored on it
     so far (`self.transformer = pipe.transformer`), for the called method's reads of `self.<attr>`."""
@@ -606,11 +635,15 @@ CONFIG_LOADERS = frozenset({"json.load", "yaml.safe_load", "yaml.load", "yaml.fu
 OPENED_FILE = "an opened file"
 
 
-def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Value) -> Value:
+def parsed_dataclass(
+    self: Interpreter, node: cst.Call, ctx: Context, kind: Value, *, config_file: bool = False
+) -> Value:
     """What a command-line parser (`HfArgumentParser`, `tyro.cli`) makes of the dataclass `kind`: an
-    instance with its fields' defaults, those the repository's launch commands give replacing them;
-    of a linted class (a framework base's defaults too) or of a framework's own (`TrainingArguments`,
-    `GRPOConfig`, whose precision flags are read)."""
+    instance with its fields' defaults, those the repository's launch commands give replacing them
+    (over the settings of their `--config` files, for a parser that reads them: `config_file`); of a
+    linted class (a framework base's defaults too, and the precision flags of a framework's argument
+    class it derives from) or of a framework's own (`TrainingArguments`, `GRPOConfig`, whose
+    precision flags are read; TRL's `ModelConfig`)."""
     if kind.kind is Kind.CLASS and isinstance(kind.payload, Definition):
         definition = kind.payload
         fields = {name: definition.constants.get(name, UNKNOWN) for name in definition.fields or ()}
@@ -618,16 +651,19 @@ def parsed_dataclass(self: Interpreter, node: cst.Call, ctx: Context, kind: Valu
         if base is not None and transformers.is_arguments_class(base):
             # `class GRPOArguments(GRPOConfig)`: `--bf16 True --deepspeed ds.json` set fields it inherits.
             fields = {**_FRAMEWORK_FIELDS, **fields}
-        return self.construct(node, ctx, definition, [], _launched_fields(self, fields))
+        return self.construct(node, ctx, definition, [], _launched_fields(self, fields, config_file))
+    if kind.name is not None and transformers.is_model_config(kind.name):
+        return transformers.model_config(_launched_fields(self, transformers.MODEL_CONFIG_FIELDS, config_file))
     if kind.name is not None:
-        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, _FRAMEWORK_FIELDS))
+        return self.call_named(node, ctx, kind.name, [], _launched_fields(self, _FRAMEWORK_FIELDS, config_file))
     return UNKNOWN
 
 
-def _launched_fields(self: Interpreter, fields: dict[str, Value]) -> dict[str, Value]:
+def _launched_fields(self: Interpreter, fields: dict[str, Value], config_file: bool) -> dict[str, Value]:
     """The fields the launch commands give a value other than the default in code."""
     given = {
-        name: configuration.launched_default(self, name, default, default.const) for name, default in fields.items()
+        name: configuration.launched_default(self, name, default, default.const, config_file=config_file)
+        for name, default in fields.items()
     }
     return {name: value for name, value in given.items() if value is not fields[name]}
 
@@ -677,12 +713,17 @@ def _called_definition(callee: Value, receiver: Value, method: str | None) -> De
 
 
 def _literal_type_test(value: Value, tested: Value) -> Value:
-    """`isinstance(optimizer, str)` on a known literal (litgpt's `optimizer="AdamW"`): folded, so that
-    only the branch that runs is read."""
+    """`isinstance(optimizer, str)` on a known literal (litgpt's `optimizer="AdamW"`), and
+    `isinstance(torch_dtype, torch.dtype)` on a known dtype (TRL's trainers normalising
+    `model_init_kwargs`): folded, so that only the branch that runs is read."""
+    if value.kind is Kind.DTYPE and value.precision is not Precision.UNKNOWN:
+        return const(tested.name == "torch.dtype") if tested.name in ("torch.dtype", *LITERAL_TYPES) else UNKNOWN
     literal = value.const
-    if type(literal) not in (str, int, float, bool) or tested.name not in LITERAL_TYPES:
+    if type(literal) not in (str, int, float, bool):
         return UNKNOWN
-    return const(isinstance(literal, LITERAL_TYPES[tested.name]))
+    if tested.name == "torch.dtype":
+        return const(False)
+    return const(isinstance(literal, LITERAL_TYPES[tested.name])) if tested.name in LITERAL_TYPES else UNKNOWN
 
 
 def _imported_module(function: str, name: str, kwargs: dict[str, Value]) -> str:

@@ -86,18 +86,20 @@ def argument_parser(
 _TYPED_LIKE: dict[str, object] = {"int": 0, "float": 0.0, "str": ""}
 
 
-def launched_default(self: Interpreter, dest: str, default: Value, like: object) -> Value:
+def launched_default(self: Interpreter, dest: str, default: Value, like: object, *, config_file: bool = False) -> Value:
     """An option's default where the script runs: the value all the repository's launch commands
-    give it (`--bf16 True`), typed like `like`; else `default`, as written in code."""
-    written = launched_options(self).get(dest)
+    give it (`--bf16 True`; with `config_file`, over the settings of the YAML file each names with
+    `--config`), typed like `like`; else `default`, as written in code."""
+    written = launched_options(self, config_file=config_file).get(dest)
     value = typed(written, like) if written is not None else None
     return const(value) if value is not None else default
 
 
-def launched_options(self: Interpreter) -> dict[str, Written]:
+def launched_options(self: Interpreter, *, config_file: bool = False) -> dict[str, Written]:
     """The options the launch commands of the script under way agree on (`launch_options`), or
-    those one command gives it in a run under that command (`model.analyze`); the files read to
-    tell are the unit's dependencies, the commands that disagree on precision its alternatives."""
+    those one command gives it in a run under that command (`model.analyze`), as a parser reading
+    the `--config` file of each sees them where `config_file`; the files read to tell are the unit's
+    dependencies, the commands that disagree on precision its alternatives."""
     script = self.entry
     if script is None:
         return {}
@@ -107,7 +109,7 @@ def launched_options(self: Interpreter) -> dict[str, Written]:
         self.data_files.update(found.read)
         for condition, options in found.alternatives:
             self.option_alternatives.setdefault((script, condition), options)
-    return found.options
+    return found.configured if config_file else found.options
 
 
 def config_file(self: Interpreter, name: str, script: str) -> Value:
@@ -246,10 +248,11 @@ def configuration_condition(test: str | None, *, holds: bool) -> str | None:
 
 def truth_value(value: Value) -> bool | None:
     """Whether a test is true in the configuration that runs, when its value is a known constant.
-    None is not one: `scaler=None` is an optional object a caller passes, not a configuration."""
+    None is not one: `scaler=None` is an optional object a caller passes, not a configuration. A dict
+    known to hold items is true (`args.model_init_kwargs or {}`)."""
     if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
         return bool(value.payload)
-    return None
+    return True if value.kind is Kind.DICT and value.items else None
 
 
 def _option_dest(flags: list[object], dest: object) -> str | None:

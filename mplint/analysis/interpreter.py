@@ -33,7 +33,7 @@ from mplint.analysis import (
 from mplint.analysis.facts import CallFact, LateCast, OperationFact, ReplicatedCall
 from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.frameworks.accelerate_launch import Launch, LaunchConfig
-from mplint.analysis.launch_options import LaunchOptions, Written
+from mplint.analysis.launch_options import LaunchOptions
 from mplint.analysis.project import ModuleIndex
 from mplint.analysis.scopes import Context, Frame, Loaded, ModuleState, Scope
 from mplint.analysis.summaries import CallMemo, Definition
@@ -174,7 +174,7 @@ class Interpreter:
         self.launch_options: dict[str, LaunchOptions] = {}
         # Per (script, condition naming a launch file): the options of a command that disagrees
         # with the others on precision, read afterwards as `launch_options` of a run of its own.
-        self.option_alternatives: dict[tuple[str, str], dict[str, Written]] = {}
+        self.option_alternatives: dict[tuple[str, str], LaunchOptions] = {}
         self.evaluated_calls = 0
         # While a branch the default configuration skips is read: the condition that takes it.
         self.condition: str | None = None

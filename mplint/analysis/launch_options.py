@@ -8,6 +8,14 @@ here (argparse's `add_argument`, a field of an `HfArgumentParser` dataclass). An
 disagree on, or that one of them leaves out, keeps the default written in code; a repository with no
 command for the script changes nothing. Commands are read as `accelerate_launch` reads `accelerate
 launch` lines: continuation lines joined, shell variables assigned a literal substituted.
+
+A parser that reads a YAML file named by `--config` (TRL's `TrlParser.parse_args_and_config`, trl
+0.15.2 `scripts/utils.py`: the file's top-level keys set the dataclass fields' defaults, the command
+line wins over them) sees each command's options over its file's settings (`configured`): the open-r1
+family's `--config recipes/x.yaml` with `torch_dtype: bfloat16` and `bf16: true`. A command naming a
+file the repository lacks cannot run as written and gives that parser nothing; recipes that disagree
+leave the setting to the default in code, and those that bring precision the others do not are
+alternatives named by their file.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mplint.analysis.frameworks.accelerate_launch import (
     LAUNCH_SUFFIXES,
@@ -25,6 +33,7 @@ from mplint.analysis.frameworks.accelerate_launch import (
     read_text,
     repository_of,
     repository_texts,
+    scalars,
     script_index,
     substituted_lines,
 )
@@ -42,13 +51,26 @@ Written = str | bool  # an option's value as a command writes it; True for a fla
 @dataclass(frozen=True)
 class LaunchOptions:
     """The options every launch command of a script gives alike (by argparse destination:
-    `--learning-rate` is `learning_rate`), and the files read to tell (cache dependencies). With the
+    `--learning-rate` is `learning_rate`), and the files read to tell (cache dependencies); the same
+    as a parser that reads the `--config` file of each command sees them (`configured`). With the
     commands that give an option of precision the others do not, each as the condition that names
     it and the options it gives."""
 
     options: dict[str, Written]
     read: tuple[str, ...]
-    alternatives: tuple[tuple[str, dict[str, Written]], ...] = ()
+    alternatives: tuple[tuple[str, LaunchOptions], ...] = ()
+    configured: dict[str, Written] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Command:
+    """A command that starts the script: the file it is written in, its options, and those over its
+    `--config` file's settings (None when it names a file the repository lacks)."""
+
+    file: str
+    options: dict[str, Written]
+    configured: dict[str, Written] | None
+    config_file: str | None = None
 
 
 def options_of(script: str, run_root: str) -> LaunchOptions:
@@ -57,24 +79,57 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
     root = repository_of(script_path, os.path.abspath(run_root or "."))
     name = os.path.basename(script_path)
     read: list[str] = []
-    given: list[tuple[str, dict[str, Written]]] = []
+    given: list[_Command] = []
     for path, text in repository_texts(root):
         if not path.endswith(LAUNCH_SUFFIXES) or name not in text:
             continue
         read.append(path)
         for launched, options in _commands(path, text):
             if is_script(launched, script_path, path, root):
-                given.append((path, options))
+                given.append(_with_config_file(path, options, root, read))
     if not given:
         return LaunchOptions({}, tuple(read))
+    runnable = [command.configured for command in given if command.configured is not None]
+    configured = _agreed(runnable) if runnable else {}
+    return LaunchOptions(
+        _agreed([command.options for command in given]), tuple(read), _alternatives(given, configured, root), configured
+    )
+
+
+def _agreed(given: list[dict[str, Written]]) -> dict[str, Written]:
+    """The options all of `given` give alike."""
     agreed: dict[str, Written] = {}
-    for dest, value in given[0][1].items():
+    for dest, value in given[0].items():
         found: Written | None = value
-        for _, options in given[1:]:
+        for options in given[1:]:
             found = _alike(found, options.get(dest)) if found is not None else None
         if found is not None:
             agreed[dest] = found
-    return LaunchOptions(agreed, tuple(read), _alternatives(given, agreed, root))
+    return agreed
+
+
+# TRL's flag, read only as `--config path` (`args.index("--config")`), and the keys of its file that
+# are no option (`env`: environment variables).
+_CONFIG_FLAG = "config"
+_NO_OPTION = frozenset({"env"})
+
+
+def _with_config_file(path: str, options: dict[str, Written], root: str, read: list[str]) -> _Command:
+    """A command with its options over those of the YAML file its `--config` names, found relative to
+    the repository's root (where commands are run from) or to the command's file."""
+    name = options.get(_CONFIG_FLAG)
+    if not isinstance(name, str) or not name.endswith((".yaml", ".yml")):
+        return _Command(path, options, options)
+    for base in (root, os.path.dirname(path)):
+        config = os.path.normpath(os.path.join(base, name))
+        text = read_text(config, _LARGEST_CONFIG)
+        if text is not None:
+            read.append(config)
+            settings = {
+                key: value for key, value in scalars(text).items() if isinstance(value, str) and key not in _NO_OPTION
+            }
+            return _Command(path, options, {**settings, **options}, os.path.relpath(config, root))
+    return _Command(path, options, None)
 
 
 # Each alternative is the whole unit analysed once more: past three, the commands are a sweep of
@@ -87,23 +142,28 @@ _PRECISION_WORDS = ("bf16", "fp16", "float16", "half", "dtype", "precision", "de
 
 
 def _alternatives(
-    given: list[tuple[str, dict[str, Written]]], agreed: Mapping[str, Written], root: str
-) -> tuple[tuple[str, dict[str, Written]], ...]:
-    """The commands that give options of precision not all commands agree on, one per distinct set
-    of those (a command differing from another only in `--output_dir` is the same configuration),
-    each named by its launch file."""
-    found: dict[str, dict[str, Written]] = {}
+    given: list[_Command], agreed: Mapping[str, Written], root: str
+) -> tuple[tuple[str, LaunchOptions], ...]:
+    """The commands that give options of precision not all commands agree on (read over their config
+    files), one per distinct set of those (a command differing from another only in `--output_dir`
+    is the same configuration), each named by its config file where that brings the difference, else
+    by its launch file."""
+    found: dict[str, LaunchOptions] = {}
     seen: set[frozenset[tuple[str, Written]]] = set()
-    for path, options in given:
-        differing = frozenset(
-            (dest, _read_as(value))
-            for dest, value in options.items()
+    for command in given:
+        configured = command.configured if command.configured is not None else command.options
+        differing = {
+            dest: _read_as(value)
+            for dest, value in configured.items()
             if dest not in agreed and _of_precision(dest, value)
-        )
-        condition = f"launched as in `{os.path.relpath(path, root)}`"
-        if differing and differing not in seen and condition not in found:
-            seen.add(differing)
-            found[condition] = options
+        }
+        if command.config_file is not None and not differing.keys() <= command.options.keys():
+            condition = f"launched with `--config {command.config_file}`"
+        else:
+            condition = f"launched as in `{os.path.relpath(command.file, root)}`"
+        if differing and frozenset(differing.items()) not in seen and condition not in found:
+            seen.add(frozenset(differing.items()))
+            found[condition] = LaunchOptions(command.options, (), configured=configured)
         if len(found) == MOST_ALTERNATIVES:
             break
     return tuple(found.items())
@@ -168,7 +228,9 @@ def _launched_with(root: str, scripts: Iterable[str], words: frozenset[str]) -> 
             continue
         read.append(path)
         for launched, options in _commands(path, text):
-            written = " ".join(f"{name} {value}" for name, value in options.items())
+            command = _with_config_file(path, options, root, read)  # `--config recipes/x.yaml`'s settings too
+            given = command.configured if command.configured is not None else options
+            written = " ".join(f"{name} {value}" for name, value in given.items())
             if not any(word in written for word in words):
                 continue
             for script in by_name.get(os.path.basename(launched), ()):

@@ -205,8 +205,7 @@ def analyze(
         (condition, launch, {}) for condition, launch in interpreter.launch_alternatives.items()
     ]
     configurations += [
-        (condition, None, {script: LaunchOptions(options, ())})
-        for (script, condition), options in interpreter.option_alternatives.items()
+        (condition, None, {script: options}) for (script, condition), options in interpreter.option_alternatives.items()
     ]
     for condition, launch, options in configurations:
         alternative = Interpreter(roots, load, index, words, tree_memo, reaches)

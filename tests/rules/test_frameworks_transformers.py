@@ -378,6 +378,23 @@ OWN_OPTIMIZER = [
             trainer.train()
         """,
     ),
+    bug(
+        "trainer-subclass-loading-a-bf16-model-by-name",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+        class SFTTrainer(Trainer):
+            def __init__(self, model, args, model_init_kwargs=None):
+                if isinstance(model, str):
+                    model = AutoModelForCausalLM.from_pretrained(model, **(model_init_kwargs or {}))
+                super().__init__(model=model, args=args)
+
+        args = TrainingArguments(output_dir="out", bf16=True)
+        trainer = SFTTrainer("huggyllama/llama-7b", args, {"torch_dtype": torch.bfloat16})  # expect: MP003
+        trainer.train()
+        """,
+    ),
     ok(
         "trainer-over-an-fp32-model-under-bf16-amp",
         """
@@ -506,3 +523,149 @@ def test_an_accelerate_config_may_bring_deepspeed_to_the_trainer(tmp_path: Path)
     zero3 = "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\nmixed_precision: bf16\n"
     launch = "accelerate launch --config_file recipes/zero3.yaml train.py\n"
     check_files({"train.py": train, "recipes/zero3.yaml": zero3, "run.sh": launch}, "MP003", tmp_path)
+
+
+# TRL's trainers as GRPO repositories copy them (X-R1's XGRPOTrainer): the model is named by a string,
+# loaded in the subclass's `__init__` with the arguments' `model_init_kwargs`, and handed to the
+# Trainer's `__init__`, which stores it as `self.model`; `compute_loss` is given that model, prepared.
+SUBCLASS_LOADING_ITS_MODEL = {
+    "setup.py": "from setuptools import setup\n\nsetup(name='x_r1')\n",  # the repository's root, above src/
+    "src/x_r1/x_grpo_trainer.py": """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer
+        from trl.trainer import GRPOTrainer
+        from trl.trainer.utils import selective_log_softmax
+
+
+        class XGRPOTrainer(GRPOTrainer):
+            def __init__(self, model, reward_funcs, args=None, peft_config=None):
+                model_init_kwargs = args.model_init_kwargs or {}
+                if isinstance(model, str):
+                    torch_dtype = model_init_kwargs.get("torch_dtype")
+                    if isinstance(torch_dtype, torch.dtype) or torch_dtype == "auto" or torch_dtype is None:
+                        pass
+                    elif isinstance(torch_dtype, str):
+                        torch_dtype = getattr(torch, torch_dtype)
+                        model_init_kwargs["torch_dtype"] = torch_dtype
+                    model = AutoModelForCausalLM.from_pretrained(model, **model_init_kwargs)
+                INIT
+
+            def _get_per_token_logps(self, model, input_ids, attention_mask, logits_to_keep):
+                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+                logits = logits[:, :-1, :]
+                return selective_log_softmax(logits[:, -logits_to_keep:], input_ids[:, -logits_to_keep:])  # MARK
+
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+                logits_to_keep = inputs["completion_ids"].size(1)
+                per_token_logps = self._get_per_token_logps(model, input_ids, inputs["attention_mask"], logits_to_keep)
+                return -(per_token_logps * inputs["advantages"].unsqueeze(1)).mean()
+    """,
+    "src/x_r1/grpo.py": """
+        import torch
+        from transformers import HfArgumentParser, TrainingArguments
+
+        from x_grpo_trainer import XGRPOTrainer
+
+
+        def main(training_args):
+            training_args.model_init_kwargs = dict(torch_dtype=torch.bfloat16, use_cache=False)
+            trainer = XGRPOTrainer(model="Qwen/Qwen2.5-0.5B", reward_funcs=[], args=training_args)
+            trainer.train()
+
+
+        if __name__ == "__main__":
+            (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses()
+            main(training_args)
+    """,
+    "scripts/run_x_r1_zero.sh": """
+        ACCELERATE_LOG_LEVEL=info accelerate launch \\
+        --config_file recipes/zero3.yaml \\
+        --num_processes=3 src/x_r1/grpo.py \\
+        --output_dir output/x_r1 > ./output/x_r1_0dot5B_sampling.log 2>&1
+    """,
+}
+ACCELERATE_CONFIG = "distributed_type: {}\nmixed_precision: bf16\nnum_processes: 3\n"
+
+
+@pytest.mark.parametrize(
+    ("init", "distributed_type", "bug"),
+    [
+        ("Trainer.__init__(self, model=model, args=args)", "DEEPSPEED", True),
+        ("super().__init__(model=model, args=args)", "DEEPSPEED", True),
+        ("super().__init__(model, reward_funcs, args=args)", "DEEPSPEED", True),
+        ("Trainer.__init__(self, model=model, args=args)", "MULTI_GPU", False),  # bf16 AMP: fp32 logits
+    ],
+)
+def test_a_trainer_subclass_loading_its_model_runs_compute_loss_on_it(
+    init: str, distributed_type: str, bug: bool, tmp_path: Path
+) -> None:
+    files = {
+        name: text.replace("INIT", init).replace("# MARK", "# expect: MP001" if bug else "")
+        for name, text in SUBCLASS_LOADING_ITS_MODEL.items()
+    }
+    files["recipes/zero3.yaml"] = ACCELERATE_CONFIG.format(distributed_type)
+    check_files(files, "MP001", tmp_path)
+
+
+def test_a_launch_command_naming_a_config_the_repository_lacks_is_not_counted(tmp_path: Path) -> None:
+    files = {
+        name: text.replace("INIT", "super().__init__(model=model, args=args)")
+        for name, text in SUBCLASS_LOADING_ITS_MODEL.items()
+    }
+    files = {name: text.replace("# MARK", "# expect: MP001") for name, text in files.items()}
+    files["recipes/zero3.yaml"] = ACCELERATE_CONFIG.format("DEEPSPEED")
+    # X-R1's README: a stale path to a config moved since.
+    files["README.md"] = "accelerate launch --config_file recipes/accelerate_configs/zero3.yaml src/x_r1/grpo.py\n"
+    check_files(files, "MP001", tmp_path)
+
+    from mplint.api import lint_paths
+
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert "only when" not in finding.message  # the default configuration: the one command that can run
+
+
+# `training_args.model_init_kwargs = ...` in the script: the arguments object holds it where a helper
+# reads it (TRL's trainers normalise a dtype given as a string).
+MODEL_INIT_KWARGS = """
+    from dataclasses import dataclass
+
+    import torch
+    from transformers import AutoModelForCausalLM, HfArgumentParser, TrainingArguments
+
+
+    @dataclass
+    class ModelArguments:
+        model_name_or_path: str = "Qwen/Qwen2.5-0.5B"
+        torch_dtype: str = "{dtype}"
+
+
+    def load_policy(name, args):
+        model_init_kwargs = args.model_init_kwargs or {{}}
+        torch_dtype = model_init_kwargs.get("torch_dtype")
+        if isinstance(torch_dtype, torch.dtype) or torch_dtype == "auto" or torch_dtype is None:
+            pass
+        elif isinstance(torch_dtype, str):
+            model_init_kwargs["torch_dtype"] = getattr(torch, torch_dtype)
+        return AutoModelForCausalLM.from_pretrained(name, **model_init_kwargs)
+
+
+    model_args, training_args = HfArgumentParser((ModelArguments, TrainingArguments)).parse_args_into_dataclasses()
+    training_args.model_init_kwargs = {{"torch_dtype": {given}}}
+    policy = load_policy(model_args.model_name_or_path, training_args)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)  # MARK
+"""
+
+
+@pytest.mark.parametrize(
+    ("dtype", "given", "bug"),
+    [
+        ("bfloat16", "model_args.torch_dtype", True),  # a string the helper turns into a dtype
+        ("bfloat16", "getattr(torch, model_args.torch_dtype)", True),  # a dtype it keeps
+        ("float32", "model_args.torch_dtype", False),
+        ("auto", "model_args.torch_dtype", False),  # the checkpoint's dtype: not known
+    ],
+)
+def test_settings_stored_on_the_arguments_reach_the_helper_that_reads_them(dtype: str, given: str, bug: bool) -> None:
+    source = MODEL_INIT_KWARGS.format(dtype=dtype, given=given)
+    check(source.replace("# MARK", "# expect: MP003" if bug else ""), "MP003")

@@ -141,6 +141,21 @@ CASES = [
     ),
     pytest.param(TRAINER_TRAIN, {"scripts/sft.sh": RUN_SH.format(flags="--bf16 True")}, None, id="trainer-bf16-amp"),
     pytest.param(
+        TRAINER_TRAIN.replace(
+            "(training_args,) = transformers.HfArgumentParser(transformers.TrainingArguments)",
+            "(training_args,) = transformers.HfArgumentParser(GRPOConfig)",
+        )
+        .replace(
+            "class GRPOTrainer(transformers.Trainer):",
+            "@dataclass\n    class GRPOConfig(transformers.TrainingArguments):\n"
+            "        num_generations: int = 8\n\n\n    class GRPOTrainer(transformers.Trainer):",
+        )
+        .replace("import transformers\n", "import transformers\n    from dataclasses import dataclass\n", 1),
+        {"scripts/grpo.sh": RUN_SH.format(flags="--deepspeed configs/zero3.json --bf16")},
+        "MP001",
+        id="a-linted-subclass-of-the-training-arguments-takes-their-flags",
+    ),
+    pytest.param(
         ARGPARSE_TRAIN,
         {"run.sh": RUN_SH.format(flags="--bf16 --lr 2e-6"), "run_fp32.sh": RUN_SH.format(flags="--lr 1e-6")},
         "MP003",
@@ -330,7 +345,7 @@ def test_each_configuration_of_precision_is_one_alternative_and_they_are_bounded
         "launched as in `run3.sh`",
     ]
     assert len(alternatives) == MOST_ALTERNATIVES
-    assert alternatives[0][1] == {"torch_dtype": "bfloat16", "output_dir": "out0"}
+    assert alternatives[0][1].options == {"torch_dtype": "bfloat16", "output_dir": "out0"}
 
 
 def test_options_as_commands_write_them() -> None:
@@ -548,3 +563,123 @@ def test_a_method_only_trl_calls_is_not_entered_from_a_plain_trainer(tmp_path: P
         "train.py", "src/train/train_dpo.py"
     )
     check_files(files, "MP001", tmp_path)
+
+
+# The open-r1 family: TRL's `TrlParser` reads the YAML file a command names with `--config` (its
+# top-level keys set the dataclasses' fields, the command line wins over them).
+TRL_TRAIN = """
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
+
+
+    def main(script_args, training_args, model_args):
+        dtype = model_args.torch_dtype
+        torch_dtype = dtype if dtype in ["auto", None] else getattr(torch, dtype)
+        model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, torch_dtype=torch_dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=training_args.learning_rate)  # MARK
+
+
+    if __name__ == "__main__":
+        parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+        script_args, training_args, model_args = parser.parse_args_and_config()
+        main(script_args, training_args, model_args)
+"""
+RECIPE = """
+    # Model arguments
+    model_name_or_path: Qwen/Qwen2.5-1.5B-Instruct
+    model_revision: main
+    torch_dtype: {dtype}
+    attn_implementation: flash_attention_2
+
+    # Data training arguments
+    dataset_name: open-r1/Mixture-of-Thoughts
+    dataset_configs:
+    - all
+
+    # SFT trainer config
+    bf16: true
+    learning_rate: 4.0e-05
+    gradient_checkpointing_kwargs:
+      use_reentrant: false
+"""
+
+
+@pytest.mark.parametrize(
+    ("train", "files", "bug"),
+    [
+        pytest.param(
+            TRL_TRAIN,
+            {
+                "recipes/sft.yaml": RECIPE.format(dtype="bfloat16"),
+                "run.sh": "python train.py --config recipes/sft.yaml\n",
+            },
+            "MP003",
+            id="a-recipe-gives-the-model-its-dtype",
+        ),
+        pytest.param(
+            TRL_TRAIN,
+            {
+                "recipes/sft.yaml": RECIPE.format(dtype="bfloat16"),
+                "run.sh": "python train.py --config recipes/sft.yaml --torch_dtype float32\n",
+            },
+            None,
+            id="the-command-line-wins-over-the-recipe",
+        ),
+        pytest.param(
+            TRL_TRAIN,
+            {
+                "recipes/sft.yaml": RECIPE.format(dtype="bfloat16"),
+                "run.sh": "python train.py --config recipes/gone.yaml\n",
+            },
+            None,
+            id="a-recipe-the-repository-lacks",
+        ),
+        pytest.param(
+            TRL_TRAIN.replace("parser.parse_args_and_config()", "parser.parse_args_into_dataclasses()"),
+            {
+                "recipes/sft.yaml": RECIPE.format(dtype="bfloat16"),
+                "run.sh": "python train.py --config recipes/sft.yaml\n",
+            },
+            None,
+            id="a-parser-that-reads-no-config-file",
+        ),
+        pytest.param(
+            TRL_TRAIN,
+            {"recipes/sft.yaml": RECIPE.format(dtype="auto"), "run.sh": "python train.py --config recipes/sft.yaml\n"},
+            None,
+            id="the-checkpoint-s-own-dtype",
+        ),
+    ],
+)
+def test_a_trl_parser_reads_the_recipe_its_command_names(
+    train: str, files: dict[str, str], bug: str | None, tmp_path: Path
+) -> None:
+    check_files(project(train, files, bug), "MP003", tmp_path)
+
+
+def test_recipes_that_disagree_on_the_dtype_are_configurations_named_by_their_file(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    files = {
+        "recipes/1.5b.yaml": RECIPE.format(dtype="float32"),
+        "recipes/7b.yaml": RECIPE.format(dtype="bfloat16"),
+        "README.md": "```\npython train.py --config recipes/1.5b.yaml\npython train.py --config recipes/7b.yaml\n```\n",
+    }
+    check_files(project(TRL_TRAIN, files, "MP003"), "MP003", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
+    assert "(only when launched with `--config recipes/7b.yaml`: not in the default configuration)" in finding.message
+    assert options_of(str(tmp_path / "train.py"), str(tmp_path)).configured["bf16"] == "true"  # the recipes agree
+
+
+def test_a_command_naming_a_recipe_the_repository_lacks_gives_the_parser_nothing(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    files = {
+        "recipes/7b.yaml": RECIPE.format(dtype="bfloat16"),
+        # X-R1's README: a recipe renamed since (`.yaml.yaml`), beside the one that runs.
+        "README.md": "python train.py --config recipes/7b.yaml\npython train.py --config recipes/7b.yaml.yaml\n",
+    }
+    check_files(project(TRL_TRAIN, files, "MP003"), "MP003", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
+    assert "only when" not in finding.message

@@ -15,7 +15,8 @@ Read from accelerate 1.15.0 (`pip download accelerate==1.15.0`):
   precision, filling the "auto" values of a `deepspeed_config_file` and keeping its explicit ones.
 
 Which configuration a script runs under: the one an `accelerate launch --config_file X script.py`
-line of the repository (a shell script, a README) names for it; else, when every accelerate config
+line of the repository (a shell script, a README) names for it (a command naming a file the
+repository lacks cannot run and is not counted); else, when every accelerate config
 of the repository has the same effect, that one. Otherwise the default is unknown (the user's own
 default config), and each other effect is a non-default configuration, reported as conditional.
 """
@@ -112,6 +113,8 @@ def launch_of(script: str, run_root: str) -> Launch:
     named_anywhere: set[str] = set()  # configs some command names, for any script
     for command in commands:
         config = _resolve(command.config, command.file, root, by_path) if command.config is not None else None
+        if config is None and command.config is not None and not _names_a_file(command.config, command.file, root):
+            continue  # a command naming a config the repository lacks cannot run as written (X-R1's README)
         if config is not None:
             named_anywhere.add(config.path)
         if command.script is None or not is_script(command.script, script_path, command.file, root):
@@ -327,6 +330,11 @@ def _resolve(name: str, launch_file: str, root: str, configs: dict[str, LaunchCo
         if found is not None:
             return found
     return None
+
+
+def _names_a_file(name: str, launch_file: str, root: str) -> bool:
+    """Whether `name` is a file relative to the command's file or to the repository's root."""
+    return any(os.path.isfile(os.path.join(base, name)) for base in (os.path.dirname(launch_file), root))
 
 
 def is_script(launched: str, script: str, launch_file: str, root: str) -> bool:

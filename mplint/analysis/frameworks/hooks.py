@@ -113,6 +113,14 @@ def constructed(
     return instance
 
 
+def base_init(base: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
+    """What a framework class's `__init__` stores on an instance of a linted subclass (`super().__init__(
+    model=model, args=args)`), by attribute; nothing known for other frameworks' classes."""
+    if transformers.is_trainer_class(base):
+        return transformers.stored_by_init(args, kwargs)
+    return {}
+
+
 def framework_base(self: Interpreter, definition: Definition) -> str | None:
     """The framework class a linted class derives from (through linted classes too), if any."""
     if definition in self.framework_bases:

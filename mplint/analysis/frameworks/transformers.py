@@ -14,6 +14,9 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   / `autocast_smart_context_manager` are a `nullcontext` in 5.x ("We rely on accelerate for
   autocast"), where transformers 4.x entered `torch.autocast` around `compute_loss`: whether the rest
   of an override runs under autocast depends on the version (a region of unknown state here).
+  `__init__` stores the model and the arguments it is given as `self.model` and `self.args`. When
+  the launch is `accelerate launch` with a DeepSpeed config (`ACCELERATE_USE_DEEPSPEED`), the
+  Trainer's accelerator runs DeepSpeed whatever its arguments say (`is_deepspeed_enabled`).
   The Trainer builds its optimizer over the model's parameters as they are: no fp32 master copy.
   `create_optimizer` (unless `optimizers=` or `optimizer_cls_and_kwargs=` gives one) builds it over
   `[p for n, p in opt_model.named_parameters() if p.requires_grad]`; under DeepSpeed the engine
@@ -24,6 +27,10 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   None`, and `__post_init__` sets `self.bf16 = not (self.fp16) if self.bf16 is None else self.bf16`
   (bf16 by default in TRL 1.x; older TRL kept TrainingArguments' False): `bf16` not given is unknown.
   (`PPOConfig` is gone from trl 1.16; its older versions took the same two flags.)
+- trl `trainer/model_config.py` (0.15.2): `ModelConfig`, the model's settings beside the training
+  arguments (no TrainingArguments): `model_name_or_path: None`, `model_revision: "main"`,
+  `torch_dtype: None` (renamed `dtype`, default "float32", in trl 1.x), `use_peft`, `load_in_8bit`
+  and `load_in_4bit` False.
 - transformers `hf_argparser.py`: `HfArgumentParser(dataclass_types)` (one class or a sequence) makes
   an option of each field, with the field's default; `parse_args_into_dataclasses()` returns one
   instance per class, in order, built from the parsed options (the remaining strings last when
@@ -39,6 +46,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
@@ -73,7 +81,38 @@ def is_arguments_class(function: str) -> bool:
     if not function.startswith(PACKAGES):
         return False
     leaf = function.rpartition(".")[2]
-    return leaf in ARGUMENT_CLASSES or (function.startswith("trl.") and leaf.endswith("Config"))
+    return leaf in ARGUMENT_CLASSES or (
+        function.startswith("trl.") and leaf.endswith("Config") and leaf != MODEL_CONFIG
+    )
+
+
+# TRL's model settings, and their fields with their defaults (`dtype`'s depends on the version).
+MODEL_CONFIG = "ModelConfig"
+MODEL_CONFIG_FIELDS = {
+    "model_name_or_path": const(None),
+    "model_revision": const("main"),
+    "torch_dtype": const(None),
+    "dtype": UNKNOWN,
+    "use_peft": const(False),
+    "load_in_8bit": const(False),
+    "load_in_4bit": const(False),
+}
+
+
+def is_model_config(function: str) -> bool:
+    """`trl.ModelConfig`, `trl.trainer.model_config.ModelConfig`."""
+    return function.startswith("trl.") and function.rpartition(".")[2] == MODEL_CONFIG
+
+
+def model_config(launched: dict[str, Value]) -> Value:
+    """TRL's `ModelConfig` as a parser fills it: its fields' defaults, those `launched` replacing them,
+    read as attributes."""
+    fields = {**MODEL_CONFIG_FIELDS, **launched}
+    return Value(
+        Kind.DICT,
+        op=NAMESPACE,
+        items=tuple(sorted((name, value) for name, value in fields.items() if value != UNKNOWN)),
+    )
 
 
 def is_trainer_class(function: str) -> bool:
@@ -118,15 +157,18 @@ def parsed(
     self: Interpreter, node: cst.Call, ctx: Context, parser: Value, method: str, kwargs: dict[str, Value]
 ) -> Value | None:
     """`parser.parse_args_into_dataclasses()`: an instance of each class with its defaults (what runs
-    when the script is started with no options); None for the parser's other methods (a JSON or
-    YAML file's values are not defaults)."""
+    when the script is started with no options, or as the repository's commands start it), and
+    TRL's `parse_args_and_config()` over the `--config` file each command names; None for the
+    parser's other methods (a JSON or YAML file's values are not defaults)."""
     if method not in _PARSING_METHODS:
         return None
     remaining = kwargs["return_remaining_strings"].const if "return_remaining_strings" in kwargs else False
     if not isinstance(remaining, bool):
         return UNKNOWN  # how many values it returns is not known
-    instances = tuple(self.parsed_dataclass(node, ctx, kind) for kind in cast(tuple, parser.payload))
-    if method == "parse_args_and_config":  # TRL's: a `--config` YAML file may set any field
+    reads_config = method == "parse_args_and_config"  # TRL's: a `--config` YAML file sets fields too
+    classes = cast(tuple, parser.payload)
+    instances = tuple(self.parsed_dataclass(node, ctx, kind, config_file=reads_config) for kind in classes)
+    if reads_config:  # of settings read for precision alone: any other field the file sets is unknown
         instances = tuple(_settings_unknown(instance) for instance in instances)
     return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
 
@@ -148,14 +190,22 @@ def trainer_arguments(args: list[Value], kwargs: dict[str, Value]) -> Value | No
     return next((value for value in args if value.op in PRECISION_OF), None)
 
 
-def trainer(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]) -> Value:
+def trainer(
+    self: Interpreter,
+    node: cst.Call,
+    ctx: Context,
+    args: list[Value],
+    kwargs: dict[str, Value],
+    model: Value | None = None,
+) -> Value:
     """`Trainer(model=model, args=training_args)`: the Trainer scales fp16 losses in its backward,
     and a mixed precision it may run (the launch deciding) may be fp16: this file scales. The
-    Trainer's own optimizer over half parameters is the value's `OWN_OPTIMIZER` item."""
+    Trainer's own optimizer over half parameters (those of `model`, else of the model it is given) is
+    the value's `OWN_OPTIMIZER` item."""
     arguments = trainer_arguments(args, kwargs)
     if precision_of(arguments) is not Precision.BF16:
         self.loss_scaling_paths.add(ctx.scope.module.path)
-    params = _own_optimizer_params(self, ctx, arguments, model_of(args, kwargs), kwargs)
+    params = _own_optimizer_params(self, ctx, arguments, model or model_of(args, kwargs), kwargs)
     return UNKNOWN if params is None else Value(Kind.INSTANCE, op=TRAINER, items=((OWN_OPTIMIZER, params),))
 
 
@@ -190,6 +240,16 @@ def _own_optimizer_params(
     if not accelerate.launched_without_config(self, ctx):
         return None
     return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
+
+
+def stored_by_init(args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
+    """What `Trainer.__init__(model, args, ...)` stores for a subclass's methods (`self.model`,
+    `self.args`): the model and the training arguments given, as given."""
+    stored = {"model": model_of(args, kwargs)}
+    arguments = trainer_arguments(args, kwargs)
+    if arguments is not None:
+        stored["args"] = arguments
+    return {name: value for name, value in stored.items() if value != UNKNOWN}
 
 
 def own_optimizer_params(trainer: Value) -> Value | None:
@@ -235,8 +295,11 @@ def subclass_trainer(
     """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted (`base` the
     framework's class): as `trainer`, and its override of `compute_loss` (or of a method the base
     trainer calls from there, `_MODEL_ENTRIES`) runs on the prepared model, in an autocast region
-    whose state depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x)."""
-    built = trainer(self, node, ctx, args, kwargs)
+    whose state depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x).
+    The model it trains is the one its own `__init__` handed the Trainer's (TRL-style trainers load it
+    there from a name), else the one it is given."""
+    model = instance.item("model") or model_of(args, kwargs)
+    built = trainer(self, node, ctx, args, kwargs, model)
     overridden = any(definition.method(name) for name in ("create_optimizer", "create_optimizer_and_scheduler"))
     if built.item(OWN_OPTIMIZER) is not None and not overridden:  # a subclass's optimizer is its own construction
         instance = instance.with_(items=(*instance.items, *built.items))
@@ -245,11 +308,19 @@ def subclass_trainer(
         return instance
     arguments = trainer_arguments(args, kwargs)
     precision = precision_of(arguments)
-    model = model_of(args, kwargs)
-    if precision is not None and arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values():
-        # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`): its engine
-        # runs the weights in the half dtype and enters no autocast, so outputs are half.
-        engine = self.cast(model, precision, node, ctx, how=f"made {precision.value} by the Trainer's DeepSpeed engine")
+    launch = accelerate.launch_config(self, ctx)
+    launched_on_deepspeed = launch is not None and launch.deepspeed
+    if launch is not None and launched_on_deepspeed:
+        precision = precision or launch.precision  # the launch's mixed precision, where the arguments set none
+    asked_by_arguments = arguments is not None and arguments.op in DEEPSPEED_ARGUMENTS.values()
+    if (asked_by_arguments or launched_on_deepspeed) and precision is not None and precision.is_low:
+        # The Trainer hands the model to DeepSpeed (accelerate's `_prepare_deepspeed`), as its arguments
+        # or its launch configuration ask: the engine runs the weights in the half dtype and enters no
+        # autocast, so outputs are half.
+        how = f"made {precision.value} by the Trainer's DeepSpeed engine"
+        if launch is not None and not asked_by_arguments:
+            how += f" (accelerate launch config {launch.name})"
+        engine = self.cast(model, precision, node, ctx, how=how)
         self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
         return instance
     prepared = accelerate.prepared(model, precision, node, ctx)

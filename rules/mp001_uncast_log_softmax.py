@@ -107,7 +107,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax, the logsumexp
         written inline or held in a name (TRL's `selective_log_softmax`: `logsumexp_values =
         torch.stack([torch.logsumexp(lg, dim=-1) for lg in logits])`)."""
-        if not isinstance(node.operator, cst.Subtract):
+        if not isinstance(node.operator, cst.Subtract) or self._from_log_probs(node):
             return
         if not isinstance(node.right, cst.Call):
             self._held_logsumexp(node)
@@ -149,6 +149,11 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
                 if name in names:
                     _receiver_chain(value, self._negated_ids)
         return self._negated_ids
+
+    def _from_log_probs(self, node: cst.BinaryOperation) -> bool:
+        """`per_token_logps - torch.logsumexp(2 * logprobs, dim=-1)` (WPO's weights): log-probs already
+        formed minus a logsumexp are no log_softmax written out; they are reported where they are formed."""
+        return any(fact.left.op == torch_api.LOG_PROB_OP for fact in self.precision.operations(node, conditional=True))
 
     def _held_logsumexp(self, node: cst.BinaryOperation) -> None:
         """`selected_logits - logsumexp_values`: the logsumexp's precision is where it was computed

@@ -315,6 +315,10 @@ def call_named(
         return Value(Kind.SCALER, identity=node)  # its construction tells two scalers apart
     if function == deepspeed.INITIALIZE:
         return deepspeed.initialize(self, node, ctx, args, kwargs)
+    if function == deepspeed.ADD_CONFIG_ARGUMENTS and args and args[0].op == PARSER:
+        for option, default in deepspeed.CONFIG_ARGUMENTS:
+            self.argument_parser(args[0], "add_argument", [const(option)], {"default": const(default)})
+        return args[0]  # the parser, with DeepSpeed's options added
     if function in apex.INITIALIZE:
         return apex.initialize(self, node, ctx, args, kwargs)
     if function in accelerate.ACCELERATORS:

@@ -390,3 +390,62 @@ RLHF_ENGINE = """
 def test_a_config_built_by_item_assignment_in_a_helper(options: str, bug: str | None, tmp_path: Path) -> None:
     engine = RLHF_ENGINE.replace("{options}", options).replace("# MARK", f"# expect: {bug}" if bug else "")
     check_files({"utils/ds_utils.py": DS_UTILS, "utils/__init__.py": "", "rlhf_engine.py": engine}, "MP001", tmp_path)
+
+
+# DeepSpeed-Chat as it is now: `--dtype` (default fp16) chooses the config's precision section by a
+# key held in a name, and the parser goes through `deepspeed.add_config_arguments`, which returns
+# it with DeepSpeed's options added (`--deepspeed_config`, default None).
+DSCHAT_MAIN = """
+    import argparse
+
+    import deepspeed
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+
+    def get_train_ds_config(offload, dtype, stage=2):
+        if dtype == "fp16":
+            data_type = "fp16"
+            dtype_config = {"enabled": True, "loss_scale_window": 100}
+        elif dtype == "bf16":
+            data_type = "bfloat16"
+            dtype_config = {"enabled": True}
+        return {"train_batch_size": 32, "zero_optimization": {"stage": stage}, data_type: dtype_config}
+
+
+    def gather_log_probs(logits, labels):
+        log_probs = F.log_softmax(logits, dim=-1)  # MARK
+        return log_probs.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+
+
+    def parse_args():
+        parser = argparse.ArgumentParser(description="(Step 3) RLHF training arguments")
+        parser.add_argument("--dtype", type=str, default="{dtype}", choices=["fp16", "bf16", "fp32"])
+        parser.add_argument("--offload", action="store_true")
+        parser = deepspeed.add_config_arguments(parser)
+        args = parser.parse_args()
+        assert args.deepspeed_config is None, "the config is built in code"
+        return args
+
+
+    def main():
+        args = parse_args()
+        ds_config = get_train_ds_config(offload=args.offload, dtype=args.dtype)
+        model = AutoModelForCausalLM.from_pretrained("facebook/opt-1.3b")
+        actor_engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        for batch in loader:
+            logits = actor_engine(**batch).logits
+            logprobs = gather_log_probs(logits[:, :-1, :], batch["input_ids"][:, 1:])
+            actor_engine.backward(-(logprobs * batch["advantages"]).mean())
+            actor_engine.step()
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+
+@pytest.mark.parametrize(("dtype", "bug"), [("fp16", "MP001"), ("bf16", "MP001"), ("fp32", None)])
+def test_a_parser_through_deepspeeds_config_arguments_keeps_its_defaults(dtype: str, bug: str | None) -> None:
+    check(DSCHAT_MAIN.replace("{dtype}", dtype).replace("# MARK", f"# expect: {bug}" if bug else ""), "MP001")

@@ -1089,6 +1089,11 @@ NEIGHBOURS = """
     ref_logits = reference(input_ids).logits
     ref_logp = ref_logits.gather(-1, labels[..., None]).squeeze(-1) - ref_logits.logsumexp(dim=-1)
     same_dtype = F.log_softmax(logits, dim=-1, dtype=logits.dtype)  # expect: MP001
+    # WPO's weights: log-probs already formed (and reported) minus a logsumexp of log-probs.
+    per_token_logps = same_dtype.gather(-1, labels[..., None]).squeeze(-1)
+    adjustment = torch.logsumexp(2 * same_dtype, dim=-1)
+    adjusted = per_token_logps - adjustment
+    inline = per_token_logps - torch.logsumexp(2 * same_dtype, dim=-1)
 """
 
 

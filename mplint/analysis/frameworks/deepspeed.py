@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
 
 INITIALIZE = "deepspeed.initialize"
+# `parser = deepspeed.add_config_arguments(parser)` returns the parser it was given with these options
+# and defaults added (`_add_core_arguments`: `--deepspeed` is a `store_true` flag).
+ADD_CONFIG_ARGUMENTS = "deepspeed.add_config_arguments"
+CONFIG_ARGUMENTS = (
+    ("--deepspeed", False),
+    ("--deepspeed_config", None),
+    ("--deepscale", False),
+    ("--deepscale_config", None),
+)
 # `initialize`'s positional parameters, in order, as far as precision needs them.
 POSITIONAL = ("args", "model", "optimizer")
 CONFIG_KEYWORDS = ("config", "config_params")

@@ -32,6 +32,7 @@ from mplint.analysis.frameworks.accelerate_launch import (
     parsed_once,
     read_text,
     repository_of,
+    repository_root,
     repository_texts,
     scalars,
     script_index,
@@ -76,7 +77,7 @@ class _Command:
 def options_of(script: str, run_root: str) -> LaunchOptions:
     """The options the launch commands of the script at `script` agree on, from its repository."""
     script_path = os.path.abspath(script)
-    root = repository_of(script_path, os.path.abspath(run_root or "."))
+    root = repository_root(script, run_root)
     name = os.path.basename(script_path)
     read: list[str] = []
     given: list[_Command] = []

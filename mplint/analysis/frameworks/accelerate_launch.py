@@ -95,7 +95,7 @@ def launch_of(script: str, run_root: str) -> Launch:
     """The accelerate launch configurations of the script at `script`, from its repository
     (`repository_of`; `run_root`, the folder the run was started on, when none is found)."""
     script_path = os.path.abspath(script)
-    root = repository_of(script_path, os.path.abspath(run_root or "."))
+    root = repository_root(script, run_root)
     configs: list[LaunchConfig] = []
     commands: list[LaunchCommand] = []
     for path, text in repository_texts(root):
@@ -148,6 +148,12 @@ def _alternatives(
 ) -> tuple[tuple[LaunchConfig, str], ...]:
     """One config per effect other than `exclude`'s, with the condition that names its configs."""
     return tuple((alike[0], _condition(alike)) for effect, alike in _by_effect(configs).items() if effect != exclude)
+
+
+def repository_root(path: str, run_root: str) -> str:
+    """The repository of the file at `path` (`repository_of`), in a run started on `run_root` (the
+    working directory when empty); both may be relative."""
+    return repository_of(os.path.abspath(path), os.path.abspath(run_root or "."))
 
 
 def repository_of(script: str, run_root: str) -> str:

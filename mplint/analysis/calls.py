@@ -16,7 +16,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, apex, deepspeed, hooks, transformers
+from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, transformers
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
 from mplint.analysis.values import (
@@ -252,7 +252,7 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
     mixed = is_mixed(module) or (not module.precision.is_low and half_submodule(module) is not None)
     precision = Precision.UNKNOWN if mixed else module.precision
     output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
-    return self.lowered(output, region)
+    return causal_lm.output(module, self.lowered(output, region))
 
 
 def call_named(
@@ -341,7 +341,7 @@ def call_named(
         optimizer = kwargs.get("optimizer", first)  # diffusers' `get_scheduler(name, optimizer=...)`
         return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
     if leaf in ("from_pretrained", "from_config"):
-        return self.loaded_model(node, path, kwargs)
+        return causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs))
     if function in api.MODULE_WRAPPERS:
         if function in api.DATA_PARALLEL and first.identity is not None:
             self.data_parallel[first.identity] = node

@@ -1,0 +1,104 @@
+"""Transformers' causal language models whose own forward returns fp32 logits whatever the dtype of
+their weights (`logits = logits.float()` after the head): by architecture, and by the version of
+transformers the linted repository pins (`pins`). A model loaded half (`torch_dtype=torch.float16`),
+cast or run by a half DeepSpeed engine keeps its half parameters, but its logits are fp32.
+
+Read from the wheels of transformers 4.12.0, 4.25.1 to 4.57.0 (each minor's .0, and 4.30.2, 4.38.1,
+4.38.2, 4.44.2, 4.45.2, 4.47.1), 5.0.0 and 5.25.0 (`pip download --no-deps transformers==X`): the
+`forward` of each `*ForCausalLM` class in `transformers/models/<name>/modeling_<name>.py`.
+- `llama/modeling_llama.py` `LlamaForCausalLM.forward`: no upcast in 4.28.0 to 4.30.2 (alpaca_farm
+  pins 4.29.2); `logits = logits.float()` after the head from 4.31.0 to 4.44.2; 4.45.x upcasts in
+  `self.lm_head(hidden_states[:, -num_logits_to_keep:, :]).float()` (with a warning that 4.46 stops),
+  except under `pretraining_tp > 1` (1 in Llama's configs); from 4.46.0 the logits keep the head's
+  dtype and `self.loss_function` upcasts them for the loss only.
+- Mistral (added in 4.34.0), Mixtral (4.36.0), Phi (4.36.0), Qwen2 (4.37.0), Cohere and Starcoder2
+  (4.39.0), Qwen2MoE, OLMo, Jamba and RecurrentGemma (4.40.0), Phi3 and JetMoE (4.41.0), Gemma2
+  (4.42.0), Nemotron (4.44.0), Granite and GraniteMoE (4.45.0): `logits = logits.float()` from their
+  first version to 4.45.x, none from 4.46.0 on. Gemma (added in 4.38.0) upcasts from 4.38.2 (not in
+  4.38.0 or 4.38.1). Some upcast only when `labels` are given from 4.46.0 (Mistral and Granite to
+  4.47.x, JetMoE to 4.53.x, RecurrentGemma): not modelled, their logits are the weights'.
+- `gptj/modeling_gptj.py` and `codegen/modeling_codegen.py`: `lm_logits = self.lm_head(hidden_states)
+  .to(torch.float32)` in every 4.x read (4.12.0 to 4.57.0), gone in 5.0.0.
+- Mamba (4.39.0), Mamba2 (4.44.0), FalconMamba and Mllama (4.45.0): `self.lm_head(...).float()` in
+  every version read since, 5.25.0 included.
+- Never upcast in any version read: GPT-2 (`GPT2LMHeadModel`), OPT, GPT-NeoX, Bloom, Falcon,
+  GPT-BigCode, StableLM, Qwen3, Gemma3, Llama4, DeepSeek-V2/V3 (GPT-Neo only with `labels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mplint.analysis.frameworks.accelerate_launch import repository_root
+from mplint.analysis.frameworks.pins import Version, pinned_version
+from mplint.analysis.torch_api import last_part
+from mplint.analysis.values import Kind, Precision, Value
+
+if TYPE_CHECKING:
+    from mplint.analysis.interpreter import Interpreter
+
+# First version that upcasts, first that no longer does (None: as old or as new as the class).
+_TO_4_46 = ((4, 46, 0),)
+UPCASTS: dict[str, tuple[Version | None, Version | None]] = {
+    "LlamaForCausalLM": ((4, 31, 0), *_TO_4_46),
+    **{
+        f"{name}ForCausalLM": (None, *_TO_4_46)
+        for name in (
+            "Mistral",
+            "Mixtral",
+            "Phi",
+            "Qwen2",
+            "Cohere",
+            "Starcoder2",
+            "Qwen2Moe",
+            "Olmo",
+            "Jamba",
+            "RecurrentGemma",
+            "Phi3",
+            "JetMoe",
+            "Gemma2",
+            "Nemotron",
+            "Granite",
+            "GraniteMoe",
+        )
+    },
+    "GemmaForCausalLM": ((4, 38, 2), *_TO_4_46),
+    "GPTJForCausalLM": (None, (5, 0, 0)),
+    "CodeGenForCausalLM": (None, (5, 0, 0)),
+    **{f"{name}ForCausalLM": (None, None) for name in ("Mamba", "Mamba2", "FalconMamba", "Mllama")},
+}
+
+
+@dataclass(frozen=True)
+class Fp32Logits:
+    """The payload of a model of a Transformers class whose forward upcasts its logits in the version
+    the repository pins (None: the newest)."""
+
+    model_class: str
+    version: Version | None
+
+
+def loaded(self: Interpreter, function: str, path: str, model: Value) -> Value:
+    """`model` as `function` (`transformers.LlamaForCausalLM.from_pretrained`) loads it in the file at
+    `path`: a model whose outputs are fp32 when its class upcasts its logits in the transformers
+    version the file's repository pins (the files read are dependencies)."""
+    model_class = last_part(function.rpartition(".")[0]) if function.startswith("transformers.") else ""
+    if model.kind is not Kind.MODULE or model_class not in UPCASTS:
+        return model
+    version, read = pinned_version("transformers", repository_root(path, self.index.root))
+    self.data_files.update(read)
+    return model.with_(payload=Fp32Logits(model_class, version)) if upcasts(model_class, version) else model
+
+
+def upcasts(model_class: str, version: Version | None) -> bool:
+    """Whether the forward of `model_class` upcasts its logits in `version` (None: the newest)."""
+    since, until = UPCASTS[model_class]
+    if version is None:
+        return until is None
+    return (since is None or since <= version) and (until is None or version < until)
+
+
+def output(module: Value, result: Value) -> Value:
+    """What calling `module` gives back, from what a module of its dtype computes (`result`)."""
+    return result.with_(precision=Precision.FP32, origin=None) if isinstance(module.payload, Fp32Logits) else result

@@ -1,0 +1,220 @@
+"""Transformers' causal LMs whose forward upcasts their logits, by the transformers version the
+repository pins (`causal_lm`, read from the wheels of transformers 4.25.1 to 5.25.0; `pins`):
+`LlamaForCausalLM` returns fp32 logits from 4.31.0 to 4.45.x whatever its weights, not in 4.29 nor
+from 4.46 (nor in the newest, what an unpinned repository runs); `OPTForCausalLM` never does.
+
+Cases are shaped after Joyce94/LLM-RLHF-Tuning (requirements.txt pinning transformers==4.31.0, the
+class picked from `MODEL_CLASSES[model_args.model_type]`, an fp16 load through `**config_kwargs`, a
+LoRA-wrapped actor whose adapter-disabled forward gives the reference logits), ReMax (the model run
+by a bf16 DeepSpeed engine) and SimPO (environment.yml pinning transformers==4.44.2)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mplint.analysis.frameworks.pins import ANY_RELEASE, pinned_version
+from mplint.api import lint_paths
+
+from .casekit import check_files
+
+PARSER_ARGS = """
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class ModelArguments:
+    sft_model_path: Optional[str] = field(default=None)
+    model_type: Optional[str] = field(default="{model_type}")
+"""
+
+TRAINER = """
+import torch.nn.functional as F
+
+
+def get_log_probs(logits, labels):
+    log_probs = F.log_softmax(logits, dim=-1){expect}
+    return log_probs.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+
+
+def reference_log_probs(actor_model, sequences):
+    with actor_model.disable_adapter():
+        ref_logits = actor_model(**sequences, return_dict=True).logits
+    return get_log_probs(ref_logits[:, :-1, :], sequences["input_ids"][:, 1:])
+
+
+def train(actor_model, loader):
+    for sequences in loader:
+        ref_log_probs = reference_log_probs(actor_model, sequences)
+"""
+
+RUN_PPO = """
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, LlamaForCausalLM, LlamaTokenizer, OPTForCausalLM
+
+from utils.parser_args import ModelArguments
+from utils.ppo_trainer import train
+
+MODEL_CLASSES = {
+    "llama": (AutoConfig, LlamaTokenizer, LlamaForCausalLM),
+    "opt": (AutoConfig, AutoTokenizer, OPTForCausalLM),
+}
+
+
+def load_actor(model_args):
+    config_kwargs = {"torch_dtype": torch.float16, "low_cpu_mem_usage": True}
+    config_class, tokenizer_class, model_class = MODEL_CLASSES[model_args.model_type]
+    model = model_class.from_pretrained(model_args.sft_model_path, **config_kwargs)
+    return get_peft_model(model, LoraConfig(r=8, lora_alpha=32))
+
+
+def main():
+    parser = HfArgumentParser(ModelArguments)
+    (model_args,) = parser.parse_args_into_dataclasses()
+    train(load_actor(model_args), loader)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def llm_rlhf_tuning(dependencies: dict[str, str], *, model_type: str = "llama", half_logits: bool) -> dict[str, str]:
+    return {
+        **dependencies,
+        "script/utils/parser_args.py": PARSER_ARGS.format(model_type=model_type),
+        "script/utils/ppo_trainer.py": TRAINER.format(expect="  # expect: MP001" if half_logits else ""),
+        "script/run_ppo.py": RUN_PPO,
+    }
+
+
+def requirements(line: str) -> dict[str, str]:
+    return {"requirements.txt": f"accelerate==0.21.0\npeft==0.4.0\n{line}\ntrl==0.5.0\n"}
+
+
+VERSIONS = [
+    pytest.param(requirements("transformers==4.31.0"), False, id="4.31-upcasts"),
+    pytest.param(requirements("transformers==4.45.2"), False, id="4.45-upcasts"),
+    pytest.param(requirements("transformers ~= 4.31.0  # any 4.31 release"), False, id="compatible-release"),
+    pytest.param(requirements("transformers==4.29.2"), True, id="4.29-does-not-upcast"),
+    pytest.param(requirements("transformers>=4.26.0,<=4.29.2"), True, id="at-most-4.29"),
+    pytest.param(requirements("transformers==4.46.0"), True, id="4.46-upcasts-only-for-the-loss"),
+    pytest.param(requirements("transformers>=4.31.0"), True, id="a-range-runs-the-newest"),
+    pytest.param({}, True, id="no-pin-runs-the-newest"),
+    pytest.param(requirements("# transformers==4.31.0\ntransformers"), True, id="a-pin-commented-out"),
+    pytest.param(
+        {"requirements.txt": "transformers==4.31.0\n", "setup.py": "setup(install_requires=['transformers==4.29.2'])"},
+        True,
+        id="files-that-disagree",
+    ),
+]
+
+
+@pytest.mark.parametrize(("dependencies", "half_logits"), VERSIONS)
+def test_a_llama_loaded_half_by_the_pinned_version(
+    dependencies: dict[str, str], half_logits: bool, tmp_path: Path
+) -> None:
+    check_files(llm_rlhf_tuning(dependencies, half_logits=half_logits), "MP001", tmp_path)
+
+
+def test_opt_never_upcasts_its_logits(tmp_path: Path) -> None:
+    project = llm_rlhf_tuning(requirements("transformers==4.31.0"), model_type="opt", half_logits=True)
+    check_files(project, "MP001", tmp_path)
+
+
+DIRECT = """
+import deepspeed
+import torch
+import torch.nn.functional as F
+from transformers import {model_class}
+
+ds_config = {{"train_micro_batch_size_per_gpu": 1, "bf16": {{"enabled": True}}}}
+
+
+class Actor:
+    def __init__(self, path):
+        model = {model_class}.from_pretrained(path)
+        self.engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        self.ref = {model_class}.from_pretrained(path, torch_dtype=torch.bfloat16)
+        self.optimizer = torch.optim.AdamW(self.ref.parameters(), lr=1e-5)  # expect: MP003
+
+    def logprobs(self, input_ids):
+        logits = self.engine(input_ids=input_ids).logits
+        ref_logits = self.ref(input_ids)[0]
+        logprobs = F.log_softmax(logits, dim=-1){expect}
+        ref_logprobs = F.log_softmax(ref_logits, dim=-1){expect}
+        return logprobs, ref_logprobs
+"""
+
+
+@pytest.mark.parametrize(
+    ("model_class", "half_logits"),
+    [
+        pytest.param("LlamaForCausalLM", False, id="llama"),
+        pytest.param("MistralForCausalLM", False, id="mistral"),
+        pytest.param("OPTForCausalLM", True, id="opt"),
+        pytest.param("GPTNeoXForCausalLM", True, id="gpt-neox"),
+    ],
+)
+def test_a_model_run_by_a_deepspeed_engine_or_loaded_bf16(model_class: str, half_logits: bool, tmp_path: Path) -> None:
+    """The forward upcasts whatever runs the weights in bf16; the parameters stay bf16 (MP003)."""
+    source = DIRECT.format(model_class=model_class, expect="  # expect: MP001" if half_logits else "")
+    for code in ("MP001", "MP003"):
+        check_files({"environment.yml": SIMPO_ENVIRONMENT, "actor.py": source}, code, tmp_path)
+
+
+SIMPO_ENVIRONMENT = """
+name: simpo
+channels:
+  - conda-forge
+dependencies:
+  - python=3.10
+  - pip:
+    - sentence-transformers==2.2.2
+    - transformers==4.44.2
+    - transformers-stream-generator==0.0.4
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "version"),
+    [
+        pytest.param("requirements.txt", "torch==2.0.1\ntransformers==4.31.0\n", (4, 31, 0), id="requirements"),
+        pytest.param("requirements-dev.txt", "transformers[torch]==4.33.2 ; python_version >= '3.9'", (4, 33, 2)),
+        pytest.param("environment.yml", SIMPO_ENVIRONMENT, (4, 44, 2), id="environment-pip"),
+        pytest.param("environment.yaml", "dependencies:\n  - transformers=4.26\n", (4, 26, 0), id="conda"),
+        pytest.param(
+            "setup.py",
+            'setup(\n    install_requires=[\n        "accelerate>=0.20",\n        "transformers==4.37.0",\n    ],\n)',
+            (4, 37, 0),
+            id="setup",
+        ),
+        pytest.param("pyproject.toml", '[project]\ndependencies = ["transformers<=4.45.2"]', (4, 45, 2), id="pep621"),
+        pytest.param("pyproject.toml", '[tool.poetry.dependencies]\ntransformers = "4.33.2"', (4, 33, 2), id="poetry"),
+        pytest.param("pyproject.toml", '[tool.poetry.dependencies]\ntransformers = "^4.33"', None, id="poetry-caret"),
+        pytest.param("requirements.txt", "transformers~=4.31", (4, ANY_RELEASE, 0), id="compatible-major"),
+        pytest.param("requirements.txt", "transformers==4.31.*", (4, 31, ANY_RELEASE), id="wildcard"),
+        pytest.param("requirements.txt", "transformers>=4.32.0,<4.38.0", None, id="exclusive-bound"),
+        pytest.param("requirements.txt", "sentence-transformers==2.2.2\ntransformers_stream_generator==0.0.4", None),
+        pytest.param("README.md", "pip install transformers==4.31.0", None, id="not-a-dependency-file"),
+    ],
+)
+def test_the_pinned_version(name: str, text: str, version: tuple[int, ...] | None, tmp_path: Path) -> None:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    assert pinned_version("transformers", str(tmp_path))[0] == version
+
+
+@pytest.mark.parametrize(("pin", "findings"), [("transformers==4.31.0", 0), ("transformers==4.29.2", 1)])
+def test_a_run_started_in_the_repository(
+    pin: str, findings: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mplint .`: the files' paths and the run's root are relative, the pin is read all the same."""
+    for name, source in llm_rlhf_tuning(requirements(pin), half_logits=False).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(source), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert len(lint_paths(["."], select=["MP001"]).findings) == findings

@@ -7,10 +7,11 @@ log-ratios, gathered per-token log-probs); the training loss of a classifier is 
 log-softmax's result is one of:
 - the input of `nll_loss`, not negated back into log-probs (`-F.nll_loss(..., reduction="none")`
   is per-token log-probs, as `-F.cross_entropy(..., reduction="none")` is);
-- reduced over the class dimension (the log-softmax's `dim`, or every dimension), alone or as a
-  factor of a product, and negated on its way into the loss: soft-target and label-smoothing
+- reduced over the class dimension (the log-softmax's `dim`, written as it is there), alone or as
+  a factor of a product, and negated on its way into the loss: soft-target and label-smoothing
   cross-entropy, `-(targets * log_probs).sum(-1)`, `-log_probs.mean(dim=1)`,
-  `xent - alpha * log_probs.mean(-1)`.
+  `xent - alpha * log_probs.mean(-1)`. A mean or sum over every dimension at once
+  (`-log_probs.mean()`) is no cross-entropy over the classes: it stays reported.
 Held in a name, the name is bound once in the function, by that assignment, and read only so:
 never returned, stored, gathered or indexed, nor declared global. Read from the function's code;
 what a call is (`nll_loss`, a `sum`, the dims they are given) comes from the precision model.
@@ -98,7 +99,7 @@ def _feeds_loss(
 def _reduction(
     expression: cst.BaseExpression, dim: int, parents: Parents, precision: PrecisionModel
 ) -> cst.Call | None:
-    """The `sum` or `mean` of `expression` over dimension `dim` (given as it, or every dimension)."""
+    """The `sum` or `mean` of `expression` over dimension `dim`."""
     for op in _REDUCTIONS:
         call = _input_of(expression, op, parents, precision)
         if call is not None and _over(call, dim, precision):
@@ -134,10 +135,7 @@ def _facts(call: cst.Call, precision: PrecisionModel) -> Sequence[CallFact]:
 
 def _over(reduction: cst.Call, dim: int, precision: PrecisionModel) -> bool:
     for fact in _facts(reduction, precision):
-        tensor_given = 0 if fact.method is not None else 1  # `x.sum(...)` / `torch.sum(x, ...)`
-        reduced = fact.arg(tensor_given, "dim")
-        if reduced is None and len(fact.args) + len(fact.kwargs) == tensor_given:
-            return True
+        reduced = fact.arg(0 if fact.method is not None else 1, "dim")  # `x.sum(dim)` / `torch.sum(x, dim)`
         if reduced is not None and reduced.const == dim and not isinstance(reduced.const, bool):
             return True
     return False

@@ -1541,6 +1541,20 @@ CLASSIFICATION_LOSSES = [
             return log_probs, loss
         """,
     ),
+    # Over every dimension at once, the mean of an LM's log-probs is no loss over its classes.
+    bug(
+        "mean-over-every-dimension",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = LM().cuda().to(torch.bfloat16)
+
+        def compute_loss(input_ids):
+            logits = model(input_ids)
+            return -F.log_softmax(logits, dim=-1).mean()  # expect: MP001
+        """,
+    ),
     bug(
         "summed-over-the-sequence",
         """

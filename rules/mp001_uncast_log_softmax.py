@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint import tree
-from mplint.analysis import torch_api
+from mplint.analysis import cross_entropy, torch_api
 from mplint.analysis.facts import CallFact, OperationFact
 from mplint.analysis.values import Value
 from mplint.findings import Applicability
@@ -24,7 +24,12 @@ class UncastLogSoftmax(Rule):
 
     It stays quiet when the op runs in fp32 anyway: inside an active CUDA autocast region (where
     autocast upcasts `log_softmax`, `softmax`, `logsumexp`, `log`), after `.float()`, with
-    `dtype=torch.float32`, or when the logits' precision cannot be traced (precision first).
+    `dtype=torch.float32`, or when the logits' precision cannot be traced (precision first). It
+    also stays quiet on a classifier's training loss, written with `F.cross_entropy(logits, y)` or
+    written out: a `log_softmax` whose result, in its function, only feeds `F.nll_loss` or is
+    reduced over the class dimension into a negated loss (label smoothing `-log_probs.mean(dim=1)`,
+    soft targets `-(targets * log_probs).sum(-1)`), and is not returned, stored, gathered or
+    indexed. Log-probs used as values (gathered per token, in a ratio or a KL) are reported.
 
     ## Why is this bad
     bfloat16 keeps 8 bits of mantissa: a log-probability near -2.0 is rounded to a multiple of
@@ -74,6 +79,14 @@ import torch.nn.functional as F
 def logprobs(logits):
     return F.log_softmax(logits, dim=-1)
 """,
+        """
+import torch
+import torch.nn.functional as F
+model = torch.nn.Linear(8, 10).half()
+def smoothed_loss(x, y, alpha=0.1):
+    log_probs = F.log_softmax(model(x), dim=1)
+    return (1 - alpha) * F.nll_loss(log_probs, y) - alpha * log_probs.mean(dim=1).mean()
+""",
     )
     INVALID = (
         """
@@ -88,6 +101,15 @@ model = torch.nn.Linear(8, 8)
 with torch.autocast("cpu", dtype=torch.bfloat16):
     logp = model(torch.randn(2, 8)).log_softmax(-1)
 """,
+        """
+import torch
+import torch.nn.functional as F
+policy = torch.nn.Linear(8, 4).half()
+def ratio(states, actions, old_logp):
+    log_probs = F.log_softmax(policy(states), dim=-1)
+    logp = -F.nll_loss(log_probs, actions, reduction="none")
+    return torch.exp(logp - old_logp)
+""",
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -99,9 +121,19 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             if op == "cross_entropy" and id(node) not in self._negated():
                 return  # a per-token loss that is reduced: the training loss, not log-probs
             if torch_api.runs_in_half(logits, fact.region, op):
+                if shown == "log_softmax" and self._classification_loss(node, fact):
+                    return
                 fix = self._float_logits_fix(node, shown)
                 self.report(node, self._message(shown, logits, fact), fix=fix, condition=fact.condition)
                 return
+
+    def _classification_loss(self, node: cst.Call, fact: CallFact) -> bool:
+        """A log_softmax that is cross-entropy written out (`F.nll_loss(log_probs, y)`, label smoothing):
+        the training loss of a classifier, as `F.cross_entropy(logits, y)` is, not log-probs used as values."""
+        dim = fact.arg(0 if fact.method is not None else 1, "dim")
+        return dim is not None and cross_entropy.is_written_out(
+            node, dim.const, self.context.parsed.pieces, self.precision
+        )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         """`logits.gather(...) - logits.logsumexp(...)`: a hand-written log_softmax, the logsumexp

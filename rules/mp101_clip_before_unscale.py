@@ -20,7 +20,9 @@ class ClipBeforeUnscale(Rule):
     that runs after `scaler.scale(loss).backward()` with no `scaler.unscale_(optimizer)` in between,
     on every path that reaches it. The scaler is the one the precision model tracks from its
     `GradScaler(...)` construction, or a receiver that scales a loss and also steps, updates or
-    unscales: a structural fact, not its name. A commented-out `unscale_` is no call and does not count.
+    unscales: a structural fact, not its name. A commented-out `unscale_` is no call and does not count;
+    the end of NVIDIA apex's `with amp.scale_loss(loss, optimizer) as scaled_loss:` block unscales
+    (a clip inside the block does not see unscaled gradients).
 
     ## Why is this bad
     After `scaler.scale(loss).backward()` every gradient is multiplied by the current scale
@@ -56,7 +58,7 @@ class ClipBeforeUnscale(Rule):
         "{what} sees gradients still multiplied by the loss scale (scaled backward at line {line}, no "
         "`scaler.unscale_(optimizer)` in between): call `scaler.unscale_(optimizer)` first"
     )
-    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler", "scale_loss("})
     VALID = (
         """
 import torch
@@ -112,9 +114,7 @@ def _unscaled_since(path: Path, index: int) -> Event | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None
-    if loops.between(path, backward, index, EventKind.UNSCALE):
-        return None
-    return path[backward]
+    return None if loops.unscaled_between(path, backward, index) else path[backward]
 
 
 def _describe(clip: Located) -> str:

@@ -20,7 +20,10 @@ class OptimizerStepBypassesScaler(Rule):
     optimizer), or the optimizer is stepped a second time after `scaler.step(optimizer)`. An
     optimizer is a value the precision model tracks from its construction (`torch.optim.*`,
     bitsandbytes, apex, ...), or what a scaler steps or unscales. Paths where the loss was not
-    scaled (`if use_amp: ... else: loss.backward(); optimizer.step()`) are fine.
+    scaled (`if use_amp: ... else: loss.backward(); optimizer.step()`) are fine, and so is a step
+    after NVIDIA apex's `with amp.scale_loss(loss, optimizer) as scaled_loss:` block: its exit
+    unscales the gradients and makes the optimizer skip a step that overflowed (not with
+    `delay_unscale=True`, which leaves them scaled for a later block).
 
     ## Why is this bad
     The gradients are still multiplied by the loss scale (65536 at first): the step is 65536 times
@@ -50,7 +53,7 @@ class OptimizerStepBypassesScaler(Rule):
     MESSAGE = "`{optimizer}.step()` after a scaled backward (line {line}) {what}: use `scaler.step({optimizer})`"
     UNSCALED = "applies gradients still multiplied by the loss scale, and skips the inf/NaN check"
     TWICE = "steps again after `scaler.step({optimizer})` already did: every update is applied twice"
-    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler"})
+    TRIGGERS = frozenset({".scale(", "unscale_", "Scaler", "scale_loss("})
     VALID = (
         """
 import torch
@@ -113,10 +116,7 @@ def _scaled_backward(path: Path, index: int) -> int | None:
     backward = loops.last_backward(path, index)
     if backward is None or path[backward].kind is not EventKind.SCALED_BACKWARD:
         return None
-    optimizer = path[index].optimizer
-    if any(event.optimizer == optimizer for event in loops.between(path, backward, index, EventKind.UNSCALE)):
-        return None
-    return backward
+    return None if loops.unscaled_between(path, backward, index, path[index].optimizer) else backward
 
 
 def _receiver_text(step: Located) -> str:

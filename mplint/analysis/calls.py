@@ -326,6 +326,8 @@ def call_named(
     handled = hooks.call_named(self, node, ctx, function, args, kwargs)
     if handled is not None:
         return handled
+    if leaf == "scale_loss":  # `amp.scale_loss(loss, optimizer)`, apex imported
+        return _scaled_loss(self, ctx, args[0] if args else kwargs.get("loss", UNKNOWN))
     if _is_loss_scaling_framework(function, kwargs):
         self.loss_scaling_paths.add(path)
         return UNKNOWN
@@ -402,8 +404,7 @@ def call_method(
         if all(isinstance(argument, str) for argument in arguments) and not kwargs:
             return const(getattr(receiver.const, method)(*arguments))
     if method in ("scale", "scale_loss") and args and receiver.kind is not Kind.TENSOR:
-        self.loss_scaling_paths.add(ctx.scope.module.path)
-        return args[0].with_(scaled=True)  # any loss scaler's API, tracked or handed in
+        return _scaled_loss(self, ctx, args[0])  # any loss scaler's API, tracked or handed in
     if receiver.kind is Kind.SCALER:
         return UNKNOWN
     if receiver.kind is Kind.OPTIMIZER:
@@ -738,10 +739,17 @@ def _imported_module(function: str, name: str, kwargs: dict[str, Value]) -> str:
     return name
 
 
+def _scaled_loss(self: Interpreter, ctx: Context, loss: Value) -> Value:
+    """`loss` multiplied by a loss scaler (`scaler.scale(loss)`, apex's `amp.scale_loss(loss, ...)`):
+    the file scales its losses."""
+    self.loss_scaling_paths.add(ctx.scope.module.path)
+    return loss.with_(scaled=True)
+
+
 def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
     """Frameworks that scale the loss themselves when asked for fp16 (or that always manage it)."""
     leaf = api.last_part(function)
-    if leaf in ("scale_loss", "NativeScaler", "ApexScaler"):
+    if leaf in ("NativeScaler", "ApexScaler"):
         return True
     if leaf in ("Accelerator", "Fabric", "Trainer"):
         setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const

@@ -1,11 +1,18 @@
 """What each call of a training step is on a path through it: a backward (scaled or not), a loss
 scaler's `unscale_`/`step`/`update`, an optimizer's step, or a clip of the gradients; or a helper
-of the linted code the walk enters (`paths`).
+of the linted code the walk enters (`paths`); and the exit of a loss-scaling context manager.
 
 What an event *is* comes from the precision model: a scaler is a value of kind SCALER (or a
 receiver that `.scale(...)`s a loss and also `.update()`s, `.step(...)`s or `.unscale_(...)`s:
 structural evidence, not a name), a scaled backward is the backward of a value marked `scaled`, an
 optimizer a value of kind OPTIMIZER (or what a scaler steps).
+
+A loss scaled by a context manager (`with amp.scale_loss(loss, optimizer) as scaled_loss:
+scaled_loss.backward()`, NVIDIA apex) is scaled inside the block, and unscaled when it ends: apex's
+`scale_loss` (NVIDIA/apex fab319f, apex/amp/handle.py) yields `loss.float() * loss_scale`, and on
+exit, unless `delay_unscale=True`, checks the gradients for inf/NaN, unscales them (into the fp32
+master gradients under master weights) and, on an overflow, patches `optimizer.step` to skip once,
+"so that `optimizer.step()` can be called". The walk puts a SCALING_CONTEXT_EXIT where the block ends.
 """
 
 from __future__ import annotations
@@ -63,6 +70,9 @@ class EventKind(enum.Enum):
     OPTIMIZER_STEP = "optimizer.step"
     CLIP = "clip"  # clip_grad_norm_/clip_grad_value_, or a computation on a `.grad`
     SCHEDULER_STEP = "scheduler.step"  # a learning-rate scheduler advanced by one
+    # A loss-scaling context manager's block ended: the gradients are unscaled and an overflowing
+    # step will be skipped (the node is the context manager's call).
+    SCALING_CONTEXT_EXIT = "scaling context exit"
 
 
 # Events of a loss scaler's lifecycle: a path without one is of no interest to any rule here.
@@ -156,6 +166,21 @@ def _bound_name(target: cst.BaseExpression) -> str | None:
     return target.attr.value if isinstance(target, cst.Attribute) else None
 
 
+# apex's `scale_loss(loss, optimizers, loss_id=0, model=None, delay_unscale=False, ...)`.
+_DELAY_UNSCALE_INDEX = 4
+
+
+def _scales_its_loss(fact: CallFact) -> bool:
+    """The call returned a loss it scaled itself (not one scaled before it was passed)."""
+    return fact.result.scaled and not fact.receiver.scaled and not any(value.scaled for value in fact.args)
+
+
+def _delays_unscale(fact: CallFact) -> bool:
+    """`delay_unscale=True` as written (a condition, unknown, is taken to unscale: precision first)."""
+    written = fact.arg(_DELAY_UNSCALE_INDEX, "delay_unscale")
+    return written is not None and written.const is True
+
+
 def _reads_grad(expression: cst.BaseExpression | None) -> bool:
     """`p.grad` or `p.grad.data`."""
     if isinstance(expression, cst.Attribute) and expression.attr.value == "data":
@@ -182,6 +207,14 @@ class Classifier:
     @functools.cached_property
     def skip_names(self) -> frozenset[str]:
         return _skip_names(self.module)  # read once, when a walk first meets an `if`
+
+    def unscales_on_exit(self, context: cst.BaseExpression) -> bool:
+        """Whether leaving `with context:` unscales the gradients: `context` is a call that scales a
+        loss (`amp.scale_loss(loss, optimizer)`: what `as` binds is the scaled loss) and is not told
+        to leave them scaled for a later context's exit (apex's `delay_unscale=True`)."""
+        if not isinstance(context, cst.Call):
+            return False
+        return any(_scales_its_loss(fact) and not _delays_unscale(fact) for fact in self.precision.calls(context))
 
     def calls_in(self, node: cst.CSTNode) -> list[cst.Call]:
         """`_calls_in(node)`, computed once per node: the walk meets a loop body twice per pass."""

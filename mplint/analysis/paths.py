@@ -84,6 +84,17 @@ def between(path: Path, start: int, end: int, kind: EventKind) -> list[Event]:
     return [event for event in path[start + 1 : end] if event.kind is kind]
 
 
+def unscaled_between(path: Path, start: int, end: int, optimizer: object = None) -> bool:
+    """Whether the gradients of the scaled backward at `start` are unscaled before `end`: by
+    `scaler.unscale_(...)` (of `optimizer`, when one is given), or by the end of the loss-scaling
+    context the backward ran in (apex's `amp.scale_loss`, which unscales every optimizer it was given)."""
+    return any(
+        event.kind is EventKind.SCALING_CONTEXT_EXIT
+        or (event.kind is EventKind.UNSCALE and (optimizer is None or event.optimizer == optimizer))
+        for event in path[start + 1 : end]
+    )
+
+
 def traces(module: cst.Module, precision: PrecisionModel) -> tuple[Trace, ...]:
     """Every function's (and the module body's) trace; computed once per file for all rules."""
     if _LAST and _LAST[0][0] is module and _LAST[0][1] is precision:
@@ -231,7 +242,12 @@ class _Walker:
         if isinstance(node, cst.With):
             for item in node.items:
                 states = self.calls(item.item, states, place)
-            return self.block(statements(node.body), states, place, exits)
+            states = self.block(statements(node.body), states, place, exits)
+            for item in reversed(node.items):  # the innermost context exits first
+                if self.classifier.unscales_on_exit(item.item):
+                    exited = self.event(EventKind.SCALING_CONTEXT_EXIT, item.item, None, None, place)
+                    states = {replace(state, events=(*state.events, exited)) for state in states}
+            return states
         if isinstance(node, TRY_STATEMENTS):
             body = self.block(statements(node.body), states, place, exits)
             handled: set[_State] = set()

@@ -97,3 +97,143 @@ def test_models_and_optimizers_given_as_lists() -> None:
     """
     check(source, "MP003")
     check(source.replace('opt_level="O3"', 'opt_level="O2"').replace("  # expect: MP003", ""), "MP003")
+
+
+# apex's loss scaling (NVIDIA/apex fab319f, apex/amp/handle.py): `amp.scale_loss` yields the scaled
+# loss, and leaving its block (unless `delay_unscale=True`) unscales the gradients and, on an
+# overflow, patches `optimizer.step` to skip once: `optimizer.step()` after the block is right, the
+# loss was scaled all the same (no MP002), and a clip inside the block sees scaled gradients.
+LOSS_SCALING_CASES = [
+    # timm/utils/cuda.py: both of timm's loss scalers, the apex one stepping the optimizer itself.
+    ok(
+        "timm-apex-scaler-steps-after-the-block",
+        """
+        import torch
+
+        try:
+            from apex import amp
+            has_apex = True
+        except ImportError:
+            amp = None
+            has_apex = False
+
+
+        class ApexScaler:
+            state_dict_key = "amp"
+
+            def __call__(self, loss, optimizer, clip_grad=None, parameters=None, need_update=True):
+                with amp.scale_loss(loss, optimizer) as scaled_loss:
+                    scaled_loss.backward()
+                if need_update:
+                    if clip_grad is not None:
+                        torch.nn.utils.clip_grad_norm_(amp.master_params(optimizer), clip_grad)
+                    optimizer.step()
+
+
+        class NativeScaler:
+            state_dict_key = "amp_scaler"
+
+            def __init__(self, device="cuda"):
+                self._scaler = torch.amp.GradScaler(device=device)
+
+            def __call__(self, loss, optimizer, clip_grad=None, parameters=None, need_update=True):
+                self._scaler.scale(loss).backward()
+                if need_update:
+                    if clip_grad is not None:
+                        self._scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(parameters, clip_grad)
+                    self._scaler.step(optimizer)
+                    self._scaler.update()
+        """,
+    ),
+    # A training loop that scales with apex or with a GradScaler, accumulating gradients: apex
+    # unscales at the end of every micro-batch's block (and accumulates), which is no repeated
+    # `unscale_` (MP105); the fp16 autocast loss is scaled on both paths (MP002).
+    ok(
+        "apex-or-grad-scaler-with-accumulation",
+        """
+        import torch
+        from apex import amp
+
+        scaler = torch.amp.GradScaler("cuda", enabled=not args.apex)
+        if args.apex:
+            model, optimizer = amp.initialize(model, optimizer, opt_level="O1")
+        for step, (images, target) in enumerate(loader):
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(model(images), target) / args.accum_steps
+            if args.apex:
+                with amp.scale_loss(loss, optimizer) as scaled_loss:
+                    scaled_loss.backward()
+            else:
+                scaler.scale(loss).backward()
+            if (step + 1) % args.accum_steps == 0:
+                if args.apex:
+                    torch.nn.utils.clip_grad_norm_(amp.master_params(optimizer), 1.0)
+                    optimizer.step()
+                else:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    scaler.step(optimizer)
+                    scaler.update()
+                optimizer.zero_grad()
+        """,
+    ),
+    # Inside the block the gradients are still multiplied by the loss scale.
+    bug(
+        "clip-inside-the-scale-loss-block",
+        """
+        import torch
+        from apex import amp
+
+        model, optimizer = amp.initialize(model, optimizer, opt_level="O1")
+        for images, target in loader:
+            loss = criterion(model(images), target)
+            optimizer.zero_grad()
+            with amp.scale_loss(loss, optimizer) as scaled_loss:
+                scaled_loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # expect: MP101
+            optimizer.step()
+        """,
+    ),
+    # `delay_unscale=True` leaves the gradients scaled for a later block's exit: "optimizer.step()
+    # cannot be called yet after context manager exit" (apex's docstring).
+    bug(
+        "step-after-a-delayed-unscale",
+        """
+        import torch
+        from apex import amp
+
+        model, optimizer = amp.initialize(model, optimizer, opt_level="O1")
+        for images, target in loader:
+            loss = criterion(model(images), target)
+            with amp.scale_loss(loss, optimizer, delay_unscale=True) as scaled_loss:
+                scaled_loss.backward()
+            optimizer.step()  # expect: MP104
+            optimizer.zero_grad()
+        """,
+    ),
+    # Delayed on all micro-batches but the last (a condition the walk cannot tie to the step's): quiet.
+    ok(
+        "unscale-delayed-until-the-last-micro-batch",
+        """
+        import torch
+        from apex import amp
+
+        model, optimizer = amp.initialize(model, optimizer, opt_level="O1")
+        for step, (images, target) in enumerate(loader):
+            loss = criterion(model(images), target) / accum_steps
+            last = (step + 1) % accum_steps == 0
+            with amp.scale_loss(loss, optimizer, delay_unscale=not last) as scaled_loss:
+                scaled_loss.backward()
+            if last:
+                optimizer.step()
+                optimizer.zero_grad()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", LOSS_SCALING_CASES)
+@pytest.mark.parametrize("code", ["MP002", "MP101", "MP104", "MP105"])
+def test_amp_scale_loss(source: str, code: str) -> None:
+    check(source, code)

@@ -1388,3 +1388,194 @@ def test_the_message_names_the_helper_as_written() -> None:
     """
     (finding,) = lint(source, CODE)
     assert finding.message.startswith("selective_log_softmax on bfloat16 logits")
+
+
+# A log_softmax that is cross-entropy written out: in its function, its result only feeds
+# `nll_loss` or is reduced over the class dimension into a negated loss (label smoothing, soft
+# targets). The training loss of a classifier, as `F.cross_entropy(logits, y)` is: not reported.
+# Log-probs used as values (gathered, returned, in a ratio or a KL, negated back) still are.
+CLASSIFICATION_LOSSES = [
+    # cifar10-fast-simple (model.py): label smoothing over a model cast to fp16 in train().
+    ok(
+        "label-smoothing-over-nll-loss-and-a-mean",
+        """
+        import torch
+        import torch.nn as nn
+
+        def label_smoothing_loss(inputs, targets, alpha):
+            log_probs = torch.nn.functional.log_softmax(inputs, dim=1, _stacklevel=5)
+            kl = -log_probs.mean(dim=1)
+            xent = torch.nn.functional.nll_loss(log_probs, targets, reduction="none")
+            loss = (1 - alpha) * xent + alpha * kl
+            return loss
+
+        def train(train_model, batches, optimizer):
+            train_model = train_model.to(torch.float16)
+            for inputs, targets in batches:
+                logits = train_model(inputs.half())
+                loss = label_smoothing_loss(logits, targets, alpha=0.2)
+                loss.sum().backward()
+                optimizer.step()
+        """,
+    ),
+    # timm's SoftTargetCrossEntropy over mixup targets, on a bf16 model.
+    ok(
+        "soft-target-cross-entropy-with-a-negated-target",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class SoftTargetCrossEntropy(nn.Module):
+            def forward(self, x, target):
+                loss = torch.sum(-target * F.log_softmax(x, dim=-1), dim=-1)
+                return loss.mean()
+
+        model = create_model("resnet50").cuda().to(torch.bfloat16)
+        criterion = SoftTargetCrossEntropy()
+        for images, targets in loader:
+            images, targets = mixup_fn(images, targets)
+            loss = criterion(model(images.bfloat16()), targets)
+            loss.backward()
+        """,
+    ),
+    ok(
+        "inline-nll-loss-of-a-method-log-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = Net().cuda().half()
+
+        def train_epoch(loader, optimizer):
+            for data, target in loader:
+                output = model(data.cuda().half())
+                loss = F.nll_loss(output.log_softmax(dim=1), target.cuda())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        """,
+    ),
+    # Label smoothing subtracted, the smoothing term a mean of means.
+    ok(
+        "label-smoothing-subtracted",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = Net().cuda().half()
+
+        def smoothed_loss(images, labels, eps=0.1):
+            log_probs = F.log_softmax(model(images), -1)
+            return (1 - eps) * F.nll_loss(log_probs, labels) - eps * log_probs.mean(dim=-1).mean()
+        """,
+    ),
+    # The same log-probs also gathered for the actions taken: per-token log-probs as values.
+    bug(
+        "log-probs-of-a-loss-also-gathered",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().cuda().to(torch.bfloat16)
+
+        def policy_loss(states, actions, advantages):
+            log_probs = F.log_softmax(policy(states), dim=-1)  # expect: MP001
+            entropy_bonus = -log_probs.mean(dim=-1)
+            taken = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            return -(taken * advantages).mean() - 0.01 * entropy_bonus.mean()
+        """,
+    ),
+    # A one-hot sum is the log-prob of the action taken, then in a PPO ratio: not negated, no loss.
+    bug(
+        "one-hot-log-prob-in-a-ratio",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().cuda().half()
+
+        def ppo_loss(states, actions, old_log_probs, advantages, clip=0.2):
+            one_hot = F.one_hot(actions, num_classes=n_actions)
+            log_probs = (F.log_softmax(policy(states), dim=-1) * one_hot).sum(-1)  # expect: MP001
+            ratio = torch.exp(log_probs - old_log_probs)
+            return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+        """,
+    ),
+    # nll_loss negated back is the per-action log-prob, as `-F.cross_entropy(..., reduction="none")` is.
+    bug(
+        "nll-loss-negated-into-log-probs",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().cuda().half()
+
+        def action_log_probs(states, actions):
+            log_probs = F.log_softmax(policy(states), dim=-1)  # expect: MP001
+            nll = F.nll_loss(log_probs, actions, reduction="none")
+            return -nll
+        """,
+    ),
+    # A KL between two policies subtracts the log-probs: values, not a loss over classes.
+    bug(
+        "kl-between-policies",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().cuda().half()
+
+        def kl_to_reference(states, ref_log_probs):
+            log_probs = F.log_softmax(policy(states), dim=-1)  # expect: MP001
+            return (log_probs.exp() * (log_probs - ref_log_probs)).sum(-1).mean()
+        """,
+    ),
+    # Returned (MNIST's forward) or reduced over another dimension than the classes': as before.
+    bug(
+        "log-probs-returned",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = Net().cuda().half()
+
+        def log_probs_of(images):
+            log_probs = F.log_softmax(model(images), dim=1)  # expect: MP001
+            loss = -log_probs.mean(dim=1)
+            return log_probs, loss
+        """,
+    ),
+    # Over every dimension at once, the mean of an LM's log-probs is no loss over its classes.
+    bug(
+        "mean-over-every-dimension",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = LM().cuda().to(torch.bfloat16)
+
+        def compute_loss(input_ids):
+            logits = model(input_ids)
+            return -F.log_softmax(logits, dim=-1).mean()  # expect: MP001
+        """,
+    ),
+    bug(
+        "summed-over-the-sequence",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model = LM().cuda().half()
+
+        def sequence_scores(input_ids, weights):
+            log_probs = F.log_softmax(model(input_ids), dim=-1)  # expect: MP001
+            return -(weights * log_probs).sum(dim=1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CLASSIFICATION_LOSSES)
+def test_cross_entropy_written_out_is_a_classification_loss(source: str) -> None:
+    check(source, CODE)

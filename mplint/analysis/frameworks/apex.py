@@ -11,8 +11,9 @@ Read from NVIDIA/apex (commit 0466713, `apex/amp/frontend.py` and `apex/amp/_ini
   level's choice.
 - `_initialize` casts each model in place (`model.to(cast_model_type)`), so an optimizer built over
   its parameters before the call updates fp16 weights unless it got master weights.
-Loss scaling (`with amp.scale_loss(loss, optimizer) as scaled: scaled.backward()`) is a loss-scaling
-framework call of its own (`calls._is_loss_scaling_framework`).
+Loss scaling (`with amp.scale_loss(loss, optimizer) as scaled: scaled.backward()`) gives the scaled
+loss (`calls._scaled_loss`), whose gradients are unscaled when the block ends (`events`, read from
+apex/amp/handle.py).
 """
 
 from __future__ import annotations

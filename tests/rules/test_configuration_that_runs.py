@@ -256,6 +256,11 @@ FOLDED_OPTION_TESTS = [
     ('parser.add_argument("--precision", default="bf16-mixed")', '"bf16" in args.precision', "runs"),
     ('parser.add_argument("--precision", default="32")', '"bf16" in args.precision', "skipped"),
     ('parser.add_argument("--precision", default="32")', '"bf16" not in args.precision', "runs"),
+    # A config dict read with `.get`: a key it holds is its value; a default is not used (whether
+    # the key is there is not known), nor is a prefix of unknown value.
+    ('config = {"precision": "bf16", "lr": 1e-5}', 'config.get("precision") == "bf16"', "runs"),
+    ('config = {"lr": 1e-5}', 'config.get("precision", "bf16") == "bf16"', "depends"),
+    ('parser.add_argument("--precision", default="bf16")', "args.precision.startswith(config.prefix)", "depends"),
     # What a launcher sets is not known: neither side of a test of it.
     ("", 'os.environ["PRECISION"] in ("bf16", "bf16-mixed")', "depends"),
     ('checkpoint = torch.load("last.pt")', 'args.model == checkpoint["model"]', "depends"),

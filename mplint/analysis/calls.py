@@ -334,7 +334,7 @@ def call_named(
     if leaf in ("from_pretrained", "from_config"):
         return self.loaded_model(node, path, kwargs)
     if function in api.MODULE_WRAPPERS:
-        if function in api.DATA_PARALLEL and first.identity is not None:
+        if function in api.DATA_PARALLEL:  # keyed by identity: a model of none is never looked up
             self.data_parallel[first.identity] = node
         return first
     if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):

@@ -261,6 +261,10 @@ FOLDED_OPTION_TESTS = [
     ('config = {"precision": "bf16", "lr": 1e-5}', 'config.get("precision") == "bf16"', "runs"),
     ('config = {"lr": 1e-5}', 'config.get("precision", "bf16") == "bf16"', "depends"),
     ('parser.add_argument("--precision", default="bf16")', "args.precision.startswith(config.prefix)", "depends"),
+    # A type test folds on a literal option against a builtin type only.
+    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, str)", "runs"),
+    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, torch.dtype)", "depends"),
+    ("", "isinstance(config.precision, str)", "depends"),
     # What a launcher sets is not known: neither side of a test of it.
     ("", 'os.environ["PRECISION"] in ("bf16", "bf16-mixed")', "depends"),
     ('checkpoint = torch.load("last.pt")', 'args.model == checkpoint["model"]', "depends"),

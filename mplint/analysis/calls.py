@@ -696,7 +696,7 @@ def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
         return True
     if leaf in ("Accelerator", "Fabric", "Trainer"):
         setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const
-        return setting is not None and str(setting) in ("fp16", "16", "16-mixed")
+        return str(setting) in ("fp16", "16", "16-mixed")  # an unknown setting is "None"
     return False
 
 

@@ -265,6 +265,8 @@ FOLDED_OPTION_TESTS = [
     ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, str)", "runs"),
     ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, torch.dtype)", "depends"),
     ("", "isinstance(config.precision, str)", "depends"),
+    # Whether torch.optim has a class of the name an option gives is not known here (it has no Lion).
+    ('parser.add_argument("--optimizer", default="Lion")', "hasattr(torch.optim, args.optimizer)", "depends"),
     # What a launcher sets is not known: neither side of a test of it.
     ("", 'os.environ["PRECISION"] in ("bf16", "bf16-mixed")', "depends"),
     ('checkpoint = torch.load("last.pt")', 'args.model == checkpoint["model"]', "depends"),

@@ -532,12 +532,21 @@ def _method_of_each(
 ) -> Value:
     """`trainer.train()` on an instance of any of several classes (`Alternatives`): each class's
     method runs, their results joined. What one of them stores does not make the instance that
-    class's: the name keeps its alternatives."""
+    class's: the name keeps its alternatives, each holding what its own method stored on it
+    (`trainer.prepare()` keeping a reference model, for the next method each class runs)."""
     key = binding_key(cast(cst.Attribute, node.func).value)
     bound = ctx.scope.names.get(key) if key is not None else None
-    results = [self.call_method(node, ctx, each, method, args, kwargs) for each in alternatives(receiver)]
-    if key is not None and bound is not None:
-        ctx.scope.names[key] = bound
+    choices = alternatives(receiver)
+    results: list[Value] = []
+    instances: list[Value] = []  # each class's instance, with what its method stored
+    for each in choices:
+        results.append(self.call_method(node, ctx, each, method, args, kwargs))
+        if key is not None and bound is not None:
+            stored = ctx.scope.names.get(key, bound)  # `_note_writes` rebinds the name when it stores
+            instances.append(each if stored is bound else stored)
+            ctx.scope.names[key] = bound  # the next class's method starts from the name as it was
+    if key is not None and any(instance is not each for instance, each in zip(instances, choices, strict=False)):
+        ctx.scope.names[key] = one_of(instances)
     return one_of(results)
 
 

@@ -345,7 +345,7 @@ def call_named(
     if leaf in ("from_pretrained", "from_config"):
         return causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs))
     if function in api.MODULE_WRAPPERS:
-        if function in api.DATA_PARALLEL and first.identity is not None:
+        if function in api.DATA_PARALLEL:  # keyed by identity: a model of none is never looked up
             self.data_parallel[first.identity] = node
         return first
     if leaf in ("FullyShardedDataParallel", "FSDP", "fully_shard"):
@@ -542,12 +542,21 @@ def _method_of_each(
 ) -> Value:
     """`trainer.train()` on an instance of any of several classes (`Alternatives`): each class's
     method runs, their results joined. What one of them stores does not make the instance that
-    class's: the name keeps its alternatives."""
+    class's: the name keeps its alternatives, each holding what its own method stored on it
+    (`trainer.prepare()` keeping a reference model, for the next method each class runs)."""
     key = binding_key(cast(cst.Attribute, node.func).value)
     bound = ctx.scope.names.get(key) if key is not None else None
-    results = [self.call_method(node, ctx, each, method, args, kwargs) for each in alternatives(receiver)]
-    if key is not None and bound is not None:
-        ctx.scope.names[key] = bound
+    choices = alternatives(receiver)
+    results: list[Value] = []
+    instances: list[Value] = []  # each class's instance, with what its method stored
+    for each in choices:
+        results.append(self.call_method(node, ctx, each, method, args, kwargs))
+        if key is not None and bound is not None:
+            stored = ctx.scope.names.get(key, bound)  # `_note_writes` rebinds the name when it stores
+            instances.append(each if stored is bound else stored)
+            ctx.scope.names[key] = bound  # the next class's method starts from the name as it was
+    if key is not None and any(instance is not each for instance, each in zip(instances, choices, strict=False)):
+        ctx.scope.names[key] = one_of(instances)
     return one_of(results)
 
 
@@ -753,7 +762,7 @@ def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
         return True
     if leaf in ("Accelerator", "Fabric", "Trainer"):
         setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const
-        return setting is not None and str(setting) in ("fp16", "16", "16-mixed")
+        return str(setting) in ("fp16", "16", "16-mixed")  # an unknown setting is "None"
     return False
 
 

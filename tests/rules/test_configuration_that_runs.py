@@ -256,6 +256,17 @@ FOLDED_OPTION_TESTS = [
     ('parser.add_argument("--precision", default="bf16-mixed")', '"bf16" in args.precision', "runs"),
     ('parser.add_argument("--precision", default="32")', '"bf16" in args.precision', "skipped"),
     ('parser.add_argument("--precision", default="32")', '"bf16" not in args.precision', "runs"),
+    # A config dict read with `.get`: a key it holds is its value; a default is not used (whether
+    # the key is there is not known), nor is a prefix of unknown value.
+    ('config = {"precision": "bf16", "lr": 1e-5}', 'config.get("precision") == "bf16"', "runs"),
+    ('config = {"lr": 1e-5}', 'config.get("precision", "bf16") == "bf16"', "depends"),
+    ('parser.add_argument("--precision", default="bf16")', "args.precision.startswith(config.prefix)", "depends"),
+    # A type test folds on a literal option against a builtin type only.
+    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, str)", "runs"),
+    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, torch.dtype)", "depends"),
+    ("", "isinstance(config.precision, str)", "depends"),
+    # Whether torch.optim has a class of the name an option gives is not known here (it has no Lion).
+    ('parser.add_argument("--optimizer", default="Lion")', "hasattr(torch.optim, args.optimizer)", "depends"),
     # What a launcher sets is not known: neither side of a test of it.
     ("", 'os.environ["PRECISION"] in ("bf16", "bf16-mixed")', "depends"),
     ('checkpoint = torch.load("last.pt")', 'args.model == checkpoint["model"]', "depends"),

@@ -701,3 +701,46 @@ def test_the_output_of_a_model_picked_from_a_half_and_an_fp32_class_is_not_known
             return F.log_softmax(head(hidden), dim=-1)
     """
     check_files({"heads.py": source}, "MP001", tmp_path)
+
+
+# A method each picked class runs that stores on the instance (`prepare()` keeps a reference model)
+# leaves the name holding either class, so the next method runs for each of them too.
+PREPARED_TRAINERS = """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+
+    class GRPOTrainer:
+        def __init__(self, model):
+            self.model = model
+
+        def prepare(self):
+            self.ref_model = self.model
+
+        def ref_logps(self, input_ids):
+            return F.log_softmax(self.ref_model(input_ids).logits, dim=-1)  # expect: MP001
+
+
+    class VLLMGRPOTrainer:
+        def __init__(self, model):
+            self.model = model
+
+        def prepare(self):
+            self.ref_model = self.model
+
+        def ref_logps(self, input_ids):
+            return F.log_softmax(self.ref_model(input_ids).logits.float(), dim=-1)
+
+
+    def main(script_args):
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", torch_dtype=torch.bfloat16)
+        trainer_cls = GRPOTrainer if not script_args.use_vllm else VLLMGRPOTrainer
+        trainer = trainer_cls(model)
+        trainer.prepare()
+        return trainer.ref_logps(torch.ones(1, 8, dtype=torch.long))
+"""
+
+
+def test_a_method_that_stores_keeps_each_picked_class(tmp_path: Path) -> None:
+    check_files({"grpo.py": PREPARED_TRAINERS}, "MP001", tmp_path)

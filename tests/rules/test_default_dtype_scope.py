@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .casekit import check_files
+from .casekit import check_files, line_of, lint
 
 MODEL = """
     import torch
@@ -219,3 +219,19 @@ TWICE = """
 
 def test_a_helper_that_sets_the_default_sets_it_at_every_call(tmp_path: Path) -> None:
     check_files({"lit_llama/model.py": MODEL, "train.py": TWICE}, "MP003", tmp_path)
+
+
+# The default dtype is where the model's precision comes from: the message names where it was set.
+SET_IN_THE_SCRIPT = """
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_default_dtype(torch.bfloat16)
+    lm_head = torch.nn.Linear(512, 32000).cuda()
+    logps = F.log_softmax(lm_head(hidden), dim=-1)
+"""
+
+
+def test_the_message_names_where_the_default_was_set() -> None:
+    [finding] = lint(SET_IN_THE_SCRIPT, "MP001")
+    assert f"default dtype set at train.py:{line_of(SET_IN_THE_SCRIPT, 'set_default_dtype')}" in finding.message

@@ -179,3 +179,47 @@ def test_the_message_names_the_policy() -> None:
     source = FSDP1.format(param="torch.bfloat16", expect="")
     [finding] = lint(source, "MP001")
     assert f"computed under FSDP's mixed precision at train.py:{line_of(source, 'model = FSDP(')}" in finding.message
+
+
+# FSDP of another library than torch (fairscale's, fairseq and metaseq shard with it): without a
+# mixed precision option it computes in the model's own dtype; with one (fairscale's
+# `mixed_precision=True` computes in `compute_dtype`, fairscale/nn/data_parallel/
+# fully_sharded_data_parallel.py `_init_param_attributes`) the dtype is not modelled here: unknown.
+FAIRSCALE = """
+    import torch
+    import torch.nn.functional as F
+    from fairscale.nn import FullyShardedDataParallel as FSDP
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained("facebook/opt-1.3b", torch_dtype=torch.float16)
+    model = FSDP(model{options})
+    logps = F.log_softmax(model(input_ids).logits, dim=-1){expect}
+"""
+
+# `fully_shard` re-exported by a module outside the run, given a policy built there: unknown too.
+SHARDED_ELSEWHERE = """
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from parallel_dims import fully_shard, mixed_precision_policy
+
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+    model = fully_shard(model, mp_policy=mixed_precision_policy(job_config))
+    logps = F.log_softmax(model(input_ids).logits, dim=-1)
+"""
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(FAIRSCALE.format(options="", expect="  # expect: MP001"), id="fairscale-no-mixed-precision"),
+        pytest.param(
+            FAIRSCALE.format(options=", mixed_precision=True, compute_dtype=torch.float32", expect=""),
+            id="fairscale-mixed-precision",
+        ),
+        pytest.param(SHARDED_ELSEWHERE, id="fully-shard-of-a-module-outside-the-run"),
+    ],
+)
+def test_sharded_by_another_library(source: str) -> None:
+    check(source, "MP001")

@@ -984,6 +984,35 @@ CASES = [
             return torch.log_softmax(logits, dim=-1)  # expect: MP001
         """,
     ),
+    # A field cast and stored back on the output, then read by name with a fallback (`getattr(out,
+    # "logits", out)`): the read sees the cast.
+    ok(
+        "output-field-cast-then-read-by-getattr",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        outputs = policy(input_ids)
+        outputs.logits = outputs.logits.float()
+        logits = getattr(outputs, "logits", outputs)
+        logps = F.log_softmax(logits, dim=-1)
+        """,
+    ),
+    ok(
+        "output-field-cast-and-stored-by-setattr",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        outputs = policy(input_ids)
+        setattr(outputs, "logits", outputs.logits.float())
+        logps = F.log_softmax(outputs.logits, dim=-1)
+        """,
+    ),
     # A bf16 model's forward under an autocast whose dtype the caller picks: its logits are half
     # whichever it picks (bf16 kept, or fp16 from autocast's matmuls), and the log_softmax is after
     # the region.

@@ -537,6 +537,45 @@ CASES = [
             loss_scaler(loss, optimizer, clip_grad=max_norm, parameters=model.parameters())
     """,
     ),
+    # MAE's and DeiT's scaler class (a GradScaler inside), called with the loss or handed to a helper
+    # of another package with it: it scales where this analysis does not look (timm's train loop
+    # keeps a plain backward for runs without one).
+    ok(
+        "loss-scaler-called-with-the-loss",
+        """
+        import torch
+        from util.misc import NativeScalerWithGradNormCount as NativeScaler
+
+        loss_scaler = NativeScaler()
+        for samples, targets in data_loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(model(samples), targets)
+            if loss_scaler is not None:
+                loss_scaler(loss, optimizer, parameters=model.parameters())
+            else:
+                loss.backward()
+                optimizer.step()
+            optimizer.zero_grad()
+    """,
+    ),
+    ok(
+        "loss-scaler-handed-to-a-helper",
+        """
+        import torch
+        from util.misc import NativeScalerWithGradNormCount, backward_step
+
+        loss_scaler = NativeScalerWithGradNormCount()
+        for samples, targets in data_loader:
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = criterion(model(samples), targets)
+            if loss_scaler is not None:
+                backward_step(loss, optimizer, loss_scaler)
+            else:
+                loss.backward()
+                optimizer.step()
+            optimizer.zero_grad()
+    """,
+    ),
     ok(
         "scaler-enabled-by-flag",
         """

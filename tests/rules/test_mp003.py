@@ -14,6 +14,21 @@ from .casekit import bug, check, line_of, lint, ok
 CODE = "MP003"
 
 CASES = [
+    # An optimizer class picked by name from the module importlib hands back (the module named,
+    # not its top-level package as `__import__` without `fromlist` gives).
+    bug(
+        "optimizer-class-from-importlib",
+        """
+        import importlib
+
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        optimizer_cls = getattr(importlib.import_module("torch.optim"), args.optimizer)
+        optimizer = optimizer_cls(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
     bug(
         "hf-bf16-adamw",
         """

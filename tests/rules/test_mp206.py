@@ -193,6 +193,28 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
     out = model(batch)
 """,
     ),
+    # Wrappers that run the module in the calling thread: no replica loses the region's dtype.
+    ok(
+        "distributed-data-parallel-one-gpu-per-process",
+        NET
+        + """
+import torch.distributed as dist
+
+dist.init_process_group("nccl")
+model = nn.parallel.DistributedDataParallel(Net().cuda())
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    out = model(batch)
+""",
+    ),
+    ok(
+        "compiled-model",
+        NET
+        + """
+model = torch.compile(Net().cuda())
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    out = model(batch)
+""",
+    ),
     ok(
         "single-device",
         NET

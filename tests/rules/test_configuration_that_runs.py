@@ -261,9 +261,11 @@ FOLDED_OPTION_TESTS = [
     ('config = {"precision": "bf16", "lr": 1e-5}', 'config.get("precision") == "bf16"', "runs"),
     ('config = {"lr": 1e-5}', 'config.get("precision", "bf16") == "bf16"', "depends"),
     ('parser.add_argument("--precision", default="bf16")', "args.precision.startswith(config.prefix)", "depends"),
-    # A type test folds on a literal option against a builtin type only.
+    # A type test folds on a literal option against a builtin type, and against torch.dtype (a
+    # literal is none); a type it does not know depends.
     ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, str)", "runs"),
-    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, torch.dtype)", "depends"),
+    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, torch.dtype)", "skipped"),
+    ('parser.add_argument("--precision", default="bf16")', "isinstance(args.precision, Precision)", "depends"),
     ("", "isinstance(config.precision, str)", "depends"),
     # Whether torch.optim has a class of the name an option gives is not known here (it has no Lion).
     ('parser.add_argument("--optimizer", default="Lion")', "hasattr(torch.optim, args.optimizer)", "depends"),

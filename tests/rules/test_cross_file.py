@@ -744,3 +744,30 @@ PREPARED_TRAINERS = """
 
 def test_a_method_that_stores_keeps_each_picked_class(tmp_path: Path) -> None:
     check_files({"grpo.py": PREPARED_TRAINERS}, "MP001", tmp_path)
+
+
+def test_a_picked_class_held_in_an_attribute_runs_each_class(tmp_path: Path) -> None:
+    runner = PREPARED_TRAINERS.replace(
+        """
+    def main(script_args):""",
+        """
+    class Runner:
+        def __init__(self, model, use_vllm):
+            trainer_cls = VLLMGRPOTrainer if use_vllm else GRPOTrainer
+            self.trainer = trainer_cls(model)
+
+        def run(self, input_ids):
+            self.trainer.prepare()
+            return self.trainer.ref_logps(input_ids)
+
+
+    def main(script_args):""",
+    ).replace(
+        """        trainer_cls = GRPOTrainer if not script_args.use_vllm else VLLMGRPOTrainer
+        trainer = trainer_cls(model)
+        trainer.prepare()
+        return trainer.ref_logps(torch.ones(1, 8, dtype=torch.long))""",
+        """        return Runner(model, script_args.use_vllm).run(torch.ones(1, 8, dtype=torch.long))""",
+    )
+    assert "Runner(model" in runner and "script_args.use_vllm else" not in runner
+    check_files({"grpo.py": runner}, "MP001", tmp_path)

@@ -343,7 +343,8 @@ def call_named(
         optimizer = kwargs.get("optimizer", first)  # diffusers' `get_scheduler(name, optimizer=...)`
         return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
     if leaf in ("from_pretrained", "from_config"):
-        return causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs))
+        checkpoint = first if args else kwargs.get("pretrained_model_name_or_path", UNKNOWN)
+        return causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs), checkpoint)
     if function in api.MODULE_WRAPPERS:
         if function in api.DATA_PARALLEL:  # keyed by identity: a model of none is never looked up
             self.data_parallel[first.identity] = node

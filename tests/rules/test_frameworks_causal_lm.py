@@ -218,3 +218,105 @@ def test_a_run_started_in_the_repository(
         (tmp_path / name).write_text(textwrap.dedent(source), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert len(lint_paths(["."], select=["MP001"]).findings) == findings
+
+
+POLICY_FROM_THE_HUB = """
+import argparse
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
+
+
+def sequence_logps(policy, input_ids):
+    logits = policy(input_ids=input_ids).logits[:, :-1]
+    logps = logits.log_softmax(-1){expect}
+    return torch.gather(logps, 2, input_ids[:, 1:, None]).squeeze(-1).sum(-1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model_name_or_path", default="{checkpoint}")
+    args = parser.parse_args()
+    policy = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, torch_dtype=torch.bfloat16)
+    for input_ids in loader:
+        loss = -sequence_logps(policy, input_ids).mean()
+        loss.backward()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "half_logits"),
+    [
+        pytest.param("meta-llama/Llama-2-7b-hf", False, id="llama-2"),
+        pytest.param("TinyLlama/TinyLlama-1.1B-Chat-v1.0", False, id="tinyllama"),
+        pytest.param("Qwen/Qwen2.5-1.5B-Instruct", False, id="qwen2.5"),
+        pytest.param("mistralai/Mixtral-8x7B-v0.1", False, id="mixtral"),
+        pytest.param("microsoft/phi-2", False, id="phi-2"),
+        pytest.param("google/gemma-2b", False, id="gemma"),
+        pytest.param("gpt2", True, id="gpt2-never-upcasts"),
+        pytest.param("EleutherAI/pythia-1.4b", True, id="gpt-neox-never-upcasts"),
+        pytest.param("Qwen/Qwen3-8B", True, id="qwen3-never-upcasts"),
+        pytest.param("llava-hf/llava-1.5-7b-hf", True, id="a-vision-model-is-not-its-language-model"),
+        pytest.param("./checkpoints/sft", True, id="a-local-checkpoint-is-unknown"),
+    ],
+)
+def test_an_auto_model_by_its_checkpoint_name(checkpoint: str, half_logits: bool, tmp_path: Path) -> None:
+    """transformers 4.38.2 (pinned) upcasts the logits of Llama, Qwen2, Mixtral, Phi and Gemma, whose
+    Hub names say the class `AutoModelForCausalLM` loads; not those of GPT-2, GPT-NeoX or Qwen3."""
+    source = POLICY_FROM_THE_HUB.format(checkpoint=checkpoint, expect="  # expect: MP001" if half_logits else "")
+    check_files({**requirements("transformers==4.38.2"), "train.py": source}, "MP001", tmp_path)
+
+
+def test_an_auto_llama_under_the_newest_transformers(tmp_path: Path) -> None:
+    """Unpinned, the newest transformers runs: a Llama's logits are its weights' dtype there."""
+    source = POLICY_FROM_THE_HUB.format(checkpoint="meta-llama/Llama-2-7b-hf", expect="  # expect: MP001")
+    check_files({"train.py": source}, "MP001", tmp_path)
+
+
+VALUE_HEAD_PPO = """
+import torch
+import torch.nn.functional as F
+from trl import AutoModelForCausalLMWithValueHead
+
+
+def logprobs_from_logits(logits, labels):
+    logp = F.log_softmax(logits, dim=2)
+    return torch.gather(logp, 2, labels.unsqueeze(2)).squeeze(-1)
+
+
+def ppo_step(model, ref_model, optimizer, input_ids, old_logprobs, advantages):
+    logits, _, values = model(input_ids=input_ids)
+    logprobs = logprobs_from_logits(logits[:, :-1, :], input_ids[:, 1:])
+    with torch.no_grad():
+        ref_logits = ref_model.pretrained_model(input_ids=input_ids).logits
+    ref_logprobs = F.log_softmax(ref_logits, dim=-1)  # expect: MP001
+    ratio = torch.exp(logprobs - old_logprobs)
+    loss = -(ratio * advantages).mean()
+    loss.backward()
+    optimizer.step()
+    return ref_logprobs
+
+
+def main():
+    model = AutoModelForCausalLMWithValueHead.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+    ref_model = AutoModelForCausalLMWithValueHead.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1.41e-5)  # expect: MP003
+    for input_ids, old_logprobs, advantages in loader:
+        ppo_step(model, ref_model, optimizer, input_ids, old_logprobs, advantages)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_trl_value_head_models_upcast_their_logits(tmp_path: Path) -> None:
+    """TRL's value-head wrapper returns fp32 logits whatever its model (not the model inside it, run
+    alone); its parameters stay bf16 for the optimizer."""
+    for code in ("MP001", "MP003"):
+        check_files({"ppo.py": VALUE_HEAD_PPO}, code, tmp_path)

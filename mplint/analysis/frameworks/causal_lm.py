@@ -23,10 +23,22 @@ Read from the wheels of transformers 4.12.0, 4.25.1 to 4.57.0 (each minor's .0, 
   every version read since, 5.25.0 included.
 - Never upcast in any version read: GPT-2 (`GPT2LMHeadModel`), OPT, GPT-NeoX, Bloom, Falcon,
   GPT-BigCode, StableLM, Qwen3, Gemma3, Llama4, DeepSeek-V2/V3 (GPT-Neo only with `labels`).
+
+`AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-hf")` loads the class its checkpoint's
+config names; with the checkpoint written out (a literal, a default, a launch option) the class is
+told from the Hub name's model family (`ARCHITECTURES`), else it is unknown and the model is taken as
+loaded (its logits in its weights' dtype, as before).
+
+TRL's value-head wrappers (`AutoModelForCausalLMWithValueHead`, `AutoModelForSeq2SeqLMWithValueHead`,
+`trl/models/modeling_value_head.py` in trl 0.4.0, 0.4.7, 0.7.4, 0.11.4, 0.12.0 and 0.19.0,
+`trl/experimental/ppo/` since) upcast in their own forward whatever the model inside: `if
+lm_logits.dtype != torch.float32: lm_logits = lm_logits.float()` ("force upcast in fp32 if logits are
+in half-precision"), so the `(lm_logits, loss, value)` they return starts with fp32 logits.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,26 +81,73 @@ UPCASTS: dict[str, tuple[Version | None, Version | None]] = {
     **{f"{name}ForCausalLM": (None, None) for name in ("Mamba", "Mamba2", "FalconMamba", "Mllama")},
 }
 
+# The Auto class that loads a causal LM by its checkpoint's architecture.
+AUTO_CAUSAL_LM = "AutoModelForCausalLM"
+# Hub names by model family (matched in the name's last part, lowercased; first match wins), for the
+# families `UPCASTS` knows; a family that never upcasts needs no entry. From the `architectures` that the
+# published configs of these checkpoints declare: `meta-llama/Llama-2-7b-hf`,
+# `meta-llama/Meta-Llama-3-8B`, `TinyLlama/TinyLlama-1.1B-Chat-v1.0`, `codellama/CodeLlama-7b-hf`,
+# `lmsys/vicuna-7b-v1.5` (Llama), `mistralai/Mistral-7B-v0.1`, `mistralai/Mixtral-8x7B-v0.1`,
+# `Qwen/Qwen1.5-7B`, `Qwen/Qwen2-7B`, `Qwen/Qwen2.5-1.5B-Instruct`, `Qwen/Qwen2.5-Math-7B` (Qwen2),
+# `Qwen/Qwen1.5-MoE-A2.7B` (Qwen2Moe), `deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B` (Qwen2),
+# `google/gemma-2b`, `google/gemma-7b` (Gemma), `google/gemma-2-9b` (Gemma2), `microsoft/phi-2`,
+# `microsoft/Phi-3-mini-4k-instruct`, `EleutherAI/gpt-j-6b`, `Salesforce/codegen-350M-mono`. Names of
+# other families (Qwen3, Gemma 3, Llama 4, vision models, `Qwen/Qwen-7B`'s remote code) match none.
+ARCHITECTURES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), model_class)
+    for pattern, model_class in (
+        (r"vision|-vl\b|llava|audio|omni|llama-?4|qwen3|gemma-?3-|phi-?4", ""),
+        (r"mixtral", "MixtralForCausalLM"),
+        (r"mistral", "MistralForCausalLM"),
+        (r"qwen(1\.5|2(\.5)?)-moe", "Qwen2MoeForCausalLM"),
+        (r"qwen(1\.5|2(\.5)?)-|distill-qwen", "Qwen2ForCausalLM"),
+        (r"gemma-?2-", "Gemma2ForCausalLM"),  # not `gemma-2b`, a Gemma
+        (r"gemma", "GemmaForCausalLM"),
+        (r"phi-?3", "Phi3ForCausalLM"),
+        (r"phi-(1|1_5|2)$", "PhiForCausalLM"),
+        (r"llama|vicuna", "LlamaForCausalLM"),
+        (r"gpt-?j", "GPTJForCausalLM"),
+        (r"codegen-", "CodeGenForCausalLM"),
+    )
+)
+# TRL's wrappers that upcast their logits in every version that has them.
+VALUE_HEADS = frozenset({"AutoModelForCausalLMWithValueHead", "AutoModelForSeq2SeqLMWithValueHead"})
+
 
 @dataclass(frozen=True)
 class Fp32Logits:
-    """The payload of a model of a Transformers class whose forward upcasts its logits in the version
-    the repository pins (None: the newest)."""
+    """The payload of a model whose forward upcasts its logits: of a Transformers class that does in
+    the version the repository pins (None: the newest), or of a TRL value-head wrapper."""
 
     model_class: str
     version: Version | None
 
 
-def loaded(self: Interpreter, function: str, path: str, model: Value) -> Value:
-    """`model` as `function` (`transformers.LlamaForCausalLM.from_pretrained`) loads it in the file at
-    `path`: a model whose outputs are fp32 when its class upcasts its logits in the transformers
-    version the file's repository pins (the files read are dependencies)."""
-    model_class = last_part(function.rpartition(".")[0]) if function.startswith("transformers.") else ""
-    if model.kind is not Kind.MODULE or model_class not in UPCASTS:
+def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint: Value) -> Value:
+    """`model` as `function` (`transformers.LlamaForCausalLM.from_pretrained`) loads it from
+    `checkpoint` in the file at `path`: a model whose outputs are fp32 when its class upcasts its
+    logits in the transformers version the file's repository pins (the files read are dependencies),
+    or when TRL wraps it in a value head."""
+    if model.kind is not Kind.MODULE:
+        return model
+    model_class = last_part(function.rpartition(".")[0])
+    if function.startswith("trl.") and model_class in VALUE_HEADS:
+        return model.with_(payload=Fp32Logits(model_class, None))
+    if not function.startswith("transformers."):
+        return model
+    if model_class == AUTO_CAUSAL_LM:
+        model_class = architecture(checkpoint.const) if isinstance(checkpoint.const, str) else ""
+    if model_class not in UPCASTS:
         return model
     version, read = pinned_version("transformers", repository_root(path, self.index.root))
     self.data_files.update(read)
     return model.with_(payload=Fp32Logits(model_class, version)) if upcasts(model_class, version) else model
+
+
+def architecture(checkpoint: str) -> str:
+    """The causal LM class a Hub checkpoint of a known family loads (`ARCHITECTURES`), else ""."""
+    name = checkpoint.rstrip("/").rpartition("/")[2].lower()
+    return next((model_class for pattern, model_class in ARCHITECTURES if pattern.search(name)), "")
 
 
 def upcasts(model_class: str, version: Version | None) -> bool:

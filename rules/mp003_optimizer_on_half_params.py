@@ -73,7 +73,8 @@ class OptimizerOnHalfParams(Rule):
         "stepped after: updates now round to {dtype} with no fp32 master weights"
     )
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
-    SINKS = frozenset({"optim", "Adam", "SGD", ".step("})
+    # A Trainer (transformers', TRL's, a subclass) builds its optimizer itself: `RLOOTrainer(model=policy)`.
+    SINKS = frozenset({"optim", "Adam", "SGD", ".step(", "Trainer"})
     VALID = (
         """
 import torch

@@ -112,6 +112,14 @@ def launched_options(self: Interpreter, *, config_file: bool = False) -> dict[st
     return found.configured if config_file else found.options
 
 
+def started_without_config_file(self: Interpreter) -> bool:
+    """Whether the script under way is started by launch commands of its repository, none of which
+    names a `--config` file (TRL's `parse_args_and_config` then reads the options alone)."""
+    launched_options(self)
+    found = self.launch_options.get(self.entry) if self.entry is not None else None
+    return found is not None and found.without_config_file
+
+
 def config_file(self: Interpreter, name: str, script: str) -> Value:
     """The data of the config file `name` a script at `script` reads, as a record whose keys read as
     items and as attributes (`cfg["dtype"]`, `cfg.training.dtype`); unknown when it cannot be read."""

@@ -186,14 +186,15 @@ def _parameter_of(module: Value) -> Value:
 def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Value:
     base = self.eval(node.value, ctx)
     keys: list[Value] = []
+    bounds: list[Value | None] = []  # of a slice: each bound (None where left out)
     for element in node.slice:
         index = element.slice
         if isinstance(index, cst.Index):
             keys.append(self.eval(index.value, ctx))
         elif isinstance(index, cst.Slice):  # libcst's only other BaseSlice
-            for bound in (index.lower, index.upper, index.step):
-                if bound is not None:
-                    self.eval(bound, ctx)
+            bounds = [
+                None if bound is None else self.eval(bound, ctx) for bound in (index.lower, index.upper, index.step)
+            ]
     key = self.item_key(node, ctx)
     tracked = ctx.scope.lookup(key) if key is not None else None
     if tracked is not None:
@@ -210,10 +211,15 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
         if found.otherwise is None and isinstance(index, cst.Index) and type(index.value) in _CONFIGURATION_READS:
             return configured_alternative(base, keys[0], index.value, found, node)
         return found
-    if base.kind is Kind.ANY and isinstance(base.payload, tuple) and len(keys) == 1:
-        position = keys[0].const
-        if isinstance(position, int) and -len(base.payload) <= position < len(base.payload):
-            return base.payload[position]
+    if base.kind is Kind.ANY and isinstance(base.payload, tuple):
+        if len(keys) == 1:
+            position = keys[0].const
+            if isinstance(position, int) and -len(base.payload) <= position < len(base.payload):
+                return base.payload[position]
+        elif len(node.slice) == 1 and bounds and all(bound is None or type(bound.const) is int for bound in bounds):
+            # `parser.parse_args_into_dataclasses(return_remaining_strings=True)[:3]`: the values kept.
+            lower, upper, step = (None if bound is None else cast(int, bound.const) for bound in bounds)
+            return base.with_(payload=base.payload[lower:upper:step]) if step != 0 else UNKNOWN
     return UNKNOWN
 
 

@@ -93,6 +93,7 @@ class Interpreter:
     eval_comparison = configuration.eval_comparison
     eval_boolean = configuration.eval_boolean
     argument_parser = configuration.argument_parser
+    started_without_config_file = configuration.started_without_config_file
 
     # calls.py
     eval_call = calls.eval_call

@@ -55,12 +55,14 @@ class LaunchOptions:
     `--learning-rate` is `learning_rate`), and the files read to tell (cache dependencies); the same
     as a parser that reads the `--config` file of each command sees them (`configured`). With the
     commands that give an option of precision the others do not, each as the condition that names
-    it and the options it gives."""
+    it and the options it gives. `without_config_file`: some command starts the script and none
+    names a `--config` file (a parser that would read one reads nothing but the options)."""
 
     options: dict[str, Written]
     read: tuple[str, ...]
     alternatives: tuple[tuple[str, LaunchOptions], ...] = ()
     configured: dict[str, Written] = field(default_factory=dict)
+    without_config_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,11 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
     runnable = [command.configured for command in given if command.configured is not None]
     configured = _agreed(runnable) if runnable else {}
     return LaunchOptions(
-        _agreed([command.options for command in given]), tuple(read), _alternatives(given, configured, root), configured
+        _agreed([command.options for command in given]),
+        tuple(read),
+        _alternatives(given, configured, root),
+        configured,
+        without_config_file=all(_CONFIG_FLAG not in command.options for command in given),
     )
 
 
@@ -164,7 +170,9 @@ def _alternatives(
             condition = f"launched as in `{os.path.relpath(command.file, root)}`"
         if differing and frozenset(differing.items()) not in seen and condition not in found:
             seen.add(frozenset(differing.items()))
-            found[condition] = LaunchOptions(command.options, (), configured=configured)
+            found[condition] = LaunchOptions(
+                command.options, (), configured=configured, without_config_file=_CONFIG_FLAG not in command.options
+            )
         if len(found) == MOST_ALTERNATIVES:
             break
     return tuple(found.items())
@@ -218,25 +226,29 @@ def outside_code(run_root: str, scripts: Mapping[str, str], words: frozenset[str
     return launched | configured, read + config_read
 
 
-def _launched_with(root: str, scripts: Iterable[str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
-    by_name: dict[str, list[str]] = {}
+def _launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str]) -> tuple[set[str], tuple[str, ...]]:
+    # Per repository (not the run's root: a run whose Python all lies in `training/` has its launch
+    # scripts beside that folder), the scripts by name.
+    by_repository: dict[str, dict[str, list[str]]] = {}
     for script in scripts:
+        by_name = by_repository.setdefault(repository_of(script, run_root), {})
         by_name.setdefault(os.path.basename(script), []).append(script)
     found: set[str] = set()
     read: list[str] = []
-    for path, text in repository_texts(root):
-        if not path.endswith(LAUNCH_SUFFIXES) or ".py" not in text:
-            continue
-        read.append(path)
-        for launched, options in _commands(path, text):
-            command = _with_config_file(path, options, root, read)  # `--config recipes/x.yaml`'s settings too
-            given = command.configured if command.configured is not None else options
-            written = " ".join(f"{name} {value}" for name, value in given.items())
-            if not any(word in written for word in words):
+    for root, by_name in by_repository.items():
+        for path, text in repository_texts(root):
+            if not path.endswith(LAUNCH_SUFFIXES) or ".py" not in text:
                 continue
-            for script in by_name.get(os.path.basename(launched), ()):
-                if is_script(launched, script, path, repository_of(script, root)):
-                    found.add(script)
+            read.append(path)
+            for launched, options in _commands(path, text):
+                command = _with_config_file(path, options, root, read)  # `--config recipes/x.yaml`'s settings too
+                given = command.configured if command.configured is not None else options
+                written = " ".join(f"{name} {value}" for name, value in given.items())
+                if not any(word in written for word in words):
+                    continue
+                for script in by_name.get(os.path.basename(launched), ()):
+                    if is_script(launched, script, path, root):
+                        found.add(script)
     return found, tuple(read)
 
 
@@ -252,7 +264,7 @@ def _configured_with(
     read: set[str] = set()
     for script, code in scripts.items():
         for name in set(_CONFIG_NAME.findall(code)):
-            for base in (os.path.dirname(script), run_root or "."):
+            for base in (os.path.dirname(script), repository_of(script, os.path.abspath(run_root or "."))):
                 path = os.path.normpath(os.path.join(base, name))
                 text = read_text(path, _LARGEST_CONFIG)
                 if text is None:

@@ -683,3 +683,84 @@ def test_a_command_naming_a_recipe_the_repository_lacks_gives_the_parser_nothing
     check_files(project(TRL_TRAIN, files, "MP003"), "MP003", tmp_path)
     (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
     assert "only when" not in finding.message
+
+
+# MedicalGPT's RL stage (shibing624/MedicalGPT training/ppo_training.py): all the Python lies in
+# `training/`, its launch scripts in `scripts/` beside it (`requirements.txt` marks the repository);
+# the script names no precision and no optimizer in its code (the dtype is TRL's `ModelConfig.dtype`,
+# given by the launch; the RLOOTrainer builds the optimizer), takes the first three values of
+# `parse_args_into_dataclasses(return_remaining_strings=True)`, and passes `peft_config=` whatever
+# `get_peft_config` gives (None: `use_peft` is off by default).
+MEDICALGPT_PPO = """
+    from dataclasses import dataclass, field
+    from typing import Optional
+
+    import torch
+    from transformers import AutoModelForCausalLM, HfArgumentParser
+    from trl import ModelConfig, RLOOConfig, RLOOTrainer, TrlParser, get_peft_config
+
+
+    @dataclass
+    class RLOOArguments:
+        sft_model_path: Optional[str] = field(default=None, metadata={"help": "Path to the SFT model."})
+
+
+    def main():
+        parser = HfArgumentParser((RLOOArguments, RLOOConfig, ModelConfig))
+        args, training_args, model_args = parser.parse_args_into_dataclasses(
+            return_remaining_strings=True
+        )[:3]
+        torch_dtype = (
+            model_args.dtype if model_args.dtype in ["auto", None] else getattr(torch, model_args.dtype)
+        )
+        policy_kwargs = dict(trust_remote_code=model_args.trust_remote_code)
+        if torch_dtype is not None:
+            policy_kwargs["torch_dtype"] = torch_dtype
+        policy = AutoModelForCausalLM.from_pretrained(args.sft_model_path, **policy_kwargs)
+        peft_config = get_peft_config(model_args)
+        trainer = RLOOTrainer(  # MARK
+            model=policy,
+            args=training_args,
+            peft_config=peft_config,
+        )
+        trainer.train()
+
+
+    if __name__ == "__main__":
+        main()
+"""
+RUN_PPO = """\
+CUDA_VISIBLE_DEVICES=0,1 python3 training/ppo_training.py \\
+    --sft_model_path Qwen/Qwen3.5-2B \\
+    --dtype bfloat16 {flags}\\
+    --output_dir outputs-ppo-qwen-v1
+"""
+TRL_PARSED = MEDICALGPT_PPO.replace("HfArgumentParser((", "TrlParser((").replace(
+    "parse_args_into_dataclasses(", "parse_args_and_config("
+)
+
+
+@pytest.mark.parametrize(
+    ("train", "flags", "bug"),
+    [
+        pytest.param(MEDICALGPT_PPO, "", "MP003", id="full-parameter-rloo"),
+        pytest.param(MEDICALGPT_PPO, "--use_peft True ", None, id="lora-adapters-are-fp32"),
+        pytest.param(MEDICALGPT_PPO, "--use_peft False ", "MP003", id="lora-turned-off"),
+        pytest.param(MEDICALGPT_PPO.replace("[:3]", "[:n]"), "", None, id="a-slice-of-unknown-bound"),
+        pytest.param(
+            MEDICALGPT_PPO.replace("peft_config=peft_config", "peft_config=None"), "", "MP003", id="peft-config-none"
+        ),
+        pytest.param(TRL_PARSED, "", "MP003", id="trl-parser-started-with-no-config-file"),
+        pytest.param(TRL_PARSED, "--config recipes/ppo.yaml ", None, id="trl-parser-reading-a-recipe"),
+    ],
+)
+def test_a_trainer_over_a_model_the_launch_makes_bf16_from_a_folder_beside_the_code(
+    train: str, flags: str, bug: str | None, tmp_path: Path
+) -> None:
+    files = {
+        "requirements.txt": "trl>=0.17\n",
+        "training/ppo_training.py": train.replace("# MARK", f"# expect: {bug}" if bug else ""),
+        "scripts/run_ppo.sh": RUN_PPO.format(flags=flags),
+        "recipes/ppo.yaml": "learning_rate: 1.0e-6\nmissing_eos_penalty: 1.0\n",
+    }
+    check_files(files, "MP003", tmp_path)

@@ -26,6 +26,7 @@ LEAVES = frozenset(
         *peft.WRAPPERS,
         peft.KBIT_PREPARATION,
         "from_pretrained",
+        transformers.GET_PEFT_CONFIG,
         *fsdp.POLICIES,
         *fsdp.WRAPPERS,
         "Trainer",
@@ -57,6 +58,8 @@ def call_named(
             return peft.call(self, node, ctx, function, args, kwargs)
         if fsdp.is_fsdp(function):
             return fsdp.call(self, node, ctx, function, args, kwargs)
+        if function.startswith("trl.") and leaf == transformers.GET_PEFT_CONFIG:
+            return transformers.peft_config(args, kwargs)
     return None
 
 

@@ -115,6 +115,18 @@ def model_config(launched: dict[str, Value]) -> Value:
     )
 
 
+# trl `trainer/utils.py` (0.7.4, 0.12.0, 1.x alike): `get_peft_config(model_args)` returns None when
+# `model_args.use_peft is False` (ModelConfig's default), else a LoRA config.
+GET_PEFT_CONFIG = "get_peft_config"
+
+
+def peft_config(args: list[Value], kwargs: dict[str, Value]) -> Value:
+    """TRL's `get_peft_config(model_args)`: None where the model settings turn PEFT off."""
+    settings = args[0] if args else kwargs.get("model_args", kwargs.get("model_config", UNKNOWN))
+    use_peft = settings.item("use_peft") if settings.op == NAMESPACE else None
+    return const(None) if use_peft is not None and use_peft.const is False else UNKNOWN
+
+
 def is_trainer_class(function: str) -> bool:
     """`transformers.Trainer`, `transformers.Seq2SeqTrainer`, `trl.SFTTrainer`, `trl.GRPOTrainer`, ..."""
     return function.startswith(PACKAGES) and function.rpartition(".")[2].endswith("Trainer")
@@ -168,7 +180,8 @@ def parsed(
     reads_config = method == "parse_args_and_config"  # TRL's: a `--config` YAML file sets fields too
     classes = cast(tuple, parser.payload)
     instances = tuple(self.parsed_dataclass(node, ctx, kind, config_file=reads_config) for kind in classes)
-    if reads_config:  # of settings read for precision alone: any other field the file sets is unknown
+    if reads_config and not self.started_without_config_file():
+        # Of settings read for precision alone: any other field a config file sets is unknown.
         instances = tuple(_settings_unknown(instance) for instance in instances)
     return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
 
@@ -218,6 +231,12 @@ OWN_OPTIMIZER = "own optimizer"
 _OWN_OPTIMIZER_BYPASSED = ("optimizers", "optimizer_cls_and_kwargs", "model_init", "peft_config")
 
 
+def _given(value: Value | None) -> bool:
+    """Whether a keyword is given something: not left out, nor passed a literal None
+    (`peft_config=get_peft_config(model_args)` with PEFT off)."""
+    return value is not None and not (value.kind is Kind.CONST and value.payload is None)
+
+
 def model_of(args: list[Value], kwargs: dict[str, Value]) -> Value:
     """The model a trainer is given: `model=`, else the first positional argument that is no arguments."""
     return kwargs.get("model", args[0] if args and args[0].op not in PRECISION_OF else UNKNOWN)
@@ -231,7 +250,7 @@ def _own_optimizer_params(
     PEFT, whose adapters are fp32), arguments whose every setting is known and that turn neither
     fp16 (MP107's case) nor DeepSpeed nor FSDP on, and a script no accelerate configuration of its
     repository launches (one may bring DeepSpeed or FSDP, which keep or make fp32 weights)."""
-    if any(keyword in kwargs for keyword in _OWN_OPTIMIZER_BYPASSED) or arguments is None:
+    if any(_given(kwargs.get(keyword)) for keyword in _OWN_OPTIMIZER_BYPASSED) or arguments is None:
         return None
     if arguments.item(SETTINGS_KNOWN) is None or arguments.op == ARGUMENTS[Precision.FP16]:
         return None

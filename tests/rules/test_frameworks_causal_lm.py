@@ -261,15 +261,39 @@ if __name__ == "__main__":
         pytest.param("gpt2", True, id="gpt2-never-upcasts"),
         pytest.param("EleutherAI/pythia-1.4b", True, id="gpt-neox-never-upcasts"),
         pytest.param("Qwen/Qwen3-8B", True, id="qwen3-never-upcasts"),
-        pytest.param("llava-hf/llava-1.5-7b-hf", True, id="a-vision-model-is-not-its-language-model"),
-        pytest.param("./checkpoints/sft", True, id="a-local-checkpoint-is-unknown"),
+        pytest.param("facebook/opt-1.3b", True, id="opt-never-upcasts"),
+        pytest.param("llava-hf/llava-1.5-7b-hf", False, id="a-vision-model-s-family-is-not-told"),
+        pytest.param("./checkpoints/sft", False, id="a-local-checkpoint-s-family-is-not-told"),
     ],
 )
 def test_an_auto_model_by_its_checkpoint_name(checkpoint: str, half_logits: bool, tmp_path: Path) -> None:
     """transformers 4.38.2 (pinned) upcasts the logits of Llama, Qwen2, Mixtral, Phi and Gemma, whose
-    Hub names say the class `AutoModelForCausalLM` loads; not those of GPT-2, GPT-NeoX or Qwen3."""
+    Hub names say the class `AutoModelForCausalLM` loads; not those of GPT-2, GPT-NeoX, OPT or Qwen3.
+    A checkpoint of a family not told may be either: its logits' dtype is unknown there."""
     source = POLICY_FROM_THE_HUB.format(checkpoint=checkpoint, expect="  # expect: MP001" if half_logits else "")
     check_files({**requirements("transformers==4.38.2"), "train.py": source}, "MP001", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "dependencies",
+    [
+        pytest.param(requirements("transformers==4.29.2"), id="before-any-family-upcasts"),
+        pytest.param(requirements("transformers==4.46.0"), id="after-the-families-stopped"),
+        pytest.param({}, id="unpinned"),
+    ],
+)
+def test_a_checkpoint_of_a_family_not_told_outside_the_window(dependencies: dict[str, str], tmp_path: Path) -> None:
+    """Where no common family upcasts, a model of any family returns logits in its weights' dtype."""
+    source = POLICY_FROM_THE_HUB.format(checkpoint="./checkpoints/sft", expect="  # expect: MP001")
+    check_files({**dependencies, "train.py": source}, "MP001", tmp_path)
+
+
+def test_the_weights_of_a_model_whose_logits_are_unknown_stay_half(tmp_path: Path) -> None:
+    source = POLICY_FROM_THE_HUB.format(checkpoint="./checkpoints/sft", expect="").replace(
+        "    for input_ids in loader:",
+        "    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)  # expect: MP003\n    for input_ids in loader:",
+    )
+    check_files({**requirements("transformers==4.38.2"), "train.py": source}, "MP003", tmp_path)
 
 
 def test_an_auto_llama_under_the_newest_transformers(tmp_path: Path) -> None:

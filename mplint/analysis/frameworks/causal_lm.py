@@ -26,8 +26,10 @@ Read from the wheels of transformers 4.12.0, 4.25.1 to 4.57.0 (each minor's .0, 
 
 `AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-hf")` loads the class its checkpoint's
 config names; with the checkpoint written out (a literal, a default, a launch option) the class is
-told from the Hub name's model family (`ARCHITECTURES`), else it is unknown and the model is taken as
-loaded (its logits in its weights' dtype, as before).
+told from the Hub name's model family (`ARCHITECTURES`). A checkpoint of a family not told gives
+logits of unknown dtype under a pin where the common families upcast (4.31 to 4.45: SimPO's
+environment.yml pins 4.44.2 and its recipes train Llama 3, Mistral and Gemma 2 through a config
+field), and the weights' dtype elsewhere.
 
 TRL's value-head wrappers (`AutoModelForCausalLMWithValueHead`, `AutoModelForSeq2SeqLMWithValueHead`,
 `trl/models/modeling_value_head.py` in trl 0.4.0, 0.4.7, 0.7.4, 0.11.4, 0.12.0 and 0.19.0,
@@ -83,31 +85,39 @@ UPCASTS: dict[str, tuple[Version | None, Version | None]] = {
 
 # The Auto class that loads a causal LM by its checkpoint's architecture.
 AUTO_CAUSAL_LM = "AutoModelForCausalLM"
-# Hub names by model family (matched in the name's last part, lowercased; first match wins), for the
-# families `UPCASTS` knows; a family that never upcasts needs no entry. From the `architectures` that the
-# published configs of these checkpoints declare: `meta-llama/Llama-2-7b-hf`,
+# Hub names by model family (matched in the name's last part, lowercased; first match wins): the class
+# each family's published configs declare in `architectures` (`meta-llama/Llama-2-7b-hf`,
 # `meta-llama/Meta-Llama-3-8B`, `TinyLlama/TinyLlama-1.1B-Chat-v1.0`, `codellama/CodeLlama-7b-hf`,
-# `lmsys/vicuna-7b-v1.5` (Llama), `mistralai/Mistral-7B-v0.1`, `mistralai/Mixtral-8x7B-v0.1`,
-# `Qwen/Qwen1.5-7B`, `Qwen/Qwen2-7B`, `Qwen/Qwen2.5-1.5B-Instruct`, `Qwen/Qwen2.5-Math-7B` (Qwen2),
-# `Qwen/Qwen1.5-MoE-A2.7B` (Qwen2Moe), `deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B` (Qwen2),
-# `google/gemma-2b`, `google/gemma-7b` (Gemma), `google/gemma-2-9b` (Gemma2), `microsoft/phi-2`,
-# `microsoft/Phi-3-mini-4k-instruct`, `EleutherAI/gpt-j-6b`, `Salesforce/codegen-350M-mono`. Names of
-# other families (Qwen3, Gemma 3, Llama 4, vision models, `Qwen/Qwen-7B`'s remote code) match none.
+# `lmsys/vicuna-7b-v1.5`: Llama; `Qwen/Qwen1.5-7B`, `Qwen/Qwen2.5-1.5B-Instruct`,
+# `deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B`: Qwen2; `google/gemma-2b`: Gemma, `google/gemma-2-9b`:
+# Gemma2; `microsoft/phi-2`: Phi; `microsoft/Phi-3-mini-4k-instruct`, `microsoft/phi-4`: Phi3; ...).
+# A vision or audio model is not its language model: its family is not told ("").
 ARCHITECTURES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), model_class)
     for pattern, model_class in (
-        (r"vision|-vl\b|llava|audio|omni|llama-?4|qwen3|gemma-?3-|phi-?4", ""),
+        (r"vision|-vl\b|llava|audio|omni", ""),
+        (r"llama-?4", "Llama4ForCausalLM"),
+        (r"qwen3", "Qwen3ForCausalLM"),
+        (r"gemma-?3-", "Gemma3ForCausalLM"),
+        (r"falcon-mamba", "FalconMambaForCausalLM"),
+        (r"mamba-?2", "Mamba2ForCausalLM"),
+        (r"mamba", "MambaForCausalLM"),
         (r"mixtral", "MixtralForCausalLM"),
         (r"mistral", "MistralForCausalLM"),
         (r"qwen(1\.5|2(\.5)?)-moe", "Qwen2MoeForCausalLM"),
         (r"qwen(1\.5|2(\.5)?)-|distill-qwen", "Qwen2ForCausalLM"),
         (r"gemma-?2-", "Gemma2ForCausalLM"),  # not `gemma-2b`, a Gemma
         (r"gemma", "GemmaForCausalLM"),
-        (r"phi-?3", "Phi3ForCausalLM"),
+        (r"phi-?[34]", "Phi3ForCausalLM"),
         (r"phi-(1|1_5|2)$", "PhiForCausalLM"),
         (r"llama|vicuna", "LlamaForCausalLM"),
         (r"gpt-?j", "GPTJForCausalLM"),
         (r"codegen-", "CodeGenForCausalLM"),
+        (r"^(distil)?gpt2", "GPT2LMHeadModel"),
+        (r"^opt-", "OPTForCausalLM"),
+        (r"pythia|gpt-neox", "GPTNeoXForCausalLM"),
+        (r"bloom", "BloomForCausalLM"),
+        (r"falcon", "FalconForCausalLM"),
     )
 )
 # TRL's wrappers that upcast their logits in every version that has them.
@@ -121,6 +131,20 @@ class Fp32Logits:
 
     model_class: str
     version: Version | None
+
+
+@dataclass(frozen=True)
+class UnknownLogits:
+    """The payload of a model an Auto class loads from a checkpoint of a family not told (an
+    option, a path) under a pinned transformers in which the common families upcast their logits
+    and the others do not: the dtype of its logits is unknown."""
+
+    version: Version | None
+
+
+# The family whose window stands for the common ones' (Mistral, Qwen2, Gemma and Phi upcast from
+# their first version to 4.45 too).
+COMMON_FAMILY = "LlamaForCausalLM"
 
 
 def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint: Value) -> Value:
@@ -137,11 +161,17 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
         return model
     if model_class == AUTO_CAUSAL_LM:
         model_class = architecture(checkpoint.const) if isinstance(checkpoint.const, str) else ""
-    if model_class not in UPCASTS:
-        return model
+    elif model_class not in UPCASTS:
+        return model  # a class of its own: `OPTForCausalLM` never upcasts
     version, read = pinned_version("transformers", repository_root(path, self.index.root))
     self.data_files.update(read)
-    return model.with_(payload=Fp32Logits(model_class, version)) if upcasts(model_class, version) else model
+    if not model_class:
+        # Of a family not told, where the common ones upcast (Llama, Mistral, Qwen2, Gemma, Phi from
+        # 4.31 to 4.45): its logits' dtype is not known.
+        return model.with_(payload=UnknownLogits(version)) if upcasts(COMMON_FAMILY, version) else model
+    if model_class in UPCASTS and upcasts(model_class, version):
+        return model.with_(payload=Fp32Logits(model_class, version))
+    return model
 
 
 def architecture(checkpoint: str) -> str:
@@ -160,4 +190,8 @@ def upcasts(model_class: str, version: Version | None) -> bool:
 
 def output(module: Value, result: Value) -> Value:
     """What calling `module` gives back, from what a module of its dtype computes (`result`)."""
-    return result.with_(precision=Precision.FP32, origin=None) if isinstance(module.payload, Fp32Logits) else result
+    if isinstance(module.payload, Fp32Logits):
+        return result.with_(precision=Precision.FP32, origin=None)
+    if isinstance(module.payload, UnknownLogits):
+        return result.with_(precision=Precision.UNKNOWN, origin=None)
+    return result

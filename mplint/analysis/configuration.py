@@ -15,12 +15,13 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import read_json_config
-from mplint.analysis.launch_options import Written, options_of, typed
+from mplint.analysis.launch_options import LaunchOptions, Written, function_options, options_of, typed
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
+    from mplint.analysis.summaries import Definition
 
 
 def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Value:
@@ -110,6 +111,33 @@ def launched_options(self: Interpreter, *, config_file: bool = False) -> dict[st
         for condition, options in found.alternatives:
             self.option_alternatives.setdefault((script, condition), options)
     return found.configured if config_file else found.options
+
+
+def command_arguments(self: Interpreter, definition: Definition) -> dict[str, Value]:
+    """The keyword arguments the repository's commands give a function they run with their command
+    line as its arguments (a console script's jsonargparse `CLI`, `launch_options.function_options`):
+    the parameters all its commands set alike, each read as YAML reads it, as jsonargparse does
+    (`--devices 4` an int); or those one command sets in a run under that command (`model.analyze`).
+    The commands that disagree on precision are that run's alternatives, the files read to tell the
+    unit's dependencies."""
+    if definition.owner is not None or not isinstance(definition.node, cst.FunctionDef):
+        return {}
+    key = f"{definition.path}:{definition.name}"
+    found = self.launch_options.get(key)
+    if found is None:
+        found = function_options(definition.path, definition.name, self.index.root) or LaunchOptions({}, ())
+        self.launch_options[key] = found
+        self.data_files.update(found.read)
+        for condition, options in found.alternatives:
+            self.option_alternatives.setdefault((key, condition), options)
+    parameters = definition.node.params
+    names = {param.name.value for param in (*parameters.params, *parameters.kwonly_params)}
+    # A flag given alone (`--flag`) is no value jsonargparse takes: unknown, the default stands.
+    return {
+        name: const(_yaml_scalar(written))
+        for name, written in found.configured.items()
+        if name in names and isinstance(written, str)
+    }
 
 
 def config_file(self: Interpreter, name: str, script: str) -> Value:

@@ -15,7 +15,14 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import read_json_config
-from mplint.analysis.launch_options import LaunchOptions, Written, function_options, options_of, typed
+from mplint.analysis.launch_options import (
+    LaunchOptions,
+    Written,
+    choice_alternatives,
+    function_options,
+    options_of,
+    typed,
+)
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
 
@@ -76,11 +83,27 @@ def argument_parser(
             default = kwargs.get("default", implied or const(None))
             like = _TYPED_LIKE.get(kwargs.get("type", UNKNOWN).name or "", default.const)
             defaults[dest] = launched_default(self, dest, default, like)
+            choices = _members(kwargs.get("choices", UNKNOWN))
+            flag = next((arg.const for arg in args if isinstance(arg.const, str) and arg.const.startswith("--")), None)
+            if choices and flag is not None:
+                _note_choices(self, flag, dest, defaults[dest].const, choices)
         return UNKNOWN
     if method in ("parse_args", "parse_known_args"):
         namespace = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(defaults.items())))
         return namespace if method == "parse_args" else Value(Kind.ANY, payload=(namespace, UNKNOWN))
     return UNKNOWN
+
+
+def _note_choices(self: Interpreter, flag: str, dest: str, default: object, choices: tuple[object, ...]) -> None:
+    """The choices of low precision an option lists (`--precision` with `choices=["amp", "pure_bf16",
+    ...]`), other than the one that runs: each a configuration of the script read afterwards
+    (`model.analyze`), as a launch command giving it would be."""
+    script = self.entry
+    if script is None or self.condition is not None:
+        return  # a run under another configuration already, or a branch the default skips
+    launched_options(self)
+    for condition, options in choice_alternatives(flag, dest, default, choices, self.launch_options[script]):
+        self.option_alternatives.setdefault((script, condition), options)
 
 
 # What an option's `type=` makes of the text a command gives (typed as a value like this one).

@@ -232,13 +232,55 @@ def _alternatives(
     return tuple(found.items())
 
 
+# What a choice of low precision mentions (`pure_bf16`, `fp16`, `bfloat16`), and the spellings of one
+# dtype read alike (`amp_bfloat16` is `amp_bf16`).
+_LOW_PRECISION_WORDS = ("bf16", "fp16", "half")
+_SPELLINGS = (("bfloat16", "bf16"), ("float16", "fp16"))
+
+
+def choice_alternatives(
+    flag: str, dest: str, default: object, choices: tuple[object, ...], launched: LaunchOptions
+) -> tuple[tuple[str, LaunchOptions], ...]:
+    """The configurations an option of precision with a literal list of `choices` (argparse's
+    `choices=[...]`) is documented to run besides its `default`: each choice of low precision other
+    than the default's (`--precision pure_bf16`), over the options the launch commands agree on
+    (`launched`), named by the command line that gives it; at most `MOST_ALTERNATIVES`, in the order
+    the choices are listed."""
+    found: list[tuple[str, LaunchOptions]] = []
+    if not _names_precision(dest):
+        return ()  # `--opt` with a `lion_fp16_state` among its optimizers
+    for choice in choices:
+        written = str(choice)
+        spelled = _spelled(written)
+        if spelled == _spelled(str(default)) or not any(word in spelled for word in _LOW_PRECISION_WORDS):
+            continue
+        given = {dest: written}
+        options = LaunchOptions({**launched.options, **given}, (), configured={**launched.configured, **given})
+        found.append((f"`{flag} {written}` is given", options))
+        if len(found) == MOST_ALTERNATIVES:
+            break
+    return tuple(found)
+
+
+def _spelled(written: str) -> str:
+    """A choice with one spelling per dtype, lower case."""
+    word = written.lower()
+    for spelling, short in _SPELLINGS:
+        word = word.replace(spelling, short)
+    return word
+
+
 def _of_precision(dest: str, value: Written) -> bool:
     """Whether an option may bring low precision: one turned off (`--bf16 false`) only keeps it
     away, as the default in code mostly does, and a run under it would add no finding."""
     if _truth(value) is False:
         return False
-    written = f"{dest} {value}".lower()
-    return any(word in written for word in _PRECISION_WORDS) or "amp" in dest.lower().split("_")
+    return _names_precision(dest) or any(word in str(value).lower() for word in _PRECISION_WORDS)
+
+
+def _names_precision(dest: str) -> bool:
+    """Whether an option's name is one of precision (`precision`, `torch_dtype`, `bf16`, `use_amp`)."""
+    return any(word in dest.lower() for word in _PRECISION_WORDS) or "amp" in dest.lower().split("_")
 
 
 def _read_as(written: Written) -> Written:

@@ -25,7 +25,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from mplint.analysis.frameworks.accelerate_launch import read_text
+from mplint.analysis.frameworks.accelerate_launch import parsed_once, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,6 +71,16 @@ def _declared(root: str, read: list[str]) -> dict[str, str]:
     if text is None:
         return {}
     read.append(path)
+    return parsed_once(_DECLARED, path, text, _scripts_table)
+
+
+# What each `pyproject.toml` and entry module read declares, with the text it was read from: every
+# function a run analyses on its own asks.
+_DECLARED: dict[str, tuple[str, dict[str, str]]] = {}
+_RUNS: dict[str, tuple[str, Runs]] = {}
+
+
+def _scripts_table(text: str) -> dict[str, str]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -98,8 +108,14 @@ def _module_file(root: str, module: str) -> str | None:
 def _cli_runs(path: str, function: str, root: str) -> Runs:
     """What the jsonargparse `CLI(...)` call in `function` of the module at `path` runs."""
     text = read_text(path, _LARGEST_FILE)
+    if text is None:
+        return {}
+    return parsed_once(_RUNS, f"{path}:{function}", text, lambda read: _runs_in(read, path, function, root))
+
+
+def _runs_in(text: str, path: str, function: str, root: str) -> Runs:
     try:
-        module = ast.parse(text or "")
+        module = ast.parse(text)
     except (SyntaxError, ValueError):
         return {}
     names = _module_names(module, path, root)

@@ -94,7 +94,7 @@ loss.backward()
             if loss is None or loss.scaled or loss.region is None:
                 continue
             region = loss.region
-            if region.enabled is False:
+            if region.enabled is False or self._worded_by_default(node, fact):
                 continue
             # fp16 only in a non-default configuration (`--dtype float16`): a warning naming the
             # condition that holds by default. Not from a run under another launch: its tests were
@@ -115,6 +115,19 @@ loss.backward()
                 self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
             else:
                 self.report(region.node, message, path=region.path, condition=fact.condition)
+
+    def _worded_by_default(self, node: cst.Call, fact: CallFact) -> bool:
+        """Whether a backward seen in a run under another configuration (`--mixed-precision fp16`)
+        is one the default run already reports, as reached through a region float16 only on the
+        branch that configuration takes (`{"fp16": autocast(...), ...}[args.mixed_precision]`)."""
+        if fact.condition is None or not self.precision.under_another_launch(fact):
+            return False
+        for default in self.precision.calls(node):
+            loss = _backward_root(default)
+            region = loss.region if loss is not None else None
+            if region is not None and region.otherwise is not None and region.otherwise[0] is Precision.FP16:
+                return True
+        return False
 
     def _check_scaler_condition(self, node: cst.Call, fact: CallFact, region: Region) -> None:
         """`scaler.scale(loss).backward()` under a region float16 whatever the configuration, with a

@@ -15,12 +15,20 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import read_json_config
-from mplint.analysis.launch_options import Written, options_of, typed
+from mplint.analysis.launch_options import (
+    LaunchOptions,
+    Written,
+    choice_alternatives,
+    function_options,
+    options_of,
+    typed,
+)
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
+    from mplint.analysis.summaries import Definition
 
 
 def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Value:
@@ -75,11 +83,27 @@ def argument_parser(
             default = kwargs.get("default", implied or const(None))
             like = _TYPED_LIKE.get(kwargs.get("type", UNKNOWN).name or "", default.const)
             defaults[dest] = launched_default(self, dest, default, like)
+            choices = _members(kwargs.get("choices", UNKNOWN))
+            flag = next((arg.const for arg in args if isinstance(arg.const, str) and arg.const.startswith("--")), None)
+            if choices and flag is not None:
+                _note_choices(self, flag, dest, defaults[dest].const, choices)
         return UNKNOWN
     if method in ("parse_args", "parse_known_args"):
         namespace = Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(defaults.items())))
         return namespace if method == "parse_args" else Value(Kind.ANY, payload=(namespace, UNKNOWN))
     return UNKNOWN
+
+
+def _note_choices(self: Interpreter, flag: str, dest: str, default: object, choices: tuple[object, ...]) -> None:
+    """The choices of low precision an option lists (`--precision` with `choices=["amp", "pure_bf16",
+    ...]`), other than the one that runs: each a configuration of the script read afterwards
+    (`model.analyze`), as a launch command giving it would be."""
+    script = self.entry
+    if script is None or self.condition is not None:
+        return  # a run under another configuration already, or a branch the default skips
+    launched_options(self)
+    for condition, options in choice_alternatives(flag, dest, default, choices, self.launch_options[script]):
+        self.option_alternatives.setdefault((script, condition), options)
 
 
 # What an option's `type=` makes of the text a command gives (typed as a value like this one).
@@ -118,6 +142,33 @@ def started_without_config_file(self: Interpreter) -> bool:
     launched_options(self)
     found = self.launch_options.get(self.entry) if self.entry is not None else None
     return found is not None and found.without_config_file
+
+
+def command_arguments(self: Interpreter, definition: Definition) -> dict[str, Value]:
+    """The keyword arguments the repository's commands give a function they run with their command
+    line as its arguments (a console script's jsonargparse `CLI`, `launch_options.function_options`):
+    the parameters all its commands set alike, each read as YAML reads it, as jsonargparse does
+    (`--devices 4` an int); or those one command sets in a run under that command (`model.analyze`).
+    The commands that disagree on precision are that run's alternatives, the files read to tell the
+    unit's dependencies."""
+    if definition.owner is not None or not isinstance(definition.node, cst.FunctionDef):
+        return {}
+    key = f"{definition.path}:{definition.name}"
+    found = self.launch_options.get(key)
+    if found is None:
+        found = function_options(definition.path, definition.name, self.index.root) or LaunchOptions({}, ())
+        self.launch_options[key] = found
+        self.data_files.update(found.read)
+        for condition, options in found.alternatives:
+            self.option_alternatives.setdefault((key, condition), options)
+    parameters = definition.node.params
+    names = {param.name.value for param in (*parameters.params, *parameters.kwonly_params)}
+    # A flag given alone (`--flag`) is no value jsonargparse takes: unknown, the default stands.
+    return {
+        name: const(_yaml_scalar(written))
+        for name, written in found.configured.items()
+        if name in names and isinstance(written, str)
+    }
 
 
 def config_file(self: Interpreter, name: str, script: str) -> Value:

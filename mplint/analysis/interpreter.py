@@ -360,7 +360,8 @@ class Interpreter:
         return isinstance(definition, Definition) and self.may_report(definition, definition.scope)
 
     def evaluate_standalone(self, definition: Definition) -> None:
-        """Analyse a function nobody (visibly) calls, with unknown arguments: its own casts still count."""
+        """Analyse a function nobody (visibly) calls, with its defaults (or the arguments the
+        repository's commands give it, when a console script runs it): its own casts still count."""
         with self.entered(definition.path):
             self._evaluate_standalone(definition)
 
@@ -374,7 +375,7 @@ class Interpreter:
                 if not (self.fragments or self.methods) or self.may_report(method, method.scope):
                     self.call_definition(method, [], {}, None, receiver=receiver)
             return
-        self.call_definition(definition, [], {}, None)
+        self.call_definition(definition, [], configuration.command_arguments(self, definition), None)
 
 
 def _unit_memo() -> Callable[[str], TreeMemo]:

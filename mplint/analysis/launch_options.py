@@ -26,6 +26,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mplint.analysis.console_scripts import console_scripts
 from mplint.analysis.frameworks.accelerate_launch import (
     LAUNCH_SUFFIXES,
     is_script,
@@ -90,6 +91,42 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
         for launched, options in _commands(path, text):
             if is_script(launched, script_path, path, root):
                 given.append(_with_config_file(path, options, root, read))
+    return _gathered(given, read, root)
+
+
+def function_options(path: str, function: str, run_root: str) -> LaunchOptions | None:
+    """The options the commands that run `function` of the file at `path` with their command line
+    as its arguments (a console script's jsonargparse `CLI`: `litgpt finetune_lora --config x.yaml`)
+    agree on, over the `--config` file each names, where it stands among them (`console_scripts`);
+    None when no console script of its repository runs it."""
+    root = repository_root(path, run_root)
+    declared = console_scripts(root)
+    target = (os.path.abspath(path), function)
+    runs = {
+        (name, subcommand)
+        for name, table in declared.scripts.items()
+        for subcommand, ran in table.items()
+        if ran == target
+    }
+    if not runs:
+        return None
+    read = list(declared.read)
+    given: list[_Command] = []
+    names = {name for name, _ in runs}
+    for file, text in repository_texts(root):
+        if not file.endswith(LAUNCH_SUFFIXES) or not any(name in text for name in names):
+            continue
+        read.append(file)
+        for name in names:
+            subcommands = declared.scripts[name]
+            for subcommand, options in _console_commands(file, text, name, None in subcommands):
+                if (name, subcommand) in runs:
+                    given.append(_with_config_file(file, options, root, read, in_order=True))
+    return _gathered(given, read, root)
+
+
+def _gathered(given: list[_Command], read: list[str], root: str) -> LaunchOptions:
+    """The options `given` commands agree on, with their alternatives."""
     if not given:
         return LaunchOptions({}, tuple(read))
     runnable = [command.configured for command in given if command.configured is not None]
@@ -121,12 +158,18 @@ _CONFIG_FLAG = "config"
 _NO_OPTION = frozenset({"env"})
 
 
-def _with_config_file(path: str, options: dict[str, Written], root: str, read: list[str]) -> _Command:
+def _with_config_file(
+    path: str, options: dict[str, Written], root: str, read: list[str], *, in_order: bool = False
+) -> _Command:
     """A command with its options over those of the YAML file its `--config` names, found relative to
-    the repository's root (where commands are run from) or to the command's file."""
+    the repository's root (where commands are run from) or to the command's file; a URL of one of the
+    repository's files on GitHub is that file. `in_order`: the file's settings stand where `--config`
+    does among the options (jsonargparse: those after it win, those before it lose), else the
+    command line wins (TRL)."""
     name = options.get(_CONFIG_FLAG)
     if not isinstance(name, str) or not name.endswith((".yaml", ".yml")):
         return _Command(path, options, options)
+    name = _repository_path(name)
     for base in (root, os.path.dirname(path)):
         config = os.path.normpath(os.path.join(base, name))
         text = read_text(config, _LARGEST_CONFIG)
@@ -135,8 +178,27 @@ def _with_config_file(path: str, options: dict[str, Written], root: str, read: l
             settings = {
                 key: value for key, value in scalars(text).items() if isinstance(value, str) and key not in _NO_OPTION
             }
-            return _Command(path, options, {**settings, **options}, os.path.relpath(config, root))
+            configured = {**settings, **options}
+            if in_order:
+                configured = {}
+                for key, value in options.items():
+                    configured.update(settings if key == _CONFIG_FLAG else {key: value})
+            return _Command(path, options, configured, os.path.relpath(config, root))
     return _Command(path, options, None)
+
+
+# A file of a repository on GitHub: raw (`raw.githubusercontent.com/OWNER/REPO/REF/PATH`) or as a page
+# (`github.com/OWNER/REPO/blob/REF/PATH`).
+_GITHUB_FILE = re.compile(
+    r"https?://(?:raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+|github\.com/[^/]+/[^/]+/(?:blob|raw)/[^/]+)/(.+)"
+)
+
+
+def _repository_path(name: str) -> str:
+    """The path in its repository of a file a URL on GitHub names (the URL's own repository is not
+    told apart: a file of that path must be in the linted one), else `name`."""
+    found = _GITHUB_FILE.fullmatch(name)
+    return found.group(1) if found else name
 
 
 # Each alternative is the whole unit analysed once more: past three, the commands are a sweep of
@@ -178,13 +240,60 @@ def _alternatives(
     return tuple(found.items())
 
 
+# What a choice of low precision mentions (`pure_bf16`, `fp16`, `bfloat16`), and the spellings of one
+# dtype read alike (`amp_bfloat16` is `amp_bf16`).
+_LOW_PRECISION_WORDS = ("bf16", "fp16", "half")
+_SPELLINGS = (("bfloat16", "bf16"), ("float16", "fp16"))
+
+
+def choice_alternatives(
+    flag: str, dest: str, default: object, choices: tuple[object, ...], launched: LaunchOptions
+) -> tuple[tuple[str, LaunchOptions], ...]:
+    """The configurations an option of precision with a literal list of `choices` (argparse's
+    `choices=[...]`) is documented to run besides its `default`: each choice of low precision other
+    than the default's (`--precision pure_bf16`), over the options the launch commands agree on
+    (`launched`), named by the command line that gives it; at most `MOST_ALTERNATIVES`, in the order
+    the choices are listed."""
+    found: list[tuple[str, LaunchOptions]] = []
+    if not _names_precision(dest):
+        return ()  # `--opt` with a `lion_fp16_state` among its optimizers
+    for choice in choices:
+        written = str(choice)
+        spelled = _spelled(written)
+        if spelled == _spelled(str(default)) or not any(word in spelled for word in _LOW_PRECISION_WORDS):
+            continue
+        given = {dest: written}
+        options = LaunchOptions(
+            {**launched.options, **given},
+            (),
+            configured={**launched.configured, **given},
+            without_config_file=launched.without_config_file,
+        )
+        found.append((f"`{flag} {written}` is given", options))
+        if len(found) == MOST_ALTERNATIVES:
+            break
+    return tuple(found)
+
+
+def _spelled(written: str) -> str:
+    """A choice with one spelling per dtype, lower case."""
+    word = written.lower()
+    for spelling, short in _SPELLINGS:
+        word = word.replace(spelling, short)
+    return word
+
+
 def _of_precision(dest: str, value: Written) -> bool:
     """Whether an option may bring low precision: one turned off (`--bf16 false`) only keeps it
     away, as the default in code mostly does, and a run under it would add no finding."""
     if _truth(value) is False:
         return False
-    written = f"{dest} {value}".lower()
-    return any(word in written for word in _PRECISION_WORDS) or "amp" in dest.lower().split("_")
+    return _names_precision(dest) or any(word in str(value).lower() for word in _PRECISION_WORDS)
+
+
+def _names_precision(dest: str) -> bool:
+    """Whether an option's name is one of precision (`precision`, `torch_dtype`, `bf16`, `use_amp`)."""
+    return any(word in dest.lower() for word in _PRECISION_WORDS) or "amp" in dest.lower().split("_")
 
 
 def _read_as(written: Written) -> Written:
@@ -298,6 +407,40 @@ _COMMANDS: dict[str, tuple[str, list[tuple[str, dict[str, Written]]]]] = {}
 
 def _commands(path: str, text: str) -> list[tuple[str, dict[str, Written]]]:
     return parsed_once(_COMMANDS, path, text, _read_commands)
+
+
+# The commands of each launch file that start a console script, by (file, script name): the
+# subcommand each gives (None for a script of a single function) and its options.
+_CONSOLE_COMMANDS: dict[str, tuple[str, list[tuple[str | None, dict[str, Written]]]]] = {}
+# Words a README writes before a command: a prompt, a notebook's shell escape.
+_PROMPTS = frozenset({"$", "!", "%"})
+
+
+def _console_commands(path: str, text: str, script: str, single: bool) -> list[tuple[str | None, dict[str, Written]]]:
+    """The commands of the launch file at `path` that start the console script `script` (its first
+    word, after a prompt or variables assigned for it: `$ litgpt finetune_lora --precision x`), each
+    with its subcommand (the word after the script's, for a script that has them) and options."""
+
+    def read(text: str) -> list[tuple[str | None, dict[str, Written]]]:
+        found: list[tuple[str | None, dict[str, Written]]] = []
+        for line in substituted_lines(text):
+            if script not in line:
+                continue
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # an unbalanced quote: not a command to read
+                continue
+            start = next((index for index, word in enumerate(words) if word not in _PROMPTS and "=" not in word), None)
+            if start is None or words[start] != script:
+                continue
+            rest = words[start + 1 :]
+            if single:
+                found.append((None, _options(rest)))
+            elif rest and not rest[0].startswith("-"):
+                found.append((rest[0], _options(rest[1:])))
+        return found
+
+    return parsed_once(_CONSOLE_COMMANDS, f"{path}\0{script}\0{single}", text, read)
 
 
 def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:

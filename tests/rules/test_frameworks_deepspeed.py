@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .casekit import bug, check, check_files, ok
+from .casekit import bug, check, check_files, lint, ok
 
 ENGINE_OUTPUTS = [
     bug(
@@ -446,6 +446,11 @@ DSCHAT_MAIN = """
 """
 
 
-@pytest.mark.parametrize(("dtype", "bug"), [("fp16", "MP001"), ("bf16", "MP001"), ("fp32", None)])
-def test_a_parser_through_deepspeeds_config_arguments_keeps_its_defaults(dtype: str, bug: str | None) -> None:
-    check(DSCHAT_MAIN.replace("{dtype}", dtype).replace("# MARK", f"# expect: {bug}" if bug else ""), "MP001")
+@pytest.mark.parametrize(("dtype", "condition"), [("fp16", None), ("bf16", None), ("fp32", "`--dtype fp16` is given")])
+def test_a_parser_through_deepspeeds_config_arguments_keeps_its_defaults(dtype: str, condition: str | None) -> None:
+    # fp32 by default: the half engine only under another of the option's choices.
+    source = DSCHAT_MAIN.replace("{dtype}", dtype).replace("# MARK", "# expect: MP001")
+    check(source, "MP001")
+    (finding,) = lint(source, "MP001")
+    assert (condition is None) is ("only when" not in finding.message)
+    assert condition is None or f"only when {condition}" in finding.message

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .casekit import check
+from .casekit import check, check_files
 
 MODULE = """
     import torch
@@ -165,3 +167,41 @@ def test_model_built_in_a_hook_is_converted(hook: str, precision: str, half: boo
     stage = ", stage" if hook == "setup" else ""
     expect = "  # expect: MP003" if half else ""
     check(MODEL_BUILT_IN_A_HOOK.format(hook=hook, stage=stage, precision=precision, expect=expect), "MP003")
+
+
+# litgpt's finetune/lora.py: `setup` builds the Fabric from its `precision` parameter and hands its
+# training function to `fabric.launch`, which runs it with the Fabric first.
+LAUNCHED_MAIN = """
+    import lightning as L
+    import torch
+
+    from models import GPT
+
+
+    def setup(precision: str = "{precision}", devices: int = 1) -> None:
+        fabric = L.Fabric(devices=devices, precision=precision)
+        fabric.launch(main, devices, lr=3e-4)
+
+
+    def main(fabric: L.Fabric, devices: int, lr: float) -> None:
+        with fabric.init_module():
+            model = GPT()
+        model = fabric.setup_module(model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr){expect}
+        optimizer = fabric.setup_optimizers(optimizer)
+"""
+GPT_MODULE = """
+    import torch
+
+
+    class GPT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(512, 32000)
+"""
+
+
+@pytest.mark.parametrize(("precision", "half"), [("bf16-true", True), ("bf16-mixed", False), ("16-true", True)])
+def test_a_launched_function_runs_with_the_fabric(precision: str, half: bool, tmp_path: Path) -> None:
+    train = LAUNCHED_MAIN.format(precision=precision, expect="  # expect: MP003" if half else "")
+    check_files({"finetune.py": train, "models.py": GPT_MODULE}, "MP003", tmp_path)

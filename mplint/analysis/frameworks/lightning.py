@@ -33,6 +33,9 @@ outputs:
 - `fabric/fabric.py` `setup` wraps the optimizer in `_FabricOptimizer` (`fabric/wrappers.py`),
   whose `step` is the strategy's `optimizer_step` of the optimizer itself: no fp32 master copy,
   except under `DeepSpeedStrategy` (the DeepSpeed engine's optimizer keeps fp32 masters).
+- `fabric/fabric.py` `launch(function, *args, **kwargs)` is `_wrap_and_launch(function, self, *args,
+  **kwargs)`: the function runs with the Fabric as its first argument (in every process a launcher
+  starts, the same code).
 - `convert_output` is `torch.get_default_dtype()` (fp32) for the AMP, half, FSDP, DeepSpeed,
   double, bitsandbytes and transformer-engine plugins; the base plugin ("32-true" without
   FSDP/DeepSpeed) returns the output as the module computed it.
@@ -159,6 +162,10 @@ def method(
         return _set_up(self, found, kind, node, ctx, args)
     if name in ("init_module", "init_tensor"):
         return _init_module(found, kind, node, ctx)
+    if name == "launch" and args and args[0].kind is Kind.FUNCTION and isinstance(args[0].payload, Definition):
+        # `fabric.launch(main, *args)`: `_wrap_and_launch(function, self, *args, **kwargs)`, the
+        # function run with the Fabric first (in each process a launcher spawns, the same code).
+        return self.call_definition(args[0].payload, [receiver, *args[1:]], kwargs, ctx.region)[0]
     if name == "autocast":
         if found is None:
             return UNKNOWN

@@ -344,3 +344,56 @@ def test_trl_value_head_models_upcast_their_logits(tmp_path: Path) -> None:
     alone); its parameters stay bf16 for the optimizer."""
     for code in ("MP001", "MP003"):
         check_files({"ppo.py": VALUE_HEAD_PPO}, code, tmp_path)
+
+
+def test_a_family_not_told_where_the_repository_names_one_that_never_upcasts(tmp_path: Path) -> None:
+    """ReMax's launch scripts train OPT (no upcast under 4.31) beside Llama 2 (upcast): the
+    checkpoint option is not agreed on, and the logits of the OPT runs are half."""
+    source = POLICY_FROM_THE_HUB.format(checkpoint="./checkpoints/sft", expect="  # expect: MP001")
+    files = {
+        **requirements("transformers==4.31.0"),
+        "train.py": source,
+        "scripts/opt/run_opt_1.3b.sh": "deepspeed train.py --model_name_or_path facebook/opt-1.3b\n",
+        "scripts/llama2/run_llama2_7b.sh": "deepspeed train.py --model_name_or_path meta-llama/Llama-2-7b-hf\n",
+    }
+    check_files(files, "MP001", tmp_path)
+
+
+SIMPO_TRAINER = """
+import sys
+
+import torch.nn.functional as F
+from transformers import Trainer, TrainingArguments
+
+
+class SimPOTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        all_logits = model(input_ids=inputs["input_ids"]).logits
+        logps = all_logits.log_softmax(-1){expect}
+        return -(logps.gather(-1, inputs["labels"].unsqueeze(-1))).mean()
+
+
+def main():
+    args = TrainingArguments(output_dir="out", bf16=True, deepspeed="zero3.json")
+    SimPOTrainer(model=sys.argv[1], args=args).train()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "half_logits"),
+    [
+        pytest.param({"environment.yml": SIMPO_ENVIRONMENT}, False, id="4.44-where-the-common-families-upcast"),
+        pytest.param({}, True, id="unpinned"),
+    ],
+)
+def test_a_trainer_given_a_model_by_name_on_a_deepspeed_engine(
+    dependencies: dict[str, str], half_logits: bool, tmp_path: Path
+) -> None:
+    """SimPO: the Trainer loads the model from a name it is given; the engine runs it in bf16 and its
+    logits are those of a family not told."""
+    source = SIMPO_TRAINER.format(expect="  # expect: MP001" if half_logits else "")
+    check_files({**dependencies, "scripts/run_simpo.py": source}, "MP001", tmp_path)

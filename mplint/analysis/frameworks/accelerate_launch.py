@@ -38,8 +38,21 @@ from mplint.analysis.values import Precision
 MIXED_PRECISION = {"fp16": Precision.FP16, "bf16": Precision.BF16, "no": Precision.FP32}
 # How YAML 1.1 (PyYAML, which accelerate uses) reads an unquoted `no`/`false`: mixed precision off.
 _OFF = ("no", "false", "none", "null", "")
-# Markers of a repository's root, nearest to the script first.
-_ROOT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
+# Markers of a repository's root, nearest to the script first: a checkout from an archive has no
+# `.git`, and many research repositories ship a conda environment or only a licence (SimPO:
+# `environment.yml`, `LICENSE`) beside their `scripts/`.
+_ROOT_MARKERS = (
+    ".git",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "requirements.txt",
+    "environment.yml",
+    "environment.yaml",
+    "LICENSE",
+    "LICENSE.txt",
+    "LICENSE.md",
+)
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 LAUNCH_SUFFIXES = (".sh", ".bash", ".md", ".rst", ".yaml", ".yml", ".slurm", ".sbatch")
 _SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "venv", "build", "dist", "site-packages"})

@@ -44,7 +44,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mplint.analysis.frameworks.accelerate_launch import repository_root
+from mplint.analysis.frameworks.accelerate_launch import (
+    LAUNCH_SUFFIXES,
+    parsed_once,
+    repository_root,
+    repository_texts,
+)
 from mplint.analysis.frameworks.pins import Version, pinned_version
 from mplint.analysis.torch_api import last_part
 from mplint.analysis.values import Kind, Precision, Value
@@ -83,8 +88,9 @@ UPCASTS: dict[str, tuple[Version | None, Version | None]] = {
     **{f"{name}ForCausalLM": (None, None) for name in ("Mamba", "Mamba2", "FalconMamba", "Mllama")},
 }
 
-# The Auto class that loads a causal LM by its checkpoint's architecture.
+# The Auto class that loads a causal LM by its checkpoint's architecture, and its loader.
 AUTO_CAUSAL_LM = "AutoModelForCausalLM"
+AUTO_LOAD = f"transformers.{AUTO_CAUSAL_LM}.from_pretrained"
 # Hub names by model family (matched in the name's last part, lowercased; first match wins): the class
 # each family's published configs declare in `architectures` (`meta-llama/Llama-2-7b-hf`,
 # `meta-llama/Meta-Llama-3-8B`, `TinyLlama/TinyLlama-1.1B-Chat-v1.0`, `codellama/CodeLlama-7b-hf`,
@@ -167,11 +173,38 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
     self.data_files.update(read)
     if not model_class:
         # Of a family not told, where the common ones upcast (Llama, Mistral, Qwen2, Gemma, Phi from
-        # 4.31 to 4.45): its logits' dtype is not known.
-        return model.with_(payload=UnknownLogits(version)) if upcasts(COMMON_FAMILY, version) else model
+        # 4.31 to 4.45): its logits' dtype is not known, unless the repository's commands and docs
+        # name a checkpoint of a family that never upcasts (ReMax's OPT scripts beside its Llama 2 ones).
+        if not upcasts(COMMON_FAMILY, version) or _names_a_half_family(self, path):
+            return model
+        return model.with_(payload=UnknownLogits(version))
     if model_class in UPCASTS and upcasts(model_class, version):
         return model.with_(payload=Fp32Logits(model_class, version))
     return model
+
+
+# Words of a launch file or a doc that may name a checkpoint (`facebook/opt-1.3b`, `${BASE}/opt-1.3b_sft`).
+_WORDS = re.compile(r"[\w.-]+")
+# Per launch file: whether it names a checkpoint of a family that never upcasts its logits.
+_NAMES_HALF_FAMILY: dict[str, tuple[str, bool]] = {}
+
+
+def _names_a_half_family(self: Interpreter, path: str) -> bool:
+    """Whether a launch file or doc of the repository of `path` names a checkpoint whose family never
+    upcasts its logits (GPT-2, OPT, GPT-NeoX, Bloom, Falcon; `ARCHITECTURES`); the files read are
+    dependencies."""
+    found = False
+    for name, text in repository_texts(repository_root(path, self.index.root)):
+        if name.endswith(LAUNCH_SUFFIXES):
+            self.data_files.add(name)
+            found = found or parsed_once(_NAMES_HALF_FAMILY, name, text, _half_family_named)
+    return found
+
+
+def _half_family_named(text: str) -> bool:
+    return any(
+        (model_class := architecture(word)) and model_class not in UPCASTS for word in _WORDS.findall(text.lower())
+    )
 
 
 def architecture(checkpoint: str) -> str:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, cast
 import libcst as cst
 
 from mplint.analysis.configuration import NAMESPACE
-from mplint.analysis.frameworks import accelerate
+from mplint.analysis.frameworks import accelerate, causal_lm
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
@@ -340,6 +340,11 @@ def subclass_trainer(
         if launch is not None and not asked_by_arguments:
             how += f" (accelerate launch config {launch.name})"
         engine = self.cast(model, precision, node, ctx, how=how)
+        if model.kind is not Kind.MODULE:
+            # A model not seen loaded (TRL-style trainers load it from a name in their own code): as
+            # an Auto class loads it from that name.
+            module = engine.with_(kind=Kind.MODULE)
+            engine = causal_lm.loaded(self, causal_lm.AUTO_LOAD, ctx.scope.module.path, module, model)
         self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
         return instance
     prepared = accelerate.prepared(model, precision, node, ctx)

@@ -262,6 +262,7 @@ if __name__ == "__main__":
         pytest.param("EleutherAI/pythia-1.4b", True, id="gpt-neox-never-upcasts"),
         pytest.param("Qwen/Qwen3-8B", True, id="qwen3-never-upcasts"),
         pytest.param("facebook/opt-1.3b", True, id="opt-never-upcasts"),
+        pytest.param("Qwen/Qwen-VL-Chat", True, id="qwen-s-first-generation-remote-code-never-upcasts"),
         pytest.param("llava-hf/llava-1.5-7b-hf", False, id="a-vision-model-s-family-is-not-told"),
         pytest.param("./checkpoints/sft", False, id="a-local-checkpoint-s-family-is-not-told"),
     ],

@@ -97,10 +97,14 @@ AUTO_LOAD = f"transformers.{AUTO_CAUSAL_LM}.from_pretrained"
 # `lmsys/vicuna-7b-v1.5`: Llama; `Qwen/Qwen1.5-7B`, `Qwen/Qwen2.5-1.5B-Instruct`,
 # `deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B`: Qwen2; `google/gemma-2b`: Gemma, `google/gemma-2-9b`:
 # Gemma2; `microsoft/phi-2`: Phi; `microsoft/Phi-3-mini-4k-instruct`, `microsoft/phi-4`: Phi3; ...).
+# A family of remote code counts by its own modeling file (`auto_map`).
 # A vision or audio model is not its language model: its family is not told ("").
 ARCHITECTURES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), model_class)
     for pattern, model_class in (
+        # Qwen's first generation (`Qwen/Qwen-7B`, `Qwen/Qwen-VL-Chat`): remote code whose
+        # `QWenLMHeadModel` returns the head's output as it is.
+        (r"^qwen-", "QWenLMHeadModel"),
         (r"vision|-vl\b|llava|audio|omni", ""),
         (r"llama-?4", "Llama4ForCausalLM"),
         (r"qwen3", "Qwen3ForCausalLM"),

@@ -162,14 +162,16 @@ def exported(self: Interpreter, path: str, name: str) -> Value | None:
         if found is not None:
             return found
         if state.top_level is None:
-            return self.star_imported(state, name)
+            return self.star_imported(state, name) or self.lazy_attribute(state, name)
     for statement in state.binding_statements(name):
         if id(statement) not in state.executed:
             state.executed.add(id(statement))
             with self.entered(path):  # a top-level statement runs at import, under its own file's default
                 self.exec_statement(statement, Context(state.scope))
     found = state.scope.names.get(name)
-    return found if found is not None else self.star_imported(state, name)
+    if found is not None:
+        return found
+    return self.star_imported(state, name) or self.lazy_attribute(state, name)
 
 
 def star_imported(self: Interpreter, state: ModuleState, name: str) -> Value | None:
@@ -201,7 +203,8 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
     if not module or name.startswith("torch."):
         return None  # torch's own names keep their API meaning, even when torch's sources are linted
     path = self.index.resolve(module, importer)
-    return self.exported(path, attr) if path is not None else None
+    found = self.exported(path, attr) if path is not None else None
+    return self.imported(found) if found is not None else None  # a package's re-export: what it names
 
 
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:

@@ -25,6 +25,7 @@ from mplint.analysis import (
     casts,
     configuration,
     expressions,
+    lazy_imports,
     statements,
     submodules,
     summaries,
@@ -67,6 +68,7 @@ class Interpreter:
     exported = bindings.exported
     star_imported = bindings.star_imported
     lookup_dotted = bindings.lookup_dotted
+    lazy_attribute = lazy_imports.lazy_attribute
     apply_parameter_collection = bindings.apply_parameter_collection
 
     # summaries.py

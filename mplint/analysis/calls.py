@@ -18,7 +18,17 @@ from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILT
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, ray, transformers
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
+from mplint.analysis.summaries import (
+    ARGUMENT,
+    FORWARDED,
+    SELF,
+    SUPER,
+    Definition,
+    Lambda,
+    Partial,
+    stored_on,
+    with_stored,
+)
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -77,8 +87,10 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         value = self.eval(arg.value, ctx)
         if arg.keyword is not None:
             kwargs[arg.keyword.value] = value
-        elif arg.star == "**" and value.kind is Kind.DICT and value.op is None:
+        elif arg.star == "**" and value.kind is Kind.DICT and value.op in (None, FORWARDED):
             kwargs.update(value.items)  # `cls(**kwargs)` with `kwargs = dict(dtype=dtype, ...)`
+        elif arg.star == "*" and value.op == FORWARDED and isinstance(value.payload, tuple):
+            args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
     if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
@@ -158,7 +170,11 @@ def held_attribute(self: Interpreter, node: cst.Attribute, base: Value, ctx: Con
         if tracked is not None:
             return tracked
     if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
-        return base.item(attr) or self.attributes_of(base.payload).get(attr)
+        held = base.item(attr) or self.attributes_of(base.payload).get(attr)
+        getter = base.payload.method(attr)
+        if held is None and getter is not None and getter.is_property:
+            return self.attribute_of(base, attr)  # `self.actor_class(...)`: what the property gives, called
+        return held
     return None
 
 
@@ -439,9 +455,17 @@ def call_method(
             if method == "forward":
                 note_replicated_call(self, node, receiver, ctx)
             receiver = _as_stored(ctx, _receiver_expression(node), receiver)
+            actor = ray.is_remote_call(node.func)
+            if actor:
+                receiver = ray.actor_state(self, receiver)
             result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)
+            if actor:
+                ray.keep_actor_state(self, receiver, writes)
             if receiver.kind is not Kind.CLASS:
                 _note_writes(ctx, _receiver_expression(node), receiver, writes)
+            if _is_same_object(result, receiver):
+                # `exp = Exp().set_cfg(cfg)` with `self.cfg = cfg; return self`: the object as the method left it.
+                return with_stored(result, {attr: value for attr, value in writes.items() if attr != SELF})
             return result
         if receiver.kind is Kind.CLASS and method == ray.OPTIONS:
             return receiver  # `Actor.options(num_gpus=1)`: the actor class, scheduled as asked
@@ -568,6 +592,16 @@ def _method_of_each(
     if key is not None and any(instance is not each for instance, each in zip(instances, choices, strict=False)):
         ctx.scope.names[key] = one_of(instances)
     return one_of(results)
+
+
+def _is_same_object(value: Value, receiver: Value) -> bool:
+    """Whether a method's result is the instance it ran on (`return self`)."""
+    return (
+        receiver.kind in (Kind.INSTANCE, Kind.MODULE)
+        and value.kind is receiver.kind
+        and value.payload is receiver.payload
+        and value.identity is receiver.identity
+    )
 
 
 def _ray_actor(self: Interpreter, func: cst.BaseExpression, ctx: Context) -> tuple[Value, str] | None:

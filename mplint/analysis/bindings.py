@@ -14,7 +14,7 @@ from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
-from mplint.analysis.values import UNKNOWN, Kind, Value, dotted, group_params
+from mplint.analysis.values import UNKNOWN, Kind, Value, dotted, group_params, one_of
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -112,6 +112,9 @@ def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
     if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
+    elements = iterable.payload if iterable.kind is Kind.ANY and iterable.op is None else None
+    if isinstance(elements, tuple) and elements and all(element.kind is Kind.INSTANCE for element in elements):
+        return one_of(list(elements))  # `for actor in [policy, critic]`: each object of the linted code
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
 

@@ -198,6 +198,8 @@ class Interpreter:
         self.launch_override: LaunchConfig | None = None
         # (file, name) of the star-import lookups under way (`bindings.star_imported`): cycles end.
         self.star_lookups: set[tuple[str, str]] = set()
+        # What the methods of each Ray actor (its class, its construction) stored, across its handles.
+        self.actor_states: dict[tuple[object, object], dict[str, Value]] = {}
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
         # What a function must mention to be worth analysing on its own (empty: every function).

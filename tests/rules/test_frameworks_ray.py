@@ -32,6 +32,66 @@ class DeepspeedStrategy:
         return engine, optimizer, scheduler
 """
 
+GROUP = """
+import ray
+import deepspeed
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
+
+
+def log_probs_from_logits(logits, labels):
+    log_probs = F.log_softmax(logits, dim=-1){expect}
+    return log_probs.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+
+
+class PolicyRayActorBase:
+    def __init__(self, world_size, rank):
+        self.rank = rank
+
+    def init_model_from_pretrained(self, bf16, pretrain):
+        model = AutoModelForCausalLM.from_pretrained(pretrain)
+        self.model, self.optimizer, _, _ = deepspeed.initialize(model=model, config={{"bf16": {{"enabled": bf16}}}})
+
+    def ppo_train(self, sequences):
+        logits = self.model(sequences).logits
+        loss = -log_probs_from_logits(logits[:, :-1], sequences[:, 1:]).mean()
+        self.model.backward(loss)
+
+
+PolicyRayActor = ray.remote(num_gpus=1)(PolicyRayActorBase)
+
+
+class PPORayActorGroup:
+    def __init__(self, num_nodes, num_gpus_per_node, ray_actor_type, pg=None):
+        self._num_nodes = num_nodes
+        self._num_gpus_per_node = num_gpus_per_node
+        self.ray_actor_type = ray_actor_type
+        self._initiate_actors(pg)
+
+    def _initiate_actors(self, pg):
+        world_size = self._num_nodes * self._num_gpus_per_node
+        master_actor = self.ray_actor_type.options(num_gpus=1, placement_group=pg).remote(world_size, 0)
+        self._actor_handlers = [master_actor]
+        for rank in range(1, world_size):
+            self._actor_handlers.append(self.ray_actor_type.options(num_gpus=1).remote(world_size, rank))
+
+    def async_init_model_from_pretrained(self, *args, **kwargs):
+        return [actor.init_model_from_pretrained.remote(*args, **kwargs) for actor in self._actor_handlers]
+
+    def async_ppo_train(self, sequences):
+        return [actor.ppo_train.remote(sequences) for actor in self._actor_handlers]
+
+
+def main(pretrain, sequences):
+    policy_model = PPORayActorGroup(1, 8, PolicyRayActor)
+    ray.get(policy_model.async_init_model_from_pretrained({bf16}, pretrain=pretrain))
+    ray.get(policy_model.async_ppo_train(sequences))
+
+
+if __name__ == "__main__":
+    main("Qwen/Qwen2.5-7B", load_sequences())
+"""
+
 ACTORS = [
     bug(
         "policy-actor-wrapped-by-ray-remote-initialised-then-trained-on-one-handle",
@@ -128,6 +188,10 @@ Trainer(SimpleNamespace(bf16=True)).fit("Qwen/Qwen2.5-7B", [])
             return torch.log_softmax(logits, dim=-1)  # expect: MP001
         """,
     ),
+    # OpenRLHF's PPORayActorGroup: the handles in a list, the arguments forwarded by `*args, **kwargs`,
+    # each method run over the list from another method of the group.
+    bug("actor-group-initialised-then-trained", GROUP.format(expect="  # expect: MP001", bf16="True")),
+    ok("actor-group-initialised-in-fp32", GROUP.format(expect="", bf16="False")),
     ok(
         "fp32-strategy-keeps-the-actors-model-fp32",
         STRATEGY

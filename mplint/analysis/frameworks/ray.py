@@ -2,8 +2,10 @@
 `ray.remote(num_gpus=1)(Cls)`) runs in another process, but what it computes is what a direct call
 would compute: `Cls.remote(*args)` (also `Cls.options(...).remote(...)`) constructs the actor,
 `handle.method.remote(*args)` runs the method on the actor's state (what `init_model` stored is
-there for `train`), `task.remote(*args)` runs the function, and `ray.get(ref)` gives the value
-back. OpenRLHF-style trainers (Open-Reasoner-Zero) reach their models and losses only this way.
+there for `train`, through any handle of that actor: `[a.init_model.remote(...) for a in
+self.actors]`, then the same loop in another method), `task.remote(*args)` runs the function, and
+`ray.get(ref)` gives the value back. OpenRLHF-style trainers (Open-Reasoner-Zero) reach their models
+and losses only this way.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.summaries import Definition
-from mplint.analysis.values import Kind, Value, alternatives, dotted
+from mplint.analysis.summaries import SELF, Definition, with_stored
+from mplint.analysis.values import Kind, Value, alternatives, dotted, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -60,3 +62,22 @@ def is_actor(value: Value, method: str) -> bool:
         and choice.payload.method(method) is not None
         for choice in alternatives(value)
     )
+
+
+def actor_state(self: Interpreter, handle: Value) -> Value:
+    """The actor `handle` reaches, holding what its methods stored so far through any of its handles
+    (an actor lives in its own process: one construction, however many names or lists hold it)."""
+    stored = self.actor_states.get(_actor_key(handle))
+    return with_stored(handle, stored) if stored else handle
+
+
+def keep_actor_state(self: Interpreter, handle: Value, writes: dict[str, Value]) -> None:
+    """What a method run through `handle` stored on the actor, joined with what another run stored."""
+    state = self.actor_states.setdefault(_actor_key(handle), {})
+    for attr, value in writes.items():
+        if attr != SELF:
+            state[attr] = join(state[attr], value) if attr in state else value
+
+
+def _actor_key(handle: Value) -> tuple[object, object]:
+    return handle.payload, handle.identity

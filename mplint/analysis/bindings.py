@@ -14,7 +14,7 @@ from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
-from mplint.analysis.values import UNKNOWN, Kind, Value, dotted, group_params
+from mplint.analysis.values import UNKNOWN, Kind, Value, dotted, group_params, one_of
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -112,6 +112,9 @@ def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
     if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
+    elements = iterable.payload if iterable.kind is Kind.ANY and iterable.op is None else None
+    if isinstance(elements, tuple) and elements and all(element.kind is Kind.INSTANCE for element in elements):
+        return one_of(list(elements))  # `for actor in [policy, critic]`: each object of the linted code
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
 
@@ -162,14 +165,16 @@ def exported(self: Interpreter, path: str, name: str) -> Value | None:
         if found is not None:
             return found
         if state.top_level is None:
-            return self.star_imported(state, name)
+            return self.star_imported(state, name) or self.lazy_attribute(state, name)
     for statement in state.binding_statements(name):
         if id(statement) not in state.executed:
             state.executed.add(id(statement))
             with self.entered(path):  # a top-level statement runs at import, under its own file's default
                 self.exec_statement(statement, Context(state.scope))
     found = state.scope.names.get(name)
-    return found if found is not None else self.star_imported(state, name)
+    if found is not None:
+        return found
+    return self.star_imported(state, name) or self.lazy_attribute(state, name)
 
 
 def star_imported(self: Interpreter, state: ModuleState, name: str) -> Value | None:
@@ -201,7 +206,8 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
     if not module or name.startswith("torch."):
         return None  # torch's own names keep their API meaning, even when torch's sources are linted
     path = self.index.resolve(module, importer)
-    return self.exported(path, attr) if path is not None else None
+    found = self.exported(path, attr) if path is not None else None
+    return self.imported(found) if found is not None else None  # a package's re-export: what it names
 
 
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:

@@ -16,9 +16,19 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, transformers
+from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, ray, transformers
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.summaries import ARGUMENT, SELF, SUPER, Definition, Lambda, Partial, stored_on, with_stored
+from mplint.analysis.summaries import (
+    ARGUMENT,
+    FORWARDED,
+    SELF,
+    SUPER,
+    Definition,
+    Lambda,
+    Partial,
+    stored_on,
+    with_stored,
+)
 from mplint.analysis.values import (
     MIXED,
     NUMBER,
@@ -52,11 +62,16 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
     inherited = _super_method(node, ctx)
     if inherited is not None:
         callee = Value(Kind.FUNCTION, payload=inherited[0])
+    elif (actor := _ray_actor(self, node.func, ctx)) is not None:
+        receiver, method = actor  # `handle.train.remote(batch)`: the actor's method, on its state
     elif isinstance(node.func, cst.Attribute):
         attr = node.func.attr.value
         base = self.eval(node.func.value, ctx)
         held = self.held_attribute(node.func, base, ctx)
-        if base.kind is Kind.NAME:
+        task = ray.dispatched(self, base, ctx.scope.module.path) if ray.is_remote_call(node.func) else None
+        if task is not None:
+            callee = task  # `Actor.remote(args)`, `task.remote(args)`: run as a direct call
+        elif base.kind is Kind.NAME:
             function = f"{base.name}.{attr}"
             callee = dotted(function)
         elif held is not None and _is_callable_value(held):
@@ -72,8 +87,10 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         value = self.eval(arg.value, ctx)
         if arg.keyword is not None:
             kwargs[arg.keyword.value] = value
-        elif arg.star == "**" and value.kind is Kind.DICT and value.op is None:
+        elif arg.star == "**" and value.kind is Kind.DICT and value.op in (None, FORWARDED):
             kwargs.update(value.items)  # `cls(**kwargs)` with `kwargs = dict(dtype=dtype, ...)`
+        elif arg.star == "*" and value.op == FORWARDED and isinstance(value.payload, tuple):
+            args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
     if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
@@ -153,7 +170,11 @@ def held_attribute(self: Interpreter, node: cst.Attribute, base: Value, ctx: Con
         if tracked is not None:
             return tracked
     if base.kind in (Kind.INSTANCE, Kind.MODULE) and isinstance(base.payload, Definition):
-        return base.item(attr) or self.attributes_of(base.payload).get(attr)
+        held = base.item(attr) or self.attributes_of(base.payload).get(attr)
+        getter = base.payload.method(attr)
+        if held is None and getter is not None and getter.is_property:
+            return self.attribute_of(base, attr)  # `self.actor_class(...)`: what the property gives, called
+        return held
     return None
 
 
@@ -275,6 +296,9 @@ def call_named(
         return args[0]  # a device is its string here: `device.type`, `str(device)`
     if function == "str" and args and isinstance(args[0].const, str):
         return args[0]
+    remote = ray.call_named(function, args)
+    if remote is not None:
+        return remote
     if function == "argparse.ArgumentParser":
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
     if function == "open" and args and isinstance(args[0].const, str):
@@ -431,11 +455,21 @@ def call_method(
         if definition is not None:
             if method == "forward":
                 note_replicated_call(self, node, receiver, ctx)
-            receiver = _as_stored(ctx, cast(cst.Attribute, node.func).value, receiver)
+            receiver = _as_stored(ctx, _receiver_expression(node), receiver)
+            actor = ray.is_remote_call(node.func)
+            if actor:
+                receiver = ray.actor_state(self, receiver)
             result, writes = self.call_definition(definition, args, kwargs, ctx.region, receiver=receiver)
+            if actor:
+                ray.keep_actor_state(self, receiver, writes)
             if receiver.kind is not Kind.CLASS:
-                _note_writes(ctx, cast(cst.Attribute, node.func).value, receiver, writes)
+                _note_writes(ctx, _receiver_expression(node), receiver, writes)
+            if _is_same_object(result, receiver):
+                # `exp = Exp().set_cfg(cfg)` with `self.cfg = cfg; return self`: the object as the method left it.
+                return with_stored(result, {attr: value for attr, value in writes.items() if attr != SELF})
             return result
+        if receiver.kind is Kind.CLASS and method == ray.OPTIONS:
+            return receiver  # `Actor.options(num_gpus=1)`: the actor class, scheduled as asked
     target = self.cast_target(method, args, kwargs, receiver)
     if target is not None:
         if target is Precision.UNKNOWN:
@@ -444,7 +478,7 @@ def call_method(
     if receiver.kind in (Kind.MODULE, Kind.ANY):
         if method in api.PARAMETER_METHODS:
             # A method call (see eval_call): `node.func` is `receiver.method`.
-            return parameters_of(receiver, receiver.identity or binding_key(cast(cst.Attribute, node.func).value))
+            return parameters_of(receiver, receiver.identity or binding_key(_receiver_expression(node)))
         if method in ("forward", "__call__"):
             note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
@@ -545,7 +579,7 @@ def _method_of_each(
     method runs, their results joined. What one of them stores does not make the instance that
     class's: the name keeps its alternatives, each holding what its own method stored on it
     (`trainer.prepare()` keeping a reference model, for the next method each class runs)."""
-    key = binding_key(cast(cst.Attribute, node.func).value)
+    key = binding_key(_receiver_expression(node))
     bound = ctx.scope.names.get(key) if key is not None else None
     choices = alternatives(receiver)
     results: list[Value] = []
@@ -559,6 +593,36 @@ def _method_of_each(
     if key is not None and any(instance is not each for instance, each in zip(instances, choices, strict=False)):
         ctx.scope.names[key] = one_of(instances)
     return one_of(results)
+
+
+def _is_same_object(value: Value, receiver: Value) -> bool:
+    """Whether a method's result is the instance it ran on (`return self`)."""
+    return (
+        receiver.kind in (Kind.INSTANCE, Kind.MODULE)
+        and value.kind is receiver.kind
+        and value.payload is receiver.payload
+        and value.identity is receiver.identity
+    )
+
+
+def _ray_actor(self: Interpreter, func: cst.BaseExpression, ctx: Context) -> tuple[Value, str] | None:
+    """`handle.method.remote(...)` on a Ray actor of a linted class: the handle and the method."""
+    if not (ray.is_remote_call(func) and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Attribute)):
+        return None
+    handle = func.value.value
+    if not isinstance(handle, (cst.Name, cst.Attribute)):
+        return None  # read once only: a handle computed by a call is evaluated on the usual path
+    value = self.eval(handle, ctx)
+    method = func.value.attr.value
+    return (value, method) if ray.is_actor(value, method) else None
+
+
+def _receiver_expression(node: cst.Call) -> cst.BaseExpression:
+    """`model` in `model.method(...)`, and in a Ray actor call `model.method.remote(...)`."""
+    func = cast(cst.Attribute, node.func)
+    if ray.is_remote_call(func) and isinstance(func.value, cst.Attribute):
+        return func.value.value
+    return func.value
 
 
 def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:

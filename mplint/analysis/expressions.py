@@ -150,6 +150,8 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         if known is not None:
             return known
         method = base.payload.method(attr)
+        if method is not None and method.is_property:
+            return self.call_definition(method, [], {}, None, receiver=base)[0]
         if method is not None:
             return Value(Kind.FUNCTION, payload=method)
         if attr == "module" and base.kind is Kind.MODULE:

@@ -25,6 +25,7 @@ from mplint.analysis import (
     casts,
     configuration,
     expressions,
+    lazy_imports,
     statements,
     submodules,
     summaries,
@@ -67,6 +68,7 @@ class Interpreter:
     exported = bindings.exported
     star_imported = bindings.star_imported
     lookup_dotted = bindings.lookup_dotted
+    lazy_attribute = lazy_imports.lazy_attribute
     apply_parameter_collection = bindings.apply_parameter_collection
 
     # summaries.py
@@ -197,6 +199,8 @@ class Interpreter:
         self.launch_override: LaunchConfig | None = None
         # (file, name) of the star-import lookups under way (`bindings.star_imported`): cycles end.
         self.star_lookups: set[tuple[str, str]] = set()
+        # What the methods of each Ray actor (its class, its construction) stored, across its handles.
+        self.actor_states: dict[tuple[object, object], dict[str, Value]] = {}
         # Files whose functions this analysis ran (with its own arguments): rules visit only those.
         self.entered_paths: set[str] = set(roots)
         # What a function must mention to be worth analysing on its own (empty: every function).

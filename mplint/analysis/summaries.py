@@ -59,6 +59,8 @@ class Definition:
     static: bool = False
     # `@contextlib.contextmanager`: calling it gives what `with` enters (the region at its `yield`).
     context_manager: bool = False
+    # `@property` / `@functools.cached_property`: reading the attribute runs the method.
+    is_property: bool = False
     # Classes: whether they are nn.Modules (by their bases), and their methods by name.
     is_module: bool = False
     # Classes: whether they derive from a torch optimizer (a project's own AdamW variant, Muon).
@@ -169,16 +171,22 @@ class CallMemo:
             self.counting = outer
 
 
+# Decorators that make a method an attribute read (Open-Reasoner-Zero's experiment builds its
+# trainer, strategy and actor classes in `@cached_property` methods).
+PROPERTY_DECORATORS = frozenset({"property", "functools.cached_property", "cached_property"})
+
+
 def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> None:
     region: Region | None = None
-    no_grad = static = context_manager = False
+    no_grad = static = context_manager = is_property = False
     for decorator in node.decorators:
         value = self.eval(decorator.decorator, ctx)
         if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
             region = value.payload
         no_grad = no_grad or is_no_grad(value)
-        static = static or (isinstance(decorator.decorator, cst.Name) and decorator.decorator.value == "staticmethod")
+        static = static or _is_builtin(decorator, "staticmethod")
         context_manager = context_manager or value.name in api.CONTEXT_MANAGER_DECORATORS
+        is_property = is_property or value.name in PROPERTY_DECORATORS or _is_builtin(decorator, "property")
     definition = Definition(
         node,
         ctx.scope.module.path,
@@ -188,10 +196,16 @@ def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> N
         no_grad=no_grad,
         static=static,
         context_manager=context_manager,
+        is_property=is_property and ctx.class_body is not None,
     )
     if ctx.class_body is not None:
         ctx.class_body.methods[node.name.value] = definition
     ctx.scope.names[node.name.value] = Value(kind=Kind.FUNCTION, payload=definition)
+
+
+def _is_builtin(decorator: cst.Decorator, name: str) -> bool:
+    """`@staticmethod`, `@property`: a builtin decorator, named bare."""
+    return isinstance(decorator.decorator, cst.Name) and decorator.decorator.value == name
 
 
 def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
@@ -390,6 +404,14 @@ def _pinned(self: Interpreter, key: CallKey) -> CallKey:
     return (*key[:-1], tuple(self.pins.items()))
 
 
+def _enclosing(definition: Definition) -> Scope:
+    """The scope a function's free names are read in: a method's skips its class body, as Python's
+    do (`def PolicyRayActor(self): return PolicyRayActor` returns the module's class, not itself)."""
+    if definition.owner is not None and definition.scope.parent is not None:
+        return definition.scope.parent
+    return definition.scope
+
+
 def _run_body(
     self: Interpreter,
     definition: Definition,
@@ -403,7 +425,7 @@ def _run_body(
     as the call began): what it returns and writes."""
     function = definition.function
     assert isinstance(function, cst.FunctionDef)
-    scope = Scope(self.modules[definition.path], definition.scope)
+    scope = Scope(self.modules[definition.path], _enclosing(definition))
     self_name = self.bind_parameters(definition, function.params, scope, args, kwargs, receiver)
     if self_name is not None and definition.owner is not None:
         scope.names[SUPER] = Value(Kind.ANY, op=SUPER, payload=(definition.owner, self_name))
@@ -460,6 +482,11 @@ def with_stored(receiver: Value, stored: dict[str, Value]) -> Value:
     return receiver.with_(items=tuple(sorted(items.items())))
 
 
+# The `op` of a function's `*args` tuple and `**kwargs` dict: the arguments it was called with, spread
+# again where it forwards them.
+FORWARDED = "forwarded arguments"
+
+
 def bind_parameters(
     self: Interpreter,
     definition: Definition,
@@ -484,9 +511,14 @@ def bind_parameters(
         )
     for param in params.kwonly_params:
         scope.names[param.name.value] = self.parameter_value(param, kwargs, definition)
-    for star in (params.star_arg, params.star_kwarg):
-        if isinstance(star, cst.Param):
-            scope.names[star.name.value] = UNKNOWN
+    # `def async_init_model(self, *args, **kwargs)`: what the call gives beyond the parameters, for the
+    # call that hands them on (`actor.init_model.remote(*args, **kwargs)`).
+    if isinstance(params.star_arg, cst.Param):
+        scope.names[params.star_arg.name.value] = Value(Kind.ANY, op=FORWARDED, payload=tuple(args[len(positional) :]))
+    if isinstance(params.star_kwarg, cst.Param):
+        named = {param.name.value for param in (*positional, *params.kwonly_params)}
+        rest = tuple(sorted((name, value) for name, value in kwargs.items() if name not in named))
+        scope.names[params.star_kwarg.name.value] = Value(Kind.DICT, op=FORWARDED, items=rest)
     return self_name
 
 

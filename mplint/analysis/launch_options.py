@@ -23,13 +23,15 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from mplint.analysis.console_scripts import console_scripts
 from mplint.analysis.frameworks.accelerate_launch import (
     LAUNCH_SUFFIXES,
     is_script,
+    launch_commands,
+    low_precision_config,
     parsed_once,
     read_text,
     repository_of,
@@ -353,12 +355,24 @@ def _launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str])
                 command = _with_config_file(path, options, root, read)  # `--config recipes/x.yaml`'s settings too
                 given = command.configured if command.configured is not None else options
                 written = " ".join(f"{name} {value}" for name, value in given.items())
-                if not any(word in written for word in words):
+                if any(word in written for word in words):
+                    found.update(_scripts_named(launched, path, by_name, root))
+            for accelerate_command in launch_commands(path, text):
+                # `accelerate launch --config_file zero3.yaml train.py`: the launcher's mixed precision.
+                if accelerate_command.script is None or not by_name.get(os.path.basename(accelerate_command.script)):
                     continue
-                for script in by_name.get(os.path.basename(launched), ()):
-                    if is_script(launched, script, path, root):
-                        found.add(script)
+                low, config_read = low_precision_config(accelerate_command, root)
+                read.extend(config_read)
+                if low:
+                    found.update(_scripts_named(accelerate_command.script, path, by_name, root))
     return found, tuple(read)
+
+
+def _scripts_named(launched: str, launch_file: str, by_name: Mapping[str, list[str]], root: str) -> Iterator[str]:
+    """The analysed scripts a command of `launch_file` that starts `launched` runs."""
+    for script in by_name.get(os.path.basename(launched), ()):
+        if is_script(launched, script, launch_file, root):
+            yield script
 
 
 # A config file a script names in a string literal (`"configs/grpo.yaml"`, `default="ds_config.json"`).

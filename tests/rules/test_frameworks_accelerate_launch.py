@@ -393,3 +393,74 @@ def test_a_deepspeed_launch_runs_the_engine_whatever_mixed_precision_the_code_pa
         "Accelerator(split_batches=True)", 'Accelerator(mixed_precision="bf16")'
     )
     check_files(files, "MP001", tmp_path)
+
+
+# verifiers: `accelerate launch --config-file configs/zero3.yaml examples/grpo/train_gsm8k.py` (its
+# README) runs a script whose code names no precision: the Trainer takes bf16 and DeepSpeed from the
+# launcher's config, so the script is analysed for it (not when the config keeps fp32, nor when the
+# command starts another script).
+TRAINER_SUBCLASS = """
+import torch
+from transformers import Trainer
+
+
+def selective_log_softmax(logits, index):
+    logprobs = torch.log_softmax(logits, dim=-1){expect}
+    return torch.gather(logprobs, -1, index.unsqueeze(-1)).squeeze(-1)
+
+
+class GRPOTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = model(input_ids=inputs["input_ids"]).logits
+        return -selective_log_softmax(logits[:, :-1], inputs["input_ids"][:, 1:]).mean()
+"""
+
+WORDLESS_SCRIPT = """
+import argparse
+
+from transformers import AutoModelForCausalLM, TrainingArguments
+
+from trainers.grpo_trainer import GRPOTrainer
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--learning_rate", type=float, default=1e-6)
+    parser.add_argument("--max_grad_norm", type=float, default=0.1)
+    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct")
+    args = TrainingArguments(output_dir="outputs/gsm8k", **vars(parser.parse_args()))
+    trainer = GRPOTrainer(model=model, args=args, train_dataset=dataset)
+    trainer.train()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "launched", "reported"),
+    [
+        pytest.param(DEEPSPEED_BF16, "examples/train_gsm8k.py", True, id="bf16-deepspeed-config"),
+        pytest.param(
+            DEEPSPEED_BF16.replace("mixed_precision: 'bf16'", "mixed_precision: 'no'"),
+            "examples/train_gsm8k.py",
+            False,
+            id="config-keeps-fp32",
+        ),
+        pytest.param(DEEPSPEED_BF16, "examples/evaluate.py", False, id="command-runs-another-script"),
+    ],
+)
+def test_a_script_launched_under_a_16_bit_config_is_analysed_without_a_word_in_its_code(
+    tmp_path: Path, config: str, launched: str, reported: bool
+) -> None:
+    files = {
+        "pyproject.toml": '[project]\nname = "verifiers"\n',
+        "configs/zero3.yaml": config,
+        "README.md": f"Train:\n\n    accelerate launch --num-processes 2 --config-file configs/zero3.yaml {launched}\n",
+        "trainers/__init__.py": "",
+        "trainers/grpo_trainer.py": TRAINER_SUBCLASS.format(expect="  # expect: MP001" if reported else ""),
+        "examples/train_gsm8k.py": WORDLESS_SCRIPT,
+        "examples/evaluate.py": 'from transformers import pipeline\n\nprint(pipeline("text-generation")("2+2="))\n',
+    }
+    check_files(files, "MP001", tmp_path)

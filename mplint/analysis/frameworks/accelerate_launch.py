@@ -209,6 +209,26 @@ def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
         yield LaunchCommand(path, _script_word(words), _flag(words, _CONFIG_FLAGS), _flag(words, _PRECISION_FLAGS))
 
 
+def low_precision_config(command: LaunchCommand, root: str) -> tuple[bool, tuple[str, ...]]:
+    """Whether an `accelerate launch` command runs its script in 16-bit mixed precision: it sets
+    `--mixed_precision bf16`, or names an accelerate config file that does (`mixed_precision: bf16`,
+    or its DeepSpeed config's fp16/bf16 section); with the files read to tell."""
+    if command.precision is not None:
+        precision = _precision(command.precision)
+        return precision is not None and precision.is_low, ()
+    if command.config is None:
+        return False, ()
+    for base in (os.path.dirname(command.file), root):
+        path = os.path.normpath(os.path.join(base, command.config))
+        text = read_text(path, _LARGEST_FILE)
+        if text is not None:
+            config = _config(path, text, root)
+            low = config is not None and config.precision is not None and config.precision.is_low
+            named = config.deepspeed_file if config is not None and config.deepspeed_file is not None else None
+            return low, (path,) if named is None else (path, named)
+    return False, ()
+
+
 def substituted_lines(text: str) -> Iterator[str]:
     """The lines of a shell script (or of a README's commands), continuation lines joined; a shell
     variable assigned a literal on an earlier line (`config_file="configs/zero2.yaml"`) reads as its

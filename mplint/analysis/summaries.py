@@ -303,6 +303,9 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
     for base in bases:
         for attr, value in self.attributes_of(base).items():
             attrs.setdefault(attr, value)
+    # A method analysed on its own sees what another method set where `__init__` left None ("not yet").
+    held = {attr: attrs[attr] if _is_none(value) else value for attr, value in receiver.items}
+    self.class_receivers[definition] = receiver.with_(items=tuple(sorted(held.items())))
     self.class_attrs[definition] = attrs
     return attrs
 
@@ -558,8 +561,12 @@ def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:
 
 def _join_attribute(first: Value, second: Value) -> Value:
     """`self.model = None` in `__init__` and a model assigned in `setup()`: None only means "not yet"."""
-    if first.kind is Kind.CONST and first.payload is None:
+    if _is_none(first):
         return second
-    if second.kind is Kind.CONST and second.payload is None:
+    if _is_none(second):
         return first
     return join(first, second)
+
+
+def _is_none(value: Value) -> bool:
+    return value.kind is Kind.CONST and value.payload is None

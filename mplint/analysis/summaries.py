@@ -16,7 +16,7 @@ holds across a class's methods.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -28,7 +28,7 @@ from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, join, recast
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, alternatives, const, join, recast
 from mplint.tree import statements
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> N
     no_grad = static = context_manager = False
     for decorator in node.decorators:
         value = self.eval(decorator.decorator, ctx)
-        if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
+        if isinstance(value.payload, Region):  # an autocast object (the only values holding a Region)
             region = value.payload
         no_grad = no_grad or is_no_grad(value)
         static = static or (isinstance(decorator.decorator, cst.Name) and decorator.decorator.value == "staticmethod")
@@ -198,15 +198,14 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     bases = [_linted(self, self.eval(base.value, ctx), ctx) for base in node.bases]
     torch_class = next((found for found in map(_torch_base, bases) if found is not None), None)
     is_module = torch_class is not None or any(
-        (base.name is not None and api.is_module_base(base.name))
-        or (isinstance(base.payload, Definition) and base.payload.is_module)
+        (base.name is not None and api.is_module_base(base.name)) or _each_linted(base, lambda found: found.is_module)
         for base in bases
     )
     # `class MemoryEfficientAdamW(torch.optim.AdamW)`, `class Muon(torch.optim.Optimizer)`: an
     # optimizer of the project's own still steps whatever parameters it is handed.
     is_optimizer = any(
         (base.name is not None and (api.is_optimizer(base.name) or base.name in api.OPTIMIZER_BASES))
-        or (isinstance(base.payload, Definition) and base.payload.is_optimizer)
+        or _each_linted(base, lambda found: found.is_optimizer)
         for base in bases
     )
     linted_bases = tuple(base.payload for base in bases if isinstance(base.payload, Definition))
@@ -521,6 +520,12 @@ def _default_set(yielded: list[tuple[Precision, Origin | None]], outer: tuple[Pr
     if not yielded or any(default != yielded[0] for default in yielded) or yielded[0] == outer:
         return UNKNOWN
     return Value(Kind.ANY, yielded[0][0], origin=yielded[0][1], op=DEFAULT_DTYPE)
+
+
+def _each_linted(base: Value, holds: Callable[[Definition], bool]) -> bool:
+    """Whether a base is a class of the linted code that `holds`, or one picked by branches among
+    such classes (`Stem = ConvStem if cfg.arch == "resnet" else PatchStem`), each of which does."""
+    return all(isinstance(choice.payload, Definition) and holds(choice.payload) for choice in alternatives(base))
 
 
 def _torch_base(base: Value) -> str | None:

@@ -397,3 +397,332 @@ IN_MODULE = [
 @pytest.mark.parametrize("source", IN_MODULE)
 def test_in_module(source: str) -> None:
     check(source, "MP306")
+
+
+# What a class's bases make of it, through bases of the linted code too: an nn.Module (a Hugging
+# Face modeling file's `LlamaPreTrainedModel`), an optimizer; and bases the analysis cannot tell.
+CLASS_BASES_MP001 = [
+    bug(
+        "causal-lm-over-a-pretrained-model-base-of-the-file",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import PreTrainedModel
+
+        class LlamaPreTrainedModel(PreTrainedModel):
+            config_class = LlamaConfig
+
+        class LlamaForCausalLM(LlamaPreTrainedModel):
+            def __init__(self, config):
+                super().__init__(config)
+                self.lm_head = torch.nn.Linear(config.hidden_size, config.vocab_size)
+
+            def forward(self, hidden):
+                return self.lm_head(hidden)
+
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        logp = F.log_softmax(model(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
+    # A base the analysis cannot evaluate (`Generic[T]`) next to nn.Module.
+    bug(
+        "generic-module",
+        """
+        from typing import Generic, TypeVar
+
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        T = TypeVar("T")
+
+        class Head(Generic[T], nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(512, 32000)
+
+            def forward(self, x):
+                return self.proj(x)
+
+        head = Head().to(torch.bfloat16)
+        logp = F.log_softmax(head(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
+    # A base class picked by a flag between two classes of the file: the class still holds
+    # its own methods (those of the bases are not known).
+    bug(
+        "base-class-picked-by-a-flag",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class ConvStem(nn.Module):
+            def stem(self, x):
+                return x
+
+        class PatchStem(nn.Module):
+            def stem(self, x):
+                return x
+
+        Stem = ConvStem if cfg.arch == "resnet" else PatchStem
+
+        class Classifier(Stem):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(512, 1000)
+
+            def logprobs(self, x):
+                return F.log_softmax(self.head(x), dim=-1)  # expect: MP001
+
+        model = Classifier().cuda().to(torch.bfloat16)
+        logp = model.logprobs(images)
+        """,
+    ),
+    # A dataclass with a docstring and a class attribute besides its annotated fields.
+    bug(
+        "dataclass-config-dtype-field",
+        """
+        from dataclasses import dataclass
+
+        import torch
+        import torch.nn.functional as F
+
+        @dataclass
+        class TrainConfig:
+            \"\"\"What a run trains with.\"\"\"
+
+            model_name: str = "gpt2"
+            dtype: torch.dtype = torch.bfloat16
+            log_every = 10
+
+        cfg = TrainConfig()
+        model = torch.nn.Linear(512, 32000).to(cfg.dtype)
+        logp = F.log_softmax(model(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CLASS_BASES_MP001)
+def test_class_bases_mp001(source: str) -> None:
+    check(source, "MP001")
+
+
+CLASS_BASES_MP003 = [
+    bug(
+        "optimizer-over-an-optimizer-base-of-the-file",
+        """
+        import torch
+
+        class Lion(torch.optim.Optimizer):
+            def __init__(self, params, lr=1e-4):
+                super().__init__(params, dict(lr=lr))
+
+        class DecoupledLion(Lion):
+            pass
+
+        model = torch.nn.Linear(512, 512).cuda().half()
+        optimizer = DecoupledLion(model.parameters(), lr=3e-5)  # expect: MP003
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CLASS_BASES_MP003)
+def test_class_bases_mp003(source: str) -> None:
+    check(source, "MP003")
+
+
+# Whether a class is an nn.Module decides whether a cumsum in its methods is the model's own
+# arithmetic (MP306 leaves those alone) or the training code's.
+CLASS_BASES_MP306 = [
+    bug(
+        "sampling-method-of-a-class-over-another-base",
+        """
+        from abc import ABC
+
+        import torch
+
+        class NucleusSampler(ABC):
+            def __init__(self, top_p):
+                self.top_p = top_p
+
+            def sample(self, logits):
+                cdf = logits.softmax(dim=-1).cumsum(dim=-1)  # expect: MP306
+                return torch.searchsorted(cdf, torch.rand(cdf.shape[:-1] + (1,), device=cdf.device))
+
+        lm_head = torch.nn.Linear(512, 32000).cuda().to(torch.bfloat16)
+        tokens = NucleusSampler(0.9).sample(lm_head(hidden))
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CLASS_BASES_MP306)
+def test_class_bases_mp306(source: str) -> None:
+    check(source, "MP306")
+
+
+# What `with helper():` enters for a `@contextlib.contextmanager` helper: the autocast region at its
+# `yield`, one that may or may not be active when its yields differ; torch's default dtype it sets
+# before its `yield`, when every yield sees the same one.
+CONTEXT_MANAGER_HELPERS = [
+    bug(
+        "autocast-helper",
+        """
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def autocast_ctx():
+            with torch.autocast("cuda", dtype=torch.float16):
+                yield
+
+        def evaluate(model, x):
+            with autocast_ctx():
+                logits = model(x)
+            return logits.log_softmax(-1)  # expect: MP001
+        """,
+    ),
+    # Off when `enabled` is false: the logits' dtype depends on the run.
+    ok(
+        "autocast-helper-on-only-when-enabled",
+        """
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def maybe_autocast(enabled):
+            if enabled:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    yield
+            else:
+                yield
+
+        def evaluate(model, x, use_amp):
+            with maybe_autocast(use_amp):
+                logits = model(x)
+            return logits.log_softmax(-1)
+        """,
+    ),
+    # bf16 or fp16 by a flag the analysis cannot tell.
+    ok(
+        "autocast-helper-of-either-dtype",
+        """
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def mixed_precision(use_bf16):
+            if use_bf16:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    yield
+            else:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    yield
+
+        def evaluate(model, x, use_bf16):
+            with mixed_precision(use_bf16):
+                logits = model(x)
+            return logits.log_softmax(-1)
+        """,
+    ),
+    bug(
+        "default-dtype-helper",
+        """
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def default_dtype(dtype):
+            previous = torch.get_default_dtype()
+            torch.set_default_dtype(dtype)
+            yield
+            torch.set_default_dtype(previous)
+
+        with default_dtype(torch.bfloat16):
+            model = torch.nn.Linear(512, 32000)
+        logp = torch.log_softmax(model(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
+    # A helper that sets no dtype (a timer) does not scope what its block sets: the default outlives it.
+    bug(
+        "timer-helper-around-set-default-dtype",
+        """
+        import contextlib
+        import time
+
+        import torch
+
+        @contextlib.contextmanager
+        def timed(label):
+            start = time.perf_counter()
+            yield
+            print(f"{label}: {time.perf_counter() - start:.1f}s")
+
+        with timed("setup"):
+            torch.set_default_dtype(torch.bfloat16)
+            tokenizer = load_tokenizer(args.model)
+        model = torch.nn.Linear(512, 32000)
+        logp = torch.log_softmax(model(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
+    # bf16 only when asked: the model's dtype depends on the run.
+    ok(
+        "default-dtype-helper-only-when-asked",
+        """
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def default_dtype_if(half):
+            if half:
+                torch.set_default_dtype(torch.bfloat16)
+                yield
+                torch.set_default_dtype(torch.float32)
+            else:
+                yield
+
+        with default_dtype_if(args.half):
+            model = torch.nn.Linear(512, 32000)
+        logp = torch.log_softmax(model(hidden), dim=-1)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CONTEXT_MANAGER_HELPERS)
+def test_context_manager_helpers(source: str) -> None:
+    check(source, "MP001")
+
+
+def test_a_region_a_helper_may_enter_reaches_backward() -> None:
+    check(
+        """
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def maybe_autocast(enabled):
+            if enabled:
+                with torch.autocast("cuda", dtype=torch.float16):  # expect: MP002
+                    yield
+            else:
+                yield
+
+        def train(model, loader, optimizer, use_amp):
+            for batch in loader:
+                with maybe_autocast(use_amp):
+                    loss = model(batch).mean()
+                loss.backward()
+                optimizer.step()
+        """,
+        "MP002",
+    )

@@ -242,8 +242,9 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     ctx.scope.names[node.name.value] = value
     for decorator in reversed(decorators):
         # `@Registry.register("llama")`, `@register_model`: a decorator of the linted code runs on
-        # the class (filling a registry); the name keeps the class.
-        if decorator.kind is Kind.FUNCTION and isinstance(decorator.payload, Definition):
+        # the class (filling a registry); the name keeps the class. (A class of the linted code as
+        # decorator runs nothing here: `call_definition` does not construct.)
+        if isinstance(decorator.payload, Definition):
             with self.memo.uncounted():
                 self.call_definition(decorator.payload, [value], {}, None)
 
@@ -347,9 +348,10 @@ def call_definition(
     self.in_module = outer_in_module or (definition.owner is not None and definition.owner.is_module)
     self.frames.append(Frame())
     owner = definition.owner
-    building = owner is not None and owner.is_module and definition.name == "__init__"
-    if owner is not None and building:
-        self.constructing.append(owner)
+    # An nn.Module's `__init__`: the layers built while it runs are that class's tree (`builds`).
+    building = owner if owner is not None and owner.is_module and definition.name == "__init__" else None
+    if building is not None:
+        self.constructing.append(building)
     try:
         outcome = _run_body(self, definition, args, kwargs, region, receiver, default)
         split = self.frames[-1].split
@@ -370,7 +372,7 @@ def call_definition(
             outcome = registries.joined(outcomes)
     finally:
         self.frames.pop()
-        if building:
+        if building is not None:
             self.constructing.pop()
         self.memo.in_progress.pop()
         self.chain = outer_chain

@@ -479,6 +479,35 @@ CLASS_BASES_MP001 = [
         logp = model.logprobs(images)
         """,
     ),
+    # A class decorator made by functools.partial is not followed (nothing registered), the class still is.
+    bug(
+        "class-decorated-by-a-partial",
+        """
+        import functools
+
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        MODELS = {}
+
+        def register(name, cls):
+            MODELS[name] = cls
+            return cls
+
+        @functools.partial(register, "small")
+        class Small(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(512, 32000)
+
+            def forward(self, hidden):
+                return self.head(hidden)
+
+        model = Small().to(torch.bfloat16)
+        logp = F.log_softmax(model(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
     # A dataclass with a docstring and a class attribute besides its annotated fields.
     bug(
         "dataclass-config-dtype-field",
@@ -726,3 +755,142 @@ def test_a_region_a_helper_may_enter_reaches_backward() -> None:
         """,
         "MP002",
     )
+
+
+# The layers an nn.Module's `__init__` builds are its tree (MP004 looks for BatchNorm there); what
+# its other methods build is not.
+MODULE_TREES = [
+    ok(
+        "teacher-built-by-a-method-of-the-student",
+        """
+        import torch
+        import torch.nn as nn
+
+        class Student(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(nn.Conv2d(3, 16, 3), nn.GroupNorm(4, 16), nn.ReLU())
+
+            def make_teacher(self):
+                return nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.ReLU())
+
+        student = Student().cuda().half()
+        teacher = student.make_teacher()
+        optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+        """,
+    ),
+    bug(
+        "batchnorm-built-by-a-helper-of-init",
+        """
+        import torch
+        import torch.nn as nn
+
+        def conv_bn(c_in, c_out):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), nn.ReLU())
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stages = [conv_bn(3, 16), conv_bn(16, 32)]
+
+        model = Net().cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: MP004
+        """,
+    ),
+    # A plain helper object that builds the stages inside the model's `__init__` builds them for the model.
+    bug(
+        "batchnorm-built-by-a-builder-object-in-init",
+        """
+        import torch
+        import torch.nn as nn
+
+        def conv_bn(c_in, c_out):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), nn.ReLU())
+
+        class StageBuilder:
+            def __init__(self, widths):
+                self.stages = [conv_bn(c_in, c_out) for c_in, c_out in zip(widths, widths[1:])]
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stages = StageBuilder([3, 16, 32]).stages
+
+        model = Net().cuda().half()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: MP004
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", MODULE_TREES)
+def test_module_trees(source: str) -> None:
+    check(source, "MP004")
+
+
+# A call binds its arguments to the function's parameters; a module handed in and cast in place
+# comes back cast (`prepare(model)`), a parameter rebound to another model does not.
+CALLS_MP001 = [
+    bug(
+        "module-cast-in-place-by-a-helper",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        def prepare(model):
+            model.to(torch.bfloat16)
+            model.gradient_checkpointing_enable()
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model_name).cuda()
+        prepare(policy)
+        logits = policy(input_ids).logits
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    ok(
+        "parameter-rebound-to-another-model",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        def load_reference(model, path):
+            model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16)
+            model.eval()
+            return model
+
+        policy = AutoModelForCausalLM.from_pretrained(args.model_name).cuda()
+        reference = load_reference(policy, args.ref_path)
+        logits = policy(input_ids).logits
+        logp = F.log_softmax(logits, dim=-1)
+        """,
+    ),
+    # `def forward(*args)` (the receiver in `args`, as the standard library writes some methods):
+    # no parameter takes the receiver.
+    bug(
+        "forward-taking-star-args",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = nn.Linear(512, 32000)
+
+            def forward(*args, **kwargs):
+                self, hidden = args
+                return self.head(hidden)
+
+        model = Net().to(torch.bfloat16)
+        logp = F.log_softmax(model(hidden), dim=-1)  # expect: MP001
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", CALLS_MP001)
+def test_calls_mp001(source: str) -> None:
+    check(source, "MP001")

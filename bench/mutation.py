@@ -18,8 +18,8 @@ Tests already red on the unmutated copy are deselected (and named): they would k
     python bench/mutation.py --json out.json
     python bench/mutation.py --module mplint/analysis/paths.py   # a module of the analysis instead
 
-A module of the analysis (`--module`, repeatable) is mutated the same way and measured against the
-same tests (`tests/rules/` and the fix fixtures: the analysis is pinned through the rules' cases);
+A module of the analysis (`--module`, repeatable) is mutated the same way and measured against its
+own tests (`tests/analysis/test_<module>.py`, where there is one), `tests/rules/` and the fix fixtures;
 no rule is mutated then unless `--rule` asks too. A mutant whose tests hang (a negated loop test)
 counts as killed once they run past `--timeout` seconds.
 
@@ -97,9 +97,13 @@ class _Mutate(cst.CSTTransformer):
 
 
 def tests_for(source_file: Path, work: Path) -> list[str]:
-    """The rule's own test module first, then every test that runs the real rules (pytest
-    collects a module named twice once). A module of the analysis has no test module of its own."""
-    own = [f"tests/rules/test_{source_file.name.split('_')[0]}.py"] if source_file.parent.name == "rules" else []
+    """The module's own tests first (a rule's `tests/rules/test_mp002.py`, an analysis module's
+    `tests/analysis/test_summaries.py` where it has one), then every test that runs the real rules
+    (pytest collects a module named twice once)."""
+    if source_file.parent.name == "rules":
+        own = [f"tests/rules/test_{source_file.name.split('_')[0]}.py"]
+    else:
+        own = [f"tests/analysis/test_{source_file.stem}.py"]
     tests = [*own, "tests/rules", "tests/fixes/test_fixtures.py"]  # own: tests/rules/test_mp002.py
     return [test for test in tests if (work / test).exists()]
 

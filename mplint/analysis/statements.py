@@ -261,7 +261,9 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
             combined = combined.with_(precision=updated.precision, origin=updated.origin)
         self.assign(node.target, combined, ctx)
     elif type(node) is cst.Return:
-        self.frames[-1].returns.append(self.eval(node.value, ctx) if node.value is not None else const(None))
+        # What is returned from under `torch.no_grad()` sends no gradient back, as what is assigned there.
+        returned = in_region(self.eval(node.value, ctx), ctx) if node.value is not None else const(None)
+        self.frames[-1].returns.append(returned)
         return False
     elif type(node) is cst.Raise:
         if node.exc is not None:

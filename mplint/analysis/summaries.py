@@ -16,7 +16,7 @@ holds across a class's methods.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -28,7 +28,7 @@ from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, join, recast
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, alternatives, const, join, recast
 from mplint.tree import statements
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def define_function(self: Interpreter, node: cst.FunctionDef, ctx: Context) -> N
     no_grad = static = context_manager = is_property = False
     for decorator in node.decorators:
         value = self.eval(decorator.decorator, ctx)
-        if value.kind is Kind.AUTOCAST and isinstance(value.payload, Region):
+        if isinstance(value.payload, Region):  # an autocast object (the only values holding a Region)
             region = value.payload
         no_grad = no_grad or is_no_grad(value)
         static = static or _is_builtin(decorator, "staticmethod")
@@ -212,15 +212,14 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     bases = [_linted(self, self.eval(base.value, ctx), ctx) for base in node.bases]
     torch_class = next((found for found in map(_torch_base, bases) if found is not None), None)
     is_module = torch_class is not None or any(
-        (base.name is not None and api.is_module_base(base.name))
-        or (isinstance(base.payload, Definition) and base.payload.is_module)
+        (base.name is not None and api.is_module_base(base.name)) or _each_linted(base, lambda found: found.is_module)
         for base in bases
     )
     # `class MemoryEfficientAdamW(torch.optim.AdamW)`, `class Muon(torch.optim.Optimizer)`: an
     # optimizer of the project's own still steps whatever parameters it is handed.
     is_optimizer = any(
         (base.name is not None and (api.is_optimizer(base.name) or base.name in api.OPTIMIZER_BASES))
-        or (isinstance(base.payload, Definition) and base.payload.is_optimizer)
+        or _each_linted(base, lambda found: found.is_optimizer)
         for base in bases
     )
     linted_bases = tuple(base.payload for base in bases if isinstance(base.payload, Definition))
@@ -257,8 +256,9 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     ctx.scope.names[node.name.value] = value
     for decorator in reversed(decorators):
         # `@Registry.register("llama")`, `@register_model`: a decorator of the linted code runs on
-        # the class (filling a registry); the name keeps the class.
-        if decorator.kind is Kind.FUNCTION and isinstance(decorator.payload, Definition):
+        # the class (filling a registry); the name keeps the class. (A class of the linted code as
+        # decorator runs nothing here: `call_definition` does not construct.)
+        if isinstance(decorator.payload, Definition):
             with self.memo.uncounted():
                 self.call_definition(decorator.payload, [value], {}, None)
 
@@ -317,6 +317,9 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
     for base in bases:
         for attr, value in self.attributes_of(base).items():
             attrs.setdefault(attr, value)
+    # A method analysed on its own sees what another method set where `__init__` left None ("not yet").
+    held = {attr: attrs[attr] if _is_none(value) else value for attr, value in receiver.items}
+    self.class_receivers[definition] = receiver.with_(items=tuple(sorted(held.items())))
     self.class_attrs[definition] = attrs
     return attrs
 
@@ -359,9 +362,10 @@ def call_definition(
     self.in_module = outer_in_module or (definition.owner is not None and definition.owner.is_module)
     self.frames.append(Frame())
     owner = definition.owner
-    building = owner is not None and owner.is_module and definition.name == "__init__"
-    if owner is not None and building:
-        self.constructing.append(owner)
+    # An nn.Module's `__init__`: the layers built while it runs are that class's tree (`builds`).
+    building = owner if owner is not None and owner.is_module and definition.name == "__init__" else None
+    if building is not None:
+        self.constructing.append(building)
     try:
         outcome = _run_body(self, definition, args, kwargs, region, receiver, default)
         split = self.frames[-1].split
@@ -382,7 +386,7 @@ def call_definition(
             outcome = registries.joined(outcomes)
     finally:
         self.frames.pop()
-        if building:
+        if building is not None:
             self.constructing.pop()
         self.memo.in_progress.pop()
         self.chain = outer_chain
@@ -552,6 +556,12 @@ def _default_set(yielded: list[tuple[Precision, Origin | None]], outer: tuple[Pr
     return Value(Kind.ANY, yielded[0][0], origin=yielded[0][1], op=DEFAULT_DTYPE)
 
 
+def _each_linted(base: Value, holds: Callable[[Definition], bool]) -> bool:
+    """Whether a base is a class of the linted code that `holds`, or one picked by branches among
+    such classes (`Stem = ConvStem if cfg.arch == "resnet" else PatchStem`), each of which does."""
+    return all(isinstance(choice.payload, Definition) and holds(choice.payload) for choice in alternatives(base))
+
+
 def _torch_base(base: Value) -> str | None:
     """The torch.nn class a base of a class is or derives from."""
     if base.name is not None:
@@ -590,8 +600,12 @@ def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:
 
 def _join_attribute(first: Value, second: Value) -> Value:
     """`self.model = None` in `__init__` and a model assigned in `setup()`: None only means "not yet"."""
-    if first.kind is Kind.CONST and first.payload is None:
+    if _is_none(first):
         return second
-    if second.kind is Kind.CONST and second.payload is None:
+    if _is_none(second):
         return first
     return join(first, second)
+
+
+def _is_none(value: Value) -> bool:
+    return value.kind is Kind.CONST and value.payload is None

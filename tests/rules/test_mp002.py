@@ -671,6 +671,24 @@ CASES = [
             optimizer.step()
     """,
     ),
+    # The same teacher in a helper that returns its logits from under no_grad.
+    ok(
+        "fp16-frozen-teacher-returned-from-no-grad",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def teacher_logits(teacher, images):
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+                return teacher(images)
+
+        for images, _ in loader:
+            target = F.softmax(teacher_logits(teacher, images).float() / T, dim=-1)
+            loss = F.kl_div(F.log_softmax(student(images) / T, dim=-1), target, reduction="batchmean")
+            loss.backward()
+            optimizer.step()
+    """,
+    ),
     # The scaler is made in main() and handed to the step function that scales the loss.
     ok(
         "scaler-passed-to-train-step",

@@ -25,8 +25,8 @@ def lazy_attribute(self: Interpreter, state: ModuleState, name: str) -> Value | 
     "verifiers.trainers:GRPOTrainer"}`) gives for `name`: the object the table names, by absolute
     `module:attribute` or `module` (the attribute then being `name`). Imports under `if
     TYPE_CHECKING:` bind the names first, when the package has them."""
-    if name == MODULE_GETATTR:  # the getter itself is bound or not: no table to read
-        return None
+    if name == MODULE_GETATTR or not state.binding_statements(MODULE_GETATTR):
+        return None  # no getter (most files, and most names read are not theirs): nothing to run
     getter = self.exported(state.path, MODULE_GETATTR)
     if getter is None or getter.kind is not Kind.FUNCTION or not isinstance(getter.payload, Definition):
         return None

@@ -464,3 +464,63 @@ def test_a_script_launched_under_a_16_bit_config_is_analysed_without_a_word_in_i
         "examples/evaluate.py": 'from transformers import pipeline\n\nprint(pipeline("text-generation")("2+2="))\n',
     }
     check_files(files, "MP001", tmp_path)
+
+
+# RLHFlow/Online-RLHF: run_loop.sh launches the DPO script with configs/zero2.yaml; the SFT script,
+# which no command starts, is run as `python sft/sft.py` with its own defaults (no DeepSpeed).
+ONLINE_RLHF_SFT = """
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from transformers import AutoModelForCausalLM, HfArgumentParser, TrainingArguments
+from trl import SFTTrainer
+
+
+@dataclass
+class ScriptArguments:
+    deepspeed: Optional[str] = field(default=None, metadata={{"help": "Path to deepspeed config if using deepspeed."}})
+    model_name: Optional[str] = field(default="meta-llama/Meta-Llama-3-8B")
+    bf16: Optional[bool] = field(default=True)
+    optim: Optional[str] = field(default="paged_adamw_32bit")
+
+
+parser = HfArgumentParser(ScriptArguments)
+script_args = parser.parse_args_into_dataclasses()[0]
+training_args = TrainingArguments(
+    output_dir="./models/sft",
+    deepspeed=script_args.deepspeed,
+    bf16=script_args.bf16,
+    optim=script_args.optim,
+)
+model = AutoModelForCausalLM.from_pretrained(script_args.model_name, torch_dtype=torch.bfloat16).to("cuda")
+trainer = SFTTrainer(model=model, args=training_args, train_dataset=None){expect}
+trainer.train()
+"""
+
+RUN_LOOP = """
+#!/bin/bash
+accelerate launch --config_file ./configs/zero2.yaml dpo_iteration/run_dpo.py ./configs/training.yaml
+{sft_launch}
+"""
+
+
+@pytest.mark.parametrize(
+    ("sft_launch", "expect"),
+    [
+        pytest.param("", "  # expect: MP003", id="configs-named-for-other-scripts-only"),
+        pytest.param(
+            "accelerate launch --config_file ./configs/zero2.yaml sft/sft.py", "", id="the-sft-script-launched-too"
+        ),
+    ],
+)
+def test_a_script_no_command_launches_runs_without_the_configs_of_others(
+    sft_launch: str, expect: str, tmp_path: Path
+) -> None:
+    files = {
+        "configs/zero2.yaml": DEEPSPEED_BF16,
+        "run_loop.sh": RUN_LOOP.format(sft_launch=sft_launch),
+        "dpo_iteration/run_dpo.py": "print('dpo')\n",
+        "sft/sft.py": ONLINE_RLHF_SFT.format(expect=expect),
+    }
+    check_files(files, "MP003", tmp_path)

@@ -23,6 +23,7 @@ default config), and each other effect is a non-default configuration, reported 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -118,7 +119,7 @@ def launch_of(script: str, run_root: str) -> Launch:
                 configs.append(config)
                 continue
         if path.endswith(LAUNCH_SUFFIXES):
-            commands.extend(_commands_in(path, text))
+            commands.extend(launch_commands(path, text))
     if not configs:
         return NO_LAUNCH
     by_path = {config.path: config for config in configs}
@@ -143,6 +144,11 @@ def launch_of(script: str, run_root: str) -> Launch:
         # fsdp.yaml its scripts name); those named for other scripts are theirs.
         unnamed = [config for config in configs if config.path not in named_anywhere]
         return Launch(named[0], _alternatives(unnamed, exclude=named[0].effect), read)
+    if not named and all(config.path in named_anywhere for config in configs):
+        # Every config is one the repository's commands name for other scripts (Online-RLHF's
+        # zero2.yaml, which run_loop.sh names for the DPO script): a script no command starts runs
+        # without them (its SFT script, `python sft/sft.py`).
+        return Launch(None, (), read)
     if len(_by_effect(configs)) == 1 and not named:
         return Launch(configs[0], (), read)
     return Launch(None, _alternatives(configs), read)
@@ -172,8 +178,9 @@ def repository_root(path: str, run_root: str) -> str:
 def repository_of(script: str, run_root: str) -> str:
     """The repository a script belongs to: the nearest folder above it holding a marker of a
     repository's root (a run over `src/` still sees the configs at the root), not the home folder
-    itself. Without one, the folder below the run's root that holds the script: a run over a folder
-    of checkouts keeps their configs apart (where the script is at the run's root, that root)."""
+    itself. Without one, the run's root when it holds files of its own (a repository without markers,
+    Online-RLHF: its README beside `sft/` and `configs/`), else the folder below it that holds the
+    script: a run over a folder of checkouts keeps their configs apart."""
     home = os.path.expanduser("~")
     folder = os.path.dirname(script)
     while folder != home and os.path.dirname(folder) != folder:
@@ -181,7 +188,19 @@ def repository_of(script: str, run_root: str) -> str:
             return folder
         folder = os.path.dirname(folder)
     below = os.path.relpath(script, run_root).split(os.sep)
-    return os.path.join(run_root, below[0]) if len(below) > 1 and below[0] != os.pardir else run_root
+    if len(below) == 1 or below[0] == os.pardir or _holds_files(run_root):
+        return run_root  # a run at a repository's root (its README, its launch scripts beside its folders)
+    return os.path.join(run_root, below[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _holds_files(folder: str) -> bool:
+    """Whether a folder holds files of its own, as a repository's root does (a README, a launch
+    script), not only folders, as a folder of checkouts does."""
+    try:
+        return any(entry.is_file() and not entry.name.startswith(".") for entry in os.scandir(folder))
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -196,8 +215,7 @@ class LaunchCommand:
     precision: str | None
 
 
-def launch_commands(path: str, text: str) -> Iterator[LaunchCommand]:
-    """Each `accelerate launch` command of the file at `path`, whose text is `text`."""
+def _parsed_commands(path: str, text: str) -> Iterator[LaunchCommand]:
     for line in substituted_lines(text):
         found = _LAUNCH.search(line)
         if found is None:
@@ -269,9 +287,10 @@ def parsed_once(memo: dict[str, tuple[str, Parsed]], path: str, text: str, parse
 _COMMANDS: dict[str, tuple[str, tuple[LaunchCommand, ...]]] = {}
 
 
-def _commands_in(path: str, text: str) -> tuple[LaunchCommand, ...]:
+def launch_commands(path: str, text: str) -> tuple[LaunchCommand, ...]:
+    """Each `accelerate launch` command of the file at `path`, whose text is `text` (parsed once)."""
     return parsed_once(
-        _COMMANDS, path, text, lambda read: tuple(launch_commands(path, read)) if _LAUNCH.search(read) else ()
+        _COMMANDS, path, text, lambda read: tuple(_parsed_commands(path, read)) if _LAUNCH.search(read) else ()
     )
 
 

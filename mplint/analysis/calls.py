@@ -16,7 +16,7 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, ray, transformers
+from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, launchpad, ray, transformers
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import (
     ARGUMENT,
@@ -93,6 +93,9 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
             args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
+    inherited_output = _inherited_forward(self, node, ctx, args, kwargs) if inherited is None else None
+    if inherited_output is not None:
+        return inherited_output
     if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
         # `loss_scaler(loss, optimizer)` (timm's NativeScaler), `backward_step(scaler, loss)`:
         # the scaler is used, by code that may scale where this analysis cannot see.
@@ -299,6 +302,8 @@ def call_named(
     remote = ray.call_named(function, args)
     if remote is not None:
         return remote
+    if function in launchpad.NODES:
+        return launchpad.node(self, node, ctx, args, kwargs)
     if function == "argparse.ArgumentParser":
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
     if function == "open" and args and isinstance(args[0].const, str):
@@ -369,6 +374,10 @@ def call_named(
     if leaf in ("from_pretrained", "from_config"):
         checkpoint = first if args else kwargs.get("pretrained_model_name_or_path", UNKNOWN)
         return causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs), checkpoint)
+    if function in COPIES and first.kind in (Kind.MODULE, Kind.INSTANCE):
+        # `copy.deepcopy(model)`: another object (an optimizer over one is not over the other) of the same
+        # class, dtype and submodules (RLAIF-V's reference model, `copy.deepcopy(model).cuda()`).
+        return first.with_(identity=node)
     if function in api.MODULE_WRAPPERS:
         if function in api.DATA_PARALLEL:  # keyed by identity: a model of none is never looked up
             self.data_parallel[first.identity] = node
@@ -468,6 +477,10 @@ def call_method(
                 # `exp = Exp().set_cfg(cfg)` with `self.cfg = cfg; return self`: the object as the method left it.
                 return with_stored(result, {attr: value for attr, value in writes.items() if attr != SELF})
             return result
+        if receiver.kind is Kind.CLASS and method in PRETRAINED_LOADERS and isinstance(receiver.payload, Definition):
+            loaded = _pretrained_subclass(self, node, ctx, receiver.payload, kwargs)
+            if loaded is not None:
+                return loaded
         if receiver.kind is Kind.CLASS and method == ray.OPTIONS:
             return receiver  # `Actor.options(num_gpus=1)`: the actor class, scheduled as asked
     target = self.cast_target(method, args, kwargs, receiver)
@@ -625,8 +638,8 @@ def _receiver_expression(node: cst.Call) -> cst.BaseExpression:
     return func.value
 
 
-def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:
-    """`super().name(...)` in a method: the base class's method it runs, and the receiver's name."""
+def _super_call(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:
+    """`super().name(...)` in a method: the class of the method and the receiver's name."""
     func = node.func
     if not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call)):
         return None
@@ -634,14 +647,66 @@ def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None
     if not (isinstance(inner.func, cst.Name) and inner.func.value == "super" and not inner.args):
         return None
     found = ctx.scope.lookup(SUPER)
-    if found is None or not isinstance(found.payload, tuple):
+    if found is None or not isinstance(found.payload, tuple) or found.payload[0] is None:
         return None
-    owner, self_name = found.payload
+    return found.payload
+
+
+def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:
+    """`super().name(...)` in a method: the base class's method it runs, and the receiver's name."""
+    called = _super_call(node, ctx)
+    if called is None:
+        return None
+    owner, self_name = called
+    name = cast(cst.Attribute, node.func).attr.value
     for base in owner.bases:
-        method = base.method(func.attr.value)
+        method = base.method(name)
         if method is not None:
             return method, self_name
     return None
+
+
+# Copies of an object.
+COPIES = frozenset({"copy.deepcopy", "copy.copy"})
+
+# Classmethods of transformers' models that build one: of a project's subclass, an instance of it.
+PRETRAINED_LOADERS = frozenset({"from_pretrained", "from_config"})
+
+
+def _pretrained_subclass(
+    self: Interpreter, node: cst.Call, ctx: Context, definition: Definition, kwargs: dict[str, Value]
+) -> Value | None:
+    """`LlavaLlamaForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16)` for a project's class
+    over a transformers model: an instance built from an unknown config, its submodules at any depth
+    in the dtype it is loaded in (transformers builds it in that default dtype)."""
+    if hooks.framework_base(self, definition, api.is_transformers_model) is None:
+        return None
+    loaded = self.loaded_model(node, ctx.scope.module.path, kwargs)
+    if loaded.kind is not Kind.MODULE:
+        return None
+    return recast(construct(self, node, ctx, definition, [UNKNOWN], {}), loaded)
+
+
+def _inherited_forward(
+    self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]
+) -> Value | None:
+    """`return super().forward(...)` in a project's class over a transformers model (RLAIF-V's
+    `LlavaLlamaForCausalLM(LlamaForCausalLM)`): fp32 logits where that class upcasts them in the
+    version the repository pins, else what a module of the instance's dtype computes."""
+    called = _super_call(node, ctx)
+    if called is None or cast(cst.Attribute, node.func).attr.value not in ("forward", "__call__"):
+        return None
+    owner, self_name = called
+    base = hooks.framework_base(self, owner, api.is_transformers_model)
+    if base is None:
+        return None
+    upcast = causal_lm.inherited_output(self, base, ctx.scope.module.path)
+    if upcast is not None:
+        return upcast
+    me = ctx.scope.lookup(self_name)
+    if me is None or me.kind is not Kind.MODULE:
+        return None
+    return module_output(self, me.with_(payload=None), args, kwargs, ctx)  # the base's forward: a module of its dtype
 
 
 def _framework_init(

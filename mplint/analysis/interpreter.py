@@ -210,7 +210,7 @@ class Interpreter:
         self.fragments = tuple(sorted({word for word in words if not (word.startswith(".") and word.endswith("("))}))
         self.worth: dict[cst.FunctionDef | cst.ClassDef, bool] = {}
         # Per linted class: the framework class it derives from (`frameworks.hooks.framework_base`).
-        self.framework_bases: dict[Definition, str | None] = {}
+        self.framework_bases: dict[tuple[Definition, Callable[[str], bool]], str | None] = {}
         # Models sharded under an FSDP mixed precision policy, by the `Value.op` that marks them:
         # (compute dtype, output dtype, origin) (`frameworks.fsdp`).
         self.sharded: dict[str, tuple[Precision | None, Precision | None, Origin]] = {}

@@ -7,6 +7,8 @@ The autocast op lists mirror `torch/include/ATen/autocast_mode.h` of torch 2.13 
 
 from __future__ import annotations
 
+import re
+
 from mplint.analysis.values import Precision, Region, Value
 
 # Names real snippets use without importing them (bug reports, notebooks); they mean these.
@@ -458,9 +460,22 @@ def is_nn_module_class(name: str) -> bool:
 
 def is_module_base(name: str) -> bool:
     """A base class that makes a class an nn.Module (torch's, or a Hugging Face pretrained model)."""
-    return name in ("torch.nn.Module", "torch.nn.modules.module.Module") or name.endswith(
-        ("PreTrainedModel", "LightningModule")
+    return (
+        name in ("torch.nn.Module", "torch.nn.modules.module.Module")
+        or name.endswith(("PreTrainedModel", "LightningModule"))
+        or is_transformers_model(name)
     )
+
+
+# A Transformers model class by its name: `LlamaModel`, `LlamaForCausalLM`, `GPT2LMHeadModel`.
+_TRANSFORMERS_MODEL = re.compile(r"(Model|For[A-Z]\w*)$")
+
+
+def is_transformers_model(name: str) -> bool:
+    """`transformers.LlamaForCausalLM`, `transformers.models.llama.modeling_llama.LlamaModel` (not
+    `AutoModelForCausalLM`, a factory)."""
+    leaf = last_part(name)
+    return name.startswith("transformers.") and not leaf.startswith("Auto") and bool(_TRANSFORMERS_MODEL.search(leaf))
 
 
 # Words of which a file must mention one for low precision to originate in it (the prefilter).

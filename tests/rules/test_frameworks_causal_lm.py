@@ -398,3 +398,119 @@ def test_a_trainer_given_a_model_by_name_on_a_deepspeed_engine(
     logits are those of a family not told."""
     source = SIMPO_TRAINER.format(expect="  # expect: MP001" if half_logits else "")
     check_files({**dependencies, "scripts/run_simpo.py": source}, "MP001", tmp_path)
+
+
+# RLAIF-V (llava/model/language_model/llava_llama.py, muffin/train/train_llava15.py): a project's
+# LLaVA class derives from transformers' LlamaForCausalLM and its forward hands the merged image and
+# text embeddings to `super().forward(...)`, which computes (and, in the pinned version, upcasts) the logits.
+LLAVA_LLAMA = """
+import torch
+import torch.nn as nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+class LlavaLlamaForCausalLM(LlamaForCausalLM):
+    config_class = LlamaConfig
+
+    def __init__(self, config):
+        super(LlamaForCausalLM, self).__init__(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def prepare_inputs_labels_for_multimodal(self, input_ids, labels, images):
+        return input_ids, labels
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, images=None, return_dict=None):
+        input_ids, labels = self.prepare_inputs_labels_for_multimodal(input_ids, labels, images)
+{forward_tail}
+"""
+
+RETURNS_SUPER_FORWARD = """\
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, return_dict=return_dict)"""
+
+COMPUTES_ITS_LOGITS = """\
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        logits = self.lm_head(outputs[0])
+        return {"logits": logits}"""
+
+DPO_TRAIN = """
+import copy
+
+import torch
+
+from llava.model.llava_llama import LlavaLlamaForCausalLM
+
+
+def get_batch_logps(logits, labels):
+    labels = labels[:, 1:].clone()
+    logits = logits[:, :-1, :]
+    per_token_logps = torch.gather(logits.log_softmax(-1), dim=2, index=labels.unsqueeze(2)).squeeze(2){expect}
+    return per_token_logps.sum(-1)
+
+
+def train(model, loader):
+    for batch in loader:
+        logits = model(input_ids=batch["input_ids"], images=batch["images"])["logits"]
+        get_batch_logps(logits, batch["labels"]).mean().backward()
+
+
+def reference_logps(model, loader):
+    logps = []
+    with torch.inference_mode():
+        for batch in loader:
+            output = model.forward(input_ids=batch["input_ids"], images=batch["images"])
+            logps.append(get_batch_logps(output.logits, batch["labels"]))
+    return logps
+
+
+def main(loader, bf16=True):
+    model = LlavaLlamaForCausalLM.from_pretrained("liuhaotian/llava-v1.5-7b", torch_dtype=torch.bfloat16 if bf16 else None)
+    reference = reference_logps(copy.deepcopy(model).to(dtype=torch.bfloat16, device="cuda"), loader)
+    train(model, loader)
+
+
+if __name__ == "__main__":
+    main(loader=[])
+"""
+
+
+@pytest.mark.parametrize(
+    ("pin", "forward_tail", "half_logits"),
+    [
+        pytest.param("transformers==4.35.0", RETURNS_SUPER_FORWARD, False, id="super-forward-upcasts-in-4.35"),
+        pytest.param("transformers==4.46.0", RETURNS_SUPER_FORWARD, True, id="super-forward-in-4.46-does-not"),
+        pytest.param("transformers", RETURNS_SUPER_FORWARD, True, id="super-forward-unpinned-does-not"),
+        pytest.param("transformers==4.35.0", COMPUTES_ITS_LOGITS, True, id="a-forward-of-its-own-never-upcasts"),
+    ],
+)
+def test_a_project_subclass_of_a_transformers_causal_lm(
+    pin: str, forward_tail: str, half_logits: bool, tmp_path: Path
+) -> None:
+    """A project's class over `LlamaForCausalLM` gives fp32 logits where its forward returns
+    `super().forward(...)` under a transformers version whose Llama upcasts them, and its weights'
+    dtype where it computes its logits itself (older LLaVA forwards run the head themselves); a
+    `copy.deepcopy` of it (the DPO reference model, cast to bf16) is of the same class."""
+    files = {
+        "pyproject.toml": f'[project]\nname = "rlaif-v"\ndependencies = ["torch==2.1.0", "{pin}"]\n',
+        "llava/__init__.py": "",
+        "llava/model/__init__.py": "",
+        "llava/model/llava_llama.py": LLAVA_LLAMA.format(forward_tail=forward_tail),
+        "train.py": DPO_TRAIN.format(expect="  # expect: MP001" if half_logits else ""),
+    }
+    check_files(files, "MP001", tmp_path)
+
+
+def test_a_deep_copy_of_a_project_subclass_is_of_that_class(tmp_path: Path) -> None:
+    """The reference model alone reaches the log-softmax: a `copy.deepcopy` of the policy cast to
+    bf16, whose class computes bf16 logits under transformers 4.46."""
+    train = DPO_TRAIN.format(expect="  # expect: MP001").replace(
+        'get_batch_logps(logits, batch["labels"]).mean().backward()', "logits.float().mean().backward()"
+    )
+    files = {
+        "pyproject.toml": '[project]\nname = "rlaif-v"\ndependencies = ["transformers==4.46.0"]\n',
+        "llava/__init__.py": "",
+        "llava/model/__init__.py": "",
+        "llava/model/llava_llama.py": LLAVA_LLAMA.format(forward_tail=RETURNS_SUPER_FORWARD),
+        "train.py": train,
+    }
+    check_files(files, "MP001", tmp_path)

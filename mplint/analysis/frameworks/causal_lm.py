@@ -173,8 +173,7 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
         model_class = architecture(checkpoint.const) if isinstance(checkpoint.const, str) else ""
     elif model_class not in UPCASTS:
         return model  # a class of its own: `OPTForCausalLM` never upcasts
-    version, read = pinned_version("transformers", repository_root(path, self.index.root))
-    self.data_files.update(read)
+    version = _pinned_transformers(self, path)
     if not model_class:
         # Of a family not told, where the common ones upcast (Llama, Mistral, Qwen2, Gemma, Phi from
         # 4.31 to 4.45): its logits' dtype is not known, unless the repository's commands and docs
@@ -185,6 +184,24 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
     if model_class in UPCASTS and upcasts(model_class, version):
         return model.with_(payload=Fp32Logits(model_class, version))
     return model
+
+
+def inherited_output(self: Interpreter, model_class: str, path: str) -> Value | None:
+    """What `super().forward(...)` gives in the file at `path`, in a class deriving from the
+    transformers class `model_class`: fp32 logits where that class upcasts them in the version the
+    repository pins; None (the weights' dtype) where it does not."""
+    name = last_part(model_class)
+    if name not in UPCASTS or not upcasts(name, _pinned_transformers(self, path)):
+        return None
+    return Value(Kind.TENSOR, Precision.FP32)
+
+
+def _pinned_transformers(self: Interpreter, path: str) -> Version | None:
+    """The transformers version the repository of `path` pins (None: the newest); the files read
+    are dependencies."""
+    version, read = pinned_version("transformers", repository_root(path, self.index.root))
+    self.data_files.update(read)
+    return version
 
 
 # Words of a launch file or a doc that may name a checkpoint (`facebook/opt-1.3b`, `${BASE}/opt-1.3b_sft`).

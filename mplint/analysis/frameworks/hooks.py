@@ -124,27 +124,33 @@ def base_init(base: str, args: list[Value], kwargs: dict[str, Value]) -> dict[st
     return {}
 
 
-def framework_base(self: Interpreter, definition: Definition) -> str | None:
-    """The framework class a linted class derives from (through linted classes too), if any."""
-    if definition in self.framework_bases:
-        return self.framework_bases[definition]
-    self.framework_bases[definition] = None
+def _is_framework_class(name: str) -> bool:
+    """A framework class whose subclasses `constructed` gives a meaning: arguments, trainers, accelerators."""
+    return (
+        transformers.is_arguments_class(name) or transformers.is_trainer_class(name) or name in accelerate.ACCELERATORS
+    )
+
+
+def framework_base(
+    self: Interpreter, definition: Definition, accepts: Callable[[str], bool] = _is_framework_class
+) -> str | None:
+    """The framework class that `accepts` a linted class derives from (through linted classes too), if any."""
+    key = (definition, accepts)
+    if key in self.framework_bases:
+        return self.framework_bases[key]
+    self.framework_bases[key] = None
     found: str | None = None
     if isinstance(definition.node, cst.ClassDef):
         for base in definition.node.bases:
             value = self.eval(base.value, Context(definition.scope))
             name = value.name
-            if name is not None and (
-                transformers.is_arguments_class(name)
-                or transformers.is_trainer_class(name)
-                or name in accelerate.ACCELERATORS
-            ):
+            if name is not None and accepts(name):
                 found = name
             elif value.kind is Kind.CLASS and isinstance(value.payload, Definition):
-                found = framework_base(self, value.payload)
+                found = framework_base(self, value.payload, accepts)
             if found is not None:
                 break
-    self.framework_bases[definition] = found
+    self.framework_bases[key] = found
     return found
 
 

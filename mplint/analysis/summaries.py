@@ -533,7 +533,26 @@ def parameter_value(self: Interpreter, param: cst.Param, kwargs: dict[str, Value
         return kwargs[name]
     if param.default is not None:
         return self.eval(param.default, Context(definition.scope))
-    return UNKNOWN
+    parsed = _parsed_by_decorator(self, param, definition)
+    return parsed if parsed is not None else UNKNOWN
+
+
+# Decorators that parse the command line into the dataclass a function's parameter is annotated with
+# (openvla: `@draccus.wrap()` over `def finetune(cfg: FinetuneConfig)`; draccus is a fork of pyrallis).
+CLI_WRAPPERS = frozenset({"draccus.wrap", "pyrallis.wrap"})
+
+
+def _parsed_by_decorator(self: Interpreter, param: cst.Param, definition: Definition) -> Value | None:
+    """The parameter of a function a CLI decorator runs: the dataclass it is annotated with, as the
+    repository's commands launch it (its defaults otherwise); None for any other parameter."""
+    if param.annotation is None or not isinstance(definition.node, cst.FunctionDef):
+        return None
+    ctx = Context(definition.scope)
+    for decorator in definition.node.decorators:
+        wrapper = decorator.decorator
+        if isinstance(wrapper, cst.Call) and self.eval(wrapper.func, ctx).name in CLI_WRAPPERS:
+            return self.parsed_dataclass(wrapper, ctx, self.eval(param.annotation.annotation, ctx))
+    return None
 
 
 def _entered(yielded: list[Region | None], outer: Region | None) -> Value:

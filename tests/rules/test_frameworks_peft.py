@@ -6,9 +6,11 @@ input's dtype, not `bnb_4bit_compute_dtype`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .casekit import bug, check, ok
+from .casekit import bug, check, check_files, ok
 
 QLORA = """
     import torch
@@ -106,3 +108,111 @@ CASES = [
 @pytest.mark.parametrize("source", CASES)
 def test_peft_parameters(source: str) -> None:
     check(source, "MP003")
+
+
+# openvla/openvla vla-scripts/finetune.py (pyproject.toml pins peft==0.11.1): a bf16 VLA wrapped in
+# LoRA, wrapped in DDP, its trainable parameters handed to AdamW.
+OPENVLA_FINETUNE = """
+import torch
+from peft import LoraConfig, get_peft_model
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim import AdamW
+from transformers import AutoModelForVision2Seq
+
+
+def finetune(vla_path="openvla/openvla-7b", use_lora=True, lora_rank=32, learning_rate=5e-4):
+    vla = AutoModelForVision2Seq.from_pretrained(vla_path, torch_dtype=torch.bfloat16, trust_remote_code=True)
+    vla = vla.to(0)
+    if use_lora:
+        lora_config = LoraConfig(r=lora_rank, lora_alpha=min(lora_rank, 16), target_modules="all-linear")
+        vla = get_peft_model(vla, lora_config)
+    vla = DDP(vla, device_ids=[0], find_unused_parameters=True, gradient_as_bucket_view=True)
+    trainable_params = [param for param in vla.parameters() if param.requires_grad]
+    optimizer = AdamW(trainable_params, lr=learning_rate){expect}
+    return optimizer
+
+
+if __name__ == "__main__":
+    finetune()
+"""
+
+
+@pytest.mark.parametrize(
+    ("pin", "half_adapters"),
+    [
+        pytest.param("peft==0.11.1", True, id="0.11-adapters-in-the-base-dtype"),
+        pytest.param("peft>=0.10.0,<=0.11.1", True, id="at-most-0.11.1"),
+        pytest.param("peft==0.12.0", False, id="0.12-upcasts-them"),
+        pytest.param("peft", False, id="unpinned-the-newest-upcasts"),
+    ],
+)
+def test_lora_adapters_by_the_pinned_peft(pin: str, half_adapters: bool, tmp_path: Path) -> None:
+    """peft creates LoRA adapters in the base layer's dtype up to 0.11.1 and upcasts half ones to
+    fp32 from 0.12.0 (huggingface/peft#1706): an optimizer over a bf16 model's adapters is MP003's
+    case only under an older pin."""
+    files = {
+        "pyproject.toml": f'[project]\nname = "openvla"\ndependencies = ["torch==2.2.0", "transformers==4.40.1", "{pin}"]\n',
+        "vla-scripts/finetune.py": OPENVLA_FINETUNE.format(expect="  # expect: MP003" if half_adapters else ""),
+    }
+    check_files(files, "MP003", tmp_path)
+
+
+# The script as openvla writes it: its configuration a dataclass that `@draccus.wrap()` parses from
+# the command line into the entry point's annotated parameter.
+OPENVLA_DRACCUS = """
+from dataclasses import dataclass
+
+import draccus
+import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from torch.optim import AdamW
+from transformers import AutoModelForVision2Seq, BitsAndBytesConfig
+
+
+@dataclass
+class FinetuneConfig:
+    vla_path: str = "openvla/openvla-7b"
+    use_lora: bool = True
+    lora_rank: int = 32
+    use_quantization: bool = {use_quantization}
+    learning_rate: float = 5e-4
+
+
+@draccus.wrap()
+def finetune(cfg: FinetuneConfig) -> None:
+    quantization_config = None
+    if cfg.use_quantization:
+        quantization_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    vla = AutoModelForVision2Seq.from_pretrained(
+        cfg.vla_path, torch_dtype=torch.bfloat16, quantization_config=quantization_config, trust_remote_code=True
+    )
+    if cfg.use_quantization:
+        vla = prepare_model_for_kbit_training(vla)
+    else:
+        vla = vla.to(0)
+    if cfg.use_lora:
+        vla = get_peft_model(vla, LoraConfig(r=cfg.lora_rank, target_modules="all-linear"))
+    trainable_params = [param for param in vla.parameters() if param.requires_grad]
+    optimizer = AdamW(trainable_params, lr=cfg.learning_rate){expect}
+
+
+if __name__ == "__main__":
+    finetune()
+"""
+
+
+@pytest.mark.parametrize(
+    ("use_quantization", "half_adapters"),
+    [
+        pytest.param("False", True, id="bf16-base-by-default"),
+        pytest.param("True", False, id="k-bit-preparation-by-default-makes-it-fp32"),
+    ],
+)
+def test_a_draccus_configured_entry_point(use_quantization: str, half_adapters: bool, tmp_path: Path) -> None:
+    """`@draccus.wrap()` gives the entry point its config dataclass with its defaults: the branch
+    that runs is the default one, not both joined."""
+    source = OPENVLA_DRACCUS.format(
+        use_quantization=use_quantization, expect="  # expect: MP003" if half_adapters else ""
+    )
+    files = {"pyproject.toml": '[project]\nname = "openvla"\ndependencies = ["peft==0.11.1"]\n', "finetune.py": source}
+    check_files(files, "MP003", tmp_path)

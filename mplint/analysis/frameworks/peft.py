@@ -8,7 +8,10 @@ transformers 5.24.0:
   layer's floating dtype, then `cast_adapter_dtype` upcasts float16/bfloat16 adapters to float32
   unless `autocast_adapter_dtype=False`. The base weights are frozen and keep their dtype; the
   trainable ones are the fp32 adapters (or half ones, with `autocast_adapter_dtype=False` over a
-  half base). `tuners/lora/layer.py` `Linear.forward`: `result = result.to(torch_result_dtype)`,
+  half base). The upcast arrived in peft 0.12.0 (huggingface/peft#1706, merged after 0.11.1):
+  0.11.1's `tuners/lora/layer.py` `LoraLayer.update_layer` ends in `self.to(weight.device,
+  dtype=weight.dtype)`, so a repository pinning an older peft (openvla: `peft==0.11.1`) trains
+  adapters in the base's dtype. `tuners/lora/layer.py` `Linear.forward`: `result = result.to(torch_result_dtype)`,
   the adapters' sum comes back in the base layer's output dtype: the model's outputs are the base's.
 - peft `utils/other.py` `prepare_model_for_kbit_training`: freezes every parameter, then (for
   bitsandbytes and plain models; not GPTQ, AQLM, EETQ, HQQ or torchao ones) casts every float16 or
@@ -27,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint.analysis.frameworks.accelerate_launch import repository_root
+from mplint.analysis.frameworks.pins import Version, pinned_version
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value
 
@@ -56,11 +61,23 @@ def call(
     if function.rpartition(".")[2] == KBIT_PREPARATION:
         return prepared_for_kbit(model, node)
     autocast = kwargs.get("autocast_adapter_dtype")
-    op = BASE_DTYPE_ADAPTERS if autocast is not None and autocast.const is False else FP32_ADAPTERS
     if autocast is not None and not isinstance(autocast.const, bool):
         return UNKNOWN
+    upcast = autocast.const if autocast is not None else _upcasts_adapters(self, ctx.scope.module.path)
+    op = FP32_ADAPTERS if upcast else BASE_DTYPE_ADAPTERS
     base = model if model.kind is Kind.MODULE else Value(Kind.MODULE)
     return base.with_(op=op, items=(), identity=base.identity or node)
+
+
+# The first peft release whose `get_peft_model` upcasts half adapters to fp32.
+ADAPTER_UPCAST_SINCE: Version = (0, 12, 0)
+
+
+def _upcasts_adapters(self: Interpreter, path: str) -> bool:
+    """Whether the peft the repository of `path` pins (the newest, unpinned) creates fp32 adapters."""
+    version, read = pinned_version("peft", repository_root(path, self.index.root))
+    self.data_files.update(read)
+    return version is None or version >= ADAPTER_UPCAST_SINCE
 
 
 def prepared_for_kbit(model: Value, node: cst.Call) -> Value:

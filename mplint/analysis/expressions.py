@@ -102,6 +102,13 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
         return Value(Kind.FUNCTION, payload=Lambda(node, ctx.scope))
     if type(node) is cst.Await:
         return self.eval(node.expression, ctx)
+    if type(node) is cst.Yield:
+        # `yield F.log_softmax(logits, -1)`, `yield from rollouts(model)`: what is yielded is computed
+        # here; the expression itself is what the caller sends back (nothing, to a for loop).
+        yielded = node.value.item if isinstance(node.value, cst.From) else node.value
+        if yielded is not None:
+            self.eval(yielded, ctx)
+        return UNKNOWN
     if type(node) is cst.FormattedString:
         for part in node.parts:  # f"{loss.item():.3f}": the calls inside run
             if isinstance(part, cst.FormattedStringExpression):

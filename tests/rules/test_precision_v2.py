@@ -228,6 +228,30 @@ LOADS = [
 
 STATEMENTS = [
     bug(
+        "yielded-by-a-generator-the-caller-drains",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import GPT2LMHeadModel
+
+        def rollout_logps(model, loader):
+            for batch in loader:
+                logits = model(batch["input_ids"]).logits
+                yield F.log_softmax(logits, dim=-1)  # expect: MP001
+
+        def reference_logps(model, loader):
+            yield from (F.log_softmax(model(b).logits, dim=-1) for b in loader)  # expect: MP001
+
+        def fp32_logps(model, loader):
+            yield from (F.log_softmax(model(b).logits.float(), dim=-1) for b in loader)
+
+        model = GPT2LMHeadModel.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        old = list(rollout_logps(model, loader))
+        ref = list(reference_logps(model, loader))
+        fp32 = list(fp32_logps(model, loader))
+        """,
+    ),
+    bug(
         "call-inside-assert",
         """
         import torch

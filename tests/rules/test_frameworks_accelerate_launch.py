@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mplint.analysis.frameworks.accelerate_launch import launch_commands, scalars
+from mplint.analysis.frameworks.accelerate_launch import launch_commands, repository_of, scalars
 from mplint.api import lint_paths
 from mplint.findings import Severity
 
@@ -524,3 +524,18 @@ def test_a_script_no_command_launches_runs_without_the_configs_of_others(
         "sft/sft.py": ONLINE_RLHF_SFT.format(expect=expect),
     }
     check_files(files, "MP003", tmp_path)
+
+
+def test_the_repository_of_a_script_without_root_markers(tmp_path: Path) -> None:
+    """A run at a repository's root without markers (Online-RLHF: README.md beside sft/ and configs/)
+    is that repository; a run over a folder of checkouts, which holds only them and the findings a
+    run writes there (`mplint . > findings.json`), keeps each checkout apart."""
+    repository = tmp_path / "Online-RLHF"
+    (repository / "sft").mkdir(parents=True)
+    (repository / "sft" / "sft.py").write_text("print('sft')\n")
+    script = str(repository / "sft" / "sft.py")
+    (tmp_path / "findings.json").write_text("")
+    assert repository_of(script, str(repository)) == str(repository / "sft")
+    assert repository_of(script, str(tmp_path)) == str(repository)
+    (repository / "README.md").write_text("# Online RLHF\n")
+    assert repository_of(script, str(repository)) == str(repository)

@@ -23,7 +23,6 @@ default config), and each other effect is a non-default configuration, reported 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -188,17 +187,19 @@ def repository_of(script: str, run_root: str) -> str:
             return folder
         folder = os.path.dirname(folder)
     below = os.path.relpath(script, run_root).split(os.sep)
-    if len(below) == 1 or below[0] == os.pardir or _holds_files(run_root):
+    if len(below) == 1 or below[0] == os.pardir or _looks_like_a_repository(run_root):
         return run_root  # a run at a repository's root (its README, its launch scripts beside its folders)
     return os.path.join(run_root, below[0])
 
 
-@functools.lru_cache(maxsize=64)
-def _holds_files(folder: str) -> bool:
-    """Whether a folder holds files of its own, as a repository's root does (a README, a launch
-    script), not only folders, as a folder of checkouts does."""
+def _looks_like_a_repository(folder: str) -> bool:
+    """Whether a folder holds what a repository's root does (a README, a script), not only folders as
+    a folder of checkouts does (beside, at most, the findings a run over it writes there)."""
     try:
-        return any(entry.is_file() and not entry.name.startswith(".") for entry in os.scandir(folder))
+        return any(
+            entry.is_file() and (entry.name.upper().startswith("README") or entry.name.endswith((".py", ".sh")))
+            for entry in os.scandir(folder)
+        )
     except OSError:
         return False
 

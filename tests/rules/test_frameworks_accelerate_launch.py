@@ -466,8 +466,10 @@ def test_a_script_launched_under_a_16_bit_config_is_analysed_without_a_word_in_i
     check_files(files, "MP001", tmp_path)
 
 
-# RLHFlow/Online-RLHF: run_loop.sh launches the DPO script with configs/zero2.yaml; the SFT script,
-# which no command starts, is run as `python sft/sft.py` with its own defaults (no DeepSpeed).
+# RLHFlow/Online-RLHF: run_loop.sh launches the DPO script with configs/zero2.yaml; its SFT script is
+# started by no command. The repository's only config still counts as the way to launch it: verifiers'
+# examples share configs/zero3.yaml though their commands name only some of them (treating a config
+# named for other scripts as theirs alone gave 8 false MP003 there, for Online-RLHF's one bug).
 ONLINE_RLHF_SFT = """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -506,22 +508,20 @@ accelerate launch --config_file ./configs/zero2.yaml dpo_iteration/run_dpo.py ./
 
 
 @pytest.mark.parametrize(
-    ("sft_launch", "expect"),
+    "sft_launch",
     [
-        pytest.param("", "  # expect: MP003", id="configs-named-for-other-scripts-only"),
+        pytest.param("", id="the-config-named-for-another-script"),
         pytest.param(
-            "accelerate launch --config_file ./configs/zero2.yaml sft/sft.py", "", id="the-sft-script-launched-too"
+            "accelerate launch --config_file ./configs/zero2.yaml sft/sft.py", id="the-sft-script-launched-too"
         ),
     ],
 )
-def test_a_script_no_command_launches_runs_without_the_configs_of_others(
-    sft_launch: str, expect: str, tmp_path: Path
-) -> None:
+def test_a_script_no_command_launches_may_run_with_the_configs_of_others(sft_launch: str, tmp_path: Path) -> None:
     files = {
         "configs/zero2.yaml": DEEPSPEED_BF16,
         "run_loop.sh": RUN_LOOP.format(sft_launch=sft_launch),
         "dpo_iteration/run_dpo.py": "print('dpo')\n",
-        "sft/sft.py": ONLINE_RLHF_SFT.format(expect=expect),
+        "sft/sft.py": ONLINE_RLHF_SFT.format(expect=""),
     }
     check_files(files, "MP003", tmp_path)
 

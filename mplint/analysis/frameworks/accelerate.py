@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, LaunchConfig, launch_of
+from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, NO_LAUNCH, LaunchConfig, launch_of
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
 
@@ -99,8 +99,7 @@ def launched_without_config(self: Interpreter, ctx: Context) -> bool:
     holds none (`python train.py`, `torchrun`), so no launch brings DeepSpeed or FSDP to it."""
     launch_config(self, ctx)
     script = self.entry or ctx.scope.module.path
-    launch = self.launches[script]
-    return self.launch_override is None and launch.default is None and not launch.alternatives
+    return self.launch_override is None and self.launches[script] == NO_LAUNCH
 
 
 def method(

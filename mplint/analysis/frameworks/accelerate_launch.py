@@ -143,11 +143,6 @@ def launch_of(script: str, run_root: str) -> Launch:
         # fsdp.yaml its scripts name); those named for other scripts are theirs.
         unnamed = [config for config in configs if config.path not in named_anywhere]
         return Launch(named[0], _alternatives(unnamed, exclude=named[0].effect), read)
-    if not named and all(config.path in named_anywhere for config in configs):
-        # Every config is one the repository's commands name for other scripts (Online-RLHF's
-        # zero2.yaml, which run_loop.sh names for the DPO script): a script no command starts runs
-        # without them (its SFT script, `python sft/sft.py`).
-        return Launch(None, (), read)
     if len(_by_effect(configs)) == 1 and not named:
         return Launch(configs[0], (), read)
     return Launch(None, _alternatives(configs), read)

@@ -143,13 +143,15 @@ if __name__ == "__main__":
         pytest.param("peft==0.11.1", True, id="0.11-adapters-in-the-base-dtype"),
         pytest.param("peft>=0.10.0,<=0.11.1", True, id="at-most-0.11.1"),
         pytest.param("peft==0.12.0", False, id="0.12-upcasts-them"),
+        pytest.param("peft==0.6.2", False, id="0.6-creates-them-fp32"),
+        pytest.param("peft==0.7.0", True, id="0.7-in-the-base-dtype"),
         pytest.param("peft", False, id="unpinned-the-newest-upcasts"),
     ],
 )
 def test_lora_adapters_by_the_pinned_peft(pin: str, half_adapters: bool, tmp_path: Path) -> None:
-    """peft creates LoRA adapters in the base layer's dtype up to 0.11.1 and upcasts half ones to
-    fp32 from 0.12.0 (huggingface/peft#1706): an optimizer over a bf16 model's adapters is MP003's
-    case only under an older pin."""
+    """peft creates LoRA adapters in the base layer's dtype from 0.7.0 to 0.11.1 (fp32 before) and
+    upcasts half ones to fp32 from 0.12.0 (huggingface/peft#1706): an optimizer over a bf16 model's
+    adapters is MP003's case only under a pin in that window."""
     files = {
         "pyproject.toml": f'[project]\nname = "openvla"\ndependencies = ["torch==2.2.0", "transformers==4.40.1", "{pin}"]\n',
         "vla-scripts/finetune.py": OPENVLA_FINETUNE.format(expect="  # expect: MP003" if half_adapters else ""),

@@ -8,11 +8,15 @@ transformers 5.24.0:
   layer's floating dtype, then `cast_adapter_dtype` upcasts float16/bfloat16 adapters to float32
   unless `autocast_adapter_dtype=False`. The base weights are frozen and keep their dtype; the
   trainable ones are the fp32 adapters (or half ones, with `autocast_adapter_dtype=False` over a
-  half base). The upcast arrived in peft 0.12.0 (huggingface/peft#1706, merged after 0.11.1):
-  0.11.1's `tuners/lora/layer.py` `LoraLayer.update_layer` ends in `self.to(weight.device,
-  dtype=weight.dtype)`, so a repository pinning an older peft (openvla: `peft==0.11.1`) trains
-  adapters in the base's dtype. `tuners/lora/layer.py` `Linear.forward`: `result = result.to(torch_result_dtype)`,
-  the adapters' sum comes back in the base layer's output dtype: the model's outputs are the base's.
+  half base). Older versions differ (`pip download peft==0.6.2 peft==0.7.0`): from 0.7.0 (the
+  base-layer refactor) to 0.11.1, `tuners/lora/layer.py` `LoraLayer.update_layer` ends in
+  `self.to(weight.device, dtype=weight.dtype)` with the base layer's weight, so the adapters are in
+  the base's dtype (openvla pins peft==0.11.1); the upcast arrived in 0.12.0 (huggingface/peft#1706,
+  merged after 0.11.1). Up to 0.6.2 the LoRA `Linear` has no weight of its own when `update_layer`
+  runs (the base's is assigned after, and `_replace_module` moves the module by device only): the
+  adapters stay in the default dtype, fp32 (LLM-RLHF-Tuning pins peft==0.4.0).
+  `tuners/lora/layer.py` `Linear.forward`: `result = result.to(torch_result_dtype)`, the adapters'
+  sum comes back in the base layer's output dtype: the model's outputs are the base's.
 - peft `utils/other.py` `prepare_model_for_kbit_training`: freezes every parameter, then (for
   bitsandbytes and plain models; not GPTQ, AQLM, EETQ, HQQ or torchao ones) casts every float16 or
   bfloat16 parameter that is no `Params4bit` to float32, in place: norms, embeddings and the head
@@ -63,21 +67,25 @@ def call(
     autocast = kwargs.get("autocast_adapter_dtype")
     if autocast is not None and not isinstance(autocast.const, bool):
         return UNKNOWN
-    upcast = autocast.const if autocast is not None else _upcasts_adapters(self, ctx.scope.module.path)
-    op = FP32_ADAPTERS if upcast else BASE_DTYPE_ADAPTERS
+    in_base_dtype = (
+        autocast.const is False if autocast is not None else _base_dtype_adapters(self, ctx.scope.module.path)
+    )
+    op = BASE_DTYPE_ADAPTERS if in_base_dtype else FP32_ADAPTERS
     base = model if model.kind is Kind.MODULE else Value(Kind.MODULE)
     return base.with_(op=op, items=(), identity=base.identity or node)
 
 
-# The first peft release whose `get_peft_model` upcasts half adapters to fp32.
+# The peft releases whose `get_peft_model` creates LoRA adapters in the base layer's dtype.
+BASE_DTYPE_ADAPTERS_SINCE: Version = (0, 7, 0)
 ADAPTER_UPCAST_SINCE: Version = (0, 12, 0)
 
 
-def _upcasts_adapters(self: Interpreter, path: str) -> bool:
-    """Whether the peft the repository of `path` pins (the newest, unpinned) creates fp32 adapters."""
+def _base_dtype_adapters(self: Interpreter, path: str) -> bool:
+    """Whether the peft the repository of `path` pins (the newest, unpinned) creates adapters in the
+    base's dtype by default."""
     version, read = pinned_version("peft", repository_root(path, self.index.root))
     self.data_files.update(read)
-    return version is None or version >= ADAPTER_UPCAST_SINCE
+    return version is not None and BASE_DTYPE_ADAPTERS_SINCE <= version < ADAPTER_UPCAST_SINCE
 
 
 def prepared_for_kbit(model: Value, node: cst.Call) -> Value:

@@ -472,10 +472,8 @@ _TRANSFORMERS_MODEL = re.compile(r"(Model|For[A-Z]\w*)$")
 
 
 def is_transformers_model(name: str) -> bool:
-    """`transformers.LlamaForCausalLM`, `transformers.models.llama.modeling_llama.LlamaModel` (not
-    `AutoModelForCausalLM`, a factory)."""
-    leaf = last_part(name)
-    return name.startswith("transformers.") and not leaf.startswith("Auto") and bool(_TRANSFORMERS_MODEL.search(leaf))
+    """`transformers.LlamaForCausalLM`, `transformers.models.llama.modeling_llama.LlamaModel`."""
+    return name.startswith("transformers.") and bool(_TRANSFORMERS_MODEL.search(last_part(name)))
 
 
 # Words of which a file must mention one for low precision to originate in it (the prefilter).

@@ -467,8 +467,9 @@ def is_module_base(name: str) -> bool:
     )
 
 
-# A Transformers model class by its name: `LlamaModel`, `LlamaForCausalLM`, `GPT2LMHeadModel`.
-_TRANSFORMERS_MODEL = re.compile(r"(Model|For[A-Z]\w*)$")
+# A Transformers model class by its name: `LlamaModel`, `LlamaForCausalLM`, `GPT2LMHeadModel` (not
+# the data collators: `DataCollatorForLanguageModeling`).
+_TRANSFORMERS_MODEL = re.compile(r"^(?!DataCollator)\w*(Model|For[A-Z]\w*)$")
 
 
 def is_transformers_model(name: str) -> bool:

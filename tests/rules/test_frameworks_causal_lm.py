@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mplint.analysis.frameworks.pins import ANY_RELEASE, pinned_version
+from mplint.analysis.torch_api import is_transformers_model
 from mplint.api import lint_paths
 
 from .casekit import check_files
@@ -514,3 +515,19 @@ def test_a_deep_copy_of_a_project_subclass_is_of_that_class(tmp_path: Path) -> N
         "train.py": train,
     }
     check_files(files, "MP001", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "is_model"),
+    [
+        ("transformers.LlamaForCausalLM", True),
+        ("transformers.GPT2LMHeadModel", True),
+        ("transformers.models.llama.modeling_llama.LlamaModel", True),
+        ("transformers.DataCollatorForLanguageModeling", False),
+        ("transformers.Trainer", False),
+        ("peft.PeftModelForCausalLM", False),
+    ],
+)
+def test_a_transformers_model_class_by_its_name(name: str, is_model: bool) -> None:
+    """The bases that make a project's class a transformers model (a module, loaded by from_pretrained)."""
+    assert is_transformers_model(name) is is_model

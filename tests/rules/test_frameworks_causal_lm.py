@@ -427,7 +427,9 @@ class LlavaLlamaForCausalLM(LlamaForCausalLM):
 """
 
 RETURNS_SUPER_FORWARD = """\
-        return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, return_dict=return_dict)"""
+        return super().forward(
+            input_ids=input_ids, attention_mask=attention_mask, labels=labels, return_dict=return_dict
+        )"""
 
 COMPUTES_ITS_LOGITS = """\
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
@@ -465,7 +467,8 @@ def reference_logps(model, loader):
 
 
 def main(loader, bf16=True):
-    model = LlavaLlamaForCausalLM.from_pretrained("liuhaotian/llava-v1.5-7b", torch_dtype=torch.bfloat16 if bf16 else None)
+    dtype = torch.bfloat16 if bf16 else None
+    model = LlavaLlamaForCausalLM.from_pretrained("liuhaotian/llava-v1.5-7b", torch_dtype=dtype)
     reference = reference_logps(copy.deepcopy(model).to(dtype=torch.bfloat16, device="cuda"), loader)
     train(model, loader)
 

@@ -534,3 +534,36 @@ def test_a_deep_copy_of_a_project_subclass_is_of_that_class(tmp_path: Path) -> N
 def test_a_transformers_model_class_by_its_name(name: str, is_model: bool) -> None:
     """The bases that make a project's class a transformers model (a module, loaded by from_pretrained)."""
     assert is_transformers_model(name) is is_model
+
+
+# RLAIF-V muffin/eval/muffin_inference_logp.py: a helper that casts the model it is handed (of a class
+# the helper cannot see) to bf16 and takes log-probs of its logits.
+REFERENCE_LOGPS = """
+import torch
+
+
+def get_batch_logps(logits, labels):
+    return torch.gather(logits.log_softmax(-1), dim=2, index=labels.unsqueeze(2)).squeeze(2){expect}
+
+
+def inference_logp(model, dataloader):
+    model = model.to(dtype=torch.bfloat16, device="cuda")
+    with torch.inference_mode():
+        return [get_batch_logps(model(batch["input_ids"]).logits, batch["labels"]) for batch in dataloader]
+"""
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "half_logits"),
+    [
+        pytest.param(requirements("transformers==4.35.0"), False, id="pinned-where-the-common-families-upcast"),
+        pytest.param(requirements("transformers==4.46.0"), True, id="pinned-after-they-stopped"),
+        pytest.param({}, True, id="unpinned"),
+    ],
+)
+def test_a_model_of_unknown_class_cast_to_bf16(dependencies: dict[str, str], half_logits: bool, tmp_path: Path) -> None:
+    """A model handed in, of no class the analysis knows, cast to bf16: under a transformers pin in
+    which Llama, Mistral, Qwen2, Gemma and Phi upcast their logits it may be one of them, and its
+    logits' dtype is unknown (as an Auto model's of a family not told); elsewhere they are bf16."""
+    source = REFERENCE_LOGPS.format(expect="  # expect: MP001" if half_logits else "")
+    check_files({**dependencies, "muffin/eval/inference_logp.py": source}, "MP001", tmp_path)

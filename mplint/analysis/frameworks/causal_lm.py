@@ -196,6 +196,14 @@ def inherited_output(self: Interpreter, model_class: str, path: str) -> Value | 
     return Value(Kind.TENSOR, Precision.FP32)
 
 
+def common_families_upcast(self: Interpreter, path: str) -> bool:
+    """Whether the transformers the repository of `path` pins upcasts the logits of the common
+    families (Llama, Mistral, Qwen2, Gemma, Phi: 4.31 to 4.45): a model of unknown class run there
+    may be one of them, and the dtype of its logits is then unknown (RLAIF-V pins 4.35.0 and casts
+    its reference LLaVA, a parameter, to bf16 in a helper)."""
+    return upcasts(COMMON_FAMILY, _pinned_transformers(self, path))
+
+
 def _pinned_transformers(self: Interpreter, path: str) -> Version | None:
     """The transformers version the repository of `path` pins (None: the newest); the files read
     are dependencies."""

@@ -276,7 +276,11 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
     mixed = is_mixed(module) or (not module.precision.is_low and half_submodule(module) is not None)
     # A value of unknown kind cast to half and run (`model = model.to(torch.bfloat16)` on a parameter):
     # of unknown class, in a repository whose pinned transformers upcasts the common families' logits.
-    unknown_class = module.kind is Kind.ANY and causal_lm.common_families_upcast(self, ctx.scope.module.path)
+    unknown_class = (
+        module.kind is Kind.ANY
+        and module.precision.is_low
+        and causal_lm.common_families_upcast(self, ctx.scope.module.path)
+    )
     precision = Precision.UNKNOWN if mixed or unknown_class else module.precision
     output = Value(Kind.TENSOR, precision, origin=module.origin if precision.is_low else None)
     return causal_lm.output(module, self.lowered(output, region))

@@ -727,16 +727,11 @@ def _framework_init(
         if isinstance(first, cst.Name) and not node.args[0].star:
             return function.removesuffix(".__init__"), first.value, args[1:]
         return None
-    func = node.func
-    if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)):
+    called = _super_call(node, ctx)
+    if called is None or cast(cst.Attribute, node.func).attr.value != "__init__":
         return None
-    if not (isinstance(func.value.func, cst.Name) and func.value.func.value == "super" and not func.value.args):
-        return None
-    found = ctx.scope.lookup(SUPER)
-    if found is None or not isinstance(found.payload, tuple):
-        return None
-    owner, self_name = found.payload
-    base = hooks.framework_base(self, owner) if owner is not None else None
+    owner, self_name = called
+    base = hooks.framework_base(self, owner)
     return (base, self_name, args) if base is not None else None
 
 

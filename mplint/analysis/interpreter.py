@@ -181,6 +181,9 @@ class Interpreter:
         self.evaluated_calls = 0
         # While a branch the default configuration skips is read: the condition that takes it.
         self.condition: str | None = None
+        # On such a path: the configuration tests it decides, by the run of a function (its frame's
+        # id) and the test as `configuration_test` names it.
+        self.assumed: dict[tuple[int, str | None], bool] = {}
         # The block the last `if` statement run is in, and the index of the statement after it.
         self.after_if: tuple[Sequence[Statement], int] = ((), 0)
         # The functions being evaluated, outermost first (see `CallFact.chain`).

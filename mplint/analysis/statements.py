@@ -96,11 +96,17 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         tested = self.eval(branch.test, ctx)
         taken = truth_value(tested)
         chosen = tested.op != DTYPE_TEST  # a configuration chose the branch, not a tensor's dtype
+        assumed = self.assumed.get((id(self.frames[-1]), _tested(self, ctx, branch.test))) if self.assumed else None
+        if assumed is not None:
+            # `if use_amp:` again on a path read aside where `use_amp` holds: that path's branch
+            # alone (the timm/ConvNeXt step: `if use_amp: with autocast()` ... `if use_amp:
+            # loss_scaler(loss, ...)` / `else: loss.backward()`).
+            taken, chosen = assumed, False
         if taken is True:
-            condition = configuration_condition(_tested(self, ctx, branch.test), holds=False) if chosen else None
-            if condition is not None:
+            test = _tested(self, ctx, branch.test) if chosen else None
+            if test is not None:
                 for body in _later_bodies(branch.orelse):
-                    exec_aside(self, body, ctx, condition, rest)
+                    exec_aside(self, body, ctx, (test, False), rest)
             return (
                 self.exec_branches(ctx, None, bodies, statements(branch.body))
                 if bodies
@@ -109,9 +115,9 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         if taken is None:
             bodies.append(statements(branch.body))
         elif chosen:
-            condition = configuration_condition(_tested(self, ctx, branch.test), holds=True)
-            if condition is not None:
-                exec_aside(self, statements(branch.body), ctx, condition, rest)
+            test = _tested(self, ctx, branch.test)
+            if test is not None:
+                exec_aside(self, statements(branch.body), ctx, (test, True), rest)
         branch = branch.orelse
     return (
         self.exec_branches(ctx, None, bodies, statements(branch))
@@ -125,13 +131,18 @@ def _tested(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> str | 
 
 
 def exec_aside(
-    self: Interpreter, body: list[Statement], ctx: Context, condition: str, rest: Sequence[Statement] = ()
+    self: Interpreter,
+    body: list[Statement],
+    ctx: Context,
+    test: tuple[str, bool],
+    rest: Sequence[Statement] = (),
 ) -> None:
-    """Run a branch the default configuration skips for its facts alone (marked with `condition`):
-    what it binds, returns or sets up is dropped, so the default path never sees it. When it binds
-    a low precision or another function (`if args.bf16: model = model.to(torch.bfloat16)`,
-    `score_fn = partial(avg_logprob, model=model)`), the statements after the `if` in its block
-    (`rest`) run aside with it too, where those names are used (not inside another such path)."""
+    """Run a branch the default configuration skips for its facts alone (marked with the condition
+    that the configuration test named `test[0]` holds or not, `test[1]`): what it binds, returns or
+    sets up is dropped, so the default path never sees it. When it binds a low precision or another
+    function (`if args.bf16: model = model.to(torch.bfloat16)`, `score_fn = partial(avg_logprob,
+    model=model)`), the statements after the `if` in its block (`rest`) run aside with it too, where
+    those names are used (not inside another such path), the same test deciding alike there."""
     if not body:
         return
     names = dict(ctx.scope.names)
@@ -139,13 +150,15 @@ def exec_aside(
     returned, pending, yielded = len(frame.returns), len(frame.pending_casts), len(frame.yielded)
     defaults = len(frame.yielded_defaults)
     default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
-    outer = self.condition
-    self.condition = outer or condition  # nested: the outermost non-default condition names the path
+    outer, outer_assumed = self.condition, self.assumed
+    # Nested: the outermost non-default condition names the path.
+    self.condition = outer or configuration_condition(test[0], holds=test[1])
+    self.assumed = {**outer_assumed, (id(frame), test[0]): test[1]}  # in this function's run only
     try:
         if self.exec_block(body, ctx) and rest and outer is None and _rebinds_precision(names, ctx.scope.names):
             self.exec_block(rest, ctx)
     finally:
-        self.condition = outer
+        self.condition, self.assumed = outer, outer_assumed
         ctx.scope.names.clear()
         ctx.scope.names.update(names)
         del frame.returns[returned:], frame.pending_casts[pending:], frame.yielded[yielded:]

@@ -352,3 +352,41 @@ def test_what_a_skipped_branch_binds_is_read_after_it_as_conditional(source: str
 )
 def test_what_follows_a_skipped_branch_stays_quiet_when_nothing_it_binds_is_half(source: str) -> None:
     check(source, "MP003")
+
+
+# The step as timm-style vision trainers write it (facebookresearch/ConvNeXt `engine.py`): autocast
+# and the scaler both behind `use_amp`, off by default; plain backward only on the fp32 path.
+AMP_STEP = """
+    import torch
+
+
+    def train_one_epoch(model, criterion, data_loader, optimizer, loss_scaler, use_amp=False):
+        for samples, targets in data_loader:
+            if use_amp:
+                with torch.cuda.amp.autocast():{expect}
+                    output = model(samples)
+                    loss = criterion(output, targets)
+            else:  # full precision
+                output = model(samples)
+                loss = criterion(output, targets)
+            {step}
+"""
+SCALED_WHEN_AMP = """if use_amp:
+                grad_norm = loss_scaler(loss, optimizer, parameters=model.parameters())
+            else:
+                loss.backward()
+                optimizer.step()"""
+
+
+@pytest.mark.parametrize(
+    ("step", "expect"),
+    [
+        pytest.param(SCALED_WHEN_AMP, "", id="the-same-test-scales-the-amp-path"),
+        pytest.param(SCALED_WHEN_AMP.replace("if use_amp:", "if not use_amp:"), "  # expect: MP002", id="negated"),
+        pytest.param("loss.backward()\n            optimizer.step()", "  # expect: MP002", id="never-scaled"),
+    ],
+)
+def test_a_path_read_aside_decides_the_same_test_alike(step: str, expect: str) -> None:
+    """On the path where `use_amp` holds, a later `if use_amp:` takes its true branch alone: the
+    `else: loss.backward()` of the fp32 path is not reached from the fp16 region."""
+    check(AMP_STEP.format(step=step, expect=expect), "MP002")

@@ -136,6 +136,15 @@ def launched_options(self: Interpreter, *, config_file: bool = False) -> dict[st
     return found.configured if config_file else found.options
 
 
+def launched_commands(self: Interpreter) -> tuple[dict[str, Written], ...]:
+    """The options of each launch command of the script under way (Hydra composes a config per
+    command), or of the one command a run is under (`model.analyze`); none for a script no command
+    starts."""
+    launched_options(self)
+    found = self.launch_options.get(self.entry) if self.entry is not None else None
+    return found.commands if found is not None else ()
+
+
 def started_without_config_file(self: Interpreter) -> bool:
     """Whether the script under way is started by launch commands of its repository, none of which
     names a `--config` file (TRL's `parse_args_and_config` then reads the options alone)."""
@@ -179,14 +188,15 @@ def config_file(self: Interpreter, name: str, script: str) -> Value:
         return UNKNOWN
     path, data = found
     self.data_files.add(path)
-    return _data_value(data, yaml=path.endswith((".yaml", ".yml")))
+    return data_value(data, yaml=path.endswith((".yaml", ".yml")))
 
 
-def _data_value(data: object, *, yaml: bool) -> Value:
-    """A config's data as a value; YAML's scalars arrive as written and are read as YAML reads them,
-    JSON's are typed already (its string "no" stays a string)."""
+def data_value(data: object, *, yaml: bool) -> Value:
+    """A config's data (a mapping read from a file, or `hydra.decorated_config`'s) as a value; YAML's
+    scalars arrive as written and are read as YAML reads them, JSON's are typed already (its string
+    "no" stays a string)."""
     if isinstance(data, dict):
-        items = tuple(sorted((str(key), _data_value(value, yaml=yaml)) for key, value in data.items()))
+        items = tuple(sorted((str(key), data_value(value, yaml=yaml)) for key, value in data.items()))
         return Value(Kind.DICT, op=NAMESPACE, items=items)
     if isinstance(data, str) and yaml:
         return const(_yaml_scalar(data))

@@ -59,13 +59,15 @@ class LaunchOptions:
     as a parser that reads the `--config` file of each command sees them (`configured`). With the
     commands that give an option of precision the others do not, each as the condition that names
     it and the options it gives. `without_config_file`: some command starts the script and none
-    names a `--config` file (a parser that would read one reads nothing but the options)."""
+    names a `--config` file (a parser that would read one reads nothing but the options).
+    `commands`: the options of each command (Hydra composes a config per command)."""
 
     options: dict[str, Written]
     read: tuple[str, ...]
     alternatives: tuple[tuple[str, LaunchOptions], ...] = ()
     configured: dict[str, Written] = field(default_factory=dict)
     without_config_file: bool = False
+    commands: tuple[dict[str, Written], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def _gathered(given: list[_Command], read: list[str], root: str) -> LaunchOption
         _alternatives(given, configured, root),
         configured,
         without_config_file=all(_CONFIG_FLAG not in command.options for command in given),
+        commands=tuple(command.options for command in given),
     )
 
 
@@ -235,7 +238,11 @@ def _alternatives(
         if differing and frozenset(differing.items()) not in seen and condition not in found:
             seen.add(frozenset(differing.items()))
             found[condition] = LaunchOptions(
-                command.options, (), configured=configured, without_config_file=_CONFIG_FLAG not in command.options
+                command.options,
+                (),
+                configured=configured,
+                without_config_file=_CONFIG_FLAG not in command.options,
+                commands=(command.options,),
             )
         if len(found) == MOST_ALTERNATIVES:
             break
@@ -380,9 +387,13 @@ def _scripts_named(launched: str, launch_file: str, by_name: Mapping[str, list[s
             yield script
 
 
-# A config file a script names in a string literal (`"configs/grpo.yaml"`, `default="ds_config.json"`).
+# A config file a script names in a string literal (`"configs/grpo.yaml"`, `default="ds_config.json"`),
+# and the folder of configs Hydra composes from (`@hydra.main(config_path="config", ...)`, or given first).
 _CONFIG_NAME = re.compile(r"""["']([\w./-]+\.(?:ya?ml|json))["']""")
+_CONFIG_FOLDER = re.compile(r"""(?:\bconfig_path\s*=\s*|\bhydra\.main\(\s*)["']([\w./-]+)["']""")
 _LARGEST_CONFIG = 64 * 1024
+# A config folder is read up to this many files (Hydra's groups hold a few dozen).
+_MOST_FOLDER_CONFIGS = 256
 
 
 def _configured_with(
@@ -391,16 +402,33 @@ def _configured_with(
     found: set[str] = set()
     read: set[str] = set()
     for script, code in scripts.items():
-        for name in set(_CONFIG_NAME.findall(code)):
-            for base in (os.path.dirname(script), repository_of(script, os.path.abspath(run_root or "."))):
-                path = os.path.normpath(os.path.join(base, name))
-                text = read_text(path, _LARGEST_CONFIG)
-                if text is None:
-                    continue
-                read.add(path)
-                if any(word in text for word in words):
-                    found.add(script)
+        names = [
+            os.path.normpath(os.path.join(base, name))
+            for name in set(_CONFIG_NAME.findall(code))
+            for base in (os.path.dirname(script), repository_of(script, os.path.abspath(run_root or ".")))
+        ]
+        for folder in set(_CONFIG_FOLDER.findall(code)):
+            names.extend(_folder_configs(os.path.join(os.path.dirname(script), folder)))
+        for path in names:
+            text = read_text(path, _LARGEST_CONFIG)
+            if text is None:
+                continue
+            read.add(path)
+            if any(word in text for word in words):
+                found.add(script)
     return found, tuple(sorted(read))
+
+
+def _folder_configs(folder: str) -> list[str]:
+    """The YAML files under a folder of configs, its groups' folders included (at most
+    `_MOST_FOLDER_CONFIGS`, in a stable order)."""
+    found: list[str] = []
+    for parent, folders, files in os.walk(folder):
+        folders.sort()
+        found.extend(os.path.join(parent, name) for name in sorted(files) if name.endswith((".yaml", ".yml")))
+        if len(found) >= _MOST_FOLDER_CONFIGS:
+            break
+    return found[:_MOST_FOLDER_CONFIGS]
 
 
 def typed(written: Written, default: object) -> object | None:
@@ -477,12 +505,22 @@ def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:
     return found
 
 
+# The key of a Hydra override among a command's options (`model=llama` is `OVERRIDE + "model"`): no
+# argparse destination starts with it.
+OVERRIDE = "="
+_HYDRA_OVERRIDE = re.compile(r"\+{0,2}([A-Za-z_][\w.@/-]*)=(.+)")
+
+
 def _options(words: list[str]) -> dict[str, Written]:
-    """`--name value`, `--name=value` and a bare `--flag`, up to the end of the command."""
+    """`--name value`, `--name=value` and a bare `--flag`, up to the end of the command; and Hydra's
+    overrides (`loss=dpo`, `++model.policy_dtype=float32`)."""
     options: dict[str, Written] = {}
     for index, word in enumerate(words):
         if word in _ENDS or word.startswith((">", "2>")):
             break
+        override = _HYDRA_OVERRIDE.fullmatch(word) if "$" not in word else None
+        if override is not None:
+            options[OVERRIDE + override.group(1)] = override.group(2)
         if not word.startswith("--") or "$" in word:
             continue
         name, equals, value = word[2:].partition("=")

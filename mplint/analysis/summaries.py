@@ -26,6 +26,7 @@ import libcst as cst
 from mplint import tree
 from mplint.analysis import registries
 from mplint.analysis import torch_api as api
+from mplint.analysis.frameworks import hydra
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, alternatives, const, join, recast
@@ -544,14 +545,23 @@ CLI_WRAPPERS = frozenset({"draccus.wrap", "pyrallis.wrap"})
 
 def _parsed_by_decorator(self: Interpreter, param: cst.Param, definition: Definition) -> Value | None:
     """The parameter of a function a CLI decorator runs: the dataclass it is annotated with, as the
-    repository's commands launch it (its defaults otherwise); None for any other parameter."""
-    if param.annotation is None or not isinstance(definition.node, cst.FunctionDef):
+    repository's commands launch it (its defaults otherwise), or the config `@hydra.main` composes for
+    its first parameter; None for any other parameter."""
+    if not isinstance(definition.node, cst.FunctionDef):
         return None
     ctx = Context(definition.scope)
+    positional = definition.node.params.params
+    first = bool(positional) and positional[0] is param
     for decorator in definition.node.decorators:
         wrapper = decorator.decorator
-        if isinstance(wrapper, cst.Call) and self.eval(wrapper.func, ctx).name in CLI_WRAPPERS:
+        if not isinstance(wrapper, cst.Call):
+            continue
+        if param.annotation is not None and self.eval(wrapper.func, ctx).name in CLI_WRAPPERS:
             return self.parsed_dataclass(wrapper, ctx, self.eval(param.annotation.annotation, ctx))
+        if first:
+            composed = hydra.decorated_config(self, wrapper, ctx)
+            if composed is not None:
+                return composed
     return None
 
 

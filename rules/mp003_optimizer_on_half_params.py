@@ -5,15 +5,16 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from mplint import tree
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
 from mplint.analysis.frameworks import transformers
 from mplint.analysis.values import Kind, Value
 from mplint.rule import Rule
-from mplint.tree import dotted_text
+from mplint.tree import dotted_text, walk
 
 if TYPE_CHECKING:
-    pass
+    from mplint.run.engine import FileContext
 
 
 class OptimizerOnHalfParams(Rule):
@@ -28,7 +29,10 @@ class OptimizerOnHalfParams(Rule):
     `filter(...)`, param-group dicts or lists built from them, or through helper functions. It
     also reports a module cast to half in place *after* its optimizer was built, then stepped,
     and a transformers/TRL `Trainer(model=...)` given a model loaded half: the Trainer builds its
-    own optimizer over the model's trainable parameters as they are.
+    own optimizer over the model's trainable parameters as they are. A factory of the linted code
+    that builds an optimizer over parameters it is handed and returns it (`get_optimizer(args,
+    params)`, `instantiate_torch_optimizer(name, model.parameters())`) is right for fp32 parameters:
+    each call handing it half-precision ones is reported, at that call.
 
     Not reported: an fp32 model trained under autocast; an optimizer handed to
     `deepspeed.initialize` with fp16 or bf16 on (DeepSpeed steps fp32 masters); FSDP with `MixedPrecision` (shards stay
@@ -92,12 +96,30 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 """,
     )
 
+    def __init__(self, context: FileContext) -> None:
+        super().__init__(context)
+        # The innermost function around each call of the file, read once a finding needs it.
+        self._enclosing: dict[cst.Call, cst.FunctionDef] | None = None
+
     def visit_Call(self, node: cst.Call) -> None:
         for fact in self.precision.calls(node, conditional=True):
-            message = self._half_params_message(fact)
-            if message is not None and not self.precision.has_master_weights(node):
+            found = self._half_params(fact)
+            if found is None or self.precision.has_master_weights(node):
+                continue
+            optimizer, params = found
+            site = self._handing_call(fact)
+            if site is not None:
+                optimizer = f"{optimizer} (built by `{fact.chain[-1]}()`)"
+            message = self.MESSAGE.format(
+                optimizer=optimizer,
+                dtype=params.precision.value,
+                origin=self.describe_origin(params.origin, fact.chain),
+            )
+            if site is None:
                 self.report(node, message, condition=fact.condition)
-                break
+            else:
+                self.report(site[1], message, path=site[0], condition=fact.condition)
+            break
         for late in self.precision.casts_after_optimizer(node):
             optimizer_line = self.line_of(late.optimizer, late.optimizer_path)
             optimizer = _optimizer_name(self.precision.calls(late.optimizer))
@@ -109,40 +131,81 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             )
             break
 
-    def _half_params_message(self, fact: CallFact) -> str | None:
+    def _half_params(self, fact: CallFact) -> tuple[str, Value] | None:
+        """The optimizer a call builds over half-precision parameters, by name, and those parameters."""
         # A project's own optimizer class (`MemoryEfficientAdamW(...)`) is named as the call spells it.
         name = fact.function or dotted_text(fact.node.func)
         own = transformers.own_optimizer_params(fact.result)
         if own is not None:  # `Trainer(model=bf16_model, args=...)` builds its optimizer over them
-            optimizer = f"the optimizer {torch_api.last_part(name or 'Trainer')} builds"
-            return self.MESSAGE.format(
-                optimizer=optimizer, dtype=own.precision.value, origin=self.describe_origin(own.origin, fact.chain)
-            )
-        if fact.result.kind is not Kind.OPTIMIZER or not name:
-            return None
+            return f"the optimizer {torch_api.last_part(name or 'Trainer')} builds", own
+        if fact.result.kind is not Kind.OPTIMIZER or fact.callee is not None or not name:
+            return None  # a helper of the linted code is reported where it builds the optimizer
         if name.startswith(torch_api.LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES):
             return None
         if any(_is_true(fact.arg(None, flag)) for flag in torch_api.LOW_PRECISION_SAFE_OPTIMIZER_FLAGS):
             return None
-        params = _params_built_over(fact)
+        params = fact.result.item("params") or fact.arg(0, "params")
         if params is None or params.kind is not Kind.PARAMS or not params.precision.is_low:
             return None
-        return self.MESSAGE.format(
-            optimizer=torch_api.last_part(name),
-            dtype=params.precision.value,
-            origin=self.describe_origin(params.origin, fact.chain),
-        )
+        return torch_api.last_part(name), params
+
+    def _handing_call(self, fact: CallFact) -> tuple[str, cst.Call] | None:
+        """Where an optimizer built by a helper over parameters it was handed is reported: the call
+        that handed them (sd-scripts' `get_optimizer(args, trainable_params)` builds
+        `optimizer_class(trainable_params, ...)`; litgpt's `instantiate_torch_optimizer(optimizer,
+        model.parameters())`), which chose them. None where the function around the call built its
+        parameters itself, or the call that ran it is not known."""
+        if not fact.call_sites or fact.call_sites[-1] is None or not fact.chain:
+            return None
+        function = self._enclosing_function(fact.node)
+        argument = fact.node.args[0].value if fact.node.args and not fact.node.args[0].keyword else None
+        argument = tree.keyword_arg(fact.node, "params") or argument
+        if function is None or argument is None or not _mentions_parameter(argument, function):
+            return None
+        if not _returns(fact.node, function):
+            return None  # a training function that steps the optimizer it builds (`def train(model)`)
+        path, call = fact.call_sites[-1]
+        ran = (caller.callee for caller in self.precision.calls(call, conditional=True))
+        if not any(callee is not None and callee.name == fact.chain[-1] for callee in ran):
+            return None  # the call under way when the helper ran is not the one that called it
+        return path, call
+
+    def _enclosing_function(self, node: cst.Call) -> cst.FunctionDef | None:
+        if self._enclosing is None:
+            self._enclosing = {}
+            for _, piece in self.context.parsed.pieces:
+                for function in walk(piece):
+                    if isinstance(function, cst.FunctionDef):
+                        # Pre-order: a nested function's calls are claimed by it after its parent's.
+                        calls = (call for call in walk(function.body) if isinstance(call, cst.Call))
+                        self._enclosing.update((call, function) for call in calls)
+        return self._enclosing.get(node)
 
 
-def _params_built_over(fact: CallFact) -> Value | None:
-    """The parameters an optimizer a call returns updates: a factory's (from the model it was handed),
-    or its first argument. A helper of the linted code is reported where it builds the optimizer,
-    and where it is called only when handed the parameters (litgpt's
-    `instantiate_torch_optimizer(optimizer, model.parameters())`): the caller chose them."""
-    if fact.callee is None:
-        return fact.result.item("params") or fact.arg(0, "params")
-    handed = (*fact.args, *(value for _, value in fact.kwargs))
-    return next((value for value in handed if value.kind is Kind.PARAMS), None)
+def _mentions_parameter(expression: cst.BaseExpression, function: cst.FunctionDef) -> bool:
+    """Whether an expression reads a parameter of `function` other than its receiver (`model_parameters`,
+    `filter(lambda p: p.requires_grad, params)`, `model.parameters()` of a model handed in)."""
+    parameters = function.params
+    names = {param.name.value for param in (*parameters.params, *parameters.kwonly_params)} - {"self", "cls"}
+    return any(isinstance(node, cst.Name) and node.value in names for node in walk(expression))
+
+
+def _returns(call: cst.Call, function: cst.FunctionDef) -> bool:
+    """Whether `function` returns what `call` makes: in its `return`, or through a name it is bound to
+    (`optimizer = optimizer_class(...)` ... `return optimizer_name, optimizer_args, optimizer`)."""
+    names: set[str] = set()
+    for node in walk(function.body):
+        if isinstance(node, cst.Return) and node.value is not None:
+            if any(inner is call for inner in walk(node.value)):
+                return True
+        elif isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
+            if any(inner is call for inner in walk(node.value)):
+                targets = node.targets if isinstance(node, cst.Assign) else [node]
+                names.update(target.target.value for target in targets if isinstance(target.target, cst.Name))
+    returned = (node.value for node in walk(function.body) if isinstance(node, cst.Return) and node.value is not None)
+    return bool(names) and any(
+        isinstance(inner, cst.Name) and inner.value in names for value in returned for inner in walk(value)
+    )
 
 
 def _optimizer_name(facts: Sequence[CallFact]) -> str:

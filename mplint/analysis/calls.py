@@ -105,6 +105,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
             callee, function = linted, None
     framework_init = _framework_init(self, node, ctx, function, args)
+    self.current_call = (ctx.scope.module.path, node)  # the call a function of the linted code runs for
     if inherited is not None:
         # `super().init_weights()`: the base class's method on this instance, what it stores kept.
         definition, self_name = inherited
@@ -139,6 +140,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         result = self.dispatch(node, ctx, bound.function, None, receiver, None, args, kwargs)
     else:
         result = self.dispatch(node, ctx, callee, function, receiver, method, args, kwargs)
+    self.current_call = None  # what runs later (a property getter) runs for no call of its own
     if result.region is None and result.kind in (Kind.ANY, Kind.TENSOR):
         # Whatever is computed from a value of an autocast region still carries its gradient path.
         tainted = next((value.region for value in (receiver, *args, *kwargs.values()) if value.region), None)
@@ -158,6 +160,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         callee if callee.kind is Kind.MODULE else None,
         self.condition,
         self.chain,
+        self.call_sites,
         self.in_module,
     )
     if self.keeps_facts_of(fact.path):

@@ -41,6 +41,8 @@ class CallFact:
     # The functions being evaluated when the call was, outermost first (`main`, `train`,
     # `log_probs`): how the analysis reached it, for messages. Not part of what the call saw.
     chain: tuple[str, ...] = field(default=(), compare=False)
+    # The call that ran each function of `chain` (path and node), where the analysis knows it.
+    call_sites: tuple[tuple[str, cst.Call] | None, ...] = field(default=(), compare=False)
     # Evaluated inside a method of an nn.Module class of the linted code (or a function one calls):
     # the model's own computation, not the training code around it.
     in_module: bool = field(default=False, compare=False)

@@ -188,6 +188,10 @@ class Interpreter:
         self.after_if: tuple[Sequence[Statement], int] = ((), 0)
         # The functions being evaluated, outermost first (see `CallFact.chain`).
         self.chain: tuple[str, ...] = ()
+        # The call of the linted code each of them was run for (path, node), where known; and the
+        # call under way, which `call_definition` adds to them (see `CallFact.call_sites`).
+        self.call_sites: tuple[tuple[str, cst.Call] | None, ...] = ()
+        self.current_call: tuple[str, cst.Call] | None = None
         # Whether a method of an nn.Module class of the linted code is among them (see `CallFact.in_module`).
         self.in_module = False
         # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.

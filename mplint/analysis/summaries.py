@@ -359,6 +359,8 @@ def call_definition(
         self.memo.contexts[definition] = self.memo.contexts.get(definition, 0) + 1
     self.memo.in_progress.append(key)
     outer_chain, self.chain = self.chain, (*self.chain, definition.name)
+    outer_sites, self.call_sites = self.call_sites, (*self.call_sites, self.current_call)
+    self.current_call = None  # a call inside the body sets its own
     outer_in_module = self.in_module
     self.in_module = outer_in_module or (definition.owner is not None and definition.owner.is_module)
     self.frames.append(Frame())
@@ -390,7 +392,7 @@ def call_definition(
         if building is not None:
             self.constructing.pop()
         self.memo.in_progress.pop()
-        self.chain = outer_chain
+        self.chain, self.call_sites = outer_chain, outer_sites
         self.in_module = outer_in_module
     if keyed:
         self.memo.keyed.add(definition)

@@ -106,7 +106,7 @@ INSTANTIATE_OPTIMIZER = """
 
             valid_params = set(inspect.signature(optimizer_cls).parameters)
             kwargs = {key: value for key, value in dict(kwargs).items() if key in valid_params}
-            optimizer = optimizer_cls(model_parameters, **kwargs)  # expect: MP003
+            optimizer = optimizer_cls(model_parameters, **kwargs)
         elif isinstance(optimizer, dict):
             optimizer = dict(optimizer)
             class_module, class_name = optimizer["class_path"].rsplit(".", 1)

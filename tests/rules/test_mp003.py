@@ -7,9 +7,13 @@ built and the optimizer then steps, at that cast.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .casekit import bug, check, line_of, lint, ok
+from mplint.api import lint_paths
+
+from .casekit import bug, check, check_files, line_of, lint, ok
 
 CODE = "MP003"
 
@@ -1559,7 +1563,7 @@ CASES = [
 
         def build_optimizer(params, name, lr):
             optimizer_class = getattr(optim, name)
-            return optimizer_class(params, lr=lr)  # expect: MP003
+            return optimizer_class(params, lr=lr)
 
 
         class Trainer:
@@ -1669,3 +1673,95 @@ def test_message_names_a_torch_optim_class_picked_by_name() -> None:
         CODE,
     )
     assert finding.message.startswith("Optimizer picked by name over float16 parameters")
+
+
+# A shared optimizer factory as sd-scripts writes it (`library/train_util.py`): the optimizer class
+# picked by `--optimizer_type`, returned with names for logging.
+OPTIMIZER_FACTORY = """
+import torch
+
+
+def get_optimizer(args, trainable_params):
+    optimizer_type = args.optimizer_type.lower()
+    if optimizer_type == "lion":
+        import lion_pytorch
+
+        optimizer_class = lion_pytorch.Lion
+        optimizer = optimizer_class(trainable_params, lr=args.learning_rate)
+    else:
+        optimizer_class = torch.optim.AdamW
+        optimizer = optimizer_class(trainable_params, lr=args.learning_rate)
+    optimizer_name = optimizer_class.__module__ + "." + optimizer_class.__name__
+    return optimizer_name, "", optimizer
+"""
+
+FACTORY_CALLER = """
+import argparse
+
+import torch
+
+from library import train_util
+
+
+def train(args):
+    model = torch.nn.Linear(64, 64).to({dtype})
+    params_to_optimize = [{{"params": list(model.parameters()), "lr": args.learning_rate}}]
+    _, _, optimizer = train_util.get_optimizer(args, trainable_params=params_to_optimize){expect}
+    optimizer.step()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--optimizer_type", default="AdamW")
+    parser.add_argument("--learning_rate", type=float, default=1e-5)
+    train(parser.parse_args())
+"""
+
+
+def test_a_factory_handed_half_parameters_is_reported_where_each_caller_hands_them(tmp_path: Path) -> None:
+    """Each script that hands half-precision parameters to a shared factory is reported at its call,
+    once, naming the optimizer the factory builds; the factory itself, right for fp32 parameters,
+    is not; a script handing fp32 parameters stays quiet."""
+    files = {
+        "library/__init__.py": "",
+        "library/train_util.py": OPTIMIZER_FACTORY,
+        "flux_train.py": FACTORY_CALLER.format(dtype="torch.bfloat16", expect="  # expect: MP003"),
+        "sdxl_train.py": FACTORY_CALLER.format(dtype="torch.float16", expect="  # expect: MP003"),
+        "train_network.py": FACTORY_CALLER.format(dtype="torch.float32", expect=""),
+    }
+    check_files(files, CODE, tmp_path)
+    findings = lint_paths([tmp_path], select=[CODE]).findings
+    assert all("(built by `get_optimizer()`) over" in finding.message for finding in findings)
+
+
+def test_a_function_that_builds_its_optimizer_over_its_own_model_is_reported_there(tmp_path: Path) -> None:
+    """Parameters a helper makes itself (its own model), or an optimizer it keeps and steps (a
+    training function handed the model), are reported where the optimizer is built."""
+    own_model = OPTIMIZER_FACTORY.replace(
+        "def get_optimizer(args, trainable_params):",
+        "def get_optimizer(args):\n    trainable_params = torch.nn.Linear(8, 8).half().parameters()",
+    ).replace(
+        "optimizer = optimizer_class(trainable_params, lr=args.learning_rate)",
+        "optimizer = optimizer_class(trainable_params, lr=args.learning_rate)  # expect: MP003",
+    )
+    files = {
+        "library/__init__.py": "",
+        "library/train_util.py": own_model,
+        "train.py": "import argparse\nfrom library import train_util\n\n"
+        "train_util.get_optimizer(argparse.ArgumentParser().parse_args())\n",
+    }
+    check_files(files, CODE, tmp_path / "own")
+    stepping = """
+    import torch
+
+
+    def train(model, lr=1e-5):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)  # expect: MP003
+        for _ in range(10):
+            model(torch.randn(2, 8).cuda().half()).float().sum().backward()
+            optimizer.step()
+
+
+    train(torch.nn.Linear(8, 8).cuda().half())
+    """
+    check(stepping, CODE)

@@ -102,24 +102,26 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         self._enclosing: dict[cst.Call, cst.FunctionDef] | None = None
 
     def visit_Call(self, node: cst.Call) -> None:
+        # Where this optimizer is reported: at the call itself once, or at each call that handed a
+        # factory its parameters (one finding per caller).
+        reported: set[tuple[str, cst.Call] | None] = set()
         for fact in self.precision.calls(node, conditional=True):
             found = self._half_params(fact)
             if found is None or self.precision.has_master_weights(node):
                 continue
-            optimizer, params = found
             site = self._handing_call(fact)
+            if site in reported or (site is not None and None in reported):
+                continue
+            reported.add(site)
+            optimizer, params = found
             if site is not None:
                 optimizer = f"{optimizer} (built by `{fact.chain[-1]}()`)"
-            message = self.MESSAGE.format(
-                optimizer=optimizer,
-                dtype=params.precision.value,
-                origin=self.describe_origin(params.origin, fact.chain),
-            )
+            origin = self.describe_origin(params.origin, fact.chain)
+            message = self.MESSAGE.format(optimizer=optimizer, dtype=params.precision.value, origin=origin)
             if site is None:
                 self.report(node, message, condition=fact.condition)
             else:
                 self.report(site[1], message, path=site[0], condition=fact.condition)
-            break
         for late in self.precision.casts_after_optimizer(node):
             optimizer_line = self.line_of(late.optimizer, late.optimizer_path)
             optimizer = _optimizer_name(self.precision.calls(late.optimizer))

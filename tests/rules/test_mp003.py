@@ -1718,14 +1718,30 @@ if __name__ == "__main__":
 """
 
 
+# flux_train.py's per-block optimizers, built by the same factory.
+BLOCKWISE = """    if args.blockwise_fused_optimizers:
+        optimizers = []
+        for group in params_to_optimize:
+            _, _, optimizer = train_util.get_optimizer(args, trainable_params=[group])  # expect: MP003
+            optimizers.append(optimizer)
+    else:
+        _, _, optimizer"""
+
+
 def test_a_factory_handed_half_parameters_is_reported_where_each_caller_hands_them(tmp_path: Path) -> None:
-    """Each script that hands half-precision parameters to a shared factory is reported at its call,
-    once, naming the optimizer the factory builds; the factory itself, right for fp32 parameters,
-    is not; a script handing fp32 parameters stays quiet."""
+    """Each call that hands half-precision parameters to a shared factory is reported, once, naming
+    the optimizer the factory builds; the factory itself, right for fp32 parameters, is not; a
+    script handing fp32 parameters stays quiet."""
+    flux = FACTORY_CALLER.format(dtype="torch.bfloat16", expect="  # expect: MP003")
+    flux = flux.replace("    _, _, optimizer", BLOCKWISE).replace("parser.add_argument(\"--learning_rate\"", (
+        "parser.add_argument(\"--blockwise_fused_optimizers\", action=\"store_true\")\n"
+        "    parser.add_argument(\"--learning_rate\""
+    ))
+    single = OPTIMIZER_FACTORY.replace('if optimizer_type == "lion":', "if False:")
     files = {
         "library/__init__.py": "",
-        "library/train_util.py": OPTIMIZER_FACTORY,
-        "flux_train.py": FACTORY_CALLER.format(dtype="torch.bfloat16", expect="  # expect: MP003"),
+        "library/train_util.py": single,
+        "flux_train.py": flux,
         "sdxl_train.py": FACTORY_CALLER.format(dtype="torch.float16", expect="  # expect: MP003"),
         "train_network.py": FACTORY_CALLER.format(dtype="torch.float32", expect=""),
     }

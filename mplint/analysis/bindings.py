@@ -28,6 +28,14 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
         key = f"{target.value.value}.{target.attr.value}"
         ctx.scope.names[key] = named(value, key)
         _carried(target.value.value, target.attr.value, value, ctx)
+    elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Attribute):
+        # `config.train.learning_rate = 3e-4`: the record the attribute is set on holds it, and so
+        # does the record holding that one (as `out["a"]["b"] = x`).
+        from mplint.analysis.summaries import with_stored  # it imports this module (through statements)
+
+        holder = self.eval(target.value, ctx)
+        if holder.kind is Kind.DICT and holder.op == NAMESPACE:
+            self.assign(target.value, with_stored(holder, {target.attr.value: value}), ctx)
     elif isinstance(target, (cst.Tuple, cst.List)):
         elements = target.elements
         star = next((index for index, element in enumerate(elements) if isinstance(element, cst.StarredElement)), None)

@@ -16,7 +16,17 @@ from mplint.analysis.bindings import binding_key
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
-from mplint.analysis.frameworks import accelerate, apex, causal_lm, deepspeed, hooks, launchpad, ray, transformers
+from mplint.analysis.frameworks import (
+    accelerate,
+    apex,
+    causal_lm,
+    deepspeed,
+    hooks,
+    launchpad,
+    ml_collections,
+    ray,
+    transformers,
+)
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import (
     ARGUMENT,
@@ -312,6 +322,9 @@ def call_named(
     remote = ray.call_named(function, args)
     if remote is not None:
         return remote
+    if function in ml_collections.DEFINE_CONFIG_FILE:
+        ml_collections.define_config_file(self, path, args, kwargs)
+        return UNKNOWN
     if function in launchpad.NODES:
         return launchpad.node(self, node, ctx, args, kwargs)
     if function == "argparse.ArgumentParser":
@@ -333,9 +346,14 @@ def call_named(
         return self.parsed_dataclass(node, ctx, args[0])  # `args = tyro.cli(Args)`: its defaults, as launched
     if function == "dataclasses.field":
         return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
-    if kwargs and (function == "types.SimpleNamespace" or "Output" in leaf):
-        # Transformers' ModelOutput classes (`CausalLMOutputWithPast(logits=...)`) and namespaces:
-        # a record whose fields read back, as `out.logits` and as `out["logits"]`.
+    if function in CONFIG_RECORDS:
+        # `config = ml_collections.ConfigDict()` then `config.use_lora = True`, `cfg = EasyDict({...})`:
+        # a record of settings, its attributes set where it is built (`configuration.returned_record`).
+        given = dict(args[0].items) if args and args[0].kind is Kind.DICT else {}
+        return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted({**given, **kwargs}.items())), identity=node)
+    if kwargs and "Output" in leaf:
+        # Transformers' ModelOutput classes (`CausalLMOutputWithPast(logits=...)`): a record whose
+        # fields read back, as `out.logits` and as `out["logits"]`.
         return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
     if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
         # Process-global: it holds for the script that runs this (`entry`), in whatever file it is
@@ -675,6 +693,19 @@ def _super_method(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None
             return method, self_name
     return None
 
+
+# Records of settings whose attributes read back what was set (a namespace, a config dictionary).
+CONFIG_RECORDS = frozenset(
+    {
+        "types.SimpleNamespace",
+        "argparse.Namespace",
+        "ml_collections.ConfigDict",
+        "ml_collections.config_dict.ConfigDict",
+        "ml_collections.config_dict.config_dict.ConfigDict",
+        "easydict.EasyDict",
+        "yacs.config.CfgNode",
+    }
+)
 
 # Copies of an object.
 COPIES = frozenset({"copy.deepcopy", "copy.copy"})

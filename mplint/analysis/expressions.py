@@ -18,6 +18,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
+from mplint.analysis.frameworks import ml_collections
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.selections import chosen, combine_params
@@ -144,6 +145,10 @@ def eval_attribute(self: Interpreter, node: cst.Attribute, ctx: Context) -> Valu
 
 def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
     if base.kind is Kind.NAME:
+        if base.name == ml_collections.FLAGS:
+            flag = ml_collections.flag_value(self, attr)  # `config = FLAGS.config`: its config file's
+            if flag is not None:
+                return flag
         full = f"{base.name}.{attr}"
         precision = api.dtype_of_name(full)
         if precision is not None and full in api.DTYPE_NAMES:

@@ -192,6 +192,9 @@ class Interpreter:
         # call under way, which `call_definition` adds to them (see `CallFact.call_sites`).
         self.call_sites: tuple[tuple[str, cst.Call] | None, ...] = ()
         self.current_call: tuple[str, cst.Call] | None = None
+        # Config file flags (ml_collections' `DEFINE_config_file`): the file each defaults to, and
+        # the script that defined it.
+        self.config_files: dict[str, tuple[str, str]] = {}
         # Whether a method of an nn.Module class of the linted code is among them (see `CallFact.in_module`).
         self.in_module = False
         # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.

@@ -13,7 +13,13 @@ import libcst as cst
 
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
-from mplint.analysis.configuration import DTYPE_TEST, configuration_condition, configuration_test, truth_value
+from mplint.analysis.configuration import (
+    DTYPE_TEST,
+    NAMESPACE,
+    configuration_condition,
+    configuration_test,
+    truth_value,
+)
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, is_tensor_like, join
 from mplint.tree import NODE_TYPES, Statement, statements
@@ -124,6 +130,23 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         if bodies
         else self.exec_block(statements(branch), ctx)
     )
+
+
+def with_attributes(names: dict[str, Value], record: Value, depth: int = 0) -> Value:
+    """A record of settings as returned, each record it holds replaced by the latest value of a name
+    bound to the same record (`config.train = train = ConfigDict()`, then `train.lr = 3e-4`)."""
+    items = dict(record.items)
+    for attr, value in record.items:
+        if value.kind is not Kind.DICT or value.op != NAMESPACE or value.identity is None:
+            continue
+        latest = [bound for name, bound in names.items() if "." not in name and bound.identity == value.identity]
+        if latest and depth < _DEEPEST_RECORD:
+            items[attr] = with_attributes(names, latest[-1], depth + 1)
+    return record.with_(items=tuple(sorted(items.items())))
+
+
+# How deep records of settings nest (`config.train.optimizer.lr`).
+_DEEPEST_RECORD = 4
 
 
 def _tested(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> str | None:
@@ -276,6 +299,8 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
     elif type(node) is cst.Return:
         # What is returned from under `torch.no_grad()` sends no gradient back, as what is assigned there.
         returned = in_region(self.eval(node.value, ctx), ctx) if node.value is not None else const(None)
+        if returned.kind is Kind.DICT and returned.op == NAMESPACE:
+            returned = with_attributes(ctx.scope.names, returned)  # `return config`
         self.frames[-1].returns.append(returned)
         return False
     elif type(node) is cst.Raise:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mplint.api import lint_paths
+
 from .casekit import check_files
 
 YAML_TRAIN = """
@@ -99,3 +101,94 @@ def test_json_strings_stay_strings_and_yaml_words_are_read_as_yaml(tmp_path: Pat
         optimizer = torch.optim.AdamW(policy.parameters())
     """
     check_files({"train.py": train, "train_config.json": '{"mixed_precision": "no"}'}, "MP003", tmp_path)
+
+
+# The ddpo family's configuration (kvablack/ddpo-pytorch, d3po): `config/base.py` builds a ConfigDict
+# attribute by attribute, and the script reads it through absl's FLAGS.
+DDPO_CONFIG = """
+import ml_collections
+
+
+def get_config():
+    config = ml_collections.ConfigDict()
+    config.use_lora = {use_lora}
+    config.mixed_precision = "fp16"
+    config.train = train = ml_collections.ConfigDict()
+    train.learning_rate = 3e-4
+    config.pretrained = ml_collections.ConfigDict()
+    config.pretrained.model = "runwayml/stable-diffusion-v1-5"
+    return config
+"""
+
+DDPO_TRAIN = """
+import torch
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "config/base.py", "Training configuration.")
+
+
+def main(_):
+    config = FLAGS.config
+    unet = torch.nn.Linear(8, 8).half()
+    if config.use_lora:
+        trainable = torch.nn.Linear(8, 8)
+    else:
+        trainable = unet
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=config.train.learning_rate){expect}
+
+
+if __name__ == "__main__":
+    app.run(main)
+"""
+
+
+@pytest.mark.parametrize(
+    ("use_lora", "expect"),
+    [
+        pytest.param("False", "  # expect: MP003", id="full-fine-tune-by-default"),
+        pytest.param("True", "  # expect: MP003", id="lora-by-default-full-fine-tune-a-warning"),
+    ],
+)
+def test_an_ml_collections_config_file_flag(use_lora: str, expect: str, tmp_path: Path) -> None:
+    """`FLAGS.config` of a `DEFINE_config_file` flag is what its default file's `get_config()` returns,
+    with the attributes set on it, nested ones included: the branch the default configuration takes
+    is reported as an error; the other one as a warning naming its condition."""
+    files = {
+        "config/base.py": DDPO_CONFIG.format(use_lora=use_lora),
+        "scripts/train.py": DDPO_TRAIN.format(expect=expect),
+    }
+    check_files(files, "MP003", tmp_path)
+    [finding] = lint_paths([tmp_path], select=["MP003"]).findings
+    assert ("only when `config.use_lora` is false" in finding.message) is (use_lora == "True")
+
+
+@pytest.mark.parametrize(
+    "filled",
+    [
+        pytest.param("    cfg.train = EasyDict()\n    cfg.train.half = {half}\n", id="nested-attribute"),
+        pytest.param("    cfg.train = train = EasyDict()\n    train.half = {half}\n", id="through-an-alias"),
+    ],
+)
+def test_a_record_of_settings_returned_holds_what_was_set_on_it(filled: str, tmp_path: Path) -> None:
+    """`cfg = EasyDict()` filled attribute by attribute and returned reads back those settings, set
+    through the record it holds or a name bound to it; a setting never made stays unknown (both
+    branches joined, no finding)."""
+    helper = "from easydict import EasyDict\n\n\ndef get_cfg():\n    cfg = EasyDict()\n" + filled + "    return cfg\n"
+    train = (
+        "import torch\nfrom cfg import get_cfg\n\ncfg = get_cfg()\nmodel = torch.nn.Linear(8, 8)\n"
+        "if cfg.train.{flag}:\n    model = model.half()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1){expect}\n"
+    )
+    marked = "  # expect: MP003"
+    check_files(
+        {"cfg.py": helper.format(half="True"), "train.py": train.format(flag="half", expect=marked)},
+        "MP003",
+        tmp_path / "set",
+    )
+    check_files(
+        {"cfg.py": helper.format(half="True"), "train.py": train.format(flag="other", expect="")},
+        "MP003",
+        tmp_path / "unset",
+    )

@@ -108,6 +108,14 @@ def test_a_flag_named_by_a_variable_is_no_option() -> None:
     assert _options(["--$PRECISION", "--lr", "1e-5"]) == {"lr": "1e-5"}
 
 
+def test_a_line_naming_the_script_without_a_launcher_is_no_command(tmp_path: Path) -> None:
+    """A README's prose naming `train.py` starts nothing: only a line with an interpreter or a
+    launcher before the script is a command (else it would give no options, and the commands would
+    agree on none)."""
+    readme = "Edit train.py to change the model; then run:\n\n```bash\n$ python train.py --bf16\n```\n"
+    assert launched(tmp_path, {"README.md": readme}).options == {"bf16": True}
+
+
 # The files read to tell (what a cached run depends on).
 
 
@@ -166,6 +174,12 @@ SINGLE_ENTRY = """
             {"precision": "bf16-true", "out_dir": "out/trainkit"},
             id="an-assignment-naming-the-script",
         ),
+        pytest.param(
+            "With no arguments it lists its commands:\n\n```bash\n$ trainkit\n```\n\n"
+            "```bash\n$ trainkit --precision bf16-true\n```\n",
+            {},
+            id="the-script-alone-runs-with-the-defaults",
+        ),
     ],
 )
 def test_a_console_command_starts_with_the_script_s_name(
@@ -178,6 +192,19 @@ def test_a_console_command_starts_with_the_script_s_name(
     found = function_options(str(tmp_path / "trainkit/__main__.py"), "train", str(tmp_path))
     assert found is not None
     assert found.options == expected
+
+
+def test_a_script_of_subcommands_given_none_runs_none(tmp_path: Path) -> None:
+    """`$ trainkit` alone (it lists its subcommands) runs no function: the command of
+    `finetune_lora` is the only one, and its options stand."""
+    readme = (
+        "With no arguments it lists its commands:\n\n```bash\n$ trainkit\n```\n\n"
+        "```bash\n$ trainkit finetune_lora microsoft/phi-2 --precision bf16-true\n```\n"
+    )
+    write(tmp_path, trainkit_repository("", bug=False, **{"README.md": readme}))
+    found = function_options(str(tmp_path / "trainkit/finetune/lora.py"), "setup", str(tmp_path))
+    assert found is not None
+    assert found.options == {"precision": "bf16-true"}
 
 
 # A `--config` file.

@@ -1,0 +1,43 @@
+"""The configuration that runs by default (mplint/analysis/configuration.py): what argparse's
+`parse_args()` holds when the script is started as its repository's launch commands start it, typed
+as the option's `type=` reads the command's text. Each case is a repository laid out on disk and
+linted, the finding (or its condition) telling which configuration ran."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from mplint.api import lint_paths
+
+# An option typed by `type=int` with no default: `--fp16 1` turns half precision on, `--fp16 0` off.
+INT_FLAG_TRAIN = """
+    import argparse
+
+    import torch
+
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--fp16", type=int, help="1 to train in half precision")
+        parser.add_argument("--lr", type=float, default=3e-4)
+        args = parser.parse_args()
+        model = torch.nn.Linear(512, 512).cuda()
+        if args.fp16:
+            model = model.half()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+
+def test_an_option_s_type_reads_the_command_s_text(tmp_path: Path) -> None:
+    """`torchrun train.py --fp16 0` gives `type=int`'s option the number 0 (false), not the text "0"
+    (true): the half-precision branch is not the default run, its finding is conditional."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "train.py").write_text(textwrap.dedent(INT_FLAG_TRAIN))
+    (tmp_path / "scripts/train.sh").write_text("#!/bin/bash\ntorchrun --nproc_per_node 8 train.py --fp16 0 --lr 1e-4\n")
+    (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
+    assert finding.message.endswith("(only when `args.fp16` is true: not in the default configuration)")

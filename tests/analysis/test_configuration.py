@@ -41,3 +41,31 @@ def test_an_option_s_type_reads_the_command_s_text(tmp_path: Path) -> None:
     (tmp_path / "scripts/train.sh").write_text("#!/bin/bash\ntorchrun --nproc_per_node 8 train.py --fp16 0 --lr 1e-4\n")
     (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
     assert finding.message.endswith("(only when `args.fp16` is true: not in the default configuration)")
+
+
+# open_clip's layout (tests/rules/test_option_choices.py), its `--precision` choices spelled with a short
+# flag first, or taken as a positional argument.
+OPEN_CLIP_CHOICES = '["amp", "amp_bf16", "pure_bf16", "fp32"]'
+
+
+def _open_clip(tmp_path: Path, precision_argument: str) -> list[str]:
+    """The MP003 messages of open_clip's layout whose precision option is declared by `precision_argument`."""
+    from tests.rules.test_option_choices import PARAMS, repository
+
+    params = PARAMS.format(choices=OPEN_CLIP_CHOICES, default="amp").replace('"--precision",', precision_argument)
+    for name, text in repository(OPEN_CLIP_CHOICES, "amp", bug=True, **{"params.py": params}).items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return [finding.message for finding in lint_paths([tmp_path], select=["MP003"]).findings]
+
+
+def test_a_choice_is_named_by_the_option_s_long_flag(tmp_path: Path) -> None:
+    """`add_argument("-p", "--precision", choices=[...])`: the configuration of a choice is named as
+    a command gives it with the long flag, `--precision pure_bf16`."""
+    (message,) = _open_clip(tmp_path, '"-p", "--precision",')
+    assert message.endswith("(only when `--precision pure_bf16` is given: not in the default configuration)")
+
+
+def test_the_choices_of_a_positional_argument_are_no_configuration(tmp_path: Path) -> None:
+    """`python main.py pure_bf16`: a positional argument has no flag to name a configuration by; its
+    choices are not read as runs of their own (only the default, `amp`, runs: fp32 weights)."""
+    assert _open_clip(tmp_path, '"precision", nargs="?",') == []

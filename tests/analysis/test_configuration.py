@@ -69,3 +69,18 @@ def test_the_choices_of_a_positional_argument_are_no_configuration(tmp_path: Pat
     """`python main.py pure_bf16`: a positional argument has no flag to name a configuration by; its
     choices are not read as runs of their own (only the default, `amp`, runs: fp32 weights)."""
     assert _open_clip(tmp_path, '"precision", nargs="?",') == []
+
+
+def test_a_console_command_s_options_are_the_function_s_arguments_where_it_takes_them(tmp_path: Path) -> None:
+    """litgpt's shape (tests/rules/test_console_scripts.py): `trainkit finetune_lora ... --precision
+    bf16-true` runs `setup(precision="bf16-true")`; a flag given alone (`--compile`) is no value
+    jsonargparse takes and an option of a nested group (`--train.epochs 1`) no parameter of the
+    function: both leave the call as it is, and AdamW over the bf16 weights is reported."""
+    from tests.rules.casekit import check_files
+    from tests.rules.test_console_scripts import LORA, repository
+
+    lora = LORA.replace("lora_r: int = 8,\n", "lora_r: int = 8,\n        compile: bool = False,\n")
+    command = "trainkit finetune_lora microsoft/phi-2 --precision bf16-true --compile --train.epochs 1"
+    files = repository(command, bug=True, **{"trainkit/finetune/lora.py": lora.replace("# MARK", "# expect: MP003")})
+    files["README.md"] = f"```bash\n{command}\n```\n"
+    check_files(files, "MP003", tmp_path)

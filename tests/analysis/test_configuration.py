@@ -84,3 +84,23 @@ def test_a_console_command_s_options_are_the_function_s_arguments_where_it_takes
     files = repository(command, bug=True, **{"trainkit/finetune/lora.py": lora.replace("# MARK", "# expect: MP003")})
     files["README.md"] = f"```bash\n{command}\n```\n"
     check_files(files, "MP003", tmp_path)
+
+
+def test_a_yaml_config_written_as_json_keeps_its_typed_values(tmp_path: Path) -> None:
+    """A `.yaml` file written as JSON (a generated config: YAML reads JSON too) arrives typed
+    (`true` a bool): only text is read as YAML reads it, and the bf16 it names is known."""
+    from tests.rules.casekit import check_files
+
+    train = """
+        import torch
+        import yaml
+        from transformers import AutoModelForCausalLM
+
+        with open("configs/train.yaml") as handle:
+            config = yaml.safe_load(handle)
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[config["precision"]]
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(policy.parameters(), fused=config["fused_adam"])  # expect: MP003
+    """
+    config = '{"precision": "bf16", "fused_adam": true, "warmup_steps": 100}\n'
+    check_files({"train.py": train, "configs/train.yaml": config}, "MP003", tmp_path)

@@ -104,3 +104,23 @@ def test_a_yaml_config_written_as_json_keeps_its_typed_values(tmp_path: Path) ->
     """
     config = '{"precision": "bf16", "fused_adam": true, "warmup_steps": 100}\n'
     check_files({"train.py": train, "configs/train.yaml": config}, "MP003", tmp_path)
+
+
+def test_a_json_null_is_none(tmp_path: Path) -> None:
+    """`"fp16_opt_level": null` in the script's JSON config is None: `is not None` is false in the
+    default run, and the half cast it guards is another configuration's (a conditional finding)."""
+    train = """
+        import json
+
+        import torch
+
+        config = json.load(open("train_config.json"))
+        model = torch.nn.Linear(512, 512).cuda()
+        if config["fp16_opt_level"] is not None:
+            model = model.half()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"])
+    """
+    (tmp_path / "train.py").write_text(textwrap.dedent(train))
+    (tmp_path / "train_config.json").write_text('{"fp16_opt_level": null, "lr": 1e-4}\n')
+    (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
+    assert '(only when `config["fp16_opt_level"] is not None` is true' in finding.message

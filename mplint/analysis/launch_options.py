@@ -20,6 +20,7 @@ alternatives named by their file.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -512,25 +513,30 @@ _HYDRA_OVERRIDE = re.compile(r"\+{0,2}([A-Za-z_][\w.@/-]*)=(.+)")
 
 
 def _options(words: list[str]) -> dict[str, Written]:
-    """`--name value`, `--name=value` and a bare `--flag`, up to the end of the command; and Hydra's
-    overrides (`loss=dpo`, `++model.policy_dtype=float32`)."""
+    """`--name value`, `--name=value` and a bare `--flag`, up to the end of the command (a flag
+    before `> train.log` or `| tee` is given alone); and Hydra's overrides (`loss=dpo`,
+    `++model.policy_dtype=float32`)."""
     options: dict[str, Written] = {}
-    for index, word in enumerate(words):
-        if word in _ENDS or word.startswith((">", "2>")):
-            break
+    command = list(itertools.takewhile(lambda word: not _ends_command(word), words))
+    for index, word in enumerate(command):
         override = _HYDRA_OVERRIDE.fullmatch(word) if "$" not in word else None
         if override is not None:
             options[OVERRIDE + override.group(1)] = override.group(2)
         if not word.startswith("--") or "$" in word:
             continue
         name, equals, value = word[2:].partition("=")
-        following = words[index + 1] if index + 1 < len(words) else None
+        following = command[index + 1] if index + 1 < len(command) else None
         if equals:
             written: Written = value
-        elif following is not None and not following.startswith("--") and following not in _ENDS:
+        elif following is not None and not following.startswith("--"):
             written = following
         else:
             written = True
         if "$" not in str(written):
             options[name.replace("-", "_")] = written
     return options
+
+
+def _ends_command(word: str) -> bool:
+    """Whether a word ends a command's options: a pipe, a list, a redirection (`> train.log`, `2>&1`)."""
+    return word in _ENDS or word.startswith((">", "2>"))

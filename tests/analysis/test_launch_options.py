@@ -24,28 +24,10 @@ from mplint.analysis.launch_options import (
 )
 from tests.rules.casekit import check_files
 from tests.rules.test_console_scripts import repository as trainkit_repository
+from tests.rules.test_launch_options import ARGPARSE_TRAIN as RULES_ARGPARSE_TRAIN
 
 # A plain argparse script: `--bf16` loads the policy in bf16, and AdamW then steps bf16 weights.
-ARGPARSE_TRAIN = """
-    import argparse
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-
-    def main():
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--bf16", action="store_true")
-        parser.add_argument("--lr", type=float, default=1e-5)
-        args = parser.parse_args()
-        dtype = torch.bfloat16 if args.bf16 else torch.float32
-        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=dtype)
-        optimizer = torch.optim.AdamW(policy.parameters(), lr=args.lr)  # expect: MP003
-
-
-    if __name__ == "__main__":
-        main()
-"""
+ARGPARSE_TRAIN = RULES_ARGPARSE_TRAIN.replace("# MARK", "# expect: MP003")
 
 # An open-r1 recipe, as TRL's `TrlParser` reads it with `--config`.
 RECIPE = textwrap.dedent(

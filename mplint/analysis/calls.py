@@ -348,7 +348,7 @@ def call_named(
         return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
     if function in CONFIG_RECORDS:
         # `config = ml_collections.ConfigDict()` then `config.use_lora = True`, `cfg = EasyDict({...})`:
-        # a record of settings, its attributes set where it is built (`configuration.returned_record`).
+        # a record of settings, its attributes set where it is built (`statements.with_attributes`).
         given = dict(args[0].items) if args and args[0].kind is Kind.DICT else {}
         return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted({**given, **kwargs}.items())), identity=node)
     if kwargs and "Output" in leaf:

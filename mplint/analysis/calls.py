@@ -529,6 +529,13 @@ def call_method(
             return receiver
         if method in api.KNOWN_SUBMODULES and receiver.kind is Kind.MODULE:
             return self.forward(receiver.with_(payload=None, items=()), args, kwargs, ctx)
+        if method == "generate" and receiver.kind is Kind.MODULE:
+            # The logits of one step: those a forward of the model gives (a project class's forward is
+            # not run without its inputs: a module of its dtype).
+            model = receiver.with_(payload=None) if isinstance(receiver.payload, Definition) else receiver
+            output = self.forward(model, [], {}, ctx)
+            logits = output if output.kind is Kind.TENSOR else output.item("logits") or UNKNOWN
+            return causal_lm.generated(self, logits, kwargs, ctx.scope.module.path)
         if receiver.kind is Kind.MODULE:
             return UNKNOWN
     if receiver.kind is Kind.TENSOR or (receiver.kind is Kind.ANY and receiver.precision is not Precision.UNKNOWN):

@@ -567,3 +567,49 @@ def test_a_model_of_unknown_class_cast_to_bf16(dependencies: dict[str, str], hal
     logits' dtype is unknown (as an Auto model's of a family not told); elsewhere they are bf16."""
     source = REFERENCE_LOGPS.format(expect="  # expect: MP001" if half_logits else "")
     check_files({**dependencies, "muffin/eval/inference_logp.py": source}, "MP001", tmp_path)
+
+
+# Rollout log-probs from generate()'s scores, as summarize_from_feedback_details (vwxyzjn) takes
+# them for the PPO ratio's old log-probs.
+GENERATE_ROLLOUT = """
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, GenerationConfig
+
+
+def generate(lm_backbone, queries, generation_config):
+    output = lm_backbone.generate(
+        input_ids=queries,
+        generation_config=generation_config,{returned}
+        output_scores=True,
+    )
+    logits = torch.stack(output.scores, 1)
+    return output.sequences, logits
+
+
+def rollout(queries):
+    policy = AutoModelForCausalLM.from_pretrained("EleutherAI/pythia-1b-deduped", torch_dtype=torch.bfloat16)
+    responses, logits = generate(policy, queries, GenerationConfig(max_new_tokens=53, do_sample=True))
+    all_logprob = F.log_softmax(logits, dim=-1){expect}
+    return torch.gather(all_logprob, 2, responses.unsqueeze(-1)).squeeze(-1)
+"""
+
+
+@pytest.mark.parametrize(
+    ("pin", "returned", "bug"),
+    [
+        pytest.param("transformers==4.33.2", True, True, id="scores-in-the-logits-dtype-before-4.45"),
+        pytest.param("transformers==4.44.2", True, True, id="4.44-keeps-them"),
+        pytest.param("transformers==4.45.0", True, False, id="fp32-scores-from-4.45"),
+        pytest.param("transformers", True, False, id="unpinned-runs-the-newest"),
+        pytest.param("transformers==4.33.2", False, False, id="token-ids-without-return-dict"),
+    ],
+)
+def test_generate_scores_follow_the_pinned_transformers(pin: str, returned: bool, bug: bool, tmp_path: Path) -> None:
+    """`generate(..., return_dict_in_generate=True, output_scores=True).scores` are each step's logits
+    in the head's dtype up to transformers 4.44 and fp32 from 4.45 (`_sample` upcasts them)."""
+    source = GENERATE_ROLLOUT.format(
+        returned="\n        return_dict_in_generate=True," if returned else "",
+        expect="  # expect: MP001" if bug else "",
+    )
+    check_files({"requirements.txt": pin + "\n", "ppo.py": source}, "MP001", tmp_path)

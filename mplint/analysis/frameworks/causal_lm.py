@@ -36,6 +36,11 @@ TRL's value-head wrappers (`AutoModelForCausalLMWithValueHead`, `AutoModelForSeq
 `trl/experimental/ppo/` since) upcast in their own forward whatever the model inside: `if
 lm_logits.dtype != torch.float32: lm_logits = lm_logits.float()` ("force upcast in fp32 if logits are
 in half-precision"), so the `(lm_logits, loss, value)` they return starts with fp32 logits.
+
+`generate(..., return_dict_in_generate=True, output_scores=True)` (`generation/utils.py`): each step's
+scores are the logits of the last position in the head's dtype up to 4.44.2 (`outputs.logits[:, -1,
+:].clone()`), in fp32 from 4.45.0 (`.float()`; `.to(copy=True, dtype=torch.float32)` in 4.57.0). RL
+code takes rollout log-probs from them (`torch.stack(output.scores, 1)`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks.accelerate_launch import (
     LAUNCH_SUFFIXES,
     parsed_once,
@@ -202,6 +208,25 @@ def common_families_upcast(self: Interpreter, path: str) -> bool:
     may be one of them, and the dtype of its logits is then unknown (RLAIF-V pins 4.35.0 and casts
     its reference LLaVA, a parameter, to bf16 in a helper)."""
     return upcasts(COMMON_FAMILY, _pinned_transformers(self, path))
+
+
+# `generate()` keeps each step's logits in fp32 from this version: `_sample` takes
+# `outputs.logits.clone()[:, -1, :].float()` in 4.45.0 and 4.45.2 (`.to(copy=True, dtype=torch.float32)`
+# in 4.57.0), and `outputs.logits[:, -1, :].clone()` (the head's dtype) in 4.38.2 to 4.44.2.
+GENERATE_UPCASTS_SINCE: Version = (4, 45, 0)
+
+
+def generated(self: Interpreter, logits: Value, kwargs: dict[str, Value], path: str) -> Value:
+    """`model.generate(..., return_dict_in_generate=True, output_scores=True)`: a record whose `scores`
+    (and, where asked, raw `logits`), one tensor per step, are in the dtype of the model's logits
+    (`logits`) under a pinned transformers before 4.45, in fp32 from 4.45; without
+    `return_dict_in_generate` generate gives the token ids (nothing of precision)."""
+    if kwargs.get("return_dict_in_generate", Value(Kind.ANY)).const is not True:
+        return Value(Kind.ANY)
+    version = _pinned_transformers(self, path)
+    upcast = version is None or version >= GENERATE_UPCASTS_SINCE
+    steps = Value(Kind.TENSOR, Precision.FP32) if upcast else logits.with_(kind=Kind.TENSOR)
+    return Value(Kind.DICT, op=NAMESPACE, items=(("logits", steps), ("scores", steps)))
 
 
 def _pinned_transformers(self: Interpreter, path: str) -> Version | None:

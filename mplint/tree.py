@@ -245,3 +245,20 @@ def string_value(node: cst.CSTNode) -> str | None:
         value = node.evaluated_value  # libcst evaluates it with CPython's parser: correct, slower
         return value if isinstance(value, str) else None
     return None
+
+
+# The scopes a def's body ends at (`enclosing_function`).
+_FUNCTION_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
+
+
+def enclosing_function(node: cst.CSTNode, pieces: Sequence[tuple[int, cst.Module]]) -> cst.FunctionDef | None:
+    """The innermost def around `node` (None at module level, or in a lambda or class body)."""
+    for _, piece in pieces:
+        pending: list[tuple[cst.CSTNode, cst.CSTNode | None]] = [(piece, None)]
+        while pending:
+            current, scope = pending.pop()
+            if current is node:
+                return scope if isinstance(scope, cst.FunctionDef) else None
+            inner = current if isinstance(current, _FUNCTION_SCOPES) else scope
+            pending.extend((child, inner) for child in children(current))
+    return None

@@ -98,8 +98,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
-        # The innermost function around each call of the file, read once a finding needs it.
-        self._enclosing: dict[cst.Call, cst.FunctionDef] | None = None
+        self._around: dict[cst.Call, cst.FunctionDef | None] = {}
 
     def visit_Call(self, node: cst.Call) -> None:
         # Where this optimizer is reported: at the call itself once, or at each call that handed a
@@ -133,6 +132,13 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             )
             break
 
+    def _function_around(self, node: cst.Call) -> cst.FunctionDef | None:
+        """The def around an optimizer construction, found once per node (a factory's construction has
+        a fact per caller)."""
+        if node not in self._around:
+            self._around[node] = tree.enclosing_function(node, self.context.parsed.pieces)
+        return self._around[node]
+
     def _half_params(self, fact: CallFact) -> tuple[str, Value] | None:
         """The optimizer a call builds over half-precision parameters, by name, and those parameters."""
         # A project's own optimizer class (`MemoryEfficientAdamW(...)`) is named as the call spells it.
@@ -159,7 +165,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         parameters itself, or the call that ran it is not known."""
         if not fact.call_sites or fact.call_sites[-1] is None or not fact.chain:
             return None
-        function = self._enclosing_function(fact.node)
+        function = self._function_around(fact.node)
         argument = fact.node.args[0].value if fact.node.args and not fact.node.args[0].keyword else None
         argument = tree.keyword_arg(fact.node, "params") or argument
         if function is None or argument is None or not _mentions_parameter(argument, function):
@@ -171,17 +177,6 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         if not any(callee is not None and callee.name == fact.chain[-1] for callee in ran):
             return None  # the call under way when the helper ran is not the one that called it
         return path, call
-
-    def _enclosing_function(self, node: cst.Call) -> cst.FunctionDef | None:
-        if self._enclosing is None:
-            self._enclosing = {}
-            for _, piece in self.context.parsed.pieces:
-                for function in walk(piece):
-                    if isinstance(function, cst.FunctionDef):
-                        # Pre-order: a nested function's calls are claimed by it after its parent's.
-                        calls = (call for call in walk(function.body) if isinstance(call, cst.Call))
-                        self._enclosing.update((call, function) for call in calls)
-        return self._enclosing.get(node)
 
 
 def _mentions_parameter(expression: cst.BaseExpression, function: cst.FunctionDef) -> bool:

@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.tree import children, walk
+from mplint.tree import children, enclosing_function, walk
 
 if TYPE_CHECKING:
     from mplint.analysis.facts import CallFact
     from mplint.analysis.model import PrecisionModel
 
 _REDUCTIONS = frozenset({"sum", "mean"})
-_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 Parents = dict[int, cst.CSTNode]
 
 
@@ -42,25 +41,12 @@ def is_written_out(
     written out in the function around it (never at module level: a global may be read anywhere)."""
     if not isinstance(dim, int) or isinstance(dim, bool):
         return False
-    function = _enclosing_function(log_softmax, pieces)
+    function = enclosing_function(log_softmax, pieces)
     if function is None:
         return False
     parents: Parents = {id(child): node for node in walk(function) for child in children(node)}
     uses = _uses(log_softmax, function, parents)
     return bool(uses) and all(_feeds_loss(use, dim, function, parents, precision) for use in uses)
-
-
-def _enclosing_function(node: cst.CSTNode, pieces: Sequence[tuple[int, cst.Module]]) -> cst.FunctionDef | None:
-    """The innermost def around `node` (None at module level, or in a lambda or class body)."""
-    for _, piece in pieces:
-        pending: list[tuple[cst.CSTNode, cst.CSTNode | None]] = [(piece, None)]
-        while pending:
-            current, scope = pending.pop()
-            if current is node:
-                return scope if isinstance(scope, cst.FunctionDef) else None
-            inner = current if isinstance(current, _SCOPES) else scope
-            pending.extend((child, inner) for child in children(current))
-    return None
 
 
 def _uses(log_softmax: cst.Call, function: cst.FunctionDef, parents: Parents) -> list[cst.BaseExpression]:

@@ -309,7 +309,7 @@ def scalars(text: str) -> dict[str, object]:
         key, colon, value = content.strip().partition(":")
         if not colon or not re.fullmatch(r"[\w.-]+", key):
             continue
-        value = _unquoted(value.strip())
+        value = unquoted(value.strip())
         if not line[0].isspace():
             section = {} if value in ("", "{}") else None
             found[key] = section if section is not None else value
@@ -433,7 +433,8 @@ def script_index(words: list[str]) -> int | None:
     return None
 
 
-def _unquoted(value: str) -> str:
+def unquoted(value: str) -> str:
+    """A YAML scalar as written, without the quotes around it."""
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.frameworks.accelerate_launch import read_text
+from mplint.analysis.frameworks.accelerate_launch import read_text, unquoted
 from mplint.analysis.launch_options import OVERRIDE, Written
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import Value
@@ -342,8 +342,4 @@ def _key_value(text: str) -> tuple[str | None, str]:
 
 def _scalar(value: str) -> object:
     """A scalar as written, quotes removed; block scalars, anchors and aliases are missing."""
-    if value[:1] in ("|", ">", "&", "*", "!"):
-        return MISSING
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+    return MISSING if value[:1] in ("|", ">", "&", "*", "!") else unquoted(value)

@@ -7,7 +7,7 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api
-from mplint.analysis.facts import CallFact
+from mplint.analysis.facts import CallFact, LateCast
 from mplint.analysis.frameworks import transformers
 from mplint.analysis.values import Kind, Value
 from mplint.rule import Rule
@@ -27,8 +27,9 @@ class OptimizerOnHalfParams(Rule):
     `torch.set_default_dtype(torch.bfloat16)` before the model is built), whether the
     parameters are passed as `model.parameters()`, a `named_parameters()` comprehension, a
     `filter(...)`, param-group dicts or lists built from them, or through helper functions. It
-    also reports a module cast to half in place *after* its optimizer was built, then stepped,
-    and a transformers/TRL `Trainer(model=...)` given a model loaded half: the Trainer builds its
+    also reports a module cast to half in place *after* its optimizer was built, then stepped (at
+    the optimizer, naming the cast: sd-scripts' `--full_bf16` casts the U-Net once its optimizer
+    exists), and a transformers/TRL `Trainer(model=...)` given a model loaded half: the Trainer builds its
     own optimizer over the model's trainable parameters as they are. A factory of the linted code
     that builds an optimizer over parameters it is handed and returns it (`get_optimizer(args,
     params)`, `instantiate_torch_optimizer(name, model.parameters())`) is right for fp32 parameters:
@@ -73,8 +74,8 @@ class OptimizerOnHalfParams(Rule):
         "keep the parameters fp32 and use autocast"
     )
     LATE_MESSAGE = (
-        "module cast to {dtype} in place after {optimizer} was built over its parameters ({path}:{line}) and "
-        "stepped after: updates now round to {dtype} with no fp32 master weights"
+        "{optimizer} over parameters cast to {dtype} in place after it was built (at {path}:{line}), then stepped: "
+        "no fp32 master weights, small updates round away; keep the parameters fp32 and use autocast"
     )
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
     # A Trainer (transformers', TRL's, a subclass) builds its optimizer itself: `RLOOTrainer(model=policy)`.
@@ -109,28 +110,47 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             if found is None or self.precision.has_master_weights(node):
                 continue
             site = self._handing_call(fact)
-            if site in reported or (site is not None and None in reported):
+            if not _first_at(site, reported):
                 continue
-            reported.add(site)
             optimizer, params = found
-            if site is not None:
-                optimizer = f"{optimizer} (built by `{fact.chain[-1]}()`)"
             origin = self.describe_origin(params.origin, fact.chain)
-            message = self.MESSAGE.format(optimizer=optimizer, dtype=params.precision.value, origin=origin)
-            if site is None:
-                self.report(node, message, condition=fact.condition)
-            else:
-                self.report(site[1], message, path=site[0], condition=fact.condition)
-        for late in self.precision.casts_after_optimizer(node):
-            optimizer_line = self.line_of(late.optimizer, late.optimizer_path)
-            optimizer = _optimizer_name(self.precision.calls(late.optimizer))
-            self.report(
-                node,
-                self.LATE_MESSAGE.format(
-                    dtype=late.precision.value, optimizer=optimizer, path=late.optimizer_path, line=optimizer_line
-                ),
+            message = self.MESSAGE.format(
+                optimizer=_built_by(optimizer, site, fact), dtype=params.precision.value, origin=origin
             )
-            break
+            self._report_at(node, site, message, fact.condition)
+        # A module cast in place after the optimizer was built over its fp32 parameters: reported where
+        # the optimizer is, as a direct finding would be, naming the cast.
+        for late in self.precision.casts_after(node):
+            built = self._fact_cast_in(late)
+            site = self._handing_call(built) if built is not None else None
+            if not _first_at(site, reported):
+                continue
+            optimizer = _optimizer_name(self.precision.calls(node))
+            message = self.LATE_MESSAGE.format(
+                optimizer=_built_by(optimizer, site, built),
+                dtype=late.precision.value,
+                path=late.path,
+                line=self.line_of(late.cast, late.path),
+            )
+            self._report_at(node, site, message, late.condition)
+
+    def _report_at(
+        self, node: cst.Call, site: tuple[str, cst.Call] | None, message: str, condition: str | None
+    ) -> None:
+        if site is None:
+            self.report(node, message, condition=condition)
+        else:
+            self.report(site[1], message, path=site[0], condition=condition)
+
+    def _fact_cast_in(self, late: LateCast) -> CallFact | None:
+        """The optimizer's construction in the run that cast its parameters: built by the function that
+        cast them, or by a helper it called (whose call is then `_handing_call`'s)."""
+        depth = len(late.chain)
+        for fact in self.precision.calls(late.optimizer, conditional=True):
+            if len(fact.chain) <= depth + 1 and fact.chain[:depth] == late.chain:
+                if fact.call_sites[:depth] == late.call_sites:
+                    return fact
+        return None
 
     def _function_around(self, node: cst.Call) -> cst.FunctionDef | None:
         """The def around an optimizer construction, found once per node (a factory's construction has
@@ -203,6 +223,19 @@ def _returns(call: cst.Call, function: cst.FunctionDef) -> bool:
     return bool(names) and any(
         isinstance(inner, cst.Name) and inner.value in names for value in returned for inner in walk(value)
     )
+
+
+def _first_at(site: tuple[str, cst.Call] | None, reported: set[tuple[str, cst.Call] | None]) -> bool:
+    """Whether nothing was reported yet where `site` says (None: at the optimizer); adds it."""
+    if site in reported or (site is not None and None in reported):
+        return False
+    reported.add(site)
+    return True
+
+
+def _built_by(optimizer: str, site: tuple[str, cst.Call] | None, fact: CallFact | None) -> str:
+    """`AdamW (built by `get_optimizer()`)` where a factory's caller is reported."""
+    return f"{optimizer} (built by `{fact.chain[-1]}()`)" if site is not None and fact is not None else optimizer
 
 
 def _optimizer_name(facts: Sequence[CallFact]) -> str:

@@ -121,6 +121,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
                     layer=layer[0],
                     where=layer[1],
                 ),
+                condition=late.condition,
             )
             break
 

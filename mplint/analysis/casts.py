@@ -89,18 +89,31 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
     # precision is a cast (a bf16 model put in train mode after its optimizer is no new bug).
     if value.precision.is_low and value.precision is not before.precision and identity is not None:
         self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
+    elif value.precision is Precision.FP32 and identity is not None:
+        # Cast back before any step (`model.half()` to save it, then `model.float()`): no late cast.
+        pending = self.frames[-1].pending_casts
+        pending[:] = [late for late in pending if late.module != identity]
 
 
 def note_cast_after_optimizer(
     self: Interpreter, cast: cst.Call, identity: object, precision: Precision, ctx: Context
 ) -> None:
-    if self.condition is not None:
-        return  # a cast on a branch the default configuration skips: nothing runs after it
     scope: Scope | None = ctx.scope
     while scope is not None:
         for value in scope.names.values():
             if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
-                late = LateCast(cast, ctx.scope.module.path, value.payload, self.path_of_call(value.payload), precision)
+                optimizer_path = self.path_of_call(value.payload)
+                late = LateCast(
+                    cast,
+                    ctx.scope.module.path,
+                    value.payload,
+                    optimizer_path,
+                    precision,
+                    self.condition,
+                    identity,
+                    self.chain,
+                    self.call_sites,
+                )
                 self.frames[-1].pending_casts.append(late)
         scope = scope.parent
 

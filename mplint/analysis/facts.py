@@ -103,6 +103,12 @@ class LateCast:
     optimizer: cst.Call
     optimizer_path: str
     precision: Precision
+    condition: str | None = None  # as `CallFact.condition`
+    module: object = field(default=None, compare=False)  # the cast module's identity
+    # The functions under way at the cast and the calls that ran them (as `CallFact.chain` and
+    # `call_sites`): which of the optimizer's facts is the construction this run cast the parameters of.
+    chain: tuple[str, ...] = field(default=(), compare=False)
+    call_sites: tuple[tuple[str, cst.Call] | None, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -179,8 +179,11 @@ class Interpreter:
         # with the others on precision, read afterwards as `launch_options` of a run of its own.
         self.option_alternatives: dict[tuple[str, str], LaunchOptions] = {}
         self.evaluated_calls = 0
-        # While a branch the default configuration skips is read: the condition that takes it.
+        # While a branch the default configuration skips is read: the condition that takes it. In a
+        # run under a non-default launch configuration (`model.analyze`), that configuration's
+        # condition, which every path of the run starts under (`run_condition`).
         self.condition: str | None = None
+        self.run_condition: str | None = None
         # On such a path: the configuration tests it decides, by the run of a function (its frame's
         # id) and the test as `configuration_test` names it.
         self.assumed: dict[tuple[int, str | None], bool] = {}

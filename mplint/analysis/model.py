@@ -26,6 +26,7 @@ class PrecisionModel:
         self._interpreter = interpreter
         self._evaluated: dict[str, set[cst.BaseExpression]] | None = None
         self._called: frozenset[str] | None = None
+        self._late_by_optimizer: dict[cst.Call, list[LateCast]] | None = None
 
     def calls(self, node: cst.Call, *, conditional: bool = False) -> Sequence[CallFact]:
         """Every distinct context in which this call was evaluated (its own function, and each
@@ -37,8 +38,21 @@ class PrecisionModel:
         """Every distinct context in which this arithmetic operator was evaluated, with its operands."""
         return _selected(self._interpreter.operations.get(node, ()), conditional)
 
-    def casts_after_optimizer(self, node: cst.Call) -> Sequence[LateCast]:
-        return self._interpreter.late_casts.get(node, ())
+    def casts_after_optimizer(self, cast: cst.Call) -> Sequence[LateCast]:
+        """What the in-place cast `cast` did after optimizers were built over the parameters it cast,
+        then stepped (those of the default configuration first)."""
+        return sorted(self._interpreter.late_casts.get(cast, ()), key=lambda late: late.condition is not None)
+
+    def casts_after(self, optimizer: cst.Call) -> Sequence[LateCast]:
+        """The in-place casts of parameters the optimizer built by `optimizer` was built over, made
+        after it and before it stepped (those of the default configuration first)."""
+        if self._late_by_optimizer is None:
+            self._late_by_optimizer = {}
+            for casts in self._interpreter.late_casts.values():
+                for late in casts:
+                    self._late_by_optimizer.setdefault(late.optimizer, []).append(late)
+        found = self._late_by_optimizer.get(optimizer, ())
+        return sorted(found, key=lambda late: late.condition is not None)
 
     def evaluated(self, path: str) -> Collection[cst.BaseExpression]:
         """The Call and BinaryOperation nodes of `path` the analysis evaluated (in no order)."""
@@ -158,9 +172,13 @@ class PrecisionModel:
     def under_another_launch(self, fact: Fact) -> bool:
         """Whether `fact` comes from a run under a non-default launch configuration (`analyze`): its
         configuration tests were decided by that launch's values, not by the default ones."""
-        interpreter = self._interpreter
-        launches = {condition for _, condition in interpreter.option_alternatives}
-        return fact.condition in interpreter.launch_alternatives or fact.condition in launches
+        interpreter: Interpreter = self._interpreter
+        launches = {*interpreter.launch_alternatives, *(condition for _, condition in interpreter.option_alternatives)}
+        # A branch that configuration skips too, read aside in its run: "<launch> and <test>".
+        condition = fact.condition
+        return condition is not None and any(
+            condition == run or condition.startswith(f"{run} and ") for run in launches
+        )
 
     def has_master_weights(self, optimizer: cst.Call) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""
@@ -209,7 +227,8 @@ def analyze(
     ]
     for condition, launch, options in configurations:
         alternative = Interpreter(roots, load, index, words, tree_memo, reaches)
-        alternative.launch_override, alternative.condition = launch, condition
+        alternative.launch_override = launch
+        alternative.condition = alternative.run_condition = condition
         alternative.launch_options.update(options)
         alternative.run()
         _absorb(interpreter, alternative)
@@ -227,6 +246,9 @@ def _absorb(interpreter: Interpreter, alternative: Interpreter) -> None:
     for operation, seen in alternative.operations.items():
         for operation_fact in seen:
             record(interpreter.operations, operation, operation_fact)
+    for cast, late_casts in alternative.late_casts.items():
+        kept = [late for late in late_casts if late.optimizer not in alternative.master_weights]
+        interpreter.late_casts.setdefault(cast, []).extend(kept)
     for call, replicated in alternative.replicated_calls.items():
         interpreter.replicated_calls.setdefault(call, []).extend(replicated)
     interpreter.data_files.update(alternative.data_files)

@@ -127,6 +127,12 @@ class Frame:
     # It read a registry by a key that cannot be told, itself or in a function it called: in a run
     # pinned to a registry's key, what it gives depends on that key.
     keyed: bool = False
+    # Configuration tests this run decided by the configuration's value (by the test's text): the
+    # value and the `if` that decided it first.
+    decided: dict[str, tuple[bool, cst.If]] = field(default_factory=dict)
+    # Tests met again after an earlier `if` decided them, whose other branch is read by running the
+    # whole body again under it (`call_definition`): by test, the value the run assumes.
+    reruns: dict[str, bool] = field(default_factory=dict)
 
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)

@@ -110,7 +110,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             taken, chosen = assumed, False
         if taken is True:
             test = _tested(self, ctx, branch.test) if chosen else None
-            if test is not None:
+            if test is not None and not _rerun_instead(self, branch, test, True):
                 for body in _later_bodies(branch.orelse):
                     exec_aside(self, body, ctx, (test, False), rest)
             return (
@@ -122,7 +122,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             bodies.append(statements(branch.body))
         elif chosen:
             test = _tested(self, ctx, branch.test)
-            if test is not None:
+            if test is not None and not _rerun_instead(self, branch, test, False):
                 exec_aside(self, statements(branch.body), ctx, (test, True), rest)
         branch = branch.orelse
     return (
@@ -130,6 +130,35 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         if bodies
         else self.exec_block(statements(branch), ctx)
     )
+
+
+def path_condition(outer: str | None, test: str, holds: bool) -> str | None:
+    """The condition of a path where the configuration test `test` holds (or not), taken in a run
+    under the non-default configuration `outer` (or the default one: None)."""
+    condition = configuration_condition(test, holds=holds)
+    return condition if outer is None else f"{outer} and {condition}"
+
+
+def _rerun_instead(self: Interpreter, branch: cst.If, test: str, taken: bool) -> bool:
+    """Whether the branch the configuration skips at `branch` is read by a run of the whole function
+    under the other value (`call_definition`) rather than aside from here: when an earlier `if` of
+    this run decided the same test, whose branch changed what this one reads (d3po: `if
+    config.use_lora: pipeline.unet.to(dtype)` ... `if config.use_lora: ... else: trainable_layers =
+    pipeline.unet`). Only on the run's own path, not on one read aside already."""
+    if self.condition != self.run_condition:
+        return False
+    frame = self.frames[-1]
+    earlier = frame.decided.setdefault(test, (taken, branch))
+    if earlier[1] is branch or earlier[0] is not taken:
+        return False
+    if len(frame.reruns) < MAX_RERUNS or test in frame.reruns:
+        frame.reruns[test] = not taken
+        return True
+    return False
+
+
+# Whole-body runs per function evaluation, each under another value of a configuration test.
+MAX_RERUNS = 2
 
 
 def with_attributes(names: dict[str, Value], record: Value, depth: int = 0) -> Value:
@@ -174,11 +203,13 @@ def exec_aside(
     defaults = len(frame.yielded_defaults)
     default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
     outer, outer_assumed = self.condition, self.assumed
-    # Nested: the outermost non-default condition names the path.
-    self.condition = outer or configuration_condition(test[0], holds=test[1])
+    # Nested: the outermost non-default condition names the path; in a run under another launch
+    # configuration (`model.analyze`), after that configuration's own.
+    first = outer == self.run_condition
+    self.condition = path_condition(outer, *test) if first else outer
     self.assumed = {**outer_assumed, (id(frame), test[0]): test[1]}  # in this function's run only
     try:
-        if self.exec_block(body, ctx) and rest and outer is None and _rebinds_precision(names, ctx.scope.names):
+        if self.exec_block(body, ctx) and rest and first and _rebinds_precision(names, ctx.scope.names):
             self.exec_block(rest, ctx)
     finally:
         self.condition, self.assumed = outer, outer_assumed

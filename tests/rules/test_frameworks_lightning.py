@@ -70,8 +70,8 @@ FABRIC = """
     fabric = Fabric(accelerator="cuda", {fabric_args})
     fabric.launch()
     model = torch.nn.Sequential(torch.nn.Embedding(1000, 64), torch.nn.Linear(64, 1000))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    model, optimizer = fabric.setup(model, optimizer){late_expect}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1){late_expect}
+    model, optimizer = fabric.setup(model, optimizer)
     for batch in loader:
         logits = model(batch)
         loss = F.cross_entropy(logits, batch)

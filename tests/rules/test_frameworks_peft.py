@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mplint.api import lint_paths
+from mplint.findings import Severity
+
 from .casekit import bug, check, check_files, ok
 
 QLORA = """
@@ -204,17 +207,20 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize(
-    ("use_quantization", "half_adapters"),
+    ("use_quantization", "severity"),
     [
-        pytest.param("False", True, id="bf16-base-by-default"),
-        pytest.param("True", False, id="k-bit-preparation-by-default-makes-it-fp32"),
+        pytest.param("False", Severity.ERROR, id="bf16-base-by-default"),
+        # The k-bit path is fp32; without it (`use_quantization=False`, tested twice: the whole function
+        # runs again under it) the base stays bf16 and so do the adapters peft 0.11.1 makes.
+        pytest.param("True", Severity.WARNING, id="k-bit-preparation-by-default-makes-it-fp32"),
     ],
 )
-def test_a_draccus_configured_entry_point(use_quantization: str, half_adapters: bool, tmp_path: Path) -> None:
+def test_a_draccus_configured_entry_point(use_quantization: str, severity: Severity, tmp_path: Path) -> None:
     """`@draccus.wrap()` gives the entry point its config dataclass with its defaults: the branch
-    that runs is the default one, not both joined."""
-    source = OPENVLA_DRACCUS.format(
-        use_quantization=use_quantization, expect="  # expect: MP003" if half_adapters else ""
-    )
+    that runs is the default one, not both joined; the other is a warning naming its condition."""
+    source = OPENVLA_DRACCUS.format(use_quantization=use_quantization, expect="  # expect: MP003")
     files = {"pyproject.toml": '[project]\nname = "openvla"\ndependencies = ["peft==0.11.1"]\n', "finetune.py": source}
     check_files(files, "MP003", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
+    assert finding.severity is severity
+    assert ("`cfg.use_quantization` is false" in finding.message) is (severity is Severity.WARNING)

@@ -7,6 +7,7 @@ built and the optimizer then steps, at that cast.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -378,7 +379,7 @@ CASES = [
     """,
     ),
     # The optimizer holds the same Parameter objects the in-place cast turns into fp16, and it
-    # steps afterwards: reported at the cast.
+    # steps afterwards: reported at the optimizer (where a cast before it would be), naming the cast.
     bug(
         "cast-after-optimizer-then-stepped",
         """
@@ -386,8 +387,8 @@ CASES = [
         import torch.nn.functional as F
 
         model = Net().cuda()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        model.half()  # expect: MP003
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # expect: MP003
+        model.half()
         for x, y in loader:
             loss = F.nll_loss(model(x.cuda().half()), y.cuda())
             optimizer.zero_grad()
@@ -396,7 +397,8 @@ CASES = [
     """,
     ),
     # bf16 weights only with a flag: after the branches the model's dtype is not known, but it is
-    # still the module the optimizer (built by a helper) holds, so the fp16 cast after it is reported.
+    # still the module the optimizer (built by a helper) holds, so the fp16 cast after it is reported,
+    # at the call that handed the helper the parameters.
     bug(
         "cast-after-optimizer-of-a-model-cast-to-bf16-on-one-branch",
         """
@@ -413,8 +415,8 @@ CASES = [
             model = torchvision.models.resnet50().cuda()
             if args.bf16_weights:
                 model = model.to(torch.bfloat16)
-            optimizer = build_optimizer(model, lr=1e-3)
-            model.half()  # expect: MP003
+            optimizer = build_optimizer(model, lr=1e-3)  # expect: MP003
+            model.half()
             for x, y in loader:
                 loss = F.nll_loss(model(x.cuda().half()), y.cuda())
                 optimizer.zero_grad()
@@ -434,8 +436,8 @@ CASES = [
 
         def train(loader, extra_params):
             model = torchvision.models.resnet50().cuda()
-            optimizer = torch.optim.SGD(list(model.parameters()) + extra_params, lr=0.1)
-            model.half()  # expect: MP003
+            optimizer = torch.optim.SGD(list(model.parameters()) + extra_params, lr=0.1)  # expect: MP003
+            model.half()
             for x, y in loader:
                 loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
                 loss.backward()
@@ -446,8 +448,8 @@ CASES = [
             model = torchvision.models.resnet50().cuda()
             params = base_params
             params.extend(model.parameters())
-            optimizer = torch.optim.SGD(params, lr=0.1)
-            model.half()  # expect: MP003
+            optimizer = torch.optim.SGD(params, lr=0.1)  # expect: MP003
+            model.half()
             for x, y in loader:
                 loss = F.cross_entropy(model(x.cuda().half()), y.cuda())
                 loss.backward()
@@ -632,8 +634,8 @@ CASES = [
         import torch
 
         model = Net()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        model.cuda().half()  # expect: MP003
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # expect: MP003
+        model.cuda().half()
         for x, y in loader:
             loss = criterion(model(x.cuda().half()), y.cuda())
             loss.backward()
@@ -1625,7 +1627,9 @@ def test_late_cast_message_names_the_optimizer_by_its_function() -> None:
             optimizer.step()
     """
     (finding,) = lint(source, CODE)
-    assert f"after AdamW was built over its parameters (train.py:{line_of(source, 'TorchAdamW(')})" in finding.message
+    assert finding.line == line_of(source, "TorchAdamW(")
+    assert finding.message.startswith("AdamW over parameters cast to float16 in place after it was built")
+    assert f"(at train.py:{line_of(source, 'model.half()')})" in finding.message
 
 
 def test_late_cast_message_names_a_project_optimizer_class() -> None:
@@ -1645,7 +1649,7 @@ def test_late_cast_message_names_a_project_optimizer_class() -> None:
             optimizer.zero_grad()
     """
     (finding,) = lint(source, CODE)
-    assert "after Lion was built over its parameters" in finding.message
+    assert finding.message.startswith("Lion over parameters cast to float16")
 
 
 def test_message_names_the_optimizer_by_its_function_not_its_alias() -> None:
@@ -1781,3 +1785,115 @@ def test_a_function_that_builds_its_optimizer_over_its_own_model_is_reported_the
     train(torch.nn.Linear(8, 8).cuda().half())
     """
     check(stepping, CODE)
+
+
+# sd-scripts' full-precision-weights recipe (sdxl_train.py, train_db.py, train_network.py...): the
+# weight dtype comes from `--mixed_precision` (choices no/fp16/bf16, default "no"), the optimizer is
+# built by the library's factory over fp32 parameters, and `--full_fp16`/`--full_bf16` cast the
+# trained module in place afterwards, behind an assert that the matching mixed precision was given.
+FULL_HALF_UTIL = """
+    import torch
+
+
+    def prepare_dtype(args):
+        weight_dtype = torch.float32
+        if args.mixed_precision == "fp16":
+            weight_dtype = torch.float16
+        elif args.mixed_precision == "bf16":
+            weight_dtype = torch.bfloat16
+        return weight_dtype
+
+
+    def get_optimizer(args, trainable_params):
+        optimizer = torch.optim.AdamW(trainable_params, lr=args.learning_rate)
+        return "AdamW", {}, optimizer
+
+
+    def add_training_arguments(parser):
+        parser.add_argument("--mixed_precision", type=str, default="no", choices=["no", "fp16", "bf16"])
+        parser.add_argument("--full_fp16", action="store_true")
+        parser.add_argument("--full_bf16", action="store_true")
+        parser.add_argument("--learning_rate", type=float, default=1e-4)
+"""
+
+FULL_HALF_TRAIN = """
+    import argparse
+
+    import torch
+
+    from library import train_util
+    from library.unet import UNet
+
+
+    def train(args):
+        weight_dtype = train_util.prepare_dtype(args)
+        unet, vae = UNet(), UNet()
+        params_to_optimize = [{{"params": list(unet.parameters()), "lr": args.learning_rate}}]
+        _, _, optimizer = train_util.get_optimizer(args, trainable_params=params_to_optimize){expect}
+
+        if args.full_fp16:
+            assert args.mixed_precision == "fp16", "full_fp16 requires mixed precision='fp16'"
+            {cast}.to(weight_dtype)
+        elif args.full_bf16:
+            assert args.mixed_precision == "bf16", "full_bf16 requires mixed precision='bf16'"
+            {cast}.to(weight_dtype)
+        {after}
+        for batch in loader:
+            loss = unet(batch).float().pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        train_util.add_training_arguments(parser)
+        train(parser.parse_args())
+"""
+
+UNET = """
+    import torch.nn as nn
+
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.proj(x)
+"""
+
+
+@pytest.mark.parametrize(
+    ("cast", "after", "expect"),
+    [
+        pytest.param("unet", "", "  # expect: MP003", id="cast-after-the-factory-built-it"),
+        # Cast back before any step: the optimizer never steps half weights.
+        pytest.param("unet", "unet.to(torch.float32)", "", id="cast-back-before-stepping"),
+        # A frozen module the optimizer does not hold (sd-scripts' `vae.to(weight_dtype)`).
+        pytest.param("vae", "", "", id="a-module-the-optimizer-does-not-hold"),
+    ],
+)
+def test_a_late_cast_behind_options_is_reported_at_the_call_of_the_factory(
+    tmp_path: Path, cast: str, after: str, expect: str
+) -> None:
+    files = {
+        "library/__init__.py": "",
+        "library/train_util.py": FULL_HALF_UTIL,
+        "library/unet.py": UNET,
+        "train.py": FULL_HALF_TRAIN.format(expect=expect, cast=cast, after=after),
+    }
+    check_files(files, CODE, tmp_path)
+
+
+def test_a_late_cast_behind_options_names_both_options(tmp_path: Path) -> None:
+    files = {"library/train_util.py": FULL_HALF_UTIL, "library/unet.py": UNET}
+    files["train.py"] = FULL_HALF_TRAIN.format(expect="", cast="unet", after="")
+    for name, source in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(source), encoding="utf-8")
+    (finding,) = lint_paths([tmp_path], select=[CODE]).findings
+    assert finding.message.startswith("AdamW (built by `get_optimizer()`) over parameters cast to float16 in place")
+    assert f"train.py:{line_of(files['train.py'], 'unet.to(weight_dtype)')})" in finding.message
+    assert "only when `--mixed_precision fp16` is given and `args.full_fp16` is true" in finding.message

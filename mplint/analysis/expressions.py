@@ -18,7 +18,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
-from mplint.analysis.frameworks import ml_collections
+from mplint.analysis.frameworks import accelerate, ml_collections
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.selections import chosen, combine_params
@@ -173,6 +173,9 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         return base.payload.constants.get(attr, UNKNOWN)  # a config class's field default
     if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
         return base.payload.constants.get(attr, UNKNOWN)
+    setting = accelerate.setting(base, attr)
+    if setting is not None:
+        return setting
     if base.kind in (Kind.INSTANCE, Kind.MODULE) and base.item(attr) is not None:
         return base.item(attr) or UNKNOWN  # instances of several classes joined: what all of them hold
     if base.kind is Kind.CONST and attr == "type" and isinstance(base.const, str):

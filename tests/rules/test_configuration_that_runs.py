@@ -313,3 +313,64 @@ def test_an_option_test_is_folded_where_its_value_is_known(setup: str, test: str
         assert finding.severity is Severity.ERROR and "only when" not in finding.message
     else:
         assert finding.severity is Severity.WARNING and f"only when `{test}` is true" in finding.message
+
+
+# d3po's scripts/train.py: one option tested twice. The default (LoRA) casts the frozen U-Net to the
+# inference dtype, then trains fp32 LoRA layers; without LoRA the U-Net itself is trained, as loaded.
+# The second test's other branch is read by running the whole function again without LoRA, so that
+# the first test's cast is undone there too: the U-Net is what `from_pretrained` made of it.
+D3PO = """
+    import argparse
+
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.loaders import AttnProcsLayers
+    from diffusers.models.attention_processor import LoRAAttnProcessor
+
+
+    def main(args):
+        pipeline = StableDiffusionPipeline.from_pretrained(args.model{load_dtype})
+        pipeline.vae.requires_grad_(False)
+        pipeline.unet.requires_grad_(not args.use_lora)
+        inference_dtype = torch.float16
+        pipeline.vae.to("cuda", dtype=inference_dtype)
+        if args.use_lora:
+            pipeline.unet.to("cuda", dtype=inference_dtype)
+        if args.use_lora:
+            lora_attn_procs = {{name: LoRAAttnProcessor(hidden_size=320) for name in pipeline.unet.attn_processors}}
+            pipeline.unet.set_attn_processor(lora_attn_procs)
+            trainable_layers = AttnProcsLayers(pipeline.unet.attn_processors)
+        else:
+            trainable_layers = pipeline.unet
+        optimizer = torch.optim.AdamW(trainable_layers.parameters(), lr=3e-4){expect}
+        for batch in loader:
+            loss = pipeline.unet(batch).sample.float().pow(2).mean()
+            loss.backward()
+            optimizer.step()
+
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model", default="runwayml/stable-diffusion-v1-5")
+        parser.add_argument("--no_lora", dest="use_lora", action="store_false")
+        main(parser.parse_args())
+"""
+
+
+@pytest.mark.parametrize(
+    ("load_dtype", "expect"),
+    [
+        pytest.param(", torch_dtype=torch.float16", "  # expect: MP003", id="the-pipeline-loaded-half"),
+        # ddpo-pytorch's (and d3po's rm/train_ddpo.py's): loaded fp32, only the LoRA path casts the U-Net.
+        pytest.param("", "", id="only-the-first-test-casts"),
+    ],
+)
+def test_an_option_tested_twice_is_run_again_from_the_start(load_dtype: str, expect: str) -> None:
+    check(D3PO.format(load_dtype=load_dtype, expect=expect), "MP003")
+
+
+def test_a_run_under_an_option_names_it_and_the_origin_it_saw() -> None:
+    (finding,) = lint(D3PO.format(load_dtype=", torch_dtype=torch.float16", expect=""), "MP003")
+    assert finding.severity is Severity.WARNING
+    assert "only when `args.use_lora` is false" in finding.message
+    assert "loaded in float16 at train.py:11" in finding.message

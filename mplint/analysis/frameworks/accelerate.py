@@ -78,6 +78,17 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node, items=items)
 
 
+def setting(accelerator: Value, attr: str) -> Value | None:
+    """`accelerator.mixed_precision`: the setting the accelerator was built with ("fp16", "bf16" or
+    "no"), where known (accelerate 1.x: `Accelerator.mixed_precision` is the state's, the one given
+    or the launch configuration's). Code tests it to pick the dtype of its frozen models (diffusers'
+    and DDPO's `weight_dtype`); None for another attribute."""
+    if attr != "mixed_precision" or accelerator.op != ACCELERATOR:
+        return None
+    names = {precision: name for name, precision in MIXED_PRECISION.items()}
+    return const(names[accelerator.payload]) if accelerator.payload in names else UNKNOWN
+
+
 def launch_config(self: Interpreter, ctx: Context) -> LaunchConfig | None:
     """The launch configuration the script being analysed runs under by default (None: unknown),
     or the non-default one this interpreter reads (`Interpreter.launch_override`). The files read

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -7,7 +8,7 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api
-from mplint.analysis.facts import CallFact, LateCast
+from mplint.analysis.facts import CallFact, LateCast, conditions_in
 from mplint.analysis.frameworks import transformers
 from mplint.analysis.values import Kind, Value
 from mplint.rule import Rule
@@ -100,24 +101,27 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     def __init__(self, context: FileContext) -> None:
         super().__init__(context)
         self._around: dict[cst.Call, cst.FunctionDef | None] = {}
+        self._at_sites: dict[tuple[str, cst.Call], tuple[tuple[int, int], str, str | None]] = {}
 
     def visit_Call(self, node: cst.Call) -> None:
         # Where this optimizer is reported: at the call itself once, or at each call that handed a
         # factory its parameters (one finding per caller).
         reported: set[tuple[str, cst.Call] | None] = set()
-        for fact in self.precision.calls(node, conditional=True):
-            found = self._half_params(fact)
-            if found is None or self.precision.has_master_weights(node):
-                continue
-            site = self._handing_call(fact)
+        half = [
+            (self._handing_call(fact), fact, found)
+            for fact in self.precision.calls(node, conditional=True)
+            if (found := self._half_params(fact)) is not None and not self.precision.has_master_weights(node)
+        ]
+        # How many runs built it over half parameters on the default path, per place it is reported.
+        runs = Counter(site for site, fact, _ in half if fact.condition is None)
+        for site, fact, (optimizer, params) in half:
             if not _first_at(site, reported):
                 continue
-            optimizer, params = found
             origin = self.describe_origin(params.origin, fact.chain)
             message = self.MESSAGE.format(
                 optimizer=_built_by(optimizer, site, fact), dtype=params.precision.value, origin=origin
             )
-            self._report_at(node, site, message, fact.condition)
+            self._report_at(node, site, message, fact.condition, runs[site])
         # A module cast in place after the optimizer was built over its fp32 parameters: reported where
         # the optimizer is, as a direct finding would be, naming the cast.
         for late in self.precision.casts_after(node):
@@ -132,15 +136,25 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
                 path=late.path,
                 line=self.line_of(late.cast, late.path),
             )
-            self._report_at(node, site, message, late.condition)
+            self._report_at(node, site, message, late.condition, 0)
 
     def _report_at(
-        self, node: cst.Call, site: tuple[str, cst.Call] | None, message: str, condition: str | None
+        self, node: cst.Call, site: tuple[str, cst.Call] | None, message: str, condition: str | None, runs: int
     ) -> None:
         if site is None:
             self.report(node, message, condition=condition)
-        else:
-            self.report(site[1], message, path=site[0], condition=condition)
+            return
+        # A factory builds one of several optimizers (`if optimizer_type == "lion": ...`): its call is
+        # reported once the file is read, for the one built on the plainest path, by the most runs
+        # (the default one: a run of the caller on its own, not knowing the option, builds them all).
+        rank = (conditions_in(condition), -runs)
+        best = self._at_sites.get(site)
+        if best is None or rank < best[0]:
+            self._at_sites[site] = (rank, message, condition)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for (path, call), (_, message, condition) in self._at_sites.items():
+            self.report(call, message, path=path, condition=condition)
 
     def _fact_cast_in(self, late: LateCast) -> CallFact | None:
         """The optimizer's construction in the run that cast its parameters: built by the function that

@@ -94,6 +94,11 @@ def record(facts: dict[Node, list[Fact]], node: Node, fact: Fact) -> None:
         found.append(fact)
 
 
+def conditions_in(condition: str | None) -> int:
+    """How many conditions a path takes ("`--fp16` is given and `args.full_fp16` is true": 2)."""
+    return 0 if condition is None else 1 + condition.count(" and ")
+
+
 @dataclass(frozen=True)
 class LateCast:
     """A module cast to half in place after an optimizer was built over its parameters, then stepped."""

@@ -8,7 +8,7 @@ import libcst as cst
 
 from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import configuration_test
-from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, record
+from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, conditions_in, record
 from mplint.analysis.frameworks.accelerate_launch import LaunchConfig
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.launch_options import LaunchOptions
@@ -41,7 +41,7 @@ class PrecisionModel:
     def casts_after_optimizer(self, cast: cst.Call) -> Sequence[LateCast]:
         """What the in-place cast `cast` did after optimizers were built over the parameters it cast,
         then stepped (those of the default configuration first)."""
-        return sorted(self._interpreter.late_casts.get(cast, ()), key=lambda late: late.condition is not None)
+        return sorted(self._interpreter.late_casts.get(cast, ()), key=_conditions)
 
     def casts_after(self, optimizer: cst.Call) -> Sequence[LateCast]:
         """The in-place casts of parameters the optimizer built by `optimizer` was built over, made
@@ -51,8 +51,7 @@ class PrecisionModel:
             for casts in self._interpreter.late_casts.values():
                 for late in casts:
                     self._late_by_optimizer.setdefault(late.optimizer, []).append(late)
-        found = self._late_by_optimizer.get(optimizer, ())
-        return sorted(found, key=lambda late: late.condition is not None)
+        return sorted(self._late_by_optimizer.get(optimizer, ()), key=_conditions)
 
     def evaluated(self, path: str) -> Collection[cst.BaseExpression]:
         """The Call and BinaryOperation nodes of `path` the analysis evaluated (in no order)."""
@@ -195,10 +194,17 @@ class PrecisionModel:
 
 
 def _selected(facts: Sequence[Fact], conditional: bool) -> Sequence[Fact]:
-    """`facts` (default configuration first), without the conditional ones unless asked for."""
-    if conditional or not facts or facts[-1].condition is None:
+    """`facts` (default configuration first, then those of the fewest conditions: a finding names
+    the plainest path to it), without the conditional ones unless asked for."""
+    if not facts or facts[-1].condition is None:
         return facts
+    if conditional:
+        return sorted(facts, key=_conditions)
     return [fact for fact in facts if fact.condition is None]
+
+
+def _conditions(fact: CallFact | OperationFact | LateCast) -> int:
+    return conditions_in(fact.condition)
 
 
 def analyze(

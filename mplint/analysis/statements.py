@@ -102,17 +102,19 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         tested = self.eval(branch.test, ctx)
         taken = truth_value(tested)
         chosen = tested.op != DTYPE_TEST  # a configuration chose the branch, not a tensor's dtype
-        assumed = self.assumed.get((id(self.frames[-1]), _tested(self, ctx, branch.test))) if self.assumed else None
+        # The test without a `not` around it (`if not train_unet:` tests `train_unet`), so that
+        # `if x:` and `if not x:` are one choice.
+        test, negated = _test_of(self, ctx, branch.test) if chosen or self.assumed else (None, False)
+        assumed = self.assumed.get((id(self.frames[-1]), test)) if self.assumed and test is not None else None
         if assumed is not None:
             # `if use_amp:` again on a path read aside where `use_amp` holds: that path's branch
             # alone (the timm/ConvNeXt step: `if use_amp: with autocast()` ... `if use_amp:
             # loss_scaler(loss, ...)` / `else: loss.backward()`).
-            taken, chosen = assumed, False
+            taken, chosen = assumed is not negated, False
         if taken is True:
-            test = _tested(self, ctx, branch.test) if chosen else None
-            if test is not None and not _rerun_instead(self, branch, test, True):
+            if chosen and test is not None and not _rerun_instead(self, branch, test, not negated):
                 for body in _later_bodies(branch.orelse):
-                    exec_aside(self, body, ctx, (test, False), rest)
+                    exec_aside(self, body, ctx, (test, negated), rest)
             return (
                 self.exec_branches(ctx, None, bodies, statements(branch.body))
                 if bodies
@@ -120,10 +122,8 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             )
         if taken is None:
             bodies.append(statements(branch.body))
-        elif chosen:
-            test = _tested(self, ctx, branch.test)
-            if test is not None and not _rerun_instead(self, branch, test, False):
-                exec_aside(self, statements(branch.body), ctx, (test, True), rest)
+        elif chosen and test is not None and not _rerun_instead(self, branch, test, negated):
+            exec_aside(self, statements(branch.body), ctx, (test, not negated), rest)
         branch = branch.orelse
     return (
         self.exec_branches(ctx, None, bodies, statements(branch))
@@ -178,8 +178,13 @@ def with_attributes(names: dict[str, Value], record: Value, depth: int = 0) -> V
 _DEEPEST_RECORD = 4
 
 
-def _tested(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> str | None:
-    return self.of_tree(ctx.scope.module.path, configuration_test, test)
+def _test_of(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> tuple[str | None, bool]:
+    """The configuration test an `if` reads (`configuration_test`'s name of it) without the `not`s
+    around it, and whether they negate it."""
+    negated = False
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, negated = test.expression, not negated
+    return self.of_tree(ctx.scope.module.path, configuration_test, test), negated
 
 
 def exec_aside(

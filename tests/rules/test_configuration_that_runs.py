@@ -374,3 +374,38 @@ def test_a_run_under_an_option_names_it_and_the_origin_it_saw() -> None:
     assert finding.severity is Severity.WARNING
     assert "only when `args.use_lora` is false" in finding.message
     assert "loaded in float16 at train.py:11" in finding.message
+
+
+def test_a_negated_test_is_the_same_choice() -> None:
+    # sdxl_train.py: the U-Net is frozen and cast only when it is not trained, and handed to the
+    # optimizer only when it is: no path casts it and trains it.
+    check(
+        """
+        import argparse
+
+        import torch
+        from library.models import TextEncoder, UNet
+
+
+        def train(args):
+            train_unet = args.learning_rate != 0
+            unet, text_encoder = UNet(), TextEncoder()
+            unet.requires_grad_(train_unet)
+            if not train_unet:
+                unet.to("cuda", dtype=torch.float16)
+            params = list(text_encoder.parameters())
+            if train_unet:
+                params += list(unet.parameters())
+            optimizer = torch.optim.AdamW(params, lr=args.learning_rate)
+            for batch in loader:
+                unet(text_encoder(batch)).float().mean().backward()
+                optimizer.step()
+
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--learning_rate", type=float, default=1e-4)
+            train(parser.parse_args())
+        """,
+        "MP003",
+    )

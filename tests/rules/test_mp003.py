@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mplint.api import lint_paths
+from mplint.findings import Severity
 
 from .casekit import bug, check, check_files, line_of, lint, ok
 
@@ -1897,3 +1898,43 @@ def test_a_late_cast_behind_options_names_both_options(tmp_path: Path) -> None:
     assert finding.message.startswith("AdamW (built by `get_optimizer()`) over parameters cast to float16 in place")
     assert f"train.py:{line_of(files['train.py'], 'unet.to(weight_dtype)')})" in finding.message
     assert "only when `--mixed_precision fp16` is given and `args.full_fp16` is true" in finding.message
+
+
+def test_a_factory_of_several_optimizers_is_reported_for_the_one_built_by_default() -> None:
+    # sd-scripts' get_optimizer: one class per `--optimizer_type`, the default (AdamW) written last.
+    source = """
+        import argparse
+
+        import torch
+        from lion_pytorch import Lion
+
+
+        def get_optimizer(args, trainable_params):
+            optimizer_type = args.optimizer_type.lower()
+            if optimizer_type == "lion":
+                optimizer = Lion(trainable_params, lr=args.learning_rate)
+            elif optimizer_type == "sgd":
+                optimizer = torch.optim.SGD(trainable_params, lr=args.learning_rate)
+            else:
+                optimizer = torch.optim.AdamW(trainable_params, lr=args.learning_rate)
+            return optimizer
+
+
+        def train(args):
+            model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+            optimizer = get_optimizer(args, list(model.parameters()))
+            for batch in loader:
+                model(batch).float().sum().backward()
+                optimizer.step()
+
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--optimizer_type", default="AdamW")
+            parser.add_argument("--learning_rate", type=float, default=1e-4)
+            train(parser.parse_args())
+    """
+    (finding,) = lint(source, CODE)
+    assert finding.line == line_of(source, "= get_optimizer(")
+    assert finding.message.startswith("AdamW (built by `get_optimizer()`) over bfloat16 parameters")
+    assert finding.severity is Severity.ERROR

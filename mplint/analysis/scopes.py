@@ -131,8 +131,9 @@ class Frame:
     # value and the `if` that decided it first.
     decided: dict[str, tuple[bool, cst.If]] = field(default_factory=dict)
     # Tests met again after an earlier `if` decided them, whose other branch is read by running the
-    # whole body again under it (`call_definition`): by test, the value the run assumes.
-    reruns: dict[str, bool] = field(default_factory=dict)
+    # whole body again under it (`call_definition`): by test, the tests that run assumes and
+    # whether each holds (the test first).
+    reruns: dict[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
 
 
 _BRANCHING_STATEMENTS: tuple[type[cst.If], type[cst.Try], type[cst.TryStar]] = (cst.If, *TRY_STATEMENTS)

@@ -88,6 +88,9 @@ def exec_statement(self: Interpreter, node: Statement, ctx: Context) -> bool:
 # its `yield` (the value's precision and origin are that dtype's).
 DEFAULT_DTYPE = "default_dtype"
 
+# A configuration test (as `configuration_test` names it) and whether it holds.
+Implied = tuple[str, bool]
+
 
 def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
     """An elif chain is one many-way branch (not nested ones: generated dispatch code has hundreds
@@ -112,9 +115,11 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             # loss_scaler(loss, ...)` / `else: loss.backward()`).
             taken, chosen = assumed is not negated, False
         if taken is True:
-            if chosen and test is not None and not _rerun_instead(self, branch, test, not negated):
-                for body in _later_bodies(branch.orelse):
-                    exec_aside(self, body, ctx, (test, negated), rest)
+            if chosen and test is not None:
+                skipped = _implied(self, ctx, branch.test, False)
+                if not _rerun_instead(self, branch, _implied(self, ctx, branch.test, True), skipped):
+                    for body in _later_bodies(branch.orelse):
+                        exec_aside(self, body, ctx, (test, negated), rest, skipped)
             return (
                 self.exec_branches(ctx, None, bodies, statements(branch.body))
                 if bodies
@@ -122,8 +127,10 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             )
         if taken is None:
             bodies.append(statements(branch.body))
-        elif chosen and test is not None and not _rerun_instead(self, branch, test, negated):
-            exec_aside(self, statements(branch.body), ctx, (test, not negated), rest)
+        elif chosen and test is not None:
+            skipped = _implied(self, ctx, branch.test, True)
+            if not _rerun_instead(self, branch, _implied(self, ctx, branch.test, False), skipped):
+                exec_aside(self, statements(branch.body), ctx, (test, not negated), rest, skipped)
         branch = branch.orelse
     return (
         self.exec_branches(ctx, None, bodies, statements(branch))
@@ -139,22 +146,41 @@ def path_condition(outer: str | None, test: str, holds: bool) -> str | None:
     return condition if outer is None else f"{outer} and {condition}"
 
 
-def _rerun_instead(self: Interpreter, branch: cst.If, test: str, taken: bool) -> bool:
-    """Whether the branch the configuration skips at `branch` is read by a run of the whole function
-    under the other value (`call_definition`) rather than aside from here: when an earlier `if` of
-    this run decided the same test, whose branch changed what this one reads (d3po: `if
-    config.use_lora: pipeline.unet.to(dtype)` ... `if config.use_lora: ... else: trainable_layers =
-    pipeline.unet`). Only on the run's own path, not on one read aside already."""
+def _rerun_instead(self: Interpreter, branch: cst.If, taken: tuple[Implied, ...], skipped: tuple[Implied, ...]) -> bool:
+    """Whether the branch the configuration skips at `branch` (where the tests `skipped` implies hold)
+    is read by a run of the whole function under it (`call_definition`) rather than aside from here:
+    when an earlier `if` of this run decided one of those tests the other way, and its branch
+    changed what this one reads (d3po: `if config.use_lora: pipeline.unet.to(dtype)` ... `if
+    config.use_lora: ... else: trainable_layers = pipeline.unet`). Only on the run's own path, not
+    on one read aside already. The tests the branch `taken` implies are recorded as decided."""
     if self.condition != self.run_condition:
         return False
-    frame = self.frames[-1]
-    earlier = frame.decided.setdefault(test, (taken, branch))
-    if earlier[1] is branch or earlier[0] is not taken:
-        return False
-    if len(frame.reruns) < MAX_RERUNS or test in frame.reruns:
-        frame.reruns[test] = not taken
+    decided = self.frames[-1].decided
+    conflict = any(
+        (earlier := decided.get(test)) is not None and earlier[1] is not branch and earlier[0] is not holds
+        for test, holds in skipped
+    )
+    for test, holds in taken:
+        decided.setdefault(test, (holds, branch))
+    reruns = self.frames[-1].reruns
+    if conflict and skipped and (len(reruns) < MAX_RERUNS or skipped[0][0] in reruns):
+        reruns[skipped[0][0]] = skipped
         return True
     return False
+
+
+def _implied(self: Interpreter, ctx: Context, test: cst.BaseExpression, holds: bool) -> tuple[Implied, ...]:
+    """The configuration tests a path where `test` holds (or not) decides, as `configuration_test`
+    names them: the test itself without its `not`s, and the operands of an `a or b` that is false or
+    of an `a and b` that is true (fine_tune.py's `if args.learning_rate_te is None or not
+    args.train_text_encoder:` is false only where `args.train_text_encoder` is true)."""
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, holds = test.expression, not holds
+    name = self.of_tree(ctx.scope.module.path, configuration_test, test)
+    found: tuple[Implied, ...] = ((name, holds),) if name is not None else ()
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And if holds else cst.Or):
+        found += _implied(self, ctx, test.left, holds) + _implied(self, ctx, test.right, holds)
+    return found
 
 
 # Whole-body runs per function evaluation, each under another value of a configuration test.
@@ -193,6 +219,7 @@ def exec_aside(
     ctx: Context,
     test: tuple[str, bool],
     rest: Sequence[Statement] = (),
+    implied: Sequence[Implied] = (),
 ) -> None:
     """Run a branch the default configuration skips for its facts alone (marked with the condition
     that the configuration test named `test[0]` holds or not, `test[1]`): what it binds, returns or
@@ -212,7 +239,8 @@ def exec_aside(
     # configuration (`model.analyze`), after that configuration's own.
     first = outer == self.run_condition
     self.condition = path_condition(outer, *test) if first else outer
-    self.assumed = {**outer_assumed, (id(frame), test[0]): test[1]}  # in this function's run only
+    # In this function's run only: the test, and those it decides (`_implied`).
+    self.assumed = {**outer_assumed, (id(frame), test[0]): test[1], **{(id(frame), t): h for t, h in implied}}
     try:
         if self.exec_block(body, ctx) and rest and first and _rebinds_precision(names, ctx.scope.names):
             self.exec_block(rest, ctx)

@@ -28,7 +28,7 @@ from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import hydra
 from mplint.analysis.scopes import Context, Frame, Scope
-from mplint.analysis.statements import DEFAULT_DTYPE, is_no_grad, path_condition
+from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, path_condition
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, alternatives, const, join, recast
 from mplint.tree import statements
 
@@ -387,8 +387,8 @@ def call_definition(
             finally:
                 del self.pins[node]
             outcome = registries.joined(outcomes)
-        for test, holds in self.frames[-1].reruns.items():
-            _rerun_body(self, definition, (args, kwargs, region, receiver, default), test, holds)
+        for implied in self.frames[-1].reruns.values():
+            _rerun_body(self, definition, (args, kwargs, region, receiver, default), implied)
     finally:
         self.frames.pop()
         if building is not None:
@@ -464,17 +464,17 @@ def _rerun_body(
     self: Interpreter,
     definition: Definition,
     call: tuple[list[Value], dict[str, Value], Region | None, Value | None, tuple[Precision, Origin | None]],
-    test: str,
-    holds: bool,
+    implied: tuple[Implied, ...],
 ) -> None:
-    """The function's body run again, for its facts alone, where the configuration test `test` takes
-    its other value (`holds`) at every `if` that tests it: what an earlier `if` of the test did is
-    then undone on that path too (`statements._rerun_instead`). What it returns and sets is dropped."""
+    """The function's body run again, for its facts alone, where the configuration tests `implied`
+    take the values given (the first is the test that asked for the run, the others those it decides)
+    at every `if` that tests them: what an earlier `if` of one did is then undone on that path too
+    (`statements._rerun_instead`). What it returns and sets is dropped."""
     outer, outer_assumed = self.condition, self.assumed
     default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
     self.frames[-1] = frame = Frame()
-    self.condition = path_condition(outer, test, holds)
-    self.assumed = {**outer_assumed, (id(frame), test): holds}
+    self.condition = path_condition(outer, *implied[0])
+    self.assumed = {**outer_assumed, **{(id(frame), test): holds for test, holds in implied}}
     try:
         _run_body(self, definition, *call)
     finally:

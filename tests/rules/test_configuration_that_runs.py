@@ -409,3 +409,48 @@ def test_a_negated_test_is_the_same_choice() -> None:
         """,
         "MP003",
     )
+
+
+def test_an_or_that_is_false_decides_each_of_its_tests() -> None:
+    # fine_tune.py: the text encoder is cast only when it is not trained; the second test is false
+    # only where it is trained (so not cast) and has its own learning rate.
+    check(
+        """
+        import argparse
+
+        import torch
+        from library.models import TextEncoder, UNet
+
+
+        def train(args):
+            unet, text_encoder = UNet(), TextEncoder()
+            training_models = [unet]
+            if args.train_text_encoder:
+                training_models.append(text_encoder)
+            else:
+                text_encoder.to("cuda", dtype=torch.float16)
+                text_encoder.requires_grad_(False)
+            trainable_params = []
+            if args.learning_rate_te is None or not args.train_text_encoder:
+                for model in training_models:
+                    trainable_params.extend(model.parameters())
+            else:
+                trainable_params = [
+                    {"params": list(unet.parameters()), "lr": args.learning_rate},
+                    {"params": list(text_encoder.parameters()), "lr": args.learning_rate_te},
+                ]
+            optimizer = torch.optim.AdamW(trainable_params, lr=args.learning_rate)
+            for batch in loader:
+                unet(text_encoder(batch)).float().mean().backward()
+                optimizer.step()
+
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--train_text_encoder", action="store_true")
+            parser.add_argument("--learning_rate", type=float, default=1e-5)
+            parser.add_argument("--learning_rate_te", type=float, default=None)
+            train(parser.parse_args())
+        """,
+        "MP003",
+    )

@@ -139,6 +139,15 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
     )
 
 
+def _checks_a_choice(test: cst.BaseExpression) -> bool:
+    """Whether an assert compares a setting with a value (`args.mixed_precision == "fp16"`, `x in
+    ("a", "b")`), rather than requiring one to be given (`args.data_dir is not None`, `args.model`),
+    which a default of None fails wherever a command gives it."""
+    return isinstance(test, cst.Comparison) and all(
+        type(target.operator) in (cst.Equal, cst.NotEqual, cst.In, cst.NotIn) for target in test.comparisons
+    )
+
+
 def path_condition(outer: str | None, test: str, holds: bool) -> str | None:
     """The condition of a path where the configuration test `test` holds (or not), taken in a run
     under the non-default configuration `outer` (or the default one: None)."""
@@ -152,7 +161,8 @@ def _rerun_instead(self: Interpreter, branch: cst.If, taken: tuple[Implied, ...]
     when an earlier `if` of this run decided one of those tests the other way, and its branch
     changed what this one reads (d3po: `if config.use_lora: pipeline.unet.to(dtype)` ... `if
     config.use_lora: ... else: trainable_layers = pipeline.unet`). Only on the run's own path, not
-    on one read aside already. The tests the branch `taken` implies are recorded as decided."""
+    on one read aside already (nor aside: a branch read there when the function has had its runs
+    would see what the earlier `if` did). The tests the branch `taken` implies are recorded as decided."""
     if self.condition != self.run_condition:
         return False
     decided = self.frames[-1].decided
@@ -162,11 +172,14 @@ def _rerun_instead(self: Interpreter, branch: cst.If, taken: tuple[Implied, ...]
     )
     for test, holds in taken:
         decided.setdefault(test, (holds, branch))
+    if not conflict:
+        return False
+    # Read aside from here, the branch would see what the earlier `if` did on the other path: run
+    # again, or not read at all once the function has had its runs.
     reruns = self.frames[-1].reruns
-    if conflict and skipped and (len(reruns) < MAX_RERUNS or skipped[0][0] in reruns):
+    if len(reruns) < MAX_RERUNS or skipped[0][0] in reruns:
         reruns[skipped[0][0]] = skipped
-        return True
-    return False
+    return True
 
 
 def _implied(self: Interpreter, ctx: Context, test: cst.BaseExpression, holds: bool) -> tuple[Implied, ...]:
@@ -374,9 +387,13 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
     elif type(node) in (cst.Continue, cst.Break):
         return False
     elif type(node) is cst.Assert:
-        self.eval(node.test, ctx)  # `assert torch.isfinite(loss)`: its calls run like any other
+        tested = self.eval(node.test, ctx)  # `assert torch.isfinite(loss)`: its calls run like any other
         if node.msg is not None:
             self.eval(node.msg, ctx)
+        if self.condition != self.run_condition and truth_value(tested) is False and _checks_a_choice(node.test):
+            # A path of options the script refuses (`if args.full_fp16: assert args.mixed_precision ==
+            # "fp16"` where another precision was given): it ends here.
+            return False
     elif type(node) is cst.Import:
         for alias in node.names:
             self.bind_import(alias, ctx)

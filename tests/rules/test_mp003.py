@@ -1938,3 +1938,37 @@ def test_a_factory_of_several_optimizers_is_reported_for_the_one_built_by_defaul
     assert finding.line == line_of(source, "= get_optimizer(")
     assert finding.message.startswith("AdamW (built by `get_optimizer()`) over bfloat16 parameters")
     assert finding.severity is Severity.ERROR
+
+
+@pytest.mark.parametrize(
+    ("choices", "expect"),
+    [
+        # `--full_fp16` alone fails its assert: no run of the script casts the model after its optimizer.
+        pytest.param("", "", id="a-path-its-assert-refuses"),
+        # With `--mixed_precision fp16` among the choices, the run under it passes the assert.
+        pytest.param(', choices=["no", "fp16"]', "  # expect: MP003", id="the-run-its-assert-requires"),
+    ],
+)
+def test_a_failed_assert_on_a_path_of_options_ends_it(choices: str, expect: str) -> None:
+    check(
+        f"""
+        import argparse
+
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--mixed_precision", default="no"{choices})
+        parser.add_argument("--full_fp16", action="store_true")
+        args = parser.parse_args()
+
+        model = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4){expect}
+        if args.full_fp16:
+            assert args.mixed_precision == "fp16", "full_fp16 requires mixed precision='fp16'"
+            model.half()
+        for batch in loader:
+            model(batch.half()).float().sum().backward()
+            optimizer.step()
+        """,
+        CODE,
+    )

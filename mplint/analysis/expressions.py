@@ -22,6 +22,7 @@ from mplint.analysis.frameworks import accelerate, ml_collections
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.selections import chosen, combine_params
+from mplint.analysis.statements import assumed_truth
 from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
     UNKNOWN,
@@ -72,6 +73,9 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
         return operand
     if type(node) is cst.IfExp:
         taken = truth_value(self.eval(node.test, ctx))
+        assumed = assumed_truth(self, ctx, node.test)
+        if assumed is not None:
+            return self.eval(node.body if assumed else node.orelse, ctx)
         if taken is not None:  # `torch.bfloat16 if bf16 else "auto"` with `bf16=True` by default
             chosen = self.eval(node.body if taken else node.orelse, ctx)
             other = self.eval(node.orelse if taken else node.body, ctx)

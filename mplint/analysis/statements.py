@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.configuration import (
@@ -117,7 +118,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         if taken is True:
             if chosen and test is not None:
                 skipped = _implied(self, ctx, branch.test, False)
-                if not _rerun_instead(self, branch, _implied(self, ctx, branch.test, True), skipped):
+                if not _rerun_instead(self, ctx, branch, _implied(self, ctx, branch.test, True), skipped):
                     for body in _later_bodies(branch.orelse):
                         exec_aside(self, body, ctx, (test, negated), rest, skipped)
             return (
@@ -129,7 +130,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
             bodies.append(statements(branch.body))
         elif chosen and test is not None:
             skipped = _implied(self, ctx, branch.test, True)
-            if not _rerun_instead(self, branch, _implied(self, ctx, branch.test, False), skipped):
+            if not _rerun_instead(self, ctx, branch, _implied(self, ctx, branch.test, False), skipped):
                 exec_aside(self, statements(branch.body), ctx, (test, not negated), rest, skipped)
         branch = branch.orelse
     return (
@@ -155,19 +156,26 @@ def path_condition(outer: str | None, test: str, holds: bool) -> str | None:
     return condition if outer is None else f"{outer} and {condition}"
 
 
-def _rerun_instead(self: Interpreter, branch: cst.If, taken: tuple[Implied, ...], skipped: tuple[Implied, ...]) -> bool:
+def _rerun_instead(
+    self: Interpreter, ctx: Context, branch: cst.If, taken: tuple[Implied, ...], skipped: tuple[Implied, ...]
+) -> bool:
     """Whether the branch the configuration skips at `branch` (where the tests `skipped` implies hold)
     is read by a run of the whole function under it (`call_definition`) rather than aside from here:
-    when an earlier `if` of this run decided one of those tests the other way, and its branch
-    changed what this one reads (d3po: `if config.use_lora: pipeline.unet.to(dtype)` ... `if
-    config.use_lora: ... else: trainable_layers = pipeline.unet`). Only on the run's own path, not
+    when an earlier `if` of this run decided one of those tests the other way, and it names a dtype
+    or a half precision (a branch of it may have cast what this one reads: d3po's `if
+    config.use_lora: pipeline.unet.to(dtype)` ... `if config.use_lora: ... else: trainable_layers =
+    pipeline.unet`). Only on the run's own path, not
     on one read aside already (nor aside: a branch read there when the function has had its runs
     would see what the earlier `if` did). The tests the branch `taken` implies are recorded as decided."""
     if self.condition != self.run_condition:
         return False
     decided = self.frames[-1].decided
+    path = ctx.scope.module.path
     conflict = any(
-        (earlier := decided.get(test)) is not None and earlier[1] is not branch and earlier[0] is not holds
+        (earlier := decided.get(test)) is not None
+        and earlier[1] is not branch
+        and earlier[0] is not holds
+        and self.of_tree(path, _mentions_precision, earlier[1])
         for test, holds in skipped
     )
     for test, holds in taken:
@@ -180,6 +188,25 @@ def _rerun_instead(self: Interpreter, branch: cst.If, taken: tuple[Implied, ...]
     if len(reruns) < MAX_RERUNS or skipped[0][0] in reruns:
         reruns[skipped[0][0]] = skipped
     return True
+
+
+def _mentions_precision(node: cst.If) -> bool:
+    """Whether an `if` names a dtype or a half precision anywhere (`dtype=weight_dtype`, `.half()`,
+    `torch.bfloat16`): what its branches may cast."""
+    for found in tree.walk(node):
+        name = (
+            found.value
+            if isinstance(found, cst.Name)
+            else found.attr.value
+            if isinstance(found, cst.Attribute)
+            else None
+        )
+        if name is not None and ("dtype" in name.lower() or name in _HALF_NAMES):
+            return True
+    return False
+
+
+_HALF_NAMES = frozenset({"half", "bfloat16", "float16", "bf16", "fp16"})
 
 
 def _implied(self: Interpreter, ctx: Context, test: cst.BaseExpression, holds: bool) -> tuple[Implied, ...]:
@@ -215,6 +242,16 @@ def with_attributes(names: dict[str, Value], record: Value, depth: int = 0) -> V
 
 # How deep records of settings nest (`config.train.optimizer.lr`).
 _DEEPEST_RECORD = 4
+
+
+def assumed_truth(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> bool | None:
+    """Whether a configuration test holds on the path under way, where that path assumes it (a branch
+    read aside, a run under an option): `x if args.pure_bf16 else y` follows the `if` that took it."""
+    if not self.assumed:
+        return None
+    name, negated = _test_of(self, ctx, test)
+    holds = self.assumed.get((id(self.frames[-1]), name)) if name is not None else None
+    return None if holds is None else holds is not negated
 
 
 def _test_of(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> tuple[str | None, bool]:

@@ -223,3 +223,56 @@ SHARDED_ELSEWHERE = """
 )
 def test_sharded_by_another_library(source: str) -> None:
     check(source, "MP001")
+
+
+# llama-recipes' finetuning.py: `pure_bf16` casts the model before FSDP wraps it with no mixed
+# precision policy (`mixed_precision=None`, picked by a conditional expression on the same option):
+# the shards are the bf16 parameters, and AdamW steps them with no fp32 master weights.
+PURE_BF16 = """
+    from dataclasses import dataclass
+
+    import torch
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from llama_cookbook.policies import get_policies
+    from transformers import LlamaForCausalLM
+
+
+    @dataclass
+    class TrainConfig:
+        enable_fsdp: bool = False
+        pure_bf16: bool = False
+        lr: float = 1e-4
+
+
+    def main(train_config):
+        if train_config.enable_fsdp:
+            torch.distributed.init_process_group("nccl")
+        model = LlamaForCausalLM.from_pretrained("meta-llama/Llama-3.1-8B")
+        if train_config.enable_fsdp and train_config.pure_bf16:
+            model.to(torch.bfloat16)
+        if train_config.enable_fsdp:
+            policy = get_policies(train_config)
+            model = FSDP(model, mixed_precision={policy})
+        optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr){expect}
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+
+
+    if __name__ == "__main__":
+        main(TrainConfig())
+"""
+
+
+@pytest.mark.parametrize(
+    ("cast", "policy", "expect"),
+    [
+        pytest.param("torch.bfloat16", "policy if not train_config.pure_bf16 else None", "  # expect: MP003", id="pure"),
+        # Cast back to fp32 on that path: FSDP shards fp32 parameters, the policy only computes in bf16.
+        pytest.param("torch.float32", "policy if not train_config.pure_bf16 else None", "", id="fp32-shards"),
+        # No policy on any path: the bf16 parameters are sharded and stepped as they are.
+        pytest.param("torch.bfloat16", "None", "  # expect: MP003", id="no-policy-ever"),
+    ],
+)
+def test_fsdp_without_a_policy_steps_the_parameters_as_they_are(cast: str, policy: str, expect: str) -> None:
+    check(PURE_BF16.replace("model.to(torch.bfloat16)", f"model.to({cast})").format(policy=policy, expect=expect), "MP003")

@@ -48,8 +48,8 @@ def call(
         return policy(self, leaf, args, kwargs)
     model = args[0] if args else kwargs.get("module", UNKNOWN)
     given = next((kwargs[keyword] for keyword in POLICY_KEYWORDS if keyword in kwargs), None)
-    if given is None:
-        return model
+    if given is None or (given.kind is Kind.CONST and given.const is None):
+        return model  # no policy (`mixed_precision=None`): the parameters compute and step as they are
     if given.op != POLICY or not isinstance(given.payload, tuple) or model.kind is not Kind.MODULE or model.op:
         return UNKNOWN
     compute, output = given.payload

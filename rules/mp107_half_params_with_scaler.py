@@ -7,7 +7,7 @@ import libcst as cst
 from mplint.analysis import torch_api
 from mplint.analysis.facts import CallFact
 from mplint.analysis.frameworks import peft
-from mplint.analysis.values import Kind, Precision, Value
+from mplint.analysis.values import Kind, Precision, Value, is_mixed
 from mplint.rule import Rule
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ def _trained_half(fact: CallFact) -> Value | None:
             and value.kind is Kind.MODULE
             and value.precision is Precision.FP16
             and value.op != peft.FP32_ADAPTERS  # PEFT's trainable parameters: fp32 adapters
+            and not is_mixed(value)  # half in part (`cast_training_params(model, dtype=torch.float32)`)
         ),
         None,
     )

@@ -232,6 +232,37 @@ CASES = [
         scaler.scale(loss).backward()
         """,
     ),
+    # diffusers' LoRA scripts (PixArt-alpha's train_pixart_lora_hf.py): the frozen base loaded in
+    # the accelerator's fp16, the LoRA parameters cast back to fp32 by `cast_training_params` (the
+    # script's own copy of diffusers' helper) before the optimizer and `prepare`.
+    ok(
+        "fp16-base-with-its-trainable-parameters-cast-to-fp32",
+        """
+        import torch
+        from accelerate import Accelerator
+        from diffusers import Transformer2DModel
+        from peft import LoraConfig, get_peft_model
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        weight_dtype = torch.float32
+        if accelerator.mixed_precision == "fp16":
+            weight_dtype = torch.float16
+        transformer = Transformer2DModel.from_pretrained("PixArt-alpha/PixArt-XL-2-512x512", torch_dtype=weight_dtype)
+        transformer.requires_grad_(False)
+
+
+        def cast_training_params(model, dtype=torch.float32):
+            for param in model.parameters():
+                if param.requires_grad:
+                    param.data = param.to(dtype)
+
+
+        transformer = get_peft_model(transformer, LoraConfig(r=4, target_modules=["to_q", "to_v"]))
+        cast_training_params(transformer, dtype=torch.float32)
+        optimizer = torch.optim.AdamW(filter(lambda p: p.requires_grad, transformer.parameters()), lr=1e-4)
+        transformer, optimizer = accelerator.prepare(transformer, optimizer)
+        """,
+    ),
 ]
 
 

@@ -226,7 +226,11 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     target = expression.func.value
     if expression.func.attr.value not in ("append", "extend"):
         return
-    added = [group_params(fact.args[0]) for fact in self.facts.get(expression, []) if fact.args][-1:]
+    argument = expression.args[0].value if expression.args else None
+    if isinstance(argument, (cst.Name, cst.Attribute)):
+        added = [group_params(self.eval(argument, ctx))]  # as it is now (the call's facts hold every run's)
+    else:
+        added = [group_params(fact.args[0]) for fact in self.facts.get(expression, []) if fact.args][-1:]
     if added and added[0] is not None and added[0].kind is Kind.PARAMS:
         current = self.eval(target, ctx)
         self.assign(target, combine_params([current, added[0]]), ctx)

@@ -191,8 +191,9 @@ def _rerun_instead(
 
 
 def _mentions_precision(node: cst.If) -> bool:
-    """Whether an `if` names a dtype or a half precision anywhere (`dtype=weight_dtype`, `.half()`,
-    `torch.bfloat16`): what its branches may cast."""
+    """Whether an `if` names a dtype, a half precision or a change of a module's parameters anywhere
+    (`dtype=weight_dtype`, `.half()`, `.to(...)`, `torch.bfloat16`, `text_encoder.add_adapter(...)`):
+    what its branches may cast or add."""
     for found in tree.walk(node):
         name = (
             found.value
@@ -201,12 +202,25 @@ def _mentions_precision(node: cst.If) -> bool:
             if isinstance(found, cst.Attribute)
             else None
         )
-        if name is not None and ("dtype" in name.lower() or name in _HALF_NAMES):
+        if name is not None and ("dtype" in name.lower() or name in _PRECISION_NAMES):
             return True
     return False
 
 
-_HALF_NAMES = frozenset({"half", "bfloat16", "float16", "bf16", "fp16"})
+_PRECISION_NAMES = frozenset(
+    {
+        "half",
+        "bfloat16",
+        "float16",
+        "bf16",
+        "fp16",
+        "get_peft_model",
+        "prepare_model_for_kbit_training",
+        *api.MODULE_CASTS,
+        *api.ADAPTER_METHODS,
+        *api.TRAINABLE_CASTS,
+    }
+)
 
 
 def _implied(self: Interpreter, ctx: Context, test: cst.BaseExpression, holds: bool) -> tuple[Implied, ...]:
@@ -389,6 +403,11 @@ def exec_simple(self: Interpreter, node: cst.BaseSmallStatement, ctx: Context) -
         value = in_region(self.eval(node.value, ctx), ctx)
         for target in node.targets:
             self.assign(target.target, value, ctx)
+            stored = target.target
+            if isinstance(stored, cst.Attribute) and stored.attr.value == "data" and value.kind in _TENSORS:
+                # `param.data = param.to(torch.float32)`: the parameter itself now holds that dtype
+                # (diffusers' textual inversion upcasts the embeddings it trains).
+                self.assign(stored.value, value, ctx)
     elif type(node) is cst.Expr:
         if type(node.value) in _STRING_LITERALS:
             return True  # a docstring: nothing to evaluate (and decoding it is not free)
@@ -454,6 +473,7 @@ _UNBOUND = object()  # a name's value before a branch that binds it for the firs
 
 _STRING_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 # The concrete small statement types (exact type tests are cheaper than libcst's ABC checks).
+_TENSORS = frozenset({Kind.TENSOR, Kind.PARAMS})
 _SMALL_STATEMENTS = frozenset(kind for kind in NODE_TYPES if issubclass(kind, cst.BaseSmallStatement))
 
 

@@ -454,3 +454,40 @@ def test_an_or_that_is_false_decides_each_of_its_tests() -> None:
         """,
         "MP003",
     )
+
+
+def test_an_earlier_branch_that_adds_adapters_is_undone_with_its_option() -> None:
+    # diffusers' train_dreambooth_lora_sdxl.py: the frozen text encoder is cast to the weight dtype;
+    # `--train_text_encoder` gives it LoRA adapters, then trains them: no path trains its half weights.
+    check(
+        """
+        import argparse
+
+        import torch
+        from peft import LoraConfig
+        from transformers import CLIPTextModel
+
+
+        def main(args):
+            text_encoder = CLIPTextModel.from_pretrained(args.model, subfolder="text_encoder")
+            text_encoder.requires_grad_(False)
+            text_encoder.to("cuda", dtype=torch.bfloat16)
+            if args.train_text_encoder:
+                text_encoder.add_adapter(LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+            params = [torch.nn.Parameter(torch.zeros(4))]
+            if args.train_text_encoder:
+                params += list(filter(lambda p: p.requires_grad, text_encoder.parameters()))
+            optimizer = torch.optim.AdamW(params, lr=1e-4)
+            for batch in loader:
+                text_encoder(batch).last_hidden_state.float().mean().backward()
+                optimizer.step()
+
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--model", default="stabilityai/stable-diffusion-xl-base-1.0")
+            parser.add_argument("--train_text_encoder", action="store_true")
+            main(parser.parse_args())
+        """,
+        "MP003",
+    )

@@ -1972,3 +1972,36 @@ def test_a_failed_assert_on_a_path_of_options_ends_it(choices: str, expect: str)
         """,
         CODE,
     )
+
+
+@pytest.mark.parametrize(
+    ("upcast", "expect"),
+    [
+        pytest.param("param.data = param.to(dtype=torch.float32)", "", id="embeddings-upcast-before-training"),
+        pytest.param("pass", "  # expect: MP003", id="half-embeddings-trained"),
+    ],
+)
+def test_parameters_upcast_through_their_data(upcast: str, expect: str) -> None:
+    # diffusers' textual inversion (train_dreambooth_lora_flux_advanced.py): only the token
+    # embeddings of the half text encoder are trained, made fp32 by assigning their `.data`.
+    check(
+        f"""
+        import torch
+        from transformers import CLIPTextModel
+
+        text_encoder = CLIPTextModel.from_pretrained("openai/clip-vit-large-patch14", torch_dtype=torch.float16)
+        embeddings = []
+        for name, param in text_encoder.named_parameters():
+            if "token_embedding" in name:
+                {upcast}
+                param.requires_grad = True
+                embeddings.append(param)
+            else:
+                param.requires_grad = False
+        optimizer = torch.optim.AdamW(embeddings, lr=5e-4){expect}
+        for batch in loader:
+            text_encoder(batch).last_hidden_state.float().mean().backward()
+            optimizer.step()
+        """,
+        CODE,
+    )

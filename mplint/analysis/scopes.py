@@ -130,6 +130,8 @@ class Frame:
     # Configuration tests this run decided by the configuration's value (by the test's text): the
     # value and the `if` that decided it first.
     decided: dict[str, tuple[bool, cst.If]] = field(default_factory=dict)
+    # Those of them an `if` naming a dtype or a module change decided (`statements._mentions_precision`).
+    decided_with_precision: set[str] = field(default_factory=set)
     # Tests met again after an earlier `if` decided them, whose other branch is read by running the
     # whole body again under it (`call_definition`): by test, the tests that run assumes and
     # whether each holds (the test first).

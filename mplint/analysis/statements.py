@@ -169,22 +169,25 @@ def _rerun_instead(
     would see what the earlier `if` did). The tests the branch `taken` implies are recorded as decided."""
     if self.condition != self.run_condition:
         return False
-    decided = self.frames[-1].decided
-    path = ctx.scope.module.path
+    frame = self.frames[-1]
+    decided, with_precision = frame.decided, frame.decided_with_precision
     conflict = any(
         (earlier := decided.get(test)) is not None
         and earlier[1] is not branch
         and earlier[0] is not holds
-        and self.of_tree(path, _mentions_precision, earlier[1])
+        and test in with_precision
         for test, holds in skipped
     )
+    mentions = self.of_tree(ctx.scope.module.path, _mentions_precision, branch)
     for test, holds in taken:
         decided.setdefault(test, (holds, branch))
+        if mentions:
+            with_precision.add(test)
     if not conflict:
         return False
     # Read aside from here, the branch would see what the earlier `if` did on the other path: run
     # again, or not read at all once the function has had its runs.
-    reruns = self.frames[-1].reruns
+    reruns = frame.reruns
     if len(reruns) < MAX_RERUNS or skipped[0][0] in reruns:
         reruns[skipped[0][0]] = skipped
     return True

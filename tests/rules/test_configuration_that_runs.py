@@ -491,3 +491,39 @@ def test_an_earlier_branch_that_adds_adapters_is_undone_with_its_option() -> Non
         """,
         "MP003",
     )
+
+
+def test_any_earlier_branch_that_casts_decides_a_re_run() -> None:
+    # diffusers' train_dreambooth_flux.py: the option is first tested where nothing is cast, then where
+    # the frozen text encoder is cast (only when it is not trained), then where it is trained.
+    check(
+        """
+        import argparse
+
+        import torch
+        from transformers import CLIPTextModel
+
+
+        def main(args):
+            text_encoder = CLIPTextModel.from_pretrained(args.model, subfolder="text_encoder")
+            if args.train_text_encoder:
+                print("training the text encoder")
+            if not args.train_text_encoder:
+                text_encoder.to("cuda", dtype=torch.float16)
+            params = [torch.nn.Parameter(torch.zeros(4))]
+            if args.train_text_encoder:
+                params += list(text_encoder.parameters())
+            optimizer = torch.optim.AdamW(params, lr=1e-4)
+            for batch in loader:
+                text_encoder(batch).last_hidden_state.float().mean().backward()
+                optimizer.step()
+
+
+        if __name__ == "__main__":
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--model", default="black-forest-labs/FLUX.1-dev")
+            parser.add_argument("--train_text_encoder", action="store_true")
+            main(parser.parse_args())
+        """,
+        "MP003",
+    )

@@ -241,7 +241,7 @@ def _implied(self: Interpreter, ctx: Context, test: cst.BaseExpression, holds: b
 
 
 # Whole-body runs per function evaluation, each under another value of a configuration test.
-MAX_RERUNS = 2
+MAX_RERUNS = 1
 
 
 def with_attributes(names: dict[str, Value], record: Value, depth: int = 0) -> Value:

@@ -124,7 +124,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             self._report_at(node, site, message, fact.condition, runs[site])
         # A module cast in place after the optimizer was built over its fp32 parameters: reported where
         # the optimizer is, as a direct finding would be, naming the cast.
-        for late in self.precision.casts_after(node):
+        for late in self.precision.late_casts_of(node):
             built = self._fact_cast_in(late)
             site = self._handing_call(built) if built is not None else None
             if not _first_at(site, reported):

@@ -104,7 +104,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             if message is not None:
                 self.report(node, message, condition=fact.condition)
                 break
-        for late in self.precision.casts_after_optimizer(node):
+        for late in self.precision.late_casts_at(node):
             if not limits.may_be_fp16(late.precision):
                 continue
             layer = next((self._layer(fact.receiver) for fact in self.precision.calls(node)), None)

@@ -38,12 +38,12 @@ class PrecisionModel:
         """Every distinct context in which this arithmetic operator was evaluated, with its operands."""
         return _selected(self._interpreter.operations.get(node, ()), conditional)
 
-    def casts_after_optimizer(self, cast: cst.Call) -> Sequence[LateCast]:
+    def late_casts_at(self, cast: cst.Call) -> Sequence[LateCast]:
         """What the in-place cast `cast` did after optimizers were built over the parameters it cast,
         then stepped (those of the default configuration first)."""
         return sorted(self._interpreter.late_casts.get(cast, ()), key=_conditions)
 
-    def casts_after(self, optimizer: cst.Call) -> Sequence[LateCast]:
+    def late_casts_of(self, optimizer: cst.Call) -> Sequence[LateCast]:
         """The in-place casts of parameters the optimizer built by `optimizer` was built over, made
         after it and before it stepped (those of the default configuration first)."""
         if self._late_by_optimizer is None:

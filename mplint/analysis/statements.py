@@ -5,7 +5,8 @@ entering autocast and no_grad regions, and the small statements (assignments, re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
@@ -21,7 +22,7 @@ from mplint.analysis.configuration import (
     configuration_test,
     truth_value,
 )
-from mplint.analysis.scopes import Context
+from mplint.analysis.scopes import Context, Frame
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, const, is_tensor_like, join
 from mplint.tree import NODE_TYPES, Statement, statements
 
@@ -161,12 +162,12 @@ def _rerun_instead(
 ) -> bool:
     """Whether the branch the configuration skips at `branch` (where the tests `skipped` implies hold)
     is read by a run of the whole function under it (`call_definition`) rather than aside from here:
-    when an earlier `if` of this run decided one of those tests the other way, and it names a dtype
-    or a half precision (a branch of it may have cast what this one reads: d3po's `if
-    config.use_lora: pipeline.unet.to(dtype)` ... `if config.use_lora: ... else: trainable_layers =
-    pipeline.unet`). Only on the run's own path, not
-    on one read aside already (nor aside: a branch read there when the function has had its runs
-    would see what the earlier `if` did). The tests the branch `taken` implies are recorded as decided."""
+    when an earlier `if` of this run that casts, moves or adapts a module (`_mentions_precision`)
+    decided one of those tests the other way, since a branch of it may have changed what this one
+    reads (d3po's `if config.use_lora: pipeline.unet.to(dtype)` ... `if config.use_lora: ... else:
+    trainable_layers = pipeline.unet`). Only on the run's own path, not on one read aside already.
+    Past the function's runs such a branch is not read at all: aside, it would see what the earlier
+    `if` did. The tests the branch `taken` implies are recorded as decided."""
     if self.condition != self.run_condition:
         return False
     frame = self.frames[-1]
@@ -231,8 +232,8 @@ def _implied(self: Interpreter, ctx: Context, test: cst.BaseExpression, holds: b
     names them: the test itself without its `not`s, and the operands of an `a or b` that is false or
     of an `a and b` that is true (fine_tune.py's `if args.learning_rate_te is None or not
     args.train_text_encoder:` is false only where `args.train_text_encoder` is true)."""
-    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        test, holds = test.expression, not holds
+    test, negated = _without_nots(test)
+    holds = holds is not negated
     name = self.of_tree(ctx.scope.module.path, configuration_test, test)
     found: tuple[Implied, ...] = ((name, holds),) if name is not None else ()
     if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And if holds else cst.Or):
@@ -274,10 +275,16 @@ def assumed_truth(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> 
 def _test_of(self: Interpreter, ctx: Context, test: cst.BaseExpression) -> tuple[str | None, bool]:
     """The configuration test an `if` reads (`configuration_test`'s name of it) without the `not`s
     around it, and whether they negate it."""
+    inner, negated = _without_nots(test)
+    return self.of_tree(ctx.scope.module.path, configuration_test, inner), negated
+
+
+def _without_nots(test: cst.BaseExpression) -> tuple[cst.BaseExpression, bool]:
+    """`not not x` as `x`, and whether the `not`s around it negate it."""
     negated = False
     while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         test, negated = test.expression, not negated
-    return self.of_tree(ctx.scope.module.path, configuration_test, test), negated
+    return test, negated
 
 
 def exec_aside(
@@ -300,23 +307,35 @@ def exec_aside(
     frame = self.frames[-1]
     returned, pending, yielded = len(frame.returns), len(frame.pending_casts), len(frame.yielded)
     defaults = len(frame.yielded_defaults)
-    default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
-    outer, outer_assumed = self.condition, self.assumed
     # Nested: the outermost non-default condition names the path; in a run under another launch
     # configuration (`model.analyze`), after that configuration's own.
-    first = outer == self.run_condition
-    self.condition = path_condition(outer, *test) if first else outer
-    # In this function's run only: the test, and those it decides (`_implied`).
-    self.assumed = {**outer_assumed, (id(frame), test[0]): test[1], **{(id(frame), t): h for t, h in implied}}
+    first = self.condition == self.run_condition
     try:
-        if self.exec_block(body, ctx) and rest and first and _rebinds_precision(names, ctx.scope.names):
-            self.exec_block(rest, ctx)
+        with off_path(self, frame, (test, *implied), named=first):
+            if self.exec_block(body, ctx) and rest and first and _rebinds_precision(names, ctx.scope.names):
+                self.exec_block(rest, ctx)
     finally:
-        self.condition, self.assumed = outer, outer_assumed
         ctx.scope.names.clear()
         ctx.scope.names.update(names)
         del frame.returns[returned:], frame.pending_casts[pending:], frame.yielded[yielded:]
         del frame.yielded_defaults[defaults:]
+
+
+@contextmanager
+def off_path(self: Interpreter, frame: Frame, implied: Sequence[Implied], *, named: bool = True) -> Iterator[None]:
+    """Within, a path the run's configuration does not take: the configuration tests `implied` hold
+    as given in `frame`'s function run (the first names the path's condition, after any outer one,
+    where `named`), and what the path does to torch's default dtype and to the files' loss scaling
+    is dropped after it (a branch read aside, a re-run of a function under an option)."""
+    outer, outer_assumed = self.condition, self.assumed
+    default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
+    if named:
+        self.condition = path_condition(outer, *implied[0])
+    self.assumed = {**outer_assumed, **{(id(frame), test): holds for test, holds in implied}}
+    try:
+        yield
+    finally:
+        self.condition, self.assumed = outer, outer_assumed
         self.default_dtype, self.loss_scaling_paths = default_dtype, scaling
 
 

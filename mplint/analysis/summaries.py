@@ -28,7 +28,7 @@ from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import hydra
 from mplint.analysis.scopes import Context, Frame, Scope
-from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, path_condition
+from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, off_path
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, alternatives, const, join, recast
 from mplint.tree import statements
 
@@ -470,16 +470,9 @@ def _rerun_body(
     take the values given (the first is the test that asked for the run, the others those it decides)
     at every `if` that tests them: what an earlier `if` of one did is then undone on that path too
     (`statements._rerun_instead`). What it returns and sets is dropped."""
-    outer, outer_assumed = self.condition, self.assumed
-    default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
     self.frames[-1] = frame = Frame()
-    self.condition = path_condition(outer, *implied[0])
-    self.assumed = {**outer_assumed, **{(id(frame), test): holds for test, holds in implied}}
-    try:
+    with off_path(self, frame, implied):
         _run_body(self, definition, *call)
-    finally:
-        self.condition, self.assumed = outer, outer_assumed
-        self.default_dtype, self.loss_scaling_paths = default_dtype, scaling
 
 
 def _arguments_cast(params: cst.Parameters, scope: Scope, args: list[Value]) -> dict[str, Value]:

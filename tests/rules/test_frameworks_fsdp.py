@@ -268,7 +268,7 @@ PURE_BF16 = """
     ("cast", "policy", "expect"),
     [
         pytest.param("torch.bfloat16", "policy if not train_config.pure_bf16 else None", "  # expect: MP003", id="pure"),
-        # Cast back to fp32 on that path: FSDP shards fp32 parameters, the policy only computes in bf16.
+        # fp32 on that path: FSDP shards and steps the fp32 parameters as they are.
         pytest.param("torch.float32", "policy if not train_config.pure_bf16 else None", "", id="fp32-shards"),
         # No policy on any path: the bf16 parameters are sharded and stepped as they are.
         pytest.param("torch.bfloat16", "None", "  # expect: MP003", id="no-policy-ever"),

@@ -85,8 +85,12 @@ def setting(accelerator: Value, attr: str) -> Value | None:
     and DDPO's `weight_dtype`); None for another attribute."""
     if attr != "mixed_precision" or accelerator.op != ACCELERATOR:
         return None
-    names = {precision: name for name, precision in MIXED_PRECISION.items()}
-    return const(names[accelerator.payload]) if accelerator.payload in names else UNKNOWN
+    setting = _SETTINGS.get(accelerator.payload) if isinstance(accelerator.payload, Precision) else None
+    return UNKNOWN if setting is None else const(setting)
+
+
+# The `mixed_precision` setting that gives each precision.
+_SETTINGS = {precision: name for name, precision in MIXED_PRECISION.items()}
 
 
 def launch_config(self: Interpreter, ctx: Context) -> LaunchConfig | None:

@@ -110,7 +110,8 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         half = [
             (self._handing_call(fact), fact, found)
             for fact in self.precision.calls(node, conditional=True)
-            if (found := self._half_params(fact)) is not None and not self.precision.has_master_weights(node)
+            if (found := self._half_params(fact)) is not None
+            and not self.precision.has_master_weights(node, fact.condition)
         ]
         # How many runs built it over half parameters on the default path, per place it is reported.
         runs = Counter(site for site, fact, _ in half if fact.condition is None)

@@ -28,6 +28,7 @@ from mplint.analysis.frameworks import (
     transformers,
 )
 from mplint.analysis.scopes import Context, Scope
+from mplint.analysis.selections import combine_params
 from mplint.analysis.summaries import (
     ARGUMENT,
     FORWARDED,
@@ -431,6 +432,9 @@ def call_named(
         "empty_like",
     ):
         return self.created_tensor(node, path, leaf, args, kwargs)
+    if function == "itertools.chain" and any(arg.kind is Kind.PARAMS for arg in args):
+        # `itertools.chain(unet.parameters(), text_encoder.parameters())` (sd-scripts' train_db.py)
+        return combine_params(args)
     if function.startswith("math.") or (function in NUMBER_BUILTINS and not any(is_tensor_like(arg) for arg in args)):
         folded = (
             fold_numbers(function, args[0].const, None) if len(args) == 1 and function in FOLDED_FUNCTIONS else None

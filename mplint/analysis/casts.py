@@ -14,7 +14,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.facts import LateCast
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value
+from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value, updates
 from mplint.tree import dotted_text
 
 if TYPE_CHECKING:
@@ -101,7 +101,11 @@ def note_cast_after_optimizer(
     scope: Scope | None = ctx.scope
     while scope is not None:
         for value in scope.names.values():
-            if value.kind is Kind.OPTIMIZER and value.identity == identity and isinstance(value.payload, cst.Call):
+            if (
+                value.kind is Kind.OPTIMIZER
+                and updates(value.identity, identity)
+                and isinstance(value.payload, cst.Call)
+            ):
                 optimizer_path = self.path_of_call(value.payload)
                 late = LateCast(
                     cast,

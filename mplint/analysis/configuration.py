@@ -37,24 +37,28 @@ def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Va
     known dtypes (`logits.dtype == torch.float16` for bf16 logits); anything else is unknown."""
     left = self.eval(node.left, ctx)
     outcome: bool | None = True
-    on_dtypes = False
+    of_the_run = False
     for target in node.comparisons:
         right = self.eval(target.comparator, ctx)
         first, second = _comparable(left), _comparable(right)
         members = _members(right) if type(target.operator) in (cst.In, cst.NotIn) and first is not _UNKNOWN else None
         if members is not None:
             compared: bool | None = (first in members) is isinstance(target.operator, cst.In)
+        elif type(target.operator) in (cst.Is, cst.IsNot) and _made_and_none(left, right):
+            # `if optimizer is None:` after a chain of branches that each built one: a fact of the run.
+            compared, of_the_run = isinstance(target.operator, cst.IsNot), True
         elif first is _UNKNOWN or second is _UNKNOWN:
             compared = None
         else:
             compared = _compare(target.operator, first, second)
-        on_dtypes = on_dtypes or isinstance(first, Precision) or isinstance(second, Precision)
+        of_the_run = of_the_run or isinstance(first, Precision) or isinstance(second, Precision)
         outcome = None if compared is None or outcome is None else outcome and compared
         left = right
     if outcome is None:
         return UNKNOWN
-    # A test of a tensor's dtype is a fact of the run, not an option: no other path to read aside.
-    return const(outcome).with_(op=DTYPE_TEST) if on_dtypes else const(outcome)
+    # A test of a tensor's dtype, or of whether an object was made, is a fact of the run, not an
+    # option: no other path to read aside.
+    return const(outcome).with_(op=DTYPE_TEST) if of_the_run else const(outcome)
 
 
 def eval_boolean(self: Interpreter, node: cst.BooleanOperation, ctx: Context) -> Value:
@@ -81,6 +85,8 @@ def argument_parser(
             action = kwargs.get("action", UNKNOWN).const
             implied = {"store_true": const(False), "store_false": const(True)}.get(str(action))
             default = kwargs.get("default", implied or const(None))
+            if default.kind is Kind.CONST and default.payload is None:
+                default = default.with_(op=NOT_GIVEN)  # `--fused_optimizer_groups` not given: false
             like = _TYPED_LIKE.get(kwargs.get("type", UNKNOWN).name or "", default.const)
             defaults[dest] = launched_default(self, dest, default, like)
             choices = _members(kwargs.get("choices", UNKNOWN))
@@ -225,6 +231,8 @@ def _yaml_scalar(text: str) -> object:
 # Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns, and
 # of the outcome of a comparison of dtypes.
 PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
+# Marker of an argparse option's default None: the option not given.
+NOT_GIVEN = "an option not given"
 DTYPE_TEST = "a dtype test"
 
 
@@ -249,6 +257,17 @@ def _comparable(value: Value) -> object:
     if value.kind is Kind.DTYPE and value.precision in _EXACT_DTYPES:
         return value.precision
     return _UNKNOWN
+
+
+# Objects the analysis saw made: never None.
+_MADE = frozenset({Kind.TENSOR, Kind.MODULE, Kind.PARAMS, Kind.SCALER, Kind.OPTIMIZER})
+
+
+def _made_and_none(left: Value, right: Value) -> bool:
+    """Whether one side is an object the analysis saw made and the other the constant None."""
+    return any(
+        made.kind in _MADE and _known(none) and none.const is None for made, none in ((left, right), (right, left))
+    )
 
 
 def _known(value: Value) -> bool:
@@ -317,10 +336,13 @@ def configuration_condition(test: str | None, *, holds: bool) -> str | None:
 
 def truth_value(value: Value) -> bool | None:
     """Whether a test is true in the configuration that runs, when its value is a known constant.
-    None is not one: `scaler=None` is an optional object a caller passes, not a configuration. A dict
+    None is not one: `scaler=None` is an optional object a caller passes, not a configuration; but an
+    argparse option's None, the option not given, is false (`if args.fused_optimizer_groups:`). A dict
     known to hold items is true (`args.model_init_kwargs or {}`)."""
     if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
         return bool(value.payload)
+    if value.op == NOT_GIVEN and value.payload is None:
+        return False
     return True if value.kind is Kind.DICT and value.items else None
 
 

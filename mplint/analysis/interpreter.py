@@ -12,7 +12,7 @@ their branch alone (`configuration`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import TypeVar, cast
 
@@ -200,8 +200,9 @@ class Interpreter:
         self.config_files: dict[str, tuple[str, str]] = {}
         # Whether a method of an nn.Module class of the linted code is among them (see `CallFact.in_module`).
         self.in_module = False
-        # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights.
-        self.master_weights: set[cst.Call] = set()
+        # Optimizers (their construction) that a framework wraps in one stepping fp32 master weights,
+        # and the conditions of the paths that wrap them (None: the default path).
+        self.master_weights: dict[cst.Call, set[str | None]] = {}
         # Data files the analysis read (a framework's JSON config): the unit depends on them too.
         self.data_files: set[str] = set()
         # accelerate launch configurations: per script, those its repository holds; the non-default
@@ -303,6 +304,21 @@ class Interpreter:
             yield
         finally:
             self.entry = outer
+
+    def give_master_weights(self, optimizers: Iterable[cst.Call]) -> None:
+        """A framework wraps these optimizers (their constructions) in ones that step fp32 master
+        weights, on the path this run takes now."""
+        for optimizer in optimizers:
+            self.master_weights.setdefault(optimizer, set()).add(self.condition)
+
+    def steps_master_weights(self, optimizer: cst.Call, condition: str | None) -> bool:
+        """Whether the optimizer built by `optimizer` steps fp32 master weights on the path of
+        `condition`: a framework wrapped it on that path, or on a path that one continues (a
+        DeepSpeed branch read aside says nothing of the `--full_bf16` branch beside it)."""
+        return any(
+            given is None or condition == given or (condition or "").startswith(f"{given} and ")
+            for given in self.master_weights.get(optimizer, ())
+        )
 
     def keeps_facts_of(self, path: str) -> bool:
         """Whether what code at `path` does is recorded for the rules: not when a test started the

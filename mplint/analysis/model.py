@@ -179,9 +179,10 @@ class PrecisionModel:
             condition == run or condition.startswith(f"{run} and ") for run in launches
         )
 
-    def has_master_weights(self, optimizer: cst.Call) -> bool:
-        """Whether a framework wraps the optimizer built by `optimizer` in one that steps fp32 copies."""
-        return optimizer in self._interpreter.master_weights
+    def has_master_weights(self, optimizer: cst.Call, condition: str | None) -> bool:
+        """Whether a framework wraps the optimizer built by `optimizer`, on the path of `condition`,
+        in one that steps fp32 copies."""
+        return self._interpreter.steps_master_weights(optimizer, condition)
 
     @property
     def data_files(self) -> Collection[str]:
@@ -246,14 +247,14 @@ def _absorb(interpreter: Interpreter, alternative: Interpreter) -> None:
     optimizer whose steps that configuration's framework gives fp32 master weights has none of its
     facts added: the default run's own verdict on it stands."""
     for node, facts in alternative.facts.items():
-        if node not in alternative.master_weights:
-            for fact in facts:
+        for fact in facts:
+            if not alternative.steps_master_weights(node, fact.condition):
                 record(interpreter.facts, node, fact)
     for operation, seen in alternative.operations.items():
         for operation_fact in seen:
             record(interpreter.operations, operation, operation_fact)
     for cast, late_casts in alternative.late_casts.items():
-        kept = [late for late in late_casts if late.optimizer not in alternative.master_weights]
+        kept = [late for late in late_casts if not alternative.steps_master_weights(late.optimizer, late.condition)]
         interpreter.late_casts.setdefault(cast, []).extend(kept)
     for call, replicated in alternative.replicated_calls.items():
         interpreter.replicated_calls.setdefault(call, []).extend(replicated)

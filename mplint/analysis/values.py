@@ -229,6 +229,19 @@ def join(left: Value, right: Value) -> Value:
 
 
 @dataclass(frozen=True)
+class Owners:
+    """The identity of parameters gathered from several modules (sd-scripts' param groups of a U-Net
+    and its text encoders): an optimizer over them updates each module's weights."""
+
+    modules: frozenset[object]
+
+
+def updates(identity: object, module: object) -> bool:
+    """Whether parameters (or an optimizer) of `identity` include those of the module `module`."""
+    return identity == module or (isinstance(identity, Owners) and module in identity.modules)
+
+
+@dataclass(frozen=True)
 class Alternatives:
     """The payload of a value that is one of several, each whole, where paths meet: a dict whose
     paths hold different keys (`if bf16: ds_config["bf16"] = {...} else: ds_config["fp16"] = {...}`),

@@ -235,6 +235,47 @@ MASTER_WEIGHTS = [
         engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config={"train_batch_size": 8})
         """,
     ),
+    # DeepSpeed only behind an option: without it, nothing steps fp32 masters.
+    bug(
+        "engine-only-on-a-branch-the-default-skips",
+        """
+        import argparse
+
+        import deepspeed
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--deepspeed", action="store_true")
+        args = parser.parse_args()
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        optimizer = torch.optim.AdamW(model.parameters())  # expect: MP003
+        if args.deepspeed:
+            model, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config={"bf16": {"enabled": True}})
+        for batch in loader:
+            model(batch).float().sum().backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "engine-on-the-default-branch",
+        """
+        import argparse
+
+        import deepspeed
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--no_deepspeed", action="store_true")
+        args = parser.parse_args()
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        optimizer = torch.optim.AdamW(model.parameters())
+        if not args.no_deepspeed:
+            model, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config={"bf16": {"enabled": True}})
+        for batch in loader:
+            model(batch).float().sum().backward()
+            optimizer.step()
+        """,
+    ),
     bug(
         "optimizer-kept-outside-the-engine",
         """

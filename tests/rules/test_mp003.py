@@ -1606,6 +1606,40 @@ CASES = [
         optimizer = getattr(optimi, args.optimizer)(model.parameters(), lr=args.lr)
         """,
     ),
+    # sd-scripts' train_db.py: the U-Net's and the text encoder's parameters chained into one list,
+    # then `--full_fp16` casts the text encoder once the optimizer exists.
+    bug(
+        "late-cast-of-one-of-chained-modules",
+        """
+        import itertools
+
+        import torch
+
+        unet, text_encoder, vae = UNet(), CLIPTextModel(config), AutoencoderKL()
+        trainable_params = list(itertools.chain(unet.parameters(), text_encoder.parameters()))
+        optimizer = torch.optim.AdamW(trainable_params, lr=1e-6)  # expect: MP003
+        text_encoder.to(torch.float16)
+        for batch in loader:
+            unet(batch).float().pow(2).mean().backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "late-cast-of-a-module-left-out-of-the-chain",
+        """
+        from itertools import chain
+
+        import torch
+
+        unet, text_encoder, vae = UNet(), CLIPTextModel(config), AutoencoderKL()
+        trainable_params = list(chain(unet.parameters(), text_encoder.parameters()))
+        optimizer = torch.optim.AdamW(trainable_params, lr=1e-6)
+        vae.to(torch.float16)
+        for batch in loader:
+            unet(batch).float().pow(2).mean().backward()
+            optimizer.step()
+        """,
+    ),
 ]
 
 
@@ -1738,10 +1772,13 @@ def test_a_factory_handed_half_parameters_is_reported_where_each_caller_hands_th
     the optimizer the factory builds; the factory itself, right for fp32 parameters, is not; a
     script handing fp32 parameters stays quiet."""
     flux = FACTORY_CALLER.format(dtype="torch.bfloat16", expect="  # expect: MP003")
-    flux = flux.replace("    _, _, optimizer", BLOCKWISE).replace("parser.add_argument(\"--learning_rate\"", (
-        "parser.add_argument(\"--blockwise_fused_optimizers\", action=\"store_true\")\n"
-        "    parser.add_argument(\"--learning_rate\""
-    ))
+    flux = flux.replace("    _, _, optimizer", BLOCKWISE).replace(
+        'parser.add_argument("--learning_rate"',
+        (
+            'parser.add_argument("--blockwise_fused_optimizers", action="store_true")\n'
+            '    parser.add_argument("--learning_rate"'
+        ),
+    )
     single = OPTIMIZER_FACTORY.replace('if optimizer_type == "lion":', "if False:")
     files = {
         "library/__init__.py": "",
@@ -2005,3 +2042,143 @@ def test_parameters_upcast_through_their_data(upcast: str, expect: str) -> None:
         """,
         CODE,
     )
+
+
+# sd-scripts' library as its trainers use it (library/train_util.py, deepspeed_utils.py): the factory
+# builds the optimizer `--optimizer_type` names ("" is AdamW) and falls back to a class looked up
+# by name when no branch built one; the Accelerator gets a DeepSpeed plugin only with `--deepspeed`.
+SD_SCRIPTS_UTIL = """
+    import importlib
+
+    import torch
+    from accelerate import Accelerator
+
+
+    def get_optimizer(args, trainable_params):
+        optimizer_type = args.optimizer_type
+        if optimizer_type is None or optimizer_type == "":
+            optimizer_type = "AdamW"
+        optimizer_type = optimizer_type.lower()
+        optimizer = None
+        if optimizer_type == "lion":
+            import lion_pytorch
+
+            optimizer_class = lion_pytorch.Lion
+            optimizer = optimizer_class(trainable_params, lr=args.learning_rate)
+        elif optimizer_type == "adamw":
+            optimizer_class = torch.optim.AdamW
+            optimizer = optimizer_class(trainable_params, lr=args.learning_rate)
+        if optimizer is None:
+            optimizer_class = getattr(torch.optim, args.optimizer_type)
+            optimizer = optimizer_class(trainable_params, lr=args.learning_rate)
+        return optimizer_class.__name__, "", optimizer
+
+
+    def prepare_deepspeed_plugin(args):
+        if not args.deepspeed:
+            return None
+        from accelerate import DeepSpeedPlugin
+
+        return DeepSpeedPlugin(zero_stage=args.zero_stage)
+
+
+    def prepare_accelerator(args):
+        return Accelerator(mixed_precision=args.mixed_precision, deepspeed_plugin=prepare_deepspeed_plugin(args))
+
+
+    def prepare_dtype(args):
+        weight_dtype = torch.float32
+        if args.mixed_precision == "fp16":
+            weight_dtype = torch.float16
+        elif args.mixed_precision == "bf16":
+            weight_dtype = torch.bfloat16
+        return weight_dtype
+
+
+    def add_training_arguments(parser):
+        parser.add_argument("--mixed_precision", type=str, default="no", choices=["no", "fp16", "bf16"])
+        parser.add_argument("--full_fp16", action="store_true")
+        parser.add_argument("--optimizer_type", type=str, default="")
+        parser.add_argument("--learning_rate", type=float, default=1e-4)
+        parser.add_argument("--fused_optimizer_groups", type=int, default=None)
+        parser.add_argument("--train_text_encoder", {train_text_encoder})
+        parser.add_argument("--zero_stage", type=int, default=2)
+        parser.add_argument("--deepspeed", {deepspeed})
+"""
+
+# sdxl_train.py's shape: the U-Net's param group, the text encoder's when it is trained too, per-group
+# optimizers only with `--fused_optimizer_groups`, `--full_fp16` casting both modules once the
+# optimizer exists, and DeepSpeed (which steps fp32 masters) on a branch of its own.
+SD_SCRIPTS_TRAIN = """
+    import argparse
+
+    import torch
+
+    from library import train_util
+    from library.unet import UNet
+
+
+    def train(args):
+        accelerator = train_util.prepare_accelerator(args)
+        weight_dtype = train_util.prepare_dtype(args)
+        unet, text_encoder = UNet(), UNet()
+        params_to_optimize = [{{"params": list(unet.parameters()), "lr": args.learning_rate}}]
+        if args.train_text_encoder:
+            params_to_optimize.append({{"params": list(text_encoder.parameters()), "lr": args.learning_rate}})
+        if args.fused_optimizer_groups:
+            optimizers = []
+            for group in params_to_optimize:
+                _, _, optimizer = train_util.get_optimizer(args, trainable_params=[group])
+                optimizers.append(optimizer)
+            optimizer = optimizers[0]
+        else:
+            _, _, optimizer = train_util.get_optimizer(args, trainable_params=params_to_optimize){expect}
+
+        if args.full_fp16:
+            assert args.mixed_precision == "fp16", "full_fp16 requires mixed precision='fp16'"
+            {cast}.to(weight_dtype)
+
+        if args.deepspeed:
+            unet, optimizer = accelerator.prepare(unet, optimizer)
+        else:
+            unet = accelerator.prepare(unet)
+            optimizer = accelerator.prepare(optimizer)
+        for batch in loader:
+            with accelerator.accumulate(unet):
+                loss = unet(batch).float().pow(2).mean()
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        train_util.add_training_arguments(parser)
+        train(parser.parse_args())
+"""
+
+
+OFF, ON = 'action="store_true"', "type=bool, default=True"
+
+
+@pytest.mark.parametrize(
+    ("cast", "train_text_encoder", "deepspeed", "expect"),
+    [
+        pytest.param("unet", OFF, OFF, "  # expect: MP003", id="full-fp16-casts-the-unet"),
+        # With the text encoder trained, both modules' groups are the optimizer's: a cast of either counts.
+        pytest.param("text_encoder", ON, OFF, "  # expect: MP003", id="full-fp16-casts-a-trained-text-encoder"),
+        pytest.param("text_encoder", OFF, OFF, "", id="full-fp16-casts-a-frozen-text-encoder"),
+        # Launched with DeepSpeed by default: its engine steps fp32 masters on every path.
+        pytest.param("unet", OFF, ON, "", id="deepspeed-by-default-keeps-masters"),
+    ],
+)
+def test_sd_scripts_full_fp16_recipe(
+    tmp_path: Path, cast: str, train_text_encoder: str, deepspeed: str, expect: str
+) -> None:
+    files = {
+        "library/__init__.py": "",
+        "library/train_util.py": SD_SCRIPTS_UTIL.format(deepspeed=deepspeed, train_text_encoder=train_text_encoder),
+        "library/unet.py": UNET,
+        "train.py": SD_SCRIPTS_TRAIN.format(expect=expect, cast=cast),
+    }
+    check_files(files, CODE, tmp_path)

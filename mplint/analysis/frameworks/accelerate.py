@@ -59,7 +59,9 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     """`Accelerator(mixed_precision="bf16")`: an accelerator of that precision; without the argument,
     of the launch configuration's, which also says whether DeepSpeed's engine runs the model."""
     setting = kwargs.get("mixed_precision")
-    plugin = any(plugin in kwargs for plugin in FRAMEWORK_PLUGINS)
+    # A plugin known to be None is none (sd-scripts' `prepare_deepspeed_plugin(args)` without `--deepspeed`).
+    plugins = {name for name in FRAMEWORK_PLUGINS if name in kwargs and not _is_none(kwargs[name])}
+    plugin = bool(plugins)
     launch = None if plugin else launch_config(self, ctx)
     precision = None
     if plugin or (launch is not None and launch.megatron):
@@ -71,11 +73,15 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     if precision is Precision.FP16:
         self.loss_scaling_paths.add(ctx.scope.module.path)  # `accelerator.backward` scales
     items: tuple[tuple[str, Value], ...] = ()
-    if "deepspeed_plugin" in kwargs:
+    if "deepspeed_plugin" in plugins:
         items = ((DEEPSPEED, const(True)),)
     elif launch is not None and launch.deepspeed:
         items = ((DEEPSPEED, const(launch.name)),)
     return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node, items=items)
+
+
+def _is_none(value: Value) -> bool:
+    return value.kind is Kind.CONST and value.payload is None
 
 
 def setting(accelerator: Value, attr: str) -> Value | None:
@@ -135,7 +141,7 @@ def method(
             # `prepare` hands the optimizer to `deepspeed.initialize` (accelerator.py
             # `_prepare_deepspeed`): its engine steps fp32 master weights, as `deepspeed.py` says.
             optimizers = [value.payload for value in args if value.kind is Kind.OPTIMIZER]
-            self.master_weights.update(optimizer for optimizer in optimizers if isinstance(optimizer, cst.Call))
+            self.give_master_weights([optimizer for optimizer in optimizers if isinstance(optimizer, cst.Call)])
         if engine is not None and isinstance(engine.const, str):
             models = tuple(_deepspeed_engine(self, value, precision, engine.const, node, ctx) for value in args)
         else:

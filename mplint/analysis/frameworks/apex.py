@@ -56,7 +56,7 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     masters = _flag(kwargs.get("master_weights"), masters)
     stepped = _items(optimizers) if optimizers is not None else []
     if masters:
-        self.master_weights.update(value.payload for value in stepped if isinstance(value.payload, cst.Call))
+        self.give_master_weights([value.payload for value in stepped if isinstance(value.payload, cst.Call)])
     given = _items(models)
     written: list[cst.BaseExpression | None] = [*_written_models(node)]
     written += [None] * (len(given) - len(written))

@@ -57,7 +57,7 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     model = argument("model", args, kwargs) or UNKNOWN
     optimizer = argument("optimizer", args, kwargs)
     if optimizer is not None and isinstance(optimizer.payload, cst.Call) and precision is not Precision.FP32:
-        self.master_weights.add(optimizer.payload)
+        self.give_master_weights([optimizer.payload])
     if precision is not None and precision.is_low:
         engine = self.cast(model, precision, node, ctx, how=f"made {precision.value} by deepspeed.initialize")
     elif precision is Precision.FP32 or model.precision.is_low:

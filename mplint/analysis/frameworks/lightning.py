@@ -232,7 +232,7 @@ def _set_up(
     if strategy == "deepspeed":
         for optimizer in args[1:]:
             if optimizer.kind is Kind.OPTIMIZER and isinstance(optimizer.payload, cst.Call):
-                self.master_weights.add(optimizer.payload)
+                self.give_master_weights([optimizer.payload])
     elif model.kind is Kind.MODULE and found is not None and not found[1] and found[0].is_low:
         how = f"converted to {found[0].value} by Fabric(precision=...)"
         model = self.cast(model, found[0], node, ctx, how=how)

@@ -116,13 +116,19 @@ def unpacked(value: Value, index: int, count: int, star: int | None = None) -> V
     return UNKNOWN
 
 
+# What a `for` over a list of them binds to each in turn (see `element_of`).
+_EACH_KINDS = frozenset({Kind.INSTANCE, Kind.MODULE})
+
+
 def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
     if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
     elements = iterable.payload if iterable.kind is Kind.ANY and iterable.op is None else None
-    if isinstance(elements, tuple) and elements and all(element.kind is Kind.INSTANCE for element in elements):
-        return one_of(list(elements))  # `for actor in [policy, critic]`: each object of the linted code
+    if isinstance(elements, tuple) and elements and all(element.kind in _EACH_KINDS for element in elements):
+        # `for actor in [policy, critic]`: each object of the linted code; `for m in training_models`
+        # (sd-scripts: `[unet]`, the text encoder appended when it is trained): each module.
+        return one_of(list(elements))
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
 
@@ -220,7 +226,8 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
 
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
     """`params.extend(model.parameters())` / `self.params.append(p)` / `group["params"].append(p)` /
-    `groups.append({"params": decay, ...})` makes the list a parameter list."""
+    `groups.append({"params": decay, ...})` makes the list a parameter list; `training_models.append(unet)`
+    adds the module to a list of modules."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
@@ -228,12 +235,26 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
         return
     argument = expression.args[0].value if expression.args else None
     if isinstance(argument, (cst.Name, cst.Attribute)):
-        added = [group_params(self.eval(argument, ctx))]  # as it is now (the call's facts hold every run's)
+        added = [group_params(listed(self, argument, ctx))]  # as it is now (the call's facts hold every run's)
     else:
         added = [group_params(fact.args[0]) for fact in self.facts.get(expression, []) if fact.args][-1:]
-    if added and added[0] is not None and added[0].kind is Kind.PARAMS:
-        current = self.eval(target, ctx)
-        self.assign(target, combine_params([current, added[0]]), ctx)
+    value = added[0] if added else None
+    if value is None or value.kind not in (Kind.PARAMS, Kind.MODULE):
+        return
+    current = self.eval(target, ctx)
+    if value.kind is Kind.PARAMS:
+        self.assign(target, combine_params([current, value]), ctx)
+    elif expression.func.attr.value == "append" and current.kind is Kind.ANY and isinstance(current.payload, tuple):
+        if current.op is None:  # a list literal's elements
+            self.assign(target, current.with_(payload=(*current.payload, value)), ctx)
+
+
+def listed(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> Value:
+    """An element of a list as the list holds it: a module whose construction is not known (a
+    helper's `unet`) by the name it is reached by, as a cast of that name would identify it."""
+    value = self.eval(expression, ctx)
+    key = binding_key(expression) if value.kind is Kind.MODULE and value.identity is None else None
+    return value if key is None else value.with_(identity=key)
 
 
 def binding_key(expression: cst.BaseExpression) -> str | None:

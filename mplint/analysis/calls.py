@@ -523,7 +523,7 @@ def call_method(
     if receiver.kind in (Kind.MODULE, Kind.ANY):
         if method in api.PARAMETER_METHODS:
             # A method call (see eval_call): `node.func` is `receiver.method`.
-            return parameters_of(receiver, receiver.identity or binding_key(_receiver_expression(node)))
+            return parameters_of(receiver, receiver.identity or binding_key(_module_expression(node)))
         if method in ("forward", "__call__"):
             note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
@@ -531,6 +531,9 @@ def call_method(
             return self.apply_function(node, ctx, receiver, args[0].payload)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
             return receiver
+        if method in api.EMBEDDING_GETTERS:
+            # Its parameters are the model's (an in-place cast of the model casts them): its identity.
+            return receiver.with_(payload=None, items=()) if receiver.kind is Kind.MODULE else receiver
         if method in api.KNOWN_SUBMODULES and receiver.kind is Kind.MODULE:
             return self.forward(receiver.with_(payload=None, items=()), args, kwargs, ctx)
         if method == "generate" and receiver.kind is Kind.MODULE:
@@ -634,6 +637,9 @@ def _method_of_each(
     key = binding_key(_receiver_expression(node))
     bound = ctx.scope.names.get(key) if key is not None else None
     choices = alternatives(receiver)
+    if method in api.PARAMETER_METHODS:
+        # `for m in training_models: params.extend(m.parameters())`: every module's, each kept.
+        return combine_params([self.call_method(node, ctx, each, method, args, kwargs) for each in choices])
     results: list[Value] = []
     instances: list[Value] = []  # each class's instance, with what its method stored
     for each in choices:
@@ -675,6 +681,19 @@ def _receiver_expression(node: cst.Call) -> cst.BaseExpression:
     if ray.is_remote_call(func) and isinstance(func.value, cst.Attribute):
         return func.value.value
     return func.value
+
+
+def _module_expression(node: cst.Call) -> cst.BaseExpression:
+    """The module whose method `node` calls: `text_encoder` in `text_encoder.parameters()` and in
+    `text_encoder.get_input_embeddings().parameters()` (a submodule's parameters are the model's)."""
+    receiver = _receiver_expression(node)
+    while (
+        isinstance(receiver, cst.Call)
+        and isinstance(receiver.func, cst.Attribute)
+        and receiver.func.attr.value in api.EMBEDDING_GETTERS
+    ):
+        receiver = receiver.func.value
+    return receiver
 
 
 def _super_call(node: cst.Call, ctx: Context) -> tuple[Definition, str] | None:

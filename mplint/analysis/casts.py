@@ -14,7 +14,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.facts import LateCast
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value, updates
+from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value, alternatives, updates
 from mplint.tree import dotted_text
 
 if TYPE_CHECKING:
@@ -84,15 +84,19 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
         return
     cast = value.with_(kind=Kind.MODULE)
     self.assign(target, cast, ctx)
-    identity = before.identity or binding_key(target)
-    # `model.train()`, `.eval()`, `.cuda()` hand the module back as it was: only a change of
-    # precision is a cast (a bf16 model put in train mode after its optimizer is no new bug).
-    if value.precision.is_low and value.precision is not before.precision and identity is not None:
-        self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
-    elif value.precision is Precision.FP32 and identity is not None:
-        # Cast back before any step (`model.half()` to save it, then `model.float()`): no late cast.
-        pending = self.frames[-1].pending_casts
-        pending[:] = [late for late in pending if late.module != identity]
+    # `for text_encoder in text_encoders: text_encoder.to(weight_dtype)`: each of them is cast.
+    identities = [each.identity for each in alternatives(before) if each.identity is not None]
+    key = binding_key(target)
+    for identity in identities or ([key] if key is not None else []):
+        # `model.train()`, `.eval()`, `.cuda()` hand the module back as it was: only a change of
+        # precision is a cast (a bf16 model put in train mode after its optimizer is no new bug).
+        if value.precision.is_low and value.precision is not before.precision:
+            self.note_cast_after_optimizer(expression, identity, value.precision, ctx)
+        elif value.precision is Precision.FP32 and expression.func.attr.value in api.MODULE_CASTS:
+            # Cast back before any step (`model.half()` to save it, then `model.float()`): no late cast.
+            # (`m.train()` over a list holding the module as it was before its cast is no cast.)
+            pending = self.frames[-1].pending_casts
+            pending[:] = [late for late in pending if late.module != identity]
 
 
 def note_cast_after_optimizer(

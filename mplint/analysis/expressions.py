@@ -15,7 +15,7 @@ import libcst as cst
 
 from mplint.analysis import registries
 from mplint.analysis import torch_api as api
-from mplint.analysis.bindings import element_of
+from mplint.analysis.bindings import element_of, listed
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.frameworks import accelerate, ml_collections
@@ -90,7 +90,7 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
         return join(self.eval(node.body, ctx), self.eval(node.orelse, ctx))
     if type(node) in (cst.Tuple, cst.List, cst.Set):
         elements = cast("cst.Tuple | cst.List | cst.Set", node).elements
-        return sequence(tuple(self.eval(element.value, ctx) for element in elements))
+        return sequence(tuple(listed(self, element.value, ctx) for element in elements))
     if type(node) is cst.Dict:
         return self.eval_dict(node, ctx)
     if type(node) in (cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp):
@@ -334,6 +334,8 @@ def eval_comprehension(
     if element.kind is Kind.PARAMS:
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
         return chosen(element, [condition.test for clause in _clauses(node.for_in) for condition in clause.ifs])
+    if element.kind is Kind.MODULE and isinstance(node, cst.ListComp):
+        return Value(Kind.ANY, payload=(element,))  # `[accelerator.prepare(m) for m in text_encoders]`
     # The op stays (`torch.stack([torch.logsumexp(lg, -1) for lg in logits])` is still a logsumexp).
     return element if element.kind is Kind.TENSOR else UNKNOWN
 

@@ -236,6 +236,9 @@ LOG_PROB_OP = "log_softmax"
 MODULE_PASSTHROUGH_METHODS = frozenset(
     {"cuda", "cpu", "train", "eval", "requires_grad_", "share_memory", "to_empty", "apply", "xpu"}
 )
+# Transformers' `model.get_input_embeddings()`: a submodule, in the model's dtype (textual inversion
+# trains only its weights).
+EMBEDDING_GETTERS = frozenset({"get_input_embeddings", "get_output_embeddings"})
 MODULE_NON_SUBMODULE_ATTRS = frozenset(
     {"config", "device", "training", "generation_config", "name_or_path", "dtype", "hf_device_map"}
 )

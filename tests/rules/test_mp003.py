@@ -1624,6 +1624,147 @@ CASES = [
             optimizer.step()
         """,
     ),
+    # sd-scripts' fine_tune.py: the trained modules gathered in a list, their parameters extended
+    # module by module; the text encoder joins only with `--train_text_encoder`.
+    bug(
+        "late-cast-of-a-module-of-the-trained-list",
+        """
+        import argparse
+        import os
+
+        import torch
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--train_text_encoder", action="store_true")
+        args = parser.parse_args()
+
+
+        def load_target_model(name, local_unet):
+            text_encoder = CLIPTextModel.from_pretrained(name, subfolder="text_encoder")
+            if local_unet:  # a checkpoint file, or a Hub repository
+                unet = UNet2DConditionModel.from_pretrained(local_unet, torch_dtype=torch.float32)
+            else:
+                unet = UNet2DConditionModel.from_pretrained(name, subfolder="unet", torch_dtype=torch.float32)
+            return text_encoder, unet
+
+
+        text_encoder, unet = load_target_model("runwayml/stable-diffusion-v1-5", os.environ.get("UNET_FILE"))
+        training_models = []
+        training_models.append(unet)
+        if args.train_text_encoder:
+            training_models.append(text_encoder)
+        trainable_params = []
+        for m in training_models:
+            trainable_params.extend(m.parameters())
+        optimizer = torch.optim.AdamW(trainable_params, lr=1e-6)  # expect: MP003
+        unet.to(torch.float16)
+        text_encoder.to(torch.float16)
+        for m in training_models:
+            m.train()
+        for batch in loader:
+            unet(batch).sample.float().pow(2).mean().backward()
+            optimizer.step()
+        """,
+    ),
+    bug(
+        "late-cast-of-each-module-of-the-trained-list",
+        """
+        import torch
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet = UNet2DConditionModel.from_pretrained("runwayml/stable-diffusion-v1-5", subfolder="unet")
+        text_encoder = CLIPTextModel.from_pretrained("runwayml/stable-diffusion-v1-5", subfolder="text_encoder")
+        training_models = [unet, text_encoder]
+        trainable_params = []
+        for m in training_models:
+            trainable_params.extend(m.parameters())
+        optimizer = torch.optim.AdamW(trainable_params, lr=1e-6)  # expect: MP003
+        for m in training_models:
+            m.to(torch.float16)
+        for batch in loader:
+            unet(batch).sample.float().pow(2).mean().backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "late-cast-of-a-module-left-out-of-the-trained-list",
+        """
+        import torch
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet = UNet2DConditionModel.from_pretrained("runwayml/stable-diffusion-v1-5", subfolder="unet")
+        text_encoder = CLIPTextModel.from_pretrained("runwayml/stable-diffusion-v1-5", subfolder="text_encoder")
+        training_models = []
+        training_models.append(unet)
+        trainable_params = []
+        for m in training_models:
+            trainable_params.extend(m.parameters())
+        optimizer = torch.optim.AdamW(trainable_params, lr=1e-6)
+        text_encoder.to(torch.float16)
+        for batch in loader:
+            unet(batch).sample.float().pow(2).mean().backward()
+            optimizer.step()
+        """,
+    ),
+    # sd-scripts' train_textual_inversion.py: only the text encoders' input embeddings are trained,
+    # and `--full_fp16` casts each (prepared) text encoder once the optimizer exists.
+    bug(
+        "late-cast-of-text-encoders-whose-embeddings-are-trained",
+        """
+        import torch
+        from accelerate import Accelerator
+        from transformers import CLIPTextModel
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        text_encoders = [CLIPTextModel.from_pretrained("openai/clip-vit-large-patch14")]
+        trainable_params = []
+        for text_encoder in text_encoders:
+            trainable_params += text_encoder.get_input_embeddings().parameters()
+        optimizer = torch.optim.AdamW(trainable_params, lr=5e-4)  # expect: MP003
+        text_encoders = [accelerator.prepare(text_encoder) for text_encoder in text_encoders]
+        for text_encoder in text_encoders:
+            text_encoder.to(torch.float16)
+        for batch in loader:
+            text_encoders[0](batch).last_hidden_state.float().mean().backward()
+            optimizer.step()
+        """,
+    ),
+    # train_textual_inversion_XTI.py: the text encoder comes from the project's loader.
+    bug(
+        "late-cast-of-a-loaded-text-encoder-whose-embeddings-are-trained",
+        """
+        import torch
+
+        from library import model_util
+
+        text_encoder, vae, unet = model_util.load_models_from_stable_diffusion_checkpoint(args.v2, args.ckpt)
+        trainable_params = text_encoder.get_input_embeddings().parameters()
+        optimizer = torch.optim.AdamW(trainable_params, lr=5e-4)  # expect: MP003
+        text_encoder.to(torch.float16)
+        for batch in loader:
+            text_encoder(batch)[0].float().mean().backward()
+            optimizer.step()
+        """,
+    ),
+    ok(
+        "embeddings-trained-while-another-module-is-cast",
+        """
+        import torch
+        from transformers import CLIPTextModel, CLIPVisionModel
+
+        text_encoder = CLIPTextModel.from_pretrained("openai/clip-vit-large-patch14")
+        vision = CLIPVisionModel.from_pretrained("openai/clip-vit-large-patch14")
+        optimizer = torch.optim.AdamW(text_encoder.get_input_embeddings().parameters(), lr=5e-4)
+        vision.to(torch.float16)
+        for batch in loader:
+            text_encoder(batch).last_hidden_state.float().mean().backward()
+            optimizer.step()
+        """,
+    ),
     ok(
         "late-cast-of-a-module-left-out-of-the-chain",
         """

@@ -14,7 +14,7 @@ from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
-from mplint.analysis.values import UNKNOWN, Kind, Value, dotted, group_params, one_of
+from mplint.analysis.values import ANY_KEY, UNKNOWN, Kind, Value, dotted, group_params, one_of
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -242,11 +242,26 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     if value is None or value.kind not in (Kind.PARAMS, Kind.MODULE):
         return
     current = self.eval(target, ctx)
+    if value.kind is Kind.PARAMS and isinstance(target, cst.Subscript) and _key_not_known(self, target, ctx):
+        table = self.eval(target.value, ctx)
+        if table.kind is Kind.DICT:
+            # `param_group[(block_type, block_index)].append(p)` (sd-scripts' blockwise optimizers): lists
+            # under keys not known, pooled as the table's values.
+            pooled = combine_params([table.item(ANY_KEY) or UNKNOWN, value])
+            items = (*(item for item in table.items if item[0] != ANY_KEY), (ANY_KEY, pooled))
+            self.assign(target.value, table.with_(items=items), ctx)
+        return
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
     elif expression.func.attr.value == "append" and current.kind is Kind.ANY and isinstance(current.payload, tuple):
         if current.op is None:  # a list literal's elements
             self.assign(target, current.with_(payload=(*current.payload, value)), ctx)
+
+
+def _key_not_known(self: Interpreter, target: cst.Subscript, ctx: Context) -> bool:
+    """Whether the item `target` reads is under a key not known (`table[(block_type, index)]`)."""
+    index = target.slice[0].slice if len(target.slice) == 1 else None
+    return isinstance(index, cst.Index) and not isinstance(self.eval(index.value, ctx).const, str)
 
 
 def listed(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> Value:

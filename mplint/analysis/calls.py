@@ -41,6 +41,7 @@ from mplint.analysis.summaries import (
     with_stored,
 )
 from mplint.analysis.values import (
+    ANY_KEY,
     MIXED,
     NUMBER,
     UNKNOWN,
@@ -481,6 +482,10 @@ def call_method(
         self.commit_late_casts(args[0])  # scaler.step(optimizer) with an untracked scaler
     if receiver.kind is Kind.PARAMS and (method in ("items", "values") or method in api.PRESERVING_OPS):
         return receiver  # param_dict.items(), p.detach(): still those parameters
+    pooled = receiver.item(ANY_KEY) if receiver.kind is Kind.DICT else None
+    if pooled is not None and method in ("values", "items"):
+        # The lists stored under keys not known: `for key, group in param_group.items()`.
+        return pooled if method == "values" else Value(Kind.ANY, op="zip", payload=(UNKNOWN, pooled))
     if receiver.kind is Kind.DICT:
         key = args[0].const if method == "get" and args else None
         return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN

@@ -303,6 +303,10 @@ def _join_items(
     return tuple((key, join(value, others[key])) for key, value in left if key in others)
 
 
+# The item of a dict holding what was stored under keys not known (`Kind.DICT`'s items).
+ANY_KEY = "<any key>"
+
+
 def group_params(element: Value) -> Value | None:
     """A param group (`{"params": decay, "weight_decay": 0.1}`) stands for its parameters; any other
     element for itself."""

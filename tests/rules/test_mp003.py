@@ -19,6 +19,32 @@ from .casekit import bug, check, check_files, line_of, lint, ok
 
 CODE = "MP003"
 
+# sd-scripts' per-block optimizers (flux_train.py), over a model of dtype `dtype`.
+BLOCKWISE = """
+        import torch
+
+        from library import flux_utils
+
+        flux = flux_utils.load_flow_model(args.ckpt).to({dtype})
+        params_to_optimize = [{{"params": list(flux.parameters()), "lr": 1e-5}}]
+        param_group = {{}}
+        for group in params_to_optimize:
+            named_parameters = list(flux.named_parameters())
+            for p, np in zip(group["params"], named_parameters):
+                block_type = "double" if np[0].startswith("double_blocks") else "single"
+                param_group_key = (block_type, int(np[0].split(".")[1]))
+                if param_group_key not in param_group:
+                    param_group[param_group_key] = []
+                param_group[param_group_key].append(p)
+        grouped_params = []
+        for param_group_key, param_group in param_group.items():
+            grouped_params.append({{"params": param_group, "lr": 1e-5}})
+        optimizers = []
+        for group in grouped_params:
+            optimizer = torch.optim.AdamW([group]){expect}
+            optimizers.append(optimizer)
+        """
+
 CASES = [
     # An optimizer class picked by name from the module importlib hands back (the module named,
     # not its top-level package as `__import__` without `fromlist` gives).
@@ -1752,60 +1778,8 @@ CASES = [
     ),
     # sd-scripts' flux_train.py --blockwise_fused_optimizers: the parameters pooled per block in a
     # dict under computed keys, one optimizer per block.
-    bug(
-        "blockwise-optimizers-over-a-half-model",
-        """
-        import torch
-
-        from library import flux_utils
-
-        flux = flux_utils.load_flow_model(args.ckpt).to(torch.bfloat16)
-        params_to_optimize = [{"params": list(flux.parameters()), "lr": 1e-5}]
-        param_group = {}
-        for group in params_to_optimize:
-            named_parameters = list(flux.named_parameters())
-            for p, np in zip(group["params"], named_parameters):
-                block_type = "double" if np[0].startswith("double_blocks") else "single"
-                param_group_key = (block_type, int(np[0].split(".")[1]))
-                if param_group_key not in param_group:
-                    param_group[param_group_key] = []
-                param_group[param_group_key].append(p)
-        grouped_params = []
-        for param_group_key, param_group in param_group.items():
-            grouped_params.append({"params": param_group, "lr": 1e-5})
-        optimizers = []
-        for group in grouped_params:
-            optimizer = torch.optim.AdamW([group])  # expect: MP003
-            optimizers.append(optimizer)
-        """,
-    ),
-    ok(
-        "blockwise-optimizers-over-an-fp32-model",
-        """
-        import torch
-
-        from library import flux_utils
-
-        flux = flux_utils.load_flow_model(args.ckpt).to(torch.float32)
-        params_to_optimize = [{"params": list(flux.parameters()), "lr": 1e-5}]
-        param_group = {}
-        for group in params_to_optimize:
-            named_parameters = list(flux.named_parameters())
-            for p, np in zip(group["params"], named_parameters):
-                block_type = "double" if np[0].startswith("double_blocks") else "single"
-                param_group_key = (block_type, int(np[0].split(".")[1]))
-                if param_group_key not in param_group:
-                    param_group[param_group_key] = []
-                param_group[param_group_key].append(p)
-        grouped_params = []
-        for param_group_key, param_group in param_group.items():
-            grouped_params.append({"params": param_group, "lr": 1e-5})
-        optimizers = []
-        for group in grouped_params:
-            optimizer = torch.optim.AdamW([group])
-            optimizers.append(optimizer)
-        """,
-    ),
+    bug("blockwise-optimizers-over-a-half-model", BLOCKWISE.format(dtype="torch.bfloat16", expect="  # expect: MP003")),
+    ok("blockwise-optimizers-over-an-fp32-model", BLOCKWISE.format(dtype="torch.float32", expect="")),
     ok(
         "embeddings-trained-while-another-module-is-cast",
         """

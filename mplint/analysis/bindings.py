@@ -6,7 +6,7 @@ re-exports followed), and a list that `params.extend(...)` makes a parameter lis
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
@@ -129,7 +129,18 @@ def element_of(iterable: Value) -> Value:
         # `for actor in [policy, critic]`: each object of the linted code; `for m in training_models`
         # (sd-scripts: `[unet]`, the text encoder appended when it is trained): each module.
         return one_of(list(elements))
+    rows = [_row(element) for element in elements] if isinstance(elements, tuple) and elements else []
+    if rows and rows[0] and all(row is not None and len(row) == len(rows[0]) for row in rows):
+        # `for lr, params, name in [(base_lr, base_params, "base"), ...]`: each column, one of its rows'.
+        columns = zip(*cast("list[tuple[Value, ...]]", rows), strict=True)
+        return Value(Kind.ANY, payload=tuple(one_of(list(column)) for column in columns))
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
+
+
+def _row(element: Value) -> tuple[Value, ...] | None:
+    """A tuple literal's values (a row of a table a `for` unpacks), else None."""
+    row = element.payload if element.kind is Kind.ANY and element.op is None else None
+    return row if isinstance(row, tuple) and all(isinstance(value, Value) for value in row) else None
 
 
 def bind_import(self: Interpreter, alias: cst.ImportAlias, ctx: Context) -> None:

@@ -1780,6 +1780,63 @@ CASES = [
     # dict under computed keys, one optimizer per block.
     bug("blockwise-optimizers-over-a-half-model", BLOCKWISE.format(dtype="torch.bfloat16", expect="  # expect: MP003")),
     ok("blockwise-optimizers-over-an-fp32-model", BLOCKWISE.format(dtype="torch.float32", expect="")),
+    # sd-scripts' anima_train_utils.get_anima_param_groups: groups built from a table of (lr, params, name).
+    bug(
+        "late-cast-of-a-model-whose-groups-come-from-a-table",
+        """
+        import torch
+
+
+        def get_param_groups(dit, base_lr, attn_lr):
+            base_params, attn_params = [], []
+            for name, p in dit.named_parameters():
+                if ".attn" in name:
+                    attn_params.append(p)
+                else:
+                    base_params.append(p)
+            param_groups = []
+            for lr, params, name in [(base_lr, base_params, "base"), (attn_lr, attn_params, "attn")]:
+                if lr == 0:
+                    continue
+                param_groups.append({"params": params, "lr": lr})
+            return param_groups
+
+
+        dit = load_dit()
+        optimizer = torch.optim.AdamW(get_param_groups(dit, 1e-4, 1e-5))  # expect: MP003
+        dit.to(torch.bfloat16)
+        for batch in loader:
+            dit(batch).float().mean().backward()
+            optimizer.step()
+        """,
+    ),
+    # anima_train.py: the default path (neither --full_fp16 nor --full_bf16) sets the weight dtype back
+    # to fp32 before the cast; the --full_bf16 path keeps the mixed precision's.
+    bug(
+        "a-path-that-keeps-the-weight-dtype-low-casts-late",
+        """
+        import argparse
+
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--mixed_precision", default="no", choices=["no", "bf16"])
+        parser.add_argument("--full_bf16", action="store_true")
+        args = parser.parse_args()
+        weight_dtype = torch.bfloat16 if args.mixed_precision == "bf16" else torch.float32
+        dit = load_dit()
+        optimizer = torch.optim.AdamW(dit.parameters(), lr=1e-4)  # expect: MP003
+        dit_weight_dtype = weight_dtype
+        if args.full_bf16:
+            assert args.mixed_precision == "bf16", "full_bf16 requires mixed_precision='bf16'"
+        else:
+            dit_weight_dtype = torch.float32
+        dit.to(dit_weight_dtype)
+        for batch in loader:
+            dit(batch).float().mean().backward()
+            optimizer.step()
+        """,
+    ),
     ok(
         "embeddings-trained-while-another-module-is-cast",
         """

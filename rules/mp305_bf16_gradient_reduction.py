@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mplint.analysis.facts import CallFact
-from mplint.analysis.values import Kind, Precision, Value
+from mplint.analysis.values import Precision, is_none
 from mplint.rule import Rule
 
 # FSDP's policy classes, by every public path torch 2.x exports them under: (param_dtype, reduce_dtype)
@@ -95,14 +95,10 @@ policy = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16,
             return None
         reduce_dtype = fact.arg(1, "reduce_dtype")
         why = ""
-        if reduce_dtype is None or _is_none(reduce_dtype):
+        if reduce_dtype is None or is_none(reduce_dtype):
             reduce_dtype = fact.arg(0, "param_dtype")
             why = " (no reduce_dtype: it defaults to param_dtype)"
         if reduce_dtype is None or reduce_dtype.precision not in (Precision.BF16, Precision.HALF):
             return None
         policy = str(fact.function).rpartition(".")[2]  # one of _POLICIES
         return self.MESSAGE.format(policy=policy, dtype=reduce_dtype.precision.value, why=why)
-
-
-def _is_none(value: Value) -> bool:
-    return value.kind is Kind.CONST and value.payload is None

@@ -252,7 +252,6 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     value = added[0] if added else None
     if value is None or value.kind not in (Kind.PARAMS, Kind.MODULE):
         return
-    current = self.eval(target, ctx)
     if value.kind is Kind.PARAMS and isinstance(target, cst.Subscript) and _key_not_known(self, target, ctx):
         table = self.eval(target.value, ctx)
         if table.kind is Kind.DICT:
@@ -262,11 +261,11 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
             items = (*(item for item in table.items if item[0] != ANY_KEY), (ANY_KEY, pooled))
             self.assign(target.value, table.with_(items=items), ctx)
         return
+    current = self.eval(target, ctx)
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
-    elif expression.func.attr.value == "append" and current.kind is Kind.ANY and isinstance(current.payload, tuple):
-        if current.op is None:  # a list literal's elements
-            self.assign(target, current.with_(payload=(*current.payload, value)), ctx)
+    elif expression.func.attr.value == "append" and (elements := _row(current)) is not None:  # a list literal
+        self.assign(target, current.with_(payload=(*elements, value)), ctx)
 
 
 def _key_not_known(self: Interpreter, target: cst.Subscript, ctx: Context) -> bool:

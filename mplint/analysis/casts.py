@@ -14,7 +14,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.facts import LateCast
 from mplint.analysis.scopes import Context, Scope
-from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value, alternatives, updates
+from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value, alternatives, owners
 from mplint.tree import dotted_text
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def note_cast_after_optimizer(
         for value in scope.names.values():
             if (
                 value.kind is Kind.OPTIMIZER
-                and updates(value.identity, identity)
+                and identity in owners(value.identity)
                 and isinstance(value.payload, cst.Call)
             ):
                 optimizer_path = self.path_of_call(value.payload)

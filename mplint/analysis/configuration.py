@@ -24,7 +24,7 @@ from mplint.analysis.launch_options import (
     typed,
 )
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, join
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, is_none, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -85,7 +85,7 @@ def argument_parser(
             action = kwargs.get("action", UNKNOWN).const
             implied = {"store_true": const(False), "store_false": const(True)}.get(str(action))
             default = kwargs.get("default", implied or const(None))
-            if default.kind is Kind.CONST and default.payload is None:
+            if is_none(default):
                 default = default.with_(op=NOT_GIVEN)  # `--fused_optimizer_groups` not given: false
             like = _TYPED_LIKE.get(kwargs.get("type", UNKNOWN).name or "", default.const)
             defaults[dest] = launched_default(self, dest, default, like)
@@ -265,9 +265,7 @@ _MADE = frozenset({Kind.TENSOR, Kind.MODULE, Kind.PARAMS, Kind.SCALER, Kind.OPTI
 
 def _made_and_none(left: Value, right: Value) -> bool:
     """Whether one side is an object the analysis saw made and the other the constant None."""
-    return any(
-        made.kind in _MADE and _known(none) and none.const is None for made, none in ((left, right), (right, left))
-    )
+    return (left.kind in _MADE and is_none(right)) or (right.kind in _MADE and is_none(left))
 
 
 def _known(value: Value) -> bool:

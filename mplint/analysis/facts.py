@@ -94,6 +94,12 @@ def record(facts: dict[Node, list[Fact]], node: Node, fact: Fact) -> None:
         found.append(fact)
 
 
+def continues(condition: str | None, path: str | None) -> bool:
+    """Whether the path of `condition` is `path` or one taken inside it ("`--fp16` is given and
+    `args.full_fp16` is true" continues "`--fp16` is given"); every path continues the default one (None)."""
+    return path is None or condition == path or (condition or "").startswith(f"{path} and ")
+
+
 def conditions_in(condition: str | None) -> int:
     """How many conditions a path takes ("`--fp16` is given and `args.full_fp16` is true": 2)."""
     return 0 if condition is None else 1 + condition.count(" and ")

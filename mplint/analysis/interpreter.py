@@ -31,7 +31,7 @@ from mplint.analysis import (
     summaries,
     torch_calls,
 )
-from mplint.analysis.facts import CallFact, LateCast, OperationFact, ReplicatedCall
+from mplint.analysis.facts import CallFact, LateCast, OperationFact, ReplicatedCall, continues
 from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.frameworks.accelerate_launch import Launch, LaunchConfig
 from mplint.analysis.launch_options import LaunchOptions
@@ -315,10 +315,7 @@ class Interpreter:
         """Whether the optimizer built by `optimizer` steps fp32 master weights on the path of
         `condition`: a framework wrapped it on that path, or on a path that one continues (a
         DeepSpeed branch read aside says nothing of the `--full_bf16` branch beside it)."""
-        return any(
-            given is None or condition == given or (condition or "").startswith(f"{given} and ")
-            for given in self.master_weights.get(optimizer, ())
-        )
+        return any(continues(condition, given) for given in self.master_weights.get(optimizer, ()))
 
     def keeps_facts_of(self, path: str) -> bool:
         """Whether what code at `path` does is recorded for the rules: not when a test started the

@@ -8,7 +8,16 @@ import libcst as cst
 
 from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import configuration_test
-from mplint.analysis.facts import CallFact, Fact, LateCast, OperationFact, ReplicatedCall, conditions_in, record
+from mplint.analysis.facts import (
+    CallFact,
+    Fact,
+    LateCast,
+    OperationFact,
+    ReplicatedCall,
+    conditions_in,
+    continues,
+    record,
+)
 from mplint.analysis.frameworks.accelerate_launch import LaunchConfig
 from mplint.analysis.interpreter import Interpreter, TreeMemo
 from mplint.analysis.launch_options import LaunchOptions
@@ -174,10 +183,7 @@ class PrecisionModel:
         interpreter: Interpreter = self._interpreter
         launches = {*interpreter.launch_alternatives, *(condition for _, condition in interpreter.option_alternatives)}
         # A branch that configuration skips too, read aside in its run: "<launch> and <test>".
-        condition = fact.condition
-        return condition is not None and any(
-            condition == run or condition.startswith(f"{run} and ") for run in launches
-        )
+        return fact.condition is not None and any(continues(fact.condition, run) for run in launches)
 
     def has_master_weights(self, optimizer: cst.Call, condition: str | None) -> bool:
         """Whether a framework wraps the optimizer built by `optimizer`, on the path of `condition`,

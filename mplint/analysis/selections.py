@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from mplint.analysis.values import HALF_BUT_NORMS, Kind, Owners, Precision, Value, is_mixed, join
+from mplint.analysis.values import HALF_BUT_NORMS, Kind, Owners, Precision, Value, is_mixed, join, owners
 
 # A conjunct of a filter: its test as written, and whether a chosen parameter passes or fails it.
 Test = tuple[str, bool]
@@ -59,15 +59,8 @@ def combine_params(groups: list[Value]) -> Value:
     result = params[0]
     for group in params[1:]:
         result = join(result, group)
-    owners = {owner for group in params for owner in _owners(group.identity)}
-    return result.with_(identity=Owners(frozenset(owners))) if len(owners) > 1 else result
-
-
-def _owners(identity: object) -> frozenset[object]:
-    """The modules whose parameters a collection of `identity` holds (none known for None)."""
-    if isinstance(identity, Owners):
-        return identity.modules
-    return frozenset() if identity is None else frozenset({identity})
+    modules = frozenset().union(*(owners(group.identity) for group in params))
+    return result.with_(identity=Owners(modules)) if len(modules) > 1 else result
 
 
 def _united(groups: list[Value]) -> list[Value]:

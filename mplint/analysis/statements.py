@@ -101,7 +101,6 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
     (`exec_aside`), so that a bug behind a non-default option is still reported, as conditional."""
     block, start = self.after_if
     rest = block[start:] if 0 < start <= len(block) and block[start - 1] is node else ()
-    chain = [statements(node.body), *_later_bodies(node.orelse)]
     bodies: list[list[Statement]] = []
     branch: cst.If | cst.Else | None = node
     while isinstance(branch, cst.If):
@@ -122,7 +121,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
                 skipped = _implied(self, ctx, branch.test, False)
                 if not _rerun_instead(self, ctx, branch, _implied(self, ctx, branch.test, True), skipped):
                     for body in _later_bodies(branch.orelse):
-                        exec_aside(self, body, ctx, (test, negated), rest, skipped, chain)
+                        exec_aside(self, body, ctx, (test, negated), rest, skipped, node)
             return (
                 self.exec_branches(ctx, None, bodies, statements(branch.body))
                 if bodies
@@ -133,7 +132,7 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
         elif chosen and test is not None:
             skipped = _implied(self, ctx, branch.test, True)
             if not _rerun_instead(self, ctx, branch, _implied(self, ctx, branch.test, False), skipped):
-                exec_aside(self, statements(branch.body), ctx, (test, not negated), rest, skipped, chain)
+                exec_aside(self, statements(branch.body), ctx, (test, not negated), rest, skipped, node)
         branch = branch.orelse
     return (
         self.exec_branches(ctx, None, bodies, statements(branch))
@@ -295,7 +294,7 @@ def exec_aside(
     test: tuple[str, bool],
     rest: Sequence[Statement] = (),
     implied: Sequence[Implied] = (),
-    chain: Sequence[list[Statement]] = (),
+    chain: cst.If | None = None,
 ) -> None:
     """Run a branch the default configuration skips for its facts alone (marked with the condition
     that the configuration test named `test[0]` holds or not, `test[1]`): what it binds, returns or
@@ -303,7 +302,7 @@ def exec_aside(
     function (`if args.bf16: model = model.to(torch.bfloat16)`, `score_fn = partial(avg_logprob,
     model=model)`), the statements after the `if` in its block (`rest`) run aside with it too, where
     those names are used (not inside another such path), the same test deciding alike there; so do
-    they when it keeps a name low that another branch of its `if` (`chain`) assigns (anima_train.py:
+    they when it keeps a name low that a branch of its `if` (`chain`) assigns (anima_train.py:
     `if args.full_bf16: ... else: dit_weight_dtype = torch.float32`, then `dit.to(dit_weight_dtype)`)."""
     if not body:
         return
@@ -355,15 +354,17 @@ def _rebinds_precision(before: dict[str, Value], after: dict[str, Value]) -> boo
     return False
 
 
-def _keeps_low(before: dict[str, Value], after: dict[str, Value], chain: Sequence[list[Statement]]) -> bool:
+def _keeps_low(before: dict[str, Value], after: dict[str, Value], chain: cst.If | None) -> bool:
     """Whether a branch left a name bound to a low precision as it was where a branch of its `if`
-    assigns it (the branch the default path takes may not keep it low)."""
+    chain assigns it (the branch the default path takes may not keep it low)."""
     kept = {name for name, value in before.items() if value.precision.is_low and after.get(name) is value}
-    return bool(kept) and any(
-        isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value in kept
-        for body in chain
-        for statement in body
-        for node in tree.walk(statement)
+    return (
+        bool(kept)
+        and chain is not None
+        and any(
+            isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value in kept
+            for node in tree.walk(chain)
+        )
     )
 
 

@@ -29,7 +29,19 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import hydra
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, off_path
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, alternatives, const, join, recast
+from mplint.analysis.values import (
+    UNKNOWN,
+    Kind,
+    Origin,
+    Precision,
+    Region,
+    Value,
+    alternatives,
+    const,
+    is_none,
+    join,
+    recast,
+)
 from mplint.tree import statements
 
 if TYPE_CHECKING:
@@ -319,7 +331,7 @@ def attributes_of(self: Interpreter, definition: Definition) -> dict[str, Value]
         for attr, value in self.attributes_of(base).items():
             attrs.setdefault(attr, value)
     # A method analysed on its own sees what another method set where `__init__` left None ("not yet").
-    held = {attr: attrs[attr] if _is_none(value) else value for attr, value in receiver.items}
+    held = {attr: attrs[attr] if is_none(value) else value for attr, value in receiver.items}
     self.class_receivers[definition] = receiver.with_(items=tuple(sorted(held.items())))
     self.class_attrs[definition] = attrs
     return attrs
@@ -648,12 +660,8 @@ def _stores_attributes(node: cst.FunctionDef | cst.ClassDef) -> bool:
 
 def _join_attribute(first: Value, second: Value) -> Value:
     """`self.model = None` in `__init__` and a model assigned in `setup()`: None only means "not yet"."""
-    if _is_none(first):
+    if is_none(first):
         return second
-    if _is_none(second):
+    if is_none(second):
         return first
     return join(first, second)
-
-
-def _is_none(value: Value) -> bool:
-    return value.kind is Kind.CONST and value.payload is None

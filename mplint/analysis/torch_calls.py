@@ -14,7 +14,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of
 from mplint.analysis.expressions import PASSTHROUGH_BUILTINS
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, promote, selected
+from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, is_none, promote, selected
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -63,7 +63,7 @@ def autocast(
     # The dtype is the second parameter of every entry point: `torch.autocast(device_type, dtype)`,
     # `torch.cuda.amp.autocast(enabled, dtype)`.
     dtype_arg = kwargs.get("dtype", args[1] if len(args) > 1 else None)
-    if dtype_arg is not None and not (dtype_arg.kind is Kind.CONST and dtype_arg.payload is None):
+    if dtype_arg is not None and not is_none(dtype_arg):
         precision = self.dtype_value(dtype_arg) or Precision.UNKNOWN
     else:
         precision = fixed_dtype or (

@@ -236,9 +236,12 @@ class Owners:
     modules: frozenset[object]
 
 
-def updates(identity: object, module: object) -> bool:
-    """Whether parameters (or an optimizer) of `identity` include those of the module `module`."""
-    return identity == module or (isinstance(identity, Owners) and module in identity.modules)
+def owners(identity: object) -> frozenset[object]:
+    """The modules whose parameters a collection (or an optimizer) of `identity` holds (none known
+    for None)."""
+    if isinstance(identity, Owners):
+        return identity.modules
+    return frozenset() if identity is None else frozenset({identity})
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,11 @@ def _join_items(
         return left
     others = dict(right)
     return tuple((key, join(value, others[key])) for key, value in left if key in others)
+
+
+def is_none(value: Value) -> bool:
+    """The constant None."""
+    return value.kind is Kind.CONST and value.payload is None
 
 
 # The item of a dict holding what was stored under keys not known (`Kind.DICT`'s items).

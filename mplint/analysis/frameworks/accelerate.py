@@ -31,7 +31,7 @@ import libcst as cst
 
 from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, NO_LAUNCH, LaunchConfig, launch_of
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, is_none
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -60,7 +60,7 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     of the launch configuration's, which also says whether DeepSpeed's engine runs the model."""
     setting = kwargs.get("mixed_precision")
     # A plugin known to be None is none (sd-scripts' `prepare_deepspeed_plugin(args)` without `--deepspeed`).
-    plugins = {name for name in FRAMEWORK_PLUGINS if name in kwargs and not _is_none(kwargs[name])}
+    plugins = {name for name in FRAMEWORK_PLUGINS if name in kwargs and not is_none(kwargs[name])}
     plugin = bool(plugins)
     launch = None if plugin else launch_config(self, ctx)
     precision = None
@@ -78,10 +78,6 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     elif launch is not None and launch.deepspeed:
         items = ((DEEPSPEED, const(launch.name)),)
     return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node, items=items)
-
-
-def _is_none(value: Value) -> bool:
-    return value.kind is Kind.CONST and value.payload is None
 
 
 def setting(accelerator: Value, attr: str) -> Value | None:

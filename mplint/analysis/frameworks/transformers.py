@@ -50,7 +50,7 @@ from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate, causal_lm
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, is_none
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -234,7 +234,7 @@ _OWN_OPTIMIZER_BYPASSED = ("optimizers", "optimizer_cls_and_kwargs", "model_init
 def _given(value: Value | None) -> bool:
     """Whether a keyword is given something: not left out, nor passed a literal None
     (`peft_config=get_peft_config(model_args)` with PEFT off)."""
-    return value is not None and not (value.kind is Kind.CONST and value.payload is None)
+    return value is not None and not is_none(value)
 
 
 def model_of(args: list[Value], kwargs: dict[str, Value]) -> Value:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Union
 from mplint.config import Settings, display_path, load_settings
 from mplint.findings import Finding, merge_routes
 from mplint.registry import all_rules, rule_codes
-from mplint.run.discovery import decode_source, discover, python_files, read_source
+from mplint.run.discovery import decode_source, project_files, python_files, read_source
 from mplint.text import SourceFile
 
 if TYPE_CHECKING:
@@ -48,19 +48,22 @@ def lint_paths(
     is told (files checked, files) as the check goes."""
     settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
     listed = python_files(paths, settings)
+    # Named files are checked with their project's files at hand, for what they import.
+    project = project_files(paths, listed, settings)
+    named = frozenset(display for display, _ in listed) if project else None
     if not cache:
-        files = [read_source(path, display) for display, path in listed]
-        checked, _ = _checked(files, settings, jobs=jobs, cache=False, progress=progress)
+        files = [read_source(path, display) for display, path in [*listed, *project]]
+        checked, _ = _checked(files, settings, jobs=jobs, cache=False, progress=progress, named=named)
         return LintResult(tuple(_reported(checked, settings)), len(listed))
     from mplint.run import snapshot
     from mplint.run.cache import run_salt
 
     codes = [code for code in rule_codes() if settings.is_selected(code)]
-    taken = snapshot.take(settings.root, paths, listed, run_salt(codes, settings.config_file))
+    taken = snapshot.take(settings.root, paths, [*listed, *project], run_salt(codes, settings.config_file))
     found = snapshot.remembered(taken)
     if found is None:
-        files = [read_source(path, display) for display, path in listed]
-        checked, store = _checked(files, settings, jobs=jobs, cache=True, progress=progress)
+        files = [read_source(path, display) for display, path in [*listed, *project]]
+        checked, store = _checked(files, settings, jobs=jobs, cache=True, progress=progress, named=named)
         if store is not None:
             snapshot.save(taken, store.hashes, store.data_files, checked)
         found = checked
@@ -101,8 +104,10 @@ def fix_paths(
     from mplint import fixes
 
     settings = settings_for(paths[0] if paths else None, select, ignore, config_file)
-    files = discover(paths, settings)
-    lint = functools.partial(lint_sources, settings=settings, jobs=jobs, cache=cache)
+    listed = python_files(paths, settings)
+    files = [read_source(path, display) for display, path in listed]
+    project = [read_source(path, display) for display, path in project_files(paths, listed, settings)]
+    lint = functools.partial(lint_sources, settings=settings, jobs=jobs, cache=cache, project=project)
     result = fixes.fix_sources(files, lint, unsafe=unsafe)
     return fixes.write_fixes(result, files, lint, unsafe=unsafe) if write else result
 
@@ -169,13 +174,18 @@ def lint_sources(
     cache: bool = False,
     memory: Memory | None = None,
     unsaved: Iterable[str] = (),
+    project: Sequence[SourceFile] = (),
 ) -> list[Finding]:
-    """Check sources already read (from disk, or an editor's buffers) together under `settings`.
+    """Check sources already read (from disk, or an editor's buffers) together under `settings`,
+    with the other files of their `project` at hand for what they import (`project_files`).
 
     A long-lived caller (the language server) passes the `memory` it keeps: results are then
     cached across its calls as on disk with `cache`, and the paths in `unsaved` (texts that are
     not what the files hold) are only remembered, never written to `.mplint_cache/`."""
-    findings, _ = _checked(files, settings, jobs=jobs, cache=cache, memory=memory, unsaved=unsaved)
+    named = frozenset(source.path for source in files) if project else None
+    findings, _ = _checked(
+        [*files, *project], settings, jobs=jobs, cache=cache, memory=memory, unsaved=unsaved, named=named
+    )
     return _reported(findings, settings)
 
 
@@ -188,13 +198,15 @@ def _checked(
     memory: Memory | None = None,
     unsaved: Iterable[str] = (),
     progress: Callable[[int, int], None] | None = None,
+    named: frozenset[str] | None = None,
 ) -> tuple[list[Finding], Cache | None]:
-    """What the selected rules find in `files`, before per-file ignores, and the cache used."""
+    """What the selected rules find in `files` (in the `named` ones, when given: the others are
+    read for what they define), before per-file ignores, and the cache used."""
     from mplint.run import engine, parallel
 
     rules = [rule for rule in all_rules() if settings.is_selected(rule.CODE)]
     if jobs == 1 and not cache and memory is None and progress is None:
-        return engine.lint_files(files, rules), None
+        return engine.lint_files(files, rules, named), None
     from mplint.run.cache import open_cache
 
     store = None
@@ -202,7 +214,7 @@ def _checked(
         texts = {source.path: source.text for source in files}
         codes = [rule.CODE for rule in rules]
         store = open_cache(settings.root, texts, codes, settings.config_file, memory=memory, unsaved=unsaved)
-    return parallel.lint_files(files, rules, jobs=jobs, cache=store, progress=progress), store
+    return parallel.lint_files(files, rules, jobs=jobs, cache=store, progress=progress, checked=named), store
 
 
 def _reported(findings: Sequence[Finding], settings: Settings) -> list[Finding]:

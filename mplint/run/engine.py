@@ -125,6 +125,8 @@ class Plan:
     # Files beside the code the plan read (launch commands that make a script a unit): a cached run
     # depends on them too.
     read: tuple[str, ...] = ()
+    # Units rooted in unchecked files that import checked ones: only their findings in checked files count.
+    importers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,17 @@ class UnitResult:
     read: tuple[str, ...]
 
 
-def lint_files(files: Sequence[SourceFile], rules: Sequence[type[Rule]]) -> list[Finding]:
-    """Check `files` together in one process: the plain composition of the pieces below."""
+def lint_files(
+    files: Sequence[SourceFile], rules: Sequence[type[Rule]], checked: frozenset[str] | None = None
+) -> list[Finding]:
+    """Check `files` together in one process (only those in `checked` when given, the others read
+    for what they define): the plain composition of the pieces below."""
     with collector_paused():
-        run = Run(files, rules)
+        run = Run(files, rules, checked=checked)
         plan = run.plan()
         findings = [finding for root in plan.units for finding in run.lint_unit(root).findings]
+        for root in plan.importers:
+            findings += run.findings_in_checked(run.lint_unit(root).findings)
         findings += [finding for source in plan.unanalysed for finding in check_syntax(source)]
         findings += [unreadable(source) for source in plan.unreadable]
     return sorted(set(findings), key=Finding.sort_key)
@@ -180,7 +187,8 @@ def collect_unit_garbage() -> None:
 
 class Run:
     """The files of one run with its rules; each file parsed at most once, shared by the units a
-    process analyses."""
+    process analyses. Only the files in `checked` (all when None) are checked: the others are
+    the project's, read for the names the checked ones import."""
 
     def __init__(
         self,
@@ -188,8 +196,10 @@ class Run:
         rules: Sequence[type[Rule]],
         code_facts: Mapping[str, CodeFacts] | None = None,
         roots: frozenset[str] = frozenset(),
+        checked: frozenset[str] | None = None,
     ) -> None:
         self.files = {source.path: source for source in files}
+        self.checked = checked
         # The plan's units: read by another unit first, such a file is still parsed as a root is.
         self.roots = roots
         self.rules = tuple(rules)
@@ -218,19 +228,30 @@ class Run:
 
     def plan(self) -> Plan:
         rules = self.rules
-        readable = [source for source in self.files.values() if source.text is not None]
-        unreadable_files = tuple(source for source in self.files.values() if source.text is None)
+        checked = [source for source in self.files.values() if self.checked is None or source.path in self.checked]
+        readable = [source for source in checked if source.text is not None]
+        unreadable_files = tuple(source for source in checked if source.text is None)
         triggers = frozenset().union(*(rule.TRIGGERS for rule in rules if rule is not InvalidSyntax))
         sinks = frozenset().union(*(rule.SINKS for rule in rules))
         if not triggers:  # MP000 alone: every file is parsed
             return Plan(tuple(source.path for source in readable), (), unreadable_files)
-        analysable = [source for source in readable if len(source.text or "") <= MAX_ANALYSED_CHARACTERS]
+        # The units of a run over the whole project, those rooted in the checked files and in files
+        # importing them (a changed helper is judged with the precision its callers give it).
+        analysable = [
+            source
+            for source in self.files.values()
+            if source.text is not None and len(source.text) <= MAX_ANALYSED_CHARACTERS
+        ]
         roots = self.prefilter.roots(analysable, triggers, sinks)
         # A script the repository launches with a low-precision option (`--bf16 True`), or that names a
         # config file holding one (`dtype: bfloat16`), is a unit when its code mentions a sink or
         # imports code that does (its Trainer subclass in another module): the precision comes from
         # outside the code (`launch_options`).
         leading = self.prefilter.leading_to(analysable, sinks)
+        if self.checked is not None:
+            wanted = self.checked | self.prefilter.importers(analysable, set(self.checked))
+            roots &= wanted
+            leading &= wanted
         candidates = {
             os.path.abspath(source.path): source
             for source in analysable
@@ -241,7 +262,17 @@ class Run:
         roots |= {candidates[path].path for path in configured}
         unanalysed = tuple(source for source in readable if source.path not in roots)
         self.roots = frozenset(roots)
-        return Plan(tuple(path for path in self.files if path in roots), unanalysed, unreadable_files, read)
+        units = tuple(path for path in self.files if path in roots)
+        if self.checked is None:
+            return Plan(units, unanalysed, unreadable_files, read)
+        named = self.checked
+        return Plan(
+            tuple(path for path in units if path in named),
+            unanalysed,
+            unreadable_files,
+            read,
+            tuple(path for path in units if path not in named),
+        )
 
     @functools.cached_property
     def imports(self) -> ImportGraph:
@@ -318,6 +349,11 @@ class Run:
                 rule for rule in self.rules if self.prefilter.mentions(source, rule.TRIGGERS | rule.SINKS)
             ]
         return self._relevant[source.path]
+
+    def findings_in_checked(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Those of `findings` in the checked files."""
+        checked = self.checked
+        return [found for found in findings if checked is None or found.path in checked]
 
     def lint_unit(self, root: str) -> UnitResult:
         with recursion_limit(DEEP_RECURSION):

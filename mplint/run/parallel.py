@@ -55,30 +55,37 @@ def lint_files(
     cache: Cache | None = None,
     start_method: str | None = None,
     progress: Progress | None = None,
+    checked: frozenset[str] | None = None,
 ) -> list[Finding]:
-    """What `engine.lint_files(files, rules)` returns, using `jobs` processes and `cache`; told to
-    `progress` as (files checked, files) while it goes."""
+    """What `engine.lint_files(files, rules, checked)` returns, using `jobs` processes and `cache`;
+    told to `progress` as (files checked, files) while it goes."""
     with engine.collector_paused():
-        run = engine.Run(files, rules, cache.code_facts() if cache is not None else None)
+        run = engine.Run(files, rules, cache.code_facts() if cache is not None else None, checked=checked)
         plan = run.plan()
         if cache is not None:
             cache.put_code_facts(run.prefilter.computed)
             for name in plan.read:
                 cache.hash_of(name)  # a data file of the run (a whole-run snapshot depends on it)
-        work = [(UNIT, root) for root in plan.units] + [(SYNTAX, source.path) for source in plan.unanalysed]
+        units = [*plan.units, *plan.importers]
+        work = [(UNIT, root) for root in units] + [(SYNTAX, source.path) for source in plan.unanalysed]
         findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
+        importers = frozenset(plan.importers)
+
+        def keep(path: str, found: Sequence[Finding]) -> None:
+            findings.extend(run.findings_in_checked(found) if path in importers else found)
+
         pending = []
         for kind, path in work:
             cached = cache.get(kind, path) if cache is not None else None
             if cached is None:
                 pending.append((kind, path))
             else:
-                findings.extend(cached)
+                keep(path, cached)
         done = len(work) - len(pending)
-        for checked in _check(run, pending, jobs, start_method):
-            findings.extend(checked.findings)
+        for item in _check(run, pending, jobs, start_method):
+            keep(item.path, item.findings)
             if cache is not None:
-                cache.put(checked.kind, checked.path, checked.read, checked.findings)
+                cache.put(item.kind, item.path, item.read, item.findings)
             done += 1
             if progress is not None:
                 progress(done, len(work))

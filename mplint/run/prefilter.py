@@ -116,6 +116,19 @@ class Prefilter:
         reached = mentioning | importers
         return reached | {source.path for source in files if self._imported_paths(source) & reached}
 
+    def importers(self, files: list[SourceFile], targets: set[str]) -> set[str]:
+        """Those of `files` that import one of `targets`, directly or through others of `files`."""
+        found: set[str] = set()
+        reached = set(targets)
+        while reached:
+            reached = {
+                source.path
+                for source in files
+                if source.path not in found and source.path not in targets and self._imported_paths(source) & reached
+            }
+            found |= reached
+        return found
+
     def _imported_paths(self, source: SourceFile) -> set[str]:
         found: set[str] = set()
         for dots, module in self.facts(source).imports:

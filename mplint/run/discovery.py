@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mplint.config import Settings, display_path
 from mplint.errors import MissingPathError
+from mplint.repository import marked_root
 from mplint.text import SourceFile
 
 
@@ -42,37 +43,19 @@ def python_files(paths: Sequence[str | os.PathLike[str]], settings: Settings) ->
     return sorted(unique.values())
 
 
-# What marks the folder of a project: a named file's imports are resolved among the Python files under
-# the nearest folder above it holding one of these.
-PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
-
-
 def project_files(
     paths: Sequence[str | os.PathLike[str]], listed: Sequence[tuple[str, str]], settings: Settings
 ) -> list[tuple[str, str]]:
-    """(display path, path) of the other Python files of the projects of the files named in `paths`
-    (not of named directories: a directory is the scope its user chose). `mplint train.py` and a
-    pre-commit hook, which names only the changed files, then follow `train.py`'s imports into
-    its helpers as `mplint .` does, while only the named files are units."""
-    files = [os.fspath(path) for path in paths if not os.path.isdir(path)]
-    roots = sorted({root for root in map(_project_root, files) if root is not None})
+    """(display path, path) of the other Python files of the repositories (`marked_root`) of the
+    files named in `paths` (not of named directories: a directory is the scope its user chose).
+    `mplint train.py` and a pre-commit hook, which names only the changed files, then follow
+    `train.py`'s imports into its helpers as `mplint .` does, while only the named files are units."""
+    files = [os.path.abspath(path) for path in paths if not os.path.isdir(path)]
+    roots = sorted({root for root in map(marked_root, files) if root is not None})
     if not roots:
         return []
     named = {display for display, _ in listed}
     return [item for item in python_files(roots, settings) if item[0] not in named]
-
-
-def _project_root(file: str) -> str | None:
-    """The nearest folder above `file` that marks a project (`PROJECT_MARKERS`); None without one:
-    a loose script's folder may be a home directory, not a project."""
-    folder = os.path.dirname(os.path.abspath(file))
-    while True:
-        if any(os.path.exists(os.path.join(folder, marker)) for marker in PROJECT_MARKERS):
-            return folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
 
 
 def read_source(path: str | os.PathLike[str], display: str | None = None) -> SourceFile:

@@ -34,25 +34,11 @@ from typing import TypeVar
 
 from mplint.analysis.frameworks import deepspeed
 from mplint.analysis.values import Precision
+from mplint.repository import marked_root
 
 MIXED_PRECISION = {"fp16": Precision.FP16, "bf16": Precision.BF16, "no": Precision.FP32}
 # How YAML 1.1 (PyYAML, which accelerate uses) reads an unquoted `no`/`false`: mixed precision off.
 _OFF = ("no", "false", "none", "null", "")
-# Markers of a repository's root, nearest to the script first: a checkout from an archive has no
-# `.git`, and many research repositories ship a conda environment or only a licence (SimPO:
-# `environment.yml`, `LICENSE`) beside their `scripts/`.
-_ROOT_MARKERS = (
-    ".git",
-    "pyproject.toml",
-    "setup.py",
-    "setup.cfg",
-    "requirements.txt",
-    "environment.yml",
-    "environment.yaml",
-    "LICENSE",
-    "LICENSE.txt",
-    "LICENSE.md",
-)
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 LAUNCH_SUFFIXES = (".sh", ".bash", ".md", ".rst", ".yaml", ".yml", ".slurm", ".sbatch")
 _SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "venv", "build", "dist", "site-packages"})
@@ -175,12 +161,9 @@ def repository_of(script: str, run_root: str) -> str:
     itself. Without one, the run's root when it holds files of its own (a repository without markers,
     Online-RLHF: its README beside `sft/` and `configs/`), else the folder below it that holds the
     script: a run over a folder of checkouts keeps their configs apart."""
-    home = os.path.expanduser("~")
-    folder = os.path.dirname(script)
-    while folder != home and os.path.dirname(folder) != folder:
-        if any(os.path.exists(os.path.join(folder, marker)) for marker in _ROOT_MARKERS):
-            return folder
-        folder = os.path.dirname(folder)
+    marked = marked_root(script)
+    if marked is not None:
+        return marked
     below = os.path.relpath(script, run_root).split(os.sep)
     if len(below) == 1 or below[0] == os.pardir or _looks_like_a_repository(run_root):
         return run_root  # a run at a repository's root (its README, its launch scripts beside its folders)

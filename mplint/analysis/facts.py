@@ -83,10 +83,26 @@ Node = TypeVar("Node", cst.Call, cst.BinaryOperation)
 Fact = TypeVar("Fact", CallFact, OperationFact)
 
 
+class _Recorded(list[Fact]):
+    """A node's distinct facts, with their set: a node evaluated in a hundred contexts would
+    otherwise compare each new fact with every one before it, value by value."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[Fact] = set()
+
+
 def record(facts: dict[Node, list[Fact]], node: Node, fact: Fact) -> None:
     """Add `fact` to `node`'s distinct facts, those of the default configuration first."""
-    found = facts.setdefault(node, [])
-    if fact in found:
+    found = facts.get(node)
+    if found is None:
+        found = facts[node] = _Recorded()
+    assert isinstance(found, _Recorded), "facts are recorded here only"
+    known = len(found.seen)
+    found.seen.add(fact)  # hashed once: a fact's values are mostly new
+    if len(found.seen) == known:
         return
     if fact.condition is None:
         found.insert(next((index for index, seen in enumerate(found) if seen.condition is not None), len(found)), fact)

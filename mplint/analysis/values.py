@@ -8,7 +8,8 @@ say *why* a tensor is half, not just that it is.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+import operator
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, TypedDict, cast
 
 import libcst as cst
@@ -131,6 +132,15 @@ class Value:
     # and that condition as written: set where a conditional expression on a known test is folded.
     otherwise: tuple[Value, str] | None = None
 
+    def __hash__(self) -> int:
+        # Every call of the analysed code hashes its arguments into a memo key, and values nest
+        # (items, attributes, alternatives): each value's hash is computed once (it is frozen).
+        known = self.__dict__.get("_hash")
+        if known is None:
+            known = hash(_value_fields(self))
+            object.__setattr__(self, "_hash", known)
+        return cast(int, known)
+
     def with_(self, **changes: Unpack[_ValueFields]) -> Value:
         return replace(self, **changes)
 
@@ -148,6 +158,9 @@ class Value:
     @property
     def const(self) -> object:
         return self.payload if self.kind is Kind.CONST else None
+
+
+_value_fields = operator.attrgetter(*(field.name for field in fields(Value)))
 
 
 class _ValueFields(TypedDict, total=False):

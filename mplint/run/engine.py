@@ -228,9 +228,10 @@ class Run:
 
     def plan(self) -> Plan:
         rules = self.rules
-        checked = [source for source in self.files.values() if self.checked is None or source.path in self.checked]
-        readable = [source for source in checked if source.text is not None]
-        unreadable_files = tuple(source for source in checked if source.text is None)
+        checked = self.checked
+        own = [source for source in self.files.values() if checked is None or source.path in checked]
+        readable = [source for source in own if source.text is not None]
+        unreadable_files = tuple(source for source in own if source.text is None)
         triggers = frozenset().union(*(rule.TRIGGERS for rule in rules if rule is not InvalidSyntax))
         sinks = frozenset().union(*(rule.SINKS for rule in rules))
         if not triggers:  # MP000 alone: every file is parsed
@@ -248,8 +249,8 @@ class Run:
         # imports code that does (its Trainer subclass in another module): the precision comes from
         # outside the code (`launch_options`).
         leading = self.prefilter.leading_to(analysable, sinks)
-        if self.checked is not None:
-            wanted = self.checked | self.prefilter.importers(analysable, set(self.checked))
+        if checked is not None:
+            wanted = checked | self.prefilter.importers(analysable, set(checked))
             roots &= wanted
             leading &= wanted
         candidates = {
@@ -262,17 +263,10 @@ class Run:
         roots |= {candidates[path].path for path in configured}
         unanalysed = tuple(source for source in readable if source.path not in roots)
         self.roots = frozenset(roots)
-        units = tuple(path for path in self.files if path in roots)
-        if self.checked is None:
-            return Plan(units, unanalysed, unreadable_files, read)
-        named = self.checked
-        return Plan(
-            tuple(path for path in units if path in named),
-            unanalysed,
-            unreadable_files,
-            read,
-            tuple(path for path in units if path not in named),
-        )
+        units = [path for path in self.files if path in roots]
+        own_units = tuple(path for path in units if checked is None or path in checked)
+        importers = tuple(path for path in units if checked is not None and path not in checked)
+        return Plan(own_units, unanalysed, unreadable_files, read, importers)
 
     @functools.cached_property
     def imports(self) -> ImportGraph:

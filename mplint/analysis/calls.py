@@ -514,6 +514,10 @@ def call_method(
                 # `exp = Exp().set_cfg(cfg)` with `self.cfg = cfg; return self`: the object as the method left it.
                 return with_stored(result, {attr: value for attr, value in writes.items() if attr != SELF})
             return result
+        if receiver.kind is Kind.INSTANCE:
+            inherited_result = hooks.inherited_method(self, cast(Definition, receiver.payload), method, args, kwargs)
+            if inherited_result is not None:
+                return inherited_result
         if receiver.kind is Kind.CLASS and method in PRETRAINED_LOADERS and isinstance(receiver.payload, Definition):
             loaded = _pretrained_subclass(self, node, ctx, receiver.payload, kwargs)
             if loaded is not None:

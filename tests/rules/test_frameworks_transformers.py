@@ -669,3 +669,80 @@ MODEL_INIT_KWARGS = """
 def test_settings_stored_on_the_arguments_reach_the_helper_that_reads_them(dtype: str, given: str, bug: bool) -> None:
     source = MODEL_INIT_KWARGS.format(dtype=dtype, given=given)
     check(source.replace("# MARK", "# expect: MP003" if bug else ""), "MP003")
+
+
+# alpaca_farm's DPO trainer (transformers pinned <=4.29.2): a reference copy of the model, wrapped by the
+# Trainer's `_wrap_model`, and the policy are both run inside `compute_loss`. Where the pinned
+# transformers enters CUDA autocast around `compute_loss` (before 4.35), the reference's logits are bf16;
+# the policy's too where the Trainer does not yet prepare it with accelerate (before 4.30). (A GPT-NeoX
+# never upcasts its logits; a Llama does from 4.31.)
+REFERENCE_TRAINER = """
+import copy
+from dataclasses import dataclass, field
+
+import torch.nn.functional as F
+import transformers
+
+
+@dataclass
+class TrainingArguments(transformers.TrainingArguments):
+    beta: float = field(default=0.1)
+
+
+class Trainer(transformers.Trainer):
+    def __init__(self, model, args, *argv, **kwargs):
+        super().__init__(model, args, *argv, **kwargs)
+        self.ref_model = self._wrap_model(copy.deepcopy(model)).eval()
+
+    def compute_loss(self, model, inputs, return_outputs=False):
+        ref_logits = self.ref_model(input_ids=inputs["input_ids_w"]).logits[..., :-1, :]
+        ref_logprobs = -F.cross_entropy(ref_logits.transpose(-1, -2), inputs["labels_w"], reduction="none"){reference}
+        logits = model(input_ids=inputs["input_ids_w"]).logits[..., :-1, :]
+        logprobs = -F.cross_entropy(logits.transpose(-1, -2), inputs["labels_w"], reduction="none"){policy}
+        return -F.logsigmoid(self.args.beta * (logprobs.sum(-1) - ref_logprobs.sum(-1))).mean()
+
+
+def main():
+    parser = transformers.HfArgumentParser((TrainingArguments,))
+    (training_args,) = parser.parse_args_into_dataclasses()
+    model = {load}
+    Trainer(model=model, args=training_args).train()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+LAUNCH_BF16 = "torchrun --nproc_per_node=8 examples/dpo.py \\\n  --bf16 True \\\n  --output_dir out\n"
+
+
+NEOX = 'transformers.GPTNeoXForCausalLM.from_pretrained("EleutherAI/pythia-1.4b")'
+# A model the analysis cannot see built (a library's loader): the Trainer's `_wrap_model` still hands
+# back a module.
+LOADED_ELSEWHERE = 'common.make_generative_lm("EleutherAI/pythia-1.4b")'
+
+
+@pytest.mark.parametrize(
+    ("pin", "load", "reference", "policy"),
+    [
+        pytest.param("transformers>=4.26.0,<=4.29.2", NEOX, True, True, id="4.29-autocast-and-no-accelerate"),
+        pytest.param("transformers==4.29.2", LOADED_ELSEWHERE, True, True, id="4.29-a-model-of-unknown-kind"),
+        pytest.param("transformers==4.33.0", NEOX, True, False, id="4.33-autocast-around-a-prepared-model"),
+        pytest.param("transformers==4.40.2", NEOX, False, False, id="4.40-accelerate-alone"),
+        pytest.param("torch", NEOX, False, False, id="unpinned-the-version-is-not-known"),
+    ],
+)
+def test_compute_loss_runs_under_the_autocast_of_the_pinned_transformers(
+    pin: str, load: str, reference: bool, policy: bool, tmp_path: Path
+) -> None:
+    files = {
+        "requirements.txt": f"{pin}\n",
+        "examples/scripts/dpo.sh": LAUNCH_BF16,
+        "examples/dpo.py": "from alpaca_farm import common\n"
+        + REFERENCE_TRAINER.format(
+            load=load,
+            reference="  # expect: MP001" if reference else "",
+            policy="  # expect: MP001" if policy else "",
+        ),
+    }
+    check_files(files, "MP001", tmp_path)

@@ -179,7 +179,7 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
         model_class = architecture(checkpoint.const) if isinstance(checkpoint.const, str) else ""
     elif model_class not in UPCASTS:
         return model  # a class of its own: `OPTForCausalLM` never upcasts
-    version = _pinned_transformers(self, path)
+    version = pinned_transformers(self, path)
     if not model_class:
         # Of a family not told, where the common ones upcast (Llama, Mistral, Qwen2, Gemma, Phi from
         # 4.31 to 4.45): its logits' dtype is not known, unless the repository's commands and docs
@@ -197,7 +197,7 @@ def inherited_output(self: Interpreter, model_class: str, path: str) -> Value | 
     transformers class `model_class`: fp32 logits where that class upcasts them in the version the
     repository pins; None (the weights' dtype) where it does not."""
     name = last_part(model_class)
-    if name not in UPCASTS or not upcasts(name, _pinned_transformers(self, path)):
+    if name not in UPCASTS or not upcasts(name, pinned_transformers(self, path)):
         return None
     return Value(Kind.TENSOR, Precision.FP32)
 
@@ -207,7 +207,7 @@ def common_families_upcast(self: Interpreter, path: str) -> bool:
     families (Llama, Mistral, Qwen2, Gemma, Phi: 4.31 to 4.45): a model of unknown class run there
     may be one of them, and the dtype of its logits is then unknown (RLAIF-V pins 4.35.0 and casts
     its reference LLaVA, a parameter, to bf16 in a helper)."""
-    return upcasts(COMMON_FAMILY, _pinned_transformers(self, path))
+    return upcasts(COMMON_FAMILY, pinned_transformers(self, path))
 
 
 # `generate()` keeps each step's logits in fp32 from this version: `_sample` takes
@@ -223,13 +223,13 @@ def generated(self: Interpreter, logits: Value, kwargs: dict[str, Value], path: 
     `return_dict_in_generate` generate gives the token ids (nothing of precision)."""
     if kwargs.get("return_dict_in_generate", Value(Kind.ANY)).const is not True:
         return Value(Kind.ANY)
-    version = _pinned_transformers(self, path)
+    version = pinned_transformers(self, path)
     upcast = version is None or version >= GENERATE_UPCASTS_SINCE
     steps = Value(Kind.TENSOR, Precision.FP32) if upcast else logits.with_(kind=Kind.TENSOR)
     return Value(Kind.DICT, op=NAMESPACE, items=(("logits", steps), ("scores", steps)))
 
 
-def _pinned_transformers(self: Interpreter, path: str) -> Version | None:
+def pinned_transformers(self: Interpreter, path: str) -> Version | None:
     """The transformers version the repository of `path` pins (None: the newest); the files read
     are dependencies."""
     version, read = pinned_version("transformers", repository_root(path, self.index.root))

@@ -116,6 +116,17 @@ def constructed(
     return instance
 
 
+def inherited_method(
+    self: Interpreter, definition: Definition, method: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value | None:
+    """What a method a linted class inherits from its framework base gives, where the framework's
+    table knows it (`self._wrap_model(model)` in a Trainer subclass); None otherwise."""
+    base = framework_base(self, definition)
+    if base is not None and transformers.is_trainer_class(base):
+        return transformers.trainer_method(method, args, kwargs)
+    return None
+
+
 def base_init(base: str, args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
     """What a framework class's `__init__` stores on an instance of a linted subclass (`super().__init__(
     model=model, args=args)`), by attribute; nothing known for other frameworks' classes."""

@@ -48,6 +48,7 @@ import libcst as cst
 
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate, causal_lm
+from mplint.analysis.frameworks.pins import Version
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, is_none
@@ -261,6 +262,20 @@ def _own_optimizer_params(
     return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
 
 
+# Trainer methods that hand back the model they are given, wrapped or not: `_wrap_model(model,
+# training=True, dataloader=None)` wraps it in DataParallel/DDP/FSDP as the arguments ask, or returns
+# it as it is (transformers 4.29-4.46 `trainer.py`); a wrapper runs the model's own forward.
+_MODEL_HANDING_METHODS = frozenset({"_wrap_model"})
+
+
+def trainer_method(method: str, args: list[Value], kwargs: dict[str, Value]) -> Value | None:
+    """What a Trainer method a linted subclass inherits gives, where known (`_MODEL_HANDING_METHODS`)."""
+    if method in _MODEL_HANDING_METHODS:
+        model = args[0] if args else kwargs.get("model", UNKNOWN)
+        return model.with_(kind=Kind.MODULE) if model.kind is Kind.ANY else model  # a model, by contract
+    return None
+
+
 def stored_by_init(args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
     """What `Trainer.__init__(model, args, ...)` stores for a subclass's methods (`self.model`,
     `self.args`): the model and the training arguments given, as given."""
@@ -274,6 +289,15 @@ def stored_by_init(args: list[Value], kwargs: dict[str, Value]) -> dict[str, Val
 def own_optimizer_params(trainer: Value) -> Value | None:
     """The half parameters the Trainer built at a call updates with its own optimizer, if any."""
     return trainer.item(OWN_OPTIMIZER) if trainer.op == TRAINER or isinstance(trainer.payload, Definition) else None
+
+
+# How the Trainer runs `compute_loss` under fp16/bf16 (read in the wheels of transformers 4.29.2 to
+# 4.37.0): before 4.35 `compute_loss_context_manager` enters `torch.cuda.amp.autocast(dtype=amp_dtype)`
+# around it (`use_cuda_amp`, the default half-precision backend); from 4.35 it enters nothing on a GPU
+# (accelerate's prepared forward is the autocast). From 4.30 the model is prepared by accelerate, under
+# the mixed precision `TrainingArguments` sets (forward under autocast, fp32 outputs); 4.29 runs it as it is.
+AUTOCAST_AROUND_COMPUTE_LOSS_BEFORE: Version = (4, 35, 0)
+PREPARED_BY_ACCELERATE_SINCE: Version = (4, 30, 0)
 
 
 # The methods a trainer calls with the model it prepared, each from the one before (`compute_loss`
@@ -347,7 +371,17 @@ def subclass_trainer(
             engine = causal_lm.loaded(self, causal_lm.AUTO_LOAD, ctx.scope.module.path, module, model)
         self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
         return instance
-    prepared = accelerate.prepared(model, precision, node, ctx)
-    region = Region("cuda", precision or Precision.HALF, None, ctx.scope.module.path, node)
+    version = causal_lm.pinned_transformers(self, ctx.scope.module.path)
+    if version is not None and version < PREPARED_BY_ACCELERATE_SINCE:
+        prepared = model  # run as it is, under the autocast around `compute_loss`
+    else:
+        prepared = accelerate.prepared(model, precision, node, ctx)
+    if version is None:
+        entered = None  # the transformers that runs is not known
+    elif version >= AUTOCAST_AROUND_COMPUTE_LOSS_BEFORE:
+        entered = False
+    else:
+        entered = True if precision is not None else None
+    region = Region("cuda", precision or Precision.HALF, entered, ctx.scope.module.path, node)
     self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)
     return instance

@@ -12,8 +12,9 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   outputs, and `accelerator.backward` scales fp16 losses: no MP002 under the Trainer). The model
   handed to `compute_loss(model, inputs, ...)` is that prepared model. `compute_loss_context_manager`
   / `autocast_smart_context_manager` are a `nullcontext` in 5.x ("We rely on accelerate for
-  autocast"), where transformers 4.x entered `torch.autocast` around `compute_loss`: whether the rest
-  of an override runs under autocast depends on the version (a region of unknown state here).
+  autocast"), where transformers before 4.35 entered `torch.autocast` around `compute_loss`: whether
+  the rest of an override runs under autocast depends on the version the repository pins (see
+  `AUTOCAST_AROUND_COMPUTE_LOSS_BEFORE`; a region of unknown state where it pins none).
   `__init__` stores the model and the arguments it is given as `self.model` and `self.args`. When
   the launch is `accelerate launch` with a DeepSpeed config (`ACCELERATE_USE_DEEPSPEED`), the
   Trainer's accelerator runs DeepSpeed whatever its arguments say (`is_deepspeed_enabled`).
@@ -338,7 +339,8 @@ def subclass_trainer(
     """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted (`base` the
     framework's class): as `trainer`, and its override of `compute_loss` (or of a method the base
     trainer calls from there, `_MODEL_ENTRIES`) runs on the prepared model, in an autocast region
-    whose state depends on the transformers version (entered around `compute_loss` in 4.x, not in 5.x).
+    whose state depends on the transformers version the repository pins (entered around
+    `compute_loss` before 4.35; the model prepared by accelerate from 4.30).
     The model it trains is the one its own `__init__` handed the Trainer's (TRL-style trainers load it
     there from a name), else the one it is given."""
     model = instance.item("model") or model_of(args, kwargs)

@@ -124,12 +124,12 @@ def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
     if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
-    elements = iterable.payload if iterable.kind is Kind.ANY and iterable.op is None else None
-    if isinstance(elements, tuple) and elements and all(element.kind in _EACH_KINDS for element in elements):
+    elements = _literal_values(iterable) or ()
+    if elements and all(element.kind in _EACH_KINDS for element in elements):
         # `for actor in [policy, critic]`: each object of the linted code; `for m in training_models`
         # (sd-scripts: `[unet]`, the text encoder appended when it is trained): each module.
         return one_of(list(elements))
-    rows = [_row(element) for element in elements] if isinstance(elements, tuple) and elements else []
+    rows = [_literal_values(element) for element in elements]
     if rows and rows[0] and all(row is not None and len(row) == len(rows[0]) for row in rows):
         # `for lr, params, name in [(base_lr, base_params, "base"), ...]`: each column, one of its rows'.
         columns = zip(*cast("list[tuple[Value, ...]]", rows), strict=True)
@@ -137,10 +137,10 @@ def element_of(iterable: Value) -> Value:
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
 
-def _row(element: Value) -> tuple[Value, ...] | None:
-    """A tuple literal's values (a row of a table a `for` unpacks), else None."""
-    row = element.payload if element.kind is Kind.ANY and element.op is None else None
-    return row if isinstance(row, tuple) and all(isinstance(value, Value) for value in row) else None
+def _literal_values(value: Value) -> tuple[Value, ...] | None:
+    """A list or tuple literal's values (a list of modules, a row of a table a `for` unpacks), else None."""
+    values = value.payload if value.kind is Kind.ANY and value.op is None else None
+    return values if isinstance(values, tuple) and all(isinstance(each, Value) for each in values) else None
 
 
 def bind_import(self: Interpreter, alias: cst.ImportAlias, ctx: Context) -> None:
@@ -264,7 +264,7 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     current = self.eval(target, ctx)
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
-    elif expression.func.attr.value == "append" and (elements := _row(current)) is not None:  # a list literal
+    elif expression.func.attr.value == "append" and (elements := _literal_values(current)) is not None:
         self.assign(target, current.with_(payload=(*elements, value)), ctx)
 
 

@@ -79,6 +79,8 @@ def argument_parser(
     commands all give it, else the one in code); `parse_args()` is the namespace of defaults (what
     runs when the script is started as the repository starts it, or plainly)."""
     defaults = self.option_defaults.setdefault(parser.identity, {})
+    if method in ("add_argument_group", "add_mutually_exclusive_group"):
+        return parser  # a group's options are the parser's (`training_parser.add_argument("--bf16", ...)`)
     if method == "add_argument":
         dest = _option_dest([arg.const for arg in args], kwargs.get("dest", UNKNOWN).const)
         if dest is not None:

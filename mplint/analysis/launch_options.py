@@ -30,9 +30,12 @@ from dataclasses import dataclass, field
 from mplint.analysis.console_scripts import console_scripts
 from mplint.analysis.frameworks.accelerate_launch import (
     LAUNCH_SUFFIXES,
+    MODULE_FLAGS,
     is_script,
     launch_commands,
+    launched_names,
     low_precision_config,
+    mentions_script,
     parsed_once,
     read_text,
     repository_of,
@@ -86,11 +89,10 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
     """The options the launch commands of the script at `script` agree on, from its repository."""
     script_path = os.path.abspath(script)
     root = repository_root(script, run_root)
-    name = os.path.basename(script_path)
     read: list[str] = []
     given: list[_Command] = []
     for path, text in repository_texts(root):
-        if not path.endswith(LAUNCH_SUFFIXES) or name not in text:
+        if not path.endswith(LAUNCH_SUFFIXES) or not mentions_script(text, script_path):
             continue
         read.append(path)
         for launched, options in _commands(path, text):
@@ -361,7 +363,7 @@ def _launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str])
     read: list[str] = []
     for root, by_name in by_repository.items():
         for path, text in repository_texts(root):
-            if not path.endswith(LAUNCH_SUFFIXES) or ".py" not in text:
+            if not path.endswith(LAUNCH_SUFFIXES) or (".py" not in text and not any(f in text for f in MODULE_FLAGS)):
                 continue
             read.append(path)
             for launched, options in _commands(path, text):
@@ -372,20 +374,22 @@ def _launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str])
                     found.update(_scripts_named(launched, path, by_name, root))
             for accelerate_command in launch_commands(path, text):
                 # `accelerate launch --config_file zero3.yaml train.py`: the launcher's mixed precision.
-                if accelerate_command.script is None or not by_name.get(os.path.basename(accelerate_command.script)):
+                started = accelerate_command.script
+                if started is None or not any(by_name.get(name) for name in launched_names(started)):
                     continue
                 low, config_read = low_precision_config(accelerate_command, root)
                 read.extend(config_read)
                 if low:
-                    found.update(_scripts_named(accelerate_command.script, path, by_name, root))
+                    found.update(_scripts_named(started, path, by_name, root))
     return found, tuple(read)
 
 
 def _scripts_named(launched: str, launch_file: str, by_name: Mapping[str, list[str]], root: str) -> Iterator[str]:
     """The analysed scripts a command of `launch_file` that starts `launched` runs."""
-    for script in by_name.get(os.path.basename(launched), ()):
-        if is_script(launched, script, launch_file, root):
-            yield script
+    for name in launched_names(launched):
+        for script in by_name.get(name, ()):
+            if is_script(launched, script, launch_file, root):
+                yield script
 
 
 # A config file a script names in a string literal (`"configs/grpo.yaml"`, `default="ds_config.json"`),
@@ -494,7 +498,7 @@ def _console_commands(path: str, text: str, script: str, single: bool) -> list[t
 def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:
     found = []
     for line in substituted_lines(text):
-        if _LAUNCHER.search(line) is None or ".py" not in line:
+        if _LAUNCHER.search(line) is None or (".py" not in line and not any(flag in line for flag in MODULE_FLAGS)):
             continue
         try:
             words = shlex.split(line, comments=True)

@@ -374,10 +374,29 @@ def _names_a_file(name: str, launch_file: str, root: str) -> bool:
     return any(os.path.isfile(os.path.join(base, name)) for base in (os.path.dirname(launch_file), root))
 
 
+def launched_names(launched: str) -> tuple[str, ...]:
+    """The file names the script a command launches may have: a module's may be its package's `__main__.py`."""
+    if launched.endswith(".py"):
+        return (os.path.basename(launched),)
+    return (launched.rpartition(".")[2] + ".py", "__main__.py")
+
+
+def mentions_script(text: str, script: str) -> bool:
+    """Whether `text` may hold a command launching the file at `script` (by its name, or as a module:
+    `python -m pkg.train`, `deepspeed --module pkg.ppo` for pkg/ppo/__main__.py)."""
+    name = os.path.basename(script)
+    module = os.path.basename(os.path.dirname(script)) if name == "__main__.py" else name.removesuffix(".py")
+    return name in text or (module in text and any(flag in text for flag in MODULE_FLAGS))
+
+
 def is_script(launched: str, script: str, launch_file: str, root: str) -> bool:
     """Whether a launch command's script is the analysed one: the same file relative to the command's
     file or the repository's root; the same name when the command's path leads to no file."""
-    candidates = [os.path.normpath(os.path.join(base, launched)) for base in (os.path.dirname(launch_file), root)]
+    bases = (os.path.dirname(launch_file), root)
+    if not launched.endswith(".py"):  # a module run as a script: its file or its package's __main__
+        paths = [os.path.join(base, *launched.split(".")) for base in bases]
+        return script in {os.path.normpath(path + suffix) for path in paths for suffix in (".py", "/__main__.py")}
+    candidates = [os.path.normpath(os.path.join(base, launched)) for base in bases]
     if script in candidates:
         return True
     return not any(os.path.isfile(candidate) for candidate in candidates) and (
@@ -408,12 +427,24 @@ def _script_word(words: list[str]) -> str | None:
 
 
 def script_index(words: list[str]) -> int | None:
-    """Where the script a command starts is among its words: the first naming a `.py` file; None
-    when there is none or it is a `$VARIABLE`."""
+    """Where the script a command starts is among its words: the first naming a `.py` file, or a
+    module run as a script (`python -m pkg.train`, `deepspeed --module pkg.ppo`; not a launcher's
+    own module, `python -m torch.distributed.launch train.py`); None when there is none or it is a
+    `$VARIABLE`."""
     for index, word in enumerate(words):
         if word.endswith(".py") and not word.startswith("-"):
             return None if "$" in word else index
+        module = words[index + 1] if word in MODULE_FLAGS and index + 1 < len(words) else None
+        if module is not None and _MODULE.fullmatch(module) and not module.startswith(_LAUNCHER_MODULES):
+            return index + 1
     return None
+
+
+# How a launcher is told to run a module as a script, what names one, and the modules that are
+# launchers themselves (the script comes after them).
+MODULE_FLAGS = frozenset({"-m", "--module"})
+_MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_LAUNCHER_MODULES = ("torch.", "accelerate", "deepspeed", "trl.", "lightning", "pytest", "pip", "venv")
 
 
 def unquoted(value: str) -> str:

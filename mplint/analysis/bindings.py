@@ -14,7 +14,7 @@ from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
-from mplint.analysis.values import ANY_KEY, UNKNOWN, Kind, Value, dotted, group_params, one_of
+from mplint.analysis.values import ANY_KEY, UNKNOWN, Alternatives, Kind, Value, dotted, group_params, one_of
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -53,8 +53,18 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
         if container.kind is Kind.DICT and isinstance(stored.const, str):
             # `ds_config["fp16"] = {...}`, `group["params"] = params`: the dict as a whole holds the
             # item too, where it is returned, spread (`SGD(**group)`) or handed to a framework.
-            items = (*(entry for entry in container.items if entry[0] != stored.const), (stored.const, value))
-            self.assign(target.value, container.with_(items=items), ctx)
+            self.assign(target.value, with_items(container, {stored.const: value}), ctx)
+
+
+def with_items(container: Value, items: dict[str, Value]) -> Value:
+    """A dict value with `items` stored in it (each replacing the item of its key), in each of the
+    dicts it may be too (`if fp16 or "fp16" in config: ...` joined two, then `config["bf16"] = ...`)."""
+    kept = tuple(entry for entry in container.items if entry[0] not in items)
+    stored = container.with_(items=(*kept, *items.items()))
+    if isinstance(container.payload, Alternatives):
+        each = tuple(with_items(choice, items) for choice in container.payload.values)
+        stored = stored.with_(payload=Alternatives(each))
+    return stored
 
 
 def _carried(name: str, attr: str, value: Value, ctx: Context) -> None:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
-from mplint.analysis import configuration, registries
+from mplint.analysis import configuration, file_paths, registries
 from mplint.analysis import torch_api as api
-from mplint.analysis.bindings import binding_key
+from mplint.analysis.bindings import binding_key, with_items
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
@@ -333,6 +333,9 @@ def call_named(
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
     if function == "open" and args and isinstance(args[0].const, str):
         return Value(Kind.ANY, op=OPENED_FILE, payload=args[0].const)
+    built_path = file_paths.path_call(function, args)
+    if built_path is not None:
+        return built_path
     if function in CONFIG_LOADERS and args:
         # `yaml.safe_load(open("configs/train.yaml"))`, `OmegaConf.load(args.config)`: the repository's
         # config file is configuration (read once; a cache dependency).
@@ -408,6 +411,8 @@ def call_named(
         # `copy.deepcopy(model)`: another object (an optimizer over one is not over the other) of the same
         # class, dtype and submodules (RLAIF-V's reference model, `copy.deepcopy(model).cuda()`).
         return first.with_(identity=node)
+    if function in COPIES and first.kind is Kind.DICT:
+        return first  # `copy.deepcopy(self.ds_train_config)`: the same settings (safe-rlhf's actor engine)
     if function in api.MODULE_WRAPPERS:
         if function in api.DATA_PARALLEL:  # keyed by identity: a model of none is never looked up
             self.data_parallel[first.identity] = node
@@ -465,6 +470,11 @@ def call_method(
         handled = hooks.call_method(self, node, ctx, receiver, method, args, kwargs)
         if handled is not None:
             return handled
+    if receiver.op == file_paths.FILE_PATH and method == "open":
+        return Value(Kind.ANY, op=OPENED_FILE, payload=receiver.const)  # `TEMPLATE.open(mode="rt")`
+    built_path = file_paths.path_method(receiver, method, args)
+    if built_path is not None:
+        return built_path
     if isinstance(receiver.const, str) and method in STRING_METHODS:
         # `args.optimizer.lower() == "adam"`: a configuration string, normalised.
         arguments = [arg.const for arg in args]
@@ -486,6 +496,8 @@ def call_method(
     if pooled is not None and method in ("values", "items"):
         # The lists stored under keys not known: `for key, group in param_group.items()`.
         return pooled if method == "values" else Value(Kind.ANY, op="zip", payload=(UNKNOWN, pooled))
+    if receiver.kind is Kind.DICT and method in ("setdefault", "update") and isinstance(node.func, cst.Attribute):
+        return _dict_mutation(self, node.func.value, ctx, receiver, method, args, kwargs)
     if receiver.kind is Kind.DICT:
         key = args[0].const if method == "get" and args else None
         return (receiver.item(key) or UNKNOWN) if isinstance(key, str) else UNKNOWN
@@ -951,6 +963,38 @@ def _imported_module(function: str, name: str, kwargs: dict[str, Value]) -> str:
     if function == "__import__" and "fromlist" not in kwargs:
         return name.partition(".")[0]
     return name
+
+
+def _dict_mutation(
+    self: Interpreter,
+    holder: cst.BaseExpression,
+    ctx: Context,
+    receiver: Value,
+    method: str,
+    args: list[Value],
+    kwargs: dict[str, Value],
+) -> Value:
+    """`ds_config.setdefault("bf16", {})` and `ds_config.update({"bf16": {...}})` / `update(bf16=...)`:
+    the dict named by `holder` holds the items from then on, as an item store would leave it
+    (safe-rlhf's DeepSpeed config: `setdefault`, then `train_config["bf16"]["enabled"] = bf16`). An
+    update from a dict of keys not known leaves the dict as it was; `setdefault` returns the item."""
+    if method == "setdefault":
+        key = args[0].const if args else None
+        if not isinstance(key, str):
+            return UNKNOWN
+        found = receiver.item(key)
+        if found is not None:
+            return found
+        default = args[1] if len(args) > 1 else const(None)
+        self.assign(holder, with_items(receiver, {key: default}), ctx)
+        return default
+    given = args[0] if len(args) == 1 else None
+    if given is not None and (given.kind is not Kind.DICT or given.item(ANY_KEY) is not None):
+        return UNKNOWN
+    items = {**dict(given.items if given is not None else ()), **kwargs}
+    if items:
+        self.assign(holder, with_items(receiver, items), ctx)
+    return const(None)
 
 
 def _scaled_loss(self: Interpreter, ctx: Context, loss: Value) -> Value:

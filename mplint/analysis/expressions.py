@@ -18,6 +18,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of, listed
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
+from mplint.analysis.file_paths import FILE_PATH, joined, module_file, path_attribute
 from mplint.analysis.frameworks import accelerate, ml_collections
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
@@ -125,6 +126,8 @@ def eval(self: Interpreter, node: cst.BaseExpression, ctx: Context) -> Value:
 def eval_name(self: Interpreter, name: str, ctx: Context) -> Value:
     if name in _NAMED_CONSTANTS:
         return const(_NAMED_CONSTANTS[name])
+    if name == "__file__":
+        return module_file(ctx.scope.module.path)
     value = ctx.scope.lookup(name)
     if value is None and (ctx.scope.module.lazy or ctx.scope.module.top_level is not None):
         value = self.exported(ctx.scope.module.path, name)  # a global of a file read in part
@@ -148,6 +151,8 @@ def eval_attribute(self: Interpreter, node: cst.Attribute, ctx: Context) -> Valu
 
 
 def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
+    if base.op == FILE_PATH:
+        return path_attribute(base, attr) or UNKNOWN
     if base.kind is Kind.NAME:
         if base.name == ml_collections.FLAGS:
             flag = ml_collections.flag_value(self, attr)  # `config = FLAGS.config`: its config file's
@@ -377,6 +382,8 @@ def binary(
     folded = fold_numbers(operator, left.const, right.const)
     if folded is not None:
         return const(folded)  # `head_dim ** -0.5`: a scale factor stays a Python number
+    if isinstance(operator, cst.Divide) and left.op == FILE_PATH:
+        return joined(left, right) or UNKNOWN  # `Path(__file__).parent / "ds_config.json"`
     if isinstance(operator, cst.Divide) and is_tensor_like(left) and right == UNKNOWN:
         # `logits / self.temperature`: a divisor of unknown type is a scale factor (a number, or a
         # tensor without dimensions, which does not promote): the quotient keeps the dtype.

@@ -977,7 +977,7 @@ def _dict_mutation(
     """`ds_config.setdefault("bf16", {})` and `ds_config.update({"bf16": {...}})` / `update(bf16=...)`:
     the dict named by `holder` holds the items from then on, as an item store would leave it
     (safe-rlhf's DeepSpeed config: `setdefault`, then `train_config["bf16"]["enabled"] = bf16`). An
-    update from a dict of keys not known leaves the dict as it was; `setdefault` returns the item."""
+    update from a value not known to be a dict leaves the dict as it was; `setdefault` returns the item."""
     if method == "setdefault":
         key = args[0].const if args else None
         if not isinstance(key, str):
@@ -988,10 +988,8 @@ def _dict_mutation(
         default = args[1] if len(args) > 1 else const(None)
         self.assign(holder, with_items(receiver, {key: default}), ctx)
         return default
-    given = args[0] if len(args) == 1 else None
-    if given is not None and (given.kind is not Kind.DICT or given.item(ANY_KEY) is not None):
-        return UNKNOWN
-    items = {**dict(given.items if given is not None else ()), **kwargs}
+    given = args[0].items if len(args) == 1 and args[0].kind is Kind.DICT else ()
+    items = {**dict(given), **kwargs}
     if items:
         self.assign(holder, with_items(receiver, items), ctx)
     return const(None)

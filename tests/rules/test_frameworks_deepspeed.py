@@ -495,3 +495,165 @@ def test_a_parser_through_deepspeeds_config_arguments_keeps_its_defaults(dtype: 
     (finding,) = lint(source, "MP001")
     assert (condition is None) is ("only when" not in finding.message)
     assert condition is None or f"only when {condition}" in finding.message
+
+
+# safe-rlhf's shape: `deepspeed --module safe_rlhf.algorithms.ppo --bf16 True` runs the package's
+# `__main__.py`; the parser's options sit in argument groups; the DeepSpeed config is a JSON template
+# beside its module (`Path(__file__).absolute().parent / ...`, `.open()`), given its precision
+# sections by `setdefault` and a nested item store after an `if` that may or may not add `fp16`,
+# deep-copied by the trainer that builds its engine on `self`.
+SAFE_RLHF_CONFIG = """
+    import json
+    import os
+    from pathlib import Path
+
+    TEMPLATE_DIR = {template_dir}
+    TRAIN_TEMPLATE_FILE = TEMPLATE_DIR / "ds_train_config_template.json"
+
+
+    def get_deepspeed_train_config(*, stage=3, fp16=False, bf16=False):
+        with {opened} as f:
+            train_config = json.load(f)
+        train_config["zero_optimization"]["stage"] = stage
+        if fp16 or "fp16" in train_config:
+            train_config.setdefault("fp16", {{}})
+            train_config["fp16"]["enabled"] = fp16
+        if bf16 or "bf16" in train_config:
+            {precision_section}
+        return train_config
+"""
+
+SAFE_RLHF_TRAINER = """
+    import copy
+
+    import deepspeed
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+
+    def gather_log_probabilities(logits, labels):
+        log_probs = F.log_softmax(logits, dim=-1)  # MARK
+        return log_probs.gather(dim=-1, index=labels.unsqueeze(dim=-1)).squeeze(dim=-1)
+
+
+    class PPOTrainer:
+        def __init__(self, args, ds_train_config):
+            self.args = args
+            self.ds_train_config = ds_train_config
+            self.actor_model = AutoModelForCausalLM.from_pretrained(args.actor_model_name_or_path)
+            self.init_engines()
+
+        def init_engines(self):
+            actor_ds_config = copy.deepcopy(self.ds_train_config)
+            self.actor_model, *_ = deepspeed.initialize(model=self.actor_model, config=actor_ds_config)
+
+        def train(self, loader):
+            for batch in loader:
+                logits = self.actor_model(batch["input_ids"]).logits
+                log_probs = gather_log_probabilities(logits[:, :-1], batch["input_ids"][:, 1:])
+                self.actor_model.backward(-(log_probs * batch["advantages"]).mean())
+                self.actor_model.step()
+"""
+
+SAFE_RLHF_MAIN = """
+    import argparse
+
+    from ppo_pkg.configs import get_deepspeed_train_config
+    from ppo_pkg.trainer import PPOTrainer
+
+
+    def str2bool(text):
+        return text.lower() in ("true", "1", "yes")
+
+
+    def parse_arguments():
+        parser = argparse.ArgumentParser(prog="deepspeed --module ppo_pkg.ppo")
+        model_parser = parser.add_argument_group("model")
+        model_parser.add_argument("--actor_model_name_or_path", type=str, required=True)
+        training_parser = parser.add_argument_group("training")
+        training_parser.add_argument("--fp16", type=str2bool, default=False)
+        training_parser.add_argument("--bf16", type=str2bool, default=False)
+        return parser.parse_args()
+
+
+    def main():
+        args = parse_arguments()
+        ds_train_config = get_deepspeed_train_config(fp16=args.fp16, bf16=args.bf16)
+        PPOTrainer(args, ds_train_config).train(loader)
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+PATH_FROM_FILE = ("Path(__file__).absolute().parent", "TRAIN_TEMPLATE_FILE.open(mode='rt', encoding='utf-8')")
+SET_DEFAULT = 'train_config.setdefault("bf16", {})\n            train_config["bf16"]["enabled"] = bf16'
+
+
+@pytest.mark.parametrize(
+    ("template_path", "precision_section", "command", "bug"),
+    [
+        pytest.param(PATH_FROM_FILE, SET_DEFAULT, "deepspeed --module ppo_pkg.ppo --bf16 True", "MP001", id="module"),
+        pytest.param(PATH_FROM_FILE, SET_DEFAULT, "python -m ppo_pkg.ppo.main --bf16 True", "MP001", id="main-file"),
+        pytest.param(
+            ("Path(os.path.dirname(__file__))", "open(os.path.join(os.path.dirname(__file__), 'ds_train_config_template.json'))"),
+            'train_config.update({"bf16": {"enabled": bf16}})',
+            "deepspeed --module ppo_pkg.ppo --bf16 True",
+            "MP001",
+            id="update-os-path",
+        ),
+        pytest.param(
+            ("Path(__file__).resolve().parent", "TEMPLATE_DIR.joinpath('ds_train_config_template.json').open()"),
+            SET_DEFAULT,
+            "deepspeed --module ppo_pkg.ppo --bf16 True",
+            "MP001",
+            id="joinpath",
+        ),
+        pytest.param(PATH_FROM_FILE, SET_DEFAULT, "deepspeed --module ppo_pkg.ppo --fp16 False", None, id="fp32"),
+        pytest.param(
+            PATH_FROM_FILE,
+            SET_DEFAULT,
+            "python -m torch.distributed.launch --nproc_per_node 8 ppo_pkg/ppo/main.py --bf16 True",
+            "MP001",
+            id="launcher-module",
+        ),
+    ],
+)
+def test_a_json_template_beside_its_module_given_bf16_by_a_module_launch(
+    template_path: tuple[str, str], precision_section: str, command: str, bug: str | None, tmp_path: Path
+) -> None:
+    template_dir, opened = template_path
+    config = SAFE_RLHF_CONFIG.format(template_dir=template_dir, opened=opened, precision_section=precision_section)
+    trainer = SAFE_RLHF_TRAINER.replace("# MARK", f"# expect: {bug}" if bug else "")
+    files = {
+        "ppo_pkg/__init__.py": "",
+        "ppo_pkg/configs/__init__.py": "from ppo_pkg.configs.deepspeed_config import get_deepspeed_train_config\n",
+        "ppo_pkg/configs/deepspeed_config.py": config,
+        "ppo_pkg/configs/ds_train_config_template.json": '{"train_batch_size": 128, "zero_optimization": {"stage": 2}}',
+        "ppo_pkg/trainer.py": trainer,
+        "ppo_pkg/ppo/__init__.py": "",
+        "ppo_pkg/ppo/main.py": SAFE_RLHF_MAIN,
+        "ppo_pkg/ppo/__main__.py": "import sys\n\nfrom ppo_pkg.ppo.main import main\n\nif __name__ == '__main__':\n    sys.exit(main())\n",
+        "scripts/ppo.sh": f"#!/usr/bin/env bash\n{command} \\\n    --actor_model_name_or_path PKU-Alignment/alpaca-7b-reproduced\n",
+        "pyproject.toml": '[project]\nname = "ppo-pkg"\n',
+    }
+    check_files(files, "MP001", tmp_path)
+
+
+@pytest.mark.parametrize(("given", "bug"), [("True", "MP001"), ("False", None)])
+def test_setdefault_keeps_the_section_a_config_already_has(given: str, bug: str | None) -> None:
+    # `setdefault` fills in a section only where the config has none: the one written wins.
+    mark = f"# expect: {bug}" if bug else ""
+    check(
+        f"""
+        import deepspeed
+        import torch
+
+        ds_config = {{"train_batch_size": 16, "bf16": {{"enabled": {given}}}}}
+        ds_config.setdefault("bf16", {{"enabled": not {given}}})
+        model = torch.nn.Linear(64, 1000)
+        engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        logp = engine(torch.randn(2, 64)).log_softmax(-1)  {mark}
+        """,
+        "MP001",
+    )

@@ -536,6 +536,11 @@ def call_method(
                 return loaded
         if receiver.kind is Kind.CLASS and method == ray.OPTIONS:
             return receiver  # `Actor.options(num_gpus=1)`: the actor class, scheduled as asked
+    if method in PRETRAINED_LOADERS and receiver == UNKNOWN:
+        # `model_class.from_pretrained(path, torch_dtype=torch.bfloat16)` on a class picked at run time
+        # (align-anything's `AnyModel`, by the checkpoint's `model_type`): weights in that dtype, of a
+        # class not known (whose logits the pinned transformers may upcast, see `module_output`).
+        return self.loaded_model(node, ctx.scope.module.path, kwargs).with_(kind=Kind.ANY)
     target = self.cast_target(method, args, kwargs, receiver)
     if target is not None:
         if target is Precision.UNKNOWN:

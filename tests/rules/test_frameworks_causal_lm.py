@@ -613,3 +613,48 @@ def test_generate_scores_follow_the_pinned_transformers(pin: str, returned: bool
         expect="  # expect: MP001" if bug else "",
     )
     check_files({"requirements.txt": pin + "\n", "ppo.py": source}, "MP001", tmp_path)
+
+
+# align-anything's `AnyModel`: an auto class of the project whose `from_pretrained` picks the model
+# class by the checkpoint's `model_type` and loads it with the dtype it was handed.
+ANY_MODEL = """
+import torch
+import torch.nn.functional as F
+from transformers import AutoConfig
+from transformers.models.auto.auto_factory import _BaseAutoModelClass, _get_model_class
+
+
+class AnyModel(_BaseAutoModelClass):
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        config = AutoConfig.from_pretrained(pretrained_model_name_or_path)
+        model_class = _get_model_class(config, cls._model_mapping)
+        return model_class.from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
+
+
+def load_pretrained_models(model_name_or_path, dtype=torch.bfloat16):
+    return AnyModel.from_pretrained(model_name_or_path, torch_dtype=dtype)
+
+
+def main():
+    policy = load_pretrained_models("Qwen/Qwen2.5-1.5B")
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)  # expect: MP003
+    for input_ids in loader:
+        logits = policy(input_ids).logits
+        log_probs = F.log_softmax(logits, dim=-1){expect}
+"""
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "half_logits"),
+    [
+        pytest.param(requirements("transformers>=4.50"), True, id="no-family-upcasts"),
+        pytest.param(requirements("transformers==4.38.2"), False, id="the-common-families-upcast"),
+    ],
+)
+def test_a_model_class_picked_at_run_time_loads_in_the_dtype_it_is_handed(
+    dependencies: dict[str, str], half_logits: bool, tmp_path: Path
+) -> None:
+    source = ANY_MODEL.format(expect="  # expect: MP001" if half_logits else "")
+    check_files({**dependencies, "train.py": source}, "MP001", tmp_path)
+    check_files({**dependencies, "train.py": source}, "MP003", tmp_path)

@@ -540,7 +540,8 @@ def call_method(
         # `model_class.from_pretrained(path, torch_dtype=torch.bfloat16)` on a class picked at run time
         # (align-anything's `AnyModel`, by the checkpoint's `model_type`): weights in that dtype, of a
         # class not known (whose logits the pinned transformers may upcast, see `module_output`).
-        return self.loaded_model(node, ctx.scope.module.path, kwargs).with_(kind=Kind.ANY)
+        loaded = self.loaded_model(node, ctx.scope.module.path, kwargs)
+        return loaded.with_(kind=Kind.ANY) if loaded.precision.is_low else UNKNOWN
     target = self.cast_target(method, args, kwargs, receiver)
     if target is not None:
         if target is Precision.UNKNOWN:

@@ -720,6 +720,8 @@ NEOX = 'transformers.GPTNeoXForCausalLM.from_pretrained("EleutherAI/pythia-1.4b"
 # A model the analysis cannot see built (a library's loader): the Trainer's `_wrap_model` still hands
 # back a module.
 LOADED_ELSEWHERE = 'common.make_generative_lm("EleutherAI/pythia-1.4b")'
+# A class the analysis cannot tell, loading a checkpoint in its own dtype: a model of unknown kind too.
+PICKED_CLASS = 'common.model_class().from_pretrained("EleutherAI/pythia-1.4b")'
 
 
 @pytest.mark.parametrize(
@@ -727,6 +729,7 @@ LOADED_ELSEWHERE = 'common.make_generative_lm("EleutherAI/pythia-1.4b")'
     [
         pytest.param("transformers>=4.26.0,<=4.29.2", NEOX, True, True, id="4.29-autocast-and-no-accelerate"),
         pytest.param("transformers==4.29.2", LOADED_ELSEWHERE, True, True, id="4.29-a-model-of-unknown-kind"),
+        pytest.param("transformers==4.29.2", PICKED_CLASS, True, True, id="4.29-a-class-picked-at-run-time"),
         pytest.param("transformers==4.33.0", NEOX, True, False, id="4.33-autocast-around-a-prepared-model"),
         pytest.param("transformers==4.40.2", NEOX, False, False, id="4.40-accelerate-alone"),
         pytest.param("torch", NEOX, False, False, id="unpinned-the-version-is-not-known"),

@@ -25,7 +25,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from mplint.analysis.frameworks.accelerate_launch import parsed_once, read_text
+from mplint.analysis.frameworks.accelerate_launch import LARGEST_TEXT, parsed_once, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +36,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 # for a command without subcommands (a single function).
 Runs = dict[str | None, tuple[str, str]]
 _CLI_FUNCTIONS = frozenset({"CLI", "auto_cli"})
-_LARGEST_FILE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def console_scripts(root: str) -> ConsoleScripts:
 def _declared(root: str, read: list[str]) -> dict[str, str]:
     """The commands `pyproject.toml` declares, name -> "module:function"."""
     path = os.path.join(root, "pyproject.toml")
-    text = read_text(path, _LARGEST_FILE)
+    text = read_text(path, LARGEST_TEXT)
     if text is None:
         return {}
     read.append(path)
@@ -107,7 +106,7 @@ def _module_file(root: str, module: str) -> str | None:
 
 def _cli_runs(path: str, function: str, root: str) -> Runs:
     """What the jsonargparse `CLI(...)` call in `function` of the module at `path` runs."""
-    text = read_text(path, _LARGEST_FILE)
+    text = read_text(path, LARGEST_TEXT)
     if text is None:
         return {}
     return parsed_once(_RUNS, f"{path}:{function}", text, lambda read: _runs_in(read, path, function, root))

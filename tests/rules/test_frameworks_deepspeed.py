@@ -657,3 +657,25 @@ def test_setdefault_keeps_the_section_a_config_already_has(given: str, bug: str 
         """,
         "MP001",
     )
+
+
+@pytest.mark.parametrize(("padding", "bug"), [(0, "MP001"), (300_000, None)])
+def test_a_json_file_larger_than_a_config_is_data_and_not_read(padding: int, bug: str | None, tmp_path: Path) -> None:
+    # Beside a module, a file of hundreds of kilobytes is a dataset (`data/train.json`): never read whole.
+    mark = f"  # expect: {bug}" if bug else ""
+    config = '{"train_batch_size": 8, "bf16": {"enabled": true}, "notes": "' + "x" * padding + '"}'
+    source = f"""
+        import json
+        import os
+
+        import deepspeed
+        import torch
+
+        HERE = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(HERE, "ds_config.json")) as f:
+            ds_config = json.load(f)
+        model = torch.nn.Linear(64, 1000)
+        engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        logp = engine(torch.randn(2, 64)).log_softmax(-1){mark}
+    """
+    check_files({"ds_config.json": config, "train.py": source}, "MP001", tmp_path)

@@ -13,14 +13,17 @@ def read_json_config(name: str, script: str) -> tuple[str, object] | None:
     `script` or to the working directory (where the framework resolves it when the script runs from
     the root): its path and its data, or None when there is no such readable file. JSON, or YAML read
     as `accelerate_launch.scalars` reads it (top-level keys and one level below, values as written)."""
-    from mplint.analysis.frameworks.accelerate_launch import scalars  # it imports this package
+    from mplint.analysis.frameworks.accelerate_launch import LARGEST_TEXT, read_text, scalars  # they import this
 
     for base in (Path(script).parent, Path.cwd()):
         candidate = base / name
+        # A larger file is data (`json.load(open(os.path.join(here, "data", "train.json")))`), not read.
+        text = read_text(str(candidate), LARGEST_TEXT)
+        if text is None:
+            continue
         try:
-            text = candidate.read_text(encoding="utf-8")
             data = scalars(text) if candidate.suffix in (".yaml", ".yml") else json.loads(text)
-        except (OSError, ValueError):
+        except ValueError:
             continue
         return str(candidate), data
     return None

@@ -44,7 +44,7 @@ LAUNCH_SUFFIXES = (".sh", ".bash", ".md", ".rst", ".yaml", ".yml", ".slurm", ".s
 _SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "venv", "build", "dist", "site-packages"})
 # Launch commands are read from files up to this size; configs are small, and a JSON file larger
 # than `_LARGEST_JSON` is data.
-_LARGEST_FILE = 256 * 1024
+LARGEST_TEXT = 256 * 1024
 _LARGEST_JSON = 16 * 1024
 # A repository walk stops after this many directory entries (a run started at a home directory).
 _MOST_ENTRIES = 20_000
@@ -217,7 +217,7 @@ def low_precision_config(command: LaunchCommand, root: str) -> tuple[bool, tuple
         return False, ()
     for base in (os.path.dirname(command.file), root):
         path = os.path.normpath(os.path.join(base, command.config))
-        text = read_text(path, _LARGEST_FILE)
+        text = read_text(path, LARGEST_TEXT)
         if text is not None:
             config = _config(path, text, root)
             low = config is not None and config.precision is not None and config.precision.is_low
@@ -470,7 +470,7 @@ def repository_texts(root: str) -> Iterator[tuple[str, str]]:
                 if not _skipped(entry):
                     pending.append(entry.path)
             elif entry.name.endswith(_CONFIG_SUFFIXES + LAUNCH_SUFFIXES):
-                text = read_text(entry.path, _LARGEST_JSON if entry.name.endswith(".json") else _LARGEST_FILE)
+                text = read_text(entry.path, _LARGEST_JSON if entry.name.endswith(".json") else LARGEST_TEXT)
                 if text is not None:
                     yield entry.path, text
 

@@ -107,10 +107,13 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         # Where this optimizer is reported: at the call itself once, or at each call that handed a
         # factory its parameters (one finding per caller).
         reported: set[tuple[str, cst.Call] | None] = set()
+        function = self._function_around(node)
+        never_stepped = function is not None and _never_used(node, function)
         half = [
             (self._handing_call(fact), fact, found)
             for fact in self.precision.calls(node, conditional=True)
-            if (found := self._half_params(fact)) is not None
+            if not never_stepped
+            and (found := self._half_params(fact)) is not None
             and not self.precision.has_master_weights(node, fact.condition)
         ]
         # How many runs built it over half parameters on the default path, per place it is reported.
@@ -225,18 +228,41 @@ def _mentions_parameter(expression: cst.BaseExpression, function: cst.FunctionDe
 def _returns(call: cst.Call, function: cst.FunctionDef) -> bool:
     """Whether `function` returns what `call` makes: in its `return`, or through a name it is bound to
     (`optimizer = optimizer_class(...)` ... `return optimizer_name, optimizer_args, optimizer`)."""
+    returned = [node.value for node in walk(function.body) if isinstance(node, cst.Return) and node.value is not None]
+    if any(inner is call for value in returned for inner in walk(value)):
+        return True
+    names = _bound_names(call, function)
+    return bool(names) and any(
+        isinstance(inner, cst.Name) and inner.value in names for value in returned for inner in walk(value)
+    )
+
+
+def _bound_names(call: cst.Call, function: cst.FunctionDef) -> set[str]:
+    """The plain names `function` binds what `call` makes to (`optimizer = AdamW(...)`)."""
     names: set[str] = set()
     for node in walk(function.body):
-        if isinstance(node, cst.Return) and node.value is not None:
-            if any(inner is call for inner in walk(node.value)):
-                return True
-        elif isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
+        if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
             if any(inner is call for inner in walk(node.value)):
                 targets = node.targets if isinstance(node, cst.Assign) else [node]
                 names.update(target.target.value for target in targets if isinstance(target.target, cst.Name))
-    returned = (node.value for node in walk(function.body) if isinstance(node, cst.Return) and node.value is not None)
-    return bool(names) and any(
-        isinstance(inner, cst.Name) and inner.value in names for value in returned for inner in walk(value)
+    return names
+
+
+def _never_used(call: cst.Call, function: cst.FunctionDef) -> bool:
+    """Whether the optimizer `call` builds is bound to names the function reads only to hand it to a
+    `prepare` (d3po's sampling script builds one for `accelerator.prepare` to load a checkpoint into):
+    nothing steps it, returns it or passes it on, so no weight is ever updated."""
+    names = _bound_names(call, function)
+    if not names:
+        return False
+    handed: set[int] = set()  # the names given to `prepare` and rebound by it
+    for node in walk(function.body):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "prepare":
+            handed.update(id(inner) for arg in node.args for inner in walk(arg.value))
+        elif isinstance(node, cst.AssignTarget):
+            handed.update(id(inner) for inner in walk(node.target))
+    return not any(
+        isinstance(node, cst.Name) and node.value in names and id(node) not in handed for node in walk(function.body)
     )
 
 

@@ -2410,3 +2410,40 @@ def test_sd_scripts_full_fp16_recipe(
         "train.py": SD_SCRIPTS_TRAIN.format(expect=expect, cast=cast),
     }
     check_files(files, CODE, tmp_path)
+
+
+# d3po's sampling script builds the training script's optimizer only for `accelerator.prepare` to
+# load a checkpoint into, and never steps it: no weight is updated.
+PREPARED_NEVER_STEPPED = """
+import torch
+from accelerate import Accelerator
+from diffusers import StableDiffusionPipeline
+
+
+def main():
+    accelerator = Accelerator(mixed_precision="fp16")
+    pipeline = StableDiffusionPipeline.from_pretrained("runwayml/stable-diffusion-v1-5", torch_dtype=torch.float16)
+    trainable_layers = pipeline.unet
+    optimizer = torch.optim.AdamW(trainable_layers.parameters(), lr=3e-4){mark}
+    trainable_layers, optimizer = accelerator.prepare(trainable_layers, optimizer)
+    accelerator.load_state("checkpoints/checkpoint_10")
+    with torch.no_grad():
+        images = pipeline(["a photo of a cat"], num_inference_steps=50).images{use}
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("use", "bug"),
+    [
+        ("", None),
+        ("\n    optimizer.step()", "MP003"),
+        ("\n    return optimizer", "MP003"),
+        ("\n    train(trainable_layers, optimizer)", "MP003"),
+    ],
+)
+def test_an_optimizer_only_prepared_and_never_stepped_updates_nothing(use: str, bug: str | None) -> None:
+    check(PREPARED_NEVER_STEPPED.format(mark=f"  # expect: {bug}" if bug else "", use=use), "MP003")

@@ -40,7 +40,9 @@ class OptimizerOnHalfParams(Rule):
     `deepspeed.initialize` with fp16 or bf16 on (DeepSpeed steps fp32 masters); FSDP with `MixedPrecision` (shards stay
     fp32); optimizers that compensate (`optimi`'s Kahan summation, `kahan_sum=True`,
     `bf16_stochastic_round=True`); a Trainer whose arguments are not all known (`**config`, TRL's
-    `--config` file) or turn DeepSpeed/FSDP on, or that an accelerate configuration may launch.
+    `--config` file) or turn DeepSpeed/FSDP on, or that an accelerate configuration may launch; an
+    optimizer a function only hands to `prepare()` and never steps, returns or passes on (a sampling
+    script loading a training checkpoint).
 
     ## Why is this bad
     The update `w - lr * step` is rounded to the parameter's precision. With bf16's 8-bit

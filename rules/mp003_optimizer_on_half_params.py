@@ -109,15 +109,15 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         # Where this optimizer is reported: at the call itself once, or at each call that handed a
         # factory its parameters (one finding per caller).
         reported: set[tuple[str, cst.Call] | None] = set()
-        function = self._function_around(node)
-        never_stepped = function is not None and _never_used(node, function)
         half = [
             (self._handing_call(fact), fact, found)
             for fact in self.precision.calls(node, conditional=True)
-            if not never_stepped
-            and (found := self._half_params(fact)) is not None
+            if (found := self._half_params(fact)) is not None
             and not self.precision.has_master_weights(node, fact.condition)
         ]
+        function = self._function_around(node) if half else None
+        if function is not None and _never_used(node, function):
+            half = []
         # How many runs built it over half parameters on the default path, per place it is reported.
         runs = Counter(site for site, fact, _ in half if fact.condition is None)
         for site, fact, (optimizer, params) in half:

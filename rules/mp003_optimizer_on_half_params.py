@@ -116,7 +116,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             and not self.precision.has_master_weights(node, fact.condition)
         ]
         function = self._function_around(node) if half else None
-        if function is not None and _never_used(node, function):
+        if function is not None and _only_prepared(node, function):
             half = []
         # How many runs built it over half parameters on the default path, per place it is reported.
         runs = Counter(site for site, fact, _ in half if fact.condition is None)
@@ -250,22 +250,21 @@ def _bound_names(call: cst.Call, function: cst.FunctionDef) -> set[str]:
     return names
 
 
-def _never_used(call: cst.Call, function: cst.FunctionDef) -> bool:
+def _only_prepared(call: cst.Call, function: cst.FunctionDef) -> bool:
     """Whether the optimizer `call` builds is bound to names the function reads only to hand it to a
     `prepare` (d3po's sampling script builds one for `accelerator.prepare` to load a checkpoint into):
     nothing steps it, returns it or passes it on, so no weight is ever updated."""
     names = _bound_names(call, function)
-    if not names:
-        return False
-    handed: set[int] = set()  # the names given to `prepare` and rebound by it
+    prepared: set[int] = set()  # the names given to `prepare`
+    targets: set[int] = set()  # and those bound, by the construction or by `prepare`
     for node in walk(function.body):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "prepare":
-            handed.update(id(inner) for arg in node.args for inner in walk(arg.value))
+            prepared.update(id(inner) for arg in node.args for inner in walk(arg.value))
         elif isinstance(node, cst.AssignTarget):
-            handed.update(id(inner) for inner in walk(node.target))
-    return not any(
-        isinstance(node, cst.Name) and node.value in names and id(node) not in handed for node in walk(function.body)
-    )
+            targets.update(id(inner) for inner in walk(node.target))
+    read = [node for node in walk(function.body) if isinstance(node, cst.Name) and node.value in names]
+    uses = [node for node in read if id(node) not in targets]
+    return bool(uses) and all(id(node) in prepared for node in uses)
 
 
 def _first_at(site: tuple[str, cst.Call] | None, reported: set[tuple[str, cst.Call] | None]) -> bool:

@@ -92,6 +92,8 @@ def argument_parser(
             like = _TYPED_LIKE.get(kwargs.get("type", UNKNOWN).name or "", default.const)
             defaults[dest] = launched_default(self, dest, default, like)
             choices = _members(kwargs.get("choices", UNKNOWN))
+            if "choices" not in kwargs and "action" not in kwargs:
+                choices = _dtype_names(dest, kwargs.get("type"))
             flag = next((arg.const for arg in args if isinstance(arg.const, str) and arg.const.startswith("--")), None)
             if choices and flag is not None:
                 _note_choices(self, flag, dest, defaults[dest].const, choices)
@@ -114,6 +116,17 @@ def _note_choices(self: Interpreter, flag: str, dest: str, default: object, choi
         self.option_alternatives.setdefault((script, condition), options)
 
 
+def _dtype_names(dest: str, kind: Value | None) -> tuple[object, ...] | None:
+    """The choice an option naming a dtype with no `choices` of its own documents besides its
+    default: a dtype's name, as `getattr(torch, args.model_dtype)` and `torch_dtype=` read it
+    (timm's `--model-dtype`, default None for "float32" and checked by an `assert ... in (...)`)."""
+    if "dtype" not in dest.lower() or (kind is not None and kind.name != "str"):
+        return None
+    return (DTYPE_NAME,)
+
+
+# The dtype name a dtype option without `choices` is read as given (bf16: the half dtype of training).
+DTYPE_NAME = "bfloat16"
 # What an option's `type=` makes of the text a command gives (typed as a value like this one).
 _TYPED_LIKE: dict[str, object] = {"int": 0, "float": 0.0, "str": ""}
 

@@ -142,3 +142,63 @@ def test_choices_are_read_in_order_past_the_default_s_spellings_and_bounded() ->
 )
 def test_choices_of_no_low_precision_are_no_configuration(flag: str, dest: str, choices: tuple[str, ...]) -> None:
     assert choice_alternatives(flag, dest, choices[0], choices, LaunchOptions({}, ())) == ()
+
+
+# timm's train.py: a dtype option with no `choices`, default None for "float32", read by name.
+TIMM_TRAIN = """
+    import argparse
+
+    import torch
+    from timm import create_model
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model-dtype", {option}, help="Model dtype override (non-AMP) (default: float32)")
+    parser.add_argument("--lr", type=float, default=None)
+
+
+    def main():
+        args = parser.parse_args()
+        device = torch.device("cuda")
+        model_dtype = None
+        if args.model_dtype:
+            assert args.model_dtype in ("float32", "float16", "bfloat16")
+            model_dtype = getattr(torch, args.model_dtype)
+        model = create_model("resnet50")
+        model.to(device=device, dtype=model_dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr){expect}
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "bug"),
+    [
+        pytest.param("default=None, type=str", True, id="none-default"),
+        pytest.param('default="float32"', True, id="a-name-default"),
+        pytest.param("default=None, type=parse_dtype", False, id="read-by-a-function"),
+        pytest.param('default=None, choices=["float32", "float64"]', False, id="choices-of-its-own"),
+        pytest.param('default=None, choices=["float32", "bfloat16"]', True, id="listed-choices"),
+        pytest.param('default=None, action="store"', False, id="an-action"),
+    ],
+)
+def test_a_dtype_option_without_choices_is_run_with_bfloat16(option: str, bug: bool, tmp_path: Path) -> None:
+    source = TIMM_TRAIN.format(option=option, expect="  # expect: MP003" if bug else "")
+    check_files({"train.py": source}, "MP003", tmp_path)
+
+
+def test_the_dtype_option_s_finding_names_bfloat16(tmp_path: Path) -> None:
+    from mplint.api import lint_paths
+
+    source = TIMM_TRAIN.format(option="default=None, type=str", expect="  # expect: MP003")
+    check_files({"train.py": source}, "MP003", tmp_path)
+    (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
+    assert finding.message.endswith("(only when `--model-dtype bfloat16` is given: not in the default configuration)")
+
+
+def test_an_option_of_precision_not_naming_a_dtype_is_not_given_a_name(tmp_path: Path) -> None:
+    source = TIMM_TRAIN.format(option='default="float32", type=str', expect="")
+    source = source.replace("--model-dtype", "--model-precision").replace("args.model_dtype", "args.model_precision")
+    check_files({"train.py": source}, "MP003", tmp_path)

@@ -127,11 +127,27 @@ DISTILLATION = [
         import torch.nn.functional as F
 
         parser = argparse.ArgumentParser()
-        parser.add_argument("--dtype", default="float32")
+        parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
         args = parser.parse_args()
         dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
         policy = torch.nn.Linear(8, 8).to(dtype)
         logp = F.log_softmax(policy(x), dim=-1)
+        """,
+    ),
+    # A dtype option without choices is also run with the name `bfloat16`: a warning naming it.
+    bug(
+        "dtype-option-without-choices-given-bfloat16",
+        """
+        import argparse
+        import torch
+        import torch.nn.functional as F
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--dtype", default="float32")
+        args = parser.parse_args()
+        dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+        policy = torch.nn.Linear(8, 8).to(dtype)
+        logp = F.log_softmax(policy(x), dim=-1)  # expect: MP001
         """,
     ),
     bug(

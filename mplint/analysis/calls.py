@@ -42,6 +42,8 @@ from mplint.analysis.summaries import (
 )
 from mplint.analysis.values import (
     ANY_KEY,
+    BOOLEAN,
+    BOUND_SELF,
     MIXED,
     NUMBER,
     UNKNOWN,
@@ -212,7 +214,8 @@ def dispatch(
     if function is not None:
         return self.call_named(node, ctx, function, args, kwargs)
     if callee.kind is Kind.FUNCTION and isinstance(callee.payload, Definition):
-        result, writes = self.call_definition(callee.payload, args, kwargs, ctx.region)
+        bound = callee.item(BOUND_SELF)
+        result, writes = self.call_definition(callee.payload, args, kwargs, ctx.region, receiver=bound)
         _cast_arguments(self, node, ctx, writes)
         return result
     if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
@@ -574,7 +577,7 @@ def call_method(
             return UNKNOWN
     if receiver.kind is Kind.TENSOR or (receiver.kind is Kind.ANY and receiver.precision is not Precision.UNKNOWN):
         return self.tensor_op(node, ctx, method, None, receiver, args, kwargs)
-    if receiver.kind is Kind.ANY and receiver.region is not None:
+    if receiver.kind is Kind.ANY and (receiver.region is not None or receiver.op == BOOLEAN):
         return receiver if method in api.PRESERVING_OPS else UNKNOWN
     return UNKNOWN
 

@@ -24,7 +24,7 @@ from mplint.analysis.launch_options import (
     typed,
 )
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, const, is_none, join
+from mplint.analysis.values import BOOLEAN, NOT_GIVEN, UNKNOWN, Kind, Precision, Value, const, is_none, join
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -55,7 +55,7 @@ def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Va
         outcome = None if compared is None or outcome is None else outcome and compared
         left = right
     if outcome is None:
-        return UNKNOWN
+        return Value(Kind.ANY, op=BOOLEAN)
     # A test of a tensor's dtype, or of whether an object was made, is a fact of the run, not an
     # option: no other path to read aside.
     return const(outcome).with_(op=DTYPE_TEST) if of_the_run else const(outcome)
@@ -246,8 +246,6 @@ def _yaml_scalar(text: str) -> object:
 # Markers (`Value.op`) of an argparse parser and of the namespace its `parse_args()` returns, and
 # of the outcome of a comparison of dtypes.
 PARSER, NAMESPACE = "argparse.ArgumentParser", "argparse.Namespace"
-# Marker of an argparse option's default None: the option not given.
-NOT_GIVEN = "an option not given"
 DTYPE_TEST = "a dtype test"
 
 

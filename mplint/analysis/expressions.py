@@ -26,6 +26,8 @@ from mplint.analysis.selections import chosen, combine_params
 from mplint.analysis.statements import assumed_truth
 from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
+    BOOLEAN,
+    BOUND_SELF,
     UNKNOWN,
     Kind,
     Precision,
@@ -174,7 +176,9 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         if method is not None and method.is_property:
             return self.call_definition(method, [], {}, None, receiver=base)[0]
         if method is not None:
-            return Value(Kind.FUNCTION, payload=method)
+            # A bound method (`reward_fn=reward.reward_fn` handed to a trainer that calls it later):
+            # the instance it was read from is its `self` wherever it is called (a staticmethod binds none).
+            return Value(Kind.FUNCTION, payload=method, items=((BOUND_SELF, base),))
         if attr == "module" and base.kind is Kind.MODULE:
             return base  # `raw_model = model.module if ddp else model`: DDP's wrapped module is the model
         if base.kind is Kind.MODULE and attr in api.PARAMETER_ATTRIBUTES and base.payload.torch_class is not None:
@@ -225,7 +229,7 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
     tracked = ctx.scope.lookup(key) if key is not None else None
     if tracked is not None:
         return tracked
-    if base.kind in (Kind.TENSOR, Kind.PARAMS):
+    if base.kind in (Kind.TENSOR, Kind.PARAMS) or base.op == BOOLEAN:
         return base
     if is_registry(base) and len(keys) == 1:
         entry = registries.read(self, base, keys[0])
@@ -389,6 +393,9 @@ def binary(
         # tensor without dimensions, which does not promote): the quotient keeps the dtype.
         return promote(left, const(1))
     result = promote(left, right)
+    if isinstance(operator, cst.Multiply) and "logsumexp" in (left.op, right.op) and Kind.CONST not in (left.kind, right.kind):
+        # `lse * mask` (distillm's reward: padding zeroed) is the logsumexp still, where it is kept.
+        return result.with_(op="logsumexp") if result.kind is Kind.TENSOR else result
     if isinstance(operator, cst.Subtract) and right.op == "logsumexp" and result.kind is Kind.TENSOR:
         # `logits.gather(...) - logits.logsumexp(-1)` (TRL's `selective_log_softmax`): log-probs.
         return result.with_(op=api.LOG_PROB_OP)

@@ -326,6 +326,14 @@ def is_none(value: Value) -> bool:
 
 # The item of a dict holding what was stored under keys not known (`Kind.DICT`'s items).
 ANY_KEY = "<any key>"
+# `Value.op` of a comparison whose outcome is not known: a Python bool or a bool tensor (a mask),
+# which scales a floating tensor without promoting it (`logits * mask.unsqueeze(-1)`).
+BOOLEAN = "boolean"
+# `Value.op` of a None known to stand for something absent, false where tested: an argparse option
+# not given, an accelerator's DeepSpeed plugin under a launch configuration without DeepSpeed.
+NOT_GIVEN = "an option not given"
+# The item of a method read from an instance (`Kind.FUNCTION`'s items) holding that instance.
+BOUND_SELF = "<self>"
 
 
 def group_params(element: Value) -> Value | None:
@@ -350,7 +358,7 @@ def promote(left: Value, right: Value) -> Value:
     scaled = left.scaled or right.scaled
     if not is_tensor_like(tensor):
         return Value(Kind.TENSOR, region=region, scaled=scaled) if region or scaled else UNKNOWN
-    if other.kind is Kind.CONST:
+    if other.kind is Kind.CONST or other.op == BOOLEAN:
         precision = tensor.precision
     elif is_tensor_like(other):
         precision = tensor.precision.promote(other.precision)

@@ -152,6 +152,61 @@ CASES = [
             return logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(dim=-1)  # expect: MP001
     """,
     ),
+    # distillm: a bound method handed to a trainer, which stores it and calls it from another method.
+    bug(
+        "bound-method-called-by-a-trainer",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        class Reward:
+            def __init__(self, model):
+                self.model = model
+
+            def reward_fn(self, input_ids):
+                logits = self.model(input_ids).logits
+                return torch.log_softmax(logits, dim=-1)  # expect: MP001
+
+
+        class PPOTrainer:
+            def __init__(self, reward_fn):
+                self.reward_fn = reward_fn
+
+            def sample(self, input_ids):
+                return self.reward_fn(input_ids)
+
+
+        def main():
+            teacher = AutoModelForCausalLM.from_pretrained("gpt2-xl", torch_dtype=torch.float16)
+            reward = Reward(teacher)
+            trainer = PPOTrainer(reward_fn=reward.reward_fn)
+            trainer.sample(batch["input_ids"])
+    """,
+    ),
+    bug(
+        "a-static-method-handed-on-binds-no-instance",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+
+        class Reward:
+            def __init__(self, model):
+                self.model = model
+
+            @staticmethod
+            def log_probs(logits):
+                return torch.log_softmax(logits, dim=-1)  # expect: MP001
+
+
+        def main():
+            teacher = AutoModelForCausalLM.from_pretrained("gpt2-xl", torch_dtype=torch.float16)
+            reward = Reward(teacher)
+            score = reward.log_probs
+            score(teacher(input_ids).logits)
+    """,
+    ),
     # The trainer casts the model it is given in __init__ and uses it from another method.
     bug(
         "trainer-self-model-other-method",
@@ -1273,6 +1328,55 @@ HELD_LOGSUMEXP += [
         logits = policy(states)
         lse = cached = torch.logsumexp(logits, dim=-1, keepdim=True)
         logp = logits - lse  # expect: MP001
+        """,
+    ),
+    # distillm's MiniLLM reward: the logits masked by a comparison's mask, the logsumexp zeroed on
+    # padding before the subtraction.
+    bug(
+        "masked-logits-and-a-masked-logsumexp",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        teacher = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float16)
+
+        def reward_fn(full_ids, pad_token_id, prompt_len):
+            attention_mask = full_ids != pad_token_id
+            logits = teacher(input_ids=full_ids, attention_mask=attention_mask).logits
+            logits = logits - torch.mean(logits, dim=-1, keepdim=True)
+            logits = logits * attention_mask.unsqueeze(-1)
+            mask = attention_mask[:, prompt_len - 1 :]
+            selection_value = torch.gather(logits[:, :-1, :], -1, full_ids[:, prompt_len:, None]).squeeze(-1)
+            next_state_value = torch.logsumexp(logits[:, :-1, :], dim=-1)  # expect: MP001
+            next_state_value = next_state_value * mask[:, :-1]
+            return selection_value - next_state_value
+        """,
+    ),
+    ok(
+        "a-mask-made-fp32-promotes-the-logits",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        teacher = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float16)
+
+        def reward_fn(full_ids, pad_token_id):
+            attention_mask = full_ids != pad_token_id
+            logits = teacher(input_ids=full_ids).logits * attention_mask.unsqueeze(-1).float()
+            selection_value = torch.gather(logits, -1, full_ids[..., None]).squeeze(-1)
+            next_state_value = torch.logsumexp(logits, dim=-1) * attention_mask
+            return selection_value - next_state_value
+        """,
+    ),
+    ok(
+        "a-logsumexp-scaled-by-a-number-is-no-masked-one",
+        """
+        import torch
+
+        policy = torch.nn.Linear(16, 100).to(torch.bfloat16)
+        logits = policy(states)
+        z_term = torch.logsumexp(logits, dim=-1) * 1e-4
+        penalised = logits.max(dim=-1).values - z_term
         """,
     ),
 ]

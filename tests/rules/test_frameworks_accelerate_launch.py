@@ -539,3 +539,86 @@ def test_the_repository_of_a_script_without_root_markers(tmp_path: Path) -> None
     assert repository_of(script, str(tmp_path)) == str(repository)
     (repository / "README.md").write_text("# Online RLHF\n")
     assert repository_of(script, str(repository)) == str(repository)
+
+
+def test_a_command_held_in_a_variable_is_read() -> None:
+    """cogvideox-factory's training/*.sh: `cmd="accelerate launch ... train.py \\ ..."` then `eval $cmd`,
+    its quoted value running over a line that ends without a backslash."""
+    script = """
+ACCELERATE_CONFIG_FILE="accelerate_configs/uncompiled_1.yaml"
+for lr in 1e-4; do
+  cmd="accelerate launch --config_file $ACCELERATE_CONFIG_FILE training/sft.py \\
+    --validation_prompt \\"A panda's guitar\\"
+    --mixed_precision bf16 \\
+    --learning_rate $lr"
+  eval $cmd
+done
+"""
+    (command,) = launch_commands("train.sh", script)
+    assert (command.script, command.config) == ("training/sft.py", "accelerate_configs/uncompiled_1.yaml")
+    (_, options), *_ = _script_options(script)
+    assert options["mixed_precision"] == "bf16"
+
+
+def _script_options(script: str) -> list[tuple[str, dict[str, object]]]:
+    from mplint.analysis.launch_options import _read_commands
+
+    return list(_read_commands(script))
+
+
+# CogVideoX's trainers (cogvideox-factory, diffusers' examples): `weight_dtype` from the DeepSpeed
+# config when the accelerator has a DeepSpeed plugin, else from its mixed precision; the script's own
+# `--mixed_precision` (default None: the launch configuration's) handed to `Accelerator`.
+COGVIDEOX = """
+    import argparse
+
+    import torch
+    from accelerate import Accelerator
+    from diffusers import CogVideoXTransformer3DModel
+
+
+    def main(args):
+        accelerator = Accelerator(mixed_precision=args.mixed_precision)
+        transformer = CogVideoXTransformer3DModel.from_pretrained(args.model, subfolder="transformer")
+        weight_dtype = torch.float32
+        if accelerator.state.deepspeed_plugin:
+            if accelerator.state.deepspeed_plugin.deepspeed_config["bf16"]["enabled"]:
+                weight_dtype = torch.bfloat16
+        elif accelerator.mixed_precision == "bf16":
+            weight_dtype = torch.bfloat16
+        transformer.to(accelerator.device, dtype=weight_dtype)
+        params = list(filter(lambda p: p.requires_grad, transformer.parameters()))
+        optimizer = torch.optim.AdamW(params, lr=1e-4){expect}
+        transformer, optimizer = accelerator.prepare(transformer, optimizer)
+        for batch in loader:
+            accelerator.backward(transformer(batch).sample.float().mean())
+            optimizer.step()
+
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model", default="THUDM/CogVideoX-5b")
+        parser.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"])
+        main(parser.parse_args())
+"""
+PLAIN_BF16 = "distributed_type: 'NO'\nmixed_precision: bf16\nnum_processes: 1\n"
+DEEPSPEED_ZERO2 = "distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 2\nmixed_precision: bf16\n"
+
+
+@pytest.mark.parametrize(
+    ("config", "command", "bug"),
+    [
+        pytest.param(PLAIN_BF16, "", True, id="the-launch-configuration-s-bf16"),
+        pytest.param(PLAIN_BF16.replace("bf16", "fp16"), "--mixed_precision bf16", True, id="the-script-s-option"),
+        pytest.param(DEEPSPEED_ZERO2, "", False, id="deepspeed-keeps-fp32-master-weights"),
+    ],
+)
+def test_the_deepspeed_plugin_of_a_launch_configuration_without_deepspeed_is_none(
+    config: str, command: str, bug: bool, tmp_path: Path
+) -> None:
+    files = {
+        "train.py": COGVIDEOX.format(expect="  # expect: MP003" if bug else ""),
+        "configs/one.yaml": config,
+        "train.sh": f"accelerate launch --config_file configs/one.yaml train.py {command}\n",
+    }
+    check_files(files, "MP003", tmp_path)

@@ -31,7 +31,7 @@ import libcst as cst
 
 from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, NO_LAUNCH, LaunchConfig, launch_of
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, is_none
+from mplint.analysis.values import NOT_GIVEN, UNKNOWN, Kind, Precision, Region, Value, const, is_none
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -66,7 +66,7 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     precision = None
     if plugin or (launch is not None and launch.megatron):
         precision = None  # the plugin's framework decides
-    elif setting is not None:
+    elif setting is not None and not is_none(setting):
         precision = MIXED_PRECISION.get(str(setting.const)) if isinstance(setting.const, str) else None
     elif launch is not None:
         precision = launch.precision
@@ -77,6 +77,8 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
         items = ((DEEPSPEED, const(True)),)
     elif launch is not None and launch.deepspeed:
         items = ((DEEPSPEED, const(launch.name)),)
+    elif launch is not None and not plugins:
+        items = ((DEEPSPEED, const(None)),)  # a launch configuration known to bring no DeepSpeed
     return Value(Kind.INSTANCE, op=ACCELERATOR, payload=precision, identity=node, items=items)
 
 
@@ -84,8 +86,17 @@ def setting(accelerator: Value, attr: str) -> Value | None:
     """`accelerator.mixed_precision`: the setting the accelerator was built with ("fp16", "bf16" or
     "no"), where known (accelerate 1.x: `Accelerator.mixed_precision` is the state's, the one given
     or the launch configuration's). Code tests it to pick the dtype of its frozen models (diffusers'
-    and DDPO's `weight_dtype`); None for another attribute."""
-    if attr != "mixed_precision" or accelerator.op != ACCELERATOR:
+    and DDPO's `weight_dtype`). `accelerator.state` holds the same settings, and its
+    `deepspeed_plugin` is None under a launch configuration without DeepSpeed (CogVideoX's trainers
+    pick `weight_dtype` from the DeepSpeed config when there is one). None for another attribute."""
+    if accelerator.op != ACCELERATOR:
+        return None
+    if attr == "state":
+        return accelerator
+    if attr == DEEPSPEED:
+        known_off = accelerator.item(DEEPSPEED) is not None and _engine(accelerator) is None
+        return const(None).with_(op=NOT_GIVEN) if known_off else UNKNOWN
+    if attr != "mixed_precision":
         return None
     setting = _SETTINGS.get(accelerator.payload) if isinstance(accelerator.payload, Precision) else None
     return UNKNOWN if setting is None else const(setting)
@@ -93,6 +104,13 @@ def setting(accelerator: Value, attr: str) -> Value | None:
 
 # The `mixed_precision` setting that gives each precision.
 _SETTINGS = {precision: name for name, precision in MIXED_PRECISION.items()}
+
+
+def _engine(accelerator: Value) -> Value | None:
+    """What says DeepSpeed's engine runs the accelerator's models (its plugin, or the launch
+    configuration's name), None where it does not or may not."""
+    engine = accelerator.item(DEEPSPEED)
+    return engine if engine is not None and not is_none(engine) else None
 
 
 def launch_config(self: Interpreter, ctx: Context) -> LaunchConfig | None:
@@ -131,7 +149,7 @@ def method(
     """`accelerator.prepare(model, optimizer, ...)`, `accelerator.autocast()`, `unwrap_model(model)`;
     None for any other method."""
     precision = receiver.payload if isinstance(receiver.payload, Precision) else None
-    engine = receiver.item(DEEPSPEED)
+    engine = _engine(receiver)
     if name in ("prepare", "prepare_model"):
         if engine is not None:
             # `prepare` hands the optimizer to `deepspeed.initialize` (accelerator.py

@@ -231,11 +231,54 @@ def substituted_lines(text: str) -> Iterator[str]:
     variable assigned a literal on an earlier line (`config_file="configs/zero2.yaml"`) reads as its
     value."""
     variables: dict[str, str] = {}
-    for line in re.sub(r"\\\r?\n", " ", text).splitlines():
-        yield _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
+    for line in _quoted_joined(re.sub(r"\\\r?\n", " ", text).splitlines()):
+        substituted = _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
+        yield substituted
         assigned = _ASSIGNMENT.fullmatch(line)  # `X=1` alone, or before a command (`X=1 python ...`)
         if assigned is not None:
             _assign(variables, assigned.group(1), assigned.group(2))
+            held = _held_command(substituted)
+            if held is not None:
+                yield held
+
+
+def _quoted_joined(lines: list[str]) -> Iterator[str]:
+    """The lines, an assignment whose quoted value runs over several lines (`cmd="accelerate launch
+    ...` with a line inside the quotes that ends without a backslash) joined into one."""
+    index = 0
+    while index < len(lines):
+        line, index = lines[index], index + 1
+        assigned = _ASSIGNMENT.fullmatch(line)
+        if assigned is not None and assigned.group(2)[:1] in ("'", '"') and not _splits(line):
+            last = min(len(lines), index + _MOST_QUOTED_LINES)
+            end = next((stop for stop in range(index + 1, last + 1) if _splits(" ".join(lines[index - 1 : stop]))), None)
+            if end is not None:
+                line, index = " ".join(lines[index - 1 : end]), end
+        yield line
+
+
+# The most lines one quoted value of a shell script is read over.
+_MOST_QUOTED_LINES = 50
+
+
+def _splits(text: str) -> bool:
+    """Whether shell words can be read from `text` (its quotes are closed)."""
+    try:
+        shlex.split(text, comments=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _held_command(line: str) -> str | None:
+    """The command a variable is assigned as one quoted string (`cmd="accelerate launch train.py
+    --mixed_precision bf16"`, run by `eval $cmd`), else None."""
+    assigned = _ASSIGNMENT.fullmatch(line)
+    try:
+        words = shlex.split(assigned.group(2), comments=True) if assigned is not None else []
+    except ValueError:
+        return None
+    return words[0] if len(words) == 1 else None
 
 
 def _assign(variables: dict[str, str], name: str, written: str) -> None:

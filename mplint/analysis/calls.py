@@ -136,6 +136,9 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
         result = dotted(api.PICKED_BY_NAME[args[0].name])
     elif function == "dict" and not args:
         result = Value(Kind.DICT, items=tuple(sorted(kwargs.items())))
+    elif function == "vars" and len(args) == 1 and args[0].kind in (Kind.INSTANCE, Kind.DICT):
+        # `argparse.Namespace(**vars(model_args), **vars(training_args))` (qlora): the fields, spread.
+        result = Value(Kind.DICT, items=args[0].items)
     elif function in NAMEDTUPLES and args and isinstance(args[0].const, str):
         result = Value(Kind.NAME, payload=args[0].const, op=RECORD, items=_record_fields(node))
     elif callee.op == RECORD:  # `CausalLMOutputs(logits=logits, hidden_states=h)`: fields read back

@@ -13,6 +13,7 @@ import libcst as cst
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key
 from mplint.analysis.facts import LateCast
+from mplint.analysis.frameworks import peft
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.values import MIXED, Kind, Origin, Precision, Value, alternatives, owners
 from mplint.tree import dotted_text
@@ -141,14 +142,19 @@ def path_of_call(self: Interpreter, node: cst.Call) -> str:
 
 def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
     """`transformer.add_adapter(lora_config)` as a statement (PEFT through diffusers/Transformers)
-    adds parameters whose dtype this analysis does not follow, and `cast_training_params(model,
-    dtype=torch.float32)` (diffusers) makes the trainable ones fp32: either way the model is half
-    only in part (`MIXED`), and the parameters chosen by `requires_grad` are of unknown dtype."""
+    adds trainable adapters in the base layers' dtype (see `peft.injected`); other adapter methods
+    (loading, merging) add parameters whose dtype this analysis does not follow, and
+    `cast_training_params(model, dtype=torch.float32)` (diffusers) makes the trainable ones fp32:
+    the model is then half only in part (`MIXED`), and the parameters chosen by `requires_grad` are
+    of unknown dtype."""
     if not isinstance(expression, cst.Call):
         return
     func = expression.func
+    op = MIXED
     if isinstance(func, cst.Attribute) and func.attr.value in api.ADAPTER_METHODS:
         target: cst.BaseExpression = func.value
+        if func.attr.value == "add_adapter":
+            op = peft.injected(self, ctx.scope.module.path)
     elif isinstance(func, (cst.Name, cst.Attribute)) and api.last_part(dotted_text(func)) in api.TRAINABLE_CASTS:
         if not expression.args:
             return
@@ -159,4 +165,4 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
         return
     model = self.eval(target, ctx)
     if model.kind is Kind.MODULE and model.precision.is_low:
-        self.assign(target, model.with_(op=MIXED, items=()), ctx)
+        self.assign(target, model.with_(op=op, items=()), ctx)

@@ -474,6 +474,7 @@ BUILTINS = frozenset(
         "enumerate",
         "str",
         "open",
+        "vars",
         "__import__",
     }
 )

@@ -19,6 +19,8 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api as api
+from mplint.analysis.configuration import truth_value
+from mplint.analysis.frameworks import peft
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import HALF_BUT_NORMS, MIXED, UNKNOWN, Kind, Origin, Precision, Value, is_mixed
@@ -104,7 +106,7 @@ class SubmoduleLoop:
         (`l.weight.data = l.weight.data.half()`)."""
         module_casts, weight_casts = [], []
         for found in (node for statement in self.body for node in tree.walk(statement)):
-            if type(found) is cst.Call and self._cast_of(found) is not None:
+            if type(found) is cst.Call and self.cast_of(found) is not None:
                 module_casts.append(found)
             elif type(found) is cst.Assign and type(found.value) is cst.Call and self._weight_cast(found) is not None:
                 weight_casts.append(found.value)
@@ -183,7 +185,7 @@ class SubmoduleLoop:
         """A statement `m.half()` (or `m.weight.data = m.weight.data.half()`) casts the submodule; any
         other statement that casts it (nested in a `with`, a `try`) is a cast the analysis cannot place."""
         if type(statement) is cst.Expr and type(statement.value) is cst.Call:
-            target = self._cast_of(statement.value)
+            target = self.cast_of(statement.value)
             if target is not None:
                 return target
         if type(statement) is cst.Assign:
@@ -200,7 +202,7 @@ class SubmoduleLoop:
         targets = []
         for found in tree.walk(node):
             if type(found) is cst.Call:
-                targets.append(self._cast_of(found))
+                targets.append(self.cast_of(found))
             elif type(found) is cst.Assign:
                 targets.append(self._weight_cast(found))
         return [target for target in targets if target is not None]
@@ -224,7 +226,7 @@ class SubmoduleLoop:
         func = assign.value.func
         return self.target_of(assign.value) if type(func) is cst.Attribute else None
 
-    def _cast_of(self, call: cst.Call) -> Decision:
+    def cast_of(self, call: cst.Call) -> Decision:
         """The precision `m.half()`/`m.to(torch.float16)` casts the loop's submodule to; UNDECIDED for a
         dtype that cannot be told; None when the call is no cast of the submodule (`m.to(device)`)."""
         func = call.func
@@ -397,6 +399,38 @@ def cast_tree(self: Interpreter, loop: SubmoduleLoop, module: Value, order: Orde
     return resolve(module, None, include_root)
 
 
+def _lora_layers_cast(self: Interpreter, loop: SubmoduleLoop, ctx: Context) -> Value | None:
+    """The adapters of a PEFT model a loop casts (qlora's `get_accelerate_model`: `if
+    isinstance(module, LoraLayer): if args.bf16: module = module.to(torch.bfloat16)`), as the
+    parameters they are; None where no such cast is certain to run."""
+    for statement in loop.body:
+        if not (type(statement) is cst.If and type(statement.test) is cst.Call):
+            continue
+        test = statement.test
+        if not (_is_call_of(test, "isinstance", loop.variable) and peft.is_adapter_layer(self.eval(test.args[1].value, ctx))):
+            continue
+        for call in _certain_calls(self, statements(statement.body), ctx):
+            target = loop.cast_of(call)
+            if isinstance(target, Precision):
+                return Value(Kind.PARAMS, target, origin=Origin("LoRA adapters", "cast", ctx.scope.module.path, call))
+    return None
+
+
+def _certain_calls(self: Interpreter, body: Sequence[Statement], ctx: Context) -> list[cst.Call]:
+    """The calls of `body` that run whenever it does: in its statements, and in the branches of an
+    `if` whose test holds in the configuration that runs (`if args.bf16:`)."""
+    found: list[cst.Call] = []
+    for statement in body:
+        if type(statement) is cst.If:
+            if truth_value(self.eval(statement.test, ctx)) is True:
+                found += _certain_calls(self, statements(statement.body), ctx)
+        elif type(statement) in (cst.Expr, cst.Assign):
+            value = cast(cst.Expr | cst.Assign, statement).value
+            if type(value) is cst.Call:
+                found.append(value)
+    return found
+
+
 def _classes_of(module: Value) -> list[ModuleClass | None]:
     found: list[ModuleClass | None] = []
     pending = [module]
@@ -414,14 +448,16 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
     its output's precision is unknown."""
     iterated = node.iter
     if not (
-        isinstance(node.target, cst.Name)
-        and isinstance(iterated, cst.Call)
+        isinstance(iterated, cst.Call)
         and isinstance(iterated.func, cst.Attribute)
         and iterated.func.attr.value in _SUBMODULE_ITERATORS
         and isinstance(iterated.func.value, (cst.Name, cst.Attribute))
     ):
         return
-    loop = SubmoduleLoop(self, statements(node.body), node.target.value, ctx)
+    variable = _submodule_variable(node.target, named=iterated.func.attr.value.startswith("named_"))
+    if variable is None:
+        return
+    loop = SubmoduleLoop(self, statements(node.body), variable, ctx)
     module_casts, weight_casts = loop.casts()
     casts = module_casts + weight_casts
     if not casts:
@@ -435,7 +471,11 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
             return
     if model.kind not in (Kind.MODULE, Kind.ANY, Kind.INSTANCE):
         return
-    if _cast_by_class(self, loop, owner, model, Order.NEAREST, include_root=iterated.func.attr.value == "modules"):
+    adapters = _lora_layers_cast(self, loop, ctx) if model.op in peft.OPS else None
+    if adapters is not None:
+        self.assign(owner, peft.with_adapters(model, adapters), ctx)
+        return
+    if _cast_by_class(self, loop, owner, model, Order.NEAREST, include_root=iterated.func.attr.value in ("modules", "named_modules")):
         return
     half = next((target for target in targets if isinstance(target, Precision) and target.is_low), None)
     if model.precision.is_low:
@@ -502,7 +542,15 @@ def _cast_by_class(
 
 
 # Methods that iterate over a module's submodules.
-_SUBMODULE_ITERATORS = frozenset({"modules", "children"})
+_SUBMODULE_ITERATORS = frozenset({"modules", "children", "named_modules", "named_children"})
+
+
+def _submodule_variable(target: cst.BaseAssignTargetExpression, *, named: bool) -> str | None:
+    """The name a loop binds each submodule to: `m` of `for m in model.modules()`, `module` of `for
+    name, module in model.named_modules()`."""
+    if named and type(target) is cst.Tuple and len(target.elements) == 2:
+        target = cast(cst.BaseAssignTargetExpression, target.elements[1].value)
+    return target.value if type(target) is cst.Name else None
 
 
 def _directly_in(call: cst.Call, body: cst.BaseSuite) -> bool:

@@ -231,7 +231,7 @@ def join(left: Value, right: Value) -> Value:
         origin=left.origin if precision.is_low else None,  # both are low then, and each has an origin
         region=_joined_region(left.region, right.region),
         scaled=left.scaled and right.scaled,
-        op=left.op if left.op == right.op else None,
+        op=left.op if left.op == right.op else _joined_op(left, right, precision),
         identity=left.identity if left.identity is right.identity else None,
         payload=left.payload if left.payload == right.payload else None,
         items=_join_items(left.items, right.items),
@@ -340,6 +340,15 @@ def group_params(element: Value) -> Value | None:
     """A param group (`{"params": decay, "weight_decay": 0.1}`) stands for its parameters; any other
     element for itself."""
     return element.item("params") if element.kind is Kind.DICT else element
+
+
+def _joined_op(left: Value, right: Value, precision: Precision) -> str | None:
+    """The marker of half models (or parameters) that two paths leave marked differently (one adds
+    fp32 adapters or casts the trainable ones back, the other does not): half in part (`MIXED`),
+    which of their parameters are trained not told."""
+    if left.kind in (Kind.MODULE, Kind.PARAMS) and precision.is_low:
+        return MIXED
+    return None
 
 
 def _choices(payload: object) -> frozenset:

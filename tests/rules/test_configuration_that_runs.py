@@ -456,9 +456,10 @@ def test_an_or_that_is_false_decides_each_of_its_tests() -> None:
     )
 
 
-def test_an_earlier_branch_that_adds_adapters_is_undone_with_its_option() -> None:
+def test_an_earlier_branch_that_adds_adapters_is_run_with_its_option() -> None:
     # diffusers' train_dreambooth_lora_sdxl.py: the frozen text encoder is cast to the weight dtype;
-    # `--train_text_encoder` gives it LoRA adapters, then trains them: no path trains its half weights.
+    # `--train_text_encoder` gives it LoRA adapters, created in that bf16 (`add_adapter` does not
+    # upcast them), then trains them: reported under that option, not in the default configuration.
     check(
         """
         import argparse
@@ -477,7 +478,7 @@ def test_an_earlier_branch_that_adds_adapters_is_undone_with_its_option() -> Non
             params = [torch.nn.Parameter(torch.zeros(4))]
             if args.train_text_encoder:
                 params += list(filter(lambda p: p.requires_grad, text_encoder.parameters()))
-            optimizer = torch.optim.AdamW(params, lr=1e-4)
+            optimizer = torch.optim.AdamW(params, lr=1e-4)  # expect: MP003
             for batch in loader:
                 text_encoder(batch).last_hidden_state.float().mean().backward()
                 optimizer.step()

@@ -224,3 +224,115 @@ def test_a_draccus_configured_entry_point(use_quantization: str, severity: Sever
     (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
     assert finding.severity is severity
     assert ("`cfg.use_quantization` is false" in finding.message) is (severity is Severity.WARNING)
+
+
+# qlora.py's `get_accelerate_model` (copied by LLaVA-RLHF and many QLoRA trainers): the arguments of
+# three dataclasses merged with `argparse.Namespace(**vars(...))`, the adapters cast to bf16 by a loop
+# over `named_modules()` when `--bf16` is given (a flag the arguments inherit from transformers).
+QLORA_PY = """
+    import argparse
+    from dataclasses import dataclass, field
+
+    import torch
+    import transformers
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft.tuners.lora import LoraLayer
+
+
+    @dataclass
+    class ModelArguments:
+        model_name_or_path: str = field(default="huggyllama/llama-7b")
+
+
+    @dataclass
+    class TrainingArguments(transformers.Seq2SeqTrainingArguments):
+        full_finetune: bool = field(default=False)
+
+
+    def get_accelerate_model(args):
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            args.model_name_or_path, load_in_4bit=True, torch_dtype=torch.bfloat16 if args.bf16 else torch.float32
+        )
+        if not args.full_finetune:
+            model = prepare_model_for_kbit_training(model)
+            model = get_peft_model(model, LoraConfig(r=64, task_type="CAUSAL_LM"))
+        for name, module in model.named_modules():
+            if isinstance(module, LoraLayer):
+                if args.bf16:
+                    module = module.to(torch.bfloat16)
+            if "norm" in name:
+                module = module.to(torch.float32)
+        return model
+
+
+    def train():
+        hfparser = transformers.HfArgumentParser((ModelArguments, TrainingArguments))
+        model_args, training_args, extra_args = hfparser.parse_args_into_dataclasses(return_remaining_strings=True)
+        args = argparse.Namespace(**vars(model_args), **vars(training_args))
+        model = get_accelerate_model(args)
+        trainer = transformers.Seq2SeqTrainer(model=model, args=training_args){expect}
+        trainer.train()
+
+
+    if __name__ == "__main__":
+        train()
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "bug"),
+    [
+        pytest.param("python qlora.py --bf16 --output_dir out", True, id="bf16-adapters"),
+        pytest.param("python qlora.py --output_dir out", False, id="fp32-adapters"),
+    ],
+)
+def test_adapters_cast_by_a_loop_over_named_modules(command: str, bug: bool, tmp_path: Path) -> None:
+    files = {"qlora.py": QLORA_PY.format(expect="  # expect: MP003" if bug else ""), "finetune.sh": command + "\n"}
+    check_files(files, "MP003", tmp_path)
+
+
+# diffusers' LoRA trainers: `add_adapter` is peft's `inject_adapter_in_model`, which never upcasts.
+ADD_ADAPTER = """
+    import torch
+    from diffusers import FluxTransformer2DModel
+    from peft import LoraConfig
+
+    transformer = FluxTransformer2DModel.from_pretrained("black-forest-labs/FLUX.1-dev", torch_dtype=torch.bfloat16)
+    transformer.requires_grad_(False)
+    transformer.add_adapter(LoraConfig(r=16, target_modules=["to_q", "to_k", "to_v"]))
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4){expect}
+"""
+
+
+@pytest.mark.parametrize(
+    ("pin", "half_adapters"),
+    [
+        pytest.param("peft==0.6.2", False, id="0.6-creates-them-fp32"),
+        pytest.param("peft==0.7.0", True, id="0.7-in-the-base-dtype"),
+        pytest.param("peft==0.17.0", True, id="no-upcast-without-a-peft-model"),
+        pytest.param("peft", True, id="unpinned-the-newest"),
+    ],
+)
+def test_adapters_added_to_a_model_by_the_pinned_peft(pin: str, half_adapters: bool, tmp_path: Path) -> None:
+    files = {
+        "requirements.txt": f"diffusers\n{pin}\n",
+        "train.py": ADD_ADAPTER.format(expect="  # expect: MP003" if half_adapters else ""),
+    }
+    check_files(files, "MP003", tmp_path)
+
+
+def test_a_loop_over_a_model_without_adapters_casts_by_its_other_tests(tmp_path: Path) -> None:
+    # The same loop over a model PEFT never wrapped: its `LoraLayer` test matches nothing, the head
+    # cast makes the model half in part.
+    source = QLORA_PY.format(expect="").replace(
+        'if "norm" in name:\n                module = module.to(torch.float32)',
+        'if "lm_head" in name:\n                module = module.to(torch.bfloat16)',
+    )
+    source = source.replace("if not args.full_finetune:", "if args.full_finetune:")
+    source = source.replace("torch.bfloat16 if args.bf16 else torch.float32", "torch.float32")
+    source = source.replace(
+        "trainer = transformers.Seq2SeqTrainer(model=model, args=training_args)",
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)  # expect: MP003",
+    )
+    check_files({"qlora.py": source, "finetune.sh": "python qlora.py --bf16 --output_dir out\n"}, "MP003", tmp_path)

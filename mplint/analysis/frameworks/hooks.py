@@ -15,7 +15,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import accelerate, fsdp, lightning, peft, transformers
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import Kind, Value
+from mplint.analysis.values import Kind, Value, const
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -106,7 +106,10 @@ def constructed(
         return instance
     if transformers.is_arguments_class(base):
         found = transformers.arguments(kwargs, _defaults(definition), known=not any(arg.star for arg in node.args))
-        return instance.with_(op=found.op, items=(*instance.items, *found.items))
+        # The precision flags it inherits read as set (`args.bf16` after `--bf16`), as `vars()` lists them.
+        stored = dict(instance.items)
+        flags = {flag: kwargs.get(flag, const(False)) for flag in transformers.PRECISION_FLAGS if flag not in stored}
+        return instance.with_(op=found.op, items=tuple(sorted({**stored, **flags}.items())) + found.items)
     if transformers.is_trainer_class(base):
         return transformers.subclass_trainer(self, node, ctx, definition, base, instance, args, kwargs)
     # Else an Accelerator subclass (the third kind `framework_base` finds): `class MyAccelerator(Accelerator)`

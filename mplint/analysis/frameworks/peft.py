@@ -48,6 +48,8 @@ KBIT_PREPARATION = "prepare_model_for_kbit_training"
 FP32_ADAPTERS = "peft: fp32 adapters"
 BASE_DTYPE_ADAPTERS = "peft: adapters in the base dtype"
 OPS = frozenset({FP32_ADAPTERS, BASE_DTYPE_ADAPTERS})
+# The item of a PEFT model holding its adapters' parameters, once a loop cast them (no attribute has a space).
+ADAPTERS = "peft adapters"
 
 
 def is_peft(function: str) -> bool:
@@ -88,6 +90,28 @@ def _base_dtype_adapters(self: Interpreter, path: str) -> bool:
     return version is not None and BASE_DTYPE_ADAPTERS_SINCE <= version < ADAPTER_UPCAST_SINCE
 
 
+def injected(self: Interpreter, path: str) -> str:
+    """What `model.add_adapter(lora_config)` makes of a model (transformers' and diffusers'
+    `PeftAdapterMixin`, which call peft's `mapping.py` `inject_adapter_in_model`: the tuner is built
+    without `PeftModel.__init__`'s `_cast_adapter_dtype`, read in peft 0.21.2): the adapters stay in
+    the base layers' dtype from 0.7.0 on (unpinned: the newest), fp32 before."""
+    version, read = pinned_version("peft", repository_root(path, self.index.root))
+    self.data_files.update(read)
+    return BASE_DTYPE_ADAPTERS if version is None or version >= BASE_DTYPE_ADAPTERS_SINCE else FP32_ADAPTERS
+
+
+def is_adapter_layer(tested: Value) -> bool:
+    """Whether a class an `isinstance` test names is peft's LoRA layer (`peft.tuners.lora.LoraLayer`,
+    the base of every LoRA module peft injects)."""
+    return tested.name is not None and tested.name.endswith(".LoraLayer")
+
+
+def with_adapters(model: Value, adapters: Value) -> Value:
+    """A PEFT model whose adapters were cast (`adapters`: their parameters): what an optimizer over its
+    trainable parameters updates."""
+    return model.with_(items=((ADAPTERS, adapters),))
+
+
 def prepared_for_kbit(model: Value, node: cst.Call) -> Value:
     """The model with every half parameter that is not 4-bit cast to fp32 (and frozen)."""
     return Value(Kind.MODULE, Precision.FP32, identity=model.identity or node)
@@ -97,6 +121,9 @@ def parameters(receiver: Value, identity: object) -> Value:
     """`peft_model.parameters()`: what an optimizer over them updates are the adapters; fp32 ones
     (the default) make the whole of them of unknown dtype here (the frozen base may be half, but
     it is not updated); adapters in a half base's dtype are half."""
+    adapters = receiver.item(ADAPTERS)
+    if adapters is not None:
+        return adapters.with_(identity=identity)
     if receiver.op == BASE_DTYPE_ADAPTERS and receiver.precision.is_low:
         return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
     return Value(Kind.PARAMS, identity=identity)

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, cast
 import libcst as cst
 
 from mplint.analysis.configuration import NAMESPACE
-from mplint.analysis.frameworks import accelerate, causal_lm
+from mplint.analysis.frameworks import accelerate, causal_lm, peft
 from mplint.analysis.frameworks.pins import Version
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
@@ -138,6 +138,8 @@ def is_trainer_class(function: str) -> bool:
 # config file (TRL's `--config`) and no `fsdp`: then the Trainer is known to run neither DeepSpeed nor
 # FSDP unless its launch does.
 SETTINGS_KNOWN = "settings known"
+# The fields of `TrainingArguments` that turn mixed precision on (both False by default).
+PRECISION_FLAGS = ("bf16", "fp16")
 
 
 def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None, *, known: bool = False) -> Value:
@@ -248,19 +250,25 @@ def _own_optimizer_params(
     self: Interpreter, ctx: Context, arguments: Value | None, model: Value, kwargs: dict[str, Value]
 ) -> Value | None:
     """The parameters the Trainer's own optimizer updates (`create_optimizer`: those that require
-    grad, as they are), when they are known half: a model half whole (not in part, not wrapped by
-    PEFT, whose adapters are fp32), arguments whose every setting is known and that turn neither
+    grad, as they are), when they are known half: a model half whole (not in part), or a PEFT
+    model's adapters where known half (fp32 by default), arguments whose every setting is known and that turn neither
     fp16 (MP107's case) nor DeepSpeed nor FSDP on, and a script no accelerate configuration of its
     repository launches (one may bring DeepSpeed or FSDP, which keep or make fp32 weights)."""
     if any(_given(kwargs.get(keyword)) for keyword in _OWN_OPTIMIZER_BYPASSED) or arguments is None:
         return None
     if arguments.item(SETTINGS_KNOWN) is None or arguments.op == ARGUMENTS[Precision.FP16]:
         return None
-    if model.kind is not Kind.MODULE or not model.precision.is_low or model.op is not None:
+    if model.kind is not Kind.MODULE:
         return None
-    if not accelerate.launched_without_config(self, ctx):
+    if model.op in peft.OPS:
+        params = peft.parameters(model, model.identity)  # the adapters, half where cast so
+    elif model.op is None:
+        params = Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
+    else:
         return None
-    return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
+    if not params.precision.is_low or not accelerate.launched_without_config(self, ctx):
+        return None
+    return params
 
 
 # Trainer methods that hand back the model they are given, wrapped or not: `_wrap_model(model,

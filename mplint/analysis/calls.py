@@ -285,10 +285,11 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
         forward = definition.method("forward")
         if forward is not None:
             result = self.call_definition(forward, args, kwargs, region, receiver=module)[0]
-            # A record (`CausalLMOutputs(logits=..., hidden_states=...)`) is what the forward
-            # returns, whatever its fields' dtypes are known to be; under an autocast region the
-            # output is the region's (below), which also carries the region's gradient path.
-            record = result.kind is Kind.DICT and region is None
+            # A record (`CausalLMOutputs(logits=..., hidden_states=...)`) or a tuple (`return
+            # actor_logits, critic_values`) is what the forward returns, whatever its fields' dtypes
+            # are known to be; under an autocast region the output is the region's (below), which
+            # also carries the region's gradient path.
+            record = (result.kind is Kind.DICT or _is_tuple(result)) and region is None
             if result.precision is not Precision.UNKNOWN or result.region is not None or record:
                 return result
             region = forward.region or region
@@ -1023,6 +1024,10 @@ def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
         setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const
         return str(setting) in ("fp16", "16", "16-mixed")  # an unknown setting is "None"
     return False
+
+
+def _is_tuple(value: Value) -> bool:
+    return value.kind is Kind.ANY and isinstance(value.payload, tuple)
 
 
 def _is_callable_value(value: Value) -> bool:

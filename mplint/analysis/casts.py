@@ -152,17 +152,19 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
     func = expression.func
     op = MIXED
     if isinstance(func, cst.Attribute) and func.attr.value in api.ADAPTER_METHODS:
-        target: cst.BaseExpression = func.value
+        targets: list[cst.BaseExpression] = [func.value]
         if func.attr.value == "add_adapter":
             op = peft.injected(self, ctx.scope.module.path)
     elif isinstance(func, (cst.Name, cst.Attribute)) and api.last_part(dotted_text(func)) in api.TRAINABLE_CASTS:
         if not expression.args:
             return
-        target = expression.args[0].value
+        given = expression.args[0].value  # a model, or a list of them (`cast_training_params([transformer])`)
+        targets = [element.value for element in given.elements] if isinstance(given, (cst.List, cst.Tuple)) else [given]
     else:
         return
-    if not isinstance(target, (cst.Name, cst.Attribute)):
-        return
-    model = self.eval(target, ctx)
-    if model.kind is Kind.MODULE and model.precision.is_low:
-        self.assign(target, model.with_(op=op, items=()), ctx)
+    for target in targets:
+        if not isinstance(target, (cst.Name, cst.Attribute)):
+            continue
+        model = self.eval(target, ctx)
+        if model.kind is Kind.MODULE and model.precision.is_low:
+            self.assign(target, model.with_(op=op, items=()), ctx)

@@ -336,3 +336,13 @@ def test_a_loop_over_a_model_without_adapters_casts_by_its_other_tests(tmp_path:
         "optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)  # expect: MP003",
     )
     check_files({"qlora.py": source, "finetune.sh": "python qlora.py --bf16 --output_dir out\n"}, "MP003", tmp_path)
+
+
+def test_adapters_cast_back_to_fp32_in_a_list(tmp_path: Path) -> None:
+    # cogvideox-factory's Mochi trainer: `cast_training_params([transformer], dtype=torch.float32)`.
+    source = ADD_ADAPTER.format(expect="").replace(
+        "    params = [",
+        "    cast_training_params([transformer], dtype=torch.float32)\n    params = [",
+    )
+    source = source.replace("from peft import LoraConfig", "from diffusers.training_utils import cast_training_params\n    from peft import LoraConfig")
+    check_files({"requirements.txt": "diffusers\npeft\n", "train.py": source}, "MP003", tmp_path)

@@ -207,6 +207,53 @@ CASES = [
             score(teacher(input_ids).logits)
     """,
     ),
+    # LLM-RLHF-Tuning's PPOModel: a forward that returns a tuple is read element by element.
+    bug(
+        "a-wrapper-forward-returning-a-tuple",
+        """
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class PPOModel(nn.Module):
+            def __init__(self, actor, critic):
+                super().__init__()
+                self.actor = actor
+                self.critic = critic
+
+            def forward(self, states):
+                return self.actor(states), self.critic(states)
+
+
+        model = PPOModel(nn.Linear(16, 100).half(), nn.Linear(16, 1))
+        logits, values = model(states)
+        logp = F.log_softmax(logits, dim=-1)  # expect: MP001
+        """,
+    ),
+    ok(
+        "a-wrapper-cast-whole-around-a-model-of-unknown-class",
+        """
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class PPOModel(nn.Module):
+            def __init__(self, actor, critic):
+                super().__init__()
+                self.actor = actor
+                self.critic = critic
+
+            def forward(self, sequences):
+                return self.actor(**sequences).logits, self.critic(**sequences)[-1]
+
+
+        model = PPOModel(engine.actor_model, engine.critic_model)
+        model.half()
+        actor_logits, critic_values = model(sequences)
+        logp = F.log_softmax(actor_logits, dim=-1)
+        """,
+    ),
     # The trainer casts the model it is given in __init__ and uses it from another method.
     bug(
         "trainer-self-model-other-method",

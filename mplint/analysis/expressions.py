@@ -342,7 +342,8 @@ def eval_comprehension(
         element = group_params(element) or UNKNOWN  # one param group per parameter
     if element.kind is Kind.PARAMS:
         # [p for n, p in model.named_parameters() if ...], {n: p for ...}
-        return chosen(element, [condition.test for clause in _clauses(node.for_in) for condition in clause.ifs])
+        tests = [condition.test for clause in _clauses(node.for_in) for condition in clause.ifs]
+        return chosen(element, [_negation_inlined(test, inner) for test in tests])
     if element.kind is Kind.MODULE and isinstance(node, cst.ListComp):
         return Value(Kind.ANY, payload=(element,))  # `[accelerator.prepare(m) for m in text_encoders]`
     # The op stays (`torch.stack([torch.logsumexp(lg, -1) for lg in logits])` is still a logsumexp).
@@ -374,6 +375,25 @@ def sequence(elements: tuple[Value, ...]) -> Value:
         # The elements stay: `return bias_group, non_bias_group` unpacks to each group.
         return combine_params(params).with_(payload=elements)
     return Value(Kind.ANY, payload=elements)
+
+
+def _negation_inlined(test: cst.BaseExpression, ctx: Context) -> cst.BaseExpression:
+    """A filter calling a lambda that negates another (open_clip's and Chinese-CLIP's `include =
+    lambda n, p: not exclude(n, p)`, called with the lambda's own parameter names) as that negation,
+    so that the param groups `exclude(n, p)` and `include(n, p)` choose every parameter together."""
+    if type(test) is cst.BooleanOperation:
+        return test.with_changes(left=_negation_inlined(test.left, ctx), right=_negation_inlined(test.right, ctx))
+    if not (type(test) is cst.Call and type(test.func) is cst.Name):
+        return test
+    called = ctx.scope.lookup(test.func.value)
+    if called is None or not isinstance(called.payload, Lambda):
+        return test
+    lambda_node = called.payload.node
+    body = lambda_node.body
+    parameters = [param.name.value for param in lambda_node.params.params]
+    arguments = [arg.value.value if type(arg.value) is cst.Name and arg.keyword is None else None for arg in test.args]
+    negates = type(body) is cst.UnaryOperation and type(body.operator) is cst.Not
+    return body if negates and arguments == parameters else test
 
 
 def binary(

@@ -450,11 +450,14 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
     if not (
         isinstance(iterated, cst.Call)
         and isinstance(iterated.func, cst.Attribute)
-        and iterated.func.attr.value in _SUBMODULE_ITERATORS
+        and iterated.func.attr.value in (*_SUBMODULE_ITERATORS, *_PARAMETER_ITERATORS)
         and isinstance(iterated.func.value, (cst.Name, cst.Attribute))
     ):
         return
     variable = _submodule_variable(node.target, named=iterated.func.attr.value.startswith("named_"))
+    if variable is not None and iterated.func.attr.value in _PARAMETER_ITERATORS:
+        _apply_parameter_casts(self, node, iterated.func.value, variable, ctx)
+        return
     if variable is None:
         return
     loop = SubmoduleLoop(self, statements(node.body), variable, ctx)
@@ -477,15 +480,30 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
         return
     if _cast_by_class(self, loop, owner, model, Order.NEAREST, include_root=iterated.func.attr.value in ("modules", "named_modules")):
         return
+    partly = _cast_in_part(loop, model, ctx)
+    if partly is not None:
+        self.assign(owner, partly, ctx)
+
+
+def _cast_in_part(loop: SubmoduleLoop, model: Value, ctx: Context) -> Value | None:
+    """The model after casts of some of its submodules the analysis cannot place: half in part
+    (`MIXED`; half but its normalization layers where the loop restores only those, or casts only to
+    half), of unknown dtype where no cast is half and it was not fp32; None where it is left as it was."""
+    module_casts, weight_casts = loop.casts()
+    casts = module_casts + weight_casts
+    targets = [loop.target_of(call) for call in casts]
     half = next((target for target in targets if isinstance(target, Precision) and target.is_low), None)
     if model.precision.is_low:
-        restored = loop.restores_only_norms()
-        self.assign(owner, model.with_(op=HALF_BUT_NORMS if restored else MIXED, items=()), ctx)
-    elif half is not None:
+        return model.with_(op=HALF_BUT_NORMS if loop.restores_only_norms() else MIXED, items=())
+    if half is not None:
+        # Only half casts (CLIP's `convert_weights`: Linear, Conv and attention weights; norms and
+        # embeddings left fp32): the trainable parameters hold the half weights.
+        only_half = all(isinstance(target, Precision) and target.is_low for target in targets)
         origin = Origin("", "cast in part", ctx.scope.module.path, casts[targets.index(half)])
-        self.assign(owner, model.with_(precision=half, origin=origin, op=MIXED, items=()), ctx)
-    elif model.precision is not Precision.FP32:
-        self.assign(owner, model.with_(precision=Precision.UNKNOWN, origin=None, items=()), ctx)
+        return model.with_(precision=half, origin=origin, op=HALF_BUT_NORMS if only_half else MIXED, items=())
+    if model.precision is not Precision.FP32:
+        return model.with_(precision=Precision.UNKNOWN, origin=None, items=())
+    return None
 
 
 def apply_function(self: Interpreter, node: cst.Call, ctx: Context, module: Value, function: Definition) -> Value:
@@ -500,7 +518,7 @@ def apply_function(self: Interpreter, node: cst.Call, ctx: Context, module: Valu
     body = statements(cast(cst.FunctionDef, whole).body)
     loop = SubmoduleLoop(self, body, params[0].name.value, Context(scope, ctx.region))
     owner = cast(cst.Attribute, node.func).value
-    result = cast_tree(self, loop, module, Order.FARTHEST, include_root=True)
+    result = cast_tree(self, loop, module, Order.FARTHEST, include_root=True) or _cast_in_part(loop, module, ctx)
     if result is None:
         return module
     if isinstance(owner, (cst.Name, cst.Attribute)):
@@ -543,6 +561,32 @@ def _cast_by_class(
 
 # Methods that iterate over a module's submodules.
 _SUBMODULE_ITERATORS = frozenset({"modules", "children", "named_modules", "named_children"})
+
+
+_PARAMETER_ITERATORS = frozenset({"parameters", "named_parameters"})
+
+
+def _apply_parameter_casts(
+    self: Interpreter, node: cst.For, owner: cst.Name | cst.Attribute, variable: str, ctx: Context
+) -> None:
+    """`for p in model.parameters(): p.data = p.data.float()` (CLIP's `convert_models_to_fp32`) casts
+    every parameter, so the model: where the loop's body does so whatever the parameter."""
+    loop = SubmoduleLoop(self, statements(node.body), variable, ctx)
+    for statement in loop.body:
+        if type(statement) is not cst.Assign or len(statement.targets) != 1 or type(statement.value) is not cst.Call:
+            continue
+        target, call = statement.targets[0].target, statement.value
+        if not (_is_data_of(target, variable) and type(call.func) is cst.Attribute and _is_data_of(call.func.value, variable)):
+            continue
+        precision = loop.target_of(call)
+        if isinstance(precision, Precision):
+            self.assign(owner, self.cast(self.eval(owner, ctx), precision, call, ctx), ctx)
+            return
+
+
+def _is_data_of(node: cst.BaseExpression, variable: str) -> bool:
+    """`p.data` for the loop's parameter `p`."""
+    return type(node) is cst.Attribute and node.attr.value == "data" and type(node.value) is cst.Name and node.value.value == variable
 
 
 def _submodule_variable(target: cst.BaseAssignTargetExpression, *, named: bool) -> str | None:

@@ -5,6 +5,7 @@ two branches builds the model."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -439,3 +440,95 @@ def test_messages_name_where_a_module_was_built_or_a_tensor_created() -> None:
     assert f"built in bfloat16 at train.py:{line_of(source, 'torch.nn.Linear(')}" in optimizer.message
     (logp,) = lint(source, "MP001")
     assert f"created at train.py:{line_of(source, 'torch.empty(')}" in logp.message
+
+
+# Chinese-CLIP's (and OpenAI CLIP's) training: `convert_weights` casts the Linear, Conv and attention
+# weights to fp16 (weights and whole modules alike), loading always does, `convert_models_to_fp32`
+# casts every parameter back for the default `--precision amp`; the param groups are split by two
+# lambdas, one the negation of the other.
+CHINESE_CLIP = """
+    import argparse
+
+    import torch
+    from torch import nn, optim
+
+
+    class CLIP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = nn.Linear(768, 512)
+            self.ln_final = nn.LayerNorm(512)
+            self.bert = BertModel(config)
+
+
+    def convert_weights(model: nn.Module):
+        def _convert_weights_to_fp16(l):
+            if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                l.weight.data = l.weight.data.half()
+                if l.bias is not None:
+                    l.bias.data = l.bias.data.half()
+            if isinstance(l, BertModel):
+                l.to(torch.half)
+
+        model.apply(_convert_weights_to_fp16)
+
+
+    def convert_models_to_fp32(model):
+        for p in model.parameters():
+            p.data = p.data.float()
+            if p.grad:
+                p.grad.data = p.grad.data.float()
+
+
+    def load(model):
+        convert_weights(model)
+        return model
+
+
+    def main(args):
+        model = load(CLIP())
+        if args.precision == "amp" or args.precision == "fp32":
+            convert_models_to_fp32(model)
+        if args.precision == "fp16":
+            convert_weights(model)
+        exclude = lambda n: "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
+        include = lambda n: not exclude(n)
+        named_parameters = list(model.named_parameters())
+        gain_or_bias_params = [p for n, p in named_parameters if exclude(n) and p.requires_grad]
+        rest_params = [p for n, p in named_parameters if include(n) and p.requires_grad]
+        optimizer = optim.AdamW(  # expect: MP003
+            [{"params": gain_or_bias_params, "weight_decay": 0.0}, {"params": rest_params, "weight_decay": 0.2}],
+            lr=args.lr,
+        )
+
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--precision", choices=["amp", "fp16", "fp32"], default="amp")
+        parser.add_argument("--lr", type=float, default=5e-5)
+        main(parser.parse_args())
+"""
+
+
+def test_clip_weights_converted_to_fp16_under_their_option() -> None:
+    from mplint.api import lint_source
+    from mplint.findings import Severity
+
+    check(CHINESE_CLIP, "MP003")
+    (finding,) = [found for found in lint_source(textwrap.dedent(CHINESE_CLIP), "train.py") if found.code == "MP003"]
+    assert finding.severity is Severity.WARNING
+    assert "`--precision fp16` is given" in finding.message
+
+
+def test_a_parameter_loop_that_casts_a_copy_leaves_the_model() -> None:
+    check(
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 8).to(torch.bfloat16)
+        for p in model.parameters():
+            grad_norm = p.grad.float()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)  # expect: MP003
+        """,
+        "MP003",
+    )

@@ -248,7 +248,7 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
     """`params.extend(model.parameters())` / `self.params.append(p)` / `group["params"].append(p)` /
     `groups.append({"params": decay, ...})` makes the list a parameter list; `training_models.append(unet)`
-    adds the module to a list of modules."""
+    adds the module to a list of modules, `models.extend([a, b])` the modules listed."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
@@ -260,6 +260,14 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     else:
         added = [group_params(fact.args[0]) for fact in self.facts.get(expression, []) if fact.args][-1:]
     value = added[0] if added else None
+    extended = _literal_values(value) if value is not None and expression.func.attr.value == "extend" else None
+    if extended and all(element.kind is Kind.MODULE for element in extended):
+        # `models.extend([text_encoder_one, text_encoder_two])`: the modules join the list.
+        current = self.eval(target, ctx)
+        elements = _literal_values(current)
+        if elements is not None:
+            self.assign(target, current.with_(payload=(*elements, *extended)), ctx)
+        return
     if value is None or value.kind not in (Kind.PARAMS, Kind.MODULE):
         return
     if value.kind is Kind.PARAMS and isinstance(target, cst.Subscript) and _key_not_known(self, target, ctx):

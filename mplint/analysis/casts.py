@@ -151,6 +151,7 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
         return
     func = expression.func
     op = MIXED
+    upcast = False  # the trainable parameters made fp32
     if isinstance(func, cst.Attribute) and func.attr.value in api.ADAPTER_METHODS:
         targets: list[cst.BaseExpression] = [func.value]
         if func.attr.value == "add_adapter":
@@ -158,6 +159,7 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
     elif isinstance(func, (cst.Name, cst.Attribute)) and api.last_part(dotted_text(func)) in api.TRAINABLE_CASTS:
         if not expression.args:
             return
+        upcast = True
         given = expression.args[0].value  # a model, or a list of them (`cast_training_params([transformer])`)
         targets = [element.value for element in given.elements] if isinstance(given, (cst.List, cst.Tuple)) else [given]
     else:
@@ -166,5 +168,37 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
         if not isinstance(target, (cst.Name, cst.Attribute)):
             continue
         model = self.eval(target, ctx)
-        if model.kind is Kind.MODULE and model.precision.is_low:
+        if _is_half_model(model):
             self.assign(target, model.with_(op=op, items=()), ctx)
+        elif model.kind is Kind.ANY and isinstance(model.payload, tuple):
+            _mark_held(ctx, model.payload, op)
+        if upcast and model.identity is not None:
+            _upcast_under_optimizers(self, model.identity, ctx)
+
+
+def _upcast_under_optimizers(self: Interpreter, identity: object, ctx: Context) -> None:
+    """`cast_training_params(unet, dtype=torch.float32)` after the optimizer was built over the
+    adapters (diffusers' LCM LoRA trainer): the same parameters, fp32 before the optimizer steps."""
+    scope: Scope | None = ctx.scope
+    while scope is not None:
+        for value in scope.names.values():
+            if (
+                value.kind is Kind.OPTIMIZER
+                and identity in owners(value.identity)
+                and isinstance(value.payload, cst.Call)
+            ):
+                self.give_master_weights([value.payload])
+        scope = scope.parent
+
+
+def _mark_held(ctx: Context, models: tuple[Value, ...], op: str) -> None:
+    """The models a list holds (diffusers' `models = [unet]`, `models.extend([text_encoder_one, ...])`,
+    then `cast_training_params(models)`), marked under every local name bound to one of them."""
+    identities = {model.identity for model in models if model.kind is Kind.MODULE and model.identity is not None}
+    for name, value in list(ctx.scope.names.items()):
+        if _is_half_model(value) and value.identity in identities:
+            ctx.scope.names[name] = value.with_(op=op, items=())
+
+
+def _is_half_model(value: Value) -> bool:
+    return value.kind is Kind.MODULE and value.precision.is_low

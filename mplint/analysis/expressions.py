@@ -413,7 +413,11 @@ def binary(
         # tensor without dimensions, which does not promote): the quotient keeps the dtype.
         return promote(left, const(1))
     result = promote(left, right)
-    if isinstance(operator, cst.Multiply) and "logsumexp" in (left.op, right.op) and Kind.CONST not in (left.kind, right.kind):
+    if (
+        isinstance(operator, cst.Multiply)
+        and "logsumexp" in (left.op, right.op)
+        and Kind.CONST not in (left.kind, right.kind)
+    ):
         # `lse * mask` (distillm's reward: padding zeroed) is the logsumexp still, where it is kept.
         return result.with_(op="logsumexp") if result.kind is Kind.TENSOR else result
     if isinstance(operator, cst.Subtract) and right.op == "logsumexp" and result.kind is Kind.TENSOR:

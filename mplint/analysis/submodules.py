@@ -407,7 +407,9 @@ def _lora_layers_cast(self: Interpreter, loop: SubmoduleLoop, ctx: Context) -> V
         if not (type(statement) is cst.If and type(statement.test) is cst.Call):
             continue
         test = statement.test
-        if not (_is_call_of(test, "isinstance", loop.variable) and peft.is_adapter_layer(self.eval(test.args[1].value, ctx))):
+        if not (
+            _is_call_of(test, "isinstance", loop.variable) and peft.is_adapter_layer(self.eval(test.args[1].value, ctx))
+        ):
             continue
         for call in _certain_calls(self, statements(statement.body), ctx):
             target = loop.cast_of(call)
@@ -478,7 +480,9 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
     if adapters is not None:
         self.assign(owner, peft.with_adapters(model, adapters), ctx)
         return
-    if _cast_by_class(self, loop, owner, model, Order.NEAREST, include_root=iterated.func.attr.value in ("modules", "named_modules")):
+    if _cast_by_class(
+        self, loop, owner, model, Order.NEAREST, include_root=iterated.func.attr.value in ("modules", "named_modules")
+    ):
         return
     partly = _cast_in_part(loop, model, ctx)
     if partly is not None:
@@ -570,23 +574,58 @@ def _apply_parameter_casts(
     self: Interpreter, node: cst.For, owner: cst.Name | cst.Attribute, variable: str, ctx: Context
 ) -> None:
     """`for p in model.parameters(): p.data = p.data.float()` (CLIP's `convert_models_to_fp32`) casts
-    every parameter, so the model: where the loop's body does so whatever the parameter."""
+    every parameter, so the model; under `if p.requires_grad:` (diffusers' LoRA trainers upcasting
+    their adapters) only the trainable ones: a half model is then half in part (`MIXED`)."""
     loop = SubmoduleLoop(self, statements(node.body), variable, ctx)
     for statement in loop.body:
-        if type(statement) is not cst.Assign or len(statement.targets) != 1 or type(statement.value) is not cst.Call:
-            continue
-        target, call = statement.targets[0].target, statement.value
-        if not (_is_data_of(target, variable) and type(call.func) is cst.Attribute and _is_data_of(call.func.value, variable)):
-            continue
-        precision = loop.target_of(call)
-        if isinstance(precision, Precision):
-            self.assign(owner, self.cast(self.eval(owner, ctx), precision, call, ctx), ctx)
+        trainable_only = isinstance(statement, cst.If) and _is_trainable_test(statement.test, variable)
+        body = statements(statement.body) if isinstance(statement, cst.If) and trainable_only else [statement]
+        for assign in body:
+            precision, call = _parameter_cast(loop, assign, variable)
+            if precision is None or call is None:
+                continue
+            model = self.eval(owner, ctx)
+            if not trainable_only:
+                self.assign(owner, self.cast(model, precision, call, ctx), ctx)
+            elif model.kind is Kind.MODULE and model.precision.is_low:
+                self.assign(owner, model.with_(op=MIXED, items=()), ctx)
             return
+
+
+def _parameter_cast(
+    loop: SubmoduleLoop, statement: Statement, variable: str
+) -> tuple[Precision | None, cst.Call | None]:
+    """`p.data = p.data.float()` / `p.data = p.to(torch.float32)`: the precision the parameter is cast to."""
+    if type(statement) is not cst.Assign or len(statement.targets) != 1 or type(statement.value) is not cst.Call:
+        return None, None
+    target, call = statement.targets[0].target, statement.value
+    func = call.func
+    if not (_is_data_of(target, variable) and type(func) is cst.Attribute):
+        return None, None
+    if not (_is_data_of(func.value, variable) or (type(func.value) is cst.Name and func.value.value == variable)):
+        return None, None
+    precision = loop.target_of(call)
+    return (precision, call) if isinstance(precision, Precision) else (None, None)
+
+
+def _is_trainable_test(test: cst.BaseExpression, variable: str) -> bool:
+    """`p.requires_grad` for the loop's parameter `p`."""
+    return (
+        type(test) is cst.Attribute
+        and test.attr.value == "requires_grad"
+        and type(test.value) is cst.Name
+        and test.value.value == variable
+    )
 
 
 def _is_data_of(node: cst.BaseExpression, variable: str) -> bool:
     """`p.data` for the loop's parameter `p`."""
-    return type(node) is cst.Attribute and node.attr.value == "data" and type(node.value) is cst.Name and node.value.value == variable
+    return (
+        type(node) is cst.Attribute
+        and node.attr.value == "data"
+        and type(node.value) is cst.Name
+        and node.value.value == variable
+    )
 
 
 def _submodule_variable(target: cst.BaseAssignTargetExpression, *, named: bool) -> str | None:

@@ -6,6 +6,7 @@ input's dtype, not `bnb_4bit_compute_dtype`."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -345,4 +346,94 @@ def test_adapters_cast_back_to_fp32_in_a_list(tmp_path: Path) -> None:
         "    cast_training_params([transformer], dtype=torch.float32)\n    params = [",
     )
     source = source.replace("from peft import LoraConfig", "from diffusers.training_utils import cast_training_params\n    from peft import LoraConfig")
+    check_files({"requirements.txt": "diffusers\npeft\n", "train.py": source}, "MP003", tmp_path)
+
+
+# diffusers' train_dreambooth_lora_sdxl.py: the adapters upcast only under fp16, through a list of
+# the trained models built in steps.
+DREAMBOOTH_LORA = """
+    import argparse
+
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig
+    from transformers import CLIPTextModel
+
+
+    def main(args):
+        weight_dtype = {{"fp16": torch.float16, "bf16": torch.bfloat16}}[args.mixed_precision]
+        unet = UNet2DConditionModel.from_pretrained(args.model, subfolder="unet")
+        text_encoder_one = CLIPTextModel.from_pretrained(args.model, subfolder="text_encoder")
+        unet.requires_grad_(False)
+        text_encoder_one.requires_grad_(False)
+        unet.to("cuda", dtype=weight_dtype)
+        text_encoder_one.to("cuda", dtype=weight_dtype)
+        unet.add_adapter(LoraConfig(r=4, target_modules=["to_q", "to_v"]))
+        text_encoder_one.add_adapter(LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+        if args.mixed_precision == "fp16":
+            models = [unet]
+            models.extend([text_encoder_one])
+            cast_training_params(models, dtype=torch.float32)
+        params = list(filter(lambda p: p.requires_grad, unet.parameters()))
+        params += list(filter(lambda p: p.requires_grad, text_encoder_one.parameters()))
+        optimizer = torch.optim.AdamW(params, lr=1e-4){expect}
+
+
+    if __name__ == "__main__":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model", default="stabilityai/stable-diffusion-xl-base-1.0")
+        parser.add_argument("--mixed_precision", default="{default}", choices=["fp16", "bf16"])
+        main(parser.parse_args())
+"""
+
+
+@pytest.mark.parametrize("default", [pytest.param("fp16", id="upcast-under-fp16-not-bf16"), pytest.param("bf16", id="bf16")])
+def test_adapters_upcast_through_a_list_of_models(default: str, tmp_path: Path) -> None:
+    files = {"requirements.txt": "diffusers\npeft\n", "train.py": DREAMBOOTH_LORA.format(default=default, expect="  # expect: MP003")}
+    check_files(files, "MP003", tmp_path)
+    (finding,) = [found for found in lint_paths([tmp_path], select=["MP003"]).findings]
+    assert ("only when `--mixed_precision bf16` is given" in finding.message) is (default == "fp16")
+
+
+# diffusers' DPO and Würstchen LoRA trainers: the trainable parameters upcast by a loop, under fp16.
+UPCAST_LOOP = """
+    for param in unet.parameters():
+        if param.requires_grad:
+            param.data = param.to(torch.float32)
+"""
+# diffusers' LCM LoRA trainer: the optimizer built first, the adapters upcast before it steps.
+UPCAST_AFTER = """
+    optimizer = torch.optim.AdamW(filter(lambda p: p.requires_grad, unet.parameters()), lr=1e-4)
+    cast_training_params(unet, dtype=torch.float32)
+"""
+
+
+@pytest.mark.parametrize(
+    ("upcast", "bug"),
+    [
+        pytest.param(UPCAST_LOOP, False, id="a-loop-over-the-trainable-parameters"),
+        pytest.param(UPCAST_LOOP.replace("if param.requires_grad:", "if param.ndim > 1:"), True, id="other-parameters"),
+        pytest.param(UPCAST_AFTER, False, id="after-the-optimizer-before-it-steps"),
+    ],
+)
+def test_adapters_upcast_before_the_optimizer_steps(upcast: str, bug: bool, tmp_path: Path) -> None:
+    source = textwrap.dedent(
+        """
+        import torch
+        from diffusers import UNet2DConditionModel
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig
+
+        unet = UNet2DConditionModel.from_pretrained("sdxl", subfolder="unet", torch_dtype=torch.float16)
+        unet.requires_grad_(False)
+        unet.add_adapter(LoraConfig(r=4, target_modules=["to_q", "to_v"]))
+        """
+    ) + textwrap.dedent(upcast)
+    if "optimizer =" not in upcast:
+        source += "optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=1e-4)\n"
+    lines = source.splitlines()
+    if bug:
+        lines = [line + "  # expect: MP003" if line.startswith("optimizer =") else line for line in lines]
+    source = "\n".join(lines) + "\n" + "for batch in loader:\n    unet(batch).sample.float().mean().backward()\n    optimizer.step()\n"
     check_files({"requirements.txt": "diffusers\npeft\n", "train.py": source}, "MP003", tmp_path)

@@ -251,7 +251,9 @@ def _quoted_joined(lines: list[str]) -> Iterator[str]:
         assigned = _ASSIGNMENT.fullmatch(line)
         if assigned is not None and assigned.group(2)[:1] in ("'", '"') and not _splits(line):
             last = min(len(lines), index + _MOST_QUOTED_LINES)
-            end = next((stop for stop in range(index + 1, last + 1) if _splits(" ".join(lines[index - 1 : stop]))), None)
+            end = next(
+                (stop for stop in range(index + 1, last + 1) if _splits(" ".join(lines[index - 1 : stop]))), None
+            )
             if end is not None:
                 line, index = " ".join(lines[index - 1 : end]), end
         yield line

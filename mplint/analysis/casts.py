@@ -103,6 +103,24 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
 def note_cast_after_optimizer(
     self: Interpreter, cast: cst.Call, identity: object, precision: Precision, ctx: Context
 ) -> None:
+    for optimizer in _optimizers_over(identity, ctx):
+        late = LateCast(
+            cast,
+            ctx.scope.module.path,
+            optimizer,
+            self.path_of_call(optimizer),
+            precision,
+            self.condition,
+            identity,
+            self.chain,
+            self.call_sites,
+        )
+        self.frames[-1].pending_casts.append(late)
+
+
+def _optimizers_over(identity: object, ctx: Context) -> list[cst.Call]:
+    """The constructions of the optimizers in scope built over the parameters of the module `identity`."""
+    found: list[cst.Call] = []
     scope: Scope | None = ctx.scope
     while scope is not None:
         for value in scope.names.values():
@@ -111,20 +129,9 @@ def note_cast_after_optimizer(
                 and identity in owners(value.identity)
                 and isinstance(value.payload, cst.Call)
             ):
-                optimizer_path = self.path_of_call(value.payload)
-                late = LateCast(
-                    cast,
-                    ctx.scope.module.path,
-                    value.payload,
-                    optimizer_path,
-                    precision,
-                    self.condition,
-                    identity,
-                    self.chain,
-                    self.call_sites,
-                )
-                self.frames[-1].pending_casts.append(late)
+                found.append(value.payload)
         scope = scope.parent
+    return found
 
 
 def commit_late_casts(self: Interpreter, optimizer: Value) -> None:
@@ -179,16 +186,7 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
 def _upcast_under_optimizers(self: Interpreter, identity: object, ctx: Context) -> None:
     """`cast_training_params(unet, dtype=torch.float32)` after the optimizer was built over the
     adapters (diffusers' LCM LoRA trainer): the same parameters, fp32 before the optimizer steps."""
-    scope: Scope | None = ctx.scope
-    while scope is not None:
-        for value in scope.names.values():
-            if (
-                value.kind is Kind.OPTIMIZER
-                and identity in owners(value.identity)
-                and isinstance(value.payload, cst.Call)
-            ):
-                self.give_master_weights([value.payload])
-        scope = scope.parent
+    self.give_master_weights(_optimizers_over(identity, ctx))
 
 
 def _mark_held(ctx: Context, models: tuple[Value, ...], op: str) -> None:

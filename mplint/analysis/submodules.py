@@ -610,19 +610,18 @@ def _parameter_cast(
 
 def _is_trainable_test(test: cst.BaseExpression, variable: str) -> bool:
     """`p.requires_grad` for the loop's parameter `p`."""
-    return (
-        type(test) is cst.Attribute
-        and test.attr.value == "requires_grad"
-        and type(test.value) is cst.Name
-        and test.value.value == variable
-    )
+    return _is_attribute_of(test, variable, "requires_grad")
 
 
 def _is_data_of(node: cst.BaseExpression, variable: str) -> bool:
     """`p.data` for the loop's parameter `p`."""
+    return _is_attribute_of(node, variable, "data")
+
+
+def _is_attribute_of(node: cst.BaseExpression, variable: str, attr: str) -> bool:
     return (
         type(node) is cst.Attribute
-        and node.attr.value == "data"
+        and node.attr.value == attr
         and type(node.value) is cst.Name
         and node.value.value == variable
     )

@@ -172,21 +172,32 @@ def apply_adapters(self: Interpreter, expression: cst.BaseExpression, ctx: Conte
     else:
         return
     for target in targets:
-        if not isinstance(target, (cst.Name, cst.Attribute)):
-            continue
-        model = self.eval(target, ctx)
-        if _is_half_model(model):
-            self.assign(target, model.with_(op=op, items=()), ctx)
-        elif model.kind is Kind.ANY and isinstance(model.payload, tuple):
-            _mark_held(ctx, model.payload, op)
-        if upcast and model.identity is not None:
-            _upcast_under_optimizers(self, model.identity, ctx)
+        if upcast:
+            upcast_trainable(self, target, ctx)
+        elif isinstance(target, (cst.Name, cst.Attribute)):
+            _mark(self, target, op, ctx)
 
 
-def _upcast_under_optimizers(self: Interpreter, identity: object, ctx: Context) -> None:
-    """`cast_training_params(unet, dtype=torch.float32)` after the optimizer was built over the
-    adapters (diffusers' LCM LoRA trainer): the same parameters, fp32 before the optimizer steps."""
-    self.give_master_weights(_optimizers_over(identity, ctx))
+def upcast_trainable(self: Interpreter, target: cst.BaseExpression, ctx: Context) -> None:
+    """The trainable parameters of the model(s) `target` names made fp32 (`cast_training_params`, a
+    loop `if p.requires_grad: p.data = p.to(torch.float32)`): a half model is half in part, and an
+    optimizer already built over them steps fp32 parameters (diffusers' LCM LoRA trainer upcasts
+    after building it, before it steps)."""
+    if not isinstance(target, (cst.Name, cst.Attribute)):
+        return
+    model = _mark(self, target, MIXED, ctx)
+    if model.identity is not None:
+        self.give_master_weights(_optimizers_over(model.identity, ctx))
+
+
+def _mark(self: Interpreter, target: cst.Name | cst.Attribute, op: str, ctx: Context) -> Value:
+    """Mark the half model `target` names (or each one a list it names holds) with `op`; its value before."""
+    model = self.eval(target, ctx)
+    if _is_half_model(model):
+        self.assign(target, model.with_(op=op, items=()), ctx)
+    elif model.kind is Kind.ANY and isinstance(model.payload, tuple):
+        _mark_held(ctx, model.payload, op)
+    return model
 
 
 def _mark_held(ctx: Context, models: tuple[Value, ...], op: str) -> None:

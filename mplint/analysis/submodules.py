@@ -19,6 +19,7 @@ import libcst as cst
 
 from mplint import tree
 from mplint.analysis import torch_api as api
+from mplint.analysis.casts import upcast_trainable
 from mplint.analysis.configuration import truth_value
 from mplint.analysis.frameworks import peft
 from mplint.analysis.scopes import Context, Scope
@@ -457,10 +458,10 @@ def apply_submodule_casts(self: Interpreter, node: cst.For, ctx: Context) -> Non
     ):
         return
     variable = _submodule_variable(node.target, named=iterated.func.attr.value.startswith("named_"))
-    if variable is not None and iterated.func.attr.value in _PARAMETER_ITERATORS:
-        _apply_parameter_casts(self, node, iterated.func.value, variable, ctx)
-        return
     if variable is None:
+        return
+    if iterated.func.attr.value in _PARAMETER_ITERATORS:
+        _apply_parameter_casts(self, node, iterated.func.value, variable, ctx)
         return
     loop = SubmoduleLoop(self, statements(node.body), variable, ctx)
     module_casts, weight_casts = loop.casts()
@@ -581,31 +582,29 @@ def _apply_parameter_casts(
         trainable_only = isinstance(statement, cst.If) and _is_trainable_test(statement.test, variable)
         body = statements(statement.body) if isinstance(statement, cst.If) and trainable_only else [statement]
         for assign in body:
-            precision, call = _parameter_cast(loop, assign, variable)
-            if precision is None or call is None:
+            call = _parameter_cast(loop, assign, variable)
+            if call is None:
                 continue
-            model = self.eval(owner, ctx)
-            if not trainable_only:
-                self.assign(owner, self.cast(model, precision, call, ctx), ctx)
-            elif model.kind is Kind.MODULE and model.precision.is_low:
-                self.assign(owner, model.with_(op=MIXED, items=()), ctx)
+            if trainable_only:
+                upcast_trainable(self, owner, ctx)
+            else:
+                self.assign(
+                    owner, self.cast(self.eval(owner, ctx), cast(Precision, loop.target_of(call)), call, ctx), ctx
+                )
             return
 
 
-def _parameter_cast(
-    loop: SubmoduleLoop, statement: Statement, variable: str
-) -> tuple[Precision | None, cst.Call | None]:
-    """`p.data = p.data.float()` / `p.data = p.to(torch.float32)`: the precision the parameter is cast to."""
+def _parameter_cast(loop: SubmoduleLoop, statement: Statement, variable: str) -> cst.Call | None:
+    """The cast of `p.data = p.data.float()` / `p.data = p.to(torch.float32)`, where its dtype is known."""
     if type(statement) is not cst.Assign or len(statement.targets) != 1 or type(statement.value) is not cst.Call:
-        return None, None
+        return None
     target, call = statement.targets[0].target, statement.value
     func = call.func
     if not (_is_data_of(target, variable) and type(func) is cst.Attribute):
-        return None, None
+        return None
     if not (_is_data_of(func.value, variable) or (type(func.value) is cst.Name and func.value.value == variable)):
-        return None, None
-    precision = loop.target_of(call)
-    return (precision, call) if isinstance(precision, Precision) else (None, None)
+        return None
+    return call if isinstance(loop.target_of(call), Precision) else None
 
 
 def _is_trainable_test(test: cst.BaseExpression, variable: str) -> bool:

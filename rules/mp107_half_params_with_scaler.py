@@ -95,7 +95,9 @@ scaler = torch.amp.GradScaler("cuda")
             setup = _fp16_loss_scaling(fact)
             if setup is not None:
                 self.setups.setdefault(node, setup)
-            if self.half is None:  # the first one is the origin the message names
+            # The first one is the origin the message names. An optimizer whose parameters are
+            # made fp32 before it steps (or that a framework gives fp32 masters) steps no fp16 ones.
+            if self.half is None and not self.precision.has_master_weights(node, fact.condition):
                 self.half = _trained_half(fact)
 
     def leave_Module(self, original_node: cst.Module) -> None:

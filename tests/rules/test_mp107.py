@@ -263,6 +263,46 @@ CASES = [
         transformer, optimizer = accelerator.prepare(transformer, optimizer)
         """,
     ),
+    # diffusers' train_lcm_distill_lora_sdxl.py: the optimizer is built over the fp16 adapters,
+    # which are cast to fp32 before `prepare` and the first step.
+    ok(
+        "fp16-adapters-upcast-after-the-optimizer-before-it-steps",
+        """
+        import torch
+        from accelerate import Accelerator
+        from diffusers import UNet2DConditionModel
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig
+
+        accelerator = Accelerator(mixed_precision="fp16")
+        unet = UNet2DConditionModel.from_pretrained("sdxl", subfolder="unet")
+        unet.requires_grad_(False)
+        unet.to(accelerator.device, dtype=torch.float16)
+        unet.add_adapter(LoraConfig(r=64, target_modules=["to_q", "to_k", "to_v"]))
+        optimizer = torch.optim.AdamW(filter(lambda p: p.requires_grad, unet.parameters()), lr=1e-6)
+        cast_training_params(unet, dtype=torch.float32)
+        unet, optimizer = accelerator.prepare(unet, optimizer)
+        """,
+    ),
+    bug(
+        "fp16-adapters-never-upcast",
+        """
+        import torch
+        from accelerate import Accelerator
+        from diffusers import UNet2DConditionModel
+        from diffusers.training_utils import cast_training_params
+        from peft import LoraConfig
+
+        accelerator = Accelerator(mixed_precision="fp16")  # expect: MP107
+        unet = UNet2DConditionModel.from_pretrained("sdxl", subfolder="unet")
+        unet.requires_grad_(False)
+        unet.to(accelerator.device, dtype=torch.float16)
+        unet.add_adapter(LoraConfig(r=64, target_modules=["to_q", "to_k", "to_v"]))
+        optimizer = torch.optim.AdamW(filter(lambda p: p.requires_grad, unet.parameters()), lr=1e-6)
+        unet.enable_gradient_checkpointing()
+        unet, optimizer = accelerator.prepare(unet, optimizer)
+        """,
+    ),
 ]
 
 

@@ -167,7 +167,9 @@ class PrecisionModel:
     def fixed_fp16(self, region: Region) -> bool:
         """Whether a float16 autocast region is float16 whatever the configuration: its entry point's
         default dtype (`torch.cuda.amp.autocast()`) or a dtype written out (`dtype=torch.float16`),
-        not one read from a variable (nanoGPT's `dtype=ptdtype` follows its `dtype` setting)."""
+        not one read from a variable (nanoGPT's `dtype=ptdtype` follows its `dtype` setting), and on
+        whatever the configuration (EveryDream's `autocast(enabled=args.amp)` is off where its
+        `GradScaler(enabled=args.amp)` is)."""
         if region.precision is not Precision.FP16 or region.otherwise is not None or region.enabled is False:
             return False
         node = region.node
@@ -175,6 +177,9 @@ class PrecisionModel:
             return False
         written = [arg.value for arg in node.args if arg.keyword is not None and arg.keyword.value == "dtype"]
         written += [arg.value for arg in node.args[1:2] if arg.keyword is None]
+        enabled = [arg.value for arg in node.args if arg.keyword is not None and arg.keyword.value == "enabled"]
+        if any(not (isinstance(flag, cst.Name) and flag.value == "True") for flag in enabled):
+            return False
         return all(isinstance(dtype, cst.Attribute) and dtype.attr.value in ("float16", "half") for dtype in written)
 
     def under_another_launch(self, fact: Fact) -> bool:

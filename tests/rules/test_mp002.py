@@ -1032,6 +1032,9 @@ SCALER_BY_SETTING = """
         ('torch.autocast(device_type="cuda", dtype=torch.float16)', True),
         ("torch.amp.autocast(device_type=device_type, dtype=ptdtype)", False),  # nanoGPT: it follows `dtype`
         ("torch.cpu.amp.autocast()", False),  # bfloat16 by default: no scaler needed
+        # EveryDream2trainer: the region is off where the scaler is (`autocast(enabled=args.amp)`).
+        ("torch.cuda.amp.autocast(enabled=(dtype == 'float16'))", False),
+        ("torch.cuda.amp.autocast(enabled=True)", True),
     ],
 )
 def test_a_scaler_turned_off_by_a_setting_the_fp16_region_ignores(region: str, reported: bool) -> None:

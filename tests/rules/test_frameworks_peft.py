@@ -109,6 +109,38 @@ CASES = [
 ]
 
 
+# PEFT trains a copy of each module to save in that module's dtype (a `ModulesToSaveWrapper` is no
+# tuner layer: its copy is never upcast); a sequence-classification model saves its head (llama-trl's
+# LoRA reward model over a bf16 base).
+REWARD_MODEL = """
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    peft_config = LoraConfig(task_type={task}, r=8, lora_alpha=32, lora_dropout=0.1{saved})
+    model = AutoModelForSequenceClassification.from_pretrained("huggyllama/llama-7b", num_labels=1, {dtype})
+    model = get_peft_model(model, peft_config)
+    args = TrainingArguments(output_dir="out", bf16=True, learning_rate=2e-5)
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds){expect}
+    trainer.train()
+"""
+
+
+@pytest.mark.parametrize(
+    ("task", "saved", "dtype", "bug"),
+    [
+        pytest.param("TaskType.SEQ_CLS", "", "torch_dtype=torch.bfloat16", True, id="a-bf16-reward-head"),
+        pytest.param('"TOKEN_CLS"', "", "torch_dtype=torch.bfloat16", True, id="a-token-classifier-head"),
+        pytest.param("TaskType.CAUSAL_LM", "", "torch_dtype=torch.bfloat16", False, id="adapters-alone"),
+        pytest.param('"CAUSAL_LM"', ', modules_to_save=["embed_tokens", "lm_head"]', "torch_dtype=torch.bfloat16", True, id="saved-embeddings"),
+        pytest.param('"CAUSAL_LM"', ", modules_to_save=args.modules_to_save", "torch_dtype=torch.bfloat16", False, id="saved-modules-unknown"),
+        pytest.param("TaskType.SEQ_CLS", "", "cache_dir=None", False, id="an-fp32-head"),
+    ],
+)
+def test_modules_to_save_are_trained_in_the_base_dtype(task: str, saved: str, dtype: str, bug: bool) -> None:
+    check(REWARD_MODEL.format(task=task, saved=saved, dtype=dtype, expect="  # expect: MP003" if bug else ""), "MP003")
+
+
 @pytest.mark.parametrize("source", CASES)
 def test_peft_parameters(source: str) -> None:
     check(source, "MP003")

@@ -26,6 +26,12 @@ transformers 5.24.0:
   `BitsAndBytesConfig(bnb_4bit_compute_dtype=...)` does not make the outputs that dtype; they are in
   the dtype of the unquantized modules, i.e. `from_pretrained(..., dtype=...)`'s (unknown without
   it: transformers 5 loads "auto" there, 4.x forced float16 for bitsandbytes).
+- peft `utils/other.py` `ModulesToSaveWrapper` (an `AuxiliaryTrainingWrapper`, no `BaseTunerLayer`):
+  each module of the config's `modules_to_save` gets a trainable deep copy, in the module's dtype;
+  `cast_adapter_dtype` casts the tuner layers' adapters only, so the copies of a half model's modules
+  stay half. `peft_model.py`'s `PeftModelForSequenceClassification` (and the token-classification and
+  question-answering ones) add the head (`classifier`, `score`) to `modules_to_save` (read in peft
+  0.17.0): a LoRA reward model over a bf16 base trains a bf16 head.
 """
 
 from __future__ import annotations
@@ -44,10 +50,16 @@ if TYPE_CHECKING:
 
 WRAPPERS = frozenset({"get_peft_model", "PeftModel", "PeftModelForCausalLM", "PeftModelForSeq2SeqLM"})
 KBIT_PREPARATION = "prepare_model_for_kbit_training"
-# `Value.op` of a PEFT model: its trainable parameters are fp32 adapters, or adapters in the base's dtype.
+# `Value.op` of a PEFT model: its trainable parameters are fp32 adapters, or adapters in the base's
+# dtype, or fp32 adapters beside copies of modules in the base's dtype (`modules_to_save`).
 FP32_ADAPTERS = "peft: fp32 adapters"
 BASE_DTYPE_ADAPTERS = "peft: adapters in the base dtype"
-OPS = frozenset({FP32_ADAPTERS, BASE_DTYPE_ADAPTERS})
+SAVED_MODULES = "peft: fp32 adapters and modules to save in the base dtype"
+OPS = frozenset({FP32_ADAPTERS, BASE_DTYPE_ADAPTERS, SAVED_MODULES})
+# `Value.op` of a PEFT config that trains copies of whole modules: `modules_to_save=[...]` given, or a
+# task type whose model adds its head to them.
+SAVING_CONFIG = "peft: config with modules to save"
+_HEAD_TASKS = frozenset({"SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"})
 # The item of a PEFT model holding its adapters' parameters, once a loop cast them (no attribute has a space).
 ADAPTERS = "peft adapters"
 
@@ -55,6 +67,7 @@ ADAPTERS = "peft adapters"
 def is_peft(function: str) -> bool:
     return function.startswith("peft.") and (
         function.rpartition(".")[2] in WRAPPERS
+        or function.endswith("Config")
         or function.endswith(("PeftModel.from_pretrained", "PeftModelForCausalLM.from_pretrained"))
         or function.rpartition(".")[2] == KBIT_PREPARATION
     )
@@ -63,6 +76,8 @@ def is_peft(function: str) -> bool:
 def call(
     self: Interpreter, node: cst.Call, ctx: Context, function: str, args: list[Value], kwargs: dict[str, Value]
 ) -> Value:
+    if function.endswith("Config"):
+        return _config(kwargs)
     model = args[0] if args else kwargs.get("model", UNKNOWN)
     if function.rpartition(".")[2] == KBIT_PREPARATION:
         return prepared_for_kbit(model, node)
@@ -72,9 +87,20 @@ def call(
     in_base_dtype = (
         autocast.const is False if autocast is not None else _base_dtype_adapters(self, ctx.scope.module.path)
     )
-    op = BASE_DTYPE_ADAPTERS if in_base_dtype else FP32_ADAPTERS
+    config = args[1] if len(args) > 1 else kwargs.get("peft_config", kwargs.get("config", UNKNOWN))
+    op = BASE_DTYPE_ADAPTERS if in_base_dtype else SAVED_MODULES if config.op == SAVING_CONFIG else FP32_ADAPTERS
     base = model if model.kind is Kind.MODULE else Value(Kind.MODULE)
     return base.with_(op=op, items=(), identity=base.identity or node)
+
+
+def _config(kwargs: dict[str, Value]) -> Value:
+    """`LoraConfig(task_type=TaskType.SEQ_CLS, ...)`, `LoraConfig(modules_to_save=["lm_head"])`: a
+    config that trains copies of whole modules (`SAVING_CONFIG`), where known so."""
+    task = kwargs.get("task_type", UNKNOWN)
+    task_name = task.const if isinstance(task.const, str) else (task.name or "").rpartition(".")[2]
+    saved = kwargs.get("modules_to_save", UNKNOWN)
+    listed = saved.kind is Kind.ANY and isinstance(saved.payload, tuple) and len(saved.payload) > 0
+    return Value(Kind.INSTANCE, op=SAVING_CONFIG) if task_name in _HEAD_TASKS or listed else UNKNOWN
 
 
 # The peft releases whose `get_peft_model` creates LoRA adapters in the base layer's dtype.
@@ -120,10 +146,11 @@ def prepared_for_kbit(model: Value, node: cst.Call) -> Value:
 def parameters(receiver: Value, identity: object) -> Value:
     """`peft_model.parameters()`: what an optimizer over them updates are the adapters; fp32 ones
     (the default) make the whole of them of unknown dtype here (the frozen base may be half, but
-    it is not updated); adapters in a half base's dtype are half."""
+    it is not updated); adapters in a half base's dtype are half, and so are the copies of a half
+    base's modules to save, trained beside fp32 adapters."""
     adapters = receiver.item(ADAPTERS)
     if adapters is not None:
         return adapters.with_(identity=identity)
-    if receiver.op == BASE_DTYPE_ADAPTERS and receiver.precision.is_low:
+    if receiver.op in (BASE_DTYPE_ADAPTERS, SAVED_MODULES) and receiver.precision.is_low:
         return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
     return Value(Kind.PARAMS, identity=identity)

@@ -260,6 +260,8 @@ def construct(
             writes.update(self.call_definition(post, [], {}, ctx.region, receiver=filled)[1])
     elif init is not None:
         writes = dict(self.call_definition(init, args, kwargs, ctx.region, receiver=bare)[1])
+    elif (base := hooks.framework_base(self, definition)) is not None:
+        writes = hooks.base_init(base, args, kwargs)  # the framework class's own `__init__` runs
     self_cast = writes.pop(SELF, None)
     instance = self.instance_of(definition, node, tuple(sorted(writes.items())))
     if self_cast is not None and self_cast.kind is Kind.MODULE:

@@ -21,6 +21,7 @@ from mplint.analysis.launch_options import (
     choice_alternatives,
     function_options,
     options_of,
+    repository_commands_give,
     typed,
 )
 from mplint.analysis.scopes import Context
@@ -164,6 +165,22 @@ def launched_commands(self: Interpreter) -> tuple[dict[str, Written], ...]:
     launched_options(self)
     found = self.launch_options.get(self.entry) if self.entry is not None else None
     return found.commands if found is not None else ()
+
+
+def may_launch_with(self: Interpreter, dests: frozenset[str]) -> bool:
+    """Whether the script under way may run with one of the options `dests` (`--deepspeed`) given:
+    a command that starts it gives one (LLaVA's give `zero2.json` or `zero3.json`, so no value is
+    agreed), or none starts it while one gives another script such an option (LLaVA's `train.py`,
+    whose `train()` its commands run through `train_mem.py`)."""
+    script = self.entry
+    if script is None:
+        return False
+    commands = launched_commands(self)
+    if commands:
+        return any(dests.intersection(options) for options in commands)
+    given, read = repository_commands_give(script, self.index.root, dests)
+    self.data_files.update(read)
+    return given
 
 
 def started_without_config_file(self: Interpreter) -> bool:

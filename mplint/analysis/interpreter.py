@@ -96,6 +96,7 @@ class Interpreter:
     eval_boolean = configuration.eval_boolean
     argument_parser = configuration.argument_parser
     started_without_config_file = configuration.started_without_config_file
+    may_launch_with = configuration.may_launch_with
 
     # calls.py
     eval_call = calls.eval_call

@@ -132,6 +132,20 @@ def function_options(path: str, function: str, run_root: str) -> LaunchOptions |
     return _gathered(given, read, root)
 
 
+def repository_commands_give(script: str, run_root: str, dests: frozenset[str]) -> tuple[bool, tuple[str, ...]]:
+    """Whether a launch command of the repository of `script` gives any script one of the options
+    `dests` (`--deepspeed ds_z3.json`), with the files read to tell."""
+    root = repository_root(script, run_root)
+    read: list[str] = []
+    for path, text in repository_texts(root):
+        if not path.endswith(LAUNCH_SUFFIXES) or not any(f"--{dest}" in text for dest in dests):
+            continue
+        read.append(path)
+        if any(dests.intersection(options) for _, options in _commands(path, text)):
+            return True, tuple(read)
+    return False, tuple(read)
+
+
 def _gathered(given: list[_Command], read: list[str], root: str) -> LaunchOptions:
     """The options `given` commands agree on, with their alternatives."""
     if not given:

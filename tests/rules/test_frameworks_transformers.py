@@ -492,6 +492,109 @@ OWN_OPTIMIZER = [
         KahanTrainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)).train()
         """,
     ),
+    # LLaVA's `create_optimizer` override, copied by its many descendants: the optimizer class the
+    # Trainer would pick, over the model's trainable parameters.
+    bug(
+        "a-llava-style-create-optimizer-over-a-bf16-model",
+        """
+        import torch
+        import transformers
+        from transformers import Trainer
+
+
+        class LLaVATrainer(Trainer):
+            def create_optimizer(self):
+                opt_model = self.model
+                if self.optimizer is None:
+                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
+                    groups = [
+                        {"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]},
+                        {"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
+                    ]
+                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
+                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs)  # expect: MP003
+                return self.optimizer
+
+
+        def train():
+            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", torch_dtype=torch.bfloat16)
+            args = transformers.TrainingArguments(output_dir="out", bf16=True)
+            LLaVATrainer(model=model, args=args).train()
+        """,
+    ),
+    ok(
+        "a-llava-style-create-optimizer-on-deepspeed",
+        """
+        import torch
+        import transformers
+        from transformers import Trainer
+
+
+        class LLaVATrainer(Trainer):
+            def create_optimizer(self):
+                opt_model = self.model
+                if self.optimizer is None:
+                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
+                    groups = [
+                        {"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]},
+                        {"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
+                    ]
+                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
+                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+                return self.optimizer
+
+
+        def train():
+            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", torch_dtype=torch.bfloat16)
+            args = transformers.TrainingArguments(output_dir="out", bf16=True, deepspeed="scripts/zero2.json")
+            LLaVATrainer(model=model, args=args).train()
+        """,
+    ),
+    ok(
+        "a-llava-style-create-optimizer-over-an-fp32-model",
+        """
+        import torch
+        import transformers
+        from transformers import Trainer
+
+
+        class LLaVATrainer(Trainer):
+            def create_optimizer(self):
+                opt_model = self.model
+                if self.optimizer is None:
+                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
+                    groups = [
+                        {"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]},
+                        {"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
+                    ]
+                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
+                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+                return self.optimizer
+
+
+        def train():
+            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", cache_dir="cache")
+            args = transformers.TrainingArguments(output_dir="out", bf16=True)
+            LLaVATrainer(model=model, args=args).train()
+        """,
+    ),
+    bug(
+        "the-trainer's-optimizer-class-in-a-helper",
+        """
+        import torch
+        from transformers import AutoModelForCausalLM, Trainer
+
+
+        def create_optimizer(args, model):
+            params = [p for p in model.parameters() if p.requires_grad]
+            optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args)
+            return optimizer_cls(params, **optimizer_kwargs)  # expect: MP003
+
+
+        policy = AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b", torch_dtype=torch.bfloat16)
+        optimizer = create_optimizer(training_args, policy)
+        """,
+    ),
     ok(
         "an-optimizer-handed-in",
         """
@@ -523,6 +626,56 @@ def test_an_accelerate_config_may_bring_deepspeed_to_the_trainer(tmp_path: Path)
     zero3 = "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\nmixed_precision: bf16\n"
     launch = "accelerate launch --config_file recipes/zero3.yaml train.py\n"
     check_files({"train.py": train, "recipes/zero3.yaml": zero3, "run.sh": launch}, "MP003", tmp_path)
+
+
+# LLaVA's layout: `train.py` parses the arguments and is never started itself; `train_mem.py` runs its
+# `train()`, started by the repository's commands with `--deepspeed` (zero2 or zero3: no value agreed).
+LLAVA_TRAIN = """
+    import torch
+    import transformers
+
+
+    def train():
+        parser = transformers.HfArgumentParser((transformers.TrainingArguments,))
+        (training_args,) = parser.parse_args_into_dataclasses()
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            "lmsys/vicuna-7b-v1.5", torch_dtype={dtype}
+        )
+        transformers.Trainer(model=model, args=training_args).train(){expect}
+
+
+    if __name__ == "__main__":
+        train()
+"""
+LLAVA_TRAIN_MEM = "from llava.train.train import train\n\nif __name__ == '__main__':\n    train()\n"
+
+
+ON_DEEPSPEED = ("--deepspeed ./scripts/zero2.json", "--deepspeed ./scripts/zero3.json")
+BF16_IF_ASKED = "(torch.bfloat16 if training_args.bf16 else None)"
+
+
+@pytest.mark.parametrize(
+    ("commands", "dtype", "bug"),
+    [
+        pytest.param(ON_DEEPSPEED, BF16_IF_ASKED, False, id="on-deepspeed"),
+        # Started by no command itself, `train.py` (bf16 whatever its options) runs as `train_mem.py` is.
+        pytest.param(ON_DEEPSPEED, "torch.bfloat16", False, id="on-deepspeed-through-the-other-script"),
+        pytest.param(("", "--gradient_checkpointing True"), BF16_IF_ASKED, True, id="plain"),
+    ],
+)
+def test_a_script_no_command_starts_runs_as_the_commands_that_start_its_code(
+    commands: tuple[str, str], dtype: str, bug: bool, tmp_path: Path
+) -> None:
+    files = {
+        "pyproject.toml": '[project]\nname = "llava"\n',
+        "llava/__init__.py": "",
+        "llava/train/__init__.py": "",
+        "llava/train/train.py": LLAVA_TRAIN.format(dtype=dtype, expect="  # expect: MP003" if bug else ""),
+        "llava/train/train_mem.py": LLAVA_TRAIN_MEM,
+    }
+    for name, options in zip(("pretrain.sh", "finetune.sh"), commands, strict=True):
+        files[f"scripts/{name}"] = f"deepspeed llava/train/train_mem.py {options} --bf16 True --output_dir out\n"
+    check_files(files, "MP003", tmp_path)
 
 
 # TRL's trainers as GRPO repositories copy them (X-R1's XGRPOTrainer): the model is named by a string,

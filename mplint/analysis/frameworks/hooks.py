@@ -15,7 +15,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import accelerate, fsdp, lightning, peft, transformers
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import Kind, Value, const
+from mplint.analysis.values import Kind, Value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -33,6 +33,7 @@ LEAVES = frozenset(
         "Fabric",
         *lightning.STRATEGIES,
         *transformers.ARGUMENT_PARSERS,
+        transformers.OPTIMIZER_CLASS_GETTER,
     }
 )
 RECEIVER_OPS = lightning.OPS | peft.OPS | {transformers.PARSER}
@@ -60,6 +61,8 @@ def call_named(
             return fsdp.call(self, node, ctx, function, args, kwargs)
         if function.startswith("trl.") and leaf == transformers.GET_PEFT_CONFIG:
             return transformers.peft_config(args, kwargs)
+        if function.startswith(transformers.PACKAGES) and leaf == transformers.OPTIMIZER_CLASS_GETTER:
+            return transformers.optimizer_class_and_kwargs()  # `Trainer.get_optimizer_cls_and_kwargs(args)`
     return None
 
 
@@ -107,9 +110,7 @@ def constructed(
     if transformers.is_arguments_class(base):
         found = transformers.arguments(kwargs, _defaults(definition), known=not any(arg.star for arg in node.args))
         # The precision flags it inherits read as set (`args.bf16` after `--bf16`), as `vars()` lists them.
-        stored = dict(instance.items)
-        flags = {flag: kwargs.get(flag, const(False)) for flag in transformers.PRECISION_FLAGS if flag not in stored}
-        return instance.with_(op=found.op, items=tuple(sorted({**stored, **flags}.items())) + found.items)
+        return instance.with_(op=found.op, items=tuple(sorted({**dict(found.items), **dict(instance.items)}.items())))
     if transformers.is_trainer_class(base):
         return transformers.subclass_trainer(self, node, ctx, definition, base, instance, args, kwargs)
     # Else an Accelerator subclass (the third kind `framework_base` finds): `class MyAccelerator(Accelerator)`

@@ -52,7 +52,7 @@ from mplint.analysis.frameworks import accelerate, causal_lm, peft
 from mplint.analysis.frameworks.pins import Version
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, is_none
+from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, dotted, is_none
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -145,8 +145,10 @@ PRECISION_FLAGS = ("bf16", "fp16")
 def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None, *, known: bool = False) -> Value:
     """Training arguments built with `kwargs` (over a subclass's field `defaults`): `fp16=True` wins
     over `bf16=True`, as `__post_init__` tests it; neither, the launch decides. `known`: `kwargs` are
-    all the settings given (`SETTINGS_KNOWN`)."""
+    all the settings given (`SETTINGS_KNOWN`). Its precision flags read as set (`args.bf16`), False
+    where not given and all are known."""
     settings = {**(defaults or {}), **kwargs}
+    flags = tuple((flag, settings.get(flag, const(False))) for flag in PRECISION_FLAGS if flag in settings or known)
     fp16 = settings["fp16"].const if "fp16" in settings else False
     bf16 = settings["bf16"].const if "bf16" in settings else None
     precision = Precision.UNKNOWN
@@ -156,10 +158,10 @@ def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None
         precision = Precision.BF16
     deepspeed = settings["deepspeed"] if "deepspeed" in settings else None
     if precision in DEEPSPEED_ARGUMENTS and deepspeed is not None and (deepspeed.const or deepspeed.kind is Kind.DICT):
-        return Value(Kind.INSTANCE, op=DEEPSPEED_ARGUMENTS[precision])
+        return Value(Kind.INSTANCE, op=DEEPSPEED_ARGUMENTS[precision], items=flags)
     fsdp = settings["fsdp"].const if "fsdp" in settings else ""
     known = known and deepspeed in (None, const(None)) and fsdp in ("", None, False)
-    return Value(Kind.INSTANCE, op=ARGUMENTS[precision], items=((SETTINGS_KNOWN, const(True)),) if known else ())
+    return Value(Kind.INSTANCE, op=ARGUMENTS[precision], items=((SETTINGS_KNOWN, const(True)),) * known + flags)
 
 
 def argument_parser(args: list[Value], kwargs: dict[str, Value]) -> Value:
@@ -184,10 +186,15 @@ def parsed(
     reads_config = method == "parse_args_and_config"  # TRL's: a `--config` YAML file sets fields too
     classes = cast(tuple, parser.payload)
     instances = tuple(self.parsed_dataclass(node, ctx, kind, config_file=reads_config) for kind in classes)
-    if reads_config and not self.started_without_config_file():
-        # Of settings read for precision alone: any other field a config file sets is unknown.
+    if (reads_config and not self.started_without_config_file()) or self.may_launch_with(_ENGINE_OPTIONS):
+        # Of settings read for precision alone: any other field a config file sets is unknown; a
+        # script no command starts may run as those that start its code do (`--deepspeed`).
         instances = tuple(_settings_unknown(instance) for instance in instances)
     return Value(Kind.ANY, payload=instances + ((UNKNOWN,) if remaining else ()))
+
+
+# The options of `TrainingArguments` that hand the model to an engine keeping fp32 weights.
+_ENGINE_OPTIONS = frozenset({"deepspeed", "fsdp"})
 
 
 def _settings_unknown(instance: Value) -> Value:
@@ -278,17 +285,34 @@ _MODEL_HANDING_METHODS = frozenset({"_wrap_model"})
 
 
 def trainer_method(method: str, args: list[Value], kwargs: dict[str, Value]) -> Value | None:
-    """What a Trainer method a linted subclass inherits gives, where known (`_MODEL_HANDING_METHODS`)."""
+    """What a Trainer method a linted subclass inherits gives, where known (`_MODEL_HANDING_METHODS`,
+    `OPTIMIZER_CLASS_GETTER`)."""
     if method in _MODEL_HANDING_METHODS:
         model = args[0] if args else kwargs.get("model", UNKNOWN)
         return model.with_(kind=Kind.MODULE) if model.kind is Kind.ANY else model  # a model, by contract
+    if method == OPTIMIZER_CLASS_GETTER:
+        return optimizer_class_and_kwargs()
     return None
+
+
+# `Trainer.get_optimizer_cls_and_kwargs(args)`, the static method LLaVA-style `create_optimizer`
+# overrides build their optimizer from (`optimizer_cls(groups, **optimizer_kwargs)`): the class
+# `args.optim` names and its keywords. Every class it can name (transformers 4.29-4.46 trainer.py:
+# torch's AdamW for the default "adamw_torch", transformers' AdamW, Adafactor, bitsandbytes' 8-bit and
+# paged AdamW, ...) updates the parameters it is given, keeping no fp32 copies of them.
+OPTIMIZER_CLASS_GETTER = "get_optimizer_cls_and_kwargs"
+_DEFAULT_OPTIMIZER = "torch.optim.AdamW"
+
+
+def optimizer_class_and_kwargs() -> Value:
+    return Value(Kind.ANY, payload=(dotted(_DEFAULT_OPTIMIZER), UNKNOWN))
 
 
 def stored_by_init(args: list[Value], kwargs: dict[str, Value]) -> dict[str, Value]:
     """What `Trainer.__init__(model, args, ...)` stores for a subclass's methods (`self.model`,
-    `self.args`): the model and the training arguments given, as given."""
-    stored = {"model": model_of(args, kwargs)}
+    `self.args`, `self.optimizer`): the model and the training arguments given, as given, and no
+    optimizer unless `optimizers=` gives one."""
+    stored = {"model": model_of(args, kwargs), "optimizer": UNKNOWN if "optimizers" in kwargs else const(None)}
     arguments = trainer_arguments(args, kwargs)
     if arguments is not None:
         stored["args"] = arguments
@@ -334,6 +358,10 @@ def _model_entry(definition: Definition, base: str) -> Definition | None:
     return None
 
 
+# The Trainer methods that build its optimizer, which a subclass may override.
+_OPTIMIZER_FACTORIES = ("create_optimizer", "create_optimizer_and_scheduler")
+
+
 def subclass_trainer(
     self: Interpreter,
     node: cst.Call,
@@ -353,9 +381,12 @@ def subclass_trainer(
     there from a name), else the one it is given."""
     model = instance.item("model") or model_of(args, kwargs)
     built = trainer(self, node, ctx, args, kwargs, model)
-    overridden = any(definition.method(name) for name in ("create_optimizer", "create_optimizer_and_scheduler"))
-    if built.item(OWN_OPTIMIZER) is not None and not overridden:  # a subclass's optimizer is its own construction
-        instance = instance.with_(items=(*instance.items, *built.items))
+    if built.item(OWN_OPTIMIZER) is not None:
+        overridden = next(filter(None, map(definition.method, _OPTIMIZER_FACTORIES)), None)
+        if overridden is None:
+            instance = instance.with_(items=(*instance.items, *built.items))
+        else:  # the subclass builds the optimizer its own way, over the same model, where the Trainer would
+            self.call_definition(overridden, [], {}, None, receiver=instance)
     override = _model_entry(definition, base)
     if override is None or override.owner is None or override.owner.path not in self.modules:
         return instance

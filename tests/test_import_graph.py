@@ -20,7 +20,9 @@ def graph(importer: str) -> ImportGraph:
         pytest.param("from pkg.utils import autocast\n", {"autocast"}, id="by-name"),
         pytest.param("from .utils import forward as run\n", {"forward"}, id="relative-with-alias"),
         pytest.param(
-            "from pkg.utils import (\n    forward,  # the step\n    autocast,\n)\n", {"forward", "autocast"}, id="parenthesized"
+            "from pkg.utils import (\n    forward,  # the step\n    autocast,\n)\n",
+            {"forward", "autocast"},
+            id="parenthesized",
         ),
         pytest.param("from pkg.utils import forward, \\\n    autocast\n", {"forward", "autocast"}, id="continued-line"),
         pytest.param("from pkg.utils import *\n", {"forward", "autocast"}, id="star"),
@@ -40,3 +42,19 @@ def test_a_file_importing_from_itself_does_not_count() -> None:
     texts = {UTILS: "from pkg.utils import autocast\n"}
 
     assert not ImportGraph(ModuleIndex(list(texts)), texts).used_elsewhere(UTILS, "autocast")
+
+
+@pytest.mark.parametrize(
+    ("importer", "module", "found"),
+    [
+        # OpenAI CLIP's layout: `import clip` beside `clip/__init__.py` and `clip/clip.py` is the package.
+        pytest.param("train.py", "clip", "clip/__init__.py", id="the-package-not-its-namesake-module"),
+        pytest.param("repo/train.py", "clip", "repo/clip/__init__.py", id="in-a-folder-of-checkouts"),
+        pytest.param("clip/model.py", "clip", "clip/clip.py", id="the-sibling-module-from-inside"),
+    ],
+)
+def test_a_package_holding_a_module_of_its_name(importer: str, module: str, found: str) -> None:
+    folder = importer.rpartition("/")[0]
+    prefix = f"{folder}/" if folder and folder != "clip" else ""
+    paths = [importer, f"{prefix}clip/__init__.py", f"{prefix}clip/clip.py", f"{prefix}clip/model.py"]
+    assert ModuleIndex(sorted(set(paths))).resolve(module, importer) == found

@@ -58,8 +58,27 @@ class ModuleIndex:
             # `src.utils` imported from `repo-a/src/models/x.py` is repo-a's own.
             importer_dir = posixpath.dirname(importer)
             siblings = [m for m in matches if posixpath.dirname(m) == importer_dir]
-            matches = siblings or _nearest(matches, importer_dir)
+            matches = siblings or _nearest(matches, importer_dir) or matches
+            if len(matches) > 1:
+                matches = _on_import_path(matches, name, importer_dir)
         return self._original[matches[0]] if len(matches) == 1 else None
+
+
+def _on_import_path(paths: list[str], name: str, folder: str) -> list[str]:
+    """Those of `paths` (files whose module name ends in `name`) that an import from a file in `folder`
+    finds, as Python searches the script's folder and those above it: the one whose top package lies in
+    the deepest of them. `import clip` beside `clip/__init__.py` and `clip/clip.py` is the package."""
+    depth = len(name.split("."))
+
+    def top(path: str) -> str:  # the folder holding the module's top-level package (or the module)
+        parts = path.split("/")
+        parts = parts[:-1] if parts[-1] == "__init__.py" else parts
+        return "/".join(parts[:-depth])
+
+    found = [(top(path), path) for path in paths]
+    reachable = [(held, path) for held, path in found if not held or folder == held or folder.startswith(f"{held}/")]
+    deepest = max((len(held) for held, _ in reachable), default=-1)
+    return [path for held, path in reachable if len(held) == deepest]
 
 
 def _nearest(paths: list[str], folder: str) -> list[str]:

@@ -349,6 +349,32 @@ def test_a_trainer_on_deepspeed_runs_compute_loss_on_a_half_engine(deepspeed: st
 # The Trainer builds its own optimizer over the model's trainable parameters as they are
 # (`create_optimizer`): a model loaded half trains with no fp32 master weights, unless DeepSpeed or
 # FSDP holds them, or the launch may bring either.
+LLAVA_TRAINER = """
+        import torch
+        import transformers
+        from transformers import Trainer
+
+
+        class LLaVATrainer(Trainer):
+            def create_optimizer(self):
+                opt_model = self.model
+                if self.optimizer is None:
+                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
+                    groups = [
+                        {{"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]}},
+                        {{"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0}},
+                    ]
+                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
+                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs){expect}
+                return self.optimizer
+
+
+        def train():
+            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", {dtype})
+            args = transformers.TrainingArguments(output_dir="out", bf16=True{deepspeed})
+            LLaVATrainer(model=model, args=args).train()
+        """
+
 OWN_OPTIMIZER = [
     bug(
         "trainer-over-a-bf16-model",
@@ -496,87 +522,17 @@ OWN_OPTIMIZER = [
     # Trainer would pick, over the model's trainable parameters.
     bug(
         "a-llava-style-create-optimizer-over-a-bf16-model",
-        """
-        import torch
-        import transformers
-        from transformers import Trainer
-
-
-        class LLaVATrainer(Trainer):
-            def create_optimizer(self):
-                opt_model = self.model
-                if self.optimizer is None:
-                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
-                    groups = [
-                        {"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]},
-                        {"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
-                    ]
-                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
-                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs)  # expect: MP003
-                return self.optimizer
-
-
-        def train():
-            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", torch_dtype=torch.bfloat16)
-            args = transformers.TrainingArguments(output_dir="out", bf16=True)
-            LLaVATrainer(model=model, args=args).train()
-        """,
+        LLAVA_TRAINER.format(expect="  # expect: MP003", dtype="torch_dtype=torch.bfloat16", deepspeed=""),
     ),
     ok(
         "a-llava-style-create-optimizer-on-deepspeed",
-        """
-        import torch
-        import transformers
-        from transformers import Trainer
-
-
-        class LLaVATrainer(Trainer):
-            def create_optimizer(self):
-                opt_model = self.model
-                if self.optimizer is None:
-                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
-                    groups = [
-                        {"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]},
-                        {"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
-                    ]
-                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
-                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
-                return self.optimizer
-
-
-        def train():
-            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", torch_dtype=torch.bfloat16)
-            args = transformers.TrainingArguments(output_dir="out", bf16=True, deepspeed="scripts/zero2.json")
-            LLaVATrainer(model=model, args=args).train()
-        """,
+        LLAVA_TRAINER.format(
+            expect="", dtype="torch_dtype=torch.bfloat16", deepspeed=', deepspeed="scripts/zero2.json"'
+        ),
     ),
     ok(
         "a-llava-style-create-optimizer-over-an-fp32-model",
-        """
-        import torch
-        import transformers
-        from transformers import Trainer
-
-
-        class LLaVATrainer(Trainer):
-            def create_optimizer(self):
-                opt_model = self.model
-                if self.optimizer is None:
-                    decay = [n for n, _ in opt_model.named_parameters() if "bias" not in n]
-                    groups = [
-                        {"params": [p for n, p in opt_model.named_parameters() if n in decay and p.requires_grad]},
-                        {"params": [p for n, p in opt_model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
-                    ]
-                    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args)
-                    self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
-                return self.optimizer
-
-
-        def train():
-            model = transformers.AutoModelForCausalLM.from_pretrained("lmsys/vicuna-7b-v1.5", cache_dir="cache")
-            args = transformers.TrainingArguments(output_dir="out", bf16=True)
-            LLaVATrainer(model=model, args=args).train()
-        """,
+        LLAVA_TRAINER.format(expect="", dtype='cache_dir="cache"', deepspeed=""),
     ),
     bug(
         "the-trainer's-optimizer-class-in-a-helper",

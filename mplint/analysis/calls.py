@@ -283,6 +283,7 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             return registries.output(module.payload, lambda model: module_output(self, model, args, kwargs, ctx))
     definition = module.payload if isinstance(module.payload, Definition) else None
     region = accelerate.forward_region(module) or ctx.region
+    opaque = False  # a forward of the linted code whose result this analysis cannot tell
     if definition is not None:
         forward = definition.method("forward")
         if forward is not None:
@@ -295,13 +296,16 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             if result.precision is not Precision.UNKNOWN or result.region is not None or record:
                 return result
             region = forward.region or region
+            opaque = True
     # A module half in part (`MIXED`: BatchNorm kept fp32, a head cast back; an fp32 module holding
     # a half submodule) gives an output of unknown dtype.
     mixed = is_mixed(module) or (not module.precision.is_low and half_submodule(module) is not None)
-    # A value of unknown kind cast to half and run (`model = model.to(torch.bfloat16)` on a parameter):
-    # of unknown class, in a repository whose pinned transformers upcasts the common families' logits.
+    # A value of unknown kind cast to half and run (`model = model.to(torch.bfloat16)` on a parameter),
+    # or a wrapper whose forward runs what it cannot tell (MambaInLlama's `return self.model(input_ids)`
+    # over a Transformers model): of unknown class, in a repository whose pinned transformers upcasts
+    # the common families' logits.
     unknown_class = (
-        module.kind is Kind.ANY
+        (module.kind is Kind.ANY or opaque)
         and module.precision.is_low
         and causal_lm.common_families_upcast(self, ctx.scope.module.path)
     )

@@ -233,12 +233,19 @@ def join(left: Value, right: Value) -> Value:
         scaled=left.scaled and right.scaled,
         op=left.op if left.op == right.op else _joined_op(left, right, precision),
         identity=left.identity if left.identity is right.identity else None,
-        payload=left.payload if left.payload == right.payload else None,
+        payload=left.payload if left.payload == right.payload else _joined_payload(left.payload, right.payload),
         items=_join_items(left.items, right.items),
     )
     if left.kind is Kind.DICT and {key for key, _ in left.items} != {key for key, _ in right.items}:
         return _keeping(merged, [left, right]) or merged.with_(payload=None)
     return merged
+
+
+def _joined_payload(left: object, right: object) -> object:
+    """Two paths' different payloads: none, unless a path's model decides its logits' dtype itself
+    (distillm-2's trainer wraps the model it is given in PEFT on one path): then the joined model's
+    logits are of unknown dtype, not its weights'."""
+    return UnknownLogits() if isinstance(left, OwnLogits) or isinstance(right, OwnLogits) else None
 
 
 @dataclass(frozen=True)
@@ -255,6 +262,19 @@ def owners(identity: object) -> frozenset[object]:
     if isinstance(identity, Owners):
         return identity.modules
     return frozenset() if identity is None else frozenset({identity})
+
+
+class OwnLogits:
+    """The base of the payloads of models whose own forward decides the dtype of their logits
+    whatever their weights' (`causal_lm`: a Transformers class that upcasts them, or one of a family
+    not told under a transformers where the common ones do)."""
+
+
+@dataclass(frozen=True)
+class UnknownLogits(OwnLogits):
+    """The payload of a model whose logits are of unknown dtype: loaded by an Auto class from a
+    checkpoint of a family not told under a pinned transformers in which the common families upcast
+    their logits and the others do not, or such a model on one path and another model on another."""
 
 
 @dataclass(frozen=True)

@@ -658,3 +658,76 @@ def test_a_model_class_picked_at_run_time_loads_in_the_dtype_it_is_handed(
     source = ANY_MODEL.format(expect="  # expect: MP001" if half_logits else "")
     check_files({**dependencies, "train.py": source}, "MP001", tmp_path)
     check_files({**dependencies, "train.py": source}, "MP003", tmp_path)
+
+
+# A vision-language model's logits are its language model's (LLaVA wraps a Llama): a family not told.
+@pytest.mark.parametrize(
+    ("pin", "half_logits"),
+    [("transformers==4.43.2", False), ("transformers==4.46.0", True)],
+)
+def test_a_vision_language_auto_model(pin: str, half_logits: bool, tmp_path: Path) -> None:
+    source = POLICY_FROM_THE_HUB.format(
+        checkpoint="./checkpoints/vlm", expect="  # expect: MP001" if half_logits else ""
+    )
+    source = source.replace("AutoModelForCausalLM", "AutoModelForVision2Seq")
+    check_files({**requirements(pin), "train.py": source}, "MP001", tmp_path)
+
+
+# MambaInLlama's student: a wrapper whose forward runs a model it was handed (a Transformers model
+# whose layers a loader replaced), the whole cast to bf16: what the forward returns is not followed.
+WRAPPED = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
+
+
+class HybridWrapper(nn.Module):
+    def __init__(self, transformer_model, dtype):
+        super().__init__()
+        self.model = transformer_model.to(dtype)
+
+    def forward(self, input_ids, **kwargs):
+        return self.model(input_ids, **kwargs)
+
+
+student = HybridWrapper(load_with_mamba_layers("meta-llama/Llama-3.2-3B"), torch.bfloat16).to(torch.bfloat16)
+for input_ids, targets in loader:
+    logits = student(input_ids=input_ids).logits
+    loss = F.kl_div(F.log_softmax(logits, dim=-1), targets, reduction="batchmean"){expect}
+    loss.backward()
+"""
+
+
+@pytest.mark.parametrize(
+    ("pin", "half_logits"),
+    [("transformers==4.43.1", False), ("transformers==4.46.0", True)],
+)
+def test_a_wrapper_whose_forward_is_not_followed(pin: str, half_logits: bool, tmp_path: Path) -> None:
+    source = WRAPPED.format(expect="  # expect: MP001" if half_logits else "")
+    check_files({**requirements(pin), "train.py": source}, "MP001", tmp_path)
+
+
+@pytest.mark.parametrize(("pin", "half_logits"), [("transformers==4.38.2", False), ("transformers==4.46.0", True)])
+def test_a_model_of_another_class_on_one_path_keeps_its_logits_unknown(
+    pin: str, half_logits: bool, tmp_path: Path
+) -> None:
+    """distillm-2's trainer: a checkpoint of a family not told on one path, another model on the other,
+    the one it ends up with cast to bf16: its logits are as unknown as the checkpoint's (not its
+    weights'), where the common families upcast theirs."""
+    source = POLICY_FROM_THE_HUB.format(
+        checkpoint="./checkpoints/sft", expect="  # expect: MP001" if half_logits else ""
+    )
+    source = source.replace(
+        "    policy = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, torch_dtype=torch.bfloat16)\n",
+        "    policy = AutoModelForCausalLM.from_pretrained(args.model_name_or_path)\n"
+        "    if args.tiny:\n        policy = TinyLM()\n    policy = policy.to(torch.bfloat16)\n",
+    )
+    source = source.replace(
+        "def sequence_logps",
+        "class TinyLM(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.head = torch.nn.Linear(64, 100)\n\n    def forward(self, input_ids):\n"
+        "        return self.head(input_ids)\n\n\ndef sequence_logps",
+    )
+    assert "TinyLM()" in source and "class TinyLM" in source
+    check_files({**requirements(pin), "train.py": source}, "MP001", tmp_path)

@@ -58,7 +58,7 @@ from mplint.analysis.frameworks.accelerate_launch import (
 )
 from mplint.analysis.frameworks.pins import Version, pinned_version
 from mplint.analysis.torch_api import last_part
-from mplint.analysis.values import Kind, Precision, Value
+from mplint.analysis.values import Kind, OwnLogits, Precision, UnknownLogits, Value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -138,23 +138,18 @@ ARCHITECTURES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 # TRL's wrappers that upcast their logits in every version that has them.
 VALUE_HEADS = frozenset({"AutoModelForCausalLMWithValueHead", "AutoModelForSeq2SeqLMWithValueHead"})
+# Auto classes of vision-language models, whose forward returns the logits of the causal LM they
+# wrap (`LlavaForConditionalGeneration.forward`: `logits = outputs[0]` of its `language_model`, a
+# `LlamaForCausalLM` that upcasts up to 4.45; read in transformers 4.43.2 `llava/modeling_llava.py`).
+AUTO_VISION_TO_TEXT = frozenset({"AutoModelForVision2Seq", "AutoModelForImageTextToText"})
 
 
 @dataclass(frozen=True)
-class Fp32Logits:
+class Fp32Logits(OwnLogits):
     """The payload of a model whose forward upcasts its logits: of a Transformers class that does in
     the version the repository pins (None: the newest), or of a TRL value-head wrapper."""
 
     model_class: str
-    version: Version | None
-
-
-@dataclass(frozen=True)
-class UnknownLogits:
-    """The payload of a model an Auto class loads from a checkpoint of a family not told (an
-    option, a path) under a pinned transformers in which the common families upcast their logits
-    and the others do not: the dtype of its logits is unknown."""
-
     version: Version | None
 
 
@@ -177,6 +172,8 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
         return model
     if model_class == AUTO_CAUSAL_LM:
         model_class = architecture(checkpoint.const) if isinstance(checkpoint.const, str) else ""
+    elif model_class in AUTO_VISION_TO_TEXT:
+        model_class = ""  # its logits are those of the language model it wraps, a family not told
     elif model_class not in UPCASTS:
         return model  # a class of its own: `OPTForCausalLM` never upcasts
     version = pinned_transformers(self, path)
@@ -186,7 +183,7 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
         # name a checkpoint of a family that never upcasts (ReMax's OPT scripts beside its Llama 2 ones).
         if not upcasts(COMMON_FAMILY, version) or _names_a_half_family(self, path):
             return model
-        return model.with_(payload=UnknownLogits(version))
+        return model.with_(payload=UnknownLogits())
     if model_class in UPCASTS and upcasts(model_class, version):
         return model.with_(payload=Fp32Logits(model_class, version))
     return model

@@ -77,9 +77,40 @@ def _feeds_loss(
     nll_loss = _input_of(use, "nll_loss", parents, precision)
     if nll_loss is not None:
         return not _negated(nll_loss, parents) and not _negated_by_name(nll_loss, function, parents)
-    factor, negated = _product(use, parents)
+    factor, negated, others = _product(use, parents)
+    if any(_probabilities(other, function, parents, precision) for other in others):
+        return False  # a teacher's probabilities as the targets: distillation, the log-probs are values
     reduction = _reduction(factor, dim, parents, precision)
     return reduction is not None and negated != _negated(reduction, parents)
+
+
+# Methods that hand back the same probabilities (`F.softmax(t, -1).detach()`).
+_SAME_VALUES = frozenset({"detach", "float", "to", "clone", "contiguous"})
+
+
+def _probabilities(
+    expression: cst.BaseExpression, function: cst.FunctionDef, parents: Parents, precision: PrecisionModel
+) -> bool:
+    """Whether `expression` is a model's probabilities, a `softmax` (held in a name bound once in the
+    function, or chained through `.detach()`): soft targets from a teacher, not from labels (label
+    smoothing builds its targets from `one_hot`)."""
+    while isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
+        if expression.func.attr.value not in _SAME_VALUES:
+            break
+        expression = expression.func.value
+    if isinstance(expression, cst.Name):
+        bindings = [
+            node
+            for node in walk(function)
+            if isinstance(node, cst.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0].target, cst.Name)
+            and node.targets[0].target.value == expression.value
+        ]
+        if len(bindings) != 1:
+            return False
+        expression = bindings[0].value
+    return isinstance(expression, cst.Call) and any(fact.op == "softmax" for fact in _facts(expression, precision))
 
 
 def _reduction(
@@ -127,18 +158,23 @@ def _over(reduction: cst.Call, dim: int, precision: PrecisionModel) -> bool:
     return False
 
 
-def _product(expression: cst.BaseExpression, parents: Parents) -> tuple[cst.BaseExpression, bool]:
-    """The product `expression` is a factor of (`targets * log_probs`, `-alpha * log_probs`), and
-    whether a factor or the product negates it."""
+def _product(
+    expression: cst.BaseExpression, parents: Parents
+) -> tuple[cst.BaseExpression, bool, list[cst.BaseExpression]]:
+    """The product `expression` is a factor of (`targets * log_probs`, `-alpha * log_probs`), whether
+    a factor or the product negates it, and its other factors."""
     negated = False
+    others: list[cst.BaseExpression] = []
     while True:
         parent = parents.get(id(expression))
         if isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Minus):
             negated = not negated
         elif isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Multiply):
-            negated ^= _negative(parent.right if parent.left is expression else parent.left)
+            other = parent.right if parent.left is expression else parent.left
+            negated ^= _negative(other)
+            others.append(other)
         else:
-            return expression, negated
+            return expression, negated, others
         expression = parent
 
 

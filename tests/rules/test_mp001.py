@@ -1159,10 +1159,7 @@ def test_message_names_dtype_and_where_the_cast_is() -> None:
     [finding] = lint(MESSAGE_CASE, CODE)
     assert finding.line == line_of(MESSAGE_CASE, "F.log_softmax")
     assert "bfloat16" in finding.message
-    assert (
-        f"train.py:{line_of(MESSAGE_CASE, 'policy.to(torch.bfloat16)')}"
-        in finding.message
-    )
+    assert f"train.py:{line_of(MESSAGE_CASE, 'policy.to(torch.bfloat16)')}" in finding.message
 
 
 def test_message_names_the_op_that_asked_for_half() -> None:
@@ -1617,6 +1614,40 @@ CLASSIFICATION_LOSSES = [
             images, targets = mixup_fn(images, targets)
             loss = criterion(model(images.bfloat16()), targets)
             loss.backward()
+        """,
+    ),
+    # MiniMA's distillation: soft targets that are a teacher's probabilities, not labels: the
+    # student's log-probs are values weighed against them (KL up to a constant).
+    bug(
+        "soft-cross-entropy-against-a-teacher-s-softmax",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def soft_cross_entropy(input, target):
+            s_likelihood = F.log_softmax(input, dim=-1)  # expect: MP001
+            t_probability = F.softmax(target, dim=-1)
+            return -torch.sum(t_probability * s_likelihood, dim=-1).mean()
+
+        student = Student().cuda().to(torch.bfloat16)
+        teacher = Teacher().cuda().to(torch.bfloat16)
+        for batch in loader:
+            with torch.no_grad():
+                t_logits = teacher(batch)
+            loss = soft_cross_entropy(student(batch), t_logits)
+            loss.backward()
+        """,
+    ),
+    bug(
+        "soft-cross-entropy-against-detached-teacher-probabilities-inline",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        student = Student().cuda().half()
+
+        def distill_loss(x, teacher_logits, T=2.0):
+            return -(F.softmax(teacher_logits / T, dim=-1).detach() * F.log_softmax(student(x) / T, dim=-1)).sum(-1).mean()  # expect: MP001
         """,
     ),
     ok(

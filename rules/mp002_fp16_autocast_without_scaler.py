@@ -173,5 +173,6 @@ def _backward_root(fact: CallFact) -> Value | None:
     if fact.function == "torch.autograd.backward":
         return fact.arg(0, "tensors")
     if fact.method == "backward" and fact.receiver.op in FRAMEWORK_BACKWARDS:
-        return fact.arg(0, "loss")  # `accelerator.backward(loss)`, `fabric.backward(loss)`
+        loss = fact.arg(0, "loss")  # `accelerator.backward(loss)`, `fabric.backward(loss)`
+        return loss.with_(scaled=True) if loss is not None and accelerate.scales_losses(fact.receiver) else loss
     return None

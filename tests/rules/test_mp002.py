@@ -1063,5 +1063,52 @@ def test_a_scaler_enabled_by_a_parameter_is_no_configuration() -> None:
     )
     source = source.replace("def train(model, optimizer, loader):", "def train(model, optimizer, loader, use_amp):")
     source = source.replace("    scaler = torch.cuda.amp.GradScaler(enabled=use_amp)\n", "")
-    source = source.replace("        for x, y in loader:", "        scaler = torch.cuda.amp.GradScaler(enabled=use_amp)\n        for x, y in loader:")
+    source = source.replace(
+        "        for x, y in loader:",
+        "        scaler = torch.cuda.amp.GradScaler(enabled=use_amp)\n        for x, y in loader:",
+    )
     assert lint(source, CODE) == []
+
+
+# LMFlow's LISA diffusion trainer: `--mixed_precision` defaults to "no"; under `--mixed_precision
+# fp16` (a run under that option) the accelerator is fp16 and its `backward` scales the loss, though
+# what that run records of the file's loss scaling does not outlive it.
+ACCELERATE_OPTION = """
+    import argparse
+
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from diffusers import UNet2DConditionModel
+
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--mixed_precision", type=str, default="no", choices=["no", "fp16", "bf16"])
+        args = parser.parse_args()
+        accelerator = Accelerator(mixed_precision=args.mixed_precision)
+        weight_dtype = torch.float16 if accelerator.mixed_precision == "fp16" else torch.float32
+        unet = accelerator.prepare_model(UNet2DConditionModel.from_pretrained("sd-v1-5", subfolder="unet"))
+        for batch in loader:
+            pred = unet(batch["x"].to(weight_dtype))
+            loss = F.mse_loss(pred.float(), batch["y"].float())
+            BACKWARD
+
+
+    def log_validation(pipeline, accelerator):
+        with torch.autocast("cuda", enabled=accelerator.mixed_precision == "fp16"):
+            return pipeline("a photo")
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("backward", "reported"),
+    [("accelerator.backward(loss)", False), ("loss.backward()", True)],
+)
+def test_accelerate_scales_under_its_fp16_option(backward: str, reported: bool) -> None:
+    findings = lint(ACCELERATE_OPTION.replace("BACKWARD", backward), CODE)
+    assert len(findings) == (1 if reported else 0)

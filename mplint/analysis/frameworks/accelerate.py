@@ -102,6 +102,13 @@ def setting(accelerator: Value, attr: str) -> Value | None:
     return UNKNOWN if setting is None else const(setting)
 
 
+def scales_losses(accelerator: Value) -> bool:
+    """Whether `accelerator.backward(loss)` scales the loss: an accelerator known to run fp16
+    (`self.scaler.scale(loss).backward()`), on whichever path the call is read (the file-wide record
+    of loss scaling does not outlive a run under an option such as `--mixed_precision fp16`)."""
+    return accelerator.op == ACCELERATOR and accelerator.payload is Precision.FP16
+
+
 # The `mixed_precision` setting that gives each precision.
 _SETTINGS = {precision: name for name, precision in MIXED_PRECISION.items()}
 

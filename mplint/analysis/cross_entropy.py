@@ -11,7 +11,9 @@ log-softmax's result is one of:
   a factor of a product, and negated on its way into the loss: soft-target and label-smoothing
   cross-entropy, `-(targets * log_probs).sum(-1)`, `-log_probs.mean(dim=1)`,
   `xent - alpha * log_probs.mean(-1)`. A mean or sum over every dimension at once
-  (`-log_probs.mean()`) is no cross-entropy over the classes: it stays reported.
+  (`-log_probs.mean()`) is no cross-entropy over the classes: it stays reported, and so does a
+  product whose other factor is a model's `softmax` (a teacher's probabilities: distillation, the
+  log-probs weighed as values).
 Held in a name, the name is bound once in the function, by that assignment, and read only so:
 never returned, stored, gathered or indexed, nor declared global. Read from the function's code;
 what a call is (`nll_loss`, a `sum`, the dims they are given) comes from the precision model.

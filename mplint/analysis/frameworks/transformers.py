@@ -161,7 +161,8 @@ def arguments(kwargs: dict[str, Value], defaults: dict[str, Value] | None = None
         return Value(Kind.INSTANCE, op=DEEPSPEED_ARGUMENTS[precision], items=flags)
     fsdp = settings["fsdp"].const if "fsdp" in settings else ""
     known = known and deepspeed in (None, const(None)) and fsdp in ("", None, False)
-    return Value(Kind.INSTANCE, op=ARGUMENTS[precision], items=((SETTINGS_KNOWN, const(True)),) * known + flags)
+    settings_known = ((SETTINGS_KNOWN, const(True)),) if known else ()
+    return Value(Kind.INSTANCE, op=ARGUMENTS[precision], items=settings_known + flags)
 
 
 def argument_parser(args: list[Value], kwargs: dict[str, Value]) -> Value:

@@ -107,6 +107,11 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
             args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
+    if callee.kind is Kind.MODULE and isinstance(callee.payload, str):
+        functional = api.functional_module(callee.payload)
+        if functional is not None:  # `nn.LogSoftmax(dim=2)(x)`: `F.log_softmax(x, dim=2)`
+            function, kwargs = functional[0], {**dict(callee.items), **kwargs}
+            callee = dotted(function)
     inherited_output = _inherited_forward(self, node, ctx, args, kwargs) if inherited is None else None
     if inherited_output is not None:
         return inherited_output
@@ -436,7 +441,7 @@ def call_named(
         if self.constructing:
             # A layer an `__init__` builds (directly or in a helper it calls): part of that class's tree.
             self.builds.setdefault(self.constructing[-1], []).append(node)
-        return self.built_module(node, path, function, kwargs)
+        return self.built_module(node, path, function, args, kwargs)
     if function.startswith("torch.") and leaf in (
         "randn",
         "rand",

@@ -461,6 +461,20 @@ def is_nn_module_class(name: str) -> bool:
     return module.startswith("torch.nn") and leaf[:1].isupper() and not module.startswith("torch.nn.functional")
 
 
+# Modules that hold no weights and run one functional op on their input with the settings they were
+# built with: `nn.LogSoftmax(dim=2)(out_head)` is `F.log_softmax(out_head, dim=2)` (EAGLE's distillation
+# loss). Class name -> (the function, its constructor's parameters in order).
+FUNCTIONAL_MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "LogSoftmax": ("torch.nn.functional.log_softmax", ("dim",)),
+    "Softmax": ("torch.nn.functional.softmax", ("dim",)),
+}
+
+
+def functional_module(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """The function a torch module class runs (`torch.nn.LogSoftmax`), when it is one of those."""
+    return FUNCTIONAL_MODULES.get(last_part(name)) if is_nn_module_class(name) else None
+
+
 def is_module_base(name: str) -> bool:
     """A base class that makes a class an nn.Module (torch's, or a Hugging Face pretrained model)."""
     return (

@@ -106,14 +106,21 @@ def loaded_model(self: Interpreter, node: cst.Call, path: str, kwargs: dict[str,
     return Value(Kind.MODULE, Precision.UNKNOWN, identity=node)
 
 
-def built_module(self: Interpreter, node: cst.Call, path: str, function: str, kwargs: dict[str, Value]) -> Value:
+def built_module(
+    self: Interpreter, node: cst.Call, path: str, function: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
     """`nn.Linear(..., dtype=cfg["dtype"])`: a module of torch.nn whose parameters are built in the
     dtype it is given, else in the default dtype. Its class (`function`) is its payload: a loop
-    over a model's submodules casts it by its class."""
+    over a model's submodules casts it by its class. A module that runs one function
+    (`nn.LogSoftmax(dim=-1)`) keeps the settings it is built with as its items, handed to that
+    function when it is called."""
+    functional = api.functional_module(function)
+    settings = {**dict(zip(functional[1], args, strict=False)), **kwargs} if functional is not None else {}
     requested = self.dtype_value(kwargs["dtype"]) if "dtype" in kwargs else None
     if requested is None:
         precision, origin = self.default_dtype_at(path, Precision.FP32)
-        return Value(Kind.MODULE, precision, origin=origin, payload=function, identity=node)
+        items = tuple(sorted(settings.items()))
+        return Value(Kind.MODULE, precision, origin=origin, payload=function, items=items, identity=node)
     origin = Origin("", f"built in {requested.value}", path, node) if requested.is_low else None
     return Value(Kind.MODULE, requested, origin=origin, payload=function, identity=node)
 

@@ -1790,3 +1790,163 @@ CLASSIFICATION_LOSSES = [
 @pytest.mark.parametrize("source", CLASSIFICATION_LOSSES)
 def test_cross_entropy_written_out_is_a_classification_loss(source: str) -> None:
     check(source, CODE)
+
+
+# Weightless modules that run one function (`nn.LogSoftmax(dim=2)(x)` is `F.log_softmax(x, dim=2)`):
+# built inline (EAGLE's distillation loss), held by a model, or in a name; their settings (`dim`) count.
+LOG_SOFTMAX_MODULES = [
+    bug(
+        "built-inline-over-a-teacher-distribution",
+        """
+        import torch
+        from torch import nn
+
+        head = nn.Linear(4096, 32000).half()
+
+        def compute_loss(target, predict):
+            with torch.no_grad():
+                target_p = nn.Softmax(dim=2)(head(target))
+            out_logp = nn.LogSoftmax(dim=2)(head(predict))  # expect: MP001
+            return -torch.sum(torch.sum(target_p * out_logp, 2))
+        """,
+    ),
+    bug(
+        "held-by-a-half-model",
+        """
+        import torch
+        from torch import nn
+
+        class Policy(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Linear(512, 32000)
+                self.log_softmax = nn.LogSoftmax(-1)
+
+            def forward(self, x, actions):
+                logp = self.log_softmax(self.body(x))  # expect: MP001
+                return logp.gather(-1, actions[..., None])
+
+        policy = Policy().to(torch.bfloat16)
+
+        def ratio(states, actions, old_logp):
+            return torch.exp(policy(states, actions) - old_logp)
+        """,
+    ),
+    ok(
+        "upcast-first",
+        """
+        import torch
+        from torch import nn
+
+        head = nn.Linear(4096, 32000).half()
+        log_softmax = nn.LogSoftmax(dim=-1)
+
+        def token_logp(hidden, tokens):
+            return log_softmax(head(hidden).float()).gather(-1, tokens[..., None])
+        """,
+    ),
+    ok(
+        "a-classifiers-loss-through-nll",
+        """
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        model = nn.Linear(512, 10).half()
+        log_softmax = nn.LogSoftmax(dim=1)
+
+        def loss_fn(x, y):
+            return F.nll_loss(log_softmax(model(x)), y)
+        """,
+    ),
+    ok(
+        "a-softmax-module-alone",
+        """
+        import torch
+        from torch import nn
+
+        model = nn.Linear(512, 10).half()
+        probs = nn.Softmax(dim=-1)(model(torch.randn(2, 512)))
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", LOG_SOFTMAX_MODULES)
+def test_log_softmax_modules_are_the_function(source: str) -> None:
+    check(source, CODE)
+
+
+# Log-probs taken under `torch.inference_mode()` are values all the same: answer scores (best-of-n,
+# multiple-choice scoring by mean log-prob, as reasoning-from-scratch's labelled bugs), a DPO loss's
+# reference log-probs, a drafter's candidate ranking. `torch.no_grad()` is no sign either: RL code takes
+# its old log-probs there.
+INFERENCE = [
+    bug(
+        "answer-scoring-in-a-decorated-helper",
+        """
+        import torch
+        from torch import nn
+
+        model = nn.Linear(4096, 32000).to(torch.bfloat16)
+
+        @torch.inference_mode()
+        def avg_logprob_answer(hidden, answer_ids):
+            logprobs = torch.log_softmax(model(hidden), dim=-1)  # expect: MP001
+            return logprobs.gather(-1, answer_ids[..., None]).mean()
+
+        def best_of_n(candidates):
+            return max(candidates, key=lambda c: avg_logprob_answer(c.hidden, c.ids))
+        """,
+    ),
+    bug(
+        "no-grad-old-log-probs-of-a-rollout",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", torch_dtype=torch.bfloat16)
+
+        def logprobs(input_ids):
+            logits = policy(input_ids).logits
+            return F.log_softmax(logits, dim=-1).gather(-1, input_ids[..., None])  # expect: MP001
+
+        @torch.no_grad()
+        def rollout(input_ids):
+            return logprobs(input_ids)
+
+        def ppo_step(input_ids):
+            old_logp = rollout(input_ids)
+            return torch.exp(logprobs(input_ids) - old_logp)
+        """,
+    ),
+    bug(
+        "reference-log-probs-of-a-run-that-trains",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", torch_dtype=torch.bfloat16)
+        reference = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-7B", torch_dtype=torch.bfloat16)
+
+        def logps(model, input_ids):
+            logits = model(input_ids).logits
+            return F.log_softmax(logits, dim=-1).gather(-1, input_ids[..., None]).sum(1)  # expect: MP001
+
+        @torch.inference_mode()
+        def reference_logps(input_ids):
+            return logps(reference, input_ids)
+
+        def dpo_step(chosen, rejected, ref_chosen, ref_rejected):
+            margin = (logps(policy, chosen) - ref_chosen) - (logps(policy, rejected) - ref_rejected)
+            F.logsigmoid(0.1 * margin).mean().neg().backward()
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize("source", INFERENCE)
+def test_log_probs_without_gradients_are_values_all_the_same(source: str) -> None:
+    check(source, CODE)

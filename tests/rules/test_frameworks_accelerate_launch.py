@@ -147,6 +147,18 @@ def test_the_only_config_applies_without_a_launch_command(tmp_path: Path) -> Non
     check_files(project({"configs/accelerate.yaml": DEEPSPEED_BF16}, launch=None, bf16_logits=True), "MP001", tmp_path)
 
 
+def test_a_config_beside_another_folders_scripts_is_theirs(tmp_path: Path) -> None:
+    """SafeAILab/EAGLE: eagle/traineagle3/default_config.yaml (DeepSpeed) beside traineagle3's own
+    main.py, named by no command, is not the launch of the accelerate trainer in another folder."""
+    files = {
+        **project({}, launch=None),
+        "eagle3/default_config.yaml": DEEPSPEED_BF16,
+        "eagle3/main.py": "import deepspeed\n",
+        "requirements.txt": "accelerate\n",
+    }
+    check_files(files, "MP001", tmp_path)
+
+
 QUIET = [
     pytest.param(
         {"accelerate_config.yaml": DEEPSPEED_BF16.replace("mixed_precision: 'bf16'", "mixed_precision: 'no'")},

@@ -9,9 +9,12 @@ and DeepSpeedExamples (a JSON config file beside the script)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
+
+from mplint.api import lint_paths
 
 from .casekit import bug, check, check_files, lint, ok
 
@@ -596,7 +599,10 @@ SET_DEFAULT = 'train_config.setdefault("bf16", {})\n            train_config["bf
         pytest.param(PATH_FROM_FILE, SET_DEFAULT, "deepspeed --module ppo_pkg.ppo --bf16 True", "MP001", id="module"),
         pytest.param(PATH_FROM_FILE, SET_DEFAULT, "python -m ppo_pkg.ppo.main --bf16 True", "MP001", id="main-file"),
         pytest.param(
-            ("Path(os.path.dirname(__file__))", "open(os.path.join(os.path.dirname(__file__), 'ds_train_config_template.json'))"),
+            (
+                "Path(os.path.dirname(__file__))",
+                "open(os.path.join(os.path.dirname(__file__), 'ds_train_config_template.json'))",
+            ),
             'train_config.update({"bf16": {"enabled": bf16}})',
             "deepspeed --module ppo_pkg.ppo --bf16 True",
             "MP001",
@@ -679,3 +685,83 @@ def test_a_json_file_larger_than_a_config_is_data_and_not_read(padding: int, bug
         logp = engine(torch.randn(2, 64)).log_softmax(-1){mark}
     """
     check_files({"ds_config.json": config, "train.py": source}, "MP001", tmp_path)
+
+
+# EAGLE's main_deepspeed.py: `deepspeed.initialize(args=args, ...)` with no config in code reads the file
+# `--deepspeed_config` names (deepspeed 0.18.3 `__init__.py`); given by no command, DeepSpeed cannot
+# start without one, so it runs with a config of the repository that the script can reach.
+ARGS_CONFIG_SCRIPT = """
+    import argparse
+
+    import deepspeed
+    import torch
+    from torch import nn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--local_rank", type=int, default=-1)
+    parser = deepspeed.add_config_arguments(parser)
+    args = parser.parse_args()
+
+    head = nn.Linear(4096, 32000)
+    head_engine, _, _, _ = deepspeed.initialize(args=args, model=head, model_parameters=head.parameters())
+
+    def compute_loss(predict, target):
+        with torch.no_grad():
+            target_p = nn.Softmax(dim=2)(head_engine(target))
+        out_logp = nn.LogSoftmax(dim=2)(head_engine(predict))  # MARK
+        return -torch.sum(torch.sum(target_p * out_logp, 2))
+"""
+FP16_CONFIG = '{"train_micro_batch_size_per_gpu": 2, "fp16": {"enabled": "true", "loss_scale": 0}}'
+FP32_CONFIG = '{"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 2}}'
+BF16_CONFIG = '{"train_batch_size": 16, "bf16": {"enabled": true}}'
+
+
+@pytest.mark.parametrize(
+    ("configs", "bug"),
+    [
+        pytest.param({"train/ds_config.json": FP16_CONFIG}, "MP001", id="one-beside-it-fp16-enabled-as-a-string"),
+        pytest.param({"configs/ds_bf16.json": BF16_CONFIG}, "MP001", id="one-in-a-folder-of-configs"),
+        pytest.param(
+            {"configs/ds_bf16.json": BF16_CONFIG, "configs/ds_fp16.json": FP16_CONFIG}, "MP001", id="all-half"
+        ),
+        pytest.param({"train/ds_config.json": FP32_CONFIG}, None, id="one-fp32"),
+        pytest.param(
+            {"configs/ds_bf16.json": BF16_CONFIG, "configs/ds_fp32.json": FP32_CONFIG}, None, id="they-differ"
+        ),
+        pytest.param(
+            {"other/ds_config.json": FP16_CONFIG, "other/main.py": "print('another trainer')\n"},
+            None,
+            id="beside-another-folders-script",
+        ),
+        pytest.param({"train/ds_config.json": FP16_CONFIG.replace('"true"', '"auto"')}, None, id="auto"),
+    ],
+)
+def test_a_script_that_needs_a_config_runs_with_one_it_can_reach(
+    configs: dict[str, str], bug: str | None, tmp_path: Path
+) -> None:
+    script = ARGS_CONFIG_SCRIPT.replace("# MARK", f"# expect: {bug}" if bug else "")
+    check_files({"train/main_deepspeed.py": script, "requirements.txt": "deepspeed\n", **configs}, "MP001", tmp_path)
+
+
+@pytest.mark.parametrize(("config", "bug"), [(BF16_CONFIG, "MP001"), (FP32_CONFIG, None)])
+def test_a_config_named_on_the_command_line(config: str, bug: str | None, tmp_path: Path) -> None:
+    script = ARGS_CONFIG_SCRIPT.replace("# MARK", f"# expect: {bug}" if bug else "")
+    files = {
+        "train/main_deepspeed.py": script,
+        # Another config a command does not name: the script runs with the one its command gives.
+        "train/ds_other.json": FP16_CONFIG if bug is None else FP32_CONFIG,
+        "configs/zero2.json": config,
+        "scripts/train.sh": "deepspeed train/main_deepspeed.py --deepspeed_config configs/zero2.json\n",
+        "requirements.txt": "deepspeed\n",
+    }
+    check_files(files, "MP001", tmp_path)
+
+
+def test_the_message_names_the_config_the_engine_runs_with(tmp_path: Path) -> None:
+    script = ARGS_CONFIG_SCRIPT.replace("# MARK", "")
+    files = {"train/main_deepspeed.py": script, "requirements.txt": "deepspeed\n", "train/ds_config.json": FP16_CONFIG}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
+    assert "made float16 by deepspeed.initialize with train/ds_config.json" in finding.message

@@ -5,17 +5,22 @@ interpreter like torch's own API. mplint never imports a framework."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+from mplint.repository import marked_root
 
 
 def read_json_config(name: str, script: str) -> tuple[str, object] | None:
     """A config file (a DeepSpeed config, a training script's own) named relative to the script at
-    `script` or to the working directory (where the framework resolves it when the script runs from
-    the root): its path and its data, or None when there is no such readable file. JSON, or YAML read
-    as `accelerate_launch.scalars` reads it (top-level keys and one level below, values as written)."""
+    `script`, to the working directory or to the script's repository root (where the framework
+    resolves it when the script runs from the root, as launch commands run it): its path and its
+    data, or None when there is no such readable file. JSON, or YAML read as
+    `accelerate_launch.scalars` reads it (top-level keys and one level below, values as written)."""
     from mplint.analysis.frameworks.accelerate_launch import LARGEST_TEXT, read_text, scalars  # they import this
 
-    for base in (Path(script).parent, Path.cwd()):
+    root = marked_root(os.path.abspath(script))
+    for base in (Path(script).parent, Path.cwd(), *([Path(root)] if root is not None else [])):
         candidate = base / name
         # A larger file is data (`json.load(open(os.path.join(here, "data", "train.json")))`), not read.
         text = read_text(str(candidate), LARGEST_TEXT)

@@ -123,15 +123,45 @@ def launch_of(script: str, run_root: str) -> Launch:
         named.append(config)
     deepspeed_files = (config.deepspeed_file for config in configs if config.deepspeed_file is not None)
     read = tuple(sorted({*by_path, *deepspeed_files, *(command.file for command in commands)}))
+    # Unnamed, a config beside another folder's scripts is theirs (EAGLE's traineagle3/default_config.yaml
+    # is not eagle/train/main.py's); one in a folder of configs may be any script's.
+    reachable = [config for config in configs if _reaches(config.path, script_path)]
     chosen = {config.effect if config else None for config in named}
     if len(chosen) == 1 and named[0] is not None:
         # The configs no command names are other ways to launch it (orpo ships ds2.yaml beside the
         # fsdp.yaml its scripts name); those named for other scripts are theirs.
-        unnamed = [config for config in configs if config.path not in named_anywhere]
+        unnamed = [config for config in reachable if config.path not in named_anywhere]
         return Launch(named[0], _alternatives(unnamed, exclude=named[0].effect), read)
-    if len(_by_effect(configs)) == 1 and not named:
-        return Launch(configs[0], (), read)
-    return Launch(None, _alternatives(configs), read)
+    if len(_by_effect(reachable)) == 1 and not named:
+        return Launch(reachable[0], (), read)
+    return Launch(None, _alternatives(reachable), read)
+
+
+def _reaches(config: str, script: str) -> bool:
+    """Whether a launch config no command names may be the script's: it lies in the script's folder
+    or above it, or in a folder without Python files of its own (`configs/`, `accelerate_configs/`)."""
+    folder = os.path.dirname(config)
+    if os.path.dirname(script).startswith(folder + os.sep) or os.path.dirname(script) == folder:
+        return True
+    try:
+        return not any(name.endswith(".py") for name in os.listdir(folder))
+    except OSError:
+        return True
+
+
+def reachable_json(script: str, run_root: str) -> Iterator[tuple[str, dict[str, object]]]:
+    """The repository's small JSON objects that a launch of the script may name as its config: in
+    the script's folder or above it, or in a folder of configs (`_reaches`)."""
+    script_path = os.path.abspath(script)
+    for path, text in repository_texts(repository_root(script, run_root)):
+        if not path.endswith(".json") or not _reaches(path, script_path):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            yield path, data
 
 
 def _by_effect(configs: list[LaunchConfig]) -> dict[tuple[Precision | None, bool, bool], list[LaunchConfig]]:

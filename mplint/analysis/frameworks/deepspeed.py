@@ -5,6 +5,8 @@ Read from deepspeed 0.18.3 (`pip download deepspeed==0.18.3`):
   config_params)` returns `(engine, engine.optimizer, engine.training_dataloader,
   engine.lr_scheduler)`; `config_params` is `config`'s old name, and without either the config is
   the JSON file `args.deepspeed_config` names.
+- `runtime/config_utils.py` `DeepSpeedConfigModel`: the sections are pydantic models in lax mode, so
+  `"enabled": "true"` is on (`"false"` off), and an `"auto"` value is dropped before validation.
 - `runtime/engine.py` `_configure_distributed_model`: `fp16.enabled` -> `self.module.half()`,
   else `bf16.enabled` (or the old key `bfloat16`, `runtime/precision_config.py`) ->
   `self.module.bfloat16()`, else the module is left as it is. The engine's forward is the module's.
@@ -15,13 +17,14 @@ Read from deepspeed 0.18.3 (`pip download deepspeed==0.18.3`):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Value, alternatives
+from mplint.analysis.values import NOT_GIVEN, UNKNOWN, Kind, Precision, Value, alternatives
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -39,6 +42,13 @@ CONFIG_ARGUMENTS = (
 # `initialize`'s positional parameters, in order, as far as precision needs them.
 POSITIONAL = ("args", "model", "optimizer")
 CONFIG_KEYWORDS = ("config", "config_params")
+# The options of `add_config_arguments` that name the config file when no config is passed in code.
+CONFIG_OPTIONS = ("deepspeed_config", "deepscale_config")
+# Strings pydantic's lax mode reads as booleans (pydantic 2 `str_to_bool`), as DeepSpeed's sections do.
+TRUE_STRINGS = frozenset({"true", "1", "yes", "on", "t", "y"})
+FALSE_STRINGS = frozenset({"false", "0", "no", "off", "f", "n"})
+# Top-level settings that make a JSON file a DeepSpeed config.
+CONFIG_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "zero_optimization", "fp16", "bf16")
 # Sections of the config that turn a half dtype on, in the order the engine tests them.
 HALF_SECTIONS = (("fp16", Precision.FP16), ("bf16", Precision.BF16), ("bfloat16", Precision.BF16))
 
@@ -54,12 +64,16 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     path = ctx.scope.module.path
     self.loss_scaling_paths.add(path)
     precision = precision_of(config_of(args, kwargs, self.read_config_file(path)))
+    source = _config_file_named(args, kwargs)
+    if precision is None and _config_not_given(args, kwargs):
+        precision, source = reachable_precision(self, self.entry or path)
     model = argument("model", args, kwargs) or UNKNOWN
     optimizer = argument("optimizer", args, kwargs)
     if optimizer is not None and isinstance(optimizer.payload, cst.Call) and precision is not Precision.FP32:
         self.give_master_weights([optimizer.payload])
     if precision is not None and precision.is_low:
-        engine = self.cast(model, precision, node, ctx, how=f"made {precision.value} by deepspeed.initialize")
+        how = f"made {precision.value} by deepspeed.initialize" + (f" with {source}" if source else "")
+        engine = self.cast(model, precision, node, ctx, how=how)
     elif precision is Precision.FP32 or model.precision.is_low:
         engine = model
     else:
@@ -75,17 +89,67 @@ def argument(name: str, args: list[Value], kwargs: dict[str, Value]) -> Value | 
     return args[index] if index < len(args) else None
 
 
+def _config_file_named(args: list[Value], kwargs: dict[str, Value]) -> str | None:
+    """The config file's name as the code or a launch command gives it, when the config is a file."""
+    given = next((kwargs[keyword] for keyword in CONFIG_KEYWORDS if keyword in kwargs), None)
+    parsed = argument("args", args, kwargs)
+    if given is None and parsed is not None and parsed.kind is Kind.DICT:
+        given = next((found for option in CONFIG_OPTIONS if (found := parsed.item(option)) is not None), None)
+    return given.const if given is not None and isinstance(given.const, str) else None
+
+
 def config_of(args: list[Value], kwargs: dict[str, Value], read_json: Callable[[str], object]) -> Config | None:
-    """The config `initialize` reads: a dict built in code, or a JSON file named by a string."""
+    """The config `initialize` reads: a dict built in code, or a JSON file named by a string; without
+    either, the file `args.deepspeed_config` names (given by the repository's launch commands)."""
     value = next((kwargs[keyword] for keyword in CONFIG_KEYWORDS if keyword in kwargs), None)
     if value is None:
-        return None  # `args.deepspeed_config`: a file named on the command line
+        parsed = argument("args", args, kwargs)
+        if parsed is None or parsed.kind is not Kind.DICT:
+            return None
+        value = next((found for option in CONFIG_OPTIONS if (found := parsed.item(option)) is not None), None)
+        if value is None:
+            return None
     if value.kind is Kind.DICT:
         return value
     if isinstance(value.const, str):
         data = read_json(value.const)
         return data if isinstance(data, dict) else None
     return None
+
+
+def _config_not_given(args: list[Value], kwargs: dict[str, Value]) -> bool:
+    """`initialize(args=args, ...)` with no config in code and `--deepspeed_config` not given by any
+    launch command: as written, it cannot start (`deepspeed/__init__.py` asserts a config)."""
+    if any(keyword in kwargs for keyword in CONFIG_KEYWORDS):
+        return False
+    parsed = argument("args", args, kwargs)
+    given = parsed.item(CONFIG_OPTIONS[0]) if parsed is not None and parsed.kind is Kind.DICT else None
+    return given is not None and given.op == NOT_GIVEN
+
+
+def reachable_precision(self: Interpreter, script: str) -> tuple[Precision | None, str | None]:
+    """What the config a script that needs `--deepspeed_config` runs with makes of the engine, when
+    the repository's DeepSpeed configs it can reach (`accelerate_launch.reachable_json`) agree on it
+    (EAGLE's main_deepspeed.py beside its one ds_config.json; HALF where each turns fp16 or bf16 on),
+    with the configs' names from the repository's root; None when there are none or they differ."""
+    from mplint.analysis.frameworks.accelerate_launch import reachable_json, repository_root  # they import this
+
+    found = [(path, data) for path, data in reachable_json(script, self.index.root) if _is_config(data)]
+    self.data_files.update(path for path, _ in found)
+    joined: Precision | None = None
+    for precision in (precision_of(data) for _, data in found):
+        if precision is None:
+            return None, None
+        joined = precision if joined is None else joined.join(precision)
+    if joined is None or joined is Precision.UNKNOWN:
+        return None, None
+    root = repository_root(script, self.index.root)
+    return joined, " or ".join(os.path.relpath(path, root) for path, _ in found)
+
+
+def _is_config(data: dict[str, object]) -> bool:
+    """A DeepSpeed config, by the settings every one of them gives (a batch size, a ZeRO section, precision)."""
+    return any(key in data for key in CONFIG_KEYS)
 
 
 def precision_of(config: Config | None) -> Precision | None:
@@ -113,7 +177,7 @@ def _item(config: Config, key: str) -> Config | None | bool:
     """`config[key]`; False when the config has no such key, None when the key's value is unknown."""
     if isinstance(config, dict):
         found = config.get(key, False)
-        return found if isinstance(found, (dict, bool)) else None
+        return found if isinstance(found, (dict, bool)) else _boolean(found)
     if config.kind is not Kind.DICT:
         return None
     item = config.item(key)
@@ -121,7 +185,15 @@ def _item(config: Config, key: str) -> Config | None | bool:
         return False
     if item.kind is Kind.DICT:
         return item
-    return item.const if isinstance(item.const, bool) else None
+    return item.const if isinstance(item.const, bool) else _boolean(item.const)
+
+
+def _boolean(written: object) -> bool | None:
+    """A value pydantic's lax mode reads as a boolean (`"true"`, `1`); None otherwise (`"auto"`)."""
+    if isinstance(written, int) and written in (0, 1):
+        return bool(written)
+    text = written.lower() if isinstance(written, str) else None
+    return True if text in TRUE_STRINGS else False if text in FALSE_STRINGS else None
 
 
 def _enabled(section: Config | None | bool) -> bool | None:

@@ -133,17 +133,33 @@ def function_options(path: str, function: str, run_root: str) -> LaunchOptions |
 
 
 def repository_commands_give(script: str, run_root: str, dests: frozenset[str]) -> tuple[bool, tuple[str, ...]]:
-    """Whether a launch command of the repository of `script` gives any script one of the options
-    `dests` (`--deepspeed ds_z3.json`), with the files read to tell."""
+    """Whether a launch command of the repository of `script` gives one of its scripts one of the
+    options `dests` (`--deepspeed ds_z3.json`), with the files read to tell. A command that starts
+    code from elsewhere (Online-RLHF's README: `torchrun -m axolotl.cli.train ... --deepspeed`) does
+    not count."""
     root = repository_root(script, run_root)
     read: list[str] = []
     for path, text in repository_texts(root):
         if not path.endswith(LAUNCH_SUFFIXES) or not any(f"--{dest}" in text for dest in dests):
             continue
         read.append(path)
-        if any(dests.intersection(options) for _, options in _commands(path, text)):
-            return True, tuple(read)
+        for launched, options in _commands(path, text):
+            if dests.intersection(options) and _of_the_repository(launched, path, root):
+                return True, tuple(read)
     return False, tuple(read)
+
+
+def _of_the_repository(launched: str, launch_file: str, root: str) -> bool:
+    """Whether a command's script (a path, or a module after `-m`) is code of the repository at `root`:
+    the path names a file from the launch file's folder or the root, the module's top package (or
+    module) lies at the root or in its `src/`."""
+    if launched.endswith(".py"):
+        return any(os.path.isfile(os.path.join(base, launched)) for base in (os.path.dirname(launch_file), root))
+    top = launched.split(".")[0]
+    return any(
+        os.path.isdir(os.path.join(base, top)) or os.path.isfile(os.path.join(base, f"{top}.py"))
+        for base in (root, os.path.join(root, "src"))
+    )
 
 
 def _gathered(given: list[_Command], read: list[str], root: str) -> LaunchOptions:

@@ -634,6 +634,19 @@ def test_a_script_no_command_starts_runs_as_the_commands_that_start_its_code(
     check_files(files, "MP003", tmp_path)
 
 
+def test_a_command_that_starts_code_from_elsewhere_is_not_one_of_the_repositorys(tmp_path: Path) -> None:
+    """Online-RLHF's README trains its SFT model with `torchrun -m axolotl.cli.train ... --deepspeed`:
+    axolotl is no code of the repository, so its `--deepspeed` says nothing of how `train.py` runs."""
+    files = {
+        "pyproject.toml": '[project]\nname = "llava"\n',
+        "llava/__init__.py": "",
+        "llava/train/__init__.py": "",
+        "llava/train/train.py": LLAVA_TRAIN.format(dtype="torch.bfloat16", expect="  # expect: MP003"),
+        "README.md": "    torchrun --nproc_per_node 8 -m axolotl.cli.train sft.yaml --deepspeed ../configs/ds_z3.json\n",
+    }
+    check_files(files, "MP003", tmp_path)
+
+
 # TRL's trainers as GRPO repositories copy them (X-R1's XGRPOTrainer): the model is named by a string,
 # loaded in the subclass's `__init__` with the arguments' `model_init_kwargs`, and handed to the
 # Trainer's `__init__`, which stores it as `self.model`; `compute_loss` is given that model, prepared.

@@ -100,6 +100,8 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         params = fact.arg(0, "params")
         if params is None or params.kind is not Kind.PARAMS or not limits.may_be_fp16(params.precision):
             return None
+        if self.precision.has_master_weights(fact.node, fact.condition):
+            return None  # a framework steps fp32 copies (DeepSpeed's wrapper): eps is added in fp32
         given = fact.arg(_EPS_POSITION, "eps")
         choices = limits.numbers(given) if given is not None else (default,)
         underflowing = [eps for eps in choices if limits.underflows_fp16(eps)]

@@ -204,6 +204,21 @@ CASES = [
         optimizer = torch.optim.AdamW(**optim_kwargs)
     """,
     ),
+    # hallo's stage-1 trainer: fp16 UNets under an accelerate launch config that runs DeepSpeed, whose
+    # optimizer wrapper steps fp32 copies of the weights (eps is added in fp32).
+    ok(
+        "deepspeed-steps-fp32-masters",
+        """
+        import deepspeed
+        import torch
+
+        net = torch.nn.Linear(512, 512).cuda().to(dtype=torch.float16)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-5, eps=1e-8)
+        engine, optimizer, _, _ = deepspeed.initialize(
+            model=net, optimizer=optimizer, config={"train_batch_size": 8, "fp16": {"enabled": True}}
+        )
+    """,
+    ),
     ok(
         "params-of-unknown-module",
         """

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
@@ -54,6 +55,12 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
             # `ds_config["fp16"] = {...}`, `group["params"] = params`: the dict as a whole holds the
             # item too, where it is returned, spread (`SGD(**group)`) or handed to a framework.
             self.assign(target.value, with_items(container, {stored.const: value}), ctx)
+        elif container.kind is Kind.DICT and stored.const is None and value.op == api.PARAMETER_OP:
+            # `self.learnable_params[k] = nn.Parameter(...)` in a loop (self-adaptive-llms' SVF vectors):
+            # parameters under keys not known, pooled as the dict's values.
+            from mplint.analysis.expressions import sequence  # it imports this module
+
+            _pool(self, target.value, container, sequence((value,)), ctx)
 
 
 def with_items(container: Value, items: dict[str, Value]) -> Value:
@@ -275,15 +282,20 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
         if table.kind is Kind.DICT:
             # `param_group[(block_type, block_index)].append(p)` (sd-scripts' blockwise optimizers): lists
             # under keys not known, pooled as the table's values.
-            pooled = combine_params([table.item(ANY_KEY) or UNKNOWN, value])
-            items = (*(item for item in table.items if item[0] != ANY_KEY), (ANY_KEY, pooled))
-            self.assign(target.value, table.with_(items=items), ctx)
+            _pool(self, target.value, table, value, ctx)
         return
     current = self.eval(target, ctx)
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
     elif expression.func.attr.value == "append" and (elements := _literal_values(current)) is not None:
         self.assign(target, current.with_(payload=(*elements, value)), ctx)
+
+
+def _pool(self: Interpreter, target: cst.BaseExpression, table: Value, params: Value, ctx: Context) -> None:
+    """Add `params` to the parameters the dict `table` (bound to `target`) holds under keys not known."""
+    pooled = combine_params([table.item(ANY_KEY) or UNKNOWN, params])
+    items = (*(item for item in table.items if item[0] != ANY_KEY), (ANY_KEY, pooled))
+    self.assign(target, table.with_(items=items), ctx)
 
 
 def _key_not_known(self: Interpreter, target: cst.Subscript, ctx: Context) -> bool:

@@ -14,7 +14,7 @@ from mplint.analysis import configuration, file_paths, registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import binding_key, with_items
 from mplint.analysis.configuration import NAMESPACE, PARSER
-from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers
+from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers, sequence
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
 from mplint.analysis.frameworks import (
     accelerate,
@@ -364,7 +364,8 @@ def call_named(
     if function in MODULE_IMPORTERS and args and isinstance(args[0].const, str):
         return dotted(_imported_module(function, args[0].const, kwargs))
     if function in api.PARAMETER_CLASSES:
-        return first.with_(op=api.PARAMETER_OP) if first.kind is Kind.TENSOR else UNKNOWN
+        data = first if args else kwargs.get("data", UNKNOWN)  # `nn.Parameter(data=torch.randn(...))`
+        return data.with_(op=api.PARAMETER_OP) if data.kind is Kind.TENSOR else UNKNOWN
     if function == "tyro.cli" and args:
         return self.parsed_dataclass(node, ctx, args[0])  # `args = tyro.cli(Args)`: its defaults, as launched
     if function == "dataclasses.field":
@@ -514,6 +515,9 @@ def call_method(
     if pooled is not None and method in ("values", "items"):
         # The lists stored under keys not known: `for key, group in param_group.items()`.
         return pooled if method == "values" else Value(Kind.ANY, op="zip", payload=(UNKNOWN, pooled))
+    if receiver.kind is Kind.DICT and receiver.op is None and receiver.items and method == "values":
+        # `list(self.learnable_params.values())`: what is stored under each known key, as a list holds it.
+        return sequence(tuple(value for _, value in receiver.items))
     if receiver.kind is Kind.DICT and method in ("setdefault", "update") and isinstance(node.func, cst.Attribute):
         return _dict_mutation(self, node.func.value, ctx, receiver, method, args, kwargs)
     if receiver.kind is Kind.DICT:

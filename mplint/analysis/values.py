@@ -332,11 +332,18 @@ def _join_items(
     left: tuple[tuple[str, Value], ...], right: tuple[tuple[str, Value], ...]
 ) -> tuple[tuple[str, Value], ...]:
     """The items (attributes, dict keys) both paths hold, each joined: a model built by either of
-    two branches still holds the bf16 head both build."""
+    two branches still holds the bf16 head both build. Parameters pooled under keys not known on one
+    path only (`if "mlp" in k: params[k] = nn.Parameter(...)` in a loop) are some of those parameters."""
     if left == right:
         return left
     others = dict(right)
-    return tuple((key, join(value, others[key])) for key, value in left if key in others)
+    joined = tuple((key, join(value, others[key])) for key, value in left if key in others)
+    if ANY_KEY in others and ANY_KEY not in dict(left):
+        return (*joined, (ANY_KEY, others[ANY_KEY]))
+    pooled = dict(left).get(ANY_KEY)
+    if pooled is not None and ANY_KEY not in others:
+        return (*joined, (ANY_KEY, pooled))
+    return joined
 
 
 def is_none(value: Value) -> bool:

@@ -330,6 +330,50 @@ CASES = [
                 return torch.optim.AdamW(self.lora_layers, lr=1e-4)  # expect: MP003
     """,
     ),
+    # Parameters held in a dict and handed on as its values (self-adaptive-llms' SVF vectors): under
+    # keys written in code, or pooled under keys a loop picks, some of them only on one branch.
+    bug(
+        "parameters-of-a-dict-under-known-keys",
+        """
+        import torch
+
+        prompts = {}
+        prompts["prefix"] = torch.nn.Parameter(data=torch.randn(16, 4096, dtype=torch.bfloat16))
+        prompts["suffix"] = torch.nn.Parameter(torch.randn(16, 4096, dtype=torch.bfloat16))
+        optimizer = torch.optim.Adam(list(prompts.values()), lr=1e-3)  # expect: MP003
+    """,
+    ),
+    bug(
+        "parameters-pooled-under-keys-a-loop-picks",
+        """
+        import torch
+
+        class Scales(torch.nn.Module):
+            def __init__(self, base_params):
+                super().__init__()
+                self.learnable = {}
+                for name, weight in base_params.items():
+                    if "mlp" in name:
+                        self.learnable[name] = torch.nn.Parameter(torch.ones(min(weight.shape), dtype=torch.bfloat16))
+                self.trainable_params = list(self.learnable.values())
+
+        def build(base_params):
+            scales = Scales(base_params)
+            return torch.optim.Adam(scales.trainable_params, lr=2e-3)  # expect: MP003
+    """,
+    ),
+    ok(
+        "fp32-parameters-pooled-under-keys-a-loop-picks",
+        """
+        import torch
+
+        def build(base_params):
+            learnable = {}
+            for name, weight in base_params.items():
+                learnable[name] = torch.nn.Parameter(torch.ones(min(weight.shape)))
+            return torch.optim.Adam(learnable.values(), lr=2e-3)
+    """,
+    ),
     bug(
         "filter-requires-grad",
         """

@@ -22,6 +22,7 @@ from mplint.analysis.frameworks import (
     causal_lm,
     deepspeed,
     hooks,
+    hydra,
     launchpad,
     ml_collections,
     ray,
@@ -400,6 +401,8 @@ def call_named(
         for option, default in deepspeed.CONFIG_ARGUMENTS:
             self.argument_parser(args[0], "add_argument", [const(option)], {"default": const(default)})
         return args[0]  # the parser, with DeepSpeed's options added
+    if function in hydra.INSTANTIATE:
+        return hydra.instantiate(self, node, ctx, args, kwargs)
     if function in apex.INITIALIZE:
         return apex.initialize(self, node, ctx, args, kwargs)
     if function in accelerate.ACCELERATORS:

@@ -118,6 +118,86 @@ def test_a_config_hydra_cannot_find_is_unknown(tmp_path: Path) -> None:
     check_files(files, "MP003", tmp_path)
 
 
+# SakanaAI/self-adaptive-llms: the policy and the optimization algorithm are built by
+# `hydra.utils.instantiate` from `_target_`s of the composed config; the algorithm's `__init__` builds
+# Adam over the policy's bf16 vectors.
+SVF_MAIN = """
+    import hydra
+    import torch
+
+    from policy import Policy
+
+
+    @hydra.main(version_base=None, config_path="cfgs", config_name="config")
+    def main(cfg):
+        policy: Policy = hydra.utils.instantiate(cfg.shakeoff_policy, base_params={}, gpu="cuda")
+        algorithm = hydra.utils.instantiate(cfg.optimization_algorithm, policy=policy)
+        algorithm.optimizer.step()
+
+
+    if __name__ == "__main__":
+        main()
+"""
+SVF_POLICY = """
+    import torch
+
+
+    class Policy(torch.nn.Module):
+        def __init__(self, base_params, gpu, init_val, dtype="bf16"):
+            super().__init__()
+            self.learnable_params = {}
+            for k, v in base_params.items():
+                if "mlp" in k:
+                    self.learnable_params[k] = torch.nn.Parameter(
+                        data=torch.randn(min(v.shape), device=gpu, dtype={dtype}) * 0.01 + init_val,
+                        requires_grad=True,
+                    )
+            self.trainable_params = list(self.learnable_params.values())
+"""
+SVF_ALGORITHM = """
+    import torch
+
+
+    class Reinforce(torch.nn.Module):
+        def __init__(self, policy, lr, max_grad_norm):
+            super().__init__()
+            self.optimizer = torch.optim.Adam(policy.trainable_params, lr=lr){expect}
+"""
+SVF_CONFIG = """\
+defaults:
+  - _self_
+  - policy@_global_: default
+  - optimization@_global_: reinforce
+
+lr: 2e-3
+init_val: 0.1
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "dtype", "expect"),
+    [
+        pytest.param("optim_modules.Reinforce", "torch.bfloat16", True, id="bf16-vectors"),
+        pytest.param("optim_modules.Reinforce", "torch.float32", False, id="fp32-vectors"),
+        pytest.param("somewhere_else.Reinforce", "torch.bfloat16", False, id="a-target-not-linted"),
+    ],
+)
+def test_instantiate_calls_the_target_of_the_config(target: str, dtype: str, expect: bool, tmp_path: Path) -> None:
+    files = {
+        "requirements.txt": "hydra-core\n",
+        "svd_reinforce_hydra.py": SVF_MAIN,
+        "policy/__init__.py": "from .base import Policy\n",
+        "policy/base.py": SVF_POLICY.replace("{dtype}", dtype),
+        "optim_modules.py": SVF_ALGORITHM.format(expect="  # expect: MP003" if expect else ""),
+        "cfgs/config.yaml": SVF_CONFIG,
+        "cfgs/policy/default.yaml": "shakeoff_policy:\n  _target_: policy.Policy\n  init_val: ${init_val}\n",
+        "cfgs/optimization/reinforce.yaml": (
+            f"optimization_algorithm:\n  _target_: {target}\n  lr: ${{lr}}\n  max_grad_norm: 1e-3\n"
+        ),
+    }
+    check_files(files, "MP003", tmp_path)
+
+
 def test_the_yaml_reader() -> None:
     """Block mappings and sequences at any depth, comments and quotes; what it does not read is missing."""
     data = yaml_mapping(

@@ -33,12 +33,17 @@ import libcst as cst
 from mplint.analysis.frameworks.accelerate_launch import read_text, unquoted
 from mplint.analysis.launch_options import OVERRIDE, Written
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import Value
+from mplint.analysis.values import ANY_KEY, UNKNOWN, Kind, Value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
 
 MAIN = "hydra.main"
+# `hydra.utils.instantiate(config, *args, **kwargs)` (hydra-core 1.3.2 `_internal/instantiate/
+# _instantiate2.py`): calls `config._target_` with the config's other keys and the call's arguments
+# (which win); `_partial_: true` returns a `functools.partial` instead, and keys like it are Hydra's own.
+INSTANTIATE = frozenset({"hydra.utils.instantiate", "hydra.utils.call"})
+_RESERVED_KEYS = frozenset({"_target_", "_partial_", "_convert_", "_recursive_", "_args_"})
 
 # A value no composition gives (`???`, an interpolation, a list): unknown to the precision model.
 MISSING = object()
@@ -67,6 +72,23 @@ def decorated_config(self: Interpreter, decorator: cst.Call, ctx: Context) -> Va
     if any(config is None for config in composed):
         return None
     return data_value(_agreed([config for config in composed if config is not None]), yaml=True)
+
+
+def instantiate(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]) -> Value:
+    """`policy = hydra.utils.instantiate(cfg.shakeoff_policy, base_params=p)`: the call of the config's
+    `_target_` when it names code of the linted files (self-adaptive-llms' `policy.Policy` and
+    `optim_modules.Reinforce`, whose `__init__` builds the optimizer); unknown otherwise."""
+    config = args[0] if args else kwargs.get("config", UNKNOWN)
+    target = config.item("_target_") if config.kind is Kind.DICT else None
+    partial = config.item("_partial_") if config.kind is Kind.DICT else None
+    if target is None or not isinstance(target.const, str) or (partial is not None and partial.const is not False):
+        return UNKNOWN
+    callee = self.lookup_dotted(target.const, ctx.scope.module.path)
+    if callee is None or callee.kind not in (Kind.FUNCTION, Kind.CLASS):
+        return UNKNOWN
+    given = {key: value for key, value in config.items if key not in _RESERVED_KEYS and key != ANY_KEY}
+    given.update((key, value) for key, value in kwargs.items() if key != "config")
+    return self.dispatch(node, ctx, callee, None, UNKNOWN, None, list(args[1:]), given)
 
 
 # `hydra.main(config_path, config_name, version_base)`'s parameters, in order.

@@ -141,12 +141,12 @@ def element_of(iterable: Value) -> Value:
     """What a `for` over `iterable` binds: a slice of a tensor, a parameter, a tuple from zip()."""
     if iterable.op == "zip":  # its payload: the tuple of what it zips
         return Value(Kind.ANY, payload=iterable.payload)
-    elements = _literal_values(iterable) or ()
+    elements = literal_values(iterable) or ()
     if elements and all(element.kind in _EACH_KINDS for element in elements):
         # `for actor in [policy, critic]`: each object of the linted code; `for m in training_models`
         # (sd-scripts: `[unet]`, the text encoder appended when it is trained): each module.
         return one_of(list(elements))
-    rows = [_literal_values(element) for element in elements]
+    rows = [literal_values(element) for element in elements]
     if rows and rows[0] and all(row is not None and len(row) == len(rows[0]) for row in rows):
         # `for lr, params, name in [(base_lr, base_params, "base"), ...]`: each column, one of its rows'.
         columns = zip(*cast("list[tuple[Value, ...]]", rows), strict=True)
@@ -154,7 +154,7 @@ def element_of(iterable: Value) -> Value:
     return iterable if iterable.kind in (Kind.TENSOR, Kind.PARAMS) else UNKNOWN
 
 
-def _literal_values(value: Value) -> tuple[Value, ...] | None:
+def literal_values(value: Value) -> tuple[Value, ...] | None:
     """A list or tuple literal's values (a list of modules, a row of a table a `for` unpacks), else None."""
     values = value.payload if value.kind is Kind.ANY and value.op is None else None
     return values if isinstance(values, tuple) and all(isinstance(each, Value) for each in values) else None
@@ -267,11 +267,11 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     else:
         added = [group_params(fact.args[0]) for fact in self.facts.get(expression, []) if fact.args][-1:]
     value = added[0] if added else None
-    extended = _literal_values(value) if value is not None and expression.func.attr.value == "extend" else None
+    extended = literal_values(value) if value is not None and expression.func.attr.value == "extend" else None
     if extended and all(element.kind is Kind.MODULE for element in extended):
         # `models.extend([text_encoder_one, text_encoder_two])`: the modules join the list.
         current = self.eval(target, ctx)
-        elements = _literal_values(current)
+        elements = literal_values(current)
         if elements is not None:
             self.assign(target, current.with_(payload=(*elements, *extended)), ctx)
         return
@@ -287,7 +287,7 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
     current = self.eval(target, ctx)
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
-    elif expression.func.attr.value == "append" and (elements := _literal_values(current)) is not None:
+    elif expression.func.attr.value == "append" and (elements := literal_values(current)) is not None:
         self.assign(target, current.with_(payload=(*elements, value)), ctx)
 
 

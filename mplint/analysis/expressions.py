@@ -15,7 +15,7 @@ import libcst as cst
 
 from mplint.analysis import registries
 from mplint.analysis import torch_api as api
-from mplint.analysis.bindings import element_of, listed
+from mplint.analysis.bindings import element_of, listed, literal_values
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.file_paths import FILE_PATH, joined, module_file, path_attribute
@@ -333,6 +333,10 @@ def eval_comprehension(
     clause: cst.CompFor | None = node.for_in
     while clause is not None:
         iterable = self.eval(clause.iter, inner)
+        if isinstance(node, cst.DictComp) and clause is node.for_in and clause.inner_for_in is None and not clause.ifs:
+            table = _table_of_literals(self, node, iterable, ctx)
+            if table is not None:
+                return table
         self.assign(clause.target, element_of(iterable), inner)
         for condition in clause.ifs:
             self.eval(condition.test, inner)
@@ -348,6 +352,28 @@ def eval_comprehension(
         return Value(Kind.ANY, payload=(element,))  # `[accelerator.prepare(m) for m in text_encoders]`
     # The op stays (`torch.stack([torch.logsumexp(lg, -1) for lg in logits])` is still a logsumexp).
     return element if element.kind is Kind.TENSOR else UNKNOWN
+
+
+# A dict comprehension over a list written out is built element by element up to this many elements.
+_MOST_TABLE_ROWS = 64
+
+
+def _table_of_literals(self: Interpreter, node: cst.DictComp, iterable: Value, ctx: Context) -> Value | None:
+    """`{config.name: config for config in MODEL_CONFIGS}` over a list written out: the dict it builds,
+    when every element gives a key known as a string (weak-to-strong's table of model configs, read by
+    the size a command line names); None otherwise."""
+    elements = literal_values(iterable)
+    if not elements or len(elements) > _MOST_TABLE_ROWS:
+        return None
+    items: dict[str, Value] = {}
+    for element in elements:
+        row = replace(ctx, scope=Scope(ctx.scope.module, ctx.scope))
+        self.assign(node.for_in.target, element, row)
+        key = self.eval(node.key, row).const
+        if not isinstance(key, str):
+            return None
+        items[key] = self.eval(node.value, row)
+    return Value(Kind.DICT, items=tuple(items.items()))
 
 
 def _clauses(clause: cst.CompFor | None) -> Iterator[cst.CompFor]:

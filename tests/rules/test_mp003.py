@@ -374,6 +374,53 @@ CASES = [
             return torch.optim.Adam(learnable.values(), lr=2e-3)
     """,
     ),
+    # weak-to-strong's table of model configs, built by a dict comprehension over a list written out
+    # and read by the size a command line names (its default: "gpt2", loaded in bf16 on a bf16 GPU).
+    bug(
+        "a-config-read-from-a-table-built-by-a-comprehension",
+        """
+        from dataclasses import dataclass
+
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        @dataclass
+        class ModelConfig:
+            name: str
+            custom_kwargs: dict | None = None
+
+        BF16 = {"torch_dtype": torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32}
+        MODEL_CONFIGS = [ModelConfig("gpt2", BF16), ModelConfig("gpt2-xl", BF16), ModelConfig("Qwen/Qwen-7B")]
+        MODELS_DICT = {config.name: config for config in MODEL_CONFIGS}
+
+        def main(model_size: str = "gpt2"):
+            config = MODELS_DICT[model_size]
+            model = AutoModelForCausalLM.from_pretrained(config.name, **(config.custom_kwargs or {}))
+            return torch.optim.Adam(model.parameters(), lr=1e-5)  # expect: MP003
+    """,
+    ),
+    ok(
+        "a-table-read-by-a-size-whose-config-keeps-fp32",
+        """
+        from dataclasses import dataclass
+
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        @dataclass
+        class ModelConfig:
+            name: str
+            custom_kwargs: dict | None = None
+
+        MODEL_CONFIGS = [ModelConfig("gpt2"), ModelConfig("Qwen/Qwen-7B", {"torch_dtype": torch.bfloat16})]
+        MODELS_DICT = {config.name: config for config in MODEL_CONFIGS}
+
+        def main(model_size: str = "gpt2"):
+            config = MODELS_DICT[model_size]
+            model = AutoModelForCausalLM.from_pretrained(config.name, **(config.custom_kwargs or {}))
+            return torch.optim.Adam(model.parameters(), lr=1e-5)
+    """,
+    ),
     bug(
         "filter-requires-grad",
         """

@@ -63,9 +63,12 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     config is known to leave fp16/bf16 off; `engine.backward` scales the loss."""
     path = ctx.scope.module.path
     self.loss_scaling_paths.add(path)
-    precision = precision_of(config_of(args, kwargs, self.read_config_file(path)))
-    source = _config_file_named(args, kwargs)
-    if precision is None and _config_not_given(args, kwargs):
+    given = given_config(args, kwargs)
+    precision = precision_of(config_of(given, self.read_config_file(path)))
+    source = given.const if given is not None and isinstance(given.const, str) else None
+    if precision is None and given is not None and given.op == NOT_GIVEN:
+        # `initialize(args=args)` with `--deepspeed_config` given by no launch command: as written it
+        # cannot start (`deepspeed/__init__.py` asserts a config), so it runs with one of the repository's.
         precision, source = reachable_precision(self, self.entry or path)
     model = argument("model", args, kwargs) or UNKNOWN
     optimizer = argument("optimizer", args, kwargs)
@@ -89,42 +92,26 @@ def argument(name: str, args: list[Value], kwargs: dict[str, Value]) -> Value | 
     return args[index] if index < len(args) else None
 
 
-def _config_file_named(args: list[Value], kwargs: dict[str, Value]) -> str | None:
-    """The config file's name as the code or a launch command gives it, when the config is a file."""
-    given = next((kwargs[keyword] for keyword in CONFIG_KEYWORDS if keyword in kwargs), None)
-    parsed = argument("args", args, kwargs)
-    if given is None and parsed is not None and parsed.kind is Kind.DICT:
-        given = next((found for option in CONFIG_OPTIONS if (found := parsed.item(option)) is not None), None)
-    return given.const if given is not None and isinstance(given.const, str) else None
-
-
-def config_of(args: list[Value], kwargs: dict[str, Value], read_json: Callable[[str], object]) -> Config | None:
-    """The config `initialize` reads: a dict built in code, or a JSON file named by a string; without
-    either, the file `args.deepspeed_config` names (given by the repository's launch commands)."""
+def given_config(args: list[Value], kwargs: dict[str, Value]) -> Value | None:
+    """The config `initialize` is given: `config=` (or its old name) in code, else the file
+    `args.deepspeed_config` names (the launch commands' value, or NOT_GIVEN); None when neither."""
     value = next((kwargs[keyword] for keyword in CONFIG_KEYWORDS if keyword in kwargs), None)
-    if value is None:
-        parsed = argument("args", args, kwargs)
-        if parsed is None or parsed.kind is not Kind.DICT:
-            return None
+    parsed = argument("args", args, kwargs)
+    if value is None and parsed is not None and parsed.kind is Kind.DICT:
         value = next((found for option in CONFIG_OPTIONS if (found := parsed.item(option)) is not None), None)
-        if value is None:
-            return None
+    return value
+
+
+def config_of(value: Value | None, read_json: Callable[[str], object]) -> Config | None:
+    """The config `initialize` reads from what it is given: a dict built in code, or a JSON file named by a string."""
+    if value is None:
+        return None
     if value.kind is Kind.DICT:
         return value
     if isinstance(value.const, str):
         data = read_json(value.const)
         return data if isinstance(data, dict) else None
     return None
-
-
-def _config_not_given(args: list[Value], kwargs: dict[str, Value]) -> bool:
-    """`initialize(args=args, ...)` with no config in code and `--deepspeed_config` not given by any
-    launch command: as written, it cannot start (`deepspeed/__init__.py` asserts a config)."""
-    if any(keyword in kwargs for keyword in CONFIG_KEYWORDS):
-        return False
-    parsed = argument("args", args, kwargs)
-    given = parsed.item(CONFIG_OPTIONS[0]) if parsed is not None and parsed.kind is Kind.DICT else None
-    return given is not None and given.op == NOT_GIVEN
 
 
 def reachable_precision(self: Interpreter, script: str) -> tuple[Precision | None, str | None]:

@@ -180,6 +180,8 @@ init_val: 0.1
         pytest.param("optim_modules.Reinforce", "torch.bfloat16", True, id="bf16-vectors"),
         pytest.param("optim_modules.Reinforce", "torch.float32", False, id="fp32-vectors"),
         pytest.param("somewhere_else.Reinforce", "torch.bfloat16", False, id="a-target-not-linted"),
+        # `_partial_: true` hands back a functools.partial: nothing is built by this call.
+        pytest.param("optim_modules.Reinforce\n  _partial_: true", "torch.bfloat16", False, id="partial"),
     ],
 )
 def test_instantiate_calls_the_target_of_the_config(target: str, dtype: str, expect: bool, tmp_path: Path) -> None:

@@ -79,15 +79,16 @@ def instantiate(self: Interpreter, node: cst.Call, ctx: Context, args: list[Valu
     `_target_` when it names code of the linted files (self-adaptive-llms' `policy.Policy` and
     `optim_modules.Reinforce`, whose `__init__` builds the optimizer); unknown otherwise."""
     config = args[0] if args else kwargs.get("config", UNKNOWN)
-    target = config.item("_target_") if config.kind is Kind.DICT else None
-    partial = config.item("_partial_") if config.kind is Kind.DICT else None
+    if config.kind is not Kind.DICT:
+        return UNKNOWN
+    settings = {**dict(config.items), **{key: value for key, value in kwargs.items() if key != "config"}}
+    target, partial = settings.get("_target_"), settings.get("_partial_")
     if target is None or not isinstance(target.const, str) or (partial is not None and partial.const is not False):
         return UNKNOWN
     callee = self.lookup_dotted(target.const, ctx.scope.module.path)
     if callee is None or callee.kind not in (Kind.FUNCTION, Kind.CLASS):
         return UNKNOWN
-    given = {key: value for key, value in config.items if key not in _RESERVED_KEYS and key != ANY_KEY}
-    given.update((key, value) for key, value in kwargs.items() if key != "config")
+    given = {key: value for key, value in settings.items() if key not in _RESERVED_KEYS and key != ANY_KEY}
     return self.dispatch(node, ctx, callee, None, UNKNOWN, None, list(args[1:]), given)
 
 

@@ -257,17 +257,12 @@ class Interpreter:
                 if not (self.fragments or self.methods) or self.may_report(definition, scope):
                     self.evaluate_standalone(definition)
 
-    def read_config_file(self, script: str) -> Callable[[str], object]:
-        """A reader of the config files the code at `script` names; each one read is a dependency."""
-
-        def read(name: str) -> object:
-            found = read_json_config(name, script)
-            if found is None:
-                return None
+    def read_config_file(self, name: str, script: str) -> tuple[str, object] | None:
+        """The config file `name` that the code at `script` names: its path and its data (a dependency)."""
+        found = read_json_config(name, script)
+        if found is not None:
             self.data_files.add(found[0])
-            return found[1]
-
-        return read
+        return found
 
     def module_state(self, path: str) -> ModuleState | None:
         """A file of the run, read on first use when it is not a root."""

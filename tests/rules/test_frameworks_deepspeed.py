@@ -9,6 +9,7 @@ and DeepSpeedExamples (a JSON config file beside the script)."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -757,11 +758,29 @@ def test_a_config_named_on_the_command_line(config: str, bug: str | None, tmp_pa
     check_files(files, "MP001", tmp_path)
 
 
-def test_the_message_names_the_config_the_engine_runs_with(tmp_path: Path) -> None:
-    script = ARGS_CONFIG_SCRIPT.replace("# MARK", "")
-    files = {"train/main_deepspeed.py": script, "requirements.txt": "deepspeed\n", "train/ds_config.json": FP16_CONFIG}
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        pytest.param("", "train/ds_config.json:3", id="the-one-it-can-reach"),
+        pytest.param(
+            "deepspeed train/main_deepspeed.py --deepspeed_config train/ds_config.json",
+            "train/ds_config.json:3",
+            id="named-by-a-command",
+        ),
+    ],
+)
+def test_the_message_names_the_config_and_the_section_that_makes_the_engine_half(
+    given: str, shown: str, tmp_path: Path
+) -> None:
+    config = json.dumps({"train_micro_batch_size_per_gpu": 2, "fp16": {"enabled": True}}, indent=2)
+    files = {
+        "train/main_deepspeed.py": ARGS_CONFIG_SCRIPT.replace("# MARK", ""),
+        "requirements.txt": "deepspeed\n",
+        "train/ds_config.json": config,
+        "scripts/train.sh": given + "\n",
+    }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(textwrap.dedent(text))
     (finding,) = lint_paths([tmp_path], select=["MP001"]).findings
-    assert "made float16 by deepspeed.initialize with train/ds_config.json" in finding.message
+    assert f"made float16 by deepspeed.initialize with {shown} at" in finding.message

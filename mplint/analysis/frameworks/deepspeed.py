@@ -18,7 +18,6 @@ Read from deepspeed 0.18.3 (`pip download deepspeed==0.18.3`):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -64,8 +63,9 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     path = ctx.scope.module.path
     self.loss_scaling_paths.add(path)
     given = given_config(args, kwargs)
-    precision = precision_of(config_of(given, self.read_config_file(path)))
-    source = given.const if given is not None and isinstance(given.const, str) else None
+    config, file = config_of(self, given, path)
+    precision = precision_of(config)
+    source = _shown(file, precision, given.const if given is not None else None)
     if precision is None and given is not None and given.op == NOT_GIVEN:
         # `initialize(args=args)` with `--deepspeed_config` given by no launch command: as written it
         # cannot start (`deepspeed/__init__.py` asserts a config), so it runs with one of the repository's.
@@ -102,15 +102,38 @@ def given_config(args: list[Value], kwargs: dict[str, Value]) -> Value | None:
     return value
 
 
-def config_of(value: Value | None, read_json: Callable[[str], object]) -> Config | None:
-    """The config `initialize` reads from what it is given: a dict built in code, or a JSON file named by a string."""
+def config_of(self: Interpreter, value: Value | None, script: str) -> tuple[Config | None, str | None]:
+    """The config `initialize` reads from what it is given: a dict built in code, or a JSON file named
+    by a string (with the file's path)."""
     if value is None:
-        return None
+        return None, None
     if value.kind is Kind.DICT:
-        return value
-    if isinstance(value.const, str):
-        data = read_json(value.const)
-        return data if isinstance(data, dict) else None
+        return value, None
+    found = self.read_config_file(value.const, script) if isinstance(value.const, str) else None
+    if found is None or not isinstance(found[1], dict):
+        return None, None
+    return found[1], found[0]
+
+
+def _shown(path: str | None, precision: Precision | None, name: object) -> str | None:
+    """A config file as a message names it: as written (`name`, else its path), with the line of the
+    section that turns the engine's half precision on (`ds_config.json:2`)."""
+    if path is None:
+        return None
+    shown = name if isinstance(name, str) else path
+    line = _enabling_line(path, precision)
+    return f"{shown}:{line}" if line is not None else shown
+
+
+def _enabling_line(path: str, precision: Precision | None) -> int | None:
+    """The line of the JSON file at `path` that opens the section turning `precision` on."""
+    from mplint.analysis.frameworks.accelerate_launch import LARGEST_TEXT, read_text  # it imports this module
+
+    sections = tuple(f'"{section}"' for section, half in HALF_SECTIONS if half is precision)
+    text = read_text(path, LARGEST_TEXT) if sections else None
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if any(section in line for section in sections):
+            return number
     return None
 
 
@@ -131,7 +154,7 @@ def reachable_precision(self: Interpreter, script: str) -> tuple[Precision | Non
     if joined is None or joined is Precision.UNKNOWN:
         return None, None
     root = repository_root(script, self.index.root)
-    return joined, " or ".join(os.path.relpath(path, root) for path, _ in found)
+    return joined, " or ".join(_shown(path, joined, os.path.relpath(path, root)) or path for path, _ in found)
 
 
 def _is_config(data: dict[str, object]) -> bool:

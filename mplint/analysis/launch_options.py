@@ -36,6 +36,7 @@ from mplint.analysis.frameworks.accelerate_launch import (
     launched_names,
     low_precision_config,
     mentions_script,
+    names_a_file,
     parsed_once,
     read_text,
     repository_of,
@@ -151,10 +152,9 @@ def repository_commands_give(script: str, run_root: str, dests: frozenset[str]) 
 
 def _of_the_repository(launched: str, launch_file: str, root: str) -> bool:
     """Whether a command's script (a path, or a module after `-m`) is code of the repository at `root`:
-    the path names a file from the launch file's folder or the root, the module's top package (or
-    module) lies at the root or in its `src/`."""
+    the path names one of its files, the module's top package (or module) lies at the root or in its `src/`."""
     if launched.endswith(".py"):
-        return any(os.path.isfile(os.path.join(base, launched)) for base in (os.path.dirname(launch_file), root))
+        return names_a_file(launched, launch_file, root)
     top = launched.split(".")[0]
     return any(
         os.path.isdir(os.path.join(base, top)) or os.path.isfile(os.path.join(base, f"{top}.py"))

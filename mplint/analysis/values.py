@@ -336,13 +336,10 @@ def _join_items(
     path only (`if "mlp" in k: params[k] = nn.Parameter(...)` in a loop) are some of those parameters."""
     if left == right:
         return left
-    others = dict(right)
+    mine, others = dict(left), dict(right)
     joined = tuple((key, join(value, others[key])) for key, value in left if key in others)
-    if ANY_KEY in others and ANY_KEY not in dict(left):
-        return (*joined, (ANY_KEY, others[ANY_KEY]))
-    pooled = dict(left).get(ANY_KEY)
-    if pooled is not None and ANY_KEY not in others:
-        return (*joined, (ANY_KEY, pooled))
+    if (ANY_KEY in mine) != (ANY_KEY in others):
+        return (*joined, (ANY_KEY, mine.get(ANY_KEY) or others[ANY_KEY]))
     return joined
 
 

@@ -112,7 +112,7 @@ def launch_of(script: str, run_root: str) -> Launch:
     named_anywhere: set[str] = set()  # configs some command names, for any script
     for command in commands:
         config = _resolve(command.config, command.file, root, by_path) if command.config is not None else None
-        if config is None and command.config is not None and not _names_a_file(command.config, command.file, root):
+        if config is None and command.config is not None and not names_a_file(command.config, command.file, root):
             continue  # a command naming a config the repository lacks cannot run as written (X-R1's README)
         if config is not None:
             named_anywhere.add(config.path)
@@ -141,7 +141,7 @@ def _reaches(config: str, script: str) -> bool:
     """Whether a launch config no command names may be the script's: it lies in the script's folder
     or above it, or in a folder without Python files of its own (`configs/`, `accelerate_configs/`)."""
     folder = os.path.dirname(config)
-    if os.path.dirname(script).startswith(folder + os.sep) or os.path.dirname(script) == folder:
+    if Path(script).parent.is_relative_to(folder):
         return True
     try:
         return not any(name.endswith(".py") for name in os.listdir(folder))
@@ -444,7 +444,7 @@ def _resolve(name: str, launch_file: str, root: str, configs: dict[str, LaunchCo
     return None
 
 
-def _names_a_file(name: str, launch_file: str, root: str) -> bool:
+def names_a_file(name: str, launch_file: str, root: str) -> bool:
     """Whether `name` is a file relative to the command's file or to the repository's root."""
     return any(os.path.isfile(os.path.join(base, name)) for base in (os.path.dirname(launch_file), root))
 

@@ -40,6 +40,10 @@ class Fix:
     edits: tuple[Edit, ...]
 
 
+# (path, line, column): where a node starts, as a finding would name it.
+Place = tuple[str, int, int]
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem at one place. `column`/`end_column` are 1-based, as editors show them."""

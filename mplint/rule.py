@@ -61,6 +61,10 @@ class Rule:
     # only ones with facts), in source order, with Module first and last. A rule that reads the tree
     # itself (names, imports, class bodies) says so and visits every node of the types it handles.
     SYNTACTIC: ClassVar[bool] = False
+    # A finding of the rule at an optimizer's construction holds only if that optimizer steps the half
+    # weights themselves: another unit whose framework steps fp32 master weights for it (a
+    # LightningModule's `configure_optimizers` fitted by a DeepSpeed Trainer in another file) refutes it.
+    NEEDS_HALF_STEPS: ClassVar[bool] = False
 
     def __init__(self, context: FileContext) -> None:
         self.context = context

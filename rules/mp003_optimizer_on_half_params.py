@@ -81,6 +81,7 @@ class OptimizerOnHalfParams(Rule):
         "no fp32 master weights, small updates round away; keep the parameters fp32 and use autocast"
     )
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
+    NEEDS_HALF_STEPS = True
     # A Trainer (transformers', TRL's, a subclass) builds its optimizer itself: `RLOOTrainer(model=policy)`.
     SINKS = frozenset({"optim", "Adam", "SGD", ".step(", "Trainer"})
     VALID = (

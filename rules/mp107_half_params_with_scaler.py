@@ -66,6 +66,7 @@ class HalfParamsWithScaler(Rule):
         'FP16 gradients"; keep the parameters float32 and let autocast run the forward pass in float16'
     )
     TRIGGERS = frozenset({"Scaler", "fp16", "precision=16", "16-mixed", "mixed_precision"})
+    NEEDS_HALF_STEPS = True
     VALID = (
         """
 import torch

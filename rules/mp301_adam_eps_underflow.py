@@ -65,6 +65,7 @@ class AdamEpsUnderflow(Rule):
         "keep fp32 parameters under autocast, or pass eps=1e-4"
     )
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
+    NEEDS_HALF_STEPS = True
     SINKS = frozenset({"Adam", "NAdam", "RAdam"})
     VALID = (
         """

@@ -465,3 +465,28 @@ def test_only_the_latest_snapshots_are_kept(project: Path, monkeypatch: pytest.M
     assert api.lint_paths(["pkg/train.py"], cache=True) == results["pkg/train.py"]
     assert files_read == []  # the latest one is still there
 
+
+
+def test_an_optimizer_another_unit_steps_with_master_weights_stays_refuted_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, analysed: list[str]
+) -> None:
+    """A unit's entry keeps the optimizers its framework steps with fp32 masters: a warm run that
+    reads every entry back still drops the module's MP003."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    module = tmp_path / "pkg/model.py"
+    module.write_text(
+        "import torch\nimport lightning as L\n\n\nclass Lit(L.LightningModule):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.net = torch.nn.Linear(8, 8).bfloat16()\n\n"
+        "    def configure_optimizers(self):\n        return torch.optim.AdamW(self.net.parameters())\n"
+    )
+    (tmp_path / "pkg/train.py").write_text(
+        "import lightning as L\nfrom model import Lit\n\n"
+        'L.Trainer(precision="bf16-mixed", strategy="deepspeed_stage_2").fit(Lit())\n'
+    )
+    assert cached_lint(select=["MP003"]).findings == ()
+    forget_snapshots(tmp_path)
+    analysed.clear()
+    assert cached_lint(select=["MP003"]).findings == ()
+    assert analysed == []  # both entries read back, what train.py's framework steps with them

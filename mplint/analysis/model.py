@@ -195,6 +195,16 @@ class PrecisionModel:
         in one that steps fp32 copies."""
         return self._interpreter.steps_master_weights(optimizer, condition)
 
+    def stepped_with_master_weights(self) -> list[tuple[str, cst.Call]]:
+        """The optimizer constructions (with their file) that a framework steps with fp32 master
+        weights on this run's default path: what other units say of their half steps is refuted."""
+        interpreter: Interpreter = self._interpreter
+        return [
+            (facts[0].path, optimizer)
+            for optimizer, conditions in interpreter.master_weights.items()
+            if None in conditions and (facts := interpreter.facts.get(optimizer))
+        ]
+
     @property
     def data_files(self) -> Collection[str]:
         """Data files (framework configs) the analysis read: what the findings depend on besides code."""

@@ -30,12 +30,12 @@ from typing import Any
 
 import mplint
 import mplint.rules
-from mplint.findings import Applicability, Edit, Finding, Fix, Severity
+from mplint.findings import Applicability, Edit, Finding, Fix, Place, Severity
 from mplint.run.prefilter import CodeFacts
 
 DIRECTORY = ".mplint_cache"
 # Bumped when the entry layout changes, so old entries read as stale rather than malformed.
-_LAYOUT = 1
+_LAYOUT = 2
 # The prefilter's facts of every file read so far (one file: a run reads them all at once).
 _CODE_FACTS = "prefilter.json"
 _MAX_CODE_FACTS = 100_000
@@ -43,12 +43,14 @@ _MAX_CODE_FACTS = 100_000
 
 @dataclass(frozen=True)
 class _Entry:
-    """The findings of one unit or syntax check, valid while `read` ({file: content hash}) holds."""
+    """The findings of one unit or syntax check, valid while `read` ({file: content hash}) holds,
+    and the places of the optimizers a framework steps with fp32 master weights in the unit's run."""
 
     salt: str
     files: str
     read: Mapping[str, str | None]
     findings: tuple[Finding, ...]
+    stepped: tuple[Place, ...] = ()
 
 
 @dataclass
@@ -93,16 +95,16 @@ class Cache:
         self.data_files: dict[str, str | None] = {}
         self._ready = False
 
-    def get(self, kind: str, path: str) -> tuple[Finding, ...] | None:
-        """The cached findings of the unit (`kind` "unit") or syntax check ("syntax") of `path`,
-        or None when there is no valid entry."""
+    def get(self, kind: str, path: str) -> tuple[tuple[Finding, ...], tuple[Place, ...]] | None:
+        """The cached findings (and stepped optimizers) of the unit (`kind` "unit") or syntax check
+        ("syntax") of `path`, or None when there is no valid entry."""
         remembered = self.memory.entries.get((kind, path)) if self.memory is not None else None
         entry = remembered if remembered is not None else self._stored(kind, path)
         if entry is None or not self._valid(entry):
             return None
         if self.memory is not None:
             self.memory.entries[(kind, path)] = entry
-        return entry.findings
+        return entry.findings, entry.stepped
 
     def _valid(self, entry: _Entry) -> bool:
         return (
@@ -115,14 +117,23 @@ class Cache:
         try:
             data = json.loads(self._entry_path(kind, path).read_bytes())
             findings = tuple(decoded(item) for item in data["findings"])
-            return _Entry(data["salt"], data["files"], dict(data["read"]), findings)
+            stepped = tuple((str(path), int(line), int(column)) for path, line, column in data["stepped"])
+            return _Entry(data["salt"], data["files"], dict(data["read"]), findings, stepped)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing, truncated or from another layout: rebuilt by the caller
 
-    def put(self, kind: str, path: str, read: Iterable[str], findings: Sequence[Finding]) -> None:
-        """Store the findings of `path`'s unit or syntax check, which read the files `read`.
-        A cache that cannot be written is not an error: the next run recomputes."""
-        entry = _Entry(self.salt, self.files_digest, {name: self.hash_of(name) for name in read}, tuple(findings))
+    def put(
+        self,
+        kind: str,
+        path: str,
+        read: Iterable[str],
+        findings: Sequence[Finding],
+        stepped: Sequence[Place] = (),
+    ) -> None:
+        """Store the findings (and stepped optimizers) of `path`'s unit or syntax check, which read
+        the files `read`. A cache that cannot be written is not an error: the next run recomputes."""
+        hashes = {name: self.hash_of(name) for name in read}
+        entry = _Entry(self.salt, self.files_digest, hashes, tuple(findings), tuple(stepped))
         if self.memory is not None:
             self.memory.entries[(kind, path)] = entry
         if self.unsaved.isdisjoint(entry.read):
@@ -131,6 +142,7 @@ class Cache:
                 "files": entry.files,
                 "read": entry.read,
                 "findings": [encoded(finding) for finding in entry.findings],
+                "stepped": [list(place) for place in entry.stepped],
             }
             with contextlib.suppress(OSError):
                 self._prepare()

@@ -11,7 +11,7 @@ import gc
 import os
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -22,7 +22,7 @@ from mplint.analysis.model import PrecisionModel, analyze
 from mplint.analysis.project import ImportGraph, ModuleIndex
 from mplint.analysis.scopes import Loaded
 from mplint.errors import InternalError
-from mplint.findings import Edit, Finding, Fix, Severity
+from mplint.findings import Edit, Finding, Fix, Place, Severity
 from mplint.registry import all_rules
 from mplint.rule import Autofix, Rule
 from mplint.rules.mp000_invalid_syntax import InvalidSyntax
@@ -134,6 +134,8 @@ class UnitResult:
     findings: tuple[Finding, ...]
     # Every file the unit parsed (its root and the files it read names from): its cache key.
     read: tuple[str, ...]
+    # Optimizers a framework steps with fp32 master weights in this unit's run (`without_refuted`).
+    stepped: tuple[Place, ...] = ()
 
 
 def lint_files(
@@ -144,12 +146,28 @@ def lint_files(
     with collector_paused():
         run = Run(files, rules, checked=checked)
         plan = run.plan()
-        findings = [finding for root in plan.units for finding in run.lint_unit(root).findings]
-        for root in plan.importers:
-            findings += run.findings_in_checked(run.lint_unit(root).findings)
+        findings: list[Finding] = []
+        stepped: list[Place] = []
+        for root in [*plan.units, *plan.importers]:
+            unit = run.lint_unit(root)
+            findings += run.findings_in_checked(unit.findings) if root in plan.importers else unit.findings
+            stepped += unit.stepped
         findings += [finding for source in plan.unanalysed for finding in check_syntax(source)]
         findings += [unreadable(source) for source in plan.unreadable]
-    return sorted(set(findings), key=Finding.sort_key)
+    return sorted(set(without_refuted(findings, stepped, rules)), key=Finding.sort_key)
+
+
+def without_refuted(
+    findings: Iterable[Finding], stepped: Iterable[Place], rules: Sequence[type[Rule]]
+) -> list[Finding]:
+    """`findings` less those about half steps of an optimizer that some unit's framework steps with
+    fp32 master weights: each unit judges alone, and a LightningModule's `configure_optimizers` is
+    judged from its own file too, where the DeepSpeed Trainer fitting it in `train.py` is not seen."""
+    codes = {rule.CODE for rule in rules if rule.NEEDS_HALF_STEPS}
+    places = set(stepped)
+    return [
+        found for found in findings if found.code not in codes or (found.path, found.line, found.column) not in places
+    ]
 
 
 @contextlib.contextmanager
@@ -395,7 +413,12 @@ class Run:
                 raise InternalError(path, "a rule failed", error) from error
             findings.extend(context.findings)
         read = {*files, *precision.data_files, *consulted}
-        return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(read)))
+        stepped = {
+            (files[path].path, *files[path].position(optimizer)[:2])
+            for path, optimizer in precision.stepped_with_master_weights()
+            if path in files
+        }
+        return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(read)), tuple(sorted(stepped)))
 
     def _visit(self, file: ParsedFile, context: FileContext, module: cst.Module) -> None:
         """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that

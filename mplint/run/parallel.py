@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from mplint.errors import InternalError
-from mplint.findings import Finding
+from mplint.findings import Finding, Place
 from mplint.rule import Rule
 from mplint.run import engine
 from mplint.run.cache import Cache
@@ -45,6 +45,7 @@ class Checked:
     path: str
     read: tuple[str, ...]
     findings: tuple[Finding, ...]
+    stepped: tuple[Place, ...] = ()
 
 
 def lint_files(
@@ -69,10 +70,12 @@ def lint_files(
         units = [*plan.units, *plan.importers]
         work = [(UNIT, root) for root in units] + [(SYNTAX, source.path) for source in plan.unanalysed]
         findings: list[Finding] = [engine.unreadable(source) for source in plan.unreadable]
+        stepped: list[Place] = []
         importers = frozenset(plan.importers)
 
-        def keep(path: str, found: Sequence[Finding]) -> None:
+        def keep(path: str, found: Sequence[Finding], steps: Sequence[Place]) -> None:
             findings.extend(run.findings_in_checked(found) if path in importers else found)
+            stepped.extend(steps)
 
         pending = []
         for kind, path in work:
@@ -80,16 +83,16 @@ def lint_files(
             if cached is None:
                 pending.append((kind, path))
             else:
-                keep(path, cached)
+                keep(path, *cached)
         done = len(work) - len(pending)
         for item in _check(run, pending, jobs, start_method):
-            keep(item.path, item.findings)
+            keep(item.path, item.findings, item.stepped)
             if cache is not None:
-                cache.put(item.kind, item.path, item.read, item.findings)
+                cache.put(item.kind, item.path, item.read, item.findings, item.stepped)
             done += 1
             if progress is not None:
                 progress(done, len(work))
-    return sorted(set(findings), key=Finding.sort_key)
+    return sorted(set(engine.without_refuted(findings, stepped, rules)), key=Finding.sort_key)
 
 
 def _check(run: engine.Run, work: list[tuple[str, str]], jobs: int, start_method: str | None) -> Iterator[Checked]:
@@ -112,7 +115,7 @@ def _check_items(run: engine.Run, work: list[tuple[str, str]]) -> Iterator[Check
     for kind, path in work:
         if kind == UNIT:
             unit = run.lint_unit(path)
-            yield Checked(kind, path, unit.read, unit.findings)
+            yield Checked(kind, path, unit.read, unit.findings, unit.stepped)
         else:
             yield Checked(kind, path, (path,), tuple(engine.check_syntax(run.files[path])))
 

@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from .casekit import check, check_files
+from mplint.api import lint_paths
+
+from .casekit import check, check_files, line_of
 
 MODULE = """
     import torch
@@ -205,3 +208,81 @@ GPT_MODULE = """
 def test_a_launched_function_runs_with_the_fabric(precision: str, half: bool, tmp_path: Path) -> None:
     train = LAUNCHED_MAIN.format(precision=precision, expect="  # expect: MP003" if half else "")
     check_files({"finetune.py": train, "models.py": GPT_MODULE}, "MP003", tmp_path)
+
+
+# TAID (SakanaAI/TAID): the LightningModule loads its student in bf16 in `configure_model` and builds a
+# plain AdamW in `configure_optimizers`; `train.py` fits it with `DeepSpeedStrategy` (lightning's
+# `pytorch/strategies/deepspeed.py` hands that optimizer to `deepspeed.initialize`, whose ZeRO optimizer
+# steps fp32 master partitions). The module's file, judged alone, cannot see the Trainer.
+KD_MODULE = """
+    import torch
+    import lightning as L
+    from transformers import AutoModelForCausalLM
+
+
+    class KDForLM(L.LightningModule):
+        def __init__(self, args):
+            super().__init__()
+            self.args = args
+
+        def configure_model(self):
+            self.student_model = AutoModelForCausalLM.from_pretrained(
+                self.args.student_model, torch_dtype=torch.bfloat16
+            )
+
+        def training_step(self, batch, batch_idx):
+            return self.student_model(**batch).loss
+
+        def configure_optimizers(self):
+            params = [p for p in self.student_model.parameters() if p.requires_grad]
+            optimizer = torch.optim.AdamW(params, lr=self.args.lr){expect}
+            return {returned}
+"""
+KD_TRAIN = """
+    import lightning as L
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+    from src.model import KDForLM
+    from src.arguments import parse_args
+
+    if __name__ == "__main__":
+        args = parse_args()
+        model = KDForLM(args)
+        trainer = L.Trainer(devices="0,1", precision="bf16-mixed", {strategy})
+        trainer.fit(model)
+"""
+
+
+@pytest.mark.parametrize(
+    ("strategy", "half"),
+    [
+        pytest.param("strategy=DeepSpeedStrategy(stage=2, allgather_bucket_size=5e8)", False, id="deepspeed-object"),
+        pytest.param('strategy="deepspeed_stage_2"', False, id="deepspeed-name"),
+        pytest.param('strategy="ddp"', True, id="ddp-steps-the-bf16-student"),
+        pytest.param("strategy=make_strategy(args)", True, id="unknown-strategy-says-nothing"),
+    ],
+)
+@pytest.mark.parametrize(
+    "returned",
+    [
+        pytest.param("optimizer", id="returns-optimizer"),
+        pytest.param('{"optimizer": optimizer, "lr_scheduler": None}', id="returns-dict"),
+        pytest.param("[optimizer], []", id="returns-lists"),
+    ],
+)
+def test_a_deepspeed_trainer_in_another_file_steps_fp32_masters(
+    strategy: str, half: bool, returned: str, tmp_path: Path
+) -> None:
+    module = KD_MODULE.format(expect="  # expect: MP003" if half else "", returned=returned)
+    check_files({"src/model.py": module, "train.py": KD_TRAIN.format(strategy=strategy)}, "MP003", tmp_path)
+
+
+def test_a_deepspeed_trainer_refutes_the_module_file_named_alone(tmp_path: Path) -> None:
+    """A pre-commit hook names the edited module file only: the script that imports it still counts."""
+    module = KD_MODULE.format(expect="", returned="optimizer")
+    train = KD_TRAIN.format(strategy='strategy="deepspeed_stage_3"')
+    check_files({"src/model.py": module, "train.py": train}, "MP003", tmp_path)
+    (tmp_path / ".git").mkdir()
+    assert lint_paths([tmp_path / "src" / "model.py"], select=["MP003"]).findings == ()
+    (tmp_path / "train.py").write_text(textwrap.dedent(KD_TRAIN.format(strategy='strategy="ddp"')), encoding="utf-8")
+    reported = lint_paths([tmp_path / "src" / "model.py"], select=["MP003"]).findings
+    assert [finding.line for finding in reported] == [line_of(textwrap.dedent(module), "torch.optim.AdamW")]

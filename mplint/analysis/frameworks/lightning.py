@@ -149,15 +149,16 @@ def method(
     kwargs: dict[str, Value],
 ) -> Value | None:
     found = receiver.payload if isinstance(receiver.payload, tuple) else None
+    strategy = receiver.item("strategy")
+    kind = strategy.const if strategy is not None else None
     if receiver.op == TRAINER and name == "fit":
         model = kwargs.get("model", args[0] if args else UNKNOWN)
-        if found is not None and not found[1] and found[0].is_low:
-            _fit_half(self, model, found[0], node, ctx)
+        half = found[0] if found is not None and not found[1] and found[0].is_low else None
+        if half is not None or kind == "deepspeed":
+            _fit(self, model, half, kind == "deepspeed", node, ctx)
         return UNKNOWN
     if receiver.op != FABRIC:
         return None
-    strategy = receiver.item("strategy")
-    kind = strategy.const if strategy is not None else None
     if name in ("setup", "setup_module"):
         return _set_up(self, found, kind, node, ctx, args)
     if name in ("init_module", "init_tensor"):
@@ -174,9 +175,15 @@ def method(
     return None  # `fabric.backward(loss)`: scaled under "16-mixed" (see `construct`), else a plain backward
 
 
-def _fit_half(self: Interpreter, model: Value, precision: Precision, node: cst.Call, ctx: Context) -> None:
+def _fit(
+    self: Interpreter, model: Value, half: Precision | None, deepspeed: bool, node: cst.Call, ctx: Context
+) -> None:
     """`Trainer(precision="bf16-true").fit(model)`: the LightningModule's methods that build its
-    optimizers and compute its loss run on the module converted to half."""
+    optimizers and compute its loss run on the module converted to half. Under `DeepSpeedStrategy`
+    (whatever the precision) the optimizers `configure_optimizers` returns are wrapped by the
+    DeepSpeed engine, which steps fp32 masters (lightning 2.6.6 `pytorch/strategies/deepspeed.py`
+    `_setup_model_and_optimizer`: `deepspeed.initialize(optimizer=...)` with its config's bf16/fp16
+    section from the precision plugin)."""
     definition = model.payload if isinstance(model.payload, Definition) else None
     if model.kind is not Kind.MODULE or definition is None:
         return
@@ -187,12 +194,30 @@ def _fit_half(self: Interpreter, model: Value, precision: Precision, node: cst.C
         hook = _own_method(self, definition, name)
         if hook is not None:
             model = with_stored(model, self.call_definition(hook, args, {}, None, receiver=model)[1])
-    how = f"converted to {precision.value} by Lightning's Trainer(precision=...)"
-    half = self.cast(model, precision, node, ctx, how=how)
+    if half is not None:
+        how = f"converted to {half.value} by Lightning's Trainer(precision=...)"
+        model = self.cast(model, half, node, ctx, how=how)
     for name in ("configure_optimizers", "training_step"):
         method = _own_method(self, definition, name)
-        if method is not None:
-            self.call_definition(method, [], {}, None, receiver=half)
+        if method is None:
+            continue
+        returned = self.call_definition(method, [], {}, None, receiver=model)[0]
+        if deepspeed and name == "configure_optimizers":
+            self.give_master_weights(_optimizers_in(returned))
+
+
+def _optimizers_in(returned: Value) -> list[cst.Call]:
+    """The constructions of the optimizers `configure_optimizers` returns, in any of the shapes
+    Lightning accepts (`pytorch/core/optimizer.py` `_configure_optimizers`): one optimizer, a list or
+    tuple of them, `([optimizers], [schedulers])`, a dict with an "optimizer" key, or a list of those."""
+    if returned.kind is Kind.OPTIMIZER:
+        return [returned.payload] if isinstance(returned.payload, cst.Call) else []
+    if returned.kind is Kind.DICT:
+        held = returned.item("optimizer")
+        return _optimizers_in(held) if held is not None else []
+    if returned.kind is Kind.ANY and isinstance(returned.payload, tuple):
+        return [found for element in returned.payload for found in _optimizers_in(element)]
+    return []
 
 
 def _own_method(self: Interpreter, definition: Definition, name: str) -> Definition | None:

@@ -33,3 +33,36 @@ def marked_root(path: str) -> str | None:
             return folder
         folder = os.path.dirname(folder)
     return None
+
+
+def repository_root(path: str, run_root: str) -> str:
+    """The repository of the file at `path` (`repository_of`), in a run started on `run_root` (the
+    working directory when empty); both may be relative."""
+    return repository_of(os.path.abspath(path), os.path.abspath(run_root or "."))
+
+
+def repository_of(script: str, run_root: str) -> str:
+    """The repository a script belongs to: the nearest folder above it holding a marker of a
+    repository's root (a run over `src/` still sees the configs at the root), not the home folder
+    itself. Without one, the run's root when it holds files of its own (a repository without markers,
+    Online-RLHF: its README beside `sft/` and `configs/`), else the folder below it that holds the
+    script: a run over a folder of checkouts keeps their configs apart."""
+    marked = marked_root(script)
+    if marked is not None:
+        return marked
+    below = os.path.relpath(script, run_root).split(os.sep)
+    if len(below) == 1 or below[0] == os.pardir or _looks_like_a_repository(run_root):
+        return run_root  # a run at a repository's root (its README, its launch scripts beside its folders)
+    return os.path.join(run_root, below[0])
+
+
+def _looks_like_a_repository(folder: str) -> bool:
+    """Whether a folder holds what a repository's root does (a README, a script), not only folders as
+    a folder of checkouts does (beside, at most, the findings a run over it writes there)."""
+    try:
+        return any(
+            entry.is_file() and (entry.name.upper().startswith("README") or entry.name.endswith((".py", ".sh")))
+            for entry in os.scandir(folder)
+        )
+    except OSError:
+        return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mplint.analysis.project import ImportGraph, ModuleIndex
@@ -58,3 +60,32 @@ def test_a_package_holding_a_module_of_its_name(importer: str, module: str, foun
     prefix = f"{folder}/" if folder and folder != "clip" else ""
     paths = [importer, f"{prefix}clip/__init__.py", f"{prefix}clip/clip.py", f"{prefix}clip/model.py"]
     assert ModuleIndex(sorted(set(paths))).resolve(module, importer) == found
+
+
+@pytest.mark.parametrize(
+    ("layout", "found"),
+    [
+        # hold-out 26: transformers_tasks vendors peft (`LLM/peft-chatglm/src/peft`); LLM-Tuning's
+        # `import peft` beside it in the same folder of checkouts loads the installed peft.
+        pytest.param(
+            {"LLM-Tuning/README.md": "", "transformers_tasks/README.md": ""},
+            None,
+            id="another-checkouts-vendored-package",
+        ),
+        # One repository, `pip install -e .` over a src layout: its scripts import the package.
+        pytest.param(
+            {"README.md": "", "setup.py": ""},
+            "transformers_tasks/LLM/peft-chatglm/src/peft/__init__.py",
+            id="a-src-layout-of-the-same-repository",
+        ),
+    ],
+)
+def test_a_module_of_another_repository_is_not_what_an_import_loads(
+    layout: dict[str, str], found: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = ["LLM-Tuning/RLHF/reward_modeling.py", "transformers_tasks/LLM/peft-chatglm/src/peft/__init__.py"]
+    for name in [*paths, *layout]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert ModuleIndex(paths).resolve("peft", paths[0]) == found

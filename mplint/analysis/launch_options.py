@@ -39,13 +39,12 @@ from mplint.analysis.frameworks.accelerate_launch import (
     names_a_file,
     parsed_once,
     read_text,
-    repository_of,
-    repository_root,
     repository_texts,
     scalars,
     script_index,
     substituted_lines,
 )
+from mplint.repository import repository_of, repository_root
 
 # A command that runs a Python script: an interpreter or a launcher before the script's name.
 _LAUNCHER = re.compile(r"(?:^|[\s/=])(?:python[\d.]*|torchrun|deepspeed|launch|srun)\s")

@@ -7,6 +7,8 @@ import posixpath
 import re
 from collections.abc import Mapping
 
+from mplint.repository import repository_root
+
 
 class ModuleIndex:
     """Maps every dotted suffix of each file's module path to the file, so that `import utils.x`
@@ -29,6 +31,7 @@ class ModuleIndex:
             root = posixpath.dirname(root)
         # The folder the run was started on (its files' common folder; "" for the working directory).
         self.root = root
+        self._repositories: dict[str, str] = {}  # by folder: `repository_root` reads the disk
         self._tests = {
             path for normal, path in self._original.items() if _is_test_path(posixpath.relpath(normal, root or "."))
         }
@@ -61,7 +64,24 @@ class ModuleIndex:
             matches = siblings or _nearest(matches, importer_dir) or matches
             if len(matches) > 1:
                 matches = _on_import_path(matches, name, importer_dir)
-        return self._original[matches[0]] if len(matches) == 1 else None
+        if len(matches) != 1 or not self._importable(matches[0], importer):
+            return None
+        return self._original[matches[0]]
+
+    def _importable(self, module: str, importer: str) -> bool:
+        """Whether a file of the run that an import's name picks may be what the import loads: not
+        when it shares no folder with the importer and lies in another repository (a run over a folder
+        of checkouts: one repository's vendored `peft/` is not what another's `import peft` loads)."""
+        if _nearest([module], posixpath.dirname(importer)):
+            return True
+        return self._repository(module) == self._repository(importer)
+
+    def _repository(self, path: str) -> str:
+        folder = posixpath.dirname(path)
+        found = self._repositories.get(folder)
+        if found is None:
+            found = self._repositories[folder] = repository_root(path, self.root)
+        return found
 
 
 def _on_import_path(paths: list[str], name: str, folder: str) -> list[str]:

@@ -84,6 +84,9 @@ class Definition:
     # Classes: their bases of the linted code (what `super()` reaches), and for a `@dataclass` its
     # fields in `__init__` order (those of its bases first); None for any other class.
     bases: tuple[Definition, ...] = ()
+    # Classes: every base as the class statement evaluated it: a later binding of the name does not
+    # change it (`class PreTrainedModel(PreTrainedModel)` derives from the imported class, not itself).
+    base_values: tuple[Value, ...] = field(default=(), repr=False)
     # Classes: the torch.nn class they derive from (`torch.nn.Conv2d` for `class Conv(nn.Conv2d)`,
     # `torch.nn.Module` for a model), directly or through bases of the linted code.
     torch_class: str | None = None
@@ -253,6 +256,7 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         is_module=is_module,
         is_optimizer=is_optimizer,
         bases=linted_bases,
+        base_values=tuple(bases),
         torch_class=torch_class,
         fields=fields,
     )

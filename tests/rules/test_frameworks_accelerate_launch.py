@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from mplint.analysis.frameworks.accelerate_launch import launch_commands, repository_of, scalars
+from mplint.analysis.frameworks.accelerate_launch import launch_commands, scalars
 from mplint.api import lint_paths
 from mplint.findings import Severity
+from mplint.repository import repository_of
 
 from .casekit import check_files
 

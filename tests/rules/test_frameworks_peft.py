@@ -141,6 +141,56 @@ def test_modules_to_save_are_trained_in_the_base_dtype(task: str, saved: str, dt
     check(REWARD_MODEL.format(task=task, saved=saved, dtype=dtype, expect="  # expect: MP003" if bug else ""), "MP003")
 
 
+# LLM-Tuning's RLHF/reward_modeling.py: the model class comes from a remote-code modelling file of the
+# repository, whose base shadows the transformers class it derives from (Baichuan's, ChatGLM's and
+# InternLM's files all write `class PreTrainedModel(PreTrainedModel)`).
+REMOTE_CODE_MODEL = """
+    import torch.nn as nn
+    from transformers import PreTrainedModel
+
+
+    class PreTrainedModel({base}):
+        config_class = dict
+        base_model_prefix = "model"
+
+
+    class BaichuanForSequenceClassification(PreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.num_labels = config.num_labels
+            self.score = nn.Linear(config.hidden_size, self.num_labels, bias=False)
+"""
+REMOTE_CODE_REWARD = """
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import Trainer, TrainingArguments
+    from modeling_baichuan_for_cls import BaichuanForSequenceClassification
+
+    peft_config = LoraConfig(task_type=TaskType.SEQ_CLS, inference_mode=False, r=4, lora_alpha=32)
+    model = BaichuanForSequenceClassification.from_pretrained(
+        "baichuan-inc/baichuan-7B", num_labels=1, torch_dtype=torch.bfloat16, trust_remote_code=True
+    )
+    model = get_peft_model(model, peft_config)
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir="out", bf16=True)){expect}
+    trainer.train()
+"""
+
+
+@pytest.mark.parametrize(
+    ("base", "bug"),
+    [
+        pytest.param("PreTrainedModel", True, id="shadowing-the-transformers-base"),
+        pytest.param("nn.Module", False, id="a-plain-module-is-no-pretrained-model"),
+    ],
+)
+def test_a_remote_code_class_whose_base_shadows_transformers(base: str, bug: bool, tmp_path: Path) -> None:
+    files = {
+        "modeling_baichuan_for_cls.py": REMOTE_CODE_MODEL.format(base=base),
+        "reward_modeling.py": REMOTE_CODE_REWARD.format(expect="  # expect: MP003" if bug else ""),
+    }
+    check_files(files, "MP003", tmp_path)
+
+
 @pytest.mark.parametrize("source", CASES)
 def test_peft_parameters(source: str) -> None:
     check(source, "MP003")

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from mplint.analysis.frameworks import deepspeed
 from mplint.analysis.values import Precision
-from mplint.repository import marked_root
+from mplint.repository import repository_root
 
 MIXED_PRECISION = {"fp16": Precision.FP16, "bf16": Precision.BF16, "no": Precision.FP32}
 # How YAML 1.1 (PyYAML, which accelerate uses) reads an unquoted `no`/`false`: mixed precision off.
@@ -177,39 +177,6 @@ def _alternatives(
 ) -> tuple[tuple[LaunchConfig, str], ...]:
     """One config per effect other than `exclude`'s, with the condition that names its configs."""
     return tuple((alike[0], _condition(alike)) for effect, alike in _by_effect(configs).items() if effect != exclude)
-
-
-def repository_root(path: str, run_root: str) -> str:
-    """The repository of the file at `path` (`repository_of`), in a run started on `run_root` (the
-    working directory when empty); both may be relative."""
-    return repository_of(os.path.abspath(path), os.path.abspath(run_root or "."))
-
-
-def repository_of(script: str, run_root: str) -> str:
-    """The repository a script belongs to: the nearest folder above it holding a marker of a
-    repository's root (a run over `src/` still sees the configs at the root), not the home folder
-    itself. Without one, the run's root when it holds files of its own (a repository without markers,
-    Online-RLHF: its README beside `sft/` and `configs/`), else the folder below it that holds the
-    script: a run over a folder of checkouts keeps their configs apart."""
-    marked = marked_root(script)
-    if marked is not None:
-        return marked
-    below = os.path.relpath(script, run_root).split(os.sep)
-    if len(below) == 1 or below[0] == os.pardir or _looks_like_a_repository(run_root):
-        return run_root  # a run at a repository's root (its README, its launch scripts beside its folders)
-    return os.path.join(run_root, below[0])
-
-
-def _looks_like_a_repository(folder: str) -> bool:
-    """Whether a folder holds what a repository's root does (a README, a script), not only folders as
-    a folder of checkouts does (beside, at most, the findings a run over it writes there)."""
-    try:
-        return any(
-            entry.is_file() and (entry.name.upper().startswith("README") or entry.name.endswith((".py", ".sh")))
-            for entry in os.scandir(folder)
-        )
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -50,15 +50,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mplint.analysis.configuration import NAMESPACE
-from mplint.analysis.frameworks.accelerate_launch import (
-    LAUNCH_SUFFIXES,
-    parsed_once,
-    repository_root,
-    repository_texts,
-)
+from mplint.analysis.frameworks.accelerate_launch import LAUNCH_SUFFIXES, parsed_once, repository_texts
 from mplint.analysis.frameworks.pins import Version, pinned_version
 from mplint.analysis.torch_api import last_part
 from mplint.analysis.values import Kind, OwnLogits, Precision, UnknownLogits, Value
+from mplint.repository import repository_root
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter

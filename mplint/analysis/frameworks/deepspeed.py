@@ -24,6 +24,7 @@ import libcst as cst
 
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import NOT_GIVEN, UNKNOWN, Kind, Precision, Value, alternatives
+from mplint.repository import repository_root
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -142,7 +143,7 @@ def reachable_precision(self: Interpreter, script: str) -> tuple[Precision | Non
     the repository's DeepSpeed configs it can reach (`accelerate_launch.reachable_json`) agree on it
     (EAGLE's main_deepspeed.py beside its one ds_config.json; HALF where each turns fp16 or bf16 on),
     with the configs' names from the repository's root; None when there are none or they differ."""
-    from mplint.analysis.frameworks.accelerate_launch import reachable_json, repository_root  # they import this
+    from mplint.analysis.frameworks.accelerate_launch import reachable_json  # it imports this
 
     found = [(path, data) for path, data in reachable_json(script, self.index.root) if _is_config(data)]
     self.data_files.update(path for path, _ in found)

@@ -155,16 +155,14 @@ def framework_base(
         return self.framework_bases[key]
     self.framework_bases[key] = None
     found: str | None = None
-    if isinstance(definition.node, cst.ClassDef):
-        for base in definition.node.bases:
-            value = self.eval(base.value, Context(definition.scope))
-            name = value.name
-            if name is not None and accepts(name):
-                found = name
-            elif value.kind is Kind.CLASS and isinstance(value.payload, Definition):
-                found = framework_base(self, value.payload, accepts)
-            if found is not None:
-                break
+    for value in definition.base_values:
+        name = value.name
+        if name is not None and accepts(name):
+            found = name
+        elif value.kind is Kind.CLASS and isinstance(value.payload, Definition):
+            found = framework_base(self, value.payload, accepts)
+        if found is not None:
+            break
     self.framework_bases[key] = found
     return found
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from mplint.analysis.frameworks.accelerate_launch import repository_of
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import UNKNOWN, Value
+from mplint.repository import repository_of
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter

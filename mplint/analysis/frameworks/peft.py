@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.frameworks.accelerate_launch import repository_root
 from mplint.analysis.frameworks.pins import Version, pinned_version
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Value
+from mplint.repository import repository_root
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter

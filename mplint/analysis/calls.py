@@ -355,9 +355,10 @@ def call_named(
     built_path = file_paths.path_call(function, args)
     if built_path is not None:
         return built_path
-    if function in CONFIG_LOADERS and args:
-        # `yaml.safe_load(open("configs/train.yaml"))`, `OmegaConf.load(args.config)`: the repository's
-        # config file is configuration (read once; a cache dependency).
+    if args and (function in CONFIG_LOADERS or (function in TEXT_CONFIG_READERS and args[0].op == OPENED_FILE)):
+        # `yaml.safe_load(open("configs/train.yaml"))`, `OmegaConf.load(args.config)`,
+        # `OmegaConf.create(fp.read())`: the repository's config file is configuration (read once; a
+        # cache dependency).
         name = args[0].payload if args[0].op == OPENED_FILE else args[0].const
         return configuration.config_file(self, name, path) if isinstance(name, str) else UNKNOWN
     if function == "isinstance" and len(args) == 2:
@@ -494,6 +495,8 @@ def call_method(
             return handled
     if receiver.op == file_paths.FILE_PATH and method == "open":
         return Value(Kind.ANY, op=OPENED_FILE, payload=receiver.const)  # `TEMPLATE.open(mode="rt")`
+    if receiver.op == OPENED_FILE and method == "read":
+        return receiver  # the file's text, which a config reader reads as it would the file
     built_path = file_paths.path_method(receiver, method, args)
     if built_path is not None:
         return built_path
@@ -895,6 +898,8 @@ _FRAMEWORK_FIELDS = {"fp16": const(False), "bf16": const(False), "deepspeed": co
 # Readers of a config file, given the file opened or its name, and the `Value.op` of an opened file.
 CONFIG_LOADERS = frozenset({"json.load", "yaml.safe_load", "yaml.load", "yaml.full_load", "omegaconf.OmegaConf.load"})
 OPENED_FILE = "an opened file"
+# Readers of a config's text, given a file's text (`fp.read()`); given anything else, not a file's.
+TEXT_CONFIG_READERS = frozenset({"omegaconf.OmegaConf.create"})
 
 
 def parsed_dataclass(

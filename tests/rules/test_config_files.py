@@ -192,3 +192,50 @@ def test_a_record_of_settings_returned_holds_what_was_set_on_it(filled: str, tmp
         "MP003",
         tmp_path / "unset",
     )
+
+
+# NX-AI/xlstm's experiments/main.py: the config's text read by hand and handed to `OmegaConf.create`,
+# its autocast dtype picked from a table by a config field (`configured_alternative`).
+CONFIG_TEXT_TRAIN = """
+    from argparse import ArgumentParser
+
+    import torch
+    from omegaconf import OmegaConf
+
+    torch_dtype_map = {{"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}}
+
+
+    def main(cfg):
+        model = torch.nn.Linear(64, 64).to(device=cfg.training.device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.training.lr)
+        for inputs in loader:
+            with torch.autocast(device_type=cfg.training.device, dtype=torch_dtype_map[cfg.training.amp_precision]):{expect}
+                loss = model(inputs).square().mean()
+            loss.backward()
+            optimizer.step()
+
+
+    if __name__ == "__main__":
+        parser = ArgumentParser()
+        parser.add_argument("--config", default="parity.yaml")
+        args = parser.parse_args()
+        with open(args.config, "r", encoding="utf8") as fp:
+            config_yaml = fp.read()
+        cfg = OmegaConf.create({created})
+        main(cfg)
+"""
+
+
+@pytest.mark.parametrize(
+    ("precision", "created", "bug"),
+    [
+        pytest.param("float16", "config_yaml", True, id="fp16-from-the-file's-text"),
+        # The table offers float16: a warning for the configuration that picks it.
+        pytest.param("bfloat16", "config_yaml", True, id="bf16-from-the-file's-text"),
+        pytest.param("float16", '"training: {amp_precision: float16}"', False, id="a-literal-text-is-no-file-name"),
+    ],
+)
+def test_a_config_created_from_a_file_text(precision: str, created: str, bug: bool, tmp_path: Path) -> None:
+    train = CONFIG_TEXT_TRAIN.format(created=created, expect="  # expect: MP002" if bug else "")
+    config = f"training:\n  device: cuda\n  lr: 0.001\n  amp_precision: {precision}\n"
+    check_files({"main.py": train, "parity.yaml": config}, "MP002", tmp_path)

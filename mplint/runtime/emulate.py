@@ -41,6 +41,8 @@ class Policy(str, enum.Enum):
     FP32_APPEND_DTYPE = "fp32-append-dtype"
     PROMOTE = "promote"
     BANNED = "banned"
+    # cuDNN's RNN wrapper casts input, hidden state and weights to float16, whatever the region's dtype.
+    FP16 = "fp16"
     # Ops that only CPU autocast handles: inside an emulated CUDA region they run uncast.
     FALL_THROUGH = "fall-through"
 
@@ -61,13 +63,30 @@ _REGISTERED_ELSEWHERE = {
     "aten::cudnn_convolution_transpose": Policy.LOWER_PRECISION,
 }
 
-# The `fp32_append_dtype` ops redispatch to the overload that takes an output dtype.
-_APPEND_DTYPE_OVERLOAD = {"norm.Scalar": "ScalarOpt_dtype", "norm.ScalarOpt_dim": "ScalarOpt_dim_dtype"}
-
 _BANNED_MESSAGE = (
     "torch.nn.functional.binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast "
     "(emulated CUDA autocast). Use binary_cross_entropy_with_logits / BCEWithLogitsLoss instead."
 )
+
+
+# An AutocastCUDA kernel only builds with cuDNN register (ATen/cudnn/AutocastRNN.cpp): every CUDA
+# wheel has it, the CPU wheel does not. nn.LSTM/GRU/RNN reach `_cudnn_rnn` on a GPU through these
+# ops, which carry no AutocastCUDA kernel: emulation casts at them, since `_cudnn_rnn` never runs on a CPU.
+_CUDNN_RNN = "aten::_cudnn_rnn"
+_CUDNN_RNN_CALLERS = {
+    f"aten::{name}.{overload}": Policy.FP16
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu")
+    for overload in ("input", "data")
+}
+
+
+_APPEND_DTYPE_EXCEPTIONS = {"aten::norm.Scalar": "ScalarOpt_dtype"}
+
+
+def append_dtype_overload(qualified: str) -> str:
+    """The overload an `fp32_append_dtype` op redispatches to, the one that takes an output dtype:
+    `<overload>_dtype` (`norm.ScalarOpt_dim`; `norm.names_ScalarOpt_dim` in builds with named tensors)."""
+    return _APPEND_DTYPE_EXCEPTIONS.get(qualified) or f"{qualified.partition('.')[2]}_dtype"
 
 
 def header_path() -> Path:
@@ -110,6 +129,8 @@ def cuda_policy_table() -> dict[str, Policy]:
         raise EmulationError(f"cannot emulate CUDA autocast: {path} is missing from this torch install")
     table = {**parse_policy_lists(path.read_text()), **_REGISTERED_ELSEWHERE}
     registered = set(torch._C._dispatch_get_registrations_for_dispatch_key("AutocastCUDA"))
+    if _CUDNN_RNN in registered:
+        table[_CUDNN_RNN] = Policy.FP16
     unlisted = sorted(registered - set(table))
     unregistered = sorted(set(table) - registered)
     if unlisted or unregistered:
@@ -122,11 +143,13 @@ def cuda_policy_table() -> dict[str, Policy]:
 
 
 def emulation_table() -> dict[str, Policy]:
-    """Every op that needs a kernel in an emulated region: CUDA's policies, CPU-only ops fall through."""
+    """Every op that needs a kernel in an emulated region: CUDA's policies (cuDNN's RNN cast where
+    the RNNs call it, as on a CUDA wheel), CPU-only ops fall through."""
     import torch
 
-    cpu_only = set(torch._C._dispatch_get_registrations_for_dispatch_key("AutocastCPU")) - set(cuda_policy_table())
-    return {**dict.fromkeys(cpu_only, Policy.FALL_THROUGH), **cuda_policy_table()}
+    cuda = {op: policy for op, policy in cuda_policy_table().items() if op != _CUDNN_RNN}
+    cpu_only = set(torch._C._dispatch_get_registrations_for_dispatch_key("AutocastCPU")) - set(cuda)
+    return {**dict.fromkeys(cpu_only, Policy.FALL_THROUGH), **cuda, **_CUDNN_RNN_CALLERS}
 
 
 def _op_overload(qualified: str) -> torch._ops.OpOverload:
@@ -169,7 +192,7 @@ def _promoted_dtype(args: tuple[Any, ...], kwargs: dict[str, Any], lower: torch.
     return lower
 
 
-_CASTING_POLICIES = (Policy.LOWER_PRECISION, Policy.FP32, Policy.PROMOTE)
+_CASTING_POLICIES = (Policy.LOWER_PRECISION, Policy.FP32, Policy.FP16, Policy.PROMOTE)
 
 
 def _cast_target(policy: Policy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.dtype:
@@ -180,6 +203,8 @@ def _cast_target(policy: Policy, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         return lower
     if policy is Policy.FP32:
         return torch.float32
+    if policy is Policy.FP16:
+        return torch.float16
     return _promoted_dtype(args, kwargs, lower)
 
 
@@ -219,8 +244,8 @@ def make_kernel(qualified: str, policy: Policy) -> Callable[..., Any]:
     op = _op_overload(qualified)
     append_dtype_op: Callable[..., Any] | None = None
     if policy is Policy.FP32_APPEND_DTYPE:
-        name = qualified.removeprefix("aten::")
-        append_dtype_op = getattr(getattr(torch.ops.aten, name.partition(".")[0]), _APPEND_DTYPE_OVERLOAD[name])
+        packet = qualified.removeprefix("aten::").partition(".")[0]
+        append_dtype_op = getattr(getattr(torch.ops.aten, packet), append_dtype_overload(qualified))
 
     def kernel(*args: Any, **kwargs: Any) -> Any:
         with _autocast_cpu_excluded():

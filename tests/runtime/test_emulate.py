@@ -55,6 +55,37 @@ def test_emulation_is_refused_when_the_header_and_the_kernels_disagree(tmp_path,
         emulate.cuda_policy_table.cache_clear()
 
 
+def test_a_cuda_wheel_s_cudnn_rnn_kernel_is_expected_and_never_registered_on_the_cpu(monkeypatch) -> None:
+    """Every CUDA wheel registers an AutocastCUDA kernel for `_cudnn_rnn` outside the header's lists
+    (torch 2.11+cu130 on an H200); emulation was refused there, also on GPU-less CI with that wheel."""
+    registrations = torch._C._dispatch_get_registrations_for_dispatch_key
+    monkeypatch.setattr(
+        torch._C,
+        "_dispatch_get_registrations_for_dispatch_key",
+        lambda key: [*registrations(key), "aten::_cudnn_rnn"] if key == "AutocastCUDA" else registrations(key),
+    )
+    emulate.cuda_policy_table.cache_clear()
+    try:
+        assert emulate.cuda_policy_table()["aten::_cudnn_rnn"] is Policy.FP16
+        table = emulate.emulation_table()
+    finally:
+        emulate.cuda_policy_table.cache_clear()
+    assert "aten::_cudnn_rnn" not in table
+    assert table["aten::lstm.input"] is table["aten::gru.data"] is Policy.FP16
+
+
+@pytest.mark.parametrize(
+    ("qualified", "overload"),
+    [
+        ("aten::norm.Scalar", "ScalarOpt_dtype"),
+        ("aten::norm.ScalarOpt_dim", "ScalarOpt_dim_dtype"),
+        ("aten::norm.names_ScalarOpt_dim", "names_ScalarOpt_dim_dtype"),  # torch 2.11+cu130's header
+    ],
+)
+def test_fp32_append_dtype_ops_redispatch_to_their_dtype_overload(qualified: str, overload: str) -> None:
+    assert emulate.append_dtype_overload(qualified) == overload
+
+
 @pytest.fixture
 def cuda_region():
     """A CPU autocast region whose AutocastCPU kernels apply CUDA's policy."""
@@ -79,6 +110,19 @@ def test_each_policy_casts_as_cuda_does(cuda_region) -> None:
     assert activations.norm().dtype == torch.float32  # fp32, dtype appended
     with pytest.raises(RuntimeError, match="unsafe to autocast"):
         F.binary_cross_entropy(torch.sigmoid(activations), torch.rand(4, 8))
+
+
+@pytest.mark.parametrize("rnn", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])
+def test_rnns_run_in_float16_even_in_a_bf16_region_as_cudnn_does(cuda_region, rnn) -> None:
+    """cuDNN's autocast wrapper casts to float16 whatever the region's dtype (seen on an H200)."""
+    layer = rnn(8, 8)
+    outputs, _ = layer(torch.randn(3, 2, 8))
+    packed, _ = layer(torch.nn.utils.rnn.pack_padded_sequence(torch.randn(3, 2, 8), [3, 2]))
+    outputs.float().sum().backward()
+
+    assert outputs.dtype == packed.data.dtype == torch.float16
+    assert layer.weight_ih_l0.grad.dtype == torch.float32
+    assert torch.nn.LSTMCell(8, 8)(torch.randn(2, 8))[0].dtype == torch.bfloat16  # the header's list: the region's
 
 
 class OutputDtypes(TorchDispatchMode):

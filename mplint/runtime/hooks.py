@@ -274,13 +274,15 @@ def graph_facts(roots: Iterable[Any]) -> tuple[tuple[AutocastRegion, ...], bool]
     whether any of those nodes was made by a call that returned float16."""
     found: dict[AutocastRegion, None] = {}
     fp16 = False
-    seen: set[int] = set()
+    # The nodes themselves, not their ids: torch hands out a Python object per graph node only while
+    # one is referenced (torch 2.11 frees it after), so a freed node's id is soon another node's.
+    seen: set[Any] = set()
     pending = [node for node in roots if node is not None]
     while pending:
         node = pending.pop()
-        if id(node) in seen:
+        if node in seen:
             continue
-        seen.add(id(node))
+        seen.add(node)
         metadata = node.metadata
         region = metadata.get(REGION_KEY)
         if region is not None:

@@ -7,12 +7,18 @@
 2. Sweeps ops under autocast("cuda") for bf16 and fp16: output dtype natively vs emulated.
 3. Answers: does F.cross_entropy on bf16 logits under CUDA autocast run its inner
    log_softmax in bf16? (Read off the aten._log_softmax call that actually ran.)
+4. Runs `mplint verify --format json` as a user would, under `--device cuda` and
+   `--device emulate-cuda`, on every example and runtime test script that takes no argument,
+   and compares exit status, verdicts and evidence.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -75,6 +81,8 @@ def op_sweep() -> list[str]:
         "norm": lambda d: x(d).norm(), "cat": lambda d: torch.cat([x(d), x(d).bfloat16()]), "relu": lambda d: F.relu(x(d)),
         "cross_entropy": lambda d: F.cross_entropy(x(d), torch.arange(8, device=d)), "bmm": lambda d: torch.bmm(x(d)[None], x(d)[None]),
         "gelu": lambda d: F.gelu(x(d)), "logsumexp": lambda d: x(d).logsumexp(-1), "pow": lambda d: x(d).pow(2), "rsqrt": lambda d: x(d).abs().rsqrt(),
+        "lstm": lambda d: torch.nn.LSTM(8, 8).to(d)(x(d)[None])[0], "gru": lambda d: torch.nn.GRU(8, 8).to(d)(x(d)[None])[0],
+        "lstm_cell": lambda d: torch.nn.LSTMCell(8, 8).to(d)(x(d))[0],
     }  # fmt: skip
     mismatches, total = [], 0
     for dtype in (torch.bfloat16, torch.float16):
@@ -99,17 +107,71 @@ def op_sweep() -> list[str]:
     return [f"op sweep: {total - len(mismatches)}/{total} output dtypes match", *mismatches]
 
 
+# Scripts that need arguments, a terminal or several processes, or that are modules, not scripts.
+NOT_STANDALONE = set("tiny_lm.py toy_task.py hangs.py reads_stdin.py ddp_bf16.py spawn_ddp.py ddp_tutorial.py".split())
+CLI_SCRIPTS = sorted(
+    os.path.join(folder, name)
+    for folder in ("examples", "tests/runtime/scripts", "tests/runtime/scripts/real")
+    for name in os.listdir(folder)
+    if name.endswith(".py") and name not in NOT_STANDALONE
+)
+
+
+def verify_cli(script: str, device: str) -> tuple[int, set[tuple[str, int, str]], set[str]]:
+    """`mplint verify` on SCRIPT as a user runs it: exit status, (code, line, verdict)s, evidence lines."""
+    options = ["--format", "json", "--device", device, "--timeout", "90"]
+    command = [sys.executable, "-m", "mplint", "verify", *options, script]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=150)
+    try:
+        findings = json.loads(done.stdout)["findings"]
+    except (ValueError, KeyError):
+        last_error_line = (done.stderr.strip().splitlines() or [""])[-1]
+        return done.returncode, {("NO JSON", 0, last_error_line)}, set()
+    verdicts = {(f["code"], f["line"], f.get("verdict") or "") for f in findings}
+    return done.returncode, verdicts, {line for f in findings for line in f.get("evidence") or []}
+
+
+def cli_sweep() -> list[str]:
+    jobs = [(script, device) for script in CLI_SCRIPTS for device in ("cuda", "emulate-cuda")]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = dict(zip(jobs, pool.map(lambda job: verify_cli(*job), jobs)))
+    lines, same_verdicts, same_evidence = [], 0, 0
+    for script in CLI_SCRIPTS:
+        native, emulated = results[script, "cuda"], results[script, "emulate-cuda"]
+        if native[:2] != emulated[:2]:
+            lines.append(f"{script}: exit {native[0]} vs {emulated[0]}; cuda-only {sorted(native[1] - emulated[1])}, "
+                         f"emulated-only {sorted(emulated[1] - native[1])}")  # fmt: skip
+            continue
+        same_verdicts += 1
+        if native[2] == emulated[2]:
+            same_evidence += 1
+            continue
+        # Measured figures (underflow rates) differ with the data: each device draws its own random numbers.
+        lines += [f"{script}: evidence on cuda: {line}" for line in sorted(native[2] - emulated[2])]
+        lines += [f"{script}: evidence emulated: {line}" for line in sorted(emulated[2] - native[2])]
+    return [
+        f"mplint verify --device cuda vs emulate-cuda: {same_verdicts}/{len(CLI_SCRIPTS)} scripts with the same exit "
+        f"status and verdicts, {same_evidence} with the same evidence too",
+        *lines,
+    ]
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("cuda_check: no CUDA device here")
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
     for script in SCRIPTS:
         native, emulated = verdicts(script, "cuda"), verdicts(script, "emulate-cuda")
-        status = "same" if native == emulated else f"DIFFER: cuda-only {sorted(native - emulated)}, emulated-only {sorted(emulated - native)}"
+        status = (
+            "same"
+            if native == emulated
+            else f"DIFFER: cuda-only {sorted(native - emulated)}, emulated-only {sorted(emulated - native)}"
+        )
         print(f"{script}: {status}; verdicts {sorted((c, l, v) for c, _, l, v in native)}")
     print(*op_sweep(), sep="\n")
     print(f"cross_entropy under CUDA autocast (bf16), native:   {cross_entropy_inner_dtype(emulated=False)}")
     print(f"cross_entropy under CUDA autocast (bf16), emulated: {cross_entropy_inner_dtype(emulated=True)}")
+    print(*cli_sweep(), sep="\n", flush=True)
 
 
 if __name__ == "__main__":

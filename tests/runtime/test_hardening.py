@@ -6,9 +6,11 @@ leaves torch exactly as it found it (see `torch_fingerprint`). Scripts that rais
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from mplint.runtime.command import verify as verify_command
+from mplint.runtime.facade import is_emulation_error
 from tests.runtime.support import marked_line, verify
 from tests.runtime.support import script as scripts_path
 
@@ -112,3 +114,18 @@ def test_an_internal_error_names_the_script_and_asks_for_a_report(
         "please report this at "
     )
     torch_left_as_it_was()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Torch not compiled with CUDA enabled",  # the CPU wheel's lazy initialisation
+        "Tried to instantiate dummy base class CUDAGraph",  # the CPU wheel's stand-in classes
+        # A CUDA wheel on a machine without a GPU (CI runners that `pip install torch`):
+        "Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver",
+        "No CUDA GPUs are available",
+    ],
+)
+def test_what_torch_says_without_a_gpu_is_an_emulation_limit(message: str) -> None:
+    assert is_emulation_error(RuntimeError(message))
+    assert is_emulation_error(ValueError("the script's own words")) is False

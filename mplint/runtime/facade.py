@@ -466,12 +466,14 @@ def _is_cuda_submodule(value: object) -> bool:
 
 # What torch says when a CPU-only build is asked for CUDA (a missing `torch._C._cuda_*` binding,
 # a dummy CUDA class, the lazy initialisation's assertion), or a CUDA build on a machine without a GPU
-# (`torch._C._cuda_init` in `torch.cuda._lazy_init`).
+# (`torch._C._cuda_init` in `torch.cuda._lazy_init`; the CUDA runtime's own errors, as torch 2.11+cu130
+# raised them for `torch.cuda.CUDAGraph()` with no driver).
 _EMULATION_ERROR_SIGNS = (
     "_cuda_",
     "compiled with CUDA",
     "no NVIDIA driver",
     "No CUDA GPUs are available",
+    "CUDA error: ",
     "without CUDA",
     "CUDA library",
     "dummy base class",

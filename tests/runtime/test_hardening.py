@@ -124,6 +124,7 @@ def test_an_internal_error_names_the_script_and_asks_for_a_report(
         # A CUDA wheel on a machine without a GPU (CI runners that `pip install torch`):
         "Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver",
         "No CUDA GPUs are available",
+        "CUDA error: CUDA driver version is insufficient for CUDA runtime version",  # torch.cuda.CUDAGraph()
     ],
 )
 def test_what_torch_says_without_a_gpu_is_an_emulation_limit(message: str) -> None:

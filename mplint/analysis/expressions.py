@@ -28,6 +28,7 @@ from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
     BOOLEAN,
     BOUND_SELF,
+    MIXED,
     UNKNOWN,
     Kind,
     Precision,
@@ -172,6 +173,11 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         known = self.attributes_of(base.payload).get(attr)
         if known is not None:
             return known
+        if attr == "dtype" and base.kind is Kind.MODULE and base.precision.is_low and base.op != MIXED:
+            # A model's `dtype` property reads its parameters' (transformers' ModuleUtilsMixin, diffusers'
+            # ModelMixin, CLIP's `self.visual.conv1.weight.dtype`): the dtype the model was cast to,
+            # which the property's own body, reading the attributes `__init__` built, does not see.
+            return Value(Kind.DTYPE, base.precision)
         method = base.payload.method(attr)
         if method is not None and method.is_property:
             return self.call_definition(method, [], {}, None, receiver=base)[0]

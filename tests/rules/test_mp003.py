@@ -1561,6 +1561,76 @@ CASES = [
         norm_optimizer = torch.optim.SGD(clip_model.ln_final.parameters(), lr=2e-3)
         """,
     ),
+    # Tip-Adapter: an adapter built `.to(clip_model.dtype)`; CLIP's `dtype` property reads
+    # `self.visual.conv1.weight.dtype`, which `convert_weights` made half after `__init__`. A model's
+    # `dtype` is the dtype it was cast to; the property's body alone sees the fp32 layers `__init__` built.
+    *(
+        case(
+            f"an-adapter-in-the-dtype-of-a-{name}-clip-model",
+            f"""
+            import torch
+            from torch import nn
+
+
+            class ModifiedResNet(nn.Module):
+                def __init__(self, width):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(3, width // 2, kernel_size=3, stride=2, padding=1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(width // 2)
+
+
+            class VisionTransformer(nn.Module):
+                def __init__(self, width):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(3, width, kernel_size=16, stride=16, bias=False)
+                    self.ln_post = nn.LayerNorm(width)
+
+
+            class CLIP(nn.Module):
+                def __init__(self, width, vision_layers):
+                    super().__init__()
+                    if isinstance(vision_layers, (tuple, list)):
+                        self.visual = ModifiedResNet(width)
+                    else:
+                        self.visual = VisionTransformer(width)
+
+                @property
+                def dtype(self):
+                    return self.visual.conv1.weight.dtype
+
+
+            def convert_weights(model):
+                def _convert_weights_to_fp16(l):
+                    if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                        l.weight.data = l.weight.data.half()
+
+                model.apply(_convert_weights_to_fp16)
+
+
+            def load(state_dict, device="cuda"):
+                vision_layers = [k for k in state_dict if k.startswith("visual.layer")] or 12
+                model = CLIP(768, vision_layers)
+                convert_weights(model)
+                if device == "cpu":
+                    model.float()
+                return model.eval()
+
+
+            def run_tip_adapter_F(cache_keys, clip_model):
+                adapter = nn.Linear(cache_keys.shape[0], cache_keys.shape[1], bias=False).to(clip_model.dtype).cuda()
+                optimizer = torch.optim.AdamW(adapter.parameters(), lr=1e-3, eps=1e-4){expect}
+                return optimizer
+
+
+            clip_model = load(torch.load("ViT-B-16.pt"){device})
+            run_tip_adapter_F(torch.randn(1024, 16), clip_model)
+            """,
+        )
+        for case, name, device, expect in (
+            (bug, "half", "", "  # expect: MP003"),
+            (ok, "cpu-float", ', "cpu"', ""),
+        )
+    ),
     # A function that initialises weights, or casts layers the model does not hold, casts nothing
     # the optimizer updates.
     ok(

@@ -348,7 +348,7 @@ def call_named(
         return UNKNOWN
     if function in launchpad.NODES:
         return launchpad.node(self, node, ctx, args, kwargs)
-    if function == "argparse.ArgumentParser":
+    if function in ARGUMENT_PARSERS:
         return Value(Kind.INSTANCE, op=PARSER, identity=node)
     if function == "open" and args and isinstance(args[0].const, str):
         return Value(Kind.ANY, op=OPENED_FILE, payload=args[0].const)
@@ -368,9 +368,13 @@ def call_named(
     if function in api.PARAMETER_CLASSES:
         data = first if args else kwargs.get("data", UNKNOWN)  # `nn.Parameter(data=torch.randn(...))`
         return data.with_(op=api.PARAMETER_OP) if data.kind is Kind.TENSOR else UNKNOWN
-    if function == "tyro.cli" and args:
+    if function in DATACLASS_PARSERS and args:
         return self.parsed_dataclass(node, ctx, args[0])  # `args = tyro.cli(Args)`: its defaults, as launched
     if function == "dataclasses.field":
+        factory = kwargs.get("default_factory")
+        if factory is not None and factory.kind is Kind.CLASS and isinstance(factory.payload, Definition):
+            # `model: ModelConfig = field(default_factory=ModelConfig)`: a nested config's defaults
+            return self.construct(node, ctx, factory.payload, [], {})
         return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
     if function in CONFIG_RECORDS:
         # `config = ml_collections.ConfigDict()` then `config.use_lora = True`, `cfg = EasyDict({...})`:
@@ -484,6 +488,14 @@ def call_method(
     kwargs: dict[str, Value],
 ) -> Value:
     if receiver.op == PARSER:
+        if method == "add_arguments" and args:
+            # simple_parsing: `parser.add_arguments(TrainConfig, dest="config")`, then `args.config` is
+            # the dataclass as parsed, its fields' defaults when started plainly.
+            dest = kwargs.get("dest", args[1] if len(args) > 1 else UNKNOWN).const
+            if isinstance(dest, str):
+                defaults = self.option_defaults.setdefault(receiver.identity, {})
+                defaults[dest] = self.parsed_dataclass(node, ctx, args[0])
+            return UNKNOWN
         return self.argument_parser(receiver, method, args, kwargs)
     if receiver.op == accelerate.ACCELERATOR:
         handled = accelerate.method(self, receiver, method, node, ctx, args, kwargs)
@@ -640,6 +652,10 @@ STRING_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rs
 LITERAL_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "dict": dict, "list": list, "tuple": tuple}
 # A module imported by its name as a string: `importlib.import_module("torch.optim")`.
 MODULE_IMPORTERS = frozenset({"importlib.import_module", "__import__"})
+# Parsers used as argparse's (simple_parsing's subclasses it, adding `add_arguments` of dataclasses).
+ARGUMENT_PARSERS = frozenset({"argparse.ArgumentParser", "simple_parsing.ArgumentParser"})
+# Functions that parse the command line into an instance of the dataclass they are given.
+DATACLASS_PARSERS = frozenset({"tyro.cli", "simple_parsing.parse"})
 # `collections.namedtuple("CausalLMOutputs", ["logits", "hidden_states"])`: a record class.
 NAMEDTUPLES = frozenset({"collections.namedtuple", "namedtuple"})
 RECORD = "record"
@@ -905,7 +921,7 @@ TEXT_CONFIG_READERS = frozenset({"omegaconf.OmegaConf.create"})
 def parsed_dataclass(
     self: Interpreter, node: cst.Call, ctx: Context, kind: Value, *, config_file: bool = False
 ) -> Value:
-    """What a command-line parser (`HfArgumentParser`, `tyro.cli`) makes of the dataclass `kind`: an
+    """What a command-line parser (`HfArgumentParser`, `tyro.cli`, simple_parsing) makes of the dataclass `kind`: an
     instance with its fields' defaults, those the repository's launch commands give replacing them
     (over the settings of their `--config` files, for a parser that reads them: `config_file`); of a
     linted class (a framework base's defaults too, and the precision flags of a framework's argument

@@ -269,6 +269,8 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
     for name, value in body_scope.names.items():  # dataclass fields and class attributes: their defaults
         if value.kind in (Kind.CONST, Kind.DTYPE) or (value.kind is Kind.DICT and value.identity is not None):
             definition.constants[name] = value  # a dict literal: a registry its classmethods fill
+        elif value.kind is Kind.INSTANCE and isinstance(value.payload, Definition) and value.payload.fields:
+            definition.constants[name] = value  # `model: ModelConfig = field(default_factory=ModelConfig)`
     value = Value(kind=Kind.CLASS, payload=definition)
     ctx.scope.names[node.name.value] = value
     for decorator in reversed(decorators):

@@ -176,7 +176,9 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
         if attr == "dtype" and base.kind is Kind.MODULE and base.precision.is_low and base.op != MIXED:
             # A model's `dtype` property reads its parameters' (transformers' ModuleUtilsMixin, diffusers'
             # ModelMixin, CLIP's `self.visual.conv1.weight.dtype`): the dtype the model was cast to,
-            # which the property's own body, reading the attributes `__init__` built, does not see.
+            # which the property's own body, reading the attributes `__init__` built, does not see. A
+            # model half but its normalization layers (`convert_weights`) reads half; one half in an
+            # unknown part does not.
             return Value(Kind.DTYPE, base.precision)
         method = base.payload.method(attr)
         if method is not None and method.is_property:

@@ -258,7 +258,7 @@ KD_TRAIN = """
         pytest.param("strategy=DeepSpeedStrategy(stage=2, allgather_bucket_size=5e8)", False, id="deepspeed-object"),
         pytest.param('strategy="deepspeed_stage_2"', False, id="deepspeed-name"),
         pytest.param('strategy="ddp"', True, id="ddp-steps-the-bf16-student"),
-        pytest.param("strategy=make_strategy(args)", True, id="unknown-strategy-says-nothing"),
+        pytest.param("strategy=make_strategy(args)", True, id="an-unknown-strategy-refutes-nothing"),
     ],
 )
 @pytest.mark.parametrize(

@@ -366,7 +366,10 @@ def truth_value(value: Value) -> bool | None:
     """Whether a test is true in the configuration that runs, when its value is a known constant.
     None is not one: `scaler=None` is an optional object a caller passes, not a configuration; but an
     argparse option's None, the option not given, is false (`if args.fused_optimizer_groups:`). A dict
-    known to hold items is true (`args.model_init_kwargs or {}`)."""
+    known to hold items is true (`args.model_init_kwargs or {}`), and so is a dtype (`torch_dtype if
+    torch_dtype else None`)."""
+    if value.kind is Kind.DTYPE:
+        return True
     if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
         return bool(value.payload)
     if value.op == NOT_GIVEN and value.payload is None:

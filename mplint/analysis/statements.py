@@ -304,7 +304,7 @@ def exec_aside(
     those names are used (not inside another such path), the same test deciding alike there; so do
     they when it keeps a name low that a branch of its `if` (`chain`) assigns (anima_train.py:
     `if args.full_bf16: ... else: dit_weight_dtype = torch.float32`, then `dit.to(dit_weight_dtype)`)."""
-    if not body:
+    if not body and not rest:
         return
     names = dict(ctx.scope.names)
     frame = self.frames[-1]
@@ -369,11 +369,14 @@ def _keeps_low(before: dict[str, Value], after: dict[str, Value], chain: cst.If 
 
 
 def _later_bodies(orelse: cst.If | cst.Else | None) -> list[list[Statement]]:
-    """The bodies of the `elif`s and `else` after a branch."""
+    """The bodies of the `elif`s and `else` after a branch; an empty one where the chain has no
+    `else`, the path that skips every branch (`if cfg.use_lora: student = get_peft_model(student)`
+    skipped leaves the bf16 student to the optimizer)."""
     bodies = []
-    while orelse is not None:
+    while isinstance(orelse, cst.If):
         bodies.append(statements(orelse.body))
-        orelse = orelse.orelse if isinstance(orelse, cst.If) else None
+        orelse = orelse.orelse
+    bodies.append(statements(orelse.body) if orelse is not None else [])
     return bodies
 
 

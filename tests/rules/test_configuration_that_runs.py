@@ -295,6 +295,8 @@ FOLDED_OPTION_TESTS = [
     ('parser.add_argument("--num-gpus", type=int, default="1")', "1 < args.num_gpus", "depends"),
     ('parser.add_argument("--precision", default=32)', '"bf16" in args.precision', "depends"),
     ('parser.add_argument("--precision", default=32)', 'args.precision in "bf16-mixed"', "depends"),
+    # A dtype is true (Dual-KL-Distillation: `dtype=torch_dtype if torch_dtype else None`).
+    ("dtype = torch.bfloat16", "dtype", "runs"),
     # Code switched off as written, and the machine the script targets, are no configuration.
     ("", "False", "depends"),
     ("", "0", "depends"),

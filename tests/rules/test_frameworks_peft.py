@@ -206,12 +206,11 @@ from torch.optim import AdamW
 from transformers import AutoModelForVision2Seq
 
 
-def finetune(vla_path="openvla/openvla-7b", use_lora=True, lora_rank=32, learning_rate=5e-4):
+def finetune(vla_path="openvla/openvla-7b", lora_rank=32, learning_rate=5e-4):
     vla = AutoModelForVision2Seq.from_pretrained(vla_path, torch_dtype=torch.bfloat16, trust_remote_code=True)
     vla = vla.to(0)
-    if use_lora:
-        lora_config = LoraConfig(r=lora_rank, lora_alpha=min(lora_rank, 16), target_modules="all-linear")
-        vla = get_peft_model(vla, lora_config)
+    lora_config = LoraConfig(r=lora_rank, lora_alpha=min(lora_rank, 16), target_modules="all-linear")
+    vla = get_peft_model(vla, lora_config)
     vla = DDP(vla, device_ids=[0], find_unused_parameters=True, gradient_as_bucket_view=True)
     trainable_params = [param for param in vla.parameters() if param.requires_grad]
     optimizer = AdamW(trainable_params, lr=learning_rate){expect}

@@ -316,12 +316,30 @@ CAST_OPTION = """
     optimizer = torch.optim.AdamW(model.parameters())  # expect: MP003
 """
 
+# Dual-KL-Distillation's trainers: LoRA on by the option's default (or the README's command), the
+# bf16 student trained whole where it is off.
+ADAPTER_OPTION = """
+    import argparse
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--use_lora", type=bool, default=True)
+    args = parser.parse_args()
+    student = AutoModelForCausalLM.from_pretrained("Qwen/Qwen3-4B", dtype=torch.bfloat16)
+    if args.use_lora:
+        student = get_peft_model(student, LoraConfig(r=64))
+    optimizer = torch.optim.AdamW(student.parameters())  # expect: MP003
+"""
+
 
 @pytest.mark.parametrize(
     ("source", "code"),
     [
         pytest.param(SCORING_LOOP, "MP001", id="bug-function-chosen-by-an-option"),
         pytest.param(CAST_OPTION, "MP003", id="bug-cast-behind-an-option"),
+        pytest.param(ADAPTER_OPTION, "MP003", id="bug-where-an-option-on-by-default-is-off"),
     ],
 )
 def test_what_a_skipped_branch_binds_is_read_after_it_as_conditional(source: str, code: str) -> None:
@@ -335,6 +353,19 @@ def test_what_a_skipped_branch_binds_is_read_after_it_as_conditional(source: str
     "source",
     [
         ok("fp32-on-every-path", CAST_OPTION.replace("torch.bfloat16", "torch.float32").replace("  # expect: MP003", "")),
+        ok(
+            "fp32-where-the-option-is-off",
+            ADAPTER_OPTION.replace(
+                "student = get_peft_model(student, LoraConfig(r=64))",
+                "student = get_peft_model(student, LoraConfig(r=64))\n    else:\n        student = student.float()",
+            ).replace("  # expect: MP003", ""),
+        ),
+        ok(
+            "the-branch-binds-another-name",
+            ADAPTER_OPTION.replace("student = get_peft_model(", "peft_student = get_peft_model(")
+            .replace("AdamW(student.", "AdamW(peft_student.")
+            .replace("  # expect: MP003", ""),
+        ),
         ok(
             "the-option-path-leaves",
             CAST_OPTION.replace(

@@ -63,11 +63,15 @@ def eval_comparison(self: Interpreter, node: cst.Comparison, ctx: Context) -> Va
 
 
 def eval_boolean(self: Interpreter, node: cst.BooleanOperation, ctx: Context) -> Value:
-    """`a and b` / `a or b`: Python's value where the left side's truth is known, else a join."""
+    """`a and b` / `a or b`: Python's value where the left side's truth is known, else a join; but
+    false where `b` is a false flag after `and` (timm's `if args.distributed and args.sync_bn:`), and
+    true where it is a true one after `or`, whatever `a` is."""
     left = self.eval(node.left, ctx)
     truth = truth_value(left)
     right = self.eval(node.right, ctx)
     if truth is None:
+        if isinstance(right.const, bool) and right.const is isinstance(node.operator, cst.Or):
+            return right
         return join(left, right)
     decided = truth if isinstance(node.operator, cst.Or) else not truth
     return left if decided else right

@@ -79,6 +79,8 @@ def _feeds_loss(
     nll_loss = _input_of(use, "nll_loss", parents, precision)
     if nll_loss is not None:
         return not _negated(nll_loss, parents) and not _negated_by_name(nll_loss, function, parents)
+    if _negative_likelihood(use, dim, function, parents, precision):
+        return True
     factor, negated, others = _product(use, parents)
     if any(_probabilities(other, function, parents, precision) for other in others):
         return False  # a teacher's probabilities as the targets: distillation, the log-probs are values
@@ -124,6 +126,25 @@ def _reduction(
         if call is not None and _over(call, dim, precision):
             return call
     return None
+
+
+def _negative_likelihood(
+    expression: cst.BaseExpression, dim: int, function: cst.FunctionDef, parents: Parents, precision: PrecisionModel
+) -> bool:
+    """Whether `expression` is gathered over `dim`, negated and bound to a name never negated back:
+    the target class's negative log-likelihood (timm's label smoothing, `nll_loss =
+    -logprobs.gather(dim=-1, index=target.unsqueeze(1))`), not a policy's log-probs weighed in place
+    (`-logp.gather(1, actions) * returns`)."""
+    gather = _input_of(expression, "gather", parents, precision)
+    if gather is None or not _over(gather, dim, precision):
+        return False
+    negation = parents.get(id(gather))
+    return (
+        isinstance(negation, cst.UnaryOperation)
+        and isinstance(negation.operator, cst.Minus)
+        and isinstance(parents.get(id(negation)), cst.Assign)
+        and not _negated_by_name(negation, function, parents)
+    )
 
 
 def _input_of(expression: cst.BaseExpression, op: str, parents: Parents, precision: PrecisionModel) -> cst.Call | None:
@@ -210,7 +231,8 @@ def _negative(factor: cst.BaseExpression) -> bool:
 
 
 def _negated_by_name(expression: cst.BaseExpression, function: cst.FunctionDef, parents: Parents) -> bool:
-    """`nll = F.nll_loss(log_probs, y, reduction="none")`, then `-nll`: per-token log-probs again."""
+    """`nll = F.nll_loss(log_probs, y, reduction="none")` (or `nll = -log_probs.gather(...)`), then
+    `-nll`: per-token log-probs again."""
     assignment = parents.get(id(expression))
     if not (isinstance(assignment, cst.Assign) and len(assignment.targets) == 1):
         return False

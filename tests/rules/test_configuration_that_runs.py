@@ -295,6 +295,11 @@ FOLDED_OPTION_TESTS = [
     ('parser.add_argument("--num-gpus", type=int, default="1")', "1 < args.num_gpus", "depends"),
     ('parser.add_argument("--precision", default=32)', '"bf16" in args.precision', "depends"),
     ('parser.add_argument("--precision", default=32)', 'args.precision in "bf16-mixed"', "depends"),
+    # An `and` whose flag is off is false, whatever the other side (timm's `if args.distributed and
+    # args.sync_bn:`); an `or` whose flag is on is true.
+    ('parser.add_argument("--sync-bn", action="store_true")', 'os.environ.get("RANK") and args.sync_bn', "skipped"),
+    ('parser.add_argument("--bf16", action="store_false")', 'os.environ.get("BF16") or args.bf16', "runs"),
+    ('parser.add_argument("--bf16", action="store_true")', 'os.environ.get("BF16") or args.bf16', "depends"),
     # A dtype is true (Dual-KL-Distillation: `dtype=torch_dtype if torch_dtype else None`).
     ("dtype = torch.bfloat16", "dtype", "runs"),
     # Code switched off as written, and the machine the script targets, are no configuration.

@@ -1667,6 +1667,35 @@ CLASSIFICATION_LOSSES = [
                 optimizer.step()
         """,
     ),
+    # timm's LabelSmoothingCrossEntropy (timm/loss/cross_entropy.py), a model cast whole by
+    # `--model-dtype bfloat16`: the target's negative log-likelihood gathered, then smoothed.
+    ok(
+        "label-smoothing-over-a-negated-gather",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class LabelSmoothingCrossEntropy(nn.Module):
+            def __init__(self, smoothing=0.1):
+                super().__init__()
+                self.smoothing = smoothing
+                self.confidence = 1. - smoothing
+
+            def forward(self, x, target):
+                logprobs = F.log_softmax(x, dim=-1)
+                nll_loss = -logprobs.gather(dim=-1, index=target.unsqueeze(1))
+                nll_loss = nll_loss.squeeze(1)
+                smooth_loss = -logprobs.mean(dim=-1)
+                loss = self.confidence * nll_loss + self.smoothing * smooth_loss
+                return loss.mean()
+
+        model = Net().cuda().to(torch.bfloat16)
+        criterion = LabelSmoothingCrossEntropy()
+        for images, labels in loader:
+            criterion(model(images), labels).backward()
+        """,
+    ),
     # Label smoothing subtracted, the smoothing term a mean of means.
     ok(
         "label-smoothing-subtracted",
@@ -1695,6 +1724,35 @@ CLASSIFICATION_LOSSES = [
             entropy_bonus = -log_probs.mean(dim=-1)
             taken = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
             return -(taken * advantages).mean() - 0.01 * entropy_bonus.mean()
+        """,
+    ),
+    # REINFORCE: the taken actions' log-probs negated and weighed by the returns in place.
+    bug(
+        "negated-gather-weighed-by-returns",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().cuda().to(torch.bfloat16)
+
+        def reinforce_loss(states, actions, returns):
+            log_probs = F.log_softmax(policy(states), dim=-1)  # expect: MP001
+            return (-log_probs.gather(1, actions.unsqueeze(1)).squeeze(1) * returns).mean()
+        """,
+    ),
+    # The negated gather negated back: the actions' log-probs again.
+    bug(
+        "negated-gather-negated-back",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().cuda().to(torch.bfloat16)
+
+        def action_log_probs(states, actions):
+            log_probs = F.log_softmax(policy(states), dim=-1)  # expect: MP001
+            nll = -log_probs.gather(1, actions.unsqueeze(1))
+            return -nll
         """,
     ),
     # A one-hot sum is the log-prob of the action taken, then in a PPO ratio: not negated, no loss.

@@ -61,6 +61,7 @@ class UncastLogSoftmax(Rule):
     TRIGGERS = torch_api.LOW_PRECISION_WORDS
     SINKS = frozenset({"log_softmax", "logsumexp", "cross_entropy", "Categorical", "softmax"})
     _negated_ids: set[int] | None = None  # `_negated()`, computed on first need
+    _sampled_ids: frozenset[int] = frozenset()  # `Categorical(logits=...).sample()`: seen before the inner call
     VALID = (
         """
 import torch
@@ -113,11 +114,15 @@ def ratio(states, actions, old_logp):
     )
 
     def visit_Call(self, node: cst.Call) -> None:
+        if type(node.func) is cst.Attribute and node.func.attr.value == "sample" and type(node.func.value) is cst.Call:
+            self._sampled_ids |= {id(node.func.value)}
         for fact in self.precision.calls(node, conditional=True):
             found = _log_prob_input(fact)
             if found is None:
                 continue
             logits, op, shown = found
+            if shown == "Categorical(logits=...)" and id(node) in self._sampled_ids:
+                return  # a token drawn and the distribution dropped: no log-prob is kept
             if op == "cross_entropy" and id(node) not in self._negated():
                 return  # a per-token loss that is reduced: the training loss, not log-probs
             if torch_api.runs_in_half(logits, fact.region, op):

@@ -65,6 +65,48 @@ def test_true_precision_makes_the_module_half(source: str) -> None:
     check(source, "MP001")
 
 
+# maestro's shape (qwen_2_5_vl/core.py): the model loaded in bf16 by the training function, handed to
+# the LightningModule, and a Trainer keeping the default "32-true", which converts nothing: the plain
+# AdamW `configure_optimizers` builds steps the bf16 weights. Lightning's other settings leave a
+# bf16-loaded model bf16 too ("*-mixed" autocasts, "*-true" converts to half), but only a fit under
+# "32-true" (or a half "*-true") is followed into the module's methods.
+HALF_MODULE = """
+    import torch
+    import lightning as L
+    from transformers import AutoModelForCausalLM
+
+    class LitLM(L.LightningModule):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            return self.model(**batch).loss
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.model.parameters(), lr=2e-6){expect}
+
+    def train(name="Qwen/Qwen2.5-VL-3B-Instruct"):
+        model = AutoModelForCausalLM.from_pretrained(name, torch_dtype={dtype})
+        L.Trainer({trainer_args}).fit(LitLM(model), train_dataloaders=loader)
+
+    train()
+"""
+
+
+@pytest.mark.parametrize(
+    ("dtype", "trainer_args", "expect"),
+    [
+        pytest.param("torch.bfloat16", "max_epochs=1", "  # expect: MP003", id="bf16-model-32-true-by-default"),
+        pytest.param("torch.bfloat16", 'precision="32-true"', "  # expect: MP003", id="bf16-model-32-true-given"),
+        pytest.param("torch.float32", "max_epochs=1", "", id="fp32-model"),
+        pytest.param("torch.bfloat16", "precision=cfg.precision", "", id="unknown-setting-not-followed"),
+    ],
+)
+def test_a_model_loaded_half_trains_half_under_32_true(dtype: str, trainer_args: str, expect: str) -> None:
+    check(HALF_MODULE.format(dtype=dtype, trainer_args=trainer_args, expect=expect), "MP003")
+
+
 FABRIC = """
     import torch
     import torch.nn.functional as F

@@ -1247,6 +1247,24 @@ def test_categorical_of_torch_distributions() -> None:
     )
 
 
+# quiet-star's sample_next_token: a token drawn and the distribution dropped keeps no log-prob; one
+# kept for its log_prob() after sampling is reported.
+def test_categorical_only_sampled_from_is_no_log_prob() -> None:
+    check(
+        """
+        import torch
+
+        policy = PolicyNet().to(torch.bfloat16)
+        logits = policy(obs)
+        token = torch.distributions.categorical.Categorical(logits=logits).sample().unsqueeze(-1)
+        dist = torch.distributions.Categorical(logits=logits)  # expect: MP001
+        action = dist.sample()
+        logp = dist.log_prob(action)
+        """,
+        CODE,
+    )
+
+
 HELD_LOGSUMEXP = [
     bug(
         "trl-style-selective-log-softmax-on-bf16-logits",

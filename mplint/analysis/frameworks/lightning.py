@@ -154,7 +154,9 @@ def method(
     if receiver.op == TRAINER and name == "fit":
         model = kwargs.get("model", args[0] if args else UNKNOWN)
         half = found[0] if found is not None and not found[1] and found[0].is_low else None
-        if half is not None or kind == "deepspeed":
+        # Under "32-true" (the default) the module trains as it was built: a bf16 one with the
+        # plain optimizers `configure_optimizers` returns (quiet-star's Trainer without precision=).
+        if half is not None or kind == "deepspeed" or found == SETTINGS["32-true"]:
             _fit(self, model, half, kind == "deepspeed", node, ctx)
         return UNKNOWN
     if receiver.op != FABRIC:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from mplint.analysis import torch_api as api
-from mplint.analysis.bindings import element_of
+from mplint.analysis.bindings import element_of, literal_values
 from mplint.analysis.expressions import PASSTHROUGH_BUILTINS
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, is_none, promote, selected
@@ -117,12 +117,40 @@ def built_module(
     functional = api.functional_module(function)
     settings = {**dict(zip(functional[1], args, strict=False)), **kwargs} if functional is not None else {}
     requested = self.dtype_value(kwargs["dtype"]) if "dtype" in kwargs else None
+    if requested is None and api.last_part(function) in api.MODULE_CONTAINERS:
+        held = _held_precision([*args, *kwargs.values()])
+        if held is not None:
+            return Value(Kind.MODULE, held.precision, origin=held.origin, payload=function, identity=node)
     if requested is None:
         precision, origin = self.default_dtype_at(path, Precision.FP32)
         items = tuple(sorted(settings.items()))
         return Value(Kind.MODULE, precision, origin=origin, payload=function, items=items, identity=node)
     origin = Origin("", f"built in {requested.value}", path, node) if requested.is_low else None
     return Value(Kind.MODULE, requested, origin=origin, payload=function, identity=node)
+
+
+def _held_precision(contents: list[Value]) -> Value | None:
+    """The module a container (`nn.ModuleDict({...})`, `nn.ModuleList([...])`, `nn.Sequential(...)`)
+    is as low as, when every module it is built holding, through dicts and lists written out, is
+    built or cast in the same half dtype (moondream's text model, each layer `dtype=dtype`); None
+    when one is not, or none is known."""
+    modules: list[Value] = []
+    pending = list(contents)
+    while pending and len(modules) <= _MOST_HELD:
+        value = pending.pop()
+        if value.kind is Kind.MODULE:
+            modules.append(value)
+        elif value.kind is Kind.DICT:
+            pending.extend(item for _, item in value.items)
+        else:
+            pending.extend(literal_values(value) or ())
+    if not modules or len(modules) > _MOST_HELD or not modules[0].precision.is_low:
+        return None
+    return modules[0] if all(module.precision is modules[0].precision for module in modules) else None
+
+
+# How many modules a container's precision is read from (a generated table of layers is not).
+_MOST_HELD = 64
 
 
 def created_tensor(

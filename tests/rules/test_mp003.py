@@ -2031,6 +2031,49 @@ CASES = [
             optimizer.step()
         """,
     ),
+    # moondream's text model: containers holding layers each built in the model's bf16 dtype are bf16.
+    bug(
+        "containers-of-layers-built-in-bf16",
+        """
+        import torch
+        import torch.nn as nn
+        from bitsandbytes.optim import AdamW8bit
+
+        def build_text_model(dim, vocab, dtype):
+            return nn.ModuleDict(
+                {
+                    "blocks": nn.ModuleList(
+                        [
+                            nn.ModuleDict({"ln": nn.LayerNorm(dim, dtype=dtype), "mlp": nn.Linear(dim, dim, dtype=dtype)})
+                            for _ in range(24)
+                        ]
+                    ),
+                    "post_ln": nn.LayerNorm(dim, dtype=dtype),
+                    "lm_head": nn.Sequential(nn.Linear(dim, vocab, dtype=dtype)),
+                }
+            )
+
+        class Moondream(nn.Module):
+            def __init__(self, dtype=torch.bfloat16):
+                super().__init__()
+                self.text = build_text_model(2048, 51200, dtype)
+
+        model = Moondream()
+        optimizer = AdamW8bit([{"params": model.text.parameters()}], lr=3e-6)  # expect: MP003
+        """,
+    ),
+    # The same container cast to fp32 before training: quiet.
+    ok(
+        "a-container-of-bf16-layers-cast-to-fp32",
+        """
+        import torch
+        import torch.nn as nn
+
+        head = nn.Sequential(nn.Linear(64, 64, dtype=torch.bfloat16), nn.Linear(64, 10, dtype=torch.bfloat16))
+        head = head.float()
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-4)
+        """,
+    ),
 ]
 
 

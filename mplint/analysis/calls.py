@@ -108,6 +108,12 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
             args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
+    if _leaf(node.func) in MASTER_WEIGHT_WRAPPERS:
+        # `FP16_Optimizer(torch.optim.Adam(model.half().parameters()))`: the wrapper steps fp32 master
+        # copies, whether the framework is installed or vendored in the repository (jukebox's apex).
+        wrapped = kwargs.get("init_optimizer", args[0] if args else UNKNOWN)
+        if wrapped.kind is Kind.OPTIMIZER and isinstance(wrapped.payload, cst.Call):
+            self.give_master_weights([wrapped.payload])
     if callee.kind is Kind.MODULE and isinstance(callee.payload, str):
         functional = api.functional_module(callee.payload)
         if functional is not None:  # `nn.LogSoftmax(dim=2)(x)`: `F.log_softmax(x, dim=2)`
@@ -642,6 +648,20 @@ def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: 
     found = self.replicated_calls.setdefault(node, [])
     if call not in found:
         found.append(call)
+
+
+# Optimizer wrappers that keep fp32 master copies of half parameters and step those: apex's
+# `fp16_utils.FP16_Optimizer` and `optimizers.FP16_Optimizer` (apex 0466713, fp16_utils/
+# fp16_optimizer.py `fp32_from_fp16_groups`; optimizers/fp16_optimizer.py `fp32_groups_flat`),
+# DeepSpeed's `runtime.fp16.fused_optimizer.FP16_Optimizer` (`fp32_groups_flat`) and Megatron's
+# `Float16OptimizerWithFloat16Params` (its fp32 main params). By the name the call is written with.
+MASTER_WEIGHT_WRAPPERS = frozenset({"FP16_Optimizer", "Float16OptimizerWithFloat16Params"})
+
+
+def _leaf(function: cst.BaseExpression) -> str | None:
+    if isinstance(function, cst.Attribute):
+        return function.attr.value
+    return function.value if isinstance(function, cst.Name) else None
 
 
 # Methods of a configuration string whose result folds (those of `str` without side effects).

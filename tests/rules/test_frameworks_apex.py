@@ -98,6 +98,42 @@ def test_models_and_optimizers_given_as_lists() -> None:
     check(source.replace('opt_level="O3"', 'opt_level="O2"').replace("  # expect: MP003", ""), "MP003")
 
 
+# Optimizer wrappers that step fp32 master copies (apex's fp16_utils/optimizers FP16_Optimizer,
+# DeepSpeed's and Megatron's), imported or vendored in the repository (jukebox ships apex's tests):
+# the optimizer they wrap updates no half weight. Unwrapped, it does.
+FP16_OPTIMIZER = """
+    import torch
+    import apex
+    {imports}
+
+    model = torch.nn.Linear(1024, 16).cuda().half()
+    optimizer = torch.optim.Adam(model.parameters()){expect}
+    {wrapped}
+    for x in loader:
+        optimizer.zero_grad()
+        optimizer.backward(model(x).float().sum())
+        optimizer.step()
+"""
+
+
+@pytest.mark.parametrize(
+    ("imports", "wrapped", "expect"),
+    [
+        ("", "optimizer = apex.fp16_utils.FP16_Optimizer(optimizer, verbose=False)", ""),
+        ("from apex.optimizers import FP16_Optimizer", "optimizer = FP16_Optimizer(optimizer)", ""),
+        (
+            "from deepspeed.runtime.fp16.fused_optimizer import FP16_Optimizer",
+            "optimizer = FP16_Optimizer(init_optimizer=optimizer, dynamic_loss_scale=True)",
+            "",
+        ),
+        ("", "", "  # expect: MP003"),
+    ],
+    ids=["apex-fp16-utils", "apex-optimizers", "deepspeed-keyword", "unwrapped"],
+)
+def test_an_fp16_optimizer_wrapper_keeps_master_weights(imports: str, wrapped: str, expect: str) -> None:
+    check(FP16_OPTIMIZER.format(imports=imports, wrapped=wrapped, expect=expect), "MP003")
+
+
 # apex's loss scaling (NVIDIA/apex fab319f, apex/amp/handle.py): `amp.scale_loss` yields the scaled
 # loss, and leaving its block (unless `delay_unscale=True`) unscales the gradients and, on an
 # overflow, patches `optimizer.step` to skip once: `optimizer.step()` after the block is right, the

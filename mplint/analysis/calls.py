@@ -382,6 +382,11 @@ def call_named(
             # `model: ModelConfig = field(default_factory=ModelConfig)`: a nested config's defaults
             return self.construct(node, ctx, factory.payload, [], {})
         return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
+    if function == "pydantic.Field":
+        # `dtype: str = Field("bfloat16", description=...)`: its default, given first or as `default=`
+        # (`Field(...)`, the Ellipsis, is a required field: no default).
+        given = first if args else kwargs.get("default", UNKNOWN)
+        return UNKNOWN if given.name == "Ellipsis" else given
     if function in CONFIG_RECORDS:
         # `config = ml_collections.ConfigDict()` then `config.use_lora = True`, `cfg = EasyDict({...})`:
         # a record of settings, its attributes set where it is built (`statements.with_attributes`).

@@ -81,8 +81,9 @@ class Definition:
     methods: dict[str, Definition] = field(default_factory=dict, repr=False)
     # Classes: what their body binds to constants (dataclass field defaults, class attributes).
     constants: dict[str, Value] = field(default_factory=dict, repr=False)
-    # Classes: their bases of the linted code (what `super()` reaches), and for a `@dataclass` its
-    # fields in `__init__` order (those of its bases first); None for any other class.
+    # Classes: their bases of the linted code (what `super()` reaches), and for a `@dataclass` or a
+    # pydantic model (`pydantic`) its fields in `__init__` order (those of its bases first); None for
+    # any other class.
     bases: tuple[Definition, ...] = ()
     # Classes: every base as the class statement evaluated it: a later binding of the name does not
     # change it (`class PreTrainedModel(PreTrainedModel)` derives from the imported class, not itself).
@@ -91,6 +92,7 @@ class Definition:
     # `torch.nn.Module` for a model), directly or through bases of the linted code.
     torch_class: str | None = None
     fields: tuple[str, ...] | None = None
+    pydantic: bool = False
 
     @property
     def name(self) -> str:
@@ -246,7 +248,12 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         self.eval(decorator.decorator.func, ctx) if isinstance(decorator.decorator, cst.Call) else value
         for decorator, value in zip(node.decorators, decorators, strict=True)
     ]
-    if any(api.last_part(decorator.name or "") == "dataclass" for decorator in named):
+    # A pydantic model (`class TrainingConfig(BaseModel)`, or a subclass of one) is built from its
+    # fields by keyword as a dataclass is (pydantic 2 `BaseModel.__init__(**data)`).
+    pydantic = any(base.name == PYDANTIC_MODEL for base in bases) or any(
+        base.fields is not None and base.pydantic for base in linted_bases
+    )
+    if pydantic or any(api.last_part(decorator.name or "") == "dataclass" for decorator in named):
         inherited = [name for base in linted_bases for name in base.fields or ()]
         fields = tuple(dict.fromkeys([*inherited, *_annotated_names(node)]))
     definition = Definition(
@@ -259,6 +266,7 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         base_values=tuple(bases),
         torch_class=torch_class,
         fields=fields,
+        pydantic=pydantic,
     )
     for base in bases:  # inherited methods, overridden by the class's own below
         if base.kind is Kind.CLASS and isinstance(base.payload, Definition):
@@ -280,6 +288,10 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
         if isinstance(decorator.payload, Definition):
             with self.memo.uncounted():
                 self.call_definition(decorator.payload, [value], {}, None)
+
+
+# The base class of pydantic's models.
+PYDANTIC_MODEL = "pydantic.BaseModel"
 
 
 def _linted(self: Interpreter, value: Value, ctx: Context) -> Value:

@@ -535,3 +535,44 @@ def test_any_earlier_branch_that_casts_decides_a_re_run() -> None:
         """,
         "MP003",
     )
+
+
+# atropos's example trainer: a pydantic model of settings built by keyword from the options, its
+# fields' defaults given by `Field(default, description=...)`.
+PYDANTIC_CONFIG = """
+    import argparse
+    from typing import List, Optional
+
+    import torch
+    from pydantic import BaseModel, Field
+    from transformers import AutoModelForCausalLM
+
+
+    class TrainingConfig(BaseModel):
+        model_name: str = Field(..., description="Name of the base model")
+        dtype: str = Field({dtype}, description="Data type for model weights")
+        train_layer_indices: Optional[List[int]] = Field(None, description="Layers to train")
+
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--model-name", required=True)
+        args = parser.parse_args()
+        config = TrainingConfig(model_name=args.model_name)
+        model = AutoModelForCausalLM.from_pretrained(config.model_name, torch_dtype=getattr(torch, config.dtype))
+        if config.train_layer_indices is not None:
+            model = model.float()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6){expect}
+
+
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expect"),
+    [('"bfloat16"', "  # expect: MP003"), ('"float32"', ""), ('default="bfloat16"', "  # expect: MP003")],
+    ids=["bf16-default", "fp32-default", "default-by-keyword"],
+)
+def test_a_pydantic_config_holds_its_field_defaults(dtype: str, expect: str) -> None:
+    check(PYDANTIC_CONFIG.format(dtype=dtype, expect=expect), "MP003")

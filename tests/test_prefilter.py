@@ -143,3 +143,32 @@ def test_a_caller_through_one_file_between_is_analysed(tmp_path: Path) -> None:
     )
     findings = lint_paths([tmp_path], select=["MP003"]).findings
     assert [(Path(f.path).name, f.line) for f in findings] == [("distill.py", 5)]
+
+
+def test_a_script_naming_no_word_that_imports_its_options_and_its_trainer_is_a_unit(tmp_path: Path) -> None:
+    """NousResearch/atropos `example_trainer/grpo.py`: the entry point names no precision and no
+    sink; its options' bf16 default is in `cli.py`, its model and optimizer in `trainers.py`. The
+    configuration that runs starts at the script, so the trainer is read with its defaults."""
+    (tmp_path / "trainer").mkdir()
+    (tmp_path / "trainer/__init__.py").write_text("")
+    (tmp_path / "trainer/cli.py").write_text(
+        "import argparse\n\n"
+        "def parse_args():\n"
+        "    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])\n'
+        "    return parser.parse_args()\n"
+    )
+    (tmp_path / "trainer/trainers.py").write_text(
+        "import torch\nfrom transformers import AutoModelForCausalLM\n\n"
+        "def train(args):\n"
+        '    model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-3B", torch_dtype=getattr(torch, args.dtype))\n'
+        "    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)\n"
+        "    return optimizer\n"
+    )
+    (tmp_path / "trainer/grpo.py").write_text(
+        "from .cli import parse_args\nfrom .trainers import train\n\n"
+        "def main():\n    train(parse_args())\n\n"
+        'if __name__ == "__main__":\n    main()\n'
+    )
+    findings = lint_paths([tmp_path], select=["MP003"]).findings
+    assert [(Path(f.path).name, f.line, f.severity.value) for f in findings] == [("trainers.py", 6, "error")]

@@ -98,7 +98,10 @@ class Prefilter:
     def roots(self, files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str]) -> set[str]:
         """Files whose code mentions a trigger word, and files that mention a sink word and import one
         of those, directly or through one file between (a caller whose calls carry low precision
-        across files: `distill.py` -> `load_model_and_tokenizer` in `ch03.py` -> `qwen3.py`'s bf16)."""
+        across files: `distill.py` -> `load_model_and_tokenizer` in `ch03.py` -> `qwen3.py`'s bf16);
+        and scripts (`__main__`) that mention neither but import such a file and code leading to a
+        sink (atropos's `grpo.py`: its options' bf16 default in `cli.py`, its optimizer in
+        `trainers.py`): the configuration that runs starts there."""
         selected = {source.path for source in files if self.mentions(source, triggers)}
         carriers = selected | {source.path for source in files if self._imported_paths(source) & selected}
         callers = {
@@ -106,7 +109,16 @@ class Prefilter:
             for source in files
             if source.path not in selected and self.mentions(source, sinks) and self._imported_paths(source) & carriers
         }
-        return selected | callers
+        leading = self.leading_to(files, sinks)
+        scripts = {
+            source.path
+            for source in files
+            if source.path not in selected
+            and source.path in leading
+            and "__main__" in (source.text or "")
+            and self._imported_paths(source) & carriers
+        }
+        return selected | callers | scripts
 
     def leading_to(self, files: list[SourceFile], words: frozenset[str]) -> set[str]:
         """Files whose code mentions one of `words`, or imports a file that does, directly or through

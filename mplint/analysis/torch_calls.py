@@ -14,7 +14,18 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of, literal_values
 from mplint.analysis.expressions import PASSTHROUGH_BUILTINS
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Origin, Precision, Region, Value, is_none, promote, selected
+from mplint.analysis.values import (
+    UNKNOWN,
+    Kind,
+    Origin,
+    Precision,
+    Region,
+    Value,
+    is_none,
+    is_tensor_like,
+    promote,
+    selected,
+)
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -161,7 +172,8 @@ def created_tensor(
         origin = Origin("", "created", path, node) if precision.is_low else None
         return Value(Kind.TENSOR, precision, origin=origin)
     if leaf.endswith("_like") and args:
-        return args[0].with_(op=None) if args[0].kind is Kind.TENSOR else UNKNOWN
+        # `torch.ones_like(t)` of a tensor, or of a value of known dtype (`t = temps.to(dev, logits.dtype)`)
+        return args[0].with_(kind=Kind.TENSOR, op=None) if is_tensor_like(args[0]) else UNKNOWN
     if leaf == "tensor":
         return UNKNOWN  # integer data gives an integer tensor
     precision, origin = self.default_dtype_at(path, Precision.FP32)

@@ -1247,6 +1247,27 @@ def test_categorical_of_torch_distributions() -> None:
     )
 
 
+# atropos's GRPO step: the temperatures cast to the logits' dtype, guarded with `torch.where(t <= 0,
+# torch.ones_like(t), t)`, divide the bf16 logits; their negated per-token cross-entropy is log-probs.
+def test_logits_scaled_by_a_tensor_cast_to_their_dtype_stay_half() -> None:
+    check(
+        """
+        import torch
+        import torch.nn.functional as F
+
+        policy = PolicyNet().to(torch.bfloat16)
+
+        def token_log_probs(tokens, temperatures, labels):
+            logits = policy(tokens)
+            t = temperatures.to(logits.device, logits.dtype)
+            t = torch.where(t <= 0, torch.ones_like(t), t)
+            scaled = logits / t
+            return -F.cross_entropy(scaled.view(-1, scaled.size(-1)), labels.view(-1), reduction="none")  # expect: MP001
+        """,
+        CODE,
+    )
+
+
 # quiet-star's sample_next_token: a token drawn and the distribution dropped keeps no log-prob; one
 # kept for its log_prob() after sampling is reported.
 def test_categorical_only_sampled_from_is_no_log_prob() -> None:

@@ -385,8 +385,8 @@ def call_named(
     if function == "pydantic.Field":
         # `dtype: str = Field("bfloat16", description=...)`: its default, given first or as `default=`
         # (`Field(...)`, the Ellipsis, is a required field: no default).
-        given = first if args else kwargs.get("default", UNKNOWN)
-        return UNKNOWN if given.name == "Ellipsis" else given
+        field_default = first if args else kwargs.get("default", UNKNOWN)
+        return UNKNOWN if field_default.name == "Ellipsis" else field_default
     if function in CONFIG_RECORDS:
         # `config = ml_collections.ConfigDict()` then `config.use_lora = True`, `cfg = EasyDict({...})`:
         # a record of settings, its attributes set where it is built (`statements.with_attributes`).

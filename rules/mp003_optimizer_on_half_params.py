@@ -200,16 +200,41 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def _handing_call(self, fact: CallFact) -> tuple[str, cst.Call] | None:
         """Where an optimizer built by a helper over parameters it was handed is reported: the call
-        that handed them (sd-scripts' `get_optimizer(args, trainable_params)` builds
-        `optimizer_class(trainable_params, ...)`; litgpt's `instantiate_torch_optimizer(optimizer,
-        model.parameters())`), which chose them. None where the function around the call built its
-        parameters itself, or the call that ran it is not known."""
+        that handed them (`_handed_by`), or, where that call is itself a factory's handing on what
+        its own caller handed it, that caller's (atropos: `create_optimizer(model, config)` returns
+        `create_optimizer_for_params([p for p in model.parameters() ...], config)`)."""
+        site = self._handed_by(fact)
+        for _ in range(_MOST_FACTORY_LEVELS):
+            outer_fact = self._fact_of_site(site, fact) if site is not None else None
+            if outer_fact is None:
+                break
+            outer = self._handed_by(outer_fact, through_names=True)
+            if outer is None:
+                break
+            site, fact = outer, outer_fact
+        return site
+
+    def _fact_of_site(self, site: tuple[str, cst.Call], fact: CallFact) -> CallFact | None:
+        """The fact of the call `site` in the run that built `fact`'s optimizer through it."""
+        depth = len(fact.chain) - 1
+        for found in self.precision.calls(site[1], conditional=True):
+            if found.chain == fact.chain[:depth] and found.call_sites == fact.call_sites[:depth]:
+                return found
+        return None
+
+    def _handed_by(self, fact: CallFact, *, through_names: bool = False) -> tuple[str, cst.Call] | None:
+        """The call that handed a helper the parameters its optimizer is built over (sd-scripts'
+        `get_optimizer(args, trainable_params)` builds `optimizer_class(trainable_params, ...)`;
+        litgpt's `instantiate_torch_optimizer(optimizer, model.parameters())`), which chose them. None
+        where the function around the call built its parameters itself (`through_names`: unless from
+        a parameter, into a name, to hand them on to another factory), or the call that ran it is not
+        known."""
         if not fact.call_sites or fact.call_sites[-1] is None or not fact.chain:
             return None
         function = self._function_around(fact.node)
         argument = fact.node.args[0].value if fact.node.args and not fact.node.args[0].keyword else None
         argument = tree.keyword_arg(fact.node, "params") or argument
-        if function is None or argument is None or not _mentions_parameter(argument, function):
+        if function is None or argument is None or not _mentions_parameter(argument, function, through_names):
             return None
         if not _returns(fact.node, function):
             return None  # a training function that steps the optimizer it builds (`def train(model)`)
@@ -220,12 +245,38 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         return path, call
 
 
-def _mentions_parameter(expression: cst.BaseExpression, function: cst.FunctionDef) -> bool:
+def _mentions_parameter(expression: cst.BaseExpression, function: cst.FunctionDef, through_names: bool) -> bool:
     """Whether an expression reads a parameter of `function` other than its receiver (`model_parameters`,
-    `filter(lambda p: p.requires_grad, params)`, `model.parameters()` of a model handed in)."""
+    `filter(lambda p: p.requires_grad, params)`, `model.parameters()` of a model handed in), itself or,
+    `through_names`, through a name the function binds once from such an expression listing
+    parameters (`trainable_params = [p for p in model.parameters() if p.requires_grad]`)."""
     parameters = function.params
     names = {param.name.value for param in (*parameters.params, *parameters.kwonly_params)} - {"self", "cls"}
-    return any(isinstance(node, cst.Name) and node.value in names for node in walk(expression))
+    if any(isinstance(node, cst.Name) and node.value in names for node in walk(expression)):
+        return True
+    if not through_names or not isinstance(expression, cst.Name):
+        return False
+    bindings = [
+        node.value
+        for node in walk(function.body)
+        if isinstance(node, cst.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0].target, cst.Name)
+        and node.targets[0].target.value == expression.value
+    ]
+    return (
+        len(bindings) == 1
+        and any(isinstance(node, cst.Name) and node.value in names for node in walk(bindings[0]))
+        and any(isinstance(node, cst.Attribute) and node.attr.value in _PARAMETER_LISTS for node in walk(bindings[0]))
+    )
+
+
+# Methods listing a module's parameters: a name bound from one of them chooses parameters.
+_PARAMETER_LISTS = frozenset({"parameters", "named_parameters"})
+
+
+# How many factories handing on what their caller handed them a finding climbs through.
+_MOST_FACTORY_LEVELS = 4
 
 
 def _returns(call: cst.Call, function: cst.FunctionDef) -> bool:

@@ -2653,3 +2653,51 @@ if __name__ == "__main__":
 )
 def test_an_optimizer_only_prepared_and_never_stepped_updates_nothing(use: str, bug: str | None) -> None:
     check(PREPARED_NEVER_STEPPED.format(mark=f"  # expect: {bug}" if bug else "", use=use), "MP003")
+
+
+# atropos's example trainer: `create_optimizer(model, config)` chooses the trainable parameters of the
+# model its caller hands it and hands them on to `create_optimizer_for_params`, which builds the
+# optimizer: reported where the training function hands the bf16 model, one finding per caller. A
+# helper that builds its own parameter groups and the optimizer over them is reported at the optimizer.
+NESTED_FACTORIES = """
+import torch
+from transformers import AutoModelForCausalLM
+
+
+def create_optimizer_for_params(params, lr):
+    params = list(params)
+    return torch.optim.AdamW(params, lr=lr){inner}
+
+
+def create_optimizer(model, lr):
+    trainable_params = [p for p in model.parameters() if p.requires_grad]
+    return create_optimizer_for_params(trainable_params, lr){middle}
+
+
+def train_legacy(name):
+    model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+    optimizer = create_optimizer(model, 1e-6){outer}
+    return optimizer
+
+
+def train_shared(name):
+    model = AutoModelForCausalLM.from_pretrained(name, torch_dtype=torch.bfloat16)
+    optimizer = create_optimizer(model, 1e-6){outer}
+    return optimizer
+
+
+train_legacy("Qwen/Qwen2.5-3B")
+train_shared("Qwen/Qwen2.5-3B")
+"""
+
+
+def test_a_factory_handing_on_its_callers_model_is_reported_at_each_caller() -> None:
+    check(NESTED_FACTORIES.format(inner="", middle="", outer="  # expect: MP003"), CODE)
+
+
+def test_a_factory_handing_on_parameters_it_built_itself_is_reported_where_it_hands_them() -> None:
+    built_here = NESTED_FACTORIES.replace(
+        "def create_optimizer(model, lr):\n    trainable_params = [p for p in model.parameters() if p.requires_grad]",
+        'def create_optimizer(model, lr):\n    trainable_params = [p for p in AutoModelForCausalLM.from_pretrained("x", torch_dtype=torch.bfloat16).parameters()]',
+    )
+    check(built_here.format(inner="", middle="  # expect: MP003", outer=""), CODE)

@@ -251,6 +251,19 @@ def string_value(node: cst.CSTNode) -> str | None:
 _FUNCTION_SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 
 
+def single_assignment(function: cst.FunctionDef, name: str) -> cst.BaseExpression | None:
+    """The value `function` assigns to the plain name `name`, where one `name = ...` alone binds it."""
+    values = [
+        node.value
+        for node in walk(function.body)
+        if isinstance(node, cst.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0].target, cst.Name)
+        and node.targets[0].target.value == name
+    ]
+    return values[0] if len(values) == 1 else None
+
+
 def enclosing_function(node: cst.CSTNode, pieces: Sequence[tuple[int, cst.Module]]) -> cst.FunctionDef | None:
     """The innermost def around `node` (None at module level, or in a lambda or class body)."""
     for _, piece in pieces:

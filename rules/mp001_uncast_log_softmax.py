@@ -121,7 +121,7 @@ def ratio(states, actions, old_logp):
             if found is None:
                 continue
             logits, op, shown = found
-            if shown == "Categorical(logits=...)" and id(node) in self._sampled_ids:
+            if fact.function in CATEGORICAL and id(node) in self._sampled_ids:
                 return  # a token drawn and the distribution dropped: no log-prob is kept
             if op == "cross_entropy" and id(node) not in self._negated():
                 return  # a per-token loss that is reduced: the training loss, not log-probs

@@ -256,18 +256,11 @@ def _mentions_parameter(expression: cst.BaseExpression, function: cst.FunctionDe
         return True
     if not through_names or not isinstance(expression, cst.Name):
         return False
-    bindings = [
-        node.value
-        for node in walk(function.body)
-        if isinstance(node, cst.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0].target, cst.Name)
-        and node.targets[0].target.value == expression.value
-    ]
+    bound = tree.single_assignment(function, expression.value)
     return (
-        len(bindings) == 1
-        and any(isinstance(node, cst.Name) and node.value in names for node in walk(bindings[0]))
-        and any(isinstance(node, cst.Attribute) and node.attr.value in _PARAMETER_LISTS for node in walk(bindings[0]))
+        bound is not None
+        and any(isinstance(node, cst.Name) and node.value in names for node in walk(bound))
+        and any(isinstance(node, cst.Attribute) and node.attr.value in _PARAMETER_LISTS for node in walk(bound))
     )
 
 

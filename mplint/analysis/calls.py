@@ -63,7 +63,7 @@ from mplint.analysis.values import (
     one_of,
     recast,
 )
-from mplint.tree import string_value
+from mplint.tree import dotted_text, string_value
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -108,7 +108,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
             args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
         elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
             args.append(value)
-    if _leaf(node.func) in MASTER_WEIGHT_WRAPPERS:
+    if api.last_part(dotted_text(node.func)) in MASTER_WEIGHT_WRAPPERS:
         # `FP16_Optimizer(torch.optim.Adam(model.half().parameters()))`: the wrapper steps fp32 master
         # copies, whether the framework is installed or vendored in the repository (jukebox's apex).
         wrapped = kwargs.get("init_optimizer", args[0] if args else UNKNOWN)
@@ -661,12 +661,6 @@ def note_replicated_call(self: Interpreter, node: cst.Call, module: Value, ctx: 
 # DeepSpeed's `runtime.fp16.fused_optimizer.FP16_Optimizer` (`fp32_groups_flat`) and Megatron's
 # `Float16OptimizerWithFloat16Params` (its fp32 main params). By the name the call is written with.
 MASTER_WEIGHT_WRAPPERS = frozenset({"FP16_Optimizer", "Float16OptimizerWithFloat16Params"})
-
-
-def _leaf(function: cst.BaseExpression) -> str | None:
-    if isinstance(function, cst.Attribute):
-        return function.attr.value
-    return function.value if isinstance(function, cst.Name) else None
 
 
 # Methods of a configuration string whose result folds (those of `str` without side effects).

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.tree import children, enclosing_function, walk
+from mplint.tree import children, enclosing_function, single_assignment, walk
 
 if TYPE_CHECKING:
     from mplint.analysis.facts import CallFact
@@ -103,17 +103,10 @@ def _probabilities(
             break
         expression = expression.func.value
     if isinstance(expression, cst.Name):
-        bindings = [
-            node
-            for node in walk(function)
-            if isinstance(node, cst.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0].target, cst.Name)
-            and node.targets[0].target.value == expression.value
-        ]
-        if len(bindings) != 1:
+        bound = single_assignment(function, expression.value)
+        if bound is None:
             return False
-        expression = bindings[0].value
+        expression = bound
     return isinstance(expression, cst.Call) and any(fact.op == "softmax" for fact in _facts(expression, precision))
 
 

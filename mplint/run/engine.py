@@ -261,12 +261,12 @@ class Run:
             for source in self.files.values()
             if source.text is not None and len(source.text) <= MAX_ANALYSED_CHARACTERS
         ]
-        roots = self.prefilter.roots(analysable, triggers, sinks)
         # A script the repository launches with a low-precision option (`--bf16 True`), or that names a
         # config file holding one (`dtype: bfloat16`), is a unit when its code mentions a sink or
         # imports code that does (its Trainer subclass in another module): the precision comes from
         # outside the code (`launch_options`).
         leading = self.prefilter.leading_to(analysable, sinks)
+        roots = self.prefilter.roots(analysable, triggers, sinks, leading)
         if checked is not None:
             wanted = checked | self.prefilter.importers(analysable, set(checked))
             roots &= wanted

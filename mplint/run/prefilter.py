@@ -95,13 +95,15 @@ class Prefilter:
         """Whether the code of `source` mentions one of `words`."""
         return not self.facts(source).words.isdisjoint(words)
 
-    def roots(self, files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str]) -> set[str]:
+    def roots(
+        self, files: list[SourceFile], triggers: frozenset[str], sinks: frozenset[str], leading: set[str]
+    ) -> set[str]:
         """Files whose code mentions a trigger word, and files that mention a sink word and import one
         of those, directly or through one file between (a caller whose calls carry low precision
         across files: `distill.py` -> `load_model_and_tokenizer` in `ch03.py` -> `qwen3.py`'s bf16);
-        and scripts (`__main__`) that mention neither but import such a file and code leading to a
-        sink (atropos's `grpo.py`: its options' bf16 default in `cli.py`, its optimizer in
-        `trainers.py`): the configuration that runs starts there."""
+        and scripts (`__main__`) that mention neither but import such a file and are `leading` to a
+        sink (`leading_to(files, sinks)`; atropos's `grpo.py`: its options' bf16 default in `cli.py`,
+        its optimizer in `trainers.py`): the configuration that runs starts there."""
         selected = {source.path for source in files if self.mentions(source, triggers)}
         carriers = selected | {source.path for source in files if self._imported_paths(source) & selected}
         callers = {
@@ -109,7 +111,6 @@ class Prefilter:
             for source in files
             if source.path not in selected and self.mentions(source, sinks) and self._imported_paths(source) & carriers
         }
-        leading = self.leading_to(files, sinks)
         scripts = {
             source.path
             for source in files

@@ -265,3 +265,50 @@ def test_a_table_of_data_is_never_parsed() -> None:
     assert root.top_level("OPS") == []
     assert all(len(piece.code) < 1000 for _, piece in root.pieces)
     assert [f.code for f in findings] == ["MP001"]
+
+
+def test_a_file_s_syntactic_findings_do_not_depend_on_which_unit_ran_first() -> None:
+    # rf-detr's engine.py: a compatibility fallback to the deprecated API, used by a function
+    # main.py calls. Whether main.py's unit holds engine.py whole (engine.py's own unit ran first
+    # in this process) or in pieces must not change what either unit reports.
+    engine = textwrap.dedent(
+        """\
+        import torch
+
+        try:
+            from torch.amp import GradScaler, autocast
+            DEPRECATED_AMP = False
+        except ImportError:
+            from torch.cuda.amp import GradScaler, autocast
+            DEPRECATED_AMP = True
+
+
+        def train_one_epoch(model, loader, optimizer, args):
+            if DEPRECATED_AMP:
+                scaler = GradScaler(enabled=args.amp)
+            else:
+                scaler = GradScaler("cuda", enabled=args.amp)
+            for x in loader:
+                with autocast("cuda", enabled=args.amp):
+                    loss = model(x)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+        """
+    )
+    main = textwrap.dedent(
+        """\
+        import torch
+        from engine import train_one_epoch
+
+        model = torch.nn.Linear(8, 8).cuda()
+        train_one_epoch(model, loader, torch.optim.AdamW(model.parameters()), args)
+        """
+    )
+    files = [SourceFile("engine.py", engine), SourceFile("main.py", main)]
+
+    def findings(order: tuple[str, ...]) -> set[tuple[str, int, str]]:
+        run = Run(files, registry.all_rules())
+        return {(f.path, f.line, f.code) for root in order for f in run.lint_unit(root).findings}
+
+    assert findings(("engine.py", "main.py")) == findings(("main.py", "engine.py")) == findings(("engine.py",))

@@ -406,7 +406,7 @@ class Run:
                 continue  # only read for names (class bases, constants): no facts of its own here
             context = FileContext(file, files, precision, lambda: self.imports)
             try:
-                self._visit(file, context, module if path == root else file.module)
+                self._visit(file, context, module if path == root else file.module, is_root=path == root)
             except RecursionError:  # a rule's own walk, in a deeply nested file
                 return UnitResult((invalid(path, 1, 1, TOO_DEEP),), tuple(sorted(files)))
             except Exception as error:  # a rule bug must name the file, not print a traceback
@@ -420,14 +420,15 @@ class Run:
         }
         return UnitResult(tuple(_unsuppressed(findings, files)), tuple(sorted(read)), tuple(sorted(stepped)))
 
-    def _visit(self, file: ParsedFile, context: FileContext, module: cst.Module) -> None:
+    def _visit(self, file: ParsedFile, context: FileContext, module: cst.Module, *, is_root: bool) -> None:
         """Run the rules whose words the file mentions (a rule could not fire elsewhere): those that
         read the tree over every node, those that read facts over the nodes this unit evaluated
         (and the module the unit ran: a root's parsed code, or a stand-in for a file read in part)."""
         rules = [rule(context) for rule in self._relevant_rules(file.source)]
-        # A file read piece by piece has no whole tree to walk: syntactic rules see it where it is
-        # a unit of its own (it is one whenever it mentions their words).
-        syntactic = [rule for rule in rules if rule.SYNTACTIC and not file.partial]
+        # Syntactic rules walk a file where it is a unit of its own (it is one whenever it mentions
+        # their words), never where another unit imports from it: whether that unit holds its whole
+        # tree or pieces depends on which units this process ran before, and the findings must not.
+        syntactic = [rule for rule in rules if rule.SYNTACTIC and is_root]
         if syntactic:
             visit_rules(functools.partial(self._events_of, file), syntactic)
         order = file.source_order()

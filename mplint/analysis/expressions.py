@@ -258,7 +258,8 @@ def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Valu
             # `parser.parse_args_into_dataclasses(return_remaining_strings=True)[:3]`: the values kept.
             lower, upper, step = (None if bound is None else cast(int, bound.const) for bound in bounds)
             return base.with_(payload=base.payload[lower:upper:step]) if step != 0 else UNKNOWN
-    return UNKNOWN
+    # `losses["loss"]` of what a call under an autocast region returned: its gradients still come from there.
+    return UNKNOWN.with_(region=base.region) if base.region is not None else UNKNOWN
 
 
 def dict_item(mapping: Value, key: Value) -> Value:

@@ -831,6 +831,23 @@ CASES += [
         losses = accelerator.gather(loss)
         """,
     ),
+    # An item of what a project's object computed under the region (Lumina-Image-2.0: the transport
+    # of a dict of datasets returns a dict of losses): its gradients come from the fp16 region.
+    bug(
+        "item-of-a-loss-dict-computed-under-the-region",
+        """
+        import torch
+
+        def train(model, data_collection, optimizer):
+            for step in range(100):
+                for res, data_pack in data_collection.items():
+                    with torch.cuda.amp.autocast():  # expect: MP002
+                        loss_dict = data_pack["transport"].training_losses(model, data_pack["x"])
+                    loss = loss_dict["loss"].sum() / data_pack["local_bsz"]
+                    loss.backward()
+                    optimizer.step()
+    """,
+    ),
     ok(
         "a-recorder-whose-backward-only-records",
         """

@@ -12,6 +12,7 @@ import libcst as cst
 
 from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import NAMESPACE
+from mplint.analysis.project import module_name
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
@@ -180,11 +181,19 @@ def bind_import_from(self: Interpreter, node: cst.ImportFrom, ctx: Context) -> N
     for alias in node.names:
         imported = dotted_text(alias.name)
         local = dotted_text(alias.asname.name) if alias.asname is not None else imported
-        fallback = dotted(f"{module}.{imported}") if level == 0 else UNKNOWN
+        fallback = dotted(f"{module}.{imported}") if level == 0 else _relative_submodule(self, node, imported, ctx)
         if source is not None:  # read from the linted file when (if ever) the name is used
             ctx.scope.names[local] = Value(Kind.IMPORT, payload=(source, imported, fallback))
         else:
             ctx.scope.names[local] = fallback
+
+
+def _relative_submodule(self: Interpreter, node: cst.ImportFrom, name: str, ctx: Context) -> Value:
+    """`from . import base` where `base.py` is a file of the run: the module, by its full dotted
+    name (what the package's `__init__` binds when it imports its own submodule)."""
+    module = f"{dotted_text(node.module)}.{name}" if node.module is not None else name
+    path = self.index.resolve(module, ctx.scope.module.path, len(node.relative))
+    return dotted(module_name(path)) if path is not None else UNKNOWN
 
 
 def imported(self: Interpreter, value: Value) -> Value:
@@ -192,7 +201,9 @@ def imported(self: Interpreter, value: Value) -> Value:
     hops = 0
     while value.kind is Kind.IMPORT and isinstance(value.payload, tuple) and hops < 16:
         path, name, fallback = value.payload
-        value = self.exported(path, name) or fallback
+        found = self.exported(path, name)
+        # A package's `__init__` reading the name its own `from . import base` binds: the fallback.
+        value = found if found is not None and found != value else fallback
         hops += 1
     return UNKNOWN if value.kind is Kind.IMPORT else value
 

@@ -117,7 +117,7 @@ def _nearest(paths: list[str], folder: str) -> list[str]:
     return [path for path in paths if shared(path) == best] if best else []
 
 
-def _module_name(path: str) -> str:
+def module_name(path: str) -> str:
     """`pkg/sub/mod.py` -> `pkg.sub.mod` (string operations: this runs for every file of a run)."""
     stem = path[: -len(".py")] if path.endswith(".py") else posixpath.splitext(path)[0]
     parts = stem.split("/")
@@ -136,7 +136,7 @@ def _is_test_path(path: str) -> bool:
 
 
 def _dotted_suffixes(path: str) -> list[str]:
-    parts = _module_name(path).split(".")
+    parts = module_name(path).split(".")
     return [".".join(parts[index:]) for index in range(len(parts)) if parts[index:]]
 
 

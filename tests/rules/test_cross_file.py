@@ -331,6 +331,49 @@ CASES = [
         },
         id="ok-MP003-class-imported-by-name-from-a-compensating-package",
     ),
+    # llm-baselines: the package's `__init__` imports its own submodule (`from . import base`) into a
+    # table of config formats, and the script's options come from that submodule's parser.
+    pytest.param(
+        "MP002",
+        {
+            "src/config/__init__.py": """
+                from . import base
+
+                CONFIG_FORMAT_TO_MODULE_MAP = {"base": base}
+
+
+                def parse_args_with_format(format, base_parser, args, namespace):
+                    return CONFIG_FORMAT_TO_MODULE_MAP[format].parse_args(base_parser, args, namespace)
+            """,
+            "src/config/base.py": """
+                def parse_args(base_parser, args, namespace):
+                    base_parser.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"])
+                    return base_parser.parse_args(args, namespace)
+            """,
+            "src/main.py": """
+                import argparse
+
+                import torch
+
+                import config
+
+                parser = argparse.ArgumentParser()
+                parser.add_argument("--config_format", default="base")
+                args, rem_args = parser.parse_known_args()
+                args = config.parse_args_with_format(args.config_format, parser, rem_args, args)
+                model = torch.nn.Linear(8, 8).cuda()
+                optimizer = torch.optim.AdamW(model.parameters())
+                dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+                for x, y in loader:
+                    with torch.amp.autocast(device_type="cuda", dtype=dtype):  # expect: MP002
+                        outputs = model(x)
+                    loss = outputs["loss"]
+                    loss.backward()
+                    optimizer.step()
+            """,
+        },
+        id="bug-MP002-options-from-a-submodule-the-package-imports-relatively",
+    ),
 ]
 
 

@@ -3,9 +3,10 @@ names the files import from each other."""
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from mplint.repository import repository_root
 
@@ -14,7 +15,8 @@ class ModuleIndex:
     """Maps every dotted suffix of each file's module path to the file, so that `import utils.x`
     resolves whether the run was started at the repository root or inside `src/`."""
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], text_of: Callable[[str], str | None] | None = None) -> None:
+        self._text_of = text_of
         self._by_name: dict[str, list[str]] = {}
         self._original: dict[str, str] = {}
         for path in paths:
@@ -35,6 +37,18 @@ class ModuleIndex:
         self._tests = {
             path for normal, path in self._original.items() if _is_test_path(posixpath.relpath(normal, root or "."))
         }
+
+    def texts_under(self, folder: str) -> Iterator[tuple[str, str]]:
+        """The files of the run below `folder` (an absolute path) with their texts, where the run
+        was given them."""
+        if self._text_of is None:
+            return
+        prefix = os.path.join(folder, "")
+        for path in self._original.values():
+            if os.path.abspath(path).startswith(prefix):
+                text = self._text_of(path)
+                if text is not None:
+                    yield path, text
 
     def is_test(self, path: str) -> bool:
         """Whether the file at `path` is test code (see `_is_test_path`)."""

@@ -221,7 +221,10 @@ class Run:
         # The plan's units: read by another unit first, such a file is still parsed as a root is.
         self.roots = roots
         self.rules = tuple(rules)
-        self.index = ModuleIndex(list(self.files))
+        # Closing over the files, not the run: a run in no reference cycle is freed as soon as it is
+        # done, though the cyclic collector is paused (a language server runs one per edit).
+        by_path = self.files
+        self.index = ModuleIndex(list(self.files), lambda path: by_path[path].text)
         self.prefilter = Prefilter(
             self.index, (word for rule in rules for word in rule.TRIGGERS | rule.SINKS), code_facts
         )
@@ -239,9 +242,6 @@ class Run:
         # Per tree (not per path: an evicted tree's events must go with it).
         self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
-        # Closing over the files, not the run: a run in no reference cycle is freed as soon as it is
-        # done, though the cyclic collector is paused (a language server runs one per edit).
-        by_path = self.files
         self.reach = Reach(self.index, lambda path: by_path[path].text, self.words)
 
     def plan(self) -> Plan:

@@ -277,6 +277,24 @@ def test_an_auto_model_by_its_checkpoint_name(checkpoint: str, half_logits: bool
 
 
 @pytest.mark.parametrize(
+    ("checkpoint", "half_logits"),
+    [
+        pytest.param("locuslab/tofu_ft_phi-1.5", False, id="phi-1.5-as-people-write-it"),
+        pytest.param("microsoft/phi-1_5", False, id="phi-1_5-as-the-hub-writes-it"),
+        pytest.param("./checkpoints/sft", True, id="a-family-not-told"),
+    ],
+)
+def test_a_family_told_by_its_name_beside_docs_naming_one_that_never_upcasts(
+    checkpoint: str, half_logits: bool, tmp_path: Path
+) -> None:
+    """A checkpoint whose name tells its family keeps that family's logits where the repository's
+    docs also name a family that never upcasts (OPT, as ReMax's scripts do beside its Llama ones)."""
+    source = POLICY_FROM_THE_HUB.format(checkpoint=checkpoint, expect="  # expect: MP001" if half_logits else "")
+    readme = "python evaluate.py --model_name_or_path facebook/opt-1.3b\n"
+    check_files({**requirements("transformers==4.38.2"), "README.md": readme, "train.py": source}, "MP001", tmp_path)
+
+
+@pytest.mark.parametrize(
     "dependencies",
     [
         pytest.param(requirements("transformers==4.29.2"), id="before-any-family-upcasts"),
@@ -302,6 +320,56 @@ def test_an_auto_llama_under_the_newest_transformers(tmp_path: Path) -> None:
     """Unpinned, the newest transformers runs: a Llama's logits are its weights' dtype there."""
     source = POLICY_FROM_THE_HUB.format(checkpoint="meta-llama/Llama-2-7b-hf", expect="  # expect: MP001")
     check_files({"train.py": source}, "MP001", tmp_path)
+
+
+UNLEARNING_TRAINER = """
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+
+class ForgettingTrainer(Trainer):
+    def __init__(self, *args, oracle_logps=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.oracle_logps = oracle_logps
+
+    def compute_loss(self, model, inputs, return_outputs=False{extra}):
+        current = F.log_softmax(model(**inputs).logits, dim=-1)
+        loss = F.kl_div(current, self.oracle_logps[inputs["idx"]], reduction="batchmean", log_target=True)
+        return (loss, None) if return_outputs else loss
+
+
+model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-chat-hf", torch_dtype=torch.bfloat16)
+oracle = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-chat-hf", torch_dtype=torch.bfloat16)
+oracle_logps = []
+with torch.no_grad():
+    for batch in loader:
+        oracle_logps.append(F.log_softmax(oracle(**batch).logits, dim=-1)){expect}
+trainer = ForgettingTrainer(model=model, args=TrainingArguments("out", bf16=True), oracle_logps=oracle_logps)
+trainer.train()
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "half_logits"),
+    [
+        pytest.param("", False, id="written-for-4.45-or-older"),
+        pytest.param(", num_items_in_batch=None", True, id="written-for-4.46-or-newer"),
+        pytest.param(", **kwargs", True, id="taking-any-keyword"),
+    ],
+)
+def test_an_unpinned_repository_runs_the_transformers_its_trainer_runs_on(
+    extra: str, half_logits: bool, tmp_path: Path
+) -> None:
+    """TOFU pins no transformers, but its `compute_loss(self, model, inputs, return_outputs=False)`
+    raises TypeError from 4.46 on (the Trainer passes `num_items_in_batch=`): it runs 4.45, where a
+    Llama upcasts its logits. An override taking the new keyword runs the newest, which does not."""
+    source = UNLEARNING_TRAINER.format(extra=extra, expect="  # expect: MP001" if half_logits else "")
+    check_files(
+        {"requirements.txt": "git+https://github.com/huggingface/transformers\ntorch\n", "forget.py": source},
+        "MP001",
+        tmp_path,
+    )
 
 
 VALUE_HEAD_PPO = """

@@ -46,12 +46,14 @@ code takes rollout log-probs from them (`torch.stack(output.scores, 1)`).
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks.accelerate_launch import LAUNCH_SUFFIXES, parsed_once, repository_texts
-from mplint.analysis.frameworks.pins import Version, pinned_version
+from mplint.analysis.frameworks.pins import ANY_RELEASE, Version, pinned_version
+from mplint.analysis.project import ModuleIndex
 from mplint.analysis.torch_api import last_part
 from mplint.analysis.values import Kind, OwnLogits, Precision, UnknownLogits, Value
 from mplint.repository import repository_root
@@ -121,7 +123,7 @@ ARCHITECTURES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"gemma-?2-", "Gemma2ForCausalLM"),  # not `gemma-2b`, a Gemma
         (r"gemma", "GemmaForCausalLM"),
         (r"phi-?[34]", "Phi3ForCausalLM"),
-        (r"phi-(1|1_5|2)$", "PhiForCausalLM"),
+        (r"phi-(1|1[._]5|2)$", "PhiForCausalLM"),
         (r"llama|vicuna", "LlamaForCausalLM"),
         (r"gpt-?j", "GPTJForCausalLM"),
         (r"codegen-", "CodeGenForCausalLM"),
@@ -223,11 +225,40 @@ def generated(self: Interpreter, logits: Value, kwargs: dict[str, Value], path: 
 
 
 def pinned_transformers(self: Interpreter, path: str) -> Version | None:
-    """The transformers version the repository of `path` pins (None: the newest); the files read
-    are dependencies."""
-    version, read = pinned_version("transformers", repository_root(path, self.index.root))
+    """The transformers version the repository of `path` pins (None: the newest), or where it pins
+    none, 4.45 when its code only runs there (`_LOSS_WITHOUT_ITEMS`); the files read are dependencies."""
+    root = repository_root(path, self.index.root)
+    version, read = pinned_version("transformers", root)
     self.data_files.update(read)
+    if version is None:
+        overrides = _old_loss_overrides(self.index, root)
+        if overrides:
+            self.data_files.update(overrides)
+            return LAST_WITHOUT_ITEMS_IN_BATCH
     return version
+
+
+# From transformers 4.46.0 `Trainer.training_step` calls `self.compute_loss(model, inputs,
+# num_items_in_batch=num_items_in_batch)` (trainer.py; 4.45.2 calls `self.compute_loss(model, inputs)`),
+# and every release since does: an override written `def compute_loss(self, model, inputs,
+# return_outputs=False)` raises TypeError there (transformers#35838, #36331; TOFU's unlearning
+# Trainer). A repository holding one and pinning no version runs 4.45 at most.
+LAST_WITHOUT_ITEMS_IN_BATCH: Version = (4, 45, ANY_RELEASE)
+_LOSS_WITHOUT_ITEMS = re.compile(
+    r"def\s+compute_loss\s*\(\s*self\s*,\s*model\s*,\s*inputs\s*(?:,\s*return_outputs\s*=\s*False\s*)?,?\s*\)"
+)
+# Per run (its module index) and repository root: the files with such an override.
+_OLD_OVERRIDES: weakref.WeakKeyDictionary[ModuleIndex, dict[str, tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def _old_loss_overrides(index: ModuleIndex, root: str) -> tuple[str, ...]:
+    """The files of the run in the repository at `root` that override the Trainer's `compute_loss`
+    without its `num_items_in_batch` (nor `**kwargs`)."""
+    known = _OLD_OVERRIDES.setdefault(index, {})
+    if root not in known:
+        texts = index.texts_under(root)
+        known[root] = tuple(path for path, text in texts if "compute_loss" in text and _LOSS_WITHOUT_ITEMS.search(text))
+    return known[root]
 
 
 # Words of a launch file or a doc that may name a checkpoint (`facebook/opt-1.3b`, `${BASE}/opt-1.3b_sft`).

@@ -25,6 +25,7 @@ from mplint.analysis.frameworks import (
     hydra,
     launchpad,
     ml_collections,
+    peft,
     ray,
     transformers,
 )
@@ -609,6 +610,8 @@ def call_method(
             return self.apply_function(node, ctx, receiver, args[0].payload)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
             return receiver
+        if method in peft.UNWRAPPERS and receiver.op in peft.OPS:
+            return receiver.with_(op=None, items=())
         if method in api.EMBEDDING_GETTERS:
             # Its parameters are the model's (an in-place cast of the model casts them): its identity.
             return receiver.with_(payload=None, items=()) if receiver.kind is Kind.MODULE else receiver

@@ -106,6 +106,33 @@ CASES = [
         optimizer = torch.optim.AdamW(base.parameters(), lr=1e-4)  # expect: MP003
         """,
     ),
+    # TOFU merges a saved LoRA checkpoint into its bf16 base before unlearning with full fine-tuning:
+    # the merged model is the base, every weight trainable in bf16.
+    bug(
+        "a-merged-lora-model-is-its-half-base",
+        """
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        model = PeftModel.from_pretrained(model, model_id=args.lora_path)
+        model = model.merge_and_unload()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # expect: MP003
+        """,
+    ),
+    ok(
+        "a-merged-lora-model-over-an-fp32-base",
+        """
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained("gpt2")
+        model = PeftModel.from_pretrained(model, model_id=args.lora_path).merge_and_unload()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        """,
+    ),
 ]
 
 

@@ -32,6 +32,9 @@ transformers 5.24.0:
   stay half. `peft_model.py`'s `PeftModelForSequenceClassification` (and the token-classification and
   question-answering ones) add the head (`classifier`, `score`) to `modules_to_save` (read in peft
   0.17.0): a LoRA reward model over a bf16 base trains a bf16 head.
+- peft `tuners/tuners_utils.py` `BaseTuner._unload_and_optionally_merge` (`merge_and_unload`,
+  `unload`): replaces each tuner layer by its base layer (merging the delta into the base weight in
+  its dtype) and returns `self.model`, the base model.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ FP32_ADAPTERS = "peft: fp32 adapters"
 BASE_DTYPE_ADAPTERS = "peft: adapters in the base dtype"
 SAVED_MODULES = "peft: fp32 adapters and modules to save in the base dtype"
 OPS = frozenset({FP32_ADAPTERS, BASE_DTYPE_ADAPTERS, SAVED_MODULES})
+# What `peft_model.merge_and_unload()` and `unload()` give back: the base model, its layers with the
+# adapters' weights merged in (or dropped) in their own dtype, no adapter left.
+UNWRAPPERS = frozenset({"merge_and_unload", "unload"})
 # `Value.op` of a PEFT config that trains copies of whole modules: `modules_to_save=[...]` given, or a
 # task type whose model adds its head to them.
 SAVING_CONFIG = "peft: config with modules to save"

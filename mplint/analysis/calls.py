@@ -607,7 +607,8 @@ def call_method(
             note_replicated_call(self, node, receiver, ctx)
             return self.forward(receiver, args, kwargs, ctx)
         if method == "apply" and args and args[0].kind is Kind.FUNCTION and isinstance(args[0].payload, Definition):
-            return self.apply_function(node, ctx, receiver, args[0].payload)
+            bound = args[0].item(BOUND_SELF) is not None and not args[0].payload.static
+            return self.apply_function(node, ctx, receiver, args[0].payload, bound=bound)
         if method in api.MODULE_PASSTHROUGH_METHODS or method == "to":
             return receiver
         if method in peft.UNWRAPPERS and receiver.op in peft.OPS:

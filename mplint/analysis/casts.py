@@ -81,7 +81,9 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
     if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
         return
     before = self.eval(target, ctx)
-    if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST):
+    if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST) or value == before:
+        # Handed back as it was (`self.apply(self.init_weights)` in `__init__`): rebinding it would
+        # drop what is known of its attributes (`self.clip`, cast in part just before).
         return
     cast = value.with_(kind=Kind.MODULE)
     self.assign(target, cast, ctx)

@@ -496,6 +496,8 @@ def _cast_in_part(loop: SubmoduleLoop, model: Value, ctx: Context) -> Value | No
     half), of unknown dtype where no cast is half and it was not fp32; None where it is left as it was."""
     module_casts, weight_casts = loop.casts()
     casts = module_casts + weight_casts
+    if not casts:
+        return None  # a loop that only initializes weights (`self.apply(self.init_weights)`)
     targets = [loop.target_of(call) for call in casts]
     half = next((target for target in targets if isinstance(target, Precision) and target.is_low), None)
     if model.precision.is_low:
@@ -511,12 +513,16 @@ def _cast_in_part(loop: SubmoduleLoop, model: Value, ctx: Context) -> Value | No
     return None
 
 
-def apply_function(self: Interpreter, node: cst.Call, ctx: Context, module: Value, function: Definition) -> Value:
+def apply_function(
+    self: Interpreter, node: cst.Call, ctx: Context, module: Value, function: Definition, *, bound: bool
+) -> Value:
     """`model.apply(convert_weights)`: the function runs on every submodule and on the model, children
     first. Where the analysis can tell the cast it gives each submodule it knows, the model is cast
-    so (in place); else it is handed back as it was."""
+    so (in place); else it is handed back as it was. A bound method (`self.apply(self.init_weights)`)
+    takes each submodule as its parameter after `self`."""
     whole = function.function  # a method of a class read in part: with its body
     params = whole.params.params if isinstance(whole, cst.FunctionDef) else ()
+    params = params[1:] if bound else params
     if not params or module.kind is not Kind.MODULE or not module.items:
         return module
     scope = Scope(self.modules[function.path], function.scope)

@@ -46,6 +46,52 @@ BLOCKWISE = """
         """
 
 CASES = [
+    # CLIP4Clip: OpenAI CLIP's `convert_weights(self.clip)` halves its Linear/Conv weights in
+    # `__init__`, and `self.apply(self.init_weights)` (which only initializes) comes after it.
+    bug(
+        "clip-converted-in-init-then-weights-initialized",
+        """
+        import torch
+        from torch import nn
+
+
+        def convert_weights(model):
+            def _convert_weights_to_fp16(l):
+                if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                    l.weight.data = l.weight.data.half()
+                    if l.bias is not None:
+                        l.bias.data = l.bias.data.half()
+
+            model.apply(_convert_weights_to_fp16)
+
+
+        class CLIP(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.proj = nn.Linear(width, width)
+                self.ln = nn.LayerNorm(width)
+
+
+        class CLIP4Clip(nn.Module):
+            def __init__(self, config):
+                super().__init__()
+                self.config = config
+                self.clip = CLIP(512).float()
+                convert_weights(self.clip)
+                self.similarity_dense = nn.Linear(512, 1)
+                self.apply(self.init_weights)
+
+            def init_weights(self, module):
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    module.bias.data.zero_()
+
+
+        model = CLIP4Clip(config).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-7)  # expect: MP003
+        """,
+    ),
     # An optimizer class picked by name from the module importlib hands back (the module named,
     # not its top-level package as `__import__` without `fromlist` gives).
     bug(

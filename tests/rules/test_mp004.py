@@ -51,6 +51,38 @@ class ResNet(nn.Module):
 """
 
 CASES = [
+    # A weight initializer applied as a bound method casts nothing: the BatchNorm stays half (it was
+    # read with `self` as the submodule, and the model as half but its norms).
+    bug(
+        "half-model-then-init-weights-applied-as-a-bound-method",
+        """
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3)
+                self.bn = nn.BatchNorm2d(8)
+
+            def init_weights(self, module):
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight)
+
+            def forward(self, x):
+                return self.bn(self.conv(x))
+
+
+        model = Net().cuda().half()
+        model.apply(model.init_weights)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # expect: MP004
+        for x, y in loader:
+            loss = model(x.half()).float().mean()
+            loss.backward()
+            optimizer.step()
+        """,
+    ),
     bug(
         "torchvision-resnet-half",
         """

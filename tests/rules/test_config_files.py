@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mplint.api import lint_paths
+from mplint.findings import Severity
 
 from .casekit import check_files
 
@@ -239,3 +240,38 @@ def test_a_config_created_from_a_file_text(precision: str, created: str, bug: bo
     train = CONFIG_TEXT_TRAIN.format(created=created, expect="  # expect: MP002" if bug else "")
     config = f"training:\n  device: cuda\n  lr: 0.001\n  amp_precision: {precision}\n"
     check_files({"main.py": train, "parity.yaml": config}, "MP002", tmp_path)
+
+
+COCONUT_CONFIG = """
+import torch
+import yaml
+
+
+class Config:
+    # to access a dict with object.key
+    def __init__(self, dictionary):
+        self.__dict__ = dictionary
+
+
+with open("args/train.yaml") as f:
+    configs = Config(yaml.safe_load(f))
+model = torch.nn.Linear(8, 8).cuda()
+if configs.bf16:
+    model.to(torch.bfloat16)
+optimizer = torch.optim.AdamW(model.parameters(), lr=configs.lr)
+"""
+
+
+@pytest.mark.parametrize(("bf16", "condition"), [("True", None), ("False", "only when `configs.bf16` is true")])
+def test_a_record_whose_attributes_are_the_config_s_items(bf16: str, condition: str | None, tmp_path: Path) -> None:
+    """coconut's `Config`: `self.__dict__ = dictionary` makes each item of the loaded file an
+    attribute, so the file's `bf16` decides the configuration that runs (the other one warns)."""
+    (tmp_path / "args").mkdir()
+    (tmp_path / "args/train.yaml").write_text(f"lr: 1e-5\nbf16: {bf16}\n")
+    (tmp_path / "train.py").write_text(COCONUT_CONFIG)
+
+    [finding] = lint_paths([tmp_path], select=["MP003"]).findings
+
+    assert finding.line == 17
+    assert (finding.severity is Severity.WARNING) == (condition is not None)
+    assert condition is None or condition in finding.message

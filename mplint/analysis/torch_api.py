@@ -537,6 +537,12 @@ def last_part(name: str) -> str:
     return name.rpartition(".")[2]
 
 
+# Library helpers that run the model they are given first and return its output: trl/trainer/utils.py
+# `forward(model, query_responses, pad_token_id)` (trl 0.11.0 to 0.19.0; `trl/experimental/ppo` since)
+# masks the padding and returns `model(input_ids=..., attention_mask=..., position_ids=...,
+# return_dict=True, output_hidden_states=True)`. TRL's PPO and RLOO trainers (and their copies) take
+# the policy's logits from it.
+MODEL_RUNNERS = frozenset({"trl.trainer.utils.forward"})
 # Library helpers that run one of torch's ops on their first argument, in its dtype: to the model each
 # is that op (its result, and the rules' sinks).
 LIBRARY_OPS: dict[str, str] = {

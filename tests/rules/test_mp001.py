@@ -16,6 +16,24 @@ from .casekit import bug, check, line_of, lint, ok
 CODE = "MP001"
 
 CASES = [
+    # TRL's PPO trainer (and its copies, HuatuoGPT-o1's): `trl.trainer.utils.forward` runs the policy.
+    bug(
+        "trl-forward-runs-the-policy",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+        from trl.trainer.utils import forward
+
+        policy = AutoModelForCausalLM.from_pretrained("gpt2", torch_dtype=torch.bfloat16)
+        for query_responses, responses in loader:
+            output = forward(policy, query_responses, pad_token_id)
+            logits = output.logits[:, context_length - 1 : -1]
+            logits /= temperature + 1e-7
+            all_logprobs = F.log_softmax(logits, dim=-1)  # expect: MP001
+            logprobs = torch.gather(all_logprobs, 2, responses.unsqueeze(-1)).squeeze(-1)
+        """,
+    ),
     bug(
         "hf-torch-dtype-bf16-functional",
         """

@@ -344,14 +344,22 @@ def off_path(self: Interpreter, frame: Frame, implied: Sequence[Implied], *, nam
 
 
 def _rebinds_precision(before: dict[str, Value], after: dict[str, Value]) -> bool:
-    """Whether a branch bound a name to a low precision or to another function or region."""
+    """Whether a branch bound a name to a low precision or to another function or region, or to an
+    object holding a low-precision model (timm's `task = LogitDistillationTask(student_model=model,
+    ...)` over a bf16 student, where the default path builds a `ClassificationTask`)."""
     for name, value in after.items():
         if before.get(name) is value:
             continue
-        if value.precision.is_low or value.kind in (Kind.FUNCTION, Kind.CLASS, Kind.AUTOCAST):
+        if value.precision.is_low or value.kind in (Kind.FUNCTION, Kind.CLASS, Kind.AUTOCAST) or _holds_low(value):
             if before.get(name) != value:
                 return True
     return False
+
+
+def _holds_low(value: Value) -> bool:
+    return value.kind in (Kind.MODULE, Kind.INSTANCE) and any(
+        item.kind is Kind.MODULE and item.precision.is_low for _, item in value.items
+    )
 
 
 def _keeps_low(before: dict[str, Value], after: dict[str, Value], chain: cst.If | None) -> bool:

@@ -576,3 +576,57 @@ PYDANTIC_CONFIG = """
 )
 def test_a_pydantic_config_holds_its_field_defaults(dtype: str, expect: str) -> None:
     check(PYDANTIC_CONFIG.format(dtype=dtype, expect=expect), "MP003")
+
+
+DISTILLATION_TASK = """
+    import argparse
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class ClassificationTask(nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x, y):
+            return F.cross_entropy(self.model(x).float(), y)
+
+
+    class LogitDistillationTask(nn.Module):
+        def __init__(self, student_model, teacher_name):
+            super().__init__()
+            self.student = student_model
+
+        def forward(self, x, teacher_logp):
+            logp = F.log_softmax(self.student(x), dim=-1)  # expect: MP001
+            return F.kl_div(logp, teacher_logp, log_target=True, reduction="batchmean")
+
+
+    def train_one_epoch(task, loader, optimizer):
+        for x, y in loader:
+            loss = task(x, y)
+            loss.backward()
+            optimizer.step()
+
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kd-model-name", default=None)
+    args = parser.parse_args()
+    model = nn.Linear(8, 8).cuda().to(torch.bfloat16)
+    if args.kd_model_name is not None:
+        task = LogitDistillationTask(student_model=model, teacher_name=args.kd_model_name)
+    else:
+        task = ClassificationTask(model)
+    train_one_epoch(task, loader, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+"""
+
+
+def test_an_object_built_around_a_half_model_on_a_path_read_aside_is_followed() -> None:
+    """timm's train.py: a distillation task built over the bf16 student only with `--kd-model-name`;
+    the training loop after the `if` runs it on that path too."""
+    (finding,) = lint(DISTILLATION_TASK, "MP001")
+    assert finding.severity is Severity.WARNING
+    assert "only when `args.kd_model_name is not None`" in finding.message

@@ -81,9 +81,12 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
     if value.precision is Precision.UNKNOWN and value.kind is Kind.ANY:
         return
     before = self.eval(target, ctx)
-    if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST) or value == before:
-        # Handed back as it was (`self.apply(self.init_weights)` in `__init__`): rebinding it would
-        # drop what is known of its attributes (`self.clip`, cast in part just before).
+    if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST):
+        return
+    if value == before and expression.func.attr.value not in api.MODULE_CASTS:
+        # Handed back as it was by a call that casts nothing (`self.apply(self.init_weights)` in
+        # `__init__`): rebinding it would drop what is known of its attributes (`self.clip`, cast in
+        # part just before). A cast (`self.float()`) does rebind: its attributes are cast with it.
         return
     cast = value.with_(kind=Kind.MODULE)
     self.assign(target, cast, ctx)

@@ -106,7 +106,8 @@ loss.backward()
                 if self.precision.under_another_launch(fact):
                     continue
                 condition = region.otherwise[1]
-            if self.precision.scales_loss(region.path) or self.precision.scales_loss(fact.path):
+            scaling = self.precision.scales_loss
+            if scaling(region.path, fact.condition) or scaling(fact.path, fact.condition):
                 continue
             shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
             message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.line_of(node))

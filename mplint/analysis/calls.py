@@ -126,7 +126,7 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
     if callee.kind is Kind.SCALER or any(value.kind is Kind.SCALER for value in (*args, *kwargs.values())):
         # `loss_scaler(loss, optimizer)` (timm's NativeScaler), `backward_step(scaler, loss)`:
         # the scaler is used, by code that may scale where this analysis cannot see.
-        self.loss_scaling_paths.add(ctx.scope.module.path)
+        self.note_loss_scaling(ctx.scope.module.path)
     if function is not None:
         linted = self.lookup_dotted(function, ctx.scope.module.path)
         if linted is not None and linted.kind in (Kind.FUNCTION, Kind.CLASS):
@@ -432,7 +432,7 @@ def call_named(
     if leaf == "scale_loss":  # `amp.scale_loss(loss, optimizer)`, apex imported
         return _scaled_loss(self, ctx, args[0] if args else kwargs.get("loss", UNKNOWN))
     if _is_loss_scaling_framework(function, kwargs):
-        self.loss_scaling_paths.add(path)
+        self.note_loss_scaling(path)
         return UNKNOWN
     if api.is_optimizer(function):
         params = first if args else kwargs.get("params", UNKNOWN)
@@ -1075,8 +1075,16 @@ def _dict_mutation(
 def _scaled_loss(self: Interpreter, ctx: Context, loss: Value) -> Value:
     """`loss` multiplied by a loss scaler (`scaler.scale(loss)`, apex's `amp.scale_loss(loss, ...)`):
     the file scales its losses."""
-    self.loss_scaling_paths.add(ctx.scope.module.path)
+    self.note_loss_scaling(ctx.scope.module.path)
     return loss.with_(scaled=True)
+
+
+def note_loss_scaling(self: Interpreter, path: str) -> None:
+    """The file at `path` scales its losses on the path under way (kept for that path's condition
+    after a path read aside is left: `statements.off_path` drops it for the default one)."""
+    self.loss_scaling_paths.add(path)
+    if self.condition is not None:
+        self.conditional_loss_scaling.add((path, self.condition))
 
 
 def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:

@@ -100,6 +100,7 @@ class Interpreter:
 
     # calls.py
     eval_call = calls.eval_call
+    note_loss_scaling = calls.note_loss_scaling
     held_attribute = calls.held_attribute
     dispatch = calls.dispatch
     construct = calls.construct
@@ -159,6 +160,10 @@ class Interpreter:
         self.late_casts: dict[cst.Call, list[LateCast]] = {}
         self.operations: dict[cst.BinaryOperation, list[OperationFact]] = {}
         self.loss_scaling_paths: set[str] = set()
+        # Files that scale their losses on a path the default configuration does not take, with the
+        # condition that names it (a GradScaler only in `train()` when the commands disagree on
+        # `--opr`): that path's backward passes are scaled, the default path's are not.
+        self.conditional_loss_scaling: set[tuple[str, str]] = set()
         self.memo = CallMemo()
         self.class_attrs: dict[Definition, dict[str, Value]] = {}
         # Per class: the instance its methods were evaluated on to find its attributes (what

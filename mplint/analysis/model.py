@@ -210,9 +210,16 @@ class PrecisionModel:
         """Data files (framework configs) the analysis read: what the findings depend on besides code."""
         return self._interpreter.data_files
 
-    def scales_loss(self, path: str) -> bool:
-        """Whether the file builds a loss scaler, or a framework that scales the loss for it."""
-        return path in self._interpreter.loss_scaling_paths
+    def scales_loss(self, path: str, condition: str | None = None) -> bool:
+        """Whether the file builds a loss scaler, or a framework that scales the loss for it: on the
+        default path, or on the path of `condition` (or of a condition it continues)."""
+        interpreter: Interpreter = self._interpreter
+        if path in interpreter.loss_scaling_paths:
+            return True
+        return condition is not None and any(
+            path == scaling_path and (condition == scaled or condition.startswith(f"{scaled} and "))
+            for scaling_path, scaled in interpreter.conditional_loss_scaling
+        )
 
 
 def _selected(facts: Sequence[Fact], conditional: bool) -> Sequence[Fact]:

@@ -1129,3 +1129,44 @@ ACCELERATE_OPTION = """
 def test_accelerate_scales_under_its_fp16_option(backward: str, reported: bool) -> None:
     findings = lint(ACCELERATE_OPTION.replace("BACKWARD", backward), CODE)
     assert len(findings) == (1 if reported else 0)
+
+
+def test_a_scaler_used_only_on_a_path_read_aside_still_counts_there(tmp_path: Path) -> None:
+    """EfficientZero: `train()` (its GradScaler, its `scaler.scale(loss).backward()`) runs only where
+    the commands' `--opr train` holds, a path read aside. Its other branch, `loss.backward()` when
+    the scaler is off, is no finding there, as it is none on the default path where the file scales."""
+    files = {
+        "core/train.py": """
+            import torch
+
+
+            def train(model, loader, optimizer, use_scaler):
+                scaler = torch.amp.GradScaler("cuda")
+                for x in loader:
+                    with torch.autocast("cuda"):
+                        loss = model(x).mean()
+                    if use_scaler:
+                        scaler.scale(loss).backward()
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        optimizer.step()
+        """,
+        "main.py": """
+            import argparse
+
+            import torch
+
+            from core.train import train
+
+            if __name__ == "__main__":
+                parser = argparse.ArgumentParser()
+                parser.add_argument("--opr", required=True, choices=["train", "test"])
+                args = parser.parse_args()
+                model = torch.nn.Linear(8, 8).cuda()
+                if args.opr == "train":
+                    train(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), use_scaler=scaler_wanted())
+        """,
+    }
+    check_files(files, CODE, tmp_path)

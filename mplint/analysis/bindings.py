@@ -28,9 +28,9 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
         ctx.scope.names[target.value] = named(value, target.value)
     elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.attr.value == "__dict__":
         # `self.__dict__ = dictionary` (a config record read by attribute): each item is an attribute.
-        for name, item in value.items if value.kind is Kind.DICT else ():
+        for name, held in value.items if value.kind is Kind.DICT else ():
             key = f"{target.value.value}.{name}"
-            ctx.scope.names[key] = named(item, key)
+            ctx.scope.names[key] = named(held, key)
     elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
         key = f"{target.value.value}.{target.attr.value}"
         ctx.scope.names[key] = named(value, key)

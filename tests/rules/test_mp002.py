@@ -1131,24 +1131,35 @@ def test_accelerate_scales_under_its_fp16_option(backward: str, reported: bool) 
     assert len(findings) == (1 if reported else 0)
 
 
-def test_a_scaler_used_only_on_a_path_read_aside_still_counts_there(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scaler", "scaled_backward"),
+    [
+        pytest.param('torch.amp.GradScaler("cuda")', "scaler.scale(loss).backward()", id="grad-scaler"),
+        pytest.param(
+            'accelerate.Accelerator(mixed_precision="fp16")', "scaler.backward(loss)", id="accelerate-backward"
+        ),
+    ],
+)
+def test_a_scaler_used_only_on_a_path_read_aside_still_counts_there(
+    scaler: str, scaled_backward: str, tmp_path: Path
+) -> None:
     """EfficientZero: `train()` (its GradScaler, its `scaler.scale(loss).backward()`) runs only where
     the commands' `--opr train` holds, a path read aside. Its other branch, `loss.backward()` when
     the scaler is off, is no finding there, as it is none on the default path where the file scales."""
     files = {
-        "core/train.py": """
+        "core/train.py": f"""
+            import accelerate
             import torch
 
 
             def train(model, loader, optimizer, use_scaler):
-                scaler = torch.amp.GradScaler("cuda")
+                scaler = {scaler}
                 for x in loader:
                     with torch.autocast("cuda"):
                         loss = model(x).mean()
                     if use_scaler:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
+                        {scaled_backward}
+                        optimizer.step()
                     else:
                         loss.backward()
                         optimizer.step()

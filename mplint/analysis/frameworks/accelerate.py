@@ -71,7 +71,7 @@ def accelerator(self: Interpreter, node: cst.Call, ctx: Context, kwargs: dict[st
     elif launch is not None:
         precision = launch.precision
     if precision is Precision.FP16:
-        self.loss_scaling_paths.add(ctx.scope.module.path)  # `accelerator.backward` scales
+        self.note_loss_scaling(ctx.scope.module.path)  # `accelerator.backward` scales
     items: tuple[tuple[str, Value], ...] = ()
     if "deepspeed_plugin" in plugins:
         items = ((DEEPSPEED, const(True)),)
@@ -184,7 +184,7 @@ def method(
             payload=Region("cuda", precision, precision.is_low, ctx.scope.module.path, node),
         )
     if name == "backward" and precision is not Precision.FP32:
-        self.loss_scaling_paths.add(ctx.scope.module.path)  # scaled whenever fp16 is on
+        self.note_loss_scaling(ctx.scope.module.path)  # scaled whenever fp16 is on
     return None
 
 

@@ -62,7 +62,7 @@ def initialize(self: Interpreter, node: cst.Call, ctx: Context, args: list[Value
     only when the model is half already); a client optimizer gets fp32 master weights unless the
     config is known to leave fp16/bf16 off; `engine.backward` scales the loss."""
     path = ctx.scope.module.path
-    self.loss_scaling_paths.add(path)
+    self.note_loss_scaling(path)
     given = given_config(args, kwargs)
     config, file = config_of(self, given, path)
     precision = precision_of(config)

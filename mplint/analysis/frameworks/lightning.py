@@ -133,7 +133,7 @@ def construct(self: Interpreter, node: cst.Call, ctx: Context, function: str, kw
     """`Trainer(precision=...)`, `Fabric(precision=...)`: "16-mixed" scales its losses."""
     found = setting(kwargs)
     if found is None or found == SETTINGS["16-mixed"]:
-        self.loss_scaling_paths.add(ctx.scope.module.path)  # may scale, or scales
+        self.note_loss_scaling(ctx.scope.module.path)  # may scale, or scales
     strategy = (("strategy", const(strategy_kind(kwargs))),)
     op = TRAINER if function in TRAINERS else FABRIC
     return Value(Kind.INSTANCE, op=op, payload=found, items=strategy, identity=node)

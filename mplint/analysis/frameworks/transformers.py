@@ -229,7 +229,7 @@ def trainer(
     the value's `OWN_OPTIMIZER` item."""
     arguments = trainer_arguments(args, kwargs)
     if precision_of(arguments) is not Precision.BF16:
-        self.loss_scaling_paths.add(ctx.scope.module.path)
+        self.note_loss_scaling(ctx.scope.module.path)
     params = _own_optimizer_params(self, ctx, arguments, model or model_of(args, kwargs), kwargs)
     return UNKNOWN if params is None else Value(Kind.INSTANCE, op=TRAINER, items=((OWN_OPTIMIZER, params),))
 

@@ -397,6 +397,8 @@ def call_named(
         # Transformers' ModelOutput classes (`CausalLMOutputWithPast(logits=...)`): a record whose
         # fields read back, as `out.logits` and as `out["logits"]`.
         return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
+    if function in accelerate.DEEPSPEED_PREPARERS and args:
+        return accelerate.deepspeed_prepared(self, args[0], node, ctx)
     if function in api.MODEL_RUNNERS and args:
         return self.forward(args[0], [], {}, ctx)  # TRL's `forward(model, query_responses, pad_token_id)`
     if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:

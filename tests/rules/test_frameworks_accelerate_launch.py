@@ -635,3 +635,43 @@ def test_the_deepspeed_plugin_of_a_launch_configuration_without_deepspeed_is_non
         "train.sh": f"accelerate launch --config_file configs/one.yaml train.py {command}\n",
     }
     check_files(files, "MP003", tmp_path)
+
+
+REFERENCE_BY_TRL = """
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
+from trl.trainer.utils import forward, prepare_deepspeed
+
+
+def main():
+    ref_policy = AutoModelForCausalLM.from_pretrained("gpt2")
+    ref_policy = prepare_deepspeed(ref_policy, 4, False, True)
+    for query_responses, responses in loader:
+        with torch.no_grad():
+            ref_logits = forward(ref_policy, query_responses, pad_token_id).logits
+            ref_logprobs = F.log_softmax(ref_logits, dim=-1){expect}
+        kl = (logprobs - torch.gather(ref_logprobs, 2, responses.unsqueeze(-1)).squeeze(-1)).sum()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "bf16_logits"),
+    [pytest.param(DEEPSPEED_BF16, True, id="deepspeed-bf16"), pytest.param(MULTI_GPU_BF16, False, id="ddp-bf16")],
+)
+def test_trl_prepare_deepspeed_runs_the_reference_in_the_launch_s_precision(
+    config: str, bf16_logits: bool, tmp_path: Path
+) -> None:
+    """HuatuoGPT-o1's copy of TRL's PPO trainer hands its reference policy to TRL's `prepare_deepspeed`,
+    a DeepSpeed engine over the accelerate plugin's config: bf16 under its ZeRO-3 bf16 launch; without
+    a DeepSpeed launch the helper has no plugin to read (unknown)."""
+    files = {
+        "accelerate_config.yaml": config,
+        "train_ppo_en.sh": LAUNCH.format(config="accelerate_config.yaml", flags=""),
+        "train_ppo.py": REFERENCE_BY_TRL.format(expect="  # expect: MP001" if bf16_logits else ""),
+    }
+    check_files(files, "MP001", tmp_path)

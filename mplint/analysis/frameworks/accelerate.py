@@ -188,6 +188,22 @@ def method(
     return None
 
 
+# TRL's helpers that hand a model to `deepspeed.initialize` with a copy of the accelerate DeepSpeed
+# plugin's config (the launch's mixed precision), for reference and reward models: trl 0.11-0.12
+# `trainer/utils.py` `prepare_deepspeed(model, per_device_train_batch_size, fp16, bf16)` (ZeRO-3 also
+# enables the flag given), trl 0.13+ `models/utils.py` `prepare_deepspeed(model, accelerator)`.
+DEEPSPEED_PREPARERS = frozenset({"trl.trainer.utils.prepare_deepspeed", "trl.models.utils.prepare_deepspeed"})
+
+
+def deepspeed_prepared(self: Interpreter, model: Value, node: cst.Call, ctx: Context) -> Value:
+    """What TRL's `prepare_deepspeed(model, ...)` gives under the script's accelerate launch: a model
+    run by a DeepSpeed engine in the launch's mixed precision; unknown without a DeepSpeed launch."""
+    launch = launch_config(self, ctx)
+    if launch is None or not launch.deepspeed:
+        return model.with_(precision=Precision.UNKNOWN, origin=None) if model.kind is Kind.MODULE else UNKNOWN
+    return _deepspeed_engine(self, model, launch.precision, launch.name, node, ctx)
+
+
 def _deepspeed_engine(
     self: Interpreter, value: Value, precision: Precision | None, config: str, node: cst.Call, ctx: Context
 ) -> Value:

@@ -294,7 +294,7 @@ def _comparable(value: Value) -> object:
 
 
 # Objects the analysis saw made: never None.
-_MADE = frozenset({Kind.TENSOR, Kind.MODULE, Kind.PARAMS, Kind.SCALER, Kind.OPTIMIZER})
+_MADE = frozenset({Kind.TENSOR, Kind.MODULE, Kind.PARAMS, Kind.SCALER, Kind.OPTIMIZER, Kind.INSTANCE})
 
 
 def _made_and_none(left: Value, right: Value) -> bool:
@@ -371,9 +371,13 @@ def truth_value(value: Value) -> bool | None:
     None is not one: `scaler=None` is an optional object a caller passes, not a configuration; but an
     argparse option's None, the option not given, is false (`if args.fused_optimizer_groups:`). A dict
     known to hold items is true (`args.model_init_kwargs or {}`), and so is a dtype (`torch_dtype if
-    torch_dtype else None`)."""
+    torch_dtype else None`). So is a module, but a container (`nn.ModuleList` is false when empty):
+    `if ref_policy:` over a loaded reference model."""
     if value.kind is Kind.DTYPE:
         return True
+    if value.kind is Kind.MODULE:
+        built = value.payload if isinstance(value.payload, str) else ""
+        return None if api.last_part(built) in api.MODULE_CONTAINERS else True
     if value.kind is Kind.CONST and isinstance(value.payload, (bool, int, float, str)):
         return bool(value.payload)
     if value.op == NOT_GIVEN and value.payload is None:

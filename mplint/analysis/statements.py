@@ -106,7 +106,8 @@ def exec_if(self: Interpreter, node: cst.If, ctx: Context) -> bool:
     while isinstance(branch, cst.If):
         tested = self.eval(branch.test, ctx)
         taken = truth_value(tested)
-        chosen = tested.op != DTYPE_TEST  # a configuration chose the branch, not a tensor's dtype
+        # A configuration chose the branch, not a tensor's dtype, nor whether a model was handed in.
+        chosen = tested.op != DTYPE_TEST and tested.kind is not Kind.MODULE
         # The test without a `not` around it (`if not train_unet:` tests `train_unet`), so that
         # `if x:` and `if not x:` are one choice.
         test, negated = _test_of(self, ctx, branch.test) if chosen or self.assumed else (None, False)

@@ -630,3 +630,24 @@ def test_an_object_built_around_a_half_model_on_a_path_read_aside_is_followed() 
     (finding,) = lint(DISTILLATION_TASK, "MP001")
     assert finding.severity is Severity.WARNING
     assert "only when `args.kd_model_name is not None`" in finding.message
+
+
+def test_a_model_is_true_and_its_test_is_no_option() -> None:
+    """`if ref_policy:` over a model that was built: the branch that holds it runs, and the other
+    is no configuration to read aside (it would warn "only when `model` is false")."""
+    source = """
+        import torch
+
+
+        def main():
+            model = torch.nn.Linear(8, 8).cuda()
+            if model:
+                policy = model
+            else:
+                policy = torch.nn.Linear(8, 8).to(torch.bfloat16)
+            optimizer = torch.optim.AdamW(policy.parameters())
+
+
+        main()
+    """
+    assert lint(source, "MP003") == []

@@ -640,18 +640,36 @@ def test_the_deepspeed_plugin_of_a_launch_configuration_without_deepspeed_is_non
 REFERENCE_BY_TRL = """
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from transformers import AutoModelForCausalLM
 from trl.trainer.utils import forward, prepare_deepspeed
 
 
+class PPOTrainer:
+    def __init__(self, ref_policy, accelerator):
+        self.accelerator = accelerator
+        if ref_policy:
+            self.ref_policy = ref_policy
+        else:
+            self.ref_policy = None
+        self.is_deepspeed_enabled = getattr(self.accelerator.state, "deepspeed_plugin", None) is not None
+        if self.is_deepspeed_enabled:
+            self.ref_policy = prepare_deepspeed(self.ref_policy, 4, False, True)
+        else:
+            self.ref_policy = self.ref_policy.to(self.accelerator.device)
+
+    def reference_logprobs(self, query_responses, responses):
+        with torch.no_grad():
+            ref_logits = forward(self.ref_policy, query_responses, pad_token_id).logits
+            ref_all_logprobs = F.log_softmax(ref_logits, dim=-1){expect}
+        return torch.gather(ref_all_logprobs, 2, responses.unsqueeze(-1)).squeeze(-1)
+
+
 def main():
     ref_policy = AutoModelForCausalLM.from_pretrained("gpt2")
-    ref_policy = prepare_deepspeed(ref_policy, 4, False, True)
+    trainer = PPOTrainer(ref_policy, Accelerator())
     for query_responses, responses in loader:
-        with torch.no_grad():
-            ref_logits = forward(ref_policy, query_responses, pad_token_id).logits
-            ref_logprobs = F.log_softmax(ref_logits, dim=-1){expect}
-        kl = (logprobs - torch.gather(ref_logprobs, 2, responses.unsqueeze(-1)).squeeze(-1)).sum()
+        kl = logprobs - trainer.reference_logprobs(query_responses, responses)
 
 
 if __name__ == "__main__":
@@ -666,9 +684,10 @@ if __name__ == "__main__":
 def test_trl_prepare_deepspeed_runs_the_reference_in_the_launch_s_precision(
     config: str, bf16_logits: bool, tmp_path: Path
 ) -> None:
-    """HuatuoGPT-o1's copy of TRL's PPO trainer hands its reference policy to TRL's `prepare_deepspeed`,
-    a DeepSpeed engine over the accelerate plugin's config: bf16 under its ZeRO-3 bf16 launch; without
-    a DeepSpeed launch the helper has no plugin to read (unknown)."""
+    """HuatuoGPT-o1's copy of TRL's PPO trainer keeps the reference policy it is given (a module is
+    true), and where the accelerator's state holds a DeepSpeed plugin (under its ZeRO-3 bf16 launch)
+    hands it to TRL's `prepare_deepspeed`, a DeepSpeed engine over the plugin's config: bf16. Under
+    a DDP launch it only moves the fp32 reference to the device."""
     files = {
         "accelerate_config.yaml": config,
         "train_ppo_en.sh": LAUNCH.format(config="accelerate_config.yaml", flags=""),

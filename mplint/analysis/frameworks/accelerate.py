@@ -49,6 +49,7 @@ FP32_OUTPUTS_IF_MIXED = "accelerate: fp32 outputs under mixed precision"
 # The item of an Accelerator whose models DeepSpeed's engine runs: True for one built with a
 # `deepspeed_plugin` (its precision is the plugin's), the config's name when the launch configuration says so.
 DEEPSPEED = "deepspeed_plugin"
+DEEPSPEED_PLUGIN = "accelerate DeepSpeedPlugin"  # `Value.op` of the plugin an accelerator holds
 # The methods whose precision effects `method` knows: a subclass that overrides one is not an Accelerator.
 METHODS = ("prepare", "prepare_model", "unwrap_model", "autocast", "backward")
 # The item of a prepared model holding the autocast region its forward runs in.
@@ -94,7 +95,11 @@ def setting(accelerator: Value, attr: str) -> Value | None:
     if attr == "state":
         return accelerator
     if attr == DEEPSPEED:
-        known_off = accelerator.item(DEEPSPEED) is not None and _engine(accelerator) is None
+        if _engine(accelerator) is not None:
+            # `getattr(accelerator.state, "deepspeed_plugin", None) is not None` (TRL's trainers decide
+            # `is_deepspeed_enabled` so): the plugin a DeepSpeed launch or `deepspeed_plugin=` gives.
+            return Value(Kind.INSTANCE, op=DEEPSPEED_PLUGIN)
+        known_off = accelerator.item(DEEPSPEED) is not None
         return const(None).with_(op=NOT_GIVEN) if known_off else UNKNOWN
     if attr != "mixed_precision":
         return None

@@ -361,9 +361,10 @@ trainer.train()
 def test_an_unpinned_repository_runs_the_transformers_its_trainer_runs_on(
     extra: str, half_logits: bool, tmp_path: Path
 ) -> None:
-    """TOFU pins no transformers, but its `compute_loss(self, model, inputs, return_outputs=False)`
-    raises TypeError from 4.46 on (the Trainer passes `num_items_in_batch=`): it runs 4.45, where a
-    Llama upcasts its logits. An override taking the new keyword runs the newest, which does not."""
+    """Medusa asks for `transformers>=4.34` (the newest), but its `compute_loss(self, model, inputs,
+    return_outputs=False)` raises TypeError from 4.46 on (the Trainer passes `num_items_in_batch=`):
+    it runs 4.45, where a Llama upcasts its logits. An override taking the new keyword runs the
+    newest, which does not."""
     source = UNLEARNING_TRAINER.format(extra=extra, expect="  # expect: MP001" if half_logits else "")
     check_files(
         {"requirements.txt": "git+https://github.com/huggingface/transformers\ntorch\n", "forget.py": source},

@@ -264,6 +264,27 @@ def single_assignment(function: cst.FunctionDef, name: str) -> cst.BaseExpressio
     return values[0] if len(values) == 1 else None
 
 
+# Statements whose parts run only on some paths: a branch of an `if`, a `try` handler.
+_CONDITIONAL_PARTS = (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler)
+
+
+def under_condition(node: cst.CSTNode, pieces: Sequence[tuple[int, cst.Module]]) -> bool | None:
+    """Whether `node` runs only on some paths of the function (or module) around it: inside an
+    `if`/`elif`/`else` branch or an `except` handler there. None where `node` is in none of `pieces`."""
+    for _, piece in pieces:
+        pending: list[tuple[cst.CSTNode, bool]] = [(piece, False)]
+        while pending:
+            current, conditional = pending.pop()
+            if current is node:
+                return conditional
+            if isinstance(current, _FUNCTION_SCOPES):
+                conditional = False  # a def's body runs whole when it is called
+            for child in children(current):
+                inside = isinstance(current, _CONDITIONAL_PARTS) and child is not getattr(current, "test", None)
+                pending.append((child, conditional or inside))
+    return None
+
+
 def enclosing_function(node: cst.CSTNode, pieces: Sequence[tuple[int, cst.Module]]) -> cst.FunctionDef | None:
     """The innermost def around `node` (None at module level, or in a lambda or class body)."""
     for _, piece in pieces:

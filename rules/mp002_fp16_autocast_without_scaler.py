@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mplint import tree
 from mplint.analysis.facts import CallFact
 from mplint.analysis.frameworks import accelerate, lightning
 from mplint.analysis.values import Kind, Precision, Region, Value
@@ -19,6 +20,10 @@ class Fp16AutocastWithoutScaler(Rule):
     scaler. Scaling counts in every form: a `GradScaler` (either API, any `enabled=`), `accelerate`
     with `mixed_precision="fp16"`, DeepSpeed, Lightning `precision="16-mixed"`, apex
     `amp.scale_loss`, timm's `NativeScaler`. bfloat16 regions and inference-only regions are fine.
+    Where the file does scale, a plain backward is still reported when it runs on every path of the
+    code that reaches it (no `if`/`else` or `except` around it, nor around a call on the way) and its
+    loss is never a scaler's output: a second model's loss beside a scaled first one (sheeprl's
+    ensembles). A plain backward in a branch is taken for the unscaled alternative of a scaled one.
 
     ## Why is this bad
     float16's smallest normal number is 6.1e-5 (subnormals reach 6e-8). Gradients of a
@@ -108,7 +113,8 @@ loss.backward()
                 condition = region.otherwise[1]
             scaling = self.precision.scales_loss
             if scaling(region.path, fact.condition) or scaling(fact.path, fact.condition):
-                continue
+                if not self._plain_on_every_path(node, fact):
+                    continue
             shown = "torch.autograd.backward(...)" if fact.function else ".backward()"
             message = self.MESSAGE.format(backward=shown, path=fact.path, line=self.line_of(node))
             if condition is not None:
@@ -116,6 +122,22 @@ loss.backward()
                 self.report(region.node, f"{message} ({condition})", path=region.path, severity=Severity.WARNING)
             else:
                 self.report(region.node, message, path=region.path, condition=fact.condition)
+
+    def _plain_on_every_path(self, node: cst.Call, fact: CallFact) -> bool:
+        """Whether the backward `node` runs wherever the code that reaches it does: not inside a
+        branch or handler of its function, nor is any call on the way there (all known, in files
+        this unit holds), and its loss is no name a scaler's output is assigned to."""
+        if fact.function != "torch.autograd.backward" and (fact.method != "backward" or node.args):
+            return False  # `accelerator.backward(loss)`: the framework's, which may scale
+        files = self.context.files
+        sites = [(self.context.path, node), *fact.call_sites]
+        for site in sites:
+            if site is None or site[0] not in files:
+                return False
+            if tree.under_condition(site[1], files[site[0]].pieces) is not False:
+                return False
+        loss = node.func.value if isinstance(node.func, cst.Attribute) else None
+        return not (isinstance(loss, cst.Name) and _assigned_a_scaled_loss(self.context.parsed.pieces, loss.value))
 
     def _worded_by_default(self, node: cst.Call, fact: CallFact) -> bool:
         """Whether a backward seen in a run under another configuration (`--mixed-precision fp16`)
@@ -147,6 +169,21 @@ loss.backward()
         line = self.line_of(construction, path=built[0].path)
         off = self.SCALER_OFF.format(condition=condition, path=built[0].path, line=line)
         self.report(region.node, f"{message} ({off})", path=region.path, severity=Severity.WARNING)
+
+
+def _assigned_a_scaled_loss(pieces: list[tuple[int, cst.Module]], name: str) -> bool:
+    """Whether the file assigns `name` from a scaler (`loss = scaler.scale(loss)`, `amp.scale_loss`,
+    a `loss_scaler(...)`): the backward on it may be a scaled one on some path."""
+    for _, piece in pieces:
+        for node in tree.walk(piece):
+            if not isinstance(node, cst.Assign) or not any(
+                isinstance(target.target, cst.Name) and target.target.value == name for target in node.targets
+            ):
+                continue
+            calls = (inner for inner in tree.walk(node.value) if isinstance(inner, cst.Call))
+            if any("scal" in tree.dotted_text(call.func).lower() for call in calls):
+                return True
+    return False
 
 
 def _scaler_of(rule: Rule, node: cst.Call) -> cst.Call | None:

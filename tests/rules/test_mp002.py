@@ -848,6 +848,80 @@ CASES += [
                     optimizer.step()
     """,
     ),
+    # sheeprl's Plan2Explore: the world model's loss goes through the scaler, the ensembles' beside it
+    # through a plain backward on every path: the file's scaler does not scale that one.
+    bug(
+        "a-second-loss-beside-a-scaled-one",
+        """
+        import torch
+
+        model = torch.nn.Linear(8, 8).cuda()
+        ensemble = torch.nn.Linear(8, 8).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        ensemble_optimizer = torch.optim.SGD(ensemble.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cuda")
+        for x in loader:
+            with torch.autocast("cuda"):
+                loss = model(x).mean()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            with torch.autocast("cuda"):  # expect: MP002
+                ensemble_loss = ensemble(x).mean()
+            ensemble_loss.backward()
+            ensemble_optimizer.step()
+    """,
+    ),
+    # The plain backward is the unscaled alternative of a scaled one: in a branch, or in a helper
+    # called from one, or on a name a scaler's output is assigned to on some path.
+    ok(
+        "plain-backward-in-a-helper-called-from-the-other-branch",
+        """
+        import torch
+
+
+        def plain_step(loss, optimizer):
+            loss.backward()
+            optimizer.step()
+
+
+        def train(model, loader, optimizer, scaler, use_amp):
+            for x in loader:
+                with torch.autocast("cuda"):
+                    loss = model(x).mean()
+                if use_amp:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    plain_step(loss, optimizer)
+
+
+        model = torch.nn.Linear(8, 8).cuda()
+        train(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), torch.amp.GradScaler("cuda"), amp_wanted())
+    """,
+    ),
+    ok(
+        "loss-rebound-to-the-scaled-loss-on-some-path",
+        """
+        import torch
+
+
+        def train(model, loader, optimizer, scaler):
+            for x in loader:
+                with torch.autocast("cuda"):
+                    loss = model(x).mean()
+                if scaler is not None:
+                    loss = scaler.scale(loss)
+                loss.backward()
+                optimizer.step()
+
+
+        model = torch.nn.Linear(8, 8).cuda()
+        train(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), make_scaler())
+        torch.amp.GradScaler("cuda")
+    """,
+    ),
     ok(
         "a-recorder-whose-backward-only-records",
         """

@@ -13,7 +13,7 @@ WORDS = ("bfloat16", "log_softmax", "optim", ".step(")
 
 def reach(files: dict[str, str]) -> Reach:
     texts = {path: textwrap.dedent(text) for path, text in files.items()}
-    return Reach(ModuleIndex(list(texts)), texts.get, WORDS)
+    return Reach(ModuleIndex(list(texts), texts.get), WORDS)
 
 
 PROJECT = {

@@ -38,15 +38,17 @@ class ModuleIndex:
             path for normal, path in self._original.items() if _is_test_path(posixpath.relpath(normal, root or "."))
         }
 
+    def text(self, path: str) -> str | None:
+        """The text of the file of the run at `path`, where the run was given it (and could read it)."""
+        return self._text_of(path) if self._text_of is not None else None
+
     def texts_under(self, folder: str) -> Iterator[tuple[str, str]]:
         """The files of the run below `folder` (an absolute path) with their texts, where the run
         was given them."""
-        if self._text_of is None:
-            return
         prefix = os.path.join(folder, "")
         for path in self._original.values():
             if os.path.abspath(path).startswith(prefix):
-                text = self._text_of(path)
+                text = self.text(path)
                 if text is not None:
                     yield path, text
 

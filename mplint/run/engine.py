@@ -242,7 +242,7 @@ class Run:
         # Per tree (not per path: an evicted tree's events must go with it).
         self._events: weakref.WeakKeyDictionary[ParsedFile, dict[frozenset[type], Events]] = weakref.WeakKeyDictionary()
         self._relevant: dict[str, list[type[Rule]]] = {}
-        self.reach = Reach(self.index, lambda path: by_path[path].text, self.words)
+        self.reach = Reach(self.index, self.words)
 
     def plan(self) -> Plan:
         rules = self.rules

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mplint.analysis.project import ModuleIndex
@@ -51,9 +51,8 @@ class Reach:
     definition this table judges worth nothing, the interpreter never does (the engine leaves such
     definitions of a root unparsed unless a name is looked up)."""
 
-    def __init__(self, index: ModuleIndex, text_of: Callable[[str], str | None], words: Iterable[str]) -> None:
+    def __init__(self, index: ModuleIndex, words: Iterable[str]) -> None:
         self._index = index
-        self._text_of = text_of
         unique = sorted(set(words))
         self._fragments = tuple(word for word in unique if not (word.startswith(".") and word.endswith("(")))
         methods = [word[1:-1] for word in unique if word not in self._fragments]
@@ -106,11 +105,11 @@ class Reach:
     def learn(self, path: str, module: ast.Module) -> None:
         """Judge the file at `path` from a tree its caller parsed anyway (not parsing it again)."""
         if path not in self._files:
-            text = self._text_of(path)
+            text = self._index.text(path)
             self._files[path] = self._summary(path, module, text) if text is not None else None
 
     def _read(self, path: str) -> _FileNames | None:
-        text = self._text_of(path)
+        text = self._index.text(path)
         if text is None:
             return None
         try:

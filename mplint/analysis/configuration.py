@@ -7,15 +7,18 @@ when the script is started with no options). A parameter no caller passes takes 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import libcst as cst
+import libcst.matchers as cst_matchers
 
 from mplint import tree
 from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.launch_options import (
+    MOST_ALTERNATIVES,
     LaunchOptions,
     Written,
     choice_alternatives,
@@ -116,6 +119,12 @@ def _note_choices(self: Interpreter, flag: str, dest: str, default: object, choi
     script = self.entry
     if script is None or self.condition is not None:
         return  # a run under another configuration already, or a branch the default skips
+    if default is None and "dtype" not in dest.lower():
+        # No setting of its own by default (diffusers' `--mixed_precision`: accelerate's config
+        # decides): its choices are the launcher's configurations, not the script's. Each would be
+        # a run of the whole unit (diffusers' examples: +60% CPU for no finding). A dtype's None
+        # is the weights as built or saved (timm's `--model-dtype`, `--torch_dtype`).
+        return
     launched_options(self)
     for condition, options in choice_alternatives(flag, dest, default, choices, self.launch_options[script]):
         self.option_alternatives.setdefault((script, condition), options)
@@ -206,13 +215,14 @@ def command_arguments(self: Interpreter, definition: Definition) -> dict[str, Va
         return {}
     key = f"{definition.path}:{definition.name}"
     found = self.launch_options.get(key)
-    if found is None:
-        found = function_options(definition.path, definition.name, self.index.root) or LaunchOptions({}, ())
-        self.launch_options[key] = found
-        self.data_files.update(found.read)
-        for condition, options in found.alternatives:
-            self.option_alternatives.setdefault((key, condition), options)
     parameters = definition.node.params
+    if found is None:
+        found = function_options(definition.path, definition.name, self.index.root)
+        alternatives = () if found is None else (*found.alternatives, *_parameter_choices(definition.node, found))
+        found = self.launch_options[key] = found or LaunchOptions({}, ())
+        self.data_files.update(found.read)
+        for condition, options in alternatives:
+            self.option_alternatives.setdefault((key, condition), options)
     names = {param.name.value for param in (*parameters.params, *parameters.kwonly_params)}
     # A flag given alone (`--flag`) is no value jsonargparse takes: unknown, the default stands.
     return {
@@ -220,6 +230,48 @@ def command_arguments(self: Interpreter, definition: Definition) -> dict[str, Va
         for name, written in found.configured.items()
         if name in names and isinstance(written, str)
     }
+
+
+def _parameter_choices(function: cst.FunctionDef, launched: LaunchOptions) -> tuple[tuple[str, LaunchOptions], ...]:
+    """The configurations a function its commands run with their command line as its arguments
+    documents besides its defaults: the choices of low precision of a parameter of precision, as its
+    annotation lists them (`precision: Literal["bf16-true", "bf16-mixed", "32-true", None] = None`,
+    which jsonargparse checks) or its docstring does (`precision: ... Possible choices: "bf16-true",
+    "bf16-mixed", "32-true".`, litgpt's finetuning scripts), each a run of the unit with it given."""
+    docstring = function.get_docstring() or ""
+    found: list[tuple[str, LaunchOptions]] = []
+    for param in (*function.params.params, *function.params.kwonly_params):
+        name = param.name.value
+        choices = _literal_choices(param.annotation) or _documented_choices(docstring, name)
+        default = param.default.value if isinstance(param.default, cst.SimpleString) else None
+        found.extend(choice_alternatives(f"--{name}", name, default, choices, launched) if choices else ())
+    return tuple(found[:MOST_ALTERNATIVES])
+
+
+def _literal_choices(annotation: cst.Annotation | None) -> tuple[str, ...]:
+    """The strings a `Literal[...]` in an annotation lists (inside `Optional[...]` too)."""
+    if annotation is None:
+        return ()
+    return tuple(
+        node.evaluated_value
+        for literal in cst_matchers.findall(annotation, cst_matchers.Subscript(value=_LITERAL))
+        for node in cst_matchers.findall(literal, cst_matchers.SimpleString())
+        if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str)
+    )
+
+
+_LITERAL = cst_matchers.Name("Literal") | cst_matchers.Attribute(attr=cst_matchers.Name("Literal"))
+# A parameter's entry in a Google-style docstring and the quoted choices it lists after "choices".
+_QUOTED = r"""(?:"[^"\n]+"|'[^'\n]+')"""
+_DOCUMENTED_CHOICES = re.compile(rf"choices\W*?:?\s*((?:{_QUOTED}\s*,?\s*(?:or\s+)?)+)", re.IGNORECASE)
+
+
+def _documented_choices(docstring: str, name: str) -> tuple[str, ...]:
+    """The quoted choices the docstring's entry for parameter `name` lists (`name: ... Possible
+    choices: "a", "b".`), its entry running to the next line that starts another entry."""
+    entry = re.search(rf"^\s*{re.escape(name)}\b[^:\n]*:(.*(?:\n(?!\s*\w+\b[^:\n]*:).*)*)", docstring, re.MULTILINE)
+    listed = _DOCUMENTED_CHOICES.search(entry.group(1)) if entry else None
+    return tuple(quoted[1:-1] for quoted in re.findall(_QUOTED, listed.group(1))) if listed else ()
 
 
 def config_file(self: Interpreter, name: str, script: str) -> Value:

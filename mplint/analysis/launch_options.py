@@ -298,12 +298,6 @@ def choice_alternatives(
     found: list[tuple[str, LaunchOptions]] = []
     if not _names_precision(dest):
         return ()  # `--opt` with a `lion_fp16_state` among its optimizers
-    if default is None and "dtype" not in dest.lower():
-        # No setting of its own by default (diffusers' `--mixed_precision`: accelerate's config
-        # decides): its choices are the launcher's configurations, not the script's. Each would be
-        # a run of the whole unit (diffusers' examples: +60% CPU for no finding). A dtype's None
-        # is the weights as built or saved (timm's `--model-dtype`, `--torch_dtype`).
-        return ()
     for choice in choices:
         written = str(choice)
         spelled = _spelled(written)

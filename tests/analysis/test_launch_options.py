@@ -17,7 +17,6 @@ import pytest
 from mplint.analysis.launch_options import (
     LaunchOptions,
     _options,
-    choice_alternatives,
     function_options,
     options_of,
     outside_code,
@@ -285,13 +284,28 @@ def test_an_option_naming_no_precision_is_no_configuration(tmp_path: Path) -> No
     assert found.alternatives == ()
 
 
-def test_choices_of_an_option_without_a_default_are_the_launcher_s() -> None:
+@pytest.mark.parametrize(
+    ("default", "bug"),
+    [
+        pytest.param("None", False, id="no-default-the-launcher-s"),
+        pytest.param('"no"', True, id="a-default-of-its-own"),
+    ],
+)
+def test_choices_of_an_option_without_a_default_are_the_launcher_s(default: str, bug: bool, tmp_path: Path) -> None:
     """diffusers' `--mixed_precision` with `choices=["no", "fp16", "bf16"]` and no default: accelerate's
-    config decides, and its choices are no configurations of the script."""
-    found = choice_alternatives(
-        "--mixed_precision", "mixed_precision", None, ("no", "fp16", "bf16"), LaunchOptions({}, ())
-    )
-    assert found == ()
+    config decides, and its choices are no configurations of the script (with a default of its own,
+    `--mixed_precision bf16` is one)."""
+    script = f"""
+import argparse
+import torch
+parser = argparse.ArgumentParser()
+parser.add_argument("--mixed_precision", default={default}, choices=["no", "fp16", "bf16"])
+args = parser.parse_args()
+weight_dtype = {{"fp16": torch.float16, "bf16": torch.bfloat16}}.get(args.mixed_precision, torch.float32)
+model = torch.nn.Linear(8, 8).to(weight_dtype)
+optimizer = torch.optim.AdamW(model.parameters()){"  # expect: MP003" if bug else ""}
+"""
+    check_files({"train.py": script}, "MP003", tmp_path)
 
 
 # The scripts whose precision comes from outside their code (the prefilter's question).

@@ -207,6 +207,64 @@ def test_a_recipe_every_command_names_is_the_default(tmp_path: Path) -> None:
     assert "only when" not in finding.message
 
 
+# Parameters that list their choices, as litgpt writes them: jsonargparse checks a `Literal`, and the
+# finetuning scripts' docstrings name what `str | None` takes.
+LITERAL_PRECISION = 'precision: Literal["bf16-true", "bf16-mixed", "32-true", None] = None,'
+DOCUMENTED = '''
+        """Finetune a model.
+
+        Arguments:
+            checkpoint_dir: The path to the base model's checkpoint directory.
+            precision: The precision to use for finetuning. Possible choices: {choices}.
+            devices: How many devices/GPUs to use.
+        """
+'''
+
+
+def documented(choices: str) -> str:
+    docstring = textwrap.indent(textwrap.dedent(DOCUMENTED), "        ").format(choices=choices)
+    return LORA.replace("    ) -> None:\n", "    ) -> None:" + docstring, 1)
+
+
+@pytest.mark.parametrize(
+    ("lora", "bug"),
+    [
+        pytest.param(
+            LORA.replace("precision: str | None = None,", LITERAL_PRECISION).replace(
+                "    from pathlib import Path", "    from pathlib import Path\n    from typing import Literal"
+            ),
+            True,
+            id="a-literal-annotation",
+        ),
+        pytest.param(documented('"bf16-true", "bf16-mixed", "32-true"'), True, id="a-docstring"),
+        pytest.param(LORA, False, id="no-choices-listed"),
+        pytest.param(documented('"32-true", "64-true"'), False, id="only-full-precision-choices"),
+        pytest.param(
+            documented('"bf16-true", "bf16-mixed"').replace("Possible choices", "Not the choices of `devices`"),
+            False,
+            id="no-choices-word",
+        ),
+    ],
+)
+def test_the_documented_choices_of_a_precision_parameter_are_configurations(
+    lora: str, bug: bool, tmp_path: Path
+) -> None:
+    from mplint.api import lint_paths
+
+    marked = lora.replace("# MARK", "# expect: MP003" if bug else "")
+    check_files(repository("", bug=False, **{"trainkit/finetune/lora.py": marked}), "MP003", tmp_path)
+    messages = [finding.message for finding in lint_paths([tmp_path], select=["MP003"]).findings]
+    condition = "(only when `--precision bf16-true` is given: not in the default configuration)"
+    assert all(message.endswith(condition) for message in messages)
+
+
+def test_a_function_no_console_script_runs_has_no_choices_run(tmp_path: Path) -> None:
+    lora = documented('"bf16-true", "bf16-mixed"').replace("# MARK", "")
+    files = repository("", bug=False, **{"trainkit/finetune/lora.py": lora})
+    files["pyproject.toml"] = PYPROJECT.replace("scripts.trainkit", "urls.trainkit")
+    check_files(files, "MP003", tmp_path)
+
+
 @pytest.mark.parametrize(
     "changed",
     [

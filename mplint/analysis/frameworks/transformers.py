@@ -12,9 +12,9 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
   outputs, and `accelerator.backward` scales fp16 losses: no MP002 under the Trainer). The model
   handed to `compute_loss(model, inputs, ...)` is that prepared model. `compute_loss_context_manager`
   / `autocast_smart_context_manager` are a `nullcontext` in 5.x ("We rely on accelerate for
-  autocast"), where transformers before 4.35 entered `torch.autocast` around `compute_loss`: whether
+  autocast"), where transformers before 4.30 entered `torch.autocast` around `compute_loss`: whether
   the rest of an override runs under autocast depends on the version the repository pins (see
-  `AUTOCAST_AROUND_COMPUTE_LOSS_BEFORE`; a region of unknown state where it pins none).
+  `ACCELERATE_RUNS_AMP_SINCE`; a region of unknown state where it pins none).
   `__init__` stores the model and the arguments it is given as `self.model` and `self.args`. When
   the launch is `accelerate launch` with a DeepSpeed config (`ACCELERATE_USE_DEEPSPEED`), the
   Trainer's accelerator runs DeepSpeed whatever its arguments say (`is_deepspeed_enabled`).
@@ -325,13 +325,14 @@ def own_optimizer_params(trainer: Value) -> Value | None:
     return trainer.item(OWN_OPTIMIZER) if trainer.op == TRAINER or isinstance(trainer.payload, Definition) else None
 
 
-# How the Trainer runs `compute_loss` under fp16/bf16 (read in the wheels of transformers 4.29.2 to
-# 4.37.0): before 4.35 `compute_loss_context_manager` enters `torch.cuda.amp.autocast(dtype=amp_dtype)`
-# around it (`use_cuda_amp`, the default half-precision backend); from 4.35 it enters nothing on a GPU
-# (accelerate's prepared forward is the autocast). From 4.30 the model is prepared by accelerate, under
-# the mixed precision `TrainingArguments` sets (forward under autocast, fp32 outputs); 4.29 runs it as it is.
-AUTOCAST_AROUND_COMPUTE_LOSS_BEFORE: Version = (4, 35, 0)
-PREPARED_BY_ACCELERATE_SINCE: Version = (4, 30, 0)
+# How the Trainer runs `compute_loss` under fp16/bf16 (read in the wheels of transformers 4.29.2,
+# 4.30.1, 4.31.0, 4.34.1 and 4.35.0, `Trainer.__init__` and `autocast_smart_context_manager`): 4.29 sets
+# `use_cuda_amp` (the default half-precision backend), so `compute_loss_context_manager` enters
+# `torch.cuda.amp.autocast(dtype=amp_dtype)` around `compute_loss`, and runs the model as it is. From
+# 4.30 the model is prepared by accelerate under the mixed precision `TrainingArguments` sets (forward
+# under autocast, fp32 outputs), and `use_cuda_amp` is set only under fairscale's `sharded_ddp` (gone
+# in 4.35): the context manager enters nothing on a GPU.
+ACCELERATE_RUNS_AMP_SINCE: Version = (4, 30, 0)
 
 
 # The methods a trainer calls with the model it prepared, each from the one before (`compute_loss`
@@ -377,7 +378,8 @@ def subclass_trainer(
     framework's class): as `trainer`, and its override of `compute_loss` (or of a method the base
     trainer calls from there, `_MODEL_ENTRIES`) runs on the prepared model, in an autocast region
     whose state depends on the transformers version the repository pins (entered around
-    `compute_loss` before 4.35; the model prepared by accelerate from 4.30).
+    `compute_loss` before 4.30, where the model runs as it is; from 4.30 the model is prepared by
+    accelerate and no region is entered).
     The model it trains is the one its own `__init__` handed the Trainer's (TRL-style trainers load it
     there from a name), else the one it is given."""
     model = instance.item("model") or model_of(args, kwargs)
@@ -414,16 +416,12 @@ def subclass_trainer(
         self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
         return instance
     version = causal_lm.pinned_transformers(self, ctx.scope.module.path)
-    if version is not None and version < PREPARED_BY_ACCELERATE_SINCE:
+    if version is not None and version < ACCELERATE_RUNS_AMP_SINCE:
         prepared = model  # run as it is, under the autocast around `compute_loss`
+        entered = True if precision is not None else None
     else:
         prepared = accelerate.prepared(model, precision, node, ctx)
-    if version is None:
-        entered = None  # the transformers that runs is not known
-    elif version >= AUTOCAST_AROUND_COMPUTE_LOSS_BEFORE:
-        entered = False
-    else:
-        entered = True if precision is not None else None
+        entered = None if version is None else False  # unpinned: the transformers that runs is not known
     region = Region("cuda", precision or Precision.HALF, entered, ctx.scope.module.path, node)
     self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)
     return instance

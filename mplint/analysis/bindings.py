@@ -10,13 +10,22 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
-from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.project import module_name
 from mplint.analysis.registries import is_registry, store
 from mplint.analysis.scopes import Context, ModuleState
 from mplint.analysis.selections import combine_params
-from mplint.analysis.values import ANY_KEY, UNKNOWN, Alternatives, Kind, Value, dotted, group_params, one_of
+from mplint.analysis.values import (
+    ANY_KEY,
+    PARAMETER_OP,
+    UNKNOWN,
+    Alternatives,
+    Kind,
+    Value,
+    dotted,
+    group_params,
+    one_of,
+)
 from mplint.tree import STAR_IMPORT, dotted_text
 
 if TYPE_CHECKING:
@@ -61,7 +70,7 @@ def assign(self: Interpreter, target: cst.BaseExpression, value: Value, ctx: Con
             # `ds_config["fp16"] = {...}`, `group["params"] = params`: the dict as a whole holds the
             # item too, where it is returned, spread (`SGD(**group)`) or handed to a framework.
             self.assign(target.value, with_items(container, {stored.const: value}), ctx)
-        elif container.kind is Kind.DICT and stored.const is None and value.op == api.PARAMETER_OP:
+        elif container.kind is Kind.DICT and stored.const is None and value.op == PARAMETER_OP:
             # `self.learnable_params[k] = nn.Parameter(...)` in a loop (self-adaptive-llms' SVF vectors):
             # parameters under keys not known, pooled as the dict's values.
             from mplint.analysis.expressions import sequence  # it imports this module

@@ -48,6 +48,7 @@ from mplint.analysis.values import (
     BOUND_SELF,
     MIXED,
     NUMBER,
+    PARAMETER_OP,
     UNKNOWN,
     Alternatives,
     Kind,
@@ -60,6 +61,7 @@ from mplint.analysis.values import (
     dotted,
     half_submodule,
     is_mixed,
+    is_none,
     is_tensor_like,
     one_of,
     recast,
@@ -374,7 +376,7 @@ def call_named(
         return dotted(_imported_module(function, args[0].const, kwargs))
     if function in api.PARAMETER_CLASSES:
         data = first if args else kwargs.get("data", UNKNOWN)  # `nn.Parameter(data=torch.randn(...))`
-        return data.with_(op=api.PARAMETER_OP) if data.kind is Kind.TENSOR else UNKNOWN
+        return data.with_(op=PARAMETER_OP) if data.kind is Kind.TENSOR else UNKNOWN
     if function in DATACLASS_PARSERS and args:
         return self.parsed_dataclass(node, ctx, args[0])  # `args = tyro.cli(Args)`: its defaults, as launched
     if function == "dataclasses.field":
@@ -441,7 +443,11 @@ def call_named(
         return Value(Kind.OPTIMIZER, payload=node, identity=params.identity)
     if function in api.OPTIMIZER_FACTORIES:
         # `create_optimizer_v2(model, opt="adamw")`: over the model's parameters, or those handed in.
-        handed = first if args else kwargs.get("model_or_params", UNKNOWN)
+        model_keyword, groups_keyword = api.OPTIMIZER_FACTORIES[function]
+        handed = first if args else kwargs.get(model_keyword, UNKNOWN)
+        groups = kwargs.get(groups_keyword, args[2] if len(args) > 2 else None) if groups_keyword else None
+        if groups is not None and not is_none(groups):
+            handed = groups
         params = parameters_of(handed, handed.identity) if handed.kind in (Kind.MODULE, Kind.ANY) else handed
         return Value(Kind.OPTIMIZER, payload=node, items=(("params", params),), identity=params.identity)
     if api.is_lr_scheduler(function):

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import libcst as cst
-import libcst.matchers as cst_matchers
 
 from mplint import tree
 from mplint.analysis import torch_api as api
@@ -253,14 +252,22 @@ def _literal_choices(annotation: cst.Annotation | None) -> tuple[str, ...]:
     if annotation is None:
         return ()
     return tuple(
-        node.evaluated_value
-        for literal in cst_matchers.findall(annotation, cst_matchers.Subscript(value=_LITERAL))
-        for node in cst_matchers.findall(literal, cst_matchers.SimpleString())
-        if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str)
+        element.slice.value.evaluated_value
+        for node in tree.walk(annotation.annotation)
+        if isinstance(node, cst.Subscript) and _names_literal(node.value)
+        for element in node.slice
+        if isinstance(element.slice, cst.Index)
+        and isinstance(element.slice.value, cst.SimpleString)
+        and isinstance(element.slice.value.evaluated_value, str)
     )
 
 
-_LITERAL = cst_matchers.Name("Literal") | cst_matchers.Attribute(attr=cst_matchers.Name("Literal"))
+def _names_literal(node: cst.BaseExpression) -> bool:
+    """`Literal` or `typing.Literal`."""
+    name = node.attr if isinstance(node, cst.Attribute) else node
+    return isinstance(name, cst.Name) and name.value == "Literal"
+
+
 # A parameter's entry in a Google-style docstring and the quoted choices it lists after "choices".
 _QUOTED = r"""(?:"[^"\n]+"|'[^'\n]+')"""
 _DOCUMENTED_CHOICES = re.compile(rf"choices\W*?:?\s*((?:{_QUOTED}\s*,?\s*(?:or\s+)?)+)", re.IGNORECASE)

@@ -19,7 +19,7 @@ from mplint.analysis.bindings import element_of, listed, literal_values
 from mplint.analysis.configuration import NAMESPACE, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.file_paths import FILE_PATH, joined, module_file, path_attribute
-from mplint.analysis.frameworks import accelerate, ml_collections
+from mplint.analysis.frameworks import accelerate, ml_collections, yacs
 from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.selections import chosen, combine_params
@@ -29,6 +29,7 @@ from mplint.analysis.values import (
     BOOLEAN,
     BOUND_SELF,
     MIXED,
+    PARAMETER_OP,
     UNKNOWN,
     Kind,
     Precision,
@@ -150,7 +151,11 @@ def eval_attribute(self: Interpreter, node: cst.Attribute, ctx: Context) -> Valu
         if tracked is not None:
             return tracked
     base = self.eval(node.value, ctx)
-    return self.attribute_of(base, attr)
+    found = self.attribute_of(base, attr)
+    if attr.isupper() and found.kind is Kind.ANY and found.payload is None:
+        # `self.cfg.TRAINER.COOP.PREC` of a config the analysis did not follow: a yacs default.
+        return yacs.default_read(self, node, ctx.scope.module.path) or found
+    return found
 
 
 def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
@@ -218,7 +223,7 @@ def _parameter_of(module: Value) -> Value:
     """`model.head.weight`: a parameter in the module's dtype; unknown in a model half in part."""
     if is_mixed(module) or module.precision is Precision.UNKNOWN:
         return UNKNOWN
-    return Value(Kind.TENSOR, module.precision, origin=module.origin, op=api.PARAMETER_OP)
+    return Value(Kind.TENSOR, module.precision, origin=module.origin, op=PARAMETER_OP)
 
 
 def eval_subscript(self: Interpreter, node: cst.Subscript, ctx: Context) -> Value:
@@ -393,7 +398,7 @@ def _clauses(clause: cst.CompFor | None) -> Iterator[cst.CompFor]:
 
 def _as_params(value: Value | None) -> Value | None:
     """An `nn.Parameter` as a parameter collection of its own (`[self.ctx]` is a parameter list)."""
-    if value is None or value.op != api.PARAMETER_OP:
+    if value is None or value.op != PARAMETER_OP:
         return value
     return Value(Kind.PARAMS, value.precision, origin=value.origin, identity=value.identity)
 

@@ -247,10 +247,8 @@ KNOWN_SUBMODULES = frozenset(
     {"lm_head", "model", "transformer", "backbone", "base_model", "pretrained_model", "embed_out"}
 )
 PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
-# `nn.Parameter(tensor)`: a weight of its tensor's dtype (a learned prompt, a soft token), marked
-# (`Value.op`) so that a list of them handed to an optimizer is a parameter list.
+# `nn.Parameter(tensor)`: a weight of its tensor's dtype, marked `values.PARAMETER_OP`.
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
-PARAMETER_OP = "nn.Parameter"
 # A torch.nn layer's own parameters, read as attributes (`model.head.weight`).
 PARAMETER_ATTRIBUTES = frozenset({"weight", "bias"})
 
@@ -398,16 +396,26 @@ _STATE_BITS = ("8bit", "4bit", "32bit")
 # Packages whose classes are not told optimizers by their names: torch (its modules are listed above)
 # and those frameworks.
 _NOT_BY_NAME = frozenset({"torch", "deepspeed", "colossalai", "megatron"})
-# Factories that build an optimizer over a model (its parameters) or parameters, their first argument.
-OPTIMIZER_FACTORIES = frozenset(
-    {
-        "timm.optim.create_optimizer_v2",
-        "timm.optim.create_optimizer",
-        "timm.optim.optim_factory.create_optimizer_v2",
-        "timm.optim.optim_factory.create_optimizer",
-        "timm.optim._optim_factory.create_optimizer_v2",
-    }
-)
+# Factories that build an optimizer over a model (its parameters) or parameters, by their name: the
+# keyword of that argument (given first or by it), and that of parameter groups that replace it.
+# Dassl's `build_optimizer(model, optim_cfg, param_groups=None)` (KaiyangZhou/Dassl.pytorch
+# `dassl/optim/optimizer.py`, the CoOp family's trainers) builds torch's Adam, SGD, RMSprop or AdamW
+# or its own RAdam, none keeping fp32 copies.
+OPTIMIZER_FACTORIES: dict[str, tuple[str, str | None]] = {
+    **dict.fromkeys(
+        (
+            "timm.optim.create_optimizer_v2",
+            "timm.optim.create_optimizer",
+            "timm.optim.optim_factory.create_optimizer_v2",
+            "timm.optim.optim_factory.create_optimizer",
+            "timm.optim._optim_factory.create_optimizer_v2",
+        ),
+        ("model_or_params", None),
+    ),
+    **dict.fromkeys(
+        ("dassl.optim.build_optimizer", "dassl.optim.optimizer.build_optimizer"), ("model", "param_groups")
+    ),
+}
 
 
 # Learning-rate schedulers whose `step()` advances the schedule by one (torch 2.13's

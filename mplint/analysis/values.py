@@ -444,10 +444,16 @@ def recast(module: Value, cast: Value) -> Value:
     return module.with_(precision=cast.precision, origin=cast.origin, op=op, items=items)
 
 
+# `Value.op` of `nn.Parameter(tensor)`: a weight of its tensor's dtype (a learned prompt, a soft token),
+# marked so that a list of them handed to an optimizer is a parameter list (`torch_api.PARAMETER_CLASSES`).
+PARAMETER_OP = "nn.Parameter"
+
+
 def half_submodule(module: Value) -> Value | None:
     """A submodule a module of the linted code holds (`self.out_head = nn.Linear(..., dtype=cfg["dtype"])`,
-    at any depth) that is half: its parameters are among the module's, so an optimizer over them
-    updates half weights."""
+    at any depth) that is half, or a half parameter it holds (CoOp's learned prompt, `self.ctx =
+    nn.Parameter(ctx_vectors)` in the dtype of an fp16 CLIP): its parameters are among the module's,
+    so an optimizer over them updates half weights."""
     pending = [item for _, item in module.items]
     while pending:
         item = pending.pop()
@@ -455,4 +461,6 @@ def half_submodule(module: Value) -> Value | None:
             if item.precision.is_low:
                 return item
             pending.extend(sub for _, sub in item.items)
+        elif item.op == PARAMETER_OP and item.precision.is_low:
+            return item
     return None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
+from mplint.analysis import torch_api as api
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.project import module_name
 from mplint.analysis.registries import is_registry, store
@@ -314,6 +315,14 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
         self.assign(target, combine_params([current, value]), ctx)
     elif expression.func.attr.value == "append" and (elements := literal_values(current)) is not None:
         self.assign(target, current.with_(payload=(*elements, value)), ctx)
+    elif _is_module_list(current) and expression.func.attr.value == "append":
+        # `self.trainable_list = nn.ModuleList([])` then `.append(self.model)` (PromptKD): a submodule
+        # of the list, its parameters among the list's.
+        self.assign(target, current.with_(items=(*current.items, (str(len(current.items)), value))), ctx)
+
+
+def _is_module_list(value: Value) -> bool:
+    return value.kind is Kind.MODULE and isinstance(value.payload, str) and api.last_part(value.payload) == "ModuleList"
 
 
 def _pool(self: Interpreter, target: cst.BaseExpression, table: Value, params: Value, ctx: Context) -> None:

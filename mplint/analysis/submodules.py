@@ -379,8 +379,10 @@ def cast_tree(self: Interpreter, loop: SubmoduleLoop, module: Value, order: Orde
         parts = [cast.precision, *(item.precision for _, item in items if item.kind is Kind.MODULE)]
         mixed = any(is_mixed(item) for _, item in items) or len(set(parts)) > 1
         if not known_children(node):
-            # Children the analysis does not hold may be of any class the loop casts.
-            parts += [decision for decision in loop.decisions.values() if isinstance(decision, Precision)]
+            # Children the analysis does not hold may be of any class the loop casts (the Conv2d of an
+            # `nn.Sequential(nn.Conv2d(...), nn.BatchNorm2d(...))` that CLIP's `convert_weights` halves).
+            choices = [decision for decision in loop.decisions.values() if isinstance(decision, Precision)]
+            parts += [*cast_calls, *choices]
             mixed = mixed or len(set(parts)) > 1 or any(decision is UNDECIDED for decision in loop.decisions.values())
         result = cast.with_(items=tuple(items))
         if not mixed:

@@ -532,3 +532,72 @@ def test_a_parameter_loop_that_casts_a_copy_leaves_the_model() -> None:
         """,
         "MP003",
     )
+
+
+# PromptKD's image-feature head: CLIP's `convert_weights` applied to a module whose layers sit in an
+# `nn.Sequential` built from its arguments (children the analysis does not hold as items): its Conv2d
+# weights are halved, its BatchNorm kept, so the parameters are half in part.
+SEQUENTIAL_HEAD = """
+import torch
+import torch.nn as nn
+
+
+def convert_weights(model: nn.Module):
+    def _convert_weights_to_fp16(l):
+        if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            l.weight.data = l.weight.data.half()
+            if l.bias is not None:
+                l.bias.data = l.bias.data.half()
+
+    model.apply(_convert_weights_to_fp16)
+
+
+class FeatureTrans(nn.Module):
+    def __init__(self, input_dim=512, out_dim=768):
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(input_dim, out_dim, 1),
+            nn.BatchNorm2d(out_dim),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_dim, out_dim, 1),
+        )
+
+
+class Student(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trans = FeatureTrans()
+        convert_weights(self.trans)
+"""
+
+
+@pytest.mark.parametrize("converted", [True, False])
+def test_a_loop_halves_the_children_of_a_container_it_does_not_hold(converted: bool) -> None:
+    source = SEQUENTIAL_HEAD if converted else SEQUENTIAL_HEAD.replace("        convert_weights(self.trans)\n", "")
+    expect = "  # expect: MP003" if converted else ""
+    check(
+        f"{source}\nstudent = Student()\noptimizer = torch.optim.SGD(student.parameters(), lr=0.1){expect}\n", "MP003"
+    )
+
+
+@pytest.mark.parametrize(
+    ("appended", "bug"),
+    [
+        pytest.param("student", True, id="a-half-in-part-model"),
+        pytest.param("nn.Linear(2, 2)", False, id="an-fp32-layer"),
+    ],
+)
+def test_a_module_appended_to_a_module_list_is_among_its_parameters(appended: str, bug: bool) -> None:
+    """PromptKD: `self.trainable_list = nn.ModuleList([])`, `.append(self.model)`, then the optimizer
+    over the list."""
+    expect = "  # expect: MP003" if bug else ""
+    check(
+        SEQUENTIAL_HEAD
+        + f"""
+student = Student()
+trainable = nn.ModuleList([])
+trainable.append({appended})
+optimizer = torch.optim.SGD(trainable.parameters(), lr=0.1){expect}
+""",
+        "MP003",
+    )

@@ -24,10 +24,12 @@ from mplint.analysis.registries import is_registry
 from mplint.analysis.scopes import Context, Scope
 from mplint.analysis.selections import chosen, combine_params
 from mplint.analysis.statements import assumed_truth
+from mplint.analysis.submodules import is_normalization, module_class
 from mplint.analysis.summaries import Definition, Lambda
 from mplint.analysis.values import (
     BOOLEAN,
     BOUND_SELF,
+    HALF_BUT_NORMS,
     MIXED,
     PARAMETER_OP,
     UNKNOWN,
@@ -158,6 +160,18 @@ def eval_attribute(self: Interpreter, node: cst.Attribute, ctx: Context) -> Valu
     return found
 
 
+def _cast_in_part_like(model: Value, submodule: Value) -> Value:
+    """A submodule, as built, of a model a loop cast in part without telling which submodules
+    (`_cast_in_part`: CLIP's `convert_weights`, `clip_model.visual` read after it): half in part like
+    the model, but a normalization layer the loop kept."""
+    if submodule.kind is not Kind.MODULE or model.items or not (is_mixed(model) and model.precision.is_low):
+        return submodule
+    cls = module_class(submodule)
+    if model.op == HALF_BUT_NORMS and cls is not None and is_normalization(cls):
+        return submodule
+    return submodule.with_(precision=model.precision, origin=model.origin, op=model.op, items=())
+
+
 def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
     if base.op == FILE_PATH:
         return path_attribute(base, attr) or UNKNOWN
@@ -177,7 +191,7 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
             return item
         known = self.attributes_of(base.payload).get(attr)
         if known is not None:
-            return known
+            return _cast_in_part_like(base, known)
         if attr == "dtype" and base.kind is Kind.MODULE and base.precision.is_low and base.op != MIXED:
             # A model's `dtype` property reads its parameters' (transformers' ModuleUtilsMixin, diffusers'
             # ModelMixin, CLIP's `self.visual.conv1.weight.dtype`): the dtype the model was cast to,

@@ -601,3 +601,69 @@ optimizer = torch.optim.SGD(trainable.parameters(), lr=0.1){expect}
 """,
         "MP003",
     )
+
+
+# OpenAI CLIP's `convert_weights` as shipped: its `hasattr(l, "proj")` loop may cast any class, so the
+# analysis cannot place each cast and holds the model as half but its norms, without its submodules.
+CLIP_CONVERTED = """
+import torch
+import torch.nn as nn
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 768, 16, bias=False)
+        self.proj = nn.Parameter(torch.randn(768, 512))
+
+
+class ModifiedResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+
+
+class CLIP(nn.Module):
+    def __init__(self, vision_layers):
+        super().__init__()
+        # A ResNet or a ViT, as the checkpoint's shapes say: a submodule of either class.
+        self.visual = ModifiedResNet() if isinstance(vision_layers, (tuple, list)) else VisionTransformer()
+        self.ln_final = nn.LayerNorm(512)
+
+
+def convert_weights(model: nn.Module):
+    def _convert_weights_to_fp16(l):
+        if isinstance(l, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            l.weight.data = l.weight.data.half()
+        for name in ["text_projection", "proj"]:
+            if hasattr(l, name):
+                attr = getattr(l, name)
+                if attr is not None:
+                    attr.data = attr.data.half()
+
+    model.apply(_convert_weights_to_fp16)
+
+
+def build_model(state_dict):
+    model = CLIP(state_dict["vision_layers"])
+    convert_weights(model)
+    return model
+
+
+clip_model = build_model(torch.load("ViT-B-16.pt"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("submodule", "bug"),
+    [
+        pytest.param("visual", True, id="a-submodule-half-in-part-like-the-model"),
+        pytest.param("ln_final", False, id="a-normalization-layer-the-loop-keeps"),
+    ],
+)
+def test_a_submodule_of_a_model_cast_in_part_is_read_as_cast(submodule: str, bug: bool) -> None:
+    expect = "  # expect: MP003" if bug else ""
+    check(
+        CLIP_CONVERTED + f"optimizer = torch.optim.SGD(clip_model.{submodule}.parameters(), lr=0.1){expect}\n", "MP003"
+    )

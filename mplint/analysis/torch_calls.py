@@ -128,13 +128,14 @@ def built_module(
     functional = api.functional_module(function)
     settings = {**dict(zip(functional[1], args, strict=False)), **kwargs} if functional is not None else {}
     requested = self.dtype_value(kwargs["dtype"]) if "dtype" in kwargs else None
-    if requested is None and api.last_part(function) in api.MODULE_CONTAINERS:
+    container = api.last_part(function) in api.MODULE_CONTAINERS
+    if requested is None and container:
         held = _held_precision([*args, *kwargs.values()])
         if held is not None:
             return Value(Kind.MODULE, held.precision, origin=held.origin, payload=function, identity=node)
     if requested is None:
         precision, origin = self.default_dtype_at(path, Precision.FP32)
-        items = tuple(sorted(settings.items()))
+        items = _children(args) if container else tuple(sorted(settings.items()))
         return Value(Kind.MODULE, precision, origin=origin, payload=function, items=items, identity=node)
     origin = Origin("", f"built in {requested.value}", path, node) if requested.is_low else None
     return Value(Kind.MODULE, requested, origin=origin, payload=function, identity=node)
@@ -158,6 +159,19 @@ def _held_precision(contents: list[Value]) -> Value | None:
     if not modules or len(modules) > _MOST_HELD or not modules[0].precision.is_low:
         return None
     return modules[0] if all(module.precision is modules[0].precision for module in modules) else None
+
+
+def _children(args: list[Value]) -> tuple[tuple[str, Value], ...]:
+    """The submodules a container is built holding, as torch names them: `nn.Sequential(a, b)` and
+    `nn.ModuleList([a, b])` hold "0" and "1", `nn.ModuleDict({"mlp": m})` holds "mlp" (beyond-nanogpt's
+    layers, each a dict of bf16-built blocks); none where they are not written out as modules."""
+    listed = literal_values(args[0]) if len(args) == 1 else None
+    if len(args) == 1 and args[0].kind is Kind.DICT:
+        found = [(key, value) for key, value in args[0].items if isinstance(key, str)]
+    else:
+        found = [(str(index), value) for index, value in enumerate(listed if listed is not None else args)]
+    modules = [(name, value) for name, value in found if value.kind is Kind.MODULE]
+    return tuple(modules[:_MOST_HELD]) if len(modules) == len(found) else ()
 
 
 # How many modules a container's precision is read from (a generated table of layers is not).

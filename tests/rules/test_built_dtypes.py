@@ -667,3 +667,35 @@ def test_a_submodule_of_a_model_cast_in_part_is_read_as_cast(submodule: str, bug
     check(
         CLIP_CONVERTED + f"optimizer = torch.optim.SGD(clip_model.{submodule}.parameters(), lr=0.1){expect}\n", "MP003"
     )
+
+
+# beyond-nanogpt's tensor-parallel transformer: each layer a dict of blocks built in bf16, held by an
+# nn.ModuleList of nn.ModuleDicts (the containers' children, not their own dtype, hold the weights).
+CONTAINED_BLOCKS = """
+import torch
+import torch.nn as nn
+
+
+class MLP(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.w1 = nn.Linear(dim, 4 * dim, bias=False{dtype})
+
+
+class Transformer(nn.Module):
+    def __init__(self, dim, depth):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            [nn.ModuleDict({{"mlp": MLP(dim), "ln": nn.LayerNorm(dim{dtype})}}) for _ in range(depth)]
+        )
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU())
+
+
+model = Transformer(512, 12)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-4){expect}
+"""
+
+
+@pytest.mark.parametrize(("dtype", "bug"), [(", dtype=torch.bfloat16", True), ("", False)])
+def test_a_container_holds_the_modules_it_is_built_with(dtype: str, bug: bool) -> None:
+    check(CONTAINED_BLOCKS.format(dtype=dtype, expect="  # expect: MP003" if bug else ""), "MP003")

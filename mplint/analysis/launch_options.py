@@ -20,6 +20,7 @@ alternatives named by their file.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import re
@@ -97,7 +98,7 @@ def options_of(script: str, run_root: str) -> LaunchOptions:
         read.append(path)
         for launched, options in _commands(path, text):
             if is_script(launched, script_path, path, root):
-                given.append(_with_config_file(path, options, root, read))
+                given.extend(_with_config_files(path, options, root, read))
     return _gathered(given, read, root)
 
 
@@ -128,7 +129,7 @@ def function_options(path: str, function: str, run_root: str) -> LaunchOptions |
             subcommands = declared.scripts[name]
             for subcommand, options in _console_commands(file, text, name, None in subcommands):
                 if (name, subcommand) in runs:
-                    given.append(_with_config_file(file, options, root, read, in_order=True))
+                    given.extend(_with_config_files(file, options, root, read, in_order=True))
     return _gathered(given, read, root)
 
 
@@ -193,6 +194,31 @@ def _agreed(given: list[dict[str, Written]]) -> dict[str, Written]:
 # are no option (`env`: environment variables).
 _CONFIG_FLAG = "config"
 _NO_OPTION = frozenset({"env"})
+
+
+# A `--config` path a command writes as a shell pattern (`--config configs/onlinedpo_*`, async_rlhf's
+# README) is each of the repository's files it matches, in name order, up to this many.
+_MOST_MATCHED_CONFIGS = 16
+
+
+def _with_config_files(
+    path: str, options: dict[str, Written], root: str, read: list[str], *, in_order: bool = False
+) -> list[_Command]:
+    """A command with its options over those of the `--config` file it names (`_with_config_file`):
+    one command per file where it names them with a shell pattern."""
+    name = options.get(_CONFIG_FLAG)
+    if not isinstance(name, str) or not any(char in name for char in "*?["):
+        return [_with_config_file(path, options, root, read, in_order=in_order)]
+    for base in (root, os.path.dirname(path)):
+        matched = sorted(glob.glob(os.path.join(base, name)))[:_MOST_MATCHED_CONFIGS]
+        if matched:
+            return [
+                _with_config_file(
+                    path, {**options, _CONFIG_FLAG: os.path.relpath(file, base)}, root, read, in_order=in_order
+                )
+                for file in matched
+            ]
+    return [_Command(path, options, None)]
 
 
 def _with_config_file(
@@ -391,11 +417,11 @@ def _launched_with(run_root: str, scripts: Iterable[str], words: frozenset[str])
                 continue
             read.append(path)
             for launched, options in _commands(path, text):
-                command = _with_config_file(path, options, root, read)  # `--config recipes/x.yaml`'s settings too
-                given = command.configured if command.configured is not None else options
-                written = " ".join(f"{name} {value}" for name, value in given.items())
-                if any(word in written for word in words):
-                    found.update(_scripts_named(launched, path, by_name, root))
+                for command in _with_config_files(path, options, root, read):  # `--config x.yaml`'s settings too
+                    given = command.configured if command.configured is not None else options
+                    written = " ".join(f"{name} {value}" for name, value in given.items())
+                    if any(word in written for word in words):
+                        found.update(_scripts_named(launched, path, by_name, root))
             for accelerate_command in launch_commands(path, text):
                 # `accelerate launch --config_file zero3.yaml train.py`: the launcher's mixed precision.
                 started = accelerate_command.script
@@ -519,18 +545,23 @@ def _console_commands(path: str, text: str, script: str, single: bool) -> list[t
     return parsed_once(_CONSOLE_COMMANDS, f"{path}\0{script}\0{single}", text, read)
 
 
+# A command a README writes inline, in a code span (`` - `python online_dpo.py --config x.yml` ``).
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
 def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:
     found = []
-    for line in substituted_lines(text):
-        if _LAUNCHER.search(line) is None or (".py" not in line and not any(flag in line for flag in MODULE_FLAGS)):
-            continue
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:  # an unbalanced quote: not a command to read
-            continue
-        start = script_index(words)
-        if start is not None:
-            found.append((words[start], _options(words[start + 1 :])))
+    for whole in substituted_lines(text):
+        for line in (whole, *(_CODE_SPAN.findall(whole) if "`" in whole else ())):
+            if _LAUNCHER.search(line) is None or (".py" not in line and not any(flag in line for flag in MODULE_FLAGS)):
+                continue
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:  # an unbalanced quote: not a command to read
+                continue
+            start = script_index(words)
+            if start is not None:
+                found.append((words[start], _options(words[start + 1 :])))
     return found
 
 

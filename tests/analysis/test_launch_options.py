@@ -373,3 +373,29 @@ def test_a_config_a_script_names_is_found_at_the_root_of_a_repository_without_ma
     found, read = outside(root, files, scripts=("sft/train.py",))
     assert found == {"sft/train.py"}
     assert read == ("configs/sft.yaml",)
+
+
+def test_a_command_in_a_readme_s_code_span_is_read(tmp_path: Path) -> None:
+    """`` - `python train.py --bf16 --lr 2e-6` `` in a list: the command inside the backticks."""
+    found = launched(tmp_path, {"README.md": "Train with:\n\n- `python train.py --bf16 --lr 2e-6` on one GPU\n"})
+    assert found.options == {"bf16": True, "lr": "2e-6"}
+
+
+DPO_RECIPES = {"recipes/dpo_bf16.yaml": "bfloat16", "recipes/dpo_fp32.yaml": "float32"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        pytest.param("recipes/dpo_*", DPO_RECIPES, id="each-file-it-matches"),
+        pytest.param("recipes/sft_*", {}, id="none-matching"),
+    ],
+)
+def test_a_config_named_by_a_shell_pattern_is_each_file_it_matches(
+    pattern: str, expected: dict[str, str], tmp_path: Path
+) -> None:
+    """`--config recipes/dpo_*`: one command per recipe it matches, each a configuration of its own."""
+    files = {name: f"torch_dtype: {dtype}\n" for name, dtype in DPO_RECIPES.items()}
+    found = launched(tmp_path, {**files, "run.sh": f"python train.py --config {pattern}\n"})
+    configured = {condition: options.configured.get("torch_dtype") for condition, options in found.alternatives}
+    assert configured == {f"launched with `--config {name}`": dtype for name, dtype in expected.items()}

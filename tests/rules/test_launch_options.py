@@ -658,6 +658,46 @@ def test_a_trl_parser_reads_the_recipe_its_command_names(
     check_files(project(train, files, bug), "MP003", tmp_path)
 
 
+# async_rlhf's `src/utils.py`: a copy of trl 0.8's `TrlParser`, subclassing `HfArgumentParser` with its
+# own `parse_args_and_config`.
+OWN_TRL_PARSER = """
+    import sys
+
+    from transformers import HfArgumentParser
+
+
+    class TRLParser(HfArgumentParser):
+        def __init__(self, parsers):
+            super().__init__(parsers)
+
+        def parse_args_and_config(self, return_remaining_strings=False):
+            if "--config" in sys.argv:
+                config_index = sys.argv.index("--config")
+                sys.argv.pop(config_index)
+            return self.parse_args_into_dataclasses(return_remaining_strings=return_remaining_strings)
+"""
+
+
+@pytest.mark.parametrize(
+    ("readme", "bug"),
+    [
+        pytest.param("python train.py --config recipes/sft.yaml\n", "MP003", id="a-command"),
+        pytest.param("Run one:\n\n- `python train.py --config recipes/sft*`\n", "MP003", id="a-pattern-in-a-code-span"),
+        pytest.param("Run one:\n\n- `python train.py --config recipes/none*`\n", None, id="a-pattern-matching-nothing"),
+    ],
+)
+def test_a_project_s_copy_of_trl_s_parser_reads_the_recipes_its_commands_name(
+    readme: str, bug: str | None, tmp_path: Path
+) -> None:
+    train = TRL_TRAIN.replace(
+        "from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser",
+        "from trl import ModelConfig, ScriptArguments, SFTConfig\n    from utils import TRLParser",
+    )
+    train = train.replace("TrlParser((", "TRLParser((")
+    files = {"utils.py": OWN_TRL_PARSER, "recipes/sft.yaml": RECIPE.format(dtype="bfloat16"), "README.md": readme}
+    check_files(project(train, files, bug), "MP003", tmp_path)
+
+
 def test_recipes_that_disagree_on_the_dtype_are_configurations_named_by_their_file(tmp_path: Path) -> None:
     from mplint.api import lint_paths
 

@@ -113,6 +113,10 @@ def constructed(
         return instance.with_(op=found.op, items=tuple(sorted({**dict(found.items), **dict(instance.items)}.items())))
     if transformers.is_trainer_class(base):
         return transformers.subclass_trainer(self, node, ctx, definition, base, instance, args, kwargs)
+    if transformers.is_parser_class(base):
+        # A project's copy of TRL's `TrlParser(HfArgumentParser)` (async_rlhf's `src/utils.py`, from trl
+        # 0.8): parses as TRL's does, its `parse_args_and_config` reading the `--config` file.
+        return transformers.argument_parser(args, kwargs)
     # Else an Accelerator subclass (the third kind `framework_base` finds): `class MyAccelerator(Accelerator)`
     # that keeps prepare/backward/autocast is an Accelerator.
     if not any(definition.method(name) for name in accelerate.METHODS):
@@ -142,7 +146,10 @@ def base_init(base: str, args: list[Value], kwargs: dict[str, Value]) -> dict[st
 def _is_framework_class(name: str) -> bool:
     """A framework class whose subclasses `constructed` gives a meaning: arguments, trainers, accelerators."""
     return (
-        transformers.is_arguments_class(name) or transformers.is_trainer_class(name) or name in accelerate.ACCELERATORS
+        transformers.is_arguments_class(name)
+        or transformers.is_trainer_class(name)
+        or transformers.is_parser_class(name)
+        or name in accelerate.ACCELERATORS
     )
 
 

@@ -78,6 +78,11 @@ PARSER = "transformers: HfArgumentParser"
 _PARSING_METHODS = frozenset({"parse_args_into_dataclasses", "parse_args_and_config"})
 
 
+def is_parser_class(function: str) -> bool:
+    """`transformers.HfArgumentParser`, `trl.TrlParser` (by any path into either package)."""
+    return function.startswith(PACKAGES) and function.rpartition(".")[2] in ARGUMENT_PARSERS
+
+
 def is_arguments_class(function: str) -> bool:
     """`transformers.TrainingArguments`, `trl.GRPOConfig`, `trl.trainer.sft_config.SFTConfig`, ..."""
     if not function.startswith(PACKAGES):

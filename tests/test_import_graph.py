@@ -89,3 +89,19 @@ def test_a_module_of_another_repository_is_not_what_an_import_loads(
         (tmp_path / name).write_text("")
     monkeypatch.chdir(tmp_path)
     assert ModuleIndex(paths).resolve("peft", paths[0]) == found
+
+
+@pytest.mark.parametrize("run_root", ["", "PromptKD/"], ids=["above-the-repository", "at-its-root"])
+def test_a_project_the_repository_ships_is_importable_wherever_the_run_starts(
+    run_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PromptKD ships Dassl (`Dassl.pytorch/setup.py`, installed by its README) and its trainers import
+    `dassl.optim`: what the import loads does not depend on the folder the run starts in."""
+    layout = ["PromptKD/README.md", "PromptKD/Dassl.pytorch/setup.py"]
+    paths = ["PromptKD/trainers/coop.py", "PromptKD/Dassl.pytorch/dassl/optim/__init__.py"]
+    for name in [*layout, *paths]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    monkeypatch.chdir(tmp_path / run_root)
+    relative = [path.removeprefix(run_root) for path in paths]
+    assert ModuleIndex(relative).resolve("dassl.optim", relative[0]) == relative[1]

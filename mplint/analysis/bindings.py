@@ -197,7 +197,7 @@ def bind_import_from(self: Interpreter, node: cst.ImportFrom, ctx: Context) -> N
         imported = dotted_text(alias.name)
         local = dotted_text(alias.asname.name) if alias.asname is not None else imported
         fallback = dotted(f"{module}.{imported}") if level == 0 else _relative_submodule(self, node, imported, ctx)
-        if source is not None:  # read from the linted file when (if ever) the name is used
+        if source is not None and fallback.name not in api.TABLE_NAMES:  # read from the linted file when used
             ctx.scope.names[local] = Value(Kind.IMPORT, payload=(source, imported, fallback))
         else:
             ctx.scope.names[local] = fallback
@@ -271,8 +271,10 @@ def star_imported(self: Interpreter, state: ModuleState, name: str) -> Value | N
 def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
     """A dotted name that refers into a linted file (`utils.logprobs.gather`), if it does."""
     module, _, attr = name.rpartition(".")
-    if not module or name.startswith("torch."):
-        return None  # torch's own names keep their API meaning, even when torch's sources are linted
+    if not module or name.startswith("torch.") or name in api.TABLE_NAMES:
+        # torch's own names keep their API meaning, even when torch's sources are linted; so do the
+        # framework functions a table knows, vendored or not (PromptKD's copy of Dassl).
+        return None
     path = self.index.resolve(module, importer)
     found = self.exported(path, attr) if path is not None else None
     return self.imported(found) if found is not None else None  # a package's re-export: what it names

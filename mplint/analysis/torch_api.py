@@ -418,6 +418,11 @@ OPTIMIZER_FACTORIES: dict[str, tuple[str, str | None]] = {
 }
 
 
+# Framework functions whose meaning a table above gives, read so even where the run holds their
+# source (a repository vendoring the framework: PromptKD's `Dassl.pytorch/`).
+TABLE_NAMES = frozenset(OPTIMIZER_FACTORIES)
+
+
 # Learning-rate schedulers whose `step()` advances the schedule by one (torch 2.13's
 # torch/optim/lr_scheduler.py classes, transformers' optimization.py `get_*_schedule*` helpers and
 # diffusers' optimization.py `get_scheduler`). ReduceLROnPlateau follows a metric, not a step count.

@@ -199,3 +199,42 @@ def test_dassl_builds_the_optimizer_over_the_parameter_groups_it_is_given(
     files = repository(bug=bug)
     files["trainers/coop.py"] = files["trainers/coop.py"].replace("cfg.OPTIM)", f"cfg.OPTIM{groups})")
     check_files(files, "MP003", tmp_path)
+
+
+# PromptKD's layout: Dassl's sources shipped in the repository (`Dassl.pytorch/`, installed by the
+# README); its `build_optimizer` reads `optim_cfg.NAME` from the YAML its trainer is given and builds
+# one of several torch optimizers, which its table says in one word.
+VENDORED_BUILD_OPTIMIZER = """
+import torch
+
+
+def build_optimizer(model, optim_cfg, param_groups=None):
+    if param_groups is None:
+        if optim_cfg.STAGED_LR:
+            base_params, new_params = [], []
+            for name, module in model.named_children():
+                if name in optim_cfg.NEW_LAYERS:
+                    new_params += [p for p in module.parameters()]
+                else:
+                    base_params += [p for p in module.parameters()]
+            param_groups = [{"params": base_params, "lr": optim_cfg.LR * 0.1}, {"params": new_params}]
+        else:
+            param_groups = model.parameters()
+    if optim_cfg.NAME == "adam":
+        return torch.optim.Adam(param_groups, lr=optim_cfg.LR)
+    return torch.optim.SGD(param_groups, lr=optim_cfg.LR)
+"""
+
+
+def test_a_vendored_dassl_keeps_the_meaning_of_its_optimizer_factory(tmp_path: Path) -> None:
+    files = repository(bug=True)
+    files.update(
+        {
+            "Dassl.pytorch/setup.py": "",
+            "Dassl.pytorch/dassl/__init__.py": "",
+            "Dassl.pytorch/dassl/optim/__init__.py": "from .optimizer import build_optimizer\n",
+            "Dassl.pytorch/dassl/optim/optimizer.py": VENDORED_BUILD_OPTIMIZER,
+            "README.md": "# CoOp\n",
+        }
+    )
+    check_files(files, "MP003", tmp_path)

@@ -86,12 +86,13 @@ class ModuleIndex:
 
     def _importable(self, module: str, importer: str) -> bool:
         """Whether a file of the run that an import's name picks may be what the import loads: not
-        when it lies in another repository (a run over a folder of checkouts: one repository's
-        vendored `peft/` is not what another's `import peft` loads), unless inside the importer's
-        (a project the repository ships and installs: PromptKD's `Dassl.pytorch/`, a monorepo's
-        `packages/*`). Told from the files' repositories, not the folders the run started above them."""
-        own = self._repository(importer)
-        found = self._repository(module)
+        when it shares no folder with the importer and lies in another repository (a run over a folder
+        of checkouts: one repository's vendored `peft/` is not what another's `import peft` loads),
+        unless inside the importer's (a project the repository ships and installs: PromptKD's
+        `Dassl.pytorch/`, a monorepo's `packages/*`, importable wherever the run starts)."""
+        if _nearest([module], posixpath.dirname(importer)):
+            return True
+        own, found = self._repository(importer), self._repository(module)
         return found == own or found.startswith(own.rstrip("/") + "/")
 
     def _repository(self, path: str) -> str:

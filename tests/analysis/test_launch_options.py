@@ -375,10 +375,18 @@ def test_a_config_a_script_names_is_found_at_the_root_of_a_repository_without_ma
     assert read == ("configs/sft.yaml",)
 
 
-def test_a_command_in_a_readme_s_code_span_is_read(tmp_path: Path) -> None:
-    """`` - `python train.py --bf16 --lr 2e-6` `` in a list: the command inside the backticks."""
-    found = launched(tmp_path, {"README.md": "Train with:\n\n- `python train.py --bf16 --lr 2e-6` on one GPU\n"})
-    assert found.options == {"bf16": True, "lr": "2e-6"}
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param("- `python train.py --bf16 --lr 2e-6`", {"bf16": True, "lr": "2e-6"}, id="a-list-item"),
+        pytest.param("`python train.py --bf16 --lr 2e-6`.", {"bf16": True, "lr": "2e-6"}, id="a-line-of-its-own"),
+        pytest.param("A README's `python train.py --bf16` is read too.", {}, id="an-example-in-a-sentence"),
+    ],
+)
+def test_a_command_in_a_readme_s_code_span_is_read(line: str, expected: dict[str, object], tmp_path: Path) -> None:
+    """A command a README writes in a code span, as a line or a list item of its own."""
+    found = launched(tmp_path, {"README.md": f"Train with:\n\n{line}\n"})
+    assert found.options == expected
 
 
 DPO_RECIPES = {"recipes/dpo_bf16.yaml": "bfloat16", "recipes/dpo_fp32.yaml": "float32"}

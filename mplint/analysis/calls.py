@@ -455,7 +455,14 @@ def call_named(
         return Value(Kind.SCHEDULER, payload=optimizer.payload if optimizer.kind is Kind.OPTIMIZER else None)
     if leaf in ("from_pretrained", "from_config"):
         checkpoint = first if args else kwargs.get("pretrained_model_name_or_path", UNKNOWN)
-        return causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs), checkpoint)
+        model = causal_lm.loaded(self, function, path, self.loaded_model(node, path, kwargs), checkpoint)
+        config = kwargs.get("peft_config")
+        if config is not None and not is_none(config) and causal_lm.is_value_head(function):
+            # TRL's `PreTrainedModelWrapper.from_pretrained(..., peft_config=...)` (trl 0.4-0.11
+            # `models/modeling_base.py`) wraps the model it loads with `get_peft_model`, after
+            # `prepare_model_for_kbit_training` for a k-bit one: what it trains are the adapters.
+            return peft.call(self, node, ctx, "peft.get_peft_model", [model, config], {})
+        return model
     if function in COPIES and first.kind in (Kind.MODULE, Kind.INSTANCE):
         # `copy.deepcopy(model)`: another object (an optimizer over one is not over the other) of the same
         # class, dtype and submodules (RLAIF-V's reference model, `copy.deepcopy(model).cuda()`).

@@ -545,3 +545,30 @@ def test_adapters_upcast_before_the_optimizer_steps(upcast: str, bug: bool, tmp_
         lines = [line + "  # expect: MP003" if line.startswith("optimizer =") else line for line in lines]
     source = "\n".join(lines) + "\n" + "for batch in loader:\n    unet(batch).sample.float().mean().backward()\n    optimizer.step()\n"
     check_files({"requirements.txt": "diffusers\npeft\n", "train.py": source}, "MP003", tmp_path)
+
+
+# rlhf-length-biases' PPO policy: TRL's value-head model loaded with `peft_config=` (trl 0.4-0.11
+# `PreTrainedModelWrapper.from_pretrained`: `prepare_model_for_kbit_training` for a k-bit model, then
+# `get_peft_model`), trained through its requires-grad parameters: the fp32 adapters.
+VALUE_HEAD_POLICY = """
+import torch
+from peft import LoraConfig
+from transformers import Adafactor
+from trl import AutoModelForCausalLMWithValueHead
+
+model = AutoModelForCausalLMWithValueHead.from_pretrained(
+    "huggyllama/llama-7b", load_in_8bit=True, torch_dtype=torch.bfloat16{peft}
+)
+optimizer = Adafactor(filter(lambda p: p.requires_grad, model.parameters()), lr=1e-5){expect}
+"""
+
+
+@pytest.mark.parametrize(
+    ("peft", "bug"),
+    [
+        pytest.param(", peft_config=LoraConfig(r=16, lora_alpha=32)", False, id="peft-adapters"),
+        pytest.param(", peft_config=None", True, id="no-peft-the-bf16-model-itself"),
+    ],
+)
+def test_a_value_head_model_loaded_with_a_peft_config_trains_its_adapters(peft: str, bug: bool) -> None:
+    check(VALUE_HEAD_POLICY.format(peft=peft, expect="  # expect: MP003" if bug else ""), "MP003")

@@ -156,6 +156,11 @@ class Fp32Logits(OwnLogits):
 COMMON_FAMILY = "LlamaForCausalLM"
 
 
+def is_value_head(function: str) -> bool:
+    """TRL's `AutoModelForCausalLMWithValueHead.from_pretrained` (and the seq2seq one)."""
+    return function.startswith("trl.") and last_part(function.rpartition(".")[0]) in VALUE_HEADS
+
+
 def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint: Value) -> Value:
     """`model` as `function` (`transformers.LlamaForCausalLM.from_pretrained`) loads it from
     `checkpoint` in the file at `path`: a model whose outputs are fp32 when its class upcasts its
@@ -164,7 +169,7 @@ def loaded(self: Interpreter, function: str, path: str, model: Value, checkpoint
     if model.kind is not Kind.MODULE:
         return model
     model_class = last_part(function.rpartition(".")[0])
-    if function.startswith("trl.") and model_class in VALUE_HEADS:
+    if is_value_head(function):
         return model.with_(payload=Fp32Logits(model_class, None))
     if not function.startswith("transformers."):
         return model

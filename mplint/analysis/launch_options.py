@@ -545,25 +545,18 @@ def _console_commands(path: str, text: str, script: str, single: bool) -> list[t
     return parsed_once(_CONSOLE_COMMANDS, f"{path}\0{script}\0{single}", text, read)
 
 
-# A command a README writes inline, as a line or a list item of its own in a code span (`` - `python
-# online_dpo.py --config x.yml` ``); one in a sentence is an example of the prose, not a step to run.
-_CODE_SPAN = re.compile(r"\s*(?:[-*+]|\d+[.)])?\s*`([^`]+)`\s*[.:,;]?\s*")
-
-
 def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:
     found = []
-    for whole in substituted_lines(text):
-        span = _CODE_SPAN.fullmatch(whole) if "`" in whole else None
-        for line in (whole,) if span is None else (span.group(1),):
-            if _LAUNCHER.search(line) is None or (".py" not in line and not any(flag in line for flag in MODULE_FLAGS)):
-                continue
-            try:
-                words = shlex.split(line, comments=True)
-            except ValueError:  # an unbalanced quote: not a command to read
-                continue
-            start = script_index(words)
-            if start is not None:
-                found.append((words[start], _options(words[start + 1 :])))
+    for line in substituted_lines(text):
+        if _LAUNCHER.search(line) is None or (".py" not in line and not any(flag in line for flag in MODULE_FLAGS)):
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # an unbalanced quote: not a command to read
+            continue
+        start = script_index(words)
+        if start is not None:
+            found.append((words[start], _options(words[start + 1 :])))
     return found
 
 

@@ -694,3 +694,67 @@ def test_trl_prepare_deepspeed_runs_the_reference_in_the_launch_s_precision(
         "train_ppo.py": REFERENCE_BY_TRL.format(expect="  # expect: MP001" if bf16_logits else ""),
     }
     check_files(files, "MP001", tmp_path)
+
+
+# rlhf-length-biases' layout: `scripts/` holds the accelerate DeepSpeed configs its PPO script is
+# launched with, and the reward-model script beside them, which its README starts with `torchrun`.
+REWARD_MODEL = """
+import torch
+from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+model = AutoModelForSequenceClassification.from_pretrained("meta-llama/Llama-2-7b-hf", torch_dtype=torch.bfloat16)
+args = TrainingArguments(output_dir="out", bf16=True, learning_rate=1e-5)
+trainer = Trainer(model=model, args=args, train_dataset=None){expect}
+trainer.train()
+"""
+ZERO3_BF16 = "distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 3\nmixed_precision: bf16\n"
+
+
+@pytest.mark.parametrize(
+    ("readme", "bug"),
+    [
+        pytest.param("torchrun --nproc_per_node 2 scripts/train_rm.py\n", True, id="started-plainly"),
+        pytest.param(
+            "accelerate launch --config_file scripts/default_config.yaml scripts/train_rm.py\n",
+            False,
+            id="started-under-the-deepspeed-config",
+        ),
+        pytest.param("", False, id="started-by-no-command"),
+    ],
+)
+def test_a_script_started_plainly_runs_with_no_accelerate_config(readme: str, bug: bool, tmp_path: Path) -> None:
+    """A config beside the script is another script's (`accelerate launch --config_file
+    scripts/default_config.yaml scripts/ppo.py`): started with `torchrun`, the reward model's Trainer
+    builds its own optimizer over the bf16 model, with no DeepSpeed to keep fp32 weights."""
+    files = {
+        "scripts/train_rm.py": REWARD_MODEL.format(expect="  # expect: MP003" if bug else ""),
+        "scripts/ppo.py": "print('ppo')\n",
+        "scripts/default_config.yaml": ZERO3_BF16,
+        "scripts/run_ppo.sh": "accelerate launch --config_file scripts/default_config.yaml scripts/ppo.py\n",
+        "README.md": f"```bash\n{readme}```\n",
+        "requirements.txt": "transformers==4.44.2\n",
+    }
+    check_files(files, "MP003", tmp_path)
+
+
+def test_a_script_started_both_ways_runs_plainly_by_default(tmp_path: Path) -> None:
+    """async_rlhf's online_dpo.py: `python online_dpo.py` in its README, and `accelerate launch
+    --config_file configs/deepspeed_zero2.yaml online_dpo.py` too: no config by default, ZeRO-2 another
+    configuration."""
+    from mplint.analysis.frameworks.accelerate_launch import launch_of
+
+    files = {
+        "online_dpo.py": "print('train')\n",
+        "configs/deepspeed_zero2.yaml": ZERO3_BF16,
+        "requirements.txt": "",
+        "README.md": "```bash\npython online_dpo.py --config configs/a.yml\n"
+        "accelerate launch --config_file configs/deepspeed_zero2.yaml online_dpo.py\n```\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    launch = launch_of(str(tmp_path / "online_dpo.py"), str(tmp_path))
+    assert launch.default is None and launch.without_config
+    assert [condition for _, condition in launch.alternatives] == [
+        "launched with `accelerate launch --config_file` `configs/deepspeed_zero2.yaml`"
+    ]

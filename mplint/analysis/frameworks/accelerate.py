@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, NO_LAUNCH, LaunchConfig, launch_of
+from mplint.analysis.frameworks.accelerate_launch import MIXED_PRECISION, LaunchConfig, launch_of
 from mplint.analysis.scopes import Context
 from mplint.analysis.values import NOT_GIVEN, UNKNOWN, Kind, Precision, Region, Value, const, is_none
 
@@ -143,10 +143,11 @@ def launch_config(self: Interpreter, ctx: Context) -> LaunchConfig | None:
 
 def launched_without_config(self: Interpreter, ctx: Context) -> bool:
     """Whether the script being analysed is started with no accelerate configuration: its repository
-    holds none (`python train.py`, `torchrun`), so no launch brings DeepSpeed or FSDP to it."""
+    holds none, or its commands start it plainly (`python train.py`, `torchrun`), so no launch brings
+    DeepSpeed or FSDP to it by default."""
     launch_config(self, ctx)
     script = self.entry or ctx.scope.module.path
-    return self.launch_override is None and self.launches[script] == NO_LAUNCH
+    return self.launch_override is None and self.launches[script].without_config
 
 
 def method(

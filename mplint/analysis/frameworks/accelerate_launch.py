@@ -85,6 +85,14 @@ class Launch:
     default: LaunchConfig | None
     alternatives: tuple[tuple[LaunchConfig, str], ...]
     read: tuple[str, ...]
+    # Started by default without `accelerate launch` (`torchrun train.py`): no config file is read.
+    plain: bool = False
+
+    @property
+    def without_config(self) -> bool:
+        """Whether the script runs by default with no accelerate config: the repository holds none,
+        or its commands start the script plainly."""
+        return self.default is None and (self.plain or self == NO_LAUNCH)
 
 
 NO_LAUNCH = Launch(None, (), ())
@@ -97,6 +105,7 @@ def launch_of(script: str, run_root: str) -> Launch:
     root = repository_root(script, run_root)
     configs: list[LaunchConfig] = []
     commands: list[LaunchCommand] = []
+    plain = False  # a command starts the script without `accelerate launch`
     for path, text in repository_texts(root):
         if path.endswith(_CONFIG_SUFFIXES):
             config = _config(path, text, root)
@@ -105,6 +114,7 @@ def launch_of(script: str, run_root: str) -> Launch:
                 continue
         if path.endswith(LAUNCH_SUFFIXES):
             commands.extend(launch_commands(path, text))
+            plain = plain or any(is_script(word, script_path, path, root) for word in plain_launches(path, text))
     if not configs:
         return NO_LAUNCH
     by_path = {config.path: config for config in configs}
@@ -126,6 +136,12 @@ def launch_of(script: str, run_root: str) -> Launch:
     # Unnamed, a config beside another folder's scripts is theirs (EAGLE's traineagle3/default_config.yaml
     # is not eagle/train/main.py's); one in a folder of configs may be any script's.
     reachable = [config for config in configs if _reaches(config.path, script_path)]
+    if plain:
+        # Started plainly (`torchrun train.py`): no accelerate config by default, whatever configs lie
+        # beside it (those of the repository's other scripts); an `accelerate launch` of it too is
+        # another configuration (async_rlhf's online_dpo.py: `python` on one GPU, ZeRO-2 on four).
+        launched = [config for config in named if config is not None]
+        return Launch(None, _alternatives(launched), read, plain=True)
     chosen = {config.effect if config else None for config in named}
     if len(chosen) == 1 and named[0] is not None:
         # The configs no command names are other ways to launch it (orpo ships ds2.yaml beside the
@@ -223,6 +239,11 @@ def low_precision_config(command: LaunchCommand, root: str) -> tuple[bool, tuple
     return False, ()
 
 
+# A command a README writes inline, as a line or a list item of its own in a code span (`` - `python
+# online_dpo.py --config x.yml` ``); one in a sentence is an example of the prose, not a step to run.
+_CODE_SPAN = re.compile(r"\s*(?:[-*+]|\d+[.)])?\s*`([^`]+)`\s*[.:,;]?\s*")
+
+
 def substituted_lines(text: str) -> Iterator[str]:
     """The lines of a shell script (or of a README's commands), continuation lines joined; a shell
     variable assigned a literal on an earlier line (`config_file="configs/zero2.yaml"`) reads as its
@@ -230,7 +251,8 @@ def substituted_lines(text: str) -> Iterator[str]:
     variables: dict[str, str] = {}
     for line in _quoted_joined(re.sub(r"\\\r?\n", " ", text).splitlines()):
         substituted = _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
-        yield substituted
+        span = _CODE_SPAN.fullmatch(substituted) if "`" in substituted else None
+        yield substituted if span is None else span.group(1)
         assigned = _ASSIGNMENT.fullmatch(line)  # `X=1` alone, or before a command (`X=1 python ...`)
         if assigned is not None:
             _assign(variables, assigned.group(1), assigned.group(2))
@@ -306,6 +328,30 @@ def parsed_once(memo: dict[str, tuple[str, Parsed]], path: str, text: str, parse
 
 
 _COMMANDS: dict[str, tuple[str, tuple[LaunchCommand, ...]]] = {}
+
+
+# A command that starts a script without `accelerate launch`, which then reads no config file (an
+# `Accelerator()` runs with its arguments, a Trainer with its training arguments).
+_PLAIN_LAUNCHER = re.compile(r"(?:^|[\s/=;&|(])(?:python[\d.]*|torchrun|deepspeed|srun)\s")
+_PLAIN: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def plain_launches(path: str, text: str) -> tuple[str, ...]:
+    """The scripts the file at `path` starts without `accelerate launch` (parsed once)."""
+    return parsed_once(_PLAIN, path, text, lambda read: tuple(_plain_scripts(read)))
+
+
+def _plain_scripts(text: str) -> Iterator[str]:
+    for line in substituted_lines(text):
+        if _LAUNCH.search(line) is not None or _PLAIN_LAUNCHER.search(line) is None:
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:  # an unbalanced quote: not a command to read
+            continue
+        start = script_index(words)
+        if start is not None:
+            yield words[start]
 
 
 def launch_commands(path: str, text: str) -> tuple[LaunchCommand, ...]:

@@ -311,11 +311,12 @@ def exec_aside(
     frame = self.frames[-1]
     returned, pending, yielded = len(frame.returns), len(frame.pending_casts), len(frame.yielded)
     defaults = len(frame.yielded_defaults)
-    # Nested: the outermost non-default condition names the path; in a run under another launch
-    # configuration (`model.analyze`), after that configuration's own.
+    # Nested: each non-default condition on the way names the path (MeZO's `args.trainer != "none"`
+    # inside `args.train_set_seed is not None`), after a run's own launch configuration
+    # (`model.analyze`); only the outermost reads the statements after the `if` aside.
     first = self.condition == self.run_condition
     try:
-        with off_path(self, frame, (test, *implied), named=first):
+        with off_path(self, frame, (test, *implied)):
             if self.exec_block(body, ctx) and rest and first:
                 if _rebinds_precision(names, ctx.scope.names) or _keeps_low(names, ctx.scope.names, chain):
                     self.exec_block(rest, ctx)
@@ -327,15 +328,14 @@ def exec_aside(
 
 
 @contextmanager
-def off_path(self: Interpreter, frame: Frame, implied: Sequence[Implied], *, named: bool = True) -> Iterator[None]:
+def off_path(self: Interpreter, frame: Frame, implied: Sequence[Implied]) -> Iterator[None]:
     """Within, a path the run's configuration does not take: the configuration tests `implied` hold
-    as given in `frame`'s function run (the first names the path's condition, after any outer one,
-    where `named`), and what the path does to torch's default dtype and to the files' loss scaling
-    is dropped after it (a branch read aside, a re-run of a function under an option)."""
+    as given in `frame`'s function run (the first names the path's condition, after any outer one),
+    and what the path does to torch's default dtype and to the files' loss scaling is dropped after it
+    (a branch read aside, a re-run of a function under an option)."""
     outer, outer_assumed = self.condition, self.assumed
     default_dtype, scaling = dict(self.default_dtype), set(self.loss_scaling_paths)
-    if named:
-        self.condition = path_condition(outer, *implied[0])
+    self.condition = path_condition(outer, *implied[0])
     self.assumed = {**outer_assumed, **{(id(frame), test): holds for test, holds in implied}}
     try:
         yield

@@ -44,6 +44,20 @@ def test_a_bug_in_a_branch_off_by_default_is_a_warning_naming_the_condition() ->
     assert "only when `args.profile` is true" in finding.message
 
 
+def test_every_condition_of_a_nested_branch_is_named() -> None:
+    """A branch off by default inside another (MeZO's `if args.trainer != "none":` inside `if
+    args.train_set_seed is not None:`): the finding names both conditions, not the outer alone."""
+    nested = PROFILE_BRANCH.replace(
+        'parser.add_argument("--profile", action="store_true")',
+        'parser.add_argument("--profile", action="store_true")\n    parser.add_argument("--trace", action="store_true")',
+    ).replace(
+        "        with torch.profiler.profile() as prof:\n",
+        "        if args.trace:\n          with torch.profiler.profile() as prof:\n",
+    )
+    [finding] = lint(nested, "MP002")
+    assert "only when `args.profile` is true and `args.trace` is true" in finding.message
+
+
 def test_a_bug_on_the_default_path_stays_an_error() -> None:
     on_by_default = PROFILE_BRANCH.replace('action="store_true"', 'action="store_false"')
     assert on_by_default != PROFILE_BRANCH
@@ -352,7 +366,10 @@ def test_what_a_skipped_branch_binds_is_read_after_it_as_conditional(source: str
 @pytest.mark.parametrize(
     "source",
     [
-        ok("fp32-on-every-path", CAST_OPTION.replace("torch.bfloat16", "torch.float32").replace("  # expect: MP003", "")),
+        ok(
+            "fp32-on-every-path",
+            CAST_OPTION.replace("torch.bfloat16", "torch.float32").replace("  # expect: MP003", ""),
+        ),
         ok(
             "fp32-where-the-option-is-off",
             ADAPTER_OPTION.replace(

@@ -242,7 +242,7 @@ def _parameter_choices(function: cst.FunctionDef, launched: LaunchOptions) -> tu
     for param in (*function.params.params, *function.params.kwonly_params):
         name = param.name.value
         choices = _literal_choices(param.annotation) or _documented_choices(docstring, name)
-        default = param.default.value if isinstance(param.default, cst.SimpleString) else None
+        default = param.default.evaluated_value if isinstance(param.default, cst.SimpleString) else None
         found.extend(choice_alternatives(f"--{name}", name, default, choices, launched) if choices else ())
     return tuple(found[:MOST_ALTERNATIVES])
 

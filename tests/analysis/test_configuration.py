@@ -124,3 +124,18 @@ def test_a_json_null_is_none(tmp_path: Path) -> None:
     (tmp_path / "train_config.json").write_text('{"fp16_opt_level": null, "lr": 1e-4}\n')
     (finding,) = lint_paths([tmp_path], select=["MP003"]).findings
     assert '(only when `config["fp16_opt_level"] is not None` is true' in finding.message
+
+
+def test_a_documented_choice_that_is_the_default_is_no_other_configuration() -> None:
+    """`precision: Literal["bf16-true", "32-true"] = "bf16-true"`: the default runs by default; only the
+    other low-precision choices would be configurations of their own (none here)."""
+    import libcst as cst
+
+    from mplint.analysis.configuration import _parameter_choices
+    from mplint.analysis.launch_options import LaunchOptions
+
+    source = 'def setup(precision: Literal["bf16-true", "bf16-mixed", "32-true"] = "bf16-true"):\n    pass\n'
+    function = cst.ensure_type(cst.parse_module(source).body[0], cst.FunctionDef)
+    assert [condition for condition, _ in _parameter_choices(function, LaunchOptions({}, ()))] == [
+        "`--precision bf16-mixed` is given"
+    ]

@@ -238,3 +238,10 @@ def test_a_vendored_dassl_keeps_the_meaning_of_its_optimizer_factory(tmp_path: P
         }
     )
     check_files(files, "MP003", tmp_path)
+
+
+def test_a_default_python_refuses_to_read_is_skipped(tmp_path: Path) -> None:
+    """A yacs file whose string default holds an escape Python refuses (`"C:\\N..."`) is read past."""
+    files = repository(bug=True)
+    files["defaults.py"] = 'from yacs.config import CfgNode\n_C = CfgNode()\n_C.DATA.ROOT = "C:\\Nvidia\\data"\n'
+    check_files(files, "MP003", tmp_path)

@@ -87,15 +87,19 @@ def _defaults(index: ModuleIndex, root: str) -> dict[str, Default]:
         if _YACS_FILE not in text:
             continue
         for keys, written in _DEFAULT.findall(text):
-            key, value = keys[1:], ast.literal_eval(written)
+            try:
+                key, value = keys[1:], ast.literal_eval(written)
+            except (ValueError, SyntaxError):  # a string with an escape Python refuses (`"C:\N"`)
+                continue
             present = found.get(key, (value, ()))
             found[key] = (value, (*present[1], path)) if present is not None and present[0] == value else None
     if not found:
         return found
     for path, text in repository_texts(root):
         mentioned = [key for key, default in found.items() if default is not None and key.rpartition(".")[2] in text]
+        data = yaml_mapping(text) if mentioned and path.endswith(_YAML_SUFFIXES) else None
         for key in mentioned:
-            given = _given(path, text, key)
+            given = _given(path, text, data, key)
             default = found[key]
             if given is _NOT_GIVEN or default is None:
                 continue
@@ -111,11 +115,10 @@ def _same(given: object, default: object) -> bool:
 _NOT_GIVEN = object()
 
 
-def _given(path: str, text: str, key: str) -> object:
-    """What a YAML config (nested mappings) or a launch file's command line (`TRAINER.COOP.PREC fp32`)
-    sets the key path to, as written; `_NOT_GIVEN` where it does not."""
-    if path.endswith(_YAML_SUFFIXES):
-        data: object = yaml_mapping(text)
+def _given(path: str, text: str, data: object, key: str) -> object:
+    """What a YAML config (its nested mappings `data`) or a launch file's command line
+    (`TRAINER.COOP.PREC fp32`) sets the key path to, as written; `_NOT_GIVEN` where it does not."""
+    if data is not None:
         for part in key.split("."):
             data = data.get(part, _NOT_GIVEN) if isinstance(data, dict) else _NOT_GIVEN
         return data

@@ -42,7 +42,7 @@ from mplint.analysis.frameworks.accelerate_launch import (
     read_text,
     repository_texts,
     scalars,
-    script_index,
+    started_script,
     substituted_lines,
 )
 from mplint.repository import repository_of, repository_root
@@ -550,12 +550,9 @@ def _read_commands(text: str) -> list[tuple[str, dict[str, Written]]]:
     for line in substituted_lines(text):
         if _LAUNCHER.search(line) is None or (".py" not in line and not any(flag in line for flag in MODULE_FLAGS)):
             continue
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:  # an unbalanced quote: not a command to read
-            continue
-        start = script_index(words)
-        if start is not None:
+        started = started_script(line)
+        if started is not None:
+            words, start = started
             found.append((words[start], _options(words[start + 1 :])))
     return found
 

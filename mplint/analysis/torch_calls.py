@@ -128,50 +128,43 @@ def built_module(
     functional = api.functional_module(function)
     settings = {**dict(zip(functional[1], args, strict=False)), **kwargs} if functional is not None else {}
     requested = self.dtype_value(kwargs["dtype"]) if "dtype" in kwargs else None
-    container = api.last_part(function) in api.MODULE_CONTAINERS
-    if requested is None and container:
-        held = _held_precision([*args, *kwargs.values()])
-        if held is not None:
-            return Value(Kind.MODULE, held.precision, origin=held.origin, payload=function, identity=node)
     if requested is None:
+        container = api.last_part(function) in api.MODULE_CONTAINERS
+        children = _children([*args, *kwargs.values()]) if container else ()
+        held = _held_precision(children)
+        if held is not None:
+            return Value(
+                Kind.MODULE, held.precision, origin=held.origin, payload=function, items=children, identity=node
+            )
         precision, origin = self.default_dtype_at(path, Precision.FP32)
-        items = _children(args) if container else tuple(sorted(settings.items()))
+        items = children if container else tuple(sorted(settings.items()))
         return Value(Kind.MODULE, precision, origin=origin, payload=function, items=items, identity=node)
     origin = Origin("", f"built in {requested.value}", path, node) if requested.is_low else None
     return Value(Kind.MODULE, requested, origin=origin, payload=function, identity=node)
 
 
-def _held_precision(contents: list[Value]) -> Value | None:
-    """The module a container (`nn.ModuleDict({...})`, `nn.ModuleList([...])`, `nn.Sequential(...)`)
-    is as low as, when every module it is built holding, through dicts and lists written out, is
-    built or cast in the same half dtype (moondream's text model, each layer `dtype=dtype`); None
-    when one is not, or none is known."""
-    modules: list[Value] = []
-    pending = list(contents)
-    while pending and len(modules) <= _MOST_HELD:
-        value = pending.pop()
-        if value.kind is Kind.MODULE:
-            modules.append(value)
-        elif value.kind is Kind.DICT:
-            pending.extend(item for _, item in value.items)
-        else:
-            pending.extend(literal_values(value) or ())
-    if not modules or len(modules) > _MOST_HELD or not modules[0].precision.is_low:
+def _children(contents: list[Value]) -> tuple[tuple[str, Value], ...]:
+    """The submodules a container (`nn.Sequential(a, b)`, `nn.ModuleList([a, b])`, `nn.ModuleDict({"mlp":
+    m})`) is built holding, as torch names them ("0", "1", "mlp"); none where they are not all written
+    out as modules, or are a generated table of layers."""
+    listed = literal_values(contents[0]) if len(contents) == 1 else None
+    if len(contents) == 1 and contents[0].kind is Kind.DICT:
+        found = [(key, value) for key, value in contents[0].items if isinstance(key, str)]
+    else:
+        found = [(str(index), value) for index, value in enumerate(listed if listed is not None else contents)]
+    if len(found) > _MOST_HELD or not all(value.kind is Kind.MODULE for _, value in found):
+        return ()
+    return tuple(found)
+
+
+def _held_precision(children: tuple[tuple[str, Value], ...]) -> Value | None:
+    """The module a container is as low as, when every module it holds is built or cast in the same
+    half dtype (moondream's text model, each layer `dtype=dtype`; beyond-nanogpt's bf16-built blocks);
+    None when one is not, or it holds none."""
+    modules = [module for _, module in children]
+    if not modules or not modules[0].precision.is_low:
         return None
     return modules[0] if all(module.precision is modules[0].precision for module in modules) else None
-
-
-def _children(args: list[Value]) -> tuple[tuple[str, Value], ...]:
-    """The submodules a container is built holding, as torch names them: `nn.Sequential(a, b)` and
-    `nn.ModuleList([a, b])` hold "0" and "1", `nn.ModuleDict({"mlp": m})` holds "mlp" (beyond-nanogpt's
-    layers, each a dict of bf16-built blocks); none where they are not written out as modules."""
-    listed = literal_values(args[0]) if len(args) == 1 else None
-    if len(args) == 1 and args[0].kind is Kind.DICT:
-        found = [(key, value) for key, value in args[0].items if isinstance(key, str)]
-    else:
-        found = [(str(index), value) for index, value in enumerate(listed if listed is not None else args)]
-    modules = [(name, value) for name, value in found if value.kind is Kind.MODULE]
-    return tuple(modules[:_MOST_HELD]) if len(modules) == len(found) else ()
 
 
 # How many modules a container's precision is read from (a generated table of layers is not).

@@ -343,15 +343,21 @@ def plain_launches(path: str, text: str) -> tuple[str, ...]:
 
 def _plain_scripts(text: str) -> Iterator[str]:
     for line in substituted_lines(text):
-        if _LAUNCH.search(line) is not None or _PLAIN_LAUNCHER.search(line) is None:
-            continue
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:  # an unbalanced quote: not a command to read
-            continue
-        start = script_index(words)
-        if start is not None:
-            yield words[start]
+        if _LAUNCH.search(line) is None and _PLAIN_LAUNCHER.search(line) is not None:
+            started = started_script(line)
+            if started is not None:
+                yield started[0][started[1]]
+
+
+def started_script(line: str) -> tuple[list[str], int] | None:
+    """A command line's words and where among them the script it starts is (`script_index`); None
+    where it starts none, or where its quotes do not balance (no command to read)."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return None
+    start = script_index(words)
+    return None if start is None else (words, start)
 
 
 def launch_commands(path: str, text: str) -> tuple[LaunchCommand, ...]:

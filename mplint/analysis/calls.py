@@ -384,6 +384,9 @@ def call_named(
         if factory is not None and factory.kind is Kind.CLASS and isinstance(factory.payload, Definition):
             # `model: ModelConfig = field(default_factory=ModelConfig)`: a nested config's defaults
             return self.construct(node, ctx, factory.payload, [], {})
+        if factory is not None and factory.kind is Kind.FUNCTION and isinstance(factory.payload, Lambda):
+            # `modules_to_save: list[str] = field(default_factory=lambda: ["embed_tokens", "lm_head"])`
+            return _call_lambda(self, node, ctx, factory.payload, [])
         return kwargs.get("default", UNKNOWN)  # `bf16: bool = field(default=True)`: the field's default
     if function == "pydantic.Field":
         # `dtype: str = Field("bfloat16", description=...)`: its default, given first or as `default=`
@@ -401,6 +404,8 @@ def call_named(
         return Value(Kind.DICT, op=NAMESPACE, items=tuple(sorted(kwargs.items())))
     if function in accelerate.DEEPSPEED_PREPARERS and args:
         return accelerate.deepspeed_prepared(self, args[0], node, ctx)
+    if function in accelerate.GENERATION_UNWRAPPERS and args:
+        return args[0]  # the model as `unwrap_model` gives it: what `as` binds
     if function in api.MODEL_RUNNERS and args:
         return self.forward(args[0], [], {}, ctx)  # TRL's `forward(model, query_responses, pad_token_id)`
     if function in ("torch.set_default_dtype", "torch.set_default_tensor_type") and args:
@@ -596,7 +601,8 @@ def call_method(
                 return with_stored(result, {attr: value for attr, value in writes.items() if attr != SELF})
             return result
         if receiver.kind is Kind.INSTANCE:
-            inherited_result = hooks.inherited_method(self, cast(Definition, receiver.payload), method, args, kwargs)
+            stored = _as_stored(ctx, _receiver_expression(node), receiver)
+            inherited_result = hooks.inherited_method(self, ctx, stored, method, args, kwargs)
             if inherited_result is not None:
                 return inherited_result
         if receiver.kind is Kind.CLASS and method in PRETRAINED_LOADERS and isinstance(receiver.payload, Definition):

@@ -213,3 +213,53 @@ def test_a_prepared_models_own_forward_runs_in_the_accelerators_region(mixed_pre
 )
 def test_a_prepared_forward_is_quiet_where_its_region_keeps_fp32(logprobs: str, mixed_precision: str) -> None:
     ok(POLICY_FORWARD.format(logprobs=logprobs, mixed_precision=mixed_precision), "MP001")
+
+
+# TRL's PPO-style trainers prepare a wrapper whose forward returns the policy's output beside the
+# value head's (`return self.policy(**kwargs), logits`): accelerate converts every tensor of what it
+# returns, and the rollout runs the policy itself inside `unwrap_model_for_generation`, in bf16.
+POLICY_AND_VALUE = """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+    from trl.models.utils import unwrap_model_for_generation
+
+
+    class PolicyAndValueWrapper(nn.Module):
+        def __init__(self, policy, value_head):
+            super().__init__()
+            self.policy = policy
+            self.value_head = value_head
+
+        def forward(self, **kwargs):
+            output = self.policy(**kwargs)
+            return output, self.value_head(output.hidden_states[-1])
+
+
+    accelerator = Accelerator({accelerator_args})
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct", torch_dtype=torch.bfloat16)
+    model = accelerator.prepare(PolicyAndValueWrapper(policy, nn.Linear(1536, 1)))
+
+
+    def rollout_logps(query_responses):
+        with unwrap_model_for_generation(model, accelerator) as unwrapped_model:
+            logits = unwrapped_model.policy(input_ids=query_responses).logits
+            return F.log_softmax(logits, dim=-1)  # expect: MP001
+
+
+    def train_logps(query_responses):
+        output, values = model(input_ids=query_responses)
+        return F.log_softmax(output.logits, dim=-1), values
+
+
+    for batch in loader:
+        old_logps = rollout_logps(batch)
+        new_logps, values = train_logps(batch)
+"""
+
+
+@pytest.mark.parametrize("accelerator_args", ['mixed_precision="bf16"', "gradient_accumulation_steps=4"])
+def test_a_prepared_wrapper_returns_fp32_outputs_and_its_unwrapped_policy_bf16(accelerator_args: str) -> None:
+    check(POLICY_AND_VALUE.format(accelerator_args=accelerator_args), "MP001")

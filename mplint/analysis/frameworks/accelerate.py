@@ -201,6 +201,14 @@ def method(
 DEEPSPEED_PREPARERS = frozenset({"trl.trainer.utils.prepare_deepspeed", "trl.models.utils.prepare_deepspeed"})
 
 
+# TRL's context manager around generation: `with unwrap_model_for_generation(model, accelerator) as
+# unwrapped:` binds `accelerator.unwrap_model(model)` (ZeRO-3: the engine itself), which keeps the fp32
+# wrapper of a prepared model's forward. Read in trl 0.11's and 0.19's `models/utils.py`.
+GENERATION_UNWRAPPERS = frozenset(
+    {"trl.models.utils.unwrap_model_for_generation", "trl.models.unwrap_model_for_generation"}
+)
+
+
 def deepspeed_prepared(self: Interpreter, model: Value, node: cst.Call, ctx: Context) -> Value:
     """What TRL's `prepare_deepspeed(model, ...)` gives under the script's accelerate launch: a model
     run by a DeepSpeed engine in the launch's mixed precision; unknown without a DeepSpeed launch."""
@@ -249,9 +257,15 @@ def forward_region(module: Value) -> Region | None:
 
 
 def output(module: Value, result: Value) -> Value:
-    """What a prepared model's forward gives back, from what the model itself computes (`result`)."""
-    if module.op == FP32_OUTPUTS or (module.op == FP32_OUTPUTS_IF_MIXED and result.precision is Precision.FP32):
+    """What a prepared model's forward gives back, from what the model itself computes (`result`).
+    accelerate's `convert_outputs_to_fp32` converts every tensor of a tuple or a record it returns
+    (`recursively_apply`): `return self.policy(**kwargs), value_logits` gives two fp32 outputs."""
+    if module.op not in (FP32_OUTPUTS, FP32_OUTPUTS_IF_MIXED) or result.kind is Kind.CONST:
+        return result  # a setting returned beside the outputs (`return logits, None`) is no tensor
+    if isinstance(result.payload, tuple) and result.kind is Kind.ANY:
+        return result.with_(payload=tuple(output(module, element) for element in result.payload))
+    if result.kind is Kind.DICT:
+        return result.with_(items=tuple((key, output(module, item)) for key, item in result.items))
+    if module.op == FP32_OUTPUTS or result.precision is Precision.FP32:
         return result.with_(precision=Precision.FP32, origin=None)
-    if module.op == FP32_OUTPUTS_IF_MIXED:
-        return result.with_(precision=Precision.UNKNOWN, origin=None)
-    return result
+    return result.with_(precision=Precision.UNKNOWN, origin=None)

@@ -234,12 +234,21 @@ def exported(self: Interpreter, path: str, name: str) -> Value | None:
             return found
         if state.top_level is None:
             return self.star_imported(state, name) or self.lazy_attribute(state, name)
+    ran = False
     for statement in state.binding_statements(name):
         if id(statement) not in state.executed:
             state.executed.add(id(statement))
+            ran = True
             with self.entered(path):  # a top-level statement runs at import, under its own file's default
                 self.exec_statement(statement, Context(state.scope))
     found = state.scope.names.get(name)
+    if found is not None:
+        if ran:
+            state.bound_on_demand[name] = found
+        return found
+    # Bound on demand inside a branch read aside, whose names are dropped after it (`exec_aside`):
+    # the class a file parsed in part defines stays defined.
+    found = state.bound_on_demand.get(name)
     if found is not None:
         return found
     return self.star_imported(state, name) or self.lazy_attribute(state, name)

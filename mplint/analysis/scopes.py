@@ -64,6 +64,8 @@ class ModuleState:
     # For such a file: its methods with their bodies (`Loaded.full_function`).
     full_function: Callable[[cst.FunctionDef], cst.FunctionDef] | None = None
     executed: set[int] = field(default_factory=set)
+    # What the statements run on demand for a name bound it to (`bindings.exported`).
+    bound_on_demand: dict[str, Value] = field(default_factory=dict)
     # The linted files it imports every public name from (`from utils import *`), in import order.
     star_sources: list[str] = field(default_factory=list)
     _bindings: dict[str, list[Statement]] | None = None

@@ -279,6 +279,10 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
             definition.constants[name] = value  # a dict literal: a registry its classmethods fill
         elif value.kind is Kind.INSTANCE and isinstance(value.payload, Definition) and value.payload.fields:
             definition.constants[name] = value  # `model: ModelConfig = field(default_factory=ModelConfig)`
+        elif value.kind is Kind.ANY and isinstance(value.payload, tuple) and value.payload:
+            # A list of literals: `modules_to_save: list[str] = field(default_factory=lambda: ["lm_head"])`
+            if all(element.kind is Kind.CONST for element in value.payload):
+                definition.constants[name] = value
     value = Value(kind=Kind.CLASS, payload=definition)
     ctx.scope.names[node.name.value] = value
     for decorator in reversed(decorators):

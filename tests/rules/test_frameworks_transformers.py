@@ -873,3 +873,80 @@ def test_compute_loss_runs_under_the_autocast_of_the_pinned_transformers(
         ),
     }
     check_files(files, "MP001", tmp_path)
+
+
+# TRL's `PPOTrainer` (trl 0.11-0.14), copied by RL repositories (nanoRLHF's GRPO, RLOO, ReMax, ...):
+# `__init__` never runs `Trainer.__init__`; it stores `self.args` and `self.model`, a wrapper of the
+# policy, and calls the inherited `create_optimizer_and_scheduler`, which builds the Trainer's own
+# optimizer over the wrapper's trainable parameters. Under LoRA those are the fp32 adapters, and the
+# bf16 copies of the config's `modules_to_save` (a dataclass field's `default_factory`).
+TRL_PPO_STYLE_TRAINER = """
+    from dataclasses import dataclass, field
+
+    import torch
+    import torch.nn as nn
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, Trainer
+    from trl import PPOConfig
+
+
+    @dataclass
+    class GRPOConfig(PPOConfig):
+        use_lora: bool = field(default=True)
+        lora_r: int = field(default=64)
+        modules_to_save: list[str] = field(default_factory=lambda: {modules_to_save})
+
+
+    class PolicyAndValueWrapper(nn.Module):
+        def __init__(self, policy) -> None:
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, **kwargs):
+            return self.policy(**kwargs)
+
+
+    class GRPOTrainer(Trainer):
+        def __init__(self, args, policy):
+            self.args = args
+            self.model = PolicyAndValueWrapper(policy)
+            self.create_optimizer_and_scheduler(num_training_steps=args.total_episodes){expect}
+
+
+    training_args = GRPOConfig(output_dir="out", bf16=True, learning_rate=1e-5, total_episodes=1000)
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct", torch_dtype=torch.bfloat16)
+    if training_args.use_lora:
+        lora_config = LoraConfig(
+            r=training_args.lora_r,
+            target_modules=["q_proj", "v_proj"],
+            modules_to_save=training_args.modules_to_save,
+        )
+        policy = get_peft_model(policy, lora_config)
+    trainer = GRPOTrainer(training_args, policy)
+"""
+
+
+@pytest.mark.parametrize(
+    ("modules_to_save", "bug"),
+    [('["embed_tokens", "lm_head"]', True), ("[]", False)],
+    ids=["bf16-copies-of-modules-to-save", "fp32-adapters-alone"],
+)
+def test_an_inherited_create_optimizer_and_scheduler_builds_the_trainers_optimizer(
+    modules_to_save: str, bug: bool
+) -> None:
+    expect = "  # expect: MP003" if bug else ""
+    source = TRL_PPO_STYLE_TRAINER.format(modules_to_save=modules_to_save, expect=expect)
+    check(source, "MP003")
+
+
+def test_create_optimizer_and_scheduler_builds_with_the_subclass_create_optimizer() -> None:
+    # nanoRLHF's PPO trainer overrides `create_optimizer` (per-model learning rates): the optimizer is
+    # built there, over the parameters it picks, and not a second time as the Trainer's own.
+    source = TRL_PPO_STYLE_TRAINER.format(modules_to_save='["embed_tokens", "lm_head"]', expect="").replace(
+        "    class GRPOTrainer(Trainer):\n",
+        "    class GRPOTrainer(Trainer):\n"
+        "        def create_optimizer(self):\n"
+        "            head = self.model.policy.lm_head\n"
+        "            self.optimizer = torch.optim.AdamW(head.parameters(), lr=1e-5)  # expect: MP003\n\n",
+    )
+    check(source, "MP003")

@@ -7,7 +7,7 @@ the construction of a linted class that derives from a framework's (a `Trainer` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import libcst as cst
 
@@ -125,13 +125,14 @@ def constructed(
 
 
 def inherited_method(
-    self: Interpreter, definition: Definition, method: str, args: list[Value], kwargs: dict[str, Value]
+    self: Interpreter, ctx: Context, instance: Value, method: str, args: list[Value], kwargs: dict[str, Value]
 ) -> Value | None:
-    """What a method a linted class inherits from its framework base gives, where the framework's
-    table knows it (`self._wrap_model(model)` in a Trainer subclass); None otherwise."""
-    base = framework_base(self, definition)
+    """What a method a linted class inherits from its framework base gives, called on `instance` (with
+    what its methods stored on it), where the framework's table knows it (`self._wrap_model(model)`,
+    `self.create_optimizer_and_scheduler(n)` in a Trainer subclass); None otherwise."""
+    base = framework_base(self, cast(Definition, instance.payload))
     if base is not None and transformers.is_trainer_class(base):
-        return transformers.trainer_method(method, args, kwargs)
+        return transformers.trainer_method(self, ctx, instance, method, args, kwargs)
     return None
 
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 import libcst as cst
+import libcst.matchers as m
 
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate, causal_lm, peft
@@ -271,17 +272,27 @@ def _own_optimizer_params(
         return None
     if arguments.item(SETTINGS_KNOWN) is None or arguments.op == ARGUMENTS[Precision.FP16]:
         return None
+    params = _trainable_params(model)
+    if params is None or not params.precision.is_low or not accelerate.launched_without_config(self, ctx):
+        return None
+    return params
+
+
+def _trainable_params(model: Value) -> Value | None:
+    """The parameters of `model` that require grad, where known: a PEFT model's adapters (half where
+    cast so, or beside half copies of its modules to save); a module of the linted code holding PEFT
+    models (TRL's `PolicyAndValueWrapper(policy, value_model)`), theirs; else the model's own."""
     if model.kind is not Kind.MODULE:
         return None
     if model.op in peft.OPS:
-        params = peft.parameters(model, model.identity)  # the adapters, half where cast so
-    elif model.op is None:
-        params = Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
-    else:
+        return peft.parameters(model, model.identity)  # the adapters, half where cast so
+    if model.op is not None:
         return None
-    if not params.precision.is_low or not accelerate.launched_without_config(self, ctx):
-        return None
-    return params
+    adapted = [peft.parameters(item, item.identity) for _, item in model.items if item.op in peft.OPS]
+    if adapted:
+        half = next((params for params in adapted if params.precision.is_low), None)
+        return (half or Value(Kind.PARAMS)).with_(identity=model.identity)
+    return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
 
 
 # Trainer methods that hand back the model they are given, wrapped or not: `_wrap_model(model,
@@ -290,9 +301,23 @@ def _own_optimizer_params(
 _MODEL_HANDING_METHODS = frozenset({"_wrap_model"})
 
 
-def trainer_method(method: str, args: list[Value], kwargs: dict[str, Value]) -> Value | None:
+def trainer_method(
+    self: Interpreter, ctx: Context, instance: Value, method: str, args: list[Value], kwargs: dict[str, Value]
+) -> Value | None:
     """What a Trainer method a linted subclass inherits gives, where known (`_MODEL_HANDING_METHODS`,
-    `OPTIMIZER_CLASS_GETTER`)."""
+    `OPTIMIZER_CLASS_GETTER`), and the optimizer `create_optimizer_and_scheduler` builds over the
+    instance's `self.model` under its `self.args` (TRL's `PPOTrainer.__init__` (trl 0.11-0.14) calls it
+    without running `Trainer.__init__`): the Trainer's own optimizer, as `trainer` builds it."""
+    if method in _OPTIMIZER_FACTORIES:
+        overridden = cast(Definition, instance.payload).method("create_optimizer")
+        if overridden is not None:  # `create_optimizer_and_scheduler` builds it with the subclass's
+            self.call_definition(overridden, [], {}, None, receiver=instance)
+            return UNKNOWN
+        model, arguments = instance.item("model"), instance.item("args")
+        if model is None:
+            return None
+        params = _own_optimizer_params(self, ctx, arguments, model, {})
+        return None if params is None else Value(Kind.INSTANCE, op=TRAINER, items=((OWN_OPTIMIZER, params),))
     if method in _MODEL_HANDING_METHODS:
         model = args[0] if args else kwargs.get("model", UNKNOWN)
         return model.with_(kind=Kind.MODULE) if model.kind is Kind.ANY else model  # a model, by contract
@@ -369,6 +394,17 @@ def _model_entry(definition: Definition, base: str) -> Definition | None:
 _OPTIMIZER_FACTORIES = ("create_optimizer", "create_optimizer_and_scheduler")
 
 
+def _runs_trainer_init(definition: Definition) -> bool:
+    """Whether building an instance of the subclass runs the Trainer's `__init__`: the subclass defines
+    none, or its own calls `super().__init__(...)`. TRL's `PPOTrainer` (trl 0.11-0.14) and its copies
+    never do: they build their optimizer by calling `create_optimizer_and_scheduler` themselves."""
+    init = definition.method("__init__")
+    return init is None or bool(m.findall(init.function, _INIT_CALL))
+
+
+_INIT_CALL = m.Call(func=m.Attribute(attr=m.Name("__init__")))
+
+
 def subclass_trainer(
     self: Interpreter,
     node: cst.Call,
@@ -389,7 +425,7 @@ def subclass_trainer(
     there from a name), else the one it is given."""
     model = instance.item("model") or model_of(args, kwargs)
     built = trainer(self, node, ctx, args, kwargs, model)
-    if built.item(OWN_OPTIMIZER) is not None:
+    if built.item(OWN_OPTIMIZER) is not None and _runs_trainer_init(definition):
         overridden = next(filter(None, map(definition.method, _OPTIMIZER_FACTORIES)), None)
         if overridden is None:
             instance = instance.with_(items=(*instance.items, *built.items))

@@ -26,12 +26,12 @@ def reported_places(findings: list[dict]) -> set[Place]:
     """(path, line, code) of each MP001-MP003 finding; MP002 at the backward its message names."""
     places = set()
     for finding in findings:
-        line = finding["line"]
-        if finding["code"] == "MP002":
-            backward = re.search(r"at [^ ]+:(\d+) with no loss scaling", finding["message"])
-            line = int(backward.group(1)) if backward else line
+        path, line = finding["path"], finding["line"]
+        if finding["code"] == "MP002":  # the backward may be in another file than the region
+            backward = re.search(r"at ([^ ]+):(\d+) with no loss scaling", finding["message"])
+            path, line = (backward.group(1), int(backward.group(2))) if backward else (path, line)
         if finding["code"] in CODES:
-            places.add((finding["path"], line, finding["code"]))
+            places.add((path, line, finding["code"]))
     return places
 
 

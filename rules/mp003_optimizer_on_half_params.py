@@ -186,7 +186,10 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         name = fact.function or dotted_text(fact.node.func)
         own = transformers.own_optimizer_params(fact.result)
         if own is not None:  # `Trainer(model=bf16_model, args=...)` builds its optimizer over them
-            return f"the optimizer {torch_api.last_part(name or 'Trainer')} builds", own
+            builder = torch_api.last_part(name or "Trainer")
+            if builder.startswith("create_optimizer"):  # `self.create_optimizer_and_scheduler(...)`
+                builder = f"Trainer.{builder}"
+            return f"the optimizer {builder} builds", own
         if fact.result.kind is not Kind.OPTIMIZER or fact.callee is not None or not name:
             return None  # a helper of the linted code is reported where it builds the optimizer
         if name.startswith(torch_api.LOW_PRECISION_SAFE_OPTIMIZER_PREFIXES):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .casekit import bug, check, check_files, ok
+from .casekit import bug, check, check_files, lint, ok
 
 COMPUTE_LOSS = [
     ok(
@@ -950,3 +950,10 @@ def test_create_optimizer_and_scheduler_builds_with_the_subclass_create_optimize
         "            self.optimizer = torch.optim.AdamW(head.parameters(), lr=1e-5)  # expect: MP003\n\n",
     )
     check(source, "MP003")
+
+
+def test_the_message_names_the_modules_to_save_and_the_trainers_method() -> None:
+    source = TRL_PPO_STYLE_TRAINER.format(modules_to_save='["embed_tokens", "lm_head"]', expect="")
+    (finding,) = lint(source, "MP003")
+    assert finding.message.startswith("the optimizer Trainer.create_optimizer_and_scheduler builds over bfloat16")
+    assert "whose modules_to_save train as copies of a base loaded in bfloat16 at train.py:35" in finding.message

@@ -39,6 +39,7 @@ transformers 5.24.0:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -158,5 +159,9 @@ def parameters(receiver: Value, identity: object) -> Value:
     if adapters is not None:
         return adapters.with_(identity=identity)
     if receiver.op in (BASE_DTYPE_ADAPTERS, SAVED_MODULES) and receiver.precision.is_low:
-        return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
+        origin = receiver.origin
+        if receiver.op == SAVED_MODULES and origin is not None:
+            # Named, as the reason is easy to miss: LoRA alone would train fp32 adapters.
+            origin = replace(origin, how=f"whose modules_to_save train as copies of a base {origin.how}")
+        return Value(Kind.PARAMS, receiver.precision, origin=origin, identity=identity)
     return Value(Kind.PARAMS, identity=identity)

@@ -661,9 +661,13 @@ def parameters_of(module: Value, identity: object) -> Value:
     """`module.parameters()`: in the module's precision, or half in part where a submodule is half."""
     if module.precision.is_low:
         return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity, op=module.op)
-    half = half_submodule(module)
+    half = half_submodule(module, skipping=peft.OPS)
     if half is not None:
         return Value(Kind.PARAMS, half.precision, origin=half.origin, identity=identity, op=MIXED)
+    # A PEFT model held: what an optimizer over its parameters updates are its trainable ones.
+    adapted = peft.held_trainable_parameters(module, identity)
+    if adapted is not None:
+        return adapted
     return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity)
 
 

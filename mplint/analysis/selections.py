@@ -14,7 +14,17 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from mplint.analysis.values import HALF_BUT_NORMS, Kind, Owners, Precision, Value, is_mixed, join, owners
+from mplint.analysis.values import (
+    HALF_BUT_NORMS,
+    HALF_TRAINABLE,
+    Kind,
+    Owners,
+    Precision,
+    Value,
+    is_mixed,
+    join,
+    owners,
+)
 
 # A conjunct of a filter: its test as written, and whether a chosen parameter passes or fails it.
 Test = tuple[str, bool]
@@ -40,9 +50,10 @@ def chosen(params: Value, filters: Sequence[cst.BaseExpression]) -> Value:
 def _choose(whole: Value, tests: frozenset[Test]) -> Value:
     if not tests:
         return whole
-    if whole.op == HALF_BUT_NORMS and all(_is_trainable_test(test) for test in tests):
+    if whole.op in (HALF_BUT_NORMS, HALF_TRAINABLE) and all(_is_trainable_test(test) for test in tests):
         # Half but its normalization layers: the trainable parameters hold the half weights,
-        # unless only the normalization layers were trained, which no training script does.
+        # unless only the normalization layers were trained, which no training script does. A
+        # PEFT model's trainable parameters hold the half copies of its modules to save.
         return whole
     return Value(Kind.PARAMS, Precision.UNKNOWN, identity=whole.identity, payload=Selection(whole, tests))
 

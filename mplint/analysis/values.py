@@ -417,9 +417,14 @@ MIXED = "mixed parameters"
 HALF_BUT_NORMS = "half but its normalization layers"
 
 
+# `Value.op` of parameters half in part whose half ones are all trainable: a PEFT model's copies of
+# its modules to save beside its fp32 adapters, over a frozen half base.
+HALF_TRAINABLE = "half among its trainable parameters"
+
+
 def is_mixed(value: Value) -> bool:
     """A module (or its parameters) half in part."""
-    return value.op in (MIXED, HALF_BUT_NORMS)
+    return value.op in (MIXED, HALF_BUT_NORMS, HALF_TRAINABLE)
 
 
 def recast(module: Value, cast: Value) -> Value:
@@ -449,14 +454,17 @@ def recast(module: Value, cast: Value) -> Value:
 PARAMETER_OP = "nn.Parameter"
 
 
-def half_submodule(module: Value) -> Value | None:
+def half_submodule(module: Value, skipping: frozenset[str] = frozenset()) -> Value | None:
     """A submodule a module of the linted code holds (`self.out_head = nn.Linear(..., dtype=cfg["dtype"])`,
     at any depth) that is half, or a half parameter it holds (CoOp's learned prompt, `self.ctx =
     nn.Parameter(ctx_vectors)` in the dtype of an fp16 CLIP): its parameters are among the module's,
-    so an optimizer over them updates half weights."""
+    so an optimizer over them updates half weights. Submodules of an op in `skipping` (PEFT models,
+    whose trainable parameters are not their base's) are left to the caller."""
     pending = [item for _, item in module.items]
     while pending:
         item = pending.pop()
+        if item.op in skipping:
+            continue
         if item.kind is Kind.MODULE:
             if item.precision.is_low:
                 return item

@@ -572,3 +572,39 @@ optimizer = Adafactor(filter(lambda p: p.requires_grad, model.parameters()), lr=
 )
 def test_a_value_head_model_loaded_with_a_peft_config_trains_its_adapters(peft: str, bug: bool) -> None:
     check(VALUE_HEAD_POLICY.format(peft=peft, expect="  # expect: MP003" if bug else ""), "MP003")
+
+
+# A module of the linted code holding a LoRA model (TRL's `PolicyAndValueWrapper`, a value head beside
+# the policy): an optimizer over its parameters updates the trainable ones, the fp32 adapters and the
+# fp32 head, and the half copies of the modules to save where the config names some; the frozen bf16
+# base is never updated. A filter by `requires_grad` keeps those copies; one by name may not.
+WRAPPED_LORA = """
+    import torch
+    import torch.nn as nn
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+
+    class PolicyAndValueWrapper(nn.Module):
+        def __init__(self, policy):
+            super().__init__()
+            self.policy = policy
+            self.value_head = nn.Linear(1536, 1)
+
+
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct", torch_dtype=torch.bfloat16)
+    policy = get_peft_model(policy, LoraConfig(r=16, target_modules=["q_proj", "v_proj"]{saved}))
+    model = PolicyAndValueWrapper(policy)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5){expect}
+    trainable = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5){expect}
+    adapters = torch.optim.AdamW([p for n, p in model.named_parameters() if "lora_" in n], lr=1e-5)
+"""
+
+
+@pytest.mark.parametrize(
+    ("saved", "bug"),
+    [("", False), (', modules_to_save=["lm_head"]', True)],
+    ids=["fp32-adapters-beside-an-fp32-head", "bf16-copy-of-the-lm-head"],
+)
+def test_a_module_holding_a_lora_model_trains_its_trainable_parameters(saved: str, bug: bool) -> None:
+    check(WRAPPED_LORA.format(saved=saved, expect="  # expect: MP003" if bug else ""), "MP003")

@@ -46,7 +46,7 @@ import libcst as cst
 
 from mplint.analysis.frameworks.pins import Version, pinned_version
 from mplint.analysis.scopes import Context
-from mplint.analysis.values import UNKNOWN, Kind, Precision, Value
+from mplint.analysis.values import HALF_TRAINABLE, UNKNOWN, Kind, Precision, Value
 from mplint.repository import repository_root
 
 if TYPE_CHECKING:
@@ -150,6 +150,24 @@ def prepared_for_kbit(model: Value, node: cst.Call) -> Value:
     return Value(Kind.MODULE, Precision.FP32, identity=model.identity or node)
 
 
+def held_trainable_parameters(module: Value, identity: object) -> Value | None:
+    """The trainable parameters of the PEFT models `module` holds at any depth (TRL's
+    `PolicyAndValueWrapper(policy, value_model)` over LoRA models): half ones where a model's are,
+    else of unknown dtype (fp32 adapters beside a frozen half base); None where it holds none."""
+    found = None
+    pending = [item for _, item in module.items]
+    while pending:
+        item = pending.pop()
+        if item.op in OPS:
+            params = parameters(item, identity)
+            if params.precision.is_low:
+                return params
+            found = params
+        elif item.kind is Kind.MODULE:
+            pending.extend(sub for _, sub in item.items)
+    return found
+
+
 def parameters(receiver: Value, identity: object) -> Value:
     """`peft_model.parameters()`: what an optimizer over them updates are the adapters; fp32 ones
     (the default) make the whole of them of unknown dtype here (the frozen base may be half, but
@@ -159,9 +177,10 @@ def parameters(receiver: Value, identity: object) -> Value:
     if adapters is not None:
         return adapters.with_(identity=identity)
     if receiver.op in (BASE_DTYPE_ADAPTERS, SAVED_MODULES) and receiver.precision.is_low:
+        if receiver.op == BASE_DTYPE_ADAPTERS:
+            return Value(Kind.PARAMS, receiver.precision, origin=receiver.origin, identity=identity)
         origin = receiver.origin
-        if receiver.op == SAVED_MODULES and origin is not None:
-            # Named, as the reason is easy to miss: LoRA alone would train fp32 adapters.
+        if origin is not None:  # named, as the reason is easy to miss: LoRA alone trains fp32 adapters
             origin = replace(origin, how=f"whose modules_to_save train as copies of a base {origin.how}")
-        return Value(Kind.PARAMS, receiver.precision, origin=origin, identity=identity)
+        return Value(Kind.PARAMS, receiver.precision, origin=origin, identity=identity, op=HALF_TRAINABLE)
     return Value(Kind.PARAMS, identity=identity)

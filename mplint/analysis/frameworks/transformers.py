@@ -288,10 +288,9 @@ def _trainable_params(model: Value) -> Value | None:
         return peft.parameters(model, model.identity)  # the adapters, half where cast so
     if model.op is not None:
         return None
-    adapted = [peft.parameters(item, item.identity) for _, item in model.items if item.op in peft.OPS]
-    if adapted:
-        half = next((params for params in adapted if params.precision.is_low), None)
-        return (half or Value(Kind.PARAMS)).with_(identity=model.identity)
+    adapted = peft.held_trainable_parameters(model, model.identity)
+    if adapted is not None:
+        return adapted
     return Value(Kind.PARAMS, model.precision, origin=model.origin, identity=model.identity)
 
 

@@ -45,7 +45,17 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "venv",
 )
 
-_KEYS = ("select", "ignore", "exclude", "extend-exclude", "per-file-ignores")
+# Test code is no training run: tests build half models, optimizers over them and fp16 regions on
+# purpose (to check kernels, compilation, checkpoints), and the rules about what a training run
+# computes (MP001-MP006) report nothing there by default. Replaced by `per-file-ignores`, extended by
+# `extend-per-file-ignores` (ruff's semantics, as `exclude`).
+TEST_FILES: tuple[str, ...] = ("tests", "test", "test_*.py", "*_test.py", "conftest.py")
+TRAINING_RUN_CODES: tuple[str, ...] = ("MP001", "MP002", "MP003", "MP004", "MP005", "MP006")
+DEFAULT_PER_FILE_IGNORES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (pattern, TRAINING_RUN_CODES) for pattern in TEST_FILES
+)
+
+_KEYS = ("select", "ignore", "exclude", "extend-exclude", "per-file-ignores", "extend-per-file-ignores")
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class Settings:
     selections: tuple[RuleSelection, ...] = (RuleSelection(select=(ALL,)),)
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
-    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_PER_FILE_IGNORES
     config_file: Path | None = None
 
     def is_selected(self, code: str) -> bool:
@@ -259,11 +269,6 @@ def _settings_from_table(table: Any, path: Path, where: str, known_codes: Collec
             raise ConfigError(f"{where} unknown key '{key}'{_did_you_mean(key, _KEYS)}")
 
     select = table.get("select")
-    per_file_ignores = table.get("per-file-ignores", {})
-    if not isinstance(per_file_ignores, dict):
-        raise ConfigError(
-            f"{where} 'per-file-ignores' must be a table of glob = [codes], got {_type_name(per_file_ignores)}"
-        )
     root = path.parent
     return Settings(
         root=root,
@@ -276,12 +281,24 @@ def _settings_from_table(table: Any, path: Path, where: str, known_codes: Collec
         ),
         exclude=_strings(table.get("exclude", DEFAULT_EXCLUDE), "exclude", where),
         extend_exclude=_strings(table.get("extend-exclude", []), "extend-exclude", where),
-        per_file_ignores=tuple(
-            (pattern, _codes(codes, f'per-file-ignores."{pattern}"', where, known_codes))
-            for pattern, codes in per_file_ignores.items()
+        per_file_ignores=(
+            *(
+                _per_file_ignores(table["per-file-ignores"], "per-file-ignores", where, known_codes)
+                if "per-file-ignores" in table
+                else DEFAULT_PER_FILE_IGNORES
+            ),
+            *_per_file_ignores(table.get("extend-per-file-ignores", {}), "extend-per-file-ignores", where, known_codes),
         ),
         config_file=path,
     )
+
+
+def _per_file_ignores(
+    value: Any, key: str, where: str, known_codes: Collection[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} '{key}' must be a table of glob = [codes], got {_type_name(value)}")
+    return tuple((pattern, _codes(codes, f'{key}."{pattern}"', where, known_codes)) for pattern, codes in value.items())
 
 
 def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mplint.config import DEFAULT_EXCLUDE, RuleSelection, Settings, glob_matches, load_settings
+from mplint.config import DEFAULT_EXCLUDE, TRAINING_RUN_CODES, RuleSelection, Settings, glob_matches, load_settings
 from mplint.errors import ConfigError
+from mplint.registry import rule_codes
 
 KNOWN_CODES = frozenset({"MP000", "MP001", "MP002", "MP003", "MP101"})
 
@@ -43,9 +44,7 @@ def test_the_nearest_configured_pyproject_wins(tmp_path, write_files) -> None:
     assert enabled(settings) == KNOWN_CODES - {"MP002"}
 
 
-def test_without_configuration_every_rule_runs_from_the_working_directory(
-    tmp_path, monkeypatch
-) -> None:
+def test_without_configuration_every_rule_runs_from_the_working_directory(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
 
     settings = load(tmp_path)
@@ -69,9 +68,7 @@ def test_without_configuration_every_rule_runs_from_the_working_directory(
         ([], [], set()),
     ],
 )
-def test_select_and_ignore_resolve_by_specificity(
-    tmp_path, write_files, select, ignore, expected
-) -> None:
+def test_select_and_ignore_resolve_by_specificity(tmp_path, write_files, select, ignore, expected) -> None:
     write_files(tmp_path, {"pyproject.toml": pyproject(f"select = {select}\nignore = {ignore}\n")})
 
     assert enabled(load(tmp_path)) == expected
@@ -95,9 +92,7 @@ def test_ignore_only_layers_narrow_what_came_before() -> None:
     assert enabled(settings) == {"MP101"}
 
 
-def test_per_file_ignores_match_globs_relative_to_the_config(
-    tmp_path, write_files, monkeypatch
-) -> None:
+def test_per_file_ignores_match_globs_relative_to_the_config(tmp_path, write_files, monkeypatch) -> None:
     write_files(
         tmp_path,
         {
@@ -120,6 +115,43 @@ def test_per_file_ignores_match_globs_relative_to_the_config(
     assert enabled(settings, f"{project}/scripts/nested/eval_gsm8k.py") == KNOWN_CODES
     assert enabled(settings, f"{project}/src/pkg/conftest.py") == set()
     assert enabled(settings, f"{project}/train.py") == KNOWN_CODES
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tests/test_trainer.py",
+        "src/pkg/tests/helpers.py",
+        "test/compile.py",
+        "kernel/test_triton.py",
+        "src/model_test.py",
+        "conftest.py",
+    ],
+)
+def test_test_files_are_no_training_run_by_default(tmp_path, path: str) -> None:
+    # Tests build half models and optimizers over them on purpose: the MP0 rules stay quiet there.
+    settings = Settings(root=tmp_path)
+    assert enabled(settings, str(tmp_path / path)) == {"MP000", "MP101"}
+    assert enabled(settings, str(tmp_path / "train_test_split.py")) == KNOWN_CODES
+    assert enabled(settings, str(tmp_path / "contest/train.py")) == KNOWN_CODES
+
+
+def test_the_training_run_codes_are_the_mp00x_rules() -> None:
+    assert set(TRAINING_RUN_CODES) == {code for code in rule_codes() if code.startswith("MP00") and code != "MP000"}
+
+
+def test_per_file_ignores_replaces_the_test_defaults_and_extend_adds(tmp_path, write_files) -> None:
+    write_files(tmp_path, {"pyproject.toml": pyproject('[tool.mplint.per-file-ignores]\n"eval/**" = ["MP003"]\n')})
+    replaced = load(tmp_path)
+    write_files(
+        tmp_path, {"pyproject.toml": pyproject('[tool.mplint.extend-per-file-ignores]\n"eval/**" = ["MP003"]\n')}
+    )
+    extended = load(tmp_path)
+
+    assert enabled(replaced, str(tmp_path / "tests/test_ppo.py")) == KNOWN_CODES
+    assert enabled(replaced, str(tmp_path / "eval/run.py")) == KNOWN_CODES - {"MP003"}
+    assert enabled(extended, str(tmp_path / "tests/test_ppo.py")) == {"MP000", "MP101"}
+    assert enabled(extended, str(tmp_path / "eval/run.py")) == KNOWN_CODES - {"MP003"}
 
 
 def test_exclude_replaces_the_defaults_and_extend_exclude_adds(tmp_path, write_files) -> None:
@@ -161,8 +193,7 @@ def test_config_option_reads_a_pyproject_table(tmp_path, write_files) -> None:
         ),
         (
             'extend_exclude = ["x"]',
-            "pyproject.toml: [tool.mplint] unknown key 'extend_exclude' "
-            "(did you mean 'extend-exclude'?)",
+            "pyproject.toml: [tool.mplint] unknown key 'extend_exclude' (did you mean 'extend-exclude'?)",
         ),
         (
             'select = "MP001"',
@@ -174,18 +205,15 @@ def test_config_option_reads_a_pyproject_table(tmp_path, write_files) -> None:
         ),
         (
             'per-file-ignores = ["tests/*"]',
-            "pyproject.toml: [tool.mplint] 'per-file-ignores' must be a table of glob = [codes], "
-            "got list ['tests/*']",
+            "pyproject.toml: [tool.mplint] 'per-file-ignores' must be a table of glob = [codes], got list ['tests/*']",
         ),
         (
             'per-file-ignores = {"tests/*" = "MP001"}',
-            "pyproject.toml: [tool.mplint] 'per-file-ignores.\"tests/*\"' must be a list of "
-            "strings, got str 'MP001'",
+            "pyproject.toml: [tool.mplint] 'per-file-ignores.\"tests/*\"' must be a list of strings, got str 'MP001'",
         ),
         (
             'ignore = ["MP0001"]',
-            "pyproject.toml: [tool.mplint] ignore: unknown rule code or prefix 'MP0001' "
-            "(did you mean 'MP001'?)",
+            "pyproject.toml: [tool.mplint] ignore: unknown rule code or prefix 'MP0001' (did you mean 'MP001'?)",
         ),
         (
             'select = ["E501"]',

@@ -46,7 +46,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 import libcst as cst
-import libcst.matchers as m
 
 from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate, causal_lm, peft
@@ -54,6 +53,7 @@ from mplint.analysis.frameworks.pins import Version
 from mplint.analysis.scopes import Context
 from mplint.analysis.summaries import Definition
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, dotted, is_none
+from mplint.tree import walk
 
 if TYPE_CHECKING:
     from mplint.analysis.interpreter import Interpreter
@@ -398,10 +398,10 @@ def _runs_trainer_init(definition: Definition) -> bool:
     none, or its own calls `super().__init__(...)`. TRL's `PPOTrainer` (trl 0.11-0.14) and its copies
     never do: they build their optimizer by calling `create_optimizer_and_scheduler` themselves."""
     init = definition.method("__init__")
-    return init is None or bool(m.findall(init.function, _INIT_CALL))
-
-
-_INIT_CALL = m.Call(func=m.Attribute(attr=m.Name("__init__")))
+    return init is None or any(
+        type(node) is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value == "__init__"
+        for node in walk(init.function)
+    )
 
 
 def subclass_trainer(

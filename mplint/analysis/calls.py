@@ -658,7 +658,20 @@ def call_method(
 
 
 def parameters_of(module: Value, identity: object) -> Value:
-    """`module.parameters()`: in the module's precision, or half in part where a submodule is half."""
+    """`module.parameters()`: in the module's precision, or half in part where a submodule is half;
+    those half in part by child too, for a filter by name to pick one (`"policy." in n`)."""
+    params = _own_parameters(module, identity)
+    if is_mixed(params) and module.items:
+        children = tuple(
+            (name, peft.parameters(item, identity) if item.op in peft.OPS else parameters_of(item, identity))
+            for name, item in module.items
+            if item.kind is Kind.MODULE
+        )
+        return params.with_(items=children)
+    return params
+
+
+def _own_parameters(module: Value, identity: object) -> Value:
     if module.precision.is_low:
         return Value(Kind.PARAMS, module.precision, origin=module.origin, identity=identity, op=module.op)
     half = half_submodule(module, skipping=peft.OPS)

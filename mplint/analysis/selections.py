@@ -9,6 +9,7 @@ the decay / no-decay split of most training scripts).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,14 +49,35 @@ def chosen(params: Value, filters: Sequence[cst.BaseExpression]) -> Value:
 
 
 def _choose(whole: Value, tests: frozenset[Test]) -> Value:
-    if not tests:
-        return whole
+    whole, tests = _narrowed(whole, tests)
+    if not tests or not is_mixed(whole):
+        return whole  # all of one dtype: whatever the other tests choose is of it
     if whole.op in (HALF_BUT_NORMS, HALF_TRAINABLE) and all(_is_trainable_test(test) for test in tests):
         # Half but its normalization layers: the trainable parameters hold the half weights,
         # unless only the normalization layers were trained, which no training script does. A
         # PEFT model's trainable parameters hold the half copies of its modules to save.
         return whole
     return Value(Kind.PARAMS, Precision.UNKNOWN, identity=whole.identity, payload=Selection(whole, tests))
+
+
+# A test that keeps the parameters of one child by their names: `"policy." in n`, `n.startswith("policy")`.
+_CHILD_TESTS = (
+    re.compile(r"""^["']([A-Za-z_]\w*)\.?["'] in \w+$"""),
+    re.compile(r"""^\w+\.startswith\(["']([A-Za-z_]\w*)\.?["']\)$"""),
+)
+
+
+def _narrowed(whole: Value, tests: frozenset[Test]) -> tuple[Value, frozenset[Test]]:
+    """The parameters of the child of `whole` a test keeps by name (TRL's PPO `create_optimizer`:
+    `[p for n, p in model.named_parameters() if "policy." in n and p.requires_grad]` over a
+    `PolicyAndValueWrapper`), with the other tests; `whole` and `tests` where none does."""
+    for test in tests:
+        text, holds = test
+        match = next((found for pattern in _CHILD_TESTS if (found := pattern.match(text))), None) if holds else None
+        child = whole.item(match.group(1)) if match is not None else None
+        if child is not None and child.kind is Kind.PARAMS:
+            return _narrowed(child.with_(identity=whole.identity), tests - {test})
+    return whole, tests
 
 
 def combine_params(groups: list[Value]) -> Value:

@@ -608,3 +608,41 @@ WRAPPED_LORA = """
 )
 def test_a_module_holding_a_lora_model_trains_its_trainable_parameters(saved: str, bug: bool) -> None:
     check(WRAPPED_LORA.format(saved=saved, expect="  # expect: MP003" if bug else ""), "MP003")
+
+
+# nanoRLHF's PPO `create_optimizer`: one learning rate per model of the wrapper, the parameters
+# picked by name. The policy's pick holds the bf16 copies of its modules to save; the value head's
+# pick is fp32.
+PICKED_BY_NAME = """
+    import torch
+    import torch.nn as nn
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+
+    class PolicyAndValueWrapper(nn.Module):
+        def __init__(self, policy):
+            super().__init__()
+            self.policy = policy
+            self.value_head = nn.Linear(1536, 1)
+
+
+    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct", torch_dtype=torch.bfloat16)
+    lora = LoraConfig(r=16, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"])
+    model = PolicyAndValueWrapper(get_peft_model(policy, lora))
+    decay = [n for n, _ in model.named_parameters() if "bias" not in n]
+    groups = [
+        {{"params": [p for n, p in model.named_parameters() if n in decay and {pick} and p.requires_grad]}},
+        {{"params": [p for n, p in model.named_parameters() if n not in decay and {pick} and p.requires_grad]}},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=1e-5){expect}
+"""
+
+
+@pytest.mark.parametrize(
+    ("pick", "bug"),
+    [('"policy." in n', True), ("n.startswith('policy')", True), ('"value_head." in n', False)],
+    ids=["the-policy-by-substring", "the-policy-by-prefix", "the-fp32-value-head"],
+)
+def test_a_child_of_a_wrapper_picked_by_name(pick: str, bug: bool) -> None:
+    check(PICKED_BY_NAME.format(pick=pick, expect="  # expect: MP003" if bug else ""), "MP003")

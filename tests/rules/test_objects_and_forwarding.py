@@ -170,6 +170,42 @@ CASES = [
             critic.logprobs(torch.randn(4, 16))
         """,
     ),
+    bug(
+        # fuchsia's trainer: a method that hands back the model it moved (`return self.model`), run as
+        # a statement, is no cast of the trainer, which keeps its model for the steps after it.
+        "a-method-returning-another-object-leaves-its-receiver-as-it-was",
+        """
+        import torch
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+
+        class Trainer:
+            def __init__(self, model):
+                self.model = model
+                self.on_gpu = False
+
+            def load_model_to_gpu(self):
+                for param in self.model.parameters():
+                    param.data = param.data.to("cuda", non_blocking=True)
+                self.on_gpu = True
+                return self.model
+
+            def token_logps(self, input_ids):
+                logits = self.model(input_ids=input_ids).logits
+                return F.log_softmax(logits, dim=-1)  # expect: MP001
+
+            def train(self, batches):
+                for batch in batches:
+                    if not self.on_gpu:
+                        self.load_model_to_gpu()
+                    logps = self.token_logps(batch)
+
+
+        model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+        Trainer(model).train(loader)
+        """,
+    ),
 ]
 
 

@@ -578,7 +578,7 @@ def test_a_value_head_model_loaded_with_a_peft_config_trains_its_adapters(peft: 
 # the policy): an optimizer over its parameters updates the trainable ones, the fp32 adapters and the
 # fp32 head, and the half copies of the modules to save where the config names some; the frozen bf16
 # base is never updated. A filter by `requires_grad` keeps those copies; one by name may not.
-WRAPPED_LORA = """
+POLICY_AND_VALUE_WRAPPER = """
     import torch
     import torch.nn as nn
     from peft import LoraConfig, get_peft_model
@@ -593,6 +593,8 @@ WRAPPED_LORA = """
 
 
     policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct", torch_dtype=torch.bfloat16)
+"""
+WRAPPED_LORA = POLICY_AND_VALUE_WRAPPER + """
     policy = get_peft_model(policy, LoraConfig(r=16, target_modules=["q_proj", "v_proj"]{saved}))
     model = PolicyAndValueWrapper(policy)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5){expect}
@@ -613,21 +615,7 @@ def test_a_module_holding_a_lora_model_trains_its_trainable_parameters(saved: st
 # nanoRLHF's PPO `create_optimizer`: one learning rate per model of the wrapper, the parameters
 # picked by name. The policy's pick holds the bf16 copies of its modules to save; the value head's
 # pick is fp32.
-PICKED_BY_NAME = """
-    import torch
-    import torch.nn as nn
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-
-    class PolicyAndValueWrapper(nn.Module):
-        def __init__(self, policy):
-            super().__init__()
-            self.policy = policy
-            self.value_head = nn.Linear(1536, 1)
-
-
-    policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct", torch_dtype=torch.bfloat16)
+PICKED_BY_NAME = POLICY_AND_VALUE_WRAPPER + """
     lora = LoraConfig(r=16, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"])
     model = PolicyAndValueWrapper(get_peft_model(policy, lora))
     decay = [n for n, _ in model.named_parameters() if "bias" not in n]

@@ -507,7 +507,7 @@ def call_named(
             fold_numbers(function, args[0].const, None) if len(args) == 1 and function in FOLDED_FUNCTIONS else None
         )
         return const(folded) if folded is not None else NUMBER  # `/ math.sqrt(d_k)`: a Python number
-    if function.startswith(("torch.", "F.")) or function in BUILTINS or function in api.LIBRARY_OPS:
+    if function.startswith(("torch.", "F.")) or function in BUILTINS or api.library_op(function) is not None:
         return self.tensor_op(node, ctx, leaf, function, first, args, kwargs)
     return UNKNOWN
 

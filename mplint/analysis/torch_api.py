@@ -570,10 +570,20 @@ LIBRARY_OPS: dict[str, str] = {
 }
 
 
+def library_op(function: str) -> str | None:
+    """The torch op a library helper runs (`LIBRARY_OPS`), None for any other callee. TRL's trainer
+    modules import `selective_log_softmax` from `trl/trainer/utils.py`, and code imports it from them
+    too (`from trl.trainer.dpo_trainer import selective_log_softmax`, InternVL's DPO trainer)."""
+    found = LIBRARY_OPS.get(function)
+    if found is None and function.startswith("trl.trainer.") and function.endswith(".selective_log_softmax"):
+        return "log_softmax"
+    return found
+
+
 def op_of(function: str) -> str:
     """The op a dotted callee runs: `torch.nn.functional.log_softmax` and TRL's
     `selective_log_softmax` are `log_softmax`."""
-    return LIBRARY_OPS.get(function) or last_part(function)
+    return library_op(function) or last_part(function)
 
 
 # Queries a training script asks of its accelerator; on the GPU it is written for, they are true.

@@ -957,3 +957,25 @@ def test_the_message_names_the_modules_to_save_and_the_trainers_method() -> None
     (finding,) = lint(source, "MP003")
     assert finding.message.startswith("the optimizer Trainer.create_optimizer_and_scheduler builds over bfloat16")
     assert "whose modules_to_save train as copies of a base loaded in bfloat16 at train.py:35" in finding.message
+
+
+@pytest.mark.parametrize("module", ["trl.trainer.utils", "trl.trainer.dpo_trainer", "trl.trainer.grpo_trainer"])
+def test_trls_selective_log_softmax_wherever_it_is_imported_from(module: str) -> None:
+    # TRL's trainer modules import it from `trl/trainer/utils.py`; InternVL's DPO trainer imports it
+    # from `trl.trainer.dpo_trainer`.
+    source = f"""
+        import torch
+        from transformers import AutoModelForCausalLM
+        from {module} import selective_log_softmax
+
+        policy = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", torch_dtype=torch.bfloat16)
+
+
+        def token_logps(input_ids):
+            logits = policy(input_ids=input_ids).logits[:, :-1]
+            return selective_log_softmax(logits, input_ids[:, 1:])  # expect: MP001
+
+
+        token_logps(batch)
+        """
+    check(source, "MP001")

@@ -659,13 +659,14 @@ def call_method(
 
 def parameters_of(module: Value, identity: object) -> Value:
     """`module.parameters()`: in the module's precision, or half in part where a submodule is half;
-    those half in part by child too, for a filter by name to pick one (`"policy." in n`)."""
+    those half in part by child too, for a filter by name to pick one (`"policy." in n`). A PEFT
+    model's are the trainable ones (`peft.parameters`)."""
+    if module.op in peft.OPS:
+        return peft.parameters(module, identity)
     params = _own_parameters(module, identity)
     if is_mixed(params) and module.items:
         children = tuple(
-            (name, peft.parameters(item, identity) if item.op in peft.OPS else parameters_of(item, identity))
-            for name, item in module.items
-            if item.kind is Kind.MODULE
+            (name, parameters_of(item, identity)) for name, item in module.items if item.kind is Kind.MODULE
         )
         return params.with_(items=children)
     return params

@@ -83,15 +83,11 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
     before = self.eval(target, ctx)
     if before.kind in (Kind.TENSOR, Kind.NAME, Kind.CONST):
         return
-    method = expression.func.attr.value
     handed_back = value.identity is before.identity and value.payload is before.payload
-    if method not in api.MODULE_CASTS and not handed_back:
-        # A method handing back another object (fuchsia's `self.load_model_to_gpu()` returns
-        # `self.model`): no cast of the receiver, which keeps what is known of its attributes.
-        return
-    if value == before and method not in api.MODULE_CASTS:
-        # Handed back as it was by a call that casts nothing (`self.apply(self.init_weights)` in
-        # `__init__`): rebinding it would drop what is known of its attributes (`self.clip`, cast in
+    if expression.func.attr.value not in api.MODULE_CASTS and (not handed_back or value == before):
+        # A method that hands back another object (fuchsia's `self.load_model_to_gpu()` returns
+        # `self.model`), or the receiver as it was (`self.apply(self.init_weights)` in `__init__`), casts
+        # nothing: rebinding would drop what is known of the receiver's attributes (`self.clip`, cast in
         # part just before). A cast (`self.float()`) does rebind: its attributes are cast with it.
         return
     cast = value.with_(kind=Kind.MODULE)

@@ -279,10 +279,8 @@ def define_class(self: Interpreter, node: cst.ClassDef, ctx: Context) -> None:
             definition.constants[name] = value  # a dict literal: a registry its classmethods fill
         elif value.kind is Kind.INSTANCE and isinstance(value.payload, Definition) and value.payload.fields:
             definition.constants[name] = value  # `model: ModelConfig = field(default_factory=ModelConfig)`
-        elif value.kind is Kind.ANY and isinstance(value.payload, tuple) and value.payload:
-            # A list of literals: `modules_to_save: list[str] = field(default_factory=lambda: ["lm_head"])`
-            if all(element.kind is Kind.CONST for element in value.payload):
-                definition.constants[name] = value
+        elif _is_literal_list(value):
+            definition.constants[name] = value  # `modules_to_save: list[str] = field(default_factory=lambda: [...])`
     value = Value(kind=Kind.CLASS, payload=definition)
     ctx.scope.names[node.name.value] = value
     for decorator in reversed(decorators):
@@ -687,3 +685,9 @@ def _join_attribute(first: Value, second: Value) -> Value:
     if is_none(second):
         return first
     return join(first, second)
+
+
+def _is_literal_list(value: Value) -> bool:
+    """A list or tuple of literals (`["embed_tokens", "lm_head"]`)."""
+    elements = value.payload if value.kind is Kind.ANY and isinstance(value.payload, tuple) else ()
+    return bool(elements) and all(element.kind is Kind.CONST for element in elements)

@@ -78,8 +78,6 @@ def call_method(
     """A method of a framework's object; None when the framework leaves it to the generic rules."""
     if receiver.op in lightning.OPS:
         return lightning.method(self, receiver, method, node, ctx, args, kwargs)
-    if receiver.op in peft.OPS and method in api.PARAMETER_METHODS:
-        return peft.parameters(receiver, receiver.identity)
     if receiver.op == transformers.PARSER:
         return transformers.parsed(self, node, ctx, receiver, method, kwargs)
     return None

@@ -372,7 +372,7 @@ class Interpreter:
         verdict = (
             bool(self.methods & names)
             or any(fragment in text for fragment in self.fragments)
-            or any(self.calls_worth_it(scope.names.get(name)) for name in callees)
+            or any(self.calls_worth_it(scope.lookup(name)) for name in callees)
         )
         self.worth[definition.node] = verdict
         return verdict

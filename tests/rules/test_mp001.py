@@ -16,6 +16,36 @@ from .casekit import bug, check, line_of, lint, ok
 CODE = "MP001"
 
 CASES = [
+    # Open-Reasoner-Zero's (OpenRLHF's) Actor: built and called only through Ray actors mplint does not
+    # follow, so read standalone with its defaults; its forward calls a module-level helper, which the
+    # method's own scope (the class body) does not bind.
+    bug(
+        "standalone-method-calls-a-module-helper",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from transformers import AutoModelForCausalLM
+
+
+        def log_probs_from_logits(logits, labels):
+            log_probs = F.log_softmax(logits, dim=-1)  # expect: MP001
+            return log_probs.gather(dim=-1, index=labels.unsqueeze(-1)).squeeze(-1)
+
+
+        class Actor(nn.Module):
+            def __init__(self, pretrain, bf16=True):
+                super().__init__()
+                self.model = AutoModelForCausalLM.from_pretrained(
+                    pretrain, torch_dtype=torch.bfloat16 if bf16 else "auto"
+                )
+
+            def forward(self, sequences, num_actions, attention_mask=None):
+                output = self.model(sequences, attention_mask=attention_mask)
+                log_probs = log_probs_from_logits(output["logits"][:, :-1, :], sequences[:, 1:])
+                return log_probs[:, -num_actions:]
+        """,
+    ),
     # TRL's PPO trainer (and its copies, HuatuoGPT-o1's): `trl.trainer.utils.forward` runs the policy.
     bug(
         "trl-forward-runs-the-policy",

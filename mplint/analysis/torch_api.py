@@ -283,6 +283,20 @@ BATCH_NORM_CLASSES = frozenset(
         "LazyBatchNorm3d",
     }
 )
+# torch.nn modules that hold no parameters (activations, dropout, pooling, reshaping, padding): nothing
+# of theirs is half or fp32, so a container's dtype is that of the layers beside them
+# (`nn.Sequential(nn.Linear(..., dtype=bf16), nn.ReLU(), nn.Linear(..., dtype=bf16))` is bf16).
+PARAMETERLESS_MODULES = frozenset(
+    {
+        *("ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh"),
+        *("Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign", "Softshrink", "Hardshrink"),
+        *("Tanhshrink", "Threshold", "LogSigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Softmin", "GLU"),
+        *("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"),
+        *("Identity", "Flatten", "Unflatten", "Upsample", "PixelShuffle", "PixelUnshuffle"),
+        *(f"{kind}Pool{dims}d" for kind in ("Max", "Avg", "AdaptiveMax", "AdaptiveAvg") for dims in (1, 2, 3)),
+        *(f"{kind}Pad{dims}d" for kind in ("Zero", "Constant", "Reflection", "Replication") for dims in (1, 2, 3)),
+    }
+)
 # Containers whose constructor arguments are their submodules.
 MODULE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 # torchvision's model builders whose networks hold BatchNorm layers (torchvision/models/*.py: `norm_layer`

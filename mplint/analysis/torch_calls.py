@@ -161,10 +161,15 @@ def _held_precision(children: tuple[tuple[str, Value], ...]) -> Value | None:
     """The module a container is as low as, when every module it holds is built or cast in the same
     half dtype (moondream's text model, each layer `dtype=dtype`; beyond-nanogpt's bf16-built blocks);
     None when one is not, or it holds none."""
-    modules = [module for _, module in children]
+    modules = [module for _, module in children if not _parameterless(module)]
     if not modules or not modules[0].precision.is_low:
         return None
     return modules[0] if all(module.precision is modules[0].precision for module in modules) else None
+
+
+def _parameterless(module: Value) -> bool:
+    """A torch.nn module holding no parameters (`nn.ReLU()`, `nn.Dropout(0.1)`)."""
+    return isinstance(module.payload, str) and api.last_part(module.payload) in api.PARAMETERLESS_MODULES
 
 
 # How many modules a container's precision is read from (a generated table of layers is not).

@@ -2108,6 +2108,34 @@ CASES = [
         optimizer = AdamW8bit([{"params": model.text.parameters()}], lr=3e-6)  # expect: MP003
         """,
     ),
+    # quiet-star's mixing head: activations hold no parameters, so the container is its layers' bf16
+    # (not half in part, whose trainable parameters may be all fp32).
+    bug(
+        "a-container-of-bf16-layers-and-activations",
+        """
+        import torch
+
+        mixing_mlp = torch.nn.Sequential(
+            torch.nn.Linear(1024, 1024, dtype=torch.bfloat16),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.1),
+            torch.nn.Linear(1024, 1, dtype=torch.bfloat16),
+            torch.nn.Sigmoid(),
+        )
+        trainable = [p for p in mixing_mlp.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-4)  # expect: MP003
+        """,
+    ),
+    # A container holding an fp32 layer beside the bf16 one is half in part: an fp32 head trained alone.
+    ok(
+        "a-container-of-a-bf16-layer-and-an-fp32-layer-chosen-by-name",
+        """
+        import torch
+
+        net = torch.nn.Sequential(torch.nn.Linear(64, 64, dtype=torch.bfloat16), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+        optimizer = torch.optim.AdamW([p for n, p in net.named_parameters() if n.startswith("2.")], lr=1e-4)
+        """,
+    ),
     # The same container cast to fp32 before training: quiet.
     ok(
         "a-container-of-bf16-layers-cast-to-fp32",

@@ -12,7 +12,7 @@ import libcst as cst
 
 from mplint.analysis import configuration, file_paths, registries
 from mplint.analysis import torch_api as api
-from mplint.analysis.bindings import binding_key, with_items
+from mplint.analysis.bindings import binding_key, literal_values, with_items
 from mplint.analysis.configuration import NAMESPACE, PARSER
 from mplint.analysis.expressions import BUILTINS, FOLDED_FUNCTIONS, NUMBER_BUILTINS, fold_numbers, sequence
 from mplint.analysis.facts import CallFact, ReplicatedCall, record
@@ -502,6 +502,8 @@ def call_named(
     if function == "itertools.chain" and any(arg.kind is Kind.PARAMS for arg in args):
         # `itertools.chain(unet.parameters(), text_encoder.parameters())` (sd-scripts' train_db.py)
         return combine_params(args)
+    if function == "len" and len(args) == 1 and (elements := literal_values(args[0])) is not None:
+        return const(len(elements))  # `len(sys.argv) == 2` of a script started as its commands start it
     if function.startswith("math.") or (function in NUMBER_BUILTINS and not any(is_tensor_like(arg) for arg in args)):
         folded = (
             fold_numbers(function, args[0].const, None) if len(args) == 1 and function in FOLDED_FUNCTIONS else None

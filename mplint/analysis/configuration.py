@@ -18,6 +18,7 @@ from mplint.analysis import torch_api as api
 from mplint.analysis.frameworks import read_json_config
 from mplint.analysis.launch_options import (
     MOST_ALTERNATIVES,
+    POSITIONAL_CONFIG,
     LaunchOptions,
     Written,
     choice_alternatives,
@@ -201,6 +202,26 @@ def started_without_config_file(self: Interpreter) -> bool:
     launched_options(self)
     found = self.launch_options.get(self.entry) if self.entry is not None else None
     return found is not None and found.without_config_file
+
+
+def launched_argv(self: Interpreter) -> Value:
+    """`sys.argv` of the script under way: `[script]` where no command of its repository starts it
+    (started plainly), `[script, file]` where every command gives it one config file and nothing else
+    (`python run_clm.py recipe.json`); else unknown."""
+    script = self.entry
+    if script is None:
+        return UNKNOWN
+    launched_options(self)
+    found = self.launch_options[script]
+    if not found.commands:
+        words: tuple[str, ...] = (script,)
+    else:
+        files = {options.get(POSITIONAL_CONFIG) if len(options) == 1 else None for options in found.commands}
+        (file,) = files if len(files) == 1 else (None,)
+        if not isinstance(file, str):
+            return UNKNOWN
+        words = (script, file)
+    return Value(Kind.ANY, payload=tuple(const(word) for word in words))
 
 
 def command_arguments(self: Interpreter, definition: Definition) -> dict[str, Value]:

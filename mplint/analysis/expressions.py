@@ -16,7 +16,7 @@ import libcst as cst
 from mplint.analysis import registries
 from mplint.analysis import torch_api as api
 from mplint.analysis.bindings import element_of, listed, literal_values
-from mplint.analysis.configuration import NAMESPACE, truth_value
+from mplint.analysis.configuration import NAMESPACE, launched_argv, truth_value
 from mplint.analysis.facts import OperationFact, record
 from mplint.analysis.file_paths import FILE_PATH, joined, module_file, path_attribute
 from mplint.analysis.frameworks import accelerate, ml_collections, yacs
@@ -181,6 +181,8 @@ def attribute_of(self: Interpreter, base: Value, attr: str) -> Value:
             if flag is not None:
                 return flag
         full = f"{base.name}.{attr}"
+        if full == "sys.argv":
+            return launched_argv(self)
         precision = api.dtype_of_name(full)
         if precision is not None and full in api.DTYPE_NAMES:
             return Value(Kind.DTYPE, precision)

@@ -15,7 +15,9 @@ line wins over them) sees each command's options over its file's settings (`conf
 family's `--config recipes/x.yaml` with `torch_dtype: bfloat16` and `bf16: true`. A command naming a
 file the repository lacks cannot run as written and gives that parser nothing; recipes that disagree
 leave the setting to the default in code, and those that bring precision the others do not are
-alternatives named by their file.
+alternatives named by their file. `HfArgumentParser.parse_yaml_file` / `parse_json_file` read the
+file a command gives as its first argument the same way (transformers' examples: `python run_clm.py
+recipe.json`, after `if len(sys.argv) == 2 and sys.argv[1].endswith(".json")`).
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def _gathered(given: list[_Command], read: list[str], root: str) -> LaunchOption
         tuple(read),
         _alternatives(given, configured, root),
         configured,
-        without_config_file=all(_CONFIG_FLAG not in command.options for command in given),
+        without_config_file=all(config_named(command.options) is None for command in given),
         commands=tuple(command.options for command in given),
     )
 
@@ -194,6 +196,16 @@ def _agreed(given: list[dict[str, Written]]) -> dict[str, Written]:
 # are no option (`env`: environment variables).
 _CONFIG_FLAG = "config"
 _NO_OPTION = frozenset({"env"})
+# A config file given as the command's first argument (`python run_clm.py recipe.json`, `llamafactory-cli
+# train examples/x.yaml`): what `HfArgumentParser.parse_yaml_file(sys.argv[1])` reads. No destination
+# starts with it.
+POSITIONAL_CONFIG = "\0config"
+_CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def config_named(options: Mapping[str, Written]) -> Written | None:
+    """The config file a command names: by `--config`, else as its first argument."""
+    return options.get(_CONFIG_FLAG, options.get(POSITIONAL_CONFIG))
 
 
 # A `--config` path a command writes as a shell pattern (`--config configs/onlinedpo_*`, async_rlhf's
@@ -206,16 +218,15 @@ def _with_config_files(
 ) -> list[_Command]:
     """A command with its options over those of the `--config` file it names (`_with_config_file`):
     one command per file where it names them with a shell pattern."""
-    name = options.get(_CONFIG_FLAG)
+    key = _CONFIG_FLAG if _CONFIG_FLAG in options else POSITIONAL_CONFIG
+    name = options.get(key)
     if not isinstance(name, str) or not any(char in name for char in "*?["):
         return [_with_config_file(path, options, root, read, in_order=in_order)]
     for base in (root, os.path.dirname(path)):
         matched = sorted(glob.glob(os.path.join(base, name)))[:_MOST_MATCHED_CONFIGS]
         if matched:
             return [
-                _with_config_file(
-                    path, {**options, _CONFIG_FLAG: os.path.relpath(file, base)}, root, read, in_order=in_order
-                )
+                _with_config_file(path, {**options, key: os.path.relpath(file, base)}, root, read, in_order=in_order)
                 for file in matched
             ]
     return [_Command(path, options, None)]
@@ -224,13 +235,17 @@ def _with_config_files(
 def _with_config_file(
     path: str, options: dict[str, Written], root: str, read: list[str], *, in_order: bool = False
 ) -> _Command:
-    """A command with its options over those of the YAML file its `--config` names, found relative to
-    the repository's root (where commands are run from) or to the command's file; a URL of one of the
-    repository's files on GitHub is that file. `in_order`: the file's settings stand where `--config`
-    does among the options (jsonargparse: those after it win, those before it lose), else the
-    command line wins (TRL)."""
+    """A command with its options over those of the YAML file its `--config` names (or the YAML or
+    JSON file it gives as its first argument, `POSITIONAL_CONFIG`; a JSON `--config` is a model's
+    config the script reads in code), found relative to the repository's root (where commands are run
+    from) or to the command's file; a URL of one of the repository's files on GitHub is that file.
+    `in_order`: the file's settings stand where `--config` does among the options (jsonargparse: those
+    after it win, those before it lose), else the command line wins (TRL)."""
     name = options.get(_CONFIG_FLAG)
-    if not isinstance(name, str) or not name.endswith((".yaml", ".yml")):
+    suffixes = (".yaml", ".yml")
+    if name is None:
+        name, suffixes = options.get(POSITIONAL_CONFIG), _CONFIG_SUFFIXES
+    if not isinstance(name, str) or not name.endswith(suffixes):
         return _Command(path, options, options)
     name = _repository_path(name)
     for base in (root, os.path.dirname(path)):
@@ -239,15 +254,27 @@ def _with_config_file(
         if text is not None:
             read.append(config)
             settings = {
-                key: value for key, value in scalars(text).items() if isinstance(value, str) and key not in _NO_OPTION
+                key: written
+                for key, value in scalars(text).items()
+                if (written := _as_written(value)) is not None and key not in _NO_OPTION
             }
             configured = {**settings, **options}
             if in_order:
                 configured = {}
                 for key, value in options.items():
-                    configured.update(settings if key == _CONFIG_FLAG else {key: value})
+                    configured.update(settings if key in (_CONFIG_FLAG, POSITIONAL_CONFIG) else {key: value})
             return _Command(path, options, configured, os.path.relpath(config, root))
     return _Command(path, options, None)
+
+
+def _as_written(value: object) -> str | None:
+    """A config file's scalar as a command line writes it: YAML's as written, JSON's `true` and `1e-5`
+    spelled out; None for a list or a mapping."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
 
 
 # A file of a repository on GitHub: raw (`raw.githubusercontent.com/OWNER/REPO/REF/PATH`) or as a page
@@ -299,7 +326,7 @@ def _alternatives(
                 command.options,
                 (),
                 configured=configured,
-                without_config_file=_CONFIG_FLAG not in command.options,
+                without_config_file=config_named(command.options) is None,
                 commands=(command.options,),
             )
         if len(found) == MOST_ALTERNATIVES:
@@ -569,6 +596,8 @@ def _options(words: list[str]) -> dict[str, Written]:
     `++model.policy_dtype=float32`)."""
     options: dict[str, Written] = {}
     command = list(itertools.takewhile(lambda word: not _ends_command(word), words))
+    if command and command[0].endswith(_CONFIG_SUFFIXES) and not command[0].startswith("-") and "$" not in command[0]:
+        options[POSITIONAL_CONFIG] = command[0]
     for index, word in enumerate(command):
         override = _HYDRA_OVERRIDE.fullmatch(word) if "$" not in word else None
         if override is not None:

@@ -275,3 +275,60 @@ def test_a_record_whose_attributes_are_the_config_s_items(bf16: str, condition: 
     assert finding.line == 17
     assert (finding.severity is Severity.WARNING) == (condition is not None)
     assert condition is None or condition in finding.message
+
+
+# transformers' examples (run_clm.py) and their copies (LOMO, MambaInLlama, Firefly): the dataclasses'
+# fields read from the file a command gives as its first argument.
+HF_FILE_TRAIN = """
+    import os
+    import sys
+    from dataclasses import dataclass, field
+
+    import torch
+    from transformers import AutoModelForCausalLM, HfArgumentParser, TrainingArguments
+
+
+    @dataclass
+    class ModelArguments:
+        model_name_or_path: str = field(default="Qwen/Qwen2.5-0.5B")
+        torch_dtype: str = field(default="auto")
+
+
+    def main():
+        parser = HfArgumentParser((ModelArguments, TrainingArguments))
+        if {test}:
+            model_args, training_args = parser.{method}(os.path.abspath(sys.argv{index}))
+        else:
+            model_args, training_args = parser.parse_args_into_dataclasses()
+        dtype = model_args.torch_dtype if model_args.torch_dtype in ("auto", None) else getattr(torch, model_args.torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, torch_dtype=dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=training_args.learning_rate)  # MARK MP003
+
+
+    if __name__ == "__main__":
+        main()
+"""
+RUN_CLM = {"test": 'len(sys.argv) == 2 and sys.argv[1].endswith(".json")', "method": "parse_json_file", "index": "[1]"}
+LOMO = {"test": 'sys.argv[-1].endswith(".yaml")', "method": "parse_yaml_file", "index": "[-1]"}
+BF16_JSON = '{"model_name_or_path": "Qwen/Qwen2.5-0.5B", "torch_dtype": "bfloat16", "learning_rate": 1e-5, "bf16": true}'
+BF16_YAML = "model_name_or_path: Qwen/Qwen2.5-0.5B\ntorch_dtype: bfloat16\nlearning_rate: 1.0e-5\n"
+FP32_YAML = BF16_YAML.replace("bfloat16", "float32")
+
+
+@pytest.mark.parametrize(
+    ("shape", "files", "bug"),
+    [
+        pytest.param(RUN_CLM, {"recipes/full.json": BF16_JSON, "README.md": "python train.py recipes/full.json\n"}, True, id="json"),
+        pytest.param(LOMO, {"config/args.yaml": BF16_YAML, "run.sh": "deepspeed --include localhost:0 train.py config/args.yaml\n"}, True, id="yaml"),
+        pytest.param(LOMO, {"config/args.yaml": FP32_YAML, "run.sh": "python train.py config/args.yaml\n"}, False, id="yaml-fp32"),
+        # Started plainly, `sys.argv` is the script alone: the dataclasses' defaults ("auto").
+        pytest.param(RUN_CLM, {"recipes/full.json": BF16_JSON}, False, id="no-command"),
+        # A command giving options besides the file: what `sys.argv` holds is not told.
+        pytest.param(LOMO, {"config/args.yaml": BF16_YAML, "run.sh": "python train.py --seed 1 config/args.yaml\n"}, False, id="more-words"),
+    ],
+)
+def test_a_config_file_given_as_the_first_argument_of_an_hf_argument_parser(
+    shape: dict[str, str], files: dict[str, str], bug: bool, tmp_path: Path
+) -> None:
+    train = HF_FILE_TRAIN.replace("{test}", shape["test"]).replace("{method}", shape["method"]).replace("{index}", shape["index"])
+    check_files(project(train, files, "MP003", bug), "MP003", tmp_path)

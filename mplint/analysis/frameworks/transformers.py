@@ -77,6 +77,9 @@ PRECISION_OF = {op: precision for precision, op in [*ARGUMENTS.items(), *DEEPSPE
 ARGUMENT_PARSERS = frozenset({"HfArgumentParser", "TrlParser"})
 PARSER = "transformers: HfArgumentParser"
 _PARSING_METHODS = frozenset({"parse_args_into_dataclasses", "parse_args_and_config"})
+# The methods that read the dataclasses' fields from a YAML or JSON file (`parse_yaml_file(os.path.
+# abspath(sys.argv[1]))`): the file each command gives as its first argument, as TRL's `--config`.
+_FILE_METHODS = frozenset({"parse_yaml_file", "parse_json_file"})
 
 
 def is_parser_class(function: str) -> bool:
@@ -183,14 +186,16 @@ def parsed(
 ) -> Value | None:
     """`parser.parse_args_into_dataclasses()`: an instance of each class with its defaults (what runs
     when the script is started with no options, or as the repository's commands start it), and
-    TRL's `parse_args_and_config()` over the `--config` file each command names; None for the
-    parser's other methods (a JSON or YAML file's values are not defaults)."""
-    if method not in _PARSING_METHODS:
+    TRL's `parse_args_and_config()` over the `--config` file each command names, and
+    `parse_yaml_file`/`parse_json_file` over the file each gives as its first argument; None for the
+    parser's other methods."""
+    if method not in _PARSING_METHODS and method not in _FILE_METHODS:
         return None
     remaining = kwargs["return_remaining_strings"].const if "return_remaining_strings" in kwargs else False
     if not isinstance(remaining, bool):
         return UNKNOWN  # how many values it returns is not known
-    reads_config = method == "parse_args_and_config"  # TRL's: a `--config` YAML file sets fields too
+    # TRL's `parse_args_and_config`: a `--config` YAML file sets fields too; `parse_yaml_file`: the file.
+    reads_config = method != "parse_args_into_dataclasses"
     classes = cast(tuple, parser.payload)
     instances = tuple(self.parsed_dataclass(node, ctx, kind, config_file=reads_config) for kind in classes)
     if (reads_config and not self.started_without_config_file()) or self.may_launch_with(_ENGINE_OPTIONS):

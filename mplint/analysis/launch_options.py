@@ -242,7 +242,7 @@ def _with_config_file(
     `in_order`: the file's settings stand where `--config` does among the options (jsonargparse: those
     after it win, those before it lose), else the command line wins (TRL)."""
     name = options.get(_CONFIG_FLAG)
-    suffixes = (".yaml", ".yml")
+    suffixes: tuple[str, ...] = (".yaml", ".yml")
     if name is None:
         name, suffixes = options.get(POSITIONAL_CONFIG), _CONFIG_SUFFIXES
     if not isinstance(name, str) or not name.endswith(suffixes):

@@ -92,6 +92,8 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
         return
     cast = value.with_(kind=Kind.MODULE)
     self.assign(target, cast, ctx)
+    if value.precision is Precision.FP32 and isinstance(target, cst.Attribute):
+        _cast_back_in_part(self, target, ctx)
     # `for text_encoder in text_encoders: text_encoder.to(weight_dtype)`: each of them is cast.
     identities = [each.identity for each in alternatives(before) if each.identity is not None]
     key = binding_key(target)
@@ -105,6 +107,20 @@ def apply_in_place_cast(self: Interpreter, expression: cst.BaseExpression, value
             # (`m.train()` over a list holding the module as it was before its cast is no cast.)
             pending = self.frames[-1].pending_casts
             pending[:] = [late for late in pending if late.module != identity]
+
+
+def _cast_back_in_part(self: Interpreter, submodule: cst.Attribute, ctx: Context) -> None:
+    """A submodule of a half model cast back to fp32 (ChatGLM's P-tuning: `model.half()`, then
+    `model.transformer.prefix_encoder.float()`, the one part it trains; a head upcast): the model is
+    half in part, and which of its parameters train is not told by their dtype."""
+    root: cst.BaseExpression = submodule
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    if not isinstance(root, cst.Name) or root.value == "self":
+        return  # `self.head.float()` in `__init__`: the module's own layers, held as its items
+    model = self.eval(root, ctx)
+    if model.kind is Kind.MODULE and model.precision.is_low and model.op is None:
+        self.assign(root, model.with_(op=MIXED), ctx)
 
 
 def note_cast_after_optimizer(

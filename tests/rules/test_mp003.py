@@ -2136,6 +2136,34 @@ CASES = [
         optimizer = torch.optim.AdamW([p for n, p in net.named_parameters() if n.startswith("2.")], lr=1e-4)
         """,
     ),
+    # ChatGLM's P-tuning v2: the model cast half, its prefix encoder cast back to fp32, the one part
+    # the remote code leaves trainable. The Trainer's optimizer over the trainable parameters may hold
+    # only that fp32 part...
+    ok(
+        "p-tuning-a-submodule-cast-back-to-fp32-trained-by-the-trainer",
+        """
+        from transformers import AutoModel, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+        model = AutoModel.from_pretrained("THUDM/chatglm2-6b", trust_remote_code=True)
+        model = model.half()
+        model.transformer.prefix_encoder.float()
+        trainer = Seq2SeqTrainer(model=model, args=Seq2SeqTrainingArguments(output_dir="out"))
+        trainer.train()
+        """,
+    ),
+    # ... while an optimizer over every parameter updates the half ones too.
+    bug(
+        "a-submodule-cast-back-to-fp32-every-parameter-optimized",
+        """
+        import torch
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained("THUDM/chatglm2-6b", trust_remote_code=True)
+        model = model.half()
+        model.transformer.prefix_encoder.float()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-2)  # expect: MP003
+        """,
+    ),
     # The same container cast to fp32 before training: quiet.
     ok(
         "a-container-of-bf16-layers-cast-to-fp32",

@@ -186,6 +186,7 @@ dependencies:
     [
         pytest.param("requirements.txt", "torch==2.0.1\ntransformers==4.31.0\n", (4, 31, 0), id="requirements"),
         pytest.param("requirements-dev.txt", "transformers[torch]==4.33.2 ; python_version >= '3.9'", (4, 33, 2)),
+        pytest.param("requirement.txt", "torch==2.1.2\ntransformers==4.36.2\n", (4, 36, 2), id="singular"),  # LESS
         pytest.param("environment.yml", SIMPO_ENVIRONMENT, (4, 44, 2), id="environment-pip"),
         pytest.param("environment.yaml", "dependencies:\n  - transformers=4.26\n", (4, 26, 0), id="conda"),
         pytest.param(

@@ -1,7 +1,7 @@
 """The version of a package a repository pins, read from the files at its root that name its
-dependencies: `requirements*.txt`, `setup.py` (the strings of `install_requires`), `pyproject.toml`
-(PEP 621 `dependencies` strings; Poetry's `package = "X"`), `environment.yml` (its `pip:` list and
-conda's `package=X`).
+dependencies: `requirements*.txt` (LESS's `requirement.txt` too), `setup.py` (the strings of
+`install_requires`), `pyproject.toml` (PEP 621 `dependencies` strings; Poetry's `package = "X"`),
+`environment.yml` (its `pip:` list and conda's `package=X`).
 
 Only a pin says which version runs: `==X` (conda's `=X`), or the newest a `<=X` or `~=X` allows.
 A range without an upper bound, or no pin, is the newest version (None), as are files that pin
@@ -19,7 +19,7 @@ from mplint.analysis.frameworks.accelerate_launch import parsed_once, read_text
 # newest release `~=` allows (`==4.31.*`, `~=4.31.0` -> (4, 31, ANY_RELEASE)).
 Version = tuple[int, ...]
 ANY_RELEASE = 1 << 30
-_DEPENDENCY_FILES = re.compile(r"requirements.*\.txt|setup\.py|pyproject\.toml|environment.*\.ya?ml")
+_DEPENDENCY_FILES = re.compile(r"requirements?.*\.txt|setup\.py|pyproject\.toml|environment.*\.ya?ml")
 _LARGEST_FILE = 64 * 1024
 # One comparison of a requirement's specifier (`==4.31.0`, `<= 4.29.2`, conda's `=4.26.1`).
 _CLAUSE = re.compile(r"\s*(===|==|~=|<=|>=|!=|<|>|=)\s*([\w.*+!-]+)\s*,?")

@@ -189,8 +189,23 @@ def ratio(states, actions, old_logp):
 
     def _from_log_probs(self, node: cst.BinaryOperation) -> bool:
         """`per_token_logps - torch.logsumexp(2 * logprobs, dim=-1)` (WPO's weights): log-probs already
-        formed minus a logsumexp are no log_softmax written out; they are reported where they are formed."""
-        return any(fact.left.op == torch_api.LOG_PROB_OP for fact in self.precision.operations(node, conditional=True))
+        formed minus a logsumexp, or a logsumexp taken over log-probs (inline or held in a name), are no
+        log_softmax written out; they are reported where they are formed."""
+        if any(fact.left.op == torch_api.LOG_PROB_OP for fact in self.precision.operations(node, conditional=True)):
+            return True
+        logsumexp = node.right if isinstance(node.right, cst.Call) else self._held_logsumexp_call(node.right)
+        return logsumexp is not None and self._over_log_probs(logsumexp)
+
+    def _over_log_probs(self, call: cst.Call) -> bool:
+        """Whether a logsumexp's input is arithmetic on log-probs (`2 * logprobs`)."""
+        if not call.args:
+            return False
+        return any(
+            torch_api.LOG_PROB_OP in (fact.left.op, fact.right.op)
+            for found in tree.walk(call.args[0].value)
+            if type(found) is cst.BinaryOperation
+            for fact in self.precision.operations(found, conditional=True)
+        )
 
     def _held_logsumexp(self, node: cst.BinaryOperation) -> None:
         """`selected_logits - logsumexp_values`: the logsumexp's precision is where it was computed

@@ -1270,6 +1270,13 @@ NEIGHBOURS = """
     adjustment = torch.logsumexp(2 * same_dtype, dim=-1)
     adjusted = per_token_logps - adjustment
     inline = per_token_logps - torch.logsumexp(2 * same_dtype, dim=-1)
+    # The same after a join that loses what the log-probs were (InternVL's MPO trainer, `padding_free`).
+    if padding_free:
+        unpacked = torch.zeros(batch_size, seq_len, dtype=logits.dtype)
+        unpacked[attention_mask.bool()] = per_token_logps
+        per_token_logps = unpacked
+    weights_adjustment_factor = torch.logsumexp(2 * same_dtype, dim=-1)
+    per_token_logps_adjusted = per_token_logps - weights_adjustment_factor
 """
 
 

@@ -160,6 +160,23 @@ def test_a_config_beside_another_folders_scripts_is_theirs(tmp_path: Path) -> No
     check_files(files, "MP001", tmp_path)
 
 
+
+def test_a_folder_of_configs_inside_another_project_is_that_project_s(tmp_path: Path) -> None:
+    """FlagEmbedding: research/Long_LLM/activation_beacon (a project of its own, with a README) keeps its
+    DeepSpeed configs in data/config/, a folder without Python files; they are not the launch of a
+    trainer elsewhere in the repository. A folder of configs at the root (`configs/`) still is any
+    script's (`test_the_only_config_applies_without_a_launch_command`)."""
+    files = {
+        **project({}, launch=None),
+        "README.md": "# a monorepo\n",
+        "research/beacon/README.md": "# beacon\n",
+        "research/beacon/data/config/zero3.yaml": DEEPSPEED_BF16,
+        "research/beacon/main/train.py": "import deepspeed\n",
+        "requirements.txt": "accelerate\n",
+    }
+    check_files(files, "MP001", tmp_path)
+
+
 QUIET = [
     pytest.param(
         {"accelerate_config.yaml": DEEPSPEED_BF16.replace("mixed_precision: 'bf16'", "mixed_precision: 'no'")},

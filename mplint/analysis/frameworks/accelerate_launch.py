@@ -155,14 +155,29 @@ def launch_of(script: str, run_root: str) -> Launch:
 
 def _reaches(config: str, script: str) -> bool:
     """Whether a launch config no command names may be the script's: it lies in the script's folder
-    or above it, or in a folder without Python files of its own (`configs/`, `accelerate_configs/`)."""
+    or above it, or in a folder without Python files of its own (`configs/`, `accelerate_configs/`)
+    of the project that holds the script (a folder of configs inside another project of a monorepo,
+    FlagEmbedding's `research/Long_LLM/activation_beacon/data/config/`, is that project's)."""
     folder = os.path.dirname(config)
     if Path(script).parent.is_relative_to(folder):
         return True
     try:
-        return not any(name.endswith(".py") for name in os.listdir(folder))
+        if any(name.endswith(".py") for name in os.listdir(folder)):
+            return False
     except OSError:
         return True
+    return Path(script).parent.is_relative_to(_project_of(folder))
+
+
+def _project_of(folder: str) -> str:
+    """The nearest folder at or above `folder` with a README of its own: the project it belongs to."""
+    project = folder
+    while not any(os.path.isfile(os.path.join(project, name)) for name in ("README.md", "README.rst", "README")):
+        parent = os.path.dirname(project)
+        if parent == project:
+            return project  # no README up to the file system's root: any script's, as before
+        project = parent
+    return project
 
 
 def reachable_json(script: str, run_root: str) -> Iterator[tuple[str, dict[str, object]]]:

@@ -172,6 +172,7 @@ def test_a_folder_of_configs_inside_another_project_is_that_project_s(tmp_path: 
         "research/beacon/README.md": "# beacon\n",
         "research/beacon/data/config/zero3.yaml": DEEPSPEED_BF16,
         "research/beacon/main/train.py": "import deepspeed\n",
+        "tests/distributed/data/accelerate_configs/zero2.yaml": DEEPSPEED_BF16,  # a test's fixture (TRL)
         "requirements.txt": "accelerate\n",
     }
     check_files(files, "MP001", tmp_path)

@@ -157,7 +157,8 @@ def _reaches(config: str, script: str) -> bool:
     """Whether a launch config no command names may be the script's: it lies in the script's folder
     or above it, or in a folder without Python files of its own (`configs/`, `accelerate_configs/`)
     of the project that holds the script (a folder of configs inside another project of a monorepo,
-    FlagEmbedding's `research/Long_LLM/activation_beacon/data/config/`, is that project's)."""
+    FlagEmbedding's `research/Long_LLM/activation_beacon/data/config/`, is that project's, and one
+    inside a `tests` folder its tests')."""
     folder = os.path.dirname(config)
     if Path(script).parent.is_relative_to(folder):
         return True
@@ -166,7 +167,19 @@ def _reaches(config: str, script: str) -> bool:
             return False
     except OSError:
         return True
+    tests = _tests_folder(folder)
+    if tests is not None and not Path(script).parent.is_relative_to(tests):
+        return False  # a test's fixture (TRL's tests/distributed/data/accelerate_configs/), not a launch
     return Path(script).parent.is_relative_to(_project_of(folder))
+
+
+def _tests_folder(folder: str) -> str | None:
+    """The `tests` (or `test`) folder `folder` lies in, if any."""
+    parts = Path(folder).parts
+    for index in range(len(parts) - 1, -1, -1):
+        if parts[index] in ("tests", "test"):
+            return str(Path(*parts[: index + 1]))
+    return None
 
 
 def _project_of(folder: str) -> str:

@@ -217,7 +217,7 @@ def launched_argv(self: Interpreter) -> Value:
         words: tuple[str, ...] = (script,)
     else:
         files = {options.get(POSITIONAL_CONFIG) if len(options) == 1 else None for options in found.commands}
-        (file,) = files if len(files) == 1 else (None,)
+        file = files.pop() if len(files) == 1 else None
         if not isinstance(file, str):
             return UNKNOWN
         words = (script, file)

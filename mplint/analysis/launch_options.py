@@ -205,7 +205,11 @@ _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 def config_named(options: Mapping[str, Written]) -> Written | None:
     """The config file a command names: by `--config`, else as its first argument."""
-    return options.get(_CONFIG_FLAG, options.get(POSITIONAL_CONFIG))
+    return options.get(_config_key(options))
+
+
+def _config_key(options: Mapping[str, Written]) -> str:
+    return _CONFIG_FLAG if _CONFIG_FLAG in options else POSITIONAL_CONFIG
 
 
 # A `--config` path a command writes as a shell pattern (`--config configs/onlinedpo_*`, async_rlhf's
@@ -218,7 +222,7 @@ def _with_config_files(
 ) -> list[_Command]:
     """A command with its options over those of the `--config` file it names (`_with_config_file`):
     one command per file where it names them with a shell pattern."""
-    key = _CONFIG_FLAG if _CONFIG_FLAG in options else POSITIONAL_CONFIG
+    key = _config_key(options)
     name = options.get(key)
     if not isinstance(name, str) or not any(char in name for char in "*?["):
         return [_with_config_file(path, options, root, read, in_order=in_order)]
@@ -241,10 +245,8 @@ def _with_config_file(
     from) or to the command's file; a URL of one of the repository's files on GitHub is that file.
     `in_order`: the file's settings stand where `--config` does among the options (jsonargparse: those
     after it win, those before it lose), else the command line wins (TRL)."""
-    name = options.get(_CONFIG_FLAG)
-    suffixes: tuple[str, ...] = (".yaml", ".yml")
-    if name is None:
-        name, suffixes = options.get(POSITIONAL_CONFIG), _CONFIG_SUFFIXES
+    name = config_named(options)
+    suffixes = _CONFIG_SUFFIXES if _config_key(options) == POSITIONAL_CONFIG else (".yaml", ".yml")
     if not isinstance(name, str) or not name.endswith(suffixes):
         return _Command(path, options, options)
     name = _repository_path(name)

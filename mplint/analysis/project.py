@@ -35,7 +35,7 @@ class ModuleIndex:
         self.root = root
         self._repositories: dict[str, str] = {}  # by folder: `repository_root` reads the disk
         self._tests = {
-            path for normal, path in self._original.items() if _is_test_path(posixpath.relpath(normal, root or "."))
+            path for normal, path in self._original.items() if is_test_path(posixpath.relpath(normal, root or "."))
         }
 
     def text(self, path: str) -> str | None:
@@ -53,7 +53,7 @@ class ModuleIndex:
                     yield path, text
 
     def is_test(self, path: str) -> bool:
-        """Whether the file at `path` is test code (see `_is_test_path`)."""
+        """Whether the file at `path` is test code (see `is_test_path`)."""
         return path in self._tests
 
     def resolve(self, name: str, importer: str, level: int = 0) -> str | None:
@@ -145,7 +145,7 @@ def module_name(path: str) -> str:
     return ".".join(part for part in parts if part not in ("", "."))
 
 
-def _is_test_path(path: str) -> bool:
+def is_test_path(path: str) -> bool:
     """Whether `path` (relative to the run's root) is test code as pytest finds it: `test_*.py`,
     `*_test.py`, `conftest.py`, or a file under a `test`/`tests` folder."""
     *folders, name = path.split("/")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mplint.analysis.frameworks import deepspeed
+from mplint.analysis.project import is_test_path
 from mplint.analysis.values import Precision
 from mplint.repository import repository_root
 
@@ -135,7 +136,7 @@ def launch_of(script: str, run_root: str) -> Launch:
     read = tuple(sorted({*by_path, *deepspeed_files, *(command.file for command in commands)}))
     # Unnamed, a config beside another folder's scripts is theirs (EAGLE's traineagle3/default_config.yaml
     # is not eagle/train/main.py's); one in a folder of configs may be any script's.
-    reachable = [config for config in configs if _reaches(config.path, script_path)]
+    reachable = [config for config in configs if _reaches(config.path, script_path, root)]
     if plain:
         # Started plainly (`torchrun train.py`): no accelerate config by default, whatever configs lie
         # beside it (those of the repository's other scripts); an `accelerate launch` of it too is
@@ -153,12 +154,12 @@ def launch_of(script: str, run_root: str) -> Launch:
     return Launch(None, _alternatives(reachable), read)
 
 
-def _reaches(config: str, script: str) -> bool:
+def _reaches(config: str, script: str, root: str) -> bool:
     """Whether a launch config no command names may be the script's: it lies in the script's folder
     or above it, or in a folder without Python files of its own (`configs/`, `accelerate_configs/`)
     of the project that holds the script (a folder of configs inside another project of a monorepo,
     FlagEmbedding's `research/Long_LLM/activation_beacon/data/config/`, is that project's, and one
-    inside a `tests` folder its tests')."""
+    among test code its tests': TRL's `tests/distributed/data/accelerate_configs/`)."""
     folder = os.path.dirname(config)
     if Path(script).parent.is_relative_to(folder):
         return True
@@ -167,38 +168,37 @@ def _reaches(config: str, script: str) -> bool:
             return False
     except OSError:
         return True
-    tests = _tests_folder(folder)
-    if tests is not None and not Path(script).parent.is_relative_to(tests):
-        return False  # a test's fixture (TRL's tests/distributed/data/accelerate_configs/), not a launch
-    return Path(script).parent.is_relative_to(_project_of(folder))
+    if is_test_path(_relative(config, root)) and not is_test_path(_relative(script, root)):
+        return False
+    return Path(script).parent.is_relative_to(_project_of(folder, root))
 
 
-def _tests_folder(folder: str) -> str | None:
-    """The `tests` (or `test`) folder `folder` lies in, if any."""
-    parts = Path(folder).parts
-    for index in range(len(parts) - 1, -1, -1):
-        if parts[index] in ("tests", "test"):
-            return str(Path(*parts[: index + 1]))
-    return None
+def _relative(path: str, root: str) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
-def _project_of(folder: str) -> str:
-    """The nearest folder at or above `folder` with a README of its own: the project it belongs to."""
-    project = folder
-    while not any(os.path.isfile(os.path.join(project, name)) for name in ("README.md", "README.rst", "README")):
+def _project_of(folder: str, root: str) -> str:
+    """The nearest folder at or above `folder` with a README of its own, up to the repository's root:
+    the project it belongs to."""
+    project, top = os.path.abspath(folder), os.path.abspath(root)
+    while project != top and not any(os.path.isfile(os.path.join(project, name)) for name in _READMES):
         parent = os.path.dirname(project)
         if parent == project:
-            return project  # no README up to the file system's root: any script's, as before
+            return top  # `folder` outside the repository's root
         project = parent
     return project
+
+
+_READMES = ("README.md", "README.rst", "README")
 
 
 def reachable_json(script: str, run_root: str) -> Iterator[tuple[str, dict[str, object]]]:
     """The repository's small JSON objects that a launch of the script may name as its config: in
     the script's folder or above it, or in a folder of configs (`_reaches`)."""
     script_path = os.path.abspath(script)
-    for path, text in repository_texts(repository_root(script, run_root)):
-        if not path.endswith(".json") or not _reaches(path, script_path):
+    root = repository_root(script, run_root)
+    for path, text in repository_texts(root):
+        if not path.endswith(".json") or not _reaches(path, script_path, root):
             continue
         try:
             data = json.loads(text)

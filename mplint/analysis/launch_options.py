@@ -222,6 +222,7 @@ def _with_config_files(
 ) -> list[_Command]:
     """A command with its options over those of the `--config` file it names (`_with_config_file`):
     one command per file where it names them with a shell pattern."""
+    options = _rooted(path, options, root)
     key = _config_key(options)
     name = options.get(key)
     if not isinstance(name, str) or not any(char in name for char in "*?["):
@@ -234,6 +235,20 @@ def _with_config_files(
                 for file in matched
             ]
     return [_Command(path, options, None)]
+
+
+def _rooted(path: str, options: dict[str, Written], root: str) -> dict[str, Written]:
+    """The options of a command written in the file at `path`, a config file named relative to that
+    file's folder (a script run from its own folder: `--deepspeed ../../ds_stage0.json`) named from
+    the repository's root instead, so that commands of two folders naming one file agree on it."""
+    folder = os.path.dirname(path)
+    rooted = dict(options)
+    for dest, value in options.items():
+        if not isinstance(value, str) or not value.endswith(_CONFIG_SUFFIXES) or os.path.isabs(value):
+            continue
+        if not os.path.isfile(os.path.join(root, value)) and os.path.isfile(os.path.join(folder, value)):
+            rooted[dest] = os.path.relpath(os.path.normpath(os.path.join(folder, value)), root)
+    return rooted
 
 
 def _with_config_file(

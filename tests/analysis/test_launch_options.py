@@ -407,3 +407,45 @@ def test_a_config_named_by_a_shell_pattern_is_each_file_it_matches(
     found = launched(tmp_path, {**files, "run.sh": f"python train.py --config {pattern}\n"})
     configured = {condition: options.configured.get("torch_dtype") for condition, options in found.alternatives}
     assert configured == {f"launched with `--config {name}`": dtype for name, dtype in expected.items()}
+
+
+# FlagEmbedding's example scripts: the options in quoted variables, spread into a command held in another.
+OPTIONS_IN_VARIABLES = """\
+num_train_epochs=4
+model_args="\\
+    --model_name_or_path BAAI/bge-m3 \\
+    --cache_dir $HF_HUB_CACHE \\
+"
+training_args="\\
+    --output_dir ./out \\
+    --fp16 \\
+    --num_train_epochs $num_train_epochs \\
+    --deepspeed {deepspeed} \\
+"
+cmd="torchrun --nproc_per_node 2 train.py \\
+    $model_args \\
+    $training_args \\
+"
+eval $cmd
+"""
+
+
+def test_options_held_in_quoted_variables_are_the_command_s(tmp_path: Path) -> None:
+    """`training_args="--fp16 --num_train_epochs $num_train_epochs ..."` spread into `cmd="torchrun
+    train.py $model_args $training_args"`: the options the variable holds, its own variables
+    substituted; one holding a variable of unknown value (`$HF_HUB_CACHE`) gives nothing."""
+    script = OPTIONS_IN_VARIABLES.format(deepspeed="ds_stage0.json")
+    found = launched(tmp_path, {"run.sh": script, "ds_stage0.json": "{}"})
+    assert found.options == {"output_dir": "./out", "fp16": True, "num_train_epochs": "4", "deepspeed": "ds_stage0.json"}
+
+
+def test_a_config_named_from_the_command_s_folder_is_named_from_the_root(tmp_path: Path) -> None:
+    """A script run from its own folder names `../../ds_stage0.json`, a README at the root names
+    `examples/ds_stage0.json`: one file, so the commands agree on it, named from the root."""
+    files = {
+        "examples/ds_stage0.json": "{}",
+        "examples/finetune/m3/run.sh": OPTIONS_IN_VARIABLES.format(deepspeed="../../ds_stage0.json"),
+        "README.md": "```bash\ntorchrun train.py --fp16 --deepspeed examples/ds_stage0.json\n```\n",
+    }
+    found = launched(tmp_path, files)
+    assert found.options == {"fp16": True, "deepspeed": os.path.join("examples", "ds_stage0.json")}

@@ -281,7 +281,7 @@ def substituted_lines(text: str) -> Iterator[str]:
         substituted = _VARIABLE.sub(lambda used: variables.get(used.group(1) or used.group(2), used.group(0)), line)
         span = _CODE_SPAN.fullmatch(substituted) if "`" in substituted else None
         yield substituted if span is None else span.group(1)
-        assigned = _ASSIGNMENT.fullmatch(line)  # `X=1` alone, or before a command (`X=1 python ...`)
+        assigned = _ASSIGNMENT.fullmatch(substituted)  # `X=1` alone, or before a command (`X=1 python ...`)
         if assigned is not None:
             _assign(variables, assigned.group(1), assigned.group(2))
             held = _held_command(substituted)
@@ -331,7 +331,9 @@ def _held_command(line: str) -> str | None:
 
 
 def _assign(variables: dict[str, str], name: str, written: str) -> None:
-    """`name=written` in a shell script: its value when it is one literal word, else unknown."""
+    """`name=written` in a shell script, the variables known substituted in `written`: its value when
+    it is one literal word, quoted or not (`training_args="--fp16 --deepspeed ds.json"`, expanded
+    unquoted into a command as the options it holds), else unknown."""
     try:
         words = shlex.split(written, comments=True)
     except ValueError:

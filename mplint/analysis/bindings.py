@@ -292,7 +292,8 @@ def lookup_dotted(self: Interpreter, name: str, importer: str) -> Value | None:
 def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression, ctx: Context) -> None:
     """`params.extend(model.parameters())` / `self.params.append(p)` / `group["params"].append(p)` /
     `groups.append({"params": decay, ...})` makes the list a parameter list; `training_models.append(unet)`
-    adds the module to a list of modules, `models.extend([a, b])` the modules listed."""
+    adds the module to a list of modules, `models.extend([a, b])` the modules listed, and
+    `outs.append(model(x))` the tensor to a list of them (for `torch.cat(outs)`)."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
         return
     target = expression.func.value
@@ -312,7 +313,7 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
         if elements is not None:
             self.assign(target, current.with_(payload=(*elements, *extended)), ctx)
         return
-    if value is None or value.kind not in (Kind.PARAMS, Kind.MODULE):
+    if value is None or value.kind not in (Kind.PARAMS, Kind.MODULE, Kind.TENSOR):
         return
     if value.kind is Kind.PARAMS and isinstance(target, cst.Subscript) and _key_not_known(self, target, ctx):
         table = self.eval(target.value, ctx)
@@ -322,6 +323,8 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
             _pool(self, target.value, table, value, ctx)
         return
     current = self.eval(target, ctx)
+    if value.kind is Kind.TENSOR and expression.func.attr.value != "append":
+        return
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
     elif expression.func.attr.value == "append" and (elements := literal_values(current)) is not None:

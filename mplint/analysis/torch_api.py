@@ -114,6 +114,8 @@ AUTOCAST_FP32_OPS: dict[str, frozenset[str]] = {
             "norm",
             "rsqrt",
             "reciprocal",
+            # Not on the list itself, but `F.normalize` divides by `norm` (which is): fp32 out.
+            "normalize",
         }
     ),
     "cpu": frozenset(
@@ -223,6 +225,33 @@ PRESERVING_OPS = frozenset(
         "chunk",
         "split",
         "unbind",
+        # Activations and dropout (`F.gelu`, `nn.functional.dropout`; on no autocast list).
+        "dropout",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alpha_dropout",
+        "gelu",
+        "silu",
+        "mish",
+        "elu",
+        "selu",
+        "celu",
+        "leaky_relu",
+        "relu6",
+        "hardtanh",
+        "hardswish",
+        "hardsigmoid",
+        "logsigmoid",
+        "glu",
+        # Writes into a tensor, which keeps its dtype (`torch.scatter(zeros, -1, index, src)`).
+        "scatter",
+        "scatter_add",
+        "scatter_reduce",
+        "index_add",
+        "index_copy",
+        "index_fill",
+        "masked_scatter",
     }
 )
 

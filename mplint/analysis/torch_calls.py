@@ -6,6 +6,7 @@ precision).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -23,6 +24,7 @@ from mplint.analysis.values import (
     Value,
     is_none,
     is_tensor_like,
+    join,
     promote,
     selected,
 )
@@ -192,6 +194,10 @@ def created_tensor(
     return Value(Kind.TENSOR, precision, origin=origin)
 
 
+# torch functions over a sequence of tensors, giving one of their dtype.
+_JOINING_OPS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack"})
+
+
 def tensor_op(
     self: Interpreter,
     node: cst.Call,
@@ -215,6 +221,11 @@ def tensor_op(
         return tensor if tensor.kind in (Kind.PARAMS, Kind.TENSOR) else UNKNOWN
     if function == "dict":
         return Value(Kind.DICT, items=tuple(kwargs.items()))
+    if op in _JOINING_OPS and function is not None:
+        # `torch.cat([a, b])`, `torch.stack(outs)` of a list appended to: the tensors it lists, joined.
+        listed = literal_values(tensor)
+        if listed and all(element.kind is Kind.TENSOR for element in listed):
+            tensor = functools.reduce(join, listed)
     if op == "where" and function is not None and len(args) == 3:
         # `torch.where(mask, logits, -100)`: the values chosen between, not the mask (a Python
         # number keeps the tensor's dtype).
@@ -242,6 +253,7 @@ def tensor_op(
         "pow",
         "rsqrt",
         "reciprocal",
+        "normalize",
     ):
         upcasts = api.region_upcasts(region, op)
         if upcasts is None:

@@ -436,7 +436,8 @@ def test_options_held_in_quoted_variables_are_the_command_s(tmp_path: Path) -> N
     substituted; one holding a variable of unknown value (`$HF_HUB_CACHE`) gives nothing."""
     script = OPTIONS_IN_VARIABLES.format(deepspeed="ds_stage0.json")
     found = launched(tmp_path, {"run.sh": script, "ds_stage0.json": "{}"})
-    assert found.options == {"output_dir": "./out", "fp16": True, "num_train_epochs": "4", "deepspeed": "ds_stage0.json"}
+    expected = {"output_dir": "./out", "fp16": True, "num_train_epochs": "4", "deepspeed": "ds_stage0.json"}
+    assert found.options == expected
 
 
 def test_a_config_named_from_the_command_s_folder_is_named_from_the_root(tmp_path: Path) -> None:

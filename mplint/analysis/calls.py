@@ -35,6 +35,7 @@ from mplint.analysis.summaries import (
     ARGUMENT,
     FORWARDED,
     SELF,
+    SPREAD,
     SUPER,
     Definition,
     Lambda,
@@ -109,7 +110,9 @@ def eval_call(self: Interpreter, node: cst.Call, ctx: Context) -> Value:
             kwargs.update(value.items)  # `cls(**kwargs)` with `kwargs = dict(dtype=dtype, ...)`
         elif arg.star == "*" and value.op == FORWARDED and isinstance(value.payload, tuple):
             args.extend(value.payload)  # `f(*args)` in `def g(*args)`: g's own arguments, handed on
-        elif not arg.star:  # a `*spread` or `**spread`: which parameters it fills is unknown
+        elif arg.star:  # a `*spread` or `**spread` of unknown content: which parameters it fills is unknown
+            kwargs[SPREAD] = UNKNOWN
+        else:
             args.append(value)
     if api.last_part(dotted_text(node.func)) in MASTER_WEIGHT_WRAPPERS:
         # `FP16_Optimizer(torch.optim.Adam(model.half().parameters()))`: the wrapper steps fp32 master
@@ -238,8 +241,10 @@ def dispatch(
         return result
     if callee.kind is Kind.CLASS and isinstance(callee.payload, Definition):
         return self.construct(node, ctx, callee.payload, args, kwargs)
-    if callee.kind is Kind.CLASS and isinstance(callee.payload, Alternatives):
-        # A class picked by branches (`trainer_cls = A if use_vllm else B`): an instance of either.
+    if callee.kind in (Kind.CLASS, Kind.FUNCTION) and isinstance(callee.payload, Alternatives):
+        # A class picked by branches (`trainer_cls = A if use_vllm else B`): an instance of either; a
+        # function so picked (`loss_fn = self._cross_device_loss if flag else self._in_batch_loss`):
+        # what either gives.
         return one_of(
             [self.dispatch(node, ctx, each, None, receiver, None, args, kwargs) for each in alternatives(callee)]
         )

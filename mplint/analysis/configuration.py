@@ -374,11 +374,14 @@ def _comparable(value: Value) -> object:
 
 
 # Objects the analysis saw made: never None.
-_MADE = frozenset({Kind.TENSOR, Kind.MODULE, Kind.PARAMS, Kind.SCALER, Kind.OPTIMIZER, Kind.INSTANCE})
+_MADE = frozenset(
+    {Kind.TENSOR, Kind.MODULE, Kind.PARAMS, Kind.SCALER, Kind.OPTIMIZER, Kind.INSTANCE, Kind.FUNCTION, Kind.CLASS}
+)
 
 
 def _made_and_none(left: Value, right: Value) -> bool:
-    """Whether one side is an object the analysis saw made and the other the constant None."""
+    """Whether one side is an object the analysis saw made (or a function handed on: `compute_score_func=
+    self.compute_dense_score`) and the other the constant None."""
     return (left.kind in _MADE and is_none(right)) or (right.kind in _MADE and is_none(left))
 
 

@@ -154,6 +154,10 @@ def eval_attribute(self: Interpreter, node: cst.Attribute, ctx: Context) -> Valu
             return tracked
     base = self.eval(node.value, ctx)
     found = self.attribute_of(base, attr)
+    if type(found.payload) in (int, float) and isinstance(node.value, cst.Name) and self.memo.in_progress:
+        running = self.memo.in_progress[-1][0]
+        if f"{node.value.value}.{attr}" in running.counted_attributes:
+            return UNKNOWN  # a count the calls before this one moved on
     if attr.isupper() and found.kind is Kind.ANY and found.payload is None:
         # `self.cfg.TRAINER.COOP.PREC` of a config the analysis did not follow: a yacs default.
         return yacs.default_read(self, node, ctx.scope.module.path) or found

@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 
 # A model-parallel policy's logits come back from nine calls below a script's `main` (llama-rlhf:
 # main → run → train → the trainer's forward → the model's → its language model's → a gather → the
-# autograd Function's forward → `_gather`).
-MAX_CALL_DEPTH = 10
+# autograd Function's forward → `_gather`). FlagEmbedding's BGE-M3 embeddings, eleven: main → the
+# runner's `__init__` (four constructors deep) → `load_trainer` → `compute_loss` → the model's forward
+# → `encode` → `_encode` → `_dense_embedding`.
+MAX_CALL_DEPTH = 12
 MAX_CONTEXTS_PER_FUNCTION = 12
 MAX_EVALUATED_CALLS = 200_000
 
@@ -107,6 +109,20 @@ class Definition:
         first asked for (`ModuleState.full_function`)."""
         full = self.scope.module.full_function
         return full(self.node) if full is not None and isinstance(self.node, cst.FunctionDef) else self.node
+
+    @functools.cached_property
+    def counted_attributes(self) -> frozenset[str]:
+        """Functions: the attributes their body counts on (`self.step += 1` in `forward`), as
+        `name.attr`: each call reads the count the calls before it left, not the value it started
+        from (BGE-M3's `if self.step > self.self_distill_start_step`)."""
+        function = self.function
+        return frozenset(
+            f"{node.target.value.value}.{node.target.attr.value}"
+            for node in tree.walk(function)
+            if type(node) is cst.AugAssign
+            and type(node.target) is cst.Attribute
+            and type(node.target.value) is cst.Name
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -473,10 +489,7 @@ def _run_body(
     ctx = Context(scope, region, no_grad=definition.no_grad)
     self.exec_block(statements(function.body), ctx)
     frame = self.frames[-1]
-    returns = frame.returns
-    result = returns[0] if returns else const(None)
-    for value in returns[1:]:
-        result = join(result, value)
+    result = _joined_returns(frame.returns)
     if definition.context_manager:
         result = _entered(frame.yielded, region)
         if result == UNKNOWN:
@@ -490,6 +503,18 @@ def _run_body(
     else:
         writes = _arguments_cast(function.params, scope, args)
     return result, writes
+
+
+def _joined_returns(returns: list[Value]) -> Value:
+    """What a function returns: its paths' returns joined. A `return None` beside returns of a tuple
+    (`if features is None: return None` before `return dense, sparse, colbert`) is left out: callers
+    unpack the tuple, which None would not survive."""
+    if any(value.kind is Kind.ANY and isinstance(value.payload, tuple) for value in returns):
+        returns = [value for value in returns if not is_none(value)]
+    result = returns[0] if returns else const(None)
+    for value in returns[1:]:
+        result = join(result, value)
+    return result
 
 
 def _rerun_body(
@@ -541,6 +566,10 @@ def with_stored(receiver: Value, stored: dict[str, Value]) -> Value:
 # The `op` of a function's `*args` tuple and `**kwargs` dict: the arguments it was called with, spread
 # again where it forwards them.
 FORWARDED = "forwarded arguments"
+# The keyword a call's arguments hold when it spreads a value of unknown content (`model(**inputs)`,
+# `f(*batch)`): any parameter it does not pass otherwise may be given by the spread, so none takes
+# its default. No parameter has this name.
+SPREAD = "**"
 
 
 def bind_parameters(
@@ -583,6 +612,8 @@ def parameter_value(self: Interpreter, param: cst.Param, kwargs: dict[str, Value
     name = param.name.value
     if name in kwargs:
         return kwargs[name]
+    if SPREAD in kwargs:
+        return UNKNOWN  # the spread may give it
     if param.default is not None:
         return self.eval(param.default, Context(definition.scope))
     parsed = _parsed_by_decorator(self, param, definition)

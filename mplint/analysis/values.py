@@ -218,6 +218,9 @@ def join(left: Value, right: Value) -> Value:
         return UNKNOWN
     if left.kind is Kind.CLASS and left.payload != right.payload and None not in (left.payload, right.payload):
         return _keeping(Value(Kind.CLASS), [left, right]) or UNKNOWN  # `A if flag else B`: either class
+    if left.kind is Kind.FUNCTION and None not in (left.payload, right.payload) and left.payload != right.payload:
+        # `loss_fn = self._cross_device_loss if flag else self._in_batch_loss`: either function
+        return _keeping(Value(Kind.FUNCTION), [left, right]) or UNKNOWN
     if left.kind in (Kind.IMPORT, Kind.FUNCTION, Kind.CLASS, Kind.NAME) and left.payload != right.payload:
         return UNKNOWN  # two different things by the same name (`try: import a / except: import b`)
     if left.kind is Kind.CONST:

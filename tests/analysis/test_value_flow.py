@@ -1,12 +1,14 @@
 """How values flow through the calls and ops of an embedding model's training step (BGE-M3's, under
 the Trainer's DeepSpeed fp16 engine): element-wise ops and `F.normalize`, lists of tensors
-concatenated. Each case is training code as it is written, checked through MP001."""
+concatenated, a loss function picked by branches, a function handed on as an argument, a forward
+called with the batch spread (`model(**inputs)`), a helper returning None on a guard, and a counter
+the forward moves. Each case is training code as it is written, checked through MP001."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.rules.casekit import bug, check, ok
+from tests.rules.casekit import bug, check, lint, ok
 
 ELEMENTWISE_AND_LISTS = [
     # Dropout and activations keep their input's dtype (on no autocast list).
@@ -87,3 +89,89 @@ ELEMENTWISE_AND_LISTS = [
 @pytest.mark.parametrize("source", ELEMENTWISE_AND_LISTS)
 def test_elementwise_ops_and_lists(source: str) -> None:
     check(source, "MP001")
+
+
+# BGE-M3's shape: the loss is picked by flags, the score function handed on, the forward run with
+# the batch spread, `encode` guarded by `if features is None: return None`.
+EMBEDDER = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Embedder(nn.Module):
+        def __init__(self, cross_device=True, self_distill_start_step=0):
+            super().__init__()
+            self.encoder = nn.Linear(16, 16)
+            self.cross_device = cross_device
+            self.self_distill_start_step = self_distill_start_step
+            self.step = 0
+
+        def encode(self, features):
+            if features is None:
+                return None
+            return F.normalize(self.encoder(features), dim=-1), None
+
+        def dense_score(self, q, p):
+            return q @ p.T / 0.02
+
+        def _in_batch_loss(self, q, p, score_func=None):
+            if score_func is None:
+                scores = (q @ p.T).float()
+            else:
+                scores = score_func(q, p)
+            return scores, F.cross_entropy(scores, torch.arange(q.size(0)))
+
+        def _cross_device_loss(self, q, p, score_func=None):
+            return self._in_batch_loss(q, p, score_func=score_func)
+
+        def forward(self, queries=None, passages=None, no_in_batch_neg_flag=False):
+            q, _ = self.encode(queries)
+            p, _ = self.encode(passages)
+            if no_in_batch_neg_flag or not self.cross_device:
+                loss_func = self._in_batch_loss
+            else:
+                loss_func = self._cross_device_loss
+            scores, loss = loss_func(q, p, score_func=self.dense_score)
+            if self.step > self.self_distill_start_step:
+                loss = loss - F.log_softmax(scores, dim=-1).mean()  # MARK
+            self.step += 1
+            return loss
+
+
+    def train(batches):
+        model = Embedder().half()
+        for inputs in batches:
+            model(**inputs).backward()
+"""
+
+
+def test_a_loss_picked_by_branches_runs_on_what_the_spread_batch_gives() -> None:
+    """`model(**inputs)`: the batch may give any parameter, so `queries` is no default None and
+    `encode` (its None guard left out of what it returns) gives the fp16 embeddings; the loss
+    function picked by a flag of unknown value is either; `score_func=self.dense_score` is no None;
+    and `self.step`, counted on by the forward, is past the start step on a later call."""
+    check(EMBEDDER.replace("# MARK", "# expect: MP001"), "MP001")
+
+
+def test_the_quiet_embedder_given_its_batch_as_queries_alone() -> None:
+    """Given the batch as `queries` alone, `passages` stays None and `encode` returns None for it:
+    nothing to unpack, nothing reported."""
+    check(EMBEDDER.replace("model(**inputs)", "model(inputs)"), "MP001")
+
+
+@pytest.mark.parametrize(
+    ("counted", "conditional"),
+    [
+        pytest.param("self.step += 1", False, id="counted-by-the-forward"),
+        pytest.param("pass", True, id="counted-by-nothing"),
+    ],
+)
+def test_a_counter_the_forward_moves_is_no_setting(counted: str, conditional: bool) -> None:
+    """`self.step += 1` in the forward: a later call reads a later count, so `self.step >
+    self.self_distill_start_step` is no setting the default configuration leaves false. A step
+    nothing counts stays at 0: the branch is a configuration of its own, reported as such."""
+    source = EMBEDDER.replace("self.step += 1", counted).replace("# MARK", "# expect: MP001")
+    check(source, "MP001")
+    [finding] = lint(source, "MP001")
+    assert ("not in the default configuration" in finding.message) is conditional

@@ -346,6 +346,57 @@ def test_a_trainer_on_deepspeed_runs_compute_loss_on_a_half_engine(deepspeed: st
     check(source.replace("# MARK", "# expect: MP001" if bug else ""), "MP001")
 
 
+# A model of the project's own under the stock Trainer (or a subclass overriding no step): the Trainer's
+# `compute_loss` runs `model(**inputs)`, the model's forward on the batch, as the Trainer prepared it.
+EMBEDDER_UNDER_THE_TRAINER = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from transformers import AutoModel, Trainer, TrainingArguments
+
+
+    class Embedder(nn.Module):
+        def __init__(self, name, temperature=0.02):
+            super().__init__()
+            self.model = AutoModel.from_pretrained(name)
+            self.temperature = temperature
+
+        def forward(self, queries, passages, teacher_targets):
+            q = self.model(**queries).last_hidden_state[:, 0]
+            p = self.model(**passages).last_hidden_state[:, 0]
+            scores = q @ p.T / self.temperature
+            log_probs = torch.log_softmax(scores, dim=-1)  # MARK
+            return F.kl_div(log_probs, teacher_targets, reduction="batchmean")
+
+
+    class EmbedderTrainer(Trainer):
+        def _save(self, output_dir=None, state_dict=None):
+            self.model.save(output_dir)
+
+
+    args = TrainingArguments(output_dir="out", {precision}=True{deepspeed})
+    {trainer}(model=Embedder("BAAI/bge-m3"), args=args).train()
+"""
+
+
+@pytest.mark.parametrize("trainer", ["Trainer", "EmbedderTrainer"])
+@pytest.mark.parametrize(
+    ("precision", "deepspeed", "bug"),
+    [
+        pytest.param("fp16", ', deepspeed="ds_stage0.json"', True, id="deepspeed-fp16-engine"),
+        pytest.param("bf16", ', deepspeed="ds_stage0.json"', True, id="deepspeed-bf16-engine"),
+        pytest.param("fp16", "", False, id="accelerate-fp16-autocast"),
+    ],
+)
+def test_the_trainer_s_own_step_runs_the_model_s_forward(
+    trainer: str, precision: str, deepspeed: str, bug: bool
+) -> None:
+    """Under DeepSpeed the engine's half weights give half scores (no autocast); under accelerate's
+    mixed precision the forward runs in a CUDA autocast region, where log_softmax is fp32."""
+    source = EMBEDDER_UNDER_THE_TRAINER.format(precision=precision, deepspeed=deepspeed, trainer=trainer)
+    check(source.replace("# MARK", "# expect: MP001" if bug else ""), "MP001")
+
+
 # The Trainer builds its own optimizer over the model's trainable parameters as they are
 # (`create_optimizer`): a model loaded half trains with no fp32 master weights, unless DeepSpeed or
 # FSDP holds them, or the launch may bring either.

@@ -52,7 +52,7 @@ def call_named(
         if transformers.is_arguments_class(function):
             return transformers.arguments(kwargs, known=not any(arg.star for arg in node.args))
         if transformers.is_trainer_class(function):
-            return transformers.trainer(self, node, ctx, args, kwargs)
+            return transformers.trainer_by_name(self, node, ctx, args, kwargs)
         if function.startswith(transformers.PACKAGES) and leaf in transformers.ARGUMENT_PARSERS:
             return transformers.argument_parser(args, kwargs)
         if peft.is_peft(function):

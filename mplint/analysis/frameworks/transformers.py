@@ -43,6 +43,7 @@ Read from transformers 5.24.0 (`pip download transformers==5.24.0`) and trl 1.16
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import libcst as cst
@@ -51,7 +52,7 @@ from mplint.analysis.configuration import NAMESPACE
 from mplint.analysis.frameworks import accelerate, causal_lm, peft
 from mplint.analysis.frameworks.pins import Version
 from mplint.analysis.scopes import Context
-from mplint.analysis.summaries import Definition
+from mplint.analysis.summaries import SPREAD, Definition
 from mplint.analysis.values import UNKNOWN, Kind, Precision, Region, Value, const, dotted, is_none
 from mplint.tree import walk
 
@@ -421,10 +422,8 @@ def subclass_trainer(
 ) -> Value:
     """`MyTrainer(model=model, args=training_args)` with `MyTrainer(Trainer)` linted (`base` the
     framework's class): as `trainer`, and its override of `compute_loss` (or of a method the base
-    trainer calls from there, `_MODEL_ENTRIES`) runs on the prepared model, in an autocast region
-    whose state depends on the transformers version the repository pins (entered around
-    `compute_loss` before 4.30, where the model runs as it is; from 4.30 the model is prepared by
-    accelerate and no region is entered).
+    trainer calls from there, `_MODEL_ENTRIES`) runs on the model as the Trainer prepares it
+    (`_training_model`); without one, the Trainer's own `compute_loss` runs the model's forward.
     The model it trains is the one its own `__init__` handed the Trainer's (TRL-style trainers load it
     there from a name), else the one it is given."""
     model = instance.item("model") or model_of(args, kwargs)
@@ -436,8 +435,43 @@ def subclass_trainer(
         else:  # the subclass builds the optimizer its own way, over the same model, where the Trainer would
             self.call_definition(overridden, [], {}, None, receiver=instance)
     override = _model_entry(definition, base)
-    if override is None or override.owner is None or override.owner.path not in self.modules:
-        return instance
+    if override is None:
+        _default_step(self, node, ctx, args, kwargs, model)
+    elif override.owner is not None and override.owner.path in self.modules:
+        prepared, region = _training_model(self, node, ctx, args, kwargs, model)
+        self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)
+    return instance
+
+
+def trainer_by_name(
+    self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value]
+) -> Value:
+    """`Trainer(model=model, args=training_args)`, the class by name: `trainer`, and its own
+    `compute_loss` run on the model it is given (`_default_step`)."""
+    built = trainer(self, node, ctx, args, kwargs)
+    _default_step(self, node, ctx, args, kwargs, model_of(args, kwargs))
+    return built
+
+
+def _default_step(
+    self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value], model: Value
+) -> None:
+    """The Trainer's own `compute_loss` (`outputs = model(**inputs)`) on a model of the linted code:
+    its forward, on the model as the Trainer prepared it, with a batch of unknown keys."""
+    definition = model.payload if model.kind is Kind.MODULE else None
+    if not isinstance(definition, Definition) or definition.method("forward") is None:
+        return
+    prepared, region = _training_model(self, node, ctx, args, kwargs, model)
+    self.forward(prepared, [], {SPREAD: UNKNOWN}, replace(ctx, region=region))
+
+
+def _training_model(
+    self: Interpreter, node: cst.Call, ctx: Context, args: list[Value], kwargs: dict[str, Value], model: Value
+) -> tuple[Value, Region | None]:
+    """The model `compute_loss` is handed, and the autocast region around it, by the precision the
+    trainer's arguments (or its launch) ask for: DeepSpeed's engine in the half dtype, no region; or
+    the model accelerate prepared, under a region whose state depends on the transformers version
+    the repository pins (entered around `compute_loss` before 4.30, where the model runs as it is)."""
     arguments = trainer_arguments(args, kwargs)
     precision = precision_of(arguments)
     launch = accelerate.launch_config(self, ctx)
@@ -458,8 +492,7 @@ def subclass_trainer(
             # an Auto class loads it from that name.
             module = engine.with_(kind=Kind.MODULE)
             engine = causal_lm.loaded(self, causal_lm.AUTO_LOAD, ctx.scope.module.path, module, model)
-        self.call_definition(override, [engine, UNKNOWN], {}, None, receiver=instance)
-        return instance
+        return engine, None
     version = causal_lm.pinned_transformers(self, ctx.scope.module.path)
     if version is not None and version < ACCELERATE_RUNS_AMP_SINCE:
         prepared = model  # run as it is, under the autocast around `compute_loss`
@@ -467,6 +500,4 @@ def subclass_trainer(
     else:
         prepared = accelerate.prepared(model, precision, node, ctx)
         entered = None if version is None else False  # unpinned: the transformers that runs is not known
-    region = Region("cuda", precision or Precision.HALF, entered, ctx.scope.module.path, node)
-    self.call_definition(override, [prepared, UNKNOWN], {}, region, receiver=instance)
-    return instance
+    return prepared, Region("cuda", precision or Precision.HALF, entered, ctx.scope.module.path, node)

@@ -43,6 +43,7 @@ from mplint.analysis.values import (
     is_mixed,
     is_tensor_like,
     join,
+    matmul,
     promote,
 )
 from mplint.tree import string_value
@@ -460,7 +461,7 @@ def binary(
     self: Interpreter, left: Value, right: Value, operator: cst.BaseBinaryOp | None, region: Region | None = None
 ) -> Value:
     if isinstance(operator, cst.MatrixMultiply):
-        return self.lowered(promote(left, right), region)
+        return self.lowered(matmul(left, right), region)
     if Kind.PARAMS in (left.kind, right.kind):  # params += list(model.parameters())
         return combine_params([left, right])
     folded = fold_numbers(operator, left.const, right.const)

@@ -25,6 +25,7 @@ from mplint.analysis.values import (
     is_none,
     is_tensor_like,
     join,
+    matmul,
     promote,
     selected,
 )
@@ -194,6 +195,8 @@ def created_tensor(
     return Value(Kind.TENSOR, precision, origin=origin)
 
 
+# Products of two tensors of one dtype (`values.matmul`).
+_MATMULS = frozenset({"matmul", "mm", "bmm"})
 # torch functions over a sequence of tensors, giving one of their dtype.
 _JOINING_OPS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack"})
 
@@ -230,6 +233,8 @@ def tensor_op(
         # `torch.where(mask, logits, -100)`: the values chosen between, not the mask (a Python
         # number keeps the tensor's dtype).
         return promote(args[1], args[2])
+    if op in _MATMULS and len(args) == (2 if function is not None else 1):
+        return self.lowered(matmul(*args) if function is not None else matmul(tensor, args[0]), region)
     if tensor.kind not in (Kind.TENSOR, Kind.ANY) or (
         tensor.kind is Kind.ANY and tensor.precision is Precision.UNKNOWN and tensor.region is None
     ):

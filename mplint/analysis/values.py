@@ -404,6 +404,18 @@ def promote(left: Value, right: Value) -> Value:
     return Value(Kind.TENSOR, precision, origin=origin, region=region, scaled=scaled)
 
 
+def matmul(left: Value, right: Value) -> Value:
+    """`a @ b`, `torch.bmm(a, b)`: matmul takes operands of one dtype (outside autocast another raises),
+    so one of known precision gives the product's, the other's unknown (`image_features @
+    text_features.half().t()`)."""
+    result = promote(left, right)
+    known = [value for value in (left, right) if is_tensor_like(value) and value.precision is not Precision.UNKNOWN]
+    if len(known) != 1 or result.kind is not Kind.TENSOR:
+        return result
+    precision = known[0].precision
+    return result.with_(precision=precision, origin=known[0].origin if precision.is_low else None)
+
+
 def selected(params: Value) -> Value:
     """Some of `params`, chosen by a function (`filter(...)`; a comprehension's filter is kept, see
     `selections.chosen`): parameters all half stay half; of a mixed model (`MIXED`: a half submodule

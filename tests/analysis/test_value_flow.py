@@ -54,6 +54,35 @@ ELEMENTWISE_AND_LISTS = [
             return F.log_softmax(q, dim=-1)
         """,
     ),
+    # matmul takes operands of one dtype: one made fp16 (PromptSRC's zero-shot logits) gives the
+    # product's, whatever the other is known to be.
+    bug(
+        "a-product-with-a-half-operand",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def kl(image_features, fixed_embeddings, logits, logit_scale):
+            zero_shot_logits = logit_scale * image_features @ fixed_embeddings.half().t()
+            text = torch.bmm(image_features, fixed_embeddings.half())
+            return (
+                F.log_softmax(zero_shot_logits, dim=1),  # expect: MP001
+                F.log_softmax(text, dim=1),  # expect: MP001
+            )
+        """,
+    ),
+    # Operands of two known dtypes (fp32 with fp16, a run under autocast): the product's is not told.
+    ok(
+        "a-product-of-two-known-dtypes",
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def kl(image_features, fixed_embeddings):
+            zero_shot_logits = image_features.float() @ fixed_embeddings.half().t()
+            return F.log_softmax(zero_shot_logits, dim=1)
+        """,
+    ),
     # A list appended to in a loop (which may not run) and concatenated: the tensors it holds.
     bug(
         "tensors-appended-then-concatenated",
@@ -154,10 +183,9 @@ def test_a_loss_picked_by_branches_runs_on_what_the_spread_batch_gives() -> None
     check(EMBEDDER.replace("# MARK", "# expect: MP001"), "MP001")
 
 
-def test_the_quiet_embedder_given_its_batch_as_queries_alone() -> None:
-    """Given the batch as `queries` alone, `passages` stays None and `encode` returns None for it:
-    nothing to unpack, nothing reported."""
-    check(EMBEDDER.replace("model(**inputs)", "model(inputs)"), "MP001")
+def test_the_embedder_in_fp32_is_quiet() -> None:
+    """The same step on a model left in fp32: nothing to report."""
+    check(EMBEDDER.replace("Embedder().half()", "Embedder()"), "MP001")
 
 
 @pytest.mark.parametrize(

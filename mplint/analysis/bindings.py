@@ -23,6 +23,7 @@ from mplint.analysis.values import (
     Alternatives,
     Kind,
     Value,
+    alternatives,
     dotted,
     group_params,
     one_of,
@@ -134,7 +135,11 @@ def named(value: Value, name: str) -> Value:
 
 
 def unpacked(value: Value, index: int, count: int, star: int | None = None) -> Value:
-    """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking."""
+    """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking;
+    of a value that is one of several (`Alternatives`), of those that are tuples of `count` values."""
+    if isinstance(value.payload, Alternatives) and star is None:
+        fitting = [one for one in alternatives(value) if isinstance(one.payload, tuple) and len(one.payload) == count]
+        return unpacked(one_of(fitting), index, count) if fitting else UNKNOWN
     if value.kind in (Kind.ANY, Kind.PARAMS) and isinstance(value.payload, tuple):
         elements = value.payload
         if star is None:

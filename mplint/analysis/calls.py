@@ -312,7 +312,7 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             # actor_logits, critic_values`) is what the forward returns, whatever its fields' dtypes
             # are known to be; under an autocast region the output is the region's (below), which
             # also carries the region's gradient path.
-            record = (result.kind is Kind.DICT or _is_tuple(result)) and region is None
+            record = (result.kind is Kind.DICT or _is_tuple(result) or _holds_tuple(result)) and region is None
             if result.precision is not Precision.UNKNOWN or result.region is not None or record:
                 return result
             region = forward.region or region
@@ -1146,6 +1146,11 @@ def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
 
 def _is_tuple(value: Value) -> bool:
     return value.kind is Kind.ANY and isinstance(value.payload, tuple)
+
+
+def _holds_tuple(value: Value) -> bool:
+    """A tuple on some paths (`return loss, logits` in training, `return logits` in eval)."""
+    return isinstance(value.payload, Alternatives) and any(_is_tuple(each) for each in alternatives(value))
 
 
 def _is_callable_value(value: Value) -> bool:

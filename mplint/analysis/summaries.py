@@ -31,6 +31,7 @@ from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, off_path
 from mplint.analysis.values import (
     UNKNOWN,
+    Alternatives,
     Kind,
     Origin,
     Precision,
@@ -508,13 +509,21 @@ def _run_body(
 def _joined_returns(returns: list[Value]) -> Value:
     """What a function returns: its paths' returns joined. A `return None` beside returns of a tuple
     (`if features is None: return None` before `return dense, sparse, colbert`) is left out: callers
-    unpack the tuple, which None would not survive."""
-    if any(value.kind is Kind.ANY and isinstance(value.payload, tuple) for value in returns):
+    unpack the tuple, which None would not survive. A tuple beside a value of another kind (PromptSRC's
+    forward: `return loss, features, ..., logits` in training, `return logits` in eval) is either
+    (`Alternatives`): a caller unpacking it takes the tuple that fits."""
+    tuples = [value for value in returns if _is_tuple(value)]
+    if tuples:
         returns = [value for value in returns if not is_none(value)]
-    result = returns[0] if returns else const(None)
-    for value in returns[1:]:
-        result = join(result, value)
-    return result
+        others = [value for value in returns if not _is_tuple(value)]
+        if others:
+            each = (functools.reduce(join, tuples), functools.reduce(join, others))
+            return Value(Kind.ANY, payload=Alternatives(each))
+    return functools.reduce(join, returns) if returns else const(None)
+
+
+def _is_tuple(value: Value) -> bool:
+    return value.kind is Kind.ANY and isinstance(value.payload, tuple)
 
 
 def _rerun_body(

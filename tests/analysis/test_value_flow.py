@@ -203,3 +203,46 @@ def test_a_counter_the_forward_moves_is_no_setting(counted: str, conditional: bo
     check(source, "MP001")
     [finding] = lint(source, "MP001")
     assert ("not in the default configuration" in finding.message) is conditional
+
+
+# PromptSRC's shape: the forward returns a tuple in training and the logits alone in eval; the training
+# step unpacks the tuple.
+TUPLE_IN_TRAINING = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class CustomCLIP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = nn.Linear(16, 16)
+
+        def forward(self, image, fixed_embeddings):
+            features = self.visual(image)
+            logits = features @ fixed_embeddings.float().t()
+            if self.training:
+                zero_shot_logits = features @ fixed_embeddings.half().t()
+                return logits, zero_shot_logits
+            return logits
+
+
+    def step(image, fixed_embeddings):
+        model = CustomCLIP().half()
+        logits, zero_shot_logits = {unpacked}
+        return F.kl_div(F.log_softmax(logits, dim=1), F.log_softmax(zero_shot_logits, dim=1), log_target=True)  # MARK
+"""
+
+
+@pytest.mark.parametrize(
+    ("unpacked", "bug"),
+    [
+        pytest.param("model(image, fixed_embeddings)", True, id="the-tuple-unpacked"),
+        pytest.param("model(image, fixed_embeddings), None", False, id="the-output-whole"),
+    ],
+)
+def test_a_forward_returning_a_tuple_on_one_path_is_unpacked_as_the_tuple(unpacked: str, bug: bool) -> None:
+    """`return logits, zero_shot_logits` in training beside `return logits` in eval: unpacking two
+    values takes the tuple (the fp16 zero-shot logits); the output taken whole is of no known dtype."""
+    source = TUPLE_IN_TRAINING.format(unpacked=unpacked)
+    check(source.replace("# MARK", "# expect: MP001" if bug else ""), "MP001")

@@ -5,6 +5,7 @@ re-exports followed), and a list that `params.extend(...)` makes a parameter lis
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
@@ -26,6 +27,7 @@ from mplint.analysis.values import (
     alternatives,
     dotted,
     group_params,
+    join,
     one_of,
 )
 from mplint.tree import STAR_IMPORT, dotted_text
@@ -138,8 +140,9 @@ def unpacked(value: Value, index: int, count: int, star: int | None = None) -> V
     """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking;
     of a value that is one of several (`Alternatives`), of those that are tuples of `count` values."""
     if isinstance(value.payload, Alternatives) and star is None:
-        fitting = [one for one in alternatives(value) if isinstance(one.payload, tuple) and len(one.payload) == count]
-        return unpacked(one_of(fitting), index, count) if fitting else UNKNOWN
+        rows = [each.payload for each in alternatives(value) if isinstance(each.payload, tuple)]
+        rows = [row for row in rows if len(row) == count]
+        return functools.reduce(join, [row[index] for row in rows]) if rows else UNKNOWN
     if value.kind in (Kind.ANY, Kind.PARAMS) and isinstance(value.payload, tuple):
         elements = value.payload
         if star is None:

@@ -30,6 +30,7 @@ from mplint.analysis.frameworks import hydra
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, off_path
 from mplint.analysis.values import (
+    MAX_ALTERNATIVES,
     UNKNOWN,
     Alternatives,
     Kind,
@@ -517,7 +518,7 @@ def _joined_returns(returns: list[Value]) -> Value:
         returns = [value for value in returns if not is_none(value)]
         others = [value for value in returns if not _is_tuple(value)]
         if others:
-            each = (functools.reduce(join, tuples), functools.reduce(join, others))
+            each = (*tuples[: MAX_ALTERNATIVES - 1], functools.reduce(join, others))
             return Value(Kind.ANY, payload=Alternatives(each))
     return functools.reduce(join, returns) if returns else const(None)
 

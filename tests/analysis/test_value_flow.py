@@ -246,3 +246,23 @@ def test_a_forward_returning_a_tuple_on_one_path_is_unpacked_as_the_tuple(unpack
     values takes the tuple (the fp16 zero-shot logits); the output taken whole is of no known dtype."""
     source = TUPLE_IN_TRAINING.format(unpacked=unpacked)
     check(source.replace("# MARK", "# expect: MP001" if bug else ""), "MP001")
+
+
+def test_two_tuples_beside_a_tensor_unpack_as_both() -> None:
+    """Two tuples of two values on two paths beside a tensor on a third (axolotl's test kernels sent
+    this into endless recursion): unpacking takes each tuple's element, joined."""
+    source = """
+        import torch
+        import torch.nn.functional as F
+
+        def step(x, w, mode):
+            if mode == "a":
+                return x @ w.half(), x @ w.half()
+            if mode == "b":
+                return (x @ w.half()) * 2, x
+            return x
+
+        first, second = step(images, weights, mode)
+        logp = F.log_softmax(first, dim=-1)  # expect: MP001
+    """
+    check(source, "MP001")

@@ -231,7 +231,7 @@ def _with_config_files(
         matched = sorted(glob.glob(os.path.join(base, name)))[:_MOST_MATCHED_CONFIGS]
         if matched:
             return [
-                _with_config_file(path, {**options, key: os.path.relpath(file, base)}, root, read, in_order=in_order)
+                _with_config_file(path, {**options, key: os.path.relpath(file, root)}, root, read, in_order=in_order)
                 for file in matched
             ]
     return [_Command(path, options, None)]
@@ -256,32 +256,30 @@ def _with_config_file(
 ) -> _Command:
     """A command with its options over those of the YAML file its `--config` names (or the YAML or
     JSON file it gives as its first argument, `POSITIONAL_CONFIG`; a JSON `--config` is a model's
-    config the script reads in code), found relative to the repository's root (where commands are run
-    from) or to the command's file; a URL of one of the repository's files on GitHub is that file.
+    config the script reads in code), named from the repository's root (`_rooted`: where commands are
+    run from, or from the command's file); a URL of one of the repository's files on GitHub is that file.
     `in_order`: the file's settings stand where `--config` does among the options (jsonargparse: those
     after it win, those before it lose), else the command line wins (TRL)."""
     name = config_named(options)
     suffixes = _CONFIG_SUFFIXES if _config_key(options) == POSITIONAL_CONFIG else (".yaml", ".yml")
     if not isinstance(name, str) or not name.endswith(suffixes):
         return _Command(path, options, options)
-    name = _repository_path(name)
-    for base in (root, os.path.dirname(path)):
-        config = os.path.normpath(os.path.join(base, name))
-        text = read_text(config, _LARGEST_CONFIG)
-        if text is not None:
-            read.append(config)
-            settings = {
-                key: written
-                for key, value in scalars(text).items()
-                if (written := _as_written(value)) is not None and key not in _NO_OPTION
-            }
-            configured = {**settings, **options}
-            if in_order:
-                configured = {}
-                for key, value in options.items():
-                    configured.update(settings if key in (_CONFIG_FLAG, POSITIONAL_CONFIG) else {key: value})
-            return _Command(path, options, configured, os.path.relpath(config, root))
-    return _Command(path, options, None)
+    config = os.path.normpath(os.path.join(root, _repository_path(name)))
+    text = read_text(config, _LARGEST_CONFIG)
+    if text is None:
+        return _Command(path, options, None)
+    read.append(config)
+    settings = {
+        key: written
+        for key, value in scalars(text).items()
+        if (written := _as_written(value)) is not None and key not in _NO_OPTION
+    }
+    configured = {**settings, **options}
+    if in_order:
+        configured = {}
+        for key, value in options.items():
+            configured.update(settings if key in (_CONFIG_FLAG, POSITIONAL_CONFIG) else {key: value})
+    return _Command(path, options, configured, os.path.relpath(config, root))
 
 
 def _as_written(value: object) -> str | None:

@@ -27,6 +27,7 @@ from mplint.analysis.values import (
     alternatives,
     dotted,
     group_params,
+    is_tuple,
     join,
     one_of,
 )
@@ -140,9 +141,9 @@ def unpacked(value: Value, index: int, count: int, star: int | None = None) -> V
     """Target `index` of `count` (the starred one at `star`, if any: `engine, *_ = ...`) of an unpacking;
     of a value that is one of several (`Alternatives`), of those that are tuples of `count` values."""
     if isinstance(value.payload, Alternatives) and star is None:
-        rows = [each.payload for each in alternatives(value) if isinstance(each.payload, tuple)]
-        rows = [row for row in rows if len(row) == count]
-        return functools.reduce(join, [row[index] for row in rows]) if rows else UNKNOWN
+        rows = [cast(tuple, each.payload) for each in alternatives(value) if is_tuple(each)]
+        fitting = [row[index] for row in rows if len(row) == count]
+        return functools.reduce(join, fitting) if fitting else UNKNOWN
     if value.kind in (Kind.ANY, Kind.PARAMS) and isinstance(value.payload, tuple):
         elements = value.payload
         if star is None:
@@ -331,8 +332,6 @@ def apply_parameter_collection(self: Interpreter, expression: cst.BaseExpression
             _pool(self, target.value, table, value, ctx)
         return
     current = self.eval(target, ctx)
-    if value.kind is Kind.TENSOR and expression.func.attr.value != "append":
-        return
     if value.kind is Kind.PARAMS:
         self.assign(target, combine_params([current, value]), ctx)
     elif expression.func.attr.value == "append" and (elements := literal_values(current)) is not None:

@@ -61,9 +61,11 @@ from mplint.analysis.values import (
     const,
     dotted,
     half_submodule,
+    holds_tuple,
     is_mixed,
     is_none,
     is_tensor_like,
+    is_tuple,
     one_of,
     recast,
 )
@@ -312,7 +314,7 @@ def module_output(self: Interpreter, module: Value, args: list[Value], kwargs: d
             # actor_logits, critic_values`) is what the forward returns, whatever its fields' dtypes
             # are known to be; under an autocast region the output is the region's (below), which
             # also carries the region's gradient path.
-            record = (result.kind is Kind.DICT or _is_tuple(result) or _holds_tuple(result)) and region is None
+            record = (result.kind is Kind.DICT or is_tuple(result) or holds_tuple(result)) and region is None
             if result.precision is not Precision.UNKNOWN or result.region is not None or record:
                 return result
             region = forward.region or region
@@ -1142,15 +1144,6 @@ def _is_loss_scaling_framework(function: str, kwargs: dict[str, Value]) -> bool:
         setting = kwargs.get("mixed_precision", kwargs.get("precision", UNKNOWN)).const
         return str(setting) in ("fp16", "16", "16-mixed")  # an unknown setting is "None"
     return False
-
-
-def _is_tuple(value: Value) -> bool:
-    return value.kind is Kind.ANY and isinstance(value.payload, tuple)
-
-
-def _holds_tuple(value: Value) -> bool:
-    """A tuple on some paths (`return loss, logits` in training, `return logits` in eval)."""
-    return isinstance(value.payload, Alternatives) and any(_is_tuple(each) for each in alternatives(value))
 
 
 def _is_callable_value(value: Value) -> bool:

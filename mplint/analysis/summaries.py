@@ -30,9 +30,7 @@ from mplint.analysis.frameworks import hydra
 from mplint.analysis.scopes import Context, Frame, Scope
 from mplint.analysis.statements import DEFAULT_DTYPE, Implied, is_no_grad, off_path
 from mplint.analysis.values import (
-    MAX_ALTERNATIVES,
     UNKNOWN,
-    Alternatives,
     Kind,
     Origin,
     Precision,
@@ -41,7 +39,9 @@ from mplint.analysis.values import (
     alternatives,
     const,
     is_none,
+    is_tuple,
     join,
+    one_of,
     recast,
 )
 from mplint.tree import statements
@@ -511,20 +511,13 @@ def _joined_returns(returns: list[Value]) -> Value:
     """What a function returns: its paths' returns joined. A `return None` beside returns of a tuple
     (`if features is None: return None` before `return dense, sparse, colbert`) is left out: callers
     unpack the tuple, which None would not survive. A tuple beside a value of another kind (PromptSRC's
-    forward: `return loss, features, ..., logits` in training, `return logits` in eval) is either
-    (`Alternatives`): a caller unpacking it takes the tuple that fits."""
-    tuples = [value for value in returns if _is_tuple(value)]
-    if tuples:
+    forward: `return loss, features, ..., logits` in training, `return logits` in eval) is one of them
+    (`Alternatives`): a caller unpacking it takes the tuples that fit."""
+    if any(is_tuple(value) for value in returns):
         returns = [value for value in returns if not is_none(value)]
-        others = [value for value in returns if not _is_tuple(value)]
-        if others:
-            each = (*tuples[: MAX_ALTERNATIVES - 1], functools.reduce(join, others))
-            return Value(Kind.ANY, payload=Alternatives(each))
+        if not all(is_tuple(value) for value in returns):
+            return one_of(returns)
     return functools.reduce(join, returns) if returns else const(None)
-
-
-def _is_tuple(value: Value) -> bool:
-    return value.kind is Kind.ANY and isinstance(value.payload, tuple)
 
 
 def _rerun_body(

@@ -404,6 +404,16 @@ def promote(left: Value, right: Value) -> Value:
     return Value(Kind.TENSOR, precision, origin=origin, region=region, scaled=scaled)
 
 
+def is_tuple(value: Value) -> bool:
+    """A tuple (or list) of values: `return logits, values`, `[a, b]`."""
+    return value.kind is Kind.ANY and isinstance(value.payload, tuple)
+
+
+def holds_tuple(value: Value) -> bool:
+    """A tuple on some paths (`return loss, logits` in training, `return logits` in eval)."""
+    return isinstance(value.payload, Alternatives) and any(is_tuple(each) for each in alternatives(value))
+
+
 def matmul(left: Value, right: Value) -> Value:
     """`a @ b`, `torch.bmm(a, b)`: matmul takes operands of one dtype (outside autocast another raises),
     so one of known precision gives the product's, the other's unknown (`image_features @
